@@ -1,0 +1,66 @@
+using VethTrace.Packets;
+
+namespace VethTrace.Capture.Files;
+
+/// <summary>Which way a packet went on its interface (pcapng epb_flags bits 0-1, or SLL packet type).</summary>
+public enum PacketDirection : byte
+{
+    Unknown = 0,
+    Inbound = 1,
+    Outbound = 2,
+}
+
+/// <summary>One interface of a capture: a pcapng Interface Description Block, or a classic pcap file's only one.</summary>
+public sealed record CaptureInterface(int Id, string Name, string? Description, LinkType LinkType, int SnapLength, int TimestampResolution)
+{
+    /// <summary>A readable label: the name, with the description when there is one.</summary>
+    public override string ToString() => Description is null ? Name : $"{Name} ({Description})";
+}
+
+/// <summary>
+/// One packet read from a capture file. <see cref="Data"/> points into the reader's own buffer and is
+/// valid only until the next read: parse it, or copy it, before reading on.
+/// </summary>
+public readonly ref struct CaptureRecord
+{
+    public CaptureRecord(ReadOnlySpan<byte> data, long timestampNs, int interfaceId, LinkType linkType, int originalLength, PacketDirection direction, long fileOffset)
+    {
+        Data = data;
+        TimestampNs = timestampNs;
+        InterfaceId = interfaceId;
+        LinkType = linkType;
+        OriginalLength = originalLength;
+        Direction = direction;
+        FileOffset = fileOffset;
+    }
+
+    public ReadOnlySpan<byte> Data { get; }
+
+    /// <summary>Nanoseconds since the Unix epoch (UTC), after if_tsresol and if_tsoffset.</summary>
+    public long TimestampNs { get; }
+
+    /// <summary>Index into <see cref="CaptureFileReader.Interfaces"/>.</summary>
+    public int InterfaceId { get; }
+
+    public LinkType LinkType { get; }
+
+    /// <summary>The packet's length on the wire; <see cref="Data"/> may be shorter (the snaplen).</summary>
+    public int OriginalLength { get; }
+
+    public PacketDirection Direction { get; }
+
+    /// <summary>Where the record starts in the file.</summary>
+    public long FileOffset { get; }
+}
+
+/// <summary>A problem in a capture file: which file, where, and what. The packets before it were read.</summary>
+public sealed record CaptureFileError(string Path, long Offset, string Message)
+{
+    public override string ToString() => $"{Path}: at byte {Offset}: {Message}";
+}
+
+/// <summary>Thrown only when a file cannot be opened as a capture at all (missing, unreadable, wrong magic).</summary>
+public sealed class CaptureFileException(CaptureFileError error) : Exception(error.ToString())
+{
+    public CaptureFileError Error { get; } = error;
+}

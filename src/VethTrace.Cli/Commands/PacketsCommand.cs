@@ -1,0 +1,149 @@
+using System.Globalization;
+using VethTrace.Capture.Files;
+using VethTrace.Cli.Output;
+using VethTrace.Flows;
+using VethTrace.Packets;
+
+namespace VethTrace.Cli.Commands;
+
+/// <summary>
+/// <c>vethtrace packets FILE…</c>: every packet of the captures, parsed, with its NAT-invariant fingerprint;
+/// with <c>--by-fingerprint</c>, grouped so that one packet's copies on several interfaces stand together.
+/// </summary>
+public static class PacketsCommand
+{
+    /// <summary>Grouping keeps every packet's line in memory; beyond this many it stops and says so.</summary>
+    public const int MaxGroupedPackets = 1_000_000;
+
+    public sealed record Settings(IReadOnlyList<string> Files, bool ByFingerprint, long Count, ParserOptions Parser, Dictionary<int, string> InterfaceMap);
+
+    private readonly record struct Sighting(long TimestampNs, string Interface, string Direction, string Text, long Order);
+
+    public static ExitCode Execute(Settings settings, TextWriter output, TextWriter error)
+    {
+        var names = new InterfaceNames(settings.InterfaceMap);
+        var groups = new Dictionary<ulong, List<Sighting>>();
+        var groupOrder = new List<ulong>();
+        var outcomes = new long[Enum.GetValues<ParseOutcome>().Length];
+        long packets = 0;
+        var exit = ExitCode.Success;
+        bool full = false;
+
+        foreach (string path in settings.Files)
+        {
+            CaptureFileReader reader;
+            try
+            {
+                reader = CaptureFileReader.Open(path);
+            }
+            catch (CaptureFileException e)
+            {
+                error.WriteLine($"vethtrace: {e.Error}");
+                exit = ExitCode.BadInput;
+                continue;
+            }
+            using (reader)
+            {
+                while (packets < settings.Count && !full && reader.TryReadNext(out CaptureRecord record))
+                {
+                    packets++;
+                    PacketParser.Parse(record.Data, record.LinkType, settings.Parser, out ParsedPacket packet);
+                    outcomes[(int)packet.Outcome]++;
+                    ulong fingerprint = PacketFingerprint.Compute(in packet, record.Data);
+                    string interfaceName = names.Name(reader.Interfaces[record.InterfaceId], in packet);
+                    string direction = Direction(record.Direction, in packet);
+                    string text = PacketText.Describe(in packet);
+                    if (!settings.ByFingerprint)
+                    {
+                        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                            $"{packets,6} {FormatTime(record.TimestampNs)} {interfaceName,-12} {direction,-3} {text}  fp {fingerprint:x16}"));
+                        continue;
+                    }
+                    if (!groups.TryGetValue(fingerprint, out var sightings))
+                    {
+                        sightings = [];
+                        groups[fingerprint] = sightings;
+                        groupOrder.Add(fingerprint);
+                    }
+                    sightings.Add(new Sighting(record.TimestampNs, interfaceName, direction, text, packets));
+                    full = packets >= MaxGroupedPackets;
+                }
+                if (reader.Error is not null)
+                {
+                    error.WriteLine($"vethtrace: {reader.Error}");
+                    exit = ExitCode.BadInput;
+                }
+            }
+        }
+
+        if (settings.ByFingerprint)
+        {
+            WriteGroups(output, groups, groupOrder);
+        }
+        if (full)
+        {
+            error.WriteLine($"vethtrace: stopped grouping after {MaxGroupedPackets} packets (the grouped view keeps them all in memory)");
+        }
+        WriteSummary(output, packets, outcomes, settings.ByFingerprint ? groups : null);
+        return exit;
+    }
+
+    private static void WriteGroups(TextWriter output, Dictionary<ulong, List<Sighting>> groups, List<ulong> order)
+    {
+        foreach (ulong fingerprint in order)
+        {
+            var sightings = groups[fingerprint];
+            // Time order; equal timestamps keep the order they were read in.
+            sightings.Sort((a, b) => a.TimestampNs != b.TimestampNs ? a.TimestampNs.CompareTo(b.TimestampNs) : a.Order.CompareTo(b.Order));
+            long first = sightings[0].TimestampNs;
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"fp {fingerprint:x16}  {sightings.Count} sighting{(sightings.Count == 1 ? "" : "s")}  {FormatTime(first)}"));
+            foreach (var sighting in sightings)
+            {
+                double deltaUs = (sighting.TimestampNs - first) / 1000.0;
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"  {"+" + deltaUs.ToString("0.000", CultureInfo.InvariantCulture) + "µs",12} {sighting.Interface,-12} {sighting.Direction,-3} {sighting.Text}"));
+            }
+        }
+    }
+
+    private static void WriteSummary(TextWriter output, long packets, long[] outcomes, Dictionary<ulong, List<Sighting>>? groups)
+    {
+        output.WriteLine();
+        output.Write(string.Create(CultureInfo.InvariantCulture, $"{packets} packets"));
+        if (groups is not null)
+        {
+            int multi = groups.Values.Count(g => g.Count > 1);
+            output.Write(string.Create(CultureInfo.InvariantCulture, $", {groups.Count} distinct fingerprints, {multi} seen more than once"));
+        }
+        output.WriteLine();
+        var notComplete = Enum.GetValues<ParseOutcome>().Where(o => o != ParseOutcome.Complete && outcomes[(int)o] > 0).ToList();
+        if (notComplete.Count > 0)
+        {
+            output.WriteLine("not fully parsed: " + string.Join(", ", notComplete.Select(o => string.Create(CultureInfo.InvariantCulture, $"{outcomes[(int)o]} {OutcomeName(o)}"))));
+        }
+    }
+
+    private static string OutcomeName(ParseOutcome outcome) => outcome switch
+    {
+        ParseOutcome.UnsupportedProtocol => "not dissected (non-IP or unknown protocol)",
+        ParseOutcome.NonFirstFragment => "non-first fragments",
+        ParseOutcome.LimitExceeded => "over a header limit",
+        _ => outcome.ToString().ToLowerInvariant(),
+    };
+
+    private static string Direction(PacketDirection direction, in ParsedPacket packet) => direction switch
+    {
+        PacketDirection.Inbound => "in",
+        PacketDirection.Outbound => "out",
+        _ when packet.Outer.LinkType == LinkType.LinuxSll || packet.Outer.LinkType == LinkType.LinuxSll2 =>
+            packet.Outer.PacketType == LinuxPacketType.Outgoing ? "out" : "in",
+        _ => "-",
+    };
+
+    private static string FormatTime(long unixNs)
+    {
+        var time = DateTime.UnixEpoch.AddTicks(unixNs / 100);
+        return string.Create(CultureInfo.InvariantCulture, $"{time:HH:mm:ss}.{unixNs % 1_000_000_000:D9}");
+    }
+}

@@ -1,0 +1,118 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using VethTrace.Cli.Commands;
+using VethTrace.Packets;
+
+namespace VethTrace.Cli;
+
+/// <summary>The command tree. Handlers take writers and return an <see cref="ExitCode"/>, so tests need no process.</summary>
+public static class VethTraceCommand
+{
+    public static ExitCode Run(string[] args, TextWriter output, TextWriter error)
+    {
+        var root = Build(output, error);
+        ParseResult parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            // One line per problem, then a hint: no stack trace, no wall of help text.
+            foreach (ParseError parseError in parsed.Errors)
+            {
+                error.WriteLine($"vethtrace: {parseError.Message}");
+            }
+            string command = parsed.CommandResult.Command == root ? "" : " " + parsed.CommandResult.Command.Name;
+            error.WriteLine($"Try 'vethtrace{command} --help'.");
+            return ExitCode.Usage;
+        }
+        return (ExitCode)parsed.Invoke(new InvocationConfiguration { Output = output, Error = error });
+    }
+
+    public static RootCommand Build(TextWriter output, TextWriter error)
+    {
+        var root = new RootCommand(
+            "VethTrace: follow a container's packets across its eth0, its veth, the bridge, NAT and the host's egress, " +
+            "and see where the time went.");
+        root.Subcommands.Add(BuildPackets(output, error));
+        return root;
+    }
+
+    private static Command BuildPackets(TextWriter output, TextWriter error)
+    {
+        var files = new Argument<string[]>("files")
+        {
+            Description = "pcap or pcapng files (gzip-compressed is fine)",
+            Arity = ArgumentArity.OneOrMore,
+        };
+        files.Validators.Add(result =>
+        {
+            // System.CommandLine hands an unknown "--option" to a string argument; say what it is.
+            foreach (string file in result.GetValueOrDefault<string[]>() ?? [])
+            {
+                if (file.Length > 1 && file[0] == '-')
+                {
+                    result.AddError($"unknown option '{file}' (a file whose name starts with '-' can be given as ./{file})");
+                }
+            }
+        });
+        var byFingerprint = new Option<bool>("--by-fingerprint", "-g")
+        {
+            Description = "Group packets by their NAT-invariant fingerprint: one packet's copies on several interfaces stand together, with the time since the first copy",
+        };
+        var count = new Option<long>("--count", "-c")
+        {
+            Description = "Stop after this many packets",
+            DefaultValueFactory = _ => long.MaxValue,
+        };
+        var vxlanPort = new Option<int>("--vxlan-port")
+        {
+            Description = "UDP port that carries VXLAN; 0 turns decapsulation off",
+            DefaultValueFactory = _ => 4789,
+        };
+        vxlanPort.Validators.Add(result =>
+        {
+            int value = result.GetValueOrDefault<int>();
+            if (value is < 0 or > 65535)
+            {
+                result.AddError($"--vxlan-port must be between 0 and 65535; got {value}");
+            }
+        });
+        var ifname = new Option<string[]>("--ifname")
+        {
+            Description = "Name an interface known only by its index (Linux cooked v2, tcpdump -i any): INDEX=NAME, repeatable",
+            Arity = ArgumentArity.ZeroOrMore,
+            AllowMultipleArgumentsPerToken = false,
+        };
+        ifname.Validators.Add(result =>
+        {
+            foreach (string text in result.GetValueOrDefault<string[]>() ?? [])
+            {
+                if (InterfaceNames.TryParseMapping(text, []) is { } problem)
+                {
+                    result.AddError(problem);
+                }
+            }
+        });
+
+        var command = new Command("packets", "Print every packet of the captures, parsed, with its NAT-invariant fingerprint.\n\nExamples:\n" +
+            "  vethtrace packets captures/masquerade-multi.pcapng --by-fingerprint\n" +
+            "  vethtrace packets captures/any-sll2.pcap --ifname 5=docker0 -c 20")
+        {
+            files, byFingerprint, count, vxlanPort, ifname,
+        };
+        command.SetAction(parseResult =>
+        {
+            var map = new Dictionary<int, string>();
+            foreach (string text in parseResult.GetValue(ifname) ?? [])
+            {
+                InterfaceNames.TryParseMapping(text, map);
+            }
+            var settings = new PacketsCommand.Settings(
+                parseResult.GetValue(files) ?? [],
+                parseResult.GetValue(byFingerprint),
+                parseResult.GetValue(count),
+                new ParserOptions { VxlanPort = (ushort)parseResult.GetValue(vxlanPort) },
+                map);
+            return (int)PacketsCommand.Execute(settings, output, error);
+        });
+        return command;
+    }
+}

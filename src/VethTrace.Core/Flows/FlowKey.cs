@@ -1,0 +1,68 @@
+using VethTrace.Packets;
+using VethTrace.Packets.Headers;
+
+namespace VethTrace.Flows;
+
+/// <summary>
+/// A flow as one hop sees it: protocol, source and destination endpoints. For ICMP and ICMPv6 echo,
+/// the identifier stands in for a port the way conntrack uses it (request: source side; reply:
+/// destination side), so a request and its reply canonicalise to the same key. Other ICMP messages
+/// have ports 0. A key is a plain value; it allocates nothing.
+/// </summary>
+public readonly record struct FlowKey(IpProtocol Protocol, IpAddress Source, ushort SourcePort, IpAddress Destination, ushort DestinationPort)
+{
+    /// <summary>The flow of the packet's innermost stack. Returns default when there is no network layer.</summary>
+    public static FlowKey From(in ParsedPacket packet) => From(in packet.Innermost);
+
+    public static FlowKey From(in PacketLayers layers)
+    {
+        if (!layers.Has(LayerSet.Network))
+        {
+            return default;
+        }
+        ushort sourcePort = 0;
+        ushort destinationPort = 0;
+        if (layers.IsTcp || layers.IsUdp)
+        {
+            sourcePort = layers.SourcePort;
+            destinationPort = layers.DestinationPort;
+        }
+        else if (layers.IsIcmp && IcmpHeader.HasIdentifier(layers.IpVersion == 6, layers.IcmpType))
+        {
+            bool isRequest = layers.IcmpType is IcmpHeader.V4Type.EchoRequest or IcmpHeader.V4Type.Timestamp or IcmpHeader.V6Type.EchoRequest;
+            if (isRequest)
+            {
+                sourcePort = layers.IcmpIdentifier;
+            }
+            else
+            {
+                destinationPort = layers.IcmpIdentifier;
+            }
+        }
+        return new FlowKey(layers.Protocol, layers.Source, sourcePort, layers.Destination, destinationPort);
+    }
+
+    public bool IsEmpty => Source.IsNone;
+
+    public FlowKey Reversed => new(Protocol, Destination, DestinationPort, Source, SourcePort);
+
+    /// <summary>
+    /// The same key for both directions: the lower endpoint (address, then port) first.
+    /// <paramref name="reversed"/> tells whether this packet runs from the higher endpoint to the lower.
+    /// </summary>
+    public FlowKey Canonical(out bool reversed)
+    {
+        int order = Source.CompareTo(Destination);
+        reversed = order > 0 || order == 0 && SourcePort > DestinationPort;
+        return reversed ? Reversed : this;
+    }
+
+    public string SourceEndpoint => Endpoint(Source, SourcePort);
+
+    public string DestinationEndpoint => Endpoint(Destination, DestinationPort);
+
+    private string Endpoint(IpAddress address, ushort port) =>
+        Protocol == IpProtocol.Icmp || Protocol == IpProtocol.IcmpV6 ? address.ToString() : address.ToEndpointString(port);
+
+    public override string ToString() => $"{Protocol} {SourceEndpoint} > {DestinationEndpoint}";
+}

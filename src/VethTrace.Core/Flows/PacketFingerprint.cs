@@ -1,0 +1,164 @@
+using System.Buffers.Binary;
+using VethTrace.Packets;
+using VethTrace.Packets.Headers;
+
+namespace VethTrace.Flows;
+
+/// <summary>
+/// The NAT-invariant fingerprint of DESIGN.md: a 64-bit hash of what stays the same when one packet
+/// crosses a veth, a bridge, routing and netfilter NAT, and of what tells two packets of one flow apart.
+/// <list type="bullet">
+/// <item>Left out, because the path rewrites them: addresses and ports (SNAT, MASQUERADE, DNAT), the TTL or hop
+/// limit (routing), checksums, the ICMP echo identifier (NAT rewrites it like a port), the TOS/traffic class
+/// (ECN marks may change), the link layer and VLAN tags.</item>
+/// <item>Kept: IPv4 identification, protocol and total length; IPv6 payload length, upper-layer protocol,
+/// flow label and fragment identification; fragment offset; TCP sequence, acknowledgment, flags, payload length
+/// and RFC 7323 timestamps (which differ between a segment and its retransmission even where IP IDs don't, as on IPv6);
+/// UDP length; ICMP type, code and sequence; for ICMP errors, the invariant of the quoted packet (its addresses
+/// and ports are rewritten by conntrack along with the outer ones); and a hash of the first
+/// <see cref="PayloadHashBytes"/> payload bytes.</item>
+/// </list>
+/// For VXLAN the inner packet is fingerprinted, so the encapsulated copy matches the container's copy.
+/// Computing it reads the frame and allocates nothing.
+/// </summary>
+public static class PacketFingerprint
+{
+    /// <summary>
+    /// Payload bytes folded into the fingerprint. Few on purpose: every hop must capture them for the
+    /// copies to match. With a 128-byte snaplen, Linux cooked v2 (20) + IPv6 (40) + TCP with the largest
+    /// options (60) leaves exactly 8.
+    /// </summary>
+    public const int PayloadHashBytes = 8;
+
+    /// <summary>Computes the fingerprint of the packet's innermost stack; <paramref name="frame"/> is the span it was parsed from.</summary>
+    public static ulong Compute(in ParsedPacket packet, ReadOnlySpan<byte> frame)
+    {
+        ref readonly PacketLayers layers = ref packet.Innermost;
+        ulong hash = StableHash.Seed;
+        if (!layers.Has(LayerSet.Network))
+        {
+            // Not IP (ARP, LLC) or cut before the network header: nothing is NATed, so the type and the
+            // first bytes after the link header identify it well enough within a time window.
+            hash = StableHash.Add(hash, layers.EtherType.Value);
+            int start = Math.Min(layers.NetworkOffset, frame.Length);
+            hash = StableHash.AddBytes(hash, frame[start..]);
+            hash = StableHash.AddBytes(hash, frame[Math.Min(start + 8, frame.Length)..]);
+            return StableHash.Finish(hash);
+        }
+
+        if (layers.IpVersion == 4)
+        {
+            hash = StableHash.Add(hash, 4UL << 56 | (ulong)layers.IpId << 32 | (ulong)layers.Protocol.Value << 16 | (uint)layers.IpTotalLength);
+        }
+        else
+        {
+            hash = StableHash.Add(hash, 6UL << 56 | (ulong)layers.Protocol.Value << 48 | (ulong)layers.FlowLabel << 24 | (uint)(layers.IpTotalLength - Ipv6Header.Field.HeaderLength) & 0xFF_FFFF);
+            hash = StableHash.Add(hash, layers.IpId);
+        }
+        if ((layers.Flags & PacketFlags.Fragment) != 0)
+        {
+            hash = StableHash.Add(hash, (ulong)layers.FragmentOffset << 1 | ((layers.Flags & PacketFlags.MoreFragments) != 0 ? 1UL : 0UL));
+        }
+
+        if (layers.Has(LayerSet.Transport))
+        {
+            if (layers.IsTcp)
+            {
+                hash = StableHash.Add(hash, (ulong)layers.TcpSequence << 32 | layers.TcpAcknowledgment);
+                hash = StableHash.Add(hash, (ulong)(ushort)layers.TcpFlags << 32 | (uint)layers.PayloadLength);
+                if ((layers.Flags & PacketFlags.TcpTimestamps) != 0)
+                {
+                    hash = StableHash.Add(hash, (ulong)layers.TcpTsVal << 32 | layers.TcpTsEcr);
+                }
+            }
+            else if (layers.IsUdp)
+            {
+                hash = StableHash.Add(hash, (uint)layers.PayloadLength);
+            }
+            else if (layers.IsIcmp)
+            {
+                hash = StableHash.Add(hash, (ulong)layers.IcmpType << 32 | (ulong)layers.IcmpCode << 16 | layers.IcmpSequence);
+                if (layers.IsIcmpError)
+                {
+                    return StableHash.Finish(AddQuotedPacket(hash, Payload(in layers, frame), layers.IpVersion == 6));
+                }
+            }
+        }
+        return StableHash.Finish(StableHash.AddBytes(hash, HashedPayload(in layers, frame)));
+    }
+
+    /// <summary>
+    /// True when every hashed payload byte was captured. When false the fingerprint hashed fewer bytes,
+    /// and a copy of the same packet captured with a larger snaplen will not match it exactly.
+    /// </summary>
+    public static bool CoversPayload(in ParsedPacket packet)
+    {
+        ref readonly PacketLayers layers = ref packet.Innermost;
+        return layers.CapturedPayloadLength >= Math.Min(PayloadHashBytes, layers.PayloadLength);
+    }
+
+    private static ReadOnlySpan<byte> Payload(in PacketLayers layers, ReadOnlySpan<byte> frame)
+    {
+        // The parser guarantees PayloadOffset + CapturedPayloadLength <= frame length; check anyway,
+        // since a caller may pass a different frame than the one parsed.
+        int start = layers.PayloadOffset;
+        int length = layers.CapturedPayloadLength;
+        return (uint)start <= (uint)frame.Length && (uint)length <= (uint)(frame.Length - start)
+            ? frame.Slice(start, length)
+            : ReadOnlySpan<byte>.Empty;
+    }
+
+    private static ReadOnlySpan<byte> HashedPayload(in PacketLayers layers, ReadOnlySpan<byte> frame)
+    {
+        ReadOnlySpan<byte> payload = Payload(in layers, frame);
+        return payload[..Math.Min(payload.Length, PayloadHashBytes)];
+    }
+
+    /// <summary>
+    /// ICMP errors quote the offending packet (RFC 792; RFC 4443 section 3). NAT rewrites the quoted
+    /// addresses, ports and checksums too (RFC 5508 section 7), so only the quoted invariants are hashed.
+    /// </summary>
+    private static ulong AddQuotedPacket(ulong hash, ReadOnlySpan<byte> quoted, bool v6)
+    {
+        IpProtocol protocol;
+        ReadOnlySpan<byte> transport;
+        if (!v6)
+        {
+            if (Ipv4Header.TryCreate(quoted, out var ip) != HeaderCheck.Ok || ip.IsCutShort)
+            {
+                return StableHash.AddBytes(hash, quoted[..Math.Min(quoted.Length, PayloadHashBytes)]);
+            }
+            protocol = ip.Protocol;
+            hash = StableHash.Add(hash, (ulong)ip.Identification << 32 | (ulong)protocol.Value << 16 | ip.TotalLength);
+            transport = quoted[ip.HeaderLength..];
+        }
+        else
+        {
+            if (Ipv6Header.TryCreate(quoted, out var ip) != HeaderCheck.Ok)
+            {
+                return StableHash.AddBytes(hash, quoted[..Math.Min(quoted.Length, PayloadHashBytes)]);
+            }
+            protocol = ip.NextHeader;
+            hash = StableHash.Add(hash, (ulong)protocol.Value << 48 | (ulong)ip.FlowLabel << 24 | ip.PayloadLength);
+            transport = quoted[Ipv6Header.Field.HeaderLength..];
+        }
+        // Only the first 8 transport bytes are guaranteed to be quoted (RFC 792).
+        if (transport.Length < 8)
+        {
+            return hash;
+        }
+        if (protocol == IpProtocol.Tcp)
+        {
+            return StableHash.Add(hash, BinaryPrimitives.ReadUInt32BigEndian(transport[TcpHeader.Field.Sequence..]));
+        }
+        if (protocol == IpProtocol.Udp)
+        {
+            return StableHash.Add(hash, BinaryPrimitives.ReadUInt16BigEndian(transport[UdpHeader.Field.Length..]));
+        }
+        if (protocol == IpProtocol.Icmp || protocol == IpProtocol.IcmpV6)
+        {
+            return StableHash.Add(hash, (ulong)transport[0] << 24 | (ulong)transport[1] << 16 | BinaryPrimitives.ReadUInt16BigEndian(transport[IcmpHeader.Field.Sequence..]));
+        }
+        return hash;
+    }
+}

@@ -1,0 +1,88 @@
+using System.Buffers.Binary;
+using System.Net;
+
+namespace VethTrace.Packets;
+
+/// <summary>
+/// An IPv4 or IPv6 address held by value (no allocation), so it can live in a parsed packet,
+/// a flow key or an observation. IPv4 addresses keep their own family: they are not folded into
+/// IPv4-mapped IPv6, because a report must print them as the wire carried them.
+/// </summary>
+public readonly struct IpAddress : IEquatable<IpAddress>, IComparable<IpAddress>
+{
+    // The address as a 128-bit big-endian number; IPv4 uses the low 32 bits.
+    private readonly UInt128 _value;
+    private readonly byte _version;
+
+    private IpAddress(UInt128 value, byte version)
+    {
+        _value = value;
+        _version = version;
+    }
+
+    /// <summary>4, 6, or 0 for "no address".</summary>
+    public int Version => _version;
+
+    public bool IsNone => _version == 0;
+
+    /// <summary>The IPv4 address as a host-order number (only meaningful when <see cref="Version"/> is 4).</summary>
+    public uint V4 => (uint)_value;
+
+    public UInt128 Value => _value;
+
+    public static IpAddress FromV4(uint hostOrder) => new(hostOrder, 4);
+
+    /// <summary>Reads 4 bytes in network order. The caller guarantees the length.</summary>
+    public static IpAddress ReadV4(ReadOnlySpan<byte> fourBytes) => new(BinaryPrimitives.ReadUInt32BigEndian(fourBytes), 4);
+
+    /// <summary>Reads 16 bytes in network order. The caller guarantees the length.</summary>
+    public static IpAddress ReadV6(ReadOnlySpan<byte> sixteenBytes) => new(BinaryPrimitives.ReadUInt128BigEndian(sixteenBytes), 6);
+
+    public static IpAddress Parse(string text)
+    {
+        var address = IPAddress.Parse(text);
+        Span<byte> bytes = stackalloc byte[16];
+        address.TryWriteBytes(bytes, out int written);
+        return written == 4 ? ReadV4(bytes) : ReadV6(bytes);
+    }
+
+    public IPAddress ToIPAddress()
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        if (_version == 4)
+        {
+            BinaryPrimitives.WriteUInt32BigEndian(bytes, (uint)_value);
+            return new IPAddress(bytes[..4]);
+        }
+        BinaryPrimitives.WriteUInt128BigEndian(bytes, _value);
+        return new IPAddress(bytes);
+    }
+
+    public bool Equals(IpAddress other) => _value == other._value && _version == other._version;
+
+    public override bool Equals(object? obj) => obj is IpAddress other && Equals(other);
+
+    public override int GetHashCode() => HashCode.Combine(_value, _version);
+
+    /// <summary>Orders by family, then numerically; used to make flow keys canonical.</summary>
+    public int CompareTo(IpAddress other)
+    {
+        int byVersion = _version.CompareTo(other._version);
+        return byVersion != 0 ? byVersion : _value.CompareTo(other._value);
+    }
+
+    public static bool operator ==(IpAddress left, IpAddress right) => left.Equals(right);
+
+    public static bool operator !=(IpAddress left, IpAddress right) => !left.Equals(right);
+
+    public static bool operator <(IpAddress left, IpAddress right) => left.CompareTo(right) < 0;
+
+    public static bool operator >(IpAddress left, IpAddress right) => left.CompareTo(right) > 0;
+
+    public override string ToString() => _version == 0 ? "-" : ToIPAddress().ToString();
+
+    /// <summary>Formats an endpoint as DESIGN.md's report contract wants: <c>ip:port</c>, <c>[v6]:port</c>, or a bare address.</summary>
+    public string ToEndpointString(int? port) => port is null
+        ? ToString()
+        : _version == 6 ? $"[{this}]:{port}" : $"{this}:{port}";
+}

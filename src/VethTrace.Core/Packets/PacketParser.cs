@@ -1,0 +1,526 @@
+using System.Runtime.CompilerServices;
+using VethTrace.Packets.Headers;
+
+namespace VethTrace.Packets;
+
+/// <summary>
+/// The zero-allocation packet parser. It reads a captured frame laxly: every layer whose header was
+/// captured is kept, and <see cref="ParsedPacket.StoppedAt"/> and <see cref="ParsedPacket.Outcome"/>
+/// say where and why it stopped. It never throws on any input and never allocates.
+/// </summary>
+public static class PacketParser
+{
+    /// <summary>Parses with <see cref="ParserOptions.Default"/>.</summary>
+    public static ParseOutcome Parse(ReadOnlySpan<byte> frame, LinkType linkType, out ParsedPacket packet) =>
+        Parse(frame, linkType, ParserOptions.Default, out packet);
+
+    public static ParseOutcome Parse(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, out ParsedPacket packet)
+    {
+        packet = default;
+        packet.CapturedLength = frame.Length;
+        int innerOffset = ParseStack(frame, 0, linkType, options, ref packet.Outer, ref packet);
+        while (innerOffset >= 0)
+        {
+            if (packet.TunnelDepth >= options.MaxTunnelDepth)
+            {
+                Stop(ref packet, ParseLayer.Tunnel, ParseOutcome.LimitExceeded);
+                break;
+            }
+            packet.TunnelDepth++;
+            packet.Inner = default;
+            // VXLAN carries a whole Ethernet frame (RFC 7348 section 5).
+            innerOffset = ParseStack(frame, innerOffset, LinkType.Ethernet, options, ref packet.Inner, ref packet);
+        }
+        return packet.Outcome;
+    }
+
+    /// <summary>Parses one stack starting at <paramref name="offset"/>. Returns the offset of a VXLAN-encapsulated frame, or -1.</summary>
+    private static int ParseStack(ReadOnlySpan<byte> frame, int offset, LinkType linkType, ParserOptions options, ref PacketLayers layers, ref ParsedPacket packet)
+    {
+        packet.Outcome = ParseOutcome.Complete;
+        packet.StoppedAt = ParseLayer.Payload;
+        layers.LinkType = linkType;
+        layers.LinkOffset = offset;
+        if (!ParseLink(frame, ref offset, linkType, options, ref layers, ref packet))
+        {
+            return -1;
+        }
+        layers.NetworkOffset = offset;
+        ReadOnlySpan<byte> network = frame[offset..];
+        int transportEnd;
+        int segmentLength;
+        if (layers.EtherType == EtherType.Ipv4)
+        {
+            if (!ParseIpv4(network, ref layers, ref packet, out transportEnd, out segmentLength))
+            {
+                return -1;
+            }
+        }
+        else if (layers.EtherType == EtherType.Ipv6)
+        {
+            if (!ParseIpv6(network, options, ref layers, ref packet, out transportEnd, out segmentLength))
+            {
+                return -1;
+            }
+        }
+        else
+        {
+            Stop(ref packet, ParseLayer.Network, ParseOutcome.UnsupportedProtocol);
+            return -1;
+        }
+        int transportStart = offset + layers.IpHeaderLength;
+        layers.TransportOffset = transportStart;
+        return ParseTransport(frame[transportStart..(offset + transportEnd)], transportStart, segmentLength, options, ref layers, ref packet);
+    }
+
+    private static bool ParseLink(ReadOnlySpan<byte> frame, ref int offset, LinkType linkType, ParserOptions options, ref PacketLayers layers, ref ParsedPacket packet)
+    {
+        ReadOnlySpan<byte> data = frame[offset..];
+        EtherType type;
+        switch (linkType.Value)
+        {
+            case 1: // Ethernet
+                if (!EthernetHeader.TryCreate(data, out var ethernet))
+                {
+                    return Truncated(ref packet, ParseLayer.Link, EthernetHeader.Field.HeaderLength, data.Length);
+                }
+                type = ethernet.EtherType;
+                offset += EthernetHeader.Field.HeaderLength;
+                break;
+            case 113: // Linux cooked v1
+                if (!LinuxSllHeader.TryCreate(data, out var sll))
+                {
+                    return Truncated(ref packet, ParseLayer.Link, LinuxSllHeader.Field.HeaderLength, data.Length);
+                }
+                type = sll.Protocol;
+                layers.PacketType = sll.PacketType;
+                offset += LinuxSllHeader.Field.HeaderLength;
+                break;
+            case 276: // Linux cooked v2
+                if (!LinuxSll2Header.TryCreate(data, out var sll2))
+                {
+                    return Truncated(ref packet, ParseLayer.Link, LinuxSll2Header.Field.HeaderLength, data.Length);
+                }
+                type = sll2.Protocol;
+                layers.PacketType = sll2.PacketType;
+                layers.InterfaceIndex = sll2.InterfaceIndex;
+                offset += LinuxSll2Header.Field.HeaderLength;
+                break;
+            case 0: // BSD loopback, host byte order
+            case 108: // OpenBSD loopback, big-endian
+                if (!NullHeader.TryReadEtherType(data, alwaysBigEndian: linkType.Value == 108, out type))
+                {
+                    return Truncated(ref packet, ParseLayer.Link, NullHeader.HeaderLength, data.Length);
+                }
+                offset += NullHeader.HeaderLength;
+                break;
+            case 101: // Raw IP: the version nibble decides.
+                if (data.IsEmpty)
+                {
+                    return Truncated(ref packet, ParseLayer.Network, 1, 0);
+                }
+                type = (data[0] >> 4) switch
+                {
+                    4 => EtherType.Ipv4,
+                    6 => EtherType.Ipv6,
+                    _ => default,
+                };
+                if (type.Value == 0)
+                {
+                    layers.Layers |= LayerSet.Link;
+                    return Stop(ref packet, ParseLayer.Network, ParseOutcome.Malformed);
+                }
+                break;
+            case 228:
+                type = EtherType.Ipv4;
+                break;
+            case 229:
+                type = EtherType.Ipv6;
+                break;
+            default:
+                return Stop(ref packet, ParseLayer.Link, ParseOutcome.UnsupportedProtocol);
+        }
+        layers.Layers |= LayerSet.Link;
+
+        // VLAN tags may follow any link header: libpcap re-inserts the tag the kernel stripped into
+        // skb metadata, for cooked captures too.
+        while (type.IsVlanTag)
+        {
+            if (layers.VlanCount >= options.MaxVlanTags)
+            {
+                layers.EtherType = type;
+                return Stop(ref packet, ParseLayer.Vlan, ParseOutcome.LimitExceeded);
+            }
+            if (!VlanTag.TryCreate(frame[offset..], out var tag))
+            {
+                layers.EtherType = type;
+                return Truncated(ref packet, ParseLayer.Vlan, VlanTag.Field.HeaderLength, frame.Length - offset);
+            }
+            if (layers.VlanCount == 0)
+            {
+                layers.OuterVlanId = tag.VlanId;
+            }
+            else
+            {
+                layers.InnerVlanId = tag.VlanId;
+            }
+            layers.VlanCount++;
+            layers.Layers |= LayerSet.Vlan;
+            type = tag.EtherType;
+            offset += VlanTag.Field.HeaderLength;
+        }
+        layers.EtherType = type;
+        if (type.IsLength)
+        {
+            // An 802.3 length: LLC/SNAP follows, which carries no IP VethTrace traces.
+            return Stop(ref packet, ParseLayer.Link, ParseOutcome.UnsupportedProtocol);
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// Reads IPv4. <paramref name="transportEnd"/> is where the transport bytes end inside
+    /// <paramref name="data"/> (IP length or captured end, whichever is first); <paramref name="segmentLength"/>
+    /// is the transport length the IP header declares.
+    /// </summary>
+    private static bool ParseIpv4(ReadOnlySpan<byte> data, ref PacketLayers layers, ref ParsedPacket packet, out int transportEnd, out int segmentLength)
+    {
+        transportEnd = 0;
+        segmentLength = 0;
+        switch (Ipv4Header.TryCreate(data, out var ip))
+        {
+            case HeaderCheck.Truncated:
+                return Truncated(ref packet, ParseLayer.Network, Ipv4Header.Field.FixedLength, data.Length);
+            case HeaderCheck.Malformed:
+                return Stop(ref packet, ParseLayer.Network, ParseOutcome.Malformed);
+        }
+        layers.Layers |= LayerSet.Network;
+        layers.IpVersion = 4;
+        layers.Source = ip.Source;
+        layers.Destination = ip.Destination;
+        layers.Protocol = ip.Protocol;
+        layers.IpId = ip.Identification;
+        layers.Ttl = ip.Ttl;
+        layers.TrafficClass = ip.Tos;
+        int headerLength = ip.HeaderLength;
+        layers.IpHeaderLength = headerLength;
+        int totalLength = ip.TotalLength;
+        if (totalLength == 0 && data.Length > headerLength)
+        {
+            // A TSO/GSO super-packet captured before segmentation may carry a zero total length
+            // (Linux big TCP for IPv4, net/ipv4: "BIG TCP"); the captured length is the best there is.
+            totalLength = data.Length;
+            layers.Flags |= PacketFlags.IpLengthFromCapture;
+        }
+        layers.IpTotalLength = totalLength;
+        if (ip.DontFragment)
+        {
+            layers.Flags |= PacketFlags.DontFragment;
+        }
+        if (ip.MoreFragments || ip.FragmentOffset != 0)
+        {
+            layers.Flags |= PacketFlags.Fragment | (ip.MoreFragments ? PacketFlags.MoreFragments : 0);
+            layers.FragmentOffset = ip.FragmentOffset;
+        }
+        if (totalLength < headerLength)
+        {
+            return Stop(ref packet, ParseLayer.Network, ParseOutcome.Malformed);
+        }
+        if (ip.IsCutShort)
+        {
+            return Truncated(ref packet, ParseLayer.Network, headerLength, data.Length);
+        }
+        transportEnd = ClampToCapture(ref layers, totalLength, data.Length);
+        segmentLength = totalLength - headerLength;
+        if (ip.FragmentOffset != 0)
+        {
+            // Only the first fragment carries the transport header (RFC 791 section 2.3).
+            SetPayload(ref layers, layers.NetworkOffset + headerLength, segmentLength, transportEnd - headerLength);
+            return Stop(ref packet, ParseLayer.Transport, ParseOutcome.NonFirstFragment);
+        }
+        return true;
+    }
+
+    private static bool ParseIpv6(ReadOnlySpan<byte> data, ParserOptions options, ref PacketLayers layers, ref ParsedPacket packet, out int transportEnd, out int segmentLength)
+    {
+        transportEnd = 0;
+        segmentLength = 0;
+        switch (Ipv6Header.TryCreate(data, out var ip))
+        {
+            case HeaderCheck.Truncated:
+                return Truncated(ref packet, ParseLayer.Network, Ipv6Header.Field.HeaderLength, data.Length);
+            case HeaderCheck.Malformed:
+                return Stop(ref packet, ParseLayer.Network, ParseOutcome.Malformed);
+        }
+        layers.Layers |= LayerSet.Network;
+        layers.IpVersion = 6;
+        layers.Source = ip.Source;
+        layers.Destination = ip.Destination;
+        layers.Ttl = ip.HopLimit;
+        layers.TrafficClass = ip.TrafficClass;
+        layers.FlowLabel = ip.FlowLabel;
+        IpProtocol next = ip.NextHeader;
+        layers.Protocol = next;
+        int totalLength = Ipv6Header.Field.HeaderLength + ip.PayloadLength;
+        if (ip.PayloadLength == 0 && next != IpProtocol.NoNextHeader && data.Length > Ipv6Header.Field.HeaderLength)
+        {
+            // A jumbogram (RFC 2675) or a big-TCP GSO packet: the length lives elsewhere or nowhere.
+            totalLength = data.Length;
+            layers.Flags |= PacketFlags.IpLengthFromCapture;
+        }
+        layers.IpTotalLength = totalLength;
+        int end = ClampToCapture(ref layers, totalLength, data.Length);
+        int offset = Ipv6Header.Field.HeaderLength;
+        layers.IpHeaderLength = offset;
+
+        // Walk the extension headers (RFC 8200 section 4), bounded by MaxExtensionHeaders.
+        while (Ipv6ExtensionHeader.IsExtension(next))
+        {
+            if (layers.ExtensionHeaderCount >= options.MaxExtensionHeaders)
+            {
+                return Stop(ref packet, ParseLayer.IpExtension, ParseOutcome.LimitExceeded);
+            }
+            ReadOnlySpan<byte> rest = data[offset..end];
+            if (Ipv6ExtensionHeader.TryCreate(rest, next, out var extension) != HeaderCheck.Ok)
+            {
+                // With the whole IP packet captured, a header that does not fit runs past the
+                // payload length: malformed. Otherwise the snaplen cut it.
+                int declared = Ipv6ExtensionHeader.DeclaredLength(rest, next);
+                return totalLength <= data.Length
+                    ? Stop(ref packet, ParseLayer.IpExtension, ParseOutcome.Malformed)
+                    : Truncated(ref packet, ParseLayer.IpExtension, Math.Max(declared, Ipv6ExtensionHeader.Field.MinimumLength), rest.Length);
+            }
+            layers.ExtensionHeaderCount++;
+            offset += extension.Length;
+            layers.IpHeaderLength = offset;
+            next = extension.NextHeader;
+            layers.Protocol = next;
+            if (extension.IsFragment)
+            {
+                layers.Flags |= PacketFlags.Fragment | (extension.MoreFragments ? PacketFlags.MoreFragments : 0);
+                layers.FragmentOffset = extension.FragmentOffset;
+                layers.IpId = extension.FragmentIdentification;
+                if (extension.FragmentOffset != 0)
+                {
+                    SetPayload(ref layers, layers.NetworkOffset + offset, totalLength - offset, end - offset);
+                    return Stop(ref packet, ParseLayer.Transport, ParseOutcome.NonFirstFragment);
+                }
+            }
+        }
+        if (offset > totalLength)
+        {
+            return Stop(ref packet, ParseLayer.IpExtension, ParseOutcome.Malformed);
+        }
+        transportEnd = end;
+        segmentLength = totalLength - offset;
+        return true;
+    }
+
+    /// <summary>
+    /// Reads TCP, UDP, ICMP or ICMPv6 from <paramref name="data"/> (captured transport bytes, at most the IP length).
+    /// Returns the frame offset of a VXLAN-encapsulated frame, or -1.
+    /// </summary>
+    private static int ParseTransport(ReadOnlySpan<byte> data, int transportStart, int segmentLength, ParserOptions options, ref PacketLayers layers, ref ParsedPacket packet)
+    {
+        IpProtocol protocol = layers.Protocol;
+        if (protocol == IpProtocol.Tcp)
+        {
+            ParseTcp(data, transportStart, segmentLength, ref layers, ref packet);
+        }
+        else if (protocol == IpProtocol.Udp)
+        {
+            return ParseUdp(data, transportStart, segmentLength, options, ref layers, ref packet);
+        }
+        else if (protocol == IpProtocol.Icmp || protocol == IpProtocol.IcmpV6)
+        {
+            ParseIcmp(data, transportStart, segmentLength, ref layers, ref packet);
+        }
+        else
+        {
+            // No next header (59) ends the chain cleanly; anything else is a protocol we don't dissect.
+            SetPayload(ref layers, transportStart, segmentLength, data.Length);
+            if (protocol != IpProtocol.NoNextHeader)
+            {
+                Stop(ref packet, ParseLayer.Transport, ParseOutcome.UnsupportedProtocol);
+            }
+        }
+        return -1;
+    }
+
+    private static void ParseTcp(ReadOnlySpan<byte> data, int transportStart, int segmentLength, ref PacketLayers layers, ref ParsedPacket packet)
+    {
+        switch (TcpHeader.TryCreate(data, out var tcp))
+        {
+            case HeaderCheck.Truncated:
+                Short(ref packet, TcpHeader.Field.FixedLength, data.Length, segmentLength);
+                return;
+            case HeaderCheck.Malformed:
+                Stop(ref packet, ParseLayer.Transport, ParseOutcome.Malformed);
+                return;
+        }
+        layers.Layers |= LayerSet.Transport;
+        layers.SourcePort = tcp.SourcePort;
+        layers.DestinationPort = tcp.DestinationPort;
+        layers.TcpSequence = tcp.Sequence;
+        layers.TcpAcknowledgment = tcp.Acknowledgment;
+        layers.TcpFlags = tcp.Flags;
+        layers.TcpWindow = tcp.Window;
+        int headerLength = tcp.HeaderLength;
+        layers.TcpHeaderLength = (byte)headerLength;
+        layers.TcpOptionsLength = (byte)(headerLength - TcpHeader.Field.FixedLength);
+        if (headerLength > segmentLength)
+        {
+            // The data offset points past the segment the IP header declares.
+            Stop(ref packet, ParseLayer.Transport, ParseOutcome.Malformed);
+            return;
+        }
+        if (tcp.IsCutShort)
+        {
+            Truncated(ref packet, ParseLayer.Transport, headerLength, data.Length);
+            return;
+        }
+        if (headerLength > TcpHeader.Field.FixedLength)
+        {
+            var options = tcp.ReadOptions();
+            layers.TcpMss = options.MaximumSegmentSize;
+            if (options.HasTimestamps)
+            {
+                layers.Flags |= PacketFlags.TcpTimestamps;
+                layers.TcpTsVal = options.TimestampValue;
+                layers.TcpTsEcr = options.TimestampEcho;
+            }
+            if (options.Malformed)
+            {
+                layers.Flags |= PacketFlags.TcpOptionsMalformed;
+            }
+        }
+        SetPayload(ref layers, transportStart + headerLength, segmentLength - headerLength, data.Length - headerLength);
+    }
+
+    private static int ParseUdp(ReadOnlySpan<byte> data, int transportStart, int segmentLength, ParserOptions options, ref PacketLayers layers, ref ParsedPacket packet)
+    {
+        if (!UdpHeader.TryCreate(data, out var udp))
+        {
+            Short(ref packet, UdpHeader.Field.HeaderLength, data.Length, segmentLength);
+            return -1;
+        }
+        layers.Layers |= LayerSet.Transport;
+        layers.SourcePort = udp.SourcePort;
+        layers.DestinationPort = udp.DestinationPort;
+        int udpLength = udp.Length;
+        layers.UdpLength = (ushort)udpLength;
+        bool firstFragment = (layers.Flags & PacketFlags.MoreFragments) != 0;
+        if (udpLength == 0 && layers.IpVersion == 6)
+        {
+            udpLength = segmentLength; // RFC 2675 section 4: the jumbogram's length is the IPv6 one.
+        }
+        if (udpLength < UdpHeader.Field.HeaderLength)
+        {
+            Stop(ref packet, ParseLayer.Transport, ParseOutcome.Malformed);
+            return -1;
+        }
+        if (udpLength != segmentLength && !firstFragment)
+        {
+            // Larger: the IP length wins. Smaller: the bytes after the datagram are not UDP data.
+            layers.Flags |= PacketFlags.UdpLengthMismatch;
+        }
+        int datagramLength = firstFragment ? segmentLength : Math.Min(udpLength, segmentLength);
+        int payloadStart = transportStart + UdpHeader.Field.HeaderLength;
+        SetPayload(ref layers, payloadStart, datagramLength - UdpHeader.Field.HeaderLength, data.Length - UdpHeader.Field.HeaderLength);
+
+        if (options.VxlanPort == 0 || layers.DestinationPort != options.VxlanPort || firstFragment)
+        {
+            return -1;
+        }
+        ReadOnlySpan<byte> payload = data[UdpHeader.Field.HeaderLength..];
+        switch (VxlanHeader.TryCreate(payload, out var vxlan))
+        {
+            case HeaderCheck.Ok:
+                layers.Layers |= LayerSet.Tunnel;
+                packet.Vni = vxlan.Vni;
+                return payloadStart + VxlanHeader.Field.HeaderLength;
+            case HeaderCheck.Truncated:
+                Truncated(ref packet, ParseLayer.Tunnel, VxlanHeader.Field.HeaderLength, payload.Length);
+                return -1;
+            default:
+                // Without the I flag this is not VXLAN (RFC 7348 section 5): plain UDP to port 4789.
+                return -1;
+        }
+    }
+
+    private static void ParseIcmp(ReadOnlySpan<byte> data, int transportStart, int segmentLength, ref PacketLayers layers, ref ParsedPacket packet)
+    {
+        if (!IcmpHeader.TryCreate(data, out var icmp))
+        {
+            Short(ref packet, IcmpHeader.Field.HeaderLength, data.Length, segmentLength);
+            return;
+        }
+        if (segmentLength < IcmpHeader.Field.HeaderLength)
+        {
+            Stop(ref packet, ParseLayer.Transport, ParseOutcome.Malformed);
+            return;
+        }
+        layers.Layers |= LayerSet.Transport;
+        layers.IcmpType = icmp.Type;
+        layers.IcmpCode = icmp.Code;
+        if (IcmpHeader.HasIdentifier(layers.IpVersion == 6, icmp.Type))
+        {
+            layers.IcmpIdentifier = icmp.Identifier;
+            layers.IcmpSequence = icmp.Sequence;
+        }
+        SetPayload(ref layers, transportStart + IcmpHeader.Field.HeaderLength, segmentLength - IcmpHeader.Field.HeaderLength, data.Length - IcmpHeader.Field.HeaderLength);
+    }
+
+    /// <summary>Returns the captured end of the IP packet and flags a mismatch with the declared length.</summary>
+    private static int ClampToCapture(ref PacketLayers layers, int totalLength, int captured)
+    {
+        if (totalLength > captured)
+        {
+            layers.Flags |= PacketFlags.IpLengthBeyondCapture;
+            return captured;
+        }
+        if (totalLength < captured)
+        {
+            layers.Flags |= PacketFlags.TrailingBytes;
+        }
+        return totalLength;
+    }
+
+    private static void SetPayload(ref PacketLayers layers, int offset, int declaredLength, int capturedLength)
+    {
+        layers.PayloadOffset = offset;
+        layers.PayloadLength = Math.Max(declaredLength, 0);
+        layers.CapturedPayloadLength = Math.Clamp(capturedLength, 0, layers.PayloadLength);
+    }
+
+    /// <summary>
+    /// A transport header that does not fit: malformed when the whole segment was captured
+    /// (the IP length leaves no room for it), truncated when the capture ended first.
+    /// </summary>
+    private static void Short(ref ParsedPacket packet, int required, int captured, int segmentLength)
+    {
+        if (captured >= segmentLength)
+        {
+            Stop(ref packet, ParseLayer.Transport, ParseOutcome.Malformed);
+        }
+        else
+        {
+            Truncated(ref packet, ParseLayer.Transport, required, captured);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static bool Truncated(ref ParsedPacket packet, ParseLayer layer, int required, int available)
+    {
+        packet.Required = required;
+        packet.Available = available;
+        return Stop(ref packet, layer, ParseOutcome.Truncated);
+    }
+
+    private static bool Stop(ref ParsedPacket packet, ParseLayer layer, ParseOutcome outcome)
+    {
+        packet.StoppedAt = layer;
+        packet.Outcome = outcome;
+        return false;
+    }
+}

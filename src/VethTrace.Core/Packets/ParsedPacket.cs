@@ -1,0 +1,196 @@
+using System.Diagnostics.CodeAnalysis;
+using VethTrace.Packets.Headers;
+
+namespace VethTrace.Packets;
+
+/// <summary>Which layers of one protocol stack were read.</summary>
+[Flags]
+public enum LayerSet : byte
+{
+    None = 0,
+    Link = 1,
+    Vlan = 2,
+    Network = 4,
+    Transport = 8,
+    /// <summary>A VXLAN header followed the transport layer; the next stack holds the inner frame.</summary>
+    Tunnel = 16,
+}
+
+/// <summary>Where parsing stopped.</summary>
+public enum ParseLayer : byte
+{
+    Link,
+    Vlan,
+    Network,
+    IpExtension,
+    Transport,
+    Tunnel,
+    /// <summary>Every header was read; what is left is payload.</summary>
+    Payload,
+}
+
+/// <summary>Why parsing stopped.</summary>
+public enum ParseOutcome : byte
+{
+    /// <summary>Parsed through the last header VethTrace dissects.</summary>
+    Complete,
+    /// <summary>The captured bytes ended inside a header: the snaplen, usually.</summary>
+    Truncated,
+    /// <summary>A header contradicted itself or its enclosing header.</summary>
+    Malformed,
+    /// <summary>A protocol VethTrace does not dissect (ARP, LLC, GRE, ESP, an unknown link type).</summary>
+    UnsupportedProtocol,
+    /// <summary>An IP fragment with a non-zero offset: it carries no transport header (RFC 791, RFC 8200 section 4.5).</summary>
+    NonFirstFragment,
+    /// <summary>A bound was reached: VLAN tags, IPv6 extension headers or tunnel depth.</summary>
+    LimitExceeded,
+}
+
+/// <summary>Facts about one stack that are not layers.</summary>
+[Flags]
+public enum PacketFlags : ushort
+{
+    None = 0,
+    /// <summary>IPv4 MF set or offset non-zero, or an IPv6 fragment header.</summary>
+    Fragment = 1 << 0,
+    MoreFragments = 1 << 1,
+    DontFragment = 1 << 2,
+    /// <summary>The IP length is larger than the captured bytes (the snaplen cut the packet).</summary>
+    IpLengthBeyondCapture = 1 << 3,
+    /// <summary>Bytes follow the IP packet inside the frame: Ethernet padding of short frames.</summary>
+    TrailingBytes = 1 << 4,
+    /// <summary>
+    /// The IP length field was zero and the captured length was used: a TSO/GSO super-packet seen
+    /// before segmentation (Linux big TCP), or an IPv6 jumbogram (RFC 2675).
+    /// </summary>
+    IpLengthFromCapture = 1 << 5,
+    /// <summary>The UDP length disagrees with the IP length; the smaller one was used.</summary>
+    UdpLengthMismatch = 1 << 6,
+    /// <summary>A TCP option ran past the header; the options before it were kept.</summary>
+    TcpOptionsMalformed = 1 << 7,
+    /// <summary>The TCP header carried RFC 7323 timestamps (TSval and TSecr are valid).</summary>
+    TcpTimestamps = 1 << 8,
+}
+
+/// <summary>
+/// What the parser read from one protocol stack (link, network, transport): a plain value that
+/// outlives the capture buffer. Offsets are from the start of the frame. A field is meaningful only
+/// when its layer is in <see cref="Layers"/>; the others are zero.
+/// </summary>
+public struct PacketLayers
+{
+    public LayerSet Layers;
+
+    // Link layer.
+    public LinkType LinkType;
+    public int LinkOffset;
+    /// <summary>The type of the network layer, after any VLAN tags.</summary>
+    public EtherType EtherType;
+    public byte VlanCount;
+    public ushort OuterVlanId;
+    public ushort InnerVlanId;
+    /// <summary>SLL and SLL2 only: who the packet was for (PACKET_HOST, PACKET_OUTGOING, …).</summary>
+    public LinuxPacketType PacketType;
+    /// <summary>SLL2 only: the capturing interface's index; 0 otherwise.</summary>
+    public int InterfaceIndex;
+
+    // Network layer.
+    public int NetworkOffset;
+    public byte IpVersion;
+    public IpAddress Source;
+    public IpAddress Destination;
+    /// <summary>The upper-layer protocol, after IPv6 extension headers.</summary>
+    public IpProtocol Protocol;
+    /// <summary>IPv4 identification, or the identification of an IPv6 fragment header.</summary>
+    public uint IpId;
+    /// <summary>IPv4 TTL or IPv6 hop limit.</summary>
+    public byte Ttl;
+    public byte TrafficClass;
+    public uint FlowLabel;
+    /// <summary>IPv4 header with options, or IPv6 header with all extension headers.</summary>
+    public int IpHeaderLength;
+    /// <summary>The IP packet's length as declared (IPv6: 40 + payload length), or the captured length when the field was zero.</summary>
+    public int IpTotalLength;
+    /// <summary>Fragment offset in bytes.</summary>
+    public int FragmentOffset;
+    public byte ExtensionHeaderCount;
+
+    // Transport layer.
+    public int TransportOffset;
+    public ushort SourcePort;
+    public ushort DestinationPort;
+    public uint TcpSequence;
+    public uint TcpAcknowledgment;
+    public TcpFlags TcpFlags;
+    public ushort TcpWindow;
+    public byte TcpHeaderLength;
+    public byte TcpOptionsLength;
+    public ushort TcpMss;
+    public uint TcpTsVal;
+    public uint TcpTsEcr;
+    public ushort UdpLength;
+    public byte IcmpType;
+    public byte IcmpCode;
+    public ushort IcmpIdentifier;
+    public ushort IcmpSequence;
+
+    // Payload.
+    public int PayloadOffset;
+    /// <summary>The payload length the headers declare (TCP/UDP data, the ICMP body, or a fragment's data).</summary>
+    public int PayloadLength;
+    /// <summary>How much of the payload was captured: at most <see cref="PayloadLength"/>.</summary>
+    public int CapturedPayloadLength;
+
+    public PacketFlags Flags;
+
+    public readonly bool Has(LayerSet layer) => (Layers & layer) == layer;
+
+    public readonly bool IsTcp => Protocol == IpProtocol.Tcp && Has(LayerSet.Transport);
+
+    public readonly bool IsUdp => Protocol == IpProtocol.Udp && Has(LayerSet.Transport);
+
+    public readonly bool IsIcmp => (Protocol == IpProtocol.Icmp || Protocol == IpProtocol.IcmpV6) && Has(LayerSet.Transport);
+
+    public readonly bool IsIcmpError => IsIcmp && IcmpHeader.IsError(IpVersion == 6, IcmpType);
+}
+
+/// <summary>
+/// The result of <see cref="PacketParser.Parse(ReadOnlySpan{byte}, LinkType, out ParsedPacket)"/>: the outer stack, the
+/// innermost encapsulated stack when the frame carried VXLAN, and where and why parsing stopped.
+/// Parsing is lax: a packet cut by the snaplen or malformed keeps every layer that parsed.
+/// </summary>
+public struct ParsedPacket
+{
+    /// <summary>The stack the capture saw on the wire.</summary>
+    public PacketLayers Outer;
+
+    /// <summary>The innermost stack inside VXLAN; only meaningful when <see cref="TunnelDepth"/> is above 0.</summary>
+    public PacketLayers Inner;
+
+    /// <summary>How many VXLAN headers were decapsulated.</summary>
+    public byte TunnelDepth;
+
+    /// <summary>The VNI of the innermost VXLAN header.</summary>
+    public uint Vni;
+
+    public int CapturedLength;
+
+    public ParseLayer StoppedAt;
+
+    public ParseOutcome Outcome;
+
+    /// <summary>On <see cref="ParseOutcome.Truncated"/>: bytes the header needed from its start, and bytes there were.</summary>
+    public int Required;
+
+    /// <inheritdoc cref="Required"/>
+    public int Available;
+
+    /// <summary>The stack a tracer matches on: the inner one for VXLAN, else the outer one.</summary>
+    [UnscopedRef]
+    public readonly ref readonly PacketLayers Innermost => ref TunnelDepth > 0 ? ref Inner : ref Outer;
+
+    public readonly bool IsComplete => Outcome == ParseOutcome.Complete;
+
+    public override readonly string ToString() =>
+        $"{Innermost.Source}:{Innermost.SourcePort} > {Innermost.Destination}:{Innermost.DestinationPort} {Innermost.Protocol} ({Outcome} at {StoppedAt})";
+}
