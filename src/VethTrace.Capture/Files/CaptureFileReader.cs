@@ -71,15 +71,28 @@ public sealed class CaptureFileReader : IDisposable
         _path = path;
         _baseName = System.IO.Path.GetFileNameWithoutExtension(StripCompressionSuffix(System.IO.Path.GetFileName(path)));
         IsCompressed = compressed;
-        if (!Ensure(4))
+        try
         {
-            throw new CaptureFileException(new CaptureFileError(path, 0, _end == 0 ? "empty file" : "file too short for a capture header"));
+            if (!Ensure(4))
+            {
+                throw new CaptureFileException(new CaptureFileError(path, 0, _end == 0 ? "empty file" : "file too short for a capture header"));
+            }
+            uint magic = BinaryPrimitives.ReadUInt32LittleEndian(_buffer);
+            _isPcapng = magic == PcapngSectionHeader;
+            if (!_isPcapng)
+            {
+                ReadPcapHeader(magic);
+            }
         }
-        uint magic = BinaryPrimitives.ReadUInt32LittleEndian(_buffer);
-        _isPcapng = magic == PcapngSectionHeader;
-        if (!_isPcapng)
+        // The first reads can fail as later ones do (a damaged gzip header or first deflate block throws
+        // InvalidDataException); Open promises CaptureFileException only.
+        catch (IOException e)
         {
-            ReadPcapHeader(magic);
+            throw new CaptureFileException(new CaptureFileError(path, _end, $"read error: {e.Message}"));
+        }
+        catch (InvalidDataException e)
+        {
+            throw new CaptureFileException(new CaptureFileError(path, _end, $"compressed data damaged: {e.Message}"));
         }
     }
 

@@ -158,6 +158,7 @@ public static class PacketParser
             }
             if (layers.VlanCount == 0)
             {
+                layers.OuterVlanType = type;
                 layers.OuterVlanId = tag.VlanId;
             }
             else
@@ -428,7 +429,11 @@ public static class PacketParser
         int payloadStart = transportStart + UdpHeader.Field.HeaderLength;
         SetPayload(ref layers, payloadStart, datagramLength - UdpHeader.Field.HeaderLength, data.Length - UdpHeader.Field.HeaderLength);
 
-        if (options.VxlanPort == 0 || layers.DestinationPort != options.VxlanPort || firstFragment)
+        // A datagram whose declared data cannot hold the 8-byte VXLAN header is not VXLAN: plain UDP to
+        // that port. (Checking only the captured bytes would call a complete datagram "truncated", or
+        // read a header from bytes past the UDP length.)
+        if (options.VxlanPort == 0 || layers.DestinationPort != options.VxlanPort || firstFragment
+            || layers.PayloadLength < VxlanHeader.Field.HeaderLength)
         {
             return -1;
         }

@@ -87,6 +87,8 @@ public struct PacketLayers
     /// <summary>The type of the network layer, after any VLAN tags.</summary>
     public EtherType EtherType;
     public byte VlanCount;
+    /// <summary>The outer tag's TPID: 802.1Q (0x8100), 802.1ad (0x88a8) or the legacy 0x9100.</summary>
+    public EtherType OuterVlanType;
     public ushort OuterVlanId;
     public ushort InnerVlanId;
     /// <summary>SLL and SLL2 only: who the packet was for (PACKET_HOST, PACKET_OUTGOING, …).</summary>

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Runs every VethTrace test on this machine, from a fresh clone:
+#   1. installs what the tests need (Debian packages: tshark, tcpdump, docker.io, …) — tests/lab/install.sh;
+#   2. expands the compressed bulk capture — captures/expand.sh;
+#   3. builds the whole solution in Release (the benchmarks included, so CI keeps them compiling);
+#   4. brings the Docker lab up (containerd, dockerd, two busybox containers, the `upstream` namespace),
+#      unless VETHTRACE_SKIP_LAB=1;
+#   5. runs the xunit suite, then takes the lab down again;
+#   6. prints "N passed, N failed" and exits non-zero when a test failed or a step broke.
+# Must run as root (it installs packages, starts dockerd, creates namespaces).
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+step() { printf '\n== %s\n' "$*"; }
+fail() { echo "tests/run.sh: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
+
+[[ $(id -u) == 0 ]] || fail "run as root: the tests install packages and build a Docker lab"
+
+step "install test dependencies"
+bash tests/lab/install.sh || fail "tests/lab/install.sh failed"
+
+step "expand captures"
+bash captures/expand.sh || fail "captures/expand.sh failed"
+
+step "build (Release)"
+dotnet build -c Release VethTrace.sln -nologo -clp:ErrorsOnly || fail "build failed"
+
+lab_up=0
+if [[ ${VETHTRACE_SKIP_LAB:-0} != 1 ]]; then
+    step "docker lab up"
+    if bash tests/lab/lab-up.sh --no-install; then
+        lab_up=1
+        export VETHTRACE_LAB_ENV=/run/vethtrace-lab/env
+    else
+        echo "tests/run.sh: the Docker lab did not come up; the lab tests will fail" >&2
+    fi
+fi
+cleanup() { if [[ $lab_up == 1 ]]; then step "docker lab down"; bash tests/lab/lab-down.sh || true; fi; }
+trap cleanup EXIT
+
+step "test"
+results=$(mktemp -d /tmp/vethtrace-tests.XXXXXX)
+filter=()
+[[ ${VETHTRACE_SKIP_LAB:-0} == 1 ]] && filter=(--filter "Category!=Lab")
+dotnet test tests/VethTrace.Tests -c Release --no-build -nologo "${filter[@]}" \
+    --logger "trx;LogFileName=results.trx" --logger "console;verbosity=normal" --results-directory "$results"
+rc=$?
+
+trx="$results/results.trx"
+if [[ -f $trx ]]; then
+    counters=$(grep -o '<Counters [^>]*>' "$trx" | head -1)
+    passed=$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters")
+    failed=$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")
+    errors=$(sed -n 's/.* error="\([0-9]*\)".*/\1/p' <<<"$counters")
+    failed=$(( ${failed:-0} + ${errors:-0} ))
+else
+    passed=0
+    failed=1
+fi
+if [[ $rc != 0 && $failed == 0 ]]; then failed=1; fi
+trap - EXIT
+cleanup
+echo
+echo "${passed:-0} passed, ${failed} failed"
+exit $(( rc != 0 || failed != 0 ))
