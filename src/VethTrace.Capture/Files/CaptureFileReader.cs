@@ -206,8 +206,8 @@ public sealed class CaptureFileReader : IDisposable
                 uint swapped = BinaryPrimitives.ReverseEndianness(magic);
                 if (swapped is not (PcapMagicMicroseconds or PcapMagicNanoseconds))
                 {
-                    string what = magic is 0x4D3CB2A1 or 0xD4C3B2A1 ? "" : $" (magic 0x{BinaryPrimitives.ReverseEndianness(magic):x8})";
-                    throw new CaptureFileException(new CaptureFileError(_path, 0, $"not a pcap or pcapng file{what}"));
+                    // The first four bytes as they stand in the file, so the user can compare with `xxd`.
+                    throw new CaptureFileException(new CaptureFileError(_path, 0, $"not a pcap or pcapng file (magic 0x{BinaryPrimitives.ReverseEndianness(magic):x8})"));
                 }
                 _bigEndian = true;
                 _pcapNanoseconds = swapped == PcapMagicNanoseconds;

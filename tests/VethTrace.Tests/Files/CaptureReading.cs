@@ -1,0 +1,73 @@
+using VethTrace.Capture.Files;
+using VethTrace.Packets;
+
+namespace VethTrace.Tests.Files;
+
+/// <summary>A <see cref="CaptureRecord"/> copied out of the reader's buffer, so it outlives the next read.</summary>
+internal sealed record ReadPacket(byte[] Data, long TimestampNs, int InterfaceId, LinkType LinkType, int OriginalLength, PacketDirection Direction, long FileOffset)
+{
+    public static ReadPacket CopyOf(in CaptureRecord record) =>
+        new(record.Data.ToArray(), record.TimestampNs, record.InterfaceId, record.LinkType, record.OriginalLength, record.Direction, record.FileOffset);
+}
+
+internal static class CaptureReading
+{
+    public static CaptureFileReader Open(byte[] file, string name = "test.pcapng") => CaptureFileReader.Open(new MemoryStream(file), name);
+
+    /// <summary>Reads until TryReadNext returns false; the reader is returned for its Error, Interfaces and counters.</summary>
+    public static List<ReadPacket> ReadAll(CaptureFileReader reader)
+    {
+        var packets = new List<ReadPacket>();
+        while (reader.TryReadNext(out CaptureRecord record))
+        {
+            packets.Add(ReadPacket.CopyOf(record));
+        }
+        return packets;
+    }
+
+    public static (List<ReadPacket> Packets, CaptureFileReader Reader) ReadAll(byte[] file, string name = "test.pcapng")
+    {
+        CaptureFileReader reader = Open(file, name);
+        return (ReadAll(reader), reader);
+    }
+
+    /// <summary>A recognisable payload: <paramref name="length"/> bytes counting up from <paramref name="seed"/>.</summary>
+    public static byte[] Payload(int length, int seed)
+    {
+        byte[] data = new byte[length];
+        for (int i = 0; i < data.Length; i++)
+        {
+            data[i] = (byte)(seed + i);
+        }
+        return data;
+    }
+
+    /// <summary>
+    /// Asserts that a read stopped at damage, and that the stop is sticky (peek, then advance: a failed
+    /// read moves nothing, so every later call fails the same way and counts no packet).
+    /// </summary>
+    public static CaptureFileError AssertStoppedAt(CaptureFileReader reader, long offset, string message)
+    {
+        CaptureFileError? error = reader.Error;
+        Assert.NotNull(error);
+        Assert.Equal(message, error.Message);
+        Assert.Equal(offset, error.Offset);
+        long packets = reader.PacketsRead;
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.False(reader.TryReadNext(out CaptureRecord record));
+            Assert.True(record.Data.IsEmpty);
+            Assert.Same(error, reader.Error);
+            Assert.Equal(packets, reader.PacketsRead);
+        }
+        return error;
+    }
+
+    /// <summary>Asserts a clean end of file, and that reading past it stays a clean end.</summary>
+    public static void AssertCleanEnd(CaptureFileReader reader)
+    {
+        Assert.Null(reader.Error);
+        Assert.False(reader.TryReadNext(out _));
+        Assert.Null(reader.Error);
+    }
+}
