@@ -30,6 +30,9 @@ public static class PacketFingerprint
     /// </summary>
     public const int PayloadHashBytes = 8;
 
+    /// <summary>Bytes after the link header hashed for a packet that is not IP.</summary>
+    private const int NonIpHashBytes = 32;
+
     /// <summary>Computes the fingerprint of the packet's innermost stack; <paramref name="frame"/> is the span it was parsed from.</summary>
     public static ulong Compute(in ParsedPacket packet, ReadOnlySpan<byte> frame)
     {
@@ -39,16 +42,21 @@ public static class PacketFingerprint
         {
             // Not IP (ARP, LLC) or cut before the network header: nothing is NATed, so the type and the
             // first bytes after the link header identify it well enough within a time window.
+            // 32 bytes cover a whole ARP message (28), so who-has requests for different targets differ.
             hash = StableHash.Add(hash, layers.EtherType.Value);
-            int start = Math.Min(layers.NetworkOffset, frame.Length);
-            hash = StableHash.AddBytes(hash, frame[start..]);
-            hash = StableHash.AddBytes(hash, frame[Math.Min(start + 8, frame.Length)..]);
+            ReadOnlySpan<byte> rest = frame[Math.Min(layers.NetworkOffset, frame.Length)..];
+            rest = rest[..Math.Min(rest.Length, NonIpHashBytes)];
+            for (int i = 0; i < rest.Length; i += 8)
+            {
+                hash = StableHash.AddBytes(hash, rest[i..]);
+            }
             return StableHash.Finish(hash);
         }
 
         if (layers.IpVersion == 4)
         {
-            hash = StableHash.Add(hash, 4UL << 56 | (ulong)layers.IpId << 32 | (ulong)layers.Protocol.Value << 16 | (uint)layers.IpTotalLength);
+            // The length gets 32 bits: a big-TCP super-packet's captured length may pass 65535.
+            hash = StableHash.Add(hash, 4UL << 56 | (ulong)(ushort)layers.IpId << 40 | (ulong)layers.Protocol.Value << 32 | (uint)layers.IpTotalLength);
         }
         else
         {

@@ -1,0 +1,74 @@
+using VethTrace.Flows;
+using VethTrace.Packets;
+
+namespace VethTrace.Tests.Parser;
+
+/// <summary>
+/// The parser runs in the capture callback for every packet: it and the fingerprint must not allocate.
+/// GC.GetAllocatedBytesForCurrentThread counts this thread only, so tests running in parallel don't disturb it.
+/// </summary>
+public class AllocationTests
+{
+    private const int Iterations = 100_000;
+
+    [Fact]
+    public void ParseAndFingerprint_AllSamples_AllocateNothing()
+    {
+        var samples = SamplePackets.All;
+        byte[][] frames = [.. samples.Select(s => s.Frame)];
+        LinkType[] linkTypes = [.. samples.Select(s => s.LinkType)];
+        var options = new ParserOptions { VxlanPort = 4789 };
+
+        // Warm up: JIT every path (tiering may recompile later, which allocates nothing on this thread either).
+        ulong sink = Run(frames, linkTypes, options, 20 * frames.Length);
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        sink ^= Run(frames, linkTypes, options, Iterations);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.Equal(0, allocated);
+        Assert.NotEqual(0UL, sink);
+    }
+
+    [Fact]
+    public void ParseAndFingerprint_TruncatedAndMalformed_AllocateNothing()
+    {
+        // The failure paths (truncated, malformed, limits) must not allocate either: no exceptions, no strings.
+        SamplePacket[] samples = [.. SamplePackets.All]; // an array: a foreach over the interface would box its enumerator
+        var tight = new ParserOptions { MaxVlanTags = 1, MaxExtensionHeaders = 2, MaxTunnelDepth = 1 };
+        ulong sink = 0;
+        for (int warm = 0; warm < 2; warm++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < Iterations / samples.Length; i++)
+            {
+                foreach (var sample in samples)
+                {
+                    ReadOnlySpan<byte> cut = sample.Frame.AsSpan(0, i % (sample.Frame.Length + 1));
+                    PacketParser.Parse(cut, sample.LinkType, (i & 1) == 0 ? ParserOptions.Default : tight, out var packet);
+                    sink += PacketFingerprint.Compute(in packet, cut);
+                }
+            }
+            long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            if (warm == 1)
+            {
+                Assert.Equal(0, allocated);
+            }
+        }
+        Assert.NotEqual(0UL, sink);
+    }
+
+    private static ulong Run(byte[][] frames, LinkType[] linkTypes, ParserOptions options, int iterations)
+    {
+        ulong sink = 0;
+        // Round-robin over the set: every sample is parsed iterations / frames.Length times.
+        for (int i = 0; i < iterations; i++)
+        {
+            int p = i % frames.Length;
+            PacketParser.Parse(frames[p], linkTypes[p], options, out var packet);
+            sink += PacketFingerprint.Compute(in packet, frames[p]);
+            sink += (ulong)FlowKey.From(in packet).SourcePort;
+        }
+        return sink;
+    }
+}
