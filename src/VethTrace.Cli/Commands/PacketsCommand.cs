@@ -126,7 +126,7 @@ public static class PacketsCommand
 
     private static string OutcomeName(ParseOutcome outcome) => outcome switch
     {
-        ParseOutcome.UnsupportedProtocol => "not dissected (non-IP or unknown protocol)",
+        ParseOutcome.UnsupportedProtocol => "not IP or a protocol not dissected",
         ParseOutcome.NonFirstFragment => "non-first fragments",
         ParseOutcome.LimitExceeded => "over a header limit",
         _ => outcome.ToString().ToLowerInvariant(),

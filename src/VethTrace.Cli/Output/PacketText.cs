@@ -18,7 +18,9 @@ public static class PacketText
             text.Append(CultureInfo.InvariantCulture, $"vxlan vni {packet.Vni} [{outer.Source.ToEndpointString(outer.SourcePort)} > {outer.Destination.ToEndpointString(outer.DestinationPort)} ttl {outer.Ttl}] ");
         }
         AppendStack(text, in packet.Innermost);
-        if (packet.Outcome != ParseOutcome.Complete)
+        // A frame that is simply not IP (ARP, LLDP) is ordinary, not a parse problem worth a note.
+        bool notIp = packet.Outcome == ParseOutcome.UnsupportedProtocol && packet.StoppedAt == ParseLayer.Network;
+        if (packet.Outcome != ParseOutcome.Complete && !notIp)
         {
             text.Append(" (").Append(DescribeStop(in packet)).Append(')');
         }
