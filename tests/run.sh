@@ -30,7 +30,7 @@ dotnet build -c Release VethTrace.sln -nologo -clp:ErrorsOnly || fail "build fai
 lab_up=0
 if [[ ${VETHTRACE_SKIP_LAB:-0} != 1 ]]; then
     step "docker lab up"
-    if bash tests/lab/lab-up.sh --no-install; then
+    if bash tests/lab/lab-up.sh --skip-install; then
         lab_up=1
         export VETHTRACE_LAB_ENV=/run/vethtrace-lab/env
     else
