@@ -5,7 +5,7 @@
 #   3. builds the whole solution in Release (the benchmarks included, so CI keeps them compiling);
 #   4. brings the Docker lab up (containerd, dockerd, two busybox containers, the `upstream` namespace),
 #      unless VETHTRACE_SKIP_LAB=1;
-#   5. runs the xunit suite, then takes the lab down again;
+#   5. runs the xunit suite and a dry run of the parser benchmarks, then takes the lab down again;
 #   6. prints "N passed, N failed" and exits non-zero when a test failed or a step broke.
 # Must run as root (it installs packages, starts dockerd, creates namespaces).
 set -uo pipefail
@@ -60,6 +60,17 @@ else
     failed=1
 fi
 if [[ $rc != 0 && $failed == 0 ]]; then failed=1; fi
+
+# A dry, in-process run of the parser benchmarks: proves the suite still runs on the shipped captures
+# (its setup checks that VethTrace and PacketDotNet read equal fields). Counted as one test.
+step "benchmark smoke run"
+if dotnet run -c Release --no-build --project benchmarks/VethTrace.Benchmarks -- --filter '*ParserBenchmarks*' --job dry --inProcess >"$results/bench.log" 2>&1; then
+    passed=$(( ${passed:-0} + 1 ))
+else
+    tail -30 "$results/bench.log"
+    failed=$(( failed + 1 ))
+    rc=1
+fi
 trap - EXIT
 cleanup
 echo

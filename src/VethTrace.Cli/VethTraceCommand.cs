@@ -57,11 +57,17 @@ public static class VethTraceCommand
         {
             Description = "Group packets by their NAT-invariant fingerprint: one packet's copies on several interfaces stand together, with the time since the first copy",
         };
-        var count = new Option<long>("--count", "-c")
+        var count = new Option<long?>("--count", "-c")
         {
-            Description = "Stop after this many packets",
-            DefaultValueFactory = _ => long.MaxValue,
+            Description = "Stop after this many packets (default: all)",
         };
+        count.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<long?>() is <= 0)
+            {
+                result.AddError("--count must be a positive number");
+            }
+        });
         var vxlanPort = new Option<int>("--vxlan-port")
         {
             Description = "UDP port that carries VXLAN; 0 turns decapsulation off",
@@ -108,7 +114,7 @@ public static class VethTraceCommand
             var settings = new PacketsCommand.Settings(
                 parseResult.GetValue(files) ?? [],
                 parseResult.GetValue(byFingerprint),
-                parseResult.GetValue(count),
+                parseResult.GetValue(count) ?? long.MaxValue,
                 new ParserOptions { VxlanPort = (ushort)parseResult.GetValue(vxlanPort) },
                 map);
             return (int)PacketsCommand.Execute(settings, output, error);

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text;
@@ -56,7 +57,9 @@ public sealed class CaptureFileReader : IDisposable
     // pcapng interface ids are per section: this maps the current section's ids to global ones.
     private readonly List<int> _sectionInterfaces = [];
 
-    private byte[] _buffer = new byte[1 << 20];
+    // Rented, not allocated: a 1 MiB array lands on the large-object heap, and opening many files
+    // (a merge, a test suite) would otherwise cost a full collection now and then.
+    private byte[] _buffer = ArrayPool<byte>.Shared.Rent(1 << 20);
     private int _start;
     private int _end;
     private long _bufferFileOffset; // file offset of _buffer[0]
@@ -192,7 +195,17 @@ public sealed class CaptureFileReader : IDisposable
         }
     }
 
-    public void Dispose() => _stream.Dispose();
+    public void Dispose()
+    {
+        _stream.Dispose();
+        byte[] buffer = _buffer;
+        _buffer = [];
+        _start = _end = 0;
+        if (buffer.Length > 0)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
 
     // ---- classic pcap (https://www.ietf.org/archive/id/draft-ietf-opsawg-pcap-04.html) ----
 
@@ -536,7 +549,10 @@ public sealed class CaptureFileReader : IDisposable
         }
         if (count > _buffer.Length)
         {
-            Array.Resize(ref _buffer, Math.Max(count, _buffer.Length * 2));
+            byte[] larger = ArrayPool<byte>.Shared.Rent(Math.Max(count, _buffer.Length * 2));
+            Buffer.BlockCopy(_buffer, 0, larger, 0, _end);
+            ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = larger;
         }
         while (_end < count && !_endOfStream)
         {
