@@ -31,11 +31,12 @@ public static class VethTraceCommand
         var root = new RootCommand(
             "VethTrace: follow a container's packets across its eth0, its veth, the bridge, NAT and the host's egress, " +
             "and see where the time went.");
+        root.Subcommands.Add(BuildReplay(output, error));
         root.Subcommands.Add(BuildPackets(output, error));
         return root;
     }
 
-    private static Command BuildPackets(TextWriter output, TextWriter error)
+    private static Argument<string[]> FilesArgument()
     {
         var files = new Argument<string[]>("files")
         {
@@ -53,21 +54,11 @@ public static class VethTraceCommand
                 }
             }
         });
-        var byFingerprint = new Option<bool>("--by-fingerprint", "-g")
-        {
-            Description = "Group packets by their NAT-invariant fingerprint: one packet's copies on several interfaces stand together, with the time since the first copy",
-        };
-        var count = new Option<long?>("--count", "-c")
-        {
-            Description = "Stop after this many packets (default: all)",
-        };
-        count.Validators.Add(result =>
-        {
-            if (result.GetValueOrDefault<long?>() is <= 0)
-            {
-                result.AddError("--count must be a positive number");
-            }
-        });
+        return files;
+    }
+
+    private static Option<int> VxlanPortOption()
+    {
         var vxlanPort = new Option<int>("--vxlan-port")
         {
             Description = "UDP port that carries VXLAN; 0 turns decapsulation off",
@@ -81,6 +72,11 @@ public static class VethTraceCommand
                 result.AddError($"--vxlan-port must be between 0 and 65535; got {value}");
             }
         });
+        return vxlanPort;
+    }
+
+    private static Option<string[]> IfnameOption()
+    {
         var ifname = new Option<string[]>("--ifname")
         {
             Description = "Name an interface known only by its index (Linux cooked v2, tcpdump -i any): INDEX=NAME, repeatable",
@@ -97,6 +93,39 @@ public static class VethTraceCommand
                 }
             }
         });
+        return ifname;
+    }
+
+    private static Dictionary<int, string> InterfaceMap(ParseResult parseResult, Option<string[]> ifname)
+    {
+        var map = new Dictionary<int, string>();
+        foreach (string text in parseResult.GetValue(ifname) ?? [])
+        {
+            InterfaceNames.TryParseMapping(text, map);
+        }
+        return map;
+    }
+
+    private static Command BuildPackets(TextWriter output, TextWriter error)
+    {
+        var files = FilesArgument();
+        var byFingerprint = new Option<bool>("--by-fingerprint", "-g")
+        {
+            Description = "Group packets by their NAT-invariant fingerprint: one packet's copies on several interfaces stand together, with the time since the first copy",
+        };
+        var count = new Option<long?>("--count", "-c")
+        {
+            Description = "Stop after this many packets (default: all)",
+        };
+        count.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<long?>() is <= 0)
+            {
+                result.AddError("--count must be a positive number");
+            }
+        });
+        var vxlanPort = VxlanPortOption();
+        var ifname = IfnameOption();
 
         var command = new Command("packets", "Print every packet of the captures, parsed, with its NAT-invariant fingerprint.\n\nExamples:\n" +
             "  vethtrace packets captures/masquerade-multi.pcapng --by-fingerprint\n" +
@@ -106,18 +135,64 @@ public static class VethTraceCommand
         };
         command.SetAction(parseResult =>
         {
-            var map = new Dictionary<int, string>();
-            foreach (string text in parseResult.GetValue(ifname) ?? [])
-            {
-                InterfaceNames.TryParseMapping(text, map);
-            }
             var settings = new PacketsCommand.Settings(
                 parseResult.GetValue(files) ?? [],
                 parseResult.GetValue(byFingerprint),
                 parseResult.GetValue(count) ?? long.MaxValue,
                 new ParserOptions { VxlanPort = (ushort)parseResult.GetValue(vxlanPort) },
-                map);
+                InterfaceMap(parseResult, ifname));
             return (int)PacketsCommand.Execute(settings, output, error);
+        });
+        return command;
+    }
+
+    private static Command BuildReplay(TextWriter output, TextWriter error)
+    {
+        var files = FilesArgument();
+        var format = new Option<ReplayCommand.Format>("--format", "-f")
+        {
+            Description = "table (for people) or json (JSON Lines: summary, hop, nat, loss, path records)",
+            DefaultValueFactory = _ => ReplayCommand.Format.Table,
+        };
+        var window = new Option<string>("--window", "-w")
+        {
+            Description = "How long after its first sighting a packet may still reach another hop: 250ms, 1s, 1500us",
+            DefaultValueFactory = _ => "1s",
+        };
+        window.Validators.Add(result =>
+        {
+            string text = result.GetValueOrDefault<string>() ?? "";
+            if (Durations.TryParseNanoseconds(text, out long ns) is { } problem || ns <= 0)
+            {
+                result.AddError($"--window expects a positive duration such as 500ms, 1s or 250us; got '{text}'");
+            }
+        });
+        var egress = new Option<string?>("--egress")
+        {
+            Description = "The host's egress interface, when its name does not say so (e.g. --egress eth0 on a host whose uplink is eth0)",
+        };
+        var vxlanPort = VxlanPortOption();
+        var ifname = IfnameOption();
+
+        var command = new Command("replay", "Match each packet's copies across the captured hops (container eth0, veth, bridge, NAT, egress) " +
+            "and report the paths, per-hop latency, NAT mappings and where lost packets were last seen.\n\nExamples:\n" +
+            "  vethtrace replay captures/masquerade-multi.pcapng\n" +
+            "  vethtrace replay eth0.pcap veth1eae2a7.pcap docker0.pcap vt-up0.pcap --format json\n" +
+            "  vethtrace replay captures/any-sll2.pcap --ifname 11=docker0 --ifname 12=vt-up0 --ifname 14=veth1eae2a7")
+        {
+            files, format, window, egress, vxlanPort, ifname,
+        };
+        command.SetAction(parseResult =>
+        {
+            Durations.TryParseNanoseconds(parseResult.GetValue(window) ?? "1s", out long windowNs);
+            var settings = new ReplayCommand.Settings(
+                parseResult.GetValue(files) ?? [],
+                parseResult.GetValue(format),
+                windowNs,
+                parseResult.GetValue(egress),
+                new ParserOptions { VxlanPort = (ushort)parseResult.GetValue(vxlanPort) },
+                InterfaceMap(parseResult, ifname));
+            return (int)ReplayCommand.Execute(settings, output, error);
         });
         return command;
     }

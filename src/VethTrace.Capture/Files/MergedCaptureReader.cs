@@ -1,0 +1,151 @@
+using System.Buffers;
+using VethTrace.Packets;
+
+namespace VethTrace.Capture.Files;
+
+/// <summary>
+/// Reads several captures at once (one per interface, as people take them with <c>tcpdump -i X -w X.pcap</c>)
+/// and returns their packets merged by timestamp; equal timestamps keep the order of the files as given. Each
+/// file's next packet is copied into a buffer of its own, so the merge allocates nothing per packet.
+/// A damaged file stops contributing at the damage (its error is kept in <see cref="Errors"/>); the others go on.
+/// </summary>
+public sealed class MergedCaptureReader : IDisposable
+{
+    private readonly Source[] _sources;
+    private readonly List<CaptureFileError> _errors = [];
+    private Source? _lastReturned;
+
+    /// <summary>Opens every file; throws <see cref="CaptureFileException"/> for the first that cannot be opened.</summary>
+    public MergedCaptureReader(IReadOnlyList<string> paths)
+    {
+        var sources = new List<Source>(paths.Count);
+        try
+        {
+            foreach (string path in paths)
+            {
+                sources.Add(new Source(CaptureFileReader.Open(path)));
+            }
+        }
+        catch
+        {
+            foreach (var source in sources)
+            {
+                source.Dispose();
+            }
+            throw;
+        }
+        _sources = [.. sources];
+        foreach (var source in _sources)
+        {
+            Advance(source);
+        }
+    }
+
+    public IReadOnlyList<CaptureFileError> Errors => _errors;
+
+    /// <summary>The reader of file <paramref name="index"/>, for its interface table.</summary>
+    public CaptureFileReader File(int index) => _sources[index].Reader;
+
+    public int FileCount => _sources.Length;
+
+    /// <summary>The next packet in time order, and which file it came from. Its data is valid until the next call.</summary>
+    public bool TryReadNext(out CaptureRecord record, out int fileIndex)
+    {
+        record = default;
+        fileIndex = -1;
+        if (_lastReturned is { } previous)
+        {
+            // Refill only now: the record returned last time pointed into this source's buffer.
+            Advance(previous);
+            _lastReturned = null;
+        }
+        Source? next = null;
+        for (int i = 0; i < _sources.Length; i++)
+        {
+            Source source = _sources[i];
+            if (source.HasPending && (next is null || source.TimestampNs < next.TimestampNs))
+            {
+                next = source;
+                fileIndex = i;
+            }
+        }
+        if (next is null)
+        {
+            return false;
+        }
+        record = new CaptureRecord(next.Data, next.TimestampNs, next.InterfaceId, next.LinkType, next.OriginalLength, next.Direction, next.FileOffset);
+        _lastReturned = next;
+        return true;
+    }
+
+    public void Dispose()
+    {
+        foreach (var source in _sources)
+        {
+            source.Dispose();
+        }
+    }
+
+    private void Advance(Source source)
+    {
+        if (source.Reader.TryReadNext(out CaptureRecord record))
+        {
+            source.Hold(record);
+            return;
+        }
+        source.HasPending = false;
+        if (source.Reader.Error is { } error)
+        {
+            _errors.Add(error);
+        }
+    }
+
+    private sealed class Source(CaptureFileReader reader) : IDisposable
+    {
+        private byte[] _buffer = ArrayPool<byte>.Shared.Rent(2048);
+        private int _length;
+
+        public CaptureFileReader Reader { get; } = reader;
+
+        public bool HasPending { get; set; }
+
+        public long TimestampNs { get; private set; }
+
+        public int InterfaceId { get; private set; }
+
+        public LinkType LinkType { get; private set; }
+
+        public int OriginalLength { get; private set; }
+
+        public PacketDirection Direction { get; private set; }
+
+        public long FileOffset { get; private set; }
+
+        public ReadOnlySpan<byte> Data => _buffer.AsSpan(0, _length);
+
+        public void Hold(CaptureRecord record)
+        {
+            if (record.Data.Length > _buffer.Length)
+            {
+                ArrayPool<byte>.Shared.Return(_buffer);
+                _buffer = ArrayPool<byte>.Shared.Rent(record.Data.Length);
+            }
+            record.Data.CopyTo(_buffer);
+            _length = record.Data.Length;
+            TimestampNs = record.TimestampNs;
+            InterfaceId = record.InterfaceId;
+            LinkType = record.LinkType;
+            OriginalLength = record.OriginalLength;
+            Direction = record.Direction;
+            FileOffset = record.FileOffset;
+            HasPending = true;
+        }
+
+        public void Dispose()
+        {
+            Reader.Dispose();
+            ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = [];
+        }
+    }
+}

@@ -1,0 +1,129 @@
+using System.Text.RegularExpressions;
+using VethTrace.Capture.Files;
+using VethTrace.Cli.Output;
+using VethTrace.Packets;
+using VethTrace.Tracing;
+
+namespace VethTrace.Cli.Commands;
+
+/// <summary>
+/// <c>vethtrace replay FILE…</c>: reads captures (merged by time), matches every packet's copies across the hops
+/// into journeys, and reports the paths, per-hop latency, the NAT mappings and the losses.
+/// </summary>
+public static partial class ReplayCommand
+{
+    public enum Format
+    {
+        Table,
+        Json,
+    }
+
+    public sealed record Settings(
+        IReadOnlyList<string> Files,
+        Format OutputFormat,
+        long WindowNs,
+        string? Egress,
+        ParserOptions Parser,
+        Dictionary<int, string> InterfaceMap);
+
+    public static ExitCode Execute(Settings settings, TextWriter output, TextWriter error)
+    {
+        MergedCaptureReader reader;
+        try
+        {
+            reader = new MergedCaptureReader(settings.Files);
+        }
+        catch (CaptureFileException e)
+        {
+            error.WriteLine($"vethtrace: {e.Error}");
+            return ExitCode.BadInput;
+        }
+
+        var interfaces = new InterfaceRegistry(settings.Egress);
+        var names = new InterfaceNames(settings.InterfaceMap);
+        var correlator = new Correlator(new CorrelatorOptions { WindowNs = settings.WindowNs }, interfaces.RoleOf);
+        long packets = 0;
+        long notIp = 0;
+        using (reader)
+        {
+            while (reader.TryReadNext(out CaptureRecord record, out int file))
+            {
+                packets++;
+                PacketParser.Parse(record.Data, record.LinkType, settings.Parser, out ParsedPacket packet);
+                if (!packet.Innermost.Has(LayerSet.Network))
+                {
+                    // ARP and other link-local frames are not routed or NATed: nothing to trace.
+                    notIp++;
+                    continue;
+                }
+                string name = names.Name(reader.File(file).Interfaces[record.InterfaceId], in packet);
+                var observation = Observation.From(in packet, record.Data, record.TimestampNs, interfaces.IdOf(name), packets);
+                correlator.Add(in observation);
+            }
+            correlator.Complete();
+            CorrelationReport report = correlator.Report() with { Packets = packets, NotIp = notIp };
+            if (settings.OutputFormat == Format.Json)
+            {
+                ReplayJson.Write(output, report, interfaces.Names);
+            }
+            else
+            {
+                ReplayTable.Write(output, report, interfaces.Names, interfaces.RoleOf);
+            }
+            foreach (CaptureFileError damage in reader.Errors)
+            {
+                error.WriteLine($"vethtrace: {damage}");
+            }
+            return reader.Errors.Count > 0 ? ExitCode.BadInput : ExitCode.Success;
+        }
+    }
+
+    /// <summary>Interface names to dense ids, and each one's place on the path (DESIGN.md's topology).</summary>
+    private sealed partial class InterfaceRegistry(string? egress)
+    {
+        private readonly Dictionary<string, int> _ids = [];
+        private readonly List<string> _names = [];
+        private readonly List<InterfaceRole> _roles = [];
+
+        public IReadOnlyList<string> Names => _names;
+
+        public int IdOf(string name)
+        {
+            if (!_ids.TryGetValue(name, out int id))
+            {
+                id = _names.Count;
+                _ids[name] = id;
+                _names.Add(name);
+                _roles.Add(Classify(name));
+            }
+            return id;
+        }
+
+        public InterfaceRole RoleOf(int id) => _roles[id];
+
+        /// <summary>
+        /// From the name alone: vethXXXX is a veth, docker0 and br-… are bridges, the --egress interface is the
+        /// egress, and another ethN is taken for a container's interface (in a capture of a host whose uplink is
+        /// itself eth0, pass --egress eth0).
+        /// </summary>
+        private InterfaceRole Classify(string name)
+        {
+            if (name == egress)
+            {
+                return InterfaceRole.Egress;
+            }
+            if (name.StartsWith("veth", StringComparison.Ordinal))
+            {
+                return InterfaceRole.Veth;
+            }
+            if (name == "docker0" || name.StartsWith("br-", StringComparison.Ordinal))
+            {
+                return InterfaceRole.Bridge;
+            }
+            return ContainerInterface().IsMatch(name) ? InterfaceRole.Container : InterfaceRole.Egress;
+        }
+
+        [GeneratedRegex(@"^eth\d+$")]
+        private static partial Regex ContainerInterface();
+    }
+}

@@ -1,0 +1,30 @@
+using System.Globalization;
+
+namespace VethTrace.Cli;
+
+/// <summary>Durations on the command line: a number and a unit (ns, us or µs, ms, s).</summary>
+public static class Durations
+{
+    /// <summary>Returns null and the value, or a problem.</summary>
+    public static string? TryParseNanoseconds(string text, out long nanoseconds)
+    {
+        nanoseconds = 0;
+        text = text.Trim();
+        (string unit, long scale) = text switch
+        {
+            _ when text.EndsWith("ns", StringComparison.Ordinal) => ("ns", 1L),
+            _ when text.EndsWith("us", StringComparison.Ordinal) => ("us", 1_000L),
+            _ when text.EndsWith("µs", StringComparison.Ordinal) => ("µs", 1_000L),
+            _ when text.EndsWith("ms", StringComparison.Ordinal) => ("ms", 1_000_000L),
+            _ when text.EndsWith('s') => ("s", 1_000_000_000L),
+            _ => ("", 0L),
+        };
+        if (scale == 0 || !double.TryParse(text.AsSpan(0, text.Length - unit.Length), NumberStyles.Float, CultureInfo.InvariantCulture, out double value)
+            || double.IsNaN(value) || value * scale > long.MaxValue)
+        {
+            return "not a duration";
+        }
+        nanoseconds = (long)Math.Round(value * scale);
+        return null;
+    }
+}

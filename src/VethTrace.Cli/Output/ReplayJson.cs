@@ -1,0 +1,92 @@
+using System.Text.Json;
+using VethTrace.Tracing;
+
+namespace VethTrace.Cli.Output;
+
+/// <summary>
+/// The JSON Lines report of DESIGN.md: one object per line, each with a <c>type</c> — <c>summary</c>, <c>hop</c>,
+/// <c>nat</c>, <c>loss</c> (field names fixed by the contract), plus <c>path</c> records.
+/// </summary>
+public static class ReplayJson
+{
+    public static void Write(TextWriter output, CorrelationReport report, IReadOnlyList<string> names)
+    {
+        Line(output, w =>
+        {
+            w.WriteString("type", "summary");
+            w.WriteNumber("packets", report.Packets);
+            w.WriteNumber("journeys", report.Journeys);
+            w.WriteNumber("complete", report.Complete);
+            w.WriteNumber("lost", report.Lost);
+            w.WriteNumber("multi_hop_journeys", report.MultiHopJourneys);
+            w.WriteNumber("not_ip", report.NotIp);
+        });
+        foreach (HopReport hop in report.Hops)
+        {
+            var h = hop.Histogram;
+            Line(output, w =>
+            {
+                w.WriteString("type", "hop");
+                w.WriteString("from", names[hop.From]);
+                w.WriteString("to", names[hop.To]);
+                w.WriteNumber("packets", h.Count);
+                w.WriteNumber("p50_us", h.Percentile(50) / 1000.0);
+                w.WriteNumber("p90_us", h.Percentile(90) / 1000.0);
+                w.WriteNumber("p99_us", h.Percentile(99) / 1000.0);
+                w.WriteNumber("max_us", h.Max / 1000.0);
+                w.WriteNumber("reused_timestamps", h.Zeros);
+            });
+        }
+        foreach (NatMapping nat in report.Nat)
+        {
+            Line(output, w =>
+            {
+                w.WriteString("type", "nat");
+                w.WriteString("kind", ReplayTable.Kind(nat.Kind));
+                w.WriteString("proto", nat.Protocol.Name);
+                w.WriteString("inside", nat.Inside);
+                w.WriteString("outside", nat.Outside);
+                w.WriteString("peer", nat.Peer);
+                w.WriteNumber("packets", nat.Packets);
+            });
+        }
+        foreach (LossReport loss in report.Losses)
+        {
+            Line(output, w =>
+            {
+                w.WriteString("type", "loss");
+                w.WriteString("proto", loss.Flow.Protocol.Name);
+                w.WriteString("src", loss.Flow.SourceEndpoint);
+                w.WriteString("dst", loss.Flow.DestinationEndpoint);
+                w.WriteString("last_seen", names[loss.LastSeen]);
+                w.WriteNumber("packets", loss.Packets);
+            });
+        }
+        foreach (PathStats path in report.Paths)
+        {
+            Line(output, w =>
+            {
+                w.WriteString("type", "path");
+                w.WriteStartArray("interfaces");
+                foreach (int id in path.Interfaces)
+                {
+                    w.WriteStringValue(names[id]);
+                }
+                w.WriteEndArray();
+                w.WriteNumber("journeys", path.Journeys);
+            });
+        }
+    }
+
+    private static void Line(TextWriter output, Action<Utf8JsonWriter> body)
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            writer.WriteStartObject();
+            body(writer);
+            writer.WriteEndObject();
+        }
+        output.WriteLine(System.Text.Encoding.UTF8.GetString(buffer.ToArray()));
+    }
+}

@@ -1,0 +1,142 @@
+using System.Globalization;
+using VethTrace.Tracing;
+
+namespace VethTrace.Cli.Output;
+
+/// <summary>The human report of a replay, laid out for an 80-column terminal.</summary>
+public static class ReplayTable
+{
+    private const int MaxPaths = 6;
+    private const int HopWidth = 34;
+
+    // Histogram ranges (upper bounds, ns): the decades a Docker host's hops fall in.
+    private static readonly long[] Edges = [1_000, 10_000, 100_000, 1_000_000, 10_000_000];
+    private static readonly string[] EdgeLabels = ["   <1µs", " 1-10µs", "10-100µs", "0.1-1ms", " 1-10ms", "  ≥10ms"];
+
+    public static void Write(TextWriter output, CorrelationReport report, IReadOnlyList<string> names, Func<int, InterfaceRole> roleOf)
+    {
+        output.WriteLine(Invariant($"{report.Packets} packets read, {report.NotIp} of them not IP (not traced)"));
+        output.WriteLine(Invariant($"{report.Journeys} journeys: {report.MultiHopJourneys} seen on several hops, {report.Complete} complete, {report.Lost} lost"));
+
+        var latency = report.Hops.ToDictionary(h => (h.From, h.To), h => h.Histogram);
+        output.WriteLine();
+        output.WriteLine("Paths (median per hop)");
+        if (report.Paths.Count == 0)
+        {
+            output.WriteLine("  no packet was seen on more than one interface");
+        }
+        foreach (PathStats path in report.Paths.Take(MaxPaths))
+        {
+            int towardsEgress = ((int)roleOf(path.Interfaces[^1])).CompareTo((int)roleOf(path.Interfaces[0]));
+            string direction = towardsEgress > 0 ? "outbound" : towardsEgress < 0 ? "inbound" : "path";
+            output.WriteLine(Invariant($"  {direction}, {path.Journeys} journey{(path.Journeys == 1 ? "" : "s")}:"));
+            var chain = new System.Text.StringBuilder("    ").Append(names[path.Interfaces[0]]);
+            for (int i = 1; i < path.Interfaces.Count; i++)
+            {
+                var histogram = latency[(path.Interfaces[i - 1], path.Interfaces[i])];
+                // A hop whose median is a reused receive stamp took an unknown time, not zero: say so.
+                string median = histogram.Percentile(50) == 0 && histogram.Zeros > 0 ? "reused" : Microseconds(histogram.Percentile(50)) + "µs";
+                chain.Append(" ─").Append(median).Append("→ ").Append(names[path.Interfaces[i]]);
+            }
+            output.WriteLine(chain.ToString());
+        }
+        if (report.Paths.Count > MaxPaths)
+        {
+            output.WriteLine(Invariant($"  … and {report.Paths.Count - MaxPaths} rarer paths"));
+        }
+
+        output.WriteLine();
+        output.WriteLine(Invariant($"{"Hops (µs)",-HopWidth}{"packets",8}{"p50",9}{"p90",9}{"p99",9}{"max",9}"));
+        var reused = new List<string>();
+        foreach (HopReport hop in report.Hops)
+        {
+            var h = hop.Histogram;
+            string label = Fit($"  {names[hop.From]} → {names[hop.To]}", HopWidth);
+            output.WriteLine(Invariant($"{label,-HopWidth}{h.Count,8}{Microseconds(h.Percentile(50)),9}{Microseconds(h.Percentile(90)),9}{Microseconds(h.Percentile(99)),9}{Microseconds(h.Max),9}"));
+            if (h.Zeros > 0)
+            {
+                reused.Add(Invariant($"  {names[hop.To]} reused the timestamp of {names[hop.From]} for {h.Zeros} of {h.Count} packets"));
+            }
+        }
+        if (reused.Count > 0)
+        {
+            output.WriteLine("Reused timestamps (the kernel stamps a packet once on receive; the time spent");
+            output.WriteLine("there is counted on the next hop with a fresh stamp, not as a fast hop):");
+            foreach (string line in reused)
+            {
+                output.WriteLine(line);
+            }
+        }
+
+        output.WriteLine();
+        output.WriteLine("Latency per hop");
+        foreach (HopReport hop in report.Hops)
+        {
+            output.WriteLine(Fit($"  {names[hop.From]} → {names[hop.To]}", 78));
+            long[] counts = hop.Histogram.CountBelow(Edges);
+            long most = Math.Max(1, counts.Max());
+            for (int i = 0; i < counts.Length; i++)
+            {
+                if (counts[i] == 0)
+                {
+                    continue;
+                }
+                int bar = (int)Math.Max(1, counts[i] * 40 / most);
+                output.WriteLine(Invariant($"    {EdgeLabels[i],-9} {new string('█', bar),-40} {counts[i]}"));
+            }
+        }
+
+        output.WriteLine();
+        output.WriteLine("NAT");
+        if (report.Nat.Count == 0)
+        {
+            output.WriteLine("  no translation seen");
+        }
+        else
+        {
+            // Columns as wide as their widest entry: endpoints are rarely near their 21-character maximum.
+            int inside = Math.Max(6, report.Nat.Max(n => n.Inside.Length));
+            int outside = Math.Max(7, report.Nat.Max(n => n.Outside.Length));
+            int peer = Math.Max(4, report.Nat.Max(n => n.Peer.Length));
+            output.WriteLine(Invariant($"  {"kind",-5}{"proto",-6}{"inside".PadRight(inside)}  {"outside".PadRight(outside)}  {"peer".PadRight(peer)} {"pkts",5}"));
+            foreach (NatMapping nat in report.Nat)
+            {
+                output.WriteLine(Invariant($"  {Kind(nat.Kind),-5}{nat.Protocol.Name,-6}{nat.Inside.PadRight(inside)}  {nat.Outside.PadRight(outside)}  {nat.Peer.PadRight(peer)} {nat.Packets,5}"));
+            }
+        }
+
+        output.WriteLine();
+        output.WriteLine("Losses (journeys that stopped before the hop their flow's other packets reach)");
+        if (report.Losses.Count == 0)
+        {
+            output.WriteLine("  none");
+        }
+        else
+        {
+            output.WriteLine(Invariant($"  {"proto",-6}{"flow",-50}{"last seen",-14}{"pkts",6}"));
+            foreach (LossReport loss in report.Losses)
+            {
+                string flow = $"{loss.Flow.SourceEndpoint} > {loss.Flow.DestinationEndpoint}";
+                output.WriteLine(Invariant($"  {loss.Flow.Protocol.Name,-6}{Fit(flow, 49),-50}{Fit(names[loss.LastSeen], 13),-14}{loss.Packets,6}"));
+            }
+        }
+    }
+
+    public static string Kind(NatKind kind) => kind == NatKind.Snat ? "snat" : "dnat";
+
+    /// <summary>Microseconds with three decimals below 10 µs, one below 1000, none above: what the clock can vouch for.</summary>
+    public static string Microseconds(long ns)
+    {
+        double us = ns / 1000.0;
+        return us switch
+        {
+            < 10 => us.ToString("0.000", CultureInfo.InvariantCulture),
+            < 1000 => us.ToString("0.0", CultureInfo.InvariantCulture),
+            _ => us.ToString("0", CultureInfo.InvariantCulture),
+        };
+    }
+
+    private static string Fit(string text, int width) => text.Length <= width ? text : text[..(width - 1)] + "…";
+
+    private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,123 @@
+using System.Numerics;
+
+namespace VethTrace.Tracing;
+
+/// <summary>
+/// A log-linear histogram of nanosecond latencies (the HdrHistogram layout): each power of two is cut into
+/// 2^<see cref="SubBucketBits"/> equal buckets, so a recorded value is known to a relative precision of 2^-13
+/// (under 1 µs for any latency below 8 ms, and always better than 0.013 %). Octaves are allocated when first
+/// used, so memory grows with the spread of the values, never with their number.
+/// </summary>
+public sealed class LatencyHistogram
+{
+    public const int SubBucketBits = 13;
+    private const int SubBuckets = 1 << SubBucketBits;
+    private const int Octaves = 64 - SubBucketBits;
+
+    // Octave 0 holds 0 .. 8191 exactly; octave k (k >= 1) holds [2^(k+12), 2^(k+13)) in 8192 buckets of 2^(k-1).
+    private readonly long[]?[] _octaves = new long[]?[Octaves + 1];
+
+    public long Count { get; private set; }
+
+    public long Min { get; private set; } = long.MaxValue;
+
+    public long Max { get; private set; }
+
+    /// <summary>How many recorded values were exactly 0: a timestamp the kernel reused along the path.</summary>
+    public long Zeros { get; private set; }
+
+    public void Record(long valueNs)
+    {
+        if (valueNs < 0)
+        {
+            valueNs = 0; // a clock step backwards between hops; the hop took no measurable time
+        }
+        (int octave, int index) = Locate(valueNs);
+        (_octaves[octave] ??= new long[SubBuckets])[index]++;
+        Count++;
+        Min = Math.Min(Min, valueNs);
+        Max = Math.Max(Max, valueNs);
+        if (valueNs == 0)
+        {
+            Zeros++;
+        }
+    }
+
+    /// <summary>
+    /// The nearest-rank percentile: the smallest recorded value v such that at least p % of the values are ≤ v,
+    /// reported as the lowest value of v's bucket (exact below 8192 ns), clamped to the recorded max.
+    /// </summary>
+    public long Percentile(double percent)
+    {
+        if (Count == 0)
+        {
+            return 0;
+        }
+        long rank = Math.Max(1, (long)Math.Ceiling(percent / 100.0 * Count));
+        if (rank >= Count)
+        {
+            return Max; // the top rank is the largest value, which is kept exactly
+        }
+        long seen = 0;
+        for (int octave = 0; octave < _octaves.Length; octave++)
+        {
+            long[]? buckets = _octaves[octave];
+            if (buckets is null)
+            {
+                continue;
+            }
+            for (int index = 0; index < buckets.Length; index++)
+            {
+                seen += buckets[index];
+                if (seen >= rank)
+                {
+                    return Math.Clamp(LowestValue(octave, index), Min, Max);
+                }
+            }
+        }
+        return Max;
+    }
+
+    /// <summary>Counts per range, for a small text histogram: <paramref name="edges"/> are upper bounds in ns.</summary>
+    public long[] CountBelow(ReadOnlySpan<long> edges)
+    {
+        var counts = new long[edges.Length + 1];
+        for (int octave = 0; octave < _octaves.Length; octave++)
+        {
+            long[]? buckets = _octaves[octave];
+            if (buckets is null)
+            {
+                continue;
+            }
+            for (int index = 0; index < buckets.Length; index++)
+            {
+                if (buckets[index] == 0)
+                {
+                    continue;
+                }
+                long value = LowestValue(octave, index);
+                int slot = 0;
+                while (slot < edges.Length && value >= edges[slot])
+                {
+                    slot++;
+                }
+                counts[slot] += buckets[index];
+            }
+        }
+        return counts;
+    }
+
+    private static (int Octave, int Index) Locate(long value)
+    {
+        if (value < SubBuckets)
+        {
+            return (0, (int)value);
+        }
+        int top = 63 - BitOperations.LeadingZeroCount((ulong)value); // floor(log2 value), at least SubBucketBits
+        int octave = top - (SubBucketBits - 1);
+        return (octave, (int)((value - (1L << top)) >> (octave - 1)));
+    }
+
+    private static long LowestValue(int octave, int index) =>
+        octave == 0 ? index : (1L << (octave + SubBucketBits - 1)) + ((long)index << (octave - 1));
+}

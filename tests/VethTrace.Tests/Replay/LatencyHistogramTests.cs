@@ -1,0 +1,74 @@
+using VethTrace.Tracing;
+
+namespace VethTrace.Tests.Replay;
+
+public sealed class LatencyHistogramTests
+{
+    /// <summary>The nearest-rank percentile over the raw values: the reference the histogram must reproduce.</summary>
+    private static long NearestRank(long[] sorted, double percent) => sorted[Math.Max(1, (int)Math.Ceiling(percent / 100 * sorted.Length)) - 1];
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void Percentile_RandomLatencies_WithinOneMicrosecondBelowEightMilliseconds(int seed)
+    {
+        var random = new Random(seed);
+        var values = Enumerable.Range(0, 10_000).Select(_ => (long)Math.Exp(random.NextDouble() * Math.Log(8_000_000))).ToArray();
+        var histogram = new LatencyHistogram();
+        foreach (long value in values)
+        {
+            histogram.Record(value);
+        }
+        Array.Sort(values);
+
+        foreach (double percent in new[] { 1.0, 50, 90, 99, 99.9, 100 })
+        {
+            long exact = NearestRank(values, percent);
+            long reported = histogram.Percentile(percent);
+            Assert.True(Math.Abs(reported - exact) < 1000, $"p{percent}: exact {exact} ns, reported {reported} ns");
+            Assert.True(reported <= exact, "the histogram reports its bucket's lowest value");
+        }
+        Assert.Equal(values[^1], histogram.Max);
+        Assert.Equal(values[0], histogram.Min);
+        Assert.Equal(values.Length, histogram.Count);
+    }
+
+    [Fact]
+    public void Percentile_SmallValues_Exact()
+    {
+        var histogram = new LatencyHistogram();
+        foreach (long value in new long[] { 0, 0, 291, 8_025, 8_191 })
+        {
+            histogram.Record(value);
+        }
+
+        Assert.Equal(0, histogram.Percentile(40));
+        Assert.Equal(291, histogram.Percentile(50));
+        Assert.Equal(8_025, histogram.Percentile(80));
+        Assert.Equal(8_191, histogram.Percentile(100));
+        Assert.Equal(2, histogram.Zeros);
+    }
+
+    [Fact]
+    public void Record_NegativeDelta_CountsAsZero()
+    {
+        var histogram = new LatencyHistogram();
+        histogram.Record(-5);
+
+        Assert.Equal(0, histogram.Max);
+        Assert.Equal(1, histogram.Zeros);
+    }
+
+    [Fact]
+    public void Record_HugeValue_DoesNotThrowAndKeepsRelativePrecision()
+    {
+        var histogram = new LatencyHistogram();
+        histogram.Record(long.MaxValue);
+        histogram.Record(3_600_000_000_000); // an hour
+
+        long p50 = histogram.Percentile(50);
+        Assert.InRange(p50, 3_600_000_000_000 - 3_600_000_000_000 / 8192, 3_600_000_000_000);
+        Assert.Equal(long.MaxValue, histogram.Percentile(100));
+    }
+}

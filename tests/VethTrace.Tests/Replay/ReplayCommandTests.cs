@@ -1,0 +1,139 @@
+using System.Text.Json;
+using VethTrace.Cli;
+using VethTrace.Tests.Captures;
+
+namespace VethTrace.Tests.Replay;
+
+/// <summary>
+/// <c>vethtrace replay</c> on the shipped multi-interface capture, checked against what tshark's field output says
+/// (captures/expected/masquerade-multi.pcapng.tsv), matched here by a key of our own: IP ID, protocol and length.
+/// </summary>
+public sealed class ReplayCommandTests
+{
+    private const string Capture = "masquerade-multi.pcapng";
+
+    private static List<JsonElement> ReplayJson(params string[] extra)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        ExitCode code = VethTraceCommand.Run(["replay", CaptureCorpus.PathOf(Capture), "--format", "json", .. extra], output, error);
+        Assert.Equal(ExitCode.Success, code);
+        Assert.Equal("", error.ToString());
+        return output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+    }
+
+    /// <summary>
+    /// tshark's view: IPv4 frames keyed by (ip.id, ip.proto, ip.len, tcp.seq_raw, tcp.ack_raw, icmp.seq) — Linux sends
+    /// some packets with IP ID 0, so the transport fields are needed — with the interfaces and addresses of each copy.
+    /// </summary>
+    private static Dictionary<(long, long, long, long, long, long), List<(string Interface, string Source, string Destination)>> TsharkGroups()
+    {
+        var expected = ExpectedFields.Load(ExpectedFields.PathFor(Capture)!);
+        var groups = new Dictionary<(long, long, long, long, long, long), List<(string, string, string)>>();
+        for (int frame = 1; frame <= expected.FrameCount; frame++)
+        {
+            if (expected.Number(frame, "ip.id") is not { } id)
+            {
+                continue;
+            }
+            var key = (id, expected.Number(frame, "ip.proto")!.Value, expected.Number(frame, "ip.len")!.Value,
+                expected.Number(frame, "tcp.seq_raw") ?? -1, expected.Number(frame, "tcp.ack_raw") ?? -1, expected.Number(frame, "icmp.seq") ?? -1);
+            if (!groups.TryGetValue(key, out var list))
+            {
+                groups[key] = list = [];
+            }
+            list.Add((expected.Text(frame, "frame.interface_name")!, expected.Text(frame, "ip.src")!, expected.Text(frame, "ip.dst")!));
+        }
+        return groups;
+    }
+
+    [Fact]
+    public void Replay_MasqueradeCapture_EveryPacketSeenOnSeveralHopsIsOneJourney()
+    {
+        var groups = TsharkGroups();
+        int multiHop = groups.Values.Count(g => g.Select(s => s.Interface).Distinct().Count() > 1);
+        int ipFrames = groups.Values.Sum(g => g.Count);
+
+        var records = ReplayJson();
+        var summary = records.Single(r => r.GetProperty("type").GetString() == "summary");
+
+        Assert.Equal(multiHop, summary.GetProperty("multi_hop_journeys").GetInt64());
+        Assert.Equal(groups.Count, summary.GetProperty("journeys").GetInt64());
+        Assert.Equal(0, summary.GetProperty("lost").GetInt64());
+        // Every hop record counts one packet per journey crossing it: their sum is the frames minus one per journey.
+        long hopPackets = records.Where(r => r.GetProperty("type").GetString() == "hop").Sum(r => r.GetProperty("packets").GetInt64());
+        Assert.Equal(ipFrames - groups.Count, hopPackets);
+    }
+
+    [Fact]
+    public void Replay_MasqueradeCapture_NatTableHoldsEveryTranslationTsharkShows()
+    {
+        // A translation, as tshark shows it: one packet whose source (or destination) differs between two copies.
+        var groups = TsharkGroups();
+        var sources = groups.Values.Where(g => g.Select(s => s.Source).Distinct().Count() > 1)
+            .Select(g => g.Select(s => s.Source).Distinct().Order().ToArray()).Select(a => (a[0], a[1])).ToHashSet();
+        var destinations = groups.Values.Where(g => g.Select(s => s.Destination).Distinct().Count() > 1)
+            .Select(g => g.Select(s => s.Destination).Distinct().Order().ToArray()).Select(a => (a[0], a[1])).ToHashSet();
+        Assert.NotEmpty(sources);
+
+        var nat = ReplayJson().Where(r => r.GetProperty("type").GetString() == "nat")
+            .Select(r => (Inside: Address(r.GetProperty("inside").GetString()!), Outside: Address(r.GetProperty("outside").GetString()!)))
+            .Select(m => string.CompareOrdinal(m.Inside, m.Outside) < 0 ? (m.Inside, m.Outside) : (m.Outside, m.Inside))
+            .ToHashSet();
+
+        Assert.Superset(sources.Union(destinations).ToHashSet(), nat);
+        Assert.Subset(sources.Union(destinations).ToHashSet(), nat);
+    }
+
+    [Fact]
+    public void Replay_MasqueradeCapture_TableShowsPathsHopsNatAndFitsEightyColumns()
+    {
+        var output = new StringWriter();
+        ExitCode code = VethTraceCommand.Run(["replay", CaptureCorpus.PathOf(Capture)], output, new StringWriter());
+
+        Assert.Equal(ExitCode.Success, code);
+        string text = output.ToString();
+        Assert.Contains("eth0 ─", text);
+        Assert.Contains("→ vt-up0", text);
+        Assert.Contains("snat icmp  172.17.0.2", text);
+        Assert.Contains("dnat tcp   172.17.0.3:80", text);
+        Assert.All(text.Split('\n'), line => Assert.True(line.TrimEnd().Length <= 80, $"wider than 80 columns: {line}"));
+    }
+
+    [Fact]
+    public void Replay_DamagedFile_ReportsWhatCameBeforeAndExitsTwo()
+    {
+        byte[] bytes = File.ReadAllBytes(CaptureCorpus.PathOf(Capture));
+        string damaged = Path.Combine(Path.GetTempPath(), $"vethtrace-replay-damaged-{Environment.ProcessId}.pcapng");
+        File.WriteAllBytes(damaged, bytes[..(bytes.Length / 2)]);
+        try
+        {
+            var output = new StringWriter();
+            var error = new StringWriter();
+            ExitCode code = VethTraceCommand.Run(["replay", damaged, "--format", "json"], output, error);
+
+            Assert.Equal(ExitCode.BadInput, code);
+            Assert.Matches(@"^vethtrace: .*: at byte \d+: block cut short", error.ToString());
+            Assert.Contains("\"type\":\"summary\"", output.ToString());
+        }
+        finally
+        {
+            File.Delete(damaged);
+        }
+    }
+
+    [Theory]
+    [InlineData("--window", "soon", "--window expects a positive duration")]
+    [InlineData("--window", "0s", "--window expects a positive duration")]
+    [InlineData("--format", "xml", "xml")]
+    public void Replay_BadOption_UsageError(string option, string value, string message)
+    {
+        var error = new StringWriter();
+        ExitCode code = VethTraceCommand.Run(["replay", "x.pcap", option, value], new StringWriter(), error);
+
+        Assert.Equal(ExitCode.Usage, code);
+        Assert.Contains(message, error.ToString());
+    }
+
+    private static string Address(string endpoint) => endpoint.Contains(':') && !endpoint.StartsWith('[') ? endpoint[..endpoint.LastIndexOf(':')] : endpoint;
+}
