@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
+using VethTrace.Capture.Filters;
 using VethTrace.Cli.Commands;
 using VethTrace.Packets;
 
@@ -171,16 +172,32 @@ public static class VethTraceCommand
         {
             Description = "The host's egress interface, when its name does not say so (e.g. --egress eth0 on a host whose uplink is eth0)",
         };
+        var filter = new Option<string?>("--filter", "-F")
+        {
+            Description = "A pcap-filter expression (as for tcpdump), compiled by libpcap; a packet is traced when any of its copies on any hop matches, so 'host 172.17.0.2' follows it past NAT",
+        };
+        filter.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<string?>() is { } expression)
+            {
+                using var compiled = PacketFilter.TryCreate(expression, out string? problem);
+                if (compiled is null)
+                {
+                    result.AddError($"--filter '{expression}' does not compile: {problem}");
+                }
+            }
+        });
         var vxlanPort = VxlanPortOption();
         var ifname = IfnameOption();
 
         var command = new Command("replay", "Match each packet's copies across the captured hops (container eth0, veth, bridge, NAT, egress) " +
             "and report the paths, per-hop latency, NAT mappings and where lost packets were last seen.\n\nExamples:\n" +
             "  vethtrace replay captures/masquerade-multi.pcapng\n" +
+            "  vethtrace replay captures/masquerade-multi.pcapng --filter 'icmp and host 172.17.0.2'\n" +
             "  vethtrace replay eth0.pcap veth1eae2a7.pcap docker0.pcap vt-up0.pcap --format json\n" +
             "  vethtrace replay captures/any-sll2.pcap --ifname 11=docker0 --ifname 12=vt-up0 --ifname 14=veth1eae2a7")
         {
-            files, format, window, egress, vxlanPort, ifname,
+            files, format, window, filter, egress, vxlanPort, ifname,
         };
         command.SetAction(parseResult =>
         {
@@ -190,6 +207,7 @@ public static class VethTraceCommand
                 parseResult.GetValue(format),
                 windowNs,
                 parseResult.GetValue(egress),
+                parseResult.GetValue(filter),
                 new ParserOptions { VxlanPort = (ushort)parseResult.GetValue(vxlanPort) },
                 InterfaceMap(parseResult, ifname));
             return (int)ReplayCommand.Execute(settings, output, error);

@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using VethTrace.Capture.Files;
+using VethTrace.Capture.Filters;
 using VethTrace.Cli.Output;
 using VethTrace.Packets;
 using VethTrace.Tracing;
@@ -23,6 +24,7 @@ public static partial class ReplayCommand
         Format OutputFormat,
         long WindowNs,
         string? Egress,
+        string? Filter,
         ParserOptions Parser,
         Dictionary<int, string> InterfaceMap);
 
@@ -39,6 +41,7 @@ public static partial class ReplayCommand
             return ExitCode.BadInput;
         }
 
+        using PacketFilter? filter = settings.Filter is null ? null : PacketFilter.TryCreate(settings.Filter, out _);
         var interfaces = new InterfaceRegistry(settings.Egress);
         var names = new InterfaceNames(settings.InterfaceMap);
         var correlator = new Correlator(new CorrelatorOptions { WindowNs = settings.WindowNs }, interfaces.RoleOf);
@@ -46,6 +49,18 @@ public static partial class ReplayCommand
         long notIp = 0;
         using (reader)
         {
+            // Name the declared interfaces in file order first, so names (and eth0#2 for a second eth0) do not
+            // depend on which interface happens to carry the first packet.
+            for (int file = 0; file < reader.FileCount; file++)
+            {
+                foreach (CaptureInterface declared in reader.File(file).Interfaces)
+                {
+                    if (declared.LinkType != LinkType.LinuxSll2)
+                    {
+                        interfaces.IdOf((file, declared.Id, 0), declared.Name);
+                    }
+                }
+            }
             while (reader.TryReadNext(out CaptureRecord record, out int file))
             {
                 packets++;
@@ -56,8 +71,11 @@ public static partial class ReplayCommand
                     notIp++;
                     continue;
                 }
-                string name = names.Name(reader.File(file).Interfaces[record.InterfaceId], in packet);
-                var observation = Observation.From(in packet, record.Data, record.TimestampNs, interfaces.IdOf(name), packets);
+                CaptureInterface captured = reader.File(file).Interfaces[record.InterfaceId];
+                int id = interfaces.IdOf((file, record.InterfaceId, packet.Outer.LinkType == LinkType.LinuxSll2 ? packet.Outer.InterfaceIndex : 0),
+                    names.Name(captured, in packet));
+                bool selected = filter is null || filter.Matches(record.Data, record.LinkType);
+                var observation = Observation.From(in packet, record.Data, record.TimestampNs, id, packets, selected);
                 correlator.Add(in observation);
             }
             correlator.Complete();
@@ -81,19 +99,29 @@ public static partial class ReplayCommand
     /// <summary>Interface names to dense ids, and each one's place on the path (DESIGN.md's topology).</summary>
     private sealed partial class InterfaceRegistry(string? egress)
     {
-        private readonly Dictionary<string, int> _ids = [];
+        private readonly Dictionary<(int File, int Interface, int Index), int> _ids = [];
+        private readonly HashSet<string> _taken = [];
         private readonly List<string> _names = [];
         private readonly List<InterfaceRole> _roles = [];
 
         public IReadOnlyList<string> Names => _names;
 
-        public int IdOf(string name)
+        /// <summary>
+        /// The id of an interface: a file's interface, or for Linux cooked v2 an interface index within it. Two
+        /// interfaces with one name (two containers' eth0 in one capture) stay apart, the second shown as eth0#2.
+        /// </summary>
+        public int IdOf((int File, int Interface, int Index) key, string name)
         {
-            if (!_ids.TryGetValue(name, out int id))
+            if (!_ids.TryGetValue(key, out int id))
             {
                 id = _names.Count;
-                _ids[name] = id;
-                _names.Add(name);
+                _ids[key] = id;
+                string shown = name;
+                for (int n = 2; !_taken.Add(shown); n++)
+                {
+                    shown = $"{name}#{n}";
+                }
+                _names.Add(shown);
                 _roles.Add(Classify(name));
             }
             return id;

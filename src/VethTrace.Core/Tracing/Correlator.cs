@@ -38,6 +38,9 @@ public sealed class Correlator
 
     public int OpenJourneys => _open.Count;
 
+    /// <summary>Journeys dropped because a filter selected none of their copies.</summary>
+    public long Unselected { get; private set; }
+
     public void Add(in Observation observation)
     {
         Observations++;
@@ -105,6 +108,13 @@ public sealed class Correlator
     {
         _open.Remove(journey.Fingerprint);
         List<Observation> sightings = journey.Sightings;
+        if (!sightings.Exists(static s => s.Selected))
+        {
+            Unselected++;
+            journey.Reset();
+            _free.Push(journey);
+            return;
+        }
         Order(sightings);
         Journeys++;
         if (sightings.Count > 1)

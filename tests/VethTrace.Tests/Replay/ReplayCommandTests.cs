@@ -137,3 +137,40 @@ public sealed class ReplayCommandTests
 
     private static string Address(string endpoint) => endpoint.Contains(':') && !endpoint.StartsWith('[') ? endpoint[..endpoint.LastIndexOf(':')] : endpoint;
 }
+
+/// <summary><c>--filter</c>: libpcap's own compiler, and a journey kept when any of its copies matches.</summary>
+public sealed class ReplayFilterTests
+{
+    [Fact]
+    public void Replay_FilterOnInsideAddress_FollowsThePacketPastNat()
+    {
+        // tshark: ICMP echo frames whose source or destination is the container, on any interface.
+        var expected = ExpectedFields.Load(ExpectedFields.PathFor("masquerade-multi.pcapng")!);
+        int echoes = Enumerable.Range(1, expected.FrameCount).Count(f => expected.Number(f, "icmp.type") is 0 or 8);
+        int insideOnly = Enumerable.Range(1, expected.FrameCount).Count(f => expected.Number(f, "icmp.type") is 0 or 8
+            && (expected.Text(f, "ip.src") == "172.17.0.2" || expected.Text(f, "ip.dst") == "172.17.0.2"));
+        Assert.True(insideOnly < echoes, "some copies carry the translated address only");
+
+        var output = new StringWriter();
+        ExitCode code = VethTraceCommand.Run(["replay", CaptureCorpus.PathOf("masquerade-multi.pcapng"), "--filter", "icmp and host 172.17.0.2", "--format", "json"], output, new StringWriter());
+
+        Assert.Equal(ExitCode.Success, code);
+        var records = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement).ToList();
+        long hopPackets = records.Where(r => r.GetProperty("type").GetString() == "hop").Sum(r => r.GetProperty("packets").GetInt64());
+        long journeys = records.Single(r => r.GetProperty("type").GetString() == "summary").GetProperty("journeys").GetInt64();
+        // Every echo copy, the NATed ones on the egress included, is in a selected journey.
+        Assert.Equal(echoes, hopPackets + journeys);
+        Assert.Contains(records, r => r.GetProperty("type").GetString() == "nat" && r.GetProperty("proto").GetString() == "icmp");
+        Assert.DoesNotContain(records, r => r.GetProperty("type").GetString() == "nat" && r.GetProperty("proto").GetString() != "icmp");
+    }
+
+    [Fact]
+    public void Replay_FilterThatDoesNotCompile_UsageErrorWithLibpcapsMessage()
+    {
+        var error = new StringWriter();
+        ExitCode code = VethTraceCommand.Run(["replay", CaptureCorpus.PathOf("masquerade-multi.pcapng"), "--filter", "icmp and hst 1"], new StringWriter(), error);
+
+        Assert.Equal(ExitCode.Usage, code);
+        Assert.Contains("--filter 'icmp and hst 1' does not compile: syntax error", error.ToString());
+    }
+}
