@@ -20,6 +20,7 @@ public static class ReplayJson
             w.WriteNumber("lost", report.Lost);
             w.WriteNumber("multi_hop_journeys", report.MultiHopJourneys);
             w.WriteNumber("not_ip", report.NotIp);
+            w.WriteNumber("matched_by_sequence_range", report.MatchedBySequenceRange);
         });
         foreach (HopReport hop in report.Hops)
         {
@@ -60,6 +61,16 @@ public static class ReplayJson
                 w.WriteString("dst", loss.Flow.DestinationEndpoint);
                 w.WriteString("last_seen", names[loss.LastSeen]);
                 w.WriteNumber("packets", loss.Packets);
+            });
+        }
+        foreach (SegmentationReport segmentation in report.Segmentation)
+        {
+            Line(output, w =>
+            {
+                w.WriteString("type", "segmentation");
+                w.WriteString("from", names[segmentation.From]);
+                w.WriteString("to", names[segmentation.To]);
+                w.WriteNumber("journeys", segmentation.Journeys);
             });
         }
         foreach (PathStats path in report.Paths)

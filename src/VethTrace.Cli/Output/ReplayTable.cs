@@ -17,6 +17,10 @@ public static class ReplayTable
     {
         output.WriteLine(Invariant($"{report.Packets} packets read, {report.NotIp} of them not IP (not traced)"));
         output.WriteLine(Invariant($"{report.Journeys} journeys: {report.MultiHopJourneys} seen on several hops, {report.Complete} complete, {report.Lost} lost"));
+        if (report.MatchedBySequenceRange > 0)
+        {
+            output.WriteLine(Invariant($"{report.MatchedBySequenceRange} TCP journeys continued as coalesced or cut packets (GRO/GSO)"));
+        }
 
         var latency = report.Hops.ToDictionary(h => (h.From, h.To), h => h.Histogram);
         output.WriteLine();
@@ -83,6 +87,17 @@ public static class ReplayTable
                 }
                 int bar = (int)Math.Max(1, counts[i] * 40 / most);
                 output.WriteLine(Invariant($"    {EdgeLabels[i],-9} {new string('█', bar),-40} {counts[i]}"));
+            }
+        }
+
+        if (report.Segmentation.Count > 0)
+        {
+            output.WriteLine();
+            output.WriteLine("Segmentation (GRO/GSO: one hop's packet is several on the next; matched by");
+            output.WriteLine("TCP sequence range, never counted as lost)");
+            foreach (SegmentationReport segmentation in report.Segmentation)
+            {
+                output.WriteLine(Invariant($"  {Fit($"{names[segmentation.From]} → {names[segmentation.To]}", HopWidth - 2),-(HopWidth - 2)}{segmentation.Journeys,8} journeys"));
             }
         }
 

@@ -22,6 +22,10 @@ public sealed class Correlator
     private readonly NatTable _nat = new();
     private readonly Dictionary<FlowKey, FlowReach> _flows = [];
     private readonly List<Observation> _scratch = [];
+    private readonly List<Observation> _ties = [];
+    private readonly Dictionary<ulong, List<Observation>> _segments = [];
+    private readonly Queue<Observation> _segmentAges = new();
+    private readonly Dictionary<(int From, int To), long> _segmentEdges = [];
 
     public Correlator(CorrelatorOptions options, Func<int, InterfaceRole> roleOf)
     {
@@ -41,10 +45,17 @@ public sealed class Correlator
     /// <summary>Journeys dropped because a filter selected none of their copies.</summary>
     public long Unselected { get; private set; }
 
+    /// <summary>TCP journeys that reached further hops as other packets: coalesced by GRO or cut by GSO.</summary>
+    public long MatchedBySequenceRange { get; private set; }
+
     public void Add(in Observation observation)
     {
         Observations++;
         Expire(observation.TimestampNs - _options.WindowNs);
+        if (observation.IsTcpData)
+        {
+            IndexSegment(observation);
+        }
         if (_open.TryGetValue(observation.Fingerprint, out Journey? journey))
         {
             if (!journey.Visited(observation.Interface))
@@ -82,7 +93,12 @@ public sealed class Correlator
             }
         }
         losses.Sort((a, b) => b.Packets.CompareTo(a.Packets));
-        return new CorrelationReport(Observations, Journeys, MultiHopJourneys, Journeys - lost, lost, hops, paths, _nat.Mappings(), losses);
+        var segmentation = _segmentEdges.Select(e => new SegmentationReport(e.Key.From, e.Key.To, e.Value)).OrderByDescending(e => e.Journeys).ToList();
+        return new CorrelationReport(Observations, Journeys, MultiHopJourneys, Journeys - lost, lost, hops, paths, _nat.Mappings(), losses)
+        {
+            MatchedBySequenceRange = MatchedBySequenceRange,
+            Segmentation = segmentation,
+        };
     }
 
     private void Expire(long before)
@@ -137,6 +153,10 @@ public sealed class Correlator
             }
             path.Journeys++;
         }
+        if (sightings[0].IsTcpData && FindSegmentContinuation(sightings))
+        {
+            MatchedBySequenceRange++;
+        }
         FlowKey entry = sightings[0].Flow;
         if (!entry.IsEmpty)
         {
@@ -144,10 +164,83 @@ public sealed class Correlator
             {
                 _flows[entry] = reach = new FlowReach();
             }
-            reach.Add(sightings);
+            reach.Add(_scratch.Count > 0 ? _scratch : sightings);
         }
+        _scratch.Clear();
         journey.Reset();
         _free.Push(journey);
+    }
+
+    /// <summary>
+    /// GRO coalesces segments into one super-packet and GSO cuts one into segments, so one hop's packet is
+    /// several packets on the next, with other fingerprints. A TCP journey that overlaps, by sequence range
+    /// within the same segment key, TCP data seen on interfaces it did not visit continued there. Those
+    /// interfaces are appended (in time order) to the path used for loss decisions, in <see cref="_scratch"/>;
+    /// latency histograms keep to exact matches.
+    /// </summary>
+    private bool FindSegmentContinuation(List<Observation> sightings)
+    {
+        _scratch.Clear();
+        Observation first = sightings[0];
+        if (!_segments.TryGetValue(first.SegmentKey, out var candidates))
+        {
+            return false;
+        }
+        foreach (Observation candidate in candidates)
+        {
+            if (Math.Abs(candidate.TimestampNs - first.TimestampNs) > _options.WindowNs || candidate.Fingerprint == first.Fingerprint
+                || !Overlaps(first, candidate) || sightings.Exists(s => s.Interface == candidate.Interface)
+                || _scratch.Exists(s => s.Interface == candidate.Interface))
+            {
+                continue;
+            }
+            _scratch.Add(candidate);
+        }
+        if (_scratch.Count == 0)
+        {
+            return false;
+        }
+        _scratch.InsertRange(0, sightings);
+        _scratch.Sort(static (a, b) => a.TimestampNs != b.TimestampNs ? a.TimestampNs.CompareTo(b.TimestampNs) : a.Order.CompareTo(b.Order));
+        // Count each step of the extended path that a segmentation match made, in time order.
+        for (int i = 1; i < _scratch.Count; i++)
+        {
+            long before = _scratch[i - 1].Order, after = _scratch[i].Order;
+            if (!sightings.Exists(s => s.Order == before) || !sightings.Exists(s => s.Order == after))
+            {
+                var edge = (_scratch[i - 1].Interface, _scratch[i].Interface);
+                _segmentEdges[edge] = _segmentEdges.GetValueOrDefault(edge) + 1;
+            }
+        }
+        return true;
+    }
+
+    /// <summary>Whether two sequence ranges share a byte, modulo 2^32 (RFC 9293 section 3.4 comparisons).</summary>
+    private static bool Overlaps(in Observation a, in Observation b) =>
+        (int)(a.TcpSequence - b.SequenceEnd) < 0 && (int)(b.TcpSequence - a.SequenceEnd) < 0;
+
+    private void IndexSegment(in Observation observation)
+    {
+        // Forget what is older than two windows: a journey looks back at most one window from its start.
+        long horizon = observation.TimestampNs - 2 * _options.WindowNs;
+        while (_segmentAges.Count > 0 && _segmentAges.Peek().TimestampNs < horizon)
+        {
+            Observation old = _segmentAges.Dequeue();
+            if (_segments.TryGetValue(old.SegmentKey, out var list))
+            {
+                list.RemoveAt(0); // lists fill in time order, so the oldest is first
+                if (list.Count == 0)
+                {
+                    _segments.Remove(old.SegmentKey);
+                }
+            }
+        }
+        if (!_segments.TryGetValue(observation.SegmentKey, out var entries))
+        {
+            _segments[observation.SegmentKey] = entries = [];
+        }
+        entries.Add(observation);
+        _segmentAges.Enqueue(observation);
     }
 
     /// <summary>
@@ -173,16 +266,16 @@ public sealed class Correlator
             }
             if (end - start > 1)
             {
-                _scratch.Clear();
-                _scratch.AddRange(sightings.GetRange(start, end - start));
-                _scratch.Sort((a, b) =>
+                _ties.Clear();
+                _ties.AddRange(sightings.GetRange(start, end - start));
+                _ties.Sort((a, b) =>
                 {
                     int byRole = ((int)_roleOf(a.Interface)).CompareTo((int)_roleOf(b.Interface));
                     return byRole != 0 ? (outwards ? byRole : -byRole) : a.Order.CompareTo(b.Order);
                 });
-                for (int i = 0; i < _scratch.Count; i++)
+                for (int i = 0; i < _ties.Count; i++)
                 {
-                    sightings[start + i] = _scratch[i];
+                    sightings[start + i] = _ties[i];
                 }
             }
             start = end;
@@ -274,6 +367,9 @@ internal sealed class FlowReach
 
 public sealed record HopReport(int From, int To, LatencyHistogram Histogram);
 
+/// <summary>Journeys whose packet continued from <see cref="From"/> to <see cref="To"/> as other packets (GRO/GSO).</summary>
+public sealed record SegmentationReport(int From, int To, long Journeys);
+
 public sealed record LossReport(FlowKey Flow, int LastSeen, long Packets);
 
 /// <summary>
@@ -292,4 +388,9 @@ public sealed record CorrelationReport(
     IReadOnlyList<LossReport> Losses)
 {
     public long NotIp { get; init; }
+
+    /// <summary>TCP journeys that continued on further hops as coalesced or cut packets (GRO/GSO), matched by sequence range.</summary>
+    public long MatchedBySequenceRange { get; init; }
+
+    public IReadOnlyList<SegmentationReport> Segmentation { get; init; } = [];
 }

@@ -16,11 +16,37 @@ public readonly record struct Observation(
     ulong Fingerprint,
     FlowKey Flow,
     int Length,
-    bool Selected = true)
+    bool Selected = true,
+    ulong SegmentKey = 0,
+    uint TcpSequence = 0,
+    int TcpPayload = 0)
 {
     /// <summary>Builds an observation from a parsed packet (its innermost stack, as the fingerprint).</summary>
-    public static Observation From(in ParsedPacket packet, ReadOnlySpan<byte> frame, long timestampNs, int interfaceId, long order, bool selected = true) =>
-        new(timestampNs, interfaceId, order, PacketFingerprint.Compute(in packet, frame), FlowKey.From(in packet), frame.Length, selected);
+    public static Observation From(in ParsedPacket packet, ReadOnlySpan<byte> frame, long timestampNs, int interfaceId, long order, bool selected = true)
+    {
+        ref readonly PacketLayers layers = ref packet.Innermost;
+        bool tcpData = layers.IsTcp && layers.PayloadLength > 0;
+        return new(timestampNs, interfaceId, order, PacketFingerprint.Compute(in packet, frame), FlowKey.From(in packet), frame.Length, selected,
+            tcpData ? SegmentKeyOf(in layers) : 0, layers.TcpSequence, tcpData ? layers.PayloadLength : 0);
+    }
+
+    /// <summary>
+    /// What GRO keeps equal across the segments it coalesces and GSO copies into every segment it cuts: the
+    /// acknowledgment, the RFC 7323 timestamps and the flags other than CWR, FIN and PSH (Linux tcp_gro_receive).
+    /// With the sequence range it ties a super-packet on one hop to its segments on another. Never 0.
+    /// </summary>
+    public static ulong SegmentKeyOf(in PacketLayers layers)
+    {
+        const TcpFlags mayDiffer = TcpFlags.Cwr | TcpFlags.Fin | TcpFlags.Psh;
+        ulong hash = StableHash.Add(StableHash.Seed, (ulong)layers.TcpAcknowledgment << 16 | (ushort)(layers.TcpFlags & ~mayDiffer));
+        hash = StableHash.Add(hash, (ulong)layers.TcpTsVal << 32 | layers.TcpTsEcr);
+        return StableHash.Finish(hash) | 1;
+    }
+
+    public bool IsTcpData => SegmentKey != 0;
+
+    /// <summary>The sequence range after the data: [TcpSequence, SequenceEnd), modulo 2^32.</summary>
+    public uint SequenceEnd => TcpSequence + (uint)TcpPayload;
 }
 
 /// <summary>Where an interface sits on a Docker host's path, for ordering equal timestamps (DESIGN.md).</summary>
