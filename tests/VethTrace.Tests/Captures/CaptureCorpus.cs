@@ -13,21 +13,21 @@ public static class CaptureCorpus
 
     public static string CapturesDirectory => Path.Combine(RepositoryRoot, "captures");
 
-    /// <summary>Every readable capture (pcap, pcapng), the expanded bulk capture included when it is there.</summary>
+    /// <summary>Every readable capture (pcap, pcapng) under captures/, the replay scenarios and the expanded bulk capture included.</summary>
     public static IEnumerable<string> Files() =>
         Directory.Exists(CapturesDirectory)
-            ? Directory.EnumerateFiles(CapturesDirectory)
+            ? Directory.EnumerateFiles(CapturesDirectory, "*", SearchOption.AllDirectories)
                 .Where(f => f.EndsWith(".pcap", StringComparison.Ordinal) || f.EndsWith(".pcapng", StringComparison.Ordinal))
                 .Order(StringComparer.Ordinal)
             : [];
 
-    /// <summary>xunit theory data: file names relative to captures/.</summary>
+    /// <summary>xunit theory data: file paths relative to captures/ (replay/east-west.pcapng).</summary>
     public static TheoryData<string> FileNames()
     {
         var data = new TheoryData<string>();
         foreach (string file in Files())
         {
-            data.Add(Path.GetFileName(file));
+            data.Add(Path.GetRelativePath(CapturesDirectory, file));
         }
         return data;
     }

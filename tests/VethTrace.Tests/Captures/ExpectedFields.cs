@@ -23,7 +23,8 @@ public sealed class ExpectedFields
 
     public static string? PathFor(string capture)
     {
-        string plain = Path.Combine(CaptureCorpus.CapturesDirectory, "expected", capture + ".tsv");
+        // tests/lab/expected.sh writes one TSV per capture, named after the capture's file name.
+        string plain = Path.Combine(CaptureCorpus.CapturesDirectory, "expected", Path.GetFileName(capture) + ".tsv");
         if (File.Exists(plain))
         {
             return plain;
