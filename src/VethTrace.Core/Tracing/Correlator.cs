@@ -18,7 +18,7 @@ public sealed class Correlator
     private readonly Queue<(Journey Journey, int Generation)> _byStart = new();
     private readonly Stack<Journey> _free = new();
     private readonly Dictionary<(int From, int To), LatencyHistogram> _hops = [];
-    private readonly Dictionary<string, PathStats> _paths = [];
+    private readonly Dictionary<PathKey, PathStats> _paths = [];
     private readonly NatTable _nat = new();
     private readonly Dictionary<FlowKey, FlowReach> _flows = [];
     private readonly List<Observation> _scratch = [];
@@ -146,7 +146,7 @@ public sealed class Correlator
                 histogram.Record(to.TimestampNs - from.TimestampNs);
                 _nat.Observe(from.Flow, to.Flow, from.TimestampNs);
             }
-            string key = string.Join(' ', sightings.Select(s => s.Interface));
+            PathKey key = PathKey.Of(sightings);
             if (!_paths.TryGetValue(key, out var path))
             {
                 _paths[key] = path = new PathStats(sightings.Select(s => s.Interface).ToArray());
@@ -316,6 +316,27 @@ public sealed class Correlator
             Sightings.Clear();
             Generation++;
         }
+    }
+}
+
+/// <summary>
+/// A path as a value: up to 8 interface ids below 256 packed in one word (the common case, no allocation), else a
+/// hash of them all with the length (a collision merges two rare paths' counts, nothing else).
+/// </summary>
+internal readonly record struct PathKey(ulong Packed, int Length)
+{
+    public static PathKey Of(List<Observation> sightings)
+    {
+        ulong packed = 0;
+        bool fits = sightings.Count <= 8;
+        ulong hash = Flows.StableHash.Seed;
+        foreach (Observation sighting in sightings)
+        {
+            fits &= (uint)sighting.Interface < 256;
+            packed = packed << 8 | (byte)sighting.Interface;
+            hash = Flows.StableHash.Add(hash, (ulong)sighting.Interface);
+        }
+        return new PathKey(fits ? packed : Flows.StableHash.Finish(hash), fits ? sightings.Count : -sightings.Count);
     }
 }
 

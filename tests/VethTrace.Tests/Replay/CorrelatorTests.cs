@@ -1,0 +1,113 @@
+using VethTrace.Flows;
+using VethTrace.Packets;
+using VethTrace.Tracing;
+
+namespace VethTrace.Tests.Replay;
+
+public sealed class CorrelatorTests
+{
+    // Interfaces 0..3: container eth0, veth, bridge, egress.
+    private static InterfaceRole Role(int id) => (InterfaceRole)id;
+
+    private static readonly FlowKey Inside = new(IpProtocol.Udp, IpAddress.Parse("172.17.0.2"), 40000, IpAddress.Parse("198.51.100.2"), 53);
+    private static readonly FlowKey Outside = new(IpProtocol.Udp, IpAddress.Parse("198.51.100.1"), 40000, IpAddress.Parse("198.51.100.2"), 53);
+
+    private static Observation At(long ns, int iface, ulong fingerprint, long order, FlowKey? flow = null) =>
+        new(ns, iface, order, fingerprint, flow ?? (iface == 3 ? Outside : Inside), 100);
+
+    [Fact]
+    public void Add_LongCapture_OpenJourneysBoundedByTheWindow()
+    {
+        var correlator = new Correlator(new CorrelatorOptions { WindowNs = 10_000_000 }, Role);
+        int most = 0;
+        for (int i = 0; i < 100_000; i++)
+        {
+            // One packet per millisecond, seen on two hops 5 µs apart.
+            correlator.Add(At(i * 1_000_000L, 0, (ulong)i + 1, 2 * i));
+            correlator.Add(At(i * 1_000_000L + 5_000, 3, (ulong)i + 1, 2 * i + 1));
+            most = Math.Max(most, correlator.OpenJourneys);
+        }
+        correlator.Complete();
+
+        Assert.InRange(most, 10, 12);
+        var report = correlator.Report();
+        Assert.Equal(100_000, report.Journeys);
+        Assert.Equal(100_000, report.Hops.Single().Histogram.Count);
+        Assert.Equal(5_000, report.Hops.Single().Histogram.Percentile(50));
+    }
+
+    [Fact]
+    public void Add_SameInterfaceTwice_StartsANewJourney()
+    {
+        var correlator = new Correlator(new CorrelatorOptions(), Role);
+        correlator.Add(At(0, 0, 7, 0));
+        correlator.Add(At(1_000, 3, 7, 1));
+        correlator.Add(At(2_000, 0, 7, 2)); // the same bytes again: a retransmission with equal invariants
+        correlator.Complete();
+
+        var report = correlator.Report();
+        Assert.Equal(2, report.Journeys);
+        Assert.Equal(1, report.MultiHopJourneys);
+    }
+
+    [Fact]
+    public void Report_EqualTimestamps_OrderedByTopologyOutwards()
+    {
+        // The veth and the bridge carry one receive stamp; the bridge was read first from its file.
+        var correlator = new Correlator(new CorrelatorOptions(), Role);
+        correlator.Add(At(0, 0, 9, 0));
+        correlator.Add(At(8_000, 2, 9, 1));
+        correlator.Add(At(8_000, 1, 9, 2));
+        correlator.Add(At(30_000, 3, 9, 3));
+        correlator.Complete();
+
+        var path = Assert.Single(correlator.Report().Paths);
+        Assert.Equal([0, 1, 2, 3], path.Interfaces);
+    }
+
+    [Fact]
+    public void Report_JourneyStoppingShort_LostAtItsLastInterface_AndNatInferred()
+    {
+        var correlator = new Correlator(new CorrelatorOptions(), Role);
+        for (int i = 0; i < 4; i++)
+        {
+            ulong fingerprint = (ulong)i + 100;
+            long t = i * 1_000_000L;
+            correlator.Add(At(t, 0, fingerprint, 4 * i));
+            correlator.Add(At(t + 1_000, 1, fingerprint, 4 * i + 1));
+            correlator.Add(At(t + 1_000, 2, fingerprint, 4 * i + 2));
+            if (i % 2 == 0)
+            {
+                correlator.Add(At(t + 30_000, 3, fingerprint, 4 * i + 3)); // half are dropped after the bridge
+            }
+        }
+        correlator.Complete();
+
+        var report = correlator.Report();
+        var loss = Assert.Single(report.Losses);
+        Assert.Equal(2, loss.LastSeen);
+        Assert.Equal(2, loss.Packets);
+        Assert.Equal(2, report.Lost);
+        var nat = Assert.Single(report.Nat);
+        Assert.Equal(NatKind.Snat, nat.Kind);
+        Assert.Equal("172.17.0.2:40000", nat.Inside);
+        Assert.Equal("198.51.100.1:40000", nat.Outside);
+        Assert.Equal("198.51.100.2:53", nat.Peer);
+    }
+
+    [Fact]
+    public void Report_ReplyThroughMasquerade_JoinsTheSnatMapping()
+    {
+        var correlator = new Correlator(new CorrelatorOptions(), Role);
+        correlator.Add(At(0, 2, 1, 0, Inside));
+        correlator.Add(At(10_000, 3, 1, 1, Outside));
+        // The reply: outside it is addressed to the host, inside to the container.
+        correlator.Add(At(50_000, 3, 2, 2, Outside.Reversed));
+        correlator.Add(At(55_000, 2, 2, 3, Inside.Reversed));
+        correlator.Complete();
+
+        var nat = Assert.Single(correlator.Report().Nat);
+        Assert.Equal(NatKind.Snat, nat.Kind);
+        Assert.Equal(2, nat.Packets);
+    }
+}
