@@ -21,6 +21,7 @@ public static class ReplayJson
             w.WriteNumber("multi_hop_journeys", report.MultiHopJourneys);
             w.WriteNumber("not_ip", report.NotIp);
             w.WriteNumber("matched_by_sequence_range", report.MatchedBySequenceRange);
+            w.WriteNumber("filtered_out", report.Unselected);
         });
         foreach (HopReport hop in report.Hops)
         {

@@ -17,6 +17,10 @@ public static class ReplayTable
     {
         output.WriteLine(Invariant($"{report.Packets} packets read, {report.NotIp} of them not IP (not traced)"));
         output.WriteLine(Invariant($"{report.Journeys} journeys: {report.MultiHopJourneys} seen on several hops, {report.Complete} complete, {report.Lost} lost"));
+        if (report.Unselected > 0)
+        {
+            output.WriteLine(Invariant($"{report.Unselected} more journeys left out: --filter matched none of their copies"));
+        }
         if (report.MatchedBySequenceRange > 0)
         {
             output.WriteLine(Invariant($"{report.MatchedBySequenceRange} TCP journeys continued as coalesced or cut packets (GRO/GSO)"));

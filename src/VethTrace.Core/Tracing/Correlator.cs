@@ -98,6 +98,7 @@ public sealed class Correlator
         {
             MatchedBySequenceRange = MatchedBySequenceRange,
             Segmentation = segmentation,
+            Unselected = Unselected,
         };
     }
 
@@ -414,4 +415,7 @@ public sealed record CorrelationReport(
     public long MatchedBySequenceRange { get; init; }
 
     public IReadOnlyList<SegmentationReport> Segmentation { get; init; } = [];
+
+    /// <summary>Journeys left out because a packet filter matched none of their copies.</summary>
+    public long Unselected { get; init; }
 }

@@ -160,6 +160,10 @@ public sealed class ReplayFilterTests
         long journeys = records.Single(r => r.GetProperty("type").GetString() == "summary").GetProperty("journeys").GetInt64();
         // Every echo copy, the NATed ones on the egress included, is in a selected journey.
         Assert.Equal(echoes, hopPackets + journeys);
+        // The others are counted as left out: together, every journey the independent derivation finds.
+        using var derived = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(CaptureCorpus.CapturesDirectory, "replay", "expected", "masquerade-multi.pcapng.json")));
+        long filteredOut = records.Single(r => r.GetProperty("type").GetString() == "summary").GetProperty("filtered_out").GetInt64();
+        Assert.Equal(derived.RootElement.GetProperty("summary").GetProperty("journeys").GetInt64(), journeys + filteredOut);
         Assert.Contains(records, r => r.GetProperty("type").GetString() == "nat" && r.GetProperty("proto").GetString() == "icmp");
         Assert.DoesNotContain(records, r => r.GetProperty("type").GetString() == "nat" && r.GetProperty("proto").GetString() != "icmp");
     }
