@@ -9,4 +9,8 @@ public enum ExitCode
     Usage = 1,
     /// <summary>An input file is missing, unreadable, not a capture, or damaged (the packets before the damage were still reported).</summary>
     BadInput = 2,
+    /// <summary>The container cannot be found or is not running, or the Docker socket cannot be reached.</summary>
+    ContainerUnavailable = 3,
+    /// <summary>A live capture could not start: a missing capability, an interface that is not there.</summary>
+    CaptureFailed = 4,
 }

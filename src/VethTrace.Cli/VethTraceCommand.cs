@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using VethTrace.Capture.Filters;
+using VethTrace.Capture.Live;
+using VethTrace.Tracing;
 using VethTrace.Cli.Commands;
 using VethTrace.Packets;
 
@@ -32,6 +34,7 @@ public static class VethTraceCommand
         var root = new RootCommand(
             "VethTrace: follow a container's packets across its eth0, its veth, the bridge, NAT and the host's egress, " +
             "and see where the time went.");
+        root.Subcommands.Add(BuildFollow(output, error));
         root.Subcommands.Add(BuildReplay(output, error));
         root.Subcommands.Add(BuildPackets(output, error));
         return root;
@@ -213,5 +216,97 @@ public static class VethTraceCommand
             return (int)ReplayCommand.Execute(settings, output, error);
         });
         return command;
+    }
+
+    private static Command BuildFollow(TextWriter output, TextWriter error)
+    {
+        var target = new Argument<string?>("target")
+        {
+            Description = "A container name or ID prefix, netns:<name> or pid:<n>",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
+        var hops = new Option<string[]>("--hop")
+        {
+            Description = "Capture this interface as a hop instead of resolving a target: IFACE, or IFACE@/path/to/netns for one inside a namespace; repeatable, in path order",
+            Arity = ArgumentArity.ZeroOrMore,
+        };
+        var egress = new Option<string?>("--egress")
+        {
+            Description = "The host's egress interface (default: the device of the default route)",
+        };
+        var duration = new Option<string?>("--duration", "-d")
+        {
+            Description = "Stop after this long (10s, 500ms); default: until Ctrl-C",
+        };
+        duration.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<string?>() is { } text && (Durations.TryParseNanoseconds(text, out long ns) is not null || ns <= 0))
+            {
+                result.AddError($"--duration expects a positive duration such as 10s or 500ms; got '{text}'");
+            }
+        });
+        var format = new Option<ReplayCommand.Format>("--format", "-f")
+        {
+            Description = "table (for people) or json (JSON Lines: a summary record a second, then the final report)",
+            DefaultValueFactory = _ => ReplayCommand.Format.Table,
+        };
+        var filter = new Option<string?>("--filter", "-F")
+        {
+            Description = "A pcap-filter expression applied by libpcap on every hop",
+        };
+        var vxlanPort = VxlanPortOption();
+        var command = new Command("follow", "Capture on every hop of a container's path at once (its eth0 inside its namespace, its veth, " +
+            "the bridge, the egress) and show the path latency as it happens.\n\nExamples:\n" +
+            "  vethtrace follow web --duration 10s\n" +
+            "  vethtrace follow web --egress vt-up0 --format json\n" +
+            "  vethtrace follow --hop eth0@/proc/1234/ns/net --hop veth1eae2a7 --hop docker0 --hop eth0")
+        {
+            target, hops, egress, duration, format, filter, vxlanPort,
+        };
+        command.Validators.Add(result =>
+        {
+            if (result.GetValue(target) is null && (result.GetValue(hops) ?? []).Length == 0)
+            {
+                result.AddError("follow needs a target (a container, netns:<name> or pid:<n>) or --hop interfaces");
+            }
+        });
+        command.SetAction((parseResult, cancel) =>
+        {
+            List<HopTarget> hopTargets;
+            string description;
+            if ((parseResult.GetValue(hops) ?? []) is { Length: > 0 } explicitHops)
+            {
+                hopTargets = explicitHops.Select(ParseHop).ToList();
+                description = "hops given on the command line";
+            }
+            else
+            {
+                error.WriteLine("vethtrace: resolving a container is not available yet; give the hops with --hop");
+                return Task.FromResult((int)ExitCode.ContainerUnavailable);
+            }
+            long? durationNs = null;
+            if (parseResult.GetValue(duration) is { } text)
+            {
+                Durations.TryParseNanoseconds(text, out long ns);
+                durationNs = ns;
+            }
+            var settings = new FollowCommand.Settings(hopTargets, description, parseResult.GetValue(format),
+                durationNs is { } n ? TimeSpan.FromTicks(n / 100) : null, 1_000_000_000, parseResult.GetValue(filter),
+                new ParserOptions { VxlanPort = (ushort)parseResult.GetValue(vxlanPort) });
+            return Task.FromResult((int)FollowCommand.Execute(settings, output, error, cancel));
+        });
+        return command;
+    }
+
+    private static HopTarget ParseHop(string text)
+    {
+        int at = text.IndexOf('@');
+        string name = at < 0 ? text : text[..at];
+        string? netns = at < 0 ? null : text[(at + 1)..];
+        InterfaceRole role = netns is not null ? InterfaceRole.Container
+            : name.StartsWith("veth", StringComparison.Ordinal) ? InterfaceRole.Veth
+            : name == "docker0" || name.StartsWith("br-", StringComparison.Ordinal) ? InterfaceRole.Bridge
+            : InterfaceRole.Egress;
+        return new HopTarget(name, netns, role, netns is null ? name : $"{name}@{Path.GetFileName(Path.GetDirectoryName(Path.GetDirectoryName(netns)) ?? netns)}");
     }
 }

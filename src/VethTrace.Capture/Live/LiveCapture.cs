@@ -1,0 +1,254 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using SharpPcap;
+using SharpPcap.LibPcap;
+using VethTrace.Packets;
+using VethTrace.Tracing;
+
+namespace VethTrace.Capture.Live;
+
+/// <summary>One hop to capture on: an interface, in a network namespace (null for the host's), with its role.</summary>
+public sealed record HopTarget(string Interface, string? NetworkNamespace, InterfaceRole Role, string DisplayName);
+
+/// <summary>Per-interface counters: packets seen by VethTrace, and what libpcap says the kernel dropped.</summary>
+public sealed record HopStatistics(string DisplayName, long Packets, long KernelDropped, long InterfaceDropped);
+
+/// <summary>
+/// Captures on several hops at once with one libpcap handle each (SharpPcap), and feeds one <see cref="Correlator"/>.
+/// A handle inside a container's namespace is opened on a dedicated thread that first enters that namespace with
+/// setns(2): the packet socket is bound there, and stays there whichever thread reads it. Packets are parsed in the
+/// arrival callback, from <see cref="PacketCapture.Data"/> (never copied), into small <see cref="Observation"/>s;
+/// a single consumer puts them back in time order (the handles deliver independently) and correlates them.
+/// </summary>
+public sealed class LiveCapture : IDisposable
+{
+    /// <summary>How late a packet from one handle may be relative to another's: 100 ms of reordering.</summary>
+    private const long ReorderNs = 100_000_000;
+
+    /// <summary>
+    /// The libpcap buffer per handle: 8 MiB holds about 60k full-size 128-byte snaplen packets, or a few seconds of
+    /// a busy container at line rate; drops beyond it are counted by the kernel and reported.
+    /// </summary>
+    public const int BufferBytes = 8 * 1024 * 1024;
+
+    private readonly List<(HopTarget Target, LibPcapLiveDevice Device, int Id)> _devices = [];
+    private readonly ConcurrentQueue<Observation> _arrivals = new();
+    private readonly PriorityQueue<Observation, (long, long)> _reorder = new();
+    private readonly Correlator _correlator;
+    private readonly ParserOptions _parser;
+    private readonly long[] _packets;
+    private long _order;
+    private long _newest;
+
+    public LiveCapture(IReadOnlyList<HopTarget> targets, CorrelatorOptions options, ParserOptions parser, string? filter, int snapLength = 262_144)
+    {
+        _parser = parser;
+        _packets = new long[targets.Count];
+        _correlator = new Correlator(options, id => targets[id].Role);
+        try
+        {
+            for (int id = 0; id < targets.Count; id++)
+            {
+                HopTarget target = targets[id];
+                LibPcapLiveDevice device = target.NetworkNamespace is null
+                    ? Open(target.Interface, snapLength, filter)
+                    : OpenInNamespace(target.Interface, target.NetworkNamespace, snapLength, filter);
+                int hop = id;
+                device.OnPacketArrival += (_, capture) => Arrived(hop, capture);
+                _devices.Add((target, device, id));
+            }
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    public IReadOnlyList<string> Names => _devices.Select(d => d.Target.DisplayName).ToList();
+
+    public Func<int, InterfaceRole> RoleOf => id => _devices[id].Target.Role;
+
+    public void Start()
+    {
+        foreach (var (_, device, _) in _devices)
+        {
+            device.StartCapture();
+        }
+    }
+
+    /// <summary>Moves what has arrived into the correlator, keeping <see cref="ReorderNs"/> of slack for late handles.</summary>
+    public void Pump(bool all = false)
+    {
+        while (_arrivals.TryDequeue(out Observation observation))
+        {
+            _reorder.Enqueue(observation, (observation.TimestampNs, observation.Order));
+            _newest = Math.Max(_newest, observation.TimestampNs);
+        }
+        while (_reorder.TryPeek(out Observation next, out _) && (all || next.TimestampNs < _newest - ReorderNs))
+        {
+            _reorder.Dequeue();
+            _correlator.Add(in next);
+        }
+    }
+
+    public void Stop()
+    {
+        foreach (var (_, device, _) in _devices)
+        {
+            try
+            {
+                device.StopCapture();
+            }
+            catch (PcapException)
+            {
+                // The interface went away (the container stopped): nothing left to stop.
+            }
+        }
+        Pump(all: true);
+        _correlator.Complete();
+    }
+
+    public CorrelationReport Report() => _correlator.Report();
+
+    /// <summary>A snapshot of the running correlation (journeys still open are not in it yet).</summary>
+    public Correlator Correlator => _correlator;
+
+    public IReadOnlyList<HopStatistics> Statistics()
+    {
+        var statistics = new List<HopStatistics>();
+        foreach (var (target, device, id) in _devices)
+        {
+            long dropped = -1, interfaceDropped = -1;
+            try
+            {
+                ICaptureStatistics stats = device.Statistics;
+                dropped = stats.DroppedPackets;
+                interfaceDropped = stats.InterfaceDroppedPackets;
+            }
+            catch (PcapException)
+            {
+            }
+            statistics.Add(new HopStatistics(target.DisplayName, Interlocked.Read(ref _packets[id]), dropped, interfaceDropped));
+        }
+        return statistics;
+    }
+
+    public void Dispose()
+    {
+        foreach (var (_, device, _) in _devices)
+        {
+            device.Dispose();
+        }
+        _devices.Clear();
+    }
+
+    private void Arrived(int hop, PacketCapture capture)
+    {
+        // The capture thread of this handle: parse the bytes where they lie and keep only the observation.
+        ReadOnlySpan<byte> data = capture.Data;
+        var linkType = new LinkType((uint)capture.Device.LinkType);
+        PacketParser.Parse(data, linkType, _parser, out ParsedPacket packet);
+        Interlocked.Increment(ref _packets[hop]);
+        if (!packet.Innermost.Has(LayerSet.Network))
+        {
+            return;
+        }
+        PosixTimeval time = capture.Header.Timeval;
+        long ns = (long)(time.Value * 1_000_000_000m);
+        _arrivals.Enqueue(Observation.From(in packet, data, ns, hop, Interlocked.Increment(ref _order)));
+    }
+
+    private static LibPcapLiveDevice Open(string name, int snapLength, string? filter)
+    {
+        PcapInterface pcapInterface = PcapInterface.GetAllPcapInterfaces().FirstOrDefault(i => i.Name == name)
+            ?? throw new LiveCaptureException($"no interface named {name}");
+        var device = new LibPcapLiveDevice(pcapInterface);
+        device.Open(new DeviceConfiguration
+        {
+            // Promiscuous: a bridge device sees bridged (east-west) frames only in promiscuous mode (DESIGN.md).
+            Mode = DeviceModes.Promiscuous,
+            Immediate = true,
+            ReadTimeout = 100,
+            Snaplen = snapLength,
+            BufferSize = BufferBytes,
+            TimestampResolution = TimestampResolution.Nanosecond,
+        });
+        if (filter is not null)
+        {
+            device.Filter = filter;
+        }
+        return device;
+    }
+
+    private static LibPcapLiveDevice OpenInNamespace(string name, string namespacePath, int snapLength, string? filter)
+    {
+        LibPcapLiveDevice? device = null;
+        Exception? failure = null;
+        // setns changes the calling thread only; this thread does nothing else and ends right after.
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                Namespaces.Enter(namespacePath);
+                device = Open(name, snapLength, filter);
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        })
+        {
+            IsBackground = true,
+            Name = "vethtrace-setns",
+        };
+        thread.Start();
+        thread.Join();
+        if (failure is not null)
+        {
+            throw failure is LiveCaptureException ? failure : new LiveCaptureException($"cannot capture on {name} in {namespacePath}: {failure.Message}");
+        }
+        return device!;
+    }
+}
+
+/// <summary>A live capture that cannot start: one line for the user.</summary>
+public sealed class LiveCaptureException(string message) : Exception(message);
+
+/// <summary>setns(2) for the calling thread.</summary>
+internal static partial class Namespaces
+{
+    private const int CloneNewNet = 0x40000000;
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int setns(int fd, int nstype);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int open(string path, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int close(int fd);
+
+    public static void Enter(string path)
+    {
+        int fd = open(path, 0);
+        if (fd < 0)
+        {
+            throw new LiveCaptureException($"cannot open {path}: {Marshal.GetLastPInvokeErrorMessage()}");
+        }
+        try
+        {
+            if (setns(fd, CloneNewNet) != 0)
+            {
+                int errno = Marshal.GetLastPInvokeError();
+                throw new LiveCaptureException(errno == 1
+                    ? $"cannot enter {path}: CAP_SYS_ADMIN is needed to join another network namespace"
+                    : $"cannot enter {path}: {Marshal.GetLastPInvokeErrorMessage()}");
+            }
+        }
+        finally
+        {
+            close(fd);
+        }
+    }
+}

@@ -1,0 +1,114 @@
+using System.Diagnostics;
+using System.Globalization;
+using VethTrace.Capture.Live;
+using VethTrace.Cli.Output;
+using VethTrace.Packets;
+using VethTrace.Tracing;
+
+namespace VethTrace.Cli.Commands;
+
+/// <summary>
+/// <c>vethtrace follow &lt;container&gt;</c>: captures on every hop of the container's path at once (its eth0 from inside
+/// its namespace, its veth, the bridge, the egress) and shows the path latency as it happens, then a final report
+/// as replay prints it.
+/// </summary>
+public static class FollowCommand
+{
+    public sealed record Settings(
+        IReadOnlyList<HopTarget> Hops,
+        string Description,
+        ReplayCommand.Format OutputFormat,
+        TimeSpan? Duration,
+        long WindowNs,
+        string? Filter,
+        ParserOptions Parser);
+
+    public static ExitCode Execute(Settings settings, TextWriter output, TextWriter error, CancellationToken cancel)
+    {
+        LiveCapture live;
+        try
+        {
+            live = new LiveCapture(settings.Hops, new CorrelatorOptions { WindowNs = settings.WindowNs }, settings.Parser, settings.Filter);
+        }
+        catch (LiveCaptureException e)
+        {
+            error.WriteLine($"vethtrace: {e.Message}");
+            return ExitCode.CaptureFailed;
+        }
+        catch (SharpPcap.PcapException e)
+        {
+            error.WriteLine($"vethtrace: {Permissions.Explain(e.Message)}");
+            return ExitCode.CaptureFailed;
+        }
+        using (live)
+        {
+            bool json = settings.OutputFormat == ReplayCommand.Format.Json;
+            if (!json)
+            {
+                output.WriteLine(settings.Description);
+                output.WriteLine("capturing on " + string.Join(", ", live.Names) + (settings.Duration is { } d ? $" for {d.TotalSeconds:0.#} s" : "; Ctrl-C to stop"));
+            }
+            live.Start();
+            var clock = Stopwatch.StartNew();
+            while (!cancel.IsCancellationRequested && (settings.Duration is not { } limit || clock.Elapsed < limit))
+            {
+                TimeSpan wait = TimeSpan.FromSeconds(1);
+                if (settings.Duration is { } total && total - clock.Elapsed < wait)
+                {
+                    wait = total - clock.Elapsed;
+                }
+                cancel.WaitHandle.WaitOne(wait < TimeSpan.Zero ? TimeSpan.Zero : wait);
+                live.Pump();
+                WriteProgress(output, json, clock.Elapsed, live);
+            }
+            live.Stop();
+            CorrelationReport report = live.Report();
+            if (json)
+            {
+                ReplayJson.Write(output, report, live.Names);
+                foreach (HopStatistics hop in live.Statistics())
+                {
+                    output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"{{\"type\":\"capture\",\"interface\":\"{hop.DisplayName}\",\"packets\":{hop.Packets},\"kernel_dropped\":{hop.KernelDropped},\"interface_dropped\":{hop.InterfaceDropped}}}"));
+                }
+            }
+            else
+            {
+                output.WriteLine();
+                ReplayTable.Write(output, report, live.Names, live.RoleOf);
+                output.WriteLine();
+                output.WriteLine("Capture (packets seen, dropped by the kernel)");
+                foreach (HopStatistics hop in live.Statistics())
+                {
+                    output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {hop.DisplayName,-30}{hop.Packets,10}{hop.KernelDropped,10} dropped"));
+                }
+            }
+            return ExitCode.Success;
+        }
+    }
+
+    /// <summary>One line a second: plain text when not on a terminal (and for now on one too), or a JSON summary.</summary>
+    private static void WriteProgress(TextWriter output, bool json, TimeSpan elapsed, LiveCapture live)
+    {
+        var statistics = live.Statistics();
+        var correlator = live.Correlator;
+        if (json)
+        {
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{{\"type\":\"summary\",\"live\":true,\"elapsed_s\":{elapsed.TotalSeconds:0.0},\"packets\":{statistics.Sum(s => s.Packets)},\"journeys\":{correlator.Journeys},\"open\":{correlator.OpenJourneys},\"kernel_dropped\":{statistics.Sum(s => Math.Max(0, s.KernelDropped))}}}"));
+            return;
+        }
+        string perHop = string.Join("  ", statistics.Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.DisplayName} {s.Packets}")));
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"[{elapsed.TotalSeconds,5:0.0}s] {perHop} | journeys {correlator.Journeys} | drops {statistics.Sum(s => Math.Max(0, s.KernelDropped))}"));
+    }
+}
+
+/// <summary>Turns libpcap's permission failures into the capability the user lacks.</summary>
+public static class Permissions
+{
+    public static string Explain(string message) =>
+        message.Contains("Operation not permitted", StringComparison.Ordinal) || message.Contains("permission", StringComparison.OrdinalIgnoreCase)
+            ? $"{message} (capturing needs CAP_NET_RAW and CAP_NET_ADMIN; entering a container's namespace needs CAP_SYS_ADMIN: run as root or grant them)"
+            : message;
+}
