@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using SharpPcap;
 using SharpPcap.LibPcap;
+using VethTrace.Capture.Files;
 using VethTrace.Packets;
 using VethTrace.Tracing;
 
@@ -31,7 +32,8 @@ public sealed class LiveCapture : IDisposable
     /// </summary>
     public const int BufferBytes = 8 * 1024 * 1024;
 
-    private readonly List<(HopTarget Target, LibPcapLiveDevice Device, int Id)> _devices = [];
+    private readonly List<(HopTarget Target, LibPcapLiveDevice Device, int Id, PacketDirection Direction)> _devices = [];
+    private readonly List<HopTarget> _targets = [];
     private readonly ConcurrentQueue<Observation> _arrivals = new();
     private readonly PriorityQueue<Observation, (long, long)> _reorder = new();
     private readonly Correlator _correlator;
@@ -47,15 +49,21 @@ public sealed class LiveCapture : IDisposable
         _correlator = new Correlator(options, id => targets[id].Role);
         try
         {
+            // pcap_findalldevs is slow (it walks every interface): once for the host, once per namespace thread.
+            IReadOnlyList<PcapInterface> hostInterfaces = PcapInterface.GetAllPcapInterfaces();
             for (int id = 0; id < targets.Count; id++)
             {
                 HopTarget target = targets[id];
+                _targets.Add(target);
+                // One handle per hop. libpcap reports no per-packet direction for an Ethernet handle, and the
+                // 'inbound'/'outbound' qualifiers were tried (a handle per direction) but lost the first matching
+                // packet of each handle here (libpcap 1.10.3, kernel 6.18), so directions stay unknown.
                 LibPcapLiveDevice device = target.NetworkNamespace is null
-                    ? Open(target.Interface, snapLength, filter)
+                    ? Open(hostInterfaces, target.Interface, snapLength, filter)
                     : OpenInNamespace(target.Interface, target.NetworkNamespace, snapLength, filter);
                 int hop = id;
-                device.OnPacketArrival += (_, capture) => Arrived(hop, capture);
-                _devices.Add((target, device, id));
+                device.OnPacketArrival += (_, capture) => Arrived(hop, PacketDirection.Unknown, capture);
+                _devices.Add((target, device, id, PacketDirection.Unknown));
             }
         }
         catch
@@ -65,13 +73,16 @@ public sealed class LiveCapture : IDisposable
         }
     }
 
-    public IReadOnlyList<string> Names => _devices.Select(d => d.Target.DisplayName).ToList();
+    public IReadOnlyList<string> Names => _targets.Select(t => t.DisplayName).ToList();
 
-    public Func<int, InterfaceRole> RoleOf => id => _devices[id].Target.Role;
+    public Func<int, InterfaceRole> RoleOf => id => _targets[id].Role;
+
+    /// <summary>Receives every captured packet with its hop and direction (for <c>record</c>), on the capture threads.</summary>
+    public IPacketSink? Sink { get; set; }
 
     public void Start()
     {
-        foreach (var (_, device, _) in _devices)
+        foreach (var (_, device, _, _) in _devices)
         {
             device.StartCapture();
         }
@@ -94,7 +105,7 @@ public sealed class LiveCapture : IDisposable
 
     public void Stop()
     {
-        foreach (var (_, device, _) in _devices)
+        foreach (var (_, device, _, _) in _devices)
         {
             try
             {
@@ -116,52 +127,53 @@ public sealed class LiveCapture : IDisposable
 
     public IReadOnlyList<HopStatistics> Statistics()
     {
-        var statistics = new List<HopStatistics>();
-        foreach (var (target, device, id) in _devices)
+        var dropped = new long[_targets.Count];
+        var interfaceDropped = new long[_targets.Count];
+        foreach (var (_, device, id, _) in _devices)
         {
-            long dropped = -1, interfaceDropped = -1;
             try
             {
                 ICaptureStatistics stats = device.Statistics;
-                dropped = stats.DroppedPackets;
-                interfaceDropped = stats.InterfaceDroppedPackets;
+                dropped[id] += stats.DroppedPackets;
+                interfaceDropped[id] += stats.InterfaceDroppedPackets;
             }
             catch (PcapException)
             {
+                dropped[id] = -1; // the handle is gone (its interface disappeared)
             }
-            statistics.Add(new HopStatistics(target.DisplayName, Interlocked.Read(ref _packets[id]), dropped, interfaceDropped));
         }
-        return statistics;
+        return _targets.Select((t, id) => new HopStatistics(t.DisplayName, Interlocked.Read(ref _packets[id]), dropped[id], interfaceDropped[id])).ToList();
     }
 
     public void Dispose()
     {
-        foreach (var (_, device, _) in _devices)
+        foreach (var (_, device, _, _) in _devices)
         {
             device.Dispose();
         }
         _devices.Clear();
     }
 
-    private void Arrived(int hop, PacketCapture capture)
+    private void Arrived(int hop, PacketDirection direction, PacketCapture capture)
     {
         // The capture thread of this handle: parse the bytes where they lie and keep only the observation.
         ReadOnlySpan<byte> data = capture.Data;
         var linkType = new LinkType((uint)capture.Device.LinkType);
+        PosixTimeval time = capture.Header.Timeval;
+        long ns = (long)(time.Value * 1_000_000_000m);
+        Sink?.Write(hop, linkType, ns, data, capture.Header is PcapHeader header ? (int)header.PacketLength : data.Length, direction);
         PacketParser.Parse(data, linkType, _parser, out ParsedPacket packet);
         Interlocked.Increment(ref _packets[hop]);
         if (!packet.Innermost.Has(LayerSet.Network))
         {
             return;
         }
-        PosixTimeval time = capture.Header.Timeval;
-        long ns = (long)(time.Value * 1_000_000_000m);
         _arrivals.Enqueue(Observation.From(in packet, data, ns, hop, Interlocked.Increment(ref _order)));
     }
 
-    private static LibPcapLiveDevice Open(string name, int snapLength, string? filter)
+    private static LibPcapLiveDevice Open(IReadOnlyList<PcapInterface> interfaces, string name, int snapLength, string? filter)
     {
-        PcapInterface pcapInterface = PcapInterface.GetAllPcapInterfaces().FirstOrDefault(i => i.Name == name)
+        PcapInterface pcapInterface = interfaces.FirstOrDefault(i => i.Name == name)
             ?? throw new LiveCaptureException($"no interface named {name}");
         var device = new LibPcapLiveDevice(pcapInterface);
         device.Open(new DeviceConfiguration
@@ -191,7 +203,7 @@ public sealed class LiveCapture : IDisposable
             try
             {
                 Namespaces.Enter(namespacePath);
-                device = Open(name, snapLength, filter);
+                device = Open(PcapInterface.GetAllPcapInterfaces(), name, snapLength, filter);
             }
             catch (Exception e)
             {
@@ -210,6 +222,12 @@ public sealed class LiveCapture : IDisposable
         }
         return device!;
     }
+}
+
+/// <summary>Where <c>record</c> puts every captured packet; called on the capture threads, concurrently.</summary>
+public interface IPacketSink
+{
+    void Write(int hop, LinkType linkType, long timestampNs, ReadOnlySpan<byte> data, int originalLength, PacketDirection direction);
 }
 
 /// <summary>A live capture that cannot start: one line for the user.</summary>

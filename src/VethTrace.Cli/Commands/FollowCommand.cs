@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Text.Json;
 using VethTrace.Capture.Live;
 using VethTrace.Cli.Output;
 using VethTrace.Packets;
@@ -46,9 +47,19 @@ public static class FollowCommand
             if (!json)
             {
                 output.WriteLine(settings.Description);
-                output.WriteLine("capturing on " + string.Join(", ", live.Names) + (settings.Duration is { } d ? $" for {d.TotalSeconds:0.#} s" : "; Ctrl-C to stop"));
+                output.WriteLine("opening " + string.Join(", ", live.Names) + (settings.Duration is { } d ? $" for {d.TotalSeconds:0.#} s" : "; Ctrl-C to stop"));
             }
             live.Start();
+            if (json)
+            {
+                // Tells a consumer (or a test) that every handle is capturing from here on.
+                output.WriteLine("{\"type\":\"start\",\"interfaces\":[" + string.Join(",", live.Names.Select(n => JsonSerializer.Serialize(n))) + "]}");
+            }
+            else
+            {
+                output.WriteLine("capturing.");
+            }
+            output.Flush();
             var clock = Stopwatch.StartNew();
             while (!cancel.IsCancellationRequested && (settings.Duration is not { } limit || clock.Elapsed < limit))
             {

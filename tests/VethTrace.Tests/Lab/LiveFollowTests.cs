@@ -16,12 +16,12 @@ public sealed class LiveFollowTests
     {
         var lab = LabEnvironment.Load();
         string containerHop = $"eth0@/proc/{lab["C1_PID"]}/ns/net";
-        var output = new StringWriter();
+        var output = new SignallingWriter("\"type\":\"start\"");
         var error = new StringWriter();
         var follow = Task.Run(() => VethTraceCommand.Run(
             ["follow", "--hop", containerHop, "--hop", lab["C1_VETH"], "--hop", lab["BRIDGE"], "--hop", lab["EGRESS_IF"],
              "--duration", "5s", "--format", "json", "--filter", $"icmp"], output, error));
-        await Task.Delay(1500); // the handles open well within this
+        Assert.True(output.Seen.Wait(TimeSpan.FromSeconds(20)), $"follow did not start capturing: {error}");
         LabEnvironment.Run("docker", "exec", lab["C1_NAME"], "ping", "-c", "3", "-W", "2", lab["UPSTREAM_IP"]);
 
         ExitCode code = await follow.WaitAsync(TimeSpan.FromSeconds(30));
@@ -54,5 +54,31 @@ public sealed class LiveFollowTests
 
         Assert.Equal(ExitCode.CaptureFailed, code);
         Assert.Equal("vethtrace: no interface named vt-nonexistent0", error.ToString().Trim());
+    }
+
+    /// <summary>A StringWriter that lets the test wait for a line, written by the command on another thread.</summary>
+    private sealed class SignallingWriter(string marker) : StringWriter
+    {
+        public ManualResetEventSlim Seen { get; } = new();
+
+        public override void WriteLine(string? value)
+        {
+            lock (this)
+            {
+                base.WriteLine(value);
+            }
+            if (value?.Contains(marker, StringComparison.Ordinal) == true)
+            {
+                Seen.Set();
+            }
+        }
+
+        public override string ToString()
+        {
+            lock (this)
+            {
+                return base.ToString();
+            }
+        }
     }
 }

@@ -1,0 +1,202 @@
+using System.Globalization;
+using VethTrace.Capture.Docker;
+using VethTrace.Capture.Topology.Netlink;
+
+namespace VethTrace.Capture.Topology;
+
+/// <summary>The container at the far end of a host veth.</summary>
+/// <param name="InterfaceInside">The container-side name (eth0, eth1, …).</param>
+public sealed record VethOwner(
+    string ContainerName,
+    string ContainerId,
+    string NetworkMode,
+    string InterfaceInside,
+    int IndexInside,
+    IReadOnlyList<NetlinkAddress> Addresses);
+
+/// <summary>A host bridge or veth, as <c>vethtrace interfaces</c> lists it.</summary>
+/// <param name="Kind">bridge or veth.</param>
+/// <param name="Master">The bridge a veth is enslaved to; null for a bridge or a free veth.</param>
+/// <param name="Owner">For a veth: the container whose interface is its peer; null when none was found.</param>
+public sealed record HostInterface(
+    string Name,
+    int Index,
+    string Kind,
+    string? Master,
+    LinkOperationalState State,
+    IReadOnlyList<NetlinkAddress> Addresses,
+    VethOwner? Owner);
+
+/// <summary>A running container with no host veth (host, none, macvlan modes), so that it still shows up.</summary>
+public sealed record ContainerWithoutVeth(string ContainerName, string ContainerId, string NetworkMode, string Path);
+
+/// <summary>What <c>vethtrace interfaces</c> shows: the host's bridges and veths, who owns each veth, and the egress.</summary>
+/// <param name="Warnings">Why some owner could not be found (Docker unreachable, a namespace that vanished), one line each.</param>
+public sealed record HostInterfaceListing(
+    IReadOnlyList<HostInterface> Interfaces,
+    IReadOnlyList<ContainerWithoutVeth> OtherContainers,
+    string? Egress,
+    IReadOnlyList<string> Warnings)
+{
+    private const int NameWidth = 16;
+    private const int KindWidth = 6;
+    private const int MasterWidth = 16;
+    private const int StateWidth = 5;
+
+    /// <summary>Prints an 80-column table: bridges first (each followed by its veths), then free veths, then the egress.</summary>
+    public void Format(TextWriter writer)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        writer.WriteLine($"{"INTERFACE",-NameWidth} {"KIND",-KindWidth} {"MASTER",-MasterWidth} {"STATE",-StateWidth} CONTAINER / ADDRESS");
+        foreach (HostInterface bridge in Interfaces.Where(i => i.Kind == "bridge").OrderBy(i => i.Name, StringComparer.Ordinal))
+        {
+            WriteRow(writer, bridge);
+            foreach (HostInterface veth in Interfaces.Where(i => i.Kind == "veth" && i.Master == bridge.Name).OrderBy(i => i.Name, StringComparer.Ordinal))
+            {
+                WriteRow(writer, veth);
+            }
+        }
+        var bridges = Interfaces.Where(i => i.Kind == "bridge").Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
+        foreach (HostInterface veth in Interfaces.Where(i => i.Kind == "veth" && (i.Master is null || !bridges.Contains(i.Master))).OrderBy(i => i.Name, StringComparer.Ordinal))
+        {
+            WriteRow(writer, veth);
+        }
+        foreach (ContainerWithoutVeth other in OtherContainers)
+        {
+            writer.WriteLine(Fit($"{"-",-NameWidth} {"-",-KindWidth} {"-",-MasterWidth} {"-",-StateWidth} {other.ContainerName} [{other.NetworkMode}]: {other.Path}"));
+        }
+        writer.WriteLine($"egress: {Egress ?? "(no default route; pass --egress IFACE)"}");
+        foreach (string warning in Warnings)
+        {
+            WriteWrapped(writer, $"warning: {warning}");
+        }
+    }
+
+    /// <summary>Warnings are wrapped, not clipped: the end of an error message (the path, DOCKER_HOST) is the useful part.</summary>
+    private static void WriteWrapped(TextWriter writer, string text)
+    {
+        const int width = 80, indent = 2;
+        string line = string.Empty;
+        foreach (string word in text.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (line.Length > 0 && line.Length + 1 + word.Length > width)
+            {
+                writer.WriteLine(line);
+                line = new string(' ', indent);
+            }
+            line = line.Length == 0 || line.Length == indent && string.IsNullOrWhiteSpace(line) ? line + word : line + " " + word;
+        }
+        writer.WriteLine(line);
+    }
+
+    private static void WriteRow(TextWriter writer, HostInterface entry)
+    {
+        string detail = entry.Owner is VethOwner owner
+            ? $"{owner.ContainerName}:{owner.InterfaceInside} {string.Join(' ', owner.Addresses.Where(a => a.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork))} [{owner.NetworkMode}]"
+            : string.Join(' ', entry.Addresses.Where(a => a.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork));
+        string state = entry.State switch
+        {
+            LinkOperationalState.Up => "up",
+            LinkOperationalState.Down => "down",
+            LinkOperationalState.LowerLayerDown => "lower",
+            _ => "?",
+        };
+        string line = $"{Clip(entry.Name, NameWidth),-NameWidth} {Clip(entry.Kind, KindWidth),-KindWidth} {Clip(entry.Master ?? "-", MasterWidth),-MasterWidth} {state,-StateWidth} {detail}";
+        writer.WriteLine(Fit(line));
+    }
+
+    private static string Clip(string text, int width) => text.Length <= width ? text : text[..(width - 1)] + "…";
+
+    private static string Fit(string line) => line.Length <= 80 ? line.TrimEnd() : line[..79] + "…";
+}
+
+/// <summary>Builds the <c>vethtrace interfaces</c> listing from a netlink dump of the host and of each running container.</summary>
+public static class HostInterfaces
+{
+    /// <summary>
+    /// Lists the host's bridges and veths and maps each veth to its container by reading every running container's
+    /// namespace. With <paramref name="docker"/> null, or Docker unreachable, the list has no owners and a warning says why.
+    /// </summary>
+    public static async Task<HostInterfaceListing> ListAsync(DockerClient? docker, CancellationToken cancellationToken = default)
+    {
+        NamespaceSnapshot host = NetworkNamespace.Current.ReadSnapshot();
+        var warnings = new List<string>();
+        var inside = new List<(DockerContainer Container, NamespaceSnapshot Snapshot)>();
+        if (docker is null)
+        {
+            warnings.Add("no Docker client: veths are not mapped to containers");
+        }
+        else
+        {
+            IReadOnlyList<DockerContainer> containers = [];
+            try
+            {
+                containers = await docker.ListContainersAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (DockerException exception)
+            {
+                warnings.Add(exception.Message);
+            }
+            foreach (DockerContainer container in containers.Where(c => c.Pid > 0))
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                try
+                {
+                    inside.Add((container, NetworkNamespace.FromPid(container.Pid).ReadSnapshot()));
+                }
+                catch (TopologyException exception)
+                {
+                    warnings.Add($"{container.Name}: {exception.Message}");
+                }
+            }
+        }
+        return Build(host, inside, warnings);
+    }
+
+    /// <summary>The pure part of <see cref="ListAsync"/>, over snapshots already taken.</summary>
+    public static HostInterfaceListing Build(NamespaceSnapshot host, IReadOnlyList<(DockerContainer Container, NamespaceSnapshot Snapshot)> containers, IReadOnlyList<string> warnings)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        ArgumentNullException.ThrowIfNull(containers);
+        var owners = new Dictionary<int, VethOwner>();
+        var others = new List<ContainerWithoutVeth>();
+        foreach ((DockerContainer container, NamespaceSnapshot snapshot) in containers)
+        {
+            if (snapshot.Identity == host.Identity)
+            {
+                others.Add(new ContainerWithoutVeth(container.Name, container.Id, container.NetworkMode, "host network (shares the host's interfaces)"));
+                continue;
+            }
+            bool anyVeth = false;
+            var paths = new List<string>();
+            foreach (NetlinkLink link in snapshot.Links.Where(l => !l.IsLoopback))
+            {
+                if (link.Kind == "veth" && link.LinkIndex is int peerIndex && link.LinkNetnsId is not null
+                    && host.FindLink(peerIndex) is NetlinkLink peer && peer.Kind == "veth" && peer.LinkIndex == link.Index)
+                {
+                    anyVeth = true;
+                    // A container:X container shares X's namespace: keep the first (the owner is listed before or after; either names the veth).
+                    owners.TryAdd(peer.Index, new VethOwner(container.Name, container.Id, container.NetworkMode, link.Name, link.Index, snapshot.AddressesOf(link.Index)));
+                }
+                else
+                {
+                    string parent = link.LinkIndex is int parentIndex && link.LinkNetnsId is not null && host.FindLink(parentIndex) is NetlinkLink p ? $" on {p.Name}" : string.Empty;
+                    paths.Add($"{link.Name} ({link.Kind ?? "device"}{parent})");
+                }
+            }
+            if (!anyVeth)
+            {
+                others.Add(new ContainerWithoutVeth(container.Name, container.Id, container.NetworkMode,
+                    paths.Count == 0 ? "no network (only lo)" : string.Join(", ", paths)));
+            }
+        }
+        var interfaces = new List<HostInterface>();
+        foreach (NetlinkLink link in host.Links.Where(l => l.Kind is "bridge" or "veth").OrderBy(l => l.Index))
+        {
+            string? master = link.MasterIndex is int m ? host.FindLink(m)?.Name ?? $"if{m.ToString(CultureInfo.InvariantCulture)}" : null;
+            interfaces.Add(new HostInterface(link.Name, link.Index, link.Kind!, master, link.OperationalState,
+                host.AddressesOf(link.Index), owners.GetValueOrDefault(link.Index)));
+        }
+        return new HostInterfaceListing(interfaces, others, host.DefaultRouteDevice()?.Name, [.. warnings, .. host.Problems]);
+    }
+}

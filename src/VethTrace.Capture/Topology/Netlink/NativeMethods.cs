@@ -1,0 +1,47 @@
+using System.Runtime.InteropServices;
+
+namespace VethTrace.Capture.Topology.Netlink;
+
+/// <summary>
+/// The few libc calls the topology code needs. .NET's <c>Socket</c> refuses AF_NETLINK (EAFNOSUPPORT from its PAL),
+/// so the netlink socket is a raw descriptor. Arrays are pinned by the marshaller; no unsafe code.
+/// </summary>
+internal static class NativeMethods
+{
+    public const int AddressFamilyNetlink = 16;
+    public const int SocketTypeRaw = 3;
+    public const int SocketCloseOnExec = 0x80000;
+    public const int NetlinkRoute = 0;
+    public const int SolSocket = 1;
+    /// <summary>SO_RCVTIMEO on the asm-generic ABI (x86-64, arm64).</summary>
+    public const int SoReceiveTimeout = 20;
+    /// <summary>MSG_TRUNC: recv returns the datagram's real length even when it exceeds the buffer.</summary>
+    public const int MessageTruncate = 0x20;
+    /// <summary>CLONE_NEWNET for setns(2): the descriptor must refer to a network namespace.</summary>
+    public const int CloneNewNet = 0x40000000;
+
+    public const int EINTR = 4;
+    public const int EAGAIN = 11;
+    public const int EPERM = 1;
+    public const int EINVAL = 22;
+
+    [DllImport("libc", SetLastError = true)]
+    public static extern int socket(int domain, int type, int protocol);
+
+    [DllImport("libc", SetLastError = true)]
+    public static extern nint send(int fd, byte[] buffer, nint length, int flags);
+
+    [DllImport("libc", SetLastError = true)]
+    public static extern nint recv(int fd, byte[] buffer, nint length, int flags);
+
+    [DllImport("libc", SetLastError = true)]
+    public static extern int setsockopt(int fd, int level, int name, long[] value, int length);
+
+    [DllImport("libc", SetLastError = true)]
+    public static extern int close(int fd);
+
+    [DllImport("libc", SetLastError = true)]
+    public static extern int setns(int fd, int nstype);
+
+    public static string Describe(int errno) => Marshal.GetPInvokeErrorMessage(errno);
+}
