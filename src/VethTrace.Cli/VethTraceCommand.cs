@@ -34,7 +34,9 @@ public static class VethTraceCommand
         var root = new RootCommand(
             "VethTrace: follow a container's packets across its eth0, its veth, the bridge, NAT and the host's egress, " +
             "and see where the time went.");
-        root.Subcommands.Add(BuildFollow(output, error));
+        root.Subcommands.Add(BuildFollow(output, error, record: false));
+        root.Subcommands.Add(BuildFollow(output, error, record: true));
+        root.Subcommands.Add(BuildInterfaces(output, error));
         root.Subcommands.Add(BuildReplay(output, error));
         root.Subcommands.Add(BuildPackets(output, error));
         return root;
@@ -218,8 +220,13 @@ public static class VethTraceCommand
         return command;
     }
 
-    private static Command BuildFollow(TextWriter output, TextWriter error)
+    private static Command BuildFollow(TextWriter output, TextWriter error, bool record)
     {
+        var file = new Option<string>("--output", "-o")
+        {
+            Description = "The pcapng file to write: one Interface Description Block per hop (if_name, if_description with its role, nanosecond timestamps)",
+            Required = true,
+        };
         var target = new Argument<string?>("target")
         {
             Description = "A container name or ID prefix, netns:<name> or pid:<n>",
@@ -255,14 +262,23 @@ public static class VethTraceCommand
             Description = "A pcap-filter expression applied by libpcap on every hop",
         };
         var vxlanPort = VxlanPortOption();
-        var command = new Command("follow", "Capture on every hop of a container's path at once (its eth0 inside its namespace, its veth, " +
-            "the bridge, the egress) and show the path latency as it happens.\n\nExamples:\n" +
-            "  vethtrace follow web --duration 10s\n" +
-            "  vethtrace follow web --egress vt-up0 --format json\n" +
-            "  vethtrace follow --hop eth0@/proc/1234/ns/net --hop veth1eae2a7 --hop docker0 --hop eth0")
-        {
-            target, hops, egress, duration, format, filter, vxlanPort,
-        };
+        var command = record
+            ? new Command("record", "Capture on every hop of a container's path, like follow, and write every packet to one multi-interface " +
+                "pcapng that 'vethtrace replay' reads back into the same report.\n\nExamples:\n" +
+                "  vethtrace record web -o web.pcapng --duration 30s\n" +
+                "  vethtrace record web -o web.pcapng --egress vt-up0 --filter 'tcp port 80'")
+            {
+                target, file, hops, egress, duration, format, filter, vxlanPort,
+            }
+            : new Command("follow", "Capture on every hop of a container's path at once (its eth0 inside its namespace, its veth, " +
+                "the bridge, the egress) and show the path latency as it happens.\n\nExamples:\n" +
+                "  vethtrace follow web --duration 10s\n" +
+                "  vethtrace follow web --egress vt-up0 --format json\n" +
+                "  vethtrace follow netns:upstream --duration 5s\n" +
+                "  vethtrace follow --hop eth0@/proc/1234/ns/net --hop veth1eae2a7 --hop docker0 --hop eth0")
+            {
+                target, hops, egress, duration, format, filter, vxlanPort,
+            };
         command.Validators.Add(result =>
         {
             if (result.GetValue(target) is null && (result.GetValue(hops) ?? []).Length == 0)
@@ -270,20 +286,14 @@ public static class VethTraceCommand
                 result.AddError("follow needs a target (a container, netns:<name> or pid:<n>) or --hop interfaces");
             }
         });
-        command.SetAction((parseResult, cancel) =>
+        command.SetAction(async (parseResult, cancel) =>
         {
-            List<HopTarget> hopTargets;
-            string description;
-            if ((parseResult.GetValue(hops) ?? []) is { Length: > 0 } explicitHops)
+            var resolved = await ResolveHopsAsync(parseResult.GetValue(target), parseResult.GetValue(hops), parseResult.GetValue(egress), output, error, cancel);
+            if (resolved.Exit is { } exit)
             {
-                hopTargets = explicitHops.Select(ParseHop).ToList();
-                description = "hops given on the command line";
+                return (int)exit;
             }
-            else
-            {
-                error.WriteLine("vethtrace: resolving a container is not available yet; give the hops with --hop");
-                return Task.FromResult((int)ExitCode.ContainerUnavailable);
-            }
+            var (hopTargets, description) = (resolved.Hops!, resolved.Description!);
             long? durationNs = null;
             if (parseResult.GetValue(duration) is { } text)
             {
@@ -292,10 +302,68 @@ public static class VethTraceCommand
             }
             var settings = new FollowCommand.Settings(hopTargets, description, parseResult.GetValue(format),
                 durationNs is { } n ? TimeSpan.FromTicks(n / 100) : null, 1_000_000_000, parseResult.GetValue(filter),
-                new ParserOptions { VxlanPort = (ushort)parseResult.GetValue(vxlanPort) });
-            return Task.FromResult((int)FollowCommand.Execute(settings, output, error, cancel));
+                new ParserOptions { VxlanPort = (ushort)parseResult.GetValue(vxlanPort) },
+                record ? parseResult.GetValue(file) : null);
+            return (int)FollowCommand.Execute(settings, output, error, cancel);
         });
         return command;
+    }
+
+    private static Command BuildInterfaces(TextWriter output, TextWriter error)
+    {
+        var command = new Command("interfaces", "List the host's bridges and veths with the containers they belong to (name, IP, network mode), " +
+            "and the egress: the answer to \"which veth is my container?\".\n\nExample:\n  vethtrace interfaces");
+        command.SetAction(async (parseResult, cancel) =>
+        {
+            try
+            {
+                var listing = await VethTrace.Capture.Topology.HostInterfaces.ListAsync(VethTrace.Capture.Docker.DockerClient.FromEnvironment(), cancel);
+                listing.Format(output);
+                return (int)ExitCode.Success;
+            }
+            catch (VethTrace.Capture.Docker.DockerException e)
+            {
+                error.WriteLine($"vethtrace: {e.Message}");
+                return (int)ExitCode.ContainerUnavailable;
+            }
+            catch (VethTrace.Capture.Topology.TopologyException e)
+            {
+                error.WriteLine($"vethtrace: {e.Message}");
+                return (int)ExitCode.CaptureFailed;
+            }
+        });
+        return command;
+    }
+
+    private sealed record ResolvedHops(IReadOnlyList<HopTarget>? Hops, string? Description, ExitCode? Exit);
+
+    /// <summary>The hops of a target (through Docker or the namespace), or the --hop list; prints failures itself.</summary>
+    private static async Task<ResolvedHops> ResolveHopsAsync(string? target, string[]? hops, string? egress, TextWriter output, TextWriter error, CancellationToken cancel)
+    {
+        if (hops is { Length: > 0 })
+        {
+            return new ResolvedHops(hops.Select(ParseHop).ToList(), "hops given on the command line", null);
+        }
+        try
+        {
+            LiveTargets.Resolution resolution = await LiveTargets.ResolveAsync(target!, egress, cancel);
+            if (resolution.Topology.Shape == VethTrace.Capture.Topology.TopologyShape.NoNetwork || resolution.Hops.Count == 0)
+            {
+                output.WriteLine(resolution.Description);
+                return new ResolvedHops(null, null, ExitCode.Success);
+            }
+            return new ResolvedHops(resolution.Hops, resolution.Description, null);
+        }
+        catch (VethTrace.Capture.Docker.DockerException e)
+        {
+            error.WriteLine($"vethtrace: {e.Message}");
+            return new ResolvedHops(null, null, ExitCode.ContainerUnavailable);
+        }
+        catch (VethTrace.Capture.Topology.TopologyException e)
+        {
+            error.WriteLine($"vethtrace: {e.Message}");
+            return new ResolvedHops(null, null, ExitCode.ContainerUnavailable);
+        }
     }
 
     private static HopTarget ParseHop(string text)

@@ -1,8 +1,8 @@
 using System.Collections.Concurrent;
-using System.Runtime.InteropServices;
 using SharpPcap;
 using SharpPcap.LibPcap;
 using VethTrace.Capture.Files;
+using VethTrace.Capture.Topology;
 using VethTrace.Packets;
 using VethTrace.Tracing;
 
@@ -23,9 +23,6 @@ public sealed record HopStatistics(string DisplayName, long Packets, long Kernel
 /// </summary>
 public sealed class LiveCapture : IDisposable
 {
-    /// <summary>How late a packet from one handle may be relative to another's: 100 ms of reordering.</summary>
-    private const long ReorderNs = 100_000_000;
-
     /// <summary>
     /// The libpcap buffer per handle: 8 MiB holds about 60k full-size 128-byte snaplen packets, or a few seconds of
     /// a busy container at line rate; drops beyond it are counted by the kernel and reported.
@@ -35,18 +32,18 @@ public sealed class LiveCapture : IDisposable
     private readonly List<(HopTarget Target, LibPcapLiveDevice Device, int Id, PacketDirection Direction)> _devices = [];
     private readonly List<HopTarget> _targets = [];
     private readonly ConcurrentQueue<Observation> _arrivals = new();
-    private readonly PriorityQueue<Observation, (long, long)> _reorder = new();
     private readonly Correlator _correlator;
+    private readonly TimeOrderer _orderer;
     private readonly ParserOptions _parser;
     private readonly long[] _packets;
     private long _order;
-    private long _newest;
 
     public LiveCapture(IReadOnlyList<HopTarget> targets, CorrelatorOptions options, ParserOptions parser, string? filter, int snapLength = 262_144)
     {
         _parser = parser;
         _packets = new long[targets.Count];
         _correlator = new Correlator(options, id => targets[id].Role);
+        _orderer = new TimeOrderer(_correlator, TimeOrderer.DefaultSlackNs);
         try
         {
             // pcap_findalldevs is slow (it walks every interface): once for the host, once per namespace thread.
@@ -77,6 +74,9 @@ public sealed class LiveCapture : IDisposable
 
     public Func<int, InterfaceRole> RoleOf => id => _targets[id].Role;
 
+    /// <summary>The link type libpcap gave the hop's handle.</summary>
+    public LinkType LinkTypeOf(int hop) => new((uint)_devices.First(d => d.Id == hop).Device.LinkType);
+
     /// <summary>Receives every captured packet with its hop and direction (for <c>record</c>), on the capture threads.</summary>
     public IPacketSink? Sink { get; set; }
 
@@ -88,18 +88,21 @@ public sealed class LiveCapture : IDisposable
         }
     }
 
-    /// <summary>Moves what has arrived into the correlator, keeping <see cref="ReorderNs"/> of slack for late handles.</summary>
+    /// <summary>
+    /// Moves what has arrived into the correlator, in time order, with <see cref="TimeOrderer.DefaultSlackNs"/> of slack
+    /// for late handles (one was seen delivering more than a second late in the lab); the live view lags by as much.
+    /// </summary>
     public void Pump(bool all = false)
     {
         while (_arrivals.TryDequeue(out Observation observation))
         {
-            _reorder.Enqueue(observation, (observation.TimestampNs, observation.Order));
-            _newest = Math.Max(_newest, observation.TimestampNs);
+            _orderer.Add(in observation);
         }
-        while (_reorder.TryPeek(out Observation next, out _) && (all || next.TimestampNs < _newest - ReorderNs))
+        // The handles stamp with the system's real-time clock: when traffic pauses, wall time still moves on.
+        _orderer.Advance((DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100);
+        if (all)
         {
-            _reorder.Dequeue();
-            _correlator.Add(in next);
+            _orderer.Flush();
         }
     }
 
@@ -195,32 +198,15 @@ public sealed class LiveCapture : IDisposable
 
     private static LibPcapLiveDevice OpenInNamespace(string name, string namespacePath, int snapLength, string? filter)
     {
-        LibPcapLiveDevice? device = null;
-        Exception? failure = null;
-        // setns changes the calling thread only; this thread does nothing else and ends right after.
-        var thread = new Thread(() =>
+        try
         {
-            try
-            {
-                Namespaces.Enter(namespacePath);
-                device = Open(PcapInterface.GetAllPcapInterfaces(), name, snapLength, filter);
-            }
-            catch (Exception e)
-            {
-                failure = e;
-            }
-        })
-        {
-            IsBackground = true,
-            Name = "vethtrace-setns",
-        };
-        thread.Start();
-        thread.Join();
-        if (failure is not null)
-        {
-            throw failure is LiveCaptureException ? failure : new LiveCaptureException($"cannot capture on {name} in {namespacePath}: {failure.Message}");
+            // The handle's packet socket is bound inside the namespace and stays there after the thread ends.
+            return NetworkNamespace.FromPath(namespacePath).Run(() => Open(PcapInterface.GetAllPcapInterfaces(), name, snapLength, filter));
         }
-        return device!;
+        catch (TopologyException e)
+        {
+            throw new LiveCaptureException(e.Message);
+        }
     }
 }
 
@@ -232,41 +218,3 @@ public interface IPacketSink
 
 /// <summary>A live capture that cannot start: one line for the user.</summary>
 public sealed class LiveCaptureException(string message) : Exception(message);
-
-/// <summary>setns(2) for the calling thread.</summary>
-internal static partial class Namespaces
-{
-    private const int CloneNewNet = 0x40000000;
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int setns(int fd, int nstype);
-
-    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int open(string path, int flags);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int close(int fd);
-
-    public static void Enter(string path)
-    {
-        int fd = open(path, 0);
-        if (fd < 0)
-        {
-            throw new LiveCaptureException($"cannot open {path}: {Marshal.GetLastPInvokeErrorMessage()}");
-        }
-        try
-        {
-            if (setns(fd, CloneNewNet) != 0)
-            {
-                int errno = Marshal.GetLastPInvokeError();
-                throw new LiveCaptureException(errno == 1
-                    ? $"cannot enter {path}: CAP_SYS_ADMIN is needed to join another network namespace"
-                    : $"cannot enter {path}: {Marshal.GetLastPInvokeErrorMessage()}");
-            }
-        }
-        finally
-        {
-            close(fd);
-        }
-    }
-}

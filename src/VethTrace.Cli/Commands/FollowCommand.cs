@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using VethTrace.Capture.Files;
 using VethTrace.Capture.Live;
 using VethTrace.Cli.Output;
 using VethTrace.Packets;
@@ -22,7 +23,8 @@ public static class FollowCommand
         TimeSpan? Duration,
         long WindowNs,
         string? Filter,
-        ParserOptions Parser);
+        ParserOptions Parser,
+        string? RecordPath = null);
 
     public static ExitCode Execute(Settings settings, TextWriter output, TextWriter error, CancellationToken cancel)
     {
@@ -42,7 +44,13 @@ public static class FollowCommand
             return ExitCode.CaptureFailed;
         }
         using (live)
+        using (RecordingSink? recording = settings.RecordPath is null ? null : RecordingSink.Create(settings.RecordPath, live, settings.Hops, settings.Description, error))
         {
+            if (settings.RecordPath is not null && recording is null)
+            {
+                return ExitCode.CaptureFailed;
+            }
+            live.Sink = recording;
             bool json = settings.OutputFormat == ReplayCommand.Format.Json;
             if (!json)
             {
@@ -70,7 +78,10 @@ public static class FollowCommand
                 }
                 cancel.WaitHandle.WaitOne(wait < TimeSpan.Zero ? TimeSpan.Zero : wait);
                 live.Pump();
-                WriteProgress(output, json, clock.Elapsed, live);
+                if (wait >= TimeSpan.FromMilliseconds(500))
+                {
+                    WriteProgress(output, json, clock.Elapsed, live);
+                }
             }
             live.Stop();
             CorrelationReport report = live.Report();
@@ -94,8 +105,68 @@ public static class FollowCommand
                     output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {hop.DisplayName,-30}{hop.Packets,10}{hop.KernelDropped,10} dropped"));
                 }
             }
+            if (recording is not null && !json)
+            {
+                output.WriteLine();
+                output.WriteLine($"wrote {recording.Packets} packets on {settings.Hops.Count} interfaces to {settings.RecordPath}");
+            }
             return ExitCode.Success;
         }
+    }
+
+    /// <summary>
+    /// <c>record</c>: every captured packet into one pcapng, an Interface Description Block per hop with its name
+    /// (as the live report names it, so a replay of the file reports the same hops), its role and the target in
+    /// if_description, and nanosecond if_tsresol.
+    /// </summary>
+    private sealed class RecordingSink : IPacketSink, IDisposable
+    {
+        private readonly PcapngWriter _writer;
+        private readonly int[] _interfaces;
+        private long _packets;
+
+        private RecordingSink(PcapngWriter writer, int[] interfaces)
+        {
+            _writer = writer;
+            _interfaces = interfaces;
+        }
+
+        public long Packets => Interlocked.Read(ref _packets);
+
+        public static RecordingSink? Create(string path, LiveCapture live, IReadOnlyList<HopTarget> hops, string description, TextWriter error)
+        {
+            PcapngWriter writer;
+            try
+            {
+                writer = PcapngWriter.Create(path);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                error.WriteLine($"vethtrace: cannot write {path}: {e.Message}");
+                return null;
+            }
+            var ids = new int[hops.Count];
+            for (int hop = 0; hop < hops.Count; hop++)
+            {
+                string role = hops[hop].Role switch
+                {
+                    InterfaceRole.Container => "container interface",
+                    InterfaceRole.Veth => "host veth",
+                    InterfaceRole.Bridge => "bridge",
+                    _ => "egress",
+                };
+                ids[hop] = writer.AddInterface(hops[hop].DisplayName, $"{role} of {description}", live.LinkTypeOf(hop), 262_144);
+            }
+            return new RecordingSink(writer, ids);
+        }
+
+        public void Write(int hop, LinkType linkType, long timestampNs, ReadOnlySpan<byte> data, int originalLength, PacketDirection direction)
+        {
+            _writer.WritePacket(_interfaces[hop], timestampNs, data, Math.Max(originalLength, data.Length), direction);
+            Interlocked.Increment(ref _packets);
+        }
+
+        public void Dispose() => _writer.Dispose();
     }
 
     /// <summary>One line a second: plain text when not on a terminal (and for now on one too), or a JSON summary.</summary>

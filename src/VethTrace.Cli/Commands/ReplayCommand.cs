@@ -45,6 +45,8 @@ public static partial class ReplayCommand
         var interfaces = new InterfaceRegistry(settings.Egress);
         var names = new InterfaceNames(settings.InterfaceMap);
         var correlator = new Correlator(new CorrelatorOptions { WindowNs = settings.WindowNs }, interfaces.RoleOf);
+        // Files written from several handles (dumpcap -i A -i B, vethtrace record) are in arrival order, not time order.
+        var orderer = new TimeOrderer(correlator, TimeOrderer.DefaultSlackNs);
         long packets = 0;
         long notIp = 0;
         using (reader)
@@ -76,8 +78,9 @@ public static partial class ReplayCommand
                     names.Name(captured, in packet));
                 bool selected = filter is null || filter.Matches(record.Data, record.LinkType);
                 var observation = Observation.From(in packet, record.Data, record.TimestampNs, id, packets, selected);
-                correlator.Add(in observation);
+                orderer.Add(in observation);
             }
+            orderer.Flush();
             correlator.Complete();
             CorrelationReport report = correlator.Report() with { Packets = packets, NotIp = notIp };
             if (settings.OutputFormat == Format.Json)
@@ -151,7 +154,8 @@ public static partial class ReplayCommand
             return ContainerInterface().IsMatch(name) ? InterfaceRole.Container : InterfaceRole.Egress;
         }
 
-        [GeneratedRegex(@"^eth\d+$")]
+        // ethN, or ethN(container) as follow and record name a container's own interface.
+        [GeneratedRegex(@"^eth\d+(\(.+\))?$")]
         private static partial Regex ContainerInterface();
     }
 }

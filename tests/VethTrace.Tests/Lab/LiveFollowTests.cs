@@ -56,6 +56,77 @@ public sealed class LiveFollowTests
         Assert.Equal("vethtrace: no interface named vt-nonexistent0", error.ToString().Trim());
     }
 
+    [Fact]
+    public async Task Record_ContainerByName_ReplayOfTheFileReproducesTheLiveReport()
+    {
+        var lab = LabEnvironment.Load();
+        string file = Path.Combine(Path.GetTempPath(), $"vethtrace-record-{Environment.ProcessId}.pcapng");
+        try
+        {
+            var output = new SignallingWriter("\"type\":\"start\"");
+            var error = new StringWriter();
+            var record = Task.Run(() => VethTraceCommand.Run(
+                ["record", lab["C1_NAME"], "-o", file, "--egress", lab["EGRESS_IF"], "--duration", "5s", "--format", "json", "--filter", "icmp or tcp port 80"], output, error));
+            Assert.True(output.Seen.Wait(TimeSpan.FromSeconds(20)), $"record did not start capturing: {error}");
+            LabEnvironment.Run("docker", "exec", lab["C1_NAME"], "ping", "-c", "2", "-W", "2", lab["UPSTREAM_IP"]);
+            LabEnvironment.Run("docker", "exec", lab["C1_NAME"], "wget", "-q", "-O", "/dev/null", $"http://{lab["C2_IP"]}/");
+            ExitCode code = await record.WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.True(code == ExitCode.Success, $"exit {code}: {error}");
+
+            var replayOutput = new StringWriter();
+            Assert.Equal(ExitCode.Success, VethTraceCommand.Run(["replay", file, "--format", "json"], replayOutput, new StringWriter()));
+
+            // The final report of the live run and the replay of its file: the same hops, counts and latencies, the same NAT.
+            static List<string> Report(string text) => text.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+                .Where(l => l.Contains("\"type\":\"hop\"") || l.Contains("\"type\":\"nat\"") || l.Contains("\"type\":\"loss\"") || l.Contains("\"type\":\"path\""))
+                .Order(StringComparer.Ordinal).ToList();
+            List<string> live = Report(output.ToString());
+            Assert.Contains(live, l => l.Contains($"\"from\":\"eth0({lab["C1_NAME"]})\",\"to\":\"{lab["C1_VETH"]}\""));
+            Assert.Equal(live, Report(replayOutput.ToString()));
+
+            // One Interface Description Block per hop, named as the report names them, with the role and the container.
+            using var reader = Capture.Files.CaptureFileReader.Open(file);
+            while (reader.TryReadNext(out _))
+            {
+            }
+            Assert.Null(reader.Error);
+            Assert.Equal([$"eth0({lab["C1_NAME"]})", lab["C1_VETH"], lab["BRIDGE"], lab["EGRESS_IF"]], reader.Interfaces.Select(i => i.Name));
+            Assert.StartsWith("container interface of vt-c1", reader.Interfaces[0].Description);
+            Assert.StartsWith("egress of vt-c1", reader.Interfaces[3].Description);
+            Assert.All(reader.Interfaces, i => Assert.Equal(9, i.TimestampResolution));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
+    public void Follow_UnknownContainer_OneLineAndExitThree()
+    {
+        LabEnvironment.Load();
+        var error = new StringWriter();
+
+        ExitCode code = VethTraceCommand.Run(["follow", "vt-no-such-container", "--duration", "1s"], new StringWriter(), error);
+
+        Assert.Equal(ExitCode.ContainerUnavailable, code);
+        Assert.Equal("vethtrace: no such container: vt-no-such-container", error.ToString().Trim());
+    }
+
+    [Fact]
+    public void Interfaces_Lab_NamesEachContainersVeth()
+    {
+        var lab = LabEnvironment.Load();
+        var output = new StringWriter();
+
+        ExitCode code = VethTraceCommand.Run(["interfaces"], output, new StringWriter());
+
+        Assert.Equal(ExitCode.Success, code);
+        string line = Assert.Single(output.ToString().Split('\n'), l => l.StartsWith(lab["C1_VETH"] + " ", StringComparison.Ordinal));
+        Assert.Contains($"{lab["C1_NAME"]}:eth0 {lab["C1_IP"]}/16", line);
+        Assert.Contains(lab["BRIDGE"], line);
+    }
+
     /// <summary>A StringWriter that lets the test wait for a line, written by the command on another thread.</summary>
     private sealed class SignallingWriter(string marker) : StringWriter
     {
