@@ -5,8 +5,12 @@ namespace VethTrace.Tests.Parser;
 
 /// <summary>
 /// The parser runs in the capture callback for every packet: it and the fingerprint must not allocate.
-/// GC.GetAllocatedBytesForCurrentThread counts this thread only, so tests running in parallel don't disturb it.
+/// GC.GetAllocatedBytesForCurrentThread counts this thread only, so tests running in parallel don't disturb it; but
+/// the runtime itself can allocate a few hundred bytes on the thread once (a tier-up or on-stack replacement in the
+/// middle of the loop, seen once in a full parallel run), so each measurement is the least of three runs: a real
+/// per-packet allocation costs at least 100,000 × its size in every run.
 /// </summary>
+[Collection(VethTrace.Tests.Files.AllocationMeasurement.Name)]
 public class AllocationTests
 {
     private const int Iterations = 100_000;
@@ -22,9 +26,13 @@ public class AllocationTests
         // Warm up: JIT every path (tiering may recompile later, which allocates nothing on this thread either).
         ulong sink = Run(frames, linkTypes, options, 20 * frames.Length);
 
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        sink ^= Run(frames, linkTypes, options, Iterations);
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        long allocated = long.MaxValue;
+        for (int attempt = 0; attempt < 3 && allocated != 0; attempt++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            sink ^= Run(frames, linkTypes, options, Iterations);
+            allocated = Math.Min(allocated, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
 
         Assert.Equal(0, allocated);
         Assert.NotEqual(0UL, sink);
@@ -37,7 +45,8 @@ public class AllocationTests
         SamplePacket[] samples = [.. SamplePackets.All]; // an array: a foreach over the interface would box its enumerator
         var tight = new ParserOptions { MaxVlanTags = 1, MaxExtensionHeaders = 2, MaxTunnelDepth = 1 };
         ulong sink = 0;
-        for (int warm = 0; warm < 2; warm++)
+        long least = long.MaxValue;
+        for (int run = 0; run < 4 && least != 0; run++)
         {
             long before = GC.GetAllocatedBytesForCurrentThread();
             for (int i = 0; i < Iterations / samples.Length; i++)
@@ -50,11 +59,12 @@ public class AllocationTests
                 }
             }
             long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-            if (warm == 1)
+            if (run > 0) // the first run warms up
             {
-                Assert.Equal(0, allocated);
+                least = Math.Min(least, allocated);
             }
         }
+        Assert.Equal(0, least);
         Assert.NotEqual(0UL, sink);
     }
 
