@@ -32,6 +32,7 @@ public sealed class LiveCapture : IDisposable
     private readonly List<(HopTarget Target, LibPcapLiveDevice Device, int Id, PacketDirection Direction)> _devices = [];
     private readonly List<HopTarget> _targets = [];
     private readonly ConcurrentQueue<Observation> _arrivals = new();
+    private readonly ConcurrentQueue<string> _lost = new();
     private readonly Correlator _correlator;
     private readonly TimeOrderer _orderer;
     private readonly ParserOptions _parser;
@@ -60,6 +61,14 @@ public sealed class LiveCapture : IDisposable
                     : OpenInNamespace(target.Interface, target.NetworkNamespace, snapLength, filter);
                 int hop = id;
                 device.OnPacketArrival += (_, capture) => Arrived(hop, PacketDirection.Unknown, capture);
+                device.OnCaptureStopped += (_, status) =>
+                {
+                    // libpcap fails a read when the interface goes away: the container stopped, or restarted with a new veth.
+                    if (status == CaptureStoppedEventStatus.ErrorWhileCapturing)
+                    {
+                        _lost.Enqueue(target.DisplayName);
+                    }
+                };
                 _devices.Add((target, device, id, PacketDirection.Unknown));
             }
         }
@@ -73,6 +82,9 @@ public sealed class LiveCapture : IDisposable
     public IReadOnlyList<string> Names => _targets.Select(t => t.DisplayName).ToList();
 
     public Func<int, InterfaceRole> RoleOf => id => _targets[id].Role;
+
+    /// <summary>Hops whose interface went away while capturing (their handle stopped with an error).</summary>
+    public IReadOnlyCollection<string> LostHops => _lost;
 
     /// <summary>The link type libpcap gave the hop's handle.</summary>
     public LinkType LinkTypeOf(int hop) => new((uint)_devices.First(d => d.Id == hop).Device.LinkType);

@@ -28,6 +28,11 @@ public static class FollowCommand
 
     public static ExitCode Execute(Settings settings, TextWriter output, TextWriter error, CancellationToken cancel)
     {
+        if (Capabilities.Missing(settings.Hops.Any(h => h.NetworkNamespace is not null)) is { } missing)
+        {
+            error.WriteLine($"vethtrace: {missing}");
+            return ExitCode.CaptureFailed;
+        }
         LiveCapture live;
         try
         {
@@ -81,6 +86,11 @@ public static class FollowCommand
                 if (wait >= TimeSpan.FromMilliseconds(500))
                 {
                     WriteProgress(output, json, clock.Elapsed, live);
+                }
+                if (live.LostHops.Count > 0)
+                {
+                    error.WriteLine($"vethtrace: {string.Join(", ", live.LostHops.Distinct())} went away (the container stopped or restarted); final report follows");
+                    break;
                 }
             }
             live.Stop();

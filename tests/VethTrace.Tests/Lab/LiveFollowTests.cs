@@ -127,6 +127,36 @@ public sealed class LiveFollowTests
         Assert.Contains(lab["BRIDGE"], line);
     }
 
+    [Fact]
+    public async Task Follow_ContainerStopsMidway_SaysSoAndPrintsTheFinalReport()
+    {
+        var lab = LabEnvironment.Load();
+        const string name = "vt-follow-stop";
+        LabEnvironment.Run("bash", "-c", $"docker rm -f {name} >/dev/null 2>&1 || true");
+        LabEnvironment.Run("docker", "run", "-d", "--name", name, "--pull", "never", lab["IMAGE"], "sleep", "120");
+        try
+        {
+            var output = new SignallingWriter("\"type\":\"start\"");
+            var error = new StringWriter();
+            var follow = Task.Run(() => VethTraceCommand.Run(["follow", name, "--egress", lab["EGRESS_IF"], "--duration", "60s", "--format", "json"], output, error));
+            Assert.True(output.Seen.Wait(TimeSpan.FromSeconds(20)), $"follow did not start capturing: {error}");
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            LabEnvironment.Run("docker", "stop", "-t", "0", name);
+
+            ExitCode code = await follow.WaitAsync(TimeSpan.FromSeconds(30));
+
+            Assert.Equal(ExitCode.Success, code);
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(15), $"follow took {clock.Elapsed} to notice, not its 60 s duration");
+            Assert.Matches($@"^vethtrace: eth0\({name}\).* went away \(the container stopped or restarted\); final report follows", error.ToString());
+            Assert.Contains("\"type\":\"summary\",\"packets\":", output.ToString());
+            Assert.Contains("\"type\":\"capture\"", output.ToString());
+        }
+        finally
+        {
+            LabEnvironment.Run("bash", "-c", $"docker rm -f {name} >/dev/null 2>&1 || true");
+        }
+    }
+
     /// <summary>A StringWriter that lets the test wait for a line, written by the command on another thread.</summary>
     private sealed class SignallingWriter(string marker) : StringWriter
     {
