@@ -303,7 +303,8 @@ public static class VethTraceCommand
             var settings = new FollowCommand.Settings(hopTargets, description, parseResult.GetValue(format),
                 durationNs is { } n ? TimeSpan.FromTicks(n / 100) : null, 1_000_000_000, parseResult.GetValue(filter),
                 new ParserOptions { VxlanPort = (ushort)parseResult.GetValue(vxlanPort) },
-                record ? parseResult.GetValue(file) : null);
+                record ? parseResult.GetValue(file) : null,
+                Terminal: ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected);
             return (int)FollowCommand.Execute(settings, output, error, cancel);
         });
         return command;

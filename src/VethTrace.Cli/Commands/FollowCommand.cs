@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using Spectre.Console;
 using VethTrace.Capture.Files;
 using VethTrace.Capture.Live;
 using VethTrace.Cli.Output;
@@ -24,11 +25,12 @@ public static class FollowCommand
         long WindowNs,
         string? Filter,
         ParserOptions Parser,
-        string? RecordPath = null);
+        string? RecordPath = null,
+        bool Terminal = false);
 
     public static ExitCode Execute(Settings settings, TextWriter output, TextWriter error, CancellationToken cancel)
     {
-        if (Capabilities.Missing(settings.Hops.Any(h => h.NetworkNamespace is not null)) is { } missing)
+        if (VethTrace.Capture.Live.Capabilities.Missing(settings.Hops.Any(h => h.NetworkNamespace is not null)) is { } missing)
         {
             error.WriteLine($"vethtrace: {missing}");
             return ExitCode.CaptureFailed;
@@ -74,23 +76,22 @@ public static class FollowCommand
             }
             output.Flush();
             var clock = Stopwatch.StartNew();
-            while (!cancel.IsCancellationRequested && (settings.Duration is not { } limit || clock.Elapsed < limit))
+            if (settings.Terminal && !json)
             {
-                TimeSpan wait = TimeSpan.FromSeconds(1);
-                if (settings.Duration is { } total && total - clock.Elapsed < wait)
+                // A terminal gets the live view, redrawn in place; anything else gets one plain line a second.
+                AnsiConsole.Live(new Markup("starting…")).AutoClear(false).Start(context =>
                 {
-                    wait = total - clock.Elapsed;
-                }
-                cancel.WaitHandle.WaitOne(wait < TimeSpan.Zero ? TimeSpan.Zero : wait);
-                live.Pump();
-                if (wait >= TimeSpan.FromMilliseconds(500))
+                    while (Tick(settings, live, clock, cancel, error))
+                    {
+                        context.UpdateTarget(LiveView.Render(settings.Description, clock.Elapsed, live.Correlator.Report(), live.Names, live.RoleOf, live.Statistics()));
+                    }
+                });
+            }
+            else
+            {
+                while (Tick(settings, live, clock, cancel, error))
                 {
                     WriteProgress(output, json, clock.Elapsed, live);
-                }
-                if (live.LostHops.Count > 0)
-                {
-                    error.WriteLine($"vethtrace: {string.Join(", ", live.LostHops.Distinct())} went away (the container stopped or restarted); final report follows");
-                    break;
                 }
             }
             live.Stop();
@@ -179,7 +180,32 @@ public static class FollowCommand
         public void Dispose() => _writer.Dispose();
     }
 
-    /// <summary>One line a second: plain text when not on a terminal (and for now on one too), or a JSON summary.</summary>
+    /// <summary>
+    /// Waits up to a second (less at the end of --duration), moves what arrived into the correlator, and says whether
+    /// to go on: false at the end of the duration, on Ctrl-C, or when a hop's interface went away.
+    /// </summary>
+    private static bool Tick(Settings settings, LiveCapture live, Stopwatch clock, CancellationToken cancel, TextWriter error)
+    {
+        if (cancel.IsCancellationRequested || settings.Duration is { } limit && clock.Elapsed >= limit)
+        {
+            return false;
+        }
+        TimeSpan wait = TimeSpan.FromSeconds(1);
+        if (settings.Duration is { } total && total - clock.Elapsed < wait)
+        {
+            wait = total - clock.Elapsed;
+        }
+        cancel.WaitHandle.WaitOne(wait < TimeSpan.Zero ? TimeSpan.Zero : wait);
+        live.Pump();
+        if (live.LostHops.Count > 0)
+        {
+            error.WriteLine($"vethtrace: {string.Join(", ", live.LostHops.Distinct())} went away (the container stopped or restarted); final report follows");
+            return false;
+        }
+        return !cancel.IsCancellationRequested && (settings.Duration is not { } end || clock.Elapsed < end - TimeSpan.FromMilliseconds(50));
+    }
+
+    /// <summary>One line a second when stdout is not a terminal: plain text, or a JSON summary record.</summary>
     private static void WriteProgress(TextWriter output, bool json, TimeSpan elapsed, LiveCapture live)
     {
         var statistics = live.Statistics();

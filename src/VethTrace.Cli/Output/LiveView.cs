@@ -1,0 +1,71 @@
+using System.Globalization;
+using Spectre.Console;
+using Spectre.Console.Rendering;
+using VethTrace.Capture.Live;
+using VethTrace.Tracing;
+
+namespace VethTrace.Cli.Output;
+
+/// <summary>
+/// The terminal view of <c>follow</c>, drawn with Spectre.Console and refreshed about once a second: the path
+/// chains with per-hop medians, per-hop packets and p50/p99, the NAT mappings in use, losses with their last hop,
+/// and per-interface kernel drops. Used only when stdout is a terminal; otherwise follow prints plain lines.
+/// </summary>
+public static class LiveView
+{
+    public static IRenderable Render(string title, TimeSpan elapsed, CorrelationReport report, IReadOnlyList<string> names,
+        Func<int, InterfaceRole> roleOf, IReadOnlyList<HopStatistics> statistics)
+    {
+        var parts = new List<IRenderable>
+        {
+            new Markup(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+                $"{title} · {elapsed.TotalSeconds:0}s · {statistics.Sum(s => s.Packets)} packets · {report.Journeys} journeys · {report.Lost} lost"))),
+        };
+
+        var latency = report.Hops.ToDictionary(h => (h.From, h.To), h => h.Histogram);
+        foreach (PathStats path in report.Paths.Take(4))
+        {
+            int towardsEgress = ((int)roleOf(path.Interfaces[^1])).CompareTo((int)roleOf(path.Interfaces[0]));
+            var chain = new System.Text.StringBuilder(towardsEgress > 0 ? "out  " : towardsEgress < 0 ? "in   " : "     ");
+            chain.Append(names[path.Interfaces[0]]);
+            for (int i = 1; i < path.Interfaces.Count; i++)
+            {
+                var h = latency[(path.Interfaces[i - 1], path.Interfaces[i])];
+                string median = h.Percentile(50) == 0 && h.Zeros > 0 ? "reused" : ReplayTable.Microseconds(h.Percentile(50)) + "µs";
+                chain.Append(" ─").Append(median).Append("→ ").Append(names[path.Interfaces[i]]);
+            }
+            parts.Add(new Markup(Markup.Escape(chain.ToString())));
+        }
+
+        var hops = new Table().Border(TableBorder.Simple).AddColumn("hop").AddColumn(new TableColumn("packets").RightAligned())
+            .AddColumn(new TableColumn("p50 µs").RightAligned()).AddColumn(new TableColumn("p99 µs").RightAligned()).AddColumn(new TableColumn("max µs").RightAligned());
+        foreach (HopReport hop in report.Hops)
+        {
+            var h = hop.Histogram;
+            hops.AddRow(Markup.Escape($"{names[hop.From]} → {names[hop.To]}"), Count(h.Count),
+                ReplayTable.Microseconds(h.Percentile(50)), ReplayTable.Microseconds(h.Percentile(99)), ReplayTable.Microseconds(h.Max));
+        }
+        parts.Add(hops);
+
+        if (report.Nat.Count > 0)
+        {
+            var nat = new Table().Border(TableBorder.Simple).AddColumn("nat").AddColumn("proto").AddColumn("inside").AddColumn("outside").AddColumn("peer")
+                .AddColumn(new TableColumn("packets").RightAligned());
+            foreach (NatMapping mapping in report.Nat.Take(8))
+            {
+                nat.AddRow(ReplayTable.Kind(mapping.Kind), mapping.Protocol.Name, Markup.Escape(mapping.Inside), Markup.Escape(mapping.Outside),
+                    Markup.Escape(mapping.Peer), Count(mapping.Packets));
+            }
+            parts.Add(nat);
+        }
+        foreach (LossReport loss in report.Losses.Take(5))
+        {
+            parts.Add(new Markup(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+                $"lost: {loss.Packets} × {loss.Flow.Protocol.Name} {loss.Flow.SourceEndpoint} > {loss.Flow.DestinationEndpoint}, last seen on {names[loss.LastSeen]}")), new Style(Color.Red)));
+        }
+        parts.Add(new Markup(Markup.Escape("kernel drops: " + string.Join("  ", statistics.Select(s => $"{s.DisplayName} {Math.Max(0, s.KernelDropped)}")))));
+        return new Rows(parts);
+    }
+
+    private static string Count(long value) => value.ToString(CultureInfo.InvariantCulture);
+}
