@@ -2,5 +2,5 @@ namespace VethTrace.Cli;
 
 public static class Program
 {
-    public static int Main(string[] args) => (int)VethTraceCommand.Run(args, Console.Out, Console.Error);
+    public static async Task<int> Main(string[] args) => (int)await VethTraceCommand.RunAsync(args, Console.Out, Console.Error);
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using System.CommandLine.Parsing;
 using VethTrace.Capture.Filters;
 using VethTrace.Capture.Live;
@@ -27,6 +28,35 @@ public static class VethTraceCommand
             return ExitCode.Usage;
         }
         return (ExitCode)parsed.Invoke(new InvocationConfiguration { Output = output, Error = error });
+    }
+
+    /// <summary>
+    /// The process entry: like <see cref="Run"/>, but asynchronous, so System.CommandLine turns SIGINT (Ctrl-C) and
+    /// SIGTERM into cancellation; follow and record then stop capturing and print their final report.
+    /// </summary>
+    public static async Task<ExitCode> RunAsync(string[] args, TextWriter output, TextWriter error)
+    {
+        var root = Build(output, error);
+        ParseResult parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            return Run(args, output, error); // prints the usage errors the same way
+        }
+        // Ctrl-C and SIGTERM cancel the command instead of killing the process: the handles stop and the final
+        // report is printed. A second signal, while that is under way, is left to its default action.
+        using var stop = new CancellationTokenSource();
+        void Cancel(PosixSignalContext context)
+        {
+            if (!stop.IsCancellationRequested)
+            {
+                context.Cancel = true;
+                stop.Cancel();
+            }
+        }
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Cancel);
+        using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Cancel);
+        var configuration = new InvocationConfiguration { Output = output, Error = error, ProcessTerminationTimeout = null };
+        return (ExitCode)await parsed.InvokeAsync(configuration, stop.Token);
     }
 
     public static RootCommand Build(TextWriter output, TextWriter error)

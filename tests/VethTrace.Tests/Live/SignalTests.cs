@@ -1,0 +1,66 @@
+using System.Diagnostics;
+using VethTrace.Cli;
+
+namespace VethTrace.Tests.Live;
+
+/// <summary>
+/// Stopping follow from outside: SIGTERM (and Ctrl-C's SIGINT, which takes the same path) ends the capture cleanly
+/// with the final report and exit 0. A real process capturing on loopback (root, as the test suite runs).
+/// </summary>
+public sealed class SignalTests
+{
+    [Theory]
+    [InlineData("TERM", 4.0)]
+    [InlineData("TERM", 0.0)] // during start-up: before the handles are open
+    public void Follow_Signal_FinalReportAndExitZero(string signal, double afterSeconds)
+    {
+        string dll = Path.Combine(AppContext.BaseDirectory, "vethtrace.dll");
+        var start = new ProcessStartInfo("dotnet", [dll, "follow", "--hop", "lo", "--format", "json"])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using var process = Process.Start(start)!;
+        var lines = new List<string>();
+        var started = new ManualResetEventSlim();
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null)
+            {
+                return;
+            }
+            lock (lines)
+            {
+                lines.Add(e.Data);
+            }
+            if (e.Data.Contains("\"type\":\"start\"", StringComparison.Ordinal))
+            {
+                started.Set();
+            }
+        };
+        process.BeginOutputReadLine();
+        if (afterSeconds > 0)
+        {
+            Assert.True(started.Wait(TimeSpan.FromSeconds(30)), "follow did not start capturing");
+            Thread.Sleep(TimeSpan.FromSeconds(afterSeconds));
+        }
+        else
+        {
+            Thread.Sleep(300); // the runtime is up and the handlers are registered well before the handles open
+        }
+
+        using (var kill = Process.Start("kill", ["-s", signal, process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            kill.WaitForExit();
+        }
+        Assert.True(process.WaitForExit(20_000), "follow did not end after the signal");
+        process.WaitForExit(); // drains the redirected output
+
+        Assert.Equal((int)ExitCode.Success, process.ExitCode);
+        lock (lines)
+        {
+            Assert.Contains(lines, l => l.StartsWith("{\"type\":\"summary\",\"packets\":", StringComparison.Ordinal));
+            Assert.Contains(lines, l => l.StartsWith("{\"type\":\"capture\",\"interface\":\"lo\"", StringComparison.Ordinal));
+        }
+    }
+}
