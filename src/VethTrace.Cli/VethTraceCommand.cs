@@ -402,10 +402,9 @@ public static class VethTraceCommand
         int at = text.IndexOf('@');
         string name = at < 0 ? text : text[..at];
         string? netns = at < 0 ? null : text[(at + 1)..];
+        // A hop in the host's namespace is never the container's own side, whatever its name (eth0 is often the uplink).
         InterfaceRole role = netns is not null ? InterfaceRole.Container
-            : name.StartsWith("veth", StringComparison.Ordinal) ? InterfaceRole.Veth
-            : name == "docker0" || name.StartsWith("br-", StringComparison.Ordinal) ? InterfaceRole.Bridge
-            : InterfaceRole.Egress;
+            : InterfaceRoles.FromName(name) is var byName && byName == InterfaceRole.Container ? InterfaceRole.Egress : byName;
         return new HopTarget(name, netns, role, netns is null ? name : $"{name}@{Path.GetFileName(Path.GetDirectoryName(Path.GetDirectoryName(netns)) ?? netns)}");
     }
 }

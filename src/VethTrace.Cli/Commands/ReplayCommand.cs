@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using VethTrace.Capture.Files;
 using VethTrace.Capture.Filters;
 using VethTrace.Cli.Output;
@@ -11,7 +10,7 @@ namespace VethTrace.Cli.Commands;
 /// <c>vethtrace replay FILE…</c>: reads captures (merged by time), matches every packet's copies across the hops
 /// into journeys, and reports the paths, per-hop latency, the NAT mappings and the losses.
 /// </summary>
-public static partial class ReplayCommand
+public static class ReplayCommand
 {
     public enum Format
     {
@@ -100,7 +99,7 @@ public static partial class ReplayCommand
     }
 
     /// <summary>Interface names to dense ids, and each one's place on the path (DESIGN.md's topology).</summary>
-    private sealed partial class InterfaceRegistry(string? egress)
+    private sealed class InterfaceRegistry(string? egress)
     {
         private readonly Dictionary<(int File, int Interface, int Index), int> _ids = [];
         private readonly HashSet<string> _taken = [];
@@ -132,30 +131,6 @@ public static partial class ReplayCommand
 
         public InterfaceRole RoleOf(int id) => _roles[id];
 
-        /// <summary>
-        /// From the name alone: vethXXXX is a veth, docker0 and br-… are bridges, the --egress interface is the
-        /// egress, and another ethN is taken for a container's interface (in a capture of a host whose uplink is
-        /// itself eth0, pass --egress eth0).
-        /// </summary>
-        private InterfaceRole Classify(string name)
-        {
-            if (name == egress)
-            {
-                return InterfaceRole.Egress;
-            }
-            if (name.StartsWith("veth", StringComparison.Ordinal))
-            {
-                return InterfaceRole.Veth;
-            }
-            if (name == "docker0" || name.StartsWith("br-", StringComparison.Ordinal))
-            {
-                return InterfaceRole.Bridge;
-            }
-            return ContainerInterface().IsMatch(name) ? InterfaceRole.Container : InterfaceRole.Egress;
-        }
-
-        // ethN, or ethN(container) as follow and record name a container's own interface.
-        [GeneratedRegex(@"^eth\d+(\(.+\))?$")]
-        private static partial Regex ContainerInterface();
+        private InterfaceRole Classify(string name) => InterfaceRoles.FromName(name, egress);
     }
 }

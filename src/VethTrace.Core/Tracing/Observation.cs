@@ -61,3 +61,32 @@ public enum InterfaceRole : byte
     /// <summary>The host's egress (uplink) or anything else.</summary>
     Egress = 3,
 }
+
+/// <summary>An interface's role guessed from its name, for captures and hops that come without a topology.</summary>
+public static partial class InterfaceRoles
+{
+    /// <summary>
+    /// vethXXXX is a veth, docker0 and br-… are bridges, <paramref name="egress"/> is the egress, and ethN (or
+    /// ethN(container), as follow and record name a container's own interface) is taken for a container's side;
+    /// anything else counts as egress. On a host whose uplink is itself eth0, pass it as <paramref name="egress"/>.
+    /// </summary>
+    public static InterfaceRole FromName(string name, string? egress = null)
+    {
+        if (name == egress)
+        {
+            return InterfaceRole.Egress;
+        }
+        if (name.StartsWith("veth", StringComparison.Ordinal))
+        {
+            return InterfaceRole.Veth;
+        }
+        if (name == "docker0" || name.StartsWith("br-", StringComparison.Ordinal))
+        {
+            return InterfaceRole.Bridge;
+        }
+        return ContainerInterface().IsMatch(name) ? InterfaceRole.Container : InterfaceRole.Egress;
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^eth\d+(\(.+\))?$")]
+    private static partial System.Text.RegularExpressions.Regex ContainerInterface();
+}
