@@ -102,7 +102,7 @@ public static class FollowCommand
                 foreach (HopStatistics hop in live.Statistics())
                 {
                     output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"{{\"type\":\"capture\",\"interface\":\"{hop.DisplayName}\",\"packets\":{hop.Packets},\"kernel_dropped\":{hop.KernelDropped},\"interface_dropped\":{hop.InterfaceDropped}}}"));
+                        $"{{\"type\":\"capture\",\"interface\":{JsonSerializer.Serialize(hop.DisplayName)},\"packets\":{hop.Packets},\"kernel_dropped\":{hop.KernelDropped},\"interface_dropped\":{hop.InterfaceDropped}}}"));
                 }
             }
             else
