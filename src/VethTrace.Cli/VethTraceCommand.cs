@@ -291,6 +291,10 @@ public static class VethTraceCommand
         {
             Description = "A pcap-filter expression applied by libpcap on every hop",
         };
+        var all = new Option<bool>("--all")
+        {
+            Description = "When the container stops, keep waiting for it to come back (as long as the capture lasts) instead of ending after 15 s",
+        };
         var vxlanPort = VxlanPortOption();
         var command = record
             ? new Command("record", "Capture on every hop of a container's path, like follow, and write every packet to one multi-interface " +
@@ -298,7 +302,7 @@ public static class VethTraceCommand
                 "  vethtrace record web -o web.pcapng --duration 30s\n" +
                 "  vethtrace record web -o web.pcapng --egress vt-up0 --filter 'tcp port 80'")
             {
-                target, file, hops, egress, duration, format, filter, vxlanPort,
+                target, file, hops, egress, duration, format, filter, all, vxlanPort,
             }
             : new Command("follow", "Capture on every hop of a container's path at once (its eth0 inside its namespace, its veth, " +
                 "the bridge, the egress) and show the path latency as it happens.\n\nExamples:\n" +
@@ -307,7 +311,7 @@ public static class VethTraceCommand
                 "  vethtrace follow netns:upstream --duration 5s\n" +
                 "  vethtrace follow --hop eth0@/proc/1234/ns/net --hop veth1eae2a7 --hop docker0 --hop eth0")
             {
-                target, hops, egress, duration, format, filter, vxlanPort,
+                target, hops, egress, duration, format, filter, all, vxlanPort,
             };
         command.Validators.Add(result =>
         {
@@ -334,7 +338,11 @@ public static class VethTraceCommand
                 durationNs is { } n ? TimeSpan.FromTicks(n / 100) : null, 1_000_000_000, parseResult.GetValue(filter),
                 new ParserOptions { VxlanPort = (ushort)parseResult.GetValue(vxlanPort) },
                 record ? parseResult.GetValue(file) : null,
-                Terminal: ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected);
+                Terminal: ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected,
+                Reresolve: parseResult.GetValue(target) is { } name && (parseResult.GetValue(hops) ?? []).Length == 0
+                    ? token => LiveTargets.ResolveAsync(name, parseResult.GetValue(egress), token).GetAwaiter().GetResult().Hops
+                    : null,
+                WaitForever: parseResult.GetValue(all));
             return (int)FollowCommand.Execute(settings, output, error, cancel);
         });
         return command;

@@ -39,44 +39,86 @@ public sealed class LiveCapture : IDisposable
     private readonly long[] _packets;
     private long _order;
 
+    private readonly string? _filter;
+    private readonly int _snapLength;
+
     public LiveCapture(IReadOnlyList<HopTarget> targets, CorrelatorOptions options, ParserOptions parser, string? filter, int snapLength = 262_144)
     {
         _parser = parser;
+        _filter = filter;
+        _snapLength = snapLength;
         _packets = new long[targets.Count];
-        _correlator = new Correlator(options, id => targets[id].Role);
+        _targets.AddRange(targets);
+        _correlator = new Correlator(options, id => _targets[id].Role);
         _orderer = new TimeOrderer(_correlator, TimeOrderer.DefaultSlackNs);
         try
         {
-            // pcap_findalldevs is slow (it walks every interface): once for the host, once per namespace thread.
-            IReadOnlyList<PcapInterface> hostInterfaces = PcapInterface.GetAllPcapInterfaces();
-            for (int id = 0; id < targets.Count; id++)
-            {
-                HopTarget target = targets[id];
-                _targets.Add(target);
-                // One handle per hop. libpcap reports no per-packet direction for an Ethernet handle, and the
-                // 'inbound'/'outbound' qualifiers were tried (a handle per direction) but lost the first matching
-                // packet of each handle here (libpcap 1.10.3, kernel 6.18), so directions stay unknown.
-                LibPcapLiveDevice device = target.NetworkNamespace is null
-                    ? Open(hostInterfaces, target.Interface, snapLength, filter)
-                    : OpenInNamespace(target.Interface, target.NetworkNamespace, snapLength, filter);
-                int hop = id;
-                device.OnPacketArrival += (_, capture) => Arrived(hop, PacketDirection.Unknown, capture);
-                device.OnCaptureStopped += (_, status) =>
-                {
-                    // libpcap fails a read when the interface goes away: the container stopped, or restarted with a new veth.
-                    if (status == CaptureStoppedEventStatus.ErrorWhileCapturing)
-                    {
-                        _lost.Enqueue(target.DisplayName);
-                    }
-                };
-                _devices.Add((target, device, id, PacketDirection.Unknown));
-            }
+            OpenAll(targets, snapLength, filter);
         }
         catch
         {
             Dispose();
             throw;
         }
+    }
+
+    private void OpenAll(IReadOnlyList<HopTarget> targets, int snapLength, string? filter)
+    {
+        // pcap_findalldevs is slow (it walks every interface): once for the host, once per namespace thread.
+        IReadOnlyList<PcapInterface> hostInterfaces = PcapInterface.GetAllPcapInterfaces();
+        for (int id = 0; id < targets.Count; id++)
+        {
+            HopTarget target = targets[id];
+            // One handle per hop. libpcap reports no per-packet direction for an Ethernet handle, and the
+            // 'inbound'/'outbound' qualifiers were tried (a handle per direction) but lost the first matching
+            // packet of each handle here (libpcap 1.10.3, kernel 6.18), so directions stay unknown.
+            LibPcapLiveDevice device = target.NetworkNamespace is null
+                ? Open(hostInterfaces, target.Interface, snapLength, filter)
+                : OpenInNamespace(target.Interface, target.NetworkNamespace, snapLength, filter);
+            int hop = id;
+            device.OnPacketArrival += (_, capture) => Arrived(hop, PacketDirection.Unknown, capture);
+            device.OnCaptureStopped += (_, status) =>
+            {
+                // libpcap fails a read when the interface goes away: the container stopped, or restarted with a new veth.
+                if (status == CaptureStoppedEventStatus.ErrorWhileCapturing)
+                {
+                    _lost.Enqueue(target.DisplayName);
+                }
+            };
+            _devices.Add((target, device, id, PacketDirection.Unknown));
+        }
+    }
+
+    /// <summary>
+    /// Moves every hop to new interfaces (a restarted container has a new namespace and a new veth), keeping the
+    /// correlation: hop i of <paramref name="targets"/> takes the place of hop i. Returns false when the shape differs.
+    /// </summary>
+    public bool Reattach(IReadOnlyList<HopTarget> targets)
+    {
+        if (targets.Count != _targets.Count)
+        {
+            return false;
+        }
+        foreach (var (_, device, _, _) in _devices)
+        {
+            try
+            {
+                device.StopCapture();
+            }
+            catch (PcapException)
+            {
+            }
+            device.Dispose();
+        }
+        _devices.Clear();
+        _lost.Clear();
+        for (int i = 0; i < targets.Count; i++)
+        {
+            _targets[i] = targets[i];
+        }
+        OpenAll(targets, _snapLength, _filter);
+        Start();
+        return true;
     }
 
     public IReadOnlyList<string> Names => _targets.Select(t => t.DisplayName).ToList();

@@ -26,7 +26,12 @@ public static class FollowCommand
         string? Filter,
         ParserOptions Parser,
         string? RecordPath = null,
-        bool Terminal = false);
+        bool Terminal = false,
+        Func<CancellationToken, IReadOnlyList<HopTarget>>? Reresolve = null,
+        bool WaitForever = false);
+
+    /// <summary>How long follow waits for a stopped container to come back (a restart) before it ends, without --all.</summary>
+    public static readonly TimeSpan RestartWait = TimeSpan.FromSeconds(15);
 
     public static ExitCode Execute(Settings settings, TextWriter output, TextWriter error, CancellationToken cancel)
     {
@@ -199,10 +204,45 @@ public static class FollowCommand
         live.Pump();
         if (live.LostHops.Count > 0)
         {
-            error.WriteLine($"vethtrace: {string.Join(", ", live.LostHops.Distinct())} went away (the container stopped or restarted); final report follows");
-            return false;
+            string lost = string.Join(", ", live.LostHops.Distinct());
+            if (settings.Reresolve is null || !Reattach(settings, live, clock, cancel, error, lost))
+            {
+                error.WriteLine($"vethtrace: {lost} went away (the container stopped or restarted); final report follows");
+                return false;
+            }
         }
         return !cancel.IsCancellationRequested && (settings.Duration is not { } end || clock.Elapsed < end - TimeSpan.FromMilliseconds(50));
+    }
+
+    /// <summary>
+    /// The container's interfaces went away: wait for it to run again (a restart gives it a new namespace and a new
+    /// veth; --all waits as long as the capture lasts, otherwise <see cref="RestartWait"/>), then capture on the new
+    /// interfaces, keeping the correlation. False when it did not come back.
+    /// </summary>
+    private static bool Reattach(Settings settings, LiveCapture live, Stopwatch clock, CancellationToken cancel, TextWriter error, string lost)
+    {
+        error.WriteLine($"vethtrace: {lost} went away; waiting for the container to come back");
+        var waited = Stopwatch.StartNew();
+        while (!cancel.IsCancellationRequested && (settings.WaitForever || waited.Elapsed < RestartWait)
+            && (settings.Duration is not { } limit || clock.Elapsed < limit))
+        {
+            try
+            {
+                IReadOnlyList<HopTarget> hops = settings.Reresolve!(cancel);
+                if (live.Reattach(hops))
+                {
+                    error.WriteLine("vethtrace: the container is back; following " + string.Join(", ", live.Names));
+                    return true;
+                }
+                return false;
+            }
+            catch (Exception e) when (e is VethTrace.Capture.Docker.DockerException or VethTrace.Capture.Topology.TopologyException or LiveCaptureException)
+            {
+                // Not running yet, or its interfaces are not up yet: try again shortly.
+            }
+            cancel.WaitHandle.WaitOne(TimeSpan.FromMilliseconds(500));
+        }
+        return false;
     }
 
     /// <summary>One line a second when stdout is not a terminal: plain text, or a JSON summary record.</summary>
