@@ -18,16 +18,21 @@ public static class VethTraceCommand
         ParseResult parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
-            // One line per problem, then a hint: no stack trace, no wall of help text.
-            foreach (ParseError parseError in parsed.Errors)
-            {
-                error.WriteLine($"vethtrace: {parseError.Message}");
-            }
-            string command = parsed.CommandResult.Command == root ? "" : " " + parsed.CommandResult.Command.Name;
-            error.WriteLine($"Try 'vethtrace{command} --help'.");
-            return ExitCode.Usage;
+            return ReportUsageErrors(root, parsed, error);
         }
         return (ExitCode)parsed.Invoke(new InvocationConfiguration { Output = output, Error = error });
+    }
+
+    /// <summary>One line per problem, then a hint: no stack trace, no wall of help text.</summary>
+    private static ExitCode ReportUsageErrors(RootCommand root, ParseResult parsed, TextWriter error)
+    {
+        foreach (ParseError parseError in parsed.Errors)
+        {
+            error.WriteLine($"vethtrace: {parseError.Message}");
+        }
+        string command = parsed.CommandResult.Command == root ? "" : " " + parsed.CommandResult.Command.Name;
+        error.WriteLine($"Try 'vethtrace{command} --help'.");
+        return ExitCode.Usage;
     }
 
     /// <summary>
@@ -40,7 +45,7 @@ public static class VethTraceCommand
         ParseResult parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
-            return Run(args, output, error); // prints the usage errors the same way
+            return ReportUsageErrors(root, parsed, error);
         }
         // Ctrl-C and SIGTERM cancel the command instead of killing the process: the handles stop and the final
         // report is printed. A second signal, while that is under way, is left to its default action.
