@@ -269,7 +269,7 @@ public static class VethTraceCommand
         };
         var hops = new Option<string[]>("--hop")
         {
-            Description = "Capture this interface as a hop instead of resolving a target: IFACE, or IFACE@/path/to/netns for one inside a namespace; repeatable, in path order",
+            Description = "Capture this interface as a hop: IFACE, or IFACE@/path/to/netns for one inside a namespace; repeatable. Alone, the hops (in path order) replace a target; beside a target they are added to its path (another container's veth for east-west traffic)",
             Arity = ArgumentArity.ZeroOrMore,
         };
         var egress = new Option<string?>("--egress")
@@ -296,6 +296,30 @@ public static class VethTraceCommand
         {
             Description = "A pcap-filter expression applied by libpcap on every hop",
         };
+        var snapLength = new Option<int?>("--snaplen", "-s")
+        {
+            Description = $"Bytes kept of each packet (libpcap's snapshot length). follow keeps {FollowCommand.FollowSnapLength}, enough for every header " +
+                "it matches on (VXLAN, IPv6 extension headers and TCP options included) and far less to copy at line rate; record keeps " +
+                $"whole packets ({FollowCommand.RecordSnapLength}), like tcpdump",
+        };
+        snapLength.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int?>() is { } value && value is < 64 or > FollowCommand.RecordSnapLength)
+            {
+                result.AddError($"--snaplen must be between 64 and {FollowCommand.RecordSnapLength}; got {value}");
+            }
+        });
+        var bufferSize = new Option<int?>("--buffer-size", "-B")
+        {
+            Description = $"The libpcap ring per hop, in KiB, as tcpdump -B (default {LiveCapture.DefaultBufferBytes / 1024}); when it fills, the kernel drops packets and follow counts them",
+        };
+        bufferSize.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int?>() is { } value && value is < 64 or > 1024 * 1024)
+            {
+                result.AddError($"--buffer-size must be between 64 and {1024 * 1024} KiB; got {value}");
+            }
+        });
         var all = new Option<bool>("--all")
         {
             Description = "When the container stops, keep waiting for it to come back (as long as the capture lasts) instead of ending after 15 s",
@@ -307,7 +331,7 @@ public static class VethTraceCommand
                 "  vethtrace record web -o web.pcapng --duration 30s\n" +
                 "  vethtrace record web -o web.pcapng --egress vt-up0 --filter 'tcp port 80'")
             {
-                target, file, hops, egress, duration, format, filter, all, vxlanPort,
+                target, file, hops, egress, duration, format, filter, snapLength, bufferSize, all, vxlanPort,
             }
             : new Command("follow", "Capture on every hop of a container's path at once (its eth0 inside its namespace, its veth, " +
                 "the bridge, the egress) and show the path latency as it happens.\n\nExamples:\n" +
@@ -316,7 +340,7 @@ public static class VethTraceCommand
                 "  vethtrace follow netns:upstream --duration 5s\n" +
                 "  vethtrace follow --hop eth0@/proc/1234/ns/net --hop veth1eae2a7 --hop docker0 --hop eth0")
             {
-                target, hops, egress, duration, format, filter, all, vxlanPort,
+                target, hops, egress, duration, format, filter, snapLength, bufferSize, all, vxlanPort,
             };
         command.Validators.Add(result =>
         {
@@ -344,10 +368,13 @@ public static class VethTraceCommand
                 new ParserOptions { VxlanPort = (ushort)parseResult.GetValue(vxlanPort) },
                 record ? parseResult.GetValue(file) : null,
                 Terminal: ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected,
-                Reresolve: parseResult.GetValue(target) is { } name && (parseResult.GetValue(hops) ?? []).Length == 0
-                    ? token => LiveTargets.ResolveAsync(name, parseResult.GetValue(egress), token).GetAwaiter().GetResult().Hops
+                Reresolve: parseResult.GetValue(target) is { } name
+                    ? token => WithExtraHops(LiveTargets.ResolveAsync(name, parseResult.GetValue(egress), token).GetAwaiter().GetResult().Hops,
+                        (parseResult.GetValue(hops) ?? []).Select(ParseHop).ToList())
                     : null,
-                WaitForever: parseResult.GetValue(all));
+                WaitForever: parseResult.GetValue(all),
+                SnapLength: parseResult.GetValue(snapLength) ?? (record ? FollowCommand.RecordSnapLength : FollowCommand.FollowSnapLength),
+                BufferBytes: (parseResult.GetValue(bufferSize) ?? LiveCapture.DefaultBufferBytes / 1024) * 1024);
             return (int)FollowCommand.Execute(settings, output, error, cancel);
         });
         return command;
@@ -384,19 +411,21 @@ public static class VethTraceCommand
     /// <summary>The hops of a target (through Docker or the namespace), or the --hop list; prints failures itself.</summary>
     private static async Task<ResolvedHops> ResolveHopsAsync(string? target, string[]? hops, string? egress, TextWriter output, TextWriter error, CancellationToken cancel)
     {
-        if (hops is { Length: > 0 })
+        List<HopTarget> extra = (hops ?? []).Select(ParseHop).ToList();
+        if (target is null)
         {
-            return new ResolvedHops(hops.Select(ParseHop).ToList(), "hops given on the command line", null);
+            return new ResolvedHops(extra, "hops given on the command line", null);
         }
         try
         {
-            LiveTargets.Resolution resolution = await LiveTargets.ResolveAsync(target!, egress, cancel);
+            LiveTargets.Resolution resolution = await LiveTargets.ResolveAsync(target, egress, cancel);
             if (resolution.Topology.Shape == VethTrace.Capture.Topology.TopologyShape.NoNetwork || resolution.Hops.Count == 0)
             {
                 output.WriteLine(resolution.Description);
                 return new ResolvedHops(null, null, ExitCode.Success);
             }
-            return new ResolvedHops(resolution.Hops, resolution.Description, null);
+            // --hop beside a target adds hops to its path: the other container's veth for east-west traffic, say.
+            return new ResolvedHops(WithExtraHops(resolution.Hops, extra), resolution.Description, null);
         }
         catch (VethTrace.Capture.Docker.DockerException e)
         {
@@ -409,6 +438,9 @@ public static class VethTraceCommand
             return new ResolvedHops(null, null, ExitCode.ContainerUnavailable);
         }
     }
+
+    private static List<HopTarget> WithExtraHops(IReadOnlyList<HopTarget> resolved, List<HopTarget> extra) =>
+        [.. resolved, .. extra.Where(e => !resolved.Any(r => r.Interface == e.Interface && r.NetworkNamespace == e.NetworkNamespace))];
 
     private static HopTarget ParseHop(string text)
     {

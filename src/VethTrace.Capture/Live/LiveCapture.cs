@@ -24,12 +24,14 @@ public sealed record HopStatistics(string DisplayName, long Packets, long Kernel
 public sealed class LiveCapture : IDisposable
 {
     /// <summary>
-    /// The libpcap buffer per handle: 8 MiB holds about 60k full-size 128-byte snaplen packets, or a few seconds of
-    /// a busy container at line rate; drops beyond it are counted by the kernel and reported.
+    /// The default libpcap ring per handle: 8 MiB (tcpdump's default is 2 MiB) holds about 25,000 packets cut to
+    /// follow's 256-byte snapshot, a few hundred milliseconds of a bulk TCP stream at the lab's 5 Gbit/s; but only
+    /// 128 whole 64 KiB TSO super-packets at record's full snapshot. Drops beyond it are counted by the kernel and
+    /// reported per hop.
     /// </summary>
-    public const int BufferBytes = 8 * 1024 * 1024;
+    public const int DefaultBufferBytes = 8 * 1024 * 1024;
 
-    private readonly List<(HopTarget Target, LibPcapLiveDevice Device, int Id, PacketDirection Direction)> _devices = [];
+    private readonly List<(HopTarget Target, LibPcapLiveDevice Device, int Id, LinkType LinkType)> _devices = [];
     private readonly List<HopTarget> _targets = [];
     private readonly ConcurrentQueue<Observation> _arrivals = new();
     private readonly ConcurrentQueue<string> _lost = new();
@@ -37,23 +39,28 @@ public sealed class LiveCapture : IDisposable
     private readonly TimeOrderer _orderer;
     private readonly ParserOptions _parser;
     private readonly long[] _packets;
+    private readonly ulong[] _ownAddresses;
+    private ulong[] _containerAddresses = [];
     private long _order;
 
     private readonly string? _filter;
     private readonly int _snapLength;
+    private readonly int _bufferBytes;
 
-    public LiveCapture(IReadOnlyList<HopTarget> targets, CorrelatorOptions options, ParserOptions parser, string? filter, int snapLength = 262_144)
+    public LiveCapture(IReadOnlyList<HopTarget> targets, CorrelatorOptions options, ParserOptions parser, string? filter, int snapLength = 262_144, int bufferBytes = DefaultBufferBytes)
     {
         _parser = parser;
         _filter = filter;
         _snapLength = snapLength;
+        _bufferBytes = bufferBytes;
         _packets = new long[targets.Count];
+        _ownAddresses = new ulong[targets.Count];
         _targets.AddRange(targets);
         _correlator = new Correlator(options, id => _targets[id].Role);
         _orderer = new TimeOrderer(_correlator, TimeOrderer.DefaultSlackNs);
         try
         {
-            OpenAll(targets, snapLength, filter);
+            OpenAll(targets, snapLength, bufferBytes, filter);
         }
         catch
         {
@@ -62,7 +69,7 @@ public sealed class LiveCapture : IDisposable
         }
     }
 
-    private void OpenAll(IReadOnlyList<HopTarget> targets, int snapLength, string? filter)
+    private void OpenAll(IReadOnlyList<HopTarget> targets, int snapLength, int bufferBytes, string? filter)
     {
         // pcap_findalldevs is slow (it walks every interface): once for the host, once per namespace thread.
         IReadOnlyList<PcapInterface> hostInterfaces = PcapInterface.GetAllPcapInterfaces();
@@ -73,10 +80,12 @@ public sealed class LiveCapture : IDisposable
             // 'inbound'/'outbound' qualifiers were tried (a handle per direction) but lost the first matching
             // packet of each handle here (libpcap 1.10.3, kernel 6.18), so directions stay unknown.
             LibPcapLiveDevice device = target.NetworkNamespace is null
-                ? Open(hostInterfaces, target.Interface, snapLength, filter)
-                : OpenInNamespace(target.Interface, target.NetworkNamespace, snapLength, filter);
+                ? Open(hostInterfaces, target.Interface, snapLength, bufferBytes, filter)
+                : OpenInNamespace(target.Interface, target.NetworkNamespace, snapLength, bufferBytes, filter);
             int hop = id;
-            device.OnPacketArrival += (_, capture) => Arrived(hop, PacketDirection.Unknown, capture);
+            var linkType = new LinkType((uint)device.LinkType);
+            _ownAddresses[id] = device.Interface?.MacAddress is { } mac ? MacAddress(mac.GetAddressBytes()) : 0;
+            device.OnPacketArrival += (_, capture) => Arrived(hop, linkType, capture);
             device.OnCaptureStopped += (_, status) =>
             {
                 // libpcap fails a read when the interface goes away: the container stopped, or restarted with a new veth.
@@ -85,8 +94,9 @@ public sealed class LiveCapture : IDisposable
                     _lost.Enqueue(target.DisplayName);
                 }
             };
-            _devices.Add((target, device, id, PacketDirection.Unknown));
+            _devices.Add((target, device, id, linkType));
         }
+        _containerAddresses = [.. targets.Select((t, id) => (t, id)).Where(h => h.t.Role == InterfaceRole.Container && _ownAddresses[h.id] != 0).Select(h => _ownAddresses[h.id])];
     }
 
     /// <summary>
@@ -116,7 +126,7 @@ public sealed class LiveCapture : IDisposable
         {
             _targets[i] = targets[i];
         }
-        OpenAll(targets, _snapLength, _filter);
+        OpenAll(targets, _snapLength, _bufferBytes, _filter);
         Start();
         return true;
     }
@@ -129,7 +139,7 @@ public sealed class LiveCapture : IDisposable
     public IReadOnlyCollection<string> LostHops => _lost;
 
     /// <summary>The link type libpcap gave the hop's handle.</summary>
-    public LinkType LinkTypeOf(int hop) => new((uint)_devices.First(d => d.Id == hop).Device.LinkType);
+    public LinkType LinkTypeOf(int hop) => _devices.First(d => d.Id == hop).LinkType;
 
     /// <summary>Receives every captured packet with its hop and direction (for <c>record</c>), on the capture threads.</summary>
     public IPacketSink? Sink { get; set; }
@@ -188,13 +198,12 @@ public sealed class LiveCapture : IDisposable
         var interfaceDropped = new long[_targets.Count];
         foreach (var (_, device, id, _) in _devices)
         {
-            try
+            if (PcapStatistics.Read(device) is var (_, kernelDropped, driverDropped))
             {
-                ICaptureStatistics stats = device.Statistics;
-                dropped[id] += stats.DroppedPackets;
-                interfaceDropped[id] += stats.InterfaceDroppedPackets;
+                dropped[id] += kernelDropped;
+                interfaceDropped[id] += driverDropped;
             }
-            catch (PcapException)
+            else
             {
                 dropped[id] = -1; // the handle is gone (its interface disappeared)
             }
@@ -211,11 +220,11 @@ public sealed class LiveCapture : IDisposable
         _devices.Clear();
     }
 
-    private void Arrived(int hop, PacketDirection direction, PacketCapture capture)
+    private void Arrived(int hop, LinkType linkType, PacketCapture capture)
     {
         // The capture thread of this handle: parse the bytes where they lie and keep only the observation.
         ReadOnlySpan<byte> data = capture.Data;
-        var linkType = new LinkType((uint)capture.Device.LinkType);
+        PacketDirection direction = DirectionOf(data, linkType, _targets[hop].Role, _ownAddresses[hop], _containerAddresses);
         PosixTimeval time = capture.Header.Timeval;
         long ns = (long)(time.Value * 1_000_000_000m);
         Sink?.Write(hop, linkType, ns, data, capture.Header is PcapHeader header ? (int)header.PacketLength : data.Length, direction);
@@ -228,7 +237,43 @@ public sealed class LiveCapture : IDisposable
         _arrivals.Enqueue(Observation.From(in packet, data, ns, hop, Interlocked.Increment(ref _order)));
     }
 
-    private static LibPcapLiveDevice Open(IReadOnlyList<PcapInterface> interfaces, string name, int snapLength, string? filter)
+    /// <summary>
+    /// A frame's direction on a hop, from its Ethernet source address. libpcap gives an Ethernet handle no per-packet
+    /// direction (Linux offers these devices only EN10MB and DOCSIS, not the cooked SLL2 header that carries the
+    /// kernel's packet type), so the sender decides: on a veth (a bridge port) a frame from one of the followed
+    /// containers' addresses came in from the container and anything else is on its way to it; on every other
+    /// interface a frame from the interface's own address is outbound, anything else inbound. Only Ethernet frames
+    /// get a direction.
+    /// </summary>
+    internal static PacketDirection DirectionOf(ReadOnlySpan<byte> frame, LinkType linkType, InterfaceRole role, ulong ownAddress, IReadOnlyList<ulong> containerAddresses)
+    {
+        if (linkType != LinkType.Ethernet || frame.Length < 14)
+        {
+            return PacketDirection.Unknown;
+        }
+        ulong source = MacAddress(frame.Slice(6, 6));
+        if (role == InterfaceRole.Veth && containerAddresses.Count > 0)
+        {
+            return containerAddresses.Contains(source) ? PacketDirection.Inbound : PacketDirection.Outbound;
+        }
+        if (ownAddress == 0)
+        {
+            return PacketDirection.Unknown;
+        }
+        return source == ownAddress ? PacketDirection.Outbound : PacketDirection.Inbound;
+    }
+
+    internal static ulong MacAddress(ReadOnlySpan<byte> address)
+    {
+        ulong value = 0;
+        foreach (byte b in address)
+        {
+            value = value << 8 | b;
+        }
+        return value;
+    }
+
+    private static LibPcapLiveDevice Open(IReadOnlyList<PcapInterface> interfaces, string name, int snapLength, int bufferBytes, string? filter)
     {
         PcapInterface pcapInterface = interfaces.FirstOrDefault(i => i.Name == name)
             ?? throw new LiveCaptureException($"no interface named {name}");
@@ -240,7 +285,7 @@ public sealed class LiveCapture : IDisposable
             Immediate = true,
             ReadTimeout = 100,
             Snaplen = snapLength,
-            BufferSize = BufferBytes,
+            BufferSize = bufferBytes,
             TimestampResolution = TimestampResolution.Nanosecond,
         });
         if (filter is not null)
@@ -250,12 +295,12 @@ public sealed class LiveCapture : IDisposable
         return device;
     }
 
-    private static LibPcapLiveDevice OpenInNamespace(string name, string namespacePath, int snapLength, string? filter)
+    private static LibPcapLiveDevice OpenInNamespace(string name, string namespacePath, int snapLength, int bufferBytes, string? filter)
     {
         try
         {
             // The handle's packet socket is bound inside the namespace and stays there after the thread ends.
-            return NetworkNamespace.FromPath(namespacePath).Run(() => Open(PcapInterface.GetAllPcapInterfaces(), name, snapLength, filter));
+            return NetworkNamespace.FromPath(namespacePath).Run(() => Open(PcapInterface.GetAllPcapInterfaces(), name, snapLength, bufferBytes, filter));
         }
         catch (TopologyException e)
         {

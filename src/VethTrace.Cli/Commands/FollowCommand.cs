@@ -28,7 +28,20 @@ public static class FollowCommand
         string? RecordPath = null,
         bool Terminal = false,
         Func<CancellationToken, IReadOnlyList<HopTarget>>? Reresolve = null,
-        bool WaitForever = false);
+        bool WaitForever = false,
+        int SnapLength = FollowSnapLength,
+        int BufferBytes = LiveCapture.DefaultBufferBytes);
+
+    /// <summary>
+    /// What follow keeps of each packet: the deepest header stack it parses (outer Ethernet + IPv6 + UDP + VXLAN,
+    /// then an inner Ethernet + IPv6 with extension headers + TCP with 40 bytes of options) plus the 8 payload bytes
+    /// of the fingerprint fits in 256. Copying 64 KiB TSO super-packets into the ring at line rate is what a full
+    /// snapshot would cost.
+    /// </summary>
+    public const int FollowSnapLength = 256;
+
+    /// <summary>What record keeps: whole packets, as tcpdump and dumpcap do.</summary>
+    public const int RecordSnapLength = 262_144;
 
     /// <summary>How long follow waits for a stopped container to come back (a restart) before it ends, without --all.</summary>
     public static readonly TimeSpan RestartWait = TimeSpan.FromSeconds(15);
@@ -43,7 +56,7 @@ public static class FollowCommand
         LiveCapture live;
         try
         {
-            live = new LiveCapture(settings.Hops, new CorrelatorOptions { WindowNs = settings.WindowNs }, settings.Parser, settings.Filter);
+            live = new LiveCapture(settings.Hops, new CorrelatorOptions { WindowNs = settings.WindowNs }, settings.Parser, settings.Filter, settings.SnapLength, settings.BufferBytes);
         }
         catch (LiveCaptureException e)
         {
@@ -56,7 +69,7 @@ public static class FollowCommand
             return ExitCode.CaptureFailed;
         }
         using (live)
-        using (RecordingSink? recording = settings.RecordPath is null ? null : RecordingSink.Create(settings.RecordPath, live, settings.Hops, settings.Description, error))
+        using (RecordingSink? recording = settings.RecordPath is null ? null : RecordingSink.Create(settings.RecordPath, live, settings.Hops, settings.Description, settings.SnapLength, error))
         {
             if (settings.RecordPath is not null && recording is null)
             {
@@ -101,10 +114,18 @@ public static class FollowCommand
             }
             live.Stop();
             CorrelationReport report = live.Report();
+            IReadOnlyList<HopStatistics> statistics = live.Statistics();
+            long kernelDropped = statistics.Sum(h => Math.Max(0, h.KernelDropped));
+            if (kernelDropped > 0)
+            {
+                // A packet the capture dropped is missing from its journey like one the network dropped: say so.
+                error.WriteLine($"vethtrace: the kernel dropped {kernelDropped} packets before VethTrace could read them (capture buffer full); " +
+                    "journeys reported lost may have been lost by the capture, not the network: narrow --filter, lower --snaplen");
+            }
             if (json)
             {
                 ReplayJson.Write(output, report, live.Names);
-                foreach (HopStatistics hop in live.Statistics())
+                foreach (HopStatistics hop in statistics)
                 {
                     output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"{{\"type\":\"capture\",\"interface\":{JsonSerializer.Serialize(hop.DisplayName)},\"packets\":{hop.Packets},\"kernel_dropped\":{hop.KernelDropped},\"interface_dropped\":{hop.InterfaceDropped}}}"));
@@ -116,7 +137,7 @@ public static class FollowCommand
                 ReplayTable.Write(output, report, live.Names, live.RoleOf);
                 output.WriteLine();
                 output.WriteLine("Capture (packets seen, dropped by the kernel)");
-                foreach (HopStatistics hop in live.Statistics())
+                foreach (HopStatistics hop in statistics)
                 {
                     output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {hop.DisplayName,-30}{hop.Packets,10}{hop.KernelDropped,10} dropped"));
                 }
@@ -149,7 +170,7 @@ public static class FollowCommand
 
         public long Packets => Interlocked.Read(ref _packets);
 
-        public static RecordingSink? Create(string path, LiveCapture live, IReadOnlyList<HopTarget> hops, string description, TextWriter error)
+        public static RecordingSink? Create(string path, LiveCapture live, IReadOnlyList<HopTarget> hops, string description, int snapLength, TextWriter error)
         {
             PcapngWriter writer;
             try
@@ -171,7 +192,7 @@ public static class FollowCommand
                     InterfaceRole.Bridge => "bridge",
                     _ => "egress",
                 };
-                ids[hop] = writer.AddInterface(hops[hop].DisplayName, $"{role} of {description}", live.LinkTypeOf(hop), 262_144);
+                ids[hop] = writer.AddInterface(hops[hop].DisplayName, $"{role} of {description}", live.LinkTypeOf(hop), snapLength);
             }
             return new RecordingSink(writer, ids);
         }

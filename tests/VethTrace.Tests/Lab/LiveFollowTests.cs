@@ -94,6 +94,20 @@ public sealed class LiveFollowTests
             Assert.StartsWith("container interface of vt-c1", reader.Interfaces[0].Description);
             Assert.StartsWith("egress of vt-c1", reader.Interfaces[3].Description);
             Assert.All(reader.Interfaces, i => Assert.Equal(9, i.TimestampResolution));
+
+            // Every packet keeps its direction in epb_flags, as tshark reads them: an echo request leaves the
+            // container (out of its eth0, into its veth and the bridge) and leaves by the egress; the reply the reverse.
+            var directions = LabEnvironment.Run("tshark", "-n", "-r", file, "-Y", "icmp.type==8 || icmp.type==0", "-T", "fields",
+                    "-e", "frame.interface_name", "-e", "icmp.type", "-e", "frame.packet_flags_direction")
+                .Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split('\t')).ToList();
+            Assert.Equal(16, directions.Count);
+            string[] outward = [$"eth0({lab["C1_NAME"]})", lab["EGRESS_IF"]];
+            foreach (string[] d in directions)
+            {
+                bool request = d[1] == "8";
+                bool sent = outward.Contains(d[0]) == request;
+                Assert.True(d[2] == (sent ? "0x00000002" : "0x00000001"), $"{d[0]} icmp type {d[1]}: direction flags {d[2]}");
+            }
         }
         finally
         {
@@ -200,32 +214,6 @@ public sealed class LiveFollowTests
         finally
         {
             LabEnvironment.Run("bash", "-c", $"docker rm -f {name} >/dev/null 2>&1 || true");
-        }
-    }
-
-    /// <summary>A StringWriter that lets the test wait for a line, written by the command on another thread.</summary>
-    private sealed class SignallingWriter(string marker) : StringWriter
-    {
-        public ManualResetEventSlim Seen { get; } = new();
-
-        public override void WriteLine(string? value)
-        {
-            lock (this)
-            {
-                base.WriteLine(value);
-            }
-            if (value?.Contains(marker, StringComparison.Ordinal) == true)
-            {
-                Seen.Set();
-            }
-        }
-
-        public override string ToString()
-        {
-            lock (this)
-            {
-                return base.ToString();
-            }
         }
     }
 }
