@@ -447,9 +447,18 @@ public static class VethTraceCommand
         int at = text.IndexOf('@');
         string name = at < 0 ? text : text[..at];
         string? netns = at < 0 ? null : text[(at + 1)..];
-        // A hop in the host's namespace is never the container's own side, whatever its name (eth0 is often the uplink).
-        InterfaceRole role = netns is not null ? InterfaceRole.Container
-            : InterfaceRoles.FromName(name) is var byName && byName == InterfaceRole.Container ? InterfaceRole.Egress : byName;
-        return new HopTarget(name, netns, role, netns is null ? name : $"{name}@{Path.GetFileName(Path.GetDirectoryName(Path.GetDirectoryName(netns)) ?? netns)}");
+        // A hop in the host's namespace is never the container's own side, whatever its name (eth0 is often the
+        // uplink); inside a namespace the name says it (eth0 the container's side, vethX a veth, br-X a bridge: the
+        // hosts of the overlay lab are namespaces too).
+        InterfaceRole byName = InterfaceRoles.FromName(name);
+        InterfaceRole role = netns is null && byName == InterfaceRole.Container ? InterfaceRole.Egress : byName;
+        return new HopTarget(name, netns, role, netns is null ? name : $"{name}@{NamespaceLabel(netns)}");
+    }
+
+    /// <summary>How a hop's namespace is shown: the PID of /proc/PID/ns/net, else the file's name (ip netns names).</summary>
+    internal static string NamespaceLabel(string netns)
+    {
+        string[] parts = netns.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        return parts is ["proc", var pid, "ns", ..] ? pid : parts.Length > 0 ? parts[^1] : netns;
     }
 }

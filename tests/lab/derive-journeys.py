@@ -83,8 +83,9 @@ TOPOLOGY file (TSV, '#' comments): key, name, label, role, attach
            file base name (classic pcap) | sll ifindex (LINUX_SLL2)
     name   the interface name vethtrace must print (if_name / file base name / --ifname mapping)
     label  unique label used in this output (e.g. eth0(vt-c1) when two containers' eth0 are captured)
-    role   container | veth | bridge | egress | upstream
-    attach for a container's eth0: the label of its host veth
+    role   container | veth | bridge | tunnel | egress | upstream
+    attach for a container's eth0: the label of its host veth; for any other interface, when given, its
+           neighbour towards the egress (the overlay's chain across two hosts), instead of the role order
 """
 import argparse
 import bisect
@@ -103,7 +104,7 @@ FIELDS = [
     "tcp.srcport", "tcp.dstport", "tcp.seq_raw", "tcp.ack_raw", "tcp.flags", "tcp.len",
     "udp.srcport", "udp.dstport", "udp.length",
     "icmp.type", "icmp.code", "icmp.seq", "icmp.ident",
-    "icmpv6.type", "icmpv6.code", "icmpv6.echo.sequence_number",
+    "icmpv6.type", "icmpv6.code", "icmpv6.echo.sequence_number", "vxlan.vni",
 ]
 TSHARK_OPTS = [
     "-n", "-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE",
@@ -111,19 +112,35 @@ TSHARK_OPTS = [
     "-o", "tcp.analyze_sequence_numbers:FALSE", "-o", "tcp.check_checksum:FALSE",
     "-o", "udp.check_checksum:FALSE", "-o", "ip.check_checksum:FALSE",
 ]
-INSIDE = {"container", "veth", "bridge"}
+INSIDE = {"container", "veth", "bridge", "tunnel"}
 OUTSIDE = {"egress", "upstream"}
-ROLE_UP = ["container", "veth", "bridge", "egress", "upstream"]
+ROLE_UP = ["container", "veth", "bridge", "tunnel", "egress", "upstream"]
 PCTS = (50, 90, 99)
 PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6"}
 
 
 # ------------------------------------------------------------------------------------------------ input
 def run_tshark(path):
+    text = run_tshark_occurrence(path, "f")
+    if "\tvxlan" not in text.split("\n", 1)[0] or not any(
+            r.get("vxlan.vni") for r in parse_fields(text)):
+        return text
+    # VXLAN: a frame's first ip/tcp/udp/icmp fields are the outer headers; the packet it carries (the one matched
+    # across hops) is the last occurrence. Rows of VXLAN frames are taken from a second, last-occurrence pass.
+    last = {r["frame.number"]: r for r in parse_fields(run_tshark_occurrence(path, "l"))}
+    lines = [text.split("\n", 1)[0]]
+    for r in parse_fields(text):
+        if r.get("vxlan.vni"):
+            r = last[r["frame.number"]]
+        lines.append("\t".join(r[f] for f in FIELDS))
+    return "\n".join(lines) + "\n"
+
+
+def run_tshark_occurrence(path, occurrence):
     cmd = ["tshark", "-r", path] + TSHARK_OPTS + ["-T", "fields"]
     for f in FIELDS:
         cmd += ["-e", f]
-    cmd += ["-E", "header=y", "-E", "separator=/t", "-E", "occurrence=f", "-E", "quote=n"]
+    cmd += ["-E", "header=y", "-E", "separator=/t", "-E", f"occurrence={occurrence}", "-E", "quote=n"]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         sys.exit(f"tshark failed on {path}: {res.stderr.strip()}")
@@ -229,6 +246,11 @@ def make_obs(rec, file_idx, file_name, prefix_pcapng, seq):
     o.ver = ver
     o.sport = o.dport = None
     o.tcp_seq = o.tcp_len = None
+    if rec.get("vxlan.vni"):
+        # Inside VXLAN the outer UDP header is still in the udp fields when the inner packet is not UDP:
+        # take the transport the inner IP header names.
+        if o.proto != 17:
+            rec = dict(rec, **{"udp.srcport": "", "udp.dstport": "", "udp.length": ""})
     if rec.get("tcp.seq_raw"):
         o.sport, o.dport = to_int(rec["tcp.srcport"]), to_int(rec["tcp.dstport"])
         o.tcp_seq, o.tcp_len = to_int(rec["tcp.seq_raw"]), to_int(rec["tcp.len"]) or 0
@@ -274,7 +296,12 @@ class Topology:
 
         for r in rows:
             role = r["role"]
-            if role == "container":
+            if role != "container" and r["attach"]:
+                # An explicit neighbour (the chain of an overlay across two hosts): no guessing from roles.
+                if r["attach"] not in self.by_label:
+                    sys.exit(f"attach {r['attach']!r} of {r['label']} is not a label in the topology file")
+                link(r["label"], r["attach"])
+            elif role == "container":
                 if r["attach"] and r["attach"] in self.by_label:
                     link(r["label"], r["attach"])
                 else:

@@ -38,6 +38,7 @@ public sealed class LiveCapture : IDisposable
     private readonly ConcurrentQueue<Observation> _arrivals = new();
     private readonly ConcurrentQueue<string> _lost = new();
     private readonly Correlator _correlator;
+    private readonly TunnelTable _tunnels = new();
     private readonly TimeOrderer _orderer;
     private readonly ParserOptions _parser;
     private readonly long[] _packets;
@@ -189,7 +190,7 @@ public sealed class LiveCapture : IDisposable
         _correlator.Complete();
     }
 
-    public CorrelationReport Report() => _correlator.Report();
+    public CorrelationReport Report() => _correlator.Report() with { Tunnels = _tunnels.Report() };
 
     /// <summary>A snapshot of the running correlation (journeys still open are not in it yet).</summary>
     public Correlator Correlator => _correlator;
@@ -236,6 +237,7 @@ public sealed class LiveCapture : IDisposable
         {
             return;
         }
+        _tunnels.Add(in packet, hop);
         _arrivals.Enqueue(Observation.From(in packet, data, ns, hop, Interlocked.Increment(ref _order)));
     }
 

@@ -101,7 +101,7 @@ public static class FollowCommand
                 {
                     while (Tick(settings, live, clock, cancel, error))
                     {
-                        context.UpdateTarget(LiveView.Render(settings.Description, clock.Elapsed, live.Correlator.Report(), live.Names, live.RoleOf, live.Statistics()));
+                        context.UpdateTarget(LiveView.Render(settings.Description, clock.Elapsed, live.Report(), live.Names, live.RoleOf, live.Statistics()));
                     }
                 });
             }
@@ -190,6 +190,7 @@ public static class FollowCommand
                     InterfaceRole.Container => "container interface",
                     InterfaceRole.Veth => "host veth",
                     InterfaceRole.Bridge => "bridge",
+                    InterfaceRole.Tunnel => "tunnel",
                     _ => "egress",
                 };
                 ids[hop] = writer.AddInterface(hops[hop].DisplayName, $"{role} of {description}", live.LinkTypeOf(hop), snapLength);

@@ -46,6 +46,7 @@ public static class ReplayCommand
         var correlator = new Correlator(new CorrelatorOptions { WindowNs = settings.WindowNs }, interfaces.RoleOf);
         // Files written from several handles (dumpcap -i A -i B, vethtrace record) are in arrival order, not time order.
         var orderer = new TimeOrderer(correlator, TimeOrderer.DefaultSlackNs);
+        var tunnels = new TunnelTable();
         long packets = 0;
         long notIp = 0;
         using (reader)
@@ -75,13 +76,14 @@ public static class ReplayCommand
                 CaptureInterface captured = reader.File(file).Interfaces[record.InterfaceId];
                 int id = interfaces.IdOf((file, record.InterfaceId, packet.Outer.LinkType == LinkType.LinuxSll2 ? packet.Outer.InterfaceIndex : 0),
                     names.Name(captured, in packet));
+                tunnels.Add(in packet, id);
                 bool selected = filter is null || filter.Matches(record.Data, record.LinkType);
                 var observation = Observation.From(in packet, record.Data, record.TimestampNs, id, packets, selected);
                 orderer.Add(in observation);
             }
             orderer.Flush();
             correlator.Complete();
-            CorrelationReport report = correlator.Report() with { Packets = packets, NotIp = notIp };
+            CorrelationReport report = correlator.Report() with { Packets = packets, NotIp = notIp, Tunnels = tunnels.Report() };
             if (settings.OutputFormat == Format.Json)
             {
                 ReplayJson.Write(output, report, interfaces.Names);

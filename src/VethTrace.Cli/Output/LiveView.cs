@@ -27,12 +27,12 @@ public static class LiveView
         {
             int towardsEgress = ((int)roleOf(path.Interfaces[^1])).CompareTo((int)roleOf(path.Interfaces[0]));
             var chain = new System.Text.StringBuilder(towardsEgress > 0 ? "out  " : towardsEgress < 0 ? "in   " : "     ");
-            chain.Append(names[path.Interfaces[0]]);
+            chain.Append(ReplayTable.ChainName(report, names, path.Interfaces[0]));
             for (int i = 1; i < path.Interfaces.Count; i++)
             {
                 var h = latency[(path.Interfaces[i - 1], path.Interfaces[i])];
                 string median = h.Percentile(50) == 0 && h.Zeros > 0 ? "reused" : ReplayTable.Microseconds(h.Percentile(50)) + "µs";
-                chain.Append(" ─").Append(median).Append("→ ").Append(names[path.Interfaces[i]]);
+                chain.Append(" ─").Append(median).Append("→ ").Append(ReplayTable.ChainName(report, names, path.Interfaces[i]));
             }
             parts.Add(new Markup(Markup.Escape(chain.ToString())));
         }
@@ -57,6 +57,11 @@ public static class LiveView
                     Markup.Escape(mapping.Peer), Count(mapping.Packets));
             }
             parts.Add(nat);
+        }
+        foreach (TunnelReport tunnel in report.Tunnels.Take(4))
+        {
+            parts.Add(new Markup(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+                $"tunnel: {names[tunnel.Interface]} {ReplayTable.Tunnel(tunnel)} {tunnel.OuterSource} → {tunnel.OuterDestination}:{tunnel.Port}, {tunnel.Packets} packets"))));
         }
         foreach (LossReport loss in report.Losses.Take(5))
         {

@@ -52,6 +52,20 @@ public static class ReplayJson
                 w.WriteNumber("packets", nat.Packets);
             });
         }
+        foreach (TunnelReport tunnel in report.Tunnels)
+        {
+            Line(output, w =>
+            {
+                w.WriteString("type", "tunnel");
+                w.WriteString("interface", names[tunnel.Interface]);
+                w.WriteString("encapsulation", "vxlan");
+                w.WriteNumber("vni", tunnel.Vni);
+                w.WriteString("outer_src", tunnel.OuterSource.ToString());
+                w.WriteString("outer_dst", tunnel.OuterDestination.ToString());
+                w.WriteNumber("port", tunnel.Port);
+                w.WriteNumber("packets", tunnel.Packets);
+            });
+        }
         foreach (LossReport loss in report.Losses)
         {
             Line(output, w =>

@@ -38,13 +38,13 @@ public static class ReplayTable
             int towardsEgress = ((int)roleOf(path.Interfaces[^1])).CompareTo((int)roleOf(path.Interfaces[0]));
             string direction = towardsEgress > 0 ? "outbound" : towardsEgress < 0 ? "inbound" : "path";
             output.WriteLine(Invariant($"  {direction}, {path.Journeys} journey{(path.Journeys == 1 ? "" : "s")}:"));
-            var chain = new System.Text.StringBuilder("    ").Append(names[path.Interfaces[0]]);
+            var chain = new System.Text.StringBuilder("    ").Append(ChainName(report, names, path.Interfaces[0]));
             for (int i = 1; i < path.Interfaces.Count; i++)
             {
                 var histogram = latency[(path.Interfaces[i - 1], path.Interfaces[i])];
                 // A hop whose median is a reused receive stamp took an unknown time, not zero: say so.
                 string median = histogram.Percentile(50) == 0 && histogram.Zeros > 0 ? "reused" : Microseconds(histogram.Percentile(50)) + "µs";
-                chain.Append(" ─").Append(median).Append("→ ").Append(names[path.Interfaces[i]]);
+                chain.Append(" ─").Append(median).Append("→ ").Append(ChainName(report, names, path.Interfaces[i]));
             }
             output.WriteLine(chain.ToString());
         }
@@ -124,6 +124,18 @@ public static class ReplayTable
             }
         }
 
+        if (report.Tunnels.Count > 0)
+        {
+            output.WriteLine();
+            output.WriteLine("Tunnels (packets matched by the packet they carry; outer headers per interface)");
+            int width = Math.Max(9, report.Tunnels.Max(t => names[t.Interface].Length));
+            output.WriteLine(Invariant($"  {"interface".PadRight(width)}  {"tunnel",-10} {"outer source",-16} {"outer destination",-18} {"pkts",6}"));
+            foreach (TunnelReport tunnel in report.Tunnels)
+            {
+                output.WriteLine(Invariant($"  {names[tunnel.Interface].PadRight(width)}  {Tunnel(tunnel),-10} {tunnel.OuterSource,-16} {tunnel.OuterDestination + ":" + tunnel.Port,-18} {tunnel.Packets,6}"));
+            }
+        }
+
         output.WriteLine();
         output.WriteLine("Losses (journeys that stopped before the hop their flow's other packets reach)");
         if (report.Losses.Count == 0)
@@ -142,6 +154,25 @@ public static class ReplayTable
     }
 
     public static string Kind(NatKind kind) => kind == NatKind.Snat ? "snat" : "dnat";
+
+    /// <summary>"vxlan 42": the tunnel and its network identifier.</summary>
+    public static string Tunnel(TunnelReport tunnel) => Invariant($"vxlan {tunnel.Vni}");
+
+    /// <summary>
+    /// An interface's name in a path chain: with the tunnel it carried packets in (the most common one), so the
+    /// chain shows where the packet was encapsulated: <c>wire1 [vxlan 42]</c>; the outer headers are in the Tunnels table.
+    /// </summary>
+    public static string ChainName(CorrelationReport report, IReadOnlyList<string> names, int id)
+    {
+        foreach (TunnelReport tunnel in report.Tunnels)
+        {
+            if (tunnel.Interface == id)
+            {
+                return Invariant($"{names[id]} [{Tunnel(tunnel)}]");
+            }
+        }
+        return names[id];
+    }
 
     /// <summary>Microseconds with three decimals below 10 µs, one below 1000, none above: what the clock can vouch for.</summary>
     public static string Microseconds(long ns)

@@ -245,9 +245,11 @@ public sealed class Correlator
     }
 
     /// <summary>
-    /// Time order. Equal timestamps (the kernel reuses the receive stamp along an ingress path) keep capture
-    /// order within one stream, and otherwise follow the topology: container → veth → bridge → egress for a
-    /// journey that travels outwards, the reverse for one that travels inwards.
+    /// Time order. Equal timestamps (the kernel reuses the receive stamp along an ingress path) follow the topology:
+    /// a tie after an earlier sighting goes outwards from it, nearest role first (after the egress: egress, tunnel,
+    /// bridge, veth, container; after a container's interface the reverse), which also orders a journey that crosses
+    /// from one host to another through a tunnel; a tie at the start ends nearest to the sighting after it. Equal
+    /// roles keep capture order.
     /// </summary>
     private void Order(List<Observation> sightings)
     {
@@ -267,11 +269,24 @@ public sealed class Correlator
             }
             if (end - start > 1)
             {
+                // The neighbour the tie group hangs on: the sighting before it, else the one after it (then the
+                // group is laid out backwards from it), else none (the whole journey is one tie).
+                int anchor = start > 0 ? (int)_roleOf(sightings[start - 1].Interface) : end < sightings.Count ? (int)_roleOf(sightings[end].Interface) : -1;
+                bool backwards = start == 0;
                 _ties.Clear();
                 _ties.AddRange(sightings.GetRange(start, end - start));
                 _ties.Sort((a, b) =>
                 {
-                    int byRole = ((int)_roleOf(a.Interface)).CompareTo((int)_roleOf(b.Interface));
+                    int roleA = (int)_roleOf(a.Interface), roleB = (int)_roleOf(b.Interface);
+                    if (anchor >= 0)
+                    {
+                        int byDistance = Math.Abs(roleA - anchor).CompareTo(Math.Abs(roleB - anchor));
+                        if (byDistance != 0)
+                        {
+                            return backwards ? -byDistance : byDistance;
+                        }
+                    }
+                    int byRole = roleA.CompareTo(roleB);
                     return byRole != 0 ? (outwards ? byRole : -byRole) : a.Order.CompareTo(b.Order);
                 });
                 for (int i = 0; i < _ties.Count; i++)
@@ -418,4 +433,7 @@ public sealed record CorrelationReport(
 
     /// <summary>Journeys left out because a packet filter matched none of their copies.</summary>
     public long Unselected { get; init; }
+
+    /// <summary>The tunnels (VXLAN) interfaces carried packets in, with their outer headers.</summary>
+    public IReadOnlyList<TunnelReport> Tunnels { get; init; } = [];
 }

@@ -58,16 +58,20 @@ public enum InterfaceRole : byte
     Veth = 1,
     /// <summary>docker0 or a user-defined br-… bridge.</summary>
     Bridge = 2,
+    /// <summary>A tunnel device that encapsulates the bridge's frames (vxlan0, Docker's vx-…, flannel.1).</summary>
+    Tunnel = 3,
     /// <summary>The host's egress (uplink) or anything else.</summary>
-    Egress = 3,
+    Egress = 4,
 }
 
 /// <summary>An interface's role guessed from its name, for captures and hops that come without a topology.</summary>
 public static partial class InterfaceRoles
 {
     /// <summary>
-    /// vethXXXX is a veth, docker0 and br-… are bridges, <paramref name="egress"/> is the egress, and ethN (or
-    /// ethN(container), as follow and record name a container's own interface) is taken for a container's side;
+    /// vethXXXX is a veth, docker0 and br-… are bridges, vxlanN, vx-… (Docker's overlay), flannel.N and geneveN are
+    /// tunnels, <paramref name="egress"/> is the egress, and ethN (or
+    /// ethN(container) or ethN@namespace, as follow and record name a container's own interface) is taken for a
+    /// container's side;
     /// anything else counts as egress. On a host whose uplink is itself eth0, pass it as <paramref name="egress"/>.
     /// </summary>
     public static InterfaceRole FromName(string name, string? egress = null)
@@ -84,9 +88,14 @@ public static partial class InterfaceRoles
         {
             return InterfaceRole.Bridge;
         }
+        if (name.StartsWith("vxlan", StringComparison.Ordinal) || name.StartsWith("vx-", StringComparison.Ordinal)
+            || name.StartsWith("flannel.", StringComparison.Ordinal) || name.StartsWith("geneve", StringComparison.Ordinal))
+        {
+            return InterfaceRole.Tunnel;
+        }
         return ContainerInterface().IsMatch(name) ? InterfaceRole.Container : InterfaceRole.Egress;
     }
 
-    [System.Text.RegularExpressions.GeneratedRegex(@"^eth\d+(\(.+\))?$")]
+    [System.Text.RegularExpressions.GeneratedRegex(@"^eth\d+(\(.+\)|@.+)?$")]
     private static partial System.Text.RegularExpressions.Regex ContainerInterface();
 }

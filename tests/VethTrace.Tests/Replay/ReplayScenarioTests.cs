@@ -49,7 +49,7 @@ public sealed class ReplayScenarioTests
             {
                 args.AddRange(["--ifname", $"{index}={name}"]);
             }
-            if (entry.GetProperty("role").GetString() == "egress")
+            if (entry.GetProperty("role").GetString() == "egress" && !args.Contains("--egress"))
             {
                 args.AddRange(["--egress", name]);
             }
