@@ -149,6 +149,11 @@ public sealed class LiveCapture : IDisposable
 
     public void Start()
     {
+        // SharpPcap runs each handle's capture loop as a long blocking work item; on a 2-core machine the thread pool
+        // starts with 2 threads and adds more about once a second, so with seven hops the last handle delivered
+        // its packets seconds late (past the orderer's slack) until the pool grew. Room for every hop up front.
+        ThreadPool.GetMinThreads(out int workers, out int completion);
+        ThreadPool.SetMinThreads(Math.Max(workers, _devices.Count + Environment.ProcessorCount + 2), completion);
         foreach (var (_, device, _, _) in _devices)
         {
             device.StartCapture();
@@ -238,15 +243,16 @@ public sealed class LiveCapture : IDisposable
             return;
         }
         _tunnels.Add(in packet, hop);
-        _arrivals.Enqueue(Observation.From(in packet, data, ns, hop, Interlocked.Increment(ref _order)));
+        _arrivals.Enqueue(Observation.From(in packet, data, ns, hop, Interlocked.Increment(ref _order), direction: (HopDirection)direction));
     }
 
     /// <summary>
     /// A frame's direction on a hop, from its Ethernet source address. libpcap gives an Ethernet handle no per-packet
     /// direction (Linux offers these devices only EN10MB and DOCSIS, not the cooked SLL2 header that carries the
     /// kernel's packet type), so the sender decides: on a veth (a bridge port) a frame from one of the followed
-    /// containers' addresses came in from the container and anything else is on its way to it; on every other
-    /// interface a frame from the interface's own address is outbound, anything else inbound. Only Ethernet frames
+    /// containers' addresses came in from the container and anything else is on its way to it; on the egress (or a
+    /// macvlan parent) a frame from a followed container's address is outbound; on every other interface a frame
+    /// from the interface's own address is outbound, anything else inbound. Only Ethernet frames
     /// get a direction.
     /// </summary>
     internal static PacketDirection DirectionOf(ReadOnlySpan<byte> frame, LinkType linkType, InterfaceRole role, ulong ownAddress, IReadOnlyList<ulong> containerAddresses)
@@ -259,6 +265,11 @@ public sealed class LiveCapture : IDisposable
         if (role == InterfaceRole.Veth && containerAddresses.Count > 0)
         {
             return containerAddresses.Contains(source) ? PacketDirection.Inbound : PacketDirection.Outbound;
+        }
+        if (role == InterfaceRole.Egress && containerAddresses.Contains(source))
+        {
+            // A macvlan container's frames leave through its parent with the container's own address.
+            return PacketDirection.Outbound;
         }
         if (ownAddress == 0)
         {

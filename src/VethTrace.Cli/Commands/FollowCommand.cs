@@ -86,7 +86,8 @@ public static class FollowCommand
             if (json)
             {
                 // Tells a consumer (or a test) that every handle is capturing from here on.
-                output.WriteLine("{\"type\":\"start\",\"interfaces\":[" + string.Join(",", live.Names.Select(n => JsonSerializer.Serialize(n))) + "]}");
+                output.WriteLine("{\"type\":\"start\",\"target\":" + JsonSerializer.Serialize(settings.Description)
+                    + ",\"interfaces\":[" + string.Join(",", live.Names.Select(n => JsonSerializer.Serialize(n))) + "]}");
             }
             else
             {

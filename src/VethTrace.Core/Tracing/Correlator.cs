@@ -258,8 +258,7 @@ public sealed class Correlator
             return;
         }
         sightings.Sort(static (a, b) => a.TimestampNs != b.TimestampNs ? a.TimestampNs.CompareTo(b.TimestampNs) : a.Order.CompareTo(b.Order));
-        int first = (int)_roleOf(sightings[0].Interface), last = (int)_roleOf(sightings[^1].Interface);
-        bool outwards = first <= last;
+        bool outwards = Outwards(sightings);
         for (int start = 0; start < sightings.Count;)
         {
             int end = start + 1;
@@ -296,6 +295,31 @@ public sealed class Correlator
             }
             start = end;
         }
+    }
+
+    /// <summary>
+    /// Whether a journey travels from the container towards the egress. A copy whose direction the capture recorded
+    /// says it (sent by the container's interface or the egress, received by a veth or the bridge); otherwise the
+    /// roles of the first and last sightings in time order do. Matters when every sighting has one timestamp (a
+    /// macvlan child and its parent share the receive stamp).
+    /// </summary>
+    private bool Outwards(List<Observation> sightings)
+    {
+        foreach (Observation sighting in sightings)
+        {
+            if (sighting.Direction == HopDirection.Unknown)
+            {
+                continue;
+            }
+            InterfaceRole role = _roleOf(sighting.Interface);
+            if (role == InterfaceRole.Tunnel)
+            {
+                continue;
+            }
+            bool sent = sighting.Direction == HopDirection.Outbound;
+            return role is InterfaceRole.Container or InterfaceRole.Egress ? sent : !sent;
+        }
+        return (int)_roleOf(sightings[0].Interface) <= (int)_roleOf(sightings[^1].Interface);
     }
 
     private sealed class Journey
