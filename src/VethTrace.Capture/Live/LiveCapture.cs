@@ -24,14 +24,14 @@ public sealed record HopStatistics(string DisplayName, long Packets, long Kernel
 public sealed class LiveCapture : IDisposable
 {
     /// <summary>
-    /// The default libpcap ring per handle: 32 MiB (tcpdump's default is 2 MiB) holds about 100,000 packets cut to
-    /// follow's 256-byte snapshot, a few seconds of a bulk TCP stream at the lab's 5-7 Gbit/s (about 14,000 GSO
-    /// super-packets a second per hop), but only 512 whole 64 KiB super-packets at record's full snapshot. Measured
-    /// with benchmarks/live-load.sh (30 s of iperf3 on 2 cores): 8 MiB dropped 3,652 of 430,992 packets on the
-    /// egress hop, 32 MiB none of 416,724. Four hops cost 128 MiB of kernel memory. Drops beyond the ring are
-    /// counted by the kernel and reported per hop.
+    /// The default libpcap ring per handle: 8 MiB (tcpdump's default is 2 MiB) holds about 25,000 packets cut to
+    /// follow's 256-byte snapshot, about two seconds of the lab's bulk TCP stream (some 14,000 GSO super-packets a
+    /// second per hop), but only 128 whole 64 KiB super-packets at record's full snapshot. Measured with
+    /// benchmarks/live-load.sh on 2 cores: 2, 8 and 32 MiB all kept up with 5.5-6.4 Gbit/s without a drop once every
+    /// handle's capture loop started at once (see <see cref="Start"/>). Drops beyond the ring are counted by the kernel
+    /// and reported per hop.
     /// </summary>
-    public const int DefaultBufferBytes = 32 * 1024 * 1024;
+    public const int DefaultBufferBytes = 8 * 1024 * 1024;
 
     private readonly List<(HopTarget Target, LibPcapLiveDevice Device, int Id, LinkType LinkType)> _devices = [];
     private readonly List<HopTarget> _targets = [];

@@ -175,8 +175,16 @@ public static class HostInterfaces
                     && host.FindLink(peerIndex) is NetlinkLink peer && peer.Kind == "veth" && peer.LinkIndex == link.Index)
                 {
                     anyVeth = true;
-                    // A container:X container shares X's namespace: keep the first (the owner is listed before or after; either names the veth).
-                    owners.TryAdd(peer.Index, new VethOwner(container.Name, container.Id, container.NetworkMode, link.Name, link.Index, snapshot.AddressesOf(link.Index)));
+                    // A container:X container shares X's namespace: the veth is X's, whichever of the two is listed first.
+                    var owner = new VethOwner(container.Name, container.Id, container.NetworkMode, link.Name, link.Index, snapshot.AddressesOf(link.Index));
+                    if (!container.NetworkMode.StartsWith("container:", StringComparison.Ordinal))
+                    {
+                        owners[peer.Index] = owner;
+                    }
+                    else
+                    {
+                        owners.TryAdd(peer.Index, owner);
+                    }
                 }
                 else
                 {

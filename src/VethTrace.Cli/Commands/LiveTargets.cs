@@ -52,7 +52,7 @@ public static class LiveTargets
             Add(new HopTarget(egressInterface, null, InterfaceRole.Egress, egressInterface));
         }
         string description = topology.DisplayName
-            + (topology.NetworkMode is { } mode ? $" (network mode {mode})" : "")
+            + (topology.NetworkMode is { } mode && topology.SharesNamespaceWith is null ? $" (network mode {mode})" : "")
             + (topology.Description is { } more ? $": {more}" : "");
         return new Resolution(hops, description, topology);
     }

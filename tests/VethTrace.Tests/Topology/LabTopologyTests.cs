@@ -250,9 +250,10 @@ public sealed partial class LabTopologyTests
     private static void WaitUntilInNamespace(int pid, string identity)
     {
         var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (NetworkNamespace.ReadIdentity($"/proc/{pid}/ns/net") != identity)
+        // ip netns exec enters the namespace and then execs the command: wait for both, or the name is still "ip".
+        while (NetworkNamespace.ReadIdentity($"/proc/{pid}/ns/net") != identity || File.ReadAllText($"/proc/{pid}/comm").Trim() == "ip")
         {
-            Assert.True(DateTime.UtcNow < deadline, $"process {pid} did not enter {identity}");
+            Assert.True(DateTime.UtcNow < deadline, $"process {pid} did not enter {identity} and exec its command");
             Thread.Sleep(20);
         }
     }
