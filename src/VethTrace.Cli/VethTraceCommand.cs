@@ -351,7 +351,8 @@ public static class VethTraceCommand
         });
         command.SetAction(async (parseResult, cancel) =>
         {
-            var resolved = await ResolveHopsAsync(parseResult.GetValue(target), parseResult.GetValue(hops), parseResult.GetValue(egress), output, error, cancel);
+            var resolved = await ResolveHopsAsync(parseResult.GetValue(target), parseResult.GetValue(hops), parseResult.GetValue(egress),
+                parseResult.GetValue(format) == ReplayCommand.Format.Json, output, error, cancel);
             if (resolved.Exit is { } exit)
             {
                 return (int)exit;
@@ -409,7 +410,7 @@ public static class VethTraceCommand
     private sealed record ResolvedHops(IReadOnlyList<HopTarget>? Hops, string? Description, ExitCode? Exit);
 
     /// <summary>The hops of a target (through Docker or the namespace), or the --hop list; prints failures itself.</summary>
-    private static async Task<ResolvedHops> ResolveHopsAsync(string? target, string[]? hops, string? egress, TextWriter output, TextWriter error, CancellationToken cancel)
+    private static async Task<ResolvedHops> ResolveHopsAsync(string? target, string[]? hops, string? egress, bool json, TextWriter output, TextWriter error, CancellationToken cancel)
     {
         List<HopTarget> extra = (hops ?? []).Select(ParseHop).ToList();
         if (target is null)
@@ -421,7 +422,10 @@ public static class VethTraceCommand
             LiveTargets.Resolution resolution = await LiveTargets.ResolveAsync(target, egress, cancel);
             if (resolution.Topology.Shape == VethTrace.Capture.Topology.TopologyShape.NoNetwork || resolution.Hops.Count == 0)
             {
-                output.WriteLine(resolution.Description);
+                // Nothing to capture (none mode): say why, in the stream's own form, and end successfully.
+                output.WriteLine(json
+                    ? "{\"type\":\"start\",\"target\":" + System.Text.Json.JsonSerializer.Serialize(resolution.Description) + ",\"interfaces\":[]}"
+                    : resolution.Description);
                 return new ResolvedHops(null, null, ExitCode.Success);
             }
             // --hop beside a target adds hops to its path: the other container's veth for east-west traffic, say.

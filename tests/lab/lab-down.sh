@@ -41,11 +41,18 @@ if command -v "$DOCKER" >/dev/null && docker_ok; then
     done
 fi
 
+# What an interrupted NetworkModeTests run may have left: its containers, networks and the macvlan parent.
+if command -v "$DOCKER" >/dev/null && docker_ok; then
+    for c in $("$DOCKER" ps -aq --filter name=vt-mode- 2>/dev/null); do "$DOCKER" rm -f "$c" >/dev/null && log "removed container $c"; done
+    for n in $("$DOCKER" network ls -q --filter name=vt-mode- 2>/dev/null); do "$DOCKER" network rm "$n" >/dev/null && log "removed network $n"; done
+fi
+ip link del vt-mvp 2>/dev/null && log "deleted vt-mvp"
+
 # Upstream namespace + veth (deleting one end of a veth removes the peer).
 if ip link show "$EGRESS_IF" >/dev/null 2>&1; then
     ip link del "$EGRESS_IF" && log "deleted $EGRESS_IF"
 fi
-for ns in "$UPSTREAM_NS" vt-a vt-b vt-c1 vt-c2 vt-probe; do
+for ns in "$UPSTREAM_NS" vt-a vt-b vt-c1 vt-c2 vt-probe vt-mvlan vt-ovc1 vt-ovc2 vt-ovh1 vt-ovh2; do
     if ip netns list | awk '{print $1}' | grep -qx "$ns"; then
         ip netns del "$ns" && log "deleted netns $ns"
     fi

@@ -104,6 +104,14 @@ public sealed class NetworkModeTests
             Assert.Equal(VethTrace.Cli.ExitCode.Success, code);
             Assert.Equal("", error.ToString());
             Assert.Equal($"{container} (network mode none): no network: the container has only lo, so no packet can leave it", output.ToString().Trim());
+
+            // The JSON stream says it in a start record with no interfaces.
+            var json = new StringWriter();
+            Assert.Equal(VethTrace.Cli.ExitCode.Success, VethTrace.Cli.VethTraceCommand.Run(["follow", container, "--format", "json"], json, error));
+            JsonElement start = JsonDocument.Parse(json.ToString()).RootElement;
+            Assert.Equal("start", start.GetProperty("type").GetString());
+            Assert.Equal(output.ToString().Trim(), start.GetProperty("target").GetString());
+            Assert.Equal(0, start.GetProperty("interfaces").GetArrayLength());
         }
         finally
         {
