@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Spectre.Console;
+using VethTrace.Capture.Docker;
 using VethTrace.Capture.Files;
 using VethTrace.Capture.Live;
 using VethTrace.Cli.Output;
@@ -228,9 +229,12 @@ public static class FollowCommand
         if (live.LostHops.Count > 0)
         {
             string lost = string.Join(", ", live.LostHops.Distinct());
-            if (settings.Reresolve is null || !Reattach(settings, live, clock, cancel, error, lost))
+            string? daemonDown = null;
+            if (settings.Reresolve is null || !Reattach(settings, live, clock, cancel, error, lost, out daemonDown))
             {
-                error.WriteLine($"vethtrace: {lost} went away (the container stopped or restarted); final report follows");
+                error.WriteLine(daemonDown is null
+                    ? $"vethtrace: {lost} went away (the container stopped or restarted); final report follows"
+                    : $"vethtrace: {lost} went away and the Docker daemon stopped answering ({daemonDown}); final report follows");
                 return false;
             }
         }
@@ -242,8 +246,9 @@ public static class FollowCommand
     /// veth; --all waits as long as the capture lasts, otherwise <see cref="RestartWait"/>), then capture on the new
     /// interfaces, keeping the correlation. False when it did not come back.
     /// </summary>
-    private static bool Reattach(Settings settings, LiveCapture live, Stopwatch clock, CancellationToken cancel, TextWriter error, string lost)
+    private static bool Reattach(Settings settings, LiveCapture live, Stopwatch clock, CancellationToken cancel, TextWriter error, string lost, out string? daemonDown)
     {
+        daemonDown = null;
         error.WriteLine($"vethtrace: {lost} went away; waiting for the container to come back");
         var waited = Stopwatch.StartNew();
         while (!cancel.IsCancellationRequested && (settings.WaitForever || waited.Elapsed < RestartWait)
@@ -259,9 +264,20 @@ public static class FollowCommand
                 }
                 return false;
             }
+            catch (VethTrace.Capture.Docker.DockerException e) when (e.Kind is DockerErrorKind.SocketMissing or DockerErrorKind.DaemonUnavailable)
+            {
+                // The daemon itself is gone (stopping dockerd stops its containers, unless live-restore is on): say so
+                // once, and keep waiting, for it may be restarting.
+                if (daemonDown is null)
+                {
+                    error.WriteLine($"vethtrace: the Docker daemon is not answering ({e.Message}); waiting for it and the container");
+                }
+                daemonDown = e.Message;
+            }
             catch (Exception e) when (e is VethTrace.Capture.Docker.DockerException or VethTrace.Capture.Topology.TopologyException or LiveCaptureException)
             {
                 // Not running yet, or its interfaces are not up yet: try again shortly.
+                daemonDown = null;
             }
             cancel.WaitHandle.WaitOne(TimeSpan.FromMilliseconds(500));
         }
