@@ -74,6 +74,7 @@ public static class VethTraceCommand
         root.Subcommands.Add(BuildInterfaces(output, error));
         root.Subcommands.Add(BuildReplay(output, error));
         root.Subcommands.Add(BuildPackets(output, error));
+        root.Subcommands.Add(BuildBench(output, error));
         return root;
     }
 
@@ -183,6 +184,52 @@ public static class VethTraceCommand
                 new ParserOptions { VxlanPort = (ushort)parseResult.GetValue(vxlanPort) },
                 InterfaceMap(parseResult, ifname));
             return (int)PacketsCommand.Execute(settings, output, error);
+        });
+        return command;
+    }
+
+    private static Command BuildBench(TextWriter output, TextWriter error)
+    {
+        var file = new Argument<string?>("file")
+        {
+            Description = "A pcap or pcapng file (default: the shipped bulk capture, captures/bulk-iperf3.pcap)",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
+        var format = new Option<ReplayCommand.Format>("--format", "-f")
+        {
+            Description = "table (for people) or json (JSON Lines: one bench record per parser)",
+            DefaultValueFactory = _ => ReplayCommand.Format.Table,
+        };
+        var duration = new Option<string>("--duration", "-d")
+        {
+            Description = "How long to measure (both parsers share it, alternating); a fifth of it again is spent warming up first",
+            DefaultValueFactory = _ => "3s",
+        };
+        duration.Validators.Add(result =>
+        {
+            string text = result.GetValueOrDefault<string>() ?? "";
+            if (Durations.TryParseNanoseconds(text, out long ns) is not null || ns <= 0)
+            {
+                result.AddError($"--duration expects a positive duration such as 3s or 500ms; got '{text}'");
+            }
+        });
+        var vxlanPort = VxlanPortOption();
+        var command = new Command("bench", "Parse a capture's packets in a loop with VethTrace's parser and with PacketDotNet, side by side on the " +
+            "same packets in one run, and print Mpps, ns and bytes allocated per packet, and the ratio.\n\nExamples:\n" +
+            "  vethtrace bench\n" +
+            "  vethtrace bench captures/masquerade-multi.pcapng --duration 5s --format json")
+        {
+            file, format, duration, vxlanPort,
+        };
+        command.SetAction(parseResult =>
+        {
+            Durations.TryParseNanoseconds(parseResult.GetValue(duration) ?? "3s", out long ns);
+            var settings = new BenchCommand.Settings(
+                parseResult.GetValue(file),
+                parseResult.GetValue(format),
+                TimeSpan.FromTicks(ns / 100),
+                new ParserOptions { VxlanPort = (ushort)parseResult.GetValue(vxlanPort) });
+            return (int)BenchCommand.Execute(settings, output, error);
         });
         return command;
     }
