@@ -26,6 +26,8 @@ public sealed class Correlator
     private readonly List<Observation> _ties = [];
     private readonly Dictionary<ulong, Queue<Observation>> _segments = [];
     private readonly Stack<Queue<Observation>> _freeSegmentQueues = new();
+    /// <summary>Every interface that has carried TCP data, in order of first appearance: few, so a list.</summary>
+    private readonly List<int> _dataInterfaces = [];
     private readonly Queue<Observation> _segmentAges = new();
     private readonly Dictionary<(int From, int To), long> _segmentEdges = [];
 
@@ -185,8 +187,10 @@ public sealed class Correlator
     {
         _scratch.Clear();
         Observation first = sightings[0];
-        if (!_segments.TryGetValue(first.SegmentKey, out var candidates))
+        if (VisitsAll(sightings, _dataInterfaces) || !_segments.TryGetValue(first.SegmentKey, out var candidates))
         {
+            // A candidate must be on an interface the journey did not visit. When it visited every interface that ever
+            // carried TCP data (always, in a capture of one interface), none can be: skip the walk over the candidates.
             return false;
         }
         // Plain loops, no lambdas: a lambda capturing the loop variable allocated a closure (holding a copy of the
@@ -231,6 +235,18 @@ public sealed class Correlator
         return false;
     }
 
+    private static bool VisitsAll(List<Observation> sightings, List<int> interfaceIds)
+    {
+        foreach (int interfaceId in CollectionsMarshal.AsSpan(interfaceIds))
+        {
+            if (!Visits(sightings, interfaceId))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
     private static bool Contains(List<Observation> sightings, long order)
     {
         foreach (ref readonly Observation sighting in CollectionsMarshal.AsSpan(sightings))
@@ -265,6 +281,10 @@ public sealed class Correlator
                     _freeSegmentQueues.Push(queue);
                 }
             }
+        }
+        if (!_dataInterfaces.Contains(observation.Interface))
+        {
+            _dataInterfaces.Add(observation.Interface);
         }
         if (!_segments.TryGetValue(observation.SegmentKey, out var entries))
         {
