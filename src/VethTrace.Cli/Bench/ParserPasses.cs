@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using PacketDotNet;
 using VethTrace.Packets;
 
@@ -48,25 +49,14 @@ public sealed class ParserPasses
     public static PacketSet ParsableByBoth(PacketSet set) => set.Where(i => TryPacketDotNet(set, i));
 
     /// <summary>VethTrace: <see cref="PacketParser.Parse(ReadOnlySpan{byte}, LinkType, ParserOptions, out ParsedPacket)"/>, every layer.</summary>
-    public ulong VethTrace()
-    {
-        byte[] data = _data;
-        int[] offsets = _offsets;
-        int[] lengths = _lengths;
-        LinkType[] linkTypes = _linkTypes;
-        ParserOptions options = _options;
-        ulong hash = 0;
-        for (int i = 0; i < offsets.Length; i++)
-        {
-            var frame = new ReadOnlySpan<byte>(data, offsets[i], lengths[i]);
-            PacketParser.Parse(frame, linkTypes[i], options, out ParsedPacket packet);
-            hash = PacketFields.From(in packet.Outer).Fold(hash);
-        }
-        return hash;
-    }
+    public ulong VethTrace() => VethTracePass(fingerprint: false);
 
     /// <summary>VethTrace's parser and the NAT-invariant fingerprint, as replay and follow run them.</summary>
-    public ulong VethTraceAndFingerprint()
+    public ulong VethTraceAndFingerprint() => VethTracePass(fingerprint: true);
+
+    // Inlined into both callers with a constant argument, so each gets a loop without the test.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong VethTracePass(bool fingerprint)
     {
         byte[] data = _data;
         int[] offsets = _offsets;
@@ -79,7 +69,10 @@ public sealed class ParserPasses
             var frame = new ReadOnlySpan<byte>(data, offsets[i], lengths[i]);
             PacketParser.Parse(frame, linkTypes[i], options, out ParsedPacket packet);
             hash = PacketFields.From(in packet.Outer).Fold(hash);
-            hash = PacketFields.Mix(hash, global::VethTrace.Flows.PacketFingerprint.Compute(in packet, frame));
+            if (fingerprint)
+            {
+                hash = PacketFields.Mix(hash, global::VethTrace.Flows.PacketFingerprint.Compute(in packet, frame));
+            }
         }
         return hash;
     }
