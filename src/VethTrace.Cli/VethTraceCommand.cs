@@ -74,6 +74,7 @@ public static class VethTraceCommand
         root.Subcommands.Add(BuildInterfaces(output, error));
         root.Subcommands.Add(BuildReplay(output, error));
         root.Subcommands.Add(BuildPackets(output, error));
+        root.Subcommands.Add(BuildBench(output, error));
         return root;
     }
 
@@ -187,27 +188,68 @@ public static class VethTraceCommand
         return command;
     }
 
+    private static Option<ReplayCommand.Format> FormatOption(string description) => new("--format", "-f")
+    {
+        Description = description,
+        DefaultValueFactory = _ => ReplayCommand.Format.Table,
+    };
+
+    /// <summary>A positive duration (500ms, 1s, 250us), given as text and parsed by <see cref="Durations"/> in the action.</summary>
+    private static Option<string> DurationOption(string name, string alias, string description, string defaultValue, string examples)
+    {
+        var option = new Option<string>(name, alias)
+        {
+            Description = description,
+            DefaultValueFactory = _ => defaultValue,
+        };
+        option.Validators.Add(result =>
+        {
+            string text = result.GetValueOrDefault<string>() ?? "";
+            if (Durations.TryParseNanoseconds(text, out long ns) is not null || ns <= 0)
+            {
+                result.AddError($"{name} expects a positive duration such as {examples}; got '{text}'");
+            }
+        });
+        return option;
+    }
+
+    private static Command BuildBench(TextWriter output, TextWriter error)
+    {
+        var file = new Argument<string?>("file")
+        {
+            Description = "A pcap or pcapng file (default: the shipped bulk capture, captures/bulk-iperf3.pcap)",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
+        var format = FormatOption("table (for people) or json (JSON Lines: one bench record per parser)");
+        var duration = DurationOption("--duration", "-d",
+            "How long to measure (both parsers share it, alternating); a fifth of it again is spent warming up first", "3s", "3s or 500ms");
+        var vxlanPort = VxlanPortOption();
+        var command = new Command("bench", "Parse a capture's packets in a loop with VethTrace's parser and with PacketDotNet, side by side on the " +
+            "same packets in one run, and print Mpps, ns and bytes allocated per packet, and the ratio.\n\nExamples:\n" +
+            "  vethtrace bench\n" +
+            "  vethtrace bench captures/masquerade-multi.pcapng --duration 5s --format json")
+        {
+            file, format, duration, vxlanPort,
+        };
+        command.SetAction(parseResult =>
+        {
+            Durations.TryParseNanoseconds(parseResult.GetValue(duration) ?? "3s", out long ns);
+            var settings = new BenchCommand.Settings(
+                parseResult.GetValue(file),
+                parseResult.GetValue(format),
+                TimeSpan.FromTicks(ns / 100),
+                new ParserOptions { VxlanPort = (ushort)parseResult.GetValue(vxlanPort) });
+            return (int)BenchCommand.Execute(settings, output, error);
+        });
+        return command;
+    }
+
     private static Command BuildReplay(TextWriter output, TextWriter error)
     {
         var files = FilesArgument();
-        var format = new Option<ReplayCommand.Format>("--format", "-f")
-        {
-            Description = "table (for people) or json (JSON Lines: summary, hop, nat, loss, path records)",
-            DefaultValueFactory = _ => ReplayCommand.Format.Table,
-        };
-        var window = new Option<string>("--window", "-w")
-        {
-            Description = "How long after its first sighting a packet may still reach another hop: 250ms, 1s, 1500us",
-            DefaultValueFactory = _ => "1s",
-        };
-        window.Validators.Add(result =>
-        {
-            string text = result.GetValueOrDefault<string>() ?? "";
-            if (Durations.TryParseNanoseconds(text, out long ns) is { } problem || ns <= 0)
-            {
-                result.AddError($"--window expects a positive duration such as 500ms, 1s or 250us; got '{text}'");
-            }
-        });
+        var format = FormatOption("table (for people) or json (JSON Lines: summary, hop, nat, loss, path records)");
+        var window = DurationOption("--window", "-w",
+            "How long after its first sighting a packet may still reach another hop: 250ms, 1s, 1500us", "1s", "500ms, 1s or 250us");
         var egress = new Option<string?>("--egress")
         {
             Description = "The host's egress interface, when its name does not say so (e.g. --egress eth0 on a host whose uplink is eth0)",
@@ -424,7 +466,7 @@ public static class VethTraceCommand
             {
                 // Nothing to capture (none mode): say why, in the stream's own form, and end successfully.
                 output.WriteLine(json
-                    ? "{\"type\":\"start\",\"target\":" + System.Text.Json.JsonSerializer.Serialize(resolution.Description) + ",\"interfaces\":[]}"
+                    ? "{\"type\":\"start\",\"target\":" + System.Text.Json.JsonSerializer.Serialize(resolution.Description, VethTrace.Cli.Output.CliJsonContext.Default.String) + ",\"interfaces\":[]}"
                     : resolution.Description);
                 return new ResolvedHops(null, null, ExitCode.Success);
             }

@@ -1,4 +1,5 @@
 using VethTrace.Capture.Files;
+using VethTrace.Cli.Bench;
 using VethTrace.Packets;
 
 namespace VethTrace.Benchmarks.PacketSets;

@@ -1,6 +1,6 @@
 using System.Globalization;
 using PacketDotNet;
-using VethTrace.Benchmarks.PacketSets;
+using VethTrace.Cli.Bench;
 using VethTrace.Capture.Files;
 using VethTrace.Packets;
 

@@ -1,5 +1,6 @@
 using BenchmarkDotNet.Attributes;
 using VethTrace.Benchmarks.PacketSets;
+using VethTrace.Cli.Bench;
 using VethTrace.Capture.Files;
 
 namespace VethTrace.Benchmarks.Reader;

@@ -87,8 +87,8 @@ public static class FollowCommand
             if (json)
             {
                 // Tells a consumer (or a test) that every handle is capturing from here on.
-                output.WriteLine("{\"type\":\"start\",\"target\":" + JsonSerializer.Serialize(settings.Description)
-                    + ",\"interfaces\":[" + string.Join(",", live.Names.Select(n => JsonSerializer.Serialize(n))) + "]}");
+                output.WriteLine("{\"type\":\"start\",\"target\":" + JsonSerializer.Serialize(settings.Description, CliJsonContext.Default.String)
+                    + ",\"interfaces\":[" + string.Join(",", live.Names.Select(n => JsonSerializer.Serialize(n, CliJsonContext.Default.String))) + "]}");
             }
             else
             {
@@ -130,7 +130,7 @@ public static class FollowCommand
                 foreach (HopStatistics hop in statistics)
                 {
                     output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"{{\"type\":\"capture\",\"interface\":{JsonSerializer.Serialize(hop.DisplayName)},\"packets\":{hop.Packets},\"kernel_dropped\":{hop.KernelDropped},\"interface_dropped\":{hop.InterfaceDropped}}}"));
+                        $"{{\"type\":\"capture\",\"interface\":{JsonSerializer.Serialize(hop.DisplayName, CliJsonContext.Default.String)},\"packets\":{hop.Packets},\"kernel_dropped\":{hop.KernelDropped},\"interface_dropped\":{hop.InterfaceDropped}}}"));
                 }
             }
             else

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using VethTrace.Packets;
 using VethTrace.Packets.Headers;
 
@@ -9,6 +10,8 @@ namespace VethTrace.Flows;
 /// destination side), so a request and its reply canonicalise to the same key. Other ICMP messages
 /// have ports 0. A key is a plain value; it allocates nothing.
 /// </summary>
+/// <remarks>Auto layout: the fields are ordered to leave no padding (56 bytes), as keys are copied into every observation.</remarks>
+[StructLayout(LayoutKind.Auto)]
 public readonly record struct FlowKey(IpProtocol Protocol, IpAddress Source, ushort SourcePort, IpAddress Destination, ushort DestinationPort)
 {
     /// <summary>The flow of the packet's innermost stack. Returns default when there is no network layer.</summary>

@@ -10,13 +10,17 @@ namespace VethTrace.Packets;
 /// </summary>
 public readonly struct IpAddress : IEquatable<IpAddress>, IComparable<IpAddress>
 {
-    // The address as a 128-bit big-endian number; IPv4 uses the low 32 bits.
-    private readonly UInt128 _value;
+    // The address as a 128-bit big-endian number in two halves; IPv4 uses the low 32 bits. Two ulongs, not a
+    // UInt128: UInt128 is 16-byte aligned, which made this struct 32 bytes and padded every flow key and observation
+    // that holds two of them (24 bytes now).
+    private readonly ulong _high;
+    private readonly ulong _low;
     private readonly byte _version;
 
-    private IpAddress(UInt128 value, byte version)
+    private IpAddress(ulong high, ulong low, byte version)
     {
-        _value = value;
+        _high = high;
+        _low = low;
         _version = version;
     }
 
@@ -26,17 +30,18 @@ public readonly struct IpAddress : IEquatable<IpAddress>, IComparable<IpAddress>
     public bool IsNone => _version == 0;
 
     /// <summary>The IPv4 address as a host-order number (only meaningful when <see cref="Version"/> is 4).</summary>
-    public uint V4 => (uint)_value;
+    public uint V4 => (uint)_low;
 
-    public UInt128 Value => _value;
+    public UInt128 Value => new(_high, _low);
 
-    public static IpAddress FromV4(uint hostOrder) => new(hostOrder, 4);
+    public static IpAddress FromV4(uint hostOrder) => new(0, hostOrder, 4);
 
     /// <summary>Reads 4 bytes in network order. The caller guarantees the length.</summary>
-    public static IpAddress ReadV4(ReadOnlySpan<byte> fourBytes) => new(BinaryPrimitives.ReadUInt32BigEndian(fourBytes), 4);
+    public static IpAddress ReadV4(ReadOnlySpan<byte> fourBytes) => new(0, BinaryPrimitives.ReadUInt32BigEndian(fourBytes), 4);
 
     /// <summary>Reads 16 bytes in network order. The caller guarantees the length.</summary>
-    public static IpAddress ReadV6(ReadOnlySpan<byte> sixteenBytes) => new(BinaryPrimitives.ReadUInt128BigEndian(sixteenBytes), 6);
+    public static IpAddress ReadV6(ReadOnlySpan<byte> sixteenBytes) =>
+        new(BinaryPrimitives.ReadUInt64BigEndian(sixteenBytes), BinaryPrimitives.ReadUInt64BigEndian(sixteenBytes[8..]), 6);
 
     public static IpAddress Parse(string text)
     {
@@ -51,24 +56,30 @@ public readonly struct IpAddress : IEquatable<IpAddress>, IComparable<IpAddress>
         Span<byte> bytes = stackalloc byte[16];
         if (_version == 4)
         {
-            BinaryPrimitives.WriteUInt32BigEndian(bytes, (uint)_value);
+            BinaryPrimitives.WriteUInt32BigEndian(bytes, (uint)_low);
             return new IPAddress(bytes[..4]);
         }
-        BinaryPrimitives.WriteUInt128BigEndian(bytes, _value);
+        BinaryPrimitives.WriteUInt64BigEndian(bytes, _high);
+        BinaryPrimitives.WriteUInt64BigEndian(bytes[8..], _low);
         return new IPAddress(bytes);
     }
 
-    public bool Equals(IpAddress other) => _value == other._value && _version == other._version;
+    public bool Equals(IpAddress other) => _low == other._low && _high == other._high && _version == other._version;
 
     public override bool Equals(object? obj) => obj is IpAddress other && Equals(other);
 
-    public override int GetHashCode() => HashCode.Combine(_value, _version);
+    public override int GetHashCode() => HashCode.Combine(_high, _low, _version);
 
     /// <summary>Orders by family, then numerically; used to make flow keys canonical.</summary>
     public int CompareTo(IpAddress other)
     {
         int byVersion = _version.CompareTo(other._version);
-        return byVersion != 0 ? byVersion : _value.CompareTo(other._value);
+        if (byVersion != 0)
+        {
+            return byVersion;
+        }
+        int byHigh = _high.CompareTo(other._high);
+        return byHigh != 0 ? byHigh : _low.CompareTo(other._low);
     }
 
     public static bool operator ==(IpAddress left, IpAddress right) => left.Equals(right);

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using VethTrace.Flows;
 
 namespace VethTrace.Tracing;
@@ -23,7 +24,10 @@ public sealed class Correlator
     private readonly Dictionary<FlowKey, FlowReach> _flows = [];
     private readonly List<Observation> _scratch = [];
     private readonly List<Observation> _ties = [];
-    private readonly Dictionary<ulong, List<Observation>> _segments = [];
+    private readonly Dictionary<ulong, Queue<Observation>> _segments = [];
+    private readonly Stack<Queue<Observation>> _freeSegmentQueues = new();
+    /// <summary>Every interface that has carried TCP data, in order of first appearance: few, so a list.</summary>
+    private readonly List<int> _dataInterfaces = [];
     private readonly Queue<Observation> _segmentAges = new();
     private readonly Dictionary<(int From, int To), long> _segmentEdges = [];
 
@@ -183,15 +187,18 @@ public sealed class Correlator
     {
         _scratch.Clear();
         Observation first = sightings[0];
-        if (!_segments.TryGetValue(first.SegmentKey, out var candidates))
+        if (VisitsAll(sightings, _dataInterfaces) || !_segments.TryGetValue(first.SegmentKey, out var candidates))
         {
+            // A candidate must be on an interface the journey did not visit. When it visited every interface that ever
+            // carried TCP data (always, in a capture of one interface), none can be: skip the walk over the candidates.
             return false;
         }
+        // Plain loops, no lambdas: a lambda capturing the loop variable allocated a closure (holding a copy of the
+        // observation) on every iteration, dozens per TCP packet of a bulk stream.
         foreach (Observation candidate in candidates)
         {
             if (Math.Abs(candidate.TimestampNs - first.TimestampNs) > _options.WindowNs || candidate.Fingerprint == first.Fingerprint
-                || !Overlaps(first, candidate) || sightings.Exists(s => s.Interface == candidate.Interface)
-                || _scratch.Exists(s => s.Interface == candidate.Interface))
+                || !Overlaps(first, candidate) || Visits(sightings, candidate.Interface) || Visits(_scratch, candidate.Interface))
             {
                 continue;
             }
@@ -207,13 +214,49 @@ public sealed class Correlator
         for (int i = 1; i < _scratch.Count; i++)
         {
             long before = _scratch[i - 1].Order, after = _scratch[i].Order;
-            if (!sightings.Exists(s => s.Order == before) || !sightings.Exists(s => s.Order == after))
+            if (!Contains(sightings, before) || !Contains(sightings, after))
             {
                 var edge = (_scratch[i - 1].Interface, _scratch[i].Interface);
                 _segmentEdges[edge] = _segmentEdges.GetValueOrDefault(edge) + 1;
             }
         }
         return true;
+    }
+
+    private static bool Visits(List<Observation> sightings, int interfaceId)
+    {
+        foreach (ref readonly Observation sighting in CollectionsMarshal.AsSpan(sightings))
+        {
+            if (sighting.Interface == interfaceId)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static bool VisitsAll(List<Observation> sightings, List<int> interfaceIds)
+    {
+        foreach (int interfaceId in CollectionsMarshal.AsSpan(interfaceIds))
+        {
+            if (!Visits(sightings, interfaceId))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static bool Contains(List<Observation> sightings, long order)
+    {
+        foreach (ref readonly Observation sighting in CollectionsMarshal.AsSpan(sightings))
+        {
+            if (sighting.Order == order)
+            {
+                return true;
+            }
+        }
+        return false;
     }
 
     /// <summary>Whether two sequence ranges share a byte, modulo 2^32 (RFC 9293 section 3.4 comparisons).</summary>
@@ -227,20 +270,27 @@ public sealed class Correlator
         while (_segmentAges.Count > 0 && _segmentAges.Peek().TimestampNs < horizon)
         {
             Observation old = _segmentAges.Dequeue();
-            if (_segments.TryGetValue(old.SegmentKey, out var list))
+            if (_segments.TryGetValue(old.SegmentKey, out var queue))
             {
-                list.RemoveAt(0); // lists fill in time order, so the oldest is first
-                if (list.Count == 0)
+                // Each key's queue fills in time order, so the oldest is first. A queue, not a list: RemoveAt(0)
+                // moved every later entry, and one bulk TCP stream keeps dozens under one key (42 % of replay's time).
+                queue.Dequeue();
+                if (queue.Count == 0)
                 {
                     _segments.Remove(old.SegmentKey);
+                    _freeSegmentQueues.Push(queue);
                 }
             }
         }
+        if (!_dataInterfaces.Contains(observation.Interface))
+        {
+            _dataInterfaces.Add(observation.Interface);
+        }
         if (!_segments.TryGetValue(observation.SegmentKey, out var entries))
         {
-            _segments[observation.SegmentKey] = entries = [];
+            _segments[observation.SegmentKey] = entries = _freeSegmentQueues.Count > 0 ? _freeSegmentQueues.Pop() : new Queue<Observation>();
         }
-        entries.Add(observation);
+        entries.Enqueue(observation);
         _segmentAges.Enqueue(observation);
     }
 
@@ -339,17 +389,7 @@ public sealed class Correlator
             Sightings.Add(first);
         }
 
-        public bool Visited(int interfaceId)
-        {
-            foreach (var sighting in Sightings)
-            {
-                if (sighting.Interface == interfaceId)
-                {
-                    return true;
-                }
-            }
-            return false;
-        }
+        public bool Visited(int interfaceId) => Visits(Sightings, interfaceId);
 
         public void Reset()
         {

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using VethTrace.Flows;
 using VethTrace.Packets;
 
@@ -9,6 +10,7 @@ namespace VethTrace.Tracing;
 /// when a packet filter rejected this copy: a journey is reported when any of its copies was selected, so a filter
 /// on the inside address still follows the packet past NAT.
 /// </summary>
+[StructLayout(LayoutKind.Auto)] // no padding between the small fields: observations are copied and queued per packet
 public readonly record struct Observation(
     long TimestampNs,
     int Interface,

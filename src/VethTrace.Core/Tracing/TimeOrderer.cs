@@ -6,9 +6,17 @@ namespace VethTrace.Tracing;
 /// with several -i, vethtrace record) holds its packets in arrival order, not time order. Observations wait up to
 /// <see cref="SlackNs"/> behind the newest timestamp seen; memory is bounded by that slack.
 /// </summary>
+/// <remarks>
+/// Most input is already in order (one file from one handle, or a merge of such files), so observations that
+/// arrive in (timestamp, order) sequence wait in a FIFO, which costs O(1) and moves each observation once; only
+/// the ones that arrive late go to a heap. The two are merged on release by the same key, so the correlator sees
+/// exactly the sequence a single heap would give (the keys are unique: <see cref="Observation.Order"/> is).
+/// </remarks>
 public sealed class TimeOrderer(Correlator correlator, long slackNs)
 {
-    private readonly PriorityQueue<Observation, (long, long)> _pending = new();
+    private readonly Queue<Observation> _inOrder = new();
+    private readonly PriorityQueue<Observation, (long, long)> _late = new();
+    private (long TimestampNs, long Order) _tail = (long.MinValue, long.MinValue);
     private long _newest = long.MinValue;
 
     /// <summary>The default slack: a live handle was seen delivering more than a second late in the lab.</summary>
@@ -16,11 +24,20 @@ public sealed class TimeOrderer(Correlator correlator, long slackNs)
 
     public long SlackNs { get; } = slackNs;
 
-    public int Pending => _pending.Count;
+    public int Pending => _inOrder.Count + _late.Count;
 
     public void Add(in Observation observation)
     {
-        _pending.Enqueue(observation, (observation.TimestampNs, observation.Order));
+        var key = (observation.TimestampNs, observation.Order);
+        if (key.CompareTo(_tail) >= 0)
+        {
+            _inOrder.Enqueue(observation);
+            _tail = key;
+        }
+        else
+        {
+            _late.Enqueue(observation, key);
+        }
         Advance(observation.TimestampNs);
     }
 
@@ -28,18 +45,34 @@ public sealed class TimeOrderer(Correlator correlator, long slackNs)
     public void Advance(long nowNs)
     {
         _newest = Math.Max(_newest, nowNs);
-        while (_pending.TryPeek(out Observation next, out _) && next.TimestampNs < _newest - SlackNs)
-        {
-            _pending.Dequeue();
-            correlator.Add(in next);
-        }
+        Release(_newest - SlackNs);
     }
 
     /// <summary>Releases everything (end of input).</summary>
-    public void Flush()
+    public void Flush() => Release(long.MaxValue, everything: true);
+
+    /// <summary>Hands the correlator, in (timestamp, order) sequence, every observation stamped before <paramref name="before"/> (or all).</summary>
+    private void Release(long before, bool everything = false)
     {
-        while (_pending.TryDequeue(out Observation next, out _))
+        while (true)
         {
+            bool haveInOrder = _inOrder.TryPeek(out Observation next);
+            if (_late.TryPeek(out Observation late, out var lateKey)
+                && (!haveInOrder || lateKey.CompareTo((next.TimestampNs, next.Order)) < 0))
+            {
+                if (late.TimestampNs >= before && !everything)
+                {
+                    return;
+                }
+                _late.Dequeue();
+                correlator.Add(in late);
+                continue;
+            }
+            if (!haveInOrder || next.TimestampNs >= before && !everything)
+            {
+                return;
+            }
+            _inOrder.Dequeue();
             correlator.Add(in next);
         }
     }

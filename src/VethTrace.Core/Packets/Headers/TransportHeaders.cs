@@ -72,6 +72,32 @@ public readonly ref struct TcpHeader
 
     public ReadOnlySpan<byte> Options => _data[Field.FixedLength..Math.Min(HeaderLength, _data.Length)];
 
+    /// <summary>Options of exactly NOP, NOP, Timestamps (kind 8, length 10): 12 bytes.</summary>
+    public const int AlignedTimestampsLength = 12;
+
+    /// <summary>NOP, NOP, kind 8, length 10: the first word of the recommended timestamp layout (RFC 7323 appendix A).</summary>
+    private const uint AlignedTimestampsPrefix = 0x0101_080A;
+
+    /// <summary>
+    /// Reads TSval and TSecr when the options are exactly NOP, NOP, Timestamps, the layout Linux sends on every segment
+    /// of an established connection. <paramref name="segment"/> starts at the TCP header; false when it is too short
+    /// or the options are laid out otherwise (then <see cref="ReadOptions"/> walks them).
+    /// </summary>
+    public static bool TryReadAlignedTimestamps(ReadOnlySpan<byte> segment, out uint timestampValue, out uint timestampEcho)
+    {
+        const int options = Field.FixedLength;
+        if (segment.Length < options + AlignedTimestampsLength
+            || BinaryPrimitives.ReadUInt32BigEndian(segment[options..]) != AlignedTimestampsPrefix)
+        {
+            timestampValue = 0;
+            timestampEcho = 0;
+            return false;
+        }
+        timestampValue = BinaryPrimitives.ReadUInt32BigEndian(segment[(options + 4)..]);
+        timestampEcho = BinaryPrimitives.ReadUInt32BigEndian(segment[(options + 8)..]);
+        return true;
+    }
+
     /// <summary>
     /// Walks the options for the ones the tracer keeps. The walk is bounded by the option bytes
     /// (at most 40) and stops at a malformed length, so a hostile header cannot loop.

@@ -3,7 +3,7 @@ using System.Net;
 using PacketDotNet;
 using VethTrace.Packets;
 
-namespace VethTrace.Benchmarks.Parser;
+namespace VethTrace.Cli.Bench;
 
 /// <summary>
 /// Reads <see cref="PacketFields"/> with PacketDotNet, the baseline. <see cref="Packet.ParsePacket"/> is

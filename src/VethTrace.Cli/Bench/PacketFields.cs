@@ -1,7 +1,7 @@
 using System.Runtime.CompilerServices;
 using VethTrace.Packets;
 
-namespace VethTrace.Benchmarks.Parser;
+namespace VethTrace.Cli.Bench;
 
 /// <summary>
 /// The fields both parsers are asked for, in one comparable shape: addresses, protocol, TTL, IPv4

@@ -1,6 +1,6 @@
 using VethTrace.Packets;
 
-namespace VethTrace.Benchmarks.PacketSets;
+namespace VethTrace.Cli.Bench;
 
 /// <summary>
 /// Packets held in memory for a benchmark: every frame in one contiguous array, with its offset, captured

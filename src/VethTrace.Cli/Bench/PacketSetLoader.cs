@@ -1,9 +1,10 @@
 using VethTrace.Capture.Files;
 
-namespace VethTrace.Benchmarks.PacketSets;
+namespace VethTrace.Cli.Bench;
 
 /// <summary>
-/// Loads the benchmark packet sets from capture files with <see cref="CaptureFileReader"/>:
+/// Loads packet sets from capture files with <see cref="CaptureFileReader"/>, for <c>vethtrace bench</c> and the
+/// BenchmarkDotNet suite (benchmarks/), which share it so both measure the same packets:
 /// <list type="bullet">
 /// <item><c>bulk</c>: the bulk capture (<c>captures/bulk-iperf3.pcap</c>, or the file named by
 /// <see cref="CaptureVariable"/>): one long TCP stream, the common case a tracer sees.</item>
@@ -126,10 +127,11 @@ public static class PacketSetLoader
     }
 
     /// <summary>
-    /// Reads every packet of the files, in order. A file that is damaged part-way (or still being written)
-    /// contributes the packets before the damage, and the damage is reported on standard error.
+    /// Reads every packet of the files, in order (at most <paramref name="maxPackets"/>). A file that is damaged
+    /// part-way (or still being written) contributes the packets before the damage, and the damage is reported on
+    /// standard error, or to <paramref name="damaged"/> when given.
     /// </summary>
-    public static PacketSet LoadFiles(string name, IReadOnlyList<string> paths)
+    public static PacketSet LoadFiles(string name, IReadOnlyList<string> paths, int maxPackets = int.MaxValue, Action<CaptureFileError>? damaged = null)
     {
         var builder = new PacketSetBuilder(name);
         var sources = new List<string>();
@@ -149,11 +151,15 @@ public static class PacketSetLoader
             }
             using (reader)
             {
-                while (reader.TryReadNext(out CaptureRecord record))
+                while (builder.Count < maxPackets && reader.TryReadNext(out CaptureRecord record))
                 {
                     builder.Add(record.Data, record.OriginalLength, record.TimestampNs, record.LinkType);
                 }
-                if (reader.Error is not null)
+                if (reader.Error is not null && damaged is not null)
+                {
+                    damaged(reader.Error);
+                }
+                else if (reader.Error is not null)
                 {
                     Console.Error.WriteLine($"packet set '{name}': kept the {builder.Count - before} packets before {reader.Error}");
                 }

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Whole-process comparison of `vethtrace replay` with tcpdump and tshark on the same files, in one run (issue 5):
+#   1. publishes vethtrace with Native AOT (no JIT, no start-up compilation) into out/bench/aot, and builds the
+#      ordinary framework-dependent one (JIT) beside it;
+#   2. makes the files: LONG (default 800,000 packets) from time-shifted copies of captures/bulk-iperf3.pcap
+#      (editcap -t, mergecap -a, editcap -r; classic pcap), and one ten times longer for the memory bound;
+#   3. times each tool on LONG with hyperfine (warm-up run first, page cache hot), and measures peak RSS with
+#      /usr/bin/time on LONG and on the ten-times file;
+#   4. prints the ratios to tcpdump.
+# Needs: the .NET SDK, clang and zlib1g-dev (Native AOT), tcpdump, tshark, wireshark-common (editcap, mergecap),
+# hyperfine: apt-get install tcpdump tshark wireshark-common hyperfine clang zlib1g-dev.
+# Usage: benchmarks/replay-compare.sh [PACKETS]   (VETHTRACE_COMPARE_RUNS=N hyperfine runs, default 5)
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+packets=${1:-800000}
+runs=${VETHTRACE_COMPARE_RUNS:-5}
+out=$root/out/bench
+mkdir -p "$out"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+
+for tool in tcpdump tshark editcap mergecap capinfos hyperfine; do
+    command -v $tool >/dev/null || { echo "replay-compare.sh: $tool not found (see the header of this script)" >&2; exit 1; }
+done
+bash captures/expand.sh >/dev/null
+bulk=captures/bulk-iperf3.pcap
+
+echo "== build"
+dotnet publish src/VethTrace.Cli -c Release -r linux-x64 -p:PublishAot=true -o "$out/aot" -nologo -v quiet >"$out/publish.log" 2>&1 \
+    || { tail -20 "$out/publish.log"; echo "replay-compare.sh: Native AOT publish failed" >&2; exit 1; }
+dotnet build src/VethTrace.Cli -c Release -o "$out/jit" -nologo -v quiet >"$out/build.log" 2>&1 \
+    || { tail -20 "$out/build.log"; exit 1; }
+aot=$out/aot/vethtrace
+jit=$out/jit/vethtrace
+
+# A file of N packets: copies of the bulk capture, each shifted past the end of the one before, cut to N.
+make_file() {
+    local n=$1 file=$2
+    if [[ -s $file && $(capinfos -c -M "$file" | awk '/Number of packets/ {print $NF}') == "$n" ]]; then
+        return
+    fi
+    local per duration copies parts=()
+    per=$(capinfos -c -M "$bulk" | awk '/Number of packets/ {print $NF}')
+    duration=$(capinfos -u -M "$bulk" | awk '/Capture duration/ {print int($(NF-1)) + 2}')
+    copies=$(( (n + per - 1) / per ))
+    for ((i = 0; i < copies; i++)); do
+        editcap -F pcap -t $((i * duration)) "$bulk" "$out/part$i.pcap"
+        parts+=("$out/part$i.pcap")
+    done
+    mergecap -F pcap -a -w "$out/joined.pcap" "${parts[@]}"
+    editcap -F pcap -r "$out/joined.pcap" "$file" "1-$n"
+    rm -f "${parts[@]}" "$out/joined.pcap"
+}
+long=$out/replay-$packets.pcap
+longer=$out/replay-$((packets * 10)).pcap
+echo "== files"
+make_file "$packets" "$long"
+make_file $((packets * 10)) "$longer"
+for f in "$long" "$longer"; do
+    echo "$f: $(capinfos -c -M "$f" | awk '/Number of packets/ {print $NF}') packets, $(stat -c %s "$f") bytes"
+done
+
+echo "== machine"
+echo "$(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(free -g | awk '/Mem:/ {print $2}') GiB; load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+echo "== time (hyperfine, $runs runs, one warm-up)"
+hyperfine --warmup 1 --runs "$runs" --export-json "$out/hyperfine.json" -N \
+    -n tcpdump "tcpdump -r $long -w /dev/null" \
+    -n "vethtrace (AOT)" "$aot replay $long" \
+    -n "vethtrace (JIT)" "$jit replay $long" \
+    -n "tshark -T fields" "tshark -r $long -T fields -e frame.time_epoch -e ip.src -e ip.dst -e ip.id" \
+    --output=null
+
+echo "== peak memory (/usr/bin/time, max RSS)"
+rss() { /usr/bin/time -f "%e %M" "$@" >/dev/null 2>"$out/time.txt" || true; tail -1 "$out/time.txt"; }
+printf '%-18s %14s %14s\n' tool "$(basename "$long")" "$(basename "$longer")"
+for name in tcpdump aot jit; do
+    case $name in
+        tcpdump) a=$(rss tcpdump -r "$long" -w /dev/null); b=$(rss tcpdump -r "$longer" -w /dev/null) ;;
+        aot) a=$(rss "$aot" replay "$long"); b=$(rss "$aot" replay "$longer") ;;
+        jit) a=$(rss "$jit" replay "$long"); b=$(rss "$jit" replay "$longer") ;;
+    esac
+    printf '%-18s %8.0f MB %5.1fs %8.0f MB %5.1fs\n' "$name" "$(awk '{print $2/1024}' <<<"$a")" "$(awk '{print $1}' <<<"$a")" \
+        "$(awk '{print $2/1024}' <<<"$b")" "$(awk '{print $1}' <<<"$b")"
+done
+
+echo "== ratios to tcpdump (mean wall time, same run)"
+python3 - "$out/hyperfine.json" <<'PY'
+import json, sys
+results = json.load(open(sys.argv[1]))["results"]
+base = next(r for r in results if r["command"] == "tcpdump")["mean"]
+for r in results:
+    print(f'{r["command"]:<18} {r["mean"]:8.3f} s ± {r["stddev"]:.3f}   {r["mean"] / base:6.2f}× tcpdump')
+PY

@@ -1,0 +1,107 @@
+using System.Runtime.CompilerServices;
+using PacketDotNet;
+using VethTrace.Packets;
+
+namespace VethTrace.Cli.Bench;
+
+/// <summary>
+/// One pass of each parser over a <see cref="PacketSet"/>, reading the same fields (<see cref="PacketFields"/>) from
+/// the same packets: the loops that <c>vethtrace bench</c> times and the BenchmarkDotNet suite runs, so the two
+/// measure the same thing. Each returns a checksum of what it read, so nothing is eliminated as dead code, and equal
+/// checksums mean both parsers read equal values.
+/// </summary>
+public sealed class ParserPasses
+{
+    private readonly byte[] _data;
+    private readonly int[] _offsets;
+    private readonly int[] _lengths;
+    private readonly LinkType[] _linkTypes;
+    // PacketDotNet parses a byte[]: one per packet, built here so the copy is not measured.
+    private readonly byte[][] _frames;
+    private readonly LinkLayers[] _linkLayers;
+    private readonly ParserOptions _options;
+
+    public ParserPasses(PacketSet set, ParserOptions options)
+    {
+        Set = set;
+        _data = set.Data;
+        _offsets = set.Offsets;
+        _lengths = set.Lengths;
+        _linkTypes = set.LinkTypes;
+        _options = options;
+        _frames = new byte[set.Count][];
+        _linkLayers = new LinkLayers[set.Count];
+        for (int i = 0; i < set.Count; i++)
+        {
+            _frames[i] = set.FrameArray(i);
+            _linkLayers[i] = PacketDotNetFields.ToLinkLayer(_linkTypes[i]);
+        }
+    }
+
+    public PacketSet Set { get; }
+
+    public int Count => _offsets.Length;
+
+    /// <summary>
+    /// Keeps the packets PacketDotNet can parse. It throws on some (link types it lacks, headers it cannot fit), and
+    /// both parsers must see the same packets.
+    /// </summary>
+    public static PacketSet ParsableByBoth(PacketSet set) => set.Where(i => TryPacketDotNet(set, i));
+
+    /// <summary>VethTrace: <see cref="PacketParser.Parse(ReadOnlySpan{byte}, LinkType, ParserOptions, out ParsedPacket)"/>, every layer.</summary>
+    public ulong VethTrace() => VethTracePass(fingerprint: false);
+
+    /// <summary>VethTrace's parser and the NAT-invariant fingerprint, as replay and follow run them.</summary>
+    public ulong VethTraceAndFingerprint() => VethTracePass(fingerprint: true);
+
+    // Inlined into both callers with a constant argument, so each gets a loop without the test.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong VethTracePass(bool fingerprint)
+    {
+        byte[] data = _data;
+        int[] offsets = _offsets;
+        int[] lengths = _lengths;
+        LinkType[] linkTypes = _linkTypes;
+        ParserOptions options = _options;
+        ulong hash = 0;
+        for (int i = 0; i < offsets.Length; i++)
+        {
+            var frame = new ReadOnlySpan<byte>(data, offsets[i], lengths[i]);
+            PacketParser.Parse(frame, linkTypes[i], options, out ParsedPacket packet);
+            hash = PacketFields.From(in packet.Outer).Fold(hash);
+            if (fingerprint)
+            {
+                hash = PacketFields.Mix(hash, global::VethTrace.Flows.PacketFingerprint.Compute(in packet, frame));
+            }
+        }
+        return hash;
+    }
+
+    /// <summary>PacketDotNet: <see cref="Packet.ParsePacket(LinkLayers, byte[])"/> and the same fields (<see cref="PacketDotNetFields"/>).</summary>
+    public ulong PacketDotNet()
+    {
+        byte[][] frames = _frames;
+        LinkLayers[] linkLayers = _linkLayers;
+        ulong hash = 0;
+        for (int i = 0; i < frames.Length; i++)
+        {
+            hash = PacketDotNetFields.Read(linkLayers[i], frames[i]).Fold(hash);
+        }
+        return hash;
+    }
+
+    private static bool TryPacketDotNet(PacketSet set, int index)
+    {
+        try
+        {
+            PacketDotNetFields.Read(PacketDotNetFields.ToLinkLayer(set.LinkTypes[index]), set.FrameArray(index));
+            return true;
+        }
+        catch (Exception)
+        {
+            // Deliberately broad: PacketDotNet throws NotImplementedException, IndexOutOfRange,
+            // ArgumentOutOfRange and InvalidOperationException on frames it cannot take.
+            return false;
+        }
+    }
+}

@@ -1,0 +1,113 @@
+using System.Globalization;
+using VethTrace.Capture.Files;
+using VethTrace.Cli.Bench;
+using VethTrace.Packets;
+
+namespace VethTrace.Cli.Commands;
+
+/// <summary>
+/// <c>vethtrace bench [FILE]</c>: parses a capture's packets (the shipped bulk capture by default) in a loop for a few
+/// seconds with VethTrace's parser and with PacketDotNet, side by side on the same packets in the same run, and prints
+/// packets per second, time and bytes allocated per packet, and the ratio between the two.
+/// </summary>
+public static class BenchCommand
+{
+    /// <summary>Packets kept in memory: sampled evenly from a larger file (the first <see cref="MaxPacketsRead"/>), as the BenchmarkDotNet suite does.</summary>
+    public const int PacketsInSet = 1 << 16;
+
+    /// <summary>Packets read from the file before sampling, so a huge file does not fill memory.</summary>
+    public const int MaxPacketsRead = 1 << 20;
+
+    public sealed record Settings(string? File, ReplayCommand.Format OutputFormat, TimeSpan Duration, ParserOptions Parser);
+
+    public static ExitCode Execute(Settings settings, TextWriter output, TextWriter error)
+    {
+        string path;
+        try
+        {
+            path = settings.File ?? PacketSetLoader.BulkCapturePath();
+        }
+        catch (DirectoryNotFoundException)
+        {
+            error.WriteLine($"vethtrace: bench without a FILE measures {PacketSetLoader.BulkFileName} from the repository's captures/, which was not found; give a pcap or pcapng file");
+            return ExitCode.BadInput;
+        }
+        if (settings.File is null && !File.Exists(path) && !File.Exists(path + ".xz"))
+        {
+            error.WriteLine($"vethtrace: {path}: not found; give a pcap or pcapng file, or expand the shipped one with captures/expand.sh");
+            return ExitCode.BadInput;
+        }
+
+        CaptureFileError? damage = null;
+        PacketSet loaded;
+        try
+        {
+            loaded = settings.File is null
+                ? PacketSetLoader.LoadBulk()
+                : PacketSetLoader.LoadFiles(Path.GetFileName(path), [path], MaxPacketsRead, e => damage = e);
+        }
+        catch (CaptureFileException e)
+        {
+            error.WriteLine($"vethtrace: {e.Error}");
+            return ExitCode.BadInput;
+        }
+        catch (Exception e) when (e is InvalidDataException or FileNotFoundException)
+        {
+            error.WriteLine($"vethtrace: {path}: {(e is InvalidDataException ? "no packets to parse" : "not found")}");
+            return ExitCode.BadInput;
+        }
+
+        PacketSet parsable = ParserPasses.ParsableByBoth(loaded);
+        if (parsable.Count == 0)
+        {
+            error.WriteLine($"vethtrace: {path}: none of its {loaded.Count} packets can be parsed by PacketDotNet, so there is nothing to compare on");
+            return ExitCode.BadInput;
+        }
+        PacketSet set = parsable.Count > PacketsInSet ? parsable.Resample(PacketsInSet) : parsable;
+        var passes = new ParserPasses(set, settings.Parser);
+        TimeSpan warmUp = settings.Duration / 5;
+        var (ours, theirs) = ParserRace.Run(passes, settings.Duration, warmUp);
+
+        if (settings.OutputFormat == ReplayCommand.Format.Json)
+        {
+            WriteJson(output, ours);
+            WriteJson(output, theirs);
+        }
+        else
+        {
+            WriteTable(output, path, loaded.Count, parsable.Count, set.Count, settings.Duration, warmUp, ours, theirs);
+        }
+        if (damage is not null)
+        {
+            error.WriteLine($"vethtrace: {damage}");
+            return ExitCode.BadInput;
+        }
+        return ExitCode.Success;
+    }
+
+    private static void WriteJson(TextWriter output, ParserResult result) =>
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{{\"type\":\"bench\",\"parser\":\"{result.Parser}\",\"packets\":{result.Packets},\"ns_per_packet\":{Math.Round(result.NanosecondsPerPacket, 2)},\"bytes_per_packet\":{Math.Round(result.BytesPerPacket, 2)},\"mpps\":{Math.Round(result.Mpps, 3)}}}"));
+
+    private static void WriteTable(TextWriter output, string path, int read, int parsable, int inSet, TimeSpan duration, TimeSpan warmUp, ParserResult ours, ParserResult theirs)
+    {
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{path}: {read:N0} packets read, {inSet:N0} parsed in a loop{(parsable < read ? $" ({read - parsable:N0} left out: PacketDotNet throws on them)" : "")}"));
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"both parsers read the same fields of the same packets, in alternating passes: {warmUp.TotalSeconds:0.#} s warm-up, {duration.TotalSeconds:0.#} s measured"));
+        output.WriteLine();
+        output.WriteLine("parser             Mpps   ns/packet   bytes/packet     packets");
+        foreach (ParserResult result in new[] { ours, theirs })
+        {
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{result.Parser,-13} {result.Mpps,9:0.00} {result.NanosecondsPerPacket,11:0.0} {result.BytesPerPacket,14:0.0} {result.Packets,11:N0}"));
+        }
+        output.WriteLine();
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"vethtrace parses {theirs.NanosecondsPerPacket / ours.NanosecondsPerPacket:0.0}× as many packets per second as PacketDotNet"));
+        if (ours.Checksum != theirs.Checksum)
+        {
+            output.WriteLine("note: the two parsers read different values from some packets (run the benchmarks' `compare` to list them)");
+        }
+    }
+}
