@@ -174,6 +174,47 @@ public sealed class LiveFollowTests
     }
 
     [Fact]
+    public async Task Follow_DockerDaemonStops_SaysSoAndPrintsTheFinalReport()
+    {
+        var lab = LabEnvironment.Load();
+        // The lab's own dockerd (tests/lab/docker-up.sh started it and wrote its PID); stopping it stops its
+        // containers too (no live-restore), so afterwards the lab is brought up again.
+        string pidFile = "/run/vethtrace-lab/dockerd.pid";
+        Assert.True(File.Exists(pidFile), $"{pidFile} is missing: this test stops only a dockerd the lab started (tests/lab/docker-up.sh)");
+        int dockerd = int.Parse(File.ReadAllText(pidFile).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal("dockerd", File.ReadAllText($"/proc/{dockerd}/comm").Trim());
+        try
+        {
+            var output = new SignallingWriter("\"type\":\"start\"");
+            var error = new StringWriter();
+            var follow = Task.Run(() => VethTraceCommand.Run(["follow", lab["C1_NAME"], "--egress", lab["EGRESS_IF"], "--duration", "90s", "--format", "json"], output, error));
+            Assert.True(output.Seen.Wait(TimeSpan.FromSeconds(20)), $"follow did not start capturing: {error}");
+            LabEnvironment.Run("kill", "-TERM", dockerd.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+            ExitCode code = await follow.WaitAsync(TimeSpan.FromSeconds(75));
+
+            Assert.Equal(ExitCode.Success, code);
+            string said = error.ToString();
+            Assert.Matches($@"(?m)^vethtrace: eth0\({lab["C1_NAME"]}\).* went away; waiting for the container to come back$", said);
+            Assert.Matches(@"(?m)^vethtrace: the Docker daemon is not answering \(.*\); waiting for it and the container$", said);
+            Assert.Matches($@"(?m)^vethtrace: eth0\({lab["C1_NAME"]}\).* went away and the Docker daemon stopped answering \(.*\); final report follows$", said);
+            Assert.DoesNotContain("   at ", said);
+            Assert.Contains("\"type\":\"summary\",\"packets\":", output.ToString());
+        }
+        finally
+        {
+            // Bring the daemon, the containers and the lab's state back for the tests after this one.
+            var up = new System.Diagnostics.ProcessStartInfo("bash", [Path.Combine(Captures.CaptureCorpus.RepositoryRoot, "tests", "lab", "lab-up.sh"), "--skip-install"])
+            { RedirectStandardOutput = true, RedirectStandardError = true };
+            using var process = System.Diagnostics.Process.Start(up)!;
+            Task<string> log = process.StandardError.ReadToEndAsync();
+            await process.StandardOutput.ReadToEndAsync();
+            Assert.True(process.WaitForExit(180_000), "lab-up.sh did not finish in 180 s");
+            Assert.True(process.ExitCode == 0, $"lab-up.sh failed: {await log}");
+        }
+    }
+
+    [Fact]
     public async Task Follow_ContainerRestarts_ReattachesToItsNewVeth()
     {
         var lab = LabEnvironment.Load();

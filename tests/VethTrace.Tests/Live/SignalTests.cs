@@ -12,6 +12,8 @@ public sealed class SignalTests
     [Theory]
     [InlineData("TERM", 4.0)]
     [InlineData("TERM", 0.0)] // during start-up: before the handles are open
+    [InlineData("INT", 4.0)] // Ctrl-C
+    [InlineData("INT", 0.0)] // Ctrl-C during start-up
     public void Follow_Signal_FinalReportAndExitZero(string signal, double afterSeconds)
     {
         string dll = Path.Combine(AppContext.BaseDirectory, "vethtrace.dll");
