@@ -49,4 +49,31 @@ public sealed class LiveViewTests
         Assert.Contains("kernel drops: eth0(c1) 0  veth1 0  docker0 0  vt-up0 0", view);
         Assert.All(view.Split('\n'), line => Assert.True(line.TrimEnd().Length <= 80, line));
     }
+
+    [Fact]
+    public void Render_Tunnels_MarksTheEncapsulatingHopAndListsItsOuterHeaders()
+    {
+        // A journey over a VXLAN wire: container eth0 (0), veth (1), bridge (2), the wire (3).
+        var flow = new FlowKey(IpProtocol.Icmp, IpAddress.Parse("10.42.0.1"), 7, IpAddress.Parse("10.42.0.2"), 0);
+        var correlator = new Correlator(new CorrelatorOptions(), id => (InterfaceRole)id);
+        correlator.Add(new Observation(0, 0, 0, 11, flow, 98));
+        correlator.Add(new Observation(5_000, 1, 1, 11, flow, 98));
+        correlator.Add(new Observation(6_000, 2, 2, 11, flow, 98));
+        correlator.Add(new Observation(20_000, 3, 3, 11, flow, 148));
+        correlator.Complete();
+        var report = correlator.Report() with
+        {
+            Tunnels = [new TunnelReport(3, 42, IpAddress.Parse("203.0.113.1"), IpAddress.Parse("203.0.113.2"), 4789, 1)],
+        };
+        string[] names = ["eth0(c1)", "veth1", "br-ov1", "wire1"];
+
+        var text = new StringWriter();
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors, Out = new AnsiConsoleOutput(text) });
+        console.Profile.Width = 100;
+        console.Write(LiveView.Render("overlay", TimeSpan.FromSeconds(1), report, names, id => (InterfaceRole)id, [.. names.Select(n => new HopStatistics(n, 1, 0, 0))]));
+        string view = text.ToString();
+
+        Assert.Contains("eth0(c1) ─5.000µs→ veth1 ─1.000µs→ br-ov1 ─14.0µs→ wire1 [vxlan 42]", view);
+        Assert.Contains("tunnel: wire1 vxlan 42 203.0.113.1 → 203.0.113.2:4789, 1 packets", view);
+    }
 }

@@ -38,6 +38,9 @@ public sealed class DirectionTests
     // The bridge device: the host routing out through it is outbound; what the ports hand it is inbound.
     [InlineData(InterfaceRole.Bridge, Bridge, Container, Bridge, PacketDirection.Outbound)]
     [InlineData(InterfaceRole.Bridge, Bridge, Bridge, Container, PacketDirection.Inbound)]
+    // A macvlan parent (an egress hop): the container's own frames leave through it with the container's address.
+    [InlineData(InterfaceRole.Egress, Veth, 0x0242_c000_0202, Container, PacketDirection.Outbound)]
+    [InlineData(InterfaceRole.Egress, Veth, Container, 0x0242_c000_0202, PacketDirection.Inbound)]
     public void DirectionOf_EthernetSource_SenderDecides(InterfaceRole role, ulong own, ulong destination, ulong source, PacketDirection expected)
     {
         Assert.Equal(expected, LiveCapture.DirectionOf(Frame(destination, source), LinkType.Ethernet, role, own, [Container]));

@@ -66,6 +66,37 @@ public sealed class CorrelatorTests
     }
 
     [Fact]
+    public void Report_TiesOnTheDecapsulatingHost_LaidOutFromTheWireInwards()
+    {
+        // Host 1: container (0), veth (1), bridge (2), vxlan (3, tunnel), wire (4); then host 2's wire (14), vxlan (13),
+        // bridge (12), veth (11), container (10). Host 2 stamps its wire, vxlan and bridge copies alike, and its handles
+        // delivered the bridge's first.
+        InterfaceRole RoleOf(int id) => (InterfaceRole)(id % 10);
+        var correlator = new Correlator(new CorrelatorOptions(), RoleOf);
+        long order = 0;
+        foreach ((long ns, int iface) in new[] { (0L, 0), (5_000L, 1), (5_000L, 2), (20_000L, 3), (30_000L, 4), (33_000L, 12), (33_000L, 14), (33_000L, 13), (60_000L, 11), (62_000L, 10) })
+        {
+            correlator.Add(At(ns, iface, 5, order++, Inside));
+        }
+        correlator.Complete();
+
+        Assert.Equal([0, 1, 2, 3, 4, 14, 13, 12, 11, 10], Assert.Single(correlator.Report().Paths).Interfaces);
+    }
+
+    [Fact]
+    public void Report_WholeJourneyOneTimestamp_DirectionRecordedByTheCaptureDecides()
+    {
+        // A macvlan reply: the parent (egress, 4) and the child (container, 0) share the receive stamp, and the child's
+        // handle delivered first. The parent's copy was received (inbound), so the journey runs inwards.
+        var correlator = new Correlator(new CorrelatorOptions(), Role);
+        correlator.Add(At(1_000, 0, 6, 0, Inside) with { Direction = HopDirection.Inbound });
+        correlator.Add(At(1_000, 4, 6, 1, Inside) with { Direction = HopDirection.Inbound });
+        correlator.Complete();
+
+        Assert.Equal([4, 0], Assert.Single(correlator.Report().Paths).Interfaces);
+    }
+
+    [Fact]
     public void Report_JourneyStoppingShort_LostAtItsLastInterface_AndNatInferred()
     {
         var correlator = new Correlator(new CorrelatorOptions(), Role);
