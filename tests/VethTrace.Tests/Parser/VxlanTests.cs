@@ -216,6 +216,28 @@ public class VxlanTests
     }
 
     [Fact]
+    public void Parse_VxlanNestedAThousandDeep_StopsAtMaxTunnelDepth()
+    {
+        // Hostile but valid: 1000 VXLAN headers, each in its own Ethernet/IPv4/UDP, in one 50 KB frame. The walk
+        // stops at the bound; nothing is read or counted past it.
+        byte[] frame = InnerTcp();
+        for (uint level = 1000; level >= 1; level--)
+        {
+            frame = OverVxlan(frame, vni: level);
+        }
+
+        var packet = Parse(frame, LinkType.Ethernet);
+
+        Assert.Equal(ParseOutcome.LimitExceeded, packet.Outcome);
+        Assert.Equal(ParseLayer.Tunnel, packet.StoppedAt);
+        Assert.Equal(ParserOptions.Default.MaxTunnelDepth, packet.TunnelDepth);
+        // The VXLAN header after the last decapsulated frame is read (its VNI kept), not followed.
+        Assert.Equal((uint)ParserOptions.Default.MaxTunnelDepth + 1, packet.Vni);
+        Assert.True(packet.Innermost.Has(LayerSet.Tunnel));
+        AssertInvariants(in packet, frame);
+    }
+
+    [Fact]
     public void Parse_VxlanBeyondMaxTunnelDepth_LimitExceeded()
     {
         byte[] frame = InnerTcp();
