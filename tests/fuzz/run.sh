@@ -85,7 +85,7 @@ echo "fuzz $target: $(stat execs_done) executions, $(stat corpus_count) paths, $
 if [[ ${crashes:-1} != 0 || ${hangs:-1} != 0 ]]; then
     for f in "$findings"/default/crashes/id:* "$findings"/default/hangs/id:*; do
         [[ -f $f ]] || continue
-        echo "  $f: $(xxd -p "$f" | tr -d '\n' | cut -c1-160)"
+        echo "  $f: $(od -An -tx1 -v "$f" | tr -d ' \n' | cut -c1-160)"
         echo "    replay: dotnet $bin/VethTrace.Fuzz.dll $target < '$f'"
     done
     exit 1
