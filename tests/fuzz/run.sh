@@ -9,7 +9,8 @@
 #
 # It installs afl++ (Debian) when missing, restores the pinned sharpfuzz tool (tests/fuzz/.config), publishes the
 # targets to tests/fuzz/out/bin and instruments VethTrace.Core.dll and VethTrace.Capture.dll there (the build
-# tree stays uninstrumented), makes seeds from the real captures, runs afl-fuzz, and prints one line:
+# tree stays uninstrumented), makes seeds from the real captures, adds tests/fuzz/corpus/TARGET (the inputs earlier
+# runs kept, which FuzzCorpusTests also runs without AFL), runs afl-fuzz, and prints one line:
 #   fuzz TARGET: N executions, N paths, N crashes, N hangs (T s)
 # Exit status 0 when afl-fuzz found no crash and no hang, 1 otherwise (the findings are listed, with the command
 # that replays each), 2 when the fuzzer could not run. Findings stay in tests/fuzz/out/TARGET/default/.
@@ -63,13 +64,17 @@ fi
 flock -u 9
 
 findings="$out/$target"
-rm -rf "$findings"
+rm -rf "$findings" "$out/input-$target"
+# The inputs: seeds from the captures, and the committed corpus (what earlier runs reached, findings included).
+mkdir -p "$out/input-$target"
+cp "$out/seeds/$target"/* "$out/input-$target"/
+[[ -d $here/corpus/$target ]] && cp "$here/corpus/$target"/* "$out/input-$target"/
 # AFL_SKIP_BIN_CHECK: the binary is dotnet, the instrumentation is in the managed assemblies (SharpFuzz).
 # AFL_NO_AFFINITY: the machine is shared; AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES: core_pattern may be a pipe.
 start=$(date +%s)
 AFL_SKIP_BIN_CHECK=1 AFL_NO_UI=1 AFL_NO_AFFINITY=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 \
 AFL_FORKSRV_INIT_TMOUT=60000 \
-    afl-fuzz -i "$out/seeds/$target" -o "$findings" -t 2000 -m none -s "$seed" -E "$execs" \
+    afl-fuzz -i "$out/input-$target" -o "$findings" -t 2000 -m none -s "$seed" -E "$execs" \
     -- dotnet "$bin/VethTrace.Fuzz.dll" "$target" >"$out/$target.log" 2>&1
 rc=$?
 seconds=$(( $(date +%s) - start ))
