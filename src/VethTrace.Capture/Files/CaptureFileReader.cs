@@ -169,15 +169,28 @@ public sealed class CaptureFileReader : IDisposable
     {
         // gzip (RFC 1952 magic 1f 8b) is read transparently, as Wireshark does; offsets in errors
         // then count decompressed bytes.
-        Span<byte> head = stackalloc byte[2];
+        byte[] head = new byte[2];
+        int n;
+        try
+        {
+            n = stream.ReadAtLeast(head, 2, throwOnEndOfStream: false);
+        }
+        catch (IOException e)
+        {
+            throw new CaptureFileException(new CaptureFileError(path, 0, $"read error: {e.Message}"));
+        }
         if (stream.CanSeek)
         {
-            int n = stream.ReadAtLeast(head, 2, throwOnEndOfStream: false);
             stream.Seek(-n, SeekOrigin.Current);
-            if (n == 2 && head[0] == 0x1F && head[1] == 0x8B)
-            {
-                return new CaptureFileReader(new GZipStream(stream, CompressionMode.Decompress), path, compressed: true);
-            }
+        }
+        else
+        {
+            // A pipe (/dev/stdin, a process substitution) cannot be rewound: the two bytes are put back in front.
+            stream = new PrefixedStream(head.AsSpan(0, n).ToArray(), stream);
+        }
+        if (n == 2 && head[0] == 0x1F && head[1] == 0x8B)
+        {
+            return new CaptureFileReader(new GZipStream(stream, CompressionMode.Decompress), path, compressed: true);
         }
         return new CaptureFileReader(stream, path, compressed: false);
     }
@@ -637,6 +650,56 @@ public sealed class CaptureFileReader : IDisposable
 
     private static string StripCompressionSuffix(string name) =>
         name.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? name[..^3] : name;
+
+    /// <summary>A read-only stream that returns <paramref name="prefix"/>, then the rest of <paramref name="inner"/>.</summary>
+    private sealed class PrefixedStream(byte[] prefix, Stream inner) : Stream
+    {
+        private int _used;
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position
+        {
+            get => throw new NotSupportedException();
+            set => throw new NotSupportedException();
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            if (_used < prefix.Length)
+            {
+                int n = Math.Min(buffer.Length, prefix.Length - _used);
+                prefix.AsSpan(_used, n).CopyTo(buffer);
+                _used += n;
+                return n;
+            }
+            return inner.Read(buffer);
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                inner.Dispose();
+            }
+            base.Dispose(disposing);
+        }
+    }
 
     /// <summary>Walks pcapng options (code, length, value padded to 4), bounded by the span.</summary>
     private ref struct OptionReader(ReadOnlySpan<byte> options, bool bigEndian)

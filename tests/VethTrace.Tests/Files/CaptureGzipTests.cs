@@ -55,6 +55,24 @@ public sealed class CaptureGzipTests
         AssertCleanEnd(reader);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Open_StreamThatCannotSeek_GzipOrNotReadWhole(bool compressed)
+    {
+        // A pipe (/dev/stdin): the bytes peeked at for the gzip magic must not be lost.
+        var builder = CaptureBuilder.Pcapng().InterfaceDescription(name: "eth0").EnhancedPacket(0, 1, Payload(60, 0)).EnhancedPacket(0, 2, Payload(61, 1));
+        byte[] plain = builder.ToArray();
+
+        using CaptureFileReader reader = CaptureFileReader.Open(new ForwardOnlyStream(compressed ? CaptureBuilder.Gzip(plain) : plain), "pipe");
+        List<ReadPacket> packets = ReadAll(reader);
+
+        Assert.Equal(compressed, reader.IsCompressed);
+        Assert.Equal([Payload(60, 0), Payload(61, 1)], packets.Select(p => p.Data));
+        Assert.Equal(builder.RecordOffsets, packets.Select(p => p.FileOffset));
+        AssertCleanEnd(reader);
+    }
+
     [Fact]
     public void Open_PlainFile_IsNotCompressed()
     {
@@ -159,6 +177,41 @@ public sealed class CaptureGzipTests
 
         Assert.Equal(2, packets.Count);
         AssertCleanEnd(reader);
+    }
+
+    /// <summary>A stream that can only be read forward, a byte or two at a time, as a pipe delivers.</summary>
+    private sealed class ForwardOnlyStream(byte[] data) : Stream
+    {
+        private int _position;
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position
+        {
+            get => throw new NotSupportedException();
+            set => throw new NotSupportedException();
+        }
+
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            int n = Math.Min(Math.Min(count, 1 + _position % 2), data.Length - _position);
+            data.AsSpan(_position, n).CopyTo(buffer.AsSpan(offset));
+            _position += n;
+            return n;
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     /// <summary>Compares copied packets by value, data included (records compare arrays by reference).</summary>
