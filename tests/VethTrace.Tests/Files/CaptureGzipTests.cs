@@ -64,7 +64,7 @@ public sealed class CaptureGzipTests
         var builder = CaptureBuilder.Pcapng().InterfaceDescription(name: "eth0").EnhancedPacket(0, 1, Payload(60, 0)).EnhancedPacket(0, 2, Payload(61, 1));
         byte[] plain = builder.ToArray();
 
-        using CaptureFileReader reader = CaptureFileReader.Open(new ForwardOnlyStream(compressed ? CaptureBuilder.Gzip(plain) : plain), "pipe");
+        using CaptureFileReader reader = CaptureFileReader.Open(new VethTrace.Fuzz.ForwardOnlyStream(compressed ? CaptureBuilder.Gzip(plain) : plain), "pipe");
         List<ReadPacket> packets = ReadAll(reader);
 
         Assert.Equal(compressed, reader.IsCompressed);
@@ -177,41 +177,6 @@ public sealed class CaptureGzipTests
 
         Assert.Equal(2, packets.Count);
         AssertCleanEnd(reader);
-    }
-
-    /// <summary>A stream that can only be read forward, a byte or two at a time, as a pipe delivers.</summary>
-    private sealed class ForwardOnlyStream(byte[] data) : Stream
-    {
-        private int _position;
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position
-        {
-            get => throw new NotSupportedException();
-            set => throw new NotSupportedException();
-        }
-
-        public override int Read(byte[] buffer, int offset, int count)
-        {
-            int n = Math.Min(Math.Min(count, 1 + _position % 2), data.Length - _position);
-            data.AsSpan(_position, n).CopyTo(buffer.AsSpan(offset));
-            _position += n;
-            return n;
-        }
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     /// <summary>Compares copied packets by value, data included (records compare arrays by reference).</summary>

@@ -109,7 +109,8 @@ public static class Targets
         CaptureFileReader reader;
         try
         {
-            reader = CaptureFileReader.Open(new MemoryStream(file), name);
+            // Half the inputs come as from a pipe: read forward only, a byte or two at a time.
+            reader = CaptureFileReader.Open(file.Length % 2 == 0 ? new MemoryStream(file) : new ForwardOnlyStream(file), name);
         }
         catch (CaptureFileException e)
         {
@@ -167,4 +168,39 @@ public static class Targets
         uint magic = BitConverter.ToUInt32(file, 0);
         return magic is 0xA1B2C3D4 or 0xD4C3B2A1 or 0xA1B23C4D or 0x4D3CB2A1 or 0x0A0D0D0A;
     }
+}
+
+/// <summary>A stream that can only be read forward, a byte or two at a time, as a pipe delivers.</summary>
+public sealed class ForwardOnlyStream(byte[] data) : Stream
+{
+    private int _position;
+
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => throw new NotSupportedException();
+
+    public override long Position
+    {
+        get => throw new NotSupportedException();
+        set => throw new NotSupportedException();
+    }
+
+    public override int Read(byte[] buffer, int offset, int count)
+    {
+        int n = Math.Min(Math.Min(count, 1 + _position % 2), data.Length - _position);
+        data.AsSpan(_position, n).CopyTo(buffer.AsSpan(offset));
+        _position += n;
+        return n;
+    }
+
+    public override void Flush()
+    {
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }
