@@ -652,22 +652,9 @@ public sealed class CaptureFileReader : IDisposable
         name.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? name[..^3] : name;
 
     /// <summary>A read-only stream that returns <paramref name="prefix"/>, then the rest of <paramref name="inner"/>.</summary>
-    private sealed class PrefixedStream(byte[] prefix, Stream inner) : Stream
+    private sealed class PrefixedStream(byte[] prefix, Stream inner) : ForwardReadStream
     {
         private int _used;
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position
-        {
-            get => throw new NotSupportedException();
-            set => throw new NotSupportedException();
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
         public override int Read(Span<byte> buffer)
         {
@@ -680,16 +667,6 @@ public sealed class CaptureFileReader : IDisposable
             }
             return inner.Read(buffer);
         }
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
         protected override void Dispose(bool disposing)
         {

@@ -171,36 +171,15 @@ public static class Targets
 }
 
 /// <summary>A stream that can only be read forward, a byte or two at a time, as a pipe delivers.</summary>
-public sealed class ForwardOnlyStream(byte[] data) : Stream
+internal sealed class ForwardOnlyStream(byte[] data) : ForwardReadStream
 {
     private int _position;
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position
+    public override int Read(Span<byte> buffer)
     {
-        get => throw new NotSupportedException();
-        set => throw new NotSupportedException();
-    }
-
-    public override int Read(byte[] buffer, int offset, int count)
-    {
-        int n = Math.Min(Math.Min(count, 1 + _position % 2), data.Length - _position);
-        data.AsSpan(_position, n).CopyTo(buffer.AsSpan(offset));
+        int n = Math.Min(Math.Min(buffer.Length, 1 + _position % 2), data.Length - _position);
+        data.AsSpan(_position, n).CopyTo(buffer);
         _position += n;
         return n;
     }
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }
