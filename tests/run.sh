@@ -5,7 +5,8 @@
 #   3. builds the whole solution in Release (the benchmarks included, so CI keeps them compiling);
 #   4. brings the Docker lab up (containerd, dockerd, two busybox containers, the `upstream` namespace),
 #      unless VETHTRACE_SKIP_LAB=1;
-#   5. runs the xunit suite and a dry run of the parser benchmarks, then takes the lab down again;
+#   5. runs the xunit suite, a dry run of the parser benchmarks and short fuzz runs (tests/fuzz/run.sh), then takes
+#      the lab down again;
 #   6. prints "N passed, N failed" and exits non-zero when a test failed or a step broke.
 # Must run as root (it installs packages, starts dockerd, creates namespaces).
 set -uo pipefail
@@ -73,6 +74,20 @@ else
 fi
 trap - EXIT
 cleanup
+
+# Short fuzz runs (SharpFuzz + AFL++, tests/fuzz/run.sh): a fixed number of executions per target, with a fixed
+# AFL seed; a crash or a hang fails the run and is listed with the command that replays it. One test per target.
+step "fuzz (short)"
+for target in parser pcap pcapng; do
+    if bash tests/fuzz/run.sh "$target" "${VETHTRACE_FUZZ_EXECS:-100000}" >"$results/fuzz-$target.log" 2>&1; then
+        passed=$(( ${passed:-0} + 1 ))
+        tail -1 "$results/fuzz-$target.log"
+    else
+        tail -30 "$results/fuzz-$target.log"
+        failed=$(( failed + 1 ))
+        rc=1
+    fi
+done
 echo
 echo "${passed:-0} passed, ${failed} failed"
 exit $(( rc != 0 || failed != 0 ))

@@ -5,12 +5,15 @@ public enum ExitCode
 {
     /// <summary>The command did what it was asked.</summary>
     Success = 0,
-    /// <summary>The command line was wrong: an unknown option, a missing argument, a malformed value.</summary>
+    /// <summary>The command line was wrong: an unknown command or option, a missing argument, a malformed value, a --filter that does not compile.</summary>
     Usage = 1,
-    /// <summary>An input file is missing, unreadable, not a capture, or damaged (the packets before the damage were still reported).</summary>
+    /// <summary>
+    /// An input file is missing, unreadable, a directory, not a capture, or damaged (the packets before the damage were still
+    /// reported), or declares an interface whose link type VethTrace does not decode (every packet was still read).
+    /// </summary>
     BadInput = 2,
     /// <summary>The container cannot be found or is not running, or the Docker socket cannot be reached.</summary>
     ContainerUnavailable = 3,
-    /// <summary>A live capture could not start: a missing capability, an interface that is not there.</summary>
+    /// <summary>A live capture could not start: a missing capability (checked first), an interface that is not there, an unwritable output.</summary>
     CaptureFailed = 4,
 }

@@ -26,12 +26,22 @@ public static class VethTraceCommand
     /// <summary>One line per problem, then a hint: no stack trace, no wall of help text.</summary>
     private static ExitCode ReportUsageErrors(RootCommand root, ParseResult parsed, TextWriter error)
     {
+        if (parsed.CommandResult.Command == root)
+        {
+            // No subcommand recognised: System.CommandLine says both "required command" and "unrecognized"; one line is enough.
+            string commands = string.Join(", ", root.Subcommands.Select(c => c.Name));
+            string? unknown = parsed.UnmatchedTokens.FirstOrDefault() ?? parsed.Tokens.FirstOrDefault()?.Value;
+            error.WriteLine(unknown is null
+                ? $"vethtrace: no command given; the commands are {commands}"
+                : unknown.StartsWith('-') ? $"vethtrace: unknown option '{unknown}'" : $"vethtrace: unknown command '{unknown}'; the commands are {commands}");
+            error.WriteLine("Try 'vethtrace --help'.");
+            return ExitCode.Usage;
+        }
         foreach (ParseError parseError in parsed.Errors)
         {
             error.WriteLine($"vethtrace: {parseError.Message}");
         }
-        string command = parsed.CommandResult.Command == root ? "" : " " + parsed.CommandResult.Command.Name;
-        error.WriteLine($"Try 'vethtrace{command} --help'.");
+        error.WriteLine($"Try 'vethtrace {parsed.CommandResult.Command.Name} --help'.");
         return ExitCode.Usage;
     }
 
@@ -68,7 +78,15 @@ public static class VethTraceCommand
     {
         var root = new RootCommand(
             "VethTrace: follow a container's packets across its eth0, its veth, the bridge, NAT and the host's egress, " +
-            "and see where the time went.");
+            "and see where the time went.\n\n" +
+            "Replay and packets read capture files and need no privilege; follow, record and interfaces need root (CAP_NET_RAW, " +
+            "CAP_NET_ADMIN, CAP_SYS_ADMIN) and the Docker socket. Exit codes: 0 success, 1 command line, 2 input file, " +
+            "3 container or Docker, 4 capture could not start.\n\nExamples:\n" +
+            "  vethtrace replay captures/masquerade-multi.pcapng\n" +
+            "  vethtrace packets captures/masquerade-multi.pcapng --by-fingerprint\n" +
+            "  vethtrace follow web --duration 10s\n" +
+            "  vethtrace record web -o web.pcapng --duration 30s\n" +
+            "  vethtrace interfaces");
         root.Subcommands.Add(BuildFollow(output, error, record: false));
         root.Subcommands.Add(BuildFollow(output, error, record: true));
         root.Subcommands.Add(BuildInterfaces(output, error));
@@ -97,6 +115,24 @@ public static class VethTraceCommand
             }
         });
         return files;
+    }
+
+    /// <summary>--filter, compiled while the command line is checked: a typo is a usage error before anything starts.</summary>
+    private static Option<string?> FilterOption(string description)
+    {
+        var filter = new Option<string?>("--filter", "-F") { Description = description };
+        filter.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<string?>() is { } expression)
+            {
+                using var compiled = PacketFilter.TryCreate(expression, out string? problem);
+                if (compiled is null)
+                {
+                    result.AddError($"--filter '{expression}' does not compile: {problem}");
+                }
+            }
+        });
+        return filter;
     }
 
     private static Option<int> VxlanPortOption()
@@ -254,21 +290,7 @@ public static class VethTraceCommand
         {
             Description = "The host's egress interface, when its name does not say so (e.g. --egress eth0 on a host whose uplink is eth0)",
         };
-        var filter = new Option<string?>("--filter", "-F")
-        {
-            Description = "A pcap-filter expression (as for tcpdump), compiled by libpcap; a packet is traced when any of its copies on any hop matches, so 'host 172.17.0.2' follows it past NAT",
-        };
-        filter.Validators.Add(result =>
-        {
-            if (result.GetValueOrDefault<string?>() is { } expression)
-            {
-                using var compiled = PacketFilter.TryCreate(expression, out string? problem);
-                if (compiled is null)
-                {
-                    result.AddError($"--filter '{expression}' does not compile: {problem}");
-                }
-            }
-        });
+        var filter = FilterOption("A pcap-filter expression (as for tcpdump), compiled by libpcap; a packet is traced when any of its copies on any hop matches, so 'host 172.17.0.2' follows it past NAT");
         var vxlanPort = VxlanPortOption();
         var ifname = IfnameOption();
 
@@ -309,6 +331,7 @@ public static class VethTraceCommand
             Description = "A container name or ID prefix, netns:<name> or pid:<n>",
             Arity = ArgumentArity.ZeroOrOne,
         };
+
         var hops = new Option<string[]>("--hop")
         {
             Description = "Capture this interface as a hop: IFACE, or IFACE@/path/to/netns for one inside a namespace; repeatable. Alone, the hops (in path order) replace a target; beside a target they are added to its path (another container's veth for east-west traffic)",
@@ -334,10 +357,7 @@ public static class VethTraceCommand
             Description = "table (for people) or json (JSON Lines: a summary record a second, then the final report)",
             DefaultValueFactory = _ => ReplayCommand.Format.Table,
         };
-        var filter = new Option<string?>("--filter", "-F")
-        {
-            Description = "A pcap-filter expression applied by libpcap on every hop",
-        };
+        var filter = FilterOption("A pcap-filter expression applied by libpcap on every hop");
         var snapLength = new Option<int?>("--snaplen", "-s")
         {
             Description = $"Bytes kept of each packet (libpcap's snapshot length). follow keeps {FollowCommand.FollowSnapLength}, enough for every header " +
@@ -386,13 +406,25 @@ public static class VethTraceCommand
             };
         command.Validators.Add(result =>
         {
-            if (result.GetValue(target) is null && (result.GetValue(hops) ?? []).Length == 0)
+            // As for files: System.CommandLine hands an unknown "--option" to the argument. No container name starts with '-'.
+            if (result.GetValue(target) is { Length: > 1 } text && text[0] == '-')
+            {
+                result.AddError($"unknown option '{text}'");
+            }
+            else if (result.GetValue(target) is null && (result.GetValue(hops) ?? []).Length == 0)
             {
                 result.AddError("follow needs a target (a container, netns:<name> or pid:<n>) or --hop interfaces");
             }
         });
         command.SetAction(async (parseResult, cancel) =>
         {
+            // Up front, before Docker is asked anything: every hop needs CAP_NET_RAW and CAP_NET_ADMIN. Whether
+            // CAP_SYS_ADMIN is needed too (setns) is known once the target is resolved; FollowCommand checks that.
+            if (Capabilities.Missing(entersNamespaces: false) is { } missing)
+            {
+                error.WriteLine($"vethtrace: {missing}");
+                return (int)ExitCode.CaptureFailed;
+            }
             var resolved = await ResolveHopsAsync(parseResult.GetValue(target), parseResult.GetValue(hops), parseResult.GetValue(egress),
                 parseResult.GetValue(format) == ReplayCommand.Format.Json, output, error, cancel);
             if (resolved.Exit is { } exit)
@@ -426,7 +458,8 @@ public static class VethTraceCommand
     private static Command BuildInterfaces(TextWriter output, TextWriter error)
     {
         var command = new Command("interfaces", "List the host's bridges and veths with the containers they belong to (name, IP, network mode), " +
-            "and the egress: the answer to \"which veth is my container?\".\n\nExample:\n  vethtrace interfaces");
+            "and the egress: the answer to \"which veth is my container?\".\n\nExamples:\n  vethtrace interfaces\n" +
+            "  DOCKER_HOST=unix:///run/user/1000/docker.sock vethtrace interfaces   (a rootless Docker's socket)");
         command.SetAction(async (parseResult, cancel) =>
         {
             try

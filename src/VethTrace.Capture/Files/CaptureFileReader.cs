@@ -28,6 +28,8 @@ public sealed class CaptureFileReader : IDisposable
     private const uint PcapngByteOrderMagic = 0x1A2B3C4D;
     private const int PcapFileHeaderLength = 24;
     private const int PcapRecordHeaderLength = 16;
+    private const int PcapSnapLengthOffset = 16;
+    private const int PcapLinkTypeOffset = PcapSnapLengthOffset + 4;
 
     private static class BlockType
     {
@@ -56,6 +58,7 @@ public sealed class CaptureFileReader : IDisposable
     private readonly List<InterfaceClock> _clocks = [];
     // pcapng interface ids are per section: this maps the current section's ids to global ones.
     private readonly List<int> _sectionInterfaces = [];
+    private readonly List<CaptureFileError> _warnings = [];
 
     // Rented, not allocated: a 1 MiB array lands on the large-object heap, and opening many files
     // (a merge, a test suite) would otherwise cost a full collection now and then.
@@ -111,14 +114,23 @@ public sealed class CaptureFileReader : IDisposable
     /// <summary>The damage that stopped reading, or null after a clean end of file.</summary>
     public CaptureFileError? Error { get; private set; }
 
+    /// <summary>
+    /// Problems that did not stop the reading (<see cref="CaptureProblem.Unsupported"/>): an interface whose link type
+    /// the parser does not decode, named at its declaration. Its packets are still returned.
+    /// </summary>
+    public IReadOnlyList<CaptureFileError> Warnings => _warnings;
+
     public long PacketsRead { get; private set; }
+
+    /// <summary>The read buffer's size: what the reader holds in memory, for the tests that bound it.</summary>
+    internal int BufferCapacity => _buffer.Length;
 
     /// <summary>Opens a file; throws <see cref="CaptureFileException"/> with a one-line reason when it is not a readable capture.</summary>
     public static CaptureFileReader Open(string path)
     {
         if (Directory.Exists(path))
         {
-            throw new CaptureFileException(new CaptureFileError(path, 0, "is a directory, not a capture file"));
+            throw new CaptureFileException(new CaptureFileError(path, 0, "is a directory, not a capture file", CaptureProblem.NotOpened));
         }
         FileStream file;
         try
@@ -127,19 +139,19 @@ public sealed class CaptureFileReader : IDisposable
         }
         catch (FileNotFoundException)
         {
-            throw new CaptureFileException(new CaptureFileError(path, 0, "no such file"));
+            throw new CaptureFileException(new CaptureFileError(path, 0, "no such file", CaptureProblem.NotOpened));
         }
         catch (DirectoryNotFoundException)
         {
-            throw new CaptureFileException(new CaptureFileError(path, 0, "no such file"));
+            throw new CaptureFileException(new CaptureFileError(path, 0, "no such file", CaptureProblem.NotOpened));
         }
         catch (UnauthorizedAccessException)
         {
-            throw new CaptureFileException(new CaptureFileError(path, 0, "permission denied"));
+            throw new CaptureFileException(new CaptureFileError(path, 0, "permission denied", CaptureProblem.NotOpened));
         }
         catch (IOException e)
         {
-            throw new CaptureFileException(new CaptureFileError(path, 0, e.Message));
+            throw new CaptureFileException(new CaptureFileError(path, 0, e.Message, CaptureProblem.NotOpened));
         }
         try
         {
@@ -157,15 +169,28 @@ public sealed class CaptureFileReader : IDisposable
     {
         // gzip (RFC 1952 magic 1f 8b) is read transparently, as Wireshark does; offsets in errors
         // then count decompressed bytes.
-        Span<byte> head = stackalloc byte[2];
+        byte[] head = new byte[2];
+        int n;
+        try
+        {
+            n = stream.ReadAtLeast(head, 2, throwOnEndOfStream: false);
+        }
+        catch (IOException e)
+        {
+            throw new CaptureFileException(new CaptureFileError(path, 0, $"read error: {e.Message}"));
+        }
         if (stream.CanSeek)
         {
-            int n = stream.ReadAtLeast(head, 2, throwOnEndOfStream: false);
             stream.Seek(-n, SeekOrigin.Current);
-            if (n == 2 && head[0] == 0x1F && head[1] == 0x8B)
-            {
-                return new CaptureFileReader(new GZipStream(stream, CompressionMode.Decompress), path, compressed: true);
-            }
+        }
+        else
+        {
+            // A pipe (/dev/stdin, a process substitution) cannot be rewound: the two bytes are put back in front.
+            stream = new PrefixedStream(head.AsSpan(0, n).ToArray(), stream);
+        }
+        if (n == 2 && head[0] == 0x1F && head[1] == 0x8B)
+        {
+            return new CaptureFileReader(new GZipStream(stream, CompressionMode.Decompress), path, compressed: true);
         }
         return new CaptureFileReader(stream, path, compressed: false);
     }
@@ -231,9 +256,10 @@ public sealed class CaptureFileReader : IDisposable
             throw new CaptureFileException(new CaptureFileError(_path, _end, $"pcap file header cut short: {_end} of {PcapFileHeaderLength} bytes"));
         }
         ReadOnlySpan<byte> header = _buffer.AsSpan(0, PcapFileHeaderLength);
-        int snapLength = (int)Math.Min(U32(header[16..]), int.MaxValue);
+        int snapLength = (int)Math.Min(U32(header[PcapSnapLengthOffset..]), int.MaxValue);
         // The upper bits of the link type field carry the FCS length (pcap draft section 4).
-        var linkType = new LinkType(U32(header[20..]) & 0x03FF_FFFF);
+        var linkType = new LinkType(U32(header[PcapLinkTypeOffset..]) & 0x03FF_FFFF);
+        WarnIfNotDecoded(linkType, PcapLinkTypeOffset, _baseName);
         _interfaces.Add(new CaptureInterface(0, _baseName, null, linkType, snapLength, _pcapNanoseconds ? 9 : 6));
         _clocks.Add(new InterfaceClock(_pcapNanoseconds ? 9 : 6, powerOfTwo: false, offsetSeconds: 0));
         _start = PcapFileHeaderLength;
@@ -256,6 +282,10 @@ public sealed class CaptureFileReader : IDisposable
         if (captured > MaxCaptureLength)
         {
             return Fail(offset, $"record caplen {captured} exceeds the maximum of {MaxCaptureLength}");
+        }
+        if (CheckCapturedLength(captured, original, _interfaces[0].SnapLength, "record") is { } problem)
+        {
+            return Fail(offset, problem);
         }
         if (!Ensure(PcapRecordHeaderLength + (int)captured))
         {
@@ -339,7 +369,7 @@ public sealed class CaptureFileReader : IDisposable
                     isPacket = false;
                     break;
                 case BlockType.InterfaceDescription:
-                    problem = ReadInterfaceDescription(body);
+                    problem = ReadInterfaceDescription(body, offset);
                     isPacket = false;
                     break;
                 case BlockType.EnhancedPacket:
@@ -389,7 +419,7 @@ public sealed class CaptureFileReader : IDisposable
         return null;
     }
 
-    private string? ReadInterfaceDescription(ReadOnlySpan<byte> body)
+    private string? ReadInterfaceDescription(ReadOnlySpan<byte> body, long offset)
     {
         // link type (2), reserved (2), snaplen (4), options.
         if (body.Length < 8)
@@ -433,7 +463,9 @@ public sealed class CaptureFileReader : IDisposable
             return $"interface timestamp resolution {(powerOfTwo ? "2^-" : "10^-")}{resolution} is out of range";
         }
         int id = _interfaces.Count;
-        _interfaces.Add(new CaptureInterface(id, string.IsNullOrEmpty(name) ? $"{_baseName}:{_sectionInterfaces.Count}" : name, string.IsNullOrEmpty(description) ? null : description,
+        string interfaceName = string.IsNullOrEmpty(name) ? $"{_baseName}:{_sectionInterfaces.Count}" : name;
+        WarnIfNotDecoded(linkType, offset, interfaceName);
+        _interfaces.Add(new CaptureInterface(id, interfaceName, string.IsNullOrEmpty(description) ? null : description,
             linkType, snapLength, powerOfTwo ? -resolution : resolution));
         _clocks.Add(new InterfaceClock(resolution, powerOfTwo, offsetSeconds));
         _sectionInterfaces.Add(id);
@@ -475,6 +507,11 @@ public sealed class CaptureFileReader : IDisposable
         {
             return $"packet caplen {captured} exceeds the maximum of {MaxCaptureLength}";
         }
+        int id = _sectionInterfaces[localInterface];
+        if (CheckCapturedLength(captured, original, _interfaces[id].SnapLength, "packet") is { } problem)
+        {
+            return problem;
+        }
         int padded = ((int)captured + 3) & ~3;
         if (fixedLength + padded > body.Length)
         {
@@ -495,7 +532,6 @@ public sealed class CaptureFileReader : IDisposable
                 };
             }
         }
-        int id = _sectionInterfaces[localInterface];
         long timestampNs = _clocks[id].ToNanoseconds(timestamp);
         _lastTimestampNs = timestampNs;
         int dataStart = _start + 8 + fixedLength;
@@ -524,10 +560,44 @@ public sealed class CaptureFileReader : IDisposable
         {
             return $"packet length {captured} exceeds the maximum of {MaxCaptureLength}";
         }
+        if (CheckCapturedLength((uint)captured, original, snapLength: 0, "simple packet") is { } problem)
+        {
+            return problem;
+        }
         // No timestamp: the previous packet's is the best estimate, and keeps a merge ordered.
         record = new CaptureRecord(_buffer.AsSpan(_start + 12, captured), _lastTimestampNs, id, _interfaces[id].LinkType,
             (int)Math.Min(original, int.MaxValue), PacketDirection.Unknown, offset);
         return null;
+    }
+
+    /// <summary>
+    /// The checks a packet's two lengths must pass besides fitting in the file. A caplen above the snaplen the file
+    /// declares (0: none declared) cannot come from a capture: libpcap never hands over more than the snaplen.
+    /// A record whose caplen and length are both 0 describes no packet at all: it is what a zeroed or overwritten
+    /// stretch of a file reads as (16 zero bytes are a "valid" pcap record), and reading on would return one empty
+    /// packet at time 0 per 16 bytes.
+    /// </summary>
+    private static string? CheckCapturedLength(uint captured, uint original, int snapLength, string what)
+    {
+        if (snapLength > 0 && captured > (uint)snapLength)
+        {
+            return $"{what} caplen {captured} exceeds the snaplen of {snapLength}";
+        }
+        if (captured == 0 && original == 0)
+        {
+            return $"zero-length {what} (caplen 0, length 0): zeroed or overwritten data";
+        }
+        return null;
+    }
+
+    private void WarnIfNotDecoded(LinkType linkType, long offset, string interfaceName)
+    {
+        if (!PacketParser.Decodes(linkType))
+        {
+            _warnings.Add(new CaptureFileError(_path, offset,
+                $"interface {interfaceName} has link type {linkType.Value}, which VethTrace does not decode: its packets are counted, not traced",
+                CaptureProblem.Unsupported));
+        }
     }
 
     // ---- buffer ----
@@ -547,15 +617,17 @@ public sealed class CaptureFileReader : IDisposable
             _end -= _start;
             _start = 0;
         }
-        if (count > _buffer.Length)
-        {
-            byte[] larger = ArrayPool<byte>.Shared.Rent(Math.Max(count, _buffer.Length * 2));
-            Buffer.BlockCopy(_buffer, 0, larger, 0, _end);
-            ArrayPool<byte>.Shared.Return(_buffer);
-            _buffer = larger;
-        }
         while (_end < count && !_endOfStream)
         {
+            if (_end == _buffer.Length)
+            {
+                // Grow only as the data arrives, doubling: a length field that claims more than the file holds
+                // (a hostile 16 MiB pcapng block in a 100-byte file) costs no more memory than the file's bytes.
+                byte[] larger = ArrayPool<byte>.Shared.Rent(Math.Min(count, _buffer.Length * 2));
+                Buffer.BlockCopy(_buffer, 0, larger, 0, _end);
+                ArrayPool<byte>.Shared.Return(_buffer);
+                _buffer = larger;
+            }
             int read = _stream.Read(_buffer, _end, _buffer.Length - _end);
             if (read == 0)
             {
@@ -578,6 +650,33 @@ public sealed class CaptureFileReader : IDisposable
 
     private static string StripCompressionSuffix(string name) =>
         name.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? name[..^3] : name;
+
+    /// <summary>A read-only stream that returns <paramref name="prefix"/>, then the rest of <paramref name="inner"/>.</summary>
+    private sealed class PrefixedStream(byte[] prefix, Stream inner) : ForwardReadStream
+    {
+        private int _used;
+
+        public override int Read(Span<byte> buffer)
+        {
+            if (_used < prefix.Length)
+            {
+                int n = Math.Min(buffer.Length, prefix.Length - _used);
+                prefix.AsSpan(_used, n).CopyTo(buffer);
+                _used += n;
+                return n;
+            }
+            return inner.Read(buffer);
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                inner.Dispose();
+            }
+            base.Dispose(disposing);
+        }
+    }
 
     /// <summary>Walks pcapng options (code, length, value padded to 4), bounded by the span.</summary>
     private ref struct OptionReader(ReadOnlySpan<byte> options, bool bigEndian)

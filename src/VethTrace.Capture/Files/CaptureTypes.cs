@@ -53,14 +53,36 @@ public readonly ref struct CaptureRecord
     public long FileOffset { get; }
 }
 
-/// <summary>A problem in a capture file: which file, where, and what. The packets before it were read.</summary>
-public sealed record CaptureFileError(string Path, long Offset, string Message)
+/// <summary>What kind of problem a <see cref="CaptureFileError"/> is.</summary>
+public enum CaptureProblem
 {
-    public override string ToString() => $"{Path}: at byte {Offset}: {Message}";
+    /// <summary>The bytes are not a sound capture: reading stopped there, and the packets before it were read.</summary>
+    Damaged,
+    /// <summary>The file could not be opened at all (missing, a directory, no permission); it has no offset.</summary>
+    NotOpened,
+    /// <summary>Sound, but not something VethTrace can trace (a link type it does not decode); reading went on.</summary>
+    Unsupported,
 }
 
-/// <summary>Thrown only when a file cannot be opened as a capture at all (missing, unreadable, wrong magic).</summary>
-public sealed class CaptureFileException(CaptureFileError error) : Exception(error.ToString())
+/// <summary>A problem in a capture file: which file, where, and what. The packets before it were read.</summary>
+public sealed record CaptureFileError(string Path, long Offset, string Message, CaptureProblem Kind = CaptureProblem.Damaged)
 {
-    public CaptureFileError Error { get; } = error;
+    public override string ToString() => Kind == CaptureProblem.NotOpened ? $"{Path}: {Message}" : $"{Path}: at byte {Offset}: {Message}";
+}
+
+/// <summary>
+/// Thrown only when a file cannot be opened as a capture at all (missing, unreadable, wrong magic); a reader of
+/// several files reports every one that failed in <see cref="Errors"/>.
+/// </summary>
+public sealed class CaptureFileException(IReadOnlyList<CaptureFileError> errors) : Exception(errors[0].ToString())
+{
+    public CaptureFileException(CaptureFileError error)
+        : this([error])
+    {
+    }
+
+    /// <summary>The first problem.</summary>
+    public CaptureFileError Error => Errors[0];
+
+    public IReadOnlyList<CaptureFileError> Errors { get; } = errors;
 }

@@ -15,24 +15,32 @@ public sealed class MergedCaptureReader : IDisposable
     private readonly List<CaptureFileError> _errors = [];
     private Source? _lastReturned;
 
-    /// <summary>Opens every file; throws <see cref="CaptureFileException"/> for the first that cannot be opened.</summary>
+    /// <summary>
+    /// Opens every file; when any cannot be opened, throws one <see cref="CaptureFileException"/> that names every
+    /// such file (a replay that silently lacked a hop would report wrong paths).
+    /// </summary>
     public MergedCaptureReader(IReadOnlyList<string> paths)
     {
         var sources = new List<Source>(paths.Count);
-        try
+        var failures = new List<CaptureFileError>();
+        foreach (string path in paths)
         {
-            foreach (string path in paths)
+            try
             {
                 sources.Add(new Source(CaptureFileReader.Open(path)));
             }
+            catch (CaptureFileException e)
+            {
+                failures.AddRange(e.Errors);
+            }
         }
-        catch
+        if (failures.Count > 0)
         {
             foreach (var source in sources)
             {
                 source.Dispose();
             }
-            throw;
+            throw new CaptureFileException(failures);
         }
         _sources = [.. sources];
         foreach (var source in _sources)
@@ -42,6 +50,9 @@ public sealed class MergedCaptureReader : IDisposable
     }
 
     public IReadOnlyList<CaptureFileError> Errors => _errors;
+
+    /// <summary>The problems that did not stop any file (<see cref="CaptureFileReader.Warnings"/>), file by file.</summary>
+    public IEnumerable<CaptureFileError> Warnings => _sources.SelectMany(source => source.Reader.Warnings);
 
     /// <summary>The reader of file <paramref name="index"/>, for its interface table.</summary>
     public CaptureFileReader File(int index) => _sources[index].Reader;

@@ -28,6 +28,7 @@ public static class PacketsCommand
         long packets = 0;
         var exit = ExitCode.Success;
         bool full = false;
+        var notOpened = new List<CaptureFileError>();
 
         foreach (string path in settings.Files)
         {
@@ -38,7 +39,9 @@ public static class PacketsCommand
             }
             catch (CaptureFileException e)
             {
-                error.WriteLine($"vethtrace: {e.Error}");
+                // A file that is not there is reported with the usage hint, after the others; a damaged one now.
+                notOpened.AddRange(e.Errors.Where(problem => problem.Kind == CaptureProblem.NotOpened));
+                InputProblems.Report(e.Errors.Where(problem => problem.Kind != CaptureProblem.NotOpened), "packets", error);
                 exit = ExitCode.BadInput;
                 continue;
             }
@@ -68,9 +71,8 @@ public static class PacketsCommand
                     sightings.Add(new Sighting(record.TimestampNs, interfaceName, direction, text, packets));
                     full = packets >= MaxGroupedPackets;
                 }
-                if (reader.Error is not null)
+                if (InputProblems.Report([.. reader.Warnings, .. reader.Error is { } damage ? [damage] : Array.Empty<CaptureFileError>()], "packets", error) != ExitCode.Success)
                 {
-                    error.WriteLine($"vethtrace: {reader.Error}");
                     exit = ExitCode.BadInput;
                 }
             }
@@ -85,7 +87,8 @@ public static class PacketsCommand
             error.WriteLine($"vethtrace: stopped grouping after {MaxGroupedPackets} packets (the grouped view keeps them all in memory)");
         }
         WriteSummary(output, packets, outcomes, settings.ByFingerprint ? groups : null);
-        return exit;
+        // Files that could not be opened at all come last, with the usage hint once.
+        return InputProblems.Report(notOpened, "packets", error) == ExitCode.Success ? exit : ExitCode.BadInput;
     }
 
     private static void WriteGroups(TextWriter output, Dictionary<ulong, List<Sighting>> groups, List<ulong> order)

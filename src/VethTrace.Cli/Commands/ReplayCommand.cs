@@ -36,8 +36,7 @@ public static class ReplayCommand
         }
         catch (CaptureFileException e)
         {
-            error.WriteLine($"vethtrace: {e.Error}");
-            return ExitCode.BadInput;
+            return InputProblems.Report(e.Errors, "replay", error);
         }
 
         using PacketFilter? filter = settings.Filter is null ? null : PacketFilter.TryCreate(settings.Filter, out _);
@@ -92,11 +91,7 @@ public static class ReplayCommand
             {
                 ReplayTable.Write(output, report, interfaces.Names, interfaces.RoleOf);
             }
-            foreach (CaptureFileError damage in reader.Errors)
-            {
-                error.WriteLine($"vethtrace: {damage}");
-            }
-            return reader.Errors.Count > 0 ? ExitCode.BadInput : ExitCode.Success;
+            return InputProblems.Report([.. reader.Warnings, .. reader.Errors], "replay", error);
         }
     }
 

@@ -34,6 +34,12 @@ public static class PacketParser
         return packet.Outcome;
     }
 
+    /// <summary>
+    /// Whether <see cref="Parse(ReadOnlySpan{byte}, LinkType, ParserOptions, out ParsedPacket)"/> decodes this link type
+    /// (the cases of ParseLink below); any other stops at the link layer as unsupported.
+    /// </summary>
+    public static bool Decodes(LinkType linkType) => linkType.Value is 0 or 1 or 101 or 108 or 113 or 228 or 229 or 276;
+
     /// <summary>Parses one stack starting at <paramref name="offset"/>. Returns the offset of a VXLAN-encapsulated frame, or -1.</summary>
     private static int ParseStack(ReadOnlySpan<byte> frame, int offset, LinkType linkType, ParserOptions options, ref PacketLayers layers, ref ParsedPacket packet)
     {

@@ -85,13 +85,16 @@ public sealed class PacketsCommandTests
 
     [Theory]
     [InlineData("no such file", "packets", "/nonexistent/x.pcap")]
-    [InlineData("is a directory", "packets", "/")]
+    [InlineData("is a directory, not a capture file", "packets", "/")]
     public void Packets_UnusableFile_BadInputWithOneLine(string message, params string[] args)
     {
         var (code, _, error) = Run(args);
 
         Assert.Equal(ExitCode.BadInput, code);
-        Assert.Contains(message, Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
+        string[] lines = error.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(2, lines.Length);
+        Assert.Equal($"vethtrace: {args[^1]}: {message}", lines[0]);
+        Assert.Equal("Try 'vethtrace packets --help'.", lines[1]);
     }
 
     [Theory]

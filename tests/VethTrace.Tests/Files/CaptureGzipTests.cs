@@ -55,6 +55,24 @@ public sealed class CaptureGzipTests
         AssertCleanEnd(reader);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Open_StreamThatCannotSeek_GzipOrNotReadWhole(bool compressed)
+    {
+        // A pipe (/dev/stdin): the bytes peeked at for the gzip magic must not be lost.
+        var builder = CaptureBuilder.Pcapng().InterfaceDescription(name: "eth0").EnhancedPacket(0, 1, Payload(60, 0)).EnhancedPacket(0, 2, Payload(61, 1));
+        byte[] plain = builder.ToArray();
+
+        using CaptureFileReader reader = CaptureFileReader.Open(new VethTrace.Fuzz.ForwardOnlyStream(compressed ? CaptureBuilder.Gzip(plain) : plain), "pipe");
+        List<ReadPacket> packets = ReadAll(reader);
+
+        Assert.Equal(compressed, reader.IsCompressed);
+        Assert.Equal([Payload(60, 0), Payload(61, 1)], packets.Select(p => p.Data));
+        Assert.Equal(builder.RecordOffsets, packets.Select(p => p.FileOffset));
+        AssertCleanEnd(reader);
+    }
+
     [Fact]
     public void Open_PlainFile_IsNotCompressed()
     {

@@ -137,7 +137,8 @@ public sealed class PcapReaderTests
         int[] lengths = [60, 0, 1, 1514, 3];
         for (int i = 0; i < lengths.Length; i++)
         {
-            builder.PcapRecord((uint)i, 0, Payload(lengths[i], i));
+            // The empty record stands for a packet cut to nothing (its length is not 0, which would be damage).
+            builder.PcapRecord((uint)i, 0, Payload(lengths[i], i), originalLength: (uint)lengths[i] + 60);
         }
 
         var (packets, reader) = ReadAll(builder.ToArray(), "offsets.pcap");
@@ -149,15 +150,15 @@ public sealed class PcapReaderTests
     }
 
     [Fact]
-    public void TryReadNext_ZeroLengthRecord_ReturnsEmptyPacket()
+    public void TryReadNext_EmptyCaptureOfNonEmptyPacket_ReturnsEmptyPacket()
     {
-        byte[] file = CaptureBuilder.Pcap().PcapRecord(5, 6, [], originalLength: 0).PcapRecord(7, 8, Payload(4, 9)).ToArray();
+        byte[] file = CaptureBuilder.Pcap().PcapRecord(5, 6, [], originalLength: 64).PcapRecord(7, 8, Payload(4, 9)).ToArray();
 
-        var (packets, reader) = ReadAll(file, "zero.pcap");
+        var (packets, reader) = ReadAll(file, "empty.pcap");
 
         Assert.Equal(2, packets.Count);
         Assert.Empty(packets[0].Data);
-        Assert.Equal(0, packets[0].OriginalLength);
+        Assert.Equal(64, packets[0].OriginalLength);
         Assert.Equal(5_000_006_000L, packets[0].TimestampNs);
         Assert.Equal(Payload(4, 9), packets[1].Data);
         AssertCleanEnd(reader);

@@ -43,7 +43,8 @@ public sealed class PcapWriterTests
             {
                 byte[] data = Payload(i * 29 % 1501, i);
                 long timestamp = Timestamp + i * 999_999_937L;
-                int original = data.Length + i % 3;
+                // i = 0 writes no byte of a packet that had some: caplen 0 with length 0 describes no packet (damage).
+                int original = data.Length + i % 3 + (data.Length == 0 ? 60 : 0);
                 writer.WritePacket(timestamp, data, original);
                 written.Add((data, timestamp, original));
             }

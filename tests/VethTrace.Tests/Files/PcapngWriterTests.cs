@@ -93,7 +93,8 @@ public sealed class PcapngWriterTests(ITestOutputHelper output)
             {
                 int id = (i * 7) % interfaces.Length;
                 byte[] data = Payload(i == 13 ? 0 : 1 + i * 37 % 1500, i);
-                int original = i % 5 == 0 ? data.Length + 100 : data.Length;
+                // The empty one had bytes on the wire: caplen 0 with length 0 describes no packet, and reads as damage.
+                int original = i % 5 == 0 || data.Length == 0 ? data.Length + 100 : data.Length;
                 var direction = (PacketDirection)(i % 3);
                 long timestamp = Timestamp + i * 1_000_003L;
                 writer.WritePacket(id, timestamp, data, original, direction);

@@ -48,7 +48,15 @@ public sealed class SignalTests
         }
         else
         {
-            Thread.Sleep(300); // the runtime is up and the handlers are registered well before the handles open
+            // Start-up: the signal handlers are registered before the command runs, and libpcap is loaded when the
+            // first handle opens, so once it is mapped the signal lands while the handles are being opened. A fixed
+            // sleep raced the runtime's own start-up under load (SIGTERM before Main: exit 143).
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            while (!File.ReadAllText($"/proc/{process.Id}/maps").Contains("libpcap", StringComparison.Ordinal))
+            {
+                Assert.True(DateTime.UtcNow < deadline && !process.HasExited, "follow never loaded libpcap");
+                Thread.Sleep(2);
+            }
         }
 
         using (var kill = Process.Start("kill", ["-s", signal, process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))

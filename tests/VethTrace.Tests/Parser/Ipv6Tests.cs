@@ -153,6 +153,25 @@ public class Ipv6Tests
     }
 
     [Fact]
+    public void Parse_ChainOfSevenThousandHeaders_WalkStopsAtTheBound()
+    {
+        // Hostile but valid: 7000 destination options headers (56 KB) before the TCP segment, within one IPv6
+        // payload. The walk stops at MaxExtensionHeaders and keeps the fixed header and the headers it walked.
+        Extension[] chain = [.. Enumerable.Repeat(Extension.DestinationOptions(), 7000)];
+        byte[] frame = Ipv6(Container6, Remote6, SamplePackets.Tcp, Segment, chain);
+        Assert.True(frame.Length > 7000 * 8);
+
+        var packet = Parse(frame, LinkType.Raw);
+
+        Assert.Equal(ParseOutcome.LimitExceeded, packet.Outcome);
+        Assert.Equal(ParseLayer.IpExtension, packet.StoppedAt);
+        Assert.Equal(ParserOptions.Default.MaxExtensionHeaders, packet.Outer.ExtensionHeaderCount);
+        Assert.True(packet.Outer.Has(LayerSet.Network));
+        Assert.False(packet.Outer.Has(LayerSet.Transport));
+        AssertInvariants(in packet, frame);
+    }
+
+    [Fact]
     public void Parse_CustomMaxExtensionHeaders_Honoured()
     {
         byte[] frame = Ipv6(Container6, Remote6, SamplePackets.Tcp, Segment, [Extension.HopByHop(), Extension.DestinationOptions(), Extension.Routing()]);

@@ -12,48 +12,9 @@ internal static class ParserInvariants
         return packet;
     }
 
-    /// <summary>
-    /// Checks what must hold for any frame, returning a description of the first violation (or null), so
-    /// hot loops over millions of frames can report the frame without building a message per packet.
-    /// </summary>
-    public static string? Violation(in ParsedPacket packet, int frameLength)
-    {
-        if (packet.CapturedLength != frameLength)
-        {
-            return $"CapturedLength {packet.CapturedLength} != {frameLength}";
-        }
-        if (packet.Outcome == ParseOutcome.Truncated && !(packet.Required > packet.Available && packet.Available >= 0))
-        {
-            return $"Truncated with Required {packet.Required} <= Available {packet.Available}";
-        }
-        return StackViolation(in packet.Outer, frameLength, "Outer")
-            ?? (packet.TunnelDepth > 0 ? StackViolation(in packet.Inner, frameLength, "Inner") : null);
-    }
-
-    private static string? StackViolation(in PacketLayers layers, int frameLength, string name)
-    {
-        if (layers.CapturedPayloadLength < 0 || layers.CapturedPayloadLength > layers.PayloadLength)
-        {
-            return $"{name}: CapturedPayloadLength {layers.CapturedPayloadLength} outside 0..{layers.PayloadLength}";
-        }
-        if (layers.PayloadOffset < 0 || (long)layers.PayloadOffset + layers.CapturedPayloadLength > frameLength)
-        {
-            return $"{name}: PayloadOffset {layers.PayloadOffset} + CapturedPayloadLength {layers.CapturedPayloadLength} > {frameLength}";
-        }
-        if (layers.Has(LayerSet.Transport) && layers.TransportOffset > frameLength)
-        {
-            return $"{name}: TransportOffset {layers.TransportOffset} > {frameLength}";
-        }
-        if (layers.Has(LayerSet.Network) && layers.NetworkOffset + (layers.IpVersion == 4 ? 20 : 40) > frameLength)
-        {
-            return $"{name}: network header at {layers.NetworkOffset} does not fit in {frameLength}";
-        }
-        return null;
-    }
-
     public static void AssertInvariants(in ParsedPacket packet, ReadOnlySpan<byte> frame)
     {
-        string? violation = Violation(in packet, frame.Length);
+        string? violation = ParserInvariantRules.Violation(in packet, frame.Length);
         Assert.True(violation is null, $"{violation}\n{Hex.Dump(frame)}");
     }
 }

@@ -76,7 +76,7 @@ public class RandomInputTests
             Assert.Fail($"{what}: {e.GetType().Name}: {e.Message}\n{Hex.Dump(frame)}{e.StackTrace}");
             return;
         }
-        string? violation = ParserInvariants.Violation(in packet, frame.Length);
+        string? violation = ParserInvariantRules.Violation(in packet, frame.Length);
         if (violation is not null)
         {
             Assert.Fail($"{what}: {violation} ({packet})\n{Hex.Dump(frame)}");

@@ -1,6 +1,7 @@
 using VethTrace.Flows;
 using VethTrace.Packets;
 using static VethTrace.Tests.Parser.ParserInvariants;
+using static VethTrace.Tests.Parser.ParserInvariantRules;
 
 namespace VethTrace.Tests.Parser;
 

@@ -29,6 +29,17 @@ public class VxlanTests
     private static byte[] OverVxlan(byte[] innerFrame, ushort port = 4789, uint vni = 42, byte flags = 0x08) =>
         Ethernet(EtherIpv4, Ipv4(HostEgress, "192.168.1.11", SamplePackets.Udp, PacketBuilder.Udp(51234, port, Vxlan(vni, innerFrame, flags))));
 
+    /// <summary>InnerTcp inside <paramref name="levels"/> VXLAN tunnels, the outermost with VNI 1, the innermost with VNI <paramref name="levels"/>.</summary>
+    private static byte[] NestedVxlan(uint levels)
+    {
+        byte[] frame = InnerTcp();
+        for (uint level = levels; level >= 1; level--)
+        {
+            frame = OverVxlan(frame, vni: level);
+        }
+        return frame;
+    }
+
     [Fact]
     public void Parse_VxlanVector_InnerStackIsInnermost()
     {
@@ -216,13 +227,27 @@ public class VxlanTests
     }
 
     [Fact]
+    public void Parse_VxlanNestedAThousandDeep_StopsAtMaxTunnelDepth()
+    {
+        // Hostile but valid: 1000 VXLAN headers, each in its own Ethernet/IPv4/UDP, in one 50 KB frame. The walk
+        // stops at the bound; nothing is read or counted past it.
+        byte[] frame = NestedVxlan(1000);
+
+        var packet = Parse(frame, LinkType.Ethernet);
+
+        Assert.Equal(ParseOutcome.LimitExceeded, packet.Outcome);
+        Assert.Equal(ParseLayer.Tunnel, packet.StoppedAt);
+        Assert.Equal(ParserOptions.Default.MaxTunnelDepth, packet.TunnelDepth);
+        // The VXLAN header after the last decapsulated frame is read (its VNI kept), not followed.
+        Assert.Equal((uint)ParserOptions.Default.MaxTunnelDepth + 1, packet.Vni);
+        Assert.True(packet.Innermost.Has(LayerSet.Tunnel));
+        AssertInvariants(in packet, frame);
+    }
+
+    [Fact]
     public void Parse_VxlanBeyondMaxTunnelDepth_LimitExceeded()
     {
-        byte[] frame = InnerTcp();
-        for (uint level = 3; level >= 1; level--)
-        {
-            frame = OverVxlan(frame, vni: level);
-        }
+        byte[] frame = NestedVxlan(3);
 
         var packet = Parse(frame, LinkType.Ethernet);
         var deeper = Parse(frame, LinkType.Ethernet, new ParserOptions { MaxTunnelDepth = 3 });

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Fuzzes one VethTrace target with SharpFuzz and AFL++ for a fixed number of executions.
+#
+#   tests/fuzz/run.sh TARGET EXECS [SEED]
+#
+#   TARGET  parser | pcap | pcapng   (tests/fuzz/VethTrace.Fuzz/Program.cs)
+#   EXECS   AFL++ stops after about this many executions (afl-fuzz -E)
+#   SEED    AFL++'s random seed (-s), default 1, so a CI run is repeatable
+#
+# It installs afl++ (Debian) when missing, restores the pinned sharpfuzz tool (tests/fuzz/.config), publishes the
+# targets to tests/fuzz/out/bin and instruments VethTrace.Core.dll and VethTrace.Capture.dll there (the build
+# tree stays uninstrumented), makes seeds from the real captures, adds tests/fuzz/corpus/TARGET (the inputs earlier
+# runs kept, which FuzzCorpusTests also runs without AFL), runs afl-fuzz, and prints one line:
+#   fuzz TARGET: N executions, N paths, N crashes, N hangs (T s)
+# Exit status 0 when afl-fuzz found no crash and no hang, 1 otherwise (the findings are listed, with the command
+# that replays each), 2 when the fuzzer could not run. Findings stay in tests/fuzz/out/TARGET/default/.
+set -uo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+target=${1:-}
+execs=${2:-}
+seed=${3:-1}
+die() { echo "tests/fuzz/run.sh: $*" >&2; exit 2; }
+[[ $target =~ ^(parser|pcap|pcapng)$ && $execs =~ ^[0-9]+$ ]] || die "usage: tests/fuzz/run.sh parser|pcap|pcapng EXECS [SEED]"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+if ! command -v afl-fuzz >/dev/null; then
+    [[ $(id -u) == 0 ]] || die "afl-fuzz is missing; install Debian's afl++ (as root: apt-get install afl++)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends afl++ >/dev/null \
+        || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends afl++ >/dev/null; } \
+        || die "could not install afl++"
+fi
+command -v editcap >/dev/null || die "editcap is missing (Debian wireshark-common; tests/lab/install.sh installs it)"
+
+out="$here/out"
+bin="$out/bin"
+# One publish and instrumentation serves every target; a lock keeps parallel runs from racing on it.
+mkdir -p "$out"
+exec 9>"$out/.lock"
+flock 9
+stamp="$bin/.instrumented"
+newest=$(find "$root/src/VethTrace.Core" "$root/src/VethTrace.Capture" "$here/VethTrace.Fuzz" "$root/tests/VethTrace.Tests/Parser/ParserInvariantRules.cs" \
+    -name '*.cs' -newer "$stamp" -print -quit 2>/dev/null)
+if [[ ! -f $stamp || -n $newest ]]; then
+    rm -rf "$bin"
+    (cd "$here" && dotnet tool restore >/dev/null) || die "dotnet tool restore (sharpfuzz) failed"
+    dotnet publish "$here/VethTrace.Fuzz" -c Release -o "$bin" -nologo -v q -clp:ErrorsOnly >/dev/null || die "publish failed"
+    # Seeds first, from the uninstrumented build.
+    rm -rf "$out/seeds"
+    mkdir -p "$out/seeds/parser" "$out/seeds/pcap" "$out/seeds/pcapng"
+    dotnet "$bin/VethTrace.Fuzz.dll" --seeds "$out/seeds/parser" "$root"/captures/*.pcap "$root/captures/masquerade-multi.pcapng" >/dev/null \
+        || die "parser seeds failed"
+    for capture in "$root"/captures/*.pcap; do
+        name=$(basename "$capture" .pcap)
+        editcap -s 160 -r "$capture" "$out/seeds/pcap/$name.pcap" 1-3 >/dev/null || die "editcap $capture failed"
+    done
+    gzip -c "$out/seeds/pcap/vxlan.pcap" >"$out/seeds/pcap/vxlan.pcap.gz"
+    editcap -s 160 -r "$root/captures/masquerade-multi.pcapng" "$out/seeds/pcapng/multi.pcapng" 1-4 >/dev/null || die "editcap pcapng failed"
+    editcap -s 96 -r "$root/captures/replay/east-west.pcapng" "$out/seeds/pcapng/east-west.pcapng" 1-2 >/dev/null || die "editcap pcapng failed"
+    (cd "$here" && dotnet tool run sharpfuzz "$bin/VethTrace.Core.dll" && dotnet tool run sharpfuzz "$bin/VethTrace.Capture.dll") >/dev/null \
+        || die "sharpfuzz instrumentation failed"
+    touch "$stamp"
+fi
+flock -u 9
+
+findings="$out/$target"
+rm -rf "$findings" "$out/input-$target"
+# The inputs: seeds from the captures, and the committed corpus (what earlier runs reached, findings included).
+mkdir -p "$out/input-$target"
+cp "$out/seeds/$target"/* "$out/input-$target"/
+[[ -d $here/corpus/$target ]] && cp "$here/corpus/$target"/* "$out/input-$target"/
+# AFL_SKIP_BIN_CHECK: the binary is dotnet, the instrumentation is in the managed assemblies (SharpFuzz).
+# AFL_NO_AFFINITY: the machine is shared; AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES: core_pattern may be a pipe.
+start=$(date +%s)
+AFL_SKIP_BIN_CHECK=1 AFL_NO_UI=1 AFL_NO_AFFINITY=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 \
+AFL_FORKSRV_INIT_TMOUT=60000 \
+    afl-fuzz -i "$out/input-$target" -o "$findings" -t 2000 -m none -s "$seed" -E "$execs" \
+    -- dotnet "$bin/VethTrace.Fuzz.dll" "$target" >"$out/$target.log" 2>&1
+rc=$?
+seconds=$(( $(date +%s) - start ))
+stats="$findings/default/fuzzer_stats"
+if [[ ! -f $stats ]]; then
+    tail -30 "$out/$target.log" >&2
+    die "afl-fuzz did not run (exit $rc); its log is $out/$target.log"
+fi
+stat() { sed -n "s/^$1 *: *//p" "$stats"; }
+crashes=$(stat saved_crashes)
+hangs=$(stat saved_hangs)
+echo "fuzz $target: $(stat execs_done) executions, $(stat corpus_count) paths, ${crashes:-?} crashes, ${hangs:-?} hangs (${seconds} s)"
+if [[ ${crashes:-1} != 0 || ${hangs:-1} != 0 ]]; then
+    for f in "$findings"/default/crashes/id:* "$findings"/default/hangs/id:*; do
+        [[ -f $f ]] || continue
+        echo "  $f: $(od -An -tx1 -v "$f" | tr -d ' \n' | cut -c1-160)"
+        echo "    replay: dotnet $bin/VethTrace.Fuzz.dll $target < '$f'"
+    done
+    exit 1
+fi
