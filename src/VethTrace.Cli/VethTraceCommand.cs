@@ -299,7 +299,8 @@ public static class VethTraceCommand
             "  vethtrace replay captures/masquerade-multi.pcapng\n" +
             "  vethtrace replay captures/masquerade-multi.pcapng --filter 'icmp and host 172.17.0.2'\n" +
             "  vethtrace replay eth0.pcap veth1eae2a7.pcap docker0.pcap vt-up0.pcap --format json\n" +
-            "  vethtrace replay captures/any-sll2.pcap --ifname 11=docker0 --ifname 12=vt-up0 --ifname 14=veth1eae2a7")
+            "  vethtrace replay captures/any-sll2.pcap --ifname 11=docker0 --ifname 12=vt-up0 --ifname 14=veth1eae2a7\n" +
+            "  vethtrace replay captures/replay/overlay-vxlan.pcapng   (VXLAN between two hosts: matched by the inner packet)")
         {
             files, format, window, filter, egress, vxlanPort, ifname,
         };
@@ -400,7 +401,9 @@ public static class VethTraceCommand
                 "  vethtrace follow web --duration 10s\n" +
                 "  vethtrace follow web --egress vt-up0 --format json\n" +
                 "  vethtrace follow netns:upstream --duration 5s\n" +
-                "  vethtrace follow --hop eth0@/proc/1234/ns/net --hop veth1eae2a7 --hop docker0 --hop eth0")
+                "  vethtrace follow --hop eth0@/proc/1234/ns/net --hop veth1eae2a7 --hop docker0 --hop eth0\n" +
+                "  vethtrace follow web --hop vethd4e5f6 --hop eth0@/proc/5678/ns/net   (east-west: add the peer's hops)\n" +
+                "  vethtrace follow --hop eth0@/run/netns/c1 --hop vxlan1@/run/netns/h1 --hop wire1@/run/netns/h1 ...   (an overlay, across hosts)")
             {
                 target, hops, egress, duration, format, filter, snapLength, bufferSize, all, vxlanPort,
             };
