@@ -26,8 +26,20 @@ public sealed class TimeOrderer(Correlator correlator, long slackNs)
 
     public int Pending => _inOrder.Count + _late.Count;
 
+    /// <summary>
+    /// Observations that arrived more than <see cref="SlackNs"/> behind the newest timestamp before them. While this
+    /// is 0 the correlator has seen every observation in exact (timestamp, order) sequence, the same sequence any larger
+    /// slack would have given: an observation is released only when it is more than the slack older than the newest,
+    /// so a later arrival that is at most the slack late is newer than everything already released.
+    /// </summary>
+    public long Overtaken { get; private set; }
+
     public void Add(in Observation observation)
     {
+        if (_newest != long.MinValue && observation.TimestampNs < _newest - SlackNs)
+        {
+            Overtaken++;
+        }
         var key = (observation.TimestampNs, observation.Order);
         if (key.CompareTo(_tail) >= 0)
         {
