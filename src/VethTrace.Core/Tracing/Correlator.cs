@@ -24,7 +24,8 @@ public sealed class Correlator
     private readonly CorrelatorOptions _options;
     private readonly Func<int, InterfaceRole> _roleOf;
     /// <summary>The open journey of each fingerprint, as its number in <see cref="_journeys"/>.</summary>
-    private readonly Dictionary<ulong, long> _open = [];
+    private readonly OpenJourneyTable _open = new();
+    private int _openCount;
     private readonly SequenceRing<JourneyEntry> _journeys = new();
     private readonly SequenceRing<ObservationSlot> _observations = new();
     private readonly Dictionary<(int From, int To), LatencyHistogram> _hops = [];
@@ -57,7 +58,7 @@ public sealed class Correlator
     /// <summary>Journeys seen on more than one interface.</summary>
     public long MultiHopJourneys { get; private set; }
 
-    public int OpenJourneys => _open.Count;
+    public int OpenJourneys => _openCount;
 
     /// <summary>Journeys dropped because a filter selected none of their copies.</summary>
     public long Unselected { get; private set; }
@@ -76,7 +77,7 @@ public sealed class Correlator
         {
             IndexSegment(in observation);
         }
-        ref long open = ref CollectionsMarshal.GetValueRefOrAddDefault(_open, observation.Fingerprint, out bool exists);
+        ref long open = ref _open.Find(observation.Fingerprint, _journeys.Head, out bool exists);
         if (exists)
         {
             ref JourneyEntry journey = ref _journeys[open];
@@ -93,6 +94,7 @@ public sealed class Correlator
         var started = new JourneyEntry { Fingerprint = observation.Fingerprint, FirstTimestampNs = observation.TimestampNs, First = sequence, Last = sequence };
         started.Visit(observation.Interface);
         open = _journeys.Push(in started);
+        _openCount++;
     }
 
     /// <summary>Ends every open journey (end of input, or a live stop).</summary>
@@ -139,8 +141,8 @@ public sealed class Correlator
             {
                 break;
             }
-            _journeys.DropBefore(_journeys.Head + 1); // the entry stays readable: nothing is pushed while it finishes
-            _open.Remove(journey.Fingerprint);
+            // Dropping it from the ring also ends its entry in _open. The entry stays readable: nothing is pushed while it finishes.
+            _journeys.DropBefore(_journeys.Head + 1);
             Finish(ref journey);
         }
     }
@@ -161,10 +163,15 @@ public sealed class Correlator
         return false;
     }
 
-    /// <summary>Ends a journey (the caller takes it out of <see cref="_open"/>) and records what it found.</summary>
+    /// <summary>Ends a journey (the caller drops it from the ring or gives its fingerprint a new one) and records what it found.</summary>
     private void Finish(ref JourneyEntry journey)
     {
         journey.Finished = true;
+        _openCount--;
+        if (journey.First == journey.Last && FinishSingle(in _observations[journey.First].Observation))
+        {
+            return;
+        }
         List<Observation> sightings = _sightings;
         sightings.Clear();
         bool selected = false;
@@ -208,17 +215,46 @@ public sealed class Correlator
         FlowKey entry = sightings[0].Flow;
         if (!entry.IsEmpty)
         {
-            if (_lastFlow.Reach is null || !_lastFlow.Flow.Equals(entry))
-            {
-                if (!_flows.TryGetValue(entry, out var reach))
-                {
-                    _flows[entry] = reach = new FlowReach();
-                }
-                _lastFlow = (entry, reach);
-            }
-            _lastFlow.Reach!.Add(_scratch.Count > 0 ? _scratch : sightings);
+            ReachOf(in entry).Add(_scratch.Count > 0 ? _scratch : sightings);
         }
         _scratch.Clear();
+    }
+
+    /// <summary>
+    /// <see cref="Finish"/> for a journey of one sighting (every journey of a one-interface capture) without copying it
+    /// out of the ring; false when it needs the general path (TCP data that other interfaces may have carried on).
+    /// </summary>
+    private bool FinishSingle(in Observation only)
+    {
+        if (only.IsTcpData && (_dataInterfaces.Count != 1 || _dataInterfaces[0] != only.Interface))
+        {
+            return false;
+        }
+        if (!only.Selected)
+        {
+            Unselected++;
+            return true;
+        }
+        Journeys++;
+        if (!only.Flow.IsEmpty)
+        {
+            ReachOf(only.Flow).Add(only.Interface);
+        }
+        return true;
+    }
+
+    private FlowReach ReachOf(in FlowKey flow)
+    {
+        // Consecutive journeys mostly share a flow: compare with the last before hashing the 56-byte key.
+        if (_lastFlow.Reach is null || !_lastFlow.Flow.Equals(flow))
+        {
+            if (!_flows.TryGetValue(flow, out var reach))
+            {
+                _flows[flow] = reach = new FlowReach();
+            }
+            _lastFlow = (flow, reach);
+        }
+        return _lastFlow.Reach;
     }
 
     /// <summary>
@@ -528,6 +564,16 @@ internal sealed class FlowReach
         }
         int last = sightings[^1].Interface;
         EndedAt[last] = EndedAt.GetValueOrDefault(last) + 1;
+    }
+
+    /// <summary><see cref="Add(List{Observation})"/> for a journey seen on one interface.</summary>
+    public void Add(int interfaceId)
+    {
+        if (_longest.Length == 0)
+        {
+            _longest = [interfaceId];
+        }
+        CollectionsMarshal.GetValueRefOrAddDefault(EndedAt, interfaceId, out _)++;
     }
 
     /// <summary>True when the longest path goes on past <paramref name="interfaceId"/>.</summary>

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace VethTrace.Tracing;
 
 /// <summary>
@@ -8,13 +10,14 @@ namespace VethTrace.Tracing;
 /// </summary>
 /// <remarks>
 /// Most input is already in order (one file from one handle, or a merge of such files), so observations that
-/// arrive in (timestamp, order) sequence wait in a FIFO, which costs O(1) and moves each observation once; only
+/// arrive in (timestamp, order) sequence wait in a FIFO (a ring handed to the correlator by reference), which costs
+/// O(1) and copies each observation once; only
 /// the ones that arrive late go to a heap. The two are merged on release by the same key, so the correlator sees
 /// exactly the sequence a single heap would give (the keys are unique: <see cref="Observation.Order"/> is).
 /// </remarks>
 public sealed class TimeOrderer(Correlator correlator, long slackNs)
 {
-    private readonly Queue<Observation> _inOrder = new();
+    private readonly SequenceRing<Observation> _inOrder = new();
     private readonly PriorityQueue<Observation, (long, long)> _late = new();
     private (long TimestampNs, long Order) _tail = (long.MinValue, long.MinValue);
     private long _newest = long.MinValue;
@@ -24,7 +27,7 @@ public sealed class TimeOrderer(Correlator correlator, long slackNs)
 
     public long SlackNs { get; } = slackNs;
 
-    public int Pending => _inOrder.Count + _late.Count;
+    public int Pending => (int)_inOrder.Count + _late.Count;
 
     /// <summary>
     /// Observations that arrived more than <see cref="SlackNs"/> behind the newest timestamp before them. While this
@@ -43,7 +46,7 @@ public sealed class TimeOrderer(Correlator correlator, long slackNs)
         var key = (observation.TimestampNs, observation.Order);
         if (key.CompareTo(_tail) >= 0)
         {
-            _inOrder.Enqueue(observation);
+            _inOrder.Push(in observation);
             _tail = key;
         }
         else
@@ -68,8 +71,9 @@ public sealed class TimeOrderer(Correlator correlator, long slackNs)
     {
         while (true)
         {
-            bool haveInOrder = _inOrder.TryPeek(out Observation next);
-            if (_late.TryPeek(out Observation late, out var lateKey)
+            bool haveInOrder = _inOrder.Count > 0;
+            ref Observation next = ref haveInOrder ? ref _inOrder[_inOrder.Head] : ref Unsafe.NullRef<Observation>();
+            if (_late.Count > 0 && _late.TryPeek(out Observation late, out var lateKey)
                 && (!haveInOrder || lateKey.CompareTo((next.TimestampNs, next.Order)) < 0))
             {
                 if (late.TimestampNs >= before && !everything)
@@ -84,8 +88,8 @@ public sealed class TimeOrderer(Correlator correlator, long slackNs)
             {
                 return;
             }
-            _inOrder.Dequeue();
             correlator.Add(in next);
+            _inOrder.DropBefore(_inOrder.Head + 1);
         }
     }
 }
