@@ -139,6 +139,8 @@ public static class ReplayCommand
         private readonly HashSet<string> _taken = [];
         private readonly List<string> _names = [];
         private readonly List<InterfaceRole> _roles = [];
+        /// <summary>The last key asked for and its id: packets come in runs from one interface, so most lookups end here.</summary>
+        private ((int File, int Interface, int Index) Key, int Id) _last = ((-1, -1, -1), -1);
 
         public IReadOnlyList<string> Names => _names;
 
@@ -148,6 +150,10 @@ public static class ReplayCommand
         /// </summary>
         public int IdOf((int File, int Interface, int Index) key, string name)
         {
+            if (_last.Key == key)
+            {
+                return _last.Id;
+            }
             if (!_ids.TryGetValue(key, out int id))
             {
                 id = _names.Count;
@@ -160,6 +166,7 @@ public static class ReplayCommand
                 _names.Add(shown);
                 _roles.Add(Classify(name));
             }
+            _last = (key, id);
             return id;
         }
 

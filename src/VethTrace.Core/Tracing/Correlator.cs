@@ -32,8 +32,9 @@ public sealed class Correlator
     private readonly Dictionary<PathKey, PathStats> _paths = [];
     private readonly NatTable _nat = new();
     private readonly Dictionary<FlowKey, FlowReach> _flows = [];
-    /// <summary>The flow of the last journey finished and its reach: consecutive journeys mostly share a flow.</summary>
-    private (FlowKey Flow, FlowReach? Reach) _lastFlow;
+    /// <summary>The flows of the last two journeys finished, with their reach: consecutive journeys mostly share a flow, or
+    /// alternate between a connection's two directions (data and acknowledgments).</summary>
+    private (FlowKey Flow, FlowReach? Reach) _lastFlow, _previousFlow;
     /// <summary>The journey being finished, its sightings copied out of the ring in arrival order.</summary>
     private readonly List<Observation> _sightings = [];
     private readonly List<Observation> _scratch = [];
@@ -65,6 +66,13 @@ public sealed class Correlator
 
     /// <summary>TCP journeys that reached further hops as other packets: coalesced by GRO or cut by GSO.</summary>
     public long MatchedBySequenceRange { get; private set; }
+
+    /// <summary>
+    /// Reads, ahead of <see cref="Add"/>, the memory the observation's fingerprint will be looked up in. The
+    /// <see cref="TimeOrderer"/> calls it when the observation arrives and adds it milliseconds later, so the
+    /// lookup (a random access into a table of a window's journeys, larger than the caches) finds it in cache.
+    /// </summary>
+    public void Anticipate(ulong fingerprint) => _open.Touch(fingerprint);
 
     public void Add(in Observation observation)
     {
@@ -245,16 +253,23 @@ public sealed class Correlator
 
     private FlowReach ReachOf(in FlowKey flow)
     {
-        // Consecutive journeys mostly share a flow: compare with the last before hashing the 56-byte key.
-        if (_lastFlow.Reach is null || !_lastFlow.Flow.Equals(flow))
+        // Compare with the last two before hashing the 56-byte key.
+        if (_lastFlow.Reach is not null && _lastFlow.Flow.Equals(flow))
         {
-            if (!_flows.TryGetValue(flow, out var reach))
-            {
-                _flows[flow] = reach = new FlowReach();
-            }
-            _lastFlow = (flow, reach);
+            return _lastFlow.Reach;
         }
-        return _lastFlow.Reach;
+        if (_previousFlow.Reach is not null && _previousFlow.Flow.Equals(flow))
+        {
+            (_lastFlow, _previousFlow) = (_previousFlow, _lastFlow);
+            return _lastFlow.Reach;
+        }
+        if (!_flows.TryGetValue(flow, out var reach))
+        {
+            _flows[flow] = reach = new FlowReach();
+        }
+        _previousFlow = _lastFlow;
+        _lastFlow = (flow, reach);
+        return reach;
     }
 
     /// <summary>

@@ -21,6 +21,8 @@ public sealed class TimeOrderer(Correlator correlator, long slackNs)
     private readonly PriorityQueue<Observation, (long, long)> _late = new();
     private (long TimestampNs, long Order) _tail = (long.MinValue, long.MinValue);
     private long _newest = long.MinValue;
+    /// <summary>The in-order observations before this one have been anticipated.</summary>
+    private long _anticipated;
 
     /// <summary>The default slack: a live handle was seen delivering more than a second late in the lab.</summary>
     public const long DefaultSlackNs = 2_000_000_000;
@@ -48,12 +50,33 @@ public sealed class TimeOrderer(Correlator correlator, long slackNs)
         {
             _inOrder.Push(in observation);
             _tail = key;
+            AnticipateInOrder();
         }
         else
         {
             _late.Enqueue(observation, key);
         }
         Advance(observation.TimestampNs);
+    }
+
+    /// <summary>
+    /// Lets the correlator read ahead (<see cref="Correlator.Anticipate"/>) for the observations that arrived in order
+    /// since the last time, 16 at a time: 16 independent loads in one short loop wait for memory together, where one
+    /// per observation waited alone (a profile moved the stall from the correlator's lookup here, no faster).
+    /// </summary>
+    private void AnticipateInOrder()
+    {
+        const int Batch = 16;
+        long from = Math.Max(_anticipated, _inOrder.Head);
+        if (_inOrder.Tail - from < Batch)
+        {
+            return;
+        }
+        for (long sequence = from; sequence < _inOrder.Tail; sequence++)
+        {
+            correlator.Anticipate(_inOrder[sequence].Fingerprint);
+        }
+        _anticipated = _inOrder.Tail;
     }
 
     /// <summary>Moves the clock (for example to the wall clock when live traffic pauses) and releases what is old enough.</summary>
