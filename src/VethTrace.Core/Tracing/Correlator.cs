@@ -42,6 +42,12 @@ public sealed class Correlator
     /// <summary>TCP data in arrival order, for segmentation matches; each segment key's entries are chained (first, last).</summary>
     private readonly SequenceRing<SegmentEntry> _segmentEntries = new();
     private readonly Dictionary<ulong, (long First, long Last)> _segments = [];
+    /// <summary>
+    /// Whether <see cref="_segments"/> is kept. Not while one interface has carried all TCP data (a one-interface
+    /// capture): every journey with data visited it, so no segmentation match is looked for (see
+    /// <see cref="FindSegmentContinuation"/>) and the ring alone suffices until a second interface brings data.
+    /// </summary>
+    private bool _chained;
     /// <summary>Every interface that has carried TCP data, in order of first appearance: few, so a list.</summary>
     private readonly List<int> _dataInterfaces = [];
     private readonly Dictionary<(int From, int To), long> _segmentEdges = [];
@@ -368,6 +374,11 @@ public sealed class Correlator
         long horizon = observation.TimestampNs - 2 * _options.WindowNs;
         while (_segmentEntries.Count > 0 && _segmentEntries[_segmentEntries.Head].TimestampNs < horizon)
         {
+            if (!_chained)
+            {
+                _segmentEntries.DropBefore(_segmentEntries.Head + 1);
+                continue;
+            }
             ref SegmentEntry old = ref _segmentEntries[_segmentEntries.Head];
             // Each key's chain fills in arrival order, so the oldest entry is its first.
             ref var oldChain = ref CollectionsMarshal.GetValueRefOrNullRef(_segments, old.SegmentKey);
@@ -384,9 +395,28 @@ public sealed class Correlator
         if (!_dataInterfaces.Contains(observation.Interface))
         {
             _dataInterfaces.Add(observation.Interface);
+            if (_dataInterfaces.Count == 2)
+            {
+                // From now on a journey can miss an interface that carried data: chain what the ring holds, as it
+                // would have been chained on arrival.
+                for (long kept = _segmentEntries.Head; kept < _segmentEntries.Tail; kept++)
+                {
+                    Chain(kept);
+                }
+                _chained = true;
+            }
         }
         long sequence = _segmentEntries.Push(new SegmentEntry(observation));
-        ref var chain = ref CollectionsMarshal.GetValueRefOrAddDefault(_segments, observation.SegmentKey, out bool exists);
+        if (_chained)
+        {
+            Chain(sequence);
+        }
+    }
+
+    /// <summary>Appends a segment entry to its key's chain.</summary>
+    private void Chain(long sequence)
+    {
+        ref var chain = ref CollectionsMarshal.GetValueRefOrAddDefault(_segments, _segmentEntries[sequence].SegmentKey, out bool exists);
         if (exists)
         {
             _segmentEntries[chain.Last].NextSameKey = sequence;
@@ -568,8 +598,19 @@ public sealed class PathStats(int[] interfaces)
 internal sealed class FlowReach
 {
     private int[] _longest = [];
+    private readonly Dictionary<int, long> _endedAt = [];
+    /// <summary>Journeys of this flow mostly end on one interface in a row: counted here, added to the dictionary on a change.</summary>
+    private (int Interface, long Count) _endedRun = (-1, 0);
 
-    public Dictionary<int, long> EndedAt { get; } = [];
+    /// <summary>How many journeys ended on each interface, in order of the first to end there.</summary>
+    public Dictionary<int, long> EndedAt
+    {
+        get
+        {
+            FlushEndedRun();
+            return _endedAt;
+        }
+    }
 
     public void Add(List<Observation> sightings)
     {
@@ -577,8 +618,7 @@ internal sealed class FlowReach
         {
             _longest = sightings.Select(s => s.Interface).ToArray();
         }
-        int last = sightings[^1].Interface;
-        EndedAt[last] = EndedAt.GetValueOrDefault(last) + 1;
+        Ended(sightings[^1].Interface);
     }
 
     /// <summary><see cref="Add(List{Observation})"/> for a journey seen on one interface.</summary>
@@ -588,7 +628,28 @@ internal sealed class FlowReach
         {
             _longest = [interfaceId];
         }
-        CollectionsMarshal.GetValueRefOrAddDefault(EndedAt, interfaceId, out _)++;
+        Ended(interfaceId);
+    }
+
+    private void Ended(int interfaceId)
+    {
+        if (interfaceId == _endedRun.Interface)
+        {
+            _endedRun.Count++;
+            return;
+        }
+        FlushEndedRun();
+        CollectionsMarshal.GetValueRefOrAddDefault(_endedAt, interfaceId, out _)++; // the first of a run: keeps the order of first appearance
+        _endedRun = (interfaceId, 0);
+    }
+
+    private void FlushEndedRun()
+    {
+        if (_endedRun.Count > 0)
+        {
+            _endedAt[_endedRun.Interface] += _endedRun.Count;
+            _endedRun.Count = 0;
+        }
     }
 
     /// <summary>True when the longest path goes on past <paramref name="interfaceId"/>.</summary>
