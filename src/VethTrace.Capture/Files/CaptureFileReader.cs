@@ -158,17 +158,24 @@ public sealed class CaptureFileReader : IDisposable
         // gzip (RFC 1952 magic 1f 8b) is read transparently, as Wireshark does; offsets in errors
         // then count decompressed bytes.
         Span<byte> head = stackalloc byte[2];
-        if (stream.CanSeek)
+        bool seekable = stream.CanSeek;
+        if (seekable)
         {
             int n = stream.ReadAtLeast(head, 2, throwOnEndOfStream: false);
             stream.Seek(-n, SeekOrigin.Current);
             if (n == 2 && head[0] == 0x1F && head[1] == 0x8B)
             {
-                return new CaptureFileReader(new GZipStream(stream, CompressionMode.Decompress), path, compressed: true);
+                return new CaptureFileReader(new GZipStream(stream, CompressionMode.Decompress), path, compressed: true) { IsSeekable = true };
             }
         }
-        return new CaptureFileReader(stream, path, compressed: false);
+        return new CaptureFileReader(stream, path, compressed: false) { IsSeekable = seekable };
     }
+
+    /// <summary>
+    /// Whether the capture comes from a seekable stream (a regular file, not a pipe such as <c>/dev/stdin</c>), which
+    /// can be opened and read again from its start.
+    /// </summary>
+    public bool IsSeekable { get; private init; }
 
     /// <summary>
     /// Reads the next packet. Returns false at the end of the file or at damage (<see cref="Error"/>).

@@ -71,6 +71,11 @@ public static class ReplayCommand
         var names = new InterfaceNames(settings.InterfaceMap);
         var correlator = new Correlator(new CorrelatorOptions { WindowNs = settings.WindowNs }, interfaces.RoleOf);
         // Files written from several handles (dumpcap -i A -i B, vethtrace record) are in arrival order, not time order.
+        bool rereadable = Enumerable.Range(0, reader.FileCount).All(file => reader.File(file).IsSeekable);
+        if (!rereadable)
+        {
+            slackNs = TimeOrderer.DefaultSlackNs; // a pipe cannot be read twice: the full slack from the start
+        }
         var orderer = new TimeOrderer(correlator, slackNs);
         bool mayRetry = slackNs < TimeOrderer.DefaultSlackNs;
         var tunnels = new TunnelTable();
