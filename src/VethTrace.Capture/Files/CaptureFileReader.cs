@@ -171,6 +171,7 @@ public sealed class CaptureFileReader : IDisposable
         // then count decompressed bytes.
         byte[] head = new byte[2];
         int n;
+        bool seekable = stream.CanSeek;
         try
         {
             n = stream.ReadAtLeast(head, 2, throwOnEndOfStream: false);
@@ -179,7 +180,7 @@ public sealed class CaptureFileReader : IDisposable
         {
             throw new CaptureFileException(new CaptureFileError(path, 0, $"read error: {e.Message}"));
         }
-        if (stream.CanSeek)
+        if (seekable)
         {
             stream.Seek(-n, SeekOrigin.Current);
         }
@@ -190,10 +191,16 @@ public sealed class CaptureFileReader : IDisposable
         }
         if (n == 2 && head[0] == 0x1F && head[1] == 0x8B)
         {
-            return new CaptureFileReader(new GZipStream(stream, CompressionMode.Decompress), path, compressed: true);
+            return new CaptureFileReader(new GZipStream(stream, CompressionMode.Decompress), path, compressed: true) { IsSeekable = seekable };
         }
-        return new CaptureFileReader(stream, path, compressed: false);
+        return new CaptureFileReader(stream, path, compressed: false) { IsSeekable = seekable };
     }
+
+    /// <summary>
+    /// Whether the capture comes from a seekable stream (a regular file, not a pipe such as <c>/dev/stdin</c>), which
+    /// can be opened and read again from its start.
+    /// </summary>
+    public bool IsSeekable { get; private init; }
 
     /// <summary>
     /// Reads the next packet. Returns false at the end of the file or at damage (<see cref="Error"/>).

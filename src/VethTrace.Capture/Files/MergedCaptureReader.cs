@@ -43,6 +43,7 @@ public sealed class MergedCaptureReader : IDisposable
             throw new CaptureFileException(failures);
         }
         _sources = [.. sources];
+        // Each file's first packet is read now, so its interfaces declared before it are known (pcapng IDBs).
         foreach (var source in _sources)
         {
             Advance(source);
@@ -64,6 +65,11 @@ public sealed class MergedCaptureReader : IDisposable
     {
         record = default;
         fileIndex = -1;
+        if (_sources.Length == 1)
+        {
+            // Nothing to merge: the file's own record is valid until its next read, as ours must be, so no copy.
+            return TryReadSingle(out record, out fileIndex);
+        }
         if (_lastReturned is { } previous)
         {
             // Refill only now: the record returned last time pointed into this source's buffer.
@@ -84,7 +90,7 @@ public sealed class MergedCaptureReader : IDisposable
         {
             return false;
         }
-        record = new CaptureRecord(next.Data, next.TimestampNs, next.InterfaceId, next.LinkType, next.OriginalLength, next.Direction, next.FileOffset);
+        record = next.Record;
         _lastReturned = next;
         return true;
     }
@@ -97,6 +103,30 @@ public sealed class MergedCaptureReader : IDisposable
         }
     }
 
+    private bool TryReadSingle(out CaptureRecord record, out int fileIndex)
+    {
+        Source only = _sources[0];
+        fileIndex = 0;
+        if (only.HasPending)
+        {
+            // The first packet, read when the file was opened: its copy stays valid until the reader's next read.
+            only.HasPending = false;
+            record = only.Record;
+            return true;
+        }
+        if (!only.Finished && only.Reader.TryReadNext(out record))
+        {
+            return true;
+        }
+        if (!only.Finished)
+        {
+            Finish(only);
+        }
+        record = default;
+        fileIndex = -1;
+        return false;
+    }
+
     private void Advance(Source source)
     {
         if (source.Reader.TryReadNext(out CaptureRecord record))
@@ -105,6 +135,12 @@ public sealed class MergedCaptureReader : IDisposable
             return;
         }
         source.HasPending = false;
+        Finish(source);
+    }
+
+    private void Finish(Source source)
+    {
+        source.Finished = true;
         if (source.Reader.Error is { } error)
         {
             _errors.Add(error);
@@ -120,6 +156,9 @@ public sealed class MergedCaptureReader : IDisposable
 
         public bool HasPending { get; set; }
 
+        /// <summary>The file has ended (its error, if any, is recorded).</summary>
+        public bool Finished { get; set; }
+
         public long TimestampNs { get; private set; }
 
         public int InterfaceId { get; private set; }
@@ -133,6 +172,8 @@ public sealed class MergedCaptureReader : IDisposable
         public long FileOffset { get; private set; }
 
         public ReadOnlySpan<byte> Data => _buffer.AsSpan(0, _length);
+
+        public CaptureRecord Record => new(Data, TimestampNs, InterfaceId, LinkType, OriginalLength, Direction, FileOffset);
 
         public void Hold(CaptureRecord record)
         {

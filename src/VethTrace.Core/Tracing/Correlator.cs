@@ -11,24 +11,45 @@ namespace VethTrace.Tracing;
 /// per-flow reach, from which losses are derived. Memory for open journeys is bounded by the window; the
 /// aggregates grow with the number of hops, flows and NAT mappings, not with packets.
 /// </summary>
+/// <remarks>
+/// Each observation is copied once, into <see cref="_observations"/>, a ring in arrival order; a journey is a small
+/// entry in <see cref="_journeys"/> (a ring in start order, which is also expiry order) that chains its sightings
+/// through the ring. The segmentation index keeps a 48-byte <see cref="SegmentEntry"/> per TCP data packet in a third
+/// ring, chained per segment key. Everything a packet writes is read back in the same order a window later, so
+/// the reads stream through memory instead of chasing one pooled object and list per journey (a profile of the
+/// earlier design: 17 % of replay's time in <see cref="Expire"/> alone, waiting for journeys to come back from memory).
+/// </remarks>
 public sealed class Correlator
 {
     private readonly CorrelatorOptions _options;
     private readonly Func<int, InterfaceRole> _roleOf;
-    private readonly Dictionary<ulong, Journey> _open = [];
-    private readonly Queue<(Journey Journey, int Generation)> _byStart = new();
-    private readonly Stack<Journey> _free = new();
+    /// <summary>The open journey of each fingerprint, as its number in <see cref="_journeys"/>.</summary>
+    private readonly OpenJourneyTable _open = new();
+    private int _openCount;
+    private readonly SequenceRing<JourneyEntry> _journeys = new();
+    private readonly SequenceRing<ObservationSlot> _observations = new();
     private readonly Dictionary<(int From, int To), LatencyHistogram> _hops = [];
     private readonly Dictionary<PathKey, PathStats> _paths = [];
     private readonly NatTable _nat = new();
     private readonly Dictionary<FlowKey, FlowReach> _flows = [];
+    /// <summary>The flows of the last two journeys finished, with their reach: consecutive journeys mostly share a flow, or
+    /// alternate between a connection's two directions (data and acknowledgments).</summary>
+    private (FlowKey Flow, FlowReach? Reach) _lastFlow, _previousFlow;
+    /// <summary>The journey being finished, its sightings copied out of the ring in arrival order.</summary>
+    private readonly List<Observation> _sightings = [];
     private readonly List<Observation> _scratch = [];
     private readonly List<Observation> _ties = [];
-    private readonly Dictionary<ulong, Queue<Observation>> _segments = [];
-    private readonly Stack<Queue<Observation>> _freeSegmentQueues = new();
+    /// <summary>TCP data in arrival order, for segmentation matches; each segment key's entries are chained (first, last).</summary>
+    private readonly SequenceRing<SegmentEntry> _segmentEntries = new();
+    private readonly Dictionary<ulong, (long First, long Last)> _segments = [];
+    /// <summary>
+    /// Whether <see cref="_segments"/> is kept. Not while one interface has carried all TCP data (a one-interface
+    /// capture): every journey with data visited it, so no segmentation match is looked for (see
+    /// <see cref="FindSegmentContinuation"/>) and the ring alone suffices until a second interface brings data.
+    /// </summary>
+    private bool _chained;
     /// <summary>Every interface that has carried TCP data, in order of first appearance: few, so a list.</summary>
     private readonly List<int> _dataInterfaces = [];
-    private readonly Queue<Observation> _segmentAges = new();
     private readonly Dictionary<(int From, int To), long> _segmentEdges = [];
 
     public Correlator(CorrelatorOptions options, Func<int, InterfaceRole> roleOf)
@@ -44,7 +65,7 @@ public sealed class Correlator
     /// <summary>Journeys seen on more than one interface.</summary>
     public long MultiHopJourneys { get; private set; }
 
-    public int OpenJourneys => _open.Count;
+    public int OpenJourneys => _openCount;
 
     /// <summary>Journeys dropped because a filter selected none of their copies.</summary>
     public long Unselected { get; private set; }
@@ -52,28 +73,42 @@ public sealed class Correlator
     /// <summary>TCP journeys that reached further hops as other packets: coalesced by GRO or cut by GSO.</summary>
     public long MatchedBySequenceRange { get; private set; }
 
+    /// <summary>
+    /// Reads, ahead of <see cref="Add"/>, the memory the observation's fingerprint will be looked up in. The
+    /// <see cref="TimeOrderer"/> calls it when the observation arrives and adds it milliseconds later, so the
+    /// lookup (a random access into a table of a window's journeys, larger than the caches) finds it in cache.
+    /// </summary>
+    public void Anticipate(ulong fingerprint) => _open.Touch(fingerprint);
+
     public void Add(in Observation observation)
     {
         Observations++;
         Expire(observation.TimestampNs - _options.WindowNs);
+        // Only open journeys refer to the ring, and the oldest of them started no earlier than the oldest kept.
+        _observations.DropBefore(_journeys.Count > 0 ? _journeys[_journeys.Head].First : _observations.Tail);
+        long sequence = _observations.Push(new ObservationSlot { Observation = observation, NextSighting = -1 });
         if (observation.IsTcpData)
         {
-            IndexSegment(observation);
+            IndexSegment(in observation);
         }
-        if (_open.TryGetValue(observation.Fingerprint, out Journey? journey))
+        ref long open = ref _open.Find(observation.Fingerprint, _journeys.Head, out bool exists);
+        if (exists)
         {
-            if (!journey.Visited(observation.Interface))
+            ref JourneyEntry journey = ref _journeys[open];
+            if (!Visited(in journey, observation.Interface))
             {
-                journey.Sightings.Add(observation);
+                _observations[journey.Last].NextSighting = sequence;
+                journey.Last = sequence;
+                journey.Visit(observation.Interface);
                 return;
             }
             // The same interface again: a retransmitted copy, a hairpin or a collision. Close and start anew.
-            Finish(journey);
+            Finish(ref journey);
         }
-        journey = _free.Count > 0 ? _free.Pop() : new Journey();
-        journey.Start(observation);
-        _open[observation.Fingerprint] = journey;
-        _byStart.Enqueue((journey, journey.Generation));
+        var started = new JourneyEntry { Fingerprint = observation.Fingerprint, FirstTimestampNs = observation.TimestampNs, First = sequence, Last = sequence };
+        started.Visit(observation.Interface);
+        open = _journeys.Push(in started);
+        _openCount++;
     }
 
     /// <summary>Ends every open journey (end of input, or a live stop).</summary>
@@ -108,32 +143,61 @@ public sealed class Correlator
 
     private void Expire(long before)
     {
-        while (_byStart.Count > 0)
+        while (_journeys.Count > 0)
         {
-            var (journey, generation) = _byStart.Peek();
-            if (journey.Generation != generation)
+            ref JourneyEntry journey = ref _journeys[_journeys.Head];
+            if (journey.Finished)
             {
-                _byStart.Dequeue(); // already finished early and reused
+                _journeys.DropBefore(_journeys.Head + 1); // already finished early: its fingerprint has a newer journey
                 continue;
             }
             if (journey.FirstTimestampNs >= before)
             {
                 break;
             }
-            _byStart.Dequeue();
-            Finish(journey);
+            // Dropping it from the ring also ends its entry in _open. The entry stays readable: nothing is pushed while it finishes.
+            _journeys.DropBefore(_journeys.Head + 1);
+            Finish(ref journey);
         }
     }
 
-    private void Finish(Journey journey)
+    private bool Visited(in JourneyEntry journey, int interfaceId)
     {
-        _open.Remove(journey.Fingerprint);
-        List<Observation> sightings = journey.Sightings;
-        if (!sightings.Exists(static s => s.Selected))
+        if ((uint)interfaceId < 64)
+        {
+            return (journey.VisitedBelow64 & 1UL << interfaceId) != 0;
+        }
+        for (long sighting = journey.First; sighting >= 0; sighting = _observations[sighting].NextSighting)
+        {
+            if (_observations[sighting].Observation.Interface == interfaceId)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>Ends a journey (the caller drops it from the ring or gives its fingerprint a new one) and records what it found.</summary>
+    private void Finish(ref JourneyEntry journey)
+    {
+        journey.Finished = true;
+        _openCount--;
+        if (journey.First == journey.Last && FinishSingle(in _observations[journey.First].Observation))
+        {
+            return;
+        }
+        List<Observation> sightings = _sightings;
+        sightings.Clear();
+        bool selected = false;
+        for (long sighting = journey.First; sighting >= 0; sighting = _observations[sighting].NextSighting)
+        {
+            ref Observation observation = ref _observations[sighting].Observation;
+            selected |= observation.Selected;
+            sightings.Add(observation);
+        }
+        if (!selected)
         {
             Unselected++;
-            journey.Reset();
-            _free.Push(journey);
             return;
         }
         Order(sightings);
@@ -165,15 +229,53 @@ public sealed class Correlator
         FlowKey entry = sightings[0].Flow;
         if (!entry.IsEmpty)
         {
-            if (!_flows.TryGetValue(entry, out var reach))
-            {
-                _flows[entry] = reach = new FlowReach();
-            }
-            reach.Add(_scratch.Count > 0 ? _scratch : sightings);
+            ReachOf(in entry).Add(_scratch.Count > 0 ? _scratch : sightings);
         }
         _scratch.Clear();
-        journey.Reset();
-        _free.Push(journey);
+    }
+
+    /// <summary>
+    /// <see cref="Finish"/> for a journey of one sighting (every journey of a one-interface capture) without copying it
+    /// out of the ring; false when it needs the general path (TCP data that other interfaces may have carried on).
+    /// </summary>
+    private bool FinishSingle(in Observation only)
+    {
+        if (only.IsTcpData && (_dataInterfaces.Count != 1 || _dataInterfaces[0] != only.Interface))
+        {
+            return false;
+        }
+        if (!only.Selected)
+        {
+            Unselected++;
+            return true;
+        }
+        Journeys++;
+        if (!only.Flow.IsEmpty)
+        {
+            ReachOf(only.Flow).Add(only.Interface);
+        }
+        return true;
+    }
+
+    private FlowReach ReachOf(in FlowKey flow)
+    {
+        // Compare with the last two before hashing the 56-byte key.
+        if (_lastFlow.Reach is not null && _lastFlow.Flow.Equals(flow))
+        {
+            return _lastFlow.Reach;
+        }
+        if (_previousFlow.Reach is not null && _previousFlow.Flow.Equals(flow))
+        {
+            (_lastFlow, _previousFlow) = (_previousFlow, _lastFlow);
+            return _lastFlow.Reach;
+        }
+        if (!_flows.TryGetValue(flow, out var reach))
+        {
+            _flows[flow] = reach = new FlowReach();
+        }
+        _previousFlow = _lastFlow;
+        _lastFlow = (flow, reach);
+        return reach;
     }
 
     /// <summary>
@@ -187,7 +289,7 @@ public sealed class Correlator
     {
         _scratch.Clear();
         Observation first = sightings[0];
-        if (VisitsAll(sightings, _dataInterfaces) || !_segments.TryGetValue(first.SegmentKey, out var candidates))
+        if (VisitsAll(sightings, _dataInterfaces) || !_segments.TryGetValue(first.SegmentKey, out var chain))
         {
             // A candidate must be on an interface the journey did not visit. When it visited every interface that ever
             // carried TCP data (always, in a capture of one interface), none can be: skip the walk over the candidates.
@@ -195,14 +297,17 @@ public sealed class Correlator
         }
         // Plain loops, no lambdas: a lambda capturing the loop variable allocated a closure (holding a copy of the
         // observation) on every iteration, dozens per TCP packet of a bulk stream.
-        foreach (Observation candidate in candidates)
+        for (long next = chain.First; next >= 0;)
         {
+            ref SegmentEntry candidate = ref _segmentEntries[next];
+            next = next == chain.Last ? -1 : candidate.NextSameKey;
             if (Math.Abs(candidate.TimestampNs - first.TimestampNs) > _options.WindowNs || candidate.Fingerprint == first.Fingerprint
                 || !Overlaps(first, candidate) || Visits(sightings, candidate.Interface) || Visits(_scratch, candidate.Interface))
             {
                 continue;
             }
-            _scratch.Add(candidate);
+            // What the extended path needs of a candidate: its time, order and interface.
+            _scratch.Add(new Observation(candidate.TimestampNs, candidate.Interface, candidate.Order, candidate.Fingerprint, default, 0));
         }
         if (_scratch.Count == 0)
         {
@@ -260,38 +365,67 @@ public sealed class Correlator
     }
 
     /// <summary>Whether two sequence ranges share a byte, modulo 2^32 (RFC 9293 section 3.4 comparisons).</summary>
-    private static bool Overlaps(in Observation a, in Observation b) =>
+    private static bool Overlaps(in Observation a, in SegmentEntry b) =>
         (int)(a.TcpSequence - b.SequenceEnd) < 0 && (int)(b.TcpSequence - a.SequenceEnd) < 0;
 
     private void IndexSegment(in Observation observation)
     {
         // Forget what is older than two windows: a journey looks back at most one window from its start.
         long horizon = observation.TimestampNs - 2 * _options.WindowNs;
-        while (_segmentAges.Count > 0 && _segmentAges.Peek().TimestampNs < horizon)
+        while (_segmentEntries.Count > 0 && _segmentEntries[_segmentEntries.Head].TimestampNs < horizon)
         {
-            Observation old = _segmentAges.Dequeue();
-            if (_segments.TryGetValue(old.SegmentKey, out var queue))
+            if (!_chained)
             {
-                // Each key's queue fills in time order, so the oldest is first. A queue, not a list: RemoveAt(0)
-                // moved every later entry, and one bulk TCP stream keeps dozens under one key (42 % of replay's time).
-                queue.Dequeue();
-                if (queue.Count == 0)
-                {
-                    _segments.Remove(old.SegmentKey);
-                    _freeSegmentQueues.Push(queue);
-                }
+                _segmentEntries.DropBefore(_segmentEntries.Head + 1);
+                continue;
             }
+            ref SegmentEntry old = ref _segmentEntries[_segmentEntries.Head];
+            // Each key's chain fills in arrival order, so the oldest entry is its first.
+            ref var oldChain = ref CollectionsMarshal.GetValueRefOrNullRef(_segments, old.SegmentKey);
+            if (oldChain.Last == _segmentEntries.Head)
+            {
+                _segments.Remove(old.SegmentKey);
+            }
+            else
+            {
+                oldChain.First = old.NextSameKey;
+            }
+            _segmentEntries.DropBefore(_segmentEntries.Head + 1);
         }
         if (!_dataInterfaces.Contains(observation.Interface))
         {
             _dataInterfaces.Add(observation.Interface);
+            if (_dataInterfaces.Count == 2)
+            {
+                // From now on a journey can miss an interface that carried data: chain what the ring holds, as it
+                // would have been chained on arrival.
+                for (long kept = _segmentEntries.Head; kept < _segmentEntries.Tail; kept++)
+                {
+                    Chain(kept);
+                }
+                _chained = true;
+            }
         }
-        if (!_segments.TryGetValue(observation.SegmentKey, out var entries))
+        long sequence = _segmentEntries.Push(new SegmentEntry(observation));
+        if (_chained)
         {
-            _segments[observation.SegmentKey] = entries = _freeSegmentQueues.Count > 0 ? _freeSegmentQueues.Pop() : new Queue<Observation>();
+            Chain(sequence);
         }
-        entries.Enqueue(observation);
-        _segmentAges.Enqueue(observation);
+    }
+
+    /// <summary>Appends a segment entry to its key's chain.</summary>
+    private void Chain(long sequence)
+    {
+        ref var chain = ref CollectionsMarshal.GetValueRefOrAddDefault(_segments, _segmentEntries[sequence].SegmentKey, out bool exists);
+        if (exists)
+        {
+            _segmentEntries[chain.Last].NextSameKey = sequence;
+            chain.Last = sequence;
+        }
+        else
+        {
+            chain = (sequence, sequence);
+        }
     }
 
     /// <summary>
@@ -372,30 +506,49 @@ public sealed class Correlator
         return (int)_roleOf(sightings[0].Interface) <= (int)_roleOf(sightings[^1].Interface);
     }
 
-    private sealed class Journey
+    /// <summary>
+    /// An open (or finished, not yet expired) journey: its sightings are chained through <see cref="_observations"/>
+    /// from <see cref="First"/> to <see cref="Last"/> by <see cref="ObservationSlot.NextSighting"/>.
+    /// </summary>
+    private struct JourneyEntry
     {
-        public List<Observation> Sightings { get; } = new(8);
+        public ulong Fingerprint;
+        public long FirstTimestampNs;
+        public long First;
+        public long Last;
+        /// <summary>The interfaces below 64 the journey visited, as bits; larger ids are looked up along the chain.</summary>
+        public ulong VisitedBelow64;
+        public bool Finished;
 
-        public ulong Fingerprint { get; private set; }
-
-        public long FirstTimestampNs { get; private set; }
-
-        public int Generation { get; private set; }
-
-        public void Start(in Observation first)
+        public void Visit(int interfaceId)
         {
-            Fingerprint = first.Fingerprint;
-            FirstTimestampNs = first.TimestampNs;
-            Sightings.Add(first);
+            if ((uint)interfaceId < 64)
+            {
+                VisitedBelow64 |= 1UL << interfaceId;
+            }
         }
+    }
 
-        public bool Visited(int interfaceId) => Visits(Sightings, interfaceId);
+    private struct ObservationSlot
+    {
+        public Observation Observation;
+        /// <summary>The journey's next sighting, or -1.</summary>
+        public long NextSighting;
+    }
 
-        public void Reset()
-        {
-            Sightings.Clear();
-            Generation++;
-        }
+    /// <summary>What a segmentation match needs of a TCP data packet; chained per segment key.</summary>
+    [StructLayout(LayoutKind.Auto)]
+    private struct SegmentEntry(in Observation observation)
+    {
+        public readonly long TimestampNs = observation.TimestampNs;
+        public readonly long Order = observation.Order;
+        public readonly ulong Fingerprint = observation.Fingerprint;
+        public readonly ulong SegmentKey = observation.SegmentKey;
+        public readonly int Interface = observation.Interface;
+        public readonly uint TcpSequence = observation.TcpSequence;
+        public readonly uint SequenceEnd = observation.SequenceEnd;
+        /// <summary>The next entry under the same key (meaningless for a chain's last).</summary>
+        public long NextSameKey;
     }
 }
 
@@ -445,8 +598,19 @@ public sealed class PathStats(int[] interfaces)
 internal sealed class FlowReach
 {
     private int[] _longest = [];
+    private readonly Dictionary<int, long> _endedAt = [];
+    /// <summary>Journeys of this flow mostly end on one interface in a row: counted here, added to the dictionary on a change.</summary>
+    private (int Interface, long Count) _endedRun = (-1, 0);
 
-    public Dictionary<int, long> EndedAt { get; } = [];
+    /// <summary>How many journeys ended on each interface, in order of the first to end there.</summary>
+    public Dictionary<int, long> EndedAt
+    {
+        get
+        {
+            FlushEndedRun();
+            return _endedAt;
+        }
+    }
 
     public void Add(List<Observation> sightings)
     {
@@ -454,8 +618,38 @@ internal sealed class FlowReach
         {
             _longest = sightings.Select(s => s.Interface).ToArray();
         }
-        int last = sightings[^1].Interface;
-        EndedAt[last] = EndedAt.GetValueOrDefault(last) + 1;
+        Ended(sightings[^1].Interface);
+    }
+
+    /// <summary><see cref="Add(List{Observation})"/> for a journey seen on one interface.</summary>
+    public void Add(int interfaceId)
+    {
+        if (_longest.Length == 0)
+        {
+            _longest = [interfaceId];
+        }
+        Ended(interfaceId);
+    }
+
+    private void Ended(int interfaceId)
+    {
+        if (interfaceId == _endedRun.Interface)
+        {
+            _endedRun.Count++;
+            return;
+        }
+        FlushEndedRun();
+        CollectionsMarshal.GetValueRefOrAddDefault(_endedAt, interfaceId, out _)++; // the first of a run: keeps the order of first appearance
+        _endedRun = (interfaceId, 0);
+    }
+
+    private void FlushEndedRun()
+    {
+        if (_endedRun.Count > 0)
+        {
+            _endedAt[_endedRun.Interface] += _endedRun.Count;
+            _endedRun.Count = 0;
+        }
     }
 
     /// <summary>True when the longest path goes on past <paramref name="interfaceId"/>.</summary>

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace VethTrace.Tracing;
 
 /// <summary>
@@ -8,37 +10,73 @@ namespace VethTrace.Tracing;
 /// </summary>
 /// <remarks>
 /// Most input is already in order (one file from one handle, or a merge of such files), so observations that
-/// arrive in (timestamp, order) sequence wait in a FIFO, which costs O(1) and moves each observation once; only
+/// arrive in (timestamp, order) sequence wait in a FIFO (a ring handed to the correlator by reference), which costs
+/// O(1) and copies each observation once; only
 /// the ones that arrive late go to a heap. The two are merged on release by the same key, so the correlator sees
 /// exactly the sequence a single heap would give (the keys are unique: <see cref="Observation.Order"/> is).
 /// </remarks>
 public sealed class TimeOrderer(Correlator correlator, long slackNs)
 {
-    private readonly Queue<Observation> _inOrder = new();
+    private readonly SequenceRing<Observation> _inOrder = new();
     private readonly PriorityQueue<Observation, (long, long)> _late = new();
     private (long TimestampNs, long Order) _tail = (long.MinValue, long.MinValue);
     private long _newest = long.MinValue;
+    /// <summary>The in-order observations before this one have been anticipated.</summary>
+    private long _anticipated;
 
     /// <summary>The default slack: a live handle was seen delivering more than a second late in the lab.</summary>
     public const long DefaultSlackNs = 2_000_000_000;
 
     public long SlackNs { get; } = slackNs;
 
-    public int Pending => _inOrder.Count + _late.Count;
+    public int Pending => (int)_inOrder.Count + _late.Count;
+
+    /// <summary>
+    /// Observations that arrived more than <see cref="SlackNs"/> behind the newest timestamp before them. While this
+    /// is 0 the correlator has seen every observation in exact (timestamp, order) sequence, the same sequence any larger
+    /// slack would have given: an observation is released only when it is more than the slack older than the newest,
+    /// so a later arrival that is at most the slack late is newer than everything already released.
+    /// </summary>
+    public long Overtaken { get; private set; }
 
     public void Add(in Observation observation)
     {
+        if (_newest != long.MinValue && observation.TimestampNs < _newest - SlackNs)
+        {
+            Overtaken++;
+        }
         var key = (observation.TimestampNs, observation.Order);
         if (key.CompareTo(_tail) >= 0)
         {
-            _inOrder.Enqueue(observation);
+            _inOrder.Push(in observation);
             _tail = key;
+            AnticipateInOrder();
         }
         else
         {
             _late.Enqueue(observation, key);
         }
         Advance(observation.TimestampNs);
+    }
+
+    /// <summary>
+    /// Lets the correlator read ahead (<see cref="Correlator.Anticipate"/>) for the observations that arrived in order
+    /// since the last time, 16 at a time: 16 independent loads in one short loop wait for memory together, where one
+    /// per observation waited alone (a profile moved the stall from the correlator's lookup here, no faster).
+    /// </summary>
+    private void AnticipateInOrder()
+    {
+        const int Batch = 16;
+        long from = Math.Max(_anticipated, _inOrder.Head);
+        if (_inOrder.Tail - from < Batch)
+        {
+            return;
+        }
+        for (long sequence = from; sequence < _inOrder.Tail; sequence++)
+        {
+            correlator.Anticipate(_inOrder[sequence].Fingerprint);
+        }
+        _anticipated = _inOrder.Tail;
     }
 
     /// <summary>Moves the clock (for example to the wall clock when live traffic pauses) and releases what is old enough.</summary>
@@ -56,8 +94,9 @@ public sealed class TimeOrderer(Correlator correlator, long slackNs)
     {
         while (true)
         {
-            bool haveInOrder = _inOrder.TryPeek(out Observation next);
-            if (_late.TryPeek(out Observation late, out var lateKey)
+            bool haveInOrder = _inOrder.Count > 0;
+            ref Observation next = ref haveInOrder ? ref _inOrder[_inOrder.Head] : ref Unsafe.NullRef<Observation>();
+            if (_late.Count > 0 && _late.TryPeek(out Observation late, out var lateKey)
                 && (!haveInOrder || lateKey.CompareTo((next.TimestampNs, next.Order)) < 0))
             {
                 if (late.TimestampNs >= before && !everything)
@@ -72,8 +111,8 @@ public sealed class TimeOrderer(Correlator correlator, long slackNs)
             {
                 return;
             }
-            _inOrder.Dequeue();
             correlator.Add(in next);
+            _inOrder.DropBefore(_inOrder.Head + 1);
         }
     }
 }
