@@ -283,7 +283,7 @@ public static class VethTraceCommand
     private static Command BuildReplay(TextWriter output, TextWriter error)
     {
         var files = FilesArgument();
-        var format = FormatOption("table (for people) or json (JSON Lines: summary, hop, nat, loss, path records)");
+        var format = FormatOption("table (for people) or json (JSON Lines: summary, hop, nat, loss, path, segmentation and tunnel records)");
         var window = DurationOption("--window", "-w",
             "How long after its first sighting a packet may still reach another hop: 250ms, 1s, 1500us", "1s", "500ms, 1s or 250us");
         var egress = new Option<string?>("--egress")
