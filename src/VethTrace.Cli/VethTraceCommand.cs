@@ -502,7 +502,7 @@ public static class VethTraceCommand
             {
                 // Nothing to capture (none mode): say why, in the stream's own form, and end successfully.
                 output.WriteLine(json
-                    ? "{\"type\":\"start\",\"target\":" + System.Text.Json.JsonSerializer.Serialize(resolution.Description, VethTrace.Cli.Output.CliJsonContext.Default.String) + ",\"interfaces\":[]}"
+                    ? FollowCommand.StartRecord(resolution.Description, [])
                     : resolution.Description);
                 return new ResolvedHops(null, null, ExitCode.Success);
             }

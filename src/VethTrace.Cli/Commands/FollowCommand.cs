@@ -87,8 +87,7 @@ public static class FollowCommand
             if (json)
             {
                 // Tells a consumer (or a test) that every handle is capturing from here on.
-                output.WriteLine("{\"type\":\"start\",\"target\":" + JsonSerializer.Serialize(settings.Description, CliJsonContext.Default.String)
-                    + ",\"interfaces\":[" + string.Join(",", live.Names.Select(n => JsonSerializer.Serialize(n, CliJsonContext.Default.String))) + "]}");
+                output.WriteLine(StartRecord(settings.Description, live.Names));
             }
             else
             {
@@ -283,6 +282,14 @@ public static class FollowCommand
         }
         return false;
     }
+
+    /// <summary>
+    /// The JSON <c>start</c> record: the target as follow describes it and the interfaces it captures on (none when the
+    /// target has no network).
+    /// </summary>
+    internal static string StartRecord(string target, IEnumerable<string> interfaces) =>
+        "{\"type\":\"start\",\"target\":" + JsonSerializer.Serialize(target, CliJsonContext.Default.String)
+        + ",\"interfaces\":[" + string.Join(",", interfaces.Select(n => JsonSerializer.Serialize(n, CliJsonContext.Default.String))) + "]}";
 
     /// <summary>One line a second when stdout is not a terminal: plain text, or a JSON summary record.</summary>
     private static void WriteProgress(TextWriter output, bool json, TimeSpan elapsed, LiveCapture live)
