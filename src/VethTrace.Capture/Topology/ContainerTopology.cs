@@ -54,6 +54,15 @@ public sealed record ContainerTopology(
     string? Egress,
     string? Description)
 {
+    /// <summary>
+    /// Every interface is a macvlan/ipvlan-style sub-interface of a host device (no veth): packets leave straight
+    /// through the parent, with no bridge hop and not through the host's routed egress.
+    /// </summary>
+    public bool SubInterfacesOnly => IsSubInterfacesOnly(Interfaces);
+
+    private static bool IsSubInterfacesOnly(IReadOnlyList<ContainerInterface> interfaces) =>
+        interfaces.Count > 0 && interfaces.All(i => i.Parent is not null && i.HostPeer is null);
+
     public const string HostNetworkDescription = "host network: the container shares the host's interfaces; only the egress hop exists";
     public const string NoNetworkDescription = "no network: the container has only lo, so no packet can leave it";
 
@@ -172,7 +181,7 @@ public sealed record ContainerTopology(
         TopologyShape shape = interfaces.Count == 0 ? TopologyShape.NoNetwork : TopologyShape.Interfaces;
         string? description = shape == TopologyShape.NoNetwork
             ? NoNetworkDescription
-            : interfaces.All(i => i.Parent is not null && i.HostPeer is null)
+            : IsSubInterfacesOnly(interfaces)
                 ? $"{interfaces[0].Kind ?? "sub-interface"} on {interfaces[0].Parent}: traced on the parent; there is no bridge hop"
                 : null;
         return new ContainerTopology(displayName, containerId, networkMode, sharedWith, namespacePath, inside.Identity,

@@ -45,8 +45,7 @@ public static class LiveTargets
         }
         // A macvlan or ipvlan container sends straight out of its parent: the host's routed egress is not on its
         // path (unless --egress names one anyway).
-        bool subInterfacesOnly = topology.Interfaces.Count > 0 && topology.Interfaces.All(i => i.Parent is not null && i.HostPeer is null);
-        string? egressInterface = egress ?? (subInterfacesOnly ? null : topology.Egress);
+        string? egressInterface = egress ?? (topology.SubInterfacesOnly ? null : topology.Egress);
         if (topology.Shape != TopologyShape.NoNetwork && egressInterface is not null)
         {
             Add(new HopTarget(egressInterface, null, InterfaceRole.Egress, egressInterface));
