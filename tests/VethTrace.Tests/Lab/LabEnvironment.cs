@@ -39,6 +39,19 @@ public sealed class LabEnvironment
         return new LabEnvironment(values);
     }
 
+    /// <summary>
+    /// Runs a cleanup command to completion and ignores how it ends (the thing to remove may already be gone), so a
+    /// cleanup never hides the test's own failure.
+    /// </summary>
+    public static void TryRun(string file, params string[] arguments)
+    {
+        var start = new ProcessStartInfo(file, arguments) { RedirectStandardOutput = true, RedirectStandardError = true };
+        using Process? process = Process.Start(start);
+        process?.StandardOutput.ReadToEnd();
+        process?.StandardError.ReadToEnd();
+        process?.WaitForExit(30_000);
+    }
+
     /// <summary>Runs a command to completion; fails the test with its output when it fails.</summary>
     public static string Run(string file, params string[] arguments)
     {

@@ -53,8 +53,8 @@ public sealed class NetworkModeTests
         }
         finally
         {
-            Quietly("docker", "rm", "-f", container, peer);
-            Quietly("docker", "network", "rm", netA, netB);
+            LabEnvironment.TryRun("docker", "rm", "-f", container, peer);
+            LabEnvironment.TryRun("docker", "network", "rm", netA, netB);
         }
     }
 
@@ -79,7 +79,7 @@ public sealed class NetworkModeTests
         }
         finally
         {
-            Quietly("docker", "rm", "-f", container);
+            LabEnvironment.TryRun("docker", "rm", "-f", container);
         }
     }
 
@@ -115,7 +115,7 @@ public sealed class NetworkModeTests
         }
         finally
         {
-            Quietly("docker", "rm", "-f", container);
+            LabEnvironment.TryRun("docker", "rm", "-f", container);
         }
     }
 
@@ -149,7 +149,7 @@ public sealed class NetworkModeTests
         }
         finally
         {
-            Quietly("docker", "rm", "-f", container);
+            LabEnvironment.TryRun("docker", "rm", "-f", container);
         }
     }
 
@@ -182,10 +182,10 @@ public sealed class NetworkModeTests
         }
         finally
         {
-            Quietly("docker", "rm", "-f", container);
-            Quietly("docker", "network", "rm", network);
-            Quietly("ip", "link", "del", parent);
-            Quietly("ip", "netns", "del", lan);
+            LabEnvironment.TryRun("docker", "rm", "-f", container);
+            LabEnvironment.TryRun("docker", "network", "rm", network);
+            LabEnvironment.TryRun("ip", "link", "del", parent);
+            LabEnvironment.TryRun("ip", "netns", "del", lan);
         }
     }
 
@@ -232,7 +232,7 @@ public sealed class NetworkModeTests
         }
         finally
         {
-            Quietly("bash", script, "down");
+            LabEnvironment.TryRun("bash", script, "down");
         }
     }
 
@@ -255,13 +255,5 @@ public sealed class NetworkModeTests
         Assert.False(string.IsNullOrEmpty(peerIndex), line);
         string host = LabEnvironment.Run("ip", "-o", "link", "show");
         return System.Text.RegularExpressions.Regex.Match(host, $@"(?m)^{peerIndex}: ([^@:]+)[@:]").Groups[1].Value;
-    }
-
-    /// <summary>Cleanup that must not hide the test's own failure.</summary>
-    private static void Quietly(string file, params string[] arguments)
-    {
-        using var process = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(file, arguments)
-        { RedirectStandardError = true, RedirectStandardOutput = true });
-        process?.WaitForExit(30_000);
     }
 }

@@ -151,7 +151,7 @@ public sealed partial class LabTopologyTests
         {
             foreach (string id in created)
             {
-                TryRun("docker", "rm", "-f", id);
+                LabEnvironment.TryRun("docker", "rm", "-f", id);
             }
         }
     }
@@ -184,7 +184,7 @@ public sealed partial class LabTopologyTests
         }
         finally
         {
-            TryRun("docker", "rm", "-f", host, none, shared);
+            LabEnvironment.TryRun("docker", "rm", "-f", host, none, shared);
         }
     }
 
@@ -260,19 +260,11 @@ public sealed partial class LabTopologyTests
 
     private static void Cleanup(string ns, string bridge, string hostSide)
     {
-        TryRun("ip", "link", "del", hostSide);
-        TryRun("ip", "link", "del", bridge);
-        TryRun("ip", "netns", "del", ns);
+        LabEnvironment.TryRun("ip", "link", "del", hostSide);
+        LabEnvironment.TryRun("ip", "link", "del", bridge);
+        LabEnvironment.TryRun("ip", "netns", "del", ns);
     }
 
-    private static void TryRun(string file, params string[] arguments)
-    {
-        var start = new ProcessStartInfo(file, arguments) { RedirectStandardOutput = true, RedirectStandardError = true };
-        using Process? process = Process.Start(start);
-        process?.StandardOutput.ReadToEnd();
-        process?.StandardError.ReadToEnd();
-        process?.WaitForExit(30_000);
-    }
 
     [GeneratedRegex(@"\bdev (\S+)")]
     private static partial Regex DeviceWord();
