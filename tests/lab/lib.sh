@@ -99,3 +99,15 @@ http_get() {
     [[ -n $ns ]] && cmd=(ip netns exec "$ns" "${cmd[@]}")
     printf 'GET %s HTTP/1.0\r\nHost: %s:%s\r\nUser-Agent: vethtrace-lab\r\n\r\n' "$path" "$host" "$port" | "${cmd[@]}"
 }
+
+# merge OUT IN...: the captures of several dumpcaps as one pcapng, one IDB per interface. A dumpcap file with several
+# interfaces is in arrival order, so each is sorted (reordercap) first; mergecap then merges chronologically.
+merge() {
+    local out=$1; shift
+    local f sorted=()
+    for f in "$@"; do
+        reordercap "$f" "$f.sorted" >/dev/null
+        sorted+=("$f.sorted")
+    done
+    mergecap -I none -w "$out" "${sorted[@]}"
+}

@@ -67,7 +67,7 @@ up() {
 # reordercap + mergecap into one pcapng with one IDB per interface, and the topology file the derivation reads.
 record() {
     local out="$CAPTURES_DIR/replay/overlay-vxlan.pcapng" topo="$CAPTURES_DIR/replay/topology/overlay-vxlan.pcapng.tsv"
-    local f sorted=()
+    local f
     work=$(mktemp -d) pids=()
     trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; down; rm -rf "$work"' EXIT
     up
@@ -95,12 +95,8 @@ record() {
     sleep 1
     for f in "${pids[@]:2}"; do kill -TERM "$f"; done
     wait "${pids[@]:2}" 2>/dev/null || true
-    for f in c1 c2 h1 h2; do
-        reordercap "$work/$f.pcapng" "$work/$f.sorted.pcapng" >/dev/null
-        sorted+=("$work/$f.sorted.pcapng")
-    done
     # IDB order: 0 eth0 (vt-ovc1), 1 eth0 (vt-ovc2), 2-5 host 1, 6-9 host 2
-    mergecap -I none -w "$out" "${sorted[@]}"
+    merge "$out" "$work/c1.pcapng" "$work/c2.pcapng" "$work/h1.pcapng" "$work/h2.pcapng"
     local T=$'\t'
     {
         printf '# key\tname\tlabel\trole\tattach\n'

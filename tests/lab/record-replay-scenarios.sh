@@ -147,15 +147,6 @@ flush_neigh() {
     nsenter --net="$C2_NETNS" ip neigh flush all 2>/dev/null || true
 }
 attach_ns() { ip netns del "$1" 2>/dev/null || true; ip netns attach "$1" "$2"; }
-merge() { # out in...   (dumpcap multi-interface files are sorted first; one IDB per interface)
-    local out=$1; shift
-    local f sorted=()
-    for f in "$@"; do
-        reordercap "$f" "$f.sorted" >/dev/null
-        sorted+=("$f.sorted")
-    done
-    mergecap -I none -w "$out" "${sorted[@]}"
-}
 summary() { capinfos -c -E -T -M -s "$1" 2>/dev/null | sed 's/^/    /' >&2 || true; }
 topo() { # file, then rows "key<TAB>name<TAB>label<TAB>role<TAB>attach"
     local f=$1; shift
