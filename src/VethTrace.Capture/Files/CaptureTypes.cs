@@ -2,14 +2,6 @@ using VethTrace.Packets;
 
 namespace VethTrace.Capture.Files;
 
-/// <summary>Which way a packet went on its interface (pcapng epb_flags bits 0-1, or SLL packet type).</summary>
-public enum PacketDirection : byte
-{
-    Unknown = 0,
-    Inbound = 1,
-    Outbound = 2,
-}
-
 /// <summary>One interface of a capture: a pcapng Interface Description Block, or a classic pcap file's only one.</summary>
 public sealed record CaptureInterface(int Id, string Name, string? Description, LinkType LinkType, int SnapLength, int TimestampResolution)
 {

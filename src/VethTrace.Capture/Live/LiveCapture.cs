@@ -243,7 +243,7 @@ public sealed class LiveCapture : IDisposable
             return;
         }
         _tunnels.Add(in packet, hop);
-        _arrivals.Enqueue(Observation.From(in packet, data, ns, hop, Interlocked.Increment(ref _order), direction: (HopDirection)direction));
+        _arrivals.Enqueue(Observation.From(in packet, data, ns, hop, Interlocked.Increment(ref _order), direction: direction));
     }
 
     /// <summary>

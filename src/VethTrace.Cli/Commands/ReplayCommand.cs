@@ -109,7 +109,7 @@ public static class ReplayCommand
                     names.Name(captured, in packet));
                 tunnels.Add(in packet, id);
                 bool selected = filter is null || filter.Matches(record.Data, record.LinkType);
-                var observation = Observation.From(in packet, record.Data, record.TimestampNs, id, packets, selected, (HopDirection)record.Direction);
+                var observation = Observation.From(in packet, record.Data, record.TimestampNs, id, packets, selected, record.Direction);
                 orderer.Add(in observation);
                 if (mayRetry && orderer.Overtaken > 0)
                 {

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using VethTrace.Flows;
+using VethTrace.Packets;
 
 namespace VethTrace.Tracing;
 
@@ -491,7 +492,7 @@ public sealed class Correlator
     {
         foreach (Observation sighting in sightings)
         {
-            if (sighting.Direction == HopDirection.Unknown)
+            if (sighting.Direction == PacketDirection.Unknown)
             {
                 continue;
             }
@@ -500,7 +501,7 @@ public sealed class Correlator
             {
                 continue;
             }
-            bool sent = sighting.Direction == HopDirection.Outbound;
+            bool sent = sighting.Direction == PacketDirection.Outbound;
             return role is InterfaceRole.Container or InterfaceRole.Egress ? sent : !sent;
         }
         return (int)_roleOf(sightings[0].Interface) <= (int)_roleOf(sightings[^1].Interface);

@@ -22,11 +22,11 @@ public readonly record struct Observation(
     ulong SegmentKey = 0,
     uint TcpSequence = 0,
     int TcpPayload = 0,
-    HopDirection Direction = HopDirection.Unknown)
+    PacketDirection Direction = PacketDirection.Unknown)
 {
     /// <summary>Builds an observation from a parsed packet (its innermost stack, as the fingerprint).</summary>
     public static Observation From(in ParsedPacket packet, ReadOnlySpan<byte> frame, long timestampNs, int interfaceId, long order, bool selected = true,
-        HopDirection direction = HopDirection.Unknown)
+        PacketDirection direction = PacketDirection.Unknown)
     {
         ref readonly PacketLayers layers = ref packet.Innermost;
         bool tcpData = layers.IsTcp && layers.PayloadLength > 0;
@@ -51,17 +51,6 @@ public readonly record struct Observation(
 
     /// <summary>The sequence range after the data: [TcpSequence, SequenceEnd), modulo 2^32.</summary>
     public uint SequenceEnd => TcpSequence + (uint)TcpPayload;
-}
-
-/// <summary>
-/// Which way a copy crossed its interface, when the capture says (pcapng <c>epb_flags</c>, or follow's inference from
-/// the Ethernet source): the same values as a pcapng EPB's direction bits.
-/// </summary>
-public enum HopDirection : byte
-{
-    Unknown = 0,
-    Inbound = 1,
-    Outbound = 2,
 }
 
 /// <summary>Where an interface sits on a Docker host's path, for ordering equal timestamps (DESIGN.md).</summary>

@@ -89,8 +89,8 @@ public sealed class CorrelatorTests
         // A macvlan reply: the parent (egress, 4) and the child (container, 0) share the receive stamp, and the child's
         // handle delivered first. The parent's copy was received (inbound), so the journey runs inwards.
         var correlator = new Correlator(new CorrelatorOptions(), Role);
-        correlator.Add(At(1_000, 0, 6, 0, Inside) with { Direction = HopDirection.Inbound });
-        correlator.Add(At(1_000, 4, 6, 1, Inside) with { Direction = HopDirection.Inbound });
+        correlator.Add(At(1_000, 0, 6, 0, Inside) with { Direction = PacketDirection.Inbound });
+        correlator.Add(At(1_000, 4, 6, 1, Inside) with { Direction = PacketDirection.Inbound });
         correlator.Complete();
 
         Assert.Equal([4, 0], Assert.Single(correlator.Report().Paths).Interfaces);
