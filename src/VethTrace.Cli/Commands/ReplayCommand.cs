@@ -67,7 +67,6 @@ public static class ReplayCommand
         }
 
         var interfaces = new InterfaceRegistry(settings.Egress);
-        var names = new InterfaceNames(settings.InterfaceMap);
         var correlator = new Correlator(new CorrelatorOptions { WindowNs = settings.WindowNs }, interfaces.RoleOf);
         // Files written from several handles (dumpcap -i A -i B, vethtrace record) are in arrival order, not time order.
         bool rereadable = Enumerable.Range(0, reader.FileCount).All(file => reader.File(file).IsSeekable);
@@ -75,11 +74,7 @@ public static class ReplayCommand
         {
             slackNs = TimeOrderer.DefaultSlackNs; // a pipe cannot be read twice: the full slack from the start
         }
-        var orderer = new TimeOrderer(correlator, slackNs);
         bool mayRetry = slackNs < TimeOrderer.DefaultSlackNs;
-        var tunnels = new TunnelTable();
-        long packets = 0;
-        long notIp = 0;
         using (reader)
         {
             // Name the declared interfaces in file order first, so names (and eth0#2 for a second eth0) do not
@@ -94,31 +89,28 @@ public static class ReplayCommand
                     }
                 }
             }
-            while (reader.TryReadNext(out CaptureRecord record, out int file))
+            // Two stages on two cores: another thread reads, parses and puts the observations in time order while this
+            // one matches them.
+            using var pipe = new BatchPipe<Observation>();
+            var reading = new Reading(reader, settings, filter, interfaces, new TimeOrderer(new PipeSink(pipe), slackNs), mayRetry, pipe);
+            var thread = new Thread(reading.Run) { IsBackground = true, Name = "replay reader" };
+            thread.Start();
+            var matching = new Matching(correlator);
+            try
             {
-                packets++;
-                PacketParser.Parse(record.Data, record.LinkType, settings.Parser, out ParsedPacket packet);
-                if (!packet.Innermost.Has(LayerSet.Network))
-                {
-                    // ARP and other link-local frames are not routed or NATed: nothing to trace.
-                    notIp++;
-                    continue;
-                }
-                CaptureInterface captured = reader.File(file).Interfaces[record.InterfaceId];
-                int id = interfaces.IdOf((file, record.InterfaceId, packet.Outer.LinkType == LinkType.LinuxSll2 ? packet.Outer.InterfaceIndex : 0),
-                    names.Name(captured, in packet));
-                tunnels.Add(in packet, id);
-                bool selected = filter is null || filter.Matches(record.Data, record.LinkType);
-                var observation = Observation.From(in packet, record.Data, record.TimestampNs, id, packets, selected, record.Direction);
-                orderer.Add(in observation);
-                if (mayRetry && orderer.Overtaken > 0)
-                {
-                    return false;
-                }
+                pipe.Consume(ref matching);
             }
-            orderer.Flush();
+            finally
+            {
+                pipe.Stop();
+                thread.Join();
+            }
+            if (reading.Overtaken)
+            {
+                return false;
+            }
             correlator.Complete();
-            CorrelationReport report = correlator.Report() with { Packets = packets, NotIp = notIp, Tunnels = tunnels.Report() };
+            CorrelationReport report = correlator.Report() with { Packets = reading.Packets, NotIp = reading.NotIp, Tunnels = reading.Tunnels.Report() };
             if (settings.OutputFormat == Format.Json)
             {
                 ReplayJson.Write(output, report, interfaces.Names);
@@ -132,13 +124,109 @@ public static class ReplayCommand
         }
     }
 
+    /// <summary>
+    /// The first stage, on its own thread: reads the files, parses each packet, names its interface, builds its
+    /// observation and puts it in time order into the pipe. With a short first-pass slack (<paramref name="mayRetry"/>)
+    /// it stops as soon as an observation comes later than the slack (<see cref="Overtaken"/>), for the caller to read
+    /// again.
+    /// </summary>
+    private sealed class Reading(MergedCaptureReader reader, Settings settings, PacketFilter? filter, InterfaceRegistry interfaces,
+        TimeOrderer orderer, bool mayRetry, BatchPipe<Observation> pipe)
+    {
+        private readonly InterfaceNames _names = new(settings.InterfaceMap);
+
+        public long Packets { get; private set; }
+
+        public long NotIp { get; private set; }
+
+        public bool Overtaken { get; private set; }
+
+        public TunnelTable Tunnels { get; } = new();
+
+        public void Run()
+        {
+            try
+            {
+                Read();
+                pipe.Complete();
+            }
+            catch (Exception e)
+            {
+                pipe.Complete(e);
+            }
+        }
+
+        private void Read()
+        {
+            long packets = 0;
+            while (!pipe.Stopped && reader.TryReadNext(out CaptureRecord record, out int file))
+            {
+                packets++;
+                PacketParser.Parse(record.Data, record.LinkType, settings.Parser, out ParsedPacket packet);
+                if (!packet.Innermost.Has(LayerSet.Network))
+                {
+                    // ARP and other link-local frames are not routed or NATed: nothing to trace.
+                    NotIp++;
+                    continue;
+                }
+                CaptureInterface captured = reader.File(file).Interfaces[record.InterfaceId];
+                int id = interfaces.IdOf((file, record.InterfaceId, packet.Outer.LinkType == LinkType.LinuxSll2 ? packet.Outer.InterfaceIndex : 0),
+                    _names.Name(captured, in packet));
+                Tunnels.Add(in packet, id);
+                bool selected = filter is null || filter.Matches(record.Data, record.LinkType);
+                var observation = Observation.From(in packet, record.Data, record.TimestampNs, id, packets, selected, record.Direction);
+                orderer.Add(in observation);
+                if (mayRetry && orderer.Overtaken > 0)
+                {
+                    Overtaken = true;
+                    return;
+                }
+            }
+            orderer.Flush();
+            Packets = packets;
+        }
+    }
+
+    /// <summary>The time orderer's output on the reading thread: into the pipe.</summary>
+    private sealed class PipeSink(BatchPipe<Observation> pipe) : IObservationSink
+    {
+        public void Add(in Observation observation) => pipe.Add(in observation);
+
+        public void Anticipate(ulong fingerprint)
+        {
+            // The correlator reads ahead on its own thread, where its cache is (Matching).
+        }
+    }
+
+    /// <summary>
+    /// The second stage: the correlator, fed a batch at a time in time order. It reads ahead for the observation
+    /// <see cref="Ahead"/> places on (<see cref="Correlator.Anticipate"/>), so the lookup finds its memory in cache.
+    /// </summary>
+    private readonly struct Matching(Correlator correlator) : IBatchConsumer<Observation>
+    {
+        private const int Ahead = 8;
+
+        public void Take(ReadOnlySpan<Observation> values)
+        {
+            for (int i = 0; i < values.Length; i++)
+            {
+                if (i + Ahead < values.Length)
+                {
+                    correlator.Anticipate(values[i + Ahead].Fingerprint);
+                }
+                correlator.Add(in values[i]);
+            }
+        }
+    }
+
     /// <summary>Interface names to dense ids, and each one's place on the path (DESIGN.md's topology).</summary>
     private sealed class InterfaceRegistry(string? egress)
     {
         private readonly Dictionary<(int File, int Interface, int Index), int> _ids = [];
         private readonly HashSet<string> _taken = [];
         private readonly List<string> _names = [];
-        private readonly List<InterfaceRole> _roles = [];
+        /// <summary>Replaced, never changed: the matching thread reads it while the reading thread adds interfaces.</summary>
+        private InterfaceRole[] _roles = [];
         /// <summary>The last key asked for and its id: packets come in runs from one interface, so most lookups end here.</summary>
         private ((int File, int Interface, int Index) Key, int Id) _last = ((-1, -1, -1), -1);
 
@@ -164,13 +252,14 @@ public static class ReplayCommand
                     shown = $"{name}#{n}";
                 }
                 _names.Add(shown);
-                _roles.Add(Classify(name));
+                InterfaceRole[] roles = [.. _roles, Classify(name)];
+                Volatile.Write(ref _roles, roles);
             }
             _last = (key, id);
             return id;
         }
 
-        public InterfaceRole RoleOf(int id) => _roles[id];
+        public InterfaceRole RoleOf(int id) => Volatile.Read(ref _roles)[id];
 
         private InterfaceRole Classify(string name) => InterfaceRoles.FromName(name, egress);
     }

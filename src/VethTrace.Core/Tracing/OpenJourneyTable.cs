@@ -15,6 +15,12 @@ internal sealed class OpenJourneyTable
 {
     private const long Unused = -1;
     private Slot[] _slots = NewSlots(1024);
+    /// <summary>
+    /// The table before the last rebuild, kept for the next one of the same size: a rebuild every few window's worth of
+    /// journeys that took a fresh array each time spent more in page faults (a fresh large array is new memory to the
+    /// kernel) than in the rebuild itself.
+    /// </summary>
+    private Slot[]? _spare;
     private int _used;
     private int _shift = 64 - 10;
     /// <summary>Where <see cref="Touch"/> puts what it read, so the load is not dropped as unused.</summary>
@@ -83,7 +89,16 @@ internal sealed class OpenJourneyTable
             }
         }
         int size = Math.Max(1024, (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)live * 4));
-        _slots = NewSlots(size);
+        if (_spare?.Length == size)
+        {
+            _slots = _spare;
+            _slots.AsSpan().Fill(new Slot { Journey = Unused });
+        }
+        else
+        {
+            _slots = NewSlots(size);
+        }
+        _spare = old;
         _shift = 64 - System.Numerics.BitOperations.Log2((uint)size);
         _used = 0;
         foreach (ref readonly Slot slot in old.AsSpan())

@@ -33,6 +33,17 @@ internal sealed class SequenceRing<T>
         return Tail++;
     }
 
+    /// <summary>Appends an entry to be written in place through the returned reference (no copy of a whole entry).</summary>
+    public ref T PushRef(out long sequence)
+    {
+        if (Tail - Head == _items.Length)
+        {
+            Grow();
+        }
+        sequence = Tail++;
+        return ref _items[sequence & (_items.Length - 1)];
+    }
+
     /// <summary>Forgets the entries before <paramref name="sequence"/> (at most <see cref="Tail"/>; never moves back).</summary>
     public void DropBefore(long sequence)
     {

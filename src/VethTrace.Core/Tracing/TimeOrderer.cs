@@ -15,7 +15,7 @@ namespace VethTrace.Tracing;
 /// the ones that arrive late go to a heap. The two are merged on release by the same key, so the correlator sees
 /// exactly the sequence a single heap would give (the keys are unique: <see cref="Observation.Order"/> is).
 /// </remarks>
-public sealed class TimeOrderer(Correlator correlator, long slackNs)
+public sealed class TimeOrderer(IObservationSink correlator, long slackNs)
 {
     private readonly SequenceRing<Observation> _inOrder = new();
     private readonly PriorityQueue<Observation, (long, long)> _late = new();
@@ -115,4 +115,17 @@ public sealed class TimeOrderer(Correlator correlator, long slackNs)
             _inOrder.DropBefore(_inOrder.Head + 1);
         }
     }
+}
+
+/// <summary>
+/// Where a <see cref="TimeOrderer"/> releases observations in time order: the <see cref="Correlator"/>, or a pipe to
+/// the thread that runs it.
+/// </summary>
+public interface IObservationSink
+{
+    /// <summary>The next observation in (timestamp, order) sequence.</summary>
+    void Add(in Observation observation);
+
+    /// <summary>An observation with this fingerprint will come soon: a chance to read ahead (or nothing).</summary>
+    void Anticipate(ulong fingerprint);
 }
