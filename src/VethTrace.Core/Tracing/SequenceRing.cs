@@ -7,10 +7,12 @@ namespace VethTrace.Tracing;
 /// packet touches a window later is next to the memory of the packets around it (prefetched), not a pooled object
 /// somewhere on the heap.
 /// </summary>
+/// <remarks>The entries live in a <see cref="LargeBuffer{T}"/> (huge pages where the kernel gives them).</remarks>
 internal sealed class SequenceRing<T>
-    where T : struct
+    where T : unmanaged
 {
-    private T[] _items = new T[256];
+    private LargeBuffer<T> _items = new(256);
+    private long _mask = 255;
 
     /// <summary>The oldest entry kept; entries before it may be overwritten.</summary>
     public long Head { get; private set; }
@@ -21,7 +23,7 @@ internal sealed class SequenceRing<T>
     public long Count => Tail - Head;
 
     /// <summary>The entry numbered <paramref name="sequence"/>, which must lie in [<see cref="Head"/>, <see cref="Tail"/>).</summary>
-    public ref T this[long sequence] => ref _items[sequence & (_items.Length - 1)];
+    public ref T this[long sequence] => ref _items[sequence & _mask];
 
     public long Push(in T item)
     {
@@ -29,7 +31,7 @@ internal sealed class SequenceRing<T>
         {
             Grow();
         }
-        _items[Tail & (_items.Length - 1)] = item;
+        _items[Tail & _mask] = item;
         return Tail++;
     }
 
@@ -41,7 +43,7 @@ internal sealed class SequenceRing<T>
             Grow();
         }
         sequence = Tail++;
-        return ref _items[sequence & (_items.Length - 1)];
+        return ref _items[sequence & _mask];
     }
 
     /// <summary>Forgets the entries before <paramref name="sequence"/> (at most <see cref="Tail"/>; never moves back).</summary>
@@ -55,11 +57,14 @@ internal sealed class SequenceRing<T>
 
     private void Grow()
     {
-        var bigger = new T[_items.Length * 2];
+        var bigger = new LargeBuffer<T>(_items.Length * 2);
+        long biggerMask = bigger.Length - 1;
         for (long sequence = Head; sequence < Tail; sequence++)
         {
-            bigger[sequence & (bigger.Length - 1)] = _items[sequence & (_items.Length - 1)];
+            bigger[sequence & biggerMask] = _items[sequence & _mask];
         }
+        _items.Dispose();
         _items = bigger;
+        _mask = biggerMask;
     }
 }
