@@ -6,7 +6,8 @@
 #      (editcap -t, mergecap -a, editcap -r; classic pcap), and one ten times longer for the memory bound;
 #   3. times each tool on LONG with hyperfine (warm-up run first, page cache hot), and measures peak RSS with
 #      /usr/bin/time on LONG and on the ten-times file;
-#   4. prints the ratios to tcpdump.
+#   4. prints the ratios to tcpdump, of wall time and of CPU time (user + system), and times tcpdump and vethtrace
+#      (AOT) once more, alternating run by run, for a ratio of medians that the machine's drift cannot bias.
 # Needs: the .NET SDK, clang and zlib1g-dev (Native AOT), tcpdump, tshark, wireshark-common (editcap, mergecap),
 # hyperfine: apt-get install tcpdump tshark wireshark-common hyperfine clang zlib1g-dev.
 # Usage: benchmarks/replay-compare.sh [PACKETS]   (VETHTRACE_COMPARE_RUNS=N hyperfine runs, default 5)
@@ -71,6 +72,28 @@ hyperfine --warmup 1 --runs "$runs" --export-json "$out/hyperfine.json" -N \
     -n "tshark -T fields" "tshark -r $long -T fields -e frame.time_epoch -e ip.src -e ip.dst -e ip.id" \
     --output=null
 
+echo "== paired: tcpdump and vethtrace (AOT) alternating, $((runs * 4)) rounds (drift in the machine's load hits both alike)"
+python3 - "$((runs * 4))" "$long" "$aot" <<'PY'
+import os, resource, statistics, subprocess, sys, time
+rounds, long, aot = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+commands = {"tcpdump": ["tcpdump", "-r", long, "-w", "/dev/null"], "vethtrace (AOT)": [aot, "replay", long]}
+wall = {name: [] for name in commands}
+cpu = {name: [] for name in commands}
+for _ in range(rounds):
+    for name, command in commands.items():
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        wall[name].append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu[name].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+base = statistics.median(wall["tcpdump"])
+base_cpu = statistics.median(cpu["tcpdump"])
+for name in commands:
+    w, c = statistics.median(wall[name]), statistics.median(cpu[name])
+    print(f"{name:<18} median {w:6.3f} s (min {min(wall[name]):.3f})  {w / base:5.2f}x tcpdump   CPU {c:6.3f} s {c / base_cpu:5.2f}x")
+PY
+
 echo "== peak memory (/usr/bin/time, max RSS)"
 rss() { /usr/bin/time -f "%e %M" "$@" >/dev/null 2>"$out/time.txt" || true; tail -1 "$out/time.txt"; }
 printf '%-18s %14s %14s\n' tool "$(basename "$long")" "$(basename "$longer")"
@@ -84,11 +107,13 @@ for name in tcpdump aot jit; do
         "$(awk '{print $2/1024}' <<<"$b")" "$(awk '{print $1}' <<<"$b")"
 done
 
-echo "== ratios to tcpdump (mean wall time, same run)"
+echo "== ratios to tcpdump (mean wall time, same run; CPU = user + system, mean: replay reads on one core and matches on the other)"
 python3 - "$out/hyperfine.json" <<'PY'
 import json, sys
 results = json.load(open(sys.argv[1]))["results"]
-base = next(r for r in results if r["command"] == "tcpdump")["mean"]
+base = next(r for r in results if r["command"] == "tcpdump")
 for r in results:
-    print(f'{r["command"]:<18} {r["mean"]:8.3f} s ± {r["stddev"]:.3f}   {r["mean"] / base:6.2f}× tcpdump')
+    cpu = r["user"] + r["system"]
+    print(f'{r["command"]:<18} {r["mean"]:8.3f} s ± {r["stddev"]:.3f}   {r["mean"] / base["mean"]:6.2f}× tcpdump'
+          f'   CPU {cpu:7.3f} s {cpu / (base["user"] + base["system"]):6.2f}×')
 PY
