@@ -71,7 +71,7 @@ public sealed class ParserPasses
             hash = PacketFields.From(in packet.Outer).Fold(hash);
             if (fingerprint)
             {
-                hash = PacketFields.Mix(hash, global::VethTrace.Flows.PacketFingerprint.Compute(in packet, frame));
+                hash += PacketFields.Hash(global::VethTrace.Flows.PacketFingerprint.Compute(in packet, frame));
             }
         }
         return hash;
