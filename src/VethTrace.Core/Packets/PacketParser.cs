@@ -67,6 +67,7 @@ public static class PacketParser
     /// <see cref="ParseOutcome.Complete"/>; for any other packet it returns false, and what it wrote is overwritten.
     /// Every read is at an offset below a length checked first, so it never reads past <paramref name="frame"/>.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static bool TryParseCommon(ReadOnlySpan<byte> frame, ParserOptions options, ref ParsedPacket packet)
     {
         int length = frame.Length;
@@ -97,6 +98,9 @@ public static class PacketParser
 
         ref PacketLayers layers = ref packet.Outer;
         layers = default;
+        // Built here and stored once: a read-modify-write of the field just zeroed by wide stores would wait for them
+        // (store-to-load forwarding from a vector store to a narrower load at another offset fails).
+        PacketFlags flags = 0;
         switch (protocol)
         {
             case 6: // TCP
@@ -124,7 +128,7 @@ public static class PacketParser
                 if (headerLength > TcpHeader.Field.FixedLength)
                 {
                     // The options are captured whole (checked above).
-                    ReadTcpOptions(frame.Slice(tcp, headerLength), headerLength, ref layers);
+                    flags = ReadTcpOptions(frame.Slice(tcp, headerLength), headerLength, ref layers);
                 }
                 SetPayload(ref layers, tcp + headerLength, segmentLength - headerLength, transportCaptured - headerLength);
                 break;
@@ -146,7 +150,7 @@ public static class PacketParser
                 layers.UdpLength = (ushort)udpLength;
                 if (udpLength != segmentLength)
                 {
-                    layers.Flags = PacketFlags.UdpLengthMismatch;
+                    flags = PacketFlags.UdpLengthMismatch;
                 }
                 SetPayload(ref layers, udp + UdpHeader.Field.HeaderLength, Math.Min(udpLength, segmentLength) - UdpHeader.Field.HeaderLength,
                     transportCaptured - UdpHeader.Field.HeaderLength);
@@ -189,7 +193,7 @@ public static class PacketParser
         layers.IpHeaderLength = Ipv4Header.Field.FixedLength;
         layers.IpTotalLength = totalLength;
         layers.TransportOffset = CommonTransportStart;
-        layers.Flags |= ((flagsAndOffset & 0x4000) != 0 ? PacketFlags.DontFragment : 0)
+        layers.Flags = flags | ((flagsAndOffset & 0x4000) != 0 ? PacketFlags.DontFragment : 0)
             | (totalLength > captured ? PacketFlags.IpLengthBeyondCapture : totalLength < captured ? PacketFlags.TrailingBytes : 0);
 
         packet.TunnelDepth = 0;
@@ -204,35 +208,35 @@ public static class PacketParser
 
     /// <summary>
     /// The TCP options of a header captured whole (<paramref name="header"/> is the header, <paramref name="headerLength"/>
-    /// bytes): NOP, NOP, Timestamps read directly, any other layout walked.
+    /// bytes): NOP, NOP, Timestamps read directly, any other layout walked. Returns the flags to add: the caller ORs
+    /// them into <see cref="PacketLayers.Flags"/> (the fast path keeps its flags in a register and stores them once).
     /// </summary>
-    private static void ReadTcpOptions(ReadOnlySpan<byte> header, int headerLength, ref PacketLayers layers)
+    private static PacketFlags ReadTcpOptions(ReadOnlySpan<byte> header, int headerLength, ref PacketLayers layers)
     {
         if (headerLength == TcpHeader.Field.FixedLength + TcpHeader.AlignedTimestampsLength
             && TcpHeader.TryReadAlignedTimestamps(header, out uint timestampValue, out uint timestampEcho))
         {
             // The options of nearly every segment of an established Linux connection (RFC 7323 appendix A layout):
             // read directly, the same values the walk below finds, without walking.
-            layers.Flags |= PacketFlags.TcpTimestamps;
             layers.TcpTsVal = timestampValue;
             layers.TcpTsEcr = timestampEcho;
+            return PacketFlags.TcpTimestamps;
         }
-        else
+        TcpHeader.TryCreate(header, out var tcp);
+        var options = tcp.ReadOptions();
+        layers.TcpMss = options.MaximumSegmentSize;
+        PacketFlags flags = 0;
+        if (options.HasTimestamps)
         {
-            TcpHeader.TryCreate(header, out var tcp);
-            var options = tcp.ReadOptions();
-            layers.TcpMss = options.MaximumSegmentSize;
-            if (options.HasTimestamps)
-            {
-                layers.Flags |= PacketFlags.TcpTimestamps;
-                layers.TcpTsVal = options.TimestampValue;
-                layers.TcpTsEcr = options.TimestampEcho;
-            }
-            if (options.Malformed)
-            {
-                layers.Flags |= PacketFlags.TcpOptionsMalformed;
-            }
+            flags |= PacketFlags.TcpTimestamps;
+            layers.TcpTsVal = options.TimestampValue;
+            layers.TcpTsEcr = options.TimestampEcho;
         }
+        if (options.Malformed)
+        {
+            flags |= PacketFlags.TcpOptionsMalformed;
+        }
+        return flags;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -597,7 +601,7 @@ public static class PacketParser
         }
         if (headerLength > TcpHeader.Field.FixedLength)
         {
-            ReadTcpOptions(data[..headerLength], headerLength, ref layers);
+            layers.Flags |= ReadTcpOptions(data[..headerLength], headerLength, ref layers);
         }
         SetPayload(ref layers, transportStart + headerLength, segmentLength - headerLength, data.Length - headerLength);
     }
@@ -697,9 +701,10 @@ public static class PacketParser
 
     private static void SetPayload(ref PacketLayers layers, int offset, int declaredLength, int capturedLength)
     {
+        int payloadLength = Math.Max(declaredLength, 0);
         layers.PayloadOffset = offset;
-        layers.PayloadLength = Math.Max(declaredLength, 0);
-        layers.CapturedPayloadLength = Math.Clamp(capturedLength, 0, layers.PayloadLength);
+        layers.PayloadLength = payloadLength;
+        layers.CapturedPayloadLength = Math.Clamp(capturedLength, 0, payloadLength);
     }
 
     /// <summary>
