@@ -67,7 +67,6 @@ public static class PacketParser
     /// <see cref="ParseOutcome.Complete"/>; for any other packet it returns false, and what it wrote is overwritten.
     /// Every read is at an offset below a length checked first, so it never reads past <paramref name="frame"/>.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static bool TryParseCommon(ReadOnlySpan<byte> frame, ParserOptions options, ref ParsedPacket packet)
     {
         int length = frame.Length;

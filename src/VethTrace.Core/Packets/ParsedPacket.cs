@@ -177,7 +177,12 @@ public struct ParsedPacket
     /// <summary>The stack the capture saw on the wire.</summary>
     public PacketLayers Outer;
 
-    /// <summary>The innermost stack inside VXLAN; only meaningful when <see cref="TunnelDepth"/> is above 0.</summary>
+    /// <summary>
+    /// The innermost stack inside VXLAN; only meaningful when <see cref="TunnelDepth"/> is above 0. When it is 0,
+    /// <see cref="PacketParser.Parse(ReadOnlySpan{byte}, LinkType, out ParsedPacket)"/> does not write this field (it is not
+    /// zeroed, to save the stores), so it holds whatever the variable held before: read it only through
+    /// <see cref="Innermost"/> or after checking <see cref="TunnelDepth"/>.
+    /// </summary>
     public PacketLayers Inner;
 
     /// <summary>How many VXLAN headers were decapsulated.</summary>
