@@ -51,22 +51,37 @@ public readonly record struct PacketFields(
             transport == TransportKind.None ? 0 : layers.PayloadLength);
     }
 
-    /// <summary>Folds every field into <paramref name="hash"/>: cheap, order-sensitive, and impossible for the JIT to drop.</summary>
+    /// <summary>
+    /// Adds this packet's <see cref="Hash"/> to <paramref name="hash"/>. The running value sees one add per packet, so
+    /// the checksum is not a serial chain across packets: each packet's multiplies are independent of the previous
+    /// packet's and the CPU overlaps them. (A chain of eight dependent multiplies per packet, ~32 cycles, would
+    /// cost ~10 ns a packet by itself and cap any parser's measured speed.) The sum does not depend on packet
+    /// order; equal checksums still mean both parsers read equal fields, packet for packet, up to a collision.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public ulong Fold(ulong hash)
+    public ulong Fold(ulong hash) => hash + Hash();
+
+    /// <summary>
+    /// One packet's fields hashed on their own, NH-style: the eight 64-bit words in pairs, each word plus its own odd
+    /// key, the two of a pair multiplied together (four multiplies, independent of each other), summed, then one
+    /// final mix. Cheap, field-position-sensitive, and impossible for the JIT to drop.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ulong Hash()
     {
-        hash = Mix(hash, (ulong)IpVersion << 56 | (ulong)Protocol << 48 | (ulong)Ttl << 40 | (ulong)Transport << 32 | IpId);
-        hash = Mix(hash, (ulong)Source);
-        hash = Mix(hash, (ulong)(Source >> 64));
-        hash = Mix(hash, (ulong)Destination);
-        hash = Mix(hash, (ulong)(Destination >> 64));
-        hash = Mix(hash, (ulong)SourcePort << 48 | (ulong)DestinationPort << 32 | (ulong)TcpFlags << 16);
-        hash = Mix(hash, (ulong)Sequence << 32 | Acknowledgment);
-        return Mix(hash, (uint)PayloadLength);
+        ulong header = (ulong)IpVersion << 56 | (ulong)Protocol << 48 | (ulong)Ttl << 40 | (ulong)Transport << 32 | IpId;
+        ulong ports = (ulong)SourcePort << 48 | (ulong)DestinationPort << 32 | (ulong)TcpFlags << 16;
+        ulong sequence = (ulong)Sequence << 32 | Acknowledgment;
+        ulong sum = (header + 0x9E37_79B9_7F4A_7C15UL) * ((ulong)Source + 0xC2B2_AE3D_27D4_EB4FUL)
+            + ((ulong)(Source >> 64) + 0x1656_67B1_9E37_79F9UL) * ((ulong)Destination + 0x85EB_CA77_C2B2_AE63UL)
+            + ((ulong)(Destination >> 64) + 0x27D4_EB2F_1656_67C5UL) * (ports + 0xFF51_AFD7_ED55_8CCDUL)
+            + (sequence + 0xC4CE_B9FE_1A85_EC53UL) * ((uint)PayloadLength + 0x9FB2_1C65_1E98_DF25UL);
+        return Hash(sum);
     }
 
+    /// <summary>A value hashed on its own, for <see cref="Fold"/>-style adding into a running checksum.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static ulong Mix(ulong hash, ulong value) => (hash ^ value) * 0x9E37_79B9_7F4A_7C15UL;
+    public static ulong Hash(ulong value) => (value ^ (value >> 31)) * 0x94D0_49BB_1331_11EBUL;
 }
 
 /// <summary>Which transport header was read.</summary>

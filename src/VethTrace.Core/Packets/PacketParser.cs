@@ -1,4 +1,6 @@
+using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using VethTrace.Packets.Headers;
 
 namespace VethTrace.Packets;
@@ -16,7 +18,27 @@ public static class PacketParser
 
     public static ParseOutcome Parse(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, out ParsedPacket packet)
     {
-        packet = default;
+        // Every field Parse sets is written below (Inner only when a tunnel is found: it is only meaningful when
+        // TunnelDepth > 0), so the ~400-byte result is not zeroed first.
+        Unsafe.SkipInit(out packet);
+        if (linkType.Value == 1 && TryParseCommon(frame, options, ref packet))
+        {
+            return ParseOutcome.Complete;
+        }
+        return ParseGeneral(frame, linkType, options, ref packet);
+    }
+
+    /// <summary>
+    /// The general parser, every link type and every shape. <see cref="Parse(ReadOnlySpan{byte}, LinkType, ParserOptions, out ParsedPacket)"/>
+    /// tries <see cref="TryParseCommon"/> first; tests compare the two.
+    /// </summary>
+    internal static ParseOutcome ParseGeneral(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, ref ParsedPacket packet)
+    {
+        packet.Outer = default;
+        packet.TunnelDepth = 0;
+        packet.Vni = 0;
+        packet.Required = 0;
+        packet.Available = 0;
         packet.CapturedLength = frame.Length;
         int innerOffset = ParseStack(frame, 0, linkType, options, ref packet.Outer, ref packet);
         while (innerOffset >= 0)
@@ -33,6 +55,196 @@ public static class PacketParser
         }
         return packet.Outcome;
     }
+
+    /// <summary>Ethernet (14 bytes) + IPv4 without options (20 bytes).</summary>
+    private const int CommonTransportStart = EthernetHeader.Field.HeaderLength + Ipv4Header.Field.FixedLength;
+
+    /// <summary>
+    /// The shape nearly every captured packet has, read with fewer branches and one bounds check: Ethernet without a
+    /// VLAN tag, IPv4 with a 20-byte header that is not a fragment and declares at least its header, then TCP (header
+    /// captured whole), UDP (not to the VXLAN port) or ICMP, with the transport header inside both the captured bytes
+    /// and the IP length. It fills exactly the fields <see cref="ParseGeneral"/> fills for such a packet, which is
+    /// <see cref="ParseOutcome.Complete"/>; for any other packet it returns false, and what it wrote is overwritten.
+    /// Every read is at an offset below a length checked first, so it never reads past <paramref name="frame"/>.
+    /// </summary>
+    internal static bool TryParseCommon(ReadOnlySpan<byte> frame, ParserOptions options, ref ParsedPacket packet)
+    {
+        int length = frame.Length;
+        // The smallest frame taken: ICMP or UDP's 8-byte header after IPv4.
+        if (length < CommonTransportStart + UdpHeader.Field.HeaderLength)
+        {
+            return false;
+        }
+        ref byte start = ref MemoryMarshal.GetReference(frame);
+        // EtherType 0x0800 and version 4, IHL 5, read as one big-endian 0x0800_45xx.
+        if ((ReadBigEndian32(ref start, EthernetHeader.Field.EtherType) & 0xFFFF_FF00) != 0x0800_4500)
+        {
+            return false;
+        }
+        const int ip = EthernetHeader.Field.HeaderLength;
+        uint flagsAndOffset = ReadBigEndian16(ref start, ip + Ipv4Header.Field.FlagsAndFragmentOffset);
+        int totalLength = ReadBigEndian16(ref start, ip + Ipv4Header.Field.TotalLength);
+        // Not a fragment (MF clear, offset 0), and a length of at least the header (zero is big TCP: the general path).
+        if ((flagsAndOffset & 0x3FFF) != 0 || totalLength < Ipv4Header.Field.FixedLength)
+        {
+            return false;
+        }
+        int captured = length - ip;
+        int transportEnd = Math.Min(totalLength, captured);
+        int transportCaptured = transportEnd - Ipv4Header.Field.FixedLength;
+        int segmentLength = totalLength - Ipv4Header.Field.FixedLength;
+        byte protocol = Unsafe.Add(ref start, ip + Ipv4Header.Field.Protocol);
+
+        ref PacketLayers layers = ref packet.Outer;
+        layers = default;
+        // Built here and stored once: a read-modify-write of the field just zeroed by wide stores would wait for them
+        // (store-to-load forwarding from a vector store to a narrower load at another offset fails).
+        PacketFlags flags = 0;
+        switch (protocol)
+        {
+            case 6: // TCP
+            {
+                if (transportCaptured < TcpHeader.Field.FixedLength)
+                {
+                    return false;
+                }
+                const int tcp = CommonTransportStart;
+                uint offsetAndFlags = ReadBigEndian16(ref start, tcp + TcpHeader.Field.DataOffsetAndFlags);
+                int headerLength = (int)(offsetAndFlags >> 12) * 4;
+                // Data offset below 5 words (malformed), past the segment (malformed) or past the capture (truncated).
+                if (headerLength < TcpHeader.Field.FixedLength || headerLength > segmentLength || headerLength > transportCaptured)
+                {
+                    return false;
+                }
+                layers.SourcePort = ReadBigEndian16(ref start, tcp + TcpHeader.Field.SourcePort);
+                layers.DestinationPort = ReadBigEndian16(ref start, tcp + TcpHeader.Field.DestinationPort);
+                layers.TcpSequence = ReadBigEndian32(ref start, tcp + TcpHeader.Field.Sequence);
+                layers.TcpAcknowledgment = ReadBigEndian32(ref start, tcp + TcpHeader.Field.Acknowledgment);
+                layers.TcpFlags = (TcpFlags)(offsetAndFlags & 0x01FF);
+                layers.TcpWindow = ReadBigEndian16(ref start, tcp + TcpHeader.Field.Window);
+                layers.TcpHeaderLength = (byte)headerLength;
+                layers.TcpOptionsLength = (byte)(headerLength - TcpHeader.Field.FixedLength);
+                if (headerLength > TcpHeader.Field.FixedLength)
+                {
+                    // The options are captured whole (checked above).
+                    flags = ReadTcpOptions(frame.Slice(tcp, headerLength), headerLength, ref layers);
+                }
+                SetPayload(ref layers, tcp + headerLength, segmentLength - headerLength, transportCaptured - headerLength);
+                break;
+            }
+            case 17: // UDP
+            {
+                const int udp = CommonTransportStart;
+                ushort destinationPort = ReadBigEndian16(ref start, udp + UdpHeader.Field.DestinationPort);
+                int udpLength = ReadBigEndian16(ref start, udp + UdpHeader.Field.Length);
+                // Captured and declared header (the length check above covers the captured frame, not the IP length);
+                // a UDP length below the header is malformed; the VXLAN port may carry a tunnel.
+                if (transportCaptured < UdpHeader.Field.HeaderLength || udpLength < UdpHeader.Field.HeaderLength
+                    || (destinationPort == options.VxlanPort && options.VxlanPort != 0))
+                {
+                    return false;
+                }
+                layers.SourcePort = ReadBigEndian16(ref start, udp + UdpHeader.Field.SourcePort);
+                layers.DestinationPort = destinationPort;
+                layers.UdpLength = (ushort)udpLength;
+                if (udpLength != segmentLength)
+                {
+                    flags = PacketFlags.UdpLengthMismatch;
+                }
+                SetPayload(ref layers, udp + UdpHeader.Field.HeaderLength, Math.Min(udpLength, segmentLength) - UdpHeader.Field.HeaderLength,
+                    transportCaptured - UdpHeader.Field.HeaderLength);
+                break;
+            }
+            case 1: // ICMP
+            {
+                if (transportCaptured < IcmpHeader.Field.HeaderLength || segmentLength < IcmpHeader.Field.HeaderLength)
+                {
+                    return false;
+                }
+                const int icmp = CommonTransportStart;
+                byte type = Unsafe.Add(ref start, icmp + IcmpHeader.Field.Type);
+                layers.IcmpType = type;
+                layers.IcmpCode = Unsafe.Add(ref start, icmp + IcmpHeader.Field.Code);
+                if (IcmpHeader.HasIdentifier(v6: false, type))
+                {
+                    layers.IcmpIdentifier = ReadBigEndian16(ref start, icmp + IcmpHeader.Field.Identifier);
+                    layers.IcmpSequence = ReadBigEndian16(ref start, icmp + IcmpHeader.Field.Sequence);
+                }
+                SetPayload(ref layers, icmp + IcmpHeader.Field.HeaderLength, segmentLength - IcmpHeader.Field.HeaderLength,
+                    transportCaptured - IcmpHeader.Field.HeaderLength);
+                break;
+            }
+            default:
+                return false;
+        }
+
+        layers.Layers = LayerSet.Link | LayerSet.Network | LayerSet.Transport;
+        layers.LinkType = LinkType.Ethernet;
+        layers.EtherType = EtherType.Ipv4;
+        layers.NetworkOffset = ip;
+        layers.IpVersion = 4;
+        layers.Source = IpAddress.FromV4(ReadBigEndian32(ref start, ip + Ipv4Header.Field.Source));
+        layers.Destination = IpAddress.FromV4(ReadBigEndian32(ref start, ip + Ipv4Header.Field.Destination));
+        layers.Protocol = new IpProtocol(protocol);
+        layers.IpId = ReadBigEndian16(ref start, ip + Ipv4Header.Field.Identification);
+        layers.Ttl = Unsafe.Add(ref start, ip + Ipv4Header.Field.Ttl);
+        layers.TrafficClass = Unsafe.Add(ref start, ip + Ipv4Header.Field.Tos);
+        layers.IpHeaderLength = Ipv4Header.Field.FixedLength;
+        layers.IpTotalLength = totalLength;
+        layers.TransportOffset = CommonTransportStart;
+        layers.Flags = flags | ((flagsAndOffset & 0x4000) != 0 ? PacketFlags.DontFragment : 0)
+            | (totalLength > captured ? PacketFlags.IpLengthBeyondCapture : totalLength < captured ? PacketFlags.TrailingBytes : 0);
+
+        packet.TunnelDepth = 0;
+        packet.Vni = 0;
+        packet.CapturedLength = length;
+        packet.StoppedAt = ParseLayer.Payload;
+        packet.Outcome = ParseOutcome.Complete;
+        packet.Required = 0;
+        packet.Available = 0;
+        return true;
+    }
+
+    /// <summary>
+    /// The TCP options of a header captured whole (<paramref name="header"/> is the header, <paramref name="headerLength"/>
+    /// bytes): NOP, NOP, Timestamps read directly, any other layout walked. Returns the flags to add: the caller ORs
+    /// them into <see cref="PacketLayers.Flags"/> (the fast path keeps its flags in a register and stores them once).
+    /// </summary>
+    private static PacketFlags ReadTcpOptions(ReadOnlySpan<byte> header, int headerLength, ref PacketLayers layers)
+    {
+        if (headerLength == TcpHeader.Field.FixedLength + TcpHeader.AlignedTimestampsLength
+            && TcpHeader.TryReadAlignedTimestamps(header, out uint timestampValue, out uint timestampEcho))
+        {
+            // The options of nearly every segment of an established Linux connection (RFC 7323 appendix A layout):
+            // read directly, the same values the walk below finds, without walking.
+            layers.TcpTsVal = timestampValue;
+            layers.TcpTsEcr = timestampEcho;
+            return PacketFlags.TcpTimestamps;
+        }
+        TcpHeader.TryCreate(header, out var tcp);
+        var options = tcp.ReadOptions();
+        layers.TcpMss = options.MaximumSegmentSize;
+        PacketFlags flags = 0;
+        if (options.HasTimestamps)
+        {
+            flags |= PacketFlags.TcpTimestamps;
+            layers.TcpTsVal = options.TimestampValue;
+            layers.TcpTsEcr = options.TimestampEcho;
+        }
+        if (options.Malformed)
+        {
+            flags |= PacketFlags.TcpOptionsMalformed;
+        }
+        return flags;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ushort ReadBigEndian16(ref byte start, int offset) =>
+        BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref start, offset)));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint ReadBigEndian32(ref byte start, int offset) =>
+        BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref start, offset)));
 
     /// <summary>
     /// Whether <see cref="Parse(ReadOnlySpan{byte}, LinkType, ParserOptions, out ParsedPacket)"/> decodes this link type
@@ -386,29 +598,9 @@ public static class PacketParser
             Truncated(ref packet, ParseLayer.Transport, headerLength, data.Length);
             return;
         }
-        if (headerLength == TcpHeader.Field.FixedLength + TcpHeader.AlignedTimestampsLength
-            && TcpHeader.TryReadAlignedTimestamps(data, out uint timestampValue, out uint timestampEcho))
+        if (headerLength > TcpHeader.Field.FixedLength)
         {
-            // The options of nearly every segment of an established Linux connection (RFC 7323 appendix A layout):
-            // read directly, the same values the walk below finds, without walking.
-            layers.Flags |= PacketFlags.TcpTimestamps;
-            layers.TcpTsVal = timestampValue;
-            layers.TcpTsEcr = timestampEcho;
-        }
-        else if (headerLength > TcpHeader.Field.FixedLength)
-        {
-            var options = tcp.ReadOptions();
-            layers.TcpMss = options.MaximumSegmentSize;
-            if (options.HasTimestamps)
-            {
-                layers.Flags |= PacketFlags.TcpTimestamps;
-                layers.TcpTsVal = options.TimestampValue;
-                layers.TcpTsEcr = options.TimestampEcho;
-            }
-            if (options.Malformed)
-            {
-                layers.Flags |= PacketFlags.TcpOptionsMalformed;
-            }
+            layers.Flags |= ReadTcpOptions(data[..headerLength], headerLength, ref layers);
         }
         SetPayload(ref layers, transportStart + headerLength, segmentLength - headerLength, data.Length - headerLength);
     }
@@ -508,9 +700,10 @@ public static class PacketParser
 
     private static void SetPayload(ref PacketLayers layers, int offset, int declaredLength, int capturedLength)
     {
+        int payloadLength = Math.Max(declaredLength, 0);
         layers.PayloadOffset = offset;
-        layers.PayloadLength = Math.Max(declaredLength, 0);
-        layers.CapturedPayloadLength = Math.Clamp(capturedLength, 0, layers.PayloadLength);
+        layers.PayloadLength = payloadLength;
+        layers.CapturedPayloadLength = Math.Clamp(capturedLength, 0, payloadLength);
     }
 
     /// <summary>

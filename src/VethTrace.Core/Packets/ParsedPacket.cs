@@ -1,4 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
 using VethTrace.Packets.Headers;
 
 namespace VethTrace.Packets;
@@ -147,9 +148,19 @@ public struct PacketLayers
 
     public readonly bool Has(LayerSet layer) => (Layers & layer) == layer;
 
-    public readonly bool IsTcp => Protocol == IpProtocol.Tcp && Has(LayerSet.Transport);
+    // Compared by value and inlined: the record struct's == goes through the generated Equals, which the JIT did not
+    // inline into large callers (the bench loop called get_IsTcp per packet).
+    public readonly bool IsTcp
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Protocol.Value == IpProtocol.Tcp.Value && (Layers & LayerSet.Transport) != 0;
+    }
 
-    public readonly bool IsUdp => Protocol == IpProtocol.Udp && Has(LayerSet.Transport);
+    public readonly bool IsUdp
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Protocol.Value == IpProtocol.Udp.Value && (Layers & LayerSet.Transport) != 0;
+    }
 
     public readonly bool IsIcmp => (Protocol == IpProtocol.Icmp || Protocol == IpProtocol.IcmpV6) && Has(LayerSet.Transport);
 
@@ -166,7 +177,12 @@ public struct ParsedPacket
     /// <summary>The stack the capture saw on the wire.</summary>
     public PacketLayers Outer;
 
-    /// <summary>The innermost stack inside VXLAN; only meaningful when <see cref="TunnelDepth"/> is above 0.</summary>
+    /// <summary>
+    /// The innermost stack inside VXLAN; only meaningful when <see cref="TunnelDepth"/> is above 0. When it is 0,
+    /// <see cref="PacketParser.Parse(ReadOnlySpan{byte}, LinkType, out ParsedPacket)"/> does not write this field (it is not
+    /// zeroed, to save the stores), so it holds whatever the variable held before: read it only through
+    /// <see cref="Innermost"/> or after checking <see cref="TunnelDepth"/>.
+    /// </summary>
     public PacketLayers Inner;
 
     /// <summary>How many VXLAN headers were decapsulated.</summary>

@@ -1,0 +1,104 @@
+using System.Reflection;
+using System.Runtime.InteropServices;
+using VethTrace.Packets;
+using VethTrace.Tests.Captures;
+
+namespace VethTrace.Tests.Parser;
+
+/// <summary>
+/// <see cref="PacketParser.Parse(ReadOnlySpan{byte}, LinkType, ParserOptions, out ParsedPacket)"/> reads the common
+/// Ethernet/IPv4/TCP|UDP|ICMP shape on a fast path and everything else on the general one. For every frame here the
+/// result must equal the general parser's, field for field, whichever path ran; and the result must not depend on what
+/// the caller's variable held before (Parse does not zero it first).
+/// </summary>
+public class CommonShapeTests
+{
+    private const int MutationsPerFrame = 2_000;
+
+    private static readonly FieldInfo[] s_layerFields = typeof(PacketLayers).GetFields(BindingFlags.Public | BindingFlags.Instance);
+    private static readonly FieldInfo[] s_packetFields = typeof(ParsedPacket).GetFields(BindingFlags.Public | BindingFlags.Instance)
+        .Where(f => f.FieldType != typeof(PacketLayers)).ToArray();
+
+    [Fact]
+    public void SamplesEveryPrefixAndMutation_SameAsGeneralParser()
+    {
+        int fast = 0;
+        var random = new Random(0x5A3E);
+        var tight = new ParserOptions { MaxVlanTags = 1, MaxExtensionHeaders = 2, MaxTunnelDepth = 1 };
+        var noVxlan = new ParserOptions { VxlanPort = 0 };
+        foreach (SamplePacket sample in SamplePackets.All)
+        {
+            byte[] frame = sample.Frame;
+            for (int length = 0; length <= frame.Length; length++)
+            {
+                fast += Check(frame.AsSpan(0, length), sample.LinkType, ParserOptions.Default, $"{sample.Name}, prefix {length}");
+                fast += Check(frame.AsSpan(0, length), sample.LinkType, noVxlan, $"{sample.Name}, prefix {length}, no VXLAN port");
+            }
+            byte[] mutated = new byte[frame.Length];
+            for (int i = 0; i < MutationsPerFrame; i++)
+            {
+                frame.CopyTo(mutated, 0);
+                int flips = 1 + random.Next(4);
+                for (int f = 0; f < flips; f++)
+                {
+                    int position = random.Next(Math.Min(mutated.Length, 70));
+                    mutated[position] ^= (byte)(1 << random.Next(8));
+                }
+                int length = random.Next(3) == 0 ? random.Next(mutated.Length + 1) : mutated.Length;
+                fast += Check(mutated.AsSpan(0, length), sample.LinkType, i % 3 == 0 ? tight : ParserOptions.Default, $"{sample.Name}, mutation {i}");
+            }
+        }
+        Assert.True(fast > 2_000, $"the fast path ran on only {fast} frames");
+    }
+
+    [Theory]
+    [MemberData(nameof(CaptureCorpus.FileNames), MemberType = typeof(CaptureCorpus))]
+    public void CorpusPackets_SameAsGeneralParser(string capture)
+    {
+        foreach (CorpusPacket packet in CaptureCorpus.Read(capture, limit: 20_000))
+        {
+            Check(packet.Data, packet.LinkType, ParserOptions.Default, $"{capture} #{packet.FrameNumber}");
+        }
+    }
+
+    /// <summary>Compares Parse (over a variable full of garbage) with the general parser (over a zeroed one); 1 when the fast path took the frame.</summary>
+    private static int Check(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, string what)
+    {
+        ParsedPacket expected = default;
+        ParseOutcome expectedOutcome = PacketParser.ParseGeneral(frame, linkType, options, ref expected);
+
+        ParsedPacket actual = default;
+        MemoryMarshal.AsBytes(MemoryMarshal.CreateSpan(ref actual, 1)).Fill(0xA5);
+        ParseOutcome outcome = PacketParser.Parse(frame, linkType, options, out actual);
+
+        Assert.True(outcome == expectedOutcome, $"{what}: Parse returned {outcome}, the general parser {expectedOutcome}");
+        foreach (FieldInfo field in s_packetFields)
+        {
+            AssertField(field, field.GetValue(expected), field.GetValue(actual), what);
+        }
+        AssertLayers(expected.Outer, actual.Outer, what + ", Outer");
+        if (expected.TunnelDepth > 0)
+        {
+            AssertLayers(expected.Inner, actual.Inner, what + ", Inner");
+        }
+
+        ParsedPacket common = default;
+        bool taken = linkType == LinkType.Ethernet && PacketParser.TryParseCommon(frame, options, ref common);
+        if (taken)
+        {
+            Assert.True(expectedOutcome == ParseOutcome.Complete && expected.TunnelDepth == 0, $"{what}: the fast path took a frame the general parser ends {expectedOutcome}");
+        }
+        return taken ? 1 : 0;
+    }
+
+    private static void AssertLayers(PacketLayers expected, PacketLayers actual, string what)
+    {
+        foreach (FieldInfo field in s_layerFields)
+        {
+            AssertField(field, field.GetValue(expected), field.GetValue(actual), what);
+        }
+    }
+
+    private static void AssertField(FieldInfo field, object? expected, object? actual, string what) =>
+        Assert.True(Equals(expected, actual), $"{what}: {field.Name} is {actual}, the general parser says {expected}");
+}
