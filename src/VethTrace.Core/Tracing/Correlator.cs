@@ -68,6 +68,12 @@ public sealed class Correlator : IObservationSink
 
     public int OpenJourneys => _openCount;
 
+    /// <summary>
+    /// The memory its rings and open-journey table hold outside the GC heap (<see cref="LargeBuffer{T}"/>): a memory
+    /// benchmark adds it to what the GC counts.
+    /// </summary>
+    public long NativeBytes => _open.Bytes + _journeys.Bytes + _observations.Bytes + _segmentEntries.Bytes;
+
     /// <summary>Journeys dropped because a filter selected none of their copies.</summary>
     public long Unselected { get; private set; }
 

@@ -16,6 +16,7 @@ internal sealed unsafe class LargeBuffer<T> : IDisposable
 {
     private void* _base;
     private nuint _mappedBytes;
+    private nuint _usableBytes;
     private readonly T* _items;
 
     /// <summary>
@@ -27,7 +28,8 @@ internal sealed unsafe class LargeBuffer<T> : IDisposable
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(minimumLength, 1);
         int length = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)minimumLength);
-        _base = LargeMemory.Allocate((nuint)length * (nuint)sizeof(T), out _mappedBytes, out void* items, out nuint usable);
+        _base = LargeMemory.Allocate((nuint)length * (nuint)sizeof(T), out _mappedBytes, out void* items, out _usableBytes);
+        nuint usable = _usableBytes;
         Length = (int)Math.Min(int.MaxValue / 2 + 1, System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)(usable / (nuint)sizeof(T)) + 1) / 2);
         _items = (T*)items;
     }
@@ -36,6 +38,9 @@ internal sealed unsafe class LargeBuffer<T> : IDisposable
     public Span<T> Span => new(_items, Length);
 
     public int Length { get; }
+
+    /// <summary>The bytes this buffer holds outside the GC heap.</summary>
+    public long Bytes => (long)_usableBytes;
 
     /// <summary>Where the entries start (for tests: which mapping they are in).</summary>
     public nuint Address => (nuint)_items;
@@ -55,7 +60,7 @@ internal sealed unsafe class LargeBuffer<T> : IDisposable
     {
         if (_base is not null)
         {
-            LargeMemory.Free(_base, _mappedBytes);
+            LargeMemory.Free(_base, _mappedBytes, _usableBytes);
             _base = null;
         }
     }
@@ -66,6 +71,14 @@ internal static unsafe class LargeMemory
 {
     private const nuint HugePage = 2 << 20;
 
+    private static long s_allocated;
+
+    /// <summary>
+    /// Bytes currently held by every <see cref="LargeBuffer{T}"/> in the process (what they can use, not the address
+    /// space mapped for alignment). The GC does not see this memory: a benchmark of memory per journey adds it.
+    /// </summary>
+    public static long AllocatedBytes => Volatile.Read(ref s_allocated);
+
     /// <summary>From this size on, memory comes in whole huge pages; below it a huge page would be mostly unused.</summary>
     private const nuint HugePageThreshold = 256 << 10;
 
@@ -75,6 +88,13 @@ internal static unsafe class LargeMemory
     /// <paramref name="mappedBytes"/> (0 when it is not a mapping).
     /// </summary>
     public static void* Allocate(nuint bytes, out nuint mappedBytes, out void* items, out nuint usable)
+    {
+        void* address = Map(bytes, out mappedBytes, out items, out usable);
+        Interlocked.Add(ref s_allocated, (long)usable);
+        return address;
+    }
+
+    private static void* Map(nuint bytes, out nuint mappedBytes, out void* items, out nuint usable)
     {
         if (OperatingSystem.IsLinux() && bytes >= HugePageThreshold)
         {
@@ -96,8 +116,9 @@ internal static unsafe class LargeMemory
         return items;
     }
 
-    public static void Free(void* address, nuint mappedBytes)
+    public static void Free(void* address, nuint mappedBytes, nuint usable)
     {
+        Interlocked.Add(ref s_allocated, -(long)usable);
         if (mappedBytes > 0)
         {
             _ = Munmap(address, mappedBytes);

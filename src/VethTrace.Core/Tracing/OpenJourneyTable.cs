@@ -29,6 +29,9 @@ internal sealed class OpenJourneyTable
     private LargeBuffer<Slot>? _spare;
     private int _used;
 
+    /// <summary>The bytes of the table and its spare (outside the GC heap).</summary>
+    public long Bytes => _slots.Bytes + (_spare?.Bytes ?? 0);
+
     public OpenJourneyTable() => _shift = 64 - System.Numerics.BitOperations.Log2((uint)_slots.Length);
 
     /// <summary>

@@ -22,6 +22,9 @@ internal sealed class SequenceRing<T>
 
     public long Count => Tail - Head;
 
+    /// <summary>The bytes of the entries' memory (outside the GC heap).</summary>
+    public long Bytes => _items.Bytes;
+
     /// <summary>The entry numbered <paramref name="sequence"/>, which must lie in [<see cref="Head"/>, <see cref="Tail"/>).</summary>
     public ref T this[long sequence] => ref _items[sequence & _mask];
 
