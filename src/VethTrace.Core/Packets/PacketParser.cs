@@ -21,7 +21,7 @@ public static class PacketParser
         // Every field Parse sets is written below (Inner only when a tunnel is found: it is only meaningful when
         // TunnelDepth > 0), so the ~400-byte result is not zeroed first.
         Unsafe.SkipInit(out packet);
-        if (linkType.Value == 1 && TryParseCommon(frame, options, ref packet))
+        if (TryParseCommon(frame, linkType, options, ref packet))
         {
             return ParseOutcome.Complete;
         }
@@ -56,32 +56,95 @@ public static class PacketParser
         return packet.Outcome;
     }
 
-    /// <summary>Ethernet (14 bytes) + IPv4 without options (20 bytes).</summary>
-    private const int CommonTransportStart = EthernetHeader.Field.HeaderLength + Ipv4Header.Field.FixedLength;
+    /// <summary>
+    /// The shape nearly every captured packet has, read with fewer branches and one bounds check: Ethernet, or the Linux
+    /// cooked headers v1 and v2 (what <c>tcpdump -i any</c> writes), without a VLAN tag; IPv4 with a 20-byte header that
+    /// is not a fragment and declares at least its header; then TCP (header captured whole), UDP (not to the VXLAN port)
+    /// or ICMP, with the transport header inside both the captured bytes and the IP length. It fills exactly the fields
+    /// <see cref="ParseGeneral"/> fills for such a packet, which is <see cref="ParseOutcome.Complete"/>; for any other
+    /// packet it returns false, and what it wrote is overwritten. Every read is at an offset below a length checked
+    /// first, so it never reads past <paramref name="frame"/>.
+    /// </summary>
+    internal static bool TryParseCommon(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, ref ParsedPacket packet)
+    {
+        switch (linkType.Value)
+        {
+            case 1:
+                return TryParseCommonAfterLink<EthernetLink>(frame, linkType, options, ref packet);
+            case 113:
+                if (!TryParseCommonAfterLink<LinuxSllLink>(frame, linkType, options, ref packet))
+                {
+                    return false;
+                }
+                packet.Outer.PacketType = (LinuxPacketType)ReadBigEndian16(ref MemoryMarshal.GetReference(frame), LinuxSllHeader.Field.PacketType);
+                return true;
+            case 276:
+                if (!TryParseCommonAfterLink<LinuxSll2Link>(frame, linkType, options, ref packet))
+                {
+                    return false;
+                }
+                ref byte start = ref MemoryMarshal.GetReference(frame);
+                packet.Outer.PacketType = (LinuxPacketType)Unsafe.Add(ref start, LinuxSll2Header.Field.PacketType);
+                packet.Outer.InterfaceIndex = (int)ReadBigEndian32(ref start, LinuxSll2Header.Field.InterfaceIndex);
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    /// <summary>Where a link header of the common shape keeps its EtherType, and how long it is.</summary>
+    private interface ICommonLink
+    {
+        static abstract int EtherType { get; }
+
+        static abstract int HeaderLength { get; }
+    }
+
+    private struct EthernetLink : ICommonLink
+    {
+        public static int EtherType => EthernetHeader.Field.EtherType;
+
+        public static int HeaderLength => EthernetHeader.Field.HeaderLength;
+    }
+
+    private struct LinuxSllLink : ICommonLink
+    {
+        public static int EtherType => LinuxSllHeader.Field.Protocol;
+
+        public static int HeaderLength => LinuxSllHeader.Field.HeaderLength;
+    }
+
+    private struct LinuxSll2Link : ICommonLink
+    {
+        public static int EtherType => LinuxSll2Header.Field.Protocol;
+
+        public static int HeaderLength => LinuxSll2Header.Field.HeaderLength;
+    }
 
     /// <summary>
-    /// The shape nearly every captured packet has, read with fewer branches and one bounds check: Ethernet without a
-    /// VLAN tag, IPv4 with a 20-byte header that is not a fragment and declares at least its header, then TCP (header
-    /// captured whole), UDP (not to the VXLAN port) or ICMP, with the transport header inside both the captured bytes
-    /// and the IP length. It fills exactly the fields <see cref="ParseGeneral"/> fills for such a packet, which is
-    /// <see cref="ParseOutcome.Complete"/>; for any other packet it returns false, and what it wrote is overwritten.
-    /// Every read is at an offset below a length checked first, so it never reads past <paramref name="frame"/>.
+    /// <see cref="TryParseCommon(ReadOnlySpan{byte}, LinkType, ParserOptions, ref ParsedPacket)"/> after a link header
+    /// of <typeparamref name="TLink"/>'s shape; the caller adds what the link header itself says. Generic over a struct,
+    /// so each link type gets its own code with the offsets as constants (a version taking them as arguments measured
+    /// 2.3 ns slower per Ethernet packet).
     /// </summary>
-    internal static bool TryParseCommon(ReadOnlySpan<byte> frame, ParserOptions options, ref ParsedPacket packet)
+    private static bool TryParseCommonAfterLink<TLink>(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, ref ParsedPacket packet)
+        where TLink : struct, ICommonLink
     {
+        int etherType = TLink.EtherType;
+        int ip = TLink.HeaderLength;
         int length = frame.Length;
-        // The smallest frame taken: ICMP or UDP's 8-byte header after IPv4.
-        if (length < CommonTransportStart + UdpHeader.Field.HeaderLength)
+        int transportStart = ip + Ipv4Header.Field.FixedLength;
+        // The smallest frame taken: ICMP or UDP's 8-byte header after IPv4 (and the link header, which holds the EtherType).
+        if (length < transportStart + UdpHeader.Field.HeaderLength)
         {
             return false;
         }
         ref byte start = ref MemoryMarshal.GetReference(frame);
-        // EtherType 0x0800 and version 4, IHL 5, read as one big-endian 0x0800_45xx.
-        if ((ReadBigEndian32(ref start, EthernetHeader.Field.EtherType) & 0xFFFF_FF00) != 0x0800_4500)
+        // EtherType 0x0800 (no VLAN tag), then version 4 and IHL 5.
+        if (ReadBigEndian16(ref start, etherType) != 0x0800 || Unsafe.Add(ref start, ip) != 0x45)
         {
             return false;
         }
-        const int ip = EthernetHeader.Field.HeaderLength;
         uint flagsAndOffset = ReadBigEndian16(ref start, ip + Ipv4Header.Field.FlagsAndFragmentOffset);
         int totalLength = ReadBigEndian16(ref start, ip + Ipv4Header.Field.TotalLength);
         // Not a fragment (MF clear, offset 0), and a length of at least the header (zero is big TCP: the general path).
@@ -108,7 +171,7 @@ public static class PacketParser
                 {
                     return false;
                 }
-                const int tcp = CommonTransportStart;
+                int tcp = transportStart;
                 uint offsetAndFlags = ReadBigEndian16(ref start, tcp + TcpHeader.Field.DataOffsetAndFlags);
                 int headerLength = (int)(offsetAndFlags >> 12) * 4;
                 // Data offset below 5 words (malformed), past the segment (malformed) or past the capture (truncated).
@@ -134,7 +197,7 @@ public static class PacketParser
             }
             case 17: // UDP
             {
-                const int udp = CommonTransportStart;
+                int udp = transportStart;
                 ushort destinationPort = ReadBigEndian16(ref start, udp + UdpHeader.Field.DestinationPort);
                 int udpLength = ReadBigEndian16(ref start, udp + UdpHeader.Field.Length);
                 // Captured and declared header (the length check above covers the captured frame, not the IP length);
@@ -161,7 +224,7 @@ public static class PacketParser
                 {
                     return false;
                 }
-                const int icmp = CommonTransportStart;
+                int icmp = transportStart;
                 byte type = Unsafe.Add(ref start, icmp + IcmpHeader.Field.Type);
                 layers.IcmpType = type;
                 layers.IcmpCode = Unsafe.Add(ref start, icmp + IcmpHeader.Field.Code);
@@ -179,7 +242,7 @@ public static class PacketParser
         }
 
         layers.Layers = LayerSet.Link | LayerSet.Network | LayerSet.Transport;
-        layers.LinkType = LinkType.Ethernet;
+        layers.LinkType = linkType;
         layers.EtherType = EtherType.Ipv4;
         layers.NetworkOffset = ip;
         layers.IpVersion = 4;
@@ -191,7 +254,7 @@ public static class PacketParser
         layers.TrafficClass = Unsafe.Add(ref start, ip + Ipv4Header.Field.Tos);
         layers.IpHeaderLength = Ipv4Header.Field.FixedLength;
         layers.IpTotalLength = totalLength;
-        layers.TransportOffset = CommonTransportStart;
+        layers.TransportOffset = transportStart;
         layers.Flags = flags | ((flagsAndOffset & 0x4000) != 0 ? PacketFlags.DontFragment : 0)
             | (totalLength > captured ? PacketFlags.IpLengthBeyondCapture : totalLength < captured ? PacketFlags.TrailingBytes : 0);
 
