@@ -7,7 +7,7 @@ namespace VethTrace.Tracing;
 /// Linux the memory is an anonymous mapping advised for transparent huge pages (<c>madvise(MADV_HUGEPAGE)</c>), so the
 /// first write to each 2 MiB takes one page fault instead of 512. Each fault costs about 7 µs on the lab's VM (a
 /// Firecracker guest: 16,385 faults to touch 64 MiB, 219 ms, against 32 faults and 103 ms with the advice), and in a
-/// profile of replay the faults on fresh ring memory were the largest single cost of the matching thread (14 % of the
+/// profile of replay the faults on fresh ring memory were the largest single cost of the matching thread (12 % of the
 /// process). Elsewhere, or where the kernel declines, the memory is ordinary: zeroed native memory.
 /// </summary>
 /// <remarks>Freed by <see cref="Dispose"/> or, failing that, by the finalizer.</remarks>
@@ -29,8 +29,8 @@ internal sealed unsafe class LargeBuffer<T> : IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(minimumLength, 1);
         int length = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)minimumLength);
         _base = LargeMemory.Allocate((nuint)length * (nuint)sizeof(T), out _mappedBytes, out void* items, out _usableBytes);
-        nuint usable = _usableBytes;
-        Length = (int)Math.Min(int.MaxValue / 2 + 1, System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)(usable / (nuint)sizeof(T)) + 1) / 2);
+        // The largest power of two that fits (at least length, since length entries were asked for), at most 2^30.
+        Length = 1 << Math.Min(30, System.Numerics.BitOperations.Log2((ulong)(_usableBytes / (nuint)sizeof(T))));
         _items = (T*)items;
     }
 
@@ -60,7 +60,7 @@ internal sealed unsafe class LargeBuffer<T> : IDisposable
     {
         if (_base is not null)
         {
-            LargeMemory.Free(_base, _mappedBytes, _usableBytes);
+            LargeMemory.Free(_base, _mappedBytes);
             _base = null;
         }
     }
@@ -71,14 +71,6 @@ internal static unsafe class LargeMemory
 {
     private const nuint HugePage = 2 << 20;
 
-    private static long s_allocated;
-
-    /// <summary>
-    /// Bytes currently held by every <see cref="LargeBuffer{T}"/> in the process (what they can use, not the address
-    /// space mapped for alignment). The GC does not see this memory: a benchmark of memory per journey adds it.
-    /// </summary>
-    public static long AllocatedBytes => Volatile.Read(ref s_allocated);
-
     /// <summary>From this size on, memory comes in whole huge pages; below it a huge page would be mostly unused.</summary>
     private const nuint HugePageThreshold = 256 << 10;
 
@@ -88,13 +80,6 @@ internal static unsafe class LargeMemory
     /// <paramref name="mappedBytes"/> (0 when it is not a mapping).
     /// </summary>
     public static void* Allocate(nuint bytes, out nuint mappedBytes, out void* items, out nuint usable)
-    {
-        void* address = Map(bytes, out mappedBytes, out items, out usable);
-        Interlocked.Add(ref s_allocated, (long)usable);
-        return address;
-    }
-
-    private static void* Map(nuint bytes, out nuint mappedBytes, out void* items, out nuint usable)
     {
         if (OperatingSystem.IsLinux() && bytes >= HugePageThreshold)
         {
@@ -116,9 +101,8 @@ internal static unsafe class LargeMemory
         return items;
     }
 
-    public static void Free(void* address, nuint mappedBytes, nuint usable)
+    public static void Free(void* address, nuint mappedBytes)
     {
-        Interlocked.Add(ref s_allocated, -(long)usable);
         if (mappedBytes > 0)
         {
             _ = Munmap(address, mappedBytes);
