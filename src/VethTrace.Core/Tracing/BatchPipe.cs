@@ -36,23 +36,14 @@ public sealed class BatchPipe<T> : IDisposable
     /// <summary>Whether the consumer has stopped: the producer may end early (<see cref="Add"/> would only drop values).</summary>
     public bool Stopped => _stop.IsCancellationRequested;
 
-    /// <summary>Producer: the slot the next value goes into. Fill it, then call <see cref="Commit"/>.</summary>
-    public ref T Next() => ref _filling.Items[_filling.Count];
-
-    /// <summary>Producer: the value written into <see cref="Next"/> is complete. Sends the batch when it is full.</summary>
-    public void Commit()
+    /// <summary>Producer: adds one value (a copy). Sends the batch when it is full.</summary>
+    public void Add(in T value)
     {
+        _filling.Items[_filling.Count] = value;
         if (++_filling.Count == _batchSize)
         {
             Send();
         }
-    }
-
-    /// <summary>Producer: adds one value (a copy); <see cref="Next"/> and <see cref="Commit"/> write it in place.</summary>
-    public void Add(in T value)
-    {
-        Next() = value;
-        Commit();
     }
 
     /// <summary>

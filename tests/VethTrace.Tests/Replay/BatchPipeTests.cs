@@ -33,8 +33,7 @@ public sealed class BatchPipeTests
         {
             for (long i = 0; i < count && !pipe.Stopped; i++)
             {
-                pipe.Next() = i;
-                pipe.Commit();
+                pipe.Add(i);
             }
             pipe.Complete(failAt);
         });
