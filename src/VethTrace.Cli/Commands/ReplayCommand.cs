@@ -187,15 +187,10 @@ public static class ReplayCommand
         }
     }
 
-    /// <summary>The time orderer's output on the reading thread: into the pipe.</summary>
+    /// <summary>The time orderer's output on the reading thread: into the pipe (the correlator reads ahead in <see cref="Matching"/>, on its own thread, where its cache is).</summary>
     private sealed class PipeSink(BatchPipe<Observation> pipe) : IObservationSink
     {
         public void Add(in Observation observation) => pipe.Add(in observation);
-
-        public void Anticipate(ulong fingerprint)
-        {
-            // The correlator reads ahead on its own thread, where its cache is (Matching).
-        }
     }
 
     /// <summary>

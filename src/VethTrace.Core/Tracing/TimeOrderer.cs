@@ -17,6 +17,8 @@ namespace VethTrace.Tracing;
 /// </remarks>
 public sealed class TimeOrderer(IObservationSink correlator, long slackNs)
 {
+    /// <summary>The correlator to read ahead for, when the observations go straight to one (not through a pipe to its thread).</summary>
+    private readonly Correlator? _readAhead = correlator as Correlator;
     private readonly SequenceRing<Observation> _inOrder = new();
     private readonly PriorityQueue<Observation, (long, long)> _late = new();
     private (long TimestampNs, long Order) _tail = (long.MinValue, long.MinValue);
@@ -61,12 +63,16 @@ public sealed class TimeOrderer(IObservationSink correlator, long slackNs)
 
     /// <summary>
     /// Lets the correlator read ahead (<see cref="Correlator.Anticipate"/>) for the observations that arrived in order
-    /// since the last time, 16 at a time: 16 independent loads in one short loop wait for memory together, where one
-    /// per observation waited alone (a profile moved the stall from the correlator's lookup here, no faster).
+    /// since the last time, 16 at a time, when the orderer feeds a correlator directly (live capture); replay's pipe
+    /// hands its observations to the correlator's thread, which reads ahead there.
     /// </summary>
     private void AnticipateInOrder()
     {
         const int Batch = 16;
+        if (_readAhead is null)
+        {
+            return;
+        }
         long from = Math.Max(_anticipated, _inOrder.Head);
         if (_inOrder.Tail - from < Batch)
         {
@@ -74,7 +80,7 @@ public sealed class TimeOrderer(IObservationSink correlator, long slackNs)
         }
         for (long sequence = from; sequence < _inOrder.Tail; sequence++)
         {
-            correlator.Anticipate(_inOrder[sequence].Fingerprint);
+            _readAhead.Anticipate(_inOrder[sequence].Fingerprint);
         }
         _anticipated = _inOrder.Tail;
     }
@@ -119,13 +125,10 @@ public sealed class TimeOrderer(IObservationSink correlator, long slackNs)
 
 /// <summary>
 /// Where a <see cref="TimeOrderer"/> releases observations in time order: the <see cref="Correlator"/>, or a pipe to
-/// the thread that runs it.
+/// the thread that runs it (which reads ahead there itself).
 /// </summary>
 public interface IObservationSink
 {
     /// <summary>The next observation in (timestamp, order) sequence.</summary>
     void Add(in Observation observation);
-
-    /// <summary>An observation with this fingerprint will come soon: a chance to read ahead (or nothing).</summary>
-    void Anticipate(ulong fingerprint);
 }
