@@ -120,8 +120,11 @@ public sealed class Correlator : IObservationSink
         _openCount++;
     }
 
-    /// <summary>Ends every open journey (end of input, or a live stop).</summary>
-    public void Complete() => Expire(long.MaxValue);
+    /// <summary>
+    /// Ends every open journey (end of input, or a live stop), whatever its timestamp: a reader saturates a timestamp
+    /// it cannot represent to <see cref="long.MaxValue"/>, and such a journey must still be counted.
+    /// </summary>
+    public void Complete() => Expire(long.MaxValue, everything: true);
 
     public CorrelationReport Report()
     {
@@ -150,7 +153,7 @@ public sealed class Correlator : IObservationSink
         };
     }
 
-    private void Expire(long before)
+    private void Expire(long before, bool everything = false)
     {
         while (_journeys.Count > 0)
         {
@@ -160,7 +163,7 @@ public sealed class Correlator : IObservationSink
                 _journeys.DropBefore(_journeys.Head + 1); // already finished early: its fingerprint has a newer journey
                 continue;
             }
-            if (journey.FirstTimestampNs >= before)
+            if (journey.FirstTimestampNs >= before && !everything)
             {
                 break;
             }

@@ -51,6 +51,25 @@ public sealed class CorrelatorTests
     }
 
     [Fact]
+    public void Complete_TimestampSaturatedToMaxValue_JourneyStillCounted()
+    {
+        // A reader saturates a timestamp it cannot represent (a pcapng timestamp beyond 2262) to long.MaxValue. Found by
+        // the replay fuzz target: Complete() expired journeys stamped before long.MaxValue only, so this one was never
+        // finished and its packets were missing from every count (tests/fuzz/corpus/replay/max-timestamp.pcapng).
+        var correlator = new Correlator(new CorrelatorOptions(), Role);
+        correlator.Add(At(1_000, 0, 7, 0));
+        correlator.Add(At(long.MaxValue, 0, 8, 1));
+        correlator.Add(At(long.MaxValue, 3, 8, 2));
+        correlator.Complete();
+
+        var report = correlator.Report();
+        Assert.Equal(0, correlator.OpenJourneys);
+        Assert.Equal(2, report.Journeys);
+        Assert.Equal(1, report.MultiHopJourneys);
+        Assert.Equal(0, Assert.Single(report.Hops).Histogram.Max);
+    }
+
+    [Fact]
     public void Report_EqualTimestamps_OrderedByTopologyOutwards()
     {
         // The veth and the bridge carry one receive stamp; the bridge was read first from its file.
