@@ -2,15 +2,19 @@
 # Fuzzes one VethTrace target with SharpFuzz and AFL++ for a fixed number of executions.
 #
 #   tests/fuzz/run.sh TARGET EXECS [SEED]
+#   tests/fuzz/run.sh --prepare            (publish, instrument and make the seeds only; tests/fuzz/campaign.sh uses it)
 #
-#   TARGET  parser | pcap | pcapng   (tests/fuzz/VethTrace.Fuzz/Program.cs)
+#   TARGET  parser | pcap | pcapng | replay   (tests/fuzz/VethTrace.Fuzz/Program.cs)
 #   EXECS   AFL++ stops after about this many executions (afl-fuzz -E)
 #   SEED    AFL++'s random seed (-s), default 1, so a CI run is repeatable
 #
 # It installs afl++ (Debian) when missing, restores the pinned sharpfuzz tool (tests/fuzz/.config), publishes the
 # targets to tests/fuzz/out/bin and instruments VethTrace.Core.dll and VethTrace.Capture.dll there (the build
-# tree stays uninstrumented), makes seeds from the real captures, adds tests/fuzz/corpus/TARGET (the inputs earlier
-# runs kept, which FuzzCorpusTests also runs without AFL), runs afl-fuzz, and prints one line:
+# tree stays uninstrumented), makes seeds from the real captures (the shipped ones in captures/, and the public
+# test captures of tcpdump and libpcap in <repo root>/../shared/corpus: the files themselves up to
+# VETHTRACE_FUZZ_SEED_MAX bytes for the readers, 4 KiB for replay, their first frames for the parser), adds
+# tests/fuzz/corpus/TARGET (the inputs earlier runs kept, which FuzzCorpusTests also runs without AFL), runs
+# afl-fuzz, and prints one line:
 #   fuzz TARGET: N executions, N paths, N crashes, N hangs (T s)
 # Exit status 0 when afl-fuzz found no crash and no hang, 1 otherwise (the findings are listed, with the command
 # that replays each), 2 when the fuzzer could not run. Findings stay in tests/fuzz/out/TARGET/default/.
@@ -21,7 +25,12 @@ target=${1:-}
 execs=${2:-}
 seed=${3:-1}
 die() { echo "tests/fuzz/run.sh: $*" >&2; exit 2; }
-[[ $target =~ ^(parser|pcap|pcapng)$ && $execs =~ ^[0-9]+$ ]] || die "usage: tests/fuzz/run.sh parser|pcap|pcapng EXECS [SEED]"
+prepare_only=0
+if [[ $target == --prepare ]]; then
+    prepare_only=1
+else
+    [[ $target =~ ^(parser|pcap|pcapng|replay)$ && $execs =~ ^[0-9]+$ ]] || die "usage: tests/fuzz/run.sh parser|pcap|pcapng|replay EXECS [SEED]"
+fi
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 
 if ! command -v afl-fuzz >/dev/null; then
@@ -39,15 +48,15 @@ mkdir -p "$out"
 exec 9>"$out/.lock"
 flock 9
 stamp="$bin/.instrumented"
-newest=$(find "$root/src/VethTrace.Core" "$root/src/VethTrace.Capture" "$here/VethTrace.Fuzz" "$root/tests/VethTrace.Tests/Parser/ParserInvariantRules.cs" \
-    -name '*.cs' -newer "$stamp" -print -quit 2>/dev/null)
+newest=$(find "$root/src/VethTrace.Core" "$root/src/VethTrace.Capture" "$here/VethTrace.Fuzz" "$root/tests/VethTrace.Tests/Parser/ParserInvariantRules.cs" "$here/run.sh" \
+    \( -name '*.cs' -o -name run.sh \) -newer "$stamp" -print -quit 2>/dev/null)
 if [[ ! -f $stamp || -n $newest ]]; then
     rm -rf "$bin"
     (cd "$here" && dotnet tool restore >/dev/null) || die "dotnet tool restore (sharpfuzz) failed"
     dotnet publish "$here/VethTrace.Fuzz" -c Release -o "$bin" -nologo -v q -clp:ErrorsOnly >/dev/null || die "publish failed"
     # Seeds first, from the uninstrumented build.
     rm -rf "$out/seeds"
-    mkdir -p "$out/seeds/parser" "$out/seeds/pcap" "$out/seeds/pcapng"
+    mkdir -p "$out/seeds/parser" "$out/seeds/pcap" "$out/seeds/pcapng" "$out/seeds/replay"
     dotnet "$bin/VethTrace.Fuzz.dll" --seeds "$out/seeds/parser" "$root"/captures/*.pcap "$root/captures/masquerade-multi.pcapng" >/dev/null \
         || die "parser seeds failed"
     for capture in "$root"/captures/*.pcap; do
@@ -57,11 +66,48 @@ if [[ ! -f $stamp || -n $newest ]]; then
     gzip -c "$out/seeds/pcap/vxlan.pcap" >"$out/seeds/pcap/vxlan.pcap.gz"
     editcap -s 160 -r "$root/captures/masquerade-multi.pcapng" "$out/seeds/pcapng/multi.pcapng" 1-4 >/dev/null || die "editcap pcapng failed"
     editcap -s 96 -r "$root/captures/replay/east-west.pcapng" "$out/seeds/pcapng/east-west.pcapng" 1-2 >/dev/null || die "editcap pcapng failed"
+    # Replay: the first packets of the multi-interface captures, cut short, so journeys cross several hops.
+    for capture in "$root/captures/masquerade-multi.pcapng" "$root"/captures/replay/*.pcapng; do
+        editcap -s 128 -r "$capture" "$out/seeds/replay/$(basename "$capture")" 1-24 >/dev/null || die "editcap $capture failed"
+    done
+    # The public test captures of tcpdump and libpcap (many malformed on purpose), sorted by their magic.
+    # <repo root>/../shared/corpus; in a git worktree, beside the main checkout; VETHTRACE_SHARED_CORPUS overrides.
+    shared=${VETHTRACE_SHARED_CORPUS:-$root/../shared/corpus}
+    if [[ ! -d $shared ]] && common=$(git -C "$root" rev-parse --path-format=absolute --git-common-dir 2>/dev/null); then
+        shared="$(dirname "$common")/../shared/corpus"
+    fi
+    if [[ -d $shared ]]; then
+        seed_max=${VETHTRACE_FUZZ_SEED_MAX:-8192}
+        shared_files=()
+        for capture in "$shared"/tcpdump/* "$shared"/libpcap/*; do
+            [[ -f $capture ]] || continue
+            shared_files+=("$capture")
+            size=$(stat -c %s "$capture")
+            name=$(basename "$(dirname "$capture")")-$(basename "$capture")
+            magic=$(head -c 4 "$capture" | od -An -tx1 | tr -d ' \n')
+            if (( size <= seed_max )); then
+                case $magic in
+                    0a0d0d0a) cp "$capture" "$out/seeds/pcapng/$name" ;;
+                    d4c3b2a1|a1b2c3d4|4d3cb2a1|a1b23c4d) cp "$capture" "$out/seeds/pcap/$name" ;;
+                esac
+            fi
+            if (( size <= 4096 )); then
+                cp "$capture" "$out/seeds/replay/$name"
+            fi
+        done
+        dotnet "$bin/VethTrace.Fuzz.dll" --seeds "$out/seeds/parser" --per 2 "${shared_files[@]}" >/dev/null || die "parser seeds (shared corpus) failed"
+    else
+        echo "tests/fuzz/run.sh: no public test captures in $shared; seeding from captures/ only" >&2
+    fi
     (cd "$here" && dotnet tool run sharpfuzz "$bin/VethTrace.Core.dll" && dotnet tool run sharpfuzz "$bin/VethTrace.Capture.dll") >/dev/null \
         || die "sharpfuzz instrumentation failed"
     touch "$stamp"
 fi
 flock -u 9
+if [[ $prepare_only == 1 ]]; then
+    for t in parser pcap pcapng replay; do echo "seeds $t: $(ls "$out/seeds/$t" | wc -l) files, $(du -sk "$out/seeds/$t" | cut -f1) KiB"; done
+    exit 0
+fi
 
 findings="$out/$target"
 rm -rf "$findings" "$out/input-$target"
@@ -88,8 +134,10 @@ crashes=$(stat saved_crashes)
 hangs=$(stat saved_hangs)
 echo "fuzz $target: $(stat execs_done) executions, $(stat corpus_count) paths, ${crashes:-?} crashes, ${hangs:-?} hangs (${seconds} s)"
 if [[ ${crashes:-1} != 0 || ${hangs:-1} != 0 ]]; then
+    listed=0
     for f in "$findings"/default/crashes/id:* "$findings"/default/hangs/id:*; do
         [[ -f $f ]] || continue
+        if (( ++listed > 10 )); then echo "  … and more in $findings/default/"; break; fi
         echo "  $f: $(od -An -tx1 -v "$f" | tr -d ' \n' | cut -c1-160)"
         echo "    replay: dotnet $bin/VethTrace.Fuzz.dll $target < '$f'"
     done

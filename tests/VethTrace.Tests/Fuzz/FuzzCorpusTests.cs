@@ -11,7 +11,7 @@ namespace VethTrace.Tests.Fuzz;
 /// </summary>
 public sealed class FuzzCorpusTests
 {
-    public static TheoryData<string> TargetNames => new() { "parser", "pcap", "pcapng" };
+    public static TheoryData<string> TargetNames => new() { "parser", "pcap", "pcapng", "replay" };
 
     [Theory]
     [MemberData(nameof(TargetNames))]

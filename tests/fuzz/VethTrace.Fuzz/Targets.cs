@@ -17,6 +17,7 @@ public static class Targets
         ["parser"] = Parser,
         ["pcap"] = Pcap,
         ["pcapng"] = Pcapng,
+        ["replay"] = ReplayTarget.Run,
     };
 
     public static FuzzTarget? Find(string name) => All.GetValueOrDefault(name);
@@ -163,7 +164,7 @@ public static class Targets
         }
     }
 
-    private static bool IsCaptureMagic(byte[] file)
+    internal static bool IsCaptureMagic(byte[] file)
     {
         uint magic = BitConverter.ToUInt32(file, 0);
         return magic is 0xA1B2C3D4 or 0xD4C3B2A1 or 0xA1B23C4D or 0x4D3CB2A1 or 0x0A0D0D0A;
