@@ -77,9 +77,13 @@ cleanup
 
 # Short fuzz runs (SharpFuzz + AFL++, tests/fuzz/run.sh): a fixed number of executions per target, with a fixed
 # AFL seed; a crash or a hang fails the run and is listed with the command that replays it. One test per target.
+# replay runs a whole correlation per execution (about a tenth of the readers' rate), so it gets fewer; the four
+# take about 2 minutes together, publishing, instrumenting and seeding included.
 step "fuzz (short)"
-for target in parser pcap pcapng; do
-    if bash tests/fuzz/run.sh "$target" "${VETHTRACE_FUZZ_EXECS:-100000}" >"$results/fuzz-$target.log" 2>&1; then
+for target in parser pcap pcapng replay; do
+    execs=${VETHTRACE_FUZZ_EXECS:-100000}
+    [[ $target == replay ]] && execs=${VETHTRACE_FUZZ_REPLAY_EXECS:-30000}
+    if bash tests/fuzz/run.sh "$target" "$execs" >"$results/fuzz-$target.log" 2>&1; then
         passed=$(( ${passed:-0} + 1 ))
         tail -1 "$results/fuzz-$target.log"
     else
