@@ -61,7 +61,7 @@ if [[ ! -f $stamp || -n $newest ]]; then
         || die "parser seeds failed"
     for capture in "$root"/captures/*.pcap; do
         name=$(basename "$capture" .pcap)
-        editcap -s 160 -r "$capture" "$out/seeds/pcap/$name.pcap" 1-3 >/dev/null || die "editcap $capture failed"
+        editcap -F pcap -s 160 -r "$capture" "$out/seeds/pcap/$name.pcap" 1-3 >/dev/null || die "editcap $capture failed"
     done
     gzip -c "$out/seeds/pcap/vxlan.pcap" >"$out/seeds/pcap/vxlan.pcap.gz"
     editcap -s 160 -r "$root/captures/masquerade-multi.pcapng" "$out/seeds/pcapng/multi.pcapng" 1-4 >/dev/null || die "editcap pcapng failed"
@@ -70,6 +70,13 @@ if [[ ! -f $stamp || -n $newest ]]; then
     for capture in "$root/captures/masquerade-multi.pcapng" "$root"/captures/replay/*.pcapng; do
         editcap -s 128 -r "$capture" "$out/seeds/replay/$(basename "$capture")" 1-24 >/dev/null || die "editcap $capture failed"
     done
+    # Two files merged by time (the target splits its input at a second pcap magic): per-interface captures.
+    split="$root/captures/replay/split"
+    if [[ -d $split ]]; then
+        editcap -F pcap -s 128 -r "$split/eth0.pcap" "$out/seeds/eth0.tmp" 1-8 >/dev/null && editcap -F pcap -s 128 -r "$split/docker0.pcap" "$out/seeds/docker0.tmp" 1-8 >/dev/null \
+            && cat "$out/seeds/eth0.tmp" "$out/seeds/docker0.tmp" >"$out/seeds/replay/split-eth0-docker0.pcap" || die "editcap $split failed"
+        rm -f "$out/seeds"/*.tmp
+    fi
     # The public test captures of tcpdump and libpcap (many malformed on purpose), sorted by their magic.
     # <repo root>/../shared/corpus; in a git worktree, beside the main checkout; VETHTRACE_SHARED_CORPUS overrides.
     shared=${VETHTRACE_SHARED_CORPUS:-$root/../shared/corpus}

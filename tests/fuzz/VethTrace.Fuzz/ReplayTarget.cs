@@ -17,9 +17,12 @@ namespace VethTrace.Fuzz;
 /// </summary>
 public static class ReplayTarget
 {
-    /// <summary>One file per fuzzing process, on tmpfs: the merged reader takes paths, as replay gives it.</summary>
-    private static readonly string FilePath = Path.Combine(Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath(),
-        $"vethtrace-fuzz-replay-{Environment.ProcessId}.pcapng");
+    /// <summary>
+    /// Files of this fuzzing process, on tmpfs: the merged reader takes paths, as replay gives it. A classic pcap file's
+    /// interface is named after the file, so these two names give the container's and a veth's role.
+    /// </summary>
+    private static readonly string[] FilePaths = [.. new[] { "eth0.pcap", "veth0.pcap" }.Select(name => Path.Combine(Directory.CreateDirectory(
+        Path.Combine(Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath(), $"vethtrace-fuzz-replay-{Environment.ProcessId}")).FullName, name))];
 
     private static PacketFilter? _filter;
 
@@ -44,17 +47,28 @@ public static class ReplayTarget
             3 => new ReplaySettings(WindowNs: 1_000_000_000, Filter: null, Egress: "eth0"),
             _ => new ReplaySettings(WindowNs: 1_000_000_000, Filter: null, Egress: null),
         };
-        File.WriteAllBytes(FilePath, file);
+        // A second capture magic after the first header makes two files, merged by time as replay merges the files given.
+        int second = SecondCapture(file);
+        string[] paths = second < 0 ? [FilePaths[0]] : FilePaths;
+        if (second < 0)
+        {
+            File.WriteAllBytes(paths[0], file);
+        }
+        else
+        {
+            File.WriteAllBytes(paths[0], file[..second]);
+            File.WriteAllBytes(paths[1], file[second..]);
+        }
 
         // As replay runs it: a first pass with the short slack, again with the full slack when something was overtaken.
-        ReplayOutcome? first = ReplayEngine.Trace(FilePath, settings, ReplayEngine.FirstPassSlackNs);
+        ReplayOutcome? first = ReplayEngine.Trace(paths, settings, ReplayEngine.FirstPassSlackNs);
         if (first is null)
         {
             return; // not opened: replay reports the error and exits 2
         }
         if (first.Overtaken)
         {
-            first = ReplayEngine.Trace(FilePath, settings, TimeOrderer.DefaultSlackNs)!;
+            first = ReplayEngine.Trace(paths, settings, TimeOrderer.DefaultSlackNs)!;
             if (first.Overtaken)
             {
                 throw new FuzzFinding("overtaken with the full slack, which must not stop the pass");
@@ -62,7 +76,7 @@ public static class ReplayTarget
         }
         Check(first, settings);
         // Deterministic, and the short first pass saw what the full slack gives.
-        ReplayOutcome again = ReplayEngine.Trace(FilePath, settings, TimeOrderer.DefaultSlackNs)
+        ReplayOutcome again = ReplayEngine.Trace(paths, settings, TimeOrderer.DefaultSlackNs)
             ?? throw new FuzzFinding("opened once, not the second time");
         string expected = Describe(first), actual = Describe(again);
         if (expected != actual)
@@ -73,6 +87,20 @@ public static class ReplayTarget
         {
             Console.Write(expected); // Program --check: what the target saw, to compare with vethtrace replay
         }
+    }
+
+    /// <summary>Where a second capture starts: a pcap or pcapng magic on a 4-byte boundary after the first 24 bytes, or -1.</summary>
+    private static int SecondCapture(byte[] file)
+    {
+        for (int offset = 24; offset + 4 <= file.Length; offset += 4)
+        {
+            uint magic = BitConverter.ToUInt32(file, offset);
+            if (magic is 0xA1B2C3D4 or 0xD4C3B2A1 or 0xA1B23C4D or 0x4D3CB2A1)
+            {
+                return offset;
+            }
+        }
+        return -1;
     }
 
     private static void Check(ReplayOutcome outcome, ReplaySettings settings)
@@ -89,9 +117,9 @@ public static class ReplayTarget
         // Every interface named is one the file declared (an SLL2 index within a declared interface of that link type).
         foreach ((int file, int declared, int index) in outcome.Keys)
         {
-            if (file != 0 || (uint)declared >= (uint)outcome.Declared)
+            if ((uint)file >= (uint)outcome.Declared.Count || (uint)declared >= (uint)outcome.Declared[file])
             {
-                throw new FuzzFinding($"an interface ({file}, {declared}, {index}) the capture did not declare ({outcome.Declared} declared)");
+                throw new FuzzFinding($"an interface ({file}, {declared}, {index}) the captures did not declare ({string.Join(", ", outcome.Declared)} declared)");
             }
         }
         if (outcome.Keys.Count != interfaces)
@@ -245,7 +273,7 @@ public sealed record ReplayOutcome(
     CorrelationReport Report,
     IReadOnlyList<string> Names,
     IReadOnlyList<(int File, int Interface, int Index)> Keys,
-    int Declared,
+    IReadOnlyList<int> Declared,
     long PacketsRead,
     long Observations,
     bool Overtaken);
@@ -261,12 +289,12 @@ public static class ReplayEngine
     public const long FirstPassSlackNs = 10_000_000;
 
     /// <summary>One pass; null when the file cannot be opened.</summary>
-    public static ReplayOutcome? Trace(string path, ReplaySettings settings, long slackNs)
+    public static ReplayOutcome? Trace(string[] paths, ReplaySettings settings, long slackNs)
     {
         MergedCaptureReader reader;
         try
         {
-            reader = new MergedCaptureReader([path]);
+            reader = new MergedCaptureReader(paths);
         }
         catch (CaptureFileException)
         {
@@ -278,7 +306,7 @@ public static class ReplayEngine
             var correlator = new Correlator(new CorrelatorOptions { WindowNs = settings.WindowNs }, interfaces.RoleOf);
             var orderer = new TimeOrderer(correlator, slackNs);
             bool mayRetry = slackNs < TimeOrderer.DefaultSlackNs;
-            int declared = 0;
+            var declared = new int[reader.FileCount];
             for (int file = 0; file < reader.FileCount; file++)
             {
                 foreach (CaptureInterface captureInterface in reader.File(file).Interfaces)
@@ -320,7 +348,7 @@ public static class ReplayEngine
             long read = 0;
             for (int file = 0; file < reader.FileCount; file++)
             {
-                declared += reader.File(file).Interfaces.Count;
+                declared[file] = reader.File(file).Interfaces.Count;
                 read += reader.File(file).PacketsRead;
             }
             if (read != packets)
