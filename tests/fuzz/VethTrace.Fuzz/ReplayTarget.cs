@@ -24,8 +24,6 @@ public static class ReplayTarget
     private static readonly string[] FilePaths = [.. new[] { "eth0.pcap", "veth0.pcap" }.Select(name => Path.Combine(Directory.CreateDirectory(
         Path.Combine(Directory.Exists("/dev/shm") ? "/dev/shm" : Path.GetTempPath(), $"vethtrace-fuzz-replay-{Environment.ProcessId}")).FullName, name))];
 
-    private static PacketFilter? _filter;
-
     public static void Run(ReadOnlySpan<byte> input)
     {
         byte[] file = input.ToArray();
@@ -40,56 +38,63 @@ public static class ReplayTarget
         }
         // The input's length picks the settings, so a seed file is a capture as it is: the defaults, a 1 ms window
         // (journeys expire while the capture is read), a packet filter (journeys left out as unselected), an egress.
-        var settings = (file.Length % 4) switch
+        ReplaySettings settings = (file.Length % 4) switch
         {
             1 => new ReplaySettings(WindowNs: 1_000_000, Filter: null, Egress: null),
-            2 => new ReplaySettings(WindowNs: 1_000_000_000, Filter: _filter ??= PacketFilter.TryCreate("tcp or icmp", out _)!, Egress: null),
+            2 => new ReplaySettings(WindowNs: 1_000_000_000, Filter: PacketFilter.TryCreate("tcp or icmp", out _)!, Egress: null),
             3 => new ReplaySettings(WindowNs: 1_000_000_000, Filter: null, Egress: "eth0"),
             _ => new ReplaySettings(WindowNs: 1_000_000_000, Filter: null, Egress: null),
         };
-        // A second capture magic after the first header makes two files, merged by time as replay merges the files given.
-        int second = SecondCapture(file);
-        string[] paths = second < 0 ? [FilePaths[0]] : FilePaths;
-        if (second < 0)
+        try
         {
-            File.WriteAllBytes(paths[0], file);
-        }
-        else
-        {
-            File.WriteAllBytes(paths[0], file[..second]);
-            File.WriteAllBytes(paths[1], file[second..]);
-        }
+            // A second capture magic after the first header makes two files, merged by time as replay merges the files given.
+            int second = SecondCapture(file);
+            string[] paths = second < 0 ? [FilePaths[0]] : FilePaths;
+            if (second < 0)
+            {
+                File.WriteAllBytes(paths[0], file);
+            }
+            else
+            {
+                File.WriteAllBytes(paths[0], file[..second]);
+                File.WriteAllBytes(paths[1], file[second..]);
+            }
 
-        // As replay runs it: a first pass with the short slack, again with the full slack when something was overtaken.
-        ReplayOutcome? first = ReplayEngine.Trace(paths, settings, ReplayEngine.FirstPassSlackNs);
-        if (first is null)
-        {
-            return; // not opened: replay reports the error and exits 2
-        }
-        if (first.Overtaken)
-        {
-            first = ReplayEngine.Trace(paths, settings, TimeOrderer.DefaultSlackNs)!;
+            // As replay runs it: a first pass with the short slack, again with the full slack when something was overtaken.
+            ReplayOutcome? first = ReplayEngine.Trace(paths, settings, ReplayEngine.FirstPassSlackNs);
+            if (first is null)
+            {
+                return; // not opened: replay reports the error and exits 2
+            }
             if (first.Overtaken)
             {
-                throw new FuzzFinding("overtaken with the full slack, which must not stop the pass");
+                first = ReplayEngine.Trace(paths, settings, TimeOrderer.DefaultSlackNs)!;
+                if (first.Overtaken)
+                {
+                    throw new FuzzFinding("overtaken with the full slack, which must not stop the pass");
+                }
+            }
+            Check(first, settings);
+            // Deterministic, and the short first pass saw what the full slack gives.
+            ReplayOutcome again = ReplayEngine.Trace(paths, settings, TimeOrderer.DefaultSlackNs)
+                ?? throw new FuzzFinding("opened once, not the second time");
+            string expected = Describe(first), actual = Describe(again);
+            if (expected != actual)
+            {
+                throw new FuzzFinding($"two replays of one input differ:\n{expected}\n---\n{actual}");
+            }
+            if (Environment.GetEnvironmentVariable("VETHTRACE_FUZZ_PRINT") == "1")
+            {
+                Console.Write(expected); // Program --check: what the target saw, to compare with vethtrace replay
             }
         }
-        Check(first, settings);
-        // Deterministic, and the short first pass saw what the full slack gives.
-        ReplayOutcome again = ReplayEngine.Trace(paths, settings, TimeOrderer.DefaultSlackNs)
-            ?? throw new FuzzFinding("opened once, not the second time");
-        string expected = Describe(first), actual = Describe(again);
-        if (expected != actual)
+        finally
         {
-            throw new FuzzFinding($"two replays of one input differ:\n{expected}\n---\n{actual}");
-        }
-        if (Environment.GetEnvironmentVariable("VETHTRACE_FUZZ_PRINT") == "1")
-        {
-            Console.Write(expected); // Program --check: what the target saw, to compare with vethtrace replay
+            settings.Filter?.Dispose(); // one per execution: the filter keeps a program for every link type it meets
         }
     }
 
-    /// <summary>Where a second capture starts: a pcap or pcapng magic on a 4-byte boundary after the first 24 bytes, or -1.</summary>
+    /// <summary>Where a second capture starts: a pcap magic (pcapng sections may follow each other in one file) on a 4-byte boundary after the first 24 bytes, or -1.</summary>
     private static int SecondCapture(byte[] file)
     {
         for (int offset = 24; offset + 4 <= file.Length; offset += 4)
