@@ -78,11 +78,12 @@ if [[ ! -f $stamp || -n $newest ]]; then
         rm -f "$out/seeds"/*.tmp
     fi
     # The public test captures of tcpdump and libpcap (many malformed on purpose), sorted by their magic.
-    # <repo root>/../shared/corpus; in a git worktree, beside the main checkout; VETHTRACE_SHARED_CORPUS overrides.
-    shared=${VETHTRACE_SHARED_CORPUS:-$root/../shared/corpus}
-    if [[ ! -d $shared ]] && common=$(git -C "$root" rev-parse --path-format=absolute --git-common-dir 2>/dev/null); then
-        shared="$(dirname "$common")/../shared/corpus"
-    fi
+    # <repo root>/../shared/corpus, or the nearest shared/corpus further up (a git worktree /work/wt/NAME beside
+    # /work/main), as the xunit tests find it (tests/VethTrace.Tests/Corpus/PublicCorpus.cs).
+    shared="$root/../shared/corpus"
+    for dir in "$root/.." "$root/../.." "$root/../../.."; do
+        if [[ -f $dir/shared/corpus/SOURCES.tsv ]]; then shared="$dir/shared/corpus"; break; fi
+    done
     if [[ -d $shared ]]; then
         seed_max=${VETHTRACE_FUZZ_SEED_MAX:-8192}
         shared_files=()
@@ -103,6 +104,8 @@ if [[ ! -f $stamp || -n $newest ]]; then
             fi
         done
         dotnet "$bin/VethTrace.Fuzz.dll" --seeds "$out/seeds/parser" --per 2 "${shared_files[@]}" >/dev/null || die "parser seeds (shared corpus) failed"
+    elif [[ ${CI:-} == true ]]; then
+        die "no public test captures in $shared (CI has them there)"
     else
         echo "tests/fuzz/run.sh: no public test captures in $shared; seeding from captures/ only" >&2
     fi
