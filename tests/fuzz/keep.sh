@@ -31,7 +31,7 @@ for dir in "$@"; do
     done
 done
 AFL_SKIP_BIN_CHECK=1 AFL_NO_AFFINITY=1 AFL_FORKSRV_INIT_TMOUT=60000 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 \
-    nice -n 19 afl-cmin -i "$work/all" -o "$work/min" -t 2000 -m none -- dotnet "$out/bin/VethTrace.Fuzz.dll" "$target" >"$work/cmin.log" 2>&1 \
+    nice -n 19 afl-cmin -i "$work/all" -o "$work/min" -t 2000 -m none -- "$(command -v dotnet)" "$out/bin/VethTrace.Fuzz.dll" "$target" >"$work/cmin.log" 2>&1 \
     || { tail -20 "$work/cmin.log" >&2; die "afl-cmin failed; its log is $work/cmin.log"; }
 added=0
 for f in "$work/min"/new-*; do
