@@ -4,7 +4,7 @@ using VethTrace.Tests.Captures;
 namespace VethTrace.Tests.Fuzz;
 
 /// <summary>
-/// The fuzz targets' properties (tests/fuzz/VethTrace.Fuzz/Targets.cs, compiled here too) on the committed corpus:
+/// The fuzz targets' properties (tests/fuzz/VethTrace.Fuzz/Targets.cs and ReplayTarget.cs, compiled here too) on the committed corpus:
 /// the inputs AFL++ kept for new coverage in a run of tests/fuzz/run.sh, and every finding once fixed. So each
 /// build checks, without AFL, the paths the fuzzer reached, and a crash found once stays a regression test. To add
 /// a finding: copy it into tests/fuzz/corpus/TARGET/ under any name.
