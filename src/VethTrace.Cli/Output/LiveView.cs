@@ -2,6 +2,7 @@ using System.Globalization;
 using Spectre.Console;
 using Spectre.Console.Rendering;
 using VethTrace.Capture.Live;
+using VethTrace.Text;
 using VethTrace.Tracing;
 
 namespace VethTrace.Cli.Output;
@@ -10,12 +11,19 @@ namespace VethTrace.Cli.Output;
 /// The terminal view of <c>follow</c>, drawn with Spectre.Console and refreshed about once a second: the path
 /// chains with per-hop medians, per-hop packets and p50/p99, the NAT mappings in use, losses with their last hop,
 /// and per-interface kernel drops. Used only when stdout is a terminal; otherwise follow prints plain lines.
+/// Names and the title come from the kernel and Docker, and reach the terminal by two routes: as characters
+/// (escaped by <see cref="TerminalText"/>) and as Spectre.Console markup (<c>[red]</c>, escaped by
+/// <see cref="Markup.Escape"/>). Every string below goes through both.
 /// </summary>
 public static class LiveView
 {
     public static IRenderable Render(string title, TimeSpan elapsed, CorrelationReport report, IReadOnlyList<string> names,
         Func<int, InterfaceRole> roleOf, IReadOnlyList<HopStatistics> statistics)
     {
+        // A handful of names, escaped once a redraw (once a second), never per packet.
+        title = TerminalText.Escape(title);
+        names = TerminalText.EscapeAll(names);
+        string[] hopNames = TerminalText.EscapeAll(statistics.Select(s => s.DisplayName));
         var parts = new List<IRenderable>
         {
             new Markup(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
@@ -68,7 +76,7 @@ public static class LiveView
             parts.Add(new Markup(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
                 $"lost: {loss.Packets} × {loss.Flow.Protocol.Name} {loss.Flow.SourceEndpoint} > {loss.Flow.DestinationEndpoint}, last seen on {names[loss.LastSeen]}")), new Style(Color.Red)));
         }
-        parts.Add(new Markup(Markup.Escape("kernel drops: " + string.Join("  ", statistics.Select(s => $"{s.DisplayName} {Math.Max(0, s.KernelDropped)}")))));
+        parts.Add(new Markup(Markup.Escape("kernel drops: " + string.Join("  ", statistics.Select((s, i) => $"{hopNames[i]} {Math.Max(0, s.KernelDropped)}")))));
         return new Rows(parts);
     }
 
