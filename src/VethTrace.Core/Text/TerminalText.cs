@@ -23,8 +23,8 @@ namespace VethTrace.Text;
 /// characters, the BOM, soft hyphen), the line and paragraph separators, unassigned code points and stray surrogates:
 /// <c>\u202e</c>, or <c>\U000e0041</c> beyond the BMP.</item>
 /// </list>
-/// Nothing is cut or replaced, so two different names never print alike. Markup (Spectre.Console's <c>[red]</c>) is a
-/// second layer: the live view escapes it on top of this.
+/// Nothing is dropped or replaced, so two different names never print alike. Markup (Spectre.Console's <c>[red]</c>
+/// and <c>:rocket:</c>) is another route, closed where it opens: the live view never parses a name as markup.
 /// </para>
 /// </summary>
 public static class TerminalText

@@ -205,20 +205,21 @@ public sealed class HostileNameTests : IDisposable
             correlator.Add(new Observation(i * 10_000L, i, i, 42, flow, 98));
         }
         correlator.Complete();
-        HopStatistics[] statistics = [.. names.Select(n => new HopStatistics(n + "@\u001b[5mns", 1, 0, 0))];
+        HopStatistics[] statistics = [.. names.Select(n => new HopStatistics(n + "@:rocket:\u001b[5mns", 1, 0, 0))];
 
         var text = new StringWriter();
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors, Out = new AnsiConsoleOutput(text) });
         console.Profile.Width = 400;
-        console.Write(LiveView.Render("\u001b]0;pwned\u0007[bold]web[/] (network mode bridge)", TimeSpan.FromSeconds(1), correlator.Report(), names,
+        console.Write(LiveView.Render("\u001b]0;pwned\u0007[bold]web[/] (network mode :rocket:)", TimeSpan.FromSeconds(1), correlator.Report(), names,
             _ => InterfaceRole.Egress, statistics));
         string view = text.ToString();
 
         TerminalAssert.Safe(view);
-        Assert.Contains(@"\x1b]0;pwned\x07[bold]web[/] (network mode bridge) · 1s", view);
+        // Markup and Spectre's emoji codes are shown as they are, not interpreted.
+        Assert.Contains(@"\x1b]0;pwned\x07[bold]web[/] (network mode :rocket:) · 1s", view);
         Assert.Contains(string.Join(" ─10.0µs→ ", Names.Select(n => n.Shown)), view);
         Assert.Contains($"{Names[1].Shown} → {Names[2].Shown}", view);
-        Assert.Contains($"kernel drops: {Names[0].Shown}@\\x1b[5mns 0", view);
+        Assert.Contains($"kernel drops: {Names[0].Shown}@:rocket:\\x1b[5mns 0", view);
     }
 
     [Fact]
