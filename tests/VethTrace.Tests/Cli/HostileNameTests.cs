@@ -223,6 +223,32 @@ public sealed class HostileNameTests : IDisposable
     }
 
     [Fact]
+    public void PcapngWriter_HostileNames_WrittenByteForByteAndReadBackTheSame()
+    {
+        // What record does with the kernel's names: they come decoded by LosslessUtf8 (as the netlink parser does).
+        string[] names = [.. Names.Select(n => VethTrace.Text.LosslessUtf8.Decode(n.Raw))];
+        byte[] packet = SamplePackets.EthernetIpv4Tcp();
+        var stream = new MemoryStream();
+        using (var writer = new PcapngWriter(stream, leaveOpen: true))
+        {
+            foreach (string name in names)
+            {
+                writer.WritePacket(writer.AddInterface(name, "hop", VethTrace.Packets.LinkType.Ethernet, 262_144), 0, packet, packet.Length,
+                    VethTrace.Packets.PacketDirection.Unknown);
+            }
+        }
+        byte[] file = stream.ToArray();
+        string path = Write(file);
+
+        Assert.All(Names, name => Assert.True(file.AsSpan().IndexOf(name.Raw) >= 0, Convert.ToHexString(name.Raw)));
+        using CaptureFileReader reader = CaptureFileReader.Open(path);
+        while (reader.TryReadNext(out _))
+        {
+        }
+        Assert.Equal(names, reader.Interfaces.Select(i => i.Name));
+    }
+
+    [Fact]
     public void InterfacesListing_HostileKernelAndDockerNames_Escaped()
     {
         // Made-up netlink and Docker records (a real dockerd refuses such names; the kernel and a proxied API do not).

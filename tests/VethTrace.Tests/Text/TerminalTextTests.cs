@@ -99,6 +99,21 @@ public sealed class TerminalTextTests
     }
 
     [Fact]
+    public void LosslessUtf8_Encode_GivesTheDecodedBytesBack()
+    {
+        byte[][] inputs =
+        [
+            "eth0 é 日本 😀"u8.ToArray(),
+            [(byte)'v', 0xFF, 0xE2, 0x82, (byte)'A', 0xC0, 0xAF, 0x80, (byte)'z'],
+            [0xED, 0xA0, 0x80], // an encoded surrogate: not UTF-8, three kept bytes
+            [0xF4, 0x90, 0x80, 0x80], // beyond U+10FFFF
+        ];
+        Assert.All(inputs, bytes => Assert.Equal(bytes, LosslessUtf8.Encode(LosslessUtf8.Decode(bytes))));
+        // A stray surrogate that is not a kept byte is written as U+FFFD, as Encoding.UTF8 does.
+        Assert.Equal("a\uFFFDb"u8.ToArray(), LosslessUtf8.Encode("a" + (char)0xD800 + "b"));
+    }
+
+    [Fact]
     public void LosslessUtf8_InvalidBytes_KeptAndShownAsBytes()
     {
         // A lone 0xFF, a truncated three-byte sequence (E2 82 then 'A'), an overlong '/' (C0 AF), a lone continuation byte.
