@@ -151,6 +151,20 @@ public sealed class HostileNameTests : IDisposable
         Assert.Equal(Names.Zip(Names.Skip(1), (a, b) => (a.Json, b.Json)), hops);
     }
 
+    [Theory]
+    [InlineData("packets")]
+    [InlineData("replay")]
+    public void IfnameMapping_HostileName_Escaped(string command)
+    {
+        // Index 11 is docker0 in the shipped tcpdump -i any capture (captures/any-sll2.interfaces.tsv).
+        var (code, output, error) = Run(command, VethTrace.Tests.Captures.CaptureCorpus.PathOf("any-sll2.pcap"), "--ifname", "11=\u001b]0;pwned\u0007docker0");
+
+        Assert.Equal(ExitCode.Success, code);
+        Assert.Equal("", error);
+        TerminalAssert.Safe(output);
+        Assert.Contains(@" \x1b]0;pwned\x07docker0 ", output);
+    }
+
     [Fact]
     public void FollowStartRecord_HostileTargetAndInterfaces_EscapedAndDecodeToTheNames()
     {
