@@ -165,6 +165,19 @@ public sealed class HostileNameTests : IDisposable
         Assert.Contains(@" \x1b]0;pwned\x07docker0 ", output);
     }
 
+    [Theory]
+    [InlineData(new[] { "\u001b[31mreplay" }, @"vethtrace: unknown command '\x1b[31mreplay'")]
+    [InlineData(new[] { "replay", "x.pcap", "--filter", "host \u001b]0;pwned\u0007" }, @"vethtrace: --filter 'host \x1b]0;pwned\x07' does not compile")]
+    [InlineData(new[] { "packets", "x.pcap", "--ifname", "\u001b[2J" }, @"got '\x1b[2J'")]
+    public void UsageError_HostileArgument_QuotedEscaped(string[] args, string expected)
+    {
+        var (code, output, error) = Run(args);
+
+        Assert.Equal(ExitCode.Usage, code);
+        TerminalAssert.Safe(output + error);
+        Assert.Contains(expected, error);
+    }
+
     [Fact]
     public void FollowStartRecord_HostileTargetAndInterfaces_EscapedAndDecodeToTheNames()
     {
