@@ -51,23 +51,44 @@ public sealed partial class CaptureFileReader
         uint fraction = U32(header[4..]);
         uint captured = U32(header[8..]);
         uint original = U32(header[12..]);
-        if (captured > MaxCaptureLength)
+        CaptureInterface only = _interfaces[0];
+        // Beyond libpcap's maximum for the link type a caplen cannot be real, and what follows cannot be found: libpcap
+        // stops there too. Below it, a caplen above the snaplen is read (libpcap's sf-pcap.c does, for old Solaris
+        // files and fuzzed ones alike), and so is caplen 0, a record of no bytes that tcpdump counts.
+        int maximum = MaxCaptureLengthFor(only.LinkType);
+        if (captured > maximum)
         {
-            return Fail(offset, $"record caplen {captured} exceeds the maximum of {MaxCaptureLength}");
-        }
-        if (CheckCapturedLength(captured, original, _interfaces[0].SnapLength, "record") is { } problem)
-        {
-            return Fail(offset, problem);
+            return Fail(offset, $"record caplen {captured} exceeds the maximum of {maximum}");
         }
         if (!Ensure(PcapFormat.RecordHeaderLength + (int)captured))
         {
             int left = _end - _start - PcapFormat.RecordHeaderLength;
             return Fail(offset, $"record data cut short: {left} of {captured} bytes");
         }
-        long timestamp = seconds * 1_000_000_000L + (_pcapNanoseconds ? fraction : fraction * 1000L);
-        CaptureInterface only = _interfaces[0];
+        if (only.SnapLength > 0 && captured > (uint)only.SnapLength)
+        {
+            Note(Irregularity.CaplenAboveSnaplen, offset, captured, (ulong)only.SnapLength);
+        }
+        if (captured == 0)
+        {
+            Note(Irregularity.Empty, offset, original, 0);
+        }
+        // A fraction of a second of a million microseconds or more (a billion nanoseconds) is no time at all: tcpdump
+        // prints it raw with "(invalid us)". Taken at face value, 2^31 µs would put the packet 36 minutes late.
+        bool invalid = fraction >= (_pcapNanoseconds ? 1_000_000_000u : 1_000_000u);
+        long timestamp;
+        if (invalid)
+        {
+            Note(Irregularity.InvalidTimestamp, offset, fraction, 0);
+            timestamp = PacketsRead > 0 ? _lastTimestampNs : seconds * 1_000_000_000L;
+        }
+        else
+        {
+            timestamp = seconds * 1_000_000_000L + (_pcapNanoseconds ? fraction : fraction * 1000L);
+        }
+        _lastTimestampNs = timestamp;
         record = new CaptureRecord(_buffer.AsSpan(_start + PcapFormat.RecordHeaderLength, (int)captured), timestamp, 0, only.LinkType,
-            (int)Math.Min(original, int.MaxValue), PacketDirection.Unknown, offset);
+            (int)Math.Min(original, int.MaxValue), PacketDirection.Unknown, offset, invalid);
         _start += PcapFormat.RecordHeaderLength + (int)captured;
         PacketsRead++;
         return true;

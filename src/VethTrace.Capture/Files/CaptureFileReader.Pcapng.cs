@@ -207,19 +207,26 @@ public sealed partial class CaptureFileReader
         {
             return $"packet refers to interface {localInterface}, but the section declares {_sectionInterfaces.Count}";
         }
-        if (captured > MaxCaptureLength)
-        {
-            return $"packet caplen {captured} exceeds the maximum of {MaxCaptureLength}";
-        }
         int id = _sectionInterfaces[localInterface];
-        if (CheckCapturedLength(captured, original, _interfaces[id].SnapLength, "packet") is { } problem)
+        CaptureInterface declared = _interfaces[id];
+        int maximum = MaxCaptureLengthFor(declared.LinkType);
+        if (captured > maximum)
         {
-            return problem;
+            return $"packet caplen {captured} exceeds the maximum of {maximum}";
         }
         int padded = ((int)captured + 3) & ~3;
         if (fixedLength + padded > body.Length)
         {
             return $"packet caplen {captured} runs past the end of its block";
+        }
+        // Read as classic pcap's are: above the interface's snaplen, or empty, and counted.
+        if (declared.SnapLength > 0 && captured > (uint)declared.SnapLength)
+        {
+            Note(Irregularity.CaplenAboveSnaplen, offset, captured, (ulong)declared.SnapLength);
+        }
+        if (captured == 0)
+        {
+            Note(Irregularity.Empty, offset, original, 0);
         }
         var direction = PacketDirection.Unknown;
         var options = new OptionReader(body[(fixedLength + padded)..], _bigEndian);
@@ -239,7 +246,7 @@ public sealed partial class CaptureFileReader
         long timestampNs = _clocks[id].ToNanoseconds(timestamp);
         _lastTimestampNs = timestampNs;
         int dataStart = _start + 8 + fixedLength;
-        record = new CaptureRecord(_buffer.AsSpan(dataStart, (int)captured), timestampNs, id, _interfaces[id].LinkType,
+        record = new CaptureRecord(_buffer.AsSpan(dataStart, (int)captured), timestampNs, id, declared.LinkType,
             (int)Math.Min(original, int.MaxValue), direction, offset);
         return null;
     }
@@ -260,13 +267,14 @@ public sealed partial class CaptureFileReader
         uint original = U32(body);
         int snap = _interfaces[id].SnapLength;
         int captured = (int)Math.Min(Math.Min(original, (uint)(body.Length - 4)), snap > 0 ? (uint)snap : uint.MaxValue);
-        if (captured > MaxCaptureLength)
+        int maximum = MaxCaptureLengthFor(_interfaces[id].LinkType);
+        if (captured > maximum)
         {
-            return $"packet length {captured} exceeds the maximum of {MaxCaptureLength}";
+            return $"packet length {captured} exceeds the maximum of {maximum}";
         }
-        if (CheckCapturedLength((uint)captured, original, snapLength: 0, "simple packet") is { } problem)
+        if (captured == 0)
         {
-            return problem;
+            Note(Irregularity.Empty, offset, original, 0);
         }
         // No timestamp: the previous packet's is the best estimate, and keeps a merge ordered.
         record = new CaptureRecord(_buffer.AsSpan(_start + 12, captured), _lastTimestampNs, id, _interfaces[id].LinkType,

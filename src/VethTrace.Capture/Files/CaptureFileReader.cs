@@ -10,12 +10,17 @@ namespace VethTrace.Capture.Files;
 /// either byte order, several interfaces, EPB, SPB and the obsolete PB; unknown blocks are skipped),
 /// plain or gzip-compressed, with one reusable buffer: memory stays flat whatever the file's length and
 /// no read allocates. Each <see cref="TryReadNext"/> invalidates the record the previous one returned.
-/// Damage stops the reading: <see cref="TryReadNext"/> returns false and <see cref="Error"/> names the
-/// byte offset and the problem; every packet before it was returned.
+/// It reads every record tcpdump reads: records that break the format's rules but can be read (a caplen above the
+/// snaplen, caplen 0, an invalid timestamp) are returned and counted, one <see cref="Warnings"/> entry per kind.
+/// Damage that leaves nothing to read past it stops the reading: <see cref="TryReadNext"/> returns false and
+/// <see cref="Error"/> names the byte offset and the problem; every packet before it was returned.
 /// </summary>
 public sealed partial class CaptureFileReader : IDisposable
 {
-    /// <summary>The largest packet accepted (libpcap's MAXIMUM_SNAPLEN): beyond it a length field is damage, not data.</summary>
+    /// <summary>
+    /// The largest packet accepted for most link types (libpcap's MAXIMUM_SNAPLEN): beyond it a length field is damage,
+    /// not data. A few link types allow more (<see cref="MaxCaptureLengthFor"/>).
+    /// </summary>
     public const int MaxCaptureLength = 262_144;
 
     /// <summary>The largest pcapng block accepted; bounds memory against a hostile length field.</summary>
@@ -89,7 +94,28 @@ public sealed partial class CaptureFileReader : IDisposable
     /// Problems that did not stop the reading (<see cref="CaptureProblem.Unsupported"/>): an interface whose link type
     /// the parser does not decode, named at its declaration. Its packets are still returned.
     /// </summary>
-    public IReadOnlyList<CaptureFileError> Warnings => _warnings;
+    public IReadOnlyList<CaptureFileError> Warnings
+    {
+        get
+        {
+            if (_irregular.All(tally => tally.Count == 0))
+            {
+                return _warnings;
+            }
+            var all = new List<CaptureFileError>(_warnings);
+            for (int kind = 0; kind < _irregular.Length; kind++)
+            {
+                if (_irregular[kind].Count > 0)
+                {
+                    all.Add(new CaptureFileError(_path, _irregular[kind].FirstOffset, Describe((Irregularity)kind, in _irregular[kind]), CaptureProblem.Irregular));
+                }
+            }
+            return all;
+        }
+    }
+
+    /// <summary>How many records had a timestamp tcpdump marks "(invalid us)" (they were read; see <see cref="CaptureRecord.TimestampInvalid"/>).</summary>
+    public long InvalidTimestamps => _irregular[(int)Irregularity.InvalidTimestamp].Count;
 
     public long PacketsRead { get; private set; }
 
@@ -217,25 +243,86 @@ public sealed partial class CaptureFileReader : IDisposable
     /// stretch of a file reads as (16 zero bytes are a "valid" pcap record), and reading on would return one empty
     /// packet at time 0 per 16 bytes.
     /// </summary>
-    private static string? CheckCapturedLength(uint captured, uint original, int snapLength, string what)
+    /// <summary>
+    /// The largest caplen libpcap accepts for a link type (max_snaplen_for_dlt in pcap-common.c): D-Bus messages
+    /// reach 128 MiB, EBHSCR frames 8 MiB, USBPcap transfers 1 MiB; everything else 256 KiB. A caplen beyond it is
+    /// damage: libpcap stops there too ("invalid packet capture length").
+    /// </summary>
+    public static int MaxCaptureLengthFor(LinkType linkType) => linkType.Value switch
     {
-        if (snapLength > 0 && captured > (uint)snapLength)
-        {
-            return $"{what} caplen {captured} exceeds the snaplen of {snapLength}";
-        }
-        if (captured == 0 && original == 0)
-        {
-            return $"zero-length {what} (caplen 0, length 0): zeroed or overwritten data";
-        }
-        return null;
+        LinkTypeDbus => 128 * 1024 * 1024,
+        LinkTypeEbhscr => 8 * 1024 * 1024,
+        LinkTypeUsbPcap => 1024 * 1024,
+        _ => MaxCaptureLength,
+    };
+
+    private const uint LinkTypeDbus = 231;
+    private const uint LinkTypeUsbPcap = 249;
+    private const uint LinkTypeEbhscr = 279;
+
+    /// <summary>The kinds of irregular record: each is read, counted, and reported once per file.</summary>
+    private enum Irregularity
+    {
+        /// <summary>caplen above the interface's snaplen: libpcap reads it (cut to the snaplen), Wireshark whole, and so do we.</summary>
+        CaplenAboveSnaplen,
+        /// <summary>caplen 0: tcpdump counts it ("[Invalid header: caplen==0 …]"), and so do we, as an empty packet.</summary>
+        Empty,
+        /// <summary>A classic pcap sub-second field out of range: tcpdump prints "(invalid us)" or "(invalid ns)".</summary>
+        InvalidTimestamp,
     }
+
+    private readonly Tally[] _irregular = new Tally[3];
+
+    /// <summary>A count and the first occurrence's offset and two numbers: no string is built per record.</summary>
+    private struct Tally
+    {
+        public long Count;
+        public long FirstOffset;
+        public ulong FirstA;
+        public ulong FirstB;
+    }
+
+    private void Note(Irregularity kind, long offset, ulong a, ulong b)
+    {
+        ref Tally tally = ref _irregular[(int)kind];
+        if (tally.Count++ == 0)
+        {
+            tally.FirstOffset = offset;
+            tally.FirstA = a;
+            tally.FirstB = b;
+        }
+    }
+
+    private string Describe(Irregularity kind, in Tally tally)
+    {
+        string records = tally.Count == 1 ? "1 record" : $"{tally.Count} records";
+        return kind switch
+        {
+            Irregularity.CaplenAboveSnaplen =>
+                $"{records} with a caplen above the snaplen, read whole (tcpdump reads {(tally.Count == 1 ? "it" : "them")} too, cut at the snaplen); " +
+                $"the first at byte {tally.FirstOffset}: caplen {tally.FirstA}, snaplen {tally.FirstB}",
+            Irregularity.Empty =>
+                $"{records} with caplen 0, read as empty packets (tcpdump counts them as \"[Invalid header: caplen==0]\"); " +
+                $"the first at byte {tally.FirstOffset}: length {tally.FirstA}",
+            _ =>
+                $"{records} with an invalid timestamp (tcpdump: \"(invalid {(_pcapNanoseconds ? "ns" : "us")})\"), placed at the previous " +
+                $"packet's time and left out of latency figures; the first at byte {tally.FirstOffset}: " +
+                $"{(_pcapNanoseconds ? "nsec" : "usec")} {tally.FirstA} of at most {(_pcapNanoseconds ? 999_999_999 : 999_999)}",
+        };
+    }
+
+    /// <summary>
+    /// The one place where a name read from the file (if_name, or the file's own name standing for its interface)
+    /// enters a message. Messages reach a terminal: escaping such names (issue 12, section 1) belongs here.
+    /// </summary>
+    private static string Named(string name) => name;
 
     private void WarnIfNotDecoded(LinkType linkType, long offset, string interfaceName)
     {
         if (!PacketParser.Decodes(linkType))
         {
             _warnings.Add(new CaptureFileError(_path, offset,
-                $"interface {interfaceName} has link type {linkType.Value}, which VethTrace does not decode: its packets are counted, not traced",
+                $"interface {Named(interfaceName)} has link type {linkType.Value}, which VethTrace does not decode: its packets are counted, not traced",
                 CaptureProblem.Unsupported));
         }
     }

@@ -217,11 +217,15 @@ public sealed class Correlator : IObservationSink
             for (int i = 1; i < sightings.Count; i++)
             {
                 Observation from = sightings[i - 1], to = sightings[i];
-                if (!_hops.TryGetValue((from.Interface, to.Interface), out var histogram))
+                // A copy without a valid capture time (Observation.TimestampInvalid) has no latency to give.
+                if (!from.TimestampInvalid && !to.TimestampInvalid)
                 {
-                    _hops[(from.Interface, to.Interface)] = histogram = new LatencyHistogram();
+                    if (!_hops.TryGetValue((from.Interface, to.Interface), out var histogram))
+                    {
+                        _hops[(from.Interface, to.Interface)] = histogram = new LatencyHistogram();
+                    }
+                    histogram.Record(to.TimestampNs - from.TimestampNs);
                 }
-                histogram.Record(to.TimestampNs - from.TimestampNs);
                 _nat.Observe(from.Flow, to.Flow, from.TimestampNs);
             }
             PathKey key = PathKey.Of(sightings);

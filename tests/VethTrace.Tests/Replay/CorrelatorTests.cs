@@ -37,6 +37,25 @@ public sealed class CorrelatorTests
     }
 
     [Fact]
+    public void Report_CopyWithInvalidTimestamp_MatchedAndCountedWithoutALatency()
+    {
+        // A pcap record whose sub-second field is out of range comes at its file position (the previous packet's
+        // time, Observation.TimestampInvalid): it still joins its journey, but gives no latency.
+        var correlator = new Correlator(new CorrelatorOptions(), Role);
+        correlator.Add(At(0, 0, 5, 0));
+        correlator.Add(At(3_000, 3, 5, 1));
+        correlator.Add(At(10_000, 0, 6, 2));
+        correlator.Add(At(10_000, 3, 6, 3) with { TimestampInvalid = true });
+        correlator.Complete();
+
+        var report = correlator.Report();
+        Assert.Equal(2, report.MultiHopJourneys);
+        var hop = Assert.Single(report.Hops);
+        Assert.Equal(1, hop.Histogram.Count);
+        Assert.Equal(3_000, hop.Histogram.Percentile(50));
+    }
+
+    [Fact]
     public void Add_SameInterfaceTwice_StartsANewJourney()
     {
         var correlator = new Correlator(new CorrelatorOptions(), Role);
