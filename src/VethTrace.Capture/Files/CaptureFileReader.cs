@@ -298,11 +298,15 @@ public sealed partial class CaptureFileReader : IDisposable
         string records = tally.Count == 1 ? "1 record" : $"{tally.Count} records";
         return kind switch
         {
+            // libpcap's pcap reader takes such a record (cut at the snaplen); its pcapng reader stops at the first.
+            Irregularity.CaplenAboveSnaplen when _isPcapng =>
+                $"{records} with a caplen above the snaplen, read whole as Wireshark reads {(tally.Count == 1 ? "it" : "them")} (tcpdump stops at the first); " +
+                $"the first at byte {tally.FirstOffset}: caplen {tally.FirstA}, snaplen {tally.FirstB}",
             Irregularity.CaplenAboveSnaplen =>
                 $"{records} with a caplen above the snaplen, read whole (tcpdump reads {(tally.Count == 1 ? "it" : "them")} too, cut at the snaplen); " +
                 $"the first at byte {tally.FirstOffset}: caplen {tally.FirstA}, snaplen {tally.FirstB}",
             Irregularity.Empty =>
-                $"{records} with caplen 0, read as empty packets (tcpdump counts them as \"[Invalid header: caplen==0]\"); " +
+                $"{records} with caplen 0, read as {(tally.Count == 1 ? "an empty packet" : "empty packets")} (tcpdump counts {(tally.Count == 1 ? "it" : "them")} as \"[Invalid header: caplen==0]\"); " +
                 $"the first at byte {tally.FirstOffset}: length {tally.FirstA}",
             _ =>
                 $"{records} with an invalid timestamp (tcpdump: \"(invalid {(_pcapNanoseconds ? "ns" : "us")})\"), placed at the previous " +

@@ -104,7 +104,7 @@ public sealed class DamagedInputTableTests : IDisposable
             "caplen above snaplen" => SnaplenBelow(pcap, records),
             "zeroed tail" => ZeroedTail(pcap, records[4].Offset),
             "zero-length record between good ones" => ([.. pcap[..(int)records[2].Offset], .. new byte[Layout.PcapRecordHeader], .. pcap[(int)records[2].Offset..]], "gap.pcap",
-                $"1 record with caplen 0, read as empty packets (tcpdump counts them as \"[Invalid header: caplen==0]\"); the first at byte {records[2].Offset}: length 0"),
+                $"1 record with caplen 0, read as an empty packet (tcpdump counts it as \"[Invalid header: caplen==0]\"); the first at byte {records[2].Offset}: length 0"),
             "invalid timestamp" => (Patch32(pcap, records[3].Offset + 4, 2_147_483_648), "late.pcap",
                 "1 record with an invalid timestamp (tcpdump: \"(invalid us)\"), placed at the previous packet's time and left out of latency figures; " +
                 $"the first at byte {records[3].Offset}: usec 2147483648 of at most 999999"),
