@@ -35,6 +35,7 @@ public sealed partial class CaptureFileReader : IDisposable
     // pcapng interface ids are per section: this maps the current section's ids to global ones.
     private readonly List<int> _sectionInterfaces = [];
     private readonly List<CaptureFileError> _warnings = [];
+    private readonly Tally[] _irregular = new Tally[3]; // by Irregularity
 
     // Rented, not allocated: a 1 MiB array lands on the large-object heap, and opening many files
     // (a merge, a test suite) would otherwise cost a full collection now and then.
@@ -91,8 +92,10 @@ public sealed partial class CaptureFileReader : IDisposable
     public CaptureFileError? Error { get; private set; }
 
     /// <summary>
-    /// Problems that did not stop the reading (<see cref="CaptureProblem.Unsupported"/>): an interface whose link type
-    /// the parser does not decode, named at its declaration. Its packets are still returned.
+    /// Problems that did not stop the reading, every packet having been returned: an interface whose link type the
+    /// parser does not decode, named at its declaration (<see cref="CaptureProblem.Unsupported"/>); and one entry per
+    /// kind of irregular record read so far, with the count and the first offset (<see cref="CaptureProblem.Irregular"/>).
+    /// Built when asked for, not per record.
     /// </summary>
     public IReadOnlyList<CaptureFileError> Warnings
     {
@@ -237,13 +240,6 @@ public sealed partial class CaptureFileReader : IDisposable
     }
 
     /// <summary>
-    /// The checks a packet's two lengths must pass besides fitting in the file. A caplen above the snaplen the file
-    /// declares (0: none declared) cannot come from a capture: libpcap never hands over more than the snaplen.
-    /// A record whose caplen and length are both 0 describes no packet at all: it is what a zeroed or overwritten
-    /// stretch of a file reads as (16 zero bytes are a "valid" pcap record), and reading on would return one empty
-    /// packet at time 0 per 16 bytes.
-    /// </summary>
-    /// <summary>
     /// The largest caplen libpcap accepts for a link type (max_snaplen_for_dlt in pcap-common.c): D-Bus messages
     /// reach 128 MiB, EBHSCR frames 8 MiB, USBPcap transfers 1 MiB; everything else 256 KiB. A caplen beyond it is
     /// damage: libpcap stops there too ("invalid packet capture length").
@@ -270,8 +266,6 @@ public sealed partial class CaptureFileReader : IDisposable
         /// <summary>A classic pcap sub-second field out of range: tcpdump prints "(invalid us)" or "(invalid ns)".</summary>
         InvalidTimestamp,
     }
-
-    private readonly Tally[] _irregular = new Tally[3];
 
     /// <summary>A count and the first occurrence's offset and two numbers: no string is built per record.</summary>
     private struct Tally
