@@ -55,6 +55,27 @@ public sealed class CorrelatorTests
         Assert.Equal(3_000, hop.Histogram.Percentile(50));
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void Report_CopyWithInvalidTimestamp_PlacedInThePathByTopology(int invalid)
+    {
+        // An echo reply on its way in: egress (3), bridge (2), veth (1), container (0). The copy on `invalid` carries
+        // a stand-in time from its file (earlier than all the others here): the path must not start with it.
+        var correlator = new Correlator(new CorrelatorOptions(), Role);
+        long[] times = [40_000, 30_000, 20_000, 10_000]; // by interface id: container last
+        foreach (int iface in new[] { 3, 2, 1, 0 })
+        {
+            bool flagged = iface == invalid;
+            correlator.Add(At(flagged ? 1_000 : times[iface], iface, 8, 3 - iface) with { TimestampInvalid = flagged });
+        }
+        correlator.Complete();
+
+        var path = Assert.Single(correlator.Report().Paths);
+        Assert.Equal([3, 2, 1, 0], path.Interfaces);
+    }
+
     [Fact]
     public void Add_SameInterfaceTwice_StartsANewJourney()
     {
