@@ -57,12 +57,17 @@ public static class PacketsCommand
                     string interfaceName = shownNames.Of(names.Name(reader.Interfaces[record.InterfaceId], in packet));
                     string direction = Direction(record.Direction, in packet);
                     string text = PacketText.Describe(in packet);
+                    // As tcpdump marks a sub-second field out of range; the time shown is the reader's stand-in (the previous packet's).
+                    string invalid = record.TimestampInvalid
+                        ? reader.Interfaces[record.InterfaceId].TimestampResolution == 9 ? " (invalid ns)" : " (invalid us)"
+                        : "";
                     if (!settings.ByFingerprint)
                     {
                         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                            $"{packets,6} {FormatTime(record.TimestampNs)} {interfaceName,-12} {direction,-3} {text}  fp {fingerprint:x16}"));
+                            $"{packets,6} {FormatTime(record.TimestampNs)}{invalid} {interfaceName,-12} {direction,-3} {text}  fp {fingerprint:x16}"));
                         continue;
                     }
+                    text += invalid;
                     if (!groups.TryGetValue(fingerprint, out var sightings))
                     {
                         sightings = [];

@@ -174,7 +174,7 @@ public static class ReplayCommand
                     _names.Name(captured, in packet));
                 Tunnels.Add(in packet, id);
                 bool selected = filter is null || filter.Matches(record.Data, record.LinkType);
-                var observation = Observation.From(in packet, record.Data, record.TimestampNs, id, packets, selected, record.Direction);
+                var observation = Observation.From(in packet, record.Data, record.TimestampNs, id, packets, selected, record.Direction, record.TimestampInvalid);
                 orderer.Add(in observation);
                 if (mayRetry && orderer.Overtaken > 0)
                 {
