@@ -50,7 +50,7 @@ public static class PacketsCommand
                 while (packets < settings.Count && !full && reader.TryReadNext(out CaptureRecord record))
                 {
                     packets++;
-                    PacketParser.Parse(record.Data, record.LinkType, settings.Parser, out ParsedPacket packet);
+                    PacketParser.Parse(record.Data, record.LinkType, settings.Parser, record.OriginalLength, out ParsedPacket packet);
                     outcomes[(int)packet.Outcome]++;
                     ulong fingerprint = PacketFingerprint.Compute(in packet, record.Data);
                     string interfaceName = names.Name(reader.Interfaces[record.InterfaceId], in packet);
