@@ -332,7 +332,7 @@ public static class PacketParser
     /// Whether <see cref="Parse(ReadOnlySpan{byte}, LinkType, ParserOptions, out ParsedPacket)"/> decodes this link type
     /// (the cases of ParseLink below); any other stops at the link layer as unsupported.
     /// </summary>
-    public static bool Decodes(LinkType linkType) => linkType.Value is 0 or 1 or 101 or 108 or 113 or 228 or 229 or 276;
+    public static bool Decodes(LinkType linkType) => linkType.Value is 0 or 1 or 9 or 101 or 108 or 113 or 228 or 229 or 276;
 
     /// <summary>Parses one stack starting at <paramref name="offset"/>. Returns the offset of a VXLAN-encapsulated frame, or -1.</summary>
     private static int ParseStack(ReadOnlySpan<byte> frame, int offset, LinkType linkType, ParserOptions options, ref PacketLayers layers, ref ParsedPacket packet)
@@ -419,6 +419,20 @@ public static class PacketParser
                     return Truncated(ref packet, ParseLayer.Link, NullHeader.HeaderLength, data.Length);
                 }
                 offset += NullHeader.HeaderLength;
+                break;
+            case 9: // PPP: IPv4, IPv6 and MPLS by the PPP protocol
+                if (!PppHeader.TryReadProtocol(data, out ushort protocol, out int pppLength))
+                {
+                    return Truncated(ref packet, ParseLayer.Link, pppLength, data.Length);
+                }
+                offset += pppLength;
+                type = PppHeader.ToEtherType(protocol);
+                if (type.Value == 0)
+                {
+                    // LCP, IPCP and the other control protocols: not IP, as ARP is on Ethernet.
+                    layers.Layers |= LayerSet.Link;
+                    return Stop(ref packet, ParseLayer.Network, ParseOutcome.UnsupportedProtocol);
+                }
                 break;
             case 101: // Raw IP: the version nibble decides.
                 if (data.IsEmpty)

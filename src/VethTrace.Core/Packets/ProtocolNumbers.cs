@@ -12,6 +12,8 @@ public readonly record struct LinkType(uint Value)
     /// <summary>BSD loopback: a 4-byte address family in the capturing host's byte order.</summary>
     public static readonly LinkType Null = new(0);
     public static readonly LinkType Ethernet = new(1);
+    /// <summary>PPP (RFC 1661), with or without the RFC 1662 address and control bytes.</summary>
+    public static readonly LinkType Ppp = new(9);
     /// <summary>Raw IP; the version nibble tells IPv4 from IPv6.</summary>
     public static readonly LinkType Raw = new(101);
     /// <summary>OpenBSD loopback: like <see cref="Null"/>, but always big-endian.</summary>
@@ -27,6 +29,7 @@ public readonly record struct LinkType(uint Value)
     {
         0 => "NULL",
         1 => "EN10MB",
+        9 => "PPP",
         101 => "RAW",
         108 => "LOOP",
         113 => "LINUX_SLL",

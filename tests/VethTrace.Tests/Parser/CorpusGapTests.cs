@@ -376,4 +376,66 @@ public class CorpusGapTests
             Assert.False(row.ContainsKey("ip.src"));
         }
     }
+
+    /// <summary>
+    /// Most of tcpdump's MPLS captures come from a router's PPP link (LINKTYPE_PPP, protocol 0x0281 for MPLS, 0x0021
+    /// for IPv4): LSP pings under LDP and RSVP labels, BGP over TCP under a label, a traceroute with TTL 1, and a fuzzed
+    /// file (wb-oobr.pcap) with lengths far past its 46-byte snaplen. Every frame against tshark: the labels of the MPLS
+    /// frames and none on the others, then the IPv4 and UDP or TCP fields.
+    /// </summary>
+    [Theory]
+    [InlineData("mpls-traceroute.pcap", 9)]
+    [InlineData("lspping-fec-ldp.pcap", 8)]
+    [InlineData("lspping-fec-rsvp.pcap", 5)]
+    [InlineData("wb-oobr.pcap", 3)]
+    public void PppMplsFrames_AgreeWithTshark(string file, int mplsFrames)
+    {
+        string path = CorpusPath("tcpdump/" + file);
+        List<Frame> frames = Read(path);
+        var rows = Tshark(path, ["ppp.protocol", "mpls.label", "mpls.exp", "mpls.bottom", "mpls.ttl", "ip.src", "ip.dst", "ip.len", "ip.id", "ip.ttl",
+            "udp.srcport", "udp.dstport", "udp.length", "tcp.srcport", "tcp.dstport", "tcp.seq_raw", "tcp.len"]);
+        Assert.Equal(rows.Count, frames.Count);
+
+        int labelled = 0;
+        foreach (Frame frame in frames)
+        {
+            var row = rows[frame.Number - 1];
+            ParsedPacket packet = Parse(frame);
+            ref readonly PacketLayers layers = ref packet.Outer;
+            string at = $"{file} frame {frame.Number}: {PacketText.Describe(in packet)}";
+            Assert.True(layers.Has(LayerSet.Network), at);
+            if (Number(row, "ppp.protocol") == 0x0281)
+            {
+                ReadOnlySpan<MplsLabel> labels = layers.MplsLabels;
+                Assert.True(row["mpls.label"].Split(',').Length == labels.Length, at);
+                for (int i = 0; i < labels.Length; i++)
+                {
+                    Assert.Equal(Number(row, "mpls.label", i), labels[i].Label);
+                    Assert.Equal(Number(row, "mpls.exp", i), labels[i].TrafficClass);
+                    Assert.Equal(Number(row, "mpls.bottom", i), labels[i].BottomOfStack ? 1 : 0);
+                    Assert.Equal(Number(row, "mpls.ttl", i), labels[i].Ttl);
+                }
+                labelled++;
+            }
+            else
+            {
+                Assert.True(layers.MplsCount == 0, at);
+            }
+            CompareIp(row, in layers);
+            if (layers.IsUdp)
+            {
+                Assert.Equal(Number(row, "udp.srcport"), layers.SourcePort);
+                Assert.Equal(Number(row, "udp.dstport"), layers.DestinationPort);
+                Assert.Equal(Number(row, "udp.length"), layers.UdpLength);
+            }
+            else if (layers.IsTcp)
+            {
+                Assert.Equal(Number(row, "tcp.srcport"), layers.SourcePort);
+                Assert.Equal(Number(row, "tcp.dstport"), layers.DestinationPort);
+                Assert.Equal(Number(row, "tcp.seq_raw"), layers.TcpSequence);
+                Assert.Equal(Number(row, "tcp.len"), layers.PayloadLength);
+            }
+        }
+        Assert.Equal(mplsFrames, labelled);
+    }
 }

@@ -9,7 +9,8 @@ namespace VethTrace.Tests.Parser;
 
 /// <summary>
 /// MPLS label stacks after the link layer (RFC 3032): EtherType 0x8847 (unicast) or 0x8848 (multicast, RFC 5332), entries
-/// walked to the bottom-of-stack bit within a bound, then IPv4 or IPv6 told by the version nibble. The real captures are
+/// walked to the bottom-of-stack bit within a bound, then IPv4 or IPv6 told by the version nibble; over Ethernet (with
+/// VLAN tags), Linux cooked captures and PPP (protocols 0x0281, 0x0283). The real captures are
 /// compared with tshark in <see cref="CorpusGapTests"/>.
 /// </summary>
 public class MplsTests
@@ -178,6 +179,46 @@ public class MplsTests
         string text = PacketText.Describe(in packet);
 
         Assert.StartsWith("mpls 16001,300 udp 192.168.1.10:40001 > 192.168.1.11:53 len 29", text);
+    }
+
+    [Theory]
+    [InlineData("ff03 0281", 4)]  // RFC 1662 framing, two-byte protocol
+    [InlineData("0281", 2)]       // no address and control (LINKTYPE_PPP allows both)
+    public void Parse_PppMpls_LabelsThenIp(string header, int headerLength)
+    {
+        byte[] frame = [.. Hex.Parse(header), .. Mpls([new(100_704, 0, 1)], Ipv4Udp())];
+
+        var packet = Parse(frame, LinkType.Ppp);
+
+        Assert.Equal(ParseOutcome.Complete, packet.Outcome);
+        Assert.Equal(EtherType.MplsUnicast, packet.Outer.EtherType);
+        Assert.Equal(100_704u, packet.Outer.MplsLabels[0].Label);
+        Assert.Equal(headerLength + 4, packet.Outer.NetworkOffset);
+        Assert.True(packet.Outer.IsUdp);
+    }
+
+    [Fact]
+    public void Parse_PppCompressedProtocolIpv4_Parsed()
+    {
+        // RFC 1661 section 6.5: protocol field compression sends 0x0021 as the single byte 0x21.
+        byte[] frame = [0xFF, 0x03, 0x21, .. Ipv4Udp()];
+
+        var packet = Parse(frame, LinkType.Ppp);
+
+        Assert.Equal(ParseOutcome.Complete, packet.Outcome);
+        Assert.Equal(3, packet.Outer.NetworkOffset);
+        Assert.Equal(EtherType.Ipv4, packet.Outer.EtherType);
+    }
+
+    [Fact]
+    public void Parse_PppLcp_NotIp()
+    {
+        byte[] frame = Hex.Parse("ff03 c021 0101 000e 0506 1234 5678 0702");
+
+        var packet = Parse(frame, LinkType.Ppp);
+
+        Assert.Equal((ParseOutcome.UnsupportedProtocol, ParseLayer.Network), (packet.Outcome, packet.StoppedAt));
+        Assert.Equal(LayerSet.Link, packet.Outer.Layers);
     }
 
     private static ulong Fingerprint(byte[] frame)

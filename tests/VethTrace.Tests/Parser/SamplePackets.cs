@@ -121,6 +121,9 @@ internal static class SamplePackets
                 Ipv4(HostEgress, "192.168.1.11", Udp, PacketBuilder.Udp(40001, 53, dns))))),
             new("eth-vlan-mpls2-ipv6-tcp", LinkType.Ethernet, Ethernet(0x8848, Mpls([new(299_792, 5, 63), new(17, 0, 64)],
                 Ipv6("2001:db8:2::10", Remote6, Tcp, TcpData(http))), [Tag.Q(200)])),
+            // PPP in HDLC-like framing (address 0xff, control 0x03), protocol 0x0281: a BGP segment under one label, as a router sends it.
+            new("ppp-mpls-ipv4-tcp", LinkType.Ppp, [0xFF, 0x03, 0x02, 0x81, .. Mpls([new(100_656, 6, 64)],
+                Ipv4("12.4.4.4", "12.8.8.8", Tcp, TcpData(Payload(19), sourcePort: 4100, destinationPort: 179)))]),
             new("vxlan-ipv4-tcp", LinkType.Ethernet, Ethernet(EtherIpv4, Ipv4(HostEgress, "192.168.1.11", Udp,
                 PacketBuilder.Udp(51234, 4789, Vxlan(4096, innerTcp)), dontFragment: false))),
             new("vxlan-ipv6-vlan-udp", LinkType.Ethernet, Ethernet(EtherIpv6, Ipv6("2001:db8:1::10", "2001:db8:1::11", Udp,

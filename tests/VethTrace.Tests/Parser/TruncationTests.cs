@@ -132,6 +132,7 @@ public class TruncationTests
     private static int LinkHeaderLength(LinkType linkType) => linkType.Value switch
     {
         1 => 14,
+        9 => 4, // PPP with the address and control bytes, as the sample has them
         113 => 16,
         276 => 20,
         0 or 108 => 4,
