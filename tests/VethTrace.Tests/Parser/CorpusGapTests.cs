@@ -243,6 +243,25 @@ public class CorpusGapTests
         Assert.Equal(PacketFingerprint.Compute(in unknown, tenth.Data), PacketFingerprint.Compute(in known, tenth.Data));
     }
 
+    /// <summary><c>vethtrace packets</c> on kday4.pcap: frame 10 says what it holds, and the summary counts the frames tshark flags.</summary>
+    [Fact]
+    public void PacketsCommand_Kday4_ShowsAndCountsTheShortFrames()
+    {
+        string path = CorpusPath("tcpdump/kday4.pcap");
+        // tshark's expert info "IPv4 total length exceeds packet length" marks the frames whose IP length passes frame.len.
+        int expected = Tshark(path, ["_ws.expert.message"]).Count(r => r.TryGetValue("_ws.expert.message", out string? m)
+            && m.Contains("IPv4 total length exceeds packet length", StringComparison.Ordinal));
+        Assert.True(expected > 0);
+        var output = new StringWriter();
+        var error = new StringWriter();
+
+        VethTrace.Cli.VethTraceCommand.Run(["packets", path], output, error);
+
+        string[] lines = output.ToString().Split('\n');
+        Assert.Contains("len 0 ttl 62 id 64806 (inconsistent: ip length 820, the frame holds 52)", lines[9]);
+        Assert.Contains($"inconsistent: {expected} with an IP length beyond the frame on the wire", output.ToString());
+    }
+
     /// <summary>
     /// One packet seen at three capture points: whole, cut by a snaplen, and recorded as a frame no longer than what was
     /// kept (the record's original length equal to its captured length, as kday4's frame 10 is). The headers are the same
