@@ -65,8 +65,9 @@ public enum PacketFlags : ushort
     /// <summary>Bytes follow the IP packet inside the frame: Ethernet padding of short frames.</summary>
     TrailingBytes = 1 << 4,
     /// <summary>
-    /// The IP length field was zero and the captured length was used: a TSO/GSO super-packet seen
-    /// before segmentation (Linux big TCP), or an IPv6 jumbogram (RFC 2675).
+    /// The IP length field was zero and the frame's length was used (its original length when the caller gave it,
+    /// else the captured length): a TSO/GSO super-packet seen before segmentation (Linux big TCP, inside a UDP tunnel
+    /// too, whose UDP length is then 0 as well), or an IPv6 jumbogram (RFC 2675).
     /// </summary>
     IpLengthFromCapture = 1 << 5,
     /// <summary>The UDP length disagrees with the IP length; the smaller one was used.</summary>
@@ -130,7 +131,10 @@ public struct PacketLayers
     public uint FlowLabel;
     /// <summary>IPv4 header with options, or IPv6 header with all extension headers.</summary>
     public int IpHeaderLength;
-    /// <summary>The IP packet's length as declared (IPv6: 40 + payload length), or the captured length when the field was zero.</summary>
+    /// <summary>
+    /// The IP packet's length as declared (IPv6: 40 + payload length), or the frame's from the network header on when the
+    /// field was zero (<see cref="PacketFlags.IpLengthFromCapture"/>).
+    /// </summary>
     public int IpTotalLength;
     /// <summary>Fragment offset in bytes.</summary>
     public int FragmentOffset;
