@@ -162,7 +162,7 @@ public static class ReplayCommand
             while (!pipe.Stopped && reader.TryReadNext(out CaptureRecord record, out int file))
             {
                 packets++;
-                PacketParser.Parse(record.Data, record.LinkType, settings.Parser, out ParsedPacket packet);
+                PacketParser.Parse(record.Data, record.LinkType, settings.Parser, record.OriginalLength, out ParsedPacket packet);
                 if (!packet.Innermost.Has(LayerSet.Network))
                 {
                     // ARP and other link-local frames are not routed or NATed: nothing to trace.
