@@ -227,9 +227,10 @@ public static class ReplayTarget
             }
             samples += h.Count;
         }
-        if (samples != steps)
+        // A step to or from a copy whose capture time was invalid gives no latency.
+        if (outcome.InvalidTimestamps == 0 ? samples != steps : samples > steps)
         {
-            throw new FuzzFinding($"{samples} latency samples for {steps} steps of multi-hop journeys");
+            throw new FuzzFinding($"{samples} latency samples for {steps} steps of multi-hop journeys ({outcome.InvalidTimestamps} invalid timestamps)");
         }
     }
 
@@ -239,7 +240,7 @@ public static class ReplayTarget
         CorrelationReport r = outcome.Report;
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture,
-            $"{r.Packets} {r.NotIp} {r.Journeys} {r.MultiHopJourneys} {r.Complete} {r.Lost} {r.Unselected} {r.MatchedBySequenceRange} {outcome.Observations}");
+            $"{r.Packets} {r.NotIp} {r.Journeys} {r.MultiHopJourneys} {r.Complete} {r.Lost} {r.Unselected} {r.MatchedBySequenceRange} {outcome.Observations} {outcome.InvalidTimestamps}");
         text.AppendLine(string.Join(",", outcome.Names));
         foreach (HopReport hop in r.Hops)
         {
@@ -281,6 +282,7 @@ public sealed record ReplayOutcome(
     IReadOnlyList<int> Declared,
     long PacketsRead,
     long Observations,
+    long InvalidTimestamps,
     bool Overtaken);
 
 /// <summary>
@@ -323,11 +325,11 @@ public static class ReplayEngine
                 }
             }
             var tunnels = new TunnelTable();
-            long packets = 0, notIp = 0;
+            long packets = 0, notIp = 0, invalidTimestamps = 0;
             while (reader.TryReadNext(out CaptureRecord record, out int file))
             {
                 packets++;
-                PacketParser.Parse(record.Data, record.LinkType, ParserOptions.Default, out ParsedPacket packet);
+                PacketParser.Parse(record.Data, record.LinkType, ParserOptions.Default, record.OriginalLength, out ParsedPacket packet);
                 if (!packet.Innermost.Has(LayerSet.Network))
                 {
                     notIp++;
@@ -341,11 +343,12 @@ public static class ReplayEngine
                 int id = interfaces.IdOf((file, record.InterfaceId, index), name);
                 tunnels.Add(in packet, id);
                 bool selected = settings.Filter is null || settings.Filter.Matches(record.Data, record.LinkType);
-                var observation = Observation.From(in packet, record.Data, record.TimestampNs, id, packets, selected, record.Direction);
+                var observation = Observation.From(in packet, record.Data, record.TimestampNs, id, packets, selected, record.Direction, record.TimestampInvalid);
+                invalidTimestamps += record.TimestampInvalid ? 1 : 0;
                 orderer.Add(in observation);
                 if (mayRetry && orderer.Overtaken > 0)
                 {
-                    return new ReplayOutcome(correlator.Report(), interfaces.Names, interfaces.Keys, declared, packets, correlator.Observations, Overtaken: true);
+                    return new ReplayOutcome(correlator.Report(), interfaces.Names, interfaces.Keys, declared, packets, correlator.Observations, invalidTimestamps, Overtaken: true);
                 }
             }
             orderer.Flush();
@@ -361,7 +364,7 @@ public static class ReplayEngine
                 throw new FuzzFinding($"the merged reader returned {packets} packets, the files' readers count {read}");
             }
             CorrelationReport report = correlator.Report() with { Packets = packets, NotIp = notIp, Tunnels = tunnels.Report() };
-            return new ReplayOutcome(report, interfaces.Names, interfaces.Keys, declared, packets, correlator.Observations, Overtaken: false);
+            return new ReplayOutcome(report, interfaces.Names, interfaces.Keys, declared, packets, correlator.Observations, invalidTimestamps, Overtaken: false);
         }
     }
 

@@ -47,9 +47,18 @@ public static class Targets
         LinkType linkType = LinkTypes[input[0] % LinkTypes.Length];
         ParserOptions options = Options[input[1] % Options.Length];
         ReadOnlySpan<byte> frame = input[2..];
+        // Bits 2-3 of byte 1: the record's original length unknown (0), equal to the frame (not cut), longer (cut by a
+        // snaplen), or shorter (a record whose caplen exceeds its length, which the readers now pass on).
+        int originalLength = ((input[1] >> 2) & 3) switch
+        {
+            0 => 0,
+            1 => frame.Length,
+            2 => frame.Length + 1 + input[1],
+            _ => frame.Length / 2,
+        };
 
         long before = GC.GetAllocatedBytesForCurrentThread();
-        ParseOutcome outcome = PacketParser.Parse(frame, linkType, options, out ParsedPacket packet);
+        ParseOutcome outcome = PacketParser.Parse(frame, linkType, options, originalLength, out ParsedPacket packet);
         ulong fingerprint = PacketFingerprint.Compute(in packet, frame);
         FlowKey key = FlowKey.From(in packet);
         PacketFingerprint.CoversPayload(in packet);
@@ -65,24 +74,24 @@ public static class Targets
         }
         // Deterministic: a copy of the frame in another buffer parses to the same fingerprint and flow.
         byte[] copy = frame.ToArray();
-        PacketParser.Parse(copy, linkType, options, out ParsedPacket again);
+        PacketParser.Parse(copy, linkType, options, originalLength, out ParsedPacket again);
         if (PacketFingerprint.Compute(in again, copy) != fingerprint || !FlowKey.From(in again).Equals(key))
         {
             throw new FuzzFinding("the same bytes gave another fingerprint or flow key");
         }
-        if (allocated != 0 && AllocatesEveryTime(frame, linkType, options))
+        if (allocated != 0 && AllocatesEveryTime(frame, linkType, options, originalLength))
         {
             throw new FuzzFinding($"parsing and fingerprinting allocated {allocated} bytes");
         }
     }
 
     /// <summary>The runtime may allocate once on this thread (tier-up, on-stack replacement): only a repeat counts.</summary>
-    private static bool AllocatesEveryTime(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options)
+    private static bool AllocatesEveryTime(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, int originalLength)
     {
         for (int attempt = 0; attempt < 3; attempt++)
         {
             long before = GC.GetAllocatedBytesForCurrentThread();
-            PacketParser.Parse(frame, linkType, options, out ParsedPacket packet);
+            PacketParser.Parse(frame, linkType, options, originalLength, out ParsedPacket packet);
             PacketFingerprint.Compute(in packet, frame);
             FlowKey.From(in packet);
             if (GC.GetAllocatedBytesForCurrentThread() == before)
@@ -146,7 +155,7 @@ public static class Targets
                     throw new FuzzFinding($"a record on interface {record.InterfaceId} of {reader.Interfaces.Count}");
                 }
                 // What replay does with each record.
-                PacketParser.Parse(record.Data, record.LinkType, ParserOptions.Default, out ParsedPacket packet);
+                PacketParser.Parse(record.Data, record.LinkType, ParserOptions.Default, record.OriginalLength, out ParsedPacket packet);
                 PacketFingerprint.Compute(in packet, record.Data);
             }
             if (reader.PacketsRead != packets)
@@ -156,6 +165,13 @@ public static class Targets
             if (reader.Error is { } error && (error.Offset < 0 || error.Offset > limit || string.IsNullOrWhiteSpace(error.Message)))
             {
                 throw new FuzzFinding($"error out of place: {error}");
+            }
+            foreach (CaptureFileError warning in reader.Warnings)
+            {
+                if (warning.Offset < 0 || warning.Offset > limit || string.IsNullOrWhiteSpace(warning.Message))
+                {
+                    throw new FuzzFinding($"warning out of place: {warning}");
+                }
             }
             if (reader.TryReadNext(out _))
             {
