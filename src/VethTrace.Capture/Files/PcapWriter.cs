@@ -8,7 +8,8 @@ namespace VethTrace.Capture.Files;
 /// Writes a little-endian classic pcap file (draft-ietf-opsawg-pcap-04) with the nanosecond magic
 /// 0xa1b23c4d, so timestamps keep their nanoseconds. The format has one link type and no interface names
 /// or directions: for several hops use <see cref="PcapngWriter"/>. Thread-safe, and
-/// <see cref="WritePacket"/> allocates nothing, as <see cref="PcapngWriter"/>.
+/// <see cref="WritePacket"/> allocates nothing, as <see cref="PcapngWriter"/>; an I/O error leaves the file cut back
+/// to its last whole record, as there.
 /// </summary>
 public sealed class PcapWriter : IDisposable
 {
@@ -60,7 +61,7 @@ public sealed class PcapWriter : IDisposable
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(snapLength);
         LinkType = linkType;
         SnapLength = snapLength;
-        _output = new CaptureOutput(stream, leaveOpen);
+        _output = new CaptureOutput(stream, leaveOpen, RecordLengthAt);
         Span<byte> header = _output.Reserve(FileHeaderField.Length);
         BinaryPrimitives.WriteUInt32LittleEndian(header[FileHeaderField.Magic..], MagicNanoseconds);
         BinaryPrimitives.WriteUInt16LittleEndian(header[FileHeaderField.MajorVersion..], 2);
@@ -151,6 +152,10 @@ public sealed class PcapWriter : IDisposable
             _output.Dispose();
         }
     }
+
+    /// <summary>The file header at offset 0, then records: a header and caplen bytes of data (pcap draft sections 4, 5).</summary>
+    private static int RecordLengthAt(ReadOnlySpan<byte> record, long fileOffset) =>
+        fileOffset == 0 ? FileHeaderField.Length : RecordField.Data + (int)BinaryPrimitives.ReadUInt32LittleEndian(record[RecordField.CapturedLength..]);
 
     [DoesNotReturn]
     private static void ThrowArgumentOutOfRange(string parameterName, string message) =>
