@@ -73,4 +73,65 @@ public sealed class SignalTests
             Assert.Contains(lines, l => l.StartsWith("{\"type\":\"capture\",\"interface\":\"lo\"", StringComparison.Ordinal));
         }
     }
+    [Theory]
+    [InlineData("TERM")]
+    [InlineData("INT")]
+    [InlineData("HUP")] // the terminal closed: stopped as by Ctrl-C, not killed
+    public void Record_Signal_FileHoldsEveryPacketSentBeforeItAndExitZero(string signal)
+    {
+        string file = Path.Combine(Path.GetTempPath(), $"vethtrace-signal-{signal}-{Environment.ProcessId}.pcapng");
+        const int Port = 47_391;
+        try
+        {
+            string dll = Path.Combine(AppContext.BaseDirectory, "vethtrace.dll");
+            var start = new ProcessStartInfo("dotnet", [dll, "record", "--hop", "lo", "-o", file, "--format", "json", "--filter", $"udp port {Port}"])
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            };
+            using var process = Process.Start(start)!;
+            var started = new ManualResetEventSlim();
+            process.OutputDataReceived += (_, e) =>
+            {
+                if (e.Data?.Contains("\"type\":\"start\"", StringComparison.Ordinal) == true)
+                {
+                    started.Set();
+                }
+            };
+            process.BeginOutputReadLine();
+            Assert.True(started.Wait(TimeSpan.FromSeconds(30)), "record did not start capturing");
+            // Loopback datagrams to a port nobody listens on: each is captured once on lo.
+            using (var udp = new System.Net.Sockets.UdpClient())
+            {
+                for (int i = 0; i < 20; i++)
+                {
+                    udp.Send(new byte[100 + i], new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, Port));
+                }
+            }
+            Thread.Sleep(200);
+
+            using (var kill = Process.Start("kill", ["-s", signal, process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            {
+                kill.WaitForExit();
+            }
+            Assert.True(process.WaitForExit(20_000), "record did not end after the signal");
+            process.WaitForExit();
+
+            Assert.Equal((int)ExitCode.Success, process.ExitCode);
+            using var reader = VethTrace.Capture.Files.CaptureFileReader.Open(file);
+            int packets = 0;
+            while (reader.TryReadNext(out _))
+            {
+                packets++;
+            }
+            Assert.Null(reader.Error);
+            Assert.Equal(20, packets);
+            string[] lengths = Files.WiresharkTool.Run("tshark", ["-r", file, "-T", "fields", "-e", "udp.length"]);
+            Assert.Equal(Enumerable.Range(0, 20).Select(i => (108 + i).ToString(System.Globalization.CultureInfo.InvariantCulture)), lengths);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
 }
