@@ -5,10 +5,11 @@ namespace VethTrace.Capture.Files;
 
 /// <summary>
 /// The length of the block (pcapng) or record (pcap) that starts <paramref name="block"/>, found at
-/// <paramref name="fileOffset"/> of the file: how <see cref="CaptureOutput"/> finds the last whole block after a
-/// write that failed part-way. <paramref name="block"/> holds at least that block, as it was committed.
+/// <paramref name="fileOffset"/> of the file, and whether it holds a packet: how <see cref="CaptureOutput"/> finds
+/// the last whole block after a write that failed part-way. <paramref name="block"/> holds at least that block, as
+/// it was committed.
 /// </summary>
-internal delegate int BlockLength(ReadOnlySpan<byte> block, long fileOffset);
+internal delegate int BlockLength(ReadOnlySpan<byte> block, long fileOffset, out bool packet);
 
 /// <summary>
 /// The buffer the capture writers lay their records out in: a record is composed in place
@@ -38,6 +39,7 @@ internal sealed class CaptureOutput : IDisposable
     // several files in turn would otherwise pay a full collection now and then.
     private byte[] _buffer = ArrayPool<byte>.Shared.Rent(BufferLength);
     private int _used;
+    private long _packetsBuffered;
     private IOException? _failure;
 
     public CaptureOutput(Stream stream, bool leaveOpen, BlockLength blockLength)
@@ -62,6 +64,9 @@ internal sealed class CaptureOutput : IDisposable
     /// <summary>What the stream holds: the whole blocks handed to it (after a failed write, those that reached it).</summary>
     public long Written { get; private set; }
 
+    /// <summary>The packets among the blocks in <see cref="Written"/>.</summary>
+    public long PacketsWritten { get; private set; }
+
     /// <summary>The error that failed a write, or null.</summary>
     public IOException? Failure => _failure;
 
@@ -79,11 +84,15 @@ internal sealed class CaptureOutput : IDisposable
         return _buffer.AsSpan(_used, length);
     }
 
-    /// <summary>Keeps the <paramref name="length"/> bytes last reserved.</summary>
-    public void Commit(int length)
+    /// <summary>Keeps the <paramref name="length"/> bytes last reserved; <paramref name="packet"/> when they are a packet's block.</summary>
+    public void Commit(int length, bool packet = false)
     {
         _used += length;
         Length += length;
+        if (packet)
+        {
+            _packetsBuffered++;
+        }
     }
 
     /// <summary>Hands the buffered records to the stream and flushes it (no fsync: that is the caller's call).</summary>
@@ -137,7 +146,9 @@ internal sealed class CaptureOutput : IDisposable
             throw;
         }
         Written += _used;
+        PacketsWritten += _packetsBuffered;
         _used = 0;
+        _packetsBuffered = 0;
     }
 
     /// <summary>
@@ -154,17 +165,20 @@ internal sealed class CaptureOutput : IDisposable
         {
             long landed = Math.Clamp(_stream.Length - Written, 0, _used);
             int whole = 0;
+            long packets = 0;
             while (whole < landed)
             {
-                int length = _blockLength(_buffer.AsSpan(whole, _used - whole), Written + whole);
+                int length = _blockLength(_buffer.AsSpan(whole, _used - whole), Written + whole, out bool packet);
                 if (length <= 0 || whole + (long)length > landed)
                 {
                     break;
                 }
                 whole += length;
+                packets += packet ? 1 : 0;
             }
             _stream.SetLength(Written + whole);
             Written += whole;
+            PacketsWritten += packets;
         }
         catch (IOException)
         {

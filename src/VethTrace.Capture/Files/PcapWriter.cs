@@ -77,6 +77,19 @@ public sealed class PcapWriter : IDisposable
 
     public int SnapLength { get; }
 
+    /// <summary>The packets the stream holds: those written and flushed, or after a failed write those that reached it whole.</summary>
+    public long PacketsInStream
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _output.PacketsWritten;
+            }
+        }
+    }
+
+    /// <summary>The packets accepted by <see cref="WritePacket"/>, in the stream or still buffered.</summary>
     public long PacketsWritten
     {
         get
@@ -130,7 +143,7 @@ public sealed class PcapWriter : IDisposable
             BinaryPrimitives.WriteUInt32LittleEndian(record[RecordField.CapturedLength..], (uint)data.Length);
             BinaryPrimitives.WriteUInt32LittleEndian(record[RecordField.OriginalLength..], (uint)originalLength);
             data.CopyTo(record[RecordField.Data..]);
-            _output.Commit(length);
+            _output.Commit(length, packet: true);
             _packetsWritten++;
         }
     }
@@ -154,8 +167,11 @@ public sealed class PcapWriter : IDisposable
     }
 
     /// <summary>The file header at offset 0, then records: a header and caplen bytes of data (pcap draft sections 4, 5).</summary>
-    private static int RecordLengthAt(ReadOnlySpan<byte> record, long fileOffset) =>
-        fileOffset == 0 ? FileHeaderField.Length : RecordField.Data + (int)BinaryPrimitives.ReadUInt32LittleEndian(record[RecordField.CapturedLength..]);
+    private static int RecordLengthAt(ReadOnlySpan<byte> record, long fileOffset, out bool packet)
+    {
+        packet = fileOffset != 0;
+        return packet ? RecordField.Data + (int)BinaryPrimitives.ReadUInt32LittleEndian(record[RecordField.CapturedLength..]) : FileHeaderField.Length;
+    }
 
     [DoesNotReturn]
     private static void ThrowArgumentOutOfRange(string parameterName, string message) =>

@@ -156,6 +156,22 @@ public sealed class PcapngWriter : IDisposable
     public static int PacketBlockLength(int dataLength, PacketDirection direction) =>
         EnhancedPacketField.Data + ((dataLength + 3) & ~3) + (direction == PacketDirection.Unknown ? 0 : DirectionOptionsLength) + BlockField.TrailerLength;
 
+    /// <summary>
+    /// The packets the stream holds: those of <see cref="PacketsWritten"/> not still in the buffer, or, after a failed
+    /// write, those that reached the file whole.
+    /// </summary>
+    public long PacketsInStream
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _output.PacketsWritten;
+            }
+        }
+    }
+
+    /// <summary>The packets accepted by <see cref="WritePacket"/>, in the stream or still buffered.</summary>
     public long PacketsWritten
     {
         get
@@ -290,7 +306,7 @@ public sealed class PcapngWriter : IDisposable
                 at += OptionHeaderLength + 4;
                 BinaryPrimitives.WriteUInt32LittleEndian(block[at..], OptionCode.EndOfOptions); // code 0, length 0
             }
-            _output.Commit(length);
+            _output.Commit(length, packet: true);
             _packetsWritten++;
         }
     }
@@ -340,8 +356,11 @@ public sealed class PcapngWriter : IDisposable
     }
 
     /// <summary>Every block starts with its type and its total length (section 3.1), whatever the type.</summary>
-    private static int BlockLengthAt(ReadOnlySpan<byte> block, long fileOffset) =>
-        (int)BinaryPrimitives.ReadUInt32LittleEndian(block[BlockField.TotalLength..]);
+    private static int BlockLengthAt(ReadOnlySpan<byte> block, long fileOffset, out bool packet)
+    {
+        packet = BinaryPrimitives.ReadUInt32LittleEndian(block[BlockField.Type..]) == BlockType.EnhancedPacket;
+        return (int)BinaryPrimitives.ReadUInt32LittleEndian(block[BlockField.TotalLength..]);
+    }
 
     /// <summary>Writes the block type and its total length at both ends; the block is the whole span.</summary>
     private static void WriteBlockFrame(Span<byte> block, uint type)

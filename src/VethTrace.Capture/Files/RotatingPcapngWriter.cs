@@ -34,6 +34,7 @@ public sealed class RotatingPcapngWriter : IDisposable
     private long _packetsInFile;
     private long _rotateAtNs;
     private long _packets;
+    private long _packetsInClosedFiles;
     private long _dropped;
     private IOException? _failure;
     private string? _failedPath;
@@ -82,8 +83,20 @@ public sealed class RotatingPcapngWriter : IDisposable
         }
     }
 
-    /// <summary>Packets handed to a file (before a failure, some of them may be in the part that did not fit).</summary>
+    /// <summary>Packets accepted by <see cref="WritePacket"/> (in a file, or still buffered; after a failure, some never reached it).</summary>
     public long PacketsWritten => Interlocked.Read(ref _packets);
+
+    /// <summary>Packets in the files: those of closed files, and of the current one those already flushed. After <see cref="Dispose"/>, all that were kept.</summary>
+    public long PacketsInFiles
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _packetsInClosedFiles + (_current?.PacketsInStream ?? 0);
+            }
+        }
+    }
 
     /// <summary>Packets not written because the writer had failed or was closed.</summary>
     public long PacketsDropped => Interlocked.Read(ref _dropped);
@@ -222,15 +235,16 @@ public sealed class RotatingPcapngWriter : IDisposable
         {
             if (_current is not null)
             {
+                PcapngWriter last = _current;
+                _current = null;
                 try
                 {
-                    _current.Dispose();
+                    Close(last);
                 }
                 catch (IOException e)
                 {
                     Fail(e);
                 }
-                _current = null;
             }
         }
     }
@@ -244,7 +258,7 @@ public sealed class RotatingPcapngWriter : IDisposable
     {
         PcapngWriter full = _current!;
         _current = null;
-        full.Dispose();
+        Close(full);
         _index = _options.MaxFiles > 0 ? (_index + 1) % _options.MaxFiles : _index + 1;
         _currentPath = FileName(_path, _index, _options);
         PcapngWriter next = PcapngWriter.Create(_currentPath);
@@ -267,15 +281,29 @@ public sealed class RotatingPcapngWriter : IDisposable
         }
         if (_current is not null)
         {
+            PcapngWriter failed = _current;
+            _current = null;
             try
             {
-                _current.Dispose();
+                Close(failed);
             }
             catch (IOException)
             {
                 // Closing after the failure: nothing more to keep.
             }
-            _current = null;
+        }
+    }
+
+    /// <summary>Flushes and closes a file, and counts its packets, whether or not the last flush failed.</summary>
+    private void Close(PcapngWriter writer)
+    {
+        try
+        {
+            writer.Dispose();
+        }
+        finally
+        {
+            _packetsInClosedFiles += writer.PacketsInStream;
         }
     }
 

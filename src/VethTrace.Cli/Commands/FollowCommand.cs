@@ -227,7 +227,7 @@ public static class FollowCommand
                 : _rotation.MaxFiles > 0 && files > _rotation.MaxFiles
                     ? $"{files} files in turn, the last {_rotation.MaxFiles} kept ({RotatingPcapngWriter.FileName(_path, 0, _rotation)} to {RotatingPcapngWriter.FileName(_path, _rotation.MaxFiles - 1, _rotation)}; the newest is {_writer.CurrentPath})"
                     : $"{files} files ({RotatingPcapngWriter.FileName(_path, 0, _rotation)} to {_writer.CurrentPath})";
-            return string.Create(CultureInfo.InvariantCulture, $"wrote {_writer.PacketsWritten} packets on {interfaces} interfaces to {where}");
+            return string.Create(CultureInfo.InvariantCulture, $"wrote {_writer.PacketsInFiles} packets on {interfaces} interfaces to {where}");
         }
 
         public void Dispose() => _writer.Dispose();

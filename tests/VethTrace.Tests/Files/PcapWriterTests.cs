@@ -137,9 +137,11 @@ public sealed class PcapWriterTests
         // Failed for good: later writes throw too, and closing writes nothing more.
         Assert.Throws<IOException>(() => writer.WritePacket(Timestamp, Payload(60, 0), 60));
         writer.Dispose();
+        Assert.Equal(written, writer.PacketsWritten);
 
         var (packets, reader) = ReadAll(File.ReadAllBytes(path), "full.pcap");
         AssertCleanEnd(reader);
+        Assert.Equal(packets.Count, writer.PacketsInStream);
         Assert.InRange(packets.Count, 40, written - 1); // what fitted of 64 KiB, cut at a record: file header 24, records 1416
         Assert.Equal(24 + packets.Count * 1416L, new FileInfo(path).Length);
         Assert.Equal(Enumerable.Range(0, packets.Count).Select(i => Payload(1400, i)), packets.Select(p => p.Data));

@@ -99,6 +99,8 @@ public sealed class RotatingPcapngWriterTests : IDisposable
                 written.Add((names[id], Timestamp + i * 1000L, data));
             }
             Assert.Equal(300, writer.PacketsWritten);
+            writer.Dispose();
+            Assert.Equal(300, writer.PacketsInFiles);
         }
 
         string[] files = Directory.GetFiles(_directory).Order(StringComparer.Ordinal).ToArray();
@@ -221,6 +223,7 @@ public sealed class RotatingPcapngWriterTests : IDisposable
         using var disk = new SmallTmpfs(256 * 1024);
         string path = disk.PathOf("full.pcapng");
         int accepted = 0;
+        long keptCount;
         using (var writer = new RotatingPcapngWriter(path, new RotationOptions { MaxFileBytes = 100_000, FlushInterval = TimeSpan.Zero }))
         {
             int id = writer.AddInterface("eth0", "hop", LinkType.Ethernet, 0);
@@ -237,6 +240,7 @@ public sealed class RotatingPcapngWriterTests : IDisposable
             // After the failure every packet is dropped, none thrown.
             Assert.False(writer.WritePacket(id, Timestamp, Payload(60, 0), 60, PacketDirection.Outbound));
             Assert.True(writer.PacketsDropped >= 1);
+            keptCount = writer.PacketsInFiles;
         }
 
         long total = 0;
@@ -256,6 +260,7 @@ public sealed class RotatingPcapngWriterTests : IDisposable
             Assert.Contains($"Number of packets:   {packets.Count}", WiresharkTool.Run("capinfos", ["-c", file]));
         }
         Assert.False(File.Exists(disk.PathOf("full3.pcapng")));
+        Assert.Equal(total, keptCount);
         // The third file holds what fitted of its last buffer, cut at a block: more than its headers.
         Assert.True(total > 2 * 60, $"{total} packets kept");
         Assert.True(total < accepted, $"{total} of {accepted} kept: the disk cannot hold them all");
