@@ -212,6 +212,14 @@ public static class FollowCommand
                 };
                 ids[hop] = writer.AddInterface(hops[hop].DisplayName, $"{role} of {description}", live.LinkTypeOf(hop), snapLength);
             }
+            // The section and interface blocks at once: from here on the file is a pcapng that reads (with no packets yet).
+            writer.Flush();
+            if (writer.Failure is { } failure)
+            {
+                error.WriteLine($"vethtrace: cannot write {writer.FailedPath}: {failure.Message}");
+                writer.Dispose();
+                return null;
+            }
             return new RecordingSink(writer, ids, rotation, path);
         }
 

@@ -134,4 +134,36 @@ public sealed class SignalTests
             File.Delete(file);
         }
     }
+    [Fact]
+    public void Record_KilledRightAfterStarting_FileIsAPcapngWithItsInterfaces()
+    {
+        string file = Path.Combine(Path.GetTempPath(), $"vethtrace-signal-early-{Environment.ProcessId}.pcapng");
+        try
+        {
+            string dll = Path.Combine(AppContext.BaseDirectory, "vethtrace.dll");
+            var start = new ProcessStartInfo("dotnet", [dll, "record", "--hop", "lo", "-o", file, "--format", "json", "--filter", "udp port 47392"])
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            };
+            using var process = Process.Start(start)!;
+            string? line;
+            while ((line = process.StandardOutput.ReadLine()) is not null && !line.Contains("\"type\":\"start\"", StringComparison.Ordinal))
+            {
+            }
+            Assert.NotNull(line);
+
+            process.Kill(); // SIGKILL before the first timed flush
+            process.WaitForExit();
+
+            // The section and interface blocks were flushed before capturing began: the file reads, with no packets.
+            string[] info = Files.WiresharkTool.Run("capinfos", ["-c", "-I", file]);
+            Assert.Contains("Number of packets:   0", info);
+            Assert.Contains("Number of interfaces in file: 1", info);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
 }
