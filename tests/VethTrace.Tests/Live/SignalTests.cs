@@ -166,4 +166,41 @@ public sealed class SignalTests
             File.Delete(file);
         }
     }
+    [Theory]
+    [InlineData("TERM")]
+    [InlineData("HUP")]
+    public async Task Bench_Signal_DefaultActionEndsItAtOnce(string signal)
+    {
+        // Only follow and record turn a signal into a clean stop; a command that does not watch for it must not
+        // swallow it and run on to its end (a 30 s bench here).
+        string dll = Path.Combine(AppContext.BaseDirectory, "vethtrace.dll");
+        var start = new ProcessStartInfo("dotnet", [dll, "bench", Captures.CaptureCorpus.PathOf("vxlan.pcap"), "--duration", "30s"])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using var process = Process.Start(start)!;
+        Task<string> output = process.StandardOutput.ReadToEndAsync();
+        Task<string> error = process.StandardError.ReadToEndAsync();
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        // Past start-up: the signal handlers are registered before the command runs, and bench first reads its file
+        // (VethTrace.Capture.dll is mapped then); a signal before registration would end it whatever the handlers do.
+        while (!File.ReadAllText($"/proc/{process.Id}/maps").Contains("VethTrace.Capture.dll", StringComparison.Ordinal))
+        {
+            Assert.True(DateTime.UtcNow < deadline && !process.HasExited, "bench never loaded VethTrace.Capture");
+            Thread.Sleep(10);
+        }
+        Thread.Sleep(500);
+        var clock = Stopwatch.StartNew();
+
+        using (var kill = Process.Start("kill", ["-s", signal, process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            kill.WaitForExit();
+        }
+
+        Assert.True(process.WaitForExit(10_000), $"bench ran on after SIG{signal}");
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10));
+        Assert.Equal(128 + (signal == "TERM" ? 15 : 1), process.ExitCode);
+        await Task.WhenAll(output, error);
+    }
 }
