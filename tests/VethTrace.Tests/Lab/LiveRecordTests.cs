@@ -70,6 +70,7 @@ public sealed class LiveRecordTests
         }
         finally
         {
+            ping?.WaitForExit(15_000); // it ends by itself (-c 40); a killed docker exec would leave it running
             StopQuietly(ping);
             StopQuietly(tcpdump);
             Directory.Delete(directory, recursive: true);
@@ -131,7 +132,9 @@ public sealed class LiveRecordTests
         {
             record = RecordProcess.Start(lab, file, ["--filter", Filter, "--duration", "30s"], json: false);
             // About 1.1 MB a second over the four hops: the disk is full within a second or two.
-            ping = Start("docker", ["exec", lab["C1_NAME"], "ping", "-c", "600", "-i", "0.01", "-s", "1400", lab["UPSTREAM_IP"]]);
+            // Killing docker exec would leave the ping running in the container, into the next test: it ends by itself
+            // (-c, -w) and the test waits for it.
+            ping = Start("docker", ["exec", lab["C1_NAME"], "ping", "-c", "300", "-w", "5", "-i", "0.01", "-s", "1400", lab["UPSTREAM_IP"]]);
             Assert.True(record.Process.WaitForExit(20_000), "record did not stop when the disk filled");
             record.Process.WaitForExit();
 
@@ -159,6 +162,7 @@ public sealed class LiveRecordTests
         }
         finally
         {
+            ping?.WaitForExit(15_000);
             StopQuietly(ping);
             if (record is not null)
             {
