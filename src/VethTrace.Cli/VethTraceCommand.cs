@@ -6,6 +6,7 @@ using VethTrace.Capture.Live;
 using VethTrace.Tracing;
 using VethTrace.Cli.Commands;
 using VethTrace.Packets;
+using VethTrace.Text;
 
 namespace VethTrace.Cli;
 
@@ -31,15 +32,16 @@ public static class VethTraceCommand
             // No subcommand recognised: System.CommandLine says both "required command" and "unrecognized"; one line is enough.
             string commands = string.Join(", ", root.Subcommands.Select(c => c.Name));
             string? unknown = parsed.UnmatchedTokens.FirstOrDefault() ?? parsed.Tokens.FirstOrDefault()?.Value;
-            error.WriteLine(unknown is null
+            error.WriteLine(TerminalText.Escape(unknown is null
                 ? $"vethtrace: no command given; the commands are {commands}"
-                : unknown.StartsWith('-') ? $"vethtrace: unknown option '{unknown}'" : $"vethtrace: unknown command '{unknown}'; the commands are {commands}");
+                : unknown.StartsWith('-') ? $"vethtrace: unknown option '{unknown}'" : $"vethtrace: unknown command '{unknown}'; the commands are {commands}"));
             error.WriteLine("Try 'vethtrace --help'.");
             return ExitCode.Usage;
         }
         foreach (ParseError parseError in parsed.Errors)
         {
-            error.WriteLine($"vethtrace: {parseError.Message}");
+            // Messages quote the command line, which may hold a name pasted from a capture.
+            error.WriteLine(TerminalText.Escape($"vethtrace: {parseError.Message}"));
         }
         error.WriteLine($"Try 'vethtrace {parsed.CommandResult.Command.Name} --help'.");
         return ExitCode.Usage;
@@ -490,12 +492,12 @@ public static class VethTraceCommand
             }
             catch (VethTrace.Capture.Docker.DockerException e)
             {
-                error.WriteLine($"vethtrace: {e.Message}");
+                error.WriteLine(TerminalText.Escape($"vethtrace: {e.Message}"));
                 return (int)ExitCode.ContainerUnavailable;
             }
             catch (VethTrace.Capture.Topology.TopologyException e)
             {
-                error.WriteLine($"vethtrace: {e.Message}");
+                error.WriteLine(TerminalText.Escape($"vethtrace: {e.Message}"));
                 return (int)ExitCode.CaptureFailed;
             }
         });
@@ -520,7 +522,7 @@ public static class VethTraceCommand
                 // Nothing to capture (none mode): say why, in the stream's own form, and end successfully.
                 output.WriteLine(json
                     ? FollowCommand.StartRecord(resolution.Description, [])
-                    : resolution.Description);
+                    : TerminalText.Escape(resolution.Description));
                 return new ResolvedHops(null, null, ExitCode.Success);
             }
             // --hop beside a target adds hops to its path: the other container's veth for east-west traffic, say.
@@ -528,12 +530,12 @@ public static class VethTraceCommand
         }
         catch (VethTrace.Capture.Docker.DockerException e)
         {
-            error.WriteLine($"vethtrace: {e.Message}");
+            error.WriteLine(TerminalText.Escape($"vethtrace: {e.Message}"));
             return new ResolvedHops(null, null, ExitCode.ContainerUnavailable);
         }
         catch (VethTrace.Capture.Topology.TopologyException e)
         {
-            error.WriteLine($"vethtrace: {e.Message}");
+            error.WriteLine(TerminalText.Escape($"vethtrace: {e.Message}"));
             return new ResolvedHops(null, null, ExitCode.ContainerUnavailable);
         }
     }
