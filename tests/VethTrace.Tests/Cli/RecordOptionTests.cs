@@ -60,4 +60,18 @@ public sealed class RecordOptionTests
 
         Assert.Equal(ExitCode.Usage, code);
     }
+    [Fact]
+    public void Record_UnwritablePathWithEscapes_OneEscapedLineExitFour()
+    {
+        // A hostile output name (in a directory that does not exist) is quoted escaped, never raw, in the one error line.
+        string path = "/nonexistent-vethtrace-dir/\u001b[2Jweb.pcapng";
+        var error = new StringWriter();
+
+        ExitCode code = VethTraceCommand.Run(["record", "--hop", "lo", "-o", path, "-C", "1", "--duration", "1s"], new StringWriter(), error);
+
+        Assert.Equal(ExitCode.CaptureFailed, code);
+        string line = Assert.Single(error.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("vethtrace: cannot write /nonexistent-vethtrace-dir/\\x1b[2Jweb.pcapng: ", line);
+        Assert.DoesNotContain('\u001b', line);
+    }
 }
