@@ -312,9 +312,9 @@ fi
 # =========================================================================================================
 # 6. IPv6 through ip6tables MASQUERADE, namespaces only (the lab's dockerd 20.10 has no ip6tables without a
 #    restart with "experimental"):
-#   cap14-6c1: eth0 fd00:42::2 ──veth── vc14a ─┐
+#   cap14-6c1: eth0 fd00:42::2 ──veth── vethc14a ─┐
 #                                               ├─ br-c14 fd00:42::1/64 (cap14-6h) ──route── up-c14 2001:db8:14::1 ══veth══ up0 2001:db8:14::2 (cap14-6u)
-#   cap14-6c2: eth0 fd00:42::3 ──veth── vc14b ─┘   ip6tables -t nat -A POSTROUTING -s fd00:42::/64 ! -o br-c14 -j MASQUERADE
+#   cap14-6c2: eth0 fd00:42::3 ──veth── vethc14b ─┘   ip6tables -t nat -A POSTROUTING -s fd00:42::/64 ! -o br-c14 -j MASQUERADE
 # The captures start while the container ends of the veths are still down, so the MLD reports and DAD of the
 # links coming up are recorded on several interfaces.
 # =========================================================================================================
@@ -331,15 +331,15 @@ if want ipv6; then
     ip -n $H link add br-c14 type bridge
     ip -n $H link set br-c14 up
     ip -n $H addr add fd00:42::1/64 dev br-c14 nodad
-    ip link add vc14a netns $H type veth peer name eth0 netns cap14-6c1
-    ip link add vc14b netns $H type veth peer name eth0 netns cap14-6c2
+    ip link add vethc14a netns $H type veth peer name eth0 netns cap14-6c1
+    ip link add vethc14b netns $H type veth peer name eth0 netns cap14-6c2
     ip link add up-c14 netns $H type veth peer name up0 netns cap14-6u
-    for v in vc14a vc14b; do ip -n $H link set $v master br-c14; ip -n $H link set $v up; done
+    for v in vethc14a vethc14b; do ip -n $H link set $v master br-c14; ip -n $H link set $v up; done
     ip -n $H link set up-c14 up
     ip -n $H addr add 2001:db8:14::1/64 dev up-c14 nodad
     ip netns exec $H ip6tables -t nat -A POSTROUTING -s fd00:42::/64 ! -o br-c14 -j MASQUERADE
     ip netns exec $H ip6tables -t nat -S POSTROUTING | sed 's/^/    /' >&2
-    bg v6-host ip netns exec $H dumpcap -q -n -s 256 -w "$WORK/v6-host.pcapng" -i vc14a -s 256 -i vc14b -s 256 -i br-c14 -s 256 -i up-c14 -s 256
+    bg v6-host ip netns exec $H dumpcap -q -n -s 256 -w "$WORK/v6-host.pcapng" -i vethc14a -s 256 -i vethc14b -s 256 -i br-c14 -s 256 -i up-c14 -s 256
     wait_log v6-host 'Capturing on'
     sleep 0.5
     log "links come up: container eth0s, upstream up0"
@@ -367,12 +367,12 @@ if want ipv6; then
     ip netns exec $H ip6tables -t nat -L POSTROUTING -v -n -x | sed 's/^/    /' >&2
     ip netns exec $H conntrack -L -f ipv6 2>/dev/null | sed 's/^/    /' >&2 || true
     for ns in "${V6_NS[@]}"; do ip netns del "$ns"; done
-    # IDB order: 0 eth0 (cap14-6c1), 1 vc14a, 2 vc14b, 3 br-c14, 4 up-c14
+    # IDB order: 0 eth0 (cap14-6c1), 1 vethc14a, 2 vethc14b, 3 br-c14, 4 up-c14
     merge "$out" "$WORK/v6-c1.pcapng" "$WORK/v6-host.pcapng"
     topo "$TOPO_DIR/ipv6-masq.pcapng.tsv" \
-        "0${T}eth0${T}eth0(cap14-6c1)${T}container${T}vc14a" \
-        "1${T}vc14a${T}vc14a${T}veth${T}" \
-        "2${T}vc14b${T}vc14b${T}veth${T}" \
+        "0${T}eth0${T}eth0(cap14-6c1)${T}container${T}vethc14a" \
+        "1${T}vethc14a${T}vethc14a${T}veth${T}" \
+        "2${T}vethc14b${T}vethc14b${T}veth${T}" \
         "3${T}br-c14${T}br-c14${T}bridge${T}" \
         "4${T}up-c14${T}up-c14${T}egress${T}"
     summary "$out"
