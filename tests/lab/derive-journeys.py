@@ -107,7 +107,7 @@ FIELDS = [
     "icmp.type", "icmp.code", "icmp.seq", "icmp.ident",
     "icmpv6.type", "icmpv6.code", "icmpv6.echo.sequence_number", "vxlan.vni",
     "icmpv6.mldr.nb_mcast_records", "icmpv6.mldr.mar.multicast_address", "icmpv6.nd.ns.target_address",
-    "icmpv6.nd.na.target_address",
+    "icmpv6.nd.na.target_address", "dns.id",
 ]
 TSHARK_OPTS = [
     "-n", "-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE",
@@ -282,6 +282,9 @@ def make_obs(rec, file_idx, file_name, prefix_pcapng, seq):
     elif rec.get("udp.length"):
         o.sport, o.dport = to_int(rec["udp.srcport"]), to_int(rec["udp.dstport"])
         l4 = ("udp", to_int(rec["udp.length"]))
+        if rec.get("dns.id"):
+            # DNS: the query id too (NAT leaves it alone); many one-packet flows repeat 16-bit IP IDs within a window
+            l4 = l4 + ("dns", to_int(rec["dns.id"]))
     elif rec.get("icmp.type"):
         l4 = ("icmp", to_int(rec["icmp.type"]), to_int(rec["icmp.code"]), to_int(rec["icmp.seq"]))
     elif rec.get("icmpv6.type"):
