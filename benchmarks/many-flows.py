@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Write a synthetic pcapng of N one-packet UDP flows through a Docker host's MASQUERADE (issue 14, section 5).
 
-    benchmarks/many-flows.py [--flows N] [--veths K] [--gap-us G] [--seed S] [--out FILE]
+    benchmarks/many-flows.py [--flows N] [--containers C] [--servers D] [--veths K] [--gap-us G] [--seed S] [--out FILE]
 
-Every flow is one DNS-like query (UDP to 198.51.100.2:53) from its own (container address, source port):
-addresses 172.17.0.2 .. 172.17.253.255 in turn, the source port changing every 64,768 flows, so no two flows share a
-5-tuple. Each query is written three times, as a Docker host captures it (dumpcap on three interfaces):
+Every flow is one DNS-like query to port 53 from a container: flow i comes from container i mod C (default 250
+containers, 172.17.0.2, .3, ...), goes to DNS server i mod D and uses source port 1024 + (i div D) mod 64,000.
+MASQUERADE keeps the ports, as it does when they are free: so that no two flows share a translated 5-tuple (which
+conntrack could not tell apart), D defaults to ceil(N / 64,000) servers (198.51.100.2-254, then 203.0.113.1-254 and
+192.0.2.1-254; N <= 48.7 million). Each query is written three times, as a Docker host captures it (dumpcap on its
+interfaces):
 
-    IDB 0..K-1  vethNNNNNNN   the container's host veth (which one: the address modulo K), receive timestamp t
+    IDB 0..K-1  vethNNNNNNN   the container's host veth (default: one per container, K = C; with --veths K < C the
+                              containers share them: container c on veth c mod K), receive timestamp t
     IDB K       docker0       the same frame, the same timestamp t (the kernel reuses the receive stamp)
     IDB K+1     ens3          after routing and MASQUERADE: source 198.51.100.1 (ports kept), TTL 63, new MACs,
                               the IP checksum rewritten, t + 12..75 us
@@ -26,7 +30,9 @@ import struct
 import sys
 import time
 
-DNS_SERVER = bytes([198, 51, 100, 2])
+SERVERS = [bytes([198, 51, 100, h]) for h in range(2, 255)] + [bytes([203, 0, 113, h]) for h in range(1, 255)] \
+    + [bytes([192, 0, 2, h]) for h in range(1, 255)]
+PORTS = 64000
 EGRESS_IP = bytes([198, 51, 100, 1])
 DOCKER0_MAC = bytes.fromhex("0242b0a0c001")
 EGRESS_MAC = bytes.fromhex("525400120001")
@@ -64,13 +70,21 @@ def ip_checksum(hdr):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--flows", type=int, default=1_000_000)
-    ap.add_argument("--veths", type=int, default=8)
+    ap.add_argument("--containers", type=int, default=250)
+    ap.add_argument("--servers", type=int, default=0, help="default: ceil(flows / 64000)")
+    ap.add_argument("--veths", type=int, default=0, help="default: one per container")
     ap.add_argument("--gap-us", type=int, default=10)
     ap.add_argument("--seed", type=int, default=14)
     ap.add_argument("--out", default="out/bench/many-flows.pcapng")
     args = ap.parse_args()
-    if args.flows < 1 or args.veths < 1 or args.gap_us < 1:
-        ap.error("--flows, --veths and --gap-us must be positive")
+    if args.veths == 0:
+        args.veths = args.containers
+    if args.servers == 0:
+        args.servers = max(1, -(-args.flows // PORTS))
+    if not 1 <= args.servers <= len(SERVERS) or args.flows > args.servers * PORTS:
+        ap.error(f"--servers must be 1..{len(SERVERS)} and at least flows / {PORTS}")
+    if args.flows < 1 or args.veths < 1 or args.gap_us < 1 or not 1 <= args.containers <= 65000:
+        ap.error("--flows, --veths and --gap-us must be positive, --containers 1..65000")
     rnd = random.Random(args.seed)
     K = args.veths
     veth_names = [f"veth{rnd.getrandbits(28):07x}" for _ in range(K)]
@@ -83,7 +97,7 @@ def main():
     epb_len = 28 + 76 + 4
     tail = struct.pack("<I", epb_len)
     pad = b"\0\0\0"
-    n_hosts = 65534 - 2 - 254   # 172.17.0.2 .. 172.17.253.255 (no .0 / .255 hosts needed: any unicast is fine)
+    n_hosts = args.containers
     pack_ip = struct.Struct("!BBHHHBBH4s4s")
     pack_udp = struct.Struct("!HHHH")
     pending = []   # (t, seq, bytes) egress copies not yet written
@@ -101,22 +115,24 @@ def main():
             while pending and pending[0][0] <= t:
                 buf += heapq.heappop(pending)[2]
                 written += 1
-            a = 2 + i % n_hosts
+            c = i % n_hosts
+            a = 2 + c
             src = bytes([172, 17, a >> 8, a & 0xFF])
-            sport = 1024 + (i // n_hosts) % 64000
+            server = SERVERS[i % args.servers]
+            sport = 1024 + (i // args.servers) % PORTS
             mac = bytes([2, 0x42, 172, 17, a >> 8, a & 0xFF])
             ipid = getrandbits(16)
             qname = b"\x08h%07x\x04corp\x00" % (i & 0xFFFFFFF)
             dns = struct.pack("!HHHHHH", getrandbits(16), 0x0100, 1, 0, 0, 0) + qname + b"\x00\x01\x00\x01"
             udp = pack_udp.pack(sport, 53, 8 + len(dns), 0) + dns
-            ip_in = pack_ip.pack(0x45, 0, 20 + len(udp), ipid, 0x4000, 64, 17, 0, src, DNS_SERVER)
+            ip_in = pack_ip.pack(0x45, 0, 20 + len(udp), ipid, 0x4000, 64, 17, 0, src, server)
             ip_in = ip_in[:10] + struct.pack("!H", ip_checksum(ip_in)) + ip_in[12:]
-            ip_out = pack_ip.pack(0x45, 0, 20 + len(udp), ipid, 0x4000, 63, 17, 0, EGRESS_IP, DNS_SERVER)
+            ip_out = pack_ip.pack(0x45, 0, 20 + len(udp), ipid, 0x4000, 63, 17, 0, EGRESS_IP, server)
             ip_out = ip_out[:10] + struct.pack("!H", ip_checksum(ip_out)) + ip_out[12:]
             inner = DOCKER0_MAC + mac + b"\x08\x00" + ip_in + udp + pad
             outer = UPSTREAM_MAC + EGRESS_MAC + b"\x08\x00" + ip_out + udp + pad
             hi, lo = t >> 32, t & 0xFFFFFFFF
-            buf += epb_head.pack(6, epb_len, a % K, hi, lo, frame_len, frame_len) + inner + tail
+            buf += epb_head.pack(6, epb_len, c % K, hi, lo, frame_len, frame_len) + inner + tail
             buf += epb_head.pack(6, epb_len, docker0, hi, lo, frame_len, frame_len) + inner + tail
             written += 2
             te = t + randint(12, 75)

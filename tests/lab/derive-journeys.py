@@ -527,6 +527,8 @@ def main():
     ap.add_argument("--bridge-copies", choices=("hop", "side"), default="hop",
                     help="side: a bridge's copy of a frame it forwarded between two of its ports is a side copy, "
                          "left out of the chain and the hops (issue 14)")
+    ap.add_argument("--nat-aggregate", action="store_true",
+                    help="also write nat_aggregate: one row per (kind, proto, inside address, outside address, peer)")
     ap.add_argument("--inside-net", action="append", default=[],
                     help="a bridge subnet (repeatable): packets from it to an address outside all of them are "
                          "expected at the egress, also when no packet of their flow got there (issue 14)")
@@ -922,6 +924,16 @@ def main():
                     for (d, p), n in sorted(path_counts.items(), key=lambda kv: (-kv[1], kv[0]))]
     out["hops"] = hops
     out["nat"] = nat_list
+    if args.nat_aggregate:
+        # issue 14: one row per (kind, proto, inside address, outside address, peer address:port), flows and packets
+        agg = collections.OrderedDict()
+        for m in nat_list:
+            k = (m["kind"], m["proto"], ep_ip(m["inside"]), ep_ip(m["outside"]), m["peer"])
+            a = agg.setdefault(k, {"kind": k[0], "proto": k[1], "inside_address": k[2], "outside_address": k[3],
+                                   "peer": k[4], "flows": 0, "packets": 0})
+            a["flows"] += 1
+            a["packets"] += m["packets"]
+        out["nat_aggregate"] = sorted(agg.values(), key=lambda a: (-a["packets"], -a["flows"]))
     out["nat_unexplained_tuple_changes"] = unexplained
     out["losses"] = loss_list
     out["segmentation"] = {

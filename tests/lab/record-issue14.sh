@@ -72,7 +72,7 @@ derive_all() {
     # IPv6: link-scoped packets matched only within one link, never NAT
     run ipv6-masq.pcapng "$TOPO_DIR/ipv6-masq.pcapng.tsv" --bridge-copies side --inside-net fd00:42::/64 -- "$REPLAY_DIR/ipv6-masq.pcapng"
     # many flows: the small file that benchmarks/many-flows.py --flows 1000 writes (same seed, same bytes)
-    run many-flows-1000.pcapng "$TOPO_DIR/many-flows-1000.pcapng.tsv" --inside-net 172.17.0.0/16 --journey-list none -- \
+    run many-flows-1000.pcapng "$TOPO_DIR/many-flows-1000.pcapng.tsv" --inside-net 172.17.0.0/16 --nat-aggregate --journey-list none -- \
         "$REPLAY_DIR/many-flows-1000.pcapng"
 }
 if ((EXPECTED_ONLY)); then
