@@ -16,6 +16,9 @@ interfaces):
     IDB K+1     ens3          after routing and MASQUERADE: source 198.51.100.1 (ports kept), TTL 63, new MACs,
                               the IP checksum rewritten, t + 12..75 us
 
+IP IDs and DNS query ids count up per container from a random start (the containers' IP ID starts all differ), so no
+two packets within 16 million flows of each other have the same (IP ID, query id): every copy has exactly one match, and
+the expected answer is unambiguous (random 16-bit ids would give about one lookalike pair per second at 100,000 flows/s).
 Flows start one after another with gaps of 1..2G-1 us (mean G, default 10: 100,000 queries per second). The file is
 in time order (an egress copy is written once no earlier packet is pending). Frames are 73 bytes (Ethernet, IPv4,
 UDP with checksum 0, a 31-byte query for h<7 hex digits>.corp A IN), so each Enhanced Packet Block is 108 bytes and
@@ -100,6 +103,8 @@ def main():
     n_hosts = args.containers
     pack_ip = struct.Struct("!BBHHHBBH4s4s")
     pack_udp = struct.Struct("!HHHH")
+    ip_base = rnd.sample(range(65536), n_hosts)
+    dns_base = [rnd.getrandbits(16) for _ in range(n_hosts)]
     pending = []   # (t, seq, bytes) egress copies not yet written
     buf = bytearray()
     written = 0
@@ -121,9 +126,10 @@ def main():
             server = SERVERS[i % args.servers]
             sport = 1024 + (i // args.servers) % PORTS
             mac = bytes([2, 0x42, 172, 17, a >> 8, a & 0xFF])
-            ipid = getrandbits(16)
+            k = i // n_hosts   # this container's k-th query
+            ipid = (ip_base[c] + k) & 0xFFFF
             qname = b"\x08h%07x\x04corp\x00" % (i & 0xFFFFFFF)
-            dns = struct.pack("!HHHHHH", getrandbits(16), 0x0100, 1, 0, 0, 0) + qname + b"\x00\x01\x00\x01"
+            dns = struct.pack("!HHHHHH", (dns_base[c] + k) & 0xFFFF, 0x0100, 1, 0, 0, 0) + qname + b"\x00\x01\x00\x01"
             udp = pack_udp.pack(sport, 53, 8 + len(dns), 0) + dns
             ip_in = pack_ip.pack(0x45, 0, 20 + len(udp), ipid, 0x4000, 64, 17, 0, src, server)
             ip_in = ip_in[:10] + struct.pack("!H", ip_checksum(ip_in)) + ip_in[12:]
