@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent expected answers for `vethtrace replay` (issue 3), from tshark field output only.
+"""Independent expected answers for `vethtrace replay` (issues 3 and 14), from tshark field output only.
 
     derive-journeys.py --topology TOPO.tsv [--name NAME] [--out FILE.json] CAPTURE [CAPTURE...]
     derive-journeys.py --topology TOPO.tsv --fields FIELDS.tsv ...   (use saved tshark output)
@@ -70,6 +70,19 @@ Segmentation (GRO/GSO)
     super-packet is listed with its segment frames. Exact journeys that skip an interface are
     counted, and `hops_segment_aware` recomputes the hop table with the skipped interface inserted
     at the time of its first covering segment.
+
+Issue 14 options (off by default; without them the output is what it was)
+    --inside-net CIDR (repeatable, the bridge subnets): a flow from an inside address to an address outside all of
+        them is expected at the nearest egress interface, also when none of its packets got there (a port blocked
+        outright); its journeys that end earlier are losses with "expected_by": "topology" and "expected_at".
+    --bridge-copies side: in a journey seen on two ports (veth/tunnel neighbours) of one bridge, the bridge's own copy
+        is a side copy (handed up after br_forward): left out of the chain, the hops and the tie ordering, listed under
+        the journey's side_copies; the hop between the two ports gets "via_bridge".
+    --nat-aggregate: also nat_aggregate, one row per (kind, proto, inside address, outside address, peer).
+    Always on, and without effect on captures that have none: link-scoped packets (fe80::/10, ff02::/16, MLD and ND,
+    169.254/16, 224.0.0.0/24, IGMP) carry their addresses, first MLD record and ND target in the key, are grouped only
+    within one L2 domain (the interface tree without its inside-outside edges) and within 10 ms, and are never NAT or
+    loss; MLD behind a Hop-by-Hop header is named icmpv6. DNS messages add dns.id to the UDP key.
 
 Summary
     packets = all frames read; ip_packets = IPv4/IPv6 frames; journeys = key groups on >= 2

@@ -3,7 +3,7 @@
 # then derive their expected answers with tests/lab/derive-journeys.py (no VethTrace code).
 #
 #   tests/lab/record-issue14.sh [--only NAME[,NAME...]] [--no-expected]
-#   tests/lab/record-issue14.sh --expected-only      # no root, no lab: only re-derive
+#   tests/lab/record-issue14.sh --expected-only      # no root, no lab: only re-derive (into captures/replay/expected/issue14/)
 #
 # NAME is one of (default: all):
 #   blocked   captures/replay/blocked-port.pcapng      DOCKER-USER drops every datagram of one UDP flow (port 9999)
