@@ -7,7 +7,8 @@
 #
 # NAME is one of (default: all):
 #   blocked   captures/replay/blocked-port.pcapng      DOCKER-USER drops every datagram of one UDP flow (port 9999)
-#   anyhop    captures/replay/any-partial.pcap (+ any-partial-ns.pcap) and captures/replay/per-hop/*.pcap:
+#   anyhop    captures/replay/any-partial.pcap (+ any-partial-ns.pcap) and captures/replay/per-hop/*.pcap
+#             (ANYHOP_IPERF="-n 4M -l 16K -b 100M" by default: the iperf3 client options):
 #             iperf3 -n 4M + pings + UDP from vt-c1 through MASQUERADE, recorded at the same time with
 #             tcpdump -i any (SLL2, -s 128, us; and a second one in ns) and one tcpdump per interface
 #             (c1-eth0.pcap, veth.pcap, docker0.pcap, wan.pcap: names as users choose them)
@@ -247,8 +248,9 @@ if want anyhop; then
     cap_start ph-wan "${TD[@]}" -i "$EGRESS_IF" -w "$pdir/wan.pcap" "$FA"
     log "traffic: ICMP echo x5 $C1 -> $UPSTREAM_IP"
     "$DOCKER" exec "$C1" ping -c 5 -i 0.2 -W 1 "$UPSTREAM_IP" | tail -2 >&2
-    log "traffic: iperf3 -n 4M -l 16K -b 100M $C1 -> $UPSTREAM_IP:$IPERF_PORT"
-    nsenter --net="$C1_NETNS" iperf3 -c "$UPSTREAM_IP" -p "$IPERF_PORT" -n 4M -l 16K -b 100M >"$WORK/iperf3.log"
+    read -ra iperf_args <<<"${ANYHOP_IPERF:--n 4M -l 16K -b 100M}"
+    log "traffic: iperf3 ${iperf_args[*]} $C1 -> $UPSTREAM_IP:$IPERF_PORT"
+    nsenter --net="$C1_NETNS" iperf3 -c "$UPSTREAM_IP" -p "$IPERF_PORT" "${iperf_args[@]}" >"$WORK/iperf3.log"
     tail -4 "$WORK/iperf3.log" | sed 's/^/    /' >&2
     log "traffic: UDP 3 datagrams $C1:40005 -> $UPSTREAM_IP:5005 (+ echoes), ICMP echo x5"
     udp_send "$C1_NETNS" "$UPSTREAM_IP" 5005 40005 3 anyhop >/dev/null
