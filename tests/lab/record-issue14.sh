@@ -49,6 +49,13 @@ PY=/usr/bin/python3; [[ -x $PY ]] || PY=python3
 derive_all() {
     local d="$LAB_DIR/derive-journeys.py"
     mkdir -p "$EXPECTED_DIR"
+    # tshark's per-frame fields of every issue-14 capture (captures/expected/, per-hop files in expected/per-hop/)
+    local f caps=()
+    for f in "$REPLAY_DIR"/{blocked-port,east-west-bridged,ipv6-masq,many-flows-1000}.pcapng "$REPLAY_DIR"/any-partial{,-ns}.pcap \
+        "$REPLAY_DIR"/per-hop/{c1-eth0,veth,docker0,wan}.pcap; do
+        [[ -e $f ]] && caps+=("$f")
+    done
+    ((${#caps[@]})) && bash "$LAB_DIR/expected.sh" "${caps[@]}"
     run() { # name topology [derive options --] files...
         local name=$1 topo=$2; shift 2
         local opts=()
