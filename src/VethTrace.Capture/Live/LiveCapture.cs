@@ -235,8 +235,9 @@ public sealed class LiveCapture : IDisposable
         PacketDirection direction = DirectionOf(data, linkType, _targets[hop].Role, _ownAddresses[hop], _containerAddresses);
         PosixTimeval time = capture.Header.Timeval;
         long ns = (long)(time.Value * 1_000_000_000m);
-        Sink?.Write(hop, linkType, ns, data, capture.Header is PcapHeader header ? (int)header.PacketLength : data.Length, direction);
-        PacketParser.Parse(data, linkType, _parser, out ParsedPacket packet);
+        int originalLength = capture.Header is PcapHeader header ? (int)header.PacketLength : data.Length;
+        Sink?.Write(hop, linkType, ns, data, originalLength, direction);
+        PacketParser.Parse(data, linkType, _parser, originalLength, out ParsedPacket packet);
         Interlocked.Increment(ref _packets[hop]);
         if (!packet.Innermost.Has(LayerSet.Network))
         {

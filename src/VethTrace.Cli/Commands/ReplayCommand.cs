@@ -162,7 +162,7 @@ public static class ReplayCommand
             while (!pipe.Stopped && reader.TryReadNext(out CaptureRecord record, out int file))
             {
                 packets++;
-                PacketParser.Parse(record.Data, record.LinkType, settings.Parser, out ParsedPacket packet);
+                PacketParser.Parse(record.Data, record.LinkType, settings.Parser, record.OriginalLength, out ParsedPacket packet);
                 if (!packet.Innermost.Has(LayerSet.Network))
                 {
                     // ARP and other link-local frames are not routed or NATed: nothing to trace.
@@ -174,7 +174,7 @@ public static class ReplayCommand
                     _names.Name(captured, in packet));
                 Tunnels.Add(in packet, id);
                 bool selected = filter is null || filter.Matches(record.Data, record.LinkType);
-                var observation = Observation.From(in packet, record.Data, record.TimestampNs, id, packets, selected, record.Direction);
+                var observation = Observation.From(in packet, record.Data, record.TimestampNs, id, packets, selected, record.Direction, record.TimestampInvalid);
                 orderer.Add(in observation);
                 if (mayRetry && orderer.Overtaken > 0)
                 {
