@@ -1,3 +1,4 @@
+using VethTrace.Capture.Files;
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using System.CommandLine.Parsing;

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Spectre.Console;
 using VethTrace.Capture.Docker;
 using VethTrace.Capture.Files;
+using VethTrace.Capture.Filters;
 using VethTrace.Capture.Live;
 using VethTrace.Cli.Output;
 using VethTrace.Packets;
@@ -54,10 +55,16 @@ public static class FollowCommand
             error.WriteLine($"vethtrace: {missing}");
             return ExitCode.CaptureFailed;
         }
+        // follow filters in the session, as replay does: a journey is kept when any of its copies matches, so a filter on
+        // a container's address keeps the copies NAT rewrote (libpcap on each hop would drop them). record hands the
+        // expression to libpcap instead: its file holds what tcpdump -w would write with it.
+        bool recording = settings.RecordPath is not null;
+        using PacketFilter? filter = recording || settings.Filter is null ? null : PacketFilter.TryCreate(settings.Filter, out _);
+        var session = new TraceSession(new TraceSessionOptions { WindowNs = settings.WindowNs, Parser = settings.Parser, Filter = filter });
         LiveCapture live;
         try
         {
-            live = new LiveCapture(settings.Hops, new CorrelatorOptions { WindowNs = settings.WindowNs }, settings.Parser, settings.Filter, settings.SnapLength, settings.BufferBytes);
+            live = new LiveCapture(settings.Hops, session, recording ? settings.Filter : null, settings.SnapLength, settings.BufferBytes);
         }
         catch (LiveCaptureException e)
         {
@@ -70,24 +77,25 @@ public static class FollowCommand
             return ExitCode.CaptureFailed;
         }
         using (live)
-        using (RecordingSink? recording = settings.RecordPath is null ? null : RecordingSink.Create(settings.RecordPath, live, settings.Hops, settings.Description, settings.SnapLength, error))
+        using (RecordingSink? recorder = settings.RecordPath is null ? null : RecordingSink.Create(settings.RecordPath, live, settings.Hops, settings.Description, settings.SnapLength, error))
         {
-            if (settings.RecordPath is not null && recording is null)
+            if (recording && recorder is null)
             {
                 return ExitCode.CaptureFailed;
             }
-            live.Sink = recording;
+            live.Sink = recorder;
+            IReadOnlyList<string> names = session.Interfaces.Names;
             bool json = settings.OutputFormat == ReplayCommand.Format.Json;
             if (!json)
             {
                 output.WriteLine(settings.Description);
-                output.WriteLine("opening " + string.Join(", ", live.Names) + (settings.Duration is { } d ? $" for {d.TotalSeconds:0.#} s" : "; Ctrl-C to stop"));
+                output.WriteLine("opening " + string.Join(", ", names) + (settings.Duration is { } d ? $" for {d.TotalSeconds:0.#} s" : "; Ctrl-C to stop"));
             }
             live.Start();
             if (json)
             {
                 // Tells a consumer (or a test) that every handle is capturing from here on.
-                output.WriteLine(StartRecord(settings.Description, live.Names));
+                output.WriteLine(StartRecord(settings.Description, names));
             }
             else
             {
@@ -102,7 +110,7 @@ public static class FollowCommand
                 {
                     while (Tick(settings, live, clock, cancel, error))
                     {
-                        context.UpdateTarget(LiveView.Render(settings.Description, clock.Elapsed, live.Report(), live.Names, live.RoleOf, live.Statistics()));
+                        context.UpdateTarget(LiveView.Render(settings.Description, clock.Elapsed, session.Report(), names, session.Interfaces.RoleOf, live.Statistics()));
                     }
                 });
             }
@@ -114,7 +122,7 @@ public static class FollowCommand
                 }
             }
             live.Stop();
-            CorrelationReport report = live.Report();
+            CorrelationReport report = session.Report();
             IReadOnlyList<HopStatistics> statistics = live.Statistics();
             long kernelDropped = statistics.Sum(h => Math.Max(0, h.KernelDropped));
             if (kernelDropped > 0)
@@ -125,7 +133,7 @@ public static class FollowCommand
             }
             if (json)
             {
-                ReplayJson.Write(output, report, live.Names);
+                ReplayJson.Write(output, report, names);
                 foreach (HopStatistics hop in statistics)
                 {
                     output.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -135,7 +143,7 @@ public static class FollowCommand
             else
             {
                 output.WriteLine();
-                ReplayTable.Write(output, report, live.Names, live.RoleOf);
+                ReplayTable.Write(output, report, names, session.Interfaces.RoleOf);
                 output.WriteLine();
                 output.WriteLine("Capture (packets seen, dropped by the kernel)");
                 foreach (HopStatistics hop in statistics)
@@ -143,10 +151,10 @@ public static class FollowCommand
                     output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {hop.DisplayName,-30}{hop.Packets,10}{hop.KernelDropped,10} dropped"));
                 }
             }
-            if (recording is not null && !json)
+            if (recorder is not null && !json)
             {
                 output.WriteLine();
-                output.WriteLine($"wrote {recording.Packets} packets on {settings.Hops.Count} interfaces to {settings.RecordPath}");
+                output.WriteLine($"wrote {recorder.Packets} packets on {settings.Hops.Count} interfaces to {settings.RecordPath}");
             }
             return ExitCode.Success;
         }
@@ -258,7 +266,7 @@ public static class FollowCommand
                 IReadOnlyList<HopTarget> hops = settings.Reresolve!(cancel);
                 if (live.Reattach(hops))
                 {
-                    error.WriteLine("vethtrace: the container is back; following " + string.Join(", ", live.Names));
+                    error.WriteLine("vethtrace: the container is back; following " + string.Join(", ", live.Session.Interfaces.Names));
                     return true;
                 }
                 return false;
@@ -295,7 +303,7 @@ public static class FollowCommand
     private static void WriteProgress(TextWriter output, bool json, TimeSpan elapsed, LiveCapture live)
     {
         var statistics = live.Statistics();
-        var correlator = live.Correlator;
+        Correlator correlator = live.Session.Correlator;
         if (json)
         {
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,

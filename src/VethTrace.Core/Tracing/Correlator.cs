@@ -585,11 +585,8 @@ internal readonly record struct PathKey(ulong Packed, int Length)
 /// <summary>Matching settings.</summary>
 public sealed record CorrelatorOptions
 {
-    /// <summary>
-    /// How long after its first sighting a journey may still gain hops. 1 s: three orders of magnitude above the
-    /// slowest hop seen in the lab (a 5 ms netem delay), and short enough to keep memory small at line rate.
-    /// </summary>
-    public long WindowNs { get; init; } = 1_000_000_000;
+    /// <summary>How long after its first sighting a journey may still gain hops (<see cref="TraceSessionOptions.DefaultWindowNs"/>).</summary>
+    public long WindowNs { get; init; } = TraceSessionOptions.DefaultWindowNs;
 }
 
 /// <summary>How often each sequence of interfaces was a journey's path.</summary>
