@@ -1,3 +1,4 @@
+using System.CommandLine;
 using VethTrace.Capture.Files;
 using VethTrace.Capture.Filters;
 using VethTrace.Cli.Output;
@@ -12,6 +13,46 @@ namespace VethTrace.Cli.Commands;
 /// </summary>
 public static class ReplayCommand
 {
+    /// <summary>The <c>replay</c> command: its arguments and options, parsed into <see cref="Settings"/>.</summary>
+    public static Command Build(TextWriter output, TextWriter error)
+    {
+        var files = CommonOptions.Files();
+        var format = CommonOptions.Format("table (for people) or json (JSON Lines: summary, hop, nat, loss, path, segmentation and tunnel records)");
+        var window = CommonOptions.Window();
+        var egress = new Option<string?>("--egress")
+        {
+            Description = "The host's egress interface, when its name does not say so (e.g. --egress eth0 on a host whose uplink is eth0)",
+        };
+        var filter = CommonOptions.Filter("A pcap-filter expression (as for tcpdump), compiled by libpcap; a packet is traced when any of its copies on any hop matches, so 'host 172.17.0.2' follows it past NAT");
+        var vxlanPort = CommonOptions.VxlanPort();
+        var ifname = CommonOptions.Ifname();
+
+        var command = new Command("replay", "Match each packet's copies across the captured hops (container eth0, veth, bridge, NAT, egress) " +
+            "and report the paths, per-hop latency, NAT mappings and where lost packets were last seen.\n\nExamples:\n" +
+            "  vethtrace replay captures/masquerade-multi.pcapng\n" +
+            "  vethtrace replay captures/masquerade-multi.pcapng --filter 'icmp and host 172.17.0.2'\n" +
+            "  vethtrace replay eth0.pcap veth1eae2a7.pcap docker0.pcap vt-up0.pcap --format json\n" +
+            "  vethtrace replay captures/any-sll2.pcap --ifname 11=docker0 --ifname 12=vt-up0 --ifname 14=veth1eae2a7\n" +
+            "  vethtrace replay captures/replay/overlay-vxlan.pcapng   (VXLAN between two hosts: matched by the inner packet)")
+        {
+            files, format, window, filter, egress, vxlanPort, ifname,
+        };
+        command.SetAction(parseResult =>
+        {
+            long windowNs = CommonOptions.WindowNs(parseResult, window);
+            var settings = new ReplayCommand.Settings(
+                parseResult.GetValue(files) ?? [],
+                parseResult.GetValue(format),
+                windowNs,
+                parseResult.GetValue(egress),
+                parseResult.GetValue(filter),
+                new ParserOptions { VxlanPort = (ushort)parseResult.GetValue(vxlanPort) },
+                CommonOptions.InterfaceMap(parseResult, ifname));
+            return (int)ReplayCommand.Execute(settings, output, error);
+        });
+        return command;
+    }
+
     public enum Format
     {
         Table,
