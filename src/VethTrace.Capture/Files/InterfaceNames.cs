@@ -4,7 +4,7 @@ using VethTrace.Packets;
 namespace VethTrace.Capture.Files;
 
 /// <summary>
-/// Names the interface a packet was seen on (docs/DESIGN.md, "The hop model"): a pcapng interface by its if_name, a
+/// Names the interface a packet was seen on (docs/DESIGN.md, "Interface names"): a pcapng interface by its if_name, a
 /// classic pcap file by its base name, and a Linux cooked v2 packet by <c>if&lt;index&gt;</c> unless
 /// <c>--ifname INDEX=NAME</c> maps the index.
 /// </summary>

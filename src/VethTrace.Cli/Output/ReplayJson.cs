@@ -4,7 +4,7 @@ using VethTrace.Tracing;
 namespace VethTrace.Cli.Output;
 
 /// <summary>
-/// The JSON Lines report of DESIGN.md: one object per line, each with a <c>type</c> — <c>summary</c>, <c>hop</c>,
+/// The JSON Lines report (docs/DESIGN.md, "The report"): one object per line, each with a <c>type</c> — <c>summary</c>, <c>hop</c>,
 /// <c>nat</c>, <c>loss</c> (field names fixed by the contract), plus <c>path</c> records.
 /// </summary>
 public static class ReplayJson

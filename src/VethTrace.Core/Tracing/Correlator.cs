@@ -40,7 +40,7 @@ public sealed class Correlator : IObservationSink
     private readonly List<Observation> _sightings = [];
     private readonly List<Observation> _scratch = [];
     private readonly List<Observation> _ties = [];
-    /// <summary>TCP data of the last two windows, for segmentation matches (docs/DESIGN.md, "Segmentation").</summary>
+    /// <summary>TCP data of the last two windows, for segmentation matches (docs/DESIGN.md, "Segmentation (GRO and GSO)").</summary>
     private readonly SegmentIndex _segmentIndex;
     private readonly Dictionary<(int From, int To), long> _segmentEdges = [];
 

@@ -11,7 +11,7 @@ public readonly record struct InterfaceKey(int File, int Interface, int Index)
 
 /// <summary>
 /// The interfaces of one trace: dense ids (the correlator's), the name each is shown by, its role on the path and how
-/// that role was decided (<see cref="RoleSource"/>; docs/DESIGN.md, "Roles and their inference").
+/// that role was decided (<see cref="RoleSource"/>; docs/DESIGN.md, "Roles").
 /// </summary>
 /// <remarks>
 /// Interfaces are added by one thread (replay's reading thread, or follow's before capturing starts and when it

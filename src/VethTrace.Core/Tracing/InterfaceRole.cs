@@ -1,6 +1,6 @@
 namespace VethTrace.Tracing;
 
-/// <summary>Where an interface sits on a Docker host's path, for ordering equal timestamps (docs/DESIGN.md, "The hop model").</summary>
+/// <summary>Where an interface sits on a Docker host's path, for ordering equal timestamps (docs/DESIGN.md, "Roles").</summary>
 public enum InterfaceRole : byte
 {
     /// <summary>The container's own interface (eth0 inside its namespace).</summary>

@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace VethTrace.Tracing;
 
 /// <summary>
-/// The TCP data of the last two windows, for segmentation matches (docs/DESIGN.md, "Segmentation"): GRO coalesces
+/// The TCP data of the last two windows, for segmentation matches (docs/DESIGN.md, "Segmentation (GRO and GSO)"): GRO coalesces
 /// segments into one super-packet and GSO cuts one into segments, so one hop's packet is several packets on the next,
 /// with other fingerprints but the same segment key (<see cref="Observation.SegmentKeyOf"/>) and overlapping sequence
 /// ranges. Entries sit in a ring in arrival order, each key's entries chained (first, last) through it.

@@ -6,7 +6,7 @@ namespace VethTrace.Tracing;
 /// The trace engine that replay and follow share: everything between "a packet arrived on interface X at time T" and
 /// the finished report. It owns the interface registry (names, roles and how they were decided), the counters, the
 /// tunnel table, the time orderer, the filter policy, the <see cref="Correlator"/> and the report; a source (capture
-/// files, live handles) only hands it packets through a <see cref="PacketFeed"/> (docs/DESIGN.md, "The engine").
+/// files, live handles) only hands it packets through a <see cref="PacketFeed"/> (docs/DESIGN.md, "Data flow").
 /// </summary>
 /// <remarks>
 /// Two ways to run it, for the two kinds of source:
