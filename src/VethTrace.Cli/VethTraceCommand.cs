@@ -1,16 +1,14 @@
-using VethTrace.Capture.Files;
 using System.CommandLine;
-using System.Runtime.InteropServices;
 using System.CommandLine.Parsing;
-using VethTrace.Capture.Filters;
-using VethTrace.Capture.Live;
-using VethTrace.Tracing;
+using System.Runtime.InteropServices;
 using VethTrace.Cli.Commands;
-using VethTrace.Packets;
 
 namespace VethTrace.Cli;
 
-/// <summary>The command tree (each command builds its own options, beside its handler in Commands/). Handlers take writers and return an <see cref="ExitCode"/>, so tests need no process.</summary>
+/// <summary>
+/// The command tree; each command builds its own arguments and options beside its handler (Commands/, shared ones in
+/// <see cref="CommonOptions"/>). Handlers take writers and return an <see cref="ExitCode"/>, so tests need no process.
+/// </summary>
 public static class VethTraceCommand
 {
     public static ExitCode Run(string[] args, TextWriter output, TextWriter error)
