@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Runtime.InteropServices;
 using VethTrace.Cli.Commands;
+using VethTrace.Text;
 
 namespace VethTrace.Cli;
 
@@ -30,15 +31,16 @@ public static class VethTraceCommand
             // No subcommand recognised: System.CommandLine says both "required command" and "unrecognized"; one line is enough.
             string commands = string.Join(", ", root.Subcommands.Select(c => c.Name));
             string? unknown = parsed.UnmatchedTokens.FirstOrDefault() ?? parsed.Tokens.FirstOrDefault()?.Value;
-            error.WriteLine(unknown is null
+            error.WriteLine(TerminalText.Escape(unknown is null
                 ? $"vethtrace: no command given; the commands are {commands}"
-                : unknown.StartsWith('-') ? $"vethtrace: unknown option '{unknown}'" : $"vethtrace: unknown command '{unknown}'; the commands are {commands}");
+                : unknown.StartsWith('-') ? $"vethtrace: unknown option '{unknown}'" : $"vethtrace: unknown command '{unknown}'; the commands are {commands}"));
             error.WriteLine("Try 'vethtrace --help'.");
             return ExitCode.Usage;
         }
         foreach (ParseError parseError in parsed.Errors)
         {
-            error.WriteLine($"vethtrace: {parseError.Message}");
+            // Messages quote the command line, which may hold a name pasted from a capture.
+            error.WriteLine(TerminalText.Escape($"vethtrace: {parseError.Message}"));
         }
         error.WriteLine($"Try 'vethtrace {parsed.CommandResult.Command.Name} --help'.");
         return ExitCode.Usage;

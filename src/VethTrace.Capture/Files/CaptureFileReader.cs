@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text;
 using VethTrace.Packets;
+using VethTrace.Text;
 
 namespace VethTrace.Capture.Files;
 
@@ -445,11 +446,12 @@ public sealed class CaptureFileReader : IDisposable
         {
             switch (code)
             {
+                // UTF-8 by the format, but unchecked: a stray byte is kept (LosslessUtf8), to be shown as \xNN.
                 case OptionCode.IfName:
-                    name = Encoding.UTF8.GetString(value).TrimEnd('\0');
+                    name = LosslessUtf8.Decode(value).TrimEnd('\0');
                     break;
                 case OptionCode.IfDescription:
-                    description = Encoding.UTF8.GetString(value).TrimEnd('\0');
+                    description = LosslessUtf8.Decode(value).TrimEnd('\0');
                     break;
                 case OptionCode.IfTsResol when value.Length >= 1:
                     // High bit set: a negative power of 2; clear: a negative power of 10.

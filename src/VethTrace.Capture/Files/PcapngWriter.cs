@@ -3,6 +3,7 @@ using System.Diagnostics.CodeAnalysis;
 using System.Runtime.InteropServices;
 using System.Text;
 using VethTrace.Packets;
+using VethTrace.Text;
 
 namespace VethTrace.Capture.Files;
 
@@ -332,7 +333,8 @@ public sealed class PcapngWriter : IDisposable
 
     private static byte[] OptionValue(string text, string parameterName)
     {
-        byte[] bytes = Encoding.UTF8.GetBytes(text);
+        // A name's bytes as the kernel gave them: a byte that is not UTF-8 was kept by LosslessUtf8 and goes back as it was.
+        byte[] bytes = LosslessUtf8.Encode(text);
         // An option's length field is 16 bits (pcapng section 3.5).
         if (bytes.Length > ushort.MaxValue)
         {

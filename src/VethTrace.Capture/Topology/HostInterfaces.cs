@@ -1,6 +1,7 @@
 using System.Globalization;
 using VethTrace.Capture.Docker;
 using VethTrace.Capture.Topology.Netlink;
+using VethTrace.Text;
 
 namespace VethTrace.Capture.Topology;
 
@@ -43,7 +44,11 @@ public sealed record HostInterfaceListing(
     private const int MasterWidth = 16;
     private const int StateWidth = 5;
 
-    /// <summary>Prints an 80-column table: bridges first (each followed by its veths), then free veths, then the egress.</summary>
+    /// <summary>
+    /// Prints an 80-column table: bridges first (each followed by its veths), then free veths, then the egress. Every
+    /// name is the kernel's or Docker's and may hold any byte (a Linux interface name excludes only '/', ':', whitespace
+    /// and NUL): each is escaped (<see cref="TerminalText"/>) before it is clipped to its column.
+    /// </summary>
     public void Format(TextWriter writer)
     {
         ArgumentNullException.ThrowIfNull(writer);
@@ -63,12 +68,12 @@ public sealed record HostInterfaceListing(
         }
         foreach (ContainerWithoutVeth other in OtherContainers)
         {
-            writer.WriteLine(Fit($"{"-",-NameWidth} {"-",-KindWidth} {"-",-MasterWidth} {"-",-StateWidth} {other.ContainerName} [{other.NetworkMode}]: {other.Path}"));
+            writer.WriteLine(Fit(TerminalText.Escape($"{"-",-NameWidth} {"-",-KindWidth} {"-",-MasterWidth} {"-",-StateWidth} {other.ContainerName} [{other.NetworkMode}]: {other.Path}")));
         }
-        writer.WriteLine($"egress: {Egress ?? "(no default route; pass --egress IFACE)"}");
+        writer.WriteLine($"egress: {(Egress is null ? "(no default route; pass --egress IFACE)" : TerminalText.Escape(Egress))}");
         foreach (string warning in Warnings)
         {
-            WriteWrapped(writer, $"warning: {warning}");
+            WriteWrapped(writer, TerminalText.Escape($"warning: {warning}"));
         }
     }
 
@@ -92,7 +97,7 @@ public sealed record HostInterfaceListing(
     private static void WriteRow(TextWriter writer, HostInterface entry)
     {
         string detail = entry.Owner is VethOwner owner
-            ? $"{owner.ContainerName}:{owner.InterfaceInside} {string.Join(' ', owner.Addresses.Where(a => a.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork))} [{owner.NetworkMode}]"
+            ? TerminalText.Escape($"{owner.ContainerName}:{owner.InterfaceInside} {string.Join(' ', owner.Addresses.Where(a => a.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork))} [{owner.NetworkMode}]")
             : string.Join(' ', entry.Addresses.Where(a => a.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork));
         string state = entry.State switch
         {
@@ -101,7 +106,7 @@ public sealed record HostInterfaceListing(
             LinkOperationalState.LowerLayerDown => "lower",
             _ => "?",
         };
-        string line = $"{Clip(entry.Name, NameWidth),-NameWidth} {Clip(entry.Kind, KindWidth),-KindWidth} {Clip(entry.Master ?? "-", MasterWidth),-MasterWidth} {state,-StateWidth} {detail}";
+        string line = $"{Clip(TerminalText.Escape(entry.Name), NameWidth),-NameWidth} {Clip(TerminalText.Escape(entry.Kind), KindWidth),-KindWidth} {Clip(TerminalText.Escape(entry.Master ?? "-"), MasterWidth),-MasterWidth} {state,-StateWidth} {detail}";
         writer.WriteLine(Fit(line));
     }
 

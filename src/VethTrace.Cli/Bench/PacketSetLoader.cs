@@ -146,7 +146,7 @@ public static class PacketSetLoader
             catch (CaptureFileException e) when (paths.Count > 1)
             {
                 // One unreadable file in captures/ (a deliberately damaged test file, say) must not sink the mixed set.
-                Console.Error.WriteLine($"packet set '{name}': skipped {e.Error}");
+                Console.Error.WriteLine(VethTrace.Text.TerminalText.Escape($"packet set '{name}': skipped {e.Error}"));
                 continue;
             }
             using (reader)
@@ -161,7 +161,7 @@ public static class PacketSetLoader
                 }
                 else if (reader.Error is not null)
                 {
-                    Console.Error.WriteLine($"packet set '{name}': kept the {builder.Count - before} packets before {reader.Error}");
+                    Console.Error.WriteLine(VethTrace.Text.TerminalText.Escape($"packet set '{name}': kept the {builder.Count - before} packets before {reader.Error}"));
                 }
             }
             sources.Add(path);

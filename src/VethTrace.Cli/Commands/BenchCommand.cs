@@ -3,6 +3,7 @@ using System.Globalization;
 using VethTrace.Capture.Files;
 using VethTrace.Cli.Bench;
 using VethTrace.Packets;
+using VethTrace.Text;
 
 namespace VethTrace.Cli.Commands;
 
@@ -67,7 +68,7 @@ public static class BenchCommand
         }
         if (settings.File is null && !File.Exists(path) && !File.Exists(path + ".xz"))
         {
-            error.WriteLine($"vethtrace: {path}: not found; give a pcap or pcapng file, or expand the shipped one with captures/expand.sh");
+            error.WriteLine(TerminalText.Escape($"vethtrace: {path}: not found; give a pcap or pcapng file, or expand the shipped one with captures/expand.sh"));
             return ExitCode.BadInput;
         }
 
@@ -81,19 +82,19 @@ public static class BenchCommand
         }
         catch (CaptureFileException e)
         {
-            error.WriteLine($"vethtrace: {e.Error}");
+            error.WriteLine(TerminalText.Escape($"vethtrace: {e.Error}"));
             return ExitCode.BadInput;
         }
         catch (Exception e) when (e is InvalidDataException or FileNotFoundException)
         {
-            error.WriteLine($"vethtrace: {path}: {(e is InvalidDataException ? "no packets to parse" : "not found")}");
+            error.WriteLine(TerminalText.Escape($"vethtrace: {path}: {(e is InvalidDataException ? "no packets to parse" : "not found")}"));
             return ExitCode.BadInput;
         }
 
         PacketSet parsable = ParserPasses.ParsableByBoth(loaded);
         if (parsable.Count == 0)
         {
-            error.WriteLine($"vethtrace: {path}: none of its {loaded.Count} packets can be parsed by PacketDotNet, so there is nothing to compare on");
+            error.WriteLine(TerminalText.Escape($"vethtrace: {path}: none of its {loaded.Count} packets can be parsed by PacketDotNet, so there is nothing to compare on"));
             return ExitCode.BadInput;
         }
         PacketSet set = parsable.Count > PacketsInSet ? parsable.Resample(PacketsInSet) : parsable;
@@ -112,7 +113,7 @@ public static class BenchCommand
         }
         if (damage is not null)
         {
-            error.WriteLine($"vethtrace: {damage}");
+            error.WriteLine(TerminalText.Escape($"vethtrace: {damage}"));
             return ExitCode.BadInput;
         }
         return ExitCode.Success;
@@ -125,7 +126,7 @@ public static class BenchCommand
     private static void WriteTable(TextWriter output, string path, int read, int parsable, int inSet, TimeSpan duration, TimeSpan warmUp, ParserResult ours, ParserResult theirs)
     {
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{path}: {read:N0} packets read, {inSet:N0} parsed in a loop{(parsable < read ? $" ({read - parsable:N0} left out: PacketDotNet throws on them)" : "")}"));
+            $"{TerminalText.Escape(path)}: {read:N0} packets read, {inSet:N0} parsed in a loop{(parsable < read ? $" ({read - parsable:N0} left out: PacketDotNet throws on them)" : "")}"));
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"both parsers read the same fields of the same packets, in alternating passes: {warmUp.TotalSeconds:0.#} s warm-up, {duration.TotalSeconds:0.#} s measured"));
         output.WriteLine();

@@ -9,6 +9,7 @@ using VethTrace.Capture.Filters;
 using VethTrace.Capture.Live;
 using VethTrace.Cli.Output;
 using VethTrace.Packets;
+using VethTrace.Text;
 using VethTrace.Tracing;
 
 namespace VethTrace.Cli.Commands;
@@ -16,7 +17,8 @@ namespace VethTrace.Cli.Commands;
 /// <summary>
 /// <c>vethtrace follow &lt;container&gt;</c>: captures on every hop of the container's path at once (its eth0 from inside
 /// its namespace, its veth, the bridge, the egress) and shows the path latency as it happens, then a final report
-/// as replay prints it.
+/// as replay prints it. Interface names, the container's description and error messages come from the kernel, libpcap
+/// and Docker: every line that carries one is escaped (<see cref="TerminalText"/>) where it is printed.
 /// </summary>
 public static class FollowCommand
 {
@@ -210,12 +212,12 @@ public static class FollowCommand
         }
         catch (LiveCaptureException e)
         {
-            error.WriteLine($"vethtrace: {e.Message}");
+            error.WriteLine(TerminalText.Escape($"vethtrace: {e.Message}"));
             return ExitCode.CaptureFailed;
         }
         catch (SharpPcap.PcapException e)
         {
-            error.WriteLine($"vethtrace: {Permissions.Explain(e.Message)}");
+            error.WriteLine(TerminalText.Escape($"vethtrace: {Permissions.Explain(e.Message)}"));
             return ExitCode.CaptureFailed;
         }
         using (live)
@@ -230,8 +232,8 @@ public static class FollowCommand
             bool json = settings.OutputFormat == ReplayCommand.Format.Json;
             if (!json)
             {
-                output.WriteLine(settings.Description);
-                output.WriteLine("opening " + string.Join(", ", names) + (settings.Duration is { } d ? $" for {d.TotalSeconds:0.#} s" : "; Ctrl-C to stop"));
+                output.WriteLine(TerminalText.Escape(settings.Description));
+                output.WriteLine("opening " + string.Join(", ", TerminalText.EscapeAll(names)) + (settings.Duration is { } d ? $" for {d.TotalSeconds:0.#} s" : "; Ctrl-C to stop"));
             }
             live.Start();
             if (json)
@@ -278,8 +280,8 @@ public static class FollowCommand
                 ReplayJson.Write(output, report, names);
                 foreach (HopStatistics hop in statistics)
                 {
-                    output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"{{\"type\":\"capture\",\"interface\":{JsonSerializer.Serialize(hop.DisplayName, CliJsonContext.Default.String)},\"packets\":{hop.Packets},\"kernel_dropped\":{hop.KernelDropped},\"interface_dropped\":{hop.InterfaceDropped}}}"));
+                    output.WriteLine(TerminalText.EscapeJson(string.Create(CultureInfo.InvariantCulture,
+                        $"{{\"type\":\"capture\",\"interface\":{JsonSerializer.Serialize(hop.DisplayName, CliJsonContext.Default.String)},\"packets\":{hop.Packets},\"kernel_dropped\":{hop.KernelDropped},\"interface_dropped\":{hop.InterfaceDropped}}}")));
                 }
             }
             else
@@ -290,13 +292,13 @@ public static class FollowCommand
                 output.WriteLine("Capture (packets seen, dropped by the kernel)");
                 foreach (HopStatistics hop in statistics)
                 {
-                    output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {hop.DisplayName,-30}{hop.Packets,10}{hop.KernelDropped,10} dropped"));
+                    output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {TerminalText.Escape(hop.DisplayName),-30}{hop.Packets,10}{hop.KernelDropped,10} dropped"));
                 }
             }
             if (recorder is not null && !json)
             {
                 output.WriteLine();
-                output.WriteLine($"wrote {recorder.Packets} packets on {settings.Hops.Count} interfaces to {settings.RecordPath}");
+                output.WriteLine(TerminalText.Escape($"wrote {recorder.Packets} packets on {settings.Hops.Count} interfaces to {settings.RecordPath}"));
             }
             return ExitCode.Success;
         }
@@ -330,7 +332,7 @@ public static class FollowCommand
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                error.WriteLine($"vethtrace: cannot write {path}: {e.Message}");
+                error.WriteLine(TerminalText.Escape($"vethtrace: cannot write {path}: {e.Message}"));
                 return null;
             }
             var ids = new int[hops.Count];
@@ -381,9 +383,9 @@ public static class FollowCommand
             string? daemonDown = null;
             if (settings.Reresolve is null || !Reattach(settings, live, clock, cancel, error, lost, out daemonDown))
             {
-                error.WriteLine(daemonDown is null
+                error.WriteLine(TerminalText.Escape(daemonDown is null
                     ? $"vethtrace: {lost} went away (the container stopped or restarted); final report follows"
-                    : $"vethtrace: {lost} went away and the Docker daemon stopped answering ({daemonDown}); final report follows");
+                    : $"vethtrace: {lost} went away and the Docker daemon stopped answering ({daemonDown}); final report follows"));
                 return false;
             }
         }
@@ -398,7 +400,7 @@ public static class FollowCommand
     private static bool Reattach(Settings settings, LiveCapture live, Stopwatch clock, CancellationToken cancel, TextWriter error, string lost, out string? daemonDown)
     {
         daemonDown = null;
-        error.WriteLine($"vethtrace: {lost} went away; waiting for the container to come back");
+        error.WriteLine(TerminalText.Escape($"vethtrace: {lost} went away; waiting for the container to come back"));
         var waited = Stopwatch.StartNew();
         while (!cancel.IsCancellationRequested && (settings.WaitForever || waited.Elapsed < RestartWait)
             && (settings.Duration is not { } limit || clock.Elapsed < limit))
@@ -408,7 +410,7 @@ public static class FollowCommand
                 IReadOnlyList<HopTarget> hops = settings.Reresolve!(cancel);
                 if (live.Reattach(hops))
                 {
-                    error.WriteLine("vethtrace: the container is back; following " + string.Join(", ", live.Session.Interfaces.Names));
+                    error.WriteLine(TerminalText.Escape("vethtrace: the container is back; following " + string.Join(", ", live.Session.Interfaces.Names)));
                     return true;
                 }
                 return false;
@@ -419,7 +421,7 @@ public static class FollowCommand
                 // once, and keep waiting, for it may be restarting.
                 if (daemonDown is null)
                 {
-                    error.WriteLine($"vethtrace: the Docker daemon is not answering ({e.Message}); waiting for it and the container");
+                    error.WriteLine(TerminalText.Escape($"vethtrace: the Docker daemon is not answering ({e.Message}); waiting for it and the container"));
                 }
                 daemonDown = e.Message;
             }
@@ -437,11 +439,11 @@ public static class FollowCommand
     /// The JSON <c>start</c> record: the target as follow describes it and the interfaces it captures on (none when the
     /// target has no network).
     /// </summary>
-    internal static string StartRecord(string target, IEnumerable<string> interfaces) =>
+    internal static string StartRecord(string target, IEnumerable<string> interfaces) => TerminalText.EscapeJson(
         "{\"type\":\"start\",\"target\":" + JsonSerializer.Serialize(target, CliJsonContext.Default.String)
-        + ",\"interfaces\":[" + string.Join(",", interfaces.Select(n => JsonSerializer.Serialize(n, CliJsonContext.Default.String))) + "]}";
+        + ",\"interfaces\":[" + string.Join(",", interfaces.Select(n => JsonSerializer.Serialize(n, CliJsonContext.Default.String))) + "]}");
 
-    /// <summary>One line a second when stdout is not a terminal: plain text, or a JSON summary record.</summary>
+    /// <summary>One line a second when stdout is not a terminal: plain text (names escaped), or a JSON summary record.</summary>
     private static void WriteProgress(TextWriter output, bool json, TimeSpan elapsed, LiveCapture live)
     {
         var statistics = live.Statistics();
@@ -452,7 +454,7 @@ public static class FollowCommand
                 $"{{\"type\":\"summary\",\"live\":true,\"elapsed_s\":{elapsed.TotalSeconds:0.0},\"packets\":{statistics.Sum(s => s.Packets)},\"journeys\":{correlator.Journeys},\"open\":{correlator.OpenJourneys},\"kernel_dropped\":{statistics.Sum(s => Math.Max(0, s.KernelDropped))}}}"));
             return;
         }
-        string perHop = string.Join("  ", statistics.Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.DisplayName} {s.Packets}")));
+        string perHop = string.Join("  ", statistics.Select(s => string.Create(CultureInfo.InvariantCulture, $"{TerminalText.Escape(s.DisplayName)} {s.Packets}")));
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"[{elapsed.TotalSeconds,5:0.0}s] {perHop} | journeys {correlator.Journeys} | drops {statistics.Sum(s => Math.Max(0, s.KernelDropped))}"));
     }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using VethTrace.Text;
 
 namespace VethTrace.Cli.Commands;
 
@@ -21,12 +22,12 @@ public static class InterfacesCommand
             }
             catch (VethTrace.Capture.Docker.DockerException e)
             {
-                error.WriteLine($"vethtrace: {e.Message}");
+                error.WriteLine(TerminalText.Escape($"vethtrace: {e.Message}"));
                 return (int)ExitCode.ContainerUnavailable;
             }
             catch (VethTrace.Capture.Topology.TopologyException e)
             {
-                error.WriteLine($"vethtrace: {e.Message}");
+                error.WriteLine(TerminalText.Escape($"vethtrace: {e.Message}"));
                 return (int)ExitCode.CaptureFailed;
             }
         });

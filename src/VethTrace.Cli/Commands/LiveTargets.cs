@@ -2,6 +2,7 @@ using VethTrace.Capture.Docker;
 using VethTrace.Capture.Live;
 using VethTrace.Capture.Topology;
 using VethTrace.Tracing;
+using VethTrace.Text;
 
 namespace VethTrace.Cli.Commands;
 
@@ -46,7 +47,7 @@ public static class LiveTargets
                 // Nothing to capture (none mode): say why, in the stream's own form, and end successfully.
                 output.WriteLine(json
                     ? FollowCommand.StartRecord(resolution.Description, [])
-                    : resolution.Description);
+                    : TerminalText.Escape(resolution.Description));
                 return new ResolvedHops(null, null, ExitCode.Success);
             }
             // --hop beside a target adds hops to its path: the other container's veth for east-west traffic, say.
@@ -54,12 +55,12 @@ public static class LiveTargets
         }
         catch (DockerException e)
         {
-            error.WriteLine($"vethtrace: {e.Message}");
+            error.WriteLine(TerminalText.Escape($"vethtrace: {e.Message}"));
             return new ResolvedHops(null, null, ExitCode.ContainerUnavailable);
         }
         catch (TopologyException e)
         {
-            error.WriteLine($"vethtrace: {e.Message}");
+            error.WriteLine(TerminalText.Escape($"vethtrace: {e.Message}"));
             return new ResolvedHops(null, null, ExitCode.ContainerUnavailable);
         }
     }

@@ -64,6 +64,7 @@ public static class PacketsCommand
     public static ExitCode Execute(Settings settings, TextWriter output, TextWriter error)
     {
         var names = new InterfaceNames(settings.InterfaceMap);
+        var shownNames = new EscapedNames();
         var groups = new Dictionary<ulong, List<Sighting>>();
         var groupOrder = new List<ulong>();
         var outcomes = new long[Enum.GetValues<ParseOutcome>().Length];
@@ -95,7 +96,7 @@ public static class PacketsCommand
                     PacketParser.Parse(record.Data, record.LinkType, settings.Parser, out ParsedPacket packet);
                     outcomes[(int)packet.Outcome]++;
                     ulong fingerprint = PacketFingerprint.Compute(in packet, record.Data);
-                    string interfaceName = names.Name(reader.Interfaces[record.InterfaceId], in packet);
+                    string interfaceName = shownNames.Of(names.Name(reader.Interfaces[record.InterfaceId], in packet));
                     string direction = Direction(record.Direction, in packet);
                     string text = PacketText.Describe(in packet);
                     if (!settings.ByFingerprint)

@@ -2,7 +2,10 @@ using System.Globalization;
 using Spectre.Console;
 using Spectre.Console.Rendering;
 using VethTrace.Capture.Live;
+using VethTrace.Text;
 using VethTrace.Tracing;
+// Spectre.Console's Text (a renderable that is never parsed as markup), not the namespace VethTrace.Text.
+using PlainText = Spectre.Console.Text;
 
 namespace VethTrace.Cli.Output;
 
@@ -10,16 +13,24 @@ namespace VethTrace.Cli.Output;
 /// The terminal view of <c>follow</c>, drawn with Spectre.Console and refreshed about once a second: the path
 /// chains with per-hop medians, per-hop packets and p50/p99, the NAT mappings in use, losses with their last hop,
 /// and per-interface kernel drops. Used only when stdout is a terminal; otherwise follow prints plain lines.
+/// Names and the title come from the kernel and Docker, and could reach the terminal by two routes: as characters
+/// (escaped by <see cref="TerminalText"/>), and as Spectre.Console markup: <c>[red]</c>, and emoji codes such as
+/// <c>:rocket:</c>, which <see cref="Markup.Escape"/> leaves alone. So no string that holds a name is parsed as
+/// markup at all: each is a plain <see cref="PlainText"/>.
 /// </summary>
 public static class LiveView
 {
     public static IRenderable Render(string title, TimeSpan elapsed, CorrelationReport report, IReadOnlyList<string> names,
         Func<int, InterfaceRole> roleOf, IReadOnlyList<HopStatistics> statistics)
     {
+        // A handful of names, escaped once a redraw (once a second), never per packet.
+        title = TerminalText.Escape(title);
+        names = TerminalText.EscapeAll(names);
+        string[] hopNames = TerminalText.EscapeAll(statistics.Select(s => s.DisplayName));
         var parts = new List<IRenderable>
         {
-            new Markup(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-                $"{title} · {elapsed.TotalSeconds:0}s · {statistics.Sum(s => s.Packets)} packets · {report.Journeys} journeys · {report.Lost} lost"))),
+            new PlainText(string.Create(CultureInfo.InvariantCulture,
+                $"{title} · {elapsed.TotalSeconds:0}s · {statistics.Sum(s => s.Packets)} packets · {report.Journeys} journeys · {report.Lost} lost")),
         };
 
         var latency = report.Hops.ToDictionary(h => (h.From, h.To), h => h.Histogram);
@@ -34,7 +45,7 @@ public static class LiveView
                 string median = h.Percentile(50) == 0 && h.Zeros > 0 ? "reused" : ReplayTable.Microseconds(h.Percentile(50)) + "µs";
                 chain.Append(" ─").Append(median).Append("→ ").Append(ReplayTable.ChainName(report, names, path.Interfaces[i]));
             }
-            parts.Add(new Markup(Markup.Escape(chain.ToString())));
+            parts.Add(new PlainText(chain.ToString()));
         }
 
         var hops = new Table().Border(TableBorder.Simple).AddColumn("hop").AddColumn(new TableColumn("packets").RightAligned())
@@ -42,8 +53,8 @@ public static class LiveView
         foreach (HopReport hop in report.Hops)
         {
             var h = hop.Histogram;
-            hops.AddRow(Markup.Escape($"{names[hop.From]} → {names[hop.To]}"), Count(h.Count),
-                ReplayTable.Microseconds(h.Percentile(50)), ReplayTable.Microseconds(h.Percentile(99)), ReplayTable.Microseconds(h.Max));
+            hops.AddRow(new PlainText($"{names[hop.From]} → {names[hop.To]}"), Count(h.Count),
+                new PlainText(ReplayTable.Microseconds(h.Percentile(50))), new PlainText(ReplayTable.Microseconds(h.Percentile(99))), new PlainText(ReplayTable.Microseconds(h.Max)));
         }
         parts.Add(hops);
 
@@ -53,24 +64,24 @@ public static class LiveView
                 .AddColumn(new TableColumn("packets").RightAligned());
             foreach (NatMapping mapping in report.Nat.Take(8))
             {
-                nat.AddRow(ReplayTable.Kind(mapping.Kind), mapping.Protocol.Name, Markup.Escape(mapping.Inside), Markup.Escape(mapping.Outside),
-                    Markup.Escape(mapping.Peer), Count(mapping.Packets));
+                nat.AddRow(new PlainText(ReplayTable.Kind(mapping.Kind)), new PlainText(mapping.Protocol.Name), new PlainText(mapping.Inside), new PlainText(mapping.Outside),
+                    new PlainText(mapping.Peer), Count(mapping.Packets));
             }
             parts.Add(nat);
         }
         foreach (TunnelReport tunnel in report.Tunnels.Take(4))
         {
-            parts.Add(new Markup(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-                $"tunnel: {names[tunnel.Interface]} {ReplayTable.Tunnel(tunnel)} {tunnel.OuterSource} → {tunnel.OuterDestination}:{tunnel.Port}, {tunnel.Packets} packets"))));
+            parts.Add(new PlainText(string.Create(CultureInfo.InvariantCulture,
+                $"tunnel: {names[tunnel.Interface]} {ReplayTable.Tunnel(tunnel)} {tunnel.OuterSource} → {tunnel.OuterDestination}:{tunnel.Port}, {tunnel.Packets} packets")));
         }
         foreach (LossReport loss in report.Losses.Take(5))
         {
-            parts.Add(new Markup(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-                $"lost: {loss.Packets} × {loss.Flow.Protocol.Name} {loss.Flow.SourceEndpoint} > {loss.Flow.DestinationEndpoint}, last seen on {names[loss.LastSeen]}")), new Style(Color.Red)));
+            parts.Add(new PlainText(string.Create(CultureInfo.InvariantCulture,
+                $"lost: {loss.Packets} × {loss.Flow.Protocol.Name} {loss.Flow.SourceEndpoint} > {loss.Flow.DestinationEndpoint}, last seen on {names[loss.LastSeen]}"), new Style(Color.Red)));
         }
-        parts.Add(new Markup(Markup.Escape("kernel drops: " + string.Join("  ", statistics.Select(s => $"{s.DisplayName} {Math.Max(0, s.KernelDropped)}")))));
+        parts.Add(new PlainText("kernel drops: " + string.Join("  ", statistics.Select((s, i) => $"{hopNames[i]} {Math.Max(0, s.KernelDropped)}"))));
         return new Rows(parts);
     }
 
-    private static string Count(long value) => value.ToString(CultureInfo.InvariantCulture);
+    private static PlainText Count(long value) => new(value.ToString(CultureInfo.InvariantCulture));
 }

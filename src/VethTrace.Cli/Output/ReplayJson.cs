@@ -1,11 +1,15 @@
 using System.Text.Json;
+using VethTrace.Text;
 using VethTrace.Tracing;
 
 namespace VethTrace.Cli.Output;
 
 /// <summary>
 /// The JSON Lines report (docs/DESIGN.md, "The report"): one object per line, each with a <c>type</c> — <c>summary</c>, <c>hop</c>,
-/// <c>nat</c>, <c>loss</c> (field names fixed by the contract), plus <c>path</c> records.
+/// <c>nat</c>, <c>loss</c> (field names fixed by the contract), plus <c>path</c> records. Names are the real names:
+/// System.Text.Json escapes control characters (<c>\u001B</c>), <see cref="TerminalText.EscapeJson"/> the Unicode format
+/// characters it leaves raw, so a line is safe on a terminal and decodes to the name as captured (a byte that was not
+/// UTF-8 becomes U+FFFD).
 /// </summary>
 public static class ReplayJson
 {
@@ -113,6 +117,6 @@ public static class ReplayJson
             body(writer);
             writer.WriteEndObject();
         }
-        output.WriteLine(System.Text.Encoding.UTF8.GetString(buffer.ToArray()));
+        output.WriteLine(TerminalText.EscapeJson(System.Text.Encoding.UTF8.GetString(buffer.ToArray())));
     }
 }

@@ -1,9 +1,13 @@
 using System.Globalization;
+using VethTrace.Text;
 using VethTrace.Tracing;
 
 namespace VethTrace.Cli.Output;
 
-/// <summary>The human report of a replay, laid out for an 80-column terminal.</summary>
+/// <summary>
+/// The human report of a replay, laid out for an 80-column terminal. Interface names come from captures, the kernel
+/// or Docker: they are escaped (<see cref="TerminalText"/>) once, before anything is laid out.
+/// </summary>
 public static class ReplayTable
 {
     private const int MaxPaths = 6;
@@ -15,6 +19,7 @@ public static class ReplayTable
 
     public static void Write(TextWriter output, CorrelationReport report, IReadOnlyList<string> names, Func<int, InterfaceRole> roleOf)
     {
+        names = TerminalText.EscapeAll(names);
         output.WriteLine(Invariant($"{report.Packets} packets read, {report.NotIp} of them not IP (not traced)"));
         output.WriteLine(Invariant($"{report.Journeys} journeys: {report.MultiHopJourneys} seen on several hops, {report.Complete} complete, {report.Lost} lost"));
         if (report.Unselected > 0)
@@ -161,6 +166,7 @@ public static class ReplayTable
     /// <summary>
     /// An interface's name in a path chain: with the tunnel it carried packets in (the most common one), so the
     /// chain shows where the packet was encapsulated: <c>wire1 [vxlan 42]</c>; the outer headers are in the Tunnels table.
+    /// <paramref name="names"/> are printed as given: the caller escapes them.
     /// </summary>
     public static string ChainName(CorrelationReport report, IReadOnlyList<string> names, int id)
     {

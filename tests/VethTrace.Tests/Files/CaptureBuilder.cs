@@ -161,6 +161,26 @@ internal sealed class CaptureBuilder
         });
     }
 
+    /// <summary>
+    /// An interface description block whose if_name and if_description are the given bytes, not checked or encoded:
+    /// what a hostile or broken writer can put there (escape sequences, bytes that are not UTF-8).
+    /// </summary>
+    public CaptureBuilder InterfaceDescriptionBytes(byte[] name, byte[]? description = null, ushort linkType = 1)
+    {
+        return Block(BlockType.InterfaceDescription, body =>
+        {
+            body.U16(linkType);
+            body.U16(0); // reserved
+            body.U32(0); // snaplen
+            body.Option(OptionCode.IfName, name);
+            if (description is not null)
+            {
+                body.Option(OptionCode.IfDescription, description);
+            }
+            body.U32(0); // opt_endofopt
+        });
+    }
+
     /// <summary>An enhanced packet block; <paramref name="flags"/> adds epb_flags, <paramref name="capturedLength"/> overrides caplen.</summary>
     public CaptureBuilder EnhancedPacket(uint interfaceId, ulong timestamp, ReadOnlySpan<byte> data, uint? originalLength = null, uint? flags = null,
         uint? capturedLength = null)

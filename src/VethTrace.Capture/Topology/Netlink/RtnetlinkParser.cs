@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text;
+using VethTrace.Text;
 
 namespace VethTrace.Capture.Topology.Netlink;
 
@@ -331,11 +332,14 @@ public static class RtnetlinkParser
         _ => null,
     };
 
-    /// <summary>Netlink strings are NUL-terminated inside the attribute; tolerate a missing terminator.</summary>
+    /// <summary>
+    /// Netlink strings are NUL-terminated inside the attribute; tolerate a missing terminator. An interface name is
+    /// bytes, not checked UTF-8: decoded so that a stray byte is kept (and printed as \xNN), not replaced.
+    /// </summary>
     private static string ReadString(ReadOnlySpan<byte> value)
     {
         int end = value.IndexOf((byte)0);
-        return Encoding.UTF8.GetString(end < 0 ? value : value[..end]);
+        return LosslessUtf8.Decode(end < 0 ? value : value[..end]);
     }
 
     private static string FormatMac(string hex)
