@@ -66,15 +66,19 @@ public sealed class NetworkModeTests
         try
         {
             LabEnvironment.Run("docker", "run", "-d", "--pull", "never", "--name", container, "--network", "host", Image, "sleep", "300");
-            var records = await FollowAsync(["follow", container, "--egress", lab["EGRESS_IF"], "--filter", $"icmp and host {lab["UPSTREAM_IP"]}"], () =>
-                LabEnvironment.Run("docker", "exec", container, "ping", "-c", "3", "-W", "2", lab["UPSTREAM_IP"]));
+            // Pings of an odd size (20 + 8 + 321 = 349 bytes of IP), so the filter tells them from other pings that cross
+            // the egress meanwhile: follow filters in the engine and captures everything on its hops.
+            var records = await FollowAsync(["follow", container, "--egress", lab["EGRESS_IF"], "--filter", $"icmp and host {lab["UPSTREAM_IP"]} and ip[2:2] = 349"], () =>
+                LabEnvironment.Run("docker", "exec", container, "ping", "-c", "3", "-s", "321", "-W", "2", lab["UPSTREAM_IP"]));
 
             JsonElement start = Records(records, "start").Single();
             Assert.Equal($"{container} (network mode host): host network: the container shares the host's interfaces; only the egress hop exists",
                 start.GetProperty("target").GetString());
             Assert.Equal([lab["EGRESS_IF"]], Interfaces(records));
             // Six packets (three requests, three replies) on the one hop, none of them matched across hops.
-            Assert.Equal(6, Records(records, "capture").Single().GetProperty("packets").GetInt64());
+            JsonElement summary = Records(records, "summary").Single(r => !r.TryGetProperty("live", out _));
+            Assert.Equal((6L, 0L), (summary.GetProperty("journeys").GetInt64(), summary.GetProperty("multi_hop_journeys").GetInt64()));
+            Assert.True(Records(records, "capture").Single().GetProperty("packets").GetInt64() >= 6);
             Assert.Empty(Records(records, "path"));
         }
         finally
