@@ -1,9 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Compression;
-using System.Text;
 using VethTrace.Packets;
-using VethTrace.Text;
 
 namespace VethTrace.Capture.Files;
 
@@ -12,44 +10,21 @@ namespace VethTrace.Capture.Files;
 /// either byte order, several interfaces, EPB, SPB and the obsolete PB; unknown blocks are skipped),
 /// plain or gzip-compressed, with one reusable buffer: memory stays flat whatever the file's length and
 /// no read allocates. Each <see cref="TryReadNext"/> invalidates the record the previous one returned.
-/// Damage stops the reading: <see cref="TryReadNext"/> returns false and <see cref="Error"/> names the
-/// byte offset and the problem; every packet before it was returned.
+/// It reads every record tcpdump reads: records that break the format's rules but can be read (a caplen above the
+/// snaplen, caplen 0, an invalid timestamp) are returned and counted, one <see cref="Warnings"/> entry per kind.
+/// Damage that leaves nothing to read past it stops the reading: <see cref="TryReadNext"/> returns false and
+/// <see cref="Error"/> names the byte offset and the problem; every packet before it was returned.
 /// </summary>
-public sealed class CaptureFileReader : IDisposable
+public sealed partial class CaptureFileReader : IDisposable
 {
-    /// <summary>The largest packet accepted (libpcap's MAXIMUM_SNAPLEN): beyond it a length field is damage, not data.</summary>
+    /// <summary>
+    /// The largest packet accepted for most link types (libpcap's MAXIMUM_SNAPLEN): beyond it a length field is damage,
+    /// not data. A few link types allow more (<see cref="MaxCaptureLengthFor"/>).
+    /// </summary>
     public const int MaxCaptureLength = 262_144;
 
     /// <summary>The largest pcapng block accepted; bounds memory against a hostile length field.</summary>
     public const int MaxBlockLength = 16 * 1024 * 1024;
-
-    private const uint PcapMagicMicroseconds = 0xA1B2C3D4;
-    private const uint PcapMagicNanoseconds = 0xA1B23C4D;
-    private const uint PcapngSectionHeader = 0x0A0D0D0A;
-    private const uint PcapngByteOrderMagic = 0x1A2B3C4D;
-    private const int PcapFileHeaderLength = 24;
-    private const int PcapRecordHeaderLength = 16;
-    private const int PcapSnapLengthOffset = 16;
-    private const int PcapLinkTypeOffset = PcapSnapLengthOffset + 4;
-
-    private static class BlockType
-    {
-        public const uint InterfaceDescription = 1;
-        public const uint Packet = 2; // obsolete, still written by old tools
-        public const uint SimplePacket = 3;
-        public const uint EnhancedPacket = 6;
-    }
-
-    private static class OptionCode
-    {
-        public const ushort EndOfOptions = 0;
-        public const ushort Comment = 1;
-        public const ushort IfName = 2;
-        public const ushort IfDescription = 3;
-        public const ushort IfTsResol = 9;
-        public const ushort IfTsOffset = 14;
-        public const ushort EpbFlags = 2;
-    }
 
     private readonly Stream _stream;
     private readonly string _path;
@@ -60,6 +35,7 @@ public sealed class CaptureFileReader : IDisposable
     // pcapng interface ids are per section: this maps the current section's ids to global ones.
     private readonly List<int> _sectionInterfaces = [];
     private readonly List<CaptureFileError> _warnings = [];
+    private readonly Tally[] _irregular = new Tally[3]; // by Irregularity
 
     // Rented, not allocated: a 1 MiB array lands on the large-object heap, and opening many files
     // (a merge, a test suite) would otherwise cost a full collection now and then.
@@ -85,7 +61,7 @@ public sealed class CaptureFileReader : IDisposable
                 throw new CaptureFileException(new CaptureFileError(path, 0, _end == 0 ? "empty file" : "file too short for a capture header"));
             }
             uint magic = BinaryPrimitives.ReadUInt32LittleEndian(_buffer);
-            _isPcapng = magic == PcapngSectionHeader;
+            _isPcapng = magic == PcapngFormat.SectionHeader;
             if (!_isPcapng)
             {
                 ReadPcapHeader(magic);
@@ -116,10 +92,33 @@ public sealed class CaptureFileReader : IDisposable
     public CaptureFileError? Error { get; private set; }
 
     /// <summary>
-    /// Problems that did not stop the reading (<see cref="CaptureProblem.Unsupported"/>): an interface whose link type
-    /// the parser does not decode, named at its declaration. Its packets are still returned.
+    /// Problems that did not stop the reading, every packet having been returned: an interface whose link type the
+    /// parser does not decode, named at its declaration (<see cref="CaptureProblem.Unsupported"/>); and one entry per
+    /// kind of irregular record read so far, with the count and the first offset (<see cref="CaptureProblem.Irregular"/>).
+    /// Built when asked for, not per record.
     /// </summary>
-    public IReadOnlyList<CaptureFileError> Warnings => _warnings;
+    public IReadOnlyList<CaptureFileError> Warnings
+    {
+        get
+        {
+            if (_irregular.All(tally => tally.Count == 0))
+            {
+                return _warnings;
+            }
+            var all = new List<CaptureFileError>(_warnings);
+            for (int kind = 0; kind < _irregular.Length; kind++)
+            {
+                if (_irregular[kind].Count > 0)
+                {
+                    all.Add(new CaptureFileError(_path, _irregular[kind].FirstOffset, Describe((Irregularity)kind, in _irregular[kind]), CaptureProblem.Irregular));
+                }
+            }
+            return all;
+        }
+    }
+
+    /// <summary>How many records had a timestamp tcpdump marks "(invalid us)" (they were read; see <see cref="CaptureRecord.TimestampInvalid"/>).</summary>
+    public long InvalidTimestamps => _irregular[(int)Irregularity.InvalidTimestamp].Count;
 
     public long PacketsRead { get; private set; }
 
@@ -240,371 +239,88 @@ public sealed class CaptureFileReader : IDisposable
         }
     }
 
-    // ---- classic pcap (https://www.ietf.org/archive/id/draft-ietf-opsawg-pcap-04.html) ----
-
-    private void ReadPcapHeader(uint magic)
+    /// <summary>
+    /// The largest caplen libpcap accepts for a link type (max_snaplen_for_dlt in pcap-common.c): D-Bus messages
+    /// reach 128 MiB, EBHSCR frames 8 MiB, USBPcap transfers 1 MiB; everything else 256 KiB. A caplen beyond it is
+    /// damage: libpcap stops there too ("invalid packet capture length").
+    /// </summary>
+    public static int MaxCaptureLengthFor(LinkType linkType) => linkType.Value switch
     {
-        switch (magic)
-        {
-            case PcapMagicMicroseconds: break;
-            case PcapMagicNanoseconds: _pcapNanoseconds = true; break;
-            default:
-                uint swapped = BinaryPrimitives.ReverseEndianness(magic);
-                if (swapped is not (PcapMagicMicroseconds or PcapMagicNanoseconds))
-                {
-                    // The first four bytes as they stand in the file, so the user can compare with `xxd`.
-                    throw new CaptureFileException(new CaptureFileError(_path, 0, $"not a pcap or pcapng file (magic 0x{BinaryPrimitives.ReverseEndianness(magic):x8})"));
-                }
-                _bigEndian = true;
-                _pcapNanoseconds = swapped == PcapMagicNanoseconds;
-                break;
-        }
-        if (!Ensure(PcapFileHeaderLength))
-        {
-            throw new CaptureFileException(new CaptureFileError(_path, _end, $"pcap file header cut short: {_end} of {PcapFileHeaderLength} bytes"));
-        }
-        ReadOnlySpan<byte> header = _buffer.AsSpan(0, PcapFileHeaderLength);
-        int snapLength = (int)Math.Min(U32(header[PcapSnapLengthOffset..]), int.MaxValue);
-        // The upper bits of the link type field carry the FCS length (pcap draft section 4).
-        var linkType = new LinkType(U32(header[PcapLinkTypeOffset..]) & 0x03FF_FFFF);
-        WarnIfNotDecoded(linkType, PcapLinkTypeOffset, _baseName);
-        _interfaces.Add(new CaptureInterface(0, _baseName, null, linkType, snapLength, _pcapNanoseconds ? 9 : 6));
-        _clocks.Add(new InterfaceClock(_pcapNanoseconds ? 9 : 6, powerOfTwo: false, offsetSeconds: 0));
-        _start = PcapFileHeaderLength;
+        LinkTypeDbus => 128 * 1024 * 1024,
+        LinkTypeEbhscr => 8 * 1024 * 1024,
+        LinkTypeUsbPcap => 1024 * 1024,
+        _ => MaxCaptureLength,
+    };
+
+    private const uint LinkTypeDbus = 231;
+    private const uint LinkTypeUsbPcap = 249;
+    private const uint LinkTypeEbhscr = 279;
+
+    /// <summary>The kinds of irregular record: each is read, counted, and reported once per file.</summary>
+    private enum Irregularity
+    {
+        /// <summary>caplen above the interface's snaplen: libpcap reads it (cut to the snaplen), Wireshark whole, and so do we.</summary>
+        CaplenAboveSnaplen,
+        /// <summary>caplen 0: tcpdump counts it ("[Invalid header: caplen==0 …]"), and so do we, as an empty packet.</summary>
+        Empty,
+        /// <summary>A classic pcap sub-second field out of range: tcpdump prints "(invalid us)" or "(invalid ns)".</summary>
+        InvalidTimestamp,
     }
 
-    private bool TryReadPcap(out CaptureRecord record)
+    /// <summary>A count and the first occurrence's offset and two numbers: no string is built per record.</summary>
+    private struct Tally
     {
-        record = default;
-        long offset = _bufferFileOffset + _start;
-        if (!Ensure(PcapRecordHeaderLength))
-        {
-            int left = _end - _start;
-            return left == 0 ? false : Fail(offset, $"record header cut short: {left} of {PcapRecordHeaderLength} bytes");
-        }
-        ReadOnlySpan<byte> header = _buffer.AsSpan(_start, PcapRecordHeaderLength);
-        uint seconds = U32(header);
-        uint fraction = U32(header[4..]);
-        uint captured = U32(header[8..]);
-        uint original = U32(header[12..]);
-        if (captured > MaxCaptureLength)
-        {
-            return Fail(offset, $"record caplen {captured} exceeds the maximum of {MaxCaptureLength}");
-        }
-        if (CheckCapturedLength(captured, original, _interfaces[0].SnapLength, "record") is { } problem)
-        {
-            return Fail(offset, problem);
-        }
-        if (!Ensure(PcapRecordHeaderLength + (int)captured))
-        {
-            int left = _end - _start - PcapRecordHeaderLength;
-            return Fail(offset, $"record data cut short: {left} of {captured} bytes");
-        }
-        long timestamp = seconds * 1_000_000_000L + (_pcapNanoseconds ? fraction : fraction * 1000L);
-        CaptureInterface only = _interfaces[0];
-        record = new CaptureRecord(_buffer.AsSpan(_start + PcapRecordHeaderLength, (int)captured), timestamp, 0, only.LinkType,
-            (int)Math.Min(original, int.MaxValue), PacketDirection.Unknown, offset);
-        _start += PcapRecordHeaderLength + (int)captured;
-        PacketsRead++;
-        return true;
+        public long Count;
+        public long FirstOffset;
+        public ulong FirstA;
+        public ulong FirstB;
     }
 
-    // ---- pcapng (https://www.ietf.org/archive/id/draft-ietf-opsawg-pcapng-03.html) ----
-
-    private bool TryReadPcapng(out CaptureRecord record)
+    private void Note(Irregularity kind, long offset, ulong a, ulong b)
     {
-        record = default;
-        while (true)
+        ref Tally tally = ref _irregular[(int)kind];
+        if (tally.Count++ == 0)
         {
-            long offset = _bufferFileOffset + _start;
-            if (!Ensure(12))
-            {
-                int left = _end - _start;
-                return left == 0 ? false : Fail(offset, $"block header cut short: {left} of 12 bytes");
-            }
-            ReadOnlySpan<byte> head = _buffer.AsSpan(_start, 12);
-            uint type = BinaryPrimitives.ReadUInt32LittleEndian(head); // the SHB type is a palindrome
-            if (type == PcapngSectionHeader)
-            {
-                uint byteOrder = BinaryPrimitives.ReadUInt32LittleEndian(head[8..]);
-                if (byteOrder == PcapngByteOrderMagic)
-                {
-                    _bigEndian = false;
-                }
-                else if (byteOrder == BinaryPrimitives.ReverseEndianness(PcapngByteOrderMagic))
-                {
-                    _bigEndian = true;
-                }
-                else
-                {
-                    return Fail(offset, $"section header has a bad byte-order magic 0x{byteOrder:x8}");
-                }
-            }
-            else
-            {
-                type = U32(head);
-                if (offset == 0)
-                {
-                    return Fail(0, "pcapng file does not start with a section header block");
-                }
-            }
-            uint length = U32(head[4..]);
-            if (length < 12 || length % 4 != 0)
-            {
-                return Fail(offset, $"block length {length} is {(length < 12 ? "below the minimum of 12" : "not a multiple of 4")}");
-            }
-            if (length > MaxBlockLength)
-            {
-                return Fail(offset, $"block length {length} exceeds the maximum of {MaxBlockLength}");
-            }
-            if (!Ensure((int)length))
-            {
-                return Fail(offset, $"block cut short: {_end - _start} of {length} bytes");
-            }
-            ReadOnlySpan<byte> block = _buffer.AsSpan(_start, (int)length);
-            uint trailer = U32(block[^4..]);
-            if (trailer != length)
-            {
-                return Fail(offset, $"block length mismatch: {length} at the start, {trailer} at the end");
-            }
-            ReadOnlySpan<byte> body = block[8..^4];
-            bool isPacket;
-            string? problem;
-            switch (type)
-            {
-                case PcapngSectionHeader:
-                    problem = ReadSectionHeader(body);
-                    isPacket = false;
-                    break;
-                case BlockType.InterfaceDescription:
-                    problem = ReadInterfaceDescription(body, offset);
-                    isPacket = false;
-                    break;
-                case BlockType.EnhancedPacket:
-                    problem = ReadEnhancedPacket(body, offset, out record);
-                    isPacket = problem is null;
-                    break;
-                case BlockType.SimplePacket:
-                    problem = ReadSimplePacket(body, offset, out record);
-                    isPacket = problem is null;
-                    break;
-                case BlockType.Packet:
-                    problem = ReadObsoletePacket(body, offset, out record);
-                    isPacket = problem is null;
-                    break;
-                default:
-                    // Statistics, name resolution, decryption secrets, custom blocks: not needed to trace.
-                    problem = null;
-                    isPacket = false;
-                    break;
-            }
-            if (problem is not null)
-            {
-                return Fail(offset, problem);
-            }
-            _start += (int)length;
-            if (isPacket)
-            {
-                PacketsRead++;
-                return true;
-            }
+            tally.FirstOffset = offset;
+            tally.FirstA = a;
+            tally.FirstB = b;
         }
     }
 
-    private string? ReadSectionHeader(ReadOnlySpan<byte> body)
+    private string Describe(Irregularity kind, in Tally tally)
     {
-        // byte-order magic (4), major (2), minor (2), section length (8), options.
-        if (body.Length < 16)
+        string records = tally.Count == 1 ? "1 record" : $"{tally.Count} records";
+        return kind switch
         {
-            return $"section header body is {body.Length} bytes, needs 16";
-        }
-        ushort major = U16(body[4..]);
-        if (major != 1)
-        {
-            return $"unsupported pcapng version {major}.{U16(body[6..])}";
-        }
-        _sectionInterfaces.Clear();
-        return null;
-    }
-
-    private string? ReadInterfaceDescription(ReadOnlySpan<byte> body, long offset)
-    {
-        // link type (2), reserved (2), snaplen (4), options.
-        if (body.Length < 8)
-        {
-            return $"interface description body is {body.Length} bytes, needs 8";
-        }
-        var linkType = new LinkType(U16(body));
-        int snapLength = (int)Math.Min(U32(body[4..]), int.MaxValue);
-        string? name = null;
-        string? description = null;
-        int resolution = 6;
-        bool powerOfTwo = false;
-        long offsetSeconds = 0;
-        var options = new OptionReader(body[8..], _bigEndian);
-        while (options.TryRead(out ushort code, out ReadOnlySpan<byte> value))
-        {
-            switch (code)
-            {
-                // UTF-8 by the format, but unchecked: a stray byte is kept (LosslessUtf8), to be shown as \xNN.
-                case OptionCode.IfName:
-                    name = LosslessUtf8.Decode(value).TrimEnd('\0');
-                    break;
-                case OptionCode.IfDescription:
-                    description = LosslessUtf8.Decode(value).TrimEnd('\0');
-                    break;
-                case OptionCode.IfTsResol when value.Length >= 1:
-                    // High bit set: a negative power of 2; clear: a negative power of 10.
-                    powerOfTwo = (value[0] & 0x80) != 0;
-                    resolution = value[0] & 0x7F;
-                    break;
-                case OptionCode.IfTsOffset when value.Length >= 8:
-                    offsetSeconds = _bigEndian ? BinaryPrimitives.ReadInt64BigEndian(value) : BinaryPrimitives.ReadInt64LittleEndian(value);
-                    break;
-            }
-        }
-        if (options.Malformed)
-        {
-            return "interface description options run past the block";
-        }
-        if (!powerOfTwo && resolution > 18 || powerOfTwo && resolution > 63)
-        {
-            return $"interface timestamp resolution {(powerOfTwo ? "2^-" : "10^-")}{resolution} is out of range";
-        }
-        int id = _interfaces.Count;
-        string interfaceName = string.IsNullOrEmpty(name) ? $"{_baseName}:{_sectionInterfaces.Count}" : name;
-        WarnIfNotDecoded(linkType, offset, interfaceName);
-        _interfaces.Add(new CaptureInterface(id, interfaceName, string.IsNullOrEmpty(description) ? null : description,
-            linkType, snapLength, powerOfTwo ? -resolution : resolution));
-        _clocks.Add(new InterfaceClock(resolution, powerOfTwo, offsetSeconds));
-        _sectionInterfaces.Add(id);
-        return null;
-    }
-
-    private string? ReadEnhancedPacket(ReadOnlySpan<byte> body, long offset, out CaptureRecord record)
-    {
-        record = default;
-        // interface id (4), timestamp high (4), low (4), captured length (4), original length (4), data, options.
-        const int fixedLength = 20;
-        if (body.Length < fixedLength)
-        {
-            return $"enhanced packet block body is {body.Length} bytes, needs {fixedLength}";
-        }
-        return ReadPacket(body, offset, (int)Math.Min(U32(body), int.MaxValue), ((ulong)U32(body[4..]) << 32) | U32(body[8..]), U32(body[12..]), U32(body[16..]), fixedLength, out record);
-    }
-
-    private string? ReadObsoletePacket(ReadOnlySpan<byte> body, long offset, out CaptureRecord record)
-    {
-        record = default;
-        // interface id (2), drops count (2), timestamp high (4), low (4), captured length (4), original length (4), data, options.
-        const int fixedLength = 20;
-        if (body.Length < fixedLength)
-        {
-            return $"packet block body is {body.Length} bytes, needs {fixedLength}";
-        }
-        return ReadPacket(body, offset, U16(body), ((ulong)U32(body[4..]) << 32) | U32(body[8..]), U32(body[12..]), U32(body[16..]), fixedLength, out record);
-    }
-
-    private string? ReadPacket(ReadOnlySpan<byte> body, long offset, int localInterface, ulong timestamp, uint captured, uint original, int fixedLength, out CaptureRecord record)
-    {
-        record = default;
-        if ((uint)localInterface >= (uint)_sectionInterfaces.Count)
-        {
-            return $"packet refers to interface {localInterface}, but the section declares {_sectionInterfaces.Count}";
-        }
-        if (captured > MaxCaptureLength)
-        {
-            return $"packet caplen {captured} exceeds the maximum of {MaxCaptureLength}";
-        }
-        int id = _sectionInterfaces[localInterface];
-        if (CheckCapturedLength(captured, original, _interfaces[id].SnapLength, "packet") is { } problem)
-        {
-            return problem;
-        }
-        int padded = ((int)captured + 3) & ~3;
-        if (fixedLength + padded > body.Length)
-        {
-            return $"packet caplen {captured} runs past the end of its block";
-        }
-        var direction = PacketDirection.Unknown;
-        var options = new OptionReader(body[(fixedLength + padded)..], _bigEndian);
-        while (options.TryRead(out ushort code, out ReadOnlySpan<byte> value))
-        {
-            if (code == OptionCode.EpbFlags && value.Length >= 4)
-            {
-                // epb_flags bits 0-1: 01 inbound, 10 outbound.
-                direction = (PacketDirection)(U32(value) & 0x3) switch
-                {
-                    PacketDirection.Inbound => PacketDirection.Inbound,
-                    PacketDirection.Outbound => PacketDirection.Outbound,
-                    _ => PacketDirection.Unknown,
-                };
-            }
-        }
-        long timestampNs = _clocks[id].ToNanoseconds(timestamp);
-        _lastTimestampNs = timestampNs;
-        int dataStart = _start + 8 + fixedLength;
-        record = new CaptureRecord(_buffer.AsSpan(dataStart, (int)captured), timestampNs, id, _interfaces[id].LinkType,
-            (int)Math.Min(original, int.MaxValue), direction, offset);
-        return null;
-    }
-
-    private string? ReadSimplePacket(ReadOnlySpan<byte> body, long offset, out CaptureRecord record)
-    {
-        record = default;
-        // original length (4), data. It belongs to the section's first interface and has no timestamp.
-        if (body.Length < 4)
-        {
-            return $"simple packet block body is {body.Length} bytes, needs 4";
-        }
-        if (_sectionInterfaces.Count == 0)
-        {
-            return "simple packet block before any interface description";
-        }
-        int id = _sectionInterfaces[0];
-        uint original = U32(body);
-        int snap = _interfaces[id].SnapLength;
-        int captured = (int)Math.Min(Math.Min(original, (uint)(body.Length - 4)), snap > 0 ? (uint)snap : uint.MaxValue);
-        if (captured > MaxCaptureLength)
-        {
-            return $"packet length {captured} exceeds the maximum of {MaxCaptureLength}";
-        }
-        if (CheckCapturedLength((uint)captured, original, snapLength: 0, "simple packet") is { } problem)
-        {
-            return problem;
-        }
-        // No timestamp: the previous packet's is the best estimate, and keeps a merge ordered.
-        record = new CaptureRecord(_buffer.AsSpan(_start + 12, captured), _lastTimestampNs, id, _interfaces[id].LinkType,
-            (int)Math.Min(original, int.MaxValue), PacketDirection.Unknown, offset);
-        return null;
+            // libpcap's pcap reader takes such a record (cut at the snaplen); its pcapng reader stops at the first.
+            Irregularity.CaplenAboveSnaplen when _isPcapng =>
+                $"{records} with a caplen above the snaplen, read whole as Wireshark reads {(tally.Count == 1 ? "it" : "them")} (tcpdump stops at the first); " +
+                $"the first at byte {tally.FirstOffset}: caplen {tally.FirstA}, snaplen {tally.FirstB}",
+            Irregularity.CaplenAboveSnaplen =>
+                $"{records} with a caplen above the snaplen, read whole (tcpdump reads {(tally.Count == 1 ? "it" : "them")} too, cut at the snaplen); " +
+                $"the first at byte {tally.FirstOffset}: caplen {tally.FirstA}, snaplen {tally.FirstB}",
+            Irregularity.Empty =>
+                $"{records} with caplen 0, read as {(tally.Count == 1 ? "an empty packet" : "empty packets")} (tcpdump counts {(tally.Count == 1 ? "it" : "them")} as \"[Invalid header: caplen==0]\"); " +
+                $"the first at byte {tally.FirstOffset}: length {tally.FirstA}",
+            _ =>
+                $"{records} with an invalid timestamp (tcpdump: \"(invalid {(_pcapNanoseconds ? "ns" : "us")})\"), placed at the previous " +
+                $"packet's time and left out of latency figures; the first at byte {tally.FirstOffset}: " +
+                $"{(_pcapNanoseconds ? "nsec" : "usec")} {tally.FirstA} of at most {(_pcapNanoseconds ? 999_999_999 : 999_999)}",
+        };
     }
 
     /// <summary>
-    /// The checks a packet's two lengths must pass besides fitting in the file. A caplen above the snaplen the file
-    /// declares (0: none declared) cannot come from a capture: libpcap never hands over more than the snaplen.
-    /// A record whose caplen and length are both 0 describes no packet at all: it is what a zeroed or overwritten
-    /// stretch of a file reads as (16 zero bytes are a "valid" pcap record), and reading on would return one empty
-    /// packet at time 0 per 16 bytes.
+    /// The one place where a name read from the file (if_name, or the file's own name standing for its interface)
+    /// enters a message. Messages reach a terminal: escaping such names (issue 12, section 1) belongs here.
     /// </summary>
-    private static string? CheckCapturedLength(uint captured, uint original, int snapLength, string what)
-    {
-        if (snapLength > 0 && captured > (uint)snapLength)
-        {
-            return $"{what} caplen {captured} exceeds the snaplen of {snapLength}";
-        }
-        if (captured == 0 && original == 0)
-        {
-            return $"zero-length {what} (caplen 0, length 0): zeroed or overwritten data";
-        }
-        return null;
-    }
+    private static string Named(string name) => name;
 
     private void WarnIfNotDecoded(LinkType linkType, long offset, string interfaceName)
     {
         if (!PacketParser.Decodes(linkType))
         {
             _warnings.Add(new CaptureFileError(_path, offset,
-                $"interface {interfaceName} has link type {linkType.Value}, which VethTrace does not decode: its packets are counted, not traced",
+                $"interface {Named(interfaceName)} has link type {linkType.Value}, which VethTrace does not decode: its packets are counted, not traced",
                 CaptureProblem.Unsupported));
         }
     }
@@ -684,74 +400,6 @@ public sealed class CaptureFileReader : IDisposable
                 inner.Dispose();
             }
             base.Dispose(disposing);
-        }
-    }
-
-    /// <summary>Walks pcapng options (code, length, value padded to 4), bounded by the span.</summary>
-    private ref struct OptionReader(ReadOnlySpan<byte> options, bool bigEndian)
-    {
-        private ReadOnlySpan<byte> _rest = options;
-
-        public bool Malformed { get; private set; }
-
-        public bool TryRead(out ushort code, out ReadOnlySpan<byte> value)
-        {
-            value = default;
-            code = 0;
-            if (_rest.Length < 4)
-            {
-                return false;
-            }
-            code = bigEndian ? BinaryPrimitives.ReadUInt16BigEndian(_rest) : BinaryPrimitives.ReadUInt16LittleEndian(_rest);
-            int length = bigEndian ? BinaryPrimitives.ReadUInt16BigEndian(_rest[2..]) : BinaryPrimitives.ReadUInt16LittleEndian(_rest[2..]);
-            if (code == OptionCode.EndOfOptions)
-            {
-                return false;
-            }
-            int padded = (length + 3) & ~3;
-            if (4 + padded > _rest.Length)
-            {
-                Malformed = true;
-                return false;
-            }
-            value = _rest.Slice(4, length);
-            _rest = _rest[(4 + padded)..];
-            return true;
-        }
-    }
-
-    /// <summary>Turns an interface's timestamp units into Unix nanoseconds (if_tsresol, if_tsoffset).</summary>
-    private readonly struct InterfaceClock(int resolution, bool powerOfTwo, long offsetSeconds)
-    {
-        public long ToNanoseconds(ulong units)
-        {
-            long ns;
-            if (powerOfTwo)
-            {
-                ns = Saturate(((UInt128)units * 1_000_000_000UL) >> resolution);
-            }
-            else if (resolution <= 9)
-            {
-                ulong scale = Pow10(9 - resolution);
-                ns = Saturate((UInt128)units * scale);
-            }
-            else
-            {
-                ns = (long)Math.Min(units / Pow10(resolution - 9), long.MaxValue);
-            }
-            return ns + offsetSeconds * 1_000_000_000L;
-        }
-
-        private static long Saturate(UInt128 value) => value > long.MaxValue ? long.MaxValue : (long)value;
-
-        private static ulong Pow10(int exponent)
-        {
-            ulong value = 1;
-            for (int i = 0; i < exponent; i++)
-            {
-                value *= 10;
-            }
-            return value;
         }
     }
 }

@@ -15,7 +15,8 @@ public sealed record CaptureInterface(int Id, string Name, string? Description, 
 /// </summary>
 public readonly ref struct CaptureRecord
 {
-    public CaptureRecord(ReadOnlySpan<byte> data, long timestampNs, int interfaceId, LinkType linkType, int originalLength, PacketDirection direction, long fileOffset)
+    public CaptureRecord(ReadOnlySpan<byte> data, long timestampNs, int interfaceId, LinkType linkType, int originalLength, PacketDirection direction, long fileOffset,
+        bool timestampInvalid = false)
     {
         Data = data;
         TimestampNs = timestampNs;
@@ -24,6 +25,7 @@ public readonly ref struct CaptureRecord
         OriginalLength = originalLength;
         Direction = direction;
         FileOffset = fileOffset;
+        TimestampInvalid = timestampInvalid;
     }
 
     public ReadOnlySpan<byte> Data { get; }
@@ -43,6 +45,14 @@ public readonly ref struct CaptureRecord
 
     /// <summary>Where the record starts in the file.</summary>
     public long FileOffset { get; }
+
+    /// <summary>
+    /// The record's own timestamp is invalid (a classic pcap sub-second field of 10^6 µs or 10^9 ns or more, which
+    /// tcpdump marks "(invalid us)"): <see cref="TimestampNs"/> is then the previous record's time in the same file
+    /// (its whole seconds for a first record), which keeps the packet in its file position, and a latency measured
+    /// from it would be made up.
+    /// </summary>
+    public bool TimestampInvalid { get; }
 }
 
 /// <summary>What kind of problem a <see cref="CaptureFileError"/> is.</summary>
@@ -54,12 +64,28 @@ public enum CaptureProblem
     NotOpened,
     /// <summary>Sound, but not something VethTrace can trace (a link type it does not decode); reading went on.</summary>
     Unsupported,
+    /// <summary>
+    /// Records that break the format's rules but that tcpdump reads (a caplen above the snaplen, caplen 0, an invalid
+    /// timestamp): every one was read. One per kind and file, with the count; <see cref="CaptureFileError.Offset"/> is the first.
+    /// </summary>
+    Irregular,
 }
 
-/// <summary>A problem in a capture file: which file, where, and what. The packets before it were read.</summary>
+/// <summary>
+/// A problem in a capture file: which file, where, and what. For damage, the packets before it were read; for the
+/// warnings (<see cref="IsWarning"/>) every packet was.
+/// </summary>
 public sealed record CaptureFileError(string Path, long Offset, string Message, CaptureProblem Kind = CaptureProblem.Damaged)
 {
-    public override string ToString() => Kind == CaptureProblem.NotOpened ? $"{Path}: {Message}" : $"{Path}: at byte {Offset}: {Message}";
+    /// <summary>Nothing was left unread: an exit status of 0 is right after it.</summary>
+    public bool IsWarning => Kind is CaptureProblem.Unsupported or CaptureProblem.Irregular;
+
+    public override string ToString() => Kind switch
+    {
+        CaptureProblem.NotOpened => $"{Path}: {Message}",
+        CaptureProblem.Irregular => $"{Path}: {Message}", // the message names the first offset after the count
+        _ => $"{Path}: at byte {Offset}: {Message}",
+    };
 }
 
 /// <summary>

@@ -84,14 +84,14 @@ public static class FileTrace
     {
         while (!feed.Stopped && reader.TryReadNext(out CaptureRecord record, out int file))
         {
-            if (!feed.TryParse(record.Data, record.LinkType, out ParsedPacket packet))
+            if (!feed.TryParse(record.Data, record.OriginalLength, record.LinkType, out ParsedPacket packet))
             {
                 continue;
             }
             CaptureInterface captured = reader.File(file).Interfaces[record.InterfaceId];
             int index = packet.Outer.LinkType == LinkType.LinuxSll2 ? packet.Outer.InterfaceIndex : 0;
             int id = interfaces.IdOf(new InterfaceKey(file, record.InterfaceId, index), names.Name(captured, in packet));
-            feed.Observe(in packet, record.Data, record.LinkType, record.TimestampNs, id, record.Direction);
+            feed.Observe(in packet, record.Data, record.LinkType, record.TimestampNs, id, record.Direction, record.TimestampInvalid);
         }
     }
 }

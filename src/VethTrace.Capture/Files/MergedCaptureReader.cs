@@ -171,9 +171,11 @@ public sealed class MergedCaptureReader : IDisposable
 
         public long FileOffset { get; private set; }
 
+        public bool TimestampInvalid { get; private set; }
+
         public ReadOnlySpan<byte> Data => _buffer.AsSpan(0, _length);
 
-        public CaptureRecord Record => new(Data, TimestampNs, InterfaceId, LinkType, OriginalLength, Direction, FileOffset);
+        public CaptureRecord Record => new(Data, TimestampNs, InterfaceId, LinkType, OriginalLength, Direction, FileOffset, TimestampInvalid);
 
         public void Hold(CaptureRecord record)
         {
@@ -190,6 +192,7 @@ public sealed class MergedCaptureReader : IDisposable
             OriginalLength = record.OriginalLength;
             Direction = record.Direction;
             FileOffset = record.FileOffset;
+            TimestampInvalid = record.TimestampInvalid;
             HasPending = true;
         }
 

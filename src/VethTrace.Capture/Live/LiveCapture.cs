@@ -224,8 +224,9 @@ public sealed class LiveCapture : IDisposable
         PacketDirection direction = DirectionOf(data, linkType, _session.Interfaces.RoleOf(id), _ownAddresses[hop], _containerAddresses);
         PosixTimeval time = capture.Header.Timeval;
         long ns = (long)(time.Value * 1_000_000_000m);
-        Sink?.Write(hop, linkType, ns, data, capture.Header is PcapHeader header ? (int)header.PacketLength : data.Length, direction);
-        feed.Arrive(id, ns, data, linkType, direction);
+        int originalLength = capture.Header is PcapHeader header ? (int)header.PacketLength : data.Length;
+        Sink?.Write(hop, linkType, ns, data, originalLength, direction);
+        feed.Arrive(id, ns, data, originalLength, linkType, direction);
     }
 
     /// <summary>

@@ -129,7 +129,7 @@ public static class PacketSetLoader
     /// <summary>
     /// Reads every packet of the files, in order (at most <paramref name="maxPackets"/>). A file that is damaged
     /// part-way (or still being written) contributes the packets before the damage, and the damage is reported on
-    /// standard error, or to <paramref name="damaged"/> when given.
+    /// standard error, or to <paramref name="damaged"/> when given; so are the reader's warnings (every packet read).
     /// </summary>
     public static PacketSet LoadFiles(string name, IReadOnlyList<string> paths, int maxPackets = int.MaxValue, Action<CaptureFileError>? damaged = null)
     {
@@ -154,6 +154,17 @@ public static class PacketSetLoader
                 while (builder.Count < maxPackets && reader.TryReadNext(out CaptureRecord record))
                 {
                     builder.Add(record.Data, record.OriginalLength, record.TimestampNs, record.LinkType);
+                }
+                foreach (CaptureFileError warning in reader.Warnings)
+                {
+                    if (damaged is not null)
+                    {
+                        damaged(warning);
+                    }
+                    else
+                    {
+                        Console.Error.WriteLine($"packet set '{name}': warning: {warning}");
+                    }
                 }
                 if (reader.Error is not null && damaged is not null)
                 {

@@ -16,6 +16,7 @@ public sealed class ParserPasses
     private readonly byte[] _data;
     private readonly int[] _offsets;
     private readonly int[] _lengths;
+    private readonly int[] _originalLengths;
     private readonly LinkType[] _linkTypes;
     // PacketDotNet parses a byte[]: one per packet, built here so the copy is not measured.
     private readonly byte[][] _frames;
@@ -28,6 +29,7 @@ public sealed class ParserPasses
         _data = set.Data;
         _offsets = set.Offsets;
         _lengths = set.Lengths;
+        _originalLengths = set.OriginalLengths;
         _linkTypes = set.LinkTypes;
         _options = options;
         _frames = new byte[set.Count][];
@@ -49,7 +51,10 @@ public sealed class ParserPasses
     /// </summary>
     public static PacketSet ParsableByBoth(PacketSet set) => set.Where(i => TryPacketDotNet(set, i));
 
-    /// <summary>VethTrace: <see cref="PacketParser.Parse(ReadOnlySpan{byte}, LinkType, ParserOptions, out ParsedPacket)"/>, every layer.</summary>
+    /// <summary>
+    /// VethTrace: <see cref="PacketParser.Parse(ReadOnlySpan{byte}, LinkType, ParserOptions, int, out ParsedPacket)"/>, every
+    /// layer, with the record's original length as replay and follow pass it.
+    /// </summary>
     public ulong VethTrace() => VethTracePass(fingerprint: false);
 
     /// <summary>VethTrace's parser and the NAT-invariant fingerprint, as replay and follow run them.</summary>
@@ -62,13 +67,14 @@ public sealed class ParserPasses
         byte[] data = _data;
         int[] offsets = _offsets;
         int[] lengths = _lengths;
+        int[] originalLengths = _originalLengths;
         LinkType[] linkTypes = _linkTypes;
         ParserOptions options = _options;
         ulong hash = 0;
         for (int i = 0; i < offsets.Length; i++)
         {
             var frame = new ReadOnlySpan<byte>(data, offsets[i], lengths[i]);
-            PacketParser.Parse(frame, linkTypes[i], options, out ParsedPacket packet);
+            PacketParser.Parse(frame, linkTypes[i], options, originalLengths[i], out ParsedPacket packet);
             hash = PacketFields.From(in packet.Outer).Fold(hash);
             if (fingerprint)
             {

@@ -72,13 +72,13 @@ public static class BenchCommand
             return ExitCode.BadInput;
         }
 
-        CaptureFileError? damage = null;
+        var problems = new List<CaptureFileError>();
         PacketSet loaded;
         try
         {
             loaded = settings.File is null
                 ? PacketSetLoader.LoadBulk()
-                : PacketSetLoader.LoadFiles(Path.GetFileName(path), [path], MaxPacketsRead, e => damage = e);
+                : PacketSetLoader.LoadFiles(Path.GetFileName(path), [path], MaxPacketsRead, problems.Add);
         }
         catch (CaptureFileException e)
         {
@@ -111,12 +111,8 @@ public static class BenchCommand
         {
             WriteTable(output, path, loaded.Count, parsable.Count, set.Count, settings.Duration, warmUp, ours, theirs);
         }
-        if (damage is not null)
-        {
-            error.WriteLine(TerminalText.Escape($"vethtrace: {damage}"));
-            return ExitCode.BadInput;
-        }
-        return ExitCode.Success;
+        // Damage exits 2 (the set lacks what came after it); warnings are printed, and everything was read.
+        return InputProblems.Report(problems, "bench", error);
     }
 
     private static void WriteJson(TextWriter output, ParserResult result) =>

@@ -69,6 +69,7 @@ public static class PacketsCommand
         var groupOrder = new List<ulong>();
         var outcomes = new long[Enum.GetValues<ParseOutcome>().Length];
         long packets = 0;
+        long shortFrames = 0;
         var exit = ExitCode.Success;
         bool full = false;
         var notOpened = new List<CaptureFileError>();
@@ -93,18 +94,27 @@ public static class PacketsCommand
                 while (packets < settings.Count && !full && reader.TryReadNext(out CaptureRecord record))
                 {
                     packets++;
-                    PacketParser.Parse(record.Data, record.LinkType, settings.Parser, out ParsedPacket packet);
+                    PacketParser.Parse(record.Data, record.LinkType, settings.Parser, record.OriginalLength, out ParsedPacket packet);
                     outcomes[(int)packet.Outcome]++;
+                    if (((packet.Outer.Flags | (packet.TunnelDepth > 0 ? packet.Inner.Flags : 0)) & PacketFlags.IpLengthBeyondFrame) != 0)
+                    {
+                        shortFrames++;
+                    }
                     ulong fingerprint = PacketFingerprint.Compute(in packet, record.Data);
                     string interfaceName = shownNames.Of(names.Name(reader.Interfaces[record.InterfaceId], in packet));
                     string direction = Direction(record.Direction, in packet);
                     string text = PacketText.Describe(in packet);
+                    // As tcpdump marks a sub-second field out of range; the time shown is the reader's stand-in (the previous packet's).
+                    string invalid = record.TimestampInvalid
+                        ? reader.Interfaces[record.InterfaceId].TimestampResolution == 9 ? " (invalid ns)" : " (invalid us)"
+                        : "";
                     if (!settings.ByFingerprint)
                     {
                         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                            $"{packets,6} {FormatTime(record.TimestampNs)} {interfaceName,-12} {direction,-3} {text}  fp {fingerprint:x16}"));
+                            $"{packets,6} {FormatTime(record.TimestampNs)}{invalid} {interfaceName,-12} {direction,-3} {text}  fp {fingerprint:x16}"));
                         continue;
                     }
+                    text += invalid;
                     if (!groups.TryGetValue(fingerprint, out var sightings))
                     {
                         sightings = [];
@@ -129,7 +139,7 @@ public static class PacketsCommand
         {
             error.WriteLine($"vethtrace: stopped grouping after {MaxGroupedPackets} packets (the grouped view keeps them all in memory)");
         }
-        WriteSummary(output, packets, outcomes, settings.ByFingerprint ? groups : null);
+        WriteSummary(output, packets, outcomes, shortFrames, settings.ByFingerprint ? groups : null);
         // Files that could not be opened at all come last, with the usage hint once.
         return InputProblems.Report(notOpened, "packets", error) == ExitCode.Success ? exit : ExitCode.BadInput;
     }
@@ -153,7 +163,7 @@ public static class PacketsCommand
         }
     }
 
-    private static void WriteSummary(TextWriter output, long packets, long[] outcomes, Dictionary<ulong, List<Sighting>>? groups)
+    private static void WriteSummary(TextWriter output, long packets, long[] outcomes, long shortFrames, Dictionary<ulong, List<Sighting>>? groups)
     {
         output.WriteLine();
         output.Write(string.Create(CultureInfo.InvariantCulture, $"{packets} packets"));
@@ -167,6 +177,11 @@ public static class PacketsCommand
         if (notComplete.Count > 0)
         {
             output.WriteLine("not fully parsed: " + string.Join(", ", notComplete.Select(o => string.Create(CultureInfo.InvariantCulture, $"{outcomes[(int)o]} {OutcomeName(o)}"))));
+        }
+        if (shortFrames > 0)
+        {
+            // The record's original length shows that no snaplen cut these: their IP length claims bytes never sent.
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"inconsistent: {shortFrames} with an IP length beyond the frame on the wire"));
         }
     }
 

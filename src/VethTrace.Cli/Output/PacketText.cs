@@ -24,6 +24,13 @@ public static class PacketText
         {
             text.Append(" (").Append(DescribeStop(in packet)).Append(')');
         }
+        if (((packet.Outer.Flags | (packet.TunnelDepth > 0 ? packet.Inner.Flags : 0)) & PacketFlags.IpLengthBeyondFrame) != 0)
+        {
+            // The capture record says the frame was whole, yet its IP header claims more: len counts what was there.
+            ref readonly PacketLayers claimed = ref (packet.Outer.Flags & PacketFlags.IpLengthBeyondFrame) != 0 ? ref packet.Outer : ref packet.Inner;
+            text.Append(CultureInfo.InvariantCulture,
+                $" (inconsistent: ip length {claimed.IpTotalLength}, the frame holds {packet.OriginalLength - claimed.NetworkOffset})");
+        }
         return text.ToString();
     }
 
@@ -33,6 +40,7 @@ public static class PacketText
         {
             ParseLayer.IpExtension => "ipv6 extension header",
             ParseLayer.Vlan => "vlan tag",
+            ParseLayer.Mpls => "mpls label stack",
             _ => packet.StoppedAt.ToString().ToLowerInvariant(),
         };
         return packet.Outcome switch
@@ -54,6 +62,17 @@ public static class PacketText
             if (layers.VlanCount > 1)
             {
                 text.Append(CultureInfo.InvariantCulture, $".{layers.InnerVlanId}");
+            }
+            text.Append(' ');
+        }
+        if (layers.MplsCount > 0)
+        {
+            // Top label first, as tcpdump lists the stack.
+            text.Append("mpls ");
+            ReadOnlySpan<MplsLabel> labels = layers.MplsLabels;
+            for (int i = 0; i < labels.Length; i++)
+            {
+                text.Append(i == 0 ? "" : ",").Append(labels[i].Label);
             }
             text.Append(' ');
         }
@@ -79,6 +98,11 @@ public static class PacketText
         else if (layers.IsUdp)
         {
             text.Append(CultureInfo.InvariantCulture, $" len {layers.PayloadLength}");
+            if ((layers.Flags & PacketFlags.MoreFragments) != 0 && layers.UdpLength >= 8)
+            {
+                // A first fragment: len is the UDP data in this fragment; the datagram's, from the UDP header, follows.
+                text.Append(CultureInfo.InvariantCulture, $" of {layers.UdpLength - 8}");
+            }
         }
         else if (layers.IsIcmp)
         {

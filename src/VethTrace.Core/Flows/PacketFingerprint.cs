@@ -10,14 +10,18 @@ namespace VethTrace.Flows;
 /// <list type="bullet">
 /// <item>Left out, because the path rewrites them: addresses and ports (SNAT, MASQUERADE, DNAT), the TTL or hop
 /// limit (routing), checksums, the ICMP echo identifier (NAT rewrites it like a port), the TOS/traffic class
-/// (ECN marks may change), the link layer and VLAN tags.</item>
+/// (ECN marks may change), the link layer, VLAN tags and MPLS labels (a label switch router swaps the top label and
+/// decrements its TTL at every hop, and the last one may pop the stack).</item>
 /// <item>Kept: IPv4 identification, protocol and total length; IPv6 payload length, upper-layer protocol,
 /// flow label and fragment identification; fragment offset; TCP sequence, acknowledgment, flags, payload length
 /// and RFC 7323 timestamps (which differ between a segment and its retransmission even where IP IDs don't, as on IPv6);
-/// UDP length; ICMP type, code and sequence; for ICMP errors, the invariant of the quoted packet (its addresses
+/// UDP payload length; ICMP type, code and sequence; for ICMP errors, the invariant of the quoted packet (its addresses
 /// and ports are rewritten by conntrack along with the outer ones); and a hash of the first
 /// <see cref="PayloadHashBytes"/> payload bytes.</item>
 /// </list>
+/// Every length is the one the headers claim, never one a capture point decides: a snaplen cuts the copies on
+/// different hops differently, and a frame shorter than its IP length (<see cref="PacketFlags.IpLengthBeyondFrame"/>)
+/// still carries the IP header every other copy carries, so its claimed payload length is hashed, not the bytes it held.
 /// For VXLAN the inner packet is fingerprinted, so the encapsulated copy matches the container's copy.
 /// Computing it reads the frame and allocates nothing.
 /// </summary>
@@ -73,7 +77,7 @@ public static class PacketFingerprint
             if (layers.IsTcp)
             {
                 hash = StableHash.Add(hash, (ulong)layers.TcpSequence << 32 | layers.TcpAcknowledgment);
-                hash = StableHash.Add(hash, (ulong)(ushort)layers.TcpFlags << 32 | (uint)layers.PayloadLength);
+                hash = StableHash.Add(hash, (ulong)(ushort)layers.TcpFlags << 32 | (uint)ClaimedPayloadLength(in layers));
                 if ((layers.Flags & PacketFlags.TcpTimestamps) != 0)
                 {
                     hash = StableHash.Add(hash, (ulong)layers.TcpTsVal << 32 | layers.TcpTsEcr);
@@ -81,7 +85,7 @@ public static class PacketFingerprint
             }
             else if (layers.IsUdp)
             {
-                hash = StableHash.Add(hash, (uint)layers.PayloadLength);
+                hash = StableHash.Add(hash, (uint)ClaimedPayloadLength(in layers));
             }
             else if (layers.IsIcmp)
             {
@@ -103,6 +107,27 @@ public static class PacketFingerprint
     {
         ref readonly PacketLayers layers = ref packet.Innermost;
         return layers.CapturedPayloadLength >= Math.Min(PayloadHashBytes, layers.PayloadLength);
+    }
+
+    /// <summary>
+    /// The TCP or UDP payload length the headers claim. It is <see cref="PacketLayers.PayloadLength"/> except when the
+    /// frame held less than its IP length (<see cref="PacketFlags.IpLengthBeyondFrame"/>): the parser then counts only
+    /// the bytes that were there, and the claim is rebuilt from the IP length, the same way the parser derives it.
+    /// </summary>
+    private static int ClaimedPayloadLength(in PacketLayers layers)
+    {
+        if ((layers.Flags & PacketFlags.IpLengthBeyondFrame) == 0)
+        {
+            return layers.PayloadLength;
+        }
+        int segment = layers.IpTotalLength - layers.IpHeaderLength;
+        if (layers.IsTcp)
+        {
+            return Math.Max(segment - layers.TcpHeaderLength, 0);
+        }
+        // UDP, as PacketParser.ParseUdp: a first fragment's data is its segment's; a zero UDP length is the IP one.
+        int udpLength = layers.UdpLength == 0 || (layers.Flags & PacketFlags.MoreFragments) != 0 ? segment : Math.Min(layers.UdpLength, segment);
+        return Math.Max(udpLength - UdpHeader.Field.HeaderLength, 0);
     }
 
     private static ReadOnlySpan<byte> Payload(in PacketLayers layers, ReadOnlySpan<byte> frame)

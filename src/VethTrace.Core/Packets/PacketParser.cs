@@ -16,24 +16,36 @@ public static class PacketParser
     public static ParseOutcome Parse(ReadOnlySpan<byte> frame, LinkType linkType, out ParsedPacket packet) =>
         Parse(frame, linkType, ParserOptions.Default, out packet);
 
-    public static ParseOutcome Parse(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, out ParsedPacket packet)
+    /// <summary>Parses a frame whose length on the wire is unknown: an IP length beyond the captured bytes is taken to be the snaplen's cut.</summary>
+    public static ParseOutcome Parse(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, out ParsedPacket packet) =>
+        Parse(frame, linkType, options, originalLength: 0, out packet);
+
+    /// <summary>
+    /// Parses a frame, given its length on the wire from the capture record (pcap <c>orig_len</c>, pcapng "original
+    /// packet length"). With it the parser tells a frame the snaplen cut (the IP length fits in the original length)
+    /// from one that contradicts its record (it does not: <see cref="PacketFlags.IpLengthBeyondFrame"/>), and takes a zero
+    /// IP length (big TCP) from the original length rather than the captured one, so every hop agrees on it whatever its
+    /// snaplen. A value below <paramref name="frame"/>'s length means unknown.
+    /// </summary>
+    public static ParseOutcome Parse(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, int originalLength, out ParsedPacket packet)
     {
         // Every field Parse sets is written below (Inner only when a tunnel is found: it is only meaningful when
         // TunnelDepth > 0), so the ~400-byte result is not zeroed first.
         Unsafe.SkipInit(out packet);
-        if (TryParseCommon(frame, linkType, options, ref packet))
+        if (TryParseCommon(frame, linkType, options, originalLength, ref packet))
         {
             return ParseOutcome.Complete;
         }
-        return ParseGeneral(frame, linkType, options, ref packet);
+        return ParseGeneral(frame, linkType, options, originalLength, ref packet);
     }
 
     /// <summary>
     /// The general parser, every link type and every shape. <see cref="Parse(ReadOnlySpan{byte}, LinkType, ParserOptions, out ParsedPacket)"/>
     /// tries <see cref="TryParseCommon"/> first; tests compare the two.
     /// </summary>
-    internal static ParseOutcome ParseGeneral(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, ref ParsedPacket packet)
+    internal static ParseOutcome ParseGeneral(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, int originalLength, ref ParsedPacket packet)
     {
+        packet.OriginalLength = originalLength >= frame.Length ? originalLength : 0;
         packet.Outer = default;
         packet.TunnelDepth = 0;
         packet.Vni = 0;
@@ -65,8 +77,11 @@ public static class PacketParser
     /// packet it returns false, and what it wrote is overwritten. Every read is at an offset below a length checked
     /// first, so it never reads past <paramref name="frame"/>.
     /// </summary>
-    internal static bool TryParseCommon(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, ref ParsedPacket packet)
+    internal static bool TryParseCommon(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, int originalLength, ref ParsedPacket packet)
     {
+        // Stored first and read back only where an IP length passes the capture, so the hot code below keeps one
+        // argument fewer in registers.
+        packet.OriginalLength = originalLength >= frame.Length ? originalLength : 0;
         switch (linkType.Value)
         {
             case 1:
@@ -122,7 +137,7 @@ public static class PacketParser
     }
 
     /// <summary>
-    /// <see cref="TryParseCommon(ReadOnlySpan{byte}, LinkType, ParserOptions, ref ParsedPacket)"/> after a link header
+    /// <see cref="TryParseCommon(ReadOnlySpan{byte}, LinkType, ParserOptions, int, ref ParsedPacket)"/> after a link header
     /// of <typeparamref name="TLink"/>'s shape; the caller adds what the link header itself says. Generic over a struct,
     /// so each link type gets its own code with the offsets as constants (a version taking them as arguments measured
     /// 2.3 ns slower per Ethernet packet).
@@ -153,6 +168,12 @@ public static class PacketParser
             return false;
         }
         int captured = length - ip;
+        // An IP length past the original length too (not only past the capture): the frame contradicts its record.
+        // OriginalLength is 0 when unknown, so the unsigned difference is huge and the compare false then.
+        if (totalLength > captured && (uint)(packet.OriginalLength - length) < (uint)(totalLength - captured))
+        {
+            return false;
+        }
         int transportEnd = Math.Min(totalLength, captured);
         int transportCaptured = transportEnd - Ipv4Header.Field.FixedLength;
         int segmentLength = totalLength - Ipv4Header.Field.FixedLength;
@@ -313,7 +334,7 @@ public static class PacketParser
     /// Whether <see cref="Parse(ReadOnlySpan{byte}, LinkType, ParserOptions, out ParsedPacket)"/> decodes this link type
     /// (the cases of ParseLink below); any other stops at the link layer as unsupported.
     /// </summary>
-    public static bool Decodes(LinkType linkType) => linkType.Value is 0 or 1 or 101 or 108 or 113 or 228 or 229 or 276;
+    public static bool Decodes(LinkType linkType) => linkType.Value is 0 or 1 or 9 or 101 or 108 or 113 or 228 or 229 or 276;
 
     /// <summary>Parses one stack starting at <paramref name="offset"/>. Returns the offset of a VXLAN-encapsulated frame, or -1.</summary>
     private static int ParseStack(ReadOnlySpan<byte> frame, int offset, LinkType linkType, ParserOptions options, ref PacketLayers layers, ref ParsedPacket packet)
@@ -326,18 +347,24 @@ public static class PacketParser
         {
             return -1;
         }
+        EtherType type = layers.EtherType;
+        if (type.IsMpls && !ParseMpls(frame, ref offset, options, ref layers, ref packet, out type))
+        {
+            layers.NetworkOffset = offset;
+            return -1;
+        }
         layers.NetworkOffset = offset;
         ReadOnlySpan<byte> network = frame[offset..];
         int transportEnd;
         int segmentLength;
-        if (layers.EtherType == EtherType.Ipv4)
+        if (type == EtherType.Ipv4)
         {
             if (!ParseIpv4(network, ref layers, ref packet, out transportEnd, out segmentLength))
             {
                 return -1;
             }
         }
-        else if (layers.EtherType == EtherType.Ipv6)
+        else if (type == EtherType.Ipv6)
         {
             if (!ParseIpv6(network, options, ref layers, ref packet, out transportEnd, out segmentLength))
             {
@@ -394,6 +421,20 @@ public static class PacketParser
                     return Truncated(ref packet, ParseLayer.Link, NullHeader.HeaderLength, data.Length);
                 }
                 offset += NullHeader.HeaderLength;
+                break;
+            case 9: // PPP: IPv4, IPv6 and MPLS by the PPP protocol
+                if (!PppHeader.TryReadProtocol(data, out ushort protocol, out int pppLength))
+                {
+                    return Truncated(ref packet, ParseLayer.Link, pppLength, data.Length);
+                }
+                offset += pppLength;
+                type = PppHeader.ToEtherType(protocol);
+                if (type.Value == 0)
+                {
+                    // LCP, IPCP and the other control protocols: not IP, as ARP is on Ethernet.
+                    layers.Layers |= LayerSet.Link;
+                    return Stop(ref packet, ParseLayer.Network, ParseOutcome.UnsupportedProtocol);
+                }
                 break;
             case 101: // Raw IP: the version nibble decides.
                 if (data.IsEmpty)
@@ -461,6 +502,70 @@ public static class PacketParser
     }
 
     /// <summary>
+    /// Reads an MPLS label stack (RFC 3032 section 2.1) at <paramref name="offset"/> up to the entry with the
+    /// bottom-of-stack bit, and moves <paramref name="offset"/> past it. Nothing in the stack names what the bottom label
+    /// carries (the label's binding does, RFC 3032 section 2.2), so IPv4 and IPv6 are told by the version nibble, as
+    /// Linux's MPLS forwarding (net/mpls/af_mpls.c) and Wireshark do; anything else (a pseudowire control word, an
+    /// Ethernet pseudowire) is a protocol not dissected, with <paramref name="offset"/> after the stack.
+    /// </summary>
+    private static bool ParseMpls(ReadOnlySpan<byte> frame, ref int offset, ParserOptions options, ref PacketLayers layers, ref ParsedPacket packet, out EtherType network)
+    {
+        network = default;
+        int limit = Math.Min(options.MaxMplsLabels, MplsLabelStack.Capacity);
+        while (true)
+        {
+            if (layers.MplsCount >= limit)
+            {
+                return Stop(ref packet, ParseLayer.Mpls, ParseOutcome.LimitExceeded);
+            }
+            if (!MplsHeader.TryCreate(frame[offset..], out var entry))
+            {
+                return Truncated(ref packet, ParseLayer.Mpls, MplsHeader.Field.HeaderLength, frame.Length - offset);
+            }
+            MplsLabel label = entry.ToLabel();
+            layers.MplsStack[layers.MplsCount++] = label;
+            layers.Layers |= LayerSet.Mpls;
+            offset += MplsHeader.Field.HeaderLength;
+            if (label.BottomOfStack)
+            {
+                break;
+            }
+        }
+        if (offset >= frame.Length)
+        {
+            return Truncated(ref packet, ParseLayer.Network, 1, 0);
+        }
+        network = (frame[offset] >> 4) switch
+        {
+            4 => EtherType.Ipv4,
+            6 => EtherType.Ipv6,
+            _ => default,
+        };
+        return network.Value != 0 || Stop(ref packet, ParseLayer.Network, ParseOutcome.UnsupportedProtocol);
+    }
+
+    /// <summary>
+    /// The bytes of the frame from <paramref name="networkOffset"/> to its end on the wire, when the caller gave the
+    /// original length; otherwise unbounded (an IP length past the capture is then the snaplen's cut).
+    /// </summary>
+    private static int WireBytesFrom(in ParsedPacket packet, int networkOffset) =>
+        packet.OriginalLength > 0 ? packet.OriginalLength - networkOffset : int.MaxValue;
+
+    /// <summary>
+    /// Bounds a declared IP length by the frame's length on the wire (see <see cref="WireBytesFrom"/>), flagging a
+    /// packet whose IP length claims bytes the frame never held.
+    /// </summary>
+    private static int CarriedLength(ref PacketLayers layers, int totalLength, int wireBytes)
+    {
+        if (totalLength > wireBytes)
+        {
+            layers.Flags |= PacketFlags.IpLengthBeyondFrame;
+            return wireBytes;
+        }
+        return totalLength;
+    }
+
+    /// <summary>
     /// Reads IPv4. <paramref name="transportEnd"/> is where the transport bytes end inside
     /// <paramref name="data"/> (IP length or captured end, whichever is first); <paramref name="segmentLength"/>
     /// is the transport length the IP header declares.
@@ -487,11 +592,13 @@ public static class PacketParser
         int headerLength = ip.HeaderLength;
         layers.IpHeaderLength = headerLength;
         int totalLength = ip.TotalLength;
+        int wireBytes = WireBytesFrom(in packet, layers.NetworkOffset);
         if (totalLength == 0 && data.Length > headerLength)
         {
             // A TSO/GSO super-packet captured before segmentation may carry a zero total length
-            // (Linux big TCP for IPv4, net/ipv4: "BIG TCP"); the captured length is the best there is.
-            totalLength = data.Length;
+            // (Linux big TCP for IPv4, net/ipv4: "BIG TCP"): the frame's length on the wire when known (the same on
+            // every hop, whatever its snaplen), else the captured length.
+            totalLength = wireBytes == int.MaxValue ? data.Length : wireBytes;
             layers.Flags |= PacketFlags.IpLengthFromCapture;
         }
         layers.IpTotalLength = totalLength;
@@ -513,7 +620,7 @@ public static class PacketParser
             return Truncated(ref packet, ParseLayer.Network, headerLength, data.Length);
         }
         transportEnd = ClampToCapture(ref layers, totalLength, data.Length);
-        segmentLength = totalLength - headerLength;
+        segmentLength = CarriedLength(ref layers, totalLength, wireBytes) - headerLength;
         if (ip.FragmentOffset != 0)
         {
             // Only the first fragment carries the transport header (RFC 791 section 2.3).
@@ -544,14 +651,18 @@ public static class PacketParser
         IpProtocol next = ip.NextHeader;
         layers.Protocol = next;
         int totalLength = Ipv6Header.Field.HeaderLength + ip.PayloadLength;
+        int wireBytes = WireBytesFrom(in packet, layers.NetworkOffset);
         if (ip.PayloadLength == 0 && next != IpProtocol.NoNextHeader && data.Length > Ipv6Header.Field.HeaderLength)
         {
-            // A jumbogram (RFC 2675) or a big-TCP GSO packet: the length lives elsewhere or nowhere.
-            totalLength = data.Length;
+            // A jumbogram (RFC 2675) or a big-TCP GSO packet: the length lives elsewhere or nowhere, so the frame's
+            // length on the wire when known, else the captured length.
+            totalLength = wireBytes == int.MaxValue ? data.Length : wireBytes;
             layers.Flags |= PacketFlags.IpLengthFromCapture;
         }
         layers.IpTotalLength = totalLength;
         int end = ClampToCapture(ref layers, totalLength, data.Length);
+        // What the frame held of the IP packet: the segment lengths below count no byte that was never there.
+        int carried = CarriedLength(ref layers, totalLength, wireBytes);
         int offset = Ipv6Header.Field.HeaderLength;
         layers.IpHeaderLength = offset;
 
@@ -568,7 +679,7 @@ public static class PacketParser
                 // With the whole IP packet captured, a header that does not fit runs past the
                 // payload length: malformed. Otherwise the snaplen cut it.
                 int declared = Ipv6ExtensionHeader.DeclaredLength(rest, next);
-                return totalLength <= data.Length
+                return carried <= data.Length
                     ? Stop(ref packet, ParseLayer.IpExtension, ParseOutcome.Malformed)
                     : Truncated(ref packet, ParseLayer.IpExtension, Math.Max(declared, Ipv6ExtensionHeader.Field.MinimumLength), rest.Length);
             }
@@ -584,17 +695,17 @@ public static class PacketParser
                 layers.IpId = extension.FragmentIdentification;
                 if (extension.FragmentOffset != 0)
                 {
-                    SetPayload(ref layers, layers.NetworkOffset + offset, totalLength - offset, end - offset);
+                    SetPayload(ref layers, layers.NetworkOffset + offset, carried - offset, end - offset);
                     return Stop(ref packet, ParseLayer.Transport, ParseOutcome.NonFirstFragment);
                 }
             }
         }
-        if (offset > totalLength)
+        if (offset > carried)
         {
             return Stop(ref packet, ParseLayer.IpExtension, ParseOutcome.Malformed);
         }
         transportEnd = end;
-        segmentLength = totalLength - offset;
+        segmentLength = carried - offset;
         return true;
     }
 
@@ -680,10 +791,16 @@ public static class PacketParser
         layers.DestinationPort = udp.DestinationPort;
         int udpLength = udp.Length;
         layers.UdpLength = (ushort)udpLength;
+        // On a first fragment the UDP length is the whole datagram's, and this packet holds only part of it: the
+        // payload is the UDP data in this fragment (what this packet carries, and what every hop sees alike); UdpLength
+        // keeps the header's value.
         bool firstFragment = (layers.Flags & PacketFlags.MoreFragments) != 0;
-        if (udpLength == 0 && layers.IpVersion == 6)
+        if (udpLength == 0 && (layers.IpVersion == 6 || (layers.Flags & PacketFlags.IpLengthFromCapture) != 0))
         {
-            udpLength = segmentLength; // RFC 2675 section 4: the jumbogram's length is the IPv6 one.
+            // RFC 2675 section 4: a jumbogram's length is the IPv6 one. A big-TCP GSO packet sent through a UDP tunnel
+            // (VXLAN, Geneve) has no length that fits 16 bits either: Linux leaves the outer IPv4 total length and the
+            // UDP length 0, and the IP length the parser took from the frame is the datagram's.
+            udpLength = segmentLength;
         }
         if (udpLength < UdpHeader.Field.HeaderLength)
         {

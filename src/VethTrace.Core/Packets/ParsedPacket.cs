@@ -15,6 +15,8 @@ public enum LayerSet : byte
     Transport = 8,
     /// <summary>A VXLAN header followed the transport layer; the next stack holds the inner frame.</summary>
     Tunnel = 16,
+    /// <summary>An MPLS label stack followed the link layer (EtherType 0x8847 or 0x8848).</summary>
+    Mpls = 32,
 }
 
 /// <summary>Where parsing stopped.</summary>
@@ -22,6 +24,8 @@ public enum ParseLayer : byte
 {
     Link,
     Vlan,
+    /// <summary>The MPLS label stack: truncated, or deeper than <see cref="ParserOptions.MaxMplsLabels"/>.</summary>
+    Mpls,
     Network,
     IpExtension,
     Transport,
@@ -43,7 +47,7 @@ public enum ParseOutcome : byte
     UnsupportedProtocol,
     /// <summary>An IP fragment with a non-zero offset: it carries no transport header (RFC 791, RFC 8200 section 4.5).</summary>
     NonFirstFragment,
-    /// <summary>A bound was reached: VLAN tags, IPv6 extension headers or tunnel depth.</summary>
+    /// <summary>A bound was reached: VLAN tags, MPLS labels, IPv6 extension headers or tunnel depth.</summary>
     LimitExceeded,
 }
 
@@ -61,8 +65,9 @@ public enum PacketFlags : ushort
     /// <summary>Bytes follow the IP packet inside the frame: Ethernet padding of short frames.</summary>
     TrailingBytes = 1 << 4,
     /// <summary>
-    /// The IP length field was zero and the captured length was used: a TSO/GSO super-packet seen
-    /// before segmentation (Linux big TCP), or an IPv6 jumbogram (RFC 2675).
+    /// The IP length field was zero and the frame's length was used (its original length when the caller gave it,
+    /// else the captured length): a TSO/GSO super-packet seen before segmentation (Linux big TCP, inside a UDP tunnel
+    /// too, whose UDP length is then 0 as well), or an IPv6 jumbogram (RFC 2675).
     /// </summary>
     IpLengthFromCapture = 1 << 5,
     /// <summary>The UDP length disagrees with the IP length; the smaller one was used.</summary>
@@ -71,6 +76,13 @@ public enum PacketFlags : ushort
     TcpOptionsMalformed = 1 << 7,
     /// <summary>The TCP header carried RFC 7323 timestamps (TSval and TSecr are valid).</summary>
     TcpTimestamps = 1 << 8,
+    /// <summary>
+    /// The IP length is larger than the frame was on the wire (<see cref="ParsedPacket.OriginalLength"/>), not only
+    /// larger than what the snaplen kept: the packet contradicts its capture record. The bytes were never there, so
+    /// <see cref="PacketLayers.PayloadLength"/> counts only what the frame held (as Wireshark's <c>tcp.len</c> does);
+    /// <see cref="PacketLayers.IpTotalLength"/> stays the claimed length. Also sets <see cref="IpLengthBeyondCapture"/>.
+    /// </summary>
+    IpLengthBeyondFrame = 1 << 9,
 }
 
 /// <summary>
@@ -85,7 +97,10 @@ public struct PacketLayers
     // Link layer.
     public LinkType LinkType;
     public int LinkOffset;
-    /// <summary>The type of the network layer, after any VLAN tags.</summary>
+    /// <summary>
+    /// The type after any VLAN tags: the network layer's, or MPLS (0x8847, 0x8848), after which <see cref="IpVersion"/>
+    /// says what the label stack carried.
+    /// </summary>
     public EtherType EtherType;
     public byte VlanCount;
     /// <summary>The outer tag's TPID: 802.1Q (0x8100), 802.1ad (0x88a8) or the legacy 0x9100.</summary>
@@ -96,6 +111,10 @@ public struct PacketLayers
     public LinuxPacketType PacketType;
     /// <summary>SLL2 only: the capturing interface's index; 0 otherwise.</summary>
     public int InterfaceIndex;
+    /// <summary>How many MPLS label stack entries were read (when <see cref="EtherType"/> is MPLS).</summary>
+    public byte MplsCount;
+    /// <summary>The label stack, top first; entries past <see cref="MplsCount"/> are zero. <see cref="MplsLabels"/> reads it.</summary>
+    public MplsLabelStack MplsStack;
 
     // Network layer.
     public int NetworkOffset;
@@ -112,7 +131,10 @@ public struct PacketLayers
     public uint FlowLabel;
     /// <summary>IPv4 header with options, or IPv6 header with all extension headers.</summary>
     public int IpHeaderLength;
-    /// <summary>The IP packet's length as declared (IPv6: 40 + payload length), or the captured length when the field was zero.</summary>
+    /// <summary>
+    /// The IP packet's length as declared (IPv6: 40 + payload length), or the frame's from the network header on when the
+    /// field was zero (<see cref="PacketFlags.IpLengthFromCapture"/>).
+    /// </summary>
     public int IpTotalLength;
     /// <summary>Fragment offset in bytes.</summary>
     public int FragmentOffset;
@@ -131,6 +153,10 @@ public struct PacketLayers
     public ushort TcpMss;
     public uint TcpTsVal;
     public uint TcpTsEcr;
+    /// <summary>
+    /// The UDP header's length field as sent: on a first fragment the whole datagram's (compare <see cref="PayloadLength"/>);
+    /// 0 for an IPv6 jumbogram or a big-TCP GSO packet over a UDP tunnel, whose length is then the IP one.
+    /// </summary>
     public ushort UdpLength;
     public byte IcmpType;
     public byte IcmpCode;
@@ -139,12 +165,20 @@ public struct PacketLayers
 
     // Payload.
     public int PayloadOffset;
-    /// <summary>The payload length the headers declare (TCP/UDP data, the ICMP body, or a fragment's data).</summary>
+    /// <summary>
+    /// The payload length the headers declare: TCP data, the ICMP body, a fragment's data, or UDP data (on a first
+    /// fragment, the UDP data in this fragment, not the whole datagram's that <see cref="UdpLength"/> declares). It
+    /// counts bytes the snaplen cut, but not bytes that the frame never held (<see cref="PacketFlags.IpLengthBeyondFrame"/>).
+    /// </summary>
     public int PayloadLength;
     /// <summary>How much of the payload was captured: at most <see cref="PayloadLength"/>.</summary>
     public int CapturedPayloadLength;
 
     public PacketFlags Flags;
+
+    /// <summary>The MPLS label stack, top (outermost) entry first; empty without MPLS. Reads the inline stack, allocates nothing.</summary>
+    [UnscopedRef]
+    public readonly ReadOnlySpan<MplsLabel> MplsLabels => ((ReadOnlySpan<MplsLabel>)MplsStack)[..Math.Min((int)MplsCount, MplsLabelStack.Capacity)];
 
     public readonly bool Has(LayerSet layer) => (Layers & layer) == layer;
 
@@ -192,6 +226,13 @@ public struct ParsedPacket
     public uint Vni;
 
     public int CapturedLength;
+
+    /// <summary>
+    /// The frame's length on the wire, from the capture record, when the caller passed it (it is then at least
+    /// <see cref="CapturedLength"/>); 0 when it did not, and an IP length beyond the captured bytes is then taken
+    /// to be the snaplen's doing.
+    /// </summary>
+    public int OriginalLength;
 
     public ParseLayer StoppedAt;
 

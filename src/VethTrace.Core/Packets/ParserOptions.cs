@@ -18,6 +18,13 @@ public sealed record ParserOptions
     public int MaxVlanTags { get; init; } = 4;
 
     /// <summary>
+    /// How many MPLS label stack entries are walked before giving up; at most <see cref="MplsLabelStack.Capacity"/>
+    /// (a larger value is that). A stack without its bottom-of-stack bit within the bound ends the parse as
+    /// <see cref="ParseOutcome.LimitExceeded"/>.
+    /// </summary>
+    public int MaxMplsLabels { get; init; } = MplsLabelStack.Capacity;
+
+    /// <summary>
     /// How many IPv6 extension headers are walked. RFC 8200 section 4.1 expects each at most once
     /// (destination options twice); 16 leaves room for odd but legal chains and bounds a hostile one.
     /// </summary>

@@ -12,6 +12,8 @@ public readonly record struct LinkType(uint Value)
     /// <summary>BSD loopback: a 4-byte address family in the capturing host's byte order.</summary>
     public static readonly LinkType Null = new(0);
     public static readonly LinkType Ethernet = new(1);
+    /// <summary>PPP (RFC 1661), with or without the RFC 1662 address and control bytes.</summary>
+    public static readonly LinkType Ppp = new(9);
     /// <summary>Raw IP; the version nibble tells IPv4 from IPv6.</summary>
     public static readonly LinkType Raw = new(101);
     /// <summary>OpenBSD loopback: like <see cref="Null"/>, but always big-endian.</summary>
@@ -27,6 +29,7 @@ public readonly record struct LinkType(uint Value)
     {
         0 => "NULL",
         1 => "EN10MB",
+        9 => "PPP",
         101 => "RAW",
         108 => "LOOP",
         113 => "LINUX_SLL",
@@ -48,6 +51,10 @@ public readonly record struct EtherType(ushort Value)
     /// <summary>IEEE 802.1Q customer VLAN tag (C-tag).</summary>
     public static readonly EtherType Vlan = new(0x8100);
     public static readonly EtherType Ipv6 = new(0x86DD);
+    /// <summary>MPLS unicast (RFC 3032 section 5): a label stack, then the labelled packet.</summary>
+    public static readonly EtherType MplsUnicast = new(0x8847);
+    /// <summary>MPLS multicast (RFC 5332 section 4): the same label stack encoding.</summary>
+    public static readonly EtherType MplsMulticast = new(0x8848);
     /// <summary>IEEE 802.1ad service VLAN tag (S-tag, "QinQ").</summary>
     public static readonly EtherType QinQ = new(0x88A8);
     /// <summary>The pre-standard QinQ tag some switches still send.</summary>
@@ -58,6 +65,8 @@ public readonly record struct EtherType(ushort Value)
 
     public bool IsVlanTag => Value is 0x8100 or 0x88A8 or 0x9100;
 
+    public bool IsMpls => Value is 0x8847 or 0x8848;
+
     public override string ToString() => Value switch
     {
         0x0800 => "IPv4",
@@ -65,6 +74,10 @@ public readonly record struct EtherType(ushort Value)
         0x86DD => "IPv6",
         0x8100 => "802.1Q",
         0x88A8 => "802.1ad",
+        0x8847 => "MPLS",
+        0x8848 => "MPLS multicast",
+        0x88E5 => "MACsec",
+        0x894F => "NSH",
         _ => $"0x{Value:x4}",
     };
 }

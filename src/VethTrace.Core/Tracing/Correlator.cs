@@ -190,16 +190,22 @@ public sealed class Correlator : IObservationSink
         List<Observation> sightings = _sightings;
         sightings.Clear();
         bool selected = false;
+        bool timeless = false;
         for (long sighting = journey.First; sighting >= 0; sighting = _observations[sighting].NextSighting)
         {
             ref Observation observation = ref _observations[sighting].Observation;
             selected |= observation.Selected;
+            timeless |= observation.TimestampInvalid;
             sightings.Add(observation);
         }
         if (!selected)
         {
             Unselected++;
             return;
+        }
+        if (timeless)
+        {
+            PlaceByTopology(sightings);
         }
         Order(sightings);
         Journeys++;
@@ -209,11 +215,15 @@ public sealed class Correlator : IObservationSink
             for (int i = 1; i < sightings.Count; i++)
             {
                 Observation from = sightings[i - 1], to = sightings[i];
-                if (!_hops.TryGetValue((from.Interface, to.Interface), out var histogram))
+                // A copy without a valid capture time (Observation.TimestampInvalid) has no latency to give.
+                if (!from.TimestampInvalid && !to.TimestampInvalid)
                 {
-                    _hops[(from.Interface, to.Interface)] = histogram = new LatencyHistogram();
+                    if (!_hops.TryGetValue((from.Interface, to.Interface), out var histogram))
+                    {
+                        _hops[(from.Interface, to.Interface)] = histogram = new LatencyHistogram();
+                    }
+                    histogram.Record(to.TimestampNs - from.TimestampNs);
                 }
-                histogram.Record(to.TimestampNs - from.TimestampNs);
                 _nat.Observe(from.Flow, to.Flow, from.TimestampNs);
             }
             PathKey key = PathKey.Of(sightings);
@@ -318,6 +328,36 @@ public sealed class Correlator : IObservationSink
             }
         }
         return false;
+    }
+
+    /// <summary>
+    /// A sighting whose capture time was invalid (<see cref="Observation.TimestampInvalid"/>) carries a stand-in time,
+    /// so its place in the path cannot come from it: it takes the time of the valid sighting nearest to it by role, and
+    /// <see cref="Order"/> lays the two out as any tie, by topology. Only this journey's copy of the list changes.
+    /// </summary>
+    private void PlaceByTopology(List<Observation> sightings)
+    {
+        for (int i = 0; i < sightings.Count; i++)
+        {
+            if (!sightings[i].TimestampInvalid)
+            {
+                continue;
+            }
+            int role = (int)_roleOf(sightings[i].Interface);
+            int nearest = -1;
+            for (int j = 0; j < sightings.Count; j++)
+            {
+                if (!sightings[j].TimestampInvalid
+                    && (nearest < 0 || Math.Abs((int)_roleOf(sightings[j].Interface) - role) < Math.Abs((int)_roleOf(sightings[nearest].Interface) - role)))
+                {
+                    nearest = j;
+                }
+            }
+            if (nearest >= 0)
+            {
+                sightings[i] = sightings[i] with { TimestampNs = sightings[nearest].TimestampNs };
+            }
+        }
     }
 
     /// <summary>

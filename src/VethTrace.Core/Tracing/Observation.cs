@@ -8,7 +8,9 @@ namespace VethTrace.Tracing;
 /// What the correlator needs of one packet seen on one interface: a small value that crosses from the
 /// capture (or file) side to the matching engine. The packet bytes stay behind. <see cref="Selected"/> is false
 /// when a packet filter rejected this copy: a journey is reported when any of its copies was selected, so a filter
-/// on the inside address still follows the packet past NAT.
+/// on the inside address still follows the packet past NAT. <see cref="TimestampInvalid"/> marks a copy whose capture
+/// record had no valid time (a pcap sub-second field out of range): the reader placed it at its file position, so it
+/// is matched and counted, but no latency is measured to or from it.
 /// </summary>
 [StructLayout(LayoutKind.Auto)] // no padding between the small fields: observations are copied and queued per packet
 public readonly record struct Observation(
@@ -22,16 +24,17 @@ public readonly record struct Observation(
     ulong SegmentKey = 0,
     uint TcpSequence = 0,
     int TcpPayload = 0,
-    PacketDirection Direction = PacketDirection.Unknown)
+    PacketDirection Direction = PacketDirection.Unknown,
+    bool TimestampInvalid = false)
 {
     /// <summary>Builds an observation from a parsed packet (its innermost stack, as the fingerprint).</summary>
     public static Observation From(in ParsedPacket packet, ReadOnlySpan<byte> frame, long timestampNs, int interfaceId, long order, bool selected = true,
-        PacketDirection direction = PacketDirection.Unknown)
+        PacketDirection direction = PacketDirection.Unknown, bool timestampInvalid = false)
     {
         ref readonly PacketLayers layers = ref packet.Innermost;
         bool tcpData = layers.IsTcp && layers.PayloadLength > 0;
         return new(timestampNs, interfaceId, order, PacketFingerprint.Compute(in packet, frame), FlowKey.From(in packet), frame.Length, selected,
-            tcpData ? SegmentKeyOf(in layers) : 0, layers.TcpSequence, tcpData ? layers.PayloadLength : 0, direction);
+            tcpData ? SegmentKeyOf(in layers) : 0, layers.TcpSequence, tcpData ? layers.PayloadLength : 0, direction, timestampInvalid);
     }
 
     /// <summary>

@@ -54,10 +54,13 @@ public sealed class PacketFeed
     /// <summary>The producer may stop: the run is void (<see cref="Overtaken"/>), or nobody consumes any more.</summary>
     public bool Stopped => Overtaken || _pipe is { Stopped: true };
 
-    /// <summary>A packet arrived on interface <paramref name="interfaceId"/> (an id from the session's registry) at <paramref name="timestampNs"/>.</summary>
-    public void Arrive(int interfaceId, long timestampNs, ReadOnlySpan<byte> frame, LinkType linkType, PacketDirection direction)
+    /// <summary>
+    /// A packet arrived on interface <paramref name="interfaceId"/> (an id from the session's registry) at
+    /// <paramref name="timestampNs"/>; <paramref name="originalLength"/> is its length on the wire (below the frame's when unknown).
+    /// </summary>
+    public void Arrive(int interfaceId, long timestampNs, ReadOnlySpan<byte> frame, int originalLength, LinkType linkType, PacketDirection direction)
     {
-        if (TryParse(frame, linkType, out ParsedPacket packet))
+        if (TryParse(frame, originalLength, linkType, out ParsedPacket packet))
         {
             Observe(in packet, frame, linkType, timestampNs, interfaceId, direction);
         }
@@ -67,10 +70,10 @@ public sealed class PacketFeed
     /// The first half of <see cref="Arrive"/>, for a source that needs the parsed packet to know the interface (a Linux
     /// cooked v2 record names it by index): counts and parses; false when the packet is not IP (nothing more to do).
     /// </summary>
-    public bool TryParse(ReadOnlySpan<byte> frame, LinkType linkType, out ParsedPacket packet)
+    public bool TryParse(ReadOnlySpan<byte> frame, int originalLength, LinkType linkType, out ParsedPacket packet)
     {
         Volatile.Write(ref _packets, _packets + 1);
-        PacketParser.Parse(frame, linkType, _parser, out packet);
+        PacketParser.Parse(frame, linkType, _parser, originalLength, out packet);
         if (!packet.Innermost.Has(LayerSet.Network))
         {
             Volatile.Write(ref _notIp, _notIp + 1);
@@ -79,15 +82,19 @@ public sealed class PacketFeed
         return true;
     }
 
-    /// <summary>The second half of <see cref="Arrive"/>: a parsed IP packet on its interface.</summary>
-    public void Observe(in ParsedPacket packet, ReadOnlySpan<byte> frame, LinkType linkType, long timestampNs, int interfaceId, PacketDirection direction)
+    /// <summary>
+    /// The second half of <see cref="Arrive"/>: a parsed IP packet on its interface. <paramref name="timestampInvalid"/>
+    /// marks a record without a valid time (placed at its file position: matched, but no latency measured with it).
+    /// </summary>
+    public void Observe(in ParsedPacket packet, ReadOnlySpan<byte> frame, LinkType linkType, long timestampNs, int interfaceId, PacketDirection direction,
+        bool timestampInvalid = false)
     {
         _tunnels.Add(in packet, interfaceId);
         bool selected = _filter is null || _filter.Matches(frame, linkType);
         // Capture order breaks ties of equal timestamps: the packet's number for the one feed of a pipelined run, a
         // number shared by the session's concurrent feeds otherwise.
         long order = _queue is null ? _packets : _session.NextOrder();
-        var observation = Observation.From(in packet, frame, timestampNs, interfaceId, order, selected, direction);
+        var observation = Observation.From(in packet, frame, timestampNs, interfaceId, order, selected, direction, timestampInvalid);
         if (_orderer is not null)
         {
             _orderer.Add(in observation);

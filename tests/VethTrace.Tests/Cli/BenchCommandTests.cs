@@ -108,6 +108,29 @@ public sealed class BenchCommandTests
     }
 
     [Fact]
+    public void Bench_CaptureWithCaplenAboveSnaplen_ReadsEveryPacketWarnsOnceExits0()
+    {
+        // The snaplen field lowered to 64: the records are read whole, as in replay and packets, with one warning.
+        byte[] file = File.ReadAllBytes(CaptureCorpus.PathOf("vlan-8021q.pcap"));
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(16), 64);
+        string path = Path.Combine(Path.GetTempPath(), $"vethtrace-bench-snap-{Guid.NewGuid():N}.pcap");
+        File.WriteAllBytes(path, file);
+        try
+        {
+            var (code, output, error) = Bench(path, "--duration", "100ms");
+
+            Assert.Equal(ExitCode.Success, code);
+            Assert.Contains($"{Files.TcpdumpTool.CountFile(path):N0} packets read", output);
+            Assert.Matches($@"^vethtrace: warning: {System.Text.RegularExpressions.Regex.Escape(path)}: \d+ records? with a caplen above the snaplen",
+                Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries)));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
     public void Bench_CaptureDamagedPartWay_MeasuresThePacketsBeforeAndExits2()
     {
         byte[] whole = File.ReadAllBytes(CaptureCorpus.PathOf("vlan-8021q.pcap"));

@@ -13,7 +13,8 @@ namespace VethTrace.Tests.Cli;
 /// <c>vethtrace replay</c> through the real command line. For each: exit code 2, exactly one line on standard error
 /// naming the file, the byte offset and the problem, no stack trace, and the packets before the damage analysed and
 /// reported. How many packets come before the damage is not taken from VethTrace: the record boundaries are walked
-/// here (<see cref="Layout"/>), and the intact prefix is counted by capinfos.
+/// here (<see cref="Layout"/>), and the intact prefix is counted by capinfos. Beside it, the irregular inputs of
+/// issue 12 that tcpdump reads whole: exit 0, one warning line, and tcpdump's packet count.
 /// </summary>
 public sealed class DamagedInputTableTests : IDisposable
 {
@@ -27,9 +28,14 @@ public sealed class DamagedInputTableTests : IDisposable
     public static TheoryData<string> Rows => new()
     {
         "empty file", "wrong magic", "pcap header cut short", "pcapng section header cut short",
-        "caplen above snaplen", "caplen above 256 KiB", "caplen of 4 GiB", "zero-length record (zeroed tail)",
+        "caplen above 256 KiB", "caplen of 4 GiB",
         "pcapng block length mismatch", "pcapng block length not a multiple of 4", "pcapng EPB on an undeclared interface",
-        "pcapng interface of an unknown link type", "gzip cut in the middle",
+        "gzip cut in the middle",
+    };
+
+    public static TheoryData<string> IrregularRows => new()
+    {
+        "caplen above snaplen", "zeroed tail", "zero-length record between good ones", "invalid timestamp", "pcapng interface of an unknown link type",
     };
 
     [Theory]
@@ -51,19 +57,14 @@ public sealed class DamagedInputTableTests : IDisposable
             "wrong magic" => (Patch(pcap, 0, "GIF8"u8), "gif.pcap", 0, "not a pcap or pcapng file (magic 0x47494638)", null),
             "pcap header cut short" => (pcap[..20], "cut.pcap", 20, "pcap file header cut short: 20 of 24 bytes", null),
             "pcapng section header cut short" => (pcapng[..100], "cut.pcapng", 0, $"block cut short: 100 of {blocks[0].Length} bytes", null),
-            "caplen above snaplen" => SnaplenBelow(pcap, records),
             "caplen above 256 KiB" => CaplenOf(pcap, records, 3, 262_145, "record caplen 262145 exceeds the maximum of 262144"),
             "caplen of 4 GiB" => CaplenOf(pcap, records, 3, uint.MaxValue, "record caplen 4294967295 exceeds the maximum of 262144"),
-            "zero-length record (zeroed tail)" => ([.. pcap[..(int)records[4].Offset], .. new byte[pcap.Length - records[4].Offset]], "zeroed.pcap",
-                records[4].Offset, "zero-length record (caplen 0, length 0): zeroed or overwritten data", pcap[..(int)records[4].Offset]),
             "pcapng block length mismatch" => (Patch32(pcapng, packetBlocks[2].Offset + packetBlocks[2].Length - 4, (uint)packetBlocks[2].Length + 4), "trailer.pcapng",
                 packetBlocks[2].Offset, $"block length mismatch: {packetBlocks[2].Length} at the start, {packetBlocks[2].Length + 4} at the end", pcapng[..(int)packetBlocks[2].Offset]),
             "pcapng block length not a multiple of 4" => (Patch32(pcapng, packetBlocks[2].Offset + 4, (uint)packetBlocks[2].Length + 2), "odd.pcapng",
                 packetBlocks[2].Offset, $"block length {packetBlocks[2].Length + 2} is not a multiple of 4", pcapng[..(int)packetBlocks[2].Offset]),
             "pcapng EPB on an undeclared interface" => (Patch32(pcapng, packetBlocks[2].Offset + 8, 9), "undeclared.pcapng",
                 packetBlocks[2].Offset, $"packet refers to interface 9, but the section declares {idbs.Count(i => i.Offset < packetBlocks[2].Offset)}", pcapng[..(int)packetBlocks[2].Offset]),
-            "pcapng interface of an unknown link type" => (Patch16(pcapng, idbs[2].Offset + 8, 147), "user0.pcapng", idbs[2].Offset,
-                $"interface {Layout.InterfaceName(pcapng, idbs[2])} has link type 147, which VethTrace does not decode: its packets are counted, not traced", pcapng),
             "gzip cut in the middle" => GzipCut(pcap, records),
             _ => throw new ArgumentOutOfRangeException(nameof(row)),
         };
@@ -83,6 +84,45 @@ public sealed class DamagedInputTableTests : IDisposable
             Assert.True(expected > 0, "the damage leaves packets before it");
             Assert.Equal(expected, PacketsIn(output));
         }
+    }
+
+    /// <summary>
+    /// Records that break the format's rules but that tcpdump reads (issue 12): replay reads every packet tcpdump
+    /// counts, exits 0, and prints one warning line naming the file, the count and the first offset.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(IrregularRows))]
+    public void Replay_IrregularInput_ExitZeroOneWarningLineEveryPacketTcpdumpReads(string row)
+    {
+        byte[] pcap = File.ReadAllBytes(CaptureCorpus.PathOf(Pcap));
+        byte[] pcapng = File.ReadAllBytes(CaptureCorpus.PathOf(Pcapng));
+        var records = Layout.PcapRecords(pcap);
+        var idbs = Layout.PcapngBlocks(pcapng).Where(b => b.Type == 1).ToList();
+
+        (byte[] File, string Name, string Warning) irregular = row switch
+        {
+            "caplen above snaplen" => SnaplenBelow(pcap, records),
+            "zeroed tail" => ZeroedTail(pcap, records[4].Offset),
+            "zero-length record between good ones" => ([.. pcap[..(int)records[2].Offset], .. new byte[Layout.PcapRecordHeader], .. pcap[(int)records[2].Offset..]], "gap.pcap",
+                $"1 record with caplen 0, read as an empty packet (tcpdump counts it as \"[Invalid header: caplen==0]\"); the first at byte {records[2].Offset}: length 0"),
+            "invalid timestamp" => (Patch32(pcap, records[3].Offset + 4, 2_147_483_648), "late.pcap",
+                "1 record with an invalid timestamp (tcpdump: \"(invalid us)\"), placed at the previous packet's time and left out of latency figures; " +
+                $"the first at byte {records[3].Offset}: usec 2147483648 of at most 999999"),
+            "pcapng interface of an unknown link type" => (Patch16(pcapng, idbs[2].Offset + 8, 147), "user0.pcapng",
+                $"at byte {idbs[2].Offset}: interface {Layout.InterfaceName(pcapng, idbs[2])} has link type 147, which VethTrace does not decode: its packets are counted, not traced"),
+            _ => throw new ArgumentOutOfRangeException(nameof(row)),
+        };
+        string path = Write(irregular.Name, irregular.File);
+
+        var (code, output, errorLines) = Replay(path);
+
+        Assert.Equal(ExitCode.Success, code);
+        Assert.Equal($"vethtrace: warning: {path}: {irregular.Warning}", Assert.Single(errorLines));
+        // tcpdump reads all of them but the pcapng one (libpcap wants one link type for all of a file's interfaces);
+        // VethTrace reads what capinfos counts, never fewer than tcpdump.
+        long read = PacketsIn(output);
+        Assert.Equal(CountedByCapinfos(irregular.File, irregular.Name), read);
+        Assert.True(read >= TcpdumpTool.CountFile(path));
     }
 
     [Fact]
@@ -200,14 +240,23 @@ public sealed class DamagedInputTableTests : IDisposable
 
     // ---- the rows that need a little more than a patch ----
 
-    private static (byte[], string, long, string, byte[]?) SnaplenBelow(byte[] pcap, List<(long Offset, int Length)> records)
+    private static (byte[], string, string) SnaplenBelow(byte[] pcap, List<(long Offset, int Length)> records)
     {
-        // The file declares a snaplen of 64: the first record longer than that cannot have come from its capture.
+        // The file declares a snaplen of 64, and most of its records are longer (old Solaris files and fuzzed ones look so).
         const uint snapLength = 64;
-        int first = records.FindIndex(r => r.Length > snapLength);
-        Assert.True(first > 0, "some records fit the snaplen, a later one does not");
-        byte[] file = Patch32(pcap, 16, snapLength);
-        return (file, "snaplen.pcap", records[first].Offset, $"record caplen {records[first].Length} exceeds the snaplen of {snapLength}", file[..(int)records[first].Offset]);
+        var longer = records.Where(r => r.Length > snapLength).ToList();
+        Assert.True(longer.Count > 1 && longer[0] != records[0], "some records fit the snaplen, later ones do not");
+        return (Patch32(pcap, 16, snapLength), "snaplen.pcap",
+            $"{longer.Count} records with a caplen above the snaplen, read whole (tcpdump reads them too, cut at the snaplen); " +
+            $"the first at byte {longer[0].Offset}: caplen {longer[0].Length}, snaplen {snapLength}");
+    }
+
+    private static (byte[], string, string) ZeroedTail(byte[] pcap, long from)
+    {
+        // The end of the file never written: whole 16-byte records of zeros, each a record of caplen 0 to libpcap.
+        int zeroRecords = (pcap.Length - (int)from) / Layout.PcapRecordHeader;
+        return ([.. pcap[..(int)from], .. new byte[zeroRecords * Layout.PcapRecordHeader]], "zeroed.pcap",
+            $"{zeroRecords} records with caplen 0, read as empty packets (tcpdump counts them as \"[Invalid header: caplen==0]\"); the first at byte {from}: length 0");
     }
 
     private static (byte[], string, long, string, byte[]?) CaplenOf(byte[] pcap, List<(long Offset, int Length)> records, int index, uint caplen, string problem) =>

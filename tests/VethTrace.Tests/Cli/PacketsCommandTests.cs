@@ -137,4 +137,41 @@ public sealed class PacketsCommandTests
         Assert.Contains(" mapped0 ", output);
         Assert.Contains($" if{index} ", unmapped);
     }
+
+    [Fact]
+    public void Packets_IrregularRecords_ListedAsTcpdumpListsThemWithOneWarningPerKindExitZero()
+    {
+        // vxlan.pcap with record 3's usec set to 2^31 and a 16-byte zero record put before record 5.
+        byte[] pcap = File.ReadAllBytes(CaptureCorpus.PathOf("vxlan.pcap"));
+        var offsets = new List<int>();
+        for (int at = 24; at < pcap.Length; at += 16 + (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(pcap.AsSpan(at + 8)))
+        {
+            offsets.Add(at);
+        }
+        byte[] file = [.. pcap[..offsets[4]], .. new byte[16], .. pcap[offsets[4]..]];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(offsets[2] + 4), 2_147_483_648);
+        string path = Path.Combine(Directory.CreateTempSubdirectory("vethtrace-packets-").FullName, "odd.pcap");
+        File.WriteAllBytes(path, file);
+        try
+        {
+            var (code, output, error) = Run("packets", path);
+
+            Assert.Equal(ExitCode.Success, code);
+            var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            long tcpdump = Files.TcpdumpTool.CountFile(path);
+            Assert.Equal($"{tcpdump} packets", lines.Single(l => l.EndsWith(" packets", StringComparison.Ordinal)));
+            Assert.Contains(" (invalid us) ", Assert.Single(lines, l => l.TrimStart().StartsWith("3 ", StringComparison.Ordinal)));
+            Assert.Single(lines, l => l.Contains("(invalid us)", StringComparison.Ordinal));
+            Assert.Equal(
+                [
+                    $"vethtrace: warning: {path}: 1 record with caplen 0, read as an empty packet (tcpdump counts it as \"[Invalid header: caplen==0]\"); the first at byte {offsets[4]}: length 0",
+                    $"vethtrace: warning: {path}: 1 record with an invalid timestamp (tcpdump: \"(invalid us)\"), placed at the previous packet's time and left out of latency figures; the first at byte {offsets[2]}: usec 2147483648 of at most 999999",
+                ],
+                error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        }
+        finally
+        {
+            Directory.Delete(Path.GetDirectoryName(path)!, recursive: true);
+        }
+    }
 }

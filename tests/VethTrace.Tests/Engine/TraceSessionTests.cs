@@ -42,7 +42,7 @@ public sealed class TraceSessionTests
             {
                 Declare(record.InterfaceId + 1);
                 var (feed, id) = feeds[record.InterfaceId];
-                feed.Arrive(id, record.TimestampNs, record.Data, record.LinkType, record.Direction);
+                feed.Arrive(id, record.TimestampNs, record.Data, record.OriginalLength, record.LinkType, record.Direction);
                 if (++read % 64 == 0)
                 {
                     session.Pump(record.TimestampNs);

@@ -114,7 +114,7 @@ public sealed class CaptureFuzzTests
                 while (reader.TryReadNext(out CaptureRecord record))
                 {
                     Assert.InRange(record.FileOffset, 0, file.Length - 1);
-                    Assert.InRange(record.Data.Length, 0, CaptureFileReader.MaxCaptureLength);
+                    Assert.InRange(record.Data.Length, 0, CaptureFileReader.MaxCaptureLengthFor(record.LinkType));
                     Assert.True(++calls <= file.Length, "more packets than bytes: the reader is not advancing");
                 }
             }

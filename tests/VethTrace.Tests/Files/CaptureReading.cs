@@ -4,10 +4,12 @@ using VethTrace.Packets;
 namespace VethTrace.Tests.Files;
 
 /// <summary>A <see cref="CaptureRecord"/> copied out of the reader's buffer, so it outlives the next read.</summary>
-internal sealed record ReadPacket(byte[] Data, long TimestampNs, int InterfaceId, LinkType LinkType, int OriginalLength, PacketDirection Direction, long FileOffset)
+internal sealed record ReadPacket(byte[] Data, long TimestampNs, int InterfaceId, LinkType LinkType, int OriginalLength, PacketDirection Direction, long FileOffset,
+    bool TimestampInvalid = false)
 {
     public static ReadPacket CopyOf(in CaptureRecord record) =>
-        new(record.Data.ToArray(), record.TimestampNs, record.InterfaceId, record.LinkType, record.OriginalLength, record.Direction, record.FileOffset);
+        new(record.Data.ToArray(), record.TimestampNs, record.InterfaceId, record.LinkType, record.OriginalLength, record.Direction, record.FileOffset,
+            record.TimestampInvalid);
 }
 
 internal static class CaptureReading

@@ -41,6 +41,23 @@ internal static class WiresharkTool
         }
     }
 
+    /// <summary>capinfos's packet count for <paramref name="capture"/>, written to a temporary file named <paramref name="name"/>.</summary>
+    public static long CountPackets(byte[] capture, string name)
+    {
+        string directory = Directory.CreateTempSubdirectory("vethtrace-capinfos-").FullName;
+        try
+        {
+            string path = Path.Combine(directory, name);
+            File.WriteAllBytes(path, capture);
+            string line = Run("capinfos", ["-c", "-M", path]).Single(l => l.StartsWith("Number of packets:", StringComparison.Ordinal));
+            return long.Parse(line["Number of packets:".Length..].Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
     /// <summary>tshark's frame.time_epoch for a nanosecond timestamp: seconds, a point, nine digits.</summary>
     public static string EpochSeconds(long timestampNs) =>
         string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{timestampNs / 1_000_000_000L}.{timestampNs % 1_000_000_000L:D9}");

@@ -286,6 +286,24 @@ internal static class PacketBuilder
     public static byte[] Vxlan(uint vni, byte[] innerFrame, byte flags = 0x08) =>
         new ByteWriter().U8(flags).U8(0).U16(0).U32(vni << 8).Bytes(innerFrame).ToArray();
 
+    /// <summary>One MPLS label stack entry to build: label, traffic class, TTL.</summary>
+    public readonly record struct Label(uint Value, byte TrafficClass = 0, byte Ttl = 64);
+
+    /// <summary>
+    /// An MPLS label stack (RFC 3032 section 2.1), top entry first: label (20 bits), traffic class (3), bottom of stack
+    /// (1, set on the last entry unless <paramref name="noBottom"/>), TTL (8); then the labelled packet.
+    /// </summary>
+    public static byte[] Mpls(Label[] labels, byte[] payload, bool noBottom = false)
+    {
+        var w = new ByteWriter();
+        for (int i = 0; i < labels.Length; i++)
+        {
+            bool bottom = i == labels.Length - 1 && !noBottom;
+            w.U32(labels[i].Value << 12 | (uint)labels[i].TrafficClass << 9 | (bottom ? 1u << 8 : 0) | labels[i].Ttl);
+        }
+        return w.Bytes(payload).ToArray();
+    }
+
     /// <summary>Bytes 0, 1, 2, … so payload prefixes are recognisable in a dump.</summary>
     public static byte[] Payload(int length, byte first = 0x61)
     {

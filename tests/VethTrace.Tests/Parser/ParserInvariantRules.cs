@@ -22,12 +22,29 @@ internal static class ParserInvariantRules
         {
             return $"Truncated with Required {packet.Required} <= Available {packet.Available}";
         }
-        return StackViolation(in packet.Outer, frameLength, "Outer")
-            ?? (packet.TunnelDepth > 0 ? StackViolation(in packet.Inner, frameLength, "Inner") : null);
+        if (packet.OriginalLength != 0 && packet.OriginalLength < frameLength)
+        {
+            return $"OriginalLength {packet.OriginalLength} below the captured {frameLength}";
+        }
+        return StackViolation(in packet.Outer, frameLength, packet.OriginalLength, "Outer")
+            ?? (packet.TunnelDepth > 0 ? StackViolation(in packet.Inner, frameLength, packet.OriginalLength, "Inner") : null);
     }
 
-    private static string? StackViolation(in PacketLayers layers, int frameLength, string name)
+    private static string? StackViolation(in PacketLayers layers, int frameLength, int originalLength, string name)
     {
+        if (layers.MplsCount > MplsLabelStack.Capacity || layers.Has(LayerSet.Mpls) != (layers.MplsCount > 0))
+        {
+            return $"{name}: MplsCount {layers.MplsCount} with layers {layers.Layers}";
+        }
+        if (originalLength > 0 && (long)layers.PayloadOffset + layers.PayloadLength > originalLength)
+        {
+            // With the original length known, no payload reaches past the frame's end on the wire.
+            return $"{name}: PayloadOffset {layers.PayloadOffset} + PayloadLength {layers.PayloadLength} > original length {originalLength}";
+        }
+        if ((layers.Flags & PacketFlags.IpLengthBeyondFrame) != 0 && (originalLength == 0 || (layers.Flags & PacketFlags.IpLengthBeyondCapture) == 0))
+        {
+            return $"{name}: IpLengthBeyondFrame without a known original length or without IpLengthBeyondCapture";
+        }
         if (layers.CapturedPayloadLength < 0 || layers.CapturedPayloadLength > layers.PayloadLength)
         {
             return $"{name}: CapturedPayloadLength {layers.CapturedPayloadLength} outside 0..{layers.PayloadLength}";

@@ -13,7 +13,7 @@ public class RandomInputTests
     private const int MaxLength = 300;
     private const int MutationsPerSample = 20_000;
 
-    public static TheoryData<uint> LinkTypes => new() { 0, 1, 101, 108, 113, 228, 229, 276, 147 };
+    public static TheoryData<uint> LinkTypes => new() { 0, 1, 9, 101, 108, 113, 228, 229, 276, 147 };
 
     [Theory]
     [MemberData(nameof(LinkTypes))]
@@ -33,7 +33,7 @@ public class RandomInputTests
             {
                 MakePlausible(frame, linkType, random);
             }
-            Check(frame, linkType, ParserOptions.Default, $"link type {linkTypeValue}, frame {i}");
+            Check(frame, linkType, ParserOptions.Default, $"link type {linkTypeValue}, frame {i}", OriginalLength(frame.Length, random));
         }
     }
 
@@ -57,16 +57,29 @@ public class RandomInputTests
                 mutated[position] ^= (byte)(1 << random.Next(8));
             }
             int length = random.Next(4) == 0 ? random.Next(mutated.Length + 1) : mutated.Length;
-            Check(mutated.AsSpan(0, length), sample.LinkType, i % 2 == 0 ? ParserOptions.Default : tight, $"{name}, mutation {i}");
+            Check(mutated.AsSpan(0, length), sample.LinkType, i % 2 == 0 ? ParserOptions.Default : tight, $"{name}, mutation {i}",
+                OriginalLength(length, random));
         }
     }
 
-    private static void Check(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, string what)
+    /// <summary>
+    /// The record's original length to parse with: unknown, the captured length (so any IP length beyond it is
+    /// inconsistent), a little more (a snaplen cut), or a nonsense value below the captured length.
+    /// </summary>
+    private static int OriginalLength(int length, Random random) => random.Next(4) switch
+    {
+        0 => 0,
+        1 => length,
+        2 => length + random.Next(200),
+        _ => random.Next(-5, length + 1),
+    };
+
+    private static void Check(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, string what, int originalLength)
     {
         ParsedPacket packet;
         try
         {
-            PacketParser.Parse(frame, linkType, options, out packet);
+            PacketParser.Parse(frame, linkType, options, originalLength, out packet);
             PacketFingerprint.Compute(in packet, frame);
             PacketFingerprint.CoversPayload(in packet);
             FlowKey.From(in packet);
@@ -79,14 +92,14 @@ public class RandomInputTests
         string? violation = ParserInvariantRules.Violation(in packet, frame.Length);
         if (violation is not null)
         {
-            Assert.Fail($"{what}: {violation} ({packet})\n{Hex.Dump(frame)}");
+            Assert.Fail($"{what}, original length {originalLength}: {violation} ({packet})\n{Hex.Dump(frame)}");
         }
     }
 
     /// <summary>Writes type fields the parser knows at the offsets the link type puts them.</summary>
     private static void MakePlausible(Span<byte> frame, LinkType linkType, Random random)
     {
-        ReadOnlySpan<ushort> etherTypes = [0x0800, 0x86DD, 0x8100, 0x88A8, 0x0806, 0x0800, 0x86DD];
+        ReadOnlySpan<ushort> etherTypes = [0x0800, 0x86DD, 0x8100, 0x88A8, 0x0806, 0x0800, 0x86DD, 0x8847, 0x8848];
         ushort etherType = etherTypes[random.Next(etherTypes.Length)];
         int network;
         switch (linkType.Value)
@@ -102,6 +115,11 @@ public class RandomInputTests
             case 276:
                 network = 20;
                 Put16(frame, 0, etherType);
+                break;
+            case 9:
+                network = 4;
+                Put16(frame, 0, 0xFF03);
+                Put16(frame, 2, etherType switch { 0x0800 => 0x0021, 0x86DD => 0x0057, 0x8847 => 0x0281, 0x8848 => 0x0283, _ => 0xC021 });
                 break;
             case 0:
             case 108:
@@ -120,6 +138,17 @@ public class RandomInputTests
         {
             Put16(frame, network + 2, random.Next(2) == 0 ? (ushort)0x0800 : (ushort)0x86DD);
             network += 4;
+        }
+        if (etherType is 0x8847 or 0x8848 && linkType.Value is 1 or 9 or 113 or 276)
+        {
+            // 1 to 3 label stack entries, the bottom-of-stack bit on the last (usually), then IP.
+            int labels = 1 + random.Next(3);
+            for (int l = 0; l < labels; l++)
+            {
+                bool bottom = l == labels - 1 && random.Next(8) != 0;
+                Put8(frame, network + 2, (byte)(frame.Length > network + 2 ? (frame[network + 2] & 0xFE) | (bottom ? 1 : 0) : 0));
+                network += 4;
+            }
         }
         if (network >= frame.Length)
         {

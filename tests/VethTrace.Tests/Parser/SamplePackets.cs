@@ -11,7 +11,7 @@ internal sealed record SamplePacket(string Name, LinkType LinkType, byte[] Frame
 
 /// <summary>
 /// One complete packet per stack kind the parser dissects: every link layer, VLAN tags, IPv4 with
-/// options, IPv6 with each extension header, TCP, UDP, ICMP and ICMPv6 echo and errors, fragments and VXLAN.
+/// options, MPLS label stacks, IPv6 with each extension header, TCP, UDP, ICMP and ICMPv6 echo and errors, fragments and VXLAN.
 /// The truncation, random-mutation, allocation and fingerprint tests all run over this set.
 /// </summary>
 internal static class SamplePackets
@@ -116,6 +116,14 @@ internal static class SamplePackets
             new("null-ipv4-tcp", LinkType.Null, Null(2, Ipv4("127.0.0.1", "127.0.0.1", Tcp, TcpData(http)))),
             new("null-ipv6-udp", LinkType.Null, Null(30, Ipv6("::1", "::1", Udp, PacketBuilder.Udp(40000, 53, dns)))),
             new("loop-ipv4-icmp", LinkType.Loop, Null(2, Ipv4("127.0.0.1", "127.0.0.1", Icmp, IcmpEcho(false, 0x0b0c, 1, ping)), bigEndian: true)),
+            // MPLS: one label over IPv4 (an LDP LSP), and an L3VPN's two labels over IPv6 behind a VLAN tag, multicast type.
+            new("eth-mpls-ipv4-udp", LinkType.Ethernet, Ethernet(0x8847, Mpls([new(16006, 0, 255)],
+                Ipv4(HostEgress, "192.168.1.11", Udp, PacketBuilder.Udp(40001, 53, dns))))),
+            new("eth-vlan-mpls2-ipv6-tcp", LinkType.Ethernet, Ethernet(0x8848, Mpls([new(299_792, 5, 63), new(17, 0, 64)],
+                Ipv6("2001:db8:2::10", Remote6, Tcp, TcpData(http))), [Tag.Q(200)])),
+            // PPP in HDLC-like framing (address 0xff, control 0x03), protocol 0x0281: a BGP segment under one label, as a router sends it.
+            new("ppp-mpls-ipv4-tcp", LinkType.Ppp, [0xFF, 0x03, 0x02, 0x81, .. Mpls([new(100_656, 6, 64)],
+                Ipv4("12.4.4.4", "12.8.8.8", Tcp, TcpData(Payload(19), sourcePort: 4100, destinationPort: 179)))]),
             new("vxlan-ipv4-tcp", LinkType.Ethernet, Ethernet(EtherIpv4, Ipv4(HostEgress, "192.168.1.11", Udp,
                 PacketBuilder.Udp(51234, 4789, Vxlan(4096, innerTcp)), dontFragment: false))),
             new("vxlan-ipv6-vlan-udp", LinkType.Ethernet, Ethernet(EtherIpv6, Ipv6("2001:db8:1::10", "2001:db8:1::11", Udp,

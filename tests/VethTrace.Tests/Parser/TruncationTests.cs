@@ -83,6 +83,12 @@ public class TruncationTests
             int firstTagEnd = linkEnd + 4;
             Assert.True(cut.Has(LayerSet.Vlan) == length >= firstTagEnd, $"{at}: Vlan layer vs first tag end {firstTagEnd}");
         }
+        if (full.Has(LayerSet.Mpls))
+        {
+            int firstLabelEnd = full.NetworkOffset - 4 * full.MplsCount + 4;
+            Assert.True(cut.Has(LayerSet.Mpls) == length >= firstLabelEnd, $"{at}: Mpls layer vs first label end {firstLabelEnd}");
+            Assert.True(full.MplsLabels[..cut.MplsCount].SequenceEqual(cut.MplsLabels), $"{at}: the labels read differ from the full packet's");
+        }
         if (full.Has(LayerSet.Network))
         {
             int networkEnd = full.NetworkOffset + (full.IpVersion == 4 ? 20 : 40);
@@ -126,6 +132,7 @@ public class TruncationTests
     private static int LinkHeaderLength(LinkType linkType) => linkType.Value switch
     {
         1 => 14,
+        9 => 4, // PPP with the address and control bytes, as the sample has them
         113 => 16,
         276 => 20,
         0 or 108 => 4,

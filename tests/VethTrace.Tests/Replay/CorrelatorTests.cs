@@ -37,6 +37,46 @@ public sealed class CorrelatorTests
     }
 
     [Fact]
+    public void Report_CopyWithInvalidTimestamp_MatchedAndCountedWithoutALatency()
+    {
+        // A pcap record whose sub-second field is out of range comes at its file position (the previous packet's
+        // time, Observation.TimestampInvalid): it still joins its journey, but gives no latency.
+        var correlator = new Correlator(new CorrelatorOptions(), Role);
+        correlator.Add(At(0, 0, 5, 0));
+        correlator.Add(At(3_000, 3, 5, 1));
+        correlator.Add(At(10_000, 0, 6, 2));
+        correlator.Add(At(10_000, 3, 6, 3) with { TimestampInvalid = true });
+        correlator.Complete();
+
+        var report = correlator.Report();
+        Assert.Equal(2, report.MultiHopJourneys);
+        var hop = Assert.Single(report.Hops);
+        Assert.Equal(1, hop.Histogram.Count);
+        Assert.Equal(3_000, hop.Histogram.Percentile(50));
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void Report_CopyWithInvalidTimestamp_PlacedInThePathByTopology(int invalid)
+    {
+        // An echo reply on its way in: egress (3), bridge (2), veth (1), container (0). The copy on `invalid` carries
+        // a stand-in time from its file (earlier than all the others here): the path must not start with it.
+        var correlator = new Correlator(new CorrelatorOptions(), Role);
+        long[] times = [40_000, 30_000, 20_000, 10_000]; // by interface id: container last
+        foreach (int iface in new[] { 3, 2, 1, 0 })
+        {
+            bool flagged = iface == invalid;
+            correlator.Add(At(flagged ? 1_000 : times[iface], iface, 8, 3 - iface) with { TimestampInvalid = flagged });
+        }
+        correlator.Complete();
+
+        var path = Assert.Single(correlator.Report().Paths);
+        Assert.Equal([3, 2, 1, 0], path.Interfaces);
+    }
+
+    [Fact]
     public void Add_SameInterfaceTwice_StartsANewJourney()
     {
         var correlator = new Correlator(new CorrelatorOptions(), Role);

@@ -177,4 +177,60 @@ public sealed class ReplayFilterTests
         Assert.Equal(ExitCode.Usage, code);
         Assert.Contains("--filter 'icmp and hst 1' does not compile: syntax error", error.ToString());
     }
+
+    [Fact]
+    public void Replay_CopyWithInvalidTimestamp_SameJourneysAndPathsOneLatencyFewer()
+    {
+        // captures/replay/split: one pcap per hop. On eth0, the 5th record (tcpdump: the echo reply of seq 0, the
+        // last hop of its journey veth2c2dc65 -> eth0) gets a nanosecond field of 10^9, which tcpdump prints as invalid.
+        string split = Path.Combine(CaptureCorpus.CapturesDirectory, "replay", "split");
+        string[] files = [.. Directory.GetFiles(split, "*.pcap").Order(StringComparer.Ordinal)];
+        string directory = Directory.CreateTempSubdirectory("vethtrace-late-").FullName;
+        try
+        {
+            byte[] eth0 = File.ReadAllBytes(Path.Combine(split, "eth0.pcap"));
+            int offset = 24;
+            for (int record = 0; record < 4; record++)
+            {
+                offset += 16 + (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(eth0.AsSpan(offset + 8));
+            }
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(eth0.AsSpan(offset + 4), 1_000_000_000);
+            string[] patched = [.. files.Select(f => Path.Combine(directory, Path.GetFileName(f)))];
+            foreach (string file in files)
+            {
+                File.Copy(file, Path.Combine(directory, Path.GetFileName(file)));
+            }
+            File.WriteAllBytes(Path.Combine(directory, "eth0.pcap"), eth0);
+            string reply = Files.WiresharkTool.Run("tshark", ["-r", Path.Combine(directory, "eth0.pcap"), "-Y", "frame.number == 5", "-T", "fields", "-e", "icmp.type", "-e", "icmp.seq"]).Single();
+            Assert.Equal("0\t0", reply); // an echo reply, seq 0
+
+            var (before, _) = Lines(files);
+            var (after, error) = Lines(patched);
+
+            Assert.Equal($"vethtrace: warning: {Path.Combine(directory, "eth0.pcap")}: 1 record with an invalid timestamp (tcpdump: \"(invalid ns)\"), placed at the previous " +
+                $"packet's time and left out of latency figures; the first at byte {offset}: nsec 1000000000 of at most 999999999", error.Trim());
+            Assert.Equal(Records(before, "summary"), Records(after, "summary"));
+            Assert.Equal(Records(before, "path"), Records(after, "path"));
+            Assert.Equal(HopCounts(before).Select(h => h.Key == ("veth2c2dc65", "eth0") ? (h.Key, h.Value - 1) : (h.Key, h.Value)), HopCounts(after).Select(h => (h.Key, h.Value)));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+
+        static (List<JsonElement> Lines, string Error) Lines(string[] files)
+        {
+            var output = new StringWriter();
+            var error = new StringWriter();
+            Assert.Equal(ExitCode.Success, VethTraceCommand.Run(["replay", .. files, "--format", "json"], output, error));
+            return (output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList(), error.ToString());
+        }
+
+        static List<string> Records(List<JsonElement> lines, string type) =>
+            [.. lines.Where(l => l.GetProperty("type").GetString() == type).Select(l => l.GetRawText())];
+
+        static Dictionary<(string, string), int> HopCounts(List<JsonElement> lines) =>
+            lines.Where(l => l.GetProperty("type").GetString() == "hop")
+                .ToDictionary(l => (l.GetProperty("from").GetString()!, l.GetProperty("to").GetString()!), l => l.GetProperty("packets").GetInt32());
+    }
 }

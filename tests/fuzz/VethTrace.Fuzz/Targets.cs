@@ -128,7 +128,7 @@ public static class Targets
             while (reader.TryReadNext(out CaptureRecord record))
             {
                 packets++;
-                if (record.Data.Length > CaptureFileReader.MaxCaptureLength)
+                if (record.Data.Length > CaptureFileReader.MaxCaptureLengthFor(record.LinkType))
                 {
                     throw new FuzzFinding($"a record of {record.Data.Length} bytes");
                 }

@@ -156,6 +156,62 @@ public readonly ref struct LinuxSll2Header
 }
 
 /// <summary>
+/// The PPP header of LINKTYPE_PPP (https://www.tcpdump.org/linktypes/LINKTYPE_PPP.html): the RFC 1662 HDLC-like
+/// address and control bytes (0xff 0x03) when present, then the protocol (RFC 1661 section 2), one byte when
+/// compressed (RFC 1661 section 6.5: an odd first byte ends the field).
+/// </summary>
+public static class PppHeader
+{
+    public const byte AllStationsAddress = 0xFF;
+    public const byte UnnumberedInformation = 0x03;
+
+    // PPP DLL protocol numbers (IANA "PPP DLL Protocol Numbers").
+    public const ushort Ipv4 = 0x0021;
+    public const ushort Ipv6 = 0x0057;
+    public const ushort MplsUnicast = 0x0281;
+    public const ushort MplsMulticast = 0x0283;
+
+    /// <summary>
+    /// Reads the protocol and the header's length. False when the data ends inside the header; <paramref name="headerLength"/>
+    /// is then the length it needs. A protocol field never starts with 0xff (its first byte is even, RFC 1661 section 2),
+    /// so 0xff can only be the address.
+    /// </summary>
+    public static bool TryReadProtocol(ReadOnlySpan<byte> data, out ushort protocol, out int headerLength)
+    {
+        protocol = 0;
+        int start = !data.IsEmpty && data[0] == AllStationsAddress ? 2 : 0;
+        headerLength = start + 1;
+        if (data.Length < headerLength)
+        {
+            return false;
+        }
+        byte first = data[start];
+        if ((first & 1) != 0)
+        {
+            protocol = first;
+            return true;
+        }
+        headerLength = start + 2;
+        if (data.Length < headerLength)
+        {
+            return false;
+        }
+        protocol = (ushort)(first << 8 | data[start + 1]);
+        return true;
+    }
+
+    /// <summary>The EtherType of what a PPP protocol carries, or 0 for one VethTrace does not dissect (LCP, IPCP, …).</summary>
+    public static EtherType ToEtherType(ushort protocol) => protocol switch
+    {
+        Ipv4 => EtherType.Ipv4,
+        Ipv6 => EtherType.Ipv6,
+        MplsUnicast => EtherType.MplsUnicast,
+        MplsMulticast => EtherType.MplsMulticast,
+        _ => new EtherType(0),
+    };
+}
+
+/// <summary>
 /// BSD loopback (LINKTYPE_NULL): a 4-byte address family in the byte order of the host that captured.
 /// LINKTYPE_LOOP is the same, always big-endian.
 /// </summary>

@@ -1,0 +1,353 @@
+using System.Buffers.Binary;
+using VethTrace.Text;
+using VethTrace.Packets;
+
+namespace VethTrace.Capture.Files;
+
+// pcapng: https://www.ietf.org/archive/id/draft-ietf-opsawg-pcapng-03.html
+public sealed partial class CaptureFileReader
+{
+    private bool TryReadPcapng(out CaptureRecord record)
+    {
+        record = default;
+        while (true)
+        {
+            long offset = _bufferFileOffset + _start;
+            if (!Ensure(12))
+            {
+                int left = _end - _start;
+                return left == 0 ? false : Fail(offset, $"block header cut short: {left} of 12 bytes");
+            }
+            ReadOnlySpan<byte> head = _buffer.AsSpan(_start, 12);
+            uint type = BinaryPrimitives.ReadUInt32LittleEndian(head); // the SHB type is a palindrome
+            if (type == PcapngFormat.SectionHeader)
+            {
+                uint byteOrder = BinaryPrimitives.ReadUInt32LittleEndian(head[8..]);
+                if (byteOrder == PcapngFormat.ByteOrderMagic)
+                {
+                    _bigEndian = false;
+                }
+                else if (byteOrder == BinaryPrimitives.ReverseEndianness(PcapngFormat.ByteOrderMagic))
+                {
+                    _bigEndian = true;
+                }
+                else
+                {
+                    return Fail(offset, $"section header has a bad byte-order magic 0x{byteOrder:x8}");
+                }
+            }
+            else
+            {
+                type = U32(head);
+                if (offset == 0)
+                {
+                    return Fail(0, "pcapng file does not start with a section header block");
+                }
+            }
+            uint length = U32(head[4..]);
+            if (length < 12 || length % 4 != 0)
+            {
+                return Fail(offset, $"block length {length} is {(length < 12 ? "below the minimum of 12" : "not a multiple of 4")}");
+            }
+            if (length > MaxBlockLength)
+            {
+                return Fail(offset, $"block length {length} exceeds the maximum of {MaxBlockLength}");
+            }
+            if (!Ensure((int)length))
+            {
+                return Fail(offset, $"block cut short: {_end - _start} of {length} bytes");
+            }
+            ReadOnlySpan<byte> block = _buffer.AsSpan(_start, (int)length);
+            uint trailer = U32(block[^4..]);
+            if (trailer != length)
+            {
+                return Fail(offset, $"block length mismatch: {length} at the start, {trailer} at the end");
+            }
+            ReadOnlySpan<byte> body = block[8..^4];
+            bool isPacket;
+            string? problem;
+            switch (type)
+            {
+                case PcapngFormat.SectionHeader:
+                    problem = ReadSectionHeader(body);
+                    isPacket = false;
+                    break;
+                case PcapngFormat.BlockType.InterfaceDescription:
+                    problem = ReadInterfaceDescription(body, offset);
+                    isPacket = false;
+                    break;
+                case PcapngFormat.BlockType.EnhancedPacket:
+                    problem = ReadEnhancedPacket(body, offset, out record);
+                    isPacket = problem is null;
+                    break;
+                case PcapngFormat.BlockType.SimplePacket:
+                    problem = ReadSimplePacket(body, offset, out record);
+                    isPacket = problem is null;
+                    break;
+                case PcapngFormat.BlockType.Packet:
+                    problem = ReadObsoletePacket(body, offset, out record);
+                    isPacket = problem is null;
+                    break;
+                default:
+                    // Statistics, name resolution, decryption secrets, custom blocks: not needed to trace.
+                    problem = null;
+                    isPacket = false;
+                    break;
+            }
+            if (problem is not null)
+            {
+                return Fail(offset, problem);
+            }
+            _start += (int)length;
+            if (isPacket)
+            {
+                PacketsRead++;
+                return true;
+            }
+        }
+    }
+
+    private string? ReadSectionHeader(ReadOnlySpan<byte> body)
+    {
+        // byte-order magic (4), major (2), minor (2), section length (8), options.
+        if (body.Length < 16)
+        {
+            return $"section header body is {body.Length} bytes, needs 16";
+        }
+        ushort major = U16(body[4..]);
+        if (major != 1)
+        {
+            return $"unsupported pcapng version {major}.{U16(body[6..])}";
+        }
+        _sectionInterfaces.Clear();
+        return null;
+    }
+
+    private string? ReadInterfaceDescription(ReadOnlySpan<byte> body, long offset)
+    {
+        // link type (2), reserved (2), snaplen (4), options.
+        if (body.Length < 8)
+        {
+            return $"interface description body is {body.Length} bytes, needs 8";
+        }
+        var linkType = new LinkType(U16(body));
+        int snapLength = (int)Math.Min(U32(body[4..]), int.MaxValue);
+        string? name = null;
+        string? description = null;
+        int resolution = 6;
+        bool powerOfTwo = false;
+        long offsetSeconds = 0;
+        var options = new OptionReader(body[8..], _bigEndian);
+        while (options.TryRead(out ushort code, out ReadOnlySpan<byte> value))
+        {
+            switch (code)
+            {
+                // UTF-8 by the format, but unchecked: a stray byte is kept (LosslessUtf8), to be shown as \xNN.
+                case PcapngFormat.OptionCode.IfName:
+                    name = LosslessUtf8.Decode(value).TrimEnd('\0');
+                    break;
+                case PcapngFormat.OptionCode.IfDescription:
+                    description = LosslessUtf8.Decode(value).TrimEnd('\0');
+                    break;
+                case PcapngFormat.OptionCode.IfTsResol when value.Length >= 1:
+                    // High bit set: a negative power of 2; clear: a negative power of 10.
+                    powerOfTwo = (value[0] & 0x80) != 0;
+                    resolution = value[0] & 0x7F;
+                    break;
+                case PcapngFormat.OptionCode.IfTsOffset when value.Length >= 8:
+                    offsetSeconds = _bigEndian ? BinaryPrimitives.ReadInt64BigEndian(value) : BinaryPrimitives.ReadInt64LittleEndian(value);
+                    break;
+            }
+        }
+        if (options.Malformed)
+        {
+            return "interface description options run past the block";
+        }
+        if (!powerOfTwo && resolution > 18 || powerOfTwo && resolution > 63)
+        {
+            return $"interface timestamp resolution {(powerOfTwo ? "2^-" : "10^-")}{resolution} is out of range";
+        }
+        int id = _interfaces.Count;
+        string interfaceName = string.IsNullOrEmpty(name) ? $"{_baseName}:{_sectionInterfaces.Count}" : name;
+        WarnIfNotDecoded(linkType, offset, interfaceName);
+        _interfaces.Add(new CaptureInterface(id, interfaceName, string.IsNullOrEmpty(description) ? null : description,
+            linkType, snapLength, powerOfTwo ? -resolution : resolution));
+        _clocks.Add(new InterfaceClock(resolution, powerOfTwo, offsetSeconds));
+        _sectionInterfaces.Add(id);
+        return null;
+    }
+
+    private string? ReadEnhancedPacket(ReadOnlySpan<byte> body, long offset, out CaptureRecord record)
+    {
+        record = default;
+        // interface id (4), timestamp high (4), low (4), captured length (4), original length (4), data, options.
+        const int fixedLength = 20;
+        if (body.Length < fixedLength)
+        {
+            return $"enhanced packet block body is {body.Length} bytes, needs {fixedLength}";
+        }
+        return ReadPacket(body, offset, (int)Math.Min(U32(body), int.MaxValue), ((ulong)U32(body[4..]) << 32) | U32(body[8..]), U32(body[12..]), U32(body[16..]), fixedLength, out record);
+    }
+
+    private string? ReadObsoletePacket(ReadOnlySpan<byte> body, long offset, out CaptureRecord record)
+    {
+        record = default;
+        // interface id (2), drops count (2), timestamp high (4), low (4), captured length (4), original length (4), data, options.
+        const int fixedLength = 20;
+        if (body.Length < fixedLength)
+        {
+            return $"packet block body is {body.Length} bytes, needs {fixedLength}";
+        }
+        return ReadPacket(body, offset, U16(body), ((ulong)U32(body[4..]) << 32) | U32(body[8..]), U32(body[12..]), U32(body[16..]), fixedLength, out record);
+    }
+
+    private string? ReadPacket(ReadOnlySpan<byte> body, long offset, int localInterface, ulong timestamp, uint captured, uint original, int fixedLength, out CaptureRecord record)
+    {
+        record = default;
+        if ((uint)localInterface >= (uint)_sectionInterfaces.Count)
+        {
+            return $"packet refers to interface {localInterface}, but the section declares {_sectionInterfaces.Count}";
+        }
+        int id = _sectionInterfaces[localInterface];
+        CaptureInterface declared = _interfaces[id];
+        int maximum = MaxCaptureLengthFor(declared.LinkType);
+        if (captured > maximum)
+        {
+            return $"packet caplen {captured} exceeds the maximum of {maximum}";
+        }
+        int padded = ((int)captured + 3) & ~3;
+        if (fixedLength + padded > body.Length)
+        {
+            return $"packet caplen {captured} runs past the end of its block";
+        }
+        // Read as classic pcap's are: above the interface's snaplen, or empty, and counted.
+        if (declared.SnapLength > 0 && captured > (uint)declared.SnapLength)
+        {
+            Note(Irregularity.CaplenAboveSnaplen, offset, captured, (ulong)declared.SnapLength);
+        }
+        if (captured == 0)
+        {
+            Note(Irregularity.Empty, offset, original, 0);
+        }
+        var direction = PacketDirection.Unknown;
+        var options = new OptionReader(body[(fixedLength + padded)..], _bigEndian);
+        while (options.TryRead(out ushort code, out ReadOnlySpan<byte> value))
+        {
+            if (code == PcapngFormat.OptionCode.EpbFlags && value.Length >= 4)
+            {
+                // epb_flags bits 0-1: 01 inbound, 10 outbound.
+                direction = (PacketDirection)(U32(value) & 0x3) switch
+                {
+                    PacketDirection.Inbound => PacketDirection.Inbound,
+                    PacketDirection.Outbound => PacketDirection.Outbound,
+                    _ => PacketDirection.Unknown,
+                };
+            }
+        }
+        long timestampNs = _clocks[id].ToNanoseconds(timestamp);
+        _lastTimestampNs = timestampNs;
+        int dataStart = _start + 8 + fixedLength;
+        record = new CaptureRecord(_buffer.AsSpan(dataStart, (int)captured), timestampNs, id, declared.LinkType,
+            (int)Math.Min(original, int.MaxValue), direction, offset);
+        return null;
+    }
+
+    private string? ReadSimplePacket(ReadOnlySpan<byte> body, long offset, out CaptureRecord record)
+    {
+        record = default;
+        // original length (4), data. It belongs to the section's first interface and has no timestamp.
+        if (body.Length < 4)
+        {
+            return $"simple packet block body is {body.Length} bytes, needs 4";
+        }
+        if (_sectionInterfaces.Count == 0)
+        {
+            return "simple packet block before any interface description";
+        }
+        int id = _sectionInterfaces[0];
+        uint original = U32(body);
+        int snap = _interfaces[id].SnapLength;
+        int captured = (int)Math.Min(Math.Min(original, (uint)(body.Length - 4)), snap > 0 ? (uint)snap : uint.MaxValue);
+        int maximum = MaxCaptureLengthFor(_interfaces[id].LinkType);
+        if (captured > maximum)
+        {
+            return $"packet length {captured} exceeds the maximum of {maximum}";
+        }
+        if (captured == 0)
+        {
+            Note(Irregularity.Empty, offset, original, 0);
+        }
+        // No timestamp: the previous packet's is the best estimate, and keeps a merge ordered.
+        record = new CaptureRecord(_buffer.AsSpan(_start + 12, captured), _lastTimestampNs, id, _interfaces[id].LinkType,
+            (int)Math.Min(original, int.MaxValue), PacketDirection.Unknown, offset);
+        return null;
+    }
+
+    /// <summary>Walks pcapng options (code, length, value padded to 4), bounded by the span.</summary>
+    private ref struct OptionReader(ReadOnlySpan<byte> options, bool bigEndian)
+    {
+        private ReadOnlySpan<byte> _rest = options;
+
+        public bool Malformed { get; private set; }
+
+        public bool TryRead(out ushort code, out ReadOnlySpan<byte> value)
+        {
+            value = default;
+            code = 0;
+            if (_rest.Length < 4)
+            {
+                return false;
+            }
+            code = bigEndian ? BinaryPrimitives.ReadUInt16BigEndian(_rest) : BinaryPrimitives.ReadUInt16LittleEndian(_rest);
+            int length = bigEndian ? BinaryPrimitives.ReadUInt16BigEndian(_rest[2..]) : BinaryPrimitives.ReadUInt16LittleEndian(_rest[2..]);
+            if (code == PcapngFormat.OptionCode.EndOfOptions)
+            {
+                return false;
+            }
+            int padded = (length + 3) & ~3;
+            if (4 + padded > _rest.Length)
+            {
+                Malformed = true;
+                return false;
+            }
+            value = _rest.Slice(4, length);
+            _rest = _rest[(4 + padded)..];
+            return true;
+        }
+    }
+
+    /// <summary>Turns an interface's timestamp units into Unix nanoseconds (if_tsresol, if_tsoffset).</summary>
+    private readonly struct InterfaceClock(int resolution, bool powerOfTwo, long offsetSeconds)
+    {
+        public long ToNanoseconds(ulong units)
+        {
+            long ns;
+            if (powerOfTwo)
+            {
+                ns = Saturate(((UInt128)units * 1_000_000_000UL) >> resolution);
+            }
+            else if (resolution <= 9)
+            {
+                ulong scale = Pow10(9 - resolution);
+                ns = Saturate((UInt128)units * scale);
+            }
+            else
+            {
+                ns = (long)Math.Min(units / Pow10(resolution - 9), long.MaxValue);
+            }
+            return ns + offsetSeconds * 1_000_000_000L;
+        }
+
+        private static long Saturate(UInt128 value) => value > long.MaxValue ? long.MaxValue : (long)value;
+
+        private static ulong Pow10(int exponent)
+        {
+            ulong value = 1;
+            for (int i = 0; i < exponent; i++)
+            {
+                value *= 10;
+            }
+            return value;
+        }
+    }
+}
