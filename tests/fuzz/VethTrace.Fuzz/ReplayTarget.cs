@@ -10,7 +10,8 @@ namespace VethTrace.Fuzz;
 /// <summary>
 /// The <c>replay</c> target: a small capture in, the correlation report out, through the stages
 /// <c>vethtrace replay</c> runs (merged reader, parser, interface naming, time orderer, correlator, report),
-/// in process, on one thread, without the console. Checked: nothing escapes; every interface in the report is one
+/// in process, on one thread, without the console; then through <see cref="FileTrace.Run"/>, replay's own engine
+/// entry (the same stages pipelined on two threads), which must give the same report. Checked: nothing escapes; every interface in the report is one
 /// the capture declared; the counts add up; the percentiles are monotone and no latency is negative; the report
 /// is the same when the input is replayed again with the full time-order slack (replay's first pass uses a
 /// shorter one and claims the same result whenever nothing was overtaken).
@@ -75,6 +76,19 @@ public static class ReplayTarget
                 }
             }
             Check(first, settings);
+            // The engine replay itself runs (FileTrace: the same stages, pipelined on two threads, in Core and Capture)
+            // gives the same report, so the checks above hold for it too.
+            var options = new TraceSessionOptions { WindowNs = settings.WindowNs, Egress = settings.Egress, Filter = settings.Filter };
+            FileTraceResult engine = FileTrace.Run(paths, options);
+            if (engine.Report is null || engine.Interfaces is null)
+            {
+                throw new FuzzFinding($"FileTrace could not open what the merged reader opened: {string.Join("; ", engine.Problems)}");
+            }
+            string ours = Describe(first.Report, first.Names), theirs = Describe(engine.Report, engine.Interfaces.Names);
+            if (ours != theirs)
+            {
+                throw new FuzzFinding($"FileTrace's report differs from the stages run one by one:\n{ours}\n---\n{theirs}");
+            }
             // Deterministic, and the short first pass saw what the full slack gives.
             ReplayOutcome again = ReplayEngine.Trace(paths, settings, TimeOrderer.DefaultSlackNs)
                 ?? throw new FuzzFinding("opened once, not the second time");
@@ -235,13 +249,16 @@ public static class ReplayTarget
     }
 
     /// <summary>Everything the report says, as text, to compare two runs.</summary>
-    private static string Describe(ReplayOutcome outcome)
+    private static string Describe(ReplayOutcome outcome) =>
+        string.Create(CultureInfo.InvariantCulture, $"{outcome.Observations} observations, {outcome.InvalidTimestamps} invalid timestamps\n")
+        + Describe(outcome.Report, outcome.Names);
+
+    private static string Describe(CorrelationReport r, IReadOnlyList<string> names)
     {
-        CorrelationReport r = outcome.Report;
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture,
-            $"{r.Packets} {r.NotIp} {r.Journeys} {r.MultiHopJourneys} {r.Complete} {r.Lost} {r.Unselected} {r.MatchedBySequenceRange} {outcome.Observations} {outcome.InvalidTimestamps}");
-        text.AppendLine(string.Join(",", outcome.Names));
+            $"{r.Packets} {r.NotIp} {r.Journeys} {r.MultiHopJourneys} {r.Complete} {r.Lost} {r.Unselected} {r.MatchedBySequenceRange}");
+        text.AppendLine(string.Join(",", names));
         foreach (HopReport hop in r.Hops)
         {
             LatencyHistogram h = hop.Histogram;
