@@ -88,13 +88,15 @@ public static class VethTraceCommand
             "  vethtrace packets captures/masquerade-multi.pcapng --by-fingerprint\n" +
             "  vethtrace follow web --duration 10s\n" +
             "  vethtrace record web -o web.pcapng --duration 30s\n" +
-            "  vethtrace interfaces");
+            "  vethtrace interfaces\n" +
+            "  vethtrace bench");
         root.Subcommands.Add(BuildFollow(output, error, record: false));
         root.Subcommands.Add(BuildFollow(output, error, record: true));
         root.Subcommands.Add(BuildInterfaces(output, error));
         root.Subcommands.Add(BuildReplay(output, error));
         root.Subcommands.Add(BuildPackets(output, error));
         root.Subcommands.Add(BuildBench(output, error));
+        VersionText.Attach(root);
         return root;
     }
 
@@ -260,7 +262,7 @@ public static class VethTraceCommand
         };
         var format = FormatOption("table (for people) or json (JSON Lines: one bench record per parser)");
         var duration = DurationOption("--duration", "-d",
-            "How long to measure (both parsers share it, alternating); a fifth of it again is spent warming up first", "3s", "3s or 500ms");
+            "How long to measure (both parsers share it, alternating); a fifth of it again is spent warming up first: 3s, 500ms, or a bare number of seconds", "3s", "3s, 500ms or 3");
         var vxlanPort = VxlanPortOption();
         var command = new Command("bench", "Parse a capture's packets in a loop with VethTrace's parser and with PacketDotNet, side by side on the " +
             "same packets in one run, and print Mpps, ns and bytes allocated per packet, and the ratio.\n\nExamples:\n" +
@@ -287,7 +289,7 @@ public static class VethTraceCommand
         var files = FilesArgument();
         var format = FormatOption("table (for people) or json (JSON Lines: summary, hop, nat, loss, path, segmentation and tunnel records)");
         var window = DurationOption("--window", "-w",
-            "How long after its first sighting a packet may still reach another hop: 250ms, 1s, 1500us", "1s", "500ms, 1s or 250us");
+            "How long after its first sighting a packet may still reach another hop: 250ms, 1s, 1500us, or a bare number of seconds (0.5)", "1s", "500ms, 1s, 250us or 0.5");
         var egress = new Option<string?>("--egress")
         {
             Description = "The host's egress interface, when its name does not say so (e.g. --egress eth0 on a host whose uplink is eth0)",
@@ -346,13 +348,13 @@ public static class VethTraceCommand
         };
         var duration = new Option<string?>("--duration", "-d")
         {
-            Description = "Stop after this long (10s, 500ms); default: until Ctrl-C",
+            Description = "Stop after this long: 10s, 500ms, or a bare number of seconds (12, 0.5); default: until Ctrl-C",
         };
         duration.Validators.Add(result =>
         {
             if (result.GetValueOrDefault<string?>() is { } text && (Durations.TryParseNanoseconds(text, out long ns) is not null || ns <= 0))
             {
-                result.AddError($"--duration expects a positive duration such as 10s or 500ms; got '{text}'");
+                result.AddError($"--duration expects a positive duration such as 10s, 500ms or 12 (seconds); got '{text}'");
             }
         });
         var format = new Option<ReplayCommand.Format>("--format", "-f")
