@@ -80,7 +80,8 @@ fi
 # compilation most of it.
 step "tool install (Native AOT)"
 tool=$(mktemp -d /tmp/vethtrace-tool.XXXXXX)
-if (
+# A subshell with set -e, run as a command of its own: as the condition of an if, set -e would be ignored inside it.
+(
     set -e
     rid=$(dotnet --info | sed -n 's/^ *RID: *//p' | head -1)
     bash build/pack-tool.sh "$tool/feed" "$rid"
@@ -88,8 +89,10 @@ if (
     printf '<configuration><packageSources><clear/><add key="vethtrace" value="%s"/></packageSources></configuration>\n' "$tool/feed" >"$tool/nuget.config"
     dotnet tool install vethtrace --tool-path "$tool/bin" --configfile "$tool/nuget.config"
     installed=$(readlink -f "$tool/bin/vethtrace")
-    file "$installed" | grep -q 'ELF 64-bit'
-    if ls "$(dirname "$installed")" | grep -q '\.dll$'; then echo "the installed tool is not the AOT executable" >&2; exit 1; fi
+    [[ $(file -b "$installed") == "ELF 64-bit"* ]]
+    shopt -s nullglob
+    managed=("$(dirname "$installed")"/*.dll)
+    [[ ${#managed[@]} == 0 ]] || { echo "the installed tool is not the AOT executable: ${managed[*]}" >&2; exit 1; }
     jit=(dotnet src/VethTrace.Cli/bin/Release/net10.0/vethtrace.dll)
     for format in table json; do
         "$tool/bin/vethtrace" replay captures/masquerade-multi.pcapng --format $format >"$tool/installed.$format"
@@ -98,7 +101,8 @@ if (
     done
     "$tool/bin/vethtrace" --version
     [[ $("$tool/bin/vethtrace" --version) == $("${jit[@]}" --version) ]]
-) >"$results/tool.log" 2>&1; then
+) >"$results/tool.log" 2>&1
+if [[ $? == 0 ]]; then
     passed=$(( ${passed:-0} + 1 ))
     tail -1 "$results/tool.log"
 else
