@@ -48,8 +48,8 @@ public static class VethTraceCommand
     }
 
     /// <summary>
-    /// The process entry: like <see cref="Run"/>, but asynchronous, so System.CommandLine turns SIGINT (Ctrl-C) and
-    /// SIGTERM into cancellation; follow and record then stop capturing and print their final report.
+    /// The process entry: like <see cref="Run"/>, but asynchronous, so SIGINT (Ctrl-C), SIGTERM and SIGHUP become
+    /// cancellation; follow and record then stop capturing, record closes its file, and both print their final report.
     /// </summary>
     public static async Task<ExitCode> RunAsync(string[] args, TextWriter output, TextWriter error)
     {
@@ -61,10 +61,13 @@ public static class VethTraceCommand
         }
         // Ctrl-C and SIGTERM cancel the command instead of killing the process: the handles stop and the final
         // report is printed. A second signal, while that is under way, is left to its default action.
+        // Only follow and record watch for cancellation; replay, packets and bench keep the signals' default action
+        // (a swallowed Ctrl-C would leave them running to the end).
+        bool stoppable = parsed.CommandResult.Command.Name is "follow" or "record";
         using var stop = new CancellationTokenSource();
         void Cancel(PosixSignalContext context)
         {
-            if (!stop.IsCancellationRequested)
+            if (stoppable && !stop.IsCancellationRequested)
             {
                 context.Cancel = true;
                 stop.Cancel();
@@ -72,6 +75,8 @@ public static class VethTraceCommand
         }
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Cancel);
         using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Cancel);
+        // A closed terminal (SIGHUP) stops a recording the same way, with its file complete, instead of killing it.
+        using var hangUp = PosixSignalRegistration.Create(PosixSignal.SIGHUP, Cancel);
         var configuration = new InvocationConfiguration { Output = output, Error = error, ProcessTerminationTimeout = null };
         return (ExitCode)await parsed.InvokeAsync(configuration, stop.Token);
     }
@@ -367,7 +372,8 @@ public static class VethTraceCommand
         {
             Description = $"Bytes kept of each packet (libpcap's snapshot length). follow keeps {FollowCommand.FollowSnapLength}, enough for every header " +
                 "it matches on (VXLAN, IPv6 extension headers and TCP options included) and far less to copy at line rate; record keeps " +
-                $"whole packets ({FollowCommand.RecordSnapLength}), like tcpdump",
+                $"whole packets ({FollowCommand.RecordSnapLength}), like tcpdump: under bulk TCP those are 64 KiB GSO/GRO super-packets, hundreds of MB a second; " +
+                $"-s {FollowCommand.FollowSnapLength} keeps all that replay needs",
         };
         snapLength.Validators.Add(result =>
         {
@@ -392,11 +398,17 @@ public static class VethTraceCommand
             Description = "When the container stops, keep waiting for it to come back (as long as the capture lasts) instead of ending after 15 s",
         };
         var vxlanPort = VxlanPortOption();
+        var recordFiles = new RecordFileOptions();
         var command = record
             ? new Command("record", "Capture on every hop of a container's path, like follow, and write every packet to one multi-interface " +
                 "pcapng that 'vethtrace replay' reads back into the same report.\n\nExamples:\n" +
                 "  vethtrace record web -o web.pcapng --duration 30s\n" +
-                "  vethtrace record web -o web.pcapng --egress vt-up0 --filter 'tcp port 80'")
+                "  vethtrace record web -o web.pcapng --egress vt-up0 --filter 'tcp port 80'\n" +
+                "  vethtrace record web -o web.pcapng -C 100 -W 10   (a ring of ten files of at most 100 MB: web0.pcapng to web9.pcapng)\n" +
+                "  vethtrace record web -o web.pcapng -s 128   (headers only: enough for replay, and far smaller under bulk TCP)\n\n" +
+                "The file is flushed every half second and when a signal (SIGINT, SIGTERM, SIGHUP) stops the recording, so a crash " +
+                "or kill -9 loses at most the last half second; a write error (a full disk) stops the recording with one line and exit 4, " +
+                "the file cut back to its last whole packet.")
             {
                 target, file, hops, egress, duration, format, filter, snapLength, bufferSize, all, vxlanPort,
             }
@@ -411,6 +423,10 @@ public static class VethTraceCommand
             {
                 target, hops, egress, duration, format, filter, snapLength, bufferSize, all, vxlanPort,
             };
+        if (record)
+        {
+            recordFiles.AddTo(command);
+        }
         command.Validators.Add(result =>
         {
             // As for files: System.CommandLine hands an unknown "--option" to the argument. No container name starts with '-'.
@@ -456,7 +472,8 @@ public static class VethTraceCommand
                     : null,
                 WaitForever: parseResult.GetValue(all),
                 SnapLength: parseResult.GetValue(snapLength) ?? (record ? FollowCommand.RecordSnapLength : FollowCommand.FollowSnapLength),
-                BufferBytes: (parseResult.GetValue(bufferSize) ?? LiveCapture.DefaultBufferBytes / 1024) * 1024);
+                BufferBytes: (parseResult.GetValue(bufferSize) ?? LiveCapture.DefaultBufferBytes / 1024) * 1024,
+                Rotation: record ? recordFiles.Read(parseResult) : null);
             return (int)FollowCommand.Execute(settings, output, error, cancel);
         });
         return command;

@@ -33,7 +33,8 @@ public static class FollowCommand
         Func<CancellationToken, IReadOnlyList<HopTarget>>? Reresolve = null,
         bool WaitForever = false,
         int SnapLength = FollowSnapLength,
-        int BufferBytes = LiveCapture.DefaultBufferBytes);
+        int BufferBytes = LiveCapture.DefaultBufferBytes,
+        RotationOptions? Rotation = null);
 
     /// <summary>
     /// What follow keeps of each packet: the deepest header stack it parses (outer Ethernet + IPv6 + UDP + VXLAN,
@@ -72,7 +73,8 @@ public static class FollowCommand
             return ExitCode.CaptureFailed;
         }
         using (live)
-        using (RecordingSink? recording = settings.RecordPath is null ? null : RecordingSink.Create(settings.RecordPath, live, settings.Hops, settings.Description, settings.SnapLength, error))
+        using (RecordingSink? recording = settings.RecordPath is null ? null
+            : RecordingSink.Create(settings.RecordPath, settings.Rotation ?? RotationOptions.None, live, settings.Hops, settings.Description, settings.SnapLength, error))
         {
             if (settings.RecordPath is not null && recording is null)
             {
@@ -102,7 +104,7 @@ public static class FollowCommand
                 // A terminal gets the live view, redrawn in place; anything else gets one plain line a second.
                 AnsiConsole.Live(new Markup("starting…")).AutoClear(false).Start(context =>
                 {
-                    while (Tick(settings, live, clock, cancel, error))
+                    while (Tick(settings, live, clock, cancel, error) && recording?.Failure is null)
                     {
                         context.UpdateTarget(LiveView.Render(settings.Description, clock.Elapsed, live.Report(), live.Names, live.RoleOf, live.Statistics()));
                     }
@@ -110,12 +112,20 @@ public static class FollowCommand
             }
             else
             {
-                while (Tick(settings, live, clock, cancel, error))
+                while (Tick(settings, live, clock, cancel, error) && recording?.Failure is null)
                 {
                     WriteProgress(output, json, clock.Elapsed, live);
                 }
             }
             live.Stop();
+            // The file is complete before the report is built: a second signal, or a kill while the report is
+            // printed, finds it closed.
+            recording?.Dispose();
+            if (recording?.Failure is { } failure)
+            {
+                error.WriteLine(TerminalText.Escape($"vethtrace: cannot write {recording.FailedPath}: {failure.Message}; recording stopped " +
+                    "(the file ends at the last whole packet written)"));
+            }
             CorrelationReport report = live.Report();
             IReadOnlyList<HopStatistics> statistics = live.Statistics();
             long kernelDropped = statistics.Sum(h => Math.Max(0, h.KernelDropped));
@@ -148,41 +158,47 @@ public static class FollowCommand
             if (recording is not null && !json)
             {
                 output.WriteLine();
-                output.WriteLine(TerminalText.Escape($"wrote {recording.Packets} packets on {settings.Hops.Count} interfaces to {settings.RecordPath}"));
+                output.WriteLine(TerminalText.Escape(recording.Summary(settings.Hops.Count)));
             }
-            return ExitCode.Success;
+            return recording?.Failure is null ? ExitCode.Success : ExitCode.CaptureFailed;
         }
     }
 
     /// <summary>
-    /// <c>record</c>: every captured packet into one pcapng, an Interface Description Block per hop with its name
-    /// (as the live report names it, so a replay of the file reports the same hops), its role and the target in
-    /// if_description, and nanosecond if_tsresol.
+    /// <c>record</c>: every captured packet into one pcapng (or a rotation of them), an Interface Description Block
+    /// per hop with its name (as the live report names it, so a replay of the file reports the same hops), its role
+    /// and the target in if_description, and nanosecond if_tsresol. Flushed every half second, so a killed process
+    /// loses at most that; a write error stops the recording (<see cref="Failure"/>), never the capture threads.
     /// </summary>
     private sealed class RecordingSink : IPacketSink, IDisposable
     {
-        private readonly PcapngWriter _writer;
+        private readonly RotatingPcapngWriter _writer;
         private readonly int[] _interfaces;
-        private long _packets;
+        private readonly RotationOptions _rotation;
+        private readonly string _path;
 
-        private RecordingSink(PcapngWriter writer, int[] interfaces)
+        private RecordingSink(RotatingPcapngWriter writer, int[] interfaces, RotationOptions rotation, string path)
         {
             _writer = writer;
             _interfaces = interfaces;
+            _rotation = rotation;
+            _path = path;
         }
 
-        public long Packets => Interlocked.Read(ref _packets);
+        public IOException? Failure => _writer.Failure;
 
-        public static RecordingSink? Create(string path, LiveCapture live, IReadOnlyList<HopTarget> hops, string description, int snapLength, TextWriter error)
+        public string? FailedPath => _writer.FailedPath;
+
+        public static RecordingSink? Create(string path, RotationOptions rotation, LiveCapture live, IReadOnlyList<HopTarget> hops, string description, int snapLength, TextWriter error)
         {
-            PcapngWriter writer;
+            RotatingPcapngWriter writer;
             try
             {
-                writer = PcapngWriter.Create(path);
+                writer = new RotatingPcapngWriter(path, rotation);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                error.WriteLine(TerminalText.Escape($"vethtrace: cannot write {path}: {e.Message}"));
+                error.WriteLine(TerminalText.Escape($"vethtrace: cannot write {RotatingPcapngWriter.FileName(path, 0, rotation)}: {e.Message}"));
                 return null;
             }
             var ids = new int[hops.Count];
@@ -198,13 +214,30 @@ public static class FollowCommand
                 };
                 ids[hop] = writer.AddInterface(hops[hop].DisplayName, $"{role} of {description}", live.LinkTypeOf(hop), snapLength);
             }
-            return new RecordingSink(writer, ids);
+            // The section and interface blocks at once: from here on the file is a pcapng that reads (with no packets yet).
+            writer.Flush();
+            if (writer.Failure is { } failure)
+            {
+                error.WriteLine(TerminalText.Escape($"vethtrace: cannot write {writer.FailedPath}: {failure.Message}"));
+                writer.Dispose();
+                return null;
+            }
+            return new RecordingSink(writer, ids, rotation, path);
         }
 
-        public void Write(int hop, LinkType linkType, long timestampNs, ReadOnlySpan<byte> data, int originalLength, PacketDirection direction)
-        {
+        public void Write(int hop, LinkType linkType, long timestampNs, ReadOnlySpan<byte> data, int originalLength, PacketDirection direction) =>
             _writer.WritePacket(_interfaces[hop], timestampNs, data, Math.Max(originalLength, data.Length), direction);
-            Interlocked.Increment(ref _packets);
+
+        /// <summary>The closing line: how many packets went where.</summary>
+        public string Summary(int interfaces)
+        {
+            int files = _writer.FilesStarted;
+            string where = files == 1
+                ? _writer.CurrentPath
+                : _rotation.MaxFiles > 0 && files > _rotation.MaxFiles
+                    ? $"{files} files in turn, the last {_rotation.MaxFiles} kept ({RotatingPcapngWriter.FileName(_path, 0, _rotation)} to {RotatingPcapngWriter.FileName(_path, _rotation.MaxFiles - 1, _rotation)}; the newest is {_writer.CurrentPath})"
+                    : $"{files} files ({RotatingPcapngWriter.FileName(_path, 0, _rotation)} to {_writer.CurrentPath})";
+            return string.Create(CultureInfo.InvariantCulture, $"wrote {_writer.PacketsInFiles} packets on {interfaces} interfaces to {where}");
         }
 
         public void Dispose() => _writer.Dispose();
