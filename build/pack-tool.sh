@@ -16,7 +16,7 @@ shift || true
 explicit=$#
 rids=("$@")
 [[ ${#rids[@]} -gt 0 ]] || rids=(linux-x64 linux-arm64)
-host_rid=$(dotnet --info | sed -n 's/^ *RID: *//p' | head -1)
+host_rid=$(dotnet --info | sed -n 's/^ *RID: *//p')
 project=src/VethTrace.Cli
 mkdir -p "$out"
 work=$(mktemp -d /tmp/vethtrace-pack.XXXXXX)

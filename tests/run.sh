@@ -73,6 +73,7 @@ else
     failed=$(( failed + 1 ))
     rc=1
 fi
+
 # The install path users take (issue 18): the tool packed with its Native AOT executable for this machine into a
 # temporary feed (build/pack-tool.sh), installed with `dotnet tool install --tool-path` from that feed alone, and the
 # installed vethtrace replaying a shipped capture: it must be the AOT executable (an ELF file, no vethtrace.dll beside
@@ -83,7 +84,7 @@ tool=$(mktemp -d /tmp/vethtrace-tool.XXXXXX)
 # A subshell with set -e, run as a command of its own: as the condition of an if, set -e would be ignored inside it.
 (
     set -e
-    rid=$(dotnet --info | sed -n 's/^ *RID: *//p' | head -1)
+    rid=$(dotnet --info | sed -n 's/^ *RID: *//p')
     bash build/pack-tool.sh "$tool/feed" "$rid"
     # Only the local feed: offline, and never a package of the same name from elsewhere.
     printf '<configuration><packageSources><clear/><add key="vethtrace" value="%s"/></packageSources></configuration>\n' "$tool/feed" >"$tool/nuget.config"
