@@ -24,7 +24,8 @@ if [[ -n $(git status --porcelain --untracked-files=no) && ${VETHTRACE_RELEASE_D
 fi
 version=$(dotnet msbuild "$project" -getProperty:Version -nologo)
 commit=$(git rev-parse HEAD)
-# Every file in the tarballs gets the commit's time, so the same commit gives the same tarball.
+# Every file in the tarballs gets the commit's time, owner 0 and a fixed order. (The tarball is still not
+# reproducible bit for bit: two Native AOT builds of one commit differ, same size, other bytes and build-id.)
 stamp=$(git log -1 --format=%ct HEAD)
 echo "vethtrace $version, commit $commit"
 
