@@ -11,7 +11,7 @@ headers); several files are merged by frame.time_epoch. Then:
 Observation
     one IP frame on one interface: t (integer ns, parsed from the 9-decimal frame.time_epoch with
     Decimal, so no float rounding), interface, addresses/ports, and the match key below.
-    Interfaces are named as DESIGN.md says: pcapng if_name, classic pcap file base name, SLL2
+    Interfaces are named as docs/DESIGN.md says ("Interface names"): pcapng if_name, classic pcap file base name, SLL2
     `if<ifindex>`; the topology file maps them to names/labels/roles (see TOPOLOGY below).
 
 Match key (ignores addresses, ports, TTL, checksums, ICMP identifier)
