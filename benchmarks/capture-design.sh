@@ -25,6 +25,8 @@ RATE="${VT_BENCH_RATE:-300M}"
 RING_KIB=8192                                    # per handle, as follow opens them (LiveCapture.DefaultBufferBytes)
 ANY_RING_KIB="${VT_BENCH_ANY_RING_KIB:-$RING_KIB}" # the one `any` handle's ring
 SNAPLEN="${VT_BENCH_SNAPLEN:-256}"                # follow keeps 256 bytes of each packet
+IMMEDIATE=--immediate-mode                         # and opens its handles in immediate mode
+[[ ${VT_BENCH_IMMEDIATE:-1} == 0 ]] && IMMEDIATE=
 P=vt-host-bench
 BR="$P-br"
 WORK="$(mktemp -d /tmp/vt-host-bench.XXXXXX)"
@@ -36,7 +38,7 @@ cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     for ns in $(ip netns list | awk '{print $1}' | grep -E "^$P-"); do ip netns del "$ns"; done
-    rm -rf "$WORK"
+    if [[ -n ${VT_BENCH_KEEP:-} ]]; then echo "work files kept in $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 cleanup_before() { for ns in $(ip netns list | awk '{print $1}' | grep -E "^$P-"); do ip netns del "$ns"; done; }
@@ -45,7 +47,8 @@ cleanup_before
 addr() { echo "10.231.$(( $1 / 200 )).$(( $1 % 200 + 1 ))"; }
 partner() { local i=$1; if (( i % 2 == 0 )); then (( i + 1 < N )) && echo $(( i + 1 )) || echo 0; else echo $(( i - 1 )); fi; }
 
-echo "capture-design: N=$N veths, ${SECS}s per phase, iperf3 at $RATE, snaplen $SNAPLEN, rings ${RING_KIB} KiB per handle (a), ${ANY_RING_KIB} KiB (b); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+ROUNDS_TEXT="${VT_BENCH_ROUNDS:-3}"
+echo "capture-design: N=$N veths, ${SECS}s per phase, iperf3 at $RATE, snaplen $SNAPLEN ${IMMEDIATE:-(buffered)}, $ROUNDS_TEXT rounds, rings ${RING_KIB} KiB per handle (a), ${ANY_RING_KIB} KiB (b); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 ip netns add "$BR"
 ip -n "$BR" link set lo up
 ip -n "$BR" link add br0 type bridge
@@ -89,7 +92,7 @@ start_capture() { # design, label, write-to (file prefix or /dev/null), extra fi
         for dev in "${devices[@]}"; do
             local target=/dev/null
             [[ $out != /dev/null ]] && { [[ $dev == br0 || $dev == vh0 || $dev == vh1 ]] || continue; target="$out.$dev.pcap"; }
-            ip netns exec "$BR" tcpdump -i "$dev" -B "$RING_KIB" -s "$SNAPLEN" --time-stamp-precision=nano -n -w "$target" $extra \
+            ip netns exec "$BR" tcpdump -i "$dev" -B "$RING_KIB" -s "$SNAPLEN" $IMMEDIATE --time-stamp-precision=nano -n -w "$target" $extra \
                 2>"$WORK/$label.$dev.err" &
             CAPTURE_PIDS+=($!); PIDS+=($!)
         done
@@ -101,8 +104,10 @@ start_capture() { # design, label, write-to (file prefix or /dev/null), extra fi
         [[ -n $extra ]] && filter="($filter) and $extra"
         local target=/dev/null
         [[ $out != /dev/null ]] && target="$out.any.pcap"
-        ip -n "$BR" link set br0 promisc on
-        ip netns exec "$BR" tcpdump -i any -y LINUX_SLL2 -B "$ANY_RING_KIB" -s "$SNAPLEN" --time-stamp-precision=nano -n -w "$target" "$filter" \
+        # `any` puts no device in promiscuous mode: without this the bridge shows only frames addressed to the
+        # host, not the ones it forwards between two ports (the fidelity pass shows both ways).
+        [[ -n ${NO_PROMISC:-} ]] || ip -n "$BR" link set br0 promisc on
+        ip netns exec "$BR" tcpdump -i any -y LINUX_SLL2 -B "$ANY_RING_KIB" -s "$SNAPLEN" $IMMEDIATE --time-stamp-precision=nano -n -w "$target" "$filter" \
             2>"$WORK/$label.any.err" &
         CAPTURE_PIDS+=($!); PIDS+=($!)
     fi
@@ -143,13 +148,17 @@ run_bulk() {
 }
 
 HZ=$(getconf CLK_TCK)
-printf '%s\n' "design,handles,capture_cpu_s_per_s,iperf3_sender_cpu_pct,iperf3_receiver_cpu_pct,machine_busy_pct,ring_size_mib,ring_rss_mib,vmrss_mib,vmlck_kib,load_packets,load_dropped,bulk_gbit_s,bulk_packets,bulk_dropped,load1" >"$WORK/results.csv"
+ROUNDS="${VT_BENCH_ROUNDS:-3}"
+printf '%s\n' "design,round,handles,load_capture_cpu_s_per_s,bulk_capture_cpu_s_per_s,iperf3_sender_cpu_pct,iperf3_receiver_cpu_pct,load_machine_busy_pct,ring_size_mib,ring_rss_mib,vmrss_mib,vmlck_kib,load_packets,load_dropped,bulk_gbit_s,bulk_packets,bulk_dropped,load1" >"$WORK/results.csv"
+# The designs take turns, round after round, so that the machine's other load falls on all of them alike.
+for (( round = 1; round <= ROUNDS; round++ )); do
 for design in none a b; do
+    label="$design-r$round"
     CAPTURE_PIDS=()
-    [[ $design != none ]] && start_capture "$design" "$design" /dev/null
+    [[ $design != none ]] && start_capture "$design" "$label" /dev/null
     read -r busy0 total0 < <(busy_of_machine)
     cpu0=$(cpu_of "${CAPTURE_PIDS[@]}")
-    run_load "$design"
+    run_load "$label"
     cpu1=$(cpu_of "${CAPTURE_PIDS[@]}")
     read -r busy1 total1 < <(busy_of_machine)
     # tcpdump prints its counts on SIGUSR1: the load phase's packets and drops, apart from the bulk phase's.
@@ -157,22 +166,25 @@ for design in none a b; do
     sleep 0.5
     memory="0 0 0 0"
     (( ${#CAPTURE_PIDS[@]} > 0 )) && memory=$(memory_of "${CAPTURE_PIDS[@]}")
-    run_bulk "$design"
+    cpu2=$(cpu_of "${CAPTURE_PIDS[@]}")
+    run_bulk "$label"
+    cpu3=$(cpu_of "${CAPTURE_PIDS[@]}")
     load1=$(cut -d' ' -f1 /proc/loadavg)
     stop_capture
-    python3 - "$design" "${#CAPTURE_PIDS[@]}" "$cpu0" "$cpu1" "$HZ" "$SECS" "$busy0" "$total0" "$busy1" "$total1" $memory "$load1" "$WORK" >>"$WORK/results.csv" <<'PY'
+    python3 - "$design" "$round" "${#CAPTURE_PIDS[@]}" "$cpu0" "$cpu1" "$cpu2" "$cpu3" "$HZ" "$SECS" "$busy0" "$total0" "$busy1" "$total1" $memory "$load1" "$WORK" >>"$WORK/results.csv" <<'PY'
 import glob, json, re, sys
-design, handles, cpu0, cpu1, hz, secs, b0, t0, b1, t1, size, rss, vm, lck, load1, work = sys.argv[1:]
+design, rnd, handles, cpu0, cpu1, cpu2, cpu3, hz, secs, b0, t0, b1, t1, size, rss, vm, lck, load1, work = sys.argv[1:]
+label = f"{design}-r{rnd}"
 def j(path):
     try:
         return json.load(open(path))
     except Exception:
         return {}
-rate, bulk = j(f"{work}/{design}.rate.json"), j(f"{work}/{design}.bulk.json")
+rate, bulk = j(f"{work}/{label}.rate.json"), j(f"{work}/{label}.bulk.json")
 cpu = rate.get("end", {}).get("cpu_utilization_percent", {})
 gbit = bulk.get("end", {}).get("sum_received", {}).get("bits_per_second", 0) / 1e9
 packets = dropped = bulk_packets = bulk_dropped = 0
-for err in glob.glob(f"{work}/{design}.*.err"):
+for err in glob.glob(f"{work}/{label}.*.err"):
     text = open(err).read()
     captured = [int(x) for x in re.findall(r"(\d+) packets captured", text)]
     drops = [int(x) for x in re.findall(r"(\d+) packets dropped by kernel", text)]
@@ -181,15 +193,30 @@ for err in glob.glob(f"{work}/{design}.*.err"):
     if drops:
         dropped += drops[0]; bulk_dropped += drops[-1] - drops[0]
 busy = 100.0 * (float(b1) - float(b0)) / max(1.0, float(t1) - float(t0))
-print(",".join(str(x) for x in [design, handles, f"{(int(cpu1) - int(cpu0)) / int(hz) / float(secs):.3f}",
+per_s = lambda a, b: f"{(int(b) - int(a)) / int(hz) / float(secs):.3f}"
+print(",".join(str(x) for x in [design, rnd, handles, per_s(cpu0, cpu1), per_s(cpu2, cpu3),
     f"{cpu.get('host_total', 0):.1f}", f"{cpu.get('remote_total', 0):.1f}", f"{busy:.1f}",
     f"{int(size) / 1024:.1f}", f"{int(rss) / 1024:.1f}", f"{int(vm) / 1024:.1f}", lck, packets, dropped, f"{gbit:.2f}", bulk_packets, bulk_dropped, load1]))
 PY
 done
+done
+python3 - "$WORK/results.csv" "$SECS" >"$WORK/summary.txt" <<'PY'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+print("medians over rounds: design, bulk Gbit/s, bulk capture CPU s/s, bulk packets/s captured, bulk drops (sum), load drops (sum), ring MiB, VmRSS MiB")
+for design in ("none", "a", "b"):
+    mine = [r for r in rows if r["design"] == design]
+    med = lambda key: statistics.median(float(r[key]) for r in mine)
+    total = lambda key: sum(int(r[key]) for r in mine)
+    print(f"  {design:4} {med('bulk_gbit_s'):6.2f} {med('bulk_capture_cpu_s_per_s'):6.3f} {med('bulk_packets') / float(sys.argv[2]):10.0f} "
+          f"{total('bulk_dropped'):8d} {total('load_dropped'):6d} {med('ring_size_mib'):7.1f} {med('vmrss_mib'):7.1f}")
+PY
 
-# Timestamp fidelity: nanosecond pcaps of 40 echo requests c0 -> c1 (and their replies) on vh0, br0 and vh1.
-for design in a b; do
-    start_capture "$design" "ts-$design" "$WORK/ts-$design" icmp
+# Timestamp fidelity: nanosecond pcaps of 40 echo requests c0 -> c1 (and their replies) on vh0, br0 and vh1;
+# for b also once without br0 promiscuous (bn).
+for design in a b bn; do
+    if [[ $design == bn ]]; then NO_PROMISC=1 start_capture b "ts-$design" "$WORK/ts-$design" icmp
+    else start_capture "$design" "ts-$design" "$WORK/ts-$design" icmp; fi
     ip netns exec "$P-c0" busybox ping -q -c 40 -i 0.05 "$(addr 1)" >/dev/null
     sleep 0.5
     stop_capture
@@ -234,10 +261,17 @@ for t, seq, ifindex in rows(f"{work}/ts-b.any.pcap", ["-e", "sll.ifindex"]):
     if ifindex in names:
         b.setdefault(seq, {}).setdefault(names[ifindex], []).append(t)
 report("b (one any handle)", b)
+bn = {}
+for t, seq, ifindex in rows(f"{work}/ts-bn.any.pcap", ["-e", "sll.ifindex"]):
+    if ifindex in names:
+        bn.setdefault(seq, {}).setdefault(names[ifindex], []).append(t)
+report("b without promiscuous br0", bn)
 PY
 
 echo
 echo "results (N=$N, load after: $(cut -d' ' -f1-3 /proc/loadavg)):"
 column -s, -t "$WORK/results.csv"
+echo
+cat "$WORK/summary.txt"
 echo
 cat "$WORK/timestamps.txt"

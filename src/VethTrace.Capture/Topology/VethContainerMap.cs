@@ -48,14 +48,10 @@ public sealed class VethContainerMap(DockerClient docker)
     {
         ContainerTopology topology = await ContainerTopology.ResolveAsync(containerId, docker, cancellationToken).ConfigureAwait(false);
         string id = topology.ContainerId ?? containerId;
-        // container:X mode: the veths are X's; they are mapped under X when X is added.
-        if (topology.SharesNamespaceWith is not null)
-        {
-            return [];
-        }
         string name = topology.DisplayName;
+        // container:X mode: the veths are X's and are mapped under X; this one is known, with none of its own.
         var veths = topology.Interfaces
-            .Where(inside => inside.HostPeerIndex is not null)
+            .Where(inside => topology.SharesNamespaceWith is null && inside.HostPeerIndex is not null)
             .Select(inside => new VethContainer(inside.HostPeerIndex!.Value, inside.HostPeer!, id, name, inside.DockerNetwork, inside.Name, inside.Bridge))
             .ToList();
         lock (_lock)

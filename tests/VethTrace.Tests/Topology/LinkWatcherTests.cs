@@ -102,6 +102,37 @@ public sealed class LinkWatcherTests
     }
 
     [Fact]
+    public void ParseNotifications_RandomBytesAndMutatedMessages_NeverThrow()
+    {
+        var random = new Random(15);
+        byte[] valid = NetlinkBuilder.Concat(NetlinkBuilder.VethLink(0, 40, "vethab12", peer: 39, master: 5), BridgeLink(5, "docker0"));
+        var parsed = new List<(NetlinkLink Link, bool Deleted)>();
+        for (int i = 0; i < 20_000; i++)
+        {
+            byte[] datagram;
+            if (i % 2 == 0)
+            {
+                datagram = new byte[random.Next(0, 200)];
+                random.NextBytes(datagram);
+            }
+            else
+            {
+                datagram = [.. valid];
+                for (int flips = random.Next(1, 6); flips > 0; flips--)
+                {
+                    datagram[random.Next(datagram.Length)] = (byte)random.Next(256);
+                }
+            }
+            parsed.Clear();
+
+            int malformed = LinkWatcher.ParseNotifications(datagram, parsed);
+
+            Assert.InRange(malformed, 0, datagram.Length);
+            Assert.InRange(parsed.Count, 0, datagram.Length / 16);
+        }
+    }
+
+    [Fact]
     public void ParseNotifications_ShortIfinfomsg_CountedMalformed()
     {
         byte[] datagram = NetlinkBuilder.Message(NetlinkMessageType.NewLink, 0, new byte[8]);
