@@ -11,11 +11,16 @@
 # Needs: the .NET SDK, clang and zlib1g-dev (Native AOT), tcpdump, tshark, wireshark-common (editcap, mergecap),
 # hyperfine: apt-get install tcpdump tshark wireshark-common hyperfine clang zlib1g-dev.
 # Usage: benchmarks/replay-compare.sh [PACKETS]   (VETHTRACE_COMPARE_RUNS=N hyperfine runs, default 5)
+#   VETHTRACE_COMPARE_BASELINE=/path/to/vethtrace adds another build (say an AOT publish of the commit before a change)
+#   to every measurement, alternating with this one in the paired rounds, so load from elsewhere hits both alike:
+#   git worktree add /tmp/base COMMIT && dotnet publish /tmp/base/src/VethTrace.Cli -c Release -r linux-x64 \
+#     -p:PublishAot=true -o /tmp/base/out/aot && VETHTRACE_COMPARE_BASELINE=/tmp/base/out/aot/vethtrace benchmarks/replay-compare.sh
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 packets=${1:-800000}
 runs=${VETHTRACE_COMPARE_RUNS:-5}
+baseline=${VETHTRACE_COMPARE_BASELINE:-}
 out=$root/out/bench
 mkdir -p "$out"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
@@ -70,13 +75,16 @@ hyperfine --warmup 1 --runs "$runs" --export-json "$out/hyperfine.json" -N \
     -n "vethtrace (AOT)" "$aot replay $long" \
     -n "vethtrace (JIT)" "$jit replay $long" \
     -n "tshark -T fields" "tshark -r $long -T fields -e frame.time_epoch -e ip.src -e ip.dst -e ip.id" \
+    ${baseline:+-n "vethtrace (baseline)" "$baseline replay $long"} \
     --output=null
 
-echo "== paired: tcpdump and vethtrace (AOT) alternating, $((runs * 4)) rounds (drift in the machine's load hits both alike)"
-python3 - "$((runs * 4))" "$long" "$aot" <<'PY'
+echo "== paired: tcpdump and vethtrace (AOT)${baseline:+ and the baseline} alternating, $((runs * 4)) rounds (drift in the machine's load hits all alike)"
+python3 - "$((runs * 4))" "$long" "$aot" "$baseline" <<'PY'
 import os, resource, statistics, subprocess, sys, time
-rounds, long, aot = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+rounds, long, aot, baseline = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 commands = {"tcpdump": ["tcpdump", "-r", long, "-w", "/dev/null"], "vethtrace (AOT)": [aot, "replay", long]}
+if baseline:
+    commands["vethtrace (baseline)"] = [baseline, "replay", long]
 wall = {name: [] for name in commands}
 cpu = {name: [] for name in commands}
 for _ in range(rounds):
@@ -91,17 +99,18 @@ base = statistics.median(wall["tcpdump"])
 base_cpu = statistics.median(cpu["tcpdump"])
 for name in commands:
     w, c = statistics.median(wall[name]), statistics.median(cpu[name])
-    print(f"{name:<18} median {w:6.3f} s (min {min(wall[name]):.3f})  {w / base:5.2f}x tcpdump   CPU {c:6.3f} s {c / base_cpu:5.2f}x")
+    print(f"{name:<20} median {w:6.3f} s (min {min(wall[name]):.3f})  {w / base:5.2f}x tcpdump   CPU {c:6.3f} s {c / base_cpu:5.2f}x")
 PY
 
 echo "== peak memory (/usr/bin/time, max RSS)"
 rss() { /usr/bin/time -f "%e %M" "$@" >/dev/null 2>"$out/time.txt" || true; tail -1 "$out/time.txt"; }
 printf '%-18s %14s %14s\n' tool "$(basename "$long")" "$(basename "$longer")"
-for name in tcpdump aot jit; do
+for name in tcpdump aot jit ${baseline:+baseline}; do
     case $name in
         tcpdump) a=$(rss tcpdump -r "$long" -w /dev/null); b=$(rss tcpdump -r "$longer" -w /dev/null) ;;
         aot) a=$(rss "$aot" replay "$long"); b=$(rss "$aot" replay "$longer") ;;
         jit) a=$(rss "$jit" replay "$long"); b=$(rss "$jit" replay "$longer") ;;
+        baseline) a=$(rss "$baseline" replay "$long"); b=$(rss "$baseline" replay "$longer") ;;
     esac
     printf '%-18s %8.0f MB %5.1fs %8.0f MB %5.1fs\n' "$name" "$(awk '{print $2/1024}' <<<"$a")" "$(awk '{print $1}' <<<"$a")" \
         "$(awk '{print $2/1024}' <<<"$b")" "$(awk '{print $1}' <<<"$b")"
@@ -117,3 +126,4 @@ for r in results:
     print(f'{r["command"]:<18} {r["mean"]:8.3f} s ± {r["stddev"]:.3f}   {r["mean"] / base["mean"]:6.2f}× tcpdump'
           f'   CPU {cpu:7.3f} s {cpu / (base["user"] + base["system"]):6.2f}×')
 PY
+echo "== load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

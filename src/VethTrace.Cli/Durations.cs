@@ -27,4 +27,13 @@ public static class Durations
         nanoseconds = (long)Math.Round(value * scale);
         return null;
     }
+
+    /// <summary>A duration as the command line takes it, in the largest unit that keeps it whole: 1s, 500ms, 250us, 7ns.</summary>
+    public static string Format(long nanoseconds) => nanoseconds switch
+    {
+        _ when nanoseconds % 1_000_000_000 == 0 => string.Create(CultureInfo.InvariantCulture, $"{nanoseconds / 1_000_000_000}s"),
+        _ when nanoseconds % 1_000_000 == 0 => string.Create(CultureInfo.InvariantCulture, $"{nanoseconds / 1_000_000}ms"),
+        _ when nanoseconds % 1_000 == 0 => string.Create(CultureInfo.InvariantCulture, $"{nanoseconds / 1_000}us"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"{nanoseconds}ns"),
+    };
 }

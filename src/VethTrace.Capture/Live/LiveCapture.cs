@@ -8,18 +8,22 @@ using VethTrace.Tracing;
 
 namespace VethTrace.Capture.Live;
 
-/// <summary>One hop to capture on: an interface, in a network namespace (null for the host's), with its role.</summary>
-public sealed record HopTarget(string Interface, string? NetworkNamespace, InterfaceRole Role, string DisplayName);
+/// <summary>
+/// One hop to capture on: an interface, in a network namespace (null for the host's), with its role and how that was
+/// decided (from the target's topology, given by --egress, or guessed from the name of a --hop).
+/// </summary>
+public sealed record HopTarget(string Interface, string? NetworkNamespace, InterfaceRole Role, string DisplayName, RoleSource RoleSource = RoleSource.Topology);
 
 /// <summary>Per-interface counters: packets seen by VethTrace, and what libpcap says the kernel dropped.</summary>
 public sealed record HopStatistics(string DisplayName, long Packets, long KernelDropped, long InterfaceDropped);
 
 /// <summary>
-/// Captures on several hops at once with one libpcap handle each (SharpPcap), and feeds one <see cref="Correlator"/>.
-/// A handle inside a container's namespace is opened on a dedicated thread that first enters that namespace with
-/// setns(2): the packet socket is bound there, and stays there whichever thread reads it. Packets are parsed in the
-/// arrival callback, from <see cref="PacketCapture.Data"/> (never copied), into small <see cref="Observation"/>s;
-/// a single consumer puts them back in time order (the handles deliver independently) and correlates them.
+/// The live source: captures on several hops at once with one libpcap handle each (SharpPcap), and feeds a
+/// <see cref="TraceSession"/>, one <see cref="PacketFeed"/> per hop. A handle inside a container's namespace is opened
+/// on a dedicated thread that first enters that namespace with setns(2): the packet socket is bound there, and stays
+/// there whichever thread reads it. Each packet is handed to the session in the arrival callback, from
+/// <see cref="PacketCapture.Data"/> (never copied); the session puts the observations back in time order (the
+/// handles deliver independently) when <see cref="Pump"/> is called.
 /// </summary>
 public sealed class LiveCapture : IDisposable
 {
@@ -35,35 +39,35 @@ public sealed class LiveCapture : IDisposable
 
     private readonly List<(HopTarget Target, LibPcapLiveDevice Device, int Id, LinkType LinkType)> _devices = [];
     private readonly List<HopTarget> _targets = [];
-    private readonly ConcurrentQueue<Observation> _arrivals = new();
     private readonly ConcurrentQueue<string> _lost = new();
-    private readonly Correlator _correlator;
-    private readonly TunnelTable _tunnels = new();
-    private readonly TimeOrderer _orderer;
-    private readonly ParserOptions _parser;
-    private readonly long[] _packets;
+    private readonly TraceSession _session;
+    /// <summary>Each hop's feed and its id in the session's registry.</summary>
+    private readonly (PacketFeed Feed, int Id)[] _hops;
     private readonly ulong[] _ownAddresses;
     private ulong[] _containerAddresses = [];
-    private long _order;
 
-    private readonly string? _filter;
+    private readonly string? _kernelFilter;
     private readonly int _snapLength;
     private readonly int _bufferBytes;
 
-    public LiveCapture(IReadOnlyList<HopTarget> targets, CorrelatorOptions options, ParserOptions parser, string? filter, int snapLength = 262_144, int bufferBytes = DefaultBufferBytes)
+    /// <summary>
+    /// Opens a handle per hop, feeding <paramref name="session"/>; the hops are added to its interface registry.
+    /// <paramref name="kernelFilter"/> is handed to libpcap on every hop: only what it matches is captured at all (record
+    /// writes what tcpdump -w with the expression would). follow filters in the session instead
+    /// (<see cref="TraceSessionOptions.Filter"/>), where a journey is kept when any copy matches.
+    /// </summary>
+    public LiveCapture(IReadOnlyList<HopTarget> targets, TraceSession session, string? kernelFilter = null, int snapLength = 262_144, int bufferBytes = DefaultBufferBytes)
     {
-        _parser = parser;
-        _filter = filter;
+        _session = session;
+        _kernelFilter = kernelFilter;
         _snapLength = snapLength;
         _bufferBytes = bufferBytes;
-        _packets = new long[targets.Count];
         _ownAddresses = new ulong[targets.Count];
         _targets.AddRange(targets);
-        _correlator = new Correlator(options, id => _targets[id].Role);
-        _orderer = new TimeOrderer(_correlator, TimeOrderer.DefaultSlackNs);
+        _hops = [.. targets.Select(t => (session.OpenConcurrentFeed(), session.Interfaces.Add(t.DisplayName, t.Role, t.RoleSource)))];
         try
         {
-            OpenAll(targets, snapLength, bufferBytes, filter);
+            OpenAll(targets, snapLength, bufferBytes, kernelFilter);
         }
         catch
         {
@@ -128,15 +132,15 @@ public sealed class LiveCapture : IDisposable
         for (int i = 0; i < targets.Count; i++)
         {
             _targets[i] = targets[i];
+            _session.Interfaces.Replace(_hops[i].Id, targets[i].DisplayName, targets[i].Role, targets[i].RoleSource);
         }
-        OpenAll(targets, _snapLength, _bufferBytes, _filter);
+        OpenAll(targets, _snapLength, _bufferBytes, _kernelFilter);
         Start();
         return true;
     }
 
-    public IReadOnlyList<string> Names => _targets.Select(t => t.DisplayName).ToList();
-
-    public Func<int, InterfaceRole> RoleOf => id => _targets[id].Role;
+    /// <summary>The session the hops feed.</summary>
+    public TraceSession Session => _session;
 
     /// <summary>Hops whose interface went away while capturing (their handle stopped with an error).</summary>
     public IReadOnlyCollection<string> LostHops => _lost;
@@ -161,22 +165,12 @@ public sealed class LiveCapture : IDisposable
     }
 
     /// <summary>
-    /// Moves what has arrived into the correlator, in time order, with <see cref="TimeOrderer.DefaultSlackNs"/> of slack
-    /// for late handles (one was seen delivering more than a second late in the lab); the live view lags by as much.
+    /// Moves what has arrived into the correlator, in time order (<see cref="TraceSession.Pump"/>: the live view lags
+    /// by the orderer's slack). The handles stamp with the system's real-time clock, so that is the session's clock.
     /// </summary>
-    public void Pump(bool all = false)
-    {
-        while (_arrivals.TryDequeue(out Observation observation))
-        {
-            _orderer.Add(in observation);
-        }
-        // The handles stamp with the system's real-time clock: when traffic pauses, wall time still moves on.
-        _orderer.Advance((DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100);
-        if (all)
-        {
-            _orderer.Flush();
-        }
-    }
+    public void Pump() => _session.Pump(Now());
+
+    private static long Now() => (DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100;
 
     public void Stop()
     {
@@ -191,14 +185,8 @@ public sealed class LiveCapture : IDisposable
                 // The interface went away (the container stopped): nothing left to stop.
             }
         }
-        Pump(all: true);
-        _correlator.Complete();
+        _session.Finish(Now());
     }
-
-    public CorrelationReport Report() => _correlator.Report() with { Tunnels = _tunnels.Report() };
-
-    /// <summary>A snapshot of the running correlation (journeys still open are not in it yet).</summary>
-    public Correlator Correlator => _correlator;
 
     public IReadOnlyList<HopStatistics> Statistics()
     {
@@ -216,7 +204,7 @@ public sealed class LiveCapture : IDisposable
                 dropped[id] = -1; // the handle is gone (its interface disappeared)
             }
         }
-        return _targets.Select((t, id) => new HopStatistics(t.DisplayName, Interlocked.Read(ref _packets[id]), dropped[id], interfaceDropped[id])).ToList();
+        return _targets.Select((t, id) => new HopStatistics(t.DisplayName, _hops[id].Feed.Packets, dropped[id], interfaceDropped[id])).ToList();
     }
 
     public void Dispose()
@@ -230,21 +218,15 @@ public sealed class LiveCapture : IDisposable
 
     private void Arrived(int hop, LinkType linkType, PacketCapture capture)
     {
-        // The capture thread of this handle: parse the bytes where they lie and keep only the observation.
+        // The capture thread of this handle: the session parses the bytes where they lie and keeps only the observation.
         ReadOnlySpan<byte> data = capture.Data;
-        PacketDirection direction = DirectionOf(data, linkType, _targets[hop].Role, _ownAddresses[hop], _containerAddresses);
+        var (feed, id) = _hops[hop];
+        PacketDirection direction = DirectionOf(data, linkType, _session.Interfaces.RoleOf(id), _ownAddresses[hop], _containerAddresses);
         PosixTimeval time = capture.Header.Timeval;
         long ns = (long)(time.Value * 1_000_000_000m);
         int originalLength = capture.Header is PcapHeader header ? (int)header.PacketLength : data.Length;
         Sink?.Write(hop, linkType, ns, data, originalLength, direction);
-        PacketParser.Parse(data, linkType, _parser, originalLength, out ParsedPacket packet);
-        Interlocked.Increment(ref _packets[hop]);
-        if (!packet.Innermost.Has(LayerSet.Network))
-        {
-            return;
-        }
-        _tunnels.Add(in packet, hop);
-        _arrivals.Enqueue(Observation.From(in packet, data, ns, hop, Interlocked.Increment(ref _order), direction: direction));
+        feed.Arrive(id, ns, data, originalLength, linkType, direction);
     }
 
     /// <summary>
@@ -296,7 +278,7 @@ public sealed class LiveCapture : IDisposable
         var device = new LibPcapLiveDevice(pcapInterface);
         device.Open(new DeviceConfiguration
         {
-            // Promiscuous: a bridge device sees bridged (east-west) frames only in promiscuous mode (DESIGN.md).
+            // Promiscuous: a bridge device sees bridged (east-west) frames only in promiscuous mode (docs/DESIGN.md, "The hop model").
             Mode = DeviceModes.Promiscuous,
             Immediate = true,
             ReadTimeout = 100,

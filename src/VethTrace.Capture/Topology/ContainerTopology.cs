@@ -1,6 +1,8 @@
 using System.Net;
 using VethTrace.Capture.Docker;
+using VethTrace.Capture.Live;
 using VethTrace.Capture.Topology.Netlink;
+using VethTrace.Tracing;
 
 namespace VethTrace.Capture.Topology;
 
@@ -188,27 +190,54 @@ public sealed record ContainerTopology(
             shape, interfaces, egress, description);
     }
 
-    /// <summary>The hops in path order for one interface: the container's interface, host veth, bridge, egress.</summary>
-    public IEnumerable<string> HopsOf(ContainerInterface inside)
+    /// <summary>
+    /// The hops to capture, in path order: for each interface inside, the interface itself (in the namespace), its host
+    /// veth, the veth's bridge, or for a macvlan/ipvlan its parent; then the host's egress, each once. The egress is
+    /// <paramref name="egress"/> when given (<c>--egress</c>: its role is then given), else the default route's device,
+    /// except for a target whose interfaces are all sub-interfaces: those send straight out of their parent, so the
+    /// routed egress is not on their path. None for a target without a network.
+    /// </summary>
+    public IReadOnlyList<HopTarget> Hops(string? egress = null)
     {
-        ArgumentNullException.ThrowIfNull(inside);
-        yield return inside.Name;
-        if (inside.HostPeer is not null)
+        var hops = new List<HopTarget>();
+        void Add(HopTarget hop)
         {
-            yield return inside.HostPeer;
+            if (!hops.Exists(h => h.Interface == hop.Interface && h.NetworkNamespace == hop.NetworkNamespace))
+            {
+                hops.Add(hop);
+            }
         }
-        if (inside.Bridge is not null)
+        if (Shape == TopologyShape.NoNetwork)
         {
-            yield return inside.Bridge;
+            return hops;
         }
-        if (inside.Parent is not null)
+        string name = SharesNamespaceWith ?? DisplayName;
+        string shortName = name.StartsWith('/') ? name[1..] : name;
+        foreach (ContainerInterface inside in Interfaces)
         {
-            yield return inside.Parent;
+            Add(new HopTarget(inside.Name, NamespacePath, InterfaceRole.Container, $"{inside.Name}({shortName})"));
+            if (inside.HostPeer is not null)
+            {
+                Add(new HopTarget(inside.HostPeer, null, InterfaceRole.Veth, inside.HostPeer));
+            }
+            if (inside.Bridge is not null)
+            {
+                Add(new HopTarget(inside.Bridge, null, InterfaceRole.Bridge, inside.Bridge));
+            }
+            if (inside.Parent is not null)
+            {
+                Add(new HopTarget(inside.Parent, null, InterfaceRole.Egress, inside.Parent));
+            }
         }
-        if (Egress is not null && Egress != inside.Parent)
+        if (egress is not null)
         {
-            yield return Egress;
+            Add(new HopTarget(egress, null, InterfaceRole.Egress, egress, RoleSource.Given));
         }
+        else if (!SubInterfacesOnly && Egress is not null)
+        {
+            Add(new HopTarget(Egress, null, InterfaceRole.Egress, Egress));
+        }
+        return hops;
     }
 
     private static string? MatchNetwork(IReadOnlyList<DockerNetworkAttachment> attachments, NetlinkLink link, IReadOnlyList<NetlinkAddress> addresses)

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using VethTrace.Capture.Files;
 using VethTrace.Cli.Bench;
@@ -13,6 +14,38 @@ namespace VethTrace.Cli.Commands;
 /// </summary>
 public static class BenchCommand
 {
+    /// <summary>The <c>bench</c> command: its argument and options, parsed into <see cref="Settings"/>.</summary>
+    public static Command Build(TextWriter output, TextWriter error)
+    {
+        var file = new Argument<string?>("file")
+        {
+            Description = "A pcap or pcapng file (default: the shipped bulk capture, captures/bulk-iperf3.pcap)",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
+        var format = CommonOptions.Format("table (for people) or json (JSON Lines: one bench record per parser)");
+        var duration = CommonOptions.Duration("--duration", "-d",
+            "How long to measure (both parsers share it, alternating); a fifth of it again is spent warming up first", "3s", "3s or 500ms");
+        var vxlanPort = CommonOptions.VxlanPort();
+        var command = new Command("bench", "Parse a capture's packets in a loop with VethTrace's parser and with PacketDotNet, side by side on the " +
+            "same packets in one run, and print Mpps, ns and bytes allocated per packet, and the ratio.\n\nExamples:\n" +
+            "  vethtrace bench\n" +
+            "  vethtrace bench captures/masquerade-multi.pcapng --duration 5s --format json")
+        {
+            file, format, duration, vxlanPort,
+        };
+        command.SetAction(parseResult =>
+        {
+            Durations.TryParseNanoseconds(parseResult.GetValue(duration) ?? "3s", out long ns);
+            var settings = new BenchCommand.Settings(
+                parseResult.GetValue(file),
+                parseResult.GetValue(format),
+                TimeSpan.FromTicks(ns / 100),
+                new ParserOptions { VxlanPort = (ushort)parseResult.GetValue(vxlanPort) });
+            return (int)BenchCommand.Execute(settings, output, error);
+        });
+        return command;
+    }
+
     /// <summary>Packets kept in memory: sampled evenly from a larger file (the first <see cref="MaxPacketsRead"/>), as the BenchmarkDotNet suite does.</summary>
     public const int PacketsInSet = 1 << 16;
 

@@ -1,9 +1,11 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Spectre.Console;
 using VethTrace.Capture.Docker;
 using VethTrace.Capture.Files;
+using VethTrace.Capture.Filters;
 using VethTrace.Capture.Live;
 using VethTrace.Cli.Output;
 using VethTrace.Packets;
@@ -20,6 +22,159 @@ namespace VethTrace.Cli.Commands;
 /// </summary>
 public static class FollowCommand
 {
+    /// <summary>The <c>follow</c> command, or with <paramref name="record"/> the <c>record</c> command: arguments and options, parsed into <see cref="Settings"/>.</summary>
+    public static Command Build(TextWriter output, TextWriter error, bool record)
+    {
+        var file = new Option<string>("--output", "-o")
+        {
+            Description = "The pcapng file to write: one Interface Description Block per hop (if_name, if_description with its role, nanosecond timestamps)",
+            Required = true,
+        };
+        var target = new Argument<string?>("target")
+        {
+            Description = "A container name or ID prefix, netns:<name> or pid:<n>",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
+
+        var hops = new Option<string[]>("--hop")
+        {
+            Description = "Capture this interface as a hop: IFACE, or IFACE@/path/to/netns for one inside a namespace; repeatable. Alone, the hops (in path order) replace a target; beside a target they are added to its path (another container's veth for east-west traffic)",
+            Arity = ArgumentArity.ZeroOrMore,
+        };
+        var egress = new Option<string?>("--egress")
+        {
+            Description = "The host's egress interface: captured as a hop and given the egress role, as replay's --egress gives it (default for a target: the device of the default route; with --hop alone, the hop of that name, added when missing)",
+        };
+        var duration = new Option<string?>("--duration", "-d")
+        {
+            Description = "Stop after this long (10s, 500ms); default: until Ctrl-C",
+        };
+        duration.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<string?>() is { } text && (Durations.TryParseNanoseconds(text, out long ns) is not null || ns <= 0))
+            {
+                result.AddError($"--duration expects a positive duration such as 10s or 500ms; got '{text}'");
+            }
+        });
+        var format = new Option<ReplayCommand.Format>("--format", "-f")
+        {
+            Description = "table (for people) or json (JSON Lines: a summary record a second, then the final report)",
+            DefaultValueFactory = _ => ReplayCommand.Format.Table,
+        };
+        var filter = CommonOptions.Filter(record
+            ? "A pcap-filter expression handed to libpcap on every hop: only what it matches is captured and written (as tcpdump -w)"
+            : "A pcap-filter expression (as for tcpdump), as replay's --filter: every hop is captured, and a packet is traced when any of its copies on any hop matches, so 'host 172.17.0.2' follows it past NAT");
+        var window = CommonOptions.Window();
+        var snapLength = new Option<int?>("--snaplen", "-s")
+        {
+            Description = $"Bytes kept of each packet (libpcap's snapshot length). follow keeps {FollowCommand.FollowSnapLength}, enough for every header " +
+                "it matches on (VXLAN, IPv6 extension headers and TCP options included) and far less to copy at line rate; record keeps " +
+                $"whole packets ({FollowCommand.RecordSnapLength}), like tcpdump: under bulk TCP those are 64 KiB GSO/GRO super-packets, hundreds of MB a second; " +
+                $"-s {FollowCommand.FollowSnapLength} keeps all that replay needs",
+        };
+        snapLength.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int?>() is { } value && value is < 64 or > FollowCommand.RecordSnapLength)
+            {
+                result.AddError($"--snaplen must be between 64 and {FollowCommand.RecordSnapLength}; got {value}");
+            }
+        });
+        var bufferSize = new Option<int?>("--buffer-size", "-B")
+        {
+            Description = $"The libpcap ring per hop, in KiB, as tcpdump -B (default {LiveCapture.DefaultBufferBytes / 1024}); when it fills, the kernel drops packets and follow counts them",
+        };
+        bufferSize.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int?>() is { } value && value is < 64 or > 1024 * 1024)
+            {
+                result.AddError($"--buffer-size must be between 64 and {1024 * 1024} KiB; got {value}");
+            }
+        });
+        var all = new Option<bool>("--all")
+        {
+            Description = "When the container stops, keep waiting for it to come back (as long as the capture lasts) instead of ending after 15 s",
+        };
+        var vxlanPort = CommonOptions.VxlanPort();
+        var recordFiles = new RecordFileOptions();
+        var command = record
+            ? new Command("record", "Capture on every hop of a container's path, like follow, and write every packet to one multi-interface " +
+                "pcapng that 'vethtrace replay' reads back into the same report.\n\nExamples:\n" +
+                "  vethtrace record web -o web.pcapng --duration 30s\n" +
+                "  vethtrace record web -o web.pcapng --egress vt-up0 --filter 'tcp port 80'\n" +
+                "  vethtrace record web -o web.pcapng -C 100 -W 10   (a ring of ten files of at most 100 MB: web0.pcapng to web9.pcapng)\n" +
+                "  vethtrace record web -o web.pcapng -s 128   (headers only: enough for replay, and far smaller under bulk TCP)\n\n" +
+                "The file is flushed every half second and when a signal (SIGINT, SIGTERM, SIGHUP) stops the recording, so a crash " +
+                "or kill -9 loses at most the last half second; a write error (a full disk) stops the recording with one line and exit 4, " +
+                "the file cut back to its last whole packet.")
+            {
+                target, file, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort,
+            }
+            : new Command("follow", "Capture on every hop of a container's path at once (its eth0 inside its namespace, its veth, " +
+                "the bridge, the egress) and show the path latency as it happens.\n\nExamples:\n" +
+                "  vethtrace follow web --duration 10s\n" +
+                "  vethtrace follow web --egress vt-up0 --format json\n" +
+                "  vethtrace follow netns:upstream --duration 5s\n" +
+                "  vethtrace follow --hop eth0@/proc/1234/ns/net --hop veth1eae2a7 --hop docker0 --hop eth0\n" +
+                "  vethtrace follow web --hop vethd4e5f6 --hop eth0@/proc/5678/ns/net   (east-west: add the peer's hops)\n" +
+                "  vethtrace follow --hop eth0@/run/netns/c1 --hop vxlan1@/run/netns/h1 --hop wire1@/run/netns/h1 ...   (an overlay, across hosts)")
+            {
+                target, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort,
+            };
+        if (record)
+        {
+            recordFiles.AddTo(command);
+        }
+        command.Validators.Add(result =>
+        {
+            // As for files: System.CommandLine hands an unknown "--option" to the argument. No container name starts with '-'.
+            if (result.GetValue(target) is { Length: > 1 } text && text[0] == '-')
+            {
+                result.AddError($"unknown option '{text}'");
+            }
+            else if (result.GetValue(target) is null && (result.GetValue(hops) ?? []).Length == 0)
+            {
+                result.AddError("follow needs a target (a container, netns:<name> or pid:<n>) or --hop interfaces");
+            }
+        });
+        command.SetAction(async (parseResult, cancel) =>
+        {
+            // Up front, before Docker is asked anything: every hop needs CAP_NET_RAW and CAP_NET_ADMIN. Whether
+            // CAP_SYS_ADMIN is needed too (setns) is known once the target is resolved; FollowCommand checks that.
+            if (VethTrace.Capture.Live.Capabilities.Missing(entersNamespaces: false) is { } missing)
+            {
+                error.WriteLine($"vethtrace: {missing}");
+                return (int)ExitCode.CaptureFailed;
+            }
+            var resolved = await LiveTargets.ResolveHopsAsync(parseResult.GetValue(target), parseResult.GetValue(hops), parseResult.GetValue(egress),
+                parseResult.GetValue(format) == ReplayCommand.Format.Json, output, error, cancel);
+            if (resolved.Exit is { } exit)
+            {
+                return (int)exit;
+            }
+            var (hopTargets, description) = (resolved.Hops!, resolved.Description!);
+            long? durationNs = null;
+            if (parseResult.GetValue(duration) is { } text)
+            {
+                Durations.TryParseNanoseconds(text, out long ns);
+                durationNs = ns;
+            }
+            var settings = new FollowCommand.Settings(hopTargets, description, parseResult.GetValue(format),
+                durationNs is { } n ? TimeSpan.FromTicks(n / 100) : null, CommonOptions.WindowNs(parseResult, window), parseResult.GetValue(filter),
+                new ParserOptions { VxlanPort = (ushort)parseResult.GetValue(vxlanPort) },
+                record ? parseResult.GetValue(file) : null,
+                Terminal: ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected,
+                Reresolve: parseResult.GetValue(target) is { } name
+                    ? token => LiveTargets.Reresolve(name, parseResult.GetValue(hops), parseResult.GetValue(egress), token)
+                    : null,
+                WaitForever: parseResult.GetValue(all),
+                SnapLength: parseResult.GetValue(snapLength) ?? (record ? FollowCommand.RecordSnapLength : FollowCommand.FollowSnapLength),
+                BufferBytes: (parseResult.GetValue(bufferSize) ?? LiveCapture.DefaultBufferBytes / 1024) * 1024,
+                Rotation: record ? recordFiles.Read(parseResult) : null);
+            return (int)FollowCommand.Execute(settings, output, error, cancel);
+        });
+        return command;
+    }
+
     public sealed record Settings(
         IReadOnlyList<HopTarget> Hops,
         string Description,
@@ -57,10 +212,16 @@ public static class FollowCommand
             error.WriteLine($"vethtrace: {missing}");
             return ExitCode.CaptureFailed;
         }
+        // follow filters in the session, as replay does: a journey is kept when any of its copies matches, so a filter on
+        // a container's address keeps the copies NAT rewrote (libpcap on each hop would drop them). record hands the
+        // expression to libpcap instead: its file holds what tcpdump -w would write with it.
+        bool recording = settings.RecordPath is not null;
+        using PacketFilter? filter = recording || settings.Filter is null ? null : PacketFilter.TryCreate(settings.Filter, out _);
+        var session = new TraceSession(new TraceSessionOptions { WindowNs = settings.WindowNs, Parser = settings.Parser, Filter = filter });
         LiveCapture live;
         try
         {
-            live = new LiveCapture(settings.Hops, new CorrelatorOptions { WindowNs = settings.WindowNs }, settings.Parser, settings.Filter, settings.SnapLength, settings.BufferBytes);
+            live = new LiveCapture(settings.Hops, session, recording ? settings.Filter : null, settings.SnapLength, settings.BufferBytes);
         }
         catch (LiveCaptureException e)
         {
@@ -73,25 +234,26 @@ public static class FollowCommand
             return ExitCode.CaptureFailed;
         }
         using (live)
-        using (RecordingSink? recording = settings.RecordPath is null ? null
+        using (RecordingSink? recorder = settings.RecordPath is null ? null
             : RecordingSink.Create(settings.RecordPath, settings.Rotation ?? RotationOptions.None, live, settings.Hops, settings.Description, settings.SnapLength, error))
         {
-            if (settings.RecordPath is not null && recording is null)
+            if (recording && recorder is null)
             {
                 return ExitCode.CaptureFailed;
             }
-            live.Sink = recording;
+            live.Sink = recorder;
+            IReadOnlyList<string> names = session.Interfaces.Names;
             bool json = settings.OutputFormat == ReplayCommand.Format.Json;
             if (!json)
             {
                 output.WriteLine(TerminalText.Escape(settings.Description));
-                output.WriteLine("opening " + string.Join(", ", TerminalText.EscapeAll(live.Names)) + (settings.Duration is { } d ? $" for {d.TotalSeconds:0.#} s" : "; Ctrl-C to stop"));
+                output.WriteLine("opening " + string.Join(", ", TerminalText.EscapeAll(names)) + (settings.Duration is { } d ? $" for {d.TotalSeconds:0.#} s" : "; Ctrl-C to stop"));
             }
             live.Start();
             if (json)
             {
                 // Tells a consumer (or a test) that every handle is capturing from here on.
-                output.WriteLine(StartRecord(settings.Description, live.Names));
+                output.WriteLine(StartRecord(settings.Description, names));
             }
             else
             {
@@ -104,15 +266,15 @@ public static class FollowCommand
                 // A terminal gets the live view, redrawn in place; anything else gets one plain line a second.
                 AnsiConsole.Live(new Markup("starting…")).AutoClear(false).Start(context =>
                 {
-                    while (Tick(settings, live, clock, cancel, error) && recording?.Failure is null)
+                    while (Tick(settings, live, clock, cancel, error) && recorder?.Failure is null)
                     {
-                        context.UpdateTarget(LiveView.Render(settings.Description, clock.Elapsed, live.Report(), live.Names, live.RoleOf, live.Statistics()));
+                        context.UpdateTarget(LiveView.Render(settings.Description, clock.Elapsed, session.Report(), names, session.Interfaces.RoleOf, live.Statistics()));
                     }
                 });
             }
             else
             {
-                while (Tick(settings, live, clock, cancel, error) && recording?.Failure is null)
+                while (Tick(settings, live, clock, cancel, error) && recorder?.Failure is null)
                 {
                     WriteProgress(output, json, clock.Elapsed, live);
                 }
@@ -120,13 +282,13 @@ public static class FollowCommand
             live.Stop();
             // The file is complete before the report is built: a second signal, or a kill while the report is
             // printed, finds it closed.
-            recording?.Dispose();
-            if (recording?.Failure is { } failure)
+            recorder?.Dispose();
+            if (recorder?.Failure is { } failure)
             {
-                error.WriteLine(TerminalText.Escape($"vethtrace: cannot write {recording.FailedPath}: {failure.Message}; recording stopped " +
+                error.WriteLine(TerminalText.Escape($"vethtrace: cannot write {recorder.FailedPath}: {failure.Message}; recording stopped " +
                     "(the file ends at the last whole packet written)"));
             }
-            CorrelationReport report = live.Report();
+            CorrelationReport report = session.Report();
             IReadOnlyList<HopStatistics> statistics = live.Statistics();
             long kernelDropped = statistics.Sum(h => Math.Max(0, h.KernelDropped));
             if (kernelDropped > 0)
@@ -137,7 +299,7 @@ public static class FollowCommand
             }
             if (json)
             {
-                ReplayJson.Write(output, report, live.Names);
+                ReplayJson.Write(output, report, names);
                 foreach (HopStatistics hop in statistics)
                 {
                     output.WriteLine(TerminalText.EscapeJson(string.Create(CultureInfo.InvariantCulture,
@@ -147,7 +309,7 @@ public static class FollowCommand
             else
             {
                 output.WriteLine();
-                ReplayTable.Write(output, report, live.Names, live.RoleOf);
+                ReplayTable.Write(output, report, names, session.Interfaces.RoleOf);
                 output.WriteLine();
                 output.WriteLine("Capture (packets seen, dropped by the kernel)");
                 foreach (HopStatistics hop in statistics)
@@ -155,12 +317,12 @@ public static class FollowCommand
                     output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {TerminalText.Escape(hop.DisplayName),-30}{hop.Packets,10}{hop.KernelDropped,10} dropped"));
                 }
             }
-            if (recording is not null && !json)
+            if (recorder is not null && !json)
             {
                 output.WriteLine();
-                output.WriteLine(TerminalText.Escape(recording.Summary(settings.Hops.Count)));
+                output.WriteLine(TerminalText.Escape(recorder.Summary(settings.Hops.Count)));
             }
-            return recording?.Failure is null ? ExitCode.Success : ExitCode.CaptureFailed;
+            return recorder?.Failure is null ? ExitCode.Success : ExitCode.CaptureFailed;
         }
     }
 
@@ -293,7 +455,7 @@ public static class FollowCommand
                 IReadOnlyList<HopTarget> hops = settings.Reresolve!(cancel);
                 if (live.Reattach(hops))
                 {
-                    error.WriteLine(TerminalText.Escape("vethtrace: the container is back; following " + string.Join(", ", live.Names)));
+                    error.WriteLine(TerminalText.Escape("vethtrace: the container is back; following " + string.Join(", ", live.Session.Interfaces.Names)));
                     return true;
                 }
                 return false;
@@ -330,7 +492,7 @@ public static class FollowCommand
     private static void WriteProgress(TextWriter output, bool json, TimeSpan elapsed, LiveCapture live)
     {
         var statistics = live.Statistics();
-        var correlator = live.Correlator;
+        Correlator correlator = live.Session.Correlator;
         if (json)
         {
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,

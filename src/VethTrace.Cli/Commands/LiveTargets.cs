@@ -2,59 +2,113 @@ using VethTrace.Capture.Docker;
 using VethTrace.Capture.Live;
 using VethTrace.Capture.Topology;
 using VethTrace.Tracing;
+using VethTrace.Text;
 
 namespace VethTrace.Cli.Commands;
 
-/// <summary>The hops to capture for a target (a container, netns:NAME, pid:N), from its resolved topology.</summary>
+/// <summary>
+/// What follow and record capture on: the hops of a target (a container, netns:NAME, pid:N) from its resolved topology
+/// (<see cref="ContainerTopology.Hops"/>), the <c>--hop</c> interfaces given on the command line, and the egress.
+/// </summary>
 public static class LiveTargets
 {
     public sealed record Resolution(IReadOnlyList<HopTarget> Hops, string Description, ContainerTopology Topology);
+
+    /// <summary>The hops to capture, a description of the target, or the exit code after a failure was printed.</summary>
+    public sealed record ResolvedHops(IReadOnlyList<HopTarget>? Hops, string? Description, ExitCode? Exit);
 
     /// <summary>Resolves the target; throws <see cref="DockerException"/> or <see cref="TopologyException"/> with one line.</summary>
     public static async Task<Resolution> ResolveAsync(string target, string? egress, CancellationToken cancel)
     {
         DockerClient? docker = TopologyTarget.Parse(target).Kind == TopologyTargetKind.Container ? DockerClient.FromEnvironment() : null;
         ContainerTopology topology = await ContainerTopology.ResolveAsync(target, docker, cancel);
-        string name = topology.SharesNamespaceWith ?? topology.DisplayName;
-        var hops = new List<HopTarget>();
-        void Add(HopTarget hop)
-        {
-            if (!hops.Exists(h => h.Interface == hop.Interface && h.NetworkNamespace == hop.NetworkNamespace))
-            {
-                hops.Add(hop);
-            }
-        }
-        if (topology.Shape == TopologyShape.Interfaces)
-        {
-            foreach (ContainerInterface inside in topology.Interfaces)
-            {
-                Add(new HopTarget(inside.Name, topology.NamespacePath, InterfaceRole.Container, $"{inside.Name}({ShortName(name)})"));
-                if (inside.HostPeer is not null)
-                {
-                    Add(new HopTarget(inside.HostPeer, null, InterfaceRole.Veth, inside.HostPeer));
-                }
-                if (inside.Bridge is not null)
-                {
-                    Add(new HopTarget(inside.Bridge, null, InterfaceRole.Bridge, inside.Bridge));
-                }
-                if (inside.Parent is not null)
-                {
-                    Add(new HopTarget(inside.Parent, null, InterfaceRole.Egress, inside.Parent));
-                }
-            }
-        }
-        // A macvlan or ipvlan container sends straight out of its parent: the host's routed egress is not on its
-        // path (unless --egress names one anyway).
-        string? egressInterface = egress ?? (topology.SubInterfacesOnly ? null : topology.Egress);
-        if (topology.Shape != TopologyShape.NoNetwork && egressInterface is not null)
-        {
-            Add(new HopTarget(egressInterface, null, InterfaceRole.Egress, egressInterface));
-        }
         string description = topology.DisplayName
             + (topology.NetworkMode is { } mode && topology.SharesNamespaceWith is null ? $" (network mode {mode})" : "")
             + (topology.Description is { } more ? $": {more}" : "");
-        return new Resolution(hops, description, topology);
+        return new Resolution(topology.Hops(egress), description, topology);
     }
 
-    private static string ShortName(string name) => name.StartsWith('/') ? name[1..] : name;
+    /// <summary>
+    /// The hops of a target (through Docker or the namespace) with the <c>--hop</c>s added, or the <c>--hop</c> list
+    /// alone; <paramref name="egress"/> is the egress either way (added as a hop if missing). Prints failures itself.
+    /// </summary>
+    public static async Task<ResolvedHops> ResolveHopsAsync(string? target, string[]? hops, string? egress, bool json, TextWriter output, TextWriter error, CancellationToken cancel)
+    {
+        List<HopTarget> extra = ParseHops(hops, egress);
+        if (target is null)
+        {
+            return new ResolvedHops(extra, "hops given on the command line", null);
+        }
+        try
+        {
+            Resolution resolution = await ResolveAsync(target, egress, cancel);
+            if (resolution.Topology.Shape == TopologyShape.NoNetwork || resolution.Hops.Count == 0)
+            {
+                // Nothing to capture (none mode): say why, in the stream's own form, and end successfully.
+                output.WriteLine(json
+                    ? FollowCommand.StartRecord(resolution.Description, [])
+                    : TerminalText.Escape(resolution.Description));
+                return new ResolvedHops(null, null, ExitCode.Success);
+            }
+            // --hop beside a target adds hops to its path: the other container's veth for east-west traffic, say.
+            return new ResolvedHops(WithExtraHops(resolution.Hops, extra), resolution.Description, null);
+        }
+        catch (DockerException e)
+        {
+            error.WriteLine(TerminalText.Escape($"vethtrace: {e.Message}"));
+            return new ResolvedHops(null, null, ExitCode.ContainerUnavailable);
+        }
+        catch (TopologyException e)
+        {
+            error.WriteLine(TerminalText.Escape($"vethtrace: {e.Message}"));
+            return new ResolvedHops(null, null, ExitCode.ContainerUnavailable);
+        }
+    }
+
+    /// <summary>The hops again after the target restarted (a new namespace, a new veth), with the same <c>--hop</c>s.</summary>
+    public static IReadOnlyList<HopTarget> Reresolve(string target, string[]? hops, string? egress, CancellationToken cancel) =>
+        WithExtraHops(ResolveAsync(target, egress, cancel).GetAwaiter().GetResult().Hops, ParseHops(hops, egress));
+
+    /// <summary>
+    /// The <c>--hop</c> list, in the order given, with the interface <paramref name="egress"/> names (in the host's
+    /// namespace) marked as the egress, and added at the end when no hop names it.
+    /// </summary>
+    public static List<HopTarget> ParseHops(string[]? hops, string? egress)
+    {
+        List<HopTarget> parsed = [.. (hops ?? []).Select(text => ParseHop(text, egress))];
+        if (egress is not null && parsed.Count > 0 && !parsed.Exists(h => h.Interface == egress && h.NetworkNamespace is null))
+        {
+            parsed.Add(new HopTarget(egress, null, InterfaceRole.Egress, egress, RoleSource.Given));
+        }
+        return parsed;
+    }
+
+    private static List<HopTarget> WithExtraHops(IReadOnlyList<HopTarget> resolved, List<HopTarget> extra) =>
+        [.. resolved, .. extra.Where(e => !resolved.Any(r => r.Interface == e.Interface && r.NetworkNamespace == e.NetworkNamespace))];
+
+    /// <summary>IFACE or IFACE@/path/to/netns; its role from <paramref name="egress"/>, else from its name.</summary>
+    public static HopTarget ParseHop(string text, string? egress = null)
+    {
+        int at = text.IndexOf('@');
+        string name = at < 0 ? text : text[..at];
+        string? netns = at < 0 ? null : text[(at + 1)..];
+        string display = netns is null ? name : $"{name}@{NamespaceLabel(netns)}";
+        if (netns is null && name == egress)
+        {
+            return new HopTarget(name, null, InterfaceRole.Egress, display, RoleSource.Given);
+        }
+        // A hop in the host's namespace is never the container's own side, whatever its name (eth0 is often the
+        // uplink); inside a namespace the name says it (eth0 the container's side, vethX a veth, br-X a bridge: the
+        // hosts of the overlay lab are namespaces too).
+        InterfaceRole byName = InterfaceRoles.FromName(name);
+        InterfaceRole role = netns is null && byName == InterfaceRole.Container ? InterfaceRole.Egress : byName;
+        return new HopTarget(name, netns, role, display, RoleSource.Name);
+    }
+
+    /// <summary>How a hop's namespace is shown: the PID of /proc/PID/ns/net, else the file's name (ip netns names).</summary>
+    internal static string NamespaceLabel(string netns)
+    {
+        string[] parts = netns.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        return parts is ["proc", var pid, "ns", ..] ? pid : parts.Length > 0 ? parts[^1] : netns;
+    }
 }

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using VethTrace.Capture.Files;
 using VethTrace.Cli.Output;
@@ -12,6 +13,47 @@ namespace VethTrace.Cli.Commands;
 /// </summary>
 public static class PacketsCommand
 {
+    /// <summary>The <c>packets</c> command: its arguments and options, parsed into <see cref="Settings"/>.</summary>
+    public static Command Build(TextWriter output, TextWriter error)
+    {
+        var files = CommonOptions.Files();
+        var byFingerprint = new Option<bool>("--by-fingerprint", "-g")
+        {
+            Description = "Group packets by their NAT-invariant fingerprint: one packet's copies on several interfaces stand together, with the time since the first copy",
+        };
+        var count = new Option<long?>("--count", "-c")
+        {
+            Description = "Stop after this many packets (default: all)",
+        };
+        count.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<long?>() is <= 0)
+            {
+                result.AddError("--count must be a positive number");
+            }
+        });
+        var vxlanPort = CommonOptions.VxlanPort();
+        var ifname = CommonOptions.Ifname();
+
+        var command = new Command("packets", "Print every packet of the captures, parsed, with its NAT-invariant fingerprint.\n\nExamples:\n" +
+            "  vethtrace packets captures/masquerade-multi.pcapng --by-fingerprint\n" +
+            "  vethtrace packets captures/any-sll2.pcap --ifname 5=docker0 -c 20")
+        {
+            files, byFingerprint, count, vxlanPort, ifname,
+        };
+        command.SetAction(parseResult =>
+        {
+            var settings = new PacketsCommand.Settings(
+                parseResult.GetValue(files) ?? [],
+                parseResult.GetValue(byFingerprint),
+                parseResult.GetValue(count) ?? long.MaxValue,
+                new ParserOptions { VxlanPort = (ushort)parseResult.GetValue(vxlanPort) },
+                CommonOptions.InterfaceMap(parseResult, ifname));
+            return (int)PacketsCommand.Execute(settings, output, error);
+        });
+        return command;
+    }
+
     /// <summary>Grouping keeps every packet's line in memory; beyond this many it stops and says so.</summary>
     public const int MaxGroupedPackets = 1_000_000;
 

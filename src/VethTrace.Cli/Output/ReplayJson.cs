@@ -5,7 +5,7 @@ using VethTrace.Tracing;
 namespace VethTrace.Cli.Output;
 
 /// <summary>
-/// The JSON Lines report of DESIGN.md: one object per line, each with a <c>type</c> — <c>summary</c>, <c>hop</c>,
+/// The JSON Lines report (docs/DESIGN.md, "The report"): one object per line, each with a <c>type</c> — <c>summary</c>, <c>hop</c>,
 /// <c>nat</c>, <c>loss</c> (field names fixed by the contract), plus <c>path</c> records. Names are the real names:
 /// System.Text.Json escapes control characters (<c>\u001B</c>), <see cref="TerminalText.EscapeJson"/> the Unicode format
 /// characters it leaves raw, so a line is safe on a terminal and decodes to the name as captured (a byte that was not

@@ -5,7 +5,7 @@ using VethTrace.Packets.Headers;
 namespace VethTrace.Flows;
 
 /// <summary>
-/// The NAT-invariant fingerprint of DESIGN.md: a 64-bit hash of what stays the same when one packet
+/// The NAT-invariant fingerprint (docs/DESIGN.md, "The NAT-invariant fingerprint"): a 64-bit hash of what stays the same when one packet
 /// crosses a veth, a bridge, routing and netfilter NAT, and of what tells two packets of one flow apart.
 /// <list type="bullet">
 /// <item>Left out, because the path rewrites them: addresses and ports (SNAT, MASQUERADE, DNAT), the TTL or hop

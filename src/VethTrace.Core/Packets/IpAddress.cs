@@ -92,7 +92,7 @@ public readonly struct IpAddress : IEquatable<IpAddress>, IComparable<IpAddress>
 
     public override string ToString() => _version == 0 ? "-" : ToIPAddress().ToString();
 
-    /// <summary>Formats an endpoint as DESIGN.md's report contract wants: <c>ip:port</c>, <c>[v6]:port</c>, or a bare address.</summary>
+    /// <summary>Formats an endpoint as the report contract wants (docs/DESIGN.md, "The report"): <c>ip:port</c>, <c>[v6]:port</c>, or a bare address.</summary>
     public string ToEndpointString(int? port) => port is null
         ? ToString()
         : _version == 6 ? $"[{this}]:{port}" : $"{this}:{port}";

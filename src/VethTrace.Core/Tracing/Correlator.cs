@@ -15,8 +15,8 @@ namespace VethTrace.Tracing;
 /// <remarks>
 /// Each observation is copied once, into <see cref="_observations"/>, a ring in arrival order; a journey is a small
 /// entry in <see cref="_journeys"/> (a ring in start order, which is also expiry order) that chains its sightings
-/// through the ring. The segmentation index keeps a 48-byte <see cref="SegmentEntry"/> per TCP data packet in a third
-/// ring, chained per segment key. Everything a packet writes is read back in the same order a window later, so
+/// through the ring. The <see cref="SegmentIndex"/> keeps a 48-byte entry per TCP data packet in a third ring,
+/// chained per segment key. Everything a packet writes is read back in the same order a window later, so
 /// the reads stream through memory instead of chasing one pooled object and list per journey (a profile of the
 /// earlier design: 17 % of replay's time in <see cref="Expire"/> alone, waiting for journeys to come back from memory).
 /// </remarks>
@@ -40,23 +40,15 @@ public sealed class Correlator : IObservationSink
     private readonly List<Observation> _sightings = [];
     private readonly List<Observation> _scratch = [];
     private readonly List<Observation> _ties = [];
-    /// <summary>TCP data in arrival order, for segmentation matches; each segment key's entries are chained (first, last).</summary>
-    private readonly SequenceRing<SegmentEntry> _segmentEntries = new();
-    private readonly Dictionary<ulong, (long First, long Last)> _segments = [];
-    /// <summary>
-    /// Whether <see cref="_segments"/> is kept. Not while one interface has carried all TCP data (a one-interface
-    /// capture): every journey with data visited it, so no segmentation match is looked for (see
-    /// <see cref="FindSegmentContinuation"/>) and the ring alone suffices until a second interface brings data.
-    /// </summary>
-    private bool _chained;
-    /// <summary>Every interface that has carried TCP data, in order of first appearance: few, so a list.</summary>
-    private readonly List<int> _dataInterfaces = [];
+    /// <summary>TCP data of the last two windows, for segmentation matches (docs/DESIGN.md, "Segmentation (GRO and GSO)").</summary>
+    private readonly SegmentIndex _segmentIndex;
     private readonly Dictionary<(int From, int To), long> _segmentEdges = [];
 
     public Correlator(CorrelatorOptions options, Func<int, InterfaceRole> roleOf)
     {
         _options = options;
         _roleOf = roleOf;
+        _segmentIndex = new SegmentIndex(options.WindowNs);
     }
 
     public long Observations { get; private set; }
@@ -72,7 +64,7 @@ public sealed class Correlator : IObservationSink
     /// The memory its rings and open-journey table hold outside the GC heap (<see cref="LargeBuffer{T}"/>): a memory
     /// benchmark adds it to what the GC counts.
     /// </summary>
-    public long NativeBytes => _open.Bytes + _journeys.Bytes + _observations.Bytes + _segmentEntries.Bytes;
+    public long NativeBytes => _open.Bytes + _journeys.Bytes + _observations.Bytes + _segmentIndex.Bytes;
 
     /// <summary>Journeys dropped because a filter selected none of their copies.</summary>
     public long Unselected { get; private set; }
@@ -98,7 +90,7 @@ public sealed class Correlator : IObservationSink
         slot.NextSighting = -1;
         if (observation.IsTcpData)
         {
-            IndexSegment(in observation);
+            _segmentIndex.Add(in observation);
         }
         ref long open = ref _open.Find(observation.Fingerprint, _journeys.Head, out bool exists);
         if (exists)
@@ -259,7 +251,7 @@ public sealed class Correlator : IObservationSink
     /// </summary>
     private bool FinishSingle(in Observation only)
     {
-        if (only.IsTcpData && (_dataInterfaces.Count != 1 || _dataInterfaces[0] != only.Interface))
+        if (only.IsTcpData && !_segmentIndex.IsOnlyDataInterface(only.Interface))
         {
             return false;
         }
@@ -300,35 +292,14 @@ public sealed class Correlator : IObservationSink
     /// <summary>
     /// GRO coalesces segments into one super-packet and GSO cuts one into segments, so one hop's packet is
     /// several packets on the next, with other fingerprints. A TCP journey that overlaps, by sequence range
-    /// within the same segment key, TCP data seen on interfaces it did not visit continued there. Those
-    /// interfaces are appended (in time order) to the path used for loss decisions, in <see cref="_scratch"/>;
-    /// latency histograms keep to exact matches.
+    /// within the same segment key, TCP data seen on interfaces it did not visit continued there (the
+    /// <see cref="SegmentIndex"/> finds those). Those interfaces are appended (in time order) to the path used for loss
+    /// decisions, in <see cref="_scratch"/>; latency histograms keep to exact matches.
     /// </summary>
     private bool FindSegmentContinuation(List<Observation> sightings)
     {
         _scratch.Clear();
-        Observation first = sightings[0];
-        if (VisitsAll(sightings, _dataInterfaces) || !_segments.TryGetValue(first.SegmentKey, out var chain))
-        {
-            // A candidate must be on an interface the journey did not visit. When it visited every interface that ever
-            // carried TCP data (always, in a capture of one interface), none can be: skip the walk over the candidates.
-            return false;
-        }
-        // Plain loops, no lambdas: a lambda capturing the loop variable allocated a closure (holding a copy of the
-        // observation) on every iteration, dozens per TCP packet of a bulk stream.
-        for (long next = chain.First; next >= 0;)
-        {
-            ref SegmentEntry candidate = ref _segmentEntries[next];
-            next = next == chain.Last ? -1 : candidate.NextSameKey;
-            if (Math.Abs(candidate.TimestampNs - first.TimestampNs) > _options.WindowNs || candidate.Fingerprint == first.Fingerprint
-                || !Overlaps(first, candidate) || Visits(sightings, candidate.Interface) || Visits(_scratch, candidate.Interface))
-            {
-                continue;
-            }
-            // What the extended path needs of a candidate: its time, order and interface.
-            _scratch.Add(new Observation(candidate.TimestampNs, candidate.Interface, candidate.Order, candidate.Fingerprint, default, 0));
-        }
-        if (_scratch.Count == 0)
+        if (!_segmentIndex.FindContinuations(sightings, _scratch))
         {
             return false;
         }
@@ -347,30 +318,6 @@ public sealed class Correlator : IObservationSink
         return true;
     }
 
-    private static bool Visits(List<Observation> sightings, int interfaceId)
-    {
-        foreach (ref readonly Observation sighting in CollectionsMarshal.AsSpan(sightings))
-        {
-            if (sighting.Interface == interfaceId)
-            {
-                return true;
-            }
-        }
-        return false;
-    }
-
-    private static bool VisitsAll(List<Observation> sightings, List<int> interfaceIds)
-    {
-        foreach (int interfaceId in CollectionsMarshal.AsSpan(interfaceIds))
-        {
-            if (!Visits(sightings, interfaceId))
-            {
-                return false;
-            }
-        }
-        return true;
-    }
-
     private static bool Contains(List<Observation> sightings, long order)
     {
         foreach (ref readonly Observation sighting in CollectionsMarshal.AsSpan(sightings))
@@ -383,77 +330,6 @@ public sealed class Correlator : IObservationSink
         return false;
     }
 
-    /// <summary>Whether two sequence ranges share a byte, modulo 2^32 (RFC 9293 section 3.4 comparisons).</summary>
-    private static bool Overlaps(in Observation a, in SegmentEntry b) =>
-        (int)(a.TcpSequence - b.SequenceEnd) < 0 && (int)(b.TcpSequence - a.SequenceEnd) < 0;
-
-    private void IndexSegment(in Observation observation)
-    {
-        // Forget what is older than two windows: a journey looks back at most one window from its start.
-        long horizon = observation.TimestampNs - 2 * _options.WindowNs;
-        while (_segmentEntries.Count > 0 && _segmentEntries[_segmentEntries.Head].TimestampNs < horizon)
-        {
-            if (!_chained)
-            {
-                _segmentEntries.DropBefore(_segmentEntries.Head + 1);
-                continue;
-            }
-            ref SegmentEntry old = ref _segmentEntries[_segmentEntries.Head];
-            // Each key's chain fills in arrival order, so the oldest entry is its first.
-            ref var oldChain = ref CollectionsMarshal.GetValueRefOrNullRef(_segments, old.SegmentKey);
-            if (oldChain.Last == _segmentEntries.Head)
-            {
-                _segments.Remove(old.SegmentKey);
-            }
-            else
-            {
-                oldChain.First = old.NextSameKey;
-            }
-            _segmentEntries.DropBefore(_segmentEntries.Head + 1);
-        }
-        if (!_dataInterfaces.Contains(observation.Interface))
-        {
-            _dataInterfaces.Add(observation.Interface);
-            if (_dataInterfaces.Count == 2)
-            {
-                // From now on a journey can miss an interface that carried data: chain what the ring holds, as it
-                // would have been chained on arrival.
-                for (long kept = _segmentEntries.Head; kept < _segmentEntries.Tail; kept++)
-                {
-                    Chain(kept);
-                }
-                _chained = true;
-            }
-        }
-        long sequence = _segmentEntries.Push(new SegmentEntry(observation));
-        if (_chained)
-        {
-            Chain(sequence);
-        }
-    }
-
-    /// <summary>Appends a segment entry to its key's chain.</summary>
-    private void Chain(long sequence)
-    {
-        ref var chain = ref CollectionsMarshal.GetValueRefOrAddDefault(_segments, _segmentEntries[sequence].SegmentKey, out bool exists);
-        if (exists)
-        {
-            _segmentEntries[chain.Last].NextSameKey = sequence;
-            chain.Last = sequence;
-        }
-        else
-        {
-            chain = (sequence, sequence);
-        }
-    }
-
-    /// <summary>
-    /// Time order. Equal timestamps (the kernel reuses the receive stamp along an ingress path) follow the topology:
-    /// a tie after an earlier sighting goes outwards from it, nearest role first (after the egress: egress, tunnel,
-    /// bridge, veth, container; after a container's interface the reverse), which also orders a journey that crosses
-    /// from one host to another through a tunnel; a tie at the start ends nearest to the sighting after it. Equal
-    /// roles keep capture order.
-    /// </summary>
     /// <summary>
     /// A sighting whose capture time was invalid (<see cref="Observation.TimestampInvalid"/>) carries a stand-in time,
     /// so its place in the path cannot come from it: it takes the time of the valid sighting nearest to it by role, and
@@ -484,6 +360,13 @@ public sealed class Correlator : IObservationSink
         }
     }
 
+    /// <summary>
+    /// Time order. Equal timestamps (the kernel reuses the receive stamp along an ingress path) follow the topology:
+    /// a tie after an earlier sighting goes outwards from it, nearest role first (after the egress: egress, tunnel,
+    /// bridge, veth, container; after a container's interface the reverse), which also orders a journey that crosses
+    /// from one host to another through a tunnel; a tie at the start ends nearest to the sighting after it. Equal
+    /// roles keep capture order.
+    /// </summary>
     private void Order(List<Observation> sightings)
     {
         if (sightings.Count < 2)
@@ -584,21 +467,6 @@ public sealed class Correlator : IObservationSink
         /// <summary>The journey's next sighting, or -1.</summary>
         public long NextSighting;
     }
-
-    /// <summary>What a segmentation match needs of a TCP data packet; chained per segment key.</summary>
-    [StructLayout(LayoutKind.Auto)]
-    private struct SegmentEntry(in Observation observation)
-    {
-        public readonly long TimestampNs = observation.TimestampNs;
-        public readonly long Order = observation.Order;
-        public readonly ulong Fingerprint = observation.Fingerprint;
-        public readonly ulong SegmentKey = observation.SegmentKey;
-        public readonly int Interface = observation.Interface;
-        public readonly uint TcpSequence = observation.TcpSequence;
-        public readonly uint SequenceEnd = observation.SequenceEnd;
-        /// <summary>The next entry under the same key (meaningless for a chain's last).</summary>
-        public long NextSameKey;
-    }
 }
 
 /// <summary>
@@ -625,122 +493,7 @@ internal readonly record struct PathKey(ulong Packed, int Length)
 /// <summary>Matching settings.</summary>
 public sealed record CorrelatorOptions
 {
-    /// <summary>
-    /// How long after its first sighting a journey may still gain hops. 1 s: three orders of magnitude above the
-    /// slowest hop seen in the lab (a 5 ms netem delay), and short enough to keep memory small at line rate.
-    /// </summary>
-    public long WindowNs { get; init; } = 1_000_000_000;
+    /// <summary>How long after its first sighting a journey may still gain hops (<see cref="TraceSessionOptions.DefaultWindowNs"/>).</summary>
+    public long WindowNs { get; init; } = TraceSessionOptions.DefaultWindowNs;
 }
 
-/// <summary>How often each sequence of interfaces was a journey's path.</summary>
-public sealed class PathStats(int[] interfaces)
-{
-    public IReadOnlyList<int> Interfaces { get; } = interfaces;
-
-    public long Journeys { get; set; }
-}
-
-/// <summary>
-/// How far the journeys of one flow (as first seen) got: the longest path any of them took, and where each
-/// journey ended. A journey that ended on an interface before the end of the longest path was lost there.
-/// </summary>
-internal sealed class FlowReach
-{
-    private int[] _longest = [];
-    private readonly Dictionary<int, long> _endedAt = [];
-    /// <summary>Journeys of this flow mostly end on one interface in a row: counted here, added to the dictionary on a change.</summary>
-    private (int Interface, long Count) _endedRun = (-1, 0);
-
-    /// <summary>How many journeys ended on each interface, in order of the first to end there.</summary>
-    public Dictionary<int, long> EndedAt
-    {
-        get
-        {
-            FlushEndedRun();
-            return _endedAt;
-        }
-    }
-
-    public void Add(List<Observation> sightings)
-    {
-        if (sightings.Count > _longest.Length)
-        {
-            _longest = sightings.Select(s => s.Interface).ToArray();
-        }
-        Ended(sightings[^1].Interface);
-    }
-
-    /// <summary><see cref="Add(List{Observation})"/> for a journey seen on one interface.</summary>
-    public void Add(int interfaceId)
-    {
-        if (_longest.Length == 0)
-        {
-            _longest = [interfaceId];
-        }
-        Ended(interfaceId);
-    }
-
-    private void Ended(int interfaceId)
-    {
-        if (interfaceId == _endedRun.Interface)
-        {
-            _endedRun.Count++;
-            return;
-        }
-        FlushEndedRun();
-        CollectionsMarshal.GetValueRefOrAddDefault(_endedAt, interfaceId, out _)++; // the first of a run: keeps the order of first appearance
-        _endedRun = (interfaceId, 0);
-    }
-
-    private void FlushEndedRun()
-    {
-        if (_endedRun.Count > 0)
-        {
-            _endedAt[_endedRun.Interface] += _endedRun.Count;
-            _endedRun.Count = 0;
-        }
-    }
-
-    /// <summary>True when the longest path goes on past <paramref name="interfaceId"/>.</summary>
-    public bool IsShortOf(int interfaceId)
-    {
-        int position = Array.IndexOf(_longest, interfaceId);
-        return position >= 0 && position < _longest.Length - 1;
-    }
-}
-
-public sealed record HopReport(int From, int To, LatencyHistogram Histogram);
-
-/// <summary>Journeys whose packet continued from <see cref="From"/> to <see cref="To"/> as other packets (GRO/GSO).</summary>
-public sealed record SegmentationReport(int From, int To, long Journeys);
-
-public sealed record LossReport(FlowKey Flow, int LastSeen, long Packets);
-
-/// <summary>
-/// What a correlation found. <see cref="Packets"/> counts every packet read (the correlator's observations until a
-/// caller sets it), <see cref="NotIp"/> those that were not IP and so not traced.
-/// </summary>
-public sealed record CorrelationReport(
-    long Packets,
-    long Journeys,
-    long MultiHopJourneys,
-    long Complete,
-    long Lost,
-    IReadOnlyList<HopReport> Hops,
-    IReadOnlyList<PathStats> Paths,
-    IReadOnlyList<NatMapping> Nat,
-    IReadOnlyList<LossReport> Losses)
-{
-    public long NotIp { get; init; }
-
-    /// <summary>TCP journeys that continued on further hops as coalesced or cut packets (GRO/GSO), matched by sequence range.</summary>
-    public long MatchedBySequenceRange { get; init; }
-
-    public IReadOnlyList<SegmentationReport> Segmentation { get; init; } = [];
-
-    /// <summary>Journeys left out because a packet filter matched none of their copies.</summary>
-    public long Unselected { get; init; }
-
-    /// <summary>The tunnels (VXLAN) interfaces carried packets in, with their outer headers.</summary>
-    public IReadOnlyList<TunnelReport> Tunnels { get; init; } = [];
-}

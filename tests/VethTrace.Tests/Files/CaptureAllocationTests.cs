@@ -3,7 +3,7 @@ using VethTrace.Capture.Files;
 namespace VethTrace.Tests.Files;
 
 /// <summary>
-/// The reader owns one buffer and reuses it (STYLE.md habit 9): reading must not allocate per packet, so a
+/// The reader owns one buffer and reuses it (docs/DESIGN.md, "Code habits": no allocation per packet): reading must not allocate per packet, so a
 /// long capture costs no garbage. Measured with <see cref="GC.GetAllocatedBytesForCurrentThread"/> around
 /// the read loop only; xunit runs a test method on one thread, so nothing else is counted.
 /// </summary>

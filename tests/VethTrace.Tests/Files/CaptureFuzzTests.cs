@@ -3,7 +3,7 @@ using VethTrace.Capture.Files;
 namespace VethTrace.Tests.Files;
 
 /// <summary>
-/// Random damage (STYLE.md habit 10): whatever the bytes, Open either succeeds or throws
+/// Random damage: whatever the bytes, Open either succeeds or throws
 /// <see cref="CaptureFileException"/>, and reading ends, by a clean end or an <see cref="CaptureFileReader.Error"/>
 /// inside the file, without any other exception escaping. Seeds are fixed so a failure reproduces.
 /// </summary>

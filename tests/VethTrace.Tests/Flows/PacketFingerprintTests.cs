@@ -8,8 +8,8 @@ using static VethTrace.Tests.Parser.SamplePackets;
 namespace VethTrace.Tests.Flows;
 
 /// <summary>
-/// The fingerprint must survive exactly what a Docker host's path rewrites (DESIGN.md, "What stays the same
-/// across hops") and change with what tells two packets of one flow apart.
+/// The fingerprint must survive exactly what a Docker host's path rewrites (docs/DESIGN.md, "What stays the
+/// same across hops") and change with what tells two packets of one flow apart.
 /// </summary>
 public class PacketFingerprintTests
 {

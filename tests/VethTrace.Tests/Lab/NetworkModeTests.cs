@@ -66,15 +66,19 @@ public sealed class NetworkModeTests
         try
         {
             LabEnvironment.Run("docker", "run", "-d", "--pull", "never", "--name", container, "--network", "host", Image, "sleep", "300");
-            var records = await FollowAsync(["follow", container, "--egress", lab["EGRESS_IF"], "--filter", $"icmp and host {lab["UPSTREAM_IP"]}"], () =>
-                LabEnvironment.Run("docker", "exec", container, "ping", "-c", "3", "-W", "2", lab["UPSTREAM_IP"]));
+            // Pings of an odd size (20 + 8 + 321 = 349 bytes of IP), so the filter tells them from other pings that cross
+            // the egress meanwhile: follow filters in the engine and captures everything on its hops.
+            var records = await FollowAsync(["follow", container, "--egress", lab["EGRESS_IF"], "--filter", $"icmp and host {lab["UPSTREAM_IP"]} and ip[2:2] = 349"], () =>
+                LabEnvironment.Run("docker", "exec", container, "ping", "-c", "3", "-s", "321", "-W", "2", lab["UPSTREAM_IP"]));
 
             JsonElement start = Records(records, "start").Single();
             Assert.Equal($"{container} (network mode host): host network: the container shares the host's interfaces; only the egress hop exists",
                 start.GetProperty("target").GetString());
             Assert.Equal([lab["EGRESS_IF"]], Interfaces(records));
             // Six packets (three requests, three replies) on the one hop, none of them matched across hops.
-            Assert.Equal(6, Records(records, "capture").Single().GetProperty("packets").GetInt64());
+            JsonElement summary = Records(records, "summary").Single(r => !r.TryGetProperty("live", out _));
+            Assert.Equal((6L, 0L), (summary.GetProperty("journeys").GetInt64(), summary.GetProperty("multi_hop_journeys").GetInt64()));
+            Assert.True(Records(records, "capture").Single().GetProperty("packets").GetInt64() >= 6);
             Assert.Empty(Records(records, "path"));
         }
         finally
@@ -218,16 +222,19 @@ public sealed class NetworkModeTests
                 Assert.Equal(["wire2@vt-ovh2", "vxlan2@vt-ovh2", "br-ov2@vt-ovh2", "vethov2@vt-ovh2", "eth0@vt-ovc2"], p.Hops[5..]));
             Assert.All(paths.Where(p => p.Hops[^1] == "eth0@vt-ovc1"), p =>
                 Assert.Equal(["wire1@vt-ovh1", "vxlan1@vt-ovh1", "br-ov1@vt-ovh1", "vethov1@vt-ovh1", "eth0@vt-ovc1"], p.Hops[5..]));
-            // The wire carried them in VXLAN 42 between the hosts' underlay addresses, three each way on each end.
+            // The wire carried them in VXLAN 42 between the hosts' underlay addresses, three each way on each end. A tunnel
+            // record counts every IP packet the tunnel carried on the hop, as replay's does (follow filters in the engine
+            // and captures the whole wire): an IGMP report of the namespaces' own may come along, so at least three.
             var tunnels = Records(records, "tunnel").Select(t => (t.GetProperty("interface").GetString(), t.GetProperty("vni").GetInt32(),
-                t.GetProperty("outer_src").GetString(), t.GetProperty("outer_dst").GetString(), t.GetProperty("packets").GetInt64())).ToHashSet();
+                t.GetProperty("outer_src").GetString(), t.GetProperty("outer_dst").GetString(), t.GetProperty("packets").GetInt64())).ToList();
             Assert.Equal(
-                new HashSet<(string?, int, string?, string?, long)>
+                new HashSet<(string?, int, string?, string?)>
                 {
-                    ("wire1@vt-ovh1", 42, "203.0.113.1", "203.0.113.2", 3), ("wire1@vt-ovh1", 42, "203.0.113.2", "203.0.113.1", 3),
-                    ("wire2@vt-ovh2", 42, "203.0.113.1", "203.0.113.2", 3), ("wire2@vt-ovh2", 42, "203.0.113.2", "203.0.113.1", 3),
+                    ("wire1@vt-ovh1", 42, "203.0.113.1", "203.0.113.2"), ("wire1@vt-ovh1", 42, "203.0.113.2", "203.0.113.1"),
+                    ("wire2@vt-ovh2", 42, "203.0.113.1", "203.0.113.2"), ("wire2@vt-ovh2", 42, "203.0.113.2", "203.0.113.1"),
                 },
-                tunnels);
+                tunnels.Select(t => (t.Item1, t.Item2, t.Item3, t.Item4)).ToHashSet());
+            Assert.All(tunnels, t => Assert.InRange(t.Item5, 3, 5));
             Assert.Empty(Records(records, "loss"));
         }
         finally

@@ -4,7 +4,7 @@ using VethTrace.Packets.Headers;
 namespace VethTrace.Tests.Parser;
 
 /// <summary>
-/// The header views' contract (STYLE.md, "check once, then read freely"): TryCreate refuses a span shorter
+/// The header views' contract (docs/DESIGN.md, "Code habits": check once, then read freely): TryCreate refuses a span shorter
 /// than the header, and once it succeeds no accessor throws, whatever the bytes say.
 /// </summary>
 public class HeaderViewTests

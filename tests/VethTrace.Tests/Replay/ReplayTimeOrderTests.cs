@@ -5,7 +5,7 @@ using VethTrace.Tests.Captures;
 namespace VethTrace.Tests.Replay;
 
 /// <summary>
-/// <c>replay</c> on a file out of time order by more than its first pass holds (<c>ReplayCommand.FirstPassSlackNs</c>):
+/// <c>replay</c> on a file out of time order by more than its first pass holds (<c>FileTrace.FirstPassSlackNs</c>):
 /// it reads the file again with the full slack, and reports once, as for the same packets in order.
 /// </summary>
 public sealed class ReplayTimeOrderTests : IDisposable

@@ -1,7 +1,9 @@
 using System.Net;
 using VethTrace.Capture.Docker;
+using VethTrace.Capture.Live;
 using VethTrace.Capture.Topology;
 using VethTrace.Capture.Topology.Netlink;
+using VethTrace.Tracing;
 using static VethTrace.Tests.Topology.RtnetlinkParserTests;
 
 namespace VethTrace.Tests.Topology;
@@ -48,7 +50,16 @@ public sealed class ContainerTopologyTests
         Assert.Equal("172.17.0.2/16", Assert.Single(addresses).ToString());
         Assert.Equal(("eth1", "vethbbb", "br-1a2b3c4d5e6f", "backend"),
             (topology.Interfaces[1].Name, topology.Interfaces[1].HostPeer, topology.Interfaces[1].Bridge, topology.Interfaces[1].DockerNetwork));
-        Assert.Equal(["eth0", "vethaaa", "docker0", "eth0"], topology.HopsOf(topology.Interfaces[0]));
+        // Each interface's path, then the host's egress (the default route's device) once; eth0 inside and eth0 the uplink stay apart.
+        Assert.Equal(
+            [("eth0", "/proc/100/ns/net", InterfaceRole.Container, "eth0(web)"), ("vethaaa", null, InterfaceRole.Veth, "vethaaa"), ("docker0", null, InterfaceRole.Bridge, "docker0"),
+             ("eth1", "/proc/100/ns/net", InterfaceRole.Container, "eth1(web)"), ("vethbbb", null, InterfaceRole.Veth, "vethbbb"), ("br-1a2b3c4d5e6f", null, InterfaceRole.Bridge, "br-1a2b3c4d5e6f"),
+             ("eth0", null, InterfaceRole.Egress, "eth0")],
+            topology.Hops().Select(h => (h.Interface, h.NetworkNamespace, h.Role, h.DisplayName)));
+        Assert.All(topology.Hops(), h => Assert.Equal(RoleSource.Topology, h.RoleSource));
+        // --egress replaces the default route's device, and its role is given.
+        HopTarget given = topology.Hops("vt-up0")[^1];
+        Assert.Equal(("vt-up0", (string?)null, InterfaceRole.Egress, RoleSource.Given), (given.Interface, given.NetworkNamespace, given.Role, given.RoleSource));
     }
 
     [Fact]
@@ -96,7 +107,10 @@ public sealed class ContainerTopologyTests
         ContainerInterface only = Assert.Single(topology.Interfaces);
         Assert.Equal(("eth0", (string?)null, (string?)null), (only.Parent, only.HostPeer, only.Bridge));
         Assert.Equal("macvlan on eth0: traced on the parent; there is no bridge hop", topology.Description);
-        Assert.Equal(["eth0", "eth0"], topology.HopsOf(only));
+        // The container's side and its parent; the routed egress is not on a macvlan's path unless --egress names one.
+        Assert.Equal([("eth0", "/proc/7/ns/net"), ("eth0", null)], topology.Hops().Select(h => (h.Interface, h.NetworkNamespace)));
+        Assert.Equal([InterfaceRole.Container, InterfaceRole.Egress], topology.Hops().Select(h => h.Role));
+        Assert.Equal("vt-up0", topology.Hops("vt-up0")[^1].Interface);
     }
 
     [Fact]

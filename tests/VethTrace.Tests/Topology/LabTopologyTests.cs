@@ -228,7 +228,7 @@ public sealed partial class LabTopologyTests
         Assert.Equal(lab["C1_MAC"], eth0.HardwareAddress);
         Assert.Equal("bridge", eth0.DockerNetwork);
         Assert.Contains(eth0.Addresses, a => a.Address.ToString() == lab["C1_IP"]);
-        Assert.Equal([lab["C1_IF"], lab["C1_VETH"], lab["BRIDGE"], DefaultRouteDevice()], topology.HopsOf(eth0));
+        Assert.Equal([lab["C1_IF"], lab["C1_VETH"], lab["BRIDGE"], DefaultRouteDevice()], topology.Hops().Select(h => h.Interface));
     }
 
     /// <summary>The device of <c>ip route show default</c> (the host's real uplink, not the lab's vt-up0).</summary>

@@ -1,20 +1,19 @@
 using System.Globalization;
-using VethTrace.Capture.Files;
 using VethTrace.Packets;
 
-namespace VethTrace.Cli.Commands;
+namespace VethTrace.Capture.Files;
 
 /// <summary>
-/// Names the interface a packet was seen on, following DESIGN.md: a pcapng interface by its if_name, a
+/// Names the interface a packet was seen on (docs/DESIGN.md, "Interface names"): a pcapng interface by its if_name, a
 /// classic pcap file by its base name, and a Linux cooked v2 packet by <c>if&lt;index&gt;</c> unless
 /// <c>--ifname INDEX=NAME</c> maps the index.
 /// </summary>
 public sealed class InterfaceNames
 {
-    private readonly Dictionary<int, string> _byIndex;
+    private readonly IReadOnlyDictionary<int, string> _byIndex;
     private readonly Dictionary<int, string> _indexNames = [];
 
-    public InterfaceNames(Dictionary<int, string> byIndex) => _byIndex = byIndex;
+    public InterfaceNames(IReadOnlyDictionary<int, string> byIndex) => _byIndex = byIndex;
 
     /// <summary>Parses <c>INDEX=NAME</c>; returns an error message, or null.</summary>
     public static string? TryParseMapping(string text, Dictionary<int, string> into)

@@ -1,0 +1,141 @@
+using System.CommandLine;
+using VethTrace.Capture.Files;
+using VethTrace.Capture.Filters;
+using VethTrace.Tracing;
+
+namespace VethTrace.Cli.Commands;
+
+/// <summary>The options several commands share, built once so that each has one meaning (and one default) everywhere.</summary>
+internal static class CommonOptions
+{
+    public static Argument<string[]> Files()
+    {
+        var files = new Argument<string[]>("files")
+        {
+            Description = "pcap or pcapng files (gzip-compressed is fine)",
+            Arity = ArgumentArity.OneOrMore,
+        };
+        files.Validators.Add(result =>
+        {
+            // System.CommandLine hands an unknown "--option" to a string argument; say what it is.
+            foreach (string file in result.GetValueOrDefault<string[]>() ?? [])
+            {
+                if (file.Length > 1 && file[0] == '-')
+                {
+                    result.AddError($"unknown option '{file}' (a file whose name starts with '-' can be given as ./{file})");
+                }
+            }
+        });
+        return files;
+    }
+
+
+    /// <summary>--filter, compiled while the command line is checked: a typo is a usage error before anything starts.</summary>
+    public static Option<string?> Filter(string description)
+    {
+        var filter = new Option<string?>("--filter", "-F") { Description = description };
+        filter.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<string?>() is { } expression)
+            {
+                using var compiled = PacketFilter.TryCreate(expression, out string? problem);
+                if (compiled is null)
+                {
+                    result.AddError($"--filter '{expression}' does not compile: {problem}");
+                }
+            }
+        });
+        return filter;
+    }
+
+
+    public static Option<int> VxlanPort()
+    {
+        var vxlanPort = new Option<int>("--vxlan-port")
+        {
+            Description = "UDP port that carries VXLAN; 0 turns decapsulation off",
+            DefaultValueFactory = _ => 4789,
+        };
+        vxlanPort.Validators.Add(result =>
+        {
+            int value = result.GetValueOrDefault<int>();
+            if (value is < 0 or > 65535)
+            {
+                result.AddError($"--vxlan-port must be between 0 and 65535; got {value}");
+            }
+        });
+        return vxlanPort;
+    }
+
+
+    public static Option<string[]> Ifname()
+    {
+        var ifname = new Option<string[]>("--ifname")
+        {
+            Description = "Name an interface known only by its index (Linux cooked v2, tcpdump -i any): INDEX=NAME, repeatable",
+            Arity = ArgumentArity.ZeroOrMore,
+            AllowMultipleArgumentsPerToken = false,
+        };
+        ifname.Validators.Add(result =>
+        {
+            foreach (string text in result.GetValueOrDefault<string[]>() ?? [])
+            {
+                if (InterfaceNames.TryParseMapping(text, []) is { } problem)
+                {
+                    result.AddError(problem);
+                }
+            }
+        });
+        return ifname;
+    }
+
+
+    public static Dictionary<int, string> InterfaceMap(ParseResult parseResult, Option<string[]> ifname)
+    {
+        var map = new Dictionary<int, string>();
+        foreach (string text in parseResult.GetValue(ifname) ?? [])
+        {
+            InterfaceNames.TryParseMapping(text, map);
+        }
+        return map;
+    }
+
+
+    public static Option<ReplayCommand.Format> Format(string description) => new("--format", "-f")
+    {
+        Description = description,
+        DefaultValueFactory = _ => ReplayCommand.Format.Table,
+    };
+
+
+    /// <summary>A positive duration (500ms, 1s, 250us), given as text and parsed by <see cref="Durations"/> in the action.</summary>
+    public static Option<string> Duration(string name, string alias, string description, string defaultValue, string examples)
+    {
+        var option = new Option<string>(name, alias)
+        {
+            Description = description,
+            DefaultValueFactory = _ => defaultValue,
+        };
+        option.Validators.Add(result =>
+        {
+            string text = result.GetValueOrDefault<string>() ?? "";
+            if (Durations.TryParseNanoseconds(text, out long ns) is not null || ns <= 0)
+            {
+                result.AddError($"{name} expects a positive duration such as {examples}; got '{text}'");
+            }
+        });
+        return option;
+    }
+
+    /// <summary>
+    /// --window, the same for replay and follow: how long after its first sighting a packet may still reach another hop
+    /// (<see cref="TraceSessionOptions.DefaultWindowNs"/> unless given).
+    /// </summary>
+    public static Option<string> Window() => Duration("--window", "-w",
+        "How long after its first sighting a packet may still reach another hop: 250ms, 1s, 1500us",
+        Durations.Format(TraceSessionOptions.DefaultWindowNs), "500ms, 1s or 250us");
+
+    /// <summary>The window given, in nanoseconds (validated while the command line was checked).</summary>
+    public static long WindowNs(ParseResult parseResult, Option<string> window) =>
+        parseResult.GetValue(window) is { } text && Durations.TryParseNanoseconds(text, out long ns) is null ? ns : TraceSessionOptions.DefaultWindowNs;
+}

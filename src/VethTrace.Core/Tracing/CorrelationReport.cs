@@ -1,0 +1,47 @@
+using VethTrace.Flows;
+
+namespace VethTrace.Tracing;
+
+/// <summary>How often each sequence of interfaces was a journey's path.</summary>
+public sealed class PathStats(int[] interfaces)
+{
+    public IReadOnlyList<int> Interfaces { get; } = interfaces;
+
+    public long Journeys { get; set; }
+}
+
+public sealed record HopReport(int From, int To, LatencyHistogram Histogram);
+
+/// <summary>Journeys whose packet continued from <see cref="From"/> to <see cref="To"/> as other packets (GRO/GSO).</summary>
+public sealed record SegmentationReport(int From, int To, long Journeys);
+
+public sealed record LossReport(FlowKey Flow, int LastSeen, long Packets);
+
+/// <summary>
+/// What a correlation found. <see cref="Packets"/> counts every packet read (the correlator's observations until a
+/// caller sets it), <see cref="NotIp"/> those that were not IP and so not traced.
+/// </summary>
+public sealed record CorrelationReport(
+    long Packets,
+    long Journeys,
+    long MultiHopJourneys,
+    long Complete,
+    long Lost,
+    IReadOnlyList<HopReport> Hops,
+    IReadOnlyList<PathStats> Paths,
+    IReadOnlyList<NatMapping> Nat,
+    IReadOnlyList<LossReport> Losses)
+{
+    public long NotIp { get; init; }
+
+    /// <summary>TCP journeys that continued on further hops as coalesced or cut packets (GRO/GSO), matched by sequence range.</summary>
+    public long MatchedBySequenceRange { get; init; }
+
+    public IReadOnlyList<SegmentationReport> Segmentation { get; init; } = [];
+
+    /// <summary>Journeys left out because a packet filter matched none of their copies.</summary>
+    public long Unselected { get; init; }
+
+    /// <summary>The tunnels (VXLAN) interfaces carried packets in, with their outer headers.</summary>
+    public IReadOnlyList<TunnelReport> Tunnels { get; init; } = [];
+}

@@ -1,0 +1,103 @@
+namespace VethTrace.Tracing;
+
+/// <summary>
+/// Where a source's interface comes from: a file's interface, and for a Linux cooked v2 record (tcpdump -i any) the
+/// interface index inside it; a live hop is its own key (<see cref="OfHop"/>).
+/// </summary>
+public readonly record struct InterfaceKey(int File, int Interface, int Index)
+{
+    public static InterfaceKey OfHop(int hop) => new(-1, hop, 0);
+}
+
+/// <summary>
+/// The interfaces of one trace: dense ids (the correlator's), the name each is shown by, its role on the path and how
+/// that role was decided (<see cref="RoleSource"/>; docs/DESIGN.md, "Roles").
+/// </summary>
+/// <remarks>
+/// Interfaces are added by one thread (replay's reading thread, or follow's before capturing starts and when it
+/// reattaches) while another reads roles (the correlator orders ties by role): the role table is replaced, never
+/// changed in place, so <see cref="RoleOf"/> needs no lock. <see cref="IdOf"/> keeps the last key asked for and is
+/// for the one thread that adds.
+/// </remarks>
+public sealed class InterfaceRegistry(string? egress = null)
+{
+    private readonly Dictionary<InterfaceKey, int> _ids = [];
+    private readonly HashSet<string> _taken = [];
+    private readonly List<string> _names = [];
+    private (InterfaceRole Role, RoleSource Source)[] _roles = [];
+    /// <summary>The last key asked for and its id: packets come in runs from one interface, so most lookups end here.</summary>
+    private (InterfaceKey Key, int Id) _last = (new InterfaceKey(-1, -1, -1), -1);
+
+    /// <summary>The interface named as the host's egress (<c>--egress</c>), or null.</summary>
+    public string? Egress { get; } = egress;
+
+    /// <summary>The names the interfaces are shown by, by id.</summary>
+    public IReadOnlyList<string> Names => _names;
+
+    public int Count => _names.Count;
+
+    /// <summary>
+    /// The id of the interface with <paramref name="key"/>, added under <paramref name="name"/> the first time. Two
+    /// interfaces with one name (two containers' eth0 in one capture) stay apart, the second shown as eth0#2. Its
+    /// role is <see cref="Egress"/>'s when the name is the egress's, else guessed from the name.
+    /// </summary>
+    public int IdOf(InterfaceKey key, string name)
+    {
+        if (_last.Key.File == key.File && _last.Key.Interface == key.Interface && _last.Key.Index == key.Index)
+        {
+            return _last.Id;
+        }
+        if (!_ids.TryGetValue(key, out int id))
+        {
+            id = Add(name, name == Egress ? (InterfaceRole.Egress, RoleSource.Given) : (InterfaceRoles.FromName(name), RoleSource.Name));
+            _ids[key] = id;
+        }
+        _last = (key, id);
+        return id;
+    }
+
+    /// <summary>Adds an interface whose role is known (a live hop resolved from the topology, or given).</summary>
+    public int Add(string name, InterfaceRole role, RoleSource source) => Add(name, (role, source));
+
+    /// <summary>
+    /// Gives interface <paramref name="id"/> another role, saying how it was decided: the one place where a role
+    /// given on the command line or inferred from the traffic replaces the guess from the name. Takes effect for the
+    /// journeys the correlator orders from then on.
+    /// </summary>
+    public void Decide(int id, InterfaceRole role, RoleSource source)
+    {
+        var roles = (ValueTuple<InterfaceRole, RoleSource>[])_roles.Clone();
+        roles[id] = (role, source);
+        Volatile.Write(ref _roles, roles);
+    }
+
+    /// <summary>Puts another interface in <paramref name="id"/>'s place (follow's hop after the container restarted).</summary>
+    public void Replace(int id, string name, InterfaceRole role, RoleSource source)
+    {
+        _taken.Remove(_names[id]);
+        _names[id] = Unique(name);
+        Decide(id, role, source);
+    }
+
+    public InterfaceRole RoleOf(int id) => Volatile.Read(ref _roles)[id].Role;
+
+    public RoleSource RoleSourceOf(int id) => Volatile.Read(ref _roles)[id].Source;
+
+    private int Add(string name, (InterfaceRole, RoleSource) role)
+    {
+        int id = _names.Count;
+        _names.Add(Unique(name));
+        Volatile.Write(ref _roles, [.. _roles, role]);
+        return id;
+    }
+
+    private string Unique(string name)
+    {
+        string shown = name;
+        for (int n = 2; !_taken.Add(shown); n++)
+        {
+            shown = $"{name}#{n}";
+        }
+        return shown;
+    }
+}

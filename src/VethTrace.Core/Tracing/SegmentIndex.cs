@@ -1,0 +1,165 @@
+using System.Runtime.InteropServices;
+
+namespace VethTrace.Tracing;
+
+/// <summary>
+/// The TCP data of the last two windows, for segmentation matches (docs/DESIGN.md, "Segmentation (GRO and GSO)"): GRO coalesces
+/// segments into one super-packet and GSO cuts one into segments, so one hop's packet is several packets on the next,
+/// with other fingerprints but the same segment key (<see cref="Observation.SegmentKeyOf"/>) and overlapping sequence
+/// ranges. Entries sit in a ring in arrival order, each key's entries chained (first, last) through it.
+/// </summary>
+internal sealed class SegmentIndex(long windowNs)
+{
+    private readonly long _windowNs = windowNs;
+    private readonly SequenceRing<SegmentEntry> _segmentEntries = new();
+    private readonly Dictionary<ulong, (long First, long Last)> _segments = [];
+    /// <summary>
+    /// Whether <see cref="_segments"/> is kept. Not while one interface has carried all TCP data (a one-interface
+    /// capture): every journey with data visited it, so no segmentation match is looked for (see
+    /// <see cref="FindContinuations"/>) and the ring alone suffices until a second interface brings data.
+    /// </summary>
+    private bool _chained;
+    /// <summary>Every interface that has carried TCP data, in order of first appearance: few, so a list.</summary>
+    private readonly List<int> _dataInterfaces = [];
+
+    /// <summary>The ring's memory outside the GC heap.</summary>
+    public long Bytes => _segmentEntries.Bytes;
+
+    /// <summary>Whether <paramref name="interfaceId"/> is the one interface that has carried TCP data so far.</summary>
+    public bool IsOnlyDataInterface(int interfaceId) => _dataInterfaces.Count == 1 && _dataInterfaces[0] == interfaceId;
+
+    /// <summary>
+    /// Adds to <paramref name="into"/> the TCP data, within a window of the journey's start, on interfaces the journey
+    /// (<paramref name="sightings"/>, its first a TCP data packet) did not visit, that overlaps its sequence range under
+    /// its segment key: where its bytes went on as other packets. One per interface, in arrival order; false when none.
+    /// </summary>
+    public bool FindContinuations(List<Observation> sightings, List<Observation> into)
+    {
+        Observation first = sightings[0];
+        if (VisitsAll(sightings, _dataInterfaces) || !_segments.TryGetValue(first.SegmentKey, out var chain))
+        {
+            // A candidate must be on an interface the journey did not visit. When it visited every interface that ever
+            // carried TCP data (always, in a capture of one interface), none can be: skip the walk over the candidates.
+            return false;
+        }
+        // Plain loops, no lambdas: a lambda capturing the loop variable allocated a closure (holding a copy of the
+        // observation) on every iteration, dozens per TCP packet of a bulk stream.
+        for (long next = chain.First; next >= 0;)
+        {
+            ref SegmentEntry candidate = ref _segmentEntries[next];
+            next = next == chain.Last ? -1 : candidate.NextSameKey;
+            if (Math.Abs(candidate.TimestampNs - first.TimestampNs) > _windowNs || candidate.Fingerprint == first.Fingerprint
+                || !Overlaps(first, candidate) || Visits(sightings, candidate.Interface) || Visits(into, candidate.Interface))
+            {
+                continue;
+            }
+            // What the extended path needs of a candidate: its time, order and interface.
+            into.Add(new Observation(candidate.TimestampNs, candidate.Interface, candidate.Order, candidate.Fingerprint, default, 0));
+        }
+        return into.Count > 0;
+    }
+
+    private static bool Visits(List<Observation> sightings, int interfaceId)
+    {
+        foreach (ref readonly Observation sighting in CollectionsMarshal.AsSpan(sightings))
+        {
+            if (sighting.Interface == interfaceId)
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static bool VisitsAll(List<Observation> sightings, List<int> interfaceIds)
+    {
+        foreach (int interfaceId in CollectionsMarshal.AsSpan(interfaceIds))
+        {
+            if (!Visits(sightings, interfaceId))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /// <summary>Whether two sequence ranges share a byte, modulo 2^32 (RFC 9293 section 3.4 comparisons).</summary>
+    private static bool Overlaps(in Observation a, in SegmentEntry b) =>
+        (int)(a.TcpSequence - b.SequenceEnd) < 0 && (int)(b.TcpSequence - a.SequenceEnd) < 0;
+
+    /// <summary>Indexes a TCP data packet (in time order), forgetting what is older than two windows.</summary>
+    public void Add(in Observation observation)
+    {
+        // Forget what is older than two windows: a journey looks back at most one window from its start.
+        long horizon = observation.TimestampNs - 2 * _windowNs;
+        while (_segmentEntries.Count > 0 && _segmentEntries[_segmentEntries.Head].TimestampNs < horizon)
+        {
+            if (!_chained)
+            {
+                _segmentEntries.DropBefore(_segmentEntries.Head + 1);
+                continue;
+            }
+            ref SegmentEntry old = ref _segmentEntries[_segmentEntries.Head];
+            // Each key's chain fills in arrival order, so the oldest entry is its first.
+            ref var oldChain = ref CollectionsMarshal.GetValueRefOrNullRef(_segments, old.SegmentKey);
+            if (oldChain.Last == _segmentEntries.Head)
+            {
+                _segments.Remove(old.SegmentKey);
+            }
+            else
+            {
+                oldChain.First = old.NextSameKey;
+            }
+            _segmentEntries.DropBefore(_segmentEntries.Head + 1);
+        }
+        if (!_dataInterfaces.Contains(observation.Interface))
+        {
+            _dataInterfaces.Add(observation.Interface);
+            if (_dataInterfaces.Count == 2)
+            {
+                // From now on a journey can miss an interface that carried data: chain what the ring holds, as it
+                // would have been chained on arrival.
+                for (long kept = _segmentEntries.Head; kept < _segmentEntries.Tail; kept++)
+                {
+                    Chain(kept);
+                }
+                _chained = true;
+            }
+        }
+        long sequence = _segmentEntries.Push(new SegmentEntry(observation));
+        if (_chained)
+        {
+            Chain(sequence);
+        }
+    }
+
+    /// <summary>Appends a segment entry to its key's chain.</summary>
+    private void Chain(long sequence)
+    {
+        ref var chain = ref CollectionsMarshal.GetValueRefOrAddDefault(_segments, _segmentEntries[sequence].SegmentKey, out bool exists);
+        if (exists)
+        {
+            _segmentEntries[chain.Last].NextSameKey = sequence;
+            chain.Last = sequence;
+        }
+        else
+        {
+            chain = (sequence, sequence);
+        }
+    }
+
+    /// <summary>What a segmentation match needs of a TCP data packet; chained per segment key.</summary>
+    [StructLayout(LayoutKind.Auto)]
+    private struct SegmentEntry(in Observation observation)
+    {
+        public readonly long TimestampNs = observation.TimestampNs;
+        public readonly long Order = observation.Order;
+        public readonly ulong Fingerprint = observation.Fingerprint;
+        public readonly ulong SegmentKey = observation.SegmentKey;
+        public readonly int Interface = observation.Interface;
+        public readonly uint TcpSequence = observation.TcpSequence;
+        public readonly uint SequenceEnd = observation.SequenceEnd;
+        /// <summary>The next entry under the same key (meaningless for a chain's last).</summary>
+        public long NextSameKey;
+    }
+}

@@ -1,0 +1,197 @@
+using System.Collections.Concurrent;
+
+namespace VethTrace.Tracing;
+
+/// <summary>
+/// The trace engine that replay and follow share: everything between "a packet arrived on interface X at time T" and
+/// the finished report. It owns the interface registry (names, roles and how they were decided), the counters, the
+/// tunnel table, the time orderer, the filter policy, the <see cref="Correlator"/> and the report; a source (capture
+/// files, live handles) only hands it packets through a <see cref="PacketFeed"/> (docs/DESIGN.md, "Data flow").
+/// </summary>
+/// <remarks>
+/// Two ways to run it, for the two kinds of source:
+/// <list type="bullet">
+/// <item><see cref="RunPipelined"/>: one producer that can go as fast as it likes (files). It reads, parses and
+/// orders on a thread of its own while the calling thread matches, batch by batch through a <see cref="BatchPipe{T}"/>:
+/// two stages on two cores.</item>
+/// <item><see cref="OpenConcurrentFeed"/> and <see cref="Pump"/>: producers that push on threads of their own (one
+/// libpcap handle each). They parse where the bytes lie and queue observations; one thread puts them in time order
+/// and matches them when it pumps.</item>
+/// </list>
+/// </remarks>
+public sealed class TraceSession
+{
+    private readonly List<PacketFeed> _feeds = [];
+    private readonly ConcurrentQueue<Observation> _arrivals = new();
+    private TimeOrderer? _pumped;
+    private long _order;
+
+    public TraceSession(TraceSessionOptions options)
+    {
+        Options = options;
+        Interfaces = new InterfaceRegistry(options.Egress);
+        Correlator = new Correlator(new CorrelatorOptions { WindowNs = options.WindowNs }, Interfaces.RoleOf);
+    }
+
+    public TraceSessionOptions Options { get; }
+
+    public InterfaceRegistry Interfaces { get; }
+
+    /// <summary>The matching itself; its running counts (journeys, open journeys) are what a live view shows.</summary>
+    public Correlator Correlator { get; }
+
+    public TunnelTable Tunnels { get; } = new();
+
+    /// <summary>Every packet handed to the session's feeds.</summary>
+    public long Packets
+    {
+        get
+        {
+            lock (_feeds)
+            {
+                return _feeds.Sum(feed => feed.Packets);
+            }
+        }
+    }
+
+    /// <summary>The packets that were not IP.</summary>
+    public long NotIp
+    {
+        get
+        {
+            lock (_feeds)
+            {
+                return _feeds.Sum(feed => feed.NotIp);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="produce"/> on a thread of its own with a feed that puts the observations in time order
+    /// there, holding each for <paramref name="slackNs"/>, while this thread matches them; then ends every journey.
+    /// With <paramref name="stopWhenOvertaken"/>, an observation later than the slack voids the run: the feed says
+    /// <see cref="PacketFeed.Stopped"/>, and this returns false, having ended nothing (the caller starts a new session
+    /// with a longer slack). Whatever <paramref name="produce"/> throws is rethrown here.
+    /// </summary>
+    public bool RunPipelined(long slackNs, bool stopWhenOvertaken, Action<PacketFeed> produce)
+    {
+        using var pipe = new BatchPipe<Observation>();
+        var orderer = new TimeOrderer(new PipeSink(pipe), slackNs);
+        var feed = new PacketFeed(this, orderer, pipe, queue: null, stopWhenOvertaken);
+        lock (_feeds)
+        {
+            _feeds.Add(feed);
+        }
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                produce(feed);
+                if (!feed.Overtaken)
+                {
+                    orderer.Flush();
+                }
+                pipe.Complete();
+            }
+            catch (Exception e)
+            {
+                pipe.Complete(e);
+            }
+        })
+        { IsBackground = true, Name = "trace source" };
+        thread.Start();
+        var matching = new Matching(Correlator);
+        try
+        {
+            pipe.Consume(ref matching);
+        }
+        finally
+        {
+            pipe.Stop();
+            thread.Join();
+        }
+        if (feed.Overtaken)
+        {
+            return false;
+        }
+        Correlator.Complete();
+        return true;
+    }
+
+    /// <summary>
+    /// A feed for one producer thread among several (a live handle's): its observations wait in a queue until
+    /// <see cref="Pump"/> puts them in time order, with <see cref="TimeOrderer.DefaultSlackNs"/> of slack for handles
+    /// that deliver late (one was seen more than a second late in the lab).
+    /// </summary>
+    public PacketFeed OpenConcurrentFeed()
+    {
+        var feed = new PacketFeed(this, orderer: null, pipe: null, _arrivals, stopWhenOvertaken: false);
+        lock (_feeds)
+        {
+            _pumped ??= new TimeOrderer(Correlator, TimeOrderer.DefaultSlackNs);
+            _feeds.Add(feed);
+        }
+        return feed;
+    }
+
+    /// <summary>
+    /// Moves what the concurrent feeds queued into the correlator in time order, and moves the clock to
+    /// <paramref name="nowNs"/> (live handles stamp with the real-time clock, which goes on when traffic pauses).
+    /// One thread pumps.
+    /// </summary>
+    public void Pump(long nowNs)
+    {
+        if (_pumped is null)
+        {
+            return;
+        }
+        while (_arrivals.TryDequeue(out Observation observation))
+        {
+            _pumped.Add(in observation);
+        }
+        _pumped.Advance(nowNs);
+    }
+
+    /// <summary>Pumps what is left, releases everything held for order, and ends every open journey (a live stop).</summary>
+    public void Finish(long nowNs)
+    {
+        Pump(nowNs);
+        _pumped?.Flush();
+        Correlator.Complete();
+    }
+
+    /// <summary>
+    /// What the trace found: the correlator's report with the session's packet counts and tunnels. While running, a
+    /// snapshot (journeys still open are not in it yet).
+    /// </summary>
+    public CorrelationReport Report() => Correlator.Report() with { Packets = Packets, NotIp = NotIp, Tunnels = Tunnels.Report() };
+
+    internal long NextOrder() => Interlocked.Increment(ref _order);
+
+    /// <summary>The time orderer's output on the producer's thread: into the pipe, to the matching thread.</summary>
+    private sealed class PipeSink(BatchPipe<Observation> pipe) : IObservationSink
+    {
+        public void Add(in Observation observation) => pipe.Add(in observation);
+    }
+
+    /// <summary>
+    /// The matching stage: the correlator, fed a batch at a time in time order. It reads ahead for the observation
+    /// <see cref="Ahead"/> places on (<see cref="Correlator.Anticipate"/>), so the lookup finds its memory in cache.
+    /// </summary>
+    private readonly struct Matching(Correlator correlator) : IBatchConsumer<Observation>
+    {
+        private const int Ahead = 8;
+
+        public void Take(ReadOnlySpan<Observation> values)
+        {
+            for (int i = 0; i < values.Length; i++)
+            {
+                if (i + Ahead < values.Length)
+                {
+                    correlator.Anticipate(values[i + Ahead].Fingerprint);
+                }
+                correlator.Add(in values[i]);
+            }
+        }
+    }
+}

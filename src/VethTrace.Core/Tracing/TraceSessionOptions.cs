@@ -1,0 +1,34 @@
+using VethTrace.Packets;
+
+namespace VethTrace.Tracing;
+
+/// <summary>What a <see cref="TraceSession"/> is told, the same for replay and follow.</summary>
+public sealed record TraceSessionOptions
+{
+    /// <summary>
+    /// How long after its first sighting a journey may still gain hops, by default: 1 s, three orders of magnitude above
+    /// the slowest hop seen in the lab (a 5 ms netem delay), and short enough to keep memory small at line rate.
+    /// </summary>
+    public const long DefaultWindowNs = 1_000_000_000;
+
+    /// <summary>The matching window (<c>--window</c>; docs/DESIGN.md, "Journeys and ordering").</summary>
+    public long WindowNs { get; init; } = DefaultWindowNs;
+
+    /// <summary>The interface named as the host's egress (<c>--egress</c>): its role is given, not guessed.</summary>
+    public string? Egress { get; init; }
+
+    public ParserOptions Parser { get; init; } = ParserOptions.Default;
+
+    /// <summary>
+    /// <c>--filter</c>: a journey is reported when any of its copies on any hop matches, so a filter on a container's
+    /// address follows its packets past NAT. Null traces everything.
+    /// </summary>
+    public IPacketSelector? Filter { get; init; }
+}
+
+/// <summary>Decides whether one copy of a packet is selected (a compiled pcap-filter expression, in practice).</summary>
+public interface IPacketSelector
+{
+    /// <summary>Whether the frame matches. Called on the threads that feed the session, several at once for follow.</summary>
+    bool Matches(ReadOnlySpan<byte> frame, LinkType linkType);
+}
