@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent expected answers for `vethtrace replay` (issue 3), from tshark field output only.
+"""Independent expected answers for `vethtrace replay` (issues 3 and 14), from tshark field output only.
 
     derive-journeys.py --topology TOPO.tsv [--name NAME] [--out FILE.json] CAPTURE [CAPTURE...]
     derive-journeys.py --topology TOPO.tsv --fields FIELDS.tsv ...   (use saved tshark output)
@@ -71,6 +71,19 @@ Segmentation (GRO/GSO)
     counted, and `hops_segment_aware` recomputes the hop table with the skipped interface inserted
     at the time of its first covering segment.
 
+Issue 14 options (off by default; without them the output is what it was)
+    --inside-net CIDR (repeatable, the bridge subnets): a flow from an inside address to an address outside all of
+        them is expected at the nearest egress interface, also when none of its packets got there (a port blocked
+        outright); its journeys that end earlier are losses with "expected_by": "topology" and "expected_at".
+    --bridge-copies side: in a journey seen on two ports (veth/tunnel neighbours) of one bridge, the bridge's own copy
+        is a side copy (handed up after br_forward): left out of the chain, the hops and the tie ordering, listed under
+        the journey's side_copies; the hop between the two ports gets "via_bridge".
+    --nat-aggregate: also nat_aggregate, one row per (kind, proto, inside address, outside address, peer).
+    Always on, and without effect on captures that have none: link-scoped packets (fe80::/10, ff02::/16, MLD and ND,
+    169.254/16, 224.0.0.0/24, IGMP) carry their addresses, first MLD record and ND target in the key, are grouped only
+    within one L2 domain (the interface tree without its inside-outside edges) and within 10 ms, and are never NAT or
+    loss; MLD behind a Hop-by-Hop header is named icmpv6. DNS messages add dns.id to the UDP key.
+
 Summary
     packets = all frames read; ip_packets = IPv4/IPv6 frames; journeys = key groups on >= 2
     interfaces; lost = journeys reported in losses; complete = journeys - lost; singletons = IP
@@ -91,6 +104,7 @@ import argparse
 import bisect
 import collections
 import decimal
+import ipaddress
 import json
 import os
 import subprocess
@@ -105,6 +119,8 @@ FIELDS = [
     "udp.srcport", "udp.dstport", "udp.length",
     "icmp.type", "icmp.code", "icmp.seq", "icmp.ident",
     "icmpv6.type", "icmpv6.code", "icmpv6.echo.sequence_number", "vxlan.vni",
+    "icmpv6.mldr.nb_mcast_records", "icmpv6.mldr.mar.multicast_address", "icmpv6.nd.ns.target_address",
+    "icmpv6.nd.na.target_address", "dns.id",
 ]
 TSHARK_OPTS = [
     "-n", "-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE",
@@ -198,7 +214,28 @@ def read_topology(path):
 # ------------------------------------------------------------------------------------------------ model
 class Obs:
     __slots__ = ("seq", "file", "frame", "iface", "t", "ver", "proto", "src", "dst", "sport", "dport",
-                 "key", "tcp_seq", "tcp_len", "frame_len", "ip_len")
+                 "key", "tcp_seq", "tcp_len", "frame_len", "ip_len", "link_scoped")
+
+
+# Link-scoped control packets repeat with identical bytes (MLD reports are sent twice, DAD NS per address): their
+# copies on one link are microseconds apart, so they are grouped within 10 ms only.
+LINK_WINDOW_NS = 10_000_000
+ICMPV6_LINK_TYPES = {130, 131, 132, 133, 134, 135, 136, 137, 143}   # MLD, RS, RA, NS, NA, redirect, MLDv2
+
+
+def is_link_scoped(ver, src, dst, proto, icmpv6_type=None):
+    """Link-local addresses and link-scoped multicast never cross a router (and are never NATed):
+    IPv6 fe80::/10 source or destination, ff02::/16 destination, and MLD / neighbour discovery (hop limit 255 or 1,
+    never forwarded, whatever the addresses); IPv4 169.254.0.0/16, 224.0.0.0/24, IGMP."""
+    if ver == 6 and icmpv6_type in ICMPV6_LINK_TYPES:
+        return True
+    try:
+        s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+    except ValueError:
+        return False
+    if ver == 6:
+        return s.is_link_local or d.is_link_local or d in ipaddress.ip_network("ff02::/16")
+    return proto == 2 or s.is_link_local or d.is_link_local or d in ipaddress.ip_network("224.0.0.0/24")
 
 
 def endpoint(ver, ip, port, proto):
@@ -258,6 +295,9 @@ def make_obs(rec, file_idx, file_name, prefix_pcapng, seq):
     elif rec.get("udp.length"):
         o.sport, o.dport = to_int(rec["udp.srcport"]), to_int(rec["udp.dstport"])
         l4 = ("udp", to_int(rec["udp.length"]))
+        if rec.get("dns.id"):
+            # DNS: the query id too (NAT leaves it alone); many one-packet flows repeat 16-bit IP IDs within a window
+            l4 = l4 + ("dns", to_int(rec["dns.id"]))
     elif rec.get("icmp.type"):
         l4 = ("icmp", to_int(rec["icmp.type"]), to_int(rec["icmp.code"]), to_int(rec["icmp.seq"]))
     elif rec.get("icmpv6.type"):
@@ -265,6 +305,16 @@ def make_obs(rec, file_idx, file_name, prefix_pcapng, seq):
               to_int(rec["icmpv6.echo.sequence_number"]))
     else:
         l4 = ()
+    icmpv6_type = to_int(rec.get("icmpv6.type", ""))
+    if ver == 6 and o.proto == 0 and icmpv6_type is not None:
+        o.proto = 58   # ICMPv6 behind a Hop-by-Hop header (MLD): named by the upper protocol; ipv6.nxt stays in the key
+    o.link_scoped = is_link_scoped(ver, o.src, o.dst, o.proto, icmpv6_type)
+    if o.link_scoped:
+        # Link-scoped packets are not rewritten on their link, so the addresses belong to the key; so do the MLD
+        # record and the ND target, which tell apart the identical-looking reports of several interfaces.
+        l4 = l4 + ("link", o.src, o.dst, rec.get("icmpv6.mldr.nb_mcast_records", ""),
+                   rec.get("icmpv6.mldr.mar.multicast_address", ""), rec.get("icmpv6.nd.ns.target_address", ""),
+                   rec.get("icmpv6.nd.na.target_address", ""))
     o.key = base_key + l4
     return o
 
@@ -315,6 +365,25 @@ class Topology:
                     link(r["label"], p)
         self.present = present
         self._dist = {}
+        # L2 domains: the tree without the edges between an inside and an outside interface (where packets are
+        # routed). Link-scoped packets are matched only within one domain.
+        self.domain = {}
+        for r in rows:
+            a = r["label"]
+            if a in self.domain:
+                continue
+            self.domain[a] = a
+            q = collections.deque([a])
+            while q:
+                x = q.popleft()
+                for y in self.adj[x]:
+                    if y not in self.domain and self.side(y) == self.side(x):
+                        self.domain[y] = a
+                        q.append(y)
+
+    def bridge_ports(self, label):
+        """The ports of a bridge: its neighbours that are veths or tunnels (not the routed egress)."""
+        return {x for x in self.adj[label] if self.role(x) in ("veth", "tunnel")}
 
     def label(self, key):
         r = self.rows.get(key)
@@ -468,6 +537,14 @@ def main():
     ap.add_argument("--window-ms", type=int, default=1000)
     ap.add_argument("--ties", choices=("topology", "capture"), default="topology")
     ap.add_argument("--journey-list", choices=("full", "none"), default="full")
+    ap.add_argument("--bridge-copies", choices=("hop", "side"), default="hop",
+                    help="side: a bridge's copy of a frame it forwarded between two of its ports is a side copy, "
+                         "left out of the chain and the hops (issue 14)")
+    ap.add_argument("--nat-aggregate", action="store_true",
+                    help="also write nat_aggregate: one row per (kind, proto, inside address, outside address, peer)")
+    ap.add_argument("--inside-net", action="append", default=[],
+                    help="a bridge subnet (repeatable): packets from it to an address outside all of them are "
+                         "expected at the egress, also when no packet of their flow got there (issue 14)")
     args = ap.parse_args()
     if not args.captures:
         ap.error("no capture given")
@@ -516,9 +593,11 @@ def main():
         cands = open_by_key[o.key]
         chosen = None
         for g in reversed(cands):
-            if o.t - g[0].t > window:
+            if o.t - g[0].t > (LINK_WINDOW_NS if o.link_scoped else window):
                 continue
             if any(x.iface == o.iface for x in g):
+                continue
+            if o.link_scoped and topo.domain[o.iface] != topo.domain[g[0].iface]:
                 continue
             chosen = g
             break
@@ -529,10 +608,19 @@ def main():
         else:
             chosen.append(o)
 
+    side_copies_of = {}   # id(first obs of the group without its side copies) -> [bridge side copies]
     journeys = []      # ordered observation lists with >= 2 interfaces
     singletons = []
     tie_groups = tie_reordered = 0
     for g in groups:
+        if args.bridge_copies == "side" and len(g) >= 3:
+            # A bridge's copy of a frame it forwarded between two of its ports (east-west, or to a VXLAN port) is
+            # handed up after the forward (br_forward, then br_pass_frame_up): a side copy, not a hop.
+            ifs = {x.iface for x in g}
+            side = [x for x in g if topo.role(x.iface) == "bridge" and len(topo.bridge_ports(x.iface) & ifs) >= 2]
+            if side:
+                g = [x for x in g if x not in side]
+                side_copies_of[id(g[0])] = side
         ordered, ntg, nre = order_journey(g, topo, args.ties)
         tie_groups += ntg
         tie_reordered += nre
@@ -559,6 +647,9 @@ def main():
     for (a, b), vals in sorted(hop_deltas.items(), key=lambda kv: (-len(kv[1]), kv[0])):
         h = {"from": topo.name(a), "to": topo.name(b), "from_label": a, "to_label": b,
              "adjacent": topo.dist(a, b) == 1}
+        via = [x for x in topo.by_label if topo.role(x) == "bridge" and {a, b} <= topo.bridge_ports(x)]
+        if args.bridge_copies == "side" and via:
+            h["via_bridge"] = via[0]   # two ports of one bridge: one hop, the bridge's copy is a side copy
         h.update(stats(vals))
         hops.append(h)
 
@@ -568,7 +659,7 @@ def main():
     for j in journeys:
         d = direction(j)
         first, last = j[0], j[-1]
-        if tuple5(first) == tuple5(last):
+        if tuple5(first) == tuple5(last) or first.link_scoped:
             continue
         ver, proto = first.ver, first.proto
         if d == "outbound" and (first.src, first.sport) != (last.src, last.sport) and \
@@ -723,9 +814,36 @@ def main():
     # ---- losses -----------------------------------------------------------------------------------
     # flows in the inside view (NAT undone), so that packets first seen outside and inside group together;
     # packets matched by sequence range on a neighbouring interface are not loss candidates
+    inside_nets = [ipaddress.ip_network(n) for n in args.inside_net]
+    egresses = [r["label"] for r in topo.rows.values() if r["role"] == "egress"]
+
+    def ep_ip(ep):
+        if ep.startswith("["):
+            return ep[1:ep.index("]")]
+        return ep.rsplit(":", 1)[0] if ep.count(":") == 1 else ep
+
+    def in_nets(ip):
+        try:
+            a = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(a.version == n.version and a in n for n in inside_nets)
+
+    def expected_egress(fk, o, start):
+        """--inside-net: a packet from a container address to an address outside every bridge subnet is expected at
+        the egress (the nearest egress interface in the tree), whether or not any packet of its flow got there."""
+        if not inside_nets or not egresses or o.link_scoped or topo.side(start) != "inside":
+            return None
+        if not in_nets(ep_ip(fk[1])) or in_nets(ep_ip(fk[2])):
+            return None
+        d = min(topo.dist(start, e) for e in egresses)
+        return d, sorted(e for e in egresses if topo.dist(start, e) == d)
+
     flows = collections.defaultdict(list)
     for j in journeys + singletons:
         if len(j) == 1 and id(j[0]) in covered_obs:
+            continue
+        if j[0].link_scoped:   # flooded or link-local control traffic has no path to reach: never a loss
             continue
         o = j[0]
         iv = inside_view(o)
@@ -735,6 +853,13 @@ def main():
         start = collections.Counter(j[0].iface for j in js).most_common(1)[0][0]
         reach = max(topo.dist(start, j[-1].iface) for j in js)
         far = sorted({j[-1].iface for j in js if topo.dist(start, j[-1].iface) == reach})
+        expected_by = "flow"
+        exp = expected_egress(fk, js[0][0], start)
+        if exp is not None and exp[0] > reach:
+            reach, far, expected_by = exp[0], [], "topology"
+            expected_at = exp[1]
+        else:
+            expected_at = None
         for j in js:
             if topo.dist(start, j[-1].iface) < reach:
                 f = j[0]
@@ -745,6 +870,8 @@ def main():
                     "src_inside_view": fk[1], "dst_inside_view": fk[2],
                     "last_seen": topo.name(j[-1].iface), "last_seen_label": j[-1].iface,
                     "flow_reaches": [topo.name(x) for x in far], "packets": 0,
+                    **({"expected_by": expected_by} if args.inside_net else {}),
+                    **({"expected_at": [topo.name(x) for x in expected_at]} if expected_at else {}),
                     "path_seen": [o.iface for o in j], "frames": []})
                 e["packets"] += 1
                 e["frames"].append([ref(o, files) for o in j])
@@ -769,6 +896,13 @@ def main():
         "tie_groups": tie_groups,
         "tie_groups_not_in_capture_order": tie_reordered,
     }
+    if args.bridge_copies == "side":
+        summary["bridge_side_copies"] = sum(len(v) for v in side_copies_of.values())
+        summary["journeys_with_bridge_side_copy"] = len(side_copies_of)
+    n_link = sum(1 for j in journeys if j[0].link_scoped)
+    if n_link or any(j[0].link_scoped for j in singletons):
+        summary["link_scoped_journeys"] = n_link
+        summary["link_scoped_singletons"] = sum(1 for j in singletons if j[0].link_scoped)
     out = collections.OrderedDict()
     out["capture"] = args.name or os.path.basename(files[0])
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -784,6 +918,13 @@ def main():
                       "computed on integer ns, us = ns/1000 (3 decimals)",
         "timestamps": "frame.time_epoch (9 decimals) parsed with Decimal to integer ns",
     }
+    if args.bridge_copies != "hop":
+        out["method"]["bridge_copies"] = ("side: a bridge's copy of a frame seen on two of its ports (veth/tunnel) in "
+                                          "the same journey is a side copy, not in the chain or the hops")
+    if args.inside_net:
+        out["method"]["inside_nets"] = args.inside_net
+        out["method"]["expected_at_egress"] = ("a flow from an inside net to an address outside all of them is "
+                                               "expected at the nearest egress interface")
     out["interfaces"] = [{"label": r["label"], "name": r["name"], "key": r["key"], "role": r["role"],
                           "frames": frames_per_iface.get(r["label"], 0),
                           "non_ip_frames": non_ip_per_iface.get(r["label"], 0)}
@@ -796,6 +937,16 @@ def main():
                     for (d, p), n in sorted(path_counts.items(), key=lambda kv: (-kv[1], kv[0]))]
     out["hops"] = hops
     out["nat"] = nat_list
+    if args.nat_aggregate:
+        # issue 14: one row per (kind, proto, inside address, outside address, peer address:port), flows and packets
+        agg = collections.OrderedDict()
+        for m in nat_list:
+            k = (m["kind"], m["proto"], ep_ip(m["inside"]), ep_ip(m["outside"]), m["peer"])
+            a = agg.setdefault(k, {"kind": k[0], "proto": k[1], "inside_address": k[2], "outside_address": k[3],
+                                   "peer": k[4], "flows": 0, "packets": 0})
+            a["flows"] += 1
+            a["packets"] += m["packets"]
+        out["nat_aggregate"] = sorted(agg.values(), key=lambda a: (-a["packets"], -a["flows"]))
     out["nat_unexplained_tuple_changes"] = unexplained
     out["losses"] = loss_list
     out["segmentation"] = {
@@ -804,6 +955,13 @@ def main():
         "hops_segment_aware": hops_seg,
         "super_packets": group_list,
     }
+    def side_copy_entry(j):
+        sc = next((v for o in j for k, v in [(id(o), side_copies_of.get(id(o)))] if v), None)
+        if not sc:
+            return {}
+        return {"side_copies": [{"frame": ref(x, files), "iface": x.iface, "after_first_ns": x.t - j[0].t}
+                                for x in sc]}
+
     if args.journey_list == "full":
         jl = []
         for j in journeys:
@@ -812,7 +970,9 @@ def main():
                        "direction": direction(j), "proto": PROTO_NAMES.get(f.proto, str(f.proto)),
                        "src": endpoint(f.ver, f.src, f.sport, f.proto), "dst": endpoint(f.ver, f.dst, f.dport, f.proto),
                        "t0": f"{f.t // 1_000_000_000}.{f.t % 1_000_000_000:09d}",
-                       "deltas_ns": [b.t - a.t for a, b in zip(j, j[1:])]})
+                       "deltas_ns": [b.t - a.t for a, b in zip(j, j[1:])],
+                       **({"link_scoped": True} if f.link_scoped else {}),
+                       **side_copy_entry(j)})
         out["journeys"] = jl
         # singletons matched by sequence range are only counted (summary), not listed
         out["singletons"] = [{"frame": ref(j[0], files), "iface": j[0].iface,

@@ -71,8 +71,15 @@ mkdir -p "$OUT_DIR"
 
 for f in "${files[@]}"; do
     name=$(basename "$f")
+    # Per-hop files carry the names users give them (docker0.pcap), which other captures already use: theirs go
+    # into expected/<directory>/ (captures/replay/per-hop/docker0.pcap -> expected/per-hop/docker0.pcap.tsv).
+    parent=$(basename "$(dirname "$f")")
+    if [[ $parent == per-hop ]]; then
+        name="$parent/$name"
+        mkdir -p "$OUT_DIR/$parent"
+    fi
     echo "expected.sh: $name" >&2
-    tmp=$(mktemp "$OUT_DIR/.$name.XXXXXX")
+    tmp=$(mktemp "$OUT_DIR/.expected.XXXXXX")
     tshark -r "$f" "${TSHARK_OPTS[@]}" -T fields "${fargs[@]}" \
         -E header=y -E separator=/t -E occurrence=a -E aggregator=, -E quote=n \
         >"$tmp" 2>"$tmp.err" || { cat "$tmp.err" >&2; rm -f "$tmp" "$tmp.err"; exit 1; }

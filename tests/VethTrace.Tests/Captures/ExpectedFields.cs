@@ -23,8 +23,15 @@ public sealed class ExpectedFields
 
     public static string? PathFor(string capture)
     {
-        // tests/lab/expected.sh writes one TSV per capture, named after the capture's file name.
-        string plain = Path.Combine(CaptureCorpus.CapturesDirectory, "expected", Path.GetFileName(capture) + ".tsv");
+        // tests/lab/expected.sh writes one TSV per capture, named after the capture's file name; a per-hop file
+        // (replay/per-hop/docker0.pcap) has its TSV in a directory of the same name (expected/per-hop/docker0.pcap.tsv).
+        string expected = Path.Combine(CaptureCorpus.CapturesDirectory, "expected");
+        string nested = Path.Combine(expected, Path.GetFileName(Path.GetDirectoryName(capture) ?? ""), Path.GetFileName(capture) + ".tsv");
+        if (Path.GetFileName(Path.GetDirectoryName(capture)) == "per-hop" && File.Exists(nested))
+        {
+            return nested;
+        }
+        string plain = Path.Combine(expected, Path.GetFileName(capture) + ".tsv");
         if (File.Exists(plain))
         {
             return plain;
