@@ -94,6 +94,8 @@ public static class FollowCommand
             Description = "When the container stops, keep waiting for it to come back (as long as the capture lasts) instead of ending after 15 s",
         };
         var vxlanPort = CommonOptions.VxlanPort();
+        var flowTimeout = CommonOptions.FlowTimeout();
+        var natDetail = CommonOptions.NatDetail();
         var command = record
             ? new Command("record", "Capture on every hop of a container's path, like follow, and write every packet to one multi-interface " +
                 "pcapng that 'vethtrace replay' reads back into the same report.\n\nExamples:\n" +
@@ -111,7 +113,7 @@ public static class FollowCommand
                 "  vethtrace follow web --hop vethd4e5f6 --hop eth0@/proc/5678/ns/net   (east-west: add the peer's hops)\n" +
                 "  vethtrace follow --hop eth0@/run/netns/c1 --hop vxlan1@/run/netns/h1 --hop wire1@/run/netns/h1 ...   (an overlay, across hosts)")
             {
-                target, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort,
+                target, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, flowTimeout, natDetail,
             };
         command.Validators.Add(result =>
         {
@@ -157,7 +159,11 @@ public static class FollowCommand
                     : null,
                 WaitForever: parseResult.GetValue(all),
                 SnapLength: parseResult.GetValue(snapLength) ?? (record ? FollowCommand.RecordSnapLength : FollowCommand.FollowSnapLength),
-                BufferBytes: (parseResult.GetValue(bufferSize) ?? LiveCapture.DefaultBufferBytes / 1024) * 1024);
+                BufferBytes: (parseResult.GetValue(bufferSize) ?? LiveCapture.DefaultBufferBytes / 1024) * 1024)
+            {
+                FlowTimeouts = record ? FlowTimeouts.Default : CommonOptions.FlowTimeoutsOf(parseResult, flowTimeout),
+                NatDetail = !record && parseResult.GetValue(natDetail),
+            };
             return (int)FollowCommand.Execute(settings, output, error, cancel);
         });
         return command;
@@ -176,7 +182,14 @@ public static class FollowCommand
         Func<CancellationToken, IReadOnlyList<HopTarget>>? Reresolve = null,
         bool WaitForever = false,
         int SnapLength = FollowSnapLength,
-        int BufferBytes = LiveCapture.DefaultBufferBytes);
+        int BufferBytes = LiveCapture.DefaultBufferBytes)
+    {
+        /// <summary>Idle timeouts of per-flow state (<c>--flow-timeout</c>).</summary>
+        public FlowTimeouts FlowTimeouts { get; init; } = FlowTimeouts.Default;
+
+        /// <summary>Every NAT translation, not only the aggregate (<c>--nat-detail</c>).</summary>
+        public bool NatDetail { get; init; }
+    }
 
     /// <summary>
     /// What follow keeps of each packet: the deepest header stack it parses (outer Ethernet + IPv6 + UDP + VXLAN,
@@ -204,7 +217,10 @@ public static class FollowCommand
         // expression to libpcap instead: its file holds what tcpdump -w would write with it.
         bool recording = settings.RecordPath is not null;
         using PacketFilter? filter = recording || settings.Filter is null ? null : PacketFilter.TryCreate(settings.Filter, out _);
-        var session = new TraceSession(new TraceSessionOptions { WindowNs = settings.WindowNs, Parser = settings.Parser, Filter = filter });
+        var session = new TraceSession(new TraceSessionOptions
+        {
+            WindowNs = settings.WindowNs, Parser = settings.Parser, Filter = filter, FlowTimeouts = settings.FlowTimeouts, NatDetail = settings.NatDetail,
+        });
         LiveCapture live;
         try
         {

@@ -56,6 +56,24 @@ public static class ReplayJson
                 w.WriteNumber("packets", nat.Packets);
             });
         }
+        if (report.Nat.Count == 0)
+        {
+            // Without --nat-detail: the aggregate, one record per (kind, proto, inside address, outside address, peer).
+            foreach (NatAggregate nat in report.NatAggregates)
+            {
+                Line(output, w =>
+                {
+                    w.WriteString("type", "nat");
+                    w.WriteString("kind", ReplayTable.Kind(nat.Kind));
+                    w.WriteString("proto", nat.Protocol.Name);
+                    w.WriteString("inside_address", nat.InsideAddress);
+                    w.WriteString("outside_address", nat.OutsideAddress);
+                    w.WriteString("peer", nat.Peer);
+                    w.WriteNumber("flows", nat.Flows);
+                    w.WriteNumber("packets", nat.Packets);
+                });
+            }
+        }
         foreach (TunnelReport tunnel in report.Tunnels)
         {
             Line(output, w =>

@@ -25,7 +25,8 @@ public readonly record struct Observation(
     uint TcpSequence = 0,
     int TcpPayload = 0,
     PacketDirection Direction = PacketDirection.Unknown,
-    bool TimestampInvalid = false)
+    bool TimestampInvalid = false,
+    TcpFlags TcpFlags = 0)
 {
     /// <summary>Builds an observation from a parsed packet (its innermost stack, as the fingerprint).</summary>
     public static Observation From(in ParsedPacket packet, ReadOnlySpan<byte> frame, long timestampNs, int interfaceId, long order, bool selected = true,
@@ -34,7 +35,8 @@ public readonly record struct Observation(
         ref readonly PacketLayers layers = ref packet.Innermost;
         bool tcpData = layers.IsTcp && layers.PayloadLength > 0;
         return new(timestampNs, interfaceId, order, PacketFingerprint.Compute(in packet, frame), FlowKey.From(in packet), frame.Length, selected,
-            tcpData ? SegmentKeyOf(in layers) : 0, layers.TcpSequence, tcpData ? layers.PayloadLength : 0, direction, timestampInvalid);
+            tcpData ? SegmentKeyOf(in layers) : 0, layers.TcpSequence, tcpData ? layers.PayloadLength : 0, direction, timestampInvalid,
+            layers.IsTcp ? layers.TcpFlags : 0);
     }
 
     /// <summary>

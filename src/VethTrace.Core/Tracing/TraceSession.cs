@@ -30,7 +30,7 @@ public sealed class TraceSession
     {
         Options = options;
         Interfaces = new InterfaceRegistry(options.Egress);
-        Correlator = new Correlator(new CorrelatorOptions { WindowNs = options.WindowNs }, Interfaces.RoleOf);
+        Correlator = new Correlator(new CorrelatorOptions { WindowNs = options.WindowNs, Timeouts = options.FlowTimeouts, NatDetail = options.NatDetail }, Interfaces.RoleOf);
     }
 
     public TraceSessionOptions Options { get; }
