@@ -64,7 +64,7 @@ public static class LiveView
                 .AddColumn(new TableColumn("flows").RightAligned()).AddColumn(new TableColumn("packets").RightAligned());
             foreach (NatAggregate row in report.NatAggregates.Take(8))
             {
-                nat.AddRow(new PlainText(ReplayTable.Kind(row.Kind)), new PlainText(row.Protocol.Name), new PlainText(row.InsideAddress), new PlainText(row.OutsideAddress),
+                nat.AddRow(new PlainText(ReplayTable.Kind(row.Kind)), new PlainText(row.Protocol.Name), new PlainText(row.Inside), new PlainText(row.Outside),
                     new PlainText(row.Peer), Count(row.Flows), Count(row.Packets));
             }
             parts.Add(nat);

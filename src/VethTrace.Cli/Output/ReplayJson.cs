@@ -58,7 +58,7 @@ public static class ReplayJson
         }
         if (report.Nat.Count == 0)
         {
-            // Without --nat-detail: the aggregate, one record per (kind, proto, inside address, outside address, peer).
+            // Without --nat-detail: the aggregate, the client's ephemeral port left out (NatAggregate), with a flow count.
             foreach (NatAggregate nat in report.NatAggregates)
             {
                 Line(output, w =>
@@ -66,8 +66,8 @@ public static class ReplayJson
                     w.WriteString("type", "nat");
                     w.WriteString("kind", ReplayTable.Kind(nat.Kind));
                     w.WriteString("proto", nat.Protocol.Name);
-                    w.WriteString("inside_address", nat.InsideAddress);
-                    w.WriteString("outside_address", nat.OutsideAddress);
+                    w.WriteString("inside", nat.Inside);
+                    w.WriteString("outside", nat.Outside);
                     w.WriteString("peer", nat.Peer);
                     w.WriteNumber("flows", nat.Flows);
                     w.WriteNumber("packets", nat.Packets);

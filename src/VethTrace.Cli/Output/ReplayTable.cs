@@ -130,15 +130,15 @@ public static class ReplayTable
         }
         else
         {
-            // One row per (kind, proto, inside address, outside address, peer): the top NatRows by flows.
+            // One row per translation but for the client's ephemeral port (NatAggregate): the top NatRows by flows.
             var rows = report.NatAggregates.Take(NatRows).ToList();
-            int inside = Math.Max(6, rows.Max(n => n.InsideAddress.Length));
-            int outside = Math.Max(7, rows.Max(n => n.OutsideAddress.Length));
+            int inside = Math.Max(6, rows.Max(n => n.Inside.Length));
+            int outside = Math.Max(7, rows.Max(n => n.Outside.Length));
             int peer = Math.Max(4, rows.Max(n => n.Peer.Length));
             output.WriteLine(Invariant($"  {"kind",-5}{"proto",-7}{"inside".PadRight(inside)}  {"outside".PadRight(outside)}  {"peer".PadRight(peer)} {"flows",6} {"pkts",6}"));
             foreach (NatAggregate nat in rows)
             {
-                output.WriteLine(Invariant($"  {Kind(nat.Kind),-5}{nat.Protocol.Name,-7}{nat.InsideAddress.PadRight(inside)}  {nat.OutsideAddress.PadRight(outside)}  {nat.Peer.PadRight(peer)} {nat.Flows,6} {nat.Packets,6}"));
+                output.WriteLine(Invariant($"  {Kind(nat.Kind),-5}{nat.Protocol.Name,-7}{nat.Inside.PadRight(inside)}  {nat.Outside.PadRight(outside)}  {nat.Peer.PadRight(peer)} {nat.Flows,6} {nat.Packets,6}"));
             }
             if (report.NatAggregates.Count > NatRows)
             {

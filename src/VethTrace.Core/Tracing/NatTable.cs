@@ -18,11 +18,13 @@ public enum NatKind : byte
 public sealed record NatMapping(NatKind Kind, IpProtocol Protocol, string Inside, string Outside, string Peer, long Packets);
 
 /// <summary>
-/// The translations of one (kind, protocol, inside address, outside address, peer address:port), for people: how many
-/// translations (<see cref="Flows"/>, a flow that comes back after its idle timeout counts again, as a new conntrack
-/// entry would) and how many translated steps (<see cref="Packets"/>).
+/// The translations that differ only in the client's ephemeral port, for people: for SNAT one row per (protocol, inside
+/// address, outside address, peer address:port), the inside and outside ports left out; for DNAT per (protocol, inside
+/// address:port, outside address:port, peer address), the peer's port left out (the published port is what matters).
+/// <see cref="Flows"/> counts translations (a flow that comes back after its idle timeout counts again, as a new
+/// conntrack entry would), <see cref="Packets"/> translated steps.
 /// </summary>
-public sealed record NatAggregate(NatKind Kind, IpProtocol Protocol, string InsideAddress, string OutsideAddress, string Peer, long Flows, long Packets);
+public sealed record NatAggregate(NatKind Kind, IpProtocol Protocol, string Inside, string Outside, string Peer, long Flows, long Packets);
 
 /// <summary>
 /// NAT mappings inferred from matched journeys. Consecutive sightings of one packet whose source changed are a
@@ -88,7 +90,7 @@ internal sealed class NatTable(bool detail)
 
     /// <summary>The aggregate rows, most flows first.</summary>
     public List<NatAggregate> Aggregates() => _rows
-        .Select(r => new NatAggregate(r.Key.Kind, r.Key.Protocol, r.Key.Inside.ToString(), r.Key.Outside.ToString(), r.Key.Peer.Format(r.Key.Protocol), r.Flows, r.Packets))
+        .Select(r => new NatAggregate(r.Key.Kind, r.Key.Protocol, r.Key.Inside.Format(r.Key.Protocol), r.Key.Outside.Format(r.Key.Protocol), r.Key.Peer.Format(r.Key.Protocol), r.Flows, r.Packets))
         .OrderByDescending(r => r.Flows).ThenByDescending(r => r.Packets)
         .ToList();
 
@@ -112,7 +114,10 @@ internal sealed class NatTable(bool detail)
         {
             // A new translation (or one that came back after its timeout): one more flow in its row. Its kind is that of
             // the first journey to finish with it, the side that spoke first.
-            var key = new RowKey(kind, protocol, inside.Address, outside.Address, peer);
+            // The client's port is ephemeral: the inside (and, kept by MASQUERADE, outside) port of SNAT, the peer's of DNAT.
+            var key = kind == NatKind.Snat
+                ? new RowKey(kind, protocol, inside.WithoutPort, outside.WithoutPort, peer)
+                : new RowKey(kind, protocol, inside, outside, peer.WithoutPort);
             if (!_rowOf.TryGetValue(key, out int row))
             {
                 _rowOf[key] = row = _rows.Count;
@@ -141,10 +146,13 @@ internal sealed class NatTable(bool detail)
         }
     }
 
-    private readonly record struct Endpoint(IpAddress Address, ushort Port)
+    /// <summary>An address and port; <see cref="NoPort"/> marks an aggregate's endpoint whose port was left out.</summary>
+    private readonly record struct Endpoint(IpAddress Address, ushort Port, bool NoPort = false)
     {
+        public Endpoint WithoutPort => new(Address, 0, NoPort: true);
+
         public string Format(IpProtocol protocol) =>
-            protocol == IpProtocol.Icmp || protocol == IpProtocol.IcmpV6 ? Address.ToString() : Address.ToEndpointString(Port);
+            NoPort || protocol == IpProtocol.Icmp || protocol == IpProtocol.IcmpV6 ? Address.ToString() : Address.ToEndpointString(Port);
 
         public ulong AddTo(ulong hash)
         {
@@ -155,7 +163,7 @@ internal sealed class NatTable(bool detail)
         }
     }
 
-    private readonly record struct RowKey(NatKind Kind, IpProtocol Protocol, IpAddress Inside, IpAddress Outside, Endpoint Peer);
+    private readonly record struct RowKey(NatKind Kind, IpProtocol Protocol, Endpoint Inside, Endpoint Outside, Endpoint Peer);
 
     private struct Translation
     {

@@ -64,8 +64,11 @@ public sealed class ReplayScenarioTests
         Assert.Equal("  … and 230 more (920 flows, 920 packets; --format json lists them all)", lines[nat + 22]);
     }
 
+    /// <summary>The derivation names the SNAT aggregate's address-only sides inside_address and outside_address; replay's records inside and outside.</summary>
     private static string AggregateKey(JsonElement row) => string.Join(" ",
-        row.GetProperty("kind").GetString(), Proto(row), row.GetProperty("inside_address").GetString(), row.GetProperty("outside_address").GetString(),
+        row.GetProperty("kind").GetString(), Proto(row),
+        (row.TryGetProperty("inside_address", out JsonElement a) ? a : row.GetProperty("inside")).GetString(),
+        (row.TryGetProperty("outside_address", out JsonElement b) ? b : row.GetProperty("outside")).GetString(),
         row.GetProperty("peer").GetString(), row.GetProperty("flows").GetInt64(), row.GetProperty("packets").GetInt64());
 
     private static void AgreesWithDerivation(string expectedFile, bool hops)
