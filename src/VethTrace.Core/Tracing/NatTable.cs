@@ -36,8 +36,8 @@ public sealed record NatAggregate(NatKind Kind, IpProtocol Protocol, string Insi
 /// Memory is bounded by the translations active at once, as conntrack's is: each translation is a 64-bit hash of its
 /// (protocol, inside, outside, peer) with its last time and aggregate row, and <see cref="Sweep"/> drops those idle
 /// longer than their protocol's timeout (<see cref="FlowTimeouts"/>). The aggregate rows stay (they grow with distinct
-/// (inside address, outside address, peer), not with flows). Two translations whose hashes collide (about one pair in
-/// 10^12 among a million active ones) count as one flow. With <see cref="CorrelatorOptions.NatDetail"/> every
+/// (inside address, outside address, peer), not with flows). Two translations whose hashes collide count as one flow:
+/// among a million active translations the chance of any collision is about 3 × 10^-8. With <see cref="CorrelatorOptions.NatDetail"/> every
 /// translation is also kept in full until the end, as asked.
 /// </remarks>
 internal sealed class NatTable(bool detail)
