@@ -94,13 +94,14 @@ public static class FollowCommand
             Description = "When the container stops, keep waiting for it to come back (as long as the capture lasts) instead of ending after 15 s",
         };
         var vxlanPort = CommonOptions.VxlanPort();
+        var role = CommonOptions.Role();
         var command = record
             ? new Command("record", "Capture on every hop of a container's path, like follow, and write every packet to one multi-interface " +
                 "pcapng that 'vethtrace replay' reads back into the same report.\n\nExamples:\n" +
                 "  vethtrace record web -o web.pcapng --duration 30s\n" +
                 "  vethtrace record web -o web.pcapng --egress vt-up0 --filter 'tcp port 80'")
             {
-                target, file, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort,
+                target, file, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role,
             }
             : new Command("follow", "Capture on every hop of a container's path at once (its eth0 inside its namespace, its veth, " +
                 "the bridge, the egress) and show the path latency as it happens.\n\nExamples:\n" +
@@ -111,7 +112,7 @@ public static class FollowCommand
                 "  vethtrace follow web --hop vethd4e5f6 --hop eth0@/proc/5678/ns/net   (east-west: add the peer's hops)\n" +
                 "  vethtrace follow --hop eth0@/run/netns/c1 --hop vxlan1@/run/netns/h1 --hop wire1@/run/netns/h1 ...   (an overlay, across hosts)")
             {
-                target, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort,
+                target, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role,
             };
         command.Validators.Add(result =>
         {
@@ -157,7 +158,10 @@ public static class FollowCommand
                     : null,
                 WaitForever: parseResult.GetValue(all),
                 SnapLength: parseResult.GetValue(snapLength) ?? (record ? FollowCommand.RecordSnapLength : FollowCommand.FollowSnapLength),
-                BufferBytes: (parseResult.GetValue(bufferSize) ?? LiveCapture.DefaultBufferBytes / 1024) * 1024);
+                BufferBytes: (parseResult.GetValue(bufferSize) ?? LiveCapture.DefaultBufferBytes / 1024) * 1024)
+            {
+                Roles = CommonOptions.RoleMap(parseResult, role),
+            };
             return (int)FollowCommand.Execute(settings, output, error, cancel);
         });
         return command;
@@ -176,7 +180,11 @@ public static class FollowCommand
         Func<CancellationToken, IReadOnlyList<HopTarget>>? Reresolve = null,
         bool WaitForever = false,
         int SnapLength = FollowSnapLength,
-        int BufferBytes = LiveCapture.DefaultBufferBytes);
+        int BufferBytes = LiveCapture.DefaultBufferBytes)
+    {
+        /// <summary>--role: roles given by interface name, over the topology's.</summary>
+        public IReadOnlyDictionary<string, InterfaceRole> Roles { get; init; } = new Dictionary<string, InterfaceRole>();
+    }
 
     /// <summary>
     /// What follow keeps of each packet: the deepest header stack it parses (outer Ethernet + IPv6 + UDP + VXLAN,
@@ -204,7 +212,7 @@ public static class FollowCommand
         // expression to libpcap instead: its file holds what tcpdump -w would write with it.
         bool recording = settings.RecordPath is not null;
         using PacketFilter? filter = recording || settings.Filter is null ? null : PacketFilter.TryCreate(settings.Filter, out _);
-        var session = new TraceSession(new TraceSessionOptions { WindowNs = settings.WindowNs, Parser = settings.Parser, Filter = filter });
+        var session = new TraceSession(new TraceSessionOptions { WindowNs = settings.WindowNs, Roles = settings.Roles, Parser = settings.Parser, Filter = filter });
         LiveCapture live;
         try
         {
@@ -277,7 +285,7 @@ public static class FollowCommand
             }
             if (json)
             {
-                ReplayJson.Write(output, report, names);
+                ReplayJson.Write(output, report, names, session.Interfaces);
                 foreach (HopStatistics hop in statistics)
                 {
                     output.WriteLine(TerminalText.EscapeJson(string.Create(CultureInfo.InvariantCulture,
@@ -287,7 +295,7 @@ public static class FollowCommand
             else
             {
                 output.WriteLine();
-                ReplayTable.Write(output, report, names, session.Interfaces.RoleOf);
+                ReplayTable.Write(output, report, names, session.Interfaces.RoleOf, session.Interfaces);
                 output.WriteLine();
                 output.WriteLine("Capture (packets seen, dropped by the kernel)");
                 foreach (HopStatistics hop in statistics)

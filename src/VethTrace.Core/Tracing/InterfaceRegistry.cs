@@ -73,10 +73,23 @@ public sealed class InterfaceRegistry(string? egress = null, IReadOnlyDictionary
     /// <summary>The interfaces so far (ids below it); read by the matching thread, so a volatile read of the role table.</summary>
     public int KnownCount => Volatile.Read(ref _roles).Length;
 
-    private (InterfaceRole, RoleSource)? Given(string name) =>
-        _given.TryGetValue(name, out InterfaceRole role) ? (role, RoleSource.Given)
-        : name == Egress ? (InterfaceRole.Egress, RoleSource.Given)
-        : null;
+    /// <summary>
+    /// The role given for <paramref name="name"/>: by the name itself, or by the interface's name without follow's
+    /// namespace suffix (<c>eth0</c> for <c>eth0(web)</c> or <c>eth0@1234</c>).
+    /// </summary>
+    private (InterfaceRole, RoleSource)? Given(string name)
+    {
+        if (_given.TryGetValue(name, out InterfaceRole role))
+        {
+            return (role, RoleSource.Given);
+        }
+        int suffix = name.IndexOfAny(['(', '@']);
+        if (suffix > 0 && _given.TryGetValue(name[..suffix], out role))
+        {
+            return (role, RoleSource.Given);
+        }
+        return name == Egress ? (InterfaceRole.Egress, RoleSource.Given) : null;
+    }
 
     /// <summary>
     /// Gives interface <paramref name="id"/> another role, saying how it was decided: the one place where a role
@@ -95,6 +108,7 @@ public sealed class InterfaceRegistry(string? egress = null, IReadOnlyDictionary
     {
         _taken.Remove(_names[id]);
         _names[id] = Unique(name);
+        (role, source) = Given(name) ?? (role, source);
         Decide(id, role, source);
     }
 

@@ -14,7 +14,7 @@ namespace VethTrace.Tracing;
 /// (outbound the container's copy is first, inbound last): nearest the bridge, then the veth, then the container.
 /// Equal timestamps say nothing and are not counted.</item>
 /// </list>
-/// Outside interfaces become egress. An interface with no evidence stays unknown, and the correlator counts the ties
+/// Outside interfaces, and interfaces that carried copies inside a tunnel (VXLAN's underlay), become egress. An interface with no evidence stays unknown, and the correlator counts the ties
 /// it orders with it (<see cref="Correlator.TiesWithUnknownRole"/>).
 /// </summary>
 /// <remarks>
@@ -178,9 +178,21 @@ public sealed class RoleInference(InterfaceRegistry registry)
             }
         }
 
+        var underlay = new HashSet<int>();
+        foreach (Observation[] journey in _journeys)
+        {
+            foreach (Observation sighting in journey)
+            {
+                if (sighting.Tunnelled)
+                {
+                    underlay.Add(sighting.Interface);
+                }
+            }
+        }
         for (int id = 0; id < count; id++)
         {
-            if (!registry.IsKnown(id) && SideOf(id) < 0)
+            // An interface that carried the packet encapsulated is an underlay: beyond the tunnel device, as the egress is.
+            if (!registry.IsKnown(id) && (SideOf(id) < 0 || underlay.Contains(id)))
             {
                 registry.Decide(id, InterfaceRole.Egress, RoleSource.Inferred);
             }
