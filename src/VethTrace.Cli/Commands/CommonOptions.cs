@@ -90,6 +90,60 @@ internal static class CommonOptions
     }
 
 
+    /// <summary>
+    /// --role NAME=ROLE (repeatable): an interface's role, over what its name, the topology or the traffic would
+    /// decide (docs/DESIGN.md, "Roles").
+    /// </summary>
+    public static Option<string[]> Role()
+    {
+        var role = new Option<string[]>("--role")
+        {
+            Description = "An interface's role on the path when its name does not tell: NAME=container|veth|bridge|egress|tunnel, repeatable " +
+                "(overrides the name, the topology and what is inferred from the traffic; e.g. --role wan=egress --role if34=veth)",
+            Arity = ArgumentArity.ZeroOrMore,
+            AllowMultipleArgumentsPerToken = false,
+        };
+        role.Validators.Add(result =>
+        {
+            foreach (string text in result.GetValueOrDefault<string[]>() ?? [])
+            {
+                if (TryParseRole(text, out _, out _) is { } problem)
+                {
+                    result.AddError(problem);
+                }
+            }
+        });
+        return role;
+    }
+
+    /// <summary>The roles given with --role, by interface name (validated while the command line was checked).</summary>
+    public static Dictionary<string, InterfaceRole> RoleMap(ParseResult parseResult, Option<string[]> role)
+    {
+        var map = new Dictionary<string, InterfaceRole>(StringComparer.Ordinal);
+        foreach (string text in parseResult.GetValue(role) ?? [])
+        {
+            if (TryParseRole(text, out string name, out InterfaceRole parsed) is null)
+            {
+                map[name] = parsed;
+            }
+        }
+        return map;
+    }
+
+    /// <summary>NAME=ROLE; null when it parses, else the problem, one line.</summary>
+    public static string? TryParseRole(string text, out string name, out InterfaceRole role)
+    {
+        int equals = text.LastIndexOf('=');
+        name = equals > 0 ? text[..equals] : "";
+        role = InterfaceRole.Egress;
+        if (equals <= 0 || !InterfaceRoles.TryParse(text[(equals + 1)..], out role))
+        {
+            return $"--role expects NAME=container|veth|bridge|egress|tunnel; got '{VethTrace.Text.TerminalText.Escape(text)}'";
+        }
+        return null;
+    }
+
+
     public static Dictionary<int, string> InterfaceMap(ParseResult parseResult, Option<string[]> ifname)
     {
         var map = new Dictionary<int, string>();

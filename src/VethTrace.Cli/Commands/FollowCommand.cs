@@ -96,13 +96,14 @@ public static class FollowCommand
         var vxlanPort = CommonOptions.VxlanPort();
         var flowTimeout = CommonOptions.FlowTimeout();
         var natDetail = CommonOptions.NatDetail();
+        var role = CommonOptions.Role();
         var command = record
             ? new Command("record", "Capture on every hop of a container's path, like follow, and write every packet to one multi-interface " +
                 "pcapng that 'vethtrace replay' reads back into the same report.\n\nExamples:\n" +
                 "  vethtrace record web -o web.pcapng --duration 30s\n" +
                 "  vethtrace record web -o web.pcapng --egress vt-up0 --filter 'tcp port 80'")
             {
-                target, file, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort,
+                target, file, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role,
             }
             : new Command("follow", "Capture on every hop of a container's path at once (its eth0 inside its namespace, its veth, " +
                 "the bridge, the egress) and show the path latency as it happens.\n\nExamples:\n" +
@@ -113,7 +114,7 @@ public static class FollowCommand
                 "  vethtrace follow web --hop vethd4e5f6 --hop eth0@/proc/5678/ns/net   (east-west: add the peer's hops)\n" +
                 "  vethtrace follow --hop eth0@/run/netns/c1 --hop vxlan1@/run/netns/h1 --hop wire1@/run/netns/h1 ...   (an overlay, across hosts)")
             {
-                target, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, flowTimeout, natDetail,
+                target, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role, flowTimeout, natDetail,
             };
         command.Validators.Add(result =>
         {
@@ -163,6 +164,7 @@ public static class FollowCommand
             {
                 FlowTimeouts = record ? FlowTimeouts.Default : CommonOptions.FlowTimeoutsOf(parseResult, flowTimeout),
                 NatDetail = !record && parseResult.GetValue(natDetail),
+                Roles = CommonOptions.RoleMap(parseResult, role),
             };
             return (int)FollowCommand.Execute(settings, output, error, cancel);
         });
@@ -189,6 +191,9 @@ public static class FollowCommand
 
         /// <summary>Every NAT translation, not only the aggregate (<c>--nat-detail</c>).</summary>
         public bool NatDetail { get; init; }
+
+        /// <summary>--role: roles given by interface name, over the topology's.</summary>
+        public IReadOnlyDictionary<string, InterfaceRole> Roles { get; init; } = new Dictionary<string, InterfaceRole>();
     }
 
     /// <summary>
@@ -219,7 +224,8 @@ public static class FollowCommand
         using PacketFilter? filter = recording || settings.Filter is null ? null : PacketFilter.TryCreate(settings.Filter, out _);
         var session = new TraceSession(new TraceSessionOptions
         {
-            WindowNs = settings.WindowNs, Parser = settings.Parser, Filter = filter, FlowTimeouts = settings.FlowTimeouts, NatDetail = settings.NatDetail,
+            WindowNs = settings.WindowNs, Roles = settings.Roles, Parser = settings.Parser, Filter = filter, FlowTimeouts = settings.FlowTimeouts,
+            NatDetail = settings.NatDetail,
         });
         LiveCapture live;
         try
@@ -293,7 +299,7 @@ public static class FollowCommand
             }
             if (json)
             {
-                ReplayJson.Write(output, report, names);
+                ReplayJson.Write(output, report, names, session.Interfaces);
                 foreach (HopStatistics hop in statistics)
                 {
                     output.WriteLine(TerminalText.EscapeJson(string.Create(CultureInfo.InvariantCulture,
@@ -303,7 +309,7 @@ public static class FollowCommand
             else
             {
                 output.WriteLine();
-                ReplayTable.Write(output, report, names, session.Interfaces.RoleOf);
+                ReplayTable.Write(output, report, names, session.Interfaces.RoleOf, session.Interfaces);
                 output.WriteLine();
                 output.WriteLine("Capture (packets seen, dropped by the kernel)");
                 foreach (HopStatistics hop in statistics)

@@ -55,14 +55,36 @@ public sealed class Correlator : IObservationSink
     /// <summary>TCP data of the last two windows, for segmentation matches (docs/DESIGN.md, "Segmentation (GRO and GSO)").</summary>
     private readonly SegmentIndex _segmentIndex;
     private readonly Dictionary<(int From, int To), long> _segmentEdges = [];
+    /// <summary>Decides the roles no name decided, from the first window's journeys; null when roles come only from <c>roleOf</c>.</summary>
+    private readonly RoleInference? _inference;
+    private readonly Func<int, bool>? _roleKnown;
+    /// <summary>The interfaces whose role was not known when a tie group with them was ordered.</summary>
+    private readonly SortedSet<int> _unknownTied = [];
+    /// <summary>The bridge copies <see cref="SetAsideBridgeCopies"/> took out of the journey being finished.</summary>
+    private readonly List<int> _side = [];
 
-    public Correlator(CorrelatorOptions options, Func<int, InterfaceRole> roleOf)
+    /// <summary>
+    /// A correlator whose roles come from <paramref name="roleOf"/>; with <paramref name="registry"/>, the roles it does
+    /// not know are inferred from the traffic (<see cref="RoleInference"/>) before the first journey is ordered.
+    /// </summary>
+    public Correlator(CorrelatorOptions options, Func<int, InterfaceRole> roleOf, InterfaceRegistry? registry = null)
     {
         _options = options;
         _roleOf = roleOf;
         _nat = new NatTable(options.NatDetail);
         _segmentIndex = new SegmentIndex(options.WindowNs);
+        if (registry is not null)
+        {
+            _inference = new RoleInference(registry);
+            _roleKnown = registry.IsKnown;
+        }
     }
+
+    /// <summary>Groups of equal timestamps ordered while an interface in them had no known role (a guess; the report warns).</summary>
+    public long TiesWithUnknownRole { get; private set; }
+
+    /// <summary>Bridge copies of bridged frames set aside: not hops (docs/DESIGN.md, "Bridge copies").</summary>
+    public long BridgeSideCopies { get; private set; }
 
     public long Observations { get; private set; }
 
@@ -170,6 +192,9 @@ public sealed class Correlator : IObservationSink
             Segmentation = segmentation,
             Unselected = Unselected,
             NatAggregates = _nat.Aggregates(),
+            BridgeSideCopies = BridgeSideCopies,
+            TiesWithUnknownRole = TiesWithUnknownRole,
+            UnknownRoleTied = [.. _unknownTied],
         };
     }
 
@@ -248,9 +273,78 @@ public sealed class Correlator : IObservationSink
             {
                 break;
             }
+            if (_inference is { Pending: true })
+            {
+                Infer();
+            }
             // Dropping it from the ring also ends its entry in _open. The entry stays readable: nothing is pushed while it finishes.
             _journeys.DropBefore(_journeys.Head + 1);
             Finish(ref journey);
+        }
+    }
+
+    /// <summary>
+    /// Hands <see cref="_inference"/> every journey still open (the first window's, when the first is due) and lets it
+    /// decide, before any of them is ordered.
+    /// </summary>
+    private void Infer()
+    {
+        for (long number = _journeys.Head; number < _journeys.Tail; number++)
+        {
+            ref JourneyEntry journey = ref _journeys[number];
+            if (journey.Finished || journey.First == journey.Last)
+            {
+                continue;
+            }
+            _ties.Clear();
+            for (long sighting = journey.First; sighting >= 0; sighting = _observations[sighting].NextSighting)
+            {
+                _ties.Add(_observations[sighting].Observation);
+            }
+            _ties.Sort(static (a, b) => a.TimestampNs != b.TimestampNs ? a.TimestampNs.CompareTo(b.TimestampNs) : a.Order.CompareTo(b.Order));
+            _inference!.Learn(CollectionsMarshal.AsSpan(_ties));
+        }
+        _ties.Clear();
+        _inference!.Decide();
+    }
+
+    /// <summary>
+    /// A bridge forwards a frame from one port to another (veth to veth east-west, veth to a VXLAN port) before it hands
+    /// its own copy up (br_forward, then br_pass_frame_up, because capturing made it promiscuous): that copy is not a
+    /// step between the ports. A bridge sighting is such a side copy when the journey was seen on two or more ports
+    /// (veth or tunnel roles) with the bridge copy's TTL, i.e. on its L2 segment, not routed. It is taken out of
+    /// <paramref name="sightings"/> into <see cref="_side"/>. A packet that goes up to the host's IP layer (routed to
+    /// the egress, NATed, delivered to the host) crosses one port only, so its bridge copy stays on the path.
+    /// </summary>
+    private void SetAsideBridgeCopies(List<Observation> sightings)
+    {
+        _side.Clear();
+        int kept = 0;
+        for (int i = 0; i < sightings.Count; i++)
+        {
+            Observation sighting = sightings[i];
+            if (_roleOf(sighting.Interface) == InterfaceRole.Bridge)
+            {
+                int ports = 0;
+                foreach (ref readonly Observation other in CollectionsMarshal.AsSpan(sightings))
+                {
+                    if (other.Ttl == sighting.Ttl && _roleOf(other.Interface) is InterfaceRole.Veth or InterfaceRole.Tunnel)
+                    {
+                        ports++;
+                    }
+                }
+                if (ports >= 2)
+                {
+                    _side.Add(sighting.Interface);
+                    continue;
+                }
+            }
+            sightings[kept++] = sighting;
+        }
+        if (kept < sightings.Count)
+        {
+            sightings.RemoveRange(kept, sightings.Count - kept);
+            BridgeSideCopies += _side.Count;
         }
     }
 
@@ -301,6 +395,11 @@ public sealed class Correlator : IObservationSink
         {
             PlaceByTopology(sightings);
         }
+        _side.Clear();
+        if (sightings.Count > 2)
+        {
+            SetAsideBridgeCopies(sightings);
+        }
         Order(sightings);
         Journeys++;
         bool linkScoped = sightings[0].Flow.IsLinkScoped;
@@ -332,6 +431,10 @@ public sealed class Correlator : IObservationSink
                 _paths[key] = path = new PathStats(sightings.Select(s => s.Interface).ToArray());
             }
             path.Journeys++;
+            foreach (int side in _side)
+            {
+                path.AddSideCopy(side);
+            }
         }
         if (sightings[0].IsTcpData && FindSegmentContinuation(sightings))
         {
@@ -548,6 +651,22 @@ public sealed class Correlator : IObservationSink
             {
                 // The neighbour the tie group hangs on: the sighting before it, else the one after it (then the
                 // group is laid out backwards from it), else none (the whole journey is one tie).
+                if (_roleKnown is not null)
+                {
+                    bool unknown = false;
+                    for (int i = start; i < end; i++)
+                    {
+                        if (!_roleKnown(sightings[i].Interface))
+                        {
+                            unknown = true;
+                            _unknownTied.Add(sightings[i].Interface);
+                        }
+                    }
+                    if (unknown)
+                    {
+                        TiesWithUnknownRole++;
+                    }
+                }
                 int anchor = start > 0 ? (int)_roleOf(sightings[start - 1].Interface) : end < sightings.Count ? (int)_roleOf(sightings[end].Interface) : -1;
                 bool backwards = start == 0;
                 _ties.Clear();
