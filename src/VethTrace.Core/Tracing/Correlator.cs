@@ -231,7 +231,8 @@ public sealed class Correlator : IObservationSink
         for (int i = 0; i < sightings.Count; i++)
         {
             Observation sighting = sightings[i];
-            if (_roleOf(sighting.Interface) == InterfaceRole.Bridge)
+            // A TTL of 0 was not read (no IP layer parsed it): no evidence of bridged or routed, so the copy stays.
+            if (sighting.Ttl != 0 && _roleOf(sighting.Interface) == InterfaceRole.Bridge)
             {
                 int ports = 0;
                 foreach (ref readonly Observation other in CollectionsMarshal.AsSpan(sightings))

@@ -93,7 +93,7 @@ public sealed class RoleInference(InterfaceRegistry registry)
             {
                 for (int j = i + 1; j < journey.Length; j++)
                 {
-                    if (journey[i].Ttl == journey[j].Ttl && journey[i].Interface < count && journey[j].Interface < count)
+                    if (journey[i].Ttl == journey[j].Ttl && journey[i].Ttl != 0 && journey[i].Interface < count && journey[j].Interface < count)
                     {
                         parent[Find(journey[i].Interface)] = Find(journey[j].Interface);
                     }
