@@ -192,4 +192,57 @@ internal static class CommonOptions
     /// <summary>The window given, in nanoseconds (validated while the command line was checked).</summary>
     public static long WindowNs(ParseResult parseResult, Option<string> window) =>
         parseResult.GetValue(window) is { } text && Durations.TryParseNanoseconds(text, out long ns) is null ? ns : TraceSessionOptions.DefaultWindowNs;
+
+    /// <summary>--nat-detail (replay, follow): every NAT translation in the report, not only the aggregate rows.</summary>
+    public static Option<bool> NatDetail() => new("--nat-detail")
+    {
+        Description = "List every NAT translation (one per flow, as conntrack holds them) instead of one row per (kind, proto, inside address, outside address, peer address:port) with flow and packet counts",
+    };
+
+    /// <summary>--flow-timeout PROTO=DURATION (replay, follow), repeatable: the idle timeouts of per-flow state.</summary>
+    public static Option<string[]> FlowTimeout()
+    {
+        var defaults = VethTrace.Tracing.FlowTimeouts.Default;
+        var option = new Option<string[]>("--flow-timeout")
+        {
+            Description = "How long a flow's state (its losses, its NAT translation) is kept after its last packet, as conntrack does: PROTO=DURATION, " +
+                $"PROTO one of {string.Join(", ", VethTrace.Tracing.FlowTimeouts.Names)}; repeatable. Defaults are conntrack's: tcp={Durations.Format(defaults.TcpNs)}, " +
+                $"tcp-closing={Durations.Format(defaults.TcpClosingNs)} (after a FIN or RST), udp={Durations.Format(defaults.UdpNs)}, " +
+                $"icmp={Durations.Format(defaults.IcmpNs)}, other={Durations.Format(defaults.OtherNs)}",
+            Arity = ArgumentArity.OneOrMore,
+            AllowMultipleArgumentsPerToken = false,
+        };
+        option.Validators.Add(result =>
+        {
+            foreach (string text in result.GetValueOrDefault<string[]>() ?? [])
+            {
+                if (ParseFlowTimeout(VethTrace.Tracing.FlowTimeouts.Default, text) is null)
+                {
+                    result.AddError($"--flow-timeout expects PROTO=DURATION with PROTO one of {string.Join(", ", VethTrace.Tracing.FlowTimeouts.Names)} and a positive duration such as udp=30s; got '{text}'");
+                }
+            }
+        });
+        return option;
+    }
+
+    /// <summary>The timeouts given with --flow-timeout (validated while the command line was checked), over conntrack's defaults.</summary>
+    public static FlowTimeouts FlowTimeoutsOf(ParseResult parseResult, Option<string[]> option)
+    {
+        var timeouts = VethTrace.Tracing.FlowTimeouts.Default;
+        foreach (string text in parseResult.GetValue(option) ?? [])
+        {
+            timeouts = ParseFlowTimeout(timeouts, text) ?? timeouts;
+        }
+        return timeouts;
+    }
+
+    private static FlowTimeouts? ParseFlowTimeout(FlowTimeouts timeouts, string text)
+    {
+        int equals = text.IndexOf('=', StringComparison.Ordinal);
+        if (equals <= 0 || Durations.TryParseNanoseconds(text[(equals + 1)..], out long ns) is not null || ns <= 0)
+        {
+            return null;
+        }
+        return timeouts.With(text[..equals], ns);
+    }
 }

@@ -94,6 +94,8 @@ public static class FollowCommand
             Description = "When the container stops, keep waiting for it to come back (as long as the capture lasts) instead of ending after 15 s",
         };
         var vxlanPort = CommonOptions.VxlanPort();
+        var flowTimeout = CommonOptions.FlowTimeout();
+        var natDetail = CommonOptions.NatDetail();
         var role = CommonOptions.Role();
         var command = record
             ? new Command("record", "Capture on every hop of a container's path, like follow, and write every packet to one multi-interface " +
@@ -112,7 +114,7 @@ public static class FollowCommand
                 "  vethtrace follow web --hop vethd4e5f6 --hop eth0@/proc/5678/ns/net   (east-west: add the peer's hops)\n" +
                 "  vethtrace follow --hop eth0@/run/netns/c1 --hop vxlan1@/run/netns/h1 --hop wire1@/run/netns/h1 ...   (an overlay, across hosts)")
             {
-                target, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role,
+                target, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role, flowTimeout, natDetail,
             };
         command.Validators.Add(result =>
         {
@@ -160,6 +162,8 @@ public static class FollowCommand
                 SnapLength: parseResult.GetValue(snapLength) ?? (record ? FollowCommand.RecordSnapLength : FollowCommand.FollowSnapLength),
                 BufferBytes: (parseResult.GetValue(bufferSize) ?? LiveCapture.DefaultBufferBytes / 1024) * 1024)
             {
+                FlowTimeouts = record ? FlowTimeouts.Default : CommonOptions.FlowTimeoutsOf(parseResult, flowTimeout),
+                NatDetail = !record && parseResult.GetValue(natDetail),
                 Roles = CommonOptions.RoleMap(parseResult, role),
             };
             return (int)FollowCommand.Execute(settings, output, error, cancel);
@@ -182,6 +186,12 @@ public static class FollowCommand
         int SnapLength = FollowSnapLength,
         int BufferBytes = LiveCapture.DefaultBufferBytes)
     {
+        /// <summary>Idle timeouts of per-flow state (<c>--flow-timeout</c>).</summary>
+        public FlowTimeouts FlowTimeouts { get; init; } = FlowTimeouts.Default;
+
+        /// <summary>Every NAT translation, not only the aggregate (<c>--nat-detail</c>).</summary>
+        public bool NatDetail { get; init; }
+
         /// <summary>--role: roles given by interface name, over the topology's.</summary>
         public IReadOnlyDictionary<string, InterfaceRole> Roles { get; init; } = new Dictionary<string, InterfaceRole>();
     }
@@ -212,7 +222,11 @@ public static class FollowCommand
         // expression to libpcap instead: its file holds what tcpdump -w would write with it.
         bool recording = settings.RecordPath is not null;
         using PacketFilter? filter = recording || settings.Filter is null ? null : PacketFilter.TryCreate(settings.Filter, out _);
-        var session = new TraceSession(new TraceSessionOptions { WindowNs = settings.WindowNs, Roles = settings.Roles, Parser = settings.Parser, Filter = filter });
+        var session = new TraceSession(new TraceSessionOptions
+        {
+            WindowNs = settings.WindowNs, Roles = settings.Roles, Parser = settings.Parser, Filter = filter, FlowTimeouts = settings.FlowTimeouts,
+            NatDetail = settings.NatDetail,
+        });
         LiveCapture live;
         try
         {

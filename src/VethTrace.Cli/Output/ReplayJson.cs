@@ -79,6 +79,24 @@ public static class ReplayJson
                 w.WriteNumber("packets", nat.Packets);
             });
         }
+        if (report.Nat.Count == 0)
+        {
+            // Without --nat-detail: the aggregate, the client's ephemeral port left out (NatAggregate), with a flow count.
+            foreach (NatAggregate nat in report.NatAggregates)
+            {
+                Line(output, w =>
+                {
+                    w.WriteString("type", "nat");
+                    w.WriteString("kind", ReplayTable.Kind(nat.Kind));
+                    w.WriteString("proto", nat.Protocol.Name);
+                    w.WriteString("inside", nat.Inside);
+                    w.WriteString("outside", nat.Outside);
+                    w.WriteString("peer", nat.Peer);
+                    w.WriteNumber("flows", nat.Flows);
+                    w.WriteNumber("packets", nat.Packets);
+                });
+            }
+        }
         foreach (TunnelReport tunnel in report.Tunnels)
         {
             Line(output, w =>

@@ -139,20 +139,38 @@ public static class ReplayTable
 
         output.WriteLine();
         output.WriteLine("NAT");
-        if (report.Nat.Count == 0)
+        if (report.Nat.Count > 0)
+        {
+            // --nat-detail: every translation. Columns as wide as their widest entry; proto fits "icmpv6" and a space.
+            int inside = Math.Max(6, report.Nat.Max(n => n.Inside.Length));
+            int outside = Math.Max(7, report.Nat.Max(n => n.Outside.Length));
+            int peer = Math.Max(4, report.Nat.Max(n => n.Peer.Length));
+            output.WriteLine(Invariant($"  {"kind",-5}{"proto",-7}{"inside".PadRight(inside)}  {"outside".PadRight(outside)}  {"peer".PadRight(peer)} {"pkts",5}"));
+            foreach (NatMapping nat in report.Nat)
+            {
+                output.WriteLine(Invariant($"  {Kind(nat.Kind),-5}{nat.Protocol.Name,-7}{nat.Inside.PadRight(inside)}  {nat.Outside.PadRight(outside)}  {nat.Peer.PadRight(peer)} {nat.Packets,5}"));
+            }
+        }
+        else if (report.NatAggregates.Count == 0)
         {
             output.WriteLine("  no translation seen");
         }
         else
         {
-            // Columns as wide as their widest entry: endpoints are rarely near their 21-character maximum.
-            int inside = Math.Max(6, report.Nat.Max(n => n.Inside.Length));
-            int outside = Math.Max(7, report.Nat.Max(n => n.Outside.Length));
-            int peer = Math.Max(4, report.Nat.Max(n => n.Peer.Length));
-            output.WriteLine(Invariant($"  {"kind",-5}{"proto",-6}{"inside".PadRight(inside)}  {"outside".PadRight(outside)}  {"peer".PadRight(peer)} {"pkts",5}"));
-            foreach (NatMapping nat in report.Nat)
+            // One row per translation but for the client's ephemeral port (NatAggregate): the top NatRows by flows.
+            var rows = report.NatAggregates.Take(NatRows).ToList();
+            int inside = Math.Max(6, rows.Max(n => n.Inside.Length));
+            int outside = Math.Max(7, rows.Max(n => n.Outside.Length));
+            int peer = Math.Max(4, rows.Max(n => n.Peer.Length));
+            output.WriteLine(Invariant($"  {"kind",-5}{"proto",-7}{"inside".PadRight(inside)}  {"outside".PadRight(outside)}  {"peer".PadRight(peer)} {"flows",6} {"pkts",6}"));
+            foreach (NatAggregate nat in rows)
             {
-                output.WriteLine(Invariant($"  {Kind(nat.Kind),-5}{nat.Protocol.Name,-6}{nat.Inside.PadRight(inside)}  {nat.Outside.PadRight(outside)}  {nat.Peer.PadRight(peer)} {nat.Packets,5}"));
+                output.WriteLine(Invariant($"  {Kind(nat.Kind),-5}{nat.Protocol.Name,-7}{nat.Inside.PadRight(inside)}  {nat.Outside.PadRight(outside)}  {nat.Peer.PadRight(peer)} {nat.Flows,6} {nat.Packets,6}"));
+            }
+            if (report.NatAggregates.Count > NatRows)
+            {
+                var rest = report.NatAggregates.Skip(NatRows).ToList();
+                output.WriteLine(Invariant($"  … and {rest.Count} more ({rest.Sum(r => r.Flows)} flows, {rest.Sum(r => r.Packets)} packets; --format json lists them all)"));
             }
         }
 
@@ -176,14 +194,17 @@ public static class ReplayTable
         }
         else
         {
-            output.WriteLine(Invariant($"  {"proto",-6}{"flow",-50}{"last seen",-14}{"pkts",6}"));
+            output.WriteLine(Invariant($"  {"proto",-7}{"flow",-49}{"last seen",-14}{"pkts",6}"));
             foreach (LossReport loss in report.Losses)
             {
                 string flow = $"{loss.Flow.SourceEndpoint} > {loss.Flow.DestinationEndpoint}";
-                output.WriteLine(Invariant($"  {loss.Flow.Protocol.Name,-6}{Fit(flow, 49),-50}{Fit(names[loss.LastSeen], 13),-14}{loss.Packets,6}"));
+                output.WriteLine(Invariant($"  {loss.Flow.Protocol.Name,-7}{Fit(flow, 48),-49}{Fit(names[loss.LastSeen], 13),-14}{loss.Packets,6}"));
             }
         }
     }
+
+    /// <summary>How many NAT aggregate rows the table shows; the rest are summed up in one line.</summary>
+    public const int NatRows = 20;
 
     /// <summary>
     /// Whether the report lists every interface's role and how it was decided: when one was given, or inferred as other

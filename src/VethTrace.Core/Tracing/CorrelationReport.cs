@@ -63,4 +63,10 @@ public sealed record CorrelationReport(
 
     /// <summary>The tunnels (VXLAN) interfaces carried packets in, with their outer headers.</summary>
     public IReadOnlyList<TunnelReport> Tunnels { get; init; } = [];
+
+    /// <summary>
+    /// NAT for people: one row per (kind, protocol, inside address, outside address, peer address:port), most flows
+    /// first. <see cref="Nat"/> holds every translation only when asked (<see cref="CorrelatorOptions.NatDetail"/>).
+    /// </summary>
+    public IReadOnlyList<NatAggregate> NatAggregates { get; init; } = [];
 }

@@ -31,8 +31,20 @@ public sealed class Correlator : IObservationSink
     private readonly SequenceRing<ObservationSlot> _observations = new();
     private readonly Dictionary<(int From, int To), LatencyHistogram> _hops = [];
     private readonly Dictionary<PathKey, PathStats> _paths = [];
-    private readonly NatTable _nat = new();
+    private readonly NatTable _nat;
+    /// <summary>
+    /// Per-flow reach, for losses (docs/DESIGN.md "Losses"): only flows that may have lost something, since a journey
+    /// from the inside that ended at the egress is described by <see cref="_ways"/>. Expired by <see cref="Sweep"/>.
+    /// </summary>
     private readonly Dictionary<FlowKey, FlowReach> _flows = [];
+    /// <summary>
+    /// The ways to the egress packets showed: (destination, an inside interface a packet to it crossed before the egress)
+    /// with the time last shown. A journey to that destination that ended on that interface instead was lost there.
+    /// </summary>
+    private readonly Dictionary<(IpAddress Destination, int Interface), long> _ways = [];
+    /// <summary>The losses of flows already expired, by (flow, last interface).</summary>
+    private readonly Dictionary<(FlowKey Flow, int LastSeen), long> _settledLosses = [];
+    private long _nextSweepNs = long.MinValue;
     /// <summary>The flows of the last two journeys finished, with their reach: consecutive journeys mostly share a flow, or
     /// alternate between a connection's two directions (data and acknowledgments).</summary>
     private (FlowKey Flow, FlowReach? Reach) _lastFlow, _previousFlow;
@@ -59,6 +71,7 @@ public sealed class Correlator : IObservationSink
     {
         _options = options;
         _roleOf = roleOf;
+        _nat = new NatTable(options.NatDetail);
         _segmentIndex = new SegmentIndex(options.WindowNs);
         if (registry is not null)
         {
@@ -81,6 +94,15 @@ public sealed class Correlator : IObservationSink
     public long MultiHopJourneys { get; private set; }
 
     public int OpenJourneys => _openCount;
+
+    /// <summary>Flows whose reach is held (those that may have lost a packet), until idle for their timeout.</summary>
+    public int ActiveFlows => _flows.Count;
+
+    /// <summary>NAT translations held, until idle for their timeout.</summary>
+    public int ActiveTranslations => _nat.ActiveTranslations;
+
+    /// <summary>The (destination, interface) ways to the egress held (<see cref="_ways"/>).</summary>
+    public int KnownWays => _ways.Count;
 
     /// <summary>
     /// The memory its rings and open-journey table hold outside the GC heap (<see cref="LargeBuffer{T}"/>): a memory
@@ -105,6 +127,14 @@ public sealed class Correlator : IObservationSink
     {
         Observations++;
         Expire(observation.TimestampNs - _options.WindowNs);
+        if (observation.TimestampNs >= _nextSweepNs)
+        {
+            if (_nextSweepNs != long.MinValue)
+            {
+                Sweep(observation.TimestampNs);
+            }
+            _nextSweepNs = observation.TimestampNs + Math.Max(1, _options.Timeouts.ShortestNs / 2);
+        }
         // Only open journeys refer to the ring, and the oldest of them started no earlier than the oldest kept.
         _observations.DropBefore(_journeys.Count > 0 ? _journeys[_journeys.Head].First : _observations.Tail);
         ref ObservationSlot slot = ref _observations.PushRef(out long sequence);
@@ -118,15 +148,21 @@ public sealed class Correlator : IObservationSink
         if (exists)
         {
             ref JourneyEntry journey = ref _journeys[open];
-            if (!Visited(in journey, observation.Interface))
+            bool visited = Visited(in journey, observation.Interface);
+            if (!visited && (!observation.Flow.IsLinkScoped || OnOneLink(in journey, in observation)))
             {
                 _observations[journey.Last].NextSighting = sequence;
                 journey.Last = sequence;
                 journey.Visit(observation.Interface);
                 return;
             }
-            // The same interface again: a retransmitted copy, a hairpin or a collision. Close and start anew.
-            Finish(ref journey);
+            if (visited)
+            {
+                // The same interface again: a retransmitted copy, a hairpin or a collision. Close and start anew.
+                Finish(ref journey);
+            }
+            // Otherwise link-scoped control traffic from another link (an MLD report each interface sends with the
+            // same bytes): a journey of its own; the other stays open until its window ends.
         }
         var started = new JourneyEntry { Fingerprint = observation.Fingerprint, FirstTimestampNs = observation.TimestampNs, First = sequence, Last = sequence };
         started.Visit(observation.Interface);
@@ -141,19 +177,13 @@ public sealed class Correlator : IObservationSink
     {
         var hops = _hops.Select(h => new HopReport(h.Key.From, h.Key.To, h.Value)).OrderByDescending(h => h.Histogram.Count).ToList();
         var paths = _paths.Values.OrderByDescending(p => p.Journeys).ToList();
-        var losses = new List<LossReport>();
-        long lost = 0;
+        var lostBy = new Dictionary<(FlowKey Flow, int LastSeen), long>(_settledLosses);
         foreach (var (flow, reach) in _flows)
         {
-            foreach (var (lastInterface, count) in reach.EndedAt)
-            {
-                if (reach.IsShortOf(lastInterface))
-                {
-                    losses.Add(new LossReport(flow, lastInterface, count));
-                    lost += count;
-                }
-            }
+            Settle(in flow, reach, lostBy);
         }
+        var losses = lostBy.Select(l => new LossReport(l.Key.Flow, l.Key.LastSeen, l.Value)).ToList();
+        long lost = losses.Sum(l => l.Packets);
         losses.Sort((a, b) => b.Packets.CompareTo(a.Packets));
         var segmentation = _segmentEdges.Select(e => new SegmentationReport(e.Key.From, e.Key.To, e.Value)).OrderByDescending(e => e.Journeys).ToList();
         return new CorrelationReport(Observations, Journeys, MultiHopJourneys, Journeys - lost, lost, hops, paths, _nat.Mappings(), losses)
@@ -161,11 +191,73 @@ public sealed class Correlator : IObservationSink
             MatchedBySequenceRange = MatchedBySequenceRange,
             Segmentation = segmentation,
             Unselected = Unselected,
+            NatAggregates = _nat.Aggregates(),
             BridgeSideCopies = BridgeSideCopies,
             TiesWithUnknownRole = TiesWithUnknownRole,
             UnknownRoleTied = [.. _unknownTied],
         };
     }
+
+    /// <summary>
+    /// The losses of one flow: its journeys that ended on an interface its own longest journey went past, and, for a
+    /// flow that started on the inside (container, veth, bridge), those that ended short of the egress on an interface
+    /// from which other packets to the same destination went on to the egress (<see cref="_ways"/>): a port blocked
+    /// outright, where no packet of the flow got further.
+    /// </summary>
+    private void Settle(in FlowKey flow, FlowReach reach, Dictionary<(FlowKey Flow, int LastSeen), long> lost)
+    {
+        foreach (var (lastInterface, count) in reach.EndedAt)
+        {
+            if (reach.IsShortOf(lastInterface)
+                || reach.StartsInside && _roleOf(lastInterface) != InterfaceRole.Egress && _ways.ContainsKey((flow.Destination, lastInterface)))
+            {
+                lost[(flow, lastInterface)] = lost.GetValueOrDefault((flow, lastInterface)) + count;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Forgets the per-flow state idle for longer than its protocol's timeout (<see cref="FlowTimeouts"/>), as conntrack
+    /// does: a flow's losses are settled when it goes, a NAT translation leaves its counts in its aggregate row, a way
+    /// to the egress goes after the generic timeout. Run about twice per shortest timeout of trace time.
+    /// </summary>
+    private void Sweep(long nowNs)
+    {
+        FlowTimeouts timeouts = _options.Timeouts;
+        foreach (var (flow, reach) in _flows)
+        {
+            if (nowNs - reach.LastSeenNs > timeouts.For(flow.Protocol, reach.Closing))
+            {
+                Settle(in flow, reach, _settledLosses);
+                _flows.Remove(flow); // allowed while enumerating (.NET Core 3.0 and later)
+            }
+        }
+        _lastFlow = _previousFlow = default;
+        foreach (var (way, lastNs) in _ways)
+        {
+            if (nowNs - lastNs > timeouts.OtherNs)
+            {
+                _ways.Remove(way);
+            }
+        }
+        _nat.Sweep(nowNs, timeouts);
+    }
+
+    /// <summary>
+    /// Whether a link-scoped copy may join a journey: link-local addresses and link-scoped multicast never cross a
+    /// router, so only a copy with the same addresses, on the same side of the routing step (the bridge's side, or the
+    /// egress), within <see cref="LinkWindowNs"/> (identical control messages repeat).
+    /// </summary>
+    private bool OnOneLink(in JourneyEntry journey, in Observation observation)
+    {
+        ref Observation first = ref _observations[journey.First].Observation;
+        return observation.TimestampNs - journey.FirstTimestampNs <= LinkWindowNs
+            && first.Flow.Equals(observation.Flow)
+            && (_roleOf(first.Interface) == InterfaceRole.Egress) == (_roleOf(observation.Interface) == InterfaceRole.Egress);
+    }
+
+    /// <summary>How long after its first copy a link-scoped packet may still be seen on the link's other interfaces: copies are microseconds apart, repeats (MLD reports are sent twice) much further.</summary>
+    private const long LinkWindowNs = 10_000_000;
 
     private void Expire(long before)
     {
@@ -286,11 +378,13 @@ public sealed class Correlator : IObservationSink
         sightings.Clear();
         bool selected = false;
         bool timeless = false;
+        TcpFlags flags = 0;
         for (long sighting = journey.First; sighting >= 0; sighting = _observations[sighting].NextSighting)
         {
             ref Observation observation = ref _observations[sighting].Observation;
             selected |= observation.Selected;
             timeless |= observation.TimestampInvalid;
+            flags |= observation.TcpFlags;
             sightings.Add(observation);
         }
         if (!selected)
@@ -309,6 +403,8 @@ public sealed class Correlator : IObservationSink
         }
         Order(sightings);
         Journeys++;
+        bool linkScoped = sightings[0].Flow.IsLinkScoped;
+        bool closing = (flags & (TcpFlags.Fin | TcpFlags.Rst)) != 0;
         if (sightings.Count > 1)
         {
             MultiHopJourneys++;
@@ -324,7 +420,11 @@ public sealed class Correlator : IObservationSink
                     }
                     histogram.Record(to.TimestampNs - from.TimestampNs);
                 }
-                _nat.Observe(from.Flow, to.Flow, from.TimestampNs);
+                if (!linkScoped)
+                {
+                    // Link-local addresses are never NATed: two link-scoped copies never tell of a translation.
+                    _nat.Observe(from.Flow, to.Flow, from.TimestampNs, closing);
+                }
             }
             PathKey key = PathKey.Of(sightings);
             if (!_paths.TryGetValue(key, out var path))
@@ -342,9 +442,9 @@ public sealed class Correlator : IObservationSink
             MatchedBySequenceRange++;
         }
         FlowKey entry = sightings[0].Flow;
-        if (!entry.IsEmpty)
+        if (!entry.IsEmpty && !linkScoped)
         {
-            ReachOf(in entry).Add(_scratch.Count > 0 ? _scratch : sightings);
+            Reached(in entry, _scratch.Count > 0 ? _scratch : sightings, closing);
         }
         _scratch.Clear();
     }
@@ -365,11 +465,73 @@ public sealed class Correlator : IObservationSink
             return true;
         }
         Journeys++;
-        if (!only.Flow.IsEmpty)
+        if (!only.Flow.IsEmpty && !only.Flow.IsLinkScoped)
         {
-            ReachOf(only.Flow).Add(only.Interface);
+            FlowReach reach = ReachOf(only.Flow, only.TimestampNs, only.Interface);
+            reach.Closing |= (only.TcpFlags & (TcpFlags.Fin | TcpFlags.Rst)) != 0;
+            reach.Add(only.Interface);
         }
         return true;
+    }
+
+    /// <summary>
+    /// Records how far a journey of <paramref name="flow"/> got. A journey from the inside that ended at the egress
+    /// shows the way to its destination from every inside interface it crossed (<see cref="_ways"/>) and needs no
+    /// state of its own, unless its flow has some already (an earlier journey ended short); any other journey is
+    /// kept in its flow's <see cref="FlowReach"/>.
+    /// </summary>
+    private void Reached(in FlowKey flow, List<Observation> path, bool closing)
+    {
+        long firstNs = path[0].TimestampNs;
+        if (IsInside(_roleOf(path[0].Interface)) && _roleOf(path[^1].Interface) == InterfaceRole.Egress)
+        {
+            int egress = path.FindIndex(s => _roleOf(s.Interface) == InterfaceRole.Egress);
+            if (egress == path.Count - 1)
+            {
+                for (int i = 0; i < egress; i++)
+                {
+                    if (IsInside(_roleOf(path[i].Interface)))
+                    {
+                        _ways[(flow.Destination, path[i].Interface)] = firstNs;
+                    }
+                }
+                if (!HasReach(in flow, out FlowReach? known))
+                {
+                    return;
+                }
+                known.LastSeenNs = Math.Max(known.LastSeenNs, firstNs);
+                known.Closing |= closing;
+                known.Add(path);
+                return;
+            }
+        }
+        FlowReach reach = ReachOf(in flow, firstNs, path[0].Interface);
+        reach.Closing |= closing;
+        reach.Add(path);
+    }
+
+    private static bool IsInside(InterfaceRole role) => role is InterfaceRole.Container or InterfaceRole.Veth or InterfaceRole.Bridge;
+
+    private bool HasReach(in FlowKey flow, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out FlowReach? reach)
+    {
+        if (_lastFlow.Reach is not null && _lastFlow.Flow.Equals(flow))
+        {
+            reach = _lastFlow.Reach;
+            return true;
+        }
+        return _flows.TryGetValue(flow, out reach);
+    }
+
+    /// <summary>The reach of <paramref name="flow"/>, made on its first journey (which says whether it starts on the inside).</summary>
+    private FlowReach ReachOf(in FlowKey flow, long firstNs, int firstInterface)
+    {
+        FlowReach reach = ReachOf(in flow);
+        if (reach.LastSeenNs == 0)
+        {
+            reach.StartsInside = IsInside(_roleOf(firstInterface));
+        }
+        reach.LastSeenNs = Math.Max(reach.LastSeenNs, firstNs);
+        return reach;
     }
 
     private FlowReach ReachOf(in FlowKey flow)
@@ -615,5 +777,11 @@ public sealed record CorrelatorOptions
 {
     /// <summary>How long after its first sighting a journey may still gain hops (<see cref="TraceSessionOptions.DefaultWindowNs"/>).</summary>
     public long WindowNs { get; init; } = TraceSessionOptions.DefaultWindowNs;
+
+    /// <summary>How long idle per-flow state is kept (conntrack's defaults unless given).</summary>
+    public FlowTimeouts Timeouts { get; init; } = FlowTimeouts.Default;
+
+    /// <summary>Keep every NAT translation for the report, besides the aggregate rows (<c>--nat-detail</c>).</summary>
+    public bool NatDetail { get; init; }
 }
 

@@ -27,7 +27,8 @@ public readonly record struct Observation(
     PacketDirection Direction = PacketDirection.Unknown,
     bool TimestampInvalid = false,
     byte Ttl = 0,
-    bool Tunnelled = false)
+    bool Tunnelled = false,
+    TcpFlags TcpFlags = 0)
 {
     /// <summary>Builds an observation from a parsed packet (its innermost stack, as the fingerprint).</summary>
     public static Observation From(in ParsedPacket packet, ReadOnlySpan<byte> frame, long timestampNs, int interfaceId, long order, bool selected = true,
@@ -36,7 +37,8 @@ public readonly record struct Observation(
         ref readonly PacketLayers layers = ref packet.Innermost;
         bool tcpData = layers.IsTcp && layers.PayloadLength > 0;
         return new(timestampNs, interfaceId, order, PacketFingerprint.Compute(in packet, frame), FlowKey.From(in packet), frame.Length, selected,
-            tcpData ? SegmentKeyOf(in layers) : 0, layers.TcpSequence, tcpData ? layers.PayloadLength : 0, direction, timestampInvalid, layers.Ttl, packet.TunnelDepth > 0);
+            tcpData ? SegmentKeyOf(in layers) : 0, layers.TcpSequence, tcpData ? layers.PayloadLength : 0, direction, timestampInvalid, layers.Ttl, packet.TunnelDepth > 0,
+            layers.IsTcp ? layers.TcpFlags : 0);
     }
 
     /// <summary>

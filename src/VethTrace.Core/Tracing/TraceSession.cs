@@ -30,7 +30,8 @@ public sealed class TraceSession
     {
         Options = options;
         Interfaces = new InterfaceRegistry(options.Egress, options.Roles);
-        Correlator = new Correlator(new CorrelatorOptions { WindowNs = options.WindowNs }, Interfaces.RoleOf, Interfaces);
+        Correlator = new Correlator(new CorrelatorOptions { WindowNs = options.WindowNs, Timeouts = options.FlowTimeouts, NatDetail = options.NatDetail },
+            Interfaces.RoleOf, Interfaces);
     }
 
     public TraceSessionOptions Options { get; }

@@ -25,6 +25,12 @@ public sealed record TraceSessionOptions
 
     public ParserOptions Parser { get; init; } = ParserOptions.Default;
 
+    /// <summary>Idle timeouts of per-flow state, per protocol (<c>--flow-timeout</c>; conntrack's defaults).</summary>
+    public FlowTimeouts FlowTimeouts { get; init; } = FlowTimeouts.Default;
+
+    /// <summary>Keep every NAT translation for the report, not only the aggregate rows (<c>--nat-detail</c>).</summary>
+    public bool NatDetail { get; init; }
+
     /// <summary>
     /// <c>--filter</c>: a journey is reported when any of its copies on any hop matches, so a filter on a container's
     /// address follows its packets past NAT. Null traces everything.
