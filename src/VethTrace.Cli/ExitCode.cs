@@ -14,6 +14,9 @@ public enum ExitCode
     BadInput = 2,
     /// <summary>The container cannot be found or is not running, or the Docker socket cannot be reached.</summary>
     ContainerUnavailable = 3,
-    /// <summary>A live capture could not start: a missing capability (checked first), an interface that is not there, an unwritable output.</summary>
+    /// <summary>
+    /// A live capture could not start: a missing capability (checked first), an interface that is not there, an unwritable output;
+    /// or record's output could not be written any more (a full disk): it stopped, its file cut back to the last whole packet.
+    /// </summary>
     CaptureFailed = 4,
 }

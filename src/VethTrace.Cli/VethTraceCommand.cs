@@ -47,8 +47,8 @@ public static class VethTraceCommand
     }
 
     /// <summary>
-    /// The process entry: like <see cref="Run"/>, but asynchronous, so System.CommandLine turns SIGINT (Ctrl-C) and
-    /// SIGTERM into cancellation; follow and record then stop capturing and print their final report.
+    /// The process entry: like <see cref="Run"/>, but asynchronous, so SIGINT (Ctrl-C), SIGTERM and SIGHUP become
+    /// cancellation; follow and record then stop capturing, record closes its file, and both print their final report.
     /// </summary>
     public static async Task<ExitCode> RunAsync(string[] args, TextWriter output, TextWriter error)
     {
@@ -60,10 +60,13 @@ public static class VethTraceCommand
         }
         // Ctrl-C and SIGTERM cancel the command instead of killing the process: the handles stop and the final
         // report is printed. A second signal, while that is under way, is left to its default action.
+        // Only follow and record watch for cancellation; replay, packets and bench keep the signals' default action
+        // (a swallowed Ctrl-C would leave them running to the end).
+        bool stoppable = parsed.CommandResult.Command.Name is "follow" or "record";
         using var stop = new CancellationTokenSource();
         void Cancel(PosixSignalContext context)
         {
-            if (!stop.IsCancellationRequested)
+            if (stoppable && !stop.IsCancellationRequested)
             {
                 context.Cancel = true;
                 stop.Cancel();
@@ -71,6 +74,8 @@ public static class VethTraceCommand
         }
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Cancel);
         using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Cancel);
+        // A closed terminal (SIGHUP) stops a recording the same way, with its file complete, instead of killing it.
+        using var hangUp = PosixSignalRegistration.Create(PosixSignal.SIGHUP, Cancel);
         var configuration = new InvocationConfiguration { Output = output, Error = error, ProcessTerminationTimeout = null };
         return (ExitCode)await parsed.InvokeAsync(configuration, stop.Token);
     }

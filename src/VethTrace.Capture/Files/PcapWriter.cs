@@ -8,7 +8,8 @@ namespace VethTrace.Capture.Files;
 /// Writes a little-endian classic pcap file (draft-ietf-opsawg-pcap-04) with the nanosecond magic
 /// 0xa1b23c4d, so timestamps keep their nanoseconds. The format has one link type and no interface names
 /// or directions: for several hops use <see cref="PcapngWriter"/>. Thread-safe, and
-/// <see cref="WritePacket"/> allocates nothing, as <see cref="PcapngWriter"/>.
+/// <see cref="WritePacket"/> allocates nothing, as <see cref="PcapngWriter"/>; an I/O error leaves the file cut back
+/// to its last whole record, as there.
 /// </summary>
 public sealed class PcapWriter : IDisposable
 {
@@ -60,7 +61,7 @@ public sealed class PcapWriter : IDisposable
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(snapLength);
         LinkType = linkType;
         SnapLength = snapLength;
-        _output = new CaptureOutput(stream, leaveOpen);
+        _output = new CaptureOutput(stream, leaveOpen, RecordLengthAt);
         Span<byte> header = _output.Reserve(FileHeaderField.Length);
         BinaryPrimitives.WriteUInt32LittleEndian(header[FileHeaderField.Magic..], MagicNanoseconds);
         BinaryPrimitives.WriteUInt16LittleEndian(header[FileHeaderField.MajorVersion..], 2);
@@ -76,6 +77,19 @@ public sealed class PcapWriter : IDisposable
 
     public int SnapLength { get; }
 
+    /// <summary>The packets the stream holds: those written and flushed, or after a failed write those that reached it whole.</summary>
+    public long PacketsInStream
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _output.PacketsWritten;
+            }
+        }
+    }
+
+    /// <summary>The packets accepted by <see cref="WritePacket"/>, in the stream or still buffered.</summary>
     public long PacketsWritten
     {
         get
@@ -129,7 +143,7 @@ public sealed class PcapWriter : IDisposable
             BinaryPrimitives.WriteUInt32LittleEndian(record[RecordField.CapturedLength..], (uint)data.Length);
             BinaryPrimitives.WriteUInt32LittleEndian(record[RecordField.OriginalLength..], (uint)originalLength);
             data.CopyTo(record[RecordField.Data..]);
-            _output.Commit(length);
+            _output.Commit(length, packet: true);
             _packetsWritten++;
         }
     }
@@ -150,6 +164,13 @@ public sealed class PcapWriter : IDisposable
         {
             _output.Dispose();
         }
+    }
+
+    /// <summary>The file header at offset 0, then records: a header and caplen bytes of data (pcap draft sections 4, 5).</summary>
+    private static int RecordLengthAt(ReadOnlySpan<byte> record, long fileOffset, out bool packet)
+    {
+        packet = fileOffset != 0;
+        return packet ? RecordField.Data + (int)BinaryPrimitives.ReadUInt32LittleEndian(record[RecordField.CapturedLength..]) : FileHeaderField.Length;
     }
 
     [DoesNotReturn]

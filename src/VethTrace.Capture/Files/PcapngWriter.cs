@@ -16,10 +16,13 @@ namespace VethTrace.Capture.Files;
 /// <item>A packet's direction goes in epb_flags; <see cref="PacketDirection.Unknown"/> writes no option.</item>
 /// <item>Thread-safe: capture threads may share one writer; each call writes whole blocks, never interleaved.</item>
 /// <item><see cref="WritePacket"/> allocates nothing: blocks are laid out in one reused 1 MiB buffer,
-/// which goes to the stream when full, on <see cref="Flush"/> and on <see cref="Dispose"/>.</item>
+/// which goes to the stream when full, on <see cref="Flush"/> and on <see cref="Dispose"/>; only whole blocks
+/// ever do, so a file flushed and then abandoned (the process killed) reads to its last block.</item>
 /// </list>
 /// Arguments a correct caller never passes (an unknown interface, data longer than the snap length) throw
-/// <see cref="ArgumentException"/>s and write nothing; an I/O error from the stream propagates.
+/// <see cref="ArgumentException"/>s and write nothing. An I/O error from the stream (a full disk) propagates as an
+/// <see cref="IOException"/>, after the stream is cut back to the last whole block that reached it; the writer is
+/// then failed (<see cref="Failure"/>): every later write throws, and <see cref="Dispose"/> only closes the stream.
 /// </summary>
 public sealed class PcapngWriter : IDisposable
 {
@@ -110,7 +113,7 @@ public sealed class PcapngWriter : IDisposable
     /// <param name="leaveOpen">Keep the stream open after <see cref="Dispose"/>.</param>
     public PcapngWriter(Stream stream, bool leaveOpen = false)
     {
-        _output = new CaptureOutput(stream, leaveOpen);
+        _output = new CaptureOutput(stream, leaveOpen, BlockLengthAt);
         WriteSectionHeader();
     }
 
@@ -126,6 +129,50 @@ public sealed class PcapngWriter : IDisposable
         }
     }
 
+    /// <summary>The file's length so far: the blocks in the stream and those still buffered.</summary>
+    public long Length
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _output.Length;
+            }
+        }
+    }
+
+    /// <summary>The I/O error that failed a write (see the class summary), or null.</summary>
+    public IOException? Failure
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _output.Failure;
+            }
+        }
+    }
+
+    /// <summary>The bytes <see cref="WritePacket"/> adds to the file for a packet of <paramref name="dataLength"/> bytes.</summary>
+    public static int PacketBlockLength(int dataLength, PacketDirection direction) =>
+        EnhancedPacketField.Data + ((dataLength + 3) & ~3) + (direction == PacketDirection.Unknown ? 0 : DirectionOptionsLength) + BlockField.TrailerLength;
+
+    /// <summary>
+    /// The packets the stream holds: those of <see cref="PacketsWritten"/> not still in the buffer, or, after a failed
+    /// write, those that reached the file whole.
+    /// </summary>
+    public long PacketsInStream
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _output.PacketsWritten;
+            }
+        }
+    }
+
+    /// <summary>The packets accepted by <see cref="WritePacket"/>, in the stream or still buffered.</summary>
     public long PacketsWritten
     {
         get
@@ -225,8 +272,7 @@ public sealed class PcapngWriter : IDisposable
             ThrowArgumentOutOfRange(nameof(direction), "not a packet direction");
         }
         int padded = (data.Length + 3) & ~3;
-        int optionsLength = direction == PacketDirection.Unknown ? 0 : DirectionOptionsLength;
-        int length = EnhancedPacketField.Data + padded + optionsLength + BlockField.TrailerLength;
+        int length = PacketBlockLength(data.Length, direction);
         lock (_lock)
         {
             // One unsigned compare covers negative ids too.
@@ -261,7 +307,7 @@ public sealed class PcapngWriter : IDisposable
                 at += OptionHeaderLength + 4;
                 BinaryPrimitives.WriteUInt32LittleEndian(block[at..], OptionCode.EndOfOptions); // code 0, length 0
             }
-            _output.Commit(length);
+            _output.Commit(length, packet: true);
             _packetsWritten++;
         }
     }
@@ -308,6 +354,13 @@ public sealed class PcapngWriter : IDisposable
         at += WriteOption(block[at..], OptionCode.ShbUserApplication, application);
         WriteOption(block[at..], OptionCode.EndOfOptions, []);
         _output.Commit(length);
+    }
+
+    /// <summary>Every block starts with its type and its total length (section 3.1), whatever the type.</summary>
+    private static int BlockLengthAt(ReadOnlySpan<byte> block, long fileOffset, out bool packet)
+    {
+        packet = BinaryPrimitives.ReadUInt32LittleEndian(block[BlockField.Type..]) == BlockType.EnhancedPacket;
+        return (int)BinaryPrimitives.ReadUInt32LittleEndian(block[BlockField.TotalLength..]);
     }
 
     /// <summary>Writes the block type and its total length at both ends; the block is the whole span.</summary>

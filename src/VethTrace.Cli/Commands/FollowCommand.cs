@@ -69,7 +69,8 @@ public static class FollowCommand
         {
             Description = $"Bytes kept of each packet (libpcap's snapshot length). follow keeps {FollowCommand.FollowSnapLength}, enough for every header " +
                 "it matches on (VXLAN, IPv6 extension headers and TCP options included) and far less to copy at line rate; record keeps " +
-                $"whole packets ({FollowCommand.RecordSnapLength}), like tcpdump",
+                $"whole packets ({FollowCommand.RecordSnapLength}), like tcpdump: under bulk TCP those are 64 KiB GSO/GRO super-packets, hundreds of MB a second; " +
+                $"-s {FollowCommand.FollowSnapLength} keeps all that replay needs",
         };
         snapLength.Validators.Add(result =>
         {
@@ -97,11 +98,17 @@ public static class FollowCommand
         var flowTimeout = CommonOptions.FlowTimeout();
         var natDetail = CommonOptions.NatDetail();
         var role = CommonOptions.Role();
+        var recordFiles = new RecordFileOptions();
         var command = record
             ? new Command("record", "Capture on every hop of a container's path, like follow, and write every packet to one multi-interface " +
                 "pcapng that 'vethtrace replay' reads back into the same report.\n\nExamples:\n" +
                 "  vethtrace record web -o web.pcapng --duration 30s\n" +
-                "  vethtrace record web -o web.pcapng --egress vt-up0 --filter 'tcp port 80'")
+                "  vethtrace record web -o web.pcapng --egress vt-up0 --filter 'tcp port 80'\n" +
+                "  vethtrace record web -o web.pcapng -C 100 -W 10   (a ring of ten files of at most 100 MB: web0.pcapng to web9.pcapng)\n" +
+                "  vethtrace record web -o web.pcapng -s 128   (headers only: enough for replay, and far smaller under bulk TCP)\n\n" +
+                "The file is flushed every half second and when a signal (SIGINT, SIGTERM, SIGHUP) stops the recording, so a crash " +
+                "or kill -9 loses at most the last half second; a write error (a full disk) stops the recording with one line and exit 4, " +
+                "the file cut back to its last whole packet.")
             {
                 target, file, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role,
             }
@@ -116,6 +123,10 @@ public static class FollowCommand
             {
                 target, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role, flowTimeout, natDetail,
             };
+        if (record)
+        {
+            recordFiles.AddTo(command);
+        }
         command.Validators.Add(result =>
         {
             // As for files: System.CommandLine hands an unknown "--option" to the argument. No container name starts with '-'.
@@ -160,7 +171,8 @@ public static class FollowCommand
                     : null,
                 WaitForever: parseResult.GetValue(all),
                 SnapLength: parseResult.GetValue(snapLength) ?? (record ? FollowCommand.RecordSnapLength : FollowCommand.FollowSnapLength),
-                BufferBytes: (parseResult.GetValue(bufferSize) ?? LiveCapture.DefaultBufferBytes / 1024) * 1024)
+                BufferBytes: (parseResult.GetValue(bufferSize) ?? LiveCapture.DefaultBufferBytes / 1024) * 1024,
+                Rotation: record ? recordFiles.Read(parseResult) : null)
             {
                 FlowTimeouts = record ? FlowTimeouts.Default : CommonOptions.FlowTimeoutsOf(parseResult, flowTimeout),
                 NatDetail = !record && parseResult.GetValue(natDetail),
@@ -184,7 +196,8 @@ public static class FollowCommand
         Func<CancellationToken, IReadOnlyList<HopTarget>>? Reresolve = null,
         bool WaitForever = false,
         int SnapLength = FollowSnapLength,
-        int BufferBytes = LiveCapture.DefaultBufferBytes)
+        int BufferBytes = LiveCapture.DefaultBufferBytes,
+        RotationOptions? Rotation = null)
     {
         /// <summary>Idle timeouts of per-flow state (<c>--flow-timeout</c>).</summary>
         public FlowTimeouts FlowTimeouts { get; init; } = FlowTimeouts.Default;
@@ -243,7 +256,8 @@ public static class FollowCommand
             return ExitCode.CaptureFailed;
         }
         using (live)
-        using (RecordingSink? recorder = settings.RecordPath is null ? null : RecordingSink.Create(settings.RecordPath, live, settings.Hops, settings.Description, settings.SnapLength, error))
+        using (RecordingSink? recorder = settings.RecordPath is null ? null
+            : RecordingSink.Create(settings.RecordPath, settings.Rotation ?? RotationOptions.None, live, settings.Hops, settings.Description, settings.SnapLength, error))
         {
             if (recording && recorder is null)
             {
@@ -274,7 +288,7 @@ public static class FollowCommand
                 // A terminal gets the live view, redrawn in place; anything else gets one plain line a second.
                 AnsiConsole.Live(new Markup("starting…")).AutoClear(false).Start(context =>
                 {
-                    while (Tick(settings, live, clock, cancel, error))
+                    while (Tick(settings, live, clock, cancel, error) && recorder?.Failure is null)
                     {
                         context.UpdateTarget(LiveView.Render(settings.Description, clock.Elapsed, session.Report(), names, session.Interfaces.RoleOf, live.Statistics()));
                     }
@@ -282,12 +296,20 @@ public static class FollowCommand
             }
             else
             {
-                while (Tick(settings, live, clock, cancel, error))
+                while (Tick(settings, live, clock, cancel, error) && recorder?.Failure is null)
                 {
                     WriteProgress(output, json, clock.Elapsed, live);
                 }
             }
             live.Stop();
+            // The file is complete before the report is built: a second signal, or a kill while the report is
+            // printed, finds it closed.
+            recorder?.Dispose();
+            if (recorder?.Failure is { } failure)
+            {
+                error.WriteLine(TerminalText.Escape($"vethtrace: cannot write {recorder.FailedPath}: {failure.Message}; recording stopped " +
+                    "(the file ends at the last whole packet written)"));
+            }
             CorrelationReport report = session.Report();
             IReadOnlyList<HopStatistics> statistics = live.Statistics();
             long kernelDropped = statistics.Sum(h => Math.Max(0, h.KernelDropped));
@@ -320,41 +342,47 @@ public static class FollowCommand
             if (recorder is not null && !json)
             {
                 output.WriteLine();
-                output.WriteLine(TerminalText.Escape($"wrote {recorder.Packets} packets on {settings.Hops.Count} interfaces to {settings.RecordPath}"));
+                output.WriteLine(TerminalText.Escape(recorder.Summary(settings.Hops.Count)));
             }
-            return ExitCode.Success;
+            return recorder?.Failure is null ? ExitCode.Success : ExitCode.CaptureFailed;
         }
     }
 
     /// <summary>
-    /// <c>record</c>: every captured packet into one pcapng, an Interface Description Block per hop with its name
-    /// (as the live report names it, so a replay of the file reports the same hops), its role and the target in
-    /// if_description, and nanosecond if_tsresol.
+    /// <c>record</c>: every captured packet into one pcapng (or a rotation of them), an Interface Description Block
+    /// per hop with its name (as the live report names it, so a replay of the file reports the same hops), its role
+    /// and the target in if_description, and nanosecond if_tsresol. Flushed every half second, so a killed process
+    /// loses at most that; a write error stops the recording (<see cref="Failure"/>), never the capture threads.
     /// </summary>
     private sealed class RecordingSink : IPacketSink, IDisposable
     {
-        private readonly PcapngWriter _writer;
+        private readonly RotatingPcapngWriter _writer;
         private readonly int[] _interfaces;
-        private long _packets;
+        private readonly RotationOptions _rotation;
+        private readonly string _path;
 
-        private RecordingSink(PcapngWriter writer, int[] interfaces)
+        private RecordingSink(RotatingPcapngWriter writer, int[] interfaces, RotationOptions rotation, string path)
         {
             _writer = writer;
             _interfaces = interfaces;
+            _rotation = rotation;
+            _path = path;
         }
 
-        public long Packets => Interlocked.Read(ref _packets);
+        public IOException? Failure => _writer.Failure;
 
-        public static RecordingSink? Create(string path, LiveCapture live, IReadOnlyList<HopTarget> hops, string description, int snapLength, TextWriter error)
+        public string? FailedPath => _writer.FailedPath;
+
+        public static RecordingSink? Create(string path, RotationOptions rotation, LiveCapture live, IReadOnlyList<HopTarget> hops, string description, int snapLength, TextWriter error)
         {
-            PcapngWriter writer;
+            RotatingPcapngWriter writer;
             try
             {
-                writer = PcapngWriter.Create(path);
+                writer = new RotatingPcapngWriter(path, rotation);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                error.WriteLine(TerminalText.Escape($"vethtrace: cannot write {path}: {e.Message}"));
+                error.WriteLine(TerminalText.Escape($"vethtrace: cannot write {RotatingPcapngWriter.FileName(path, 0, rotation)}: {e.Message}"));
                 return null;
             }
             var ids = new int[hops.Count];
@@ -370,13 +398,30 @@ public static class FollowCommand
                 };
                 ids[hop] = writer.AddInterface(hops[hop].DisplayName, $"{role} of {description}", live.LinkTypeOf(hop), snapLength);
             }
-            return new RecordingSink(writer, ids);
+            // The section and interface blocks at once: from here on the file is a pcapng that reads (with no packets yet).
+            writer.Flush();
+            if (writer.Failure is { } failure)
+            {
+                error.WriteLine(TerminalText.Escape($"vethtrace: cannot write {writer.FailedPath}: {failure.Message}"));
+                writer.Dispose();
+                return null;
+            }
+            return new RecordingSink(writer, ids, rotation, path);
         }
 
-        public void Write(int hop, LinkType linkType, long timestampNs, ReadOnlySpan<byte> data, int originalLength, PacketDirection direction)
-        {
+        public void Write(int hop, LinkType linkType, long timestampNs, ReadOnlySpan<byte> data, int originalLength, PacketDirection direction) =>
             _writer.WritePacket(_interfaces[hop], timestampNs, data, Math.Max(originalLength, data.Length), direction);
-            Interlocked.Increment(ref _packets);
+
+        /// <summary>The closing line: how many packets went where.</summary>
+        public string Summary(int interfaces)
+        {
+            int files = _writer.FilesStarted;
+            string where = files == 1
+                ? _writer.CurrentPath
+                : _rotation.MaxFiles > 0 && files > _rotation.MaxFiles
+                    ? $"{files} files in turn, the last {_rotation.MaxFiles} kept ({RotatingPcapngWriter.FileName(_path, 0, _rotation)} to {RotatingPcapngWriter.FileName(_path, _rotation.MaxFiles - 1, _rotation)}; the newest is {_writer.CurrentPath})"
+                    : $"{files} files ({RotatingPcapngWriter.FileName(_path, 0, _rotation)} to {_writer.CurrentPath})";
+            return string.Create(CultureInfo.InvariantCulture, $"wrote {_writer.PacketsInFiles} packets on {interfaces} interfaces to {where}");
         }
 
         public void Dispose() => _writer.Dispose();

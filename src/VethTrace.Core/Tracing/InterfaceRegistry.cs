@@ -45,7 +45,7 @@ public sealed class InterfaceRegistry(string? egress = null, IReadOnlyDictionary
     /// </summary>
     public int IdOf(InterfaceKey key, string name)
     {
-        if (_last.Key == key)
+        if (_last.Key.File == key.File && _last.Key.Interface == key.Interface && _last.Key.Index == key.Index)
         {
             return _last.Id;
         }

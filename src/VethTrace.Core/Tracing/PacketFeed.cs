@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using VethTrace.Packets;
 
 namespace VethTrace.Tracing;
@@ -70,13 +71,14 @@ public sealed class PacketFeed
     /// The first half of <see cref="Arrive"/>, for a source that needs the parsed packet to know the interface (a Linux
     /// cooked v2 record names it by index): counts and parses; false when the packet is not IP (nothing more to do).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // once per packet, into the source's read loop
     public bool TryParse(ReadOnlySpan<byte> frame, int originalLength, LinkType linkType, out ParsedPacket packet)
     {
-        Volatile.Write(ref _packets, _packets + 1);
+        _packets++; // one writer; 64-bit stores are atomic, so readers on other threads see a whole value
         PacketParser.Parse(frame, linkType, _parser, originalLength, out packet);
         if (!packet.Innermost.Has(LayerSet.Network))
         {
-            Volatile.Write(ref _notIp, _notIp + 1);
+            _notIp++;
             return false;
         }
         return true;
@@ -86,6 +88,7 @@ public sealed class PacketFeed
     /// The second half of <see cref="Arrive"/>: a parsed IP packet on its interface. <paramref name="timestampInvalid"/>
     /// marks a record without a valid time (placed at its file position: matched, but no latency measured with it).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // once per packet, into the source's read loop
     public void Observe(in ParsedPacket packet, ReadOnlySpan<byte> frame, LinkType linkType, long timestampNs, int interfaceId, PacketDirection direction,
         bool timestampInvalid = false)
     {

@@ -113,4 +113,38 @@ public sealed class PcapWriterTests
         Assert.Null(reader.Error);
         Assert.Equal((uint.MaxValue + 1L) * 1_000_000_000L - 1, Assert.Single(packets).TimestampNs);
     }
+    [Fact]
+    public void WritePacket_DiskFull_IOExceptionAndTheFileReadsToItsLastWholeRecord()
+    {
+        using var disk = new SmallTmpfs(64 * 1024);
+        string path = disk.PathOf("full.pcap");
+        var writer = PcapWriter.Create(path, LinkType.Ethernet, 262_144);
+        IOException? failure = null;
+        int written = 0;
+        try
+        {
+            for (; written < 2000; written++)
+            {
+                writer.WritePacket(Timestamp + written, Payload(1400, written), 1400);
+            }
+        }
+        catch (IOException e)
+        {
+            failure = e;
+        }
+        Assert.NotNull(failure);
+        Assert.Contains("No space left on device", failure.Message);
+        // Failed for good: later writes throw too, and closing writes nothing more.
+        Assert.Throws<IOException>(() => writer.WritePacket(Timestamp, Payload(60, 0), 60));
+        writer.Dispose();
+        Assert.Equal(written, writer.PacketsWritten);
+
+        var (packets, reader) = ReadAll(File.ReadAllBytes(path), "full.pcap");
+        AssertCleanEnd(reader);
+        Assert.Equal(packets.Count, writer.PacketsInStream);
+        Assert.InRange(packets.Count, 40, written - 1); // what fitted of 64 KiB, cut at a record: file header 24, records 1416
+        Assert.Equal(24 + packets.Count * 1416L, new FileInfo(path).Length);
+        Assert.Equal(Enumerable.Range(0, packets.Count).Select(i => Payload(1400, i)), packets.Select(p => p.Data));
+        Assert.Contains($"Number of packets:   {packets.Count}", WiresharkTool.Run("capinfos", ["-c", path]));
+    }
 }

@@ -506,6 +506,43 @@ public sealed class PcapngWriterAllocationTests
         }
     }
 
+    [Fact]
+    public void RotatingWritePacket_ToFile_AllocatesNothingPerPacket()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"vethtrace-rotating-alloc-{Environment.ProcessId}-{Guid.NewGuid():N}.pcapng");
+        try
+        {
+            MeasureRotatingWrites(path, 40_000);
+            long smallBytes = Enumerable.Range(0, 3).Min(_ => MeasureRotatingWrites(path, 20_000));
+            long largeBytes = Enumerable.Range(0, 3).Min(_ => MeasureRotatingWrites(path, 40_000));
+
+            Assert.InRange(smallBytes, 0, FixedAllowance);
+            Assert.InRange(largeBytes, 0, FixedAllowance);
+            Assert.Equal(0, largeBytes - smallBytes);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    /// <summary>As <see cref="MeasureWrites"/>, through the recording writer with its flush timer running (on its own thread).</summary>
+    private static long MeasureRotatingWrites(string path, int packets)
+    {
+        byte[] data = CaptureReading.Payload(1514, 3);
+        using var writer = new RotatingPcapngWriter(path, new RotationOptions { FlushInterval = TimeSpan.FromMilliseconds(10) });
+        int ethernet = writer.AddInterface("eth0", "container vt-c1", LinkType.Ethernet, 0);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < packets; i++)
+        {
+            writer.WritePacket(ethernet, 1_700_000_000_000_000_000L + i, data.AsSpan(0, 60 + i % 1400), 1514, (PacketDirection)(i % 3));
+        }
+        writer.Flush();
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(packets, writer.PacketsWritten);
+        return allocated;
+    }
+
     /// <summary>Bytes allocated by the WritePacket loop and the final Flush (creating and closing the file are outside).</summary>
     private static long MeasureWrites(string path, int packets)
     {

@@ -222,16 +222,19 @@ public sealed class NetworkModeTests
                 Assert.Equal(["wire2@vt-ovh2", "vxlan2@vt-ovh2", "br-ov2@vt-ovh2", "vethov2@vt-ovh2", "eth0@vt-ovc2"], p.Hops[5..]));
             Assert.All(paths.Where(p => p.Hops[^1] == "eth0@vt-ovc1"), p =>
                 Assert.Equal(["wire1@vt-ovh1", "vxlan1@vt-ovh1", "br-ov1@vt-ovh1", "vethov1@vt-ovh1", "eth0@vt-ovc1"], p.Hops[5..]));
-            // The wire carried them in VXLAN 42 between the hosts' underlay addresses, three each way on each end.
+            // The wire carried them in VXLAN 42 between the hosts' underlay addresses, three each way on each end. A tunnel
+            // record counts every IP packet the tunnel carried on the hop, as replay's does (follow filters in the engine
+            // and captures the whole wire): an IGMP report of the namespaces' own may come along, so at least three.
             var tunnels = Records(records, "tunnel").Select(t => (t.GetProperty("interface").GetString(), t.GetProperty("vni").GetInt32(),
-                t.GetProperty("outer_src").GetString(), t.GetProperty("outer_dst").GetString(), t.GetProperty("packets").GetInt64())).ToHashSet();
+                t.GetProperty("outer_src").GetString(), t.GetProperty("outer_dst").GetString(), t.GetProperty("packets").GetInt64())).ToList();
             Assert.Equal(
-                new HashSet<(string?, int, string?, string?, long)>
+                new HashSet<(string?, int, string?, string?)>
                 {
-                    ("wire1@vt-ovh1", 42, "203.0.113.1", "203.0.113.2", 3), ("wire1@vt-ovh1", 42, "203.0.113.2", "203.0.113.1", 3),
-                    ("wire2@vt-ovh2", 42, "203.0.113.1", "203.0.113.2", 3), ("wire2@vt-ovh2", 42, "203.0.113.2", "203.0.113.1", 3),
+                    ("wire1@vt-ovh1", 42, "203.0.113.1", "203.0.113.2"), ("wire1@vt-ovh1", 42, "203.0.113.2", "203.0.113.1"),
+                    ("wire2@vt-ovh2", 42, "203.0.113.1", "203.0.113.2"), ("wire2@vt-ovh2", 42, "203.0.113.2", "203.0.113.1"),
                 },
-                tunnels);
+                tunnels.Select(t => (t.Item1, t.Item2, t.Item3, t.Item4)).ToHashSet());
+            Assert.All(tunnels, t => Assert.InRange(t.Item5, 3, 5));
             Assert.Empty(Records(records, "loss"));
         }
         finally

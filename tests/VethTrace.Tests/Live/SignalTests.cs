@@ -73,4 +73,134 @@ public sealed class SignalTests
             Assert.Contains(lines, l => l.StartsWith("{\"type\":\"capture\",\"interface\":\"lo\"", StringComparison.Ordinal));
         }
     }
+    [Theory]
+    [InlineData("TERM")]
+    [InlineData("INT")]
+    [InlineData("HUP")] // the terminal closed: stopped as by Ctrl-C, not killed
+    public void Record_Signal_FileHoldsEveryPacketSentBeforeItAndExitZero(string signal)
+    {
+        string file = Path.Combine(Path.GetTempPath(), $"vethtrace-signal-{signal}-{Environment.ProcessId}.pcapng");
+        const int Port = 47_391;
+        try
+        {
+            string dll = Path.Combine(AppContext.BaseDirectory, "vethtrace.dll");
+            var start = new ProcessStartInfo("dotnet", [dll, "record", "--hop", "lo", "-o", file, "--format", "json", "--filter", $"udp port {Port}"])
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            };
+            using var process = Process.Start(start)!;
+            var started = new ManualResetEventSlim();
+            process.OutputDataReceived += (_, e) =>
+            {
+                if (e.Data?.Contains("\"type\":\"start\"", StringComparison.Ordinal) == true)
+                {
+                    started.Set();
+                }
+            };
+            process.BeginOutputReadLine();
+            Assert.True(started.Wait(TimeSpan.FromSeconds(30)), "record did not start capturing");
+            // Loopback datagrams to a port nobody listens on: each is captured once on lo.
+            using (var udp = new System.Net.Sockets.UdpClient())
+            {
+                for (int i = 0; i < 20; i++)
+                {
+                    udp.Send(new byte[100 + i], new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, Port));
+                }
+            }
+            Thread.Sleep(200);
+
+            using (var kill = Process.Start("kill", ["-s", signal, process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            {
+                kill.WaitForExit();
+            }
+            Assert.True(process.WaitForExit(20_000), "record did not end after the signal");
+            process.WaitForExit();
+
+            Assert.Equal((int)ExitCode.Success, process.ExitCode);
+            using var reader = VethTrace.Capture.Files.CaptureFileReader.Open(file);
+            int packets = 0;
+            while (reader.TryReadNext(out _))
+            {
+                packets++;
+            }
+            Assert.Null(reader.Error);
+            Assert.Equal(20, packets);
+            string[] lengths = Files.WiresharkTool.Run("tshark", ["-r", file, "-T", "fields", "-e", "udp.length"]);
+            Assert.Equal(Enumerable.Range(0, 20).Select(i => (108 + i).ToString(System.Globalization.CultureInfo.InvariantCulture)), lengths);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+    [Fact]
+    public void Record_KilledRightAfterStarting_FileIsAPcapngWithItsInterfaces()
+    {
+        string file = Path.Combine(Path.GetTempPath(), $"vethtrace-signal-early-{Environment.ProcessId}.pcapng");
+        try
+        {
+            string dll = Path.Combine(AppContext.BaseDirectory, "vethtrace.dll");
+            var start = new ProcessStartInfo("dotnet", [dll, "record", "--hop", "lo", "-o", file, "--format", "json", "--filter", "udp port 47392"])
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            };
+            using var process = Process.Start(start)!;
+            string? line;
+            while ((line = process.StandardOutput.ReadLine()) is not null && !line.Contains("\"type\":\"start\"", StringComparison.Ordinal))
+            {
+            }
+            Assert.NotNull(line);
+
+            process.Kill(); // SIGKILL before the first timed flush
+            process.WaitForExit();
+
+            // The section and interface blocks were flushed before capturing began: the file reads, with no packets.
+            string[] info = Files.WiresharkTool.Run("capinfos", ["-c", "-I", file]);
+            Assert.Contains("Number of packets:   0", info);
+            Assert.Contains("Number of interfaces in file: 1", info);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+    [Theory]
+    [InlineData("TERM")]
+    [InlineData("HUP")]
+    public async Task Bench_Signal_DefaultActionEndsItAtOnce(string signal)
+    {
+        // Only follow and record turn a signal into a clean stop; a command that does not watch for it must not
+        // swallow it and run on to its end (a 30 s bench here).
+        string dll = Path.Combine(AppContext.BaseDirectory, "vethtrace.dll");
+        var start = new ProcessStartInfo("dotnet", [dll, "bench", Captures.CaptureCorpus.PathOf("vxlan.pcap"), "--duration", "30s"])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using var process = Process.Start(start)!;
+        Task<string> output = process.StandardOutput.ReadToEndAsync();
+        Task<string> error = process.StandardError.ReadToEndAsync();
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        // Past start-up: the signal handlers are registered before the command runs, and bench first reads its file
+        // (VethTrace.Capture.dll is mapped then); a signal before registration would end it whatever the handlers do.
+        while (!File.ReadAllText($"/proc/{process.Id}/maps").Contains("VethTrace.Capture.dll", StringComparison.Ordinal))
+        {
+            Assert.True(DateTime.UtcNow < deadline && !process.HasExited, "bench never loaded VethTrace.Capture");
+            Thread.Sleep(10);
+        }
+        Thread.Sleep(500);
+        var clock = Stopwatch.StartNew();
+
+        using (var kill = Process.Start("kill", ["-s", signal, process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            kill.WaitForExit();
+        }
+
+        Assert.True(process.WaitForExit(10_000), $"bench ran on after SIG{signal}");
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10));
+        Assert.Equal(128 + (signal == "TERM" ? 15 : 1), process.ExitCode);
+        await Task.WhenAll(output, error);
+    }
 }
