@@ -41,7 +41,7 @@ public sealed class Issue14RolesAndBridgeCopiesTests
         args.AddRange((files.Length > 0 ? files : expected.GetProperty("files").EnumerateArray().Select(f => f.GetString()!))
             .Select(f => Path.Combine(CaptureCorpus.RepositoryRoot, f)));
         args.AddRange(options);
-        args.AddRange(["--format", "json"]);
+        args.AddRange(["--format", "json", "--nat-detail"]);
         var named = options.Where((o, i) => i > 0 && options[i - 1] == "--ifname").Select(o => o[..o.IndexOf('=')]).ToHashSet();
 
         // The derivation's interface labels as this replay names them: an SLL2 index not named here is if<index>.
