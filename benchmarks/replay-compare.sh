@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Whole-process comparison of `vethtrace replay` with tcpdump and tshark on the same files, in one run (issue 5):
-#   1. publishes vethtrace with Native AOT (no JIT, no start-up compilation) into out/bench/aot, and builds the
+#   1. publishes vethtrace the way users get it, `dotnet publish -c Release`: Native AOT (no JIT, no start-up
+#      compilation; the project sets PublishAot) into out/bench/aot, and builds the
 #      ordinary framework-dependent one (JIT) beside it;
 #   2. makes the files: LONG (default 800,000 packets) from time-shifted copies of captures/bulk-iperf3.pcap
 #      (editcap -t, mergecap -a, editcap -r; classic pcap), and one ten times longer for the memory bound;
@@ -32,7 +33,7 @@ bash captures/expand.sh >/dev/null
 bulk=captures/bulk-iperf3.pcap
 
 echo "== build"
-dotnet publish src/VethTrace.Cli -c Release -r linux-x64 -p:PublishAot=true -o "$out/aot" -nologo -v quiet >"$out/publish.log" 2>&1 \
+dotnet publish src/VethTrace.Cli -c Release -o "$out/aot" -nologo -v quiet >"$out/publish.log" 2>&1 \
     || { tail -20 "$out/publish.log"; echo "replay-compare.sh: Native AOT publish failed" >&2; exit 1; }
 dotnet build src/VethTrace.Cli -c Release -o "$out/jit" -nologo -v quiet >"$out/build.log" 2>&1 \
     || { tail -20 "$out/build.log"; exit 1; }

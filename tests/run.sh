@@ -5,8 +5,9 @@
 #   3. builds the whole solution in Release (the benchmarks included, so CI keeps them compiling);
 #   4. brings the Docker lab up (containerd, dockerd, two busybox containers, the `upstream` namespace),
 #      unless VETHTRACE_SKIP_LAB=1;
-#   5. runs the xunit suite, a dry run of the parser benchmarks and short fuzz runs (tests/fuzz/run.sh), then takes
-#      the lab down again;
+#   5. runs the xunit suite, a dry run of the parser benchmarks, the tool install (packed with Native AOT into a
+#      temporary feed, installed with `dotnet tool install --tool-path`, run on a shipped capture) and short fuzz runs
+#      (tests/fuzz/run.sh), then takes the lab down again;
 #   6. prints "N passed, N failed" and exits non-zero when a test failed or a step broke.
 # Must run as root (it installs packages, starts dockerd, creates namespaces).
 set -uo pipefail
@@ -72,6 +73,46 @@ else
     failed=$(( failed + 1 ))
     rc=1
 fi
+
+# The install path users take (issue 18): the tool packed with its Native AOT executable for this machine into a
+# temporary feed (build/pack-tool.sh), installed with `dotnet tool install --tool-path` from that feed alone, and the
+# installed vethtrace replaying a shipped capture: it must be the AOT executable (an ELF file, no vethtrace.dll beside
+# it) and print exactly the JIT build's report, table and JSON. Counted as one test; about 1-2 minutes, the AOT
+# compilation most of it.
+step "tool install (Native AOT)"
+tool=$(mktemp -d /tmp/vethtrace-tool.XXXXXX)
+# A subshell with set -e, run as a command of its own: as the condition of an if, set -e would be ignored inside it.
+(
+    set -e
+    rid=$(dotnet --info | sed -n 's/^ *RID: *//p')
+    bash build/pack-tool.sh "$tool/feed" "$rid"
+    # Only the local feed: offline, and never a package of the same name from elsewhere.
+    printf '<configuration><packageSources><clear/><add key="vethtrace" value="%s"/></packageSources></configuration>\n' "$tool/feed" >"$tool/nuget.config"
+    dotnet tool install vethtrace --tool-path "$tool/bin" --configfile "$tool/nuget.config"
+    installed=$(readlink -f "$tool/bin/vethtrace")
+    [[ $(file -b "$installed") == "ELF 64-bit"* ]]
+    shopt -s nullglob
+    managed=("$(dirname "$installed")"/*.dll)
+    [[ ${#managed[@]} == 0 ]] || { echo "the installed tool is not the AOT executable: ${managed[*]}" >&2; exit 1; }
+    jit=(dotnet src/VethTrace.Cli/bin/Release/net10.0/vethtrace.dll)
+    for format in table json; do
+        "$tool/bin/vethtrace" replay captures/masquerade-multi.pcapng --format $format >"$tool/installed.$format"
+        "${jit[@]}" replay captures/masquerade-multi.pcapng --format $format >"$tool/jit.$format"
+        cmp "$tool/installed.$format" "$tool/jit.$format"
+    done
+    "$tool/bin/vethtrace" --version
+    [[ $("$tool/bin/vethtrace" --version) == $("${jit[@]}" --version) ]]
+) >"$results/tool.log" 2>&1
+if [[ $? == 0 ]]; then
+    passed=$(( ${passed:-0} + 1 ))
+    tail -1 "$results/tool.log"
+else
+    tail -30 "$results/tool.log"
+    failed=$(( failed + 1 ))
+    rc=1
+fi
+rm -rf "$tool"
+
 trap - EXIT
 cleanup
 

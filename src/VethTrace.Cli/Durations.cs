@@ -2,7 +2,10 @@ using System.Globalization;
 
 namespace VethTrace.Cli;
 
-/// <summary>Durations on the command line: a number and a unit (ns, us or µs, ms, s).</summary>
+/// <summary>
+/// Durations on the command line: a number and a unit (ns, us or µs, ms, s), or a bare number of seconds, as
+/// <c>timeout</c>, <c>sleep</c>, <c>tcpdump -G</c> and <c>ping -w</c> take them (12, 0.5).
+/// </summary>
 public static class Durations
 {
     /// <summary>Returns null and the value, or a problem.</summary>
@@ -17,10 +20,12 @@ public static class Durations
             _ when text.EndsWith("µs", StringComparison.Ordinal) => ("µs", 1_000L),
             _ when text.EndsWith("ms", StringComparison.Ordinal) => ("ms", 1_000_000L),
             _ when text.EndsWith('s') => ("s", 1_000_000_000L),
-            _ => ("", 0L),
+            _ => ("", 1_000_000_000L),
         };
-        if (scale == 0 || !double.TryParse(text.AsSpan(0, text.Length - unit.Length), NumberStyles.Float, CultureInfo.InvariantCulture, out double value)
-            || double.IsNaN(value) || value * scale > long.MaxValue)
+        // NumberStyles.Float without AllowExponent's neighbours: no thousands separators, no currency, no hex; and
+        // "Infinity" or "NaN" spelled out are refused below, as is anything beyond long's range in nanoseconds.
+        if (!double.TryParse(text.AsSpan(0, text.Length - unit.Length), NumberStyles.Float, CultureInfo.InvariantCulture, out double value)
+            || !double.IsFinite(value) || value * scale > long.MaxValue)
         {
             return "not a duration";
         }

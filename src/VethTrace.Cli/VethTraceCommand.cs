@@ -92,13 +92,15 @@ public static class VethTraceCommand
             "  vethtrace packets captures/masquerade-multi.pcapng --by-fingerprint\n" +
             "  vethtrace follow web --duration 10s\n" +
             "  vethtrace record web -o web.pcapng --duration 30s\n" +
-            "  vethtrace interfaces");
+            "  vethtrace interfaces\n" +
+            "  vethtrace bench");
         root.Subcommands.Add(FollowCommand.Build(output, error, record: false));
         root.Subcommands.Add(FollowCommand.Build(output, error, record: true));
         root.Subcommands.Add(InterfacesCommand.Build(output, error));
         root.Subcommands.Add(ReplayCommand.Build(output, error));
         root.Subcommands.Add(PacketsCommand.Build(output, error));
         root.Subcommands.Add(BenchCommand.Build(output, error));
+        VersionText.Attach(root);
         return root;
     }
 }

@@ -24,7 +24,7 @@ public static class BenchCommand
         };
         var format = CommonOptions.Format("table (for people) or json (JSON Lines: one bench record per parser)");
         var duration = CommonOptions.Duration("--duration", "-d",
-            "How long to measure (both parsers share it, alternating); a fifth of it again is spent warming up first", "3s", "3s or 500ms");
+            "How long to measure (both parsers share it, alternating); a fifth of it again is spent warming up first: 3s, 500ms, or a bare number of seconds", "3s", "3s, 500ms or 3");
         var vxlanPort = CommonOptions.VxlanPort();
         var command = new Command("bench", "Parse a capture's packets in a loop with VethTrace's parser and with PacketDotNet, side by side on the " +
             "same packets in one run, and print Mpps, ns and bytes allocated per packet, and the ratio.\n\nExamples:\n" +

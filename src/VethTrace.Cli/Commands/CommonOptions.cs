@@ -186,8 +186,8 @@ internal static class CommonOptions
     /// (<see cref="TraceSessionOptions.DefaultWindowNs"/> unless given).
     /// </summary>
     public static Option<string> Window() => Duration("--window", "-w",
-        "How long after its first sighting a packet may still reach another hop: 250ms, 1s, 1500us",
-        Durations.Format(TraceSessionOptions.DefaultWindowNs), "500ms, 1s or 250us");
+        "How long after its first sighting a packet may still reach another hop: 250ms, 1s, 1500us, or a bare number of seconds (0.5)",
+        Durations.Format(TraceSessionOptions.DefaultWindowNs), "500ms, 1s, 250us or 0.5");
 
     /// <summary>The window given, in nanoseconds (validated while the command line was checked).</summary>
     public static long WindowNs(ParseResult parseResult, Option<string> window) =>

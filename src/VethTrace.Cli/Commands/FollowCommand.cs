@@ -47,13 +47,13 @@ public static class FollowCommand
         };
         var duration = new Option<string?>("--duration", "-d")
         {
-            Description = "Stop after this long (10s, 500ms); default: until Ctrl-C",
+            Description = "Stop after this long: 10s, 500ms, or a bare number of seconds (12, 0.5); default: until Ctrl-C",
         };
         duration.Validators.Add(result =>
         {
             if (result.GetValueOrDefault<string?>() is { } text && (Durations.TryParseNanoseconds(text, out long ns) is not null || ns <= 0))
             {
-                result.AddError($"--duration expects a positive duration such as 10s or 500ms; got '{text}'");
+                result.AddError($"--duration expects a positive duration such as 10s, 500ms or 12 (seconds); got '{text}'");
             }
         });
         var format = new Option<ReplayCommand.Format>("--format", "-f")

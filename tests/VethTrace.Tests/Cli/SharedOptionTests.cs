@@ -35,7 +35,7 @@ public sealed class SharedOptionTests
         ExitCode code = VethTraceCommand.Run([command, .. rest, "--window", "soon"], new StringWriter(), error);
 
         Assert.Equal(ExitCode.Usage, code);
-        Assert.Equal(["vethtrace: --window expects a positive duration such as 500ms, 1s or 250us; got 'soon'", $"Try 'vethtrace {command} --help'."],
+        Assert.Equal(["vethtrace: --window expects a positive duration such as 500ms, 1s, 250us or 0.5; got 'soon'", $"Try 'vethtrace {command} --help'."],
             error.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 
