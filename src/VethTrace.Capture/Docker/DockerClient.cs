@@ -122,6 +122,39 @@ public sealed class DockerClient : IDisposable
         return new DockerContainer(fullId, name, state, running, pid, mode, ReadNetworks(root));
     }
 
+    /// <summary>
+    /// GET a streaming endpoint (<c>/events</c>): returns the response body once the headers are in. The request timeout
+    /// covers only the headers (HttpCompletionOption.ResponseHeadersRead); the body is read until the daemon closes it
+    /// or <paramref name="cancellationToken"/> is cancelled. The caller disposes the stream.
+    /// </summary>
+    public async Task<Stream> OpenStreamAsync(string path, CancellationToken cancellationToken)
+    {
+        HttpResponseMessage response;
+        try
+        {
+            response = await _http.GetAsync(path, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+        }
+        catch (HttpRequestException exception)
+        {
+            throw Translate(exception);
+        }
+        catch (TaskCanceledException exception) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new DockerException(DockerErrorKind.DaemonUnavailable,
+                $"the Docker daemon did not answer within {RequestTimeout.TotalSeconds:0} s on {Endpoint.Describe()}", exception);
+        }
+        if (!response.IsSuccessStatusCode)
+        {
+            using (response)
+            {
+                string body = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+                throw new DockerException(DockerErrorKind.DaemonUnavailable,
+                    $"Docker API GET /{OneLine(path)} failed: {(int)response.StatusCode} {OneLine(body)}");
+            }
+        }
+        return await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     private async Task<JsonDocument> GetJsonAsync(string path, string? containerShownAs, CancellationToken cancellationToken)
     {
         HttpResponseMessage response;

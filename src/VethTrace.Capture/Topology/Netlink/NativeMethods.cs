@@ -13,6 +13,14 @@ internal static class NativeMethods
     public const int SocketCloseOnExec = 0x80000;
     public const int NetlinkRoute = 0;
     public const int SolSocket = 1;
+    /// <summary>SO_RCVBUF and SO_RCVBUFFORCE (root may exceed net.core.rmem_max).</summary>
+    public const int SoReceiveBuffer = 8;
+    public const int SoReceiveBufferForce = 33;
+    /// <summary>SOL_NETLINK and NETLINK_ADD_MEMBERSHIP (netlink(7)): join a multicast group by number.</summary>
+    public const int SolNetlink = 270;
+    public const int NetlinkAddMembership = 1;
+    /// <summary>RTNLGRP_LINK (include/uapi/linux/rtnetlink.h): RTM_NEWLINK/RTM_DELLINK notifications.</summary>
+    public const int RtnetlinkGroupLink = 1;
     /// <summary>SO_RCVTIMEO on the asm-generic ABI (x86-64, arm64).</summary>
     public const int SoReceiveTimeout = 20;
     /// <summary>MSG_TRUNC: recv returns the datagram's real length even when it exceeds the buffer.</summary>
@@ -24,6 +32,8 @@ internal static class NativeMethods
     public const int EAGAIN = 11;
     public const int EPERM = 1;
     public const int EINVAL = 22;
+    /// <summary>A netlink socket's receive queue overflowed: notifications were lost (netlink(7)).</summary>
+    public const int ENOBUFS = 105;
 
     [DllImport("libc", SetLastError = true)]
     public static extern int socket(int domain, int type, int protocol);
@@ -38,7 +48,14 @@ internal static class NativeMethods
     public static extern int setsockopt(int fd, int level, int name, long[] value, int length);
 
     [DllImport("libc", SetLastError = true)]
+    public static extern int setsockopt(int fd, int level, int name, int[] value, int length);
+
+    [DllImport("libc", SetLastError = true)]
     public static extern int close(int fd);
+
+    /// <summary>bind(2) with a <c>struct sockaddr_nl</c> laid out in <paramref name="address"/>.</summary>
+    [DllImport("libc", SetLastError = true)]
+    public static extern int bind(int fd, byte[] address, int length);
 
     [DllImport("libc", SetLastError = true)]
     public static extern int setns(int fd, int nstype);

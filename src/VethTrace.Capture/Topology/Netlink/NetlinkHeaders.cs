@@ -40,6 +40,8 @@ public static class NetlinkMessageType
     public const ushort Done = 3;
     public const ushort Overrun = 4;
     public const ushort NewLink = 16;
+    /// <summary>RTM_DELLINK: sent to RTNLGRP_LINK when a link is deleted or leaves the namespace.</summary>
+    public const ushort DeleteLink = 17;
     public const ushort GetLink = 18;
     public const ushort NewAddress = 20;
     public const ushort GetAddress = 22;
