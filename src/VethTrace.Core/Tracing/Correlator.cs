@@ -62,6 +62,8 @@ public sealed class Correlator : IObservationSink
     private readonly SortedSet<int> _unknownTied = [];
     /// <summary>The bridge copies <see cref="SetAsideBridgeCopies"/> took out of the journey being finished.</summary>
     private readonly List<int> _side = [];
+    /// <summary>One more than the largest interface id observed: the interfaces inference may decide.</summary>
+    private int _interfacesSeen;
 
     /// <summary>
     /// A correlator whose roles come from <paramref name="roleOf"/>; with <paramref name="registry"/>, the roles it does
@@ -126,6 +128,10 @@ public sealed class Correlator : IObservationSink
     public void Add(in Observation observation)
     {
         Observations++;
+        if (observation.Interface >= _interfacesSeen)
+        {
+            _interfacesSeen = observation.Interface + 1;
+        }
         Expire(observation.TimestampNs - _options.WindowNs);
         if (observation.TimestampNs >= _nextSweepNs)
         {
@@ -273,7 +279,7 @@ public sealed class Correlator : IObservationSink
             {
                 break;
             }
-            if (_inference is { Pending: true })
+            if (_inference is not null && _inference.IsPending(_interfacesSeen))
             {
                 Infer();
             }
@@ -305,7 +311,7 @@ public sealed class Correlator : IObservationSink
             _inference!.Learn(CollectionsMarshal.AsSpan(_ties));
         }
         _ties.Clear();
-        _inference!.Decide();
+        _inference!.Decide(_interfacesSeen);
     }
 
     /// <summary>
@@ -323,7 +329,8 @@ public sealed class Correlator : IObservationSink
         for (int i = 0; i < sightings.Count; i++)
         {
             Observation sighting = sightings[i];
-            if (_roleOf(sighting.Interface) == InterfaceRole.Bridge)
+            // A TTL of 0 was not read (no IP layer parsed it): no evidence of bridged or routed, so the copy stays.
+            if (sighting.Ttl != 0 && _roleOf(sighting.Interface) == InterfaceRole.Bridge)
             {
                 int ports = 0;
                 foreach (ref readonly Observation other in CollectionsMarshal.AsSpan(sightings))

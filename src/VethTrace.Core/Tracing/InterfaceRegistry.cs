@@ -16,7 +16,8 @@ public readonly record struct InterfaceKey(int File, int Interface, int Index)
 /// <remarks>
 /// Interfaces are added by one thread (replay's reading thread, or follow's before capturing starts and when it
 /// reattaches) while another reads roles (the correlator orders ties by role): the role table is replaced, never
-/// changed in place, so <see cref="RoleOf"/> needs no lock. <see cref="IdOf"/> keeps the last key asked for and is
+/// changed in place, so <see cref="RoleOf"/> needs no lock; the two writers (the adding thread, and the matching
+/// thread when inference decides a role) replace it under a lock. <see cref="IdOf"/> keeps the last key asked for and is
 /// for the one thread that adds.
 /// </remarks>
 public sealed class InterfaceRegistry(string? egress = null, IReadOnlyDictionary<string, InterfaceRole>? given = null)
@@ -26,6 +27,7 @@ public sealed class InterfaceRegistry(string? egress = null, IReadOnlyDictionary
     private readonly HashSet<string> _taken = [];
     private readonly List<string> _names = [];
     private (InterfaceRole Role, RoleSource Source)[] _roles = [];
+    private readonly Lock _write = new();
     /// <summary>The last key asked for and its id: packets come in runs from one interface, so most lookups end here.</summary>
     private (InterfaceKey Key, int Id) _last = (new InterfaceKey(-1, -1, -1), -1);
 
@@ -64,14 +66,8 @@ public sealed class InterfaceRegistry(string? egress = null, IReadOnlyDictionary
     /// </summary>
     public int Add(string name, InterfaceRole role, RoleSource source) => Add(name, Given(name) ?? (role, source));
 
-    /// <summary>Whether any interface's role is not known (<see cref="RoleSource.Default"/>): inference has work.</summary>
-    public bool AnyUnknown => Array.Exists(Volatile.Read(ref _roles), r => r.Source == RoleSource.Default);
-
     /// <summary>Whether interface <paramref name="id"/>'s role was decided by anything (name, given, topology, inference).</summary>
     public bool IsKnown(int id) => Volatile.Read(ref _roles)[id].Source != RoleSource.Default;
-
-    /// <summary>The interfaces so far (ids below it); read by the matching thread, so a volatile read of the role table.</summary>
-    public int KnownCount => Volatile.Read(ref _roles).Length;
 
     /// <summary>
     /// The role given for <paramref name="name"/>: by the name itself, or by the interface's name without follow's
@@ -98,9 +94,14 @@ public sealed class InterfaceRegistry(string? egress = null, IReadOnlyDictionary
     /// </summary>
     public void Decide(int id, InterfaceRole role, RoleSource source)
     {
-        var roles = (ValueTuple<InterfaceRole, RoleSource>[])_roles.Clone();
-        roles[id] = (role, source);
-        Volatile.Write(ref _roles, roles);
+        // The matching thread decides (inference) while the reading thread may add: one writer at a time, or a copy
+        // made before the other's write would lose it.
+        lock (_write)
+        {
+            var roles = (ValueTuple<InterfaceRole, RoleSource>[])_roles.Clone();
+            roles[id] = (role, source);
+            Volatile.Write(ref _roles, roles);
+        }
     }
 
     /// <summary>Puts another interface in <paramref name="id"/>'s place (follow's hop after the container restarted).</summary>
@@ -120,7 +121,10 @@ public sealed class InterfaceRegistry(string? egress = null, IReadOnlyDictionary
     {
         int id = _names.Count;
         _names.Add(Unique(name));
-        Volatile.Write(ref _roles, [.. _roles, role]);
+        lock (_write)
+        {
+            Volatile.Write(ref _roles, [.. _roles, role]);
+        }
         return id;
     }
 

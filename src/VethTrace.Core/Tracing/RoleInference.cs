@@ -28,23 +28,26 @@ public sealed class RoleInference(InterfaceRegistry registry)
     /// <summary>How many interfaces the last decision saw.</summary>
     private int _examined;
 
-    /// <summary>Whether an interface appeared since the last decision and some role is not known.</summary>
-    public bool Pending
+    /// <summary>
+    /// Whether an interface appeared since the last decision and some role is not known. <paramref name="seen"/> counts
+    /// the interfaces the correlator has seen observations of (ids below it): a function of the input, so the
+    /// decisions do not depend on how far ahead the reading thread has registered interfaces.
+    /// </summary>
+    public bool IsPending(int seen)
     {
-        get
+        if (seen <= _examined)
         {
-            int count = registry.KnownCount;
-            if (count == _examined)
-            {
-                return false;
-            }
-            if (!registry.AnyUnknown)
-            {
-                _examined = count;
-                return false;
-            }
-            return true;
+            return false;
         }
+        for (int id = 0; id < seen; id++)
+        {
+            if (!registry.IsKnown(id))
+            {
+                return true;
+            }
+        }
+        _examined = seen;
+        return false;
     }
 
     /// <summary>One journey's sightings, in time order.</summary>
@@ -56,10 +59,10 @@ public sealed class RoleInference(InterfaceRegistry registry)
         }
     }
 
-    /// <summary>Decides what the journeys learnt tell, and forgets them.</summary>
-    public void Decide()
+    /// <summary>Decides the roles of the interfaces below <paramref name="seen"/> from the journeys learnt, and forgets them.</summary>
+    public void Decide(int seen)
     {
-        int count = registry.KnownCount;
+        int count = seen;
         _examined = count;
         try
         {
@@ -93,7 +96,7 @@ public sealed class RoleInference(InterfaceRegistry registry)
             {
                 for (int j = i + 1; j < journey.Length; j++)
                 {
-                    if (journey[i].Ttl == journey[j].Ttl && journey[i].Interface < count && journey[j].Interface < count)
+                    if (journey[i].Ttl == journey[j].Ttl && journey[i].Ttl != 0 && journey[i].Interface < count && journey[j].Interface < count)
                     {
                         parent[Find(journey[i].Interface)] = Find(journey[j].Interface);
                     }
