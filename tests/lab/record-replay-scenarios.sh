@@ -45,17 +45,25 @@ PY=/usr/bin/python3; [[ -x $PY ]] || PY=python3
 derive_all() {
     local d="$LAB_DIR/derive-journeys.py"
     mkdir -p "$EXPECTED_DIR"
-    run() { # name topology files...
+    run() { # name topology [derivation options --] files...
         local name=$1 topo=$2; shift 2
+        local opts=()
+        if [[ " $* " == *" -- "* ]]; then
+            while [[ $1 != -- ]]; do opts+=("$1"); shift; done
+            shift
+        fi
         local f ok=1
         for f in "$@"; do [[ -e $f ]] || ok=0; done
         if ((ok == 0)); then log "derive: $name: capture missing, skipped"; return 0; fi
         log "derive: $name"
-        "$PY" "$d" --name "$name" --topology "$topo" --out "$EXPECTED_DIR/$name.json" "$@"
+        "$PY" "$d" --name "$name" --topology "$topo" "${opts[@]}" --out "$EXPECTED_DIR/$name.json" "$@"
     }
     run masquerade-multi.pcapng "$TOPO_DIR/masquerade-multi.pcapng.tsv" "$CAPTURES_DIR/masquerade-multi.pcapng"
     run any-sll2.pcap "$TOPO_DIR/any-sll2.pcap.tsv" "$CAPTURES_DIR/any-sll2.pcap"
-    run east-west.pcapng "$TOPO_DIR/east-west.pcapng.tsv" "$REPLAY_DIR/east-west.pcapng"
+    # east-west: docker0's own copy of a bridged frame is a side copy, not a hop (issue 14 section 3)
+    run east-west.pcapng "$TOPO_DIR/east-west.pcapng.tsv" --bridge-copies side -- "$REPLAY_DIR/east-west.pcapng"
+    # the overlay (recorded by tests/lab/overlay.sh record): br-ov1 and br-ov2 are side copies the same way
+    run overlay-vxlan.pcapng "$TOPO_DIR/overlay-vxlan.pcapng.tsv" --bridge-copies side -- "$REPLAY_DIR/overlay-vxlan.pcapng"
     run firewall-drop.pcapng "$TOPO_DIR/firewall-drop.pcapng.tsv" "$REPLAY_DIR/firewall-drop.pcapng"
     run delay-egress.pcapng "$TOPO_DIR/delay-egress.pcapng.tsv" "$REPLAY_DIR/delay-egress.pcapng"
     local split=("$REPLAY_DIR"/split/*.pcap)

@@ -90,6 +90,60 @@ internal static class CommonOptions
     }
 
 
+    /// <summary>
+    /// --role NAME=ROLE (repeatable): an interface's role, over what its name, the topology or the traffic would
+    /// decide (docs/DESIGN.md, "Roles").
+    /// </summary>
+    public static Option<string[]> Role()
+    {
+        var role = new Option<string[]>("--role")
+        {
+            Description = "An interface's role on the path when its name does not tell: NAME=container|veth|bridge|egress|tunnel, repeatable " +
+                "(overrides the name, the topology and what is inferred from the traffic; e.g. --role wan=egress --role if34=veth)",
+            Arity = ArgumentArity.ZeroOrMore,
+            AllowMultipleArgumentsPerToken = false,
+        };
+        role.Validators.Add(result =>
+        {
+            foreach (string text in result.GetValueOrDefault<string[]>() ?? [])
+            {
+                if (TryParseRole(text, out _, out _) is { } problem)
+                {
+                    result.AddError(problem);
+                }
+            }
+        });
+        return role;
+    }
+
+    /// <summary>The roles given with --role, by interface name (validated while the command line was checked).</summary>
+    public static Dictionary<string, InterfaceRole> RoleMap(ParseResult parseResult, Option<string[]> role)
+    {
+        var map = new Dictionary<string, InterfaceRole>(StringComparer.Ordinal);
+        foreach (string text in parseResult.GetValue(role) ?? [])
+        {
+            if (TryParseRole(text, out string name, out InterfaceRole parsed) is null)
+            {
+                map[name] = parsed;
+            }
+        }
+        return map;
+    }
+
+    /// <summary>NAME=ROLE; null when it parses, else the problem, one line.</summary>
+    public static string? TryParseRole(string text, out string name, out InterfaceRole role)
+    {
+        int equals = text.LastIndexOf('=');
+        name = equals > 0 ? text[..equals] : "";
+        role = InterfaceRole.Egress;
+        if (equals <= 0 || !InterfaceRoles.TryParse(text[(equals + 1)..], out role))
+        {
+            return $"--role expects NAME=container|veth|bridge|egress|tunnel; got '{VethTrace.Text.TerminalText.Escape(text)}'";
+        }
+        return null;
+    }
+
+
     public static Dictionary<int, string> InterfaceMap(ParseResult parseResult, Option<string[]> ifname)
     {
         var map = new Dictionary<int, string>();
@@ -138,4 +192,57 @@ internal static class CommonOptions
     /// <summary>The window given, in nanoseconds (validated while the command line was checked).</summary>
     public static long WindowNs(ParseResult parseResult, Option<string> window) =>
         parseResult.GetValue(window) is { } text && Durations.TryParseNanoseconds(text, out long ns) is null ? ns : TraceSessionOptions.DefaultWindowNs;
+
+    /// <summary>--nat-detail (replay, follow): every NAT translation in the report, not only the aggregate rows.</summary>
+    public static Option<bool> NatDetail() => new("--nat-detail")
+    {
+        Description = "List every NAT translation (one per flow, as conntrack holds them) instead of one row per (kind, proto, inside address, outside address, peer address:port) with flow and packet counts",
+    };
+
+    /// <summary>--flow-timeout PROTO=DURATION (replay, follow), repeatable: the idle timeouts of per-flow state.</summary>
+    public static Option<string[]> FlowTimeout()
+    {
+        var defaults = VethTrace.Tracing.FlowTimeouts.Default;
+        var option = new Option<string[]>("--flow-timeout")
+        {
+            Description = "How long a flow's state (its losses, its NAT translation) is kept after its last packet, as conntrack does: PROTO=DURATION, " +
+                $"PROTO one of {string.Join(", ", VethTrace.Tracing.FlowTimeouts.Names)}; repeatable. Defaults are conntrack's: tcp={Durations.Format(defaults.TcpNs)}, " +
+                $"tcp-closing={Durations.Format(defaults.TcpClosingNs)} (after a FIN or RST), udp={Durations.Format(defaults.UdpNs)}, " +
+                $"icmp={Durations.Format(defaults.IcmpNs)}, other={Durations.Format(defaults.OtherNs)}",
+            Arity = ArgumentArity.OneOrMore,
+            AllowMultipleArgumentsPerToken = false,
+        };
+        option.Validators.Add(result =>
+        {
+            foreach (string text in result.GetValueOrDefault<string[]>() ?? [])
+            {
+                if (ParseFlowTimeout(VethTrace.Tracing.FlowTimeouts.Default, text) is null)
+                {
+                    result.AddError($"--flow-timeout expects PROTO=DURATION with PROTO one of {string.Join(", ", VethTrace.Tracing.FlowTimeouts.Names)} and a positive duration such as udp=30s; got '{text}'");
+                }
+            }
+        });
+        return option;
+    }
+
+    /// <summary>The timeouts given with --flow-timeout (validated while the command line was checked), over conntrack's defaults.</summary>
+    public static FlowTimeouts FlowTimeoutsOf(ParseResult parseResult, Option<string[]> option)
+    {
+        var timeouts = VethTrace.Tracing.FlowTimeouts.Default;
+        foreach (string text in parseResult.GetValue(option) ?? [])
+        {
+            timeouts = ParseFlowTimeout(timeouts, text) ?? timeouts;
+        }
+        return timeouts;
+    }
+
+    private static FlowTimeouts? ParseFlowTimeout(FlowTimeouts timeouts, string text)
+    {
+        int equals = text.IndexOf('=', StringComparison.Ordinal);
+        if (equals <= 0 || Durations.TryParseNanoseconds(text[(equals + 1)..], out long ns) is not null || ns <= 0)
+        {
+            return null;
+        }
+        return timeouts.With(text[..equals], ns);
+    }
 }

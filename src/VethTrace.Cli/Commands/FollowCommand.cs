@@ -95,6 +95,9 @@ public static class FollowCommand
             Description = "When the container stops, keep waiting for it to come back (as long as the capture lasts) instead of ending after 15 s",
         };
         var vxlanPort = CommonOptions.VxlanPort();
+        var flowTimeout = CommonOptions.FlowTimeout();
+        var natDetail = CommonOptions.NatDetail();
+        var role = CommonOptions.Role();
         var recordFiles = new RecordFileOptions();
         var command = record
             ? new Command("record", "Capture on every hop of a container's path, like follow, and write every packet to one multi-interface " +
@@ -107,7 +110,7 @@ public static class FollowCommand
                 "or kill -9 loses at most the last half second; a write error (a full disk) stops the recording with one line and exit 4, " +
                 "the file cut back to its last whole packet.")
             {
-                target, file, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort,
+                target, file, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role,
             }
             : new Command("follow", "Capture on every hop of a container's path at once (its eth0 inside its namespace, its veth, " +
                 "the bridge, the egress) and show the path latency as it happens.\n\nExamples:\n" +
@@ -118,7 +121,7 @@ public static class FollowCommand
                 "  vethtrace follow web --hop vethd4e5f6 --hop eth0@/proc/5678/ns/net   (east-west: add the peer's hops)\n" +
                 "  vethtrace follow --hop eth0@/run/netns/c1 --hop vxlan1@/run/netns/h1 --hop wire1@/run/netns/h1 ...   (an overlay, across hosts)")
             {
-                target, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort,
+                target, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role, flowTimeout, natDetail,
             };
         if (record)
         {
@@ -169,7 +172,12 @@ public static class FollowCommand
                 WaitForever: parseResult.GetValue(all),
                 SnapLength: parseResult.GetValue(snapLength) ?? (record ? FollowCommand.RecordSnapLength : FollowCommand.FollowSnapLength),
                 BufferBytes: (parseResult.GetValue(bufferSize) ?? LiveCapture.DefaultBufferBytes / 1024) * 1024,
-                Rotation: record ? recordFiles.Read(parseResult) : null);
+                Rotation: record ? recordFiles.Read(parseResult) : null)
+            {
+                FlowTimeouts = record ? FlowTimeouts.Default : CommonOptions.FlowTimeoutsOf(parseResult, flowTimeout),
+                NatDetail = !record && parseResult.GetValue(natDetail),
+                Roles = CommonOptions.RoleMap(parseResult, role),
+            };
             return (int)FollowCommand.Execute(settings, output, error, cancel);
         });
         return command;
@@ -189,7 +197,17 @@ public static class FollowCommand
         bool WaitForever = false,
         int SnapLength = FollowSnapLength,
         int BufferBytes = LiveCapture.DefaultBufferBytes,
-        RotationOptions? Rotation = null);
+        RotationOptions? Rotation = null)
+    {
+        /// <summary>Idle timeouts of per-flow state (<c>--flow-timeout</c>).</summary>
+        public FlowTimeouts FlowTimeouts { get; init; } = FlowTimeouts.Default;
+
+        /// <summary>Every NAT translation, not only the aggregate (<c>--nat-detail</c>).</summary>
+        public bool NatDetail { get; init; }
+
+        /// <summary>--role: roles given by interface name, over the topology's.</summary>
+        public IReadOnlyDictionary<string, InterfaceRole> Roles { get; init; } = new Dictionary<string, InterfaceRole>();
+    }
 
     /// <summary>
     /// What follow keeps of each packet: the deepest header stack it parses (outer Ethernet + IPv6 + UDP + VXLAN,
@@ -217,7 +235,11 @@ public static class FollowCommand
         // expression to libpcap instead: its file holds what tcpdump -w would write with it.
         bool recording = settings.RecordPath is not null;
         using PacketFilter? filter = recording || settings.Filter is null ? null : PacketFilter.TryCreate(settings.Filter, out _);
-        var session = new TraceSession(new TraceSessionOptions { WindowNs = settings.WindowNs, Parser = settings.Parser, Filter = filter });
+        var session = new TraceSession(new TraceSessionOptions
+        {
+            WindowNs = settings.WindowNs, Roles = settings.Roles, Parser = settings.Parser, Filter = filter, FlowTimeouts = settings.FlowTimeouts,
+            NatDetail = settings.NatDetail,
+        });
         LiveCapture live;
         try
         {
@@ -299,7 +321,7 @@ public static class FollowCommand
             }
             if (json)
             {
-                ReplayJson.Write(output, report, names);
+                ReplayJson.Write(output, report, names, session.Interfaces);
                 foreach (HopStatistics hop in statistics)
                 {
                     output.WriteLine(TerminalText.EscapeJson(string.Create(CultureInfo.InvariantCulture,
@@ -309,7 +331,7 @@ public static class FollowCommand
             else
             {
                 output.WriteLine();
-                ReplayTable.Write(output, report, names, session.Interfaces.RoleOf);
+                ReplayTable.Write(output, report, names, session.Interfaces.RoleOf, session.Interfaces);
                 output.WriteLine();
                 output.WriteLine("Capture (packets seen, dropped by the kernel)");
                 foreach (HopStatistics hop in statistics)

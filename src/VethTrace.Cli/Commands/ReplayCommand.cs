@@ -26,6 +26,9 @@ public static class ReplayCommand
         var filter = CommonOptions.Filter("A pcap-filter expression (as for tcpdump), compiled by libpcap; a packet is traced when any of its copies on any hop matches, so 'host 172.17.0.2' follows it past NAT");
         var vxlanPort = CommonOptions.VxlanPort();
         var ifname = CommonOptions.Ifname();
+        var flowTimeout = CommonOptions.FlowTimeout();
+        var natDetail = CommonOptions.NatDetail();
+        var role = CommonOptions.Role();
 
         var command = new Command("replay", "Match each packet's copies across the captured hops (container eth0, veth, bridge, NAT, egress) " +
             "and report the paths, per-hop latency, NAT mappings and where lost packets were last seen.\n\nExamples:\n" +
@@ -33,9 +36,10 @@ public static class ReplayCommand
             "  vethtrace replay captures/masquerade-multi.pcapng --filter 'icmp and host 172.17.0.2'\n" +
             "  vethtrace replay eth0.pcap veth1eae2a7.pcap docker0.pcap vt-up0.pcap --format json\n" +
             "  vethtrace replay captures/any-sll2.pcap --ifname 11=docker0 --ifname 12=vt-up0 --ifname 14=veth1eae2a7\n" +
+            "  vethtrace replay web-eth0.pcap veth.pcap host.pcap wan.pcap --role web-eth0=container --role host=bridge\n" +
             "  vethtrace replay captures/replay/overlay-vxlan.pcapng   (VXLAN between two hosts: matched by the inner packet)")
         {
-            files, format, window, filter, egress, vxlanPort, ifname,
+            files, format, window, filter, egress, vxlanPort, ifname, role, flowTimeout, natDetail,
         };
         command.SetAction(parseResult =>
         {
@@ -47,7 +51,12 @@ public static class ReplayCommand
                 parseResult.GetValue(egress),
                 parseResult.GetValue(filter),
                 new ParserOptions { VxlanPort = (ushort)parseResult.GetValue(vxlanPort) },
-                CommonOptions.InterfaceMap(parseResult, ifname));
+                CommonOptions.InterfaceMap(parseResult, ifname))
+            {
+                FlowTimeouts = CommonOptions.FlowTimeoutsOf(parseResult, flowTimeout),
+                NatDetail = parseResult.GetValue(natDetail),
+                Roles = CommonOptions.RoleMap(parseResult, role),
+            };
             return (int)ReplayCommand.Execute(settings, output, error);
         });
         return command;
@@ -66,22 +75,33 @@ public static class ReplayCommand
         string? Egress,
         string? Filter,
         ParserOptions Parser,
-        Dictionary<int, string> InterfaceMap);
+        Dictionary<int, string> InterfaceMap)
+    {
+        /// <summary>Idle timeouts of per-flow state (<c>--flow-timeout</c>).</summary>
+        public FlowTimeouts FlowTimeouts { get; init; } = FlowTimeouts.Default;
+
+        /// <summary>Every NAT translation, not only the aggregate (<c>--nat-detail</c>).</summary>
+        public bool NatDetail { get; init; }
+
+        /// <summary>--role: roles given by interface name.</summary>
+        public IReadOnlyDictionary<string, InterfaceRole> Roles { get; init; } = new Dictionary<string, InterfaceRole>();
+    }
 
     public static ExitCode Execute(Settings settings, TextWriter output, TextWriter error)
     {
         using PacketFilter? filter = settings.Filter is null ? null : PacketFilter.TryCreate(settings.Filter, out _);
-        var options = new TraceSessionOptions { WindowNs = settings.WindowNs, Egress = settings.Egress, Parser = settings.Parser, Filter = filter };
+        var options = new TraceSessionOptions { WindowNs = settings.WindowNs, Egress = settings.Egress, Roles = settings.Roles, Parser = settings.Parser,
+            Filter = filter, FlowTimeouts = settings.FlowTimeouts, NatDetail = settings.NatDetail };
         FileTraceResult result = FileTrace.Run(settings.Files, options, settings.InterfaceMap);
         if (result is { Report: { } report, Interfaces: { } interfaces })
         {
             if (settings.OutputFormat == Format.Json)
             {
-                ReplayJson.Write(output, report, interfaces.Names);
+                ReplayJson.Write(output, report, interfaces.Names, interfaces);
             }
             else
             {
-                ReplayTable.Write(output, report, interfaces.Names, interfaces.RoleOf);
+                ReplayTable.Write(output, report, interfaces.Names, interfaces.RoleOf, interfaces);
             }
         }
         return InputProblems.Report(result.Problems, "replay", error);

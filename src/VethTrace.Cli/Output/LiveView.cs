@@ -58,14 +58,14 @@ public static class LiveView
         }
         parts.Add(hops);
 
-        if (report.Nat.Count > 0)
+        if (report.NatAggregates.Count > 0)
         {
             var nat = new Table().Border(TableBorder.Simple).AddColumn("nat").AddColumn("proto").AddColumn("inside").AddColumn("outside").AddColumn("peer")
-                .AddColumn(new TableColumn("packets").RightAligned());
-            foreach (NatMapping mapping in report.Nat.Take(8))
+                .AddColumn(new TableColumn("flows").RightAligned()).AddColumn(new TableColumn("packets").RightAligned());
+            foreach (NatAggregate row in report.NatAggregates.Take(8))
             {
-                nat.AddRow(new PlainText(ReplayTable.Kind(mapping.Kind)), new PlainText(mapping.Protocol.Name), new PlainText(mapping.Inside), new PlainText(mapping.Outside),
-                    new PlainText(mapping.Peer), Count(mapping.Packets));
+                nat.AddRow(new PlainText(ReplayTable.Kind(row.Kind)), new PlainText(row.Protocol.Name), new PlainText(row.Inside), new PlainText(row.Outside),
+                    new PlainText(row.Peer), Count(row.Flows), Count(row.Packets));
             }
             parts.Add(nat);
         }

@@ -13,7 +13,7 @@ namespace VethTrace.Cli.Output;
 /// </summary>
 public static class ReplayJson
 {
-    public static void Write(TextWriter output, CorrelationReport report, IReadOnlyList<string> names)
+    public static void Write(TextWriter output, CorrelationReport report, IReadOnlyList<string> names, InterfaceRegistry? interfaces = null)
     {
         Line(output, w =>
         {
@@ -26,7 +26,30 @@ public static class ReplayJson
             w.WriteNumber("not_ip", report.NotIp);
             w.WriteNumber("matched_by_sequence_range", report.MatchedBySequenceRange);
             w.WriteNumber("filtered_out", report.Unselected);
+            // Only when there are any, so the summary of a capture without them reads as before.
+            if (report.BridgeSideCopies > 0)
+            {
+                w.WriteNumber("bridge_side_copies", report.BridgeSideCopies);
+            }
+            if (report.TiesWithUnknownRole > 0)
+            {
+                w.WriteNumber("ties_without_known_role", report.TiesWithUnknownRole);
+            }
         });
+        if (interfaces is not null && ReplayTable.RolesWorthShowing(report, interfaces))
+        {
+            for (int id = 0; id < names.Count; id++)
+            {
+                Line(output, w =>
+                {
+                    w.WriteString("type", "role");
+                    w.WriteString("interface", names[id]);
+                    w.WriteString("role", InterfaceRoles.Name(interfaces.RoleOf(id)));
+                    w.WriteString("decided_by", InterfaceRoles.Name(interfaces.RoleSourceOf(id)));
+                    w.WriteBoolean("ordered_ties_unknown", report.UnknownRoleTied.Contains(id));
+                });
+            }
+        }
         foreach (HopReport hop in report.Hops)
         {
             var h = hop.Histogram;
@@ -55,6 +78,24 @@ public static class ReplayJson
                 w.WriteString("peer", nat.Peer);
                 w.WriteNumber("packets", nat.Packets);
             });
+        }
+        if (report.Nat.Count == 0)
+        {
+            // Without --nat-detail: the aggregate, the client's ephemeral port left out (NatAggregate), with a flow count.
+            foreach (NatAggregate nat in report.NatAggregates)
+            {
+                Line(output, w =>
+                {
+                    w.WriteString("type", "nat");
+                    w.WriteString("kind", ReplayTable.Kind(nat.Kind));
+                    w.WriteString("proto", nat.Protocol.Name);
+                    w.WriteString("inside", nat.Inside);
+                    w.WriteString("outside", nat.Outside);
+                    w.WriteString("peer", nat.Peer);
+                    w.WriteNumber("flows", nat.Flows);
+                    w.WriteNumber("packets", nat.Packets);
+                });
+            }
         }
         foreach (TunnelReport tunnel in report.Tunnels)
         {
@@ -104,6 +145,18 @@ public static class ReplayJson
                 }
                 w.WriteEndArray();
                 w.WriteNumber("journeys", path.Journeys);
+                if (path.SideCopies.Count > 0)
+                {
+                    w.WriteStartArray("side_copies");
+                    foreach (var (id, journeys) in path.SideCopies)
+                    {
+                        w.WriteStartObject();
+                        w.WriteString("interface", names[id]);
+                        w.WriteNumber("journeys", journeys);
+                        w.WriteEndObject();
+                    }
+                    w.WriteEndArray();
+                }
             });
         }
     }

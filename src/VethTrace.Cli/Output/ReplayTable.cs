@@ -17,7 +17,8 @@ public static class ReplayTable
     private static readonly long[] Edges = [1_000, 10_000, 100_000, 1_000_000, 10_000_000];
     private static readonly string[] EdgeLabels = ["   <1µs", " 1-10µs", "10-100µs", "0.1-1ms", " 1-10ms", "  ≥10ms"];
 
-    public static void Write(TextWriter output, CorrelationReport report, IReadOnlyList<string> names, Func<int, InterfaceRole> roleOf)
+    public static void Write(TextWriter output, CorrelationReport report, IReadOnlyList<string> names, Func<int, InterfaceRole> roleOf,
+        InterfaceRegistry? interfaces = null)
     {
         names = TerminalText.EscapeAll(names);
         output.WriteLine(Invariant($"{report.Packets} packets read, {report.NotIp} of them not IP (not traced)"));
@@ -29,6 +30,23 @@ public static class ReplayTable
         if (report.MatchedBySequenceRange > 0)
         {
             output.WriteLine(Invariant($"{report.MatchedBySequenceRange} TCP journeys continued as coalesced or cut packets (GRO/GSO)"));
+        }
+
+        if (report.TiesWithUnknownRole > 0)
+        {
+            string unknown = string.Join(", ", report.UnknownRoleTied.Select(id => names[id]));
+            output.WriteLine(Invariant($"Warning: {report.TiesWithUnknownRole} groups of equal timestamps were ordered without a known role for {unknown}:"));
+            output.WriteLine("  their order is a guess; give the role with --role NAME=ROLE (or name it with --ifname)");
+        }
+        if (interfaces is not null && RolesWorthShowing(report, interfaces))
+        {
+            output.WriteLine();
+            output.WriteLine("Roles (decided by: name, given (--role, --egress), topology, inferred from the traffic, unknown)");
+            int width = Math.Max(9, names.Max(n => n.Length));
+            for (int id = 0; id < names.Count; id++)
+            {
+                output.WriteLine(Invariant($"  {names[id].PadRight(width)}  {InterfaceRoles.Name(interfaces.RoleOf(id)),-10}{InterfaceRoles.Name(interfaces.RoleSourceOf(id))}"));
+            }
         }
 
         var latency = report.Hops.ToDictionary(h => (h.From, h.To), h => h.Histogram);
@@ -51,11 +69,20 @@ public static class ReplayTable
                 string median = histogram.Percentile(50) == 0 && histogram.Zeros > 0 ? "reused" : Microseconds(histogram.Percentile(50)) + "µs";
                 chain.Append(" ─").Append(median).Append("→ ").Append(ChainName(report, names, path.Interfaces[i]));
             }
+            if (path.SideCopies.Count > 0)
+            {
+                chain.Append("   + ").Append(string.Join(", ", path.SideCopies.Keys.Select(id => names[id] + " (copy)")));
+            }
             output.WriteLine(chain.ToString());
         }
         if (report.Paths.Count > MaxPaths)
         {
             output.WriteLine(Invariant($"  … and {report.Paths.Count - MaxPaths} rarer paths"));
+        }
+        if (report.BridgeSideCopies > 0)
+        {
+            output.WriteLine(Invariant($"  {report.BridgeSideCopies} bridge copies of bridged frames set aside (copy): a bridge hands its own copy up"));
+            output.WriteLine("  after forwarding port to port, so it is not a hop and not in the hop figures");
         }
 
         output.WriteLine();
@@ -112,20 +139,38 @@ public static class ReplayTable
 
         output.WriteLine();
         output.WriteLine("NAT");
-        if (report.Nat.Count == 0)
+        if (report.Nat.Count > 0)
+        {
+            // --nat-detail: every translation. Columns as wide as their widest entry; proto fits "icmpv6" and a space.
+            int inside = Math.Max(6, report.Nat.Max(n => n.Inside.Length));
+            int outside = Math.Max(7, report.Nat.Max(n => n.Outside.Length));
+            int peer = Math.Max(4, report.Nat.Max(n => n.Peer.Length));
+            output.WriteLine(Invariant($"  {"kind",-5}{"proto",-7}{"inside".PadRight(inside)}  {"outside".PadRight(outside)}  {"peer".PadRight(peer)} {"pkts",5}"));
+            foreach (NatMapping nat in report.Nat)
+            {
+                output.WriteLine(Invariant($"  {Kind(nat.Kind),-5}{nat.Protocol.Name,-7}{nat.Inside.PadRight(inside)}  {nat.Outside.PadRight(outside)}  {nat.Peer.PadRight(peer)} {nat.Packets,5}"));
+            }
+        }
+        else if (report.NatAggregates.Count == 0)
         {
             output.WriteLine("  no translation seen");
         }
         else
         {
-            // Columns as wide as their widest entry: endpoints are rarely near their 21-character maximum.
-            int inside = Math.Max(6, report.Nat.Max(n => n.Inside.Length));
-            int outside = Math.Max(7, report.Nat.Max(n => n.Outside.Length));
-            int peer = Math.Max(4, report.Nat.Max(n => n.Peer.Length));
-            output.WriteLine(Invariant($"  {"kind",-5}{"proto",-6}{"inside".PadRight(inside)}  {"outside".PadRight(outside)}  {"peer".PadRight(peer)} {"pkts",5}"));
-            foreach (NatMapping nat in report.Nat)
+            // One row per translation but for the client's ephemeral port (NatAggregate): the top NatRows by flows.
+            var rows = report.NatAggregates.Take(NatRows).ToList();
+            int inside = Math.Max(6, rows.Max(n => n.Inside.Length));
+            int outside = Math.Max(7, rows.Max(n => n.Outside.Length));
+            int peer = Math.Max(4, rows.Max(n => n.Peer.Length));
+            output.WriteLine(Invariant($"  {"kind",-5}{"proto",-7}{"inside".PadRight(inside)}  {"outside".PadRight(outside)}  {"peer".PadRight(peer)} {"flows",6} {"pkts",6}"));
+            foreach (NatAggregate nat in rows)
             {
-                output.WriteLine(Invariant($"  {Kind(nat.Kind),-5}{nat.Protocol.Name,-6}{nat.Inside.PadRight(inside)}  {nat.Outside.PadRight(outside)}  {nat.Peer.PadRight(peer)} {nat.Packets,5}"));
+                output.WriteLine(Invariant($"  {Kind(nat.Kind),-5}{nat.Protocol.Name,-7}{nat.Inside.PadRight(inside)}  {nat.Outside.PadRight(outside)}  {nat.Peer.PadRight(peer)} {nat.Flows,6} {nat.Packets,6}"));
+            }
+            if (report.NatAggregates.Count > NatRows)
+            {
+                var rest = report.NatAggregates.Skip(NatRows).ToList();
+                output.WriteLine(Invariant($"  … and {rest.Count} more ({rest.Sum(r => r.Flows)} flows, {rest.Sum(r => r.Packets)} packets; --format json lists them all)"));
             }
         }
 
@@ -149,13 +194,38 @@ public static class ReplayTable
         }
         else
         {
-            output.WriteLine(Invariant($"  {"proto",-6}{"flow",-50}{"last seen",-14}{"pkts",6}"));
+            output.WriteLine(Invariant($"  {"proto",-7}{"flow",-49}{"last seen",-14}{"pkts",6}"));
             foreach (LossReport loss in report.Losses)
             {
                 string flow = $"{loss.Flow.SourceEndpoint} > {loss.Flow.DestinationEndpoint}";
-                output.WriteLine(Invariant($"  {loss.Flow.Protocol.Name,-6}{Fit(flow, 49),-50}{Fit(names[loss.LastSeen], 13),-14}{loss.Packets,6}"));
+                output.WriteLine(Invariant($"  {loss.Flow.Protocol.Name,-7}{Fit(flow, 48),-49}{Fit(names[loss.LastSeen], 13),-14}{loss.Packets,6}"));
             }
         }
+    }
+
+    /// <summary>How many NAT aggregate rows the table shows; the rest are summed up in one line.</summary>
+    public const int NatRows = 20;
+
+    /// <summary>
+    /// Whether the report lists every interface's role and how it was decided: when one was given, or inferred as other
+    /// than the egress (the names' own fallback), or ties were ordered without one. Otherwise the names decided them,
+    /// and a replay of such a capture reads as it always did.
+    /// </summary>
+    public static bool RolesWorthShowing(CorrelationReport report, InterfaceRegistry interfaces)
+    {
+        if (report.TiesWithUnknownRole > 0)
+        {
+            return true;
+        }
+        for (int id = 0; id < interfaces.Count; id++)
+        {
+            RoleSource source = interfaces.RoleSourceOf(id);
+            if (source == RoleSource.Given || source == RoleSource.Inferred && interfaces.RoleOf(id) != InterfaceRole.Egress)
+            {
+                return true;
+            }
+        }
+        return false;
     }
 
     public static string Kind(NatKind kind) => kind == NatKind.Snat ? "snat" : "dnat";

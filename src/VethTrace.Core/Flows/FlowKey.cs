@@ -47,6 +47,13 @@ public readonly record struct FlowKey(IpProtocol Protocol, IpAddress Source, ush
 
     public bool IsEmpty => Source.IsNone;
 
+    /// <summary>
+    /// Control traffic that never crosses a router: a link-local source or destination, link-scoped multicast (MLD and
+    /// neighbour discovery to ff02::, 224.0.0.0/24), or IGMP. Such a packet is matched only within one link, never read
+    /// as NAT and never lost beyond its link (docs/DESIGN.md, "Link-scoped traffic").
+    /// </summary>
+    public bool IsLinkScoped => Protocol == IpProtocol.Igmp || Source.IsLinkLocal || Destination.IsLinkLocal || Destination.IsLinkScopedMulticast;
+
     public FlowKey Reversed => new(Protocol, Destination, DestinationPort, Source, SourcePort);
 
     /// <summary>

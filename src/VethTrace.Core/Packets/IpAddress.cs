@@ -29,6 +29,17 @@ public readonly struct IpAddress : IEquatable<IpAddress>, IComparable<IpAddress>
 
     public bool IsNone => _version == 0;
 
+    /// <summary>
+    /// A link-local address (IPv6 fe80::/10, IPv4 169.254.0.0/16, RFC 4291 2.5.6, RFC 3927): never routed, never NATed.
+    /// </summary>
+    public bool IsLinkLocal => _version == 6 ? _high >> 54 == 0x3FA : _version == 4 && (uint)_low >> 16 == 0xA9FE;
+
+    /// <summary>
+    /// Multicast a router never forwards: IPv6 interface- and link-local scope (ff01::/16, ff02::/16, RFC 4291 2.7),
+    /// IPv4 224.0.0.0/24 (the Local Network Control Block, RFC 5771).
+    /// </summary>
+    public bool IsLinkScopedMulticast => _version == 6 ? _high >> 48 is 0xFF01 or 0xFF02 : _version == 4 && (uint)_low >> 8 == 0xE00000;
+
     /// <summary>The IPv4 address as a host-order number (only meaningful when <see cref="Version"/> is 4).</summary>
     public uint V4 => (uint)_low;
 

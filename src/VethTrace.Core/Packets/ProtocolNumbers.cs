@@ -88,6 +88,7 @@ public readonly record struct IpProtocol(byte Value)
 {
     public static readonly IpProtocol HopByHop = new(0);
     public static readonly IpProtocol Icmp = new(1);
+    public static readonly IpProtocol Igmp = new(2);
     public static readonly IpProtocol Tcp = new(6);
     public static readonly IpProtocol Udp = new(17);
     public static readonly IpProtocol Routing = new(43);
@@ -106,6 +107,7 @@ public readonly record struct IpProtocol(byte Value)
     public string Name => Value switch
     {
         1 => "icmp",
+        2 => "igmp",
         6 => "tcp",
         17 => "udp",
         47 => "gre",

@@ -5,9 +5,19 @@ namespace VethTrace.Tracing;
 /// <summary>How often each sequence of interfaces was a journey's path.</summary>
 public sealed class PathStats(int[] interfaces)
 {
+    private readonly SortedDictionary<int, long> _sideCopies = [];
+
     public IReadOnlyList<int> Interfaces { get; } = interfaces;
 
     public long Journeys { get; set; }
+
+    /// <summary>
+    /// The bridges whose own copy of these journeys' frames was set aside (a bridged frame: not a hop), with how many
+    /// journeys had one; shown beside the chain as <c>docker0 (copy)</c>.
+    /// </summary>
+    public IReadOnlyDictionary<int, long> SideCopies => _sideCopies;
+
+    public void AddSideCopy(int bridge) => _sideCopies[bridge] = _sideCopies.GetValueOrDefault(bridge) + 1;
 }
 
 public sealed record HopReport(int From, int To, LatencyHistogram Histogram);
@@ -42,6 +52,21 @@ public sealed record CorrelationReport(
     /// <summary>Journeys left out because a packet filter matched none of their copies.</summary>
     public long Unselected { get; init; }
 
+    /// <summary>Bridge copies of bridged frames, set aside beside their journeys' chains instead of counted as hops.</summary>
+    public long BridgeSideCopies { get; init; }
+
+    /// <summary>Groups of equal timestamps ordered while an interface in them had no known role: their order is a guess.</summary>
+    public long TiesWithUnknownRole { get; init; }
+
+    /// <summary>The interfaces without a known role in those groups.</summary>
+    public IReadOnlyList<int> UnknownRoleTied { get; init; } = [];
+
     /// <summary>The tunnels (VXLAN) interfaces carried packets in, with their outer headers.</summary>
     public IReadOnlyList<TunnelReport> Tunnels { get; init; } = [];
+
+    /// <summary>
+    /// NAT for people: one row per (kind, protocol, inside address, outside address, peer address:port), most flows
+    /// first. <see cref="Nat"/> holds every translation only when asked (<see cref="CorrelatorOptions.NatDetail"/>).
+    /// </summary>
+    public IReadOnlyList<NatAggregate> NatAggregates { get; init; } = [];
 }

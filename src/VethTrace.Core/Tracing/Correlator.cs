@@ -31,8 +31,20 @@ public sealed class Correlator : IObservationSink
     private readonly SequenceRing<ObservationSlot> _observations = new();
     private readonly Dictionary<(int From, int To), LatencyHistogram> _hops = [];
     private readonly Dictionary<PathKey, PathStats> _paths = [];
-    private readonly NatTable _nat = new();
+    private readonly NatTable _nat;
+    /// <summary>
+    /// Per-flow reach, for losses (docs/DESIGN.md "Losses"): only flows that may have lost something, since a journey
+    /// from the inside that ended at the egress is described by <see cref="_ways"/>. Expired by <see cref="Sweep"/>.
+    /// </summary>
     private readonly Dictionary<FlowKey, FlowReach> _flows = [];
+    /// <summary>
+    /// The ways to the egress packets showed: (destination, an inside interface a packet to it crossed before the egress)
+    /// with the time last shown. A journey to that destination that ended on that interface instead was lost there.
+    /// </summary>
+    private readonly Dictionary<(IpAddress Destination, int Interface), long> _ways = [];
+    /// <summary>The losses of flows already expired, by (flow, last interface).</summary>
+    private readonly Dictionary<(FlowKey Flow, int LastSeen), long> _settledLosses = [];
+    private long _nextSweepNs = long.MinValue;
     /// <summary>The flows of the last two journeys finished, with their reach: consecutive journeys mostly share a flow, or
     /// alternate between a connection's two directions (data and acknowledgments).</summary>
     private (FlowKey Flow, FlowReach? Reach) _lastFlow, _previousFlow;
@@ -43,13 +55,38 @@ public sealed class Correlator : IObservationSink
     /// <summary>TCP data of the last two windows, for segmentation matches (docs/DESIGN.md, "Segmentation (GRO and GSO)").</summary>
     private readonly SegmentIndex _segmentIndex;
     private readonly Dictionary<(int From, int To), long> _segmentEdges = [];
+    /// <summary>Decides the roles no name decided, from the first window's journeys; null when roles come only from <c>roleOf</c>.</summary>
+    private readonly RoleInference? _inference;
+    private readonly Func<int, bool>? _roleKnown;
+    /// <summary>The interfaces whose role was not known when a tie group with them was ordered.</summary>
+    private readonly SortedSet<int> _unknownTied = [];
+    /// <summary>The bridge copies <see cref="SetAsideBridgeCopies"/> took out of the journey being finished.</summary>
+    private readonly List<int> _side = [];
+    /// <summary>One more than the largest interface id observed: the interfaces inference may decide.</summary>
+    private int _interfacesSeen;
 
-    public Correlator(CorrelatorOptions options, Func<int, InterfaceRole> roleOf)
+    /// <summary>
+    /// A correlator whose roles come from <paramref name="roleOf"/>; with <paramref name="registry"/>, the roles it does
+    /// not know are inferred from the traffic (<see cref="RoleInference"/>) before the first journey is ordered.
+    /// </summary>
+    public Correlator(CorrelatorOptions options, Func<int, InterfaceRole> roleOf, InterfaceRegistry? registry = null)
     {
         _options = options;
         _roleOf = roleOf;
+        _nat = new NatTable(options.NatDetail);
         _segmentIndex = new SegmentIndex(options.WindowNs);
+        if (registry is not null)
+        {
+            _inference = new RoleInference(registry);
+            _roleKnown = registry.IsKnown;
+        }
     }
+
+    /// <summary>Groups of equal timestamps ordered while an interface in them had no known role (a guess; the report warns).</summary>
+    public long TiesWithUnknownRole { get; private set; }
+
+    /// <summary>Bridge copies of bridged frames set aside: not hops (docs/DESIGN.md, "Bridge copies").</summary>
+    public long BridgeSideCopies { get; private set; }
 
     public long Observations { get; private set; }
 
@@ -59,6 +96,15 @@ public sealed class Correlator : IObservationSink
     public long MultiHopJourneys { get; private set; }
 
     public int OpenJourneys => _openCount;
+
+    /// <summary>Flows whose reach is held (those that may have lost a packet), until idle for their timeout.</summary>
+    public int ActiveFlows => _flows.Count;
+
+    /// <summary>NAT translations held, until idle for their timeout.</summary>
+    public int ActiveTranslations => _nat.ActiveTranslations;
+
+    /// <summary>The (destination, interface) ways to the egress held (<see cref="_ways"/>).</summary>
+    public int KnownWays => _ways.Count;
 
     /// <summary>
     /// The memory its rings and open-journey table hold outside the GC heap (<see cref="LargeBuffer{T}"/>): a memory
@@ -82,7 +128,19 @@ public sealed class Correlator : IObservationSink
     public void Add(in Observation observation)
     {
         Observations++;
+        if (observation.Interface >= _interfacesSeen)
+        {
+            _interfacesSeen = observation.Interface + 1;
+        }
         Expire(observation.TimestampNs - _options.WindowNs);
+        if (observation.TimestampNs >= _nextSweepNs)
+        {
+            if (_nextSweepNs != long.MinValue)
+            {
+                Sweep(observation.TimestampNs);
+            }
+            _nextSweepNs = observation.TimestampNs + Math.Max(1, _options.Timeouts.ShortestNs / 2);
+        }
         // Only open journeys refer to the ring, and the oldest of them started no earlier than the oldest kept.
         _observations.DropBefore(_journeys.Count > 0 ? _journeys[_journeys.Head].First : _observations.Tail);
         ref ObservationSlot slot = ref _observations.PushRef(out long sequence);
@@ -96,15 +154,21 @@ public sealed class Correlator : IObservationSink
         if (exists)
         {
             ref JourneyEntry journey = ref _journeys[open];
-            if (!Visited(in journey, observation.Interface))
+            bool visited = Visited(in journey, observation.Interface);
+            if (!visited && (!observation.Flow.IsLinkScoped || OnOneLink(in journey, in observation)))
             {
                 _observations[journey.Last].NextSighting = sequence;
                 journey.Last = sequence;
                 journey.Visit(observation.Interface);
                 return;
             }
-            // The same interface again: a retransmitted copy, a hairpin or a collision. Close and start anew.
-            Finish(ref journey);
+            if (visited)
+            {
+                // The same interface again: a retransmitted copy, a hairpin or a collision. Close and start anew.
+                Finish(ref journey);
+            }
+            // Otherwise link-scoped control traffic from another link (an MLD report each interface sends with the
+            // same bytes): a journey of its own; the other stays open until its window ends.
         }
         var started = new JourneyEntry { Fingerprint = observation.Fingerprint, FirstTimestampNs = observation.TimestampNs, First = sequence, Last = sequence };
         started.Visit(observation.Interface);
@@ -122,19 +186,13 @@ public sealed class Correlator : IObservationSink
     {
         var hops = _hops.Select(h => new HopReport(h.Key.From, h.Key.To, h.Value)).OrderByDescending(h => h.Histogram.Count).ToList();
         var paths = _paths.Values.OrderByDescending(p => p.Journeys).ToList();
-        var losses = new List<LossReport>();
-        long lost = 0;
+        var lostBy = new Dictionary<(FlowKey Flow, int LastSeen), long>(_settledLosses);
         foreach (var (flow, reach) in _flows)
         {
-            foreach (var (lastInterface, count) in reach.EndedAt)
-            {
-                if (reach.IsShortOf(lastInterface))
-                {
-                    losses.Add(new LossReport(flow, lastInterface, count));
-                    lost += count;
-                }
-            }
+            Settle(in flow, reach, lostBy);
         }
+        var losses = lostBy.Select(l => new LossReport(l.Key.Flow, l.Key.LastSeen, l.Value)).ToList();
+        long lost = losses.Sum(l => l.Packets);
         losses.Sort((a, b) => b.Packets.CompareTo(a.Packets));
         var segmentation = _segmentEdges.Select(e => new SegmentationReport(e.Key.From, e.Key.To, e.Value)).OrderByDescending(e => e.Journeys).ToList();
         return new CorrelationReport(Observations, Journeys, MultiHopJourneys, Journeys - lost, lost, hops, paths, _nat.Mappings(), losses)
@@ -142,8 +200,73 @@ public sealed class Correlator : IObservationSink
             MatchedBySequenceRange = MatchedBySequenceRange,
             Segmentation = segmentation,
             Unselected = Unselected,
+            NatAggregates = _nat.Aggregates(),
+            BridgeSideCopies = BridgeSideCopies,
+            TiesWithUnknownRole = TiesWithUnknownRole,
+            UnknownRoleTied = [.. _unknownTied],
         };
     }
+
+    /// <summary>
+    /// The losses of one flow: its journeys that ended on an interface its own longest journey went past, and, for a
+    /// flow that started on the inside (container, veth, bridge), those that ended short of the egress on an interface
+    /// from which other packets to the same destination went on to the egress (<see cref="_ways"/>): a port blocked
+    /// outright, where no packet of the flow got further.
+    /// </summary>
+    private void Settle(in FlowKey flow, FlowReach reach, Dictionary<(FlowKey Flow, int LastSeen), long> lost)
+    {
+        foreach (var (lastInterface, count) in reach.EndedAt)
+        {
+            if (reach.IsShortOf(lastInterface)
+                || reach.StartsInside && _roleOf(lastInterface) != InterfaceRole.Egress && _ways.ContainsKey((flow.Destination, lastInterface)))
+            {
+                lost[(flow, lastInterface)] = lost.GetValueOrDefault((flow, lastInterface)) + count;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Forgets the per-flow state idle for longer than its protocol's timeout (<see cref="FlowTimeouts"/>), as conntrack
+    /// does: a flow's losses are settled when it goes, a NAT translation leaves its counts in its aggregate row, a way
+    /// to the egress goes after the generic timeout. Run about twice per shortest timeout of trace time.
+    /// </summary>
+    private void Sweep(long nowNs)
+    {
+        FlowTimeouts timeouts = _options.Timeouts;
+        foreach (var (flow, reach) in _flows)
+        {
+            if (nowNs - reach.LastSeenNs > timeouts.For(flow.Protocol, reach.Closing))
+            {
+                Settle(in flow, reach, _settledLosses);
+                _flows.Remove(flow); // allowed while enumerating (.NET Core 3.0 and later)
+            }
+        }
+        _lastFlow = _previousFlow = default;
+        foreach (var (way, lastNs) in _ways)
+        {
+            if (nowNs - lastNs > timeouts.OtherNs)
+            {
+                _ways.Remove(way);
+            }
+        }
+        _nat.Sweep(nowNs, timeouts);
+    }
+
+    /// <summary>
+    /// Whether a link-scoped copy may join a journey: link-local addresses and link-scoped multicast never cross a
+    /// router, so only a copy with the same addresses, on the same side of the routing step (the bridge's side, or the
+    /// egress), within <see cref="LinkWindowNs"/> (identical control messages repeat).
+    /// </summary>
+    private bool OnOneLink(in JourneyEntry journey, in Observation observation)
+    {
+        ref Observation first = ref _observations[journey.First].Observation;
+        return observation.TimestampNs - journey.FirstTimestampNs <= LinkWindowNs
+            && first.Flow.Equals(observation.Flow)
+            && (_roleOf(first.Interface) == InterfaceRole.Egress) == (_roleOf(observation.Interface) == InterfaceRole.Egress);
+    }
+
+    /// <summary>How long after its first copy a link-scoped packet may still be seen on the link's other interfaces: copies are microseconds apart, repeats (MLD reports are sent twice) much further.</summary>
+    private const long LinkWindowNs = 10_000_000;
 
     private void Expire(long before, bool everything = false)
     {
@@ -159,9 +282,79 @@ public sealed class Correlator : IObservationSink
             {
                 break;
             }
+            if (_inference is not null && _inference.IsPending(_interfacesSeen))
+            {
+                Infer();
+            }
             // Dropping it from the ring also ends its entry in _open. The entry stays readable: nothing is pushed while it finishes.
             _journeys.DropBefore(_journeys.Head + 1);
             Finish(ref journey);
+        }
+    }
+
+    /// <summary>
+    /// Hands <see cref="_inference"/> every journey still open (the first window's, when the first is due) and lets it
+    /// decide, before any of them is ordered.
+    /// </summary>
+    private void Infer()
+    {
+        for (long number = _journeys.Head; number < _journeys.Tail; number++)
+        {
+            ref JourneyEntry journey = ref _journeys[number];
+            if (journey.Finished || journey.First == journey.Last)
+            {
+                continue;
+            }
+            _ties.Clear();
+            for (long sighting = journey.First; sighting >= 0; sighting = _observations[sighting].NextSighting)
+            {
+                _ties.Add(_observations[sighting].Observation);
+            }
+            _ties.Sort(static (a, b) => a.TimestampNs != b.TimestampNs ? a.TimestampNs.CompareTo(b.TimestampNs) : a.Order.CompareTo(b.Order));
+            _inference!.Learn(CollectionsMarshal.AsSpan(_ties));
+        }
+        _ties.Clear();
+        _inference!.Decide(_interfacesSeen);
+    }
+
+    /// <summary>
+    /// A bridge forwards a frame from one port to another (veth to veth east-west, veth to a VXLAN port) before it hands
+    /// its own copy up (br_forward, then br_pass_frame_up, because capturing made it promiscuous): that copy is not a
+    /// step between the ports. A bridge sighting is such a side copy when the journey was seen on two or more ports
+    /// (veth or tunnel roles) with the bridge copy's TTL, i.e. on its L2 segment, not routed. It is taken out of
+    /// <paramref name="sightings"/> into <see cref="_side"/>. A packet that goes up to the host's IP layer (routed to
+    /// the egress, NATed, delivered to the host) crosses one port only, so its bridge copy stays on the path.
+    /// </summary>
+    private void SetAsideBridgeCopies(List<Observation> sightings)
+    {
+        _side.Clear();
+        int kept = 0;
+        for (int i = 0; i < sightings.Count; i++)
+        {
+            Observation sighting = sightings[i];
+            // A TTL of 0 was not read (no IP layer parsed it): no evidence of bridged or routed, so the copy stays.
+            if (sighting.Ttl != 0 && _roleOf(sighting.Interface) == InterfaceRole.Bridge)
+            {
+                int ports = 0;
+                foreach (ref readonly Observation other in CollectionsMarshal.AsSpan(sightings))
+                {
+                    if (other.Ttl == sighting.Ttl && _roleOf(other.Interface) is InterfaceRole.Veth or InterfaceRole.Tunnel)
+                    {
+                        ports++;
+                    }
+                }
+                if (ports >= 2)
+                {
+                    _side.Add(sighting.Interface);
+                    continue;
+                }
+            }
+            sightings[kept++] = sighting;
+        }
+        if (kept < sightings.Count)
+        {
+            sightings.RemoveRange(kept, sightings.Count - kept);
+            BridgeSideCopies += _side.Count;
         }
     }
 
@@ -194,11 +387,13 @@ public sealed class Correlator : IObservationSink
         sightings.Clear();
         bool selected = false;
         bool timeless = false;
+        TcpFlags flags = 0;
         for (long sighting = journey.First; sighting >= 0; sighting = _observations[sighting].NextSighting)
         {
             ref Observation observation = ref _observations[sighting].Observation;
             selected |= observation.Selected;
             timeless |= observation.TimestampInvalid;
+            flags |= observation.TcpFlags;
             sightings.Add(observation);
         }
         if (!selected)
@@ -210,8 +405,15 @@ public sealed class Correlator : IObservationSink
         {
             PlaceByTopology(sightings);
         }
+        _side.Clear();
+        if (sightings.Count > 2)
+        {
+            SetAsideBridgeCopies(sightings);
+        }
         Order(sightings);
         Journeys++;
+        bool linkScoped = sightings[0].Flow.IsLinkScoped;
+        bool closing = (flags & (TcpFlags.Fin | TcpFlags.Rst)) != 0;
         if (sightings.Count > 1)
         {
             MultiHopJourneys++;
@@ -227,7 +429,11 @@ public sealed class Correlator : IObservationSink
                     }
                     histogram.Record(to.TimestampNs - from.TimestampNs);
                 }
-                _nat.Observe(from.Flow, to.Flow, from.TimestampNs);
+                if (!linkScoped)
+                {
+                    // Link-local addresses are never NATed: two link-scoped copies never tell of a translation.
+                    _nat.Observe(from.Flow, to.Flow, from.TimestampNs, closing);
+                }
             }
             PathKey key = PathKey.Of(sightings);
             if (!_paths.TryGetValue(key, out var path))
@@ -235,15 +441,19 @@ public sealed class Correlator : IObservationSink
                 _paths[key] = path = new PathStats(sightings.Select(s => s.Interface).ToArray());
             }
             path.Journeys++;
+            foreach (int side in _side)
+            {
+                path.AddSideCopy(side);
+            }
         }
         if (sightings[0].IsTcpData && FindSegmentContinuation(sightings))
         {
             MatchedBySequenceRange++;
         }
         FlowKey entry = sightings[0].Flow;
-        if (!entry.IsEmpty)
+        if (!entry.IsEmpty && !linkScoped)
         {
-            ReachOf(in entry).Add(_scratch.Count > 0 ? _scratch : sightings);
+            Reached(in entry, _scratch.Count > 0 ? _scratch : sightings, closing);
         }
         _scratch.Clear();
     }
@@ -264,11 +474,73 @@ public sealed class Correlator : IObservationSink
             return true;
         }
         Journeys++;
-        if (!only.Flow.IsEmpty)
+        if (!only.Flow.IsEmpty && !only.Flow.IsLinkScoped)
         {
-            ReachOf(only.Flow).Add(only.Interface);
+            FlowReach reach = ReachOf(only.Flow, only.TimestampNs, only.Interface);
+            reach.Closing |= (only.TcpFlags & (TcpFlags.Fin | TcpFlags.Rst)) != 0;
+            reach.Add(only.Interface);
         }
         return true;
+    }
+
+    /// <summary>
+    /// Records how far a journey of <paramref name="flow"/> got. A journey from the inside that ended at the egress
+    /// shows the way to its destination from every inside interface it crossed (<see cref="_ways"/>) and needs no
+    /// state of its own, unless its flow has some already (an earlier journey ended short); any other journey is
+    /// kept in its flow's <see cref="FlowReach"/>.
+    /// </summary>
+    private void Reached(in FlowKey flow, List<Observation> path, bool closing)
+    {
+        long firstNs = path[0].TimestampNs;
+        if (IsInside(_roleOf(path[0].Interface)) && _roleOf(path[^1].Interface) == InterfaceRole.Egress)
+        {
+            int egress = path.FindIndex(s => _roleOf(s.Interface) == InterfaceRole.Egress);
+            if (egress == path.Count - 1)
+            {
+                for (int i = 0; i < egress; i++)
+                {
+                    if (IsInside(_roleOf(path[i].Interface)))
+                    {
+                        _ways[(flow.Destination, path[i].Interface)] = firstNs;
+                    }
+                }
+                if (!HasReach(in flow, out FlowReach? known))
+                {
+                    return;
+                }
+                known.LastSeenNs = Math.Max(known.LastSeenNs, firstNs);
+                known.Closing |= closing;
+                known.Add(path);
+                return;
+            }
+        }
+        FlowReach reach = ReachOf(in flow, firstNs, path[0].Interface);
+        reach.Closing |= closing;
+        reach.Add(path);
+    }
+
+    private static bool IsInside(InterfaceRole role) => role is InterfaceRole.Container or InterfaceRole.Veth or InterfaceRole.Bridge;
+
+    private bool HasReach(in FlowKey flow, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out FlowReach? reach)
+    {
+        if (_lastFlow.Reach is not null && _lastFlow.Flow.Equals(flow))
+        {
+            reach = _lastFlow.Reach;
+            return true;
+        }
+        return _flows.TryGetValue(flow, out reach);
+    }
+
+    /// <summary>The reach of <paramref name="flow"/>, made on its first journey (which says whether it starts on the inside).</summary>
+    private FlowReach ReachOf(in FlowKey flow, long firstNs, int firstInterface)
+    {
+        FlowReach reach = ReachOf(in flow);
+        if (reach.LastSeenNs == 0)
+        {
+            reach.StartsInside = IsInside(_roleOf(firstInterface));
+        }
+        reach.LastSeenNs = Math.Max(reach.LastSeenNs, firstNs);
+        return reach;
     }
 
     private FlowReach ReachOf(in FlowKey flow)
@@ -389,6 +661,22 @@ public sealed class Correlator : IObservationSink
             {
                 // The neighbour the tie group hangs on: the sighting before it, else the one after it (then the
                 // group is laid out backwards from it), else none (the whole journey is one tie).
+                if (_roleKnown is not null)
+                {
+                    bool unknown = false;
+                    for (int i = start; i < end; i++)
+                    {
+                        if (!_roleKnown(sightings[i].Interface))
+                        {
+                            unknown = true;
+                            _unknownTied.Add(sightings[i].Interface);
+                        }
+                    }
+                    if (unknown)
+                    {
+                        TiesWithUnknownRole++;
+                    }
+                }
                 int anchor = start > 0 ? (int)_roleOf(sightings[start - 1].Interface) : end < sightings.Count ? (int)_roleOf(sightings[end].Interface) : -1;
                 bool backwards = start == 0;
                 _ties.Clear();
@@ -498,5 +786,11 @@ public sealed record CorrelatorOptions
 {
     /// <summary>How long after its first sighting a journey may still gain hops (<see cref="TraceSessionOptions.DefaultWindowNs"/>).</summary>
     public long WindowNs { get; init; } = TraceSessionOptions.DefaultWindowNs;
+
+    /// <summary>How long idle per-flow state is kept (conntrack's defaults unless given).</summary>
+    public FlowTimeouts Timeouts { get; init; } = FlowTimeouts.Default;
+
+    /// <summary>Keep every NAT translation for the report, besides the aggregate rows (<c>--nat-detail</c>).</summary>
+    public bool NatDetail { get; init; }
 }
 

@@ -1,25 +1,48 @@
-using System.Runtime.InteropServices;
-
 namespace VethTrace.Tracing;
 
 /// <summary>
 /// How far the journeys of one flow (as first seen) got: the longest path any of them took, and where each
-/// journey ended. A journey that ended on an interface before the end of the longest path was lost there.
+/// journey ended. A journey that ended on an interface before the end of the longest path was lost there; so was one
+/// that started on the inside and ended short of the egress that other packets to its destination reached from the
+/// interface it ended on (<see cref="Correlator"/>, docs/DESIGN.md "Losses"). Kept until the flow has been idle
+/// for its protocol's timeout (<see cref="FlowTimeouts"/>).
 /// </summary>
 internal sealed class FlowReach
 {
     private int[] _longest = [];
-    private readonly Dictionary<int, long> _endedAt = [];
-    /// <summary>Journeys of this flow mostly end on one interface in a row: counted here, added to the dictionary on a change.</summary>
-    private (int Interface, long Count) _endedRun = (-1, 0);
+    /// <summary>Journeys of a flow mostly end on one interface: the first such interface and count inline, others in a dictionary made when needed.</summary>
+    private int _firstEnd = -1;
+    private long _firstEndCount;
+    private Dictionary<int, long>? _otherEnds;
+
+    /// <summary>The first sighting time of the flow's latest journey.</summary>
+    public long LastSeenNs { get; set; }
+
+    /// <summary>A TCP FIN or RST went by: the closing timeout applies.</summary>
+    public bool Closing { get; set; }
+
+    /// <summary>The flow's first journey started on a container, veth or bridge (not the egress or a tunnel).</summary>
+    public bool StartsInside { get; set; }
+
+    /// <summary>A journey of the flow reached an egress after the inside.</summary>
+    public bool ReachedEgress { get; set; }
 
     /// <summary>How many journeys ended on each interface, in order of the first to end there.</summary>
-    public Dictionary<int, long> EndedAt
+    public IEnumerable<(int Interface, long Count)> EndedAt
     {
         get
         {
-            FlushEndedRun();
-            return _endedAt;
+            if (_firstEnd >= 0)
+            {
+                yield return (_firstEnd, _firstEndCount);
+            }
+            if (_otherEnds is not null)
+            {
+                foreach (var (interfaceId, count) in _otherEnds)
+                {
+                    yield return (interfaceId, count);
+                }
+            }
         }
     }
 
@@ -44,23 +67,14 @@ internal sealed class FlowReach
 
     private void Ended(int interfaceId)
     {
-        if (interfaceId == _endedRun.Interface)
+        if (_firstEnd < 0 || _firstEnd == interfaceId)
         {
-            _endedRun.Count++;
+            _firstEnd = interfaceId;
+            _firstEndCount++;
             return;
         }
-        FlushEndedRun();
-        CollectionsMarshal.GetValueRefOrAddDefault(_endedAt, interfaceId, out _)++; // the first of a run: keeps the order of first appearance
-        _endedRun = (interfaceId, 0);
-    }
-
-    private void FlushEndedRun()
-    {
-        if (_endedRun.Count > 0)
-        {
-            _endedAt[_endedRun.Interface] += _endedRun.Count;
-            _endedRun.Count = 0;
-        }
+        _otherEnds ??= [];
+        _otherEnds[interfaceId] = _otherEnds.GetValueOrDefault(interfaceId) + 1;
     }
 
     /// <summary>True when the longest path goes on past <paramref name="interfaceId"/>.</summary>

@@ -31,21 +31,75 @@ public static partial class InterfaceRoles
         {
             return InterfaceRole.Egress;
         }
+        return TryFromName(name, out InterfaceRole role) ? role : InterfaceRole.Egress;
+    }
+
+    /// <summary>
+    /// The role <paramref name="name"/> decides by the rules of <see cref="FromName"/>, or false when no rule matches
+    /// (<c>if34</c>, <c>wan</c>, <c>web-eth0</c>): <see cref="FromName"/> then takes it for the egress, and the role is
+    /// not known (<see cref="RoleSource.Default"/>), so inference from the traffic may decide it.
+    /// </summary>
+    public static bool TryFromName(string name, out InterfaceRole role)
+    {
+        role = InterfaceRole.Egress;
         if (name.StartsWith("veth", StringComparison.Ordinal))
         {
-            return InterfaceRole.Veth;
+            role = InterfaceRole.Veth;
         }
-        if (name == "docker0" || name.StartsWith("br-", StringComparison.Ordinal))
+        else if (name == "docker0" || name.StartsWith("br-", StringComparison.Ordinal))
         {
-            return InterfaceRole.Bridge;
+            role = InterfaceRole.Bridge;
         }
-        if (name.StartsWith("vxlan", StringComparison.Ordinal) || name.StartsWith("vx-", StringComparison.Ordinal)
+        else if (name.StartsWith("vxlan", StringComparison.Ordinal) || name.StartsWith("vx-", StringComparison.Ordinal)
             || name.StartsWith("flannel.", StringComparison.Ordinal) || name.StartsWith("geneve", StringComparison.Ordinal))
         {
-            return InterfaceRole.Tunnel;
+            role = InterfaceRole.Tunnel;
         }
-        return ContainerInterface().IsMatch(name) ? InterfaceRole.Container : InterfaceRole.Egress;
+        else if (ContainerInterface().IsMatch(name))
+        {
+            role = InterfaceRole.Container;
+        }
+        else
+        {
+            return false;
+        }
+        return true;
     }
+
+    /// <summary>The role's name on the command line (<c>--role NAME=ROLE</c>) and in reports: container, veth, bridge, tunnel, egress.</summary>
+    public static string Name(InterfaceRole role) => role switch
+    {
+        InterfaceRole.Container => "container",
+        InterfaceRole.Veth => "veth",
+        InterfaceRole.Bridge => "bridge",
+        InterfaceRole.Tunnel => "tunnel",
+        _ => "egress",
+    };
+
+    /// <summary>A role by its name (<see cref="Name(InterfaceRole)"/>), case-insensitive.</summary>
+    public static bool TryParse(string text, out InterfaceRole role)
+    {
+        foreach (InterfaceRole candidate in Enum.GetValues<InterfaceRole>())
+        {
+            if (string.Equals(Name(candidate), text, StringComparison.OrdinalIgnoreCase))
+            {
+                role = candidate;
+                return true;
+            }
+        }
+        role = InterfaceRole.Egress;
+        return false;
+    }
+
+    /// <summary>How a role was decided, as reports say it: name, given, topology, inferred, unknown.</summary>
+    public static string Name(RoleSource source) => source switch
+    {
+        RoleSource.Name => "name",
+        RoleSource.Given => "given",
+        RoleSource.Topology => "topology",
+        RoleSource.Inferred => "inferred",
+        _ => "unknown",
+    };
 
     [System.Text.RegularExpressions.GeneratedRegex(@"^eth\d+(\(.+\)|@.+)?$")]
     private static partial System.Text.RegularExpressions.Regex ContainerInterface();
@@ -56,10 +110,15 @@ public enum RoleSource : byte
 {
     /// <summary>Guessed from the interface's name (<see cref="InterfaceRoles.FromName"/>).</summary>
     Name = 0,
-    /// <summary>Given on the command line (<c>--egress</c>).</summary>
+    /// <summary>Given on the command line (<c>--role NAME=ROLE</c>, <c>--egress</c>).</summary>
     Given = 1,
     /// <summary>Resolved from the kernel's and Docker's view of the target (follow's hops of a container).</summary>
     Topology = 2,
-    /// <summary>Inferred from the traffic the interface carried.</summary>
+    /// <summary>Inferred from the traffic the interface carried (<see cref="RoleInference"/>).</summary>
     Inferred = 3,
+    /// <summary>
+    /// Not known: no rule of <see cref="InterfaceRoles.TryFromName"/> matched and nothing else decided it, so it counts as
+    /// the egress (<see cref="InterfaceRoles.FromName"/>) until inference decides it.
+    /// </summary>
+    Default = 4,
 }

@@ -11,8 +11,20 @@ public enum NatKind : byte
     Dnat,
 }
 
-/// <summary>One translation: <see cref="Inside"/> (the container side) appears as <see cref="Outside"/> to <see cref="Peer"/>.</summary>
+/// <summary>
+/// One translation: <see cref="Inside"/> (the container side) appears as <see cref="Outside"/> to <see cref="Peer"/>
+/// (endpoints with ports), as conntrack holds it. Kept one by one only with <see cref="CorrelatorOptions.NatDetail"/>.
+/// </summary>
 public sealed record NatMapping(NatKind Kind, IpProtocol Protocol, string Inside, string Outside, string Peer, long Packets);
+
+/// <summary>
+/// The translations that differ only in the client's ephemeral port, for people: for SNAT one row per (protocol, inside
+/// address, outside address, peer address:port), the inside and outside ports left out; for DNAT per (protocol, inside
+/// address:port, outside address:port, peer address), the peer's port left out (the published port is what matters).
+/// <see cref="Flows"/> counts translations (a flow that comes back after its idle timeout counts again, as a new
+/// conntrack entry would), <see cref="Packets"/> translated steps.
+/// </summary>
+public sealed record NatAggregate(NatKind Kind, IpProtocol Protocol, string Inside, string Outside, string Peer, long Flows, long Packets);
 
 /// <summary>
 /// NAT mappings inferred from matched journeys. Consecutive sightings of one packet whose source changed are a
@@ -20,11 +32,25 @@ public sealed record NatMapping(NatKind Kind, IpProtocol Protocol, string Inside
 /// P and a destination rewrite B→A from P are the two directions of one mapping (conntrack undoes the translation
 /// for replies); which of them came first tells SNAT (the inside side spoke first) from DNAT.
 /// </summary>
-internal sealed class NatTable
+/// <remarks>
+/// Memory is bounded by the translations active at once, as conntrack's is: each translation is a 64-bit hash of its
+/// (protocol, inside, outside, peer) with its last time and aggregate row, and <see cref="Sweep"/> drops those idle
+/// longer than their protocol's timeout (<see cref="FlowTimeouts"/>). The aggregate rows stay (they grow with distinct
+/// (inside address, outside address, peer), not with flows). Two translations whose hashes collide count as one flow:
+/// among a million active translations the chance of any collision is about 3 × 10^-8. With <see cref="CorrelatorOptions.NatDetail"/> every
+/// translation is also kept in full until the end, as asked.
+/// </remarks>
+internal sealed class NatTable(bool detail)
 {
-    private readonly Dictionary<(IpProtocol, Endpoint Inside, Endpoint Outside, Endpoint Peer), Entry> _entries = [];
+    private readonly Dictionary<ulong, Translation> _translations = [];
+    private readonly Dictionary<RowKey, int> _rowOf = [];
+    private readonly List<Row> _rows = [];
+    private readonly Dictionary<(IpProtocol, Endpoint Inside, Endpoint Outside, Endpoint Peer), Entry>? _entries = detail ? [] : null;
 
-    public void Observe(FlowKey before, FlowKey after, long timestampNs)
+    /// <summary>The translations held now (active, or idle for less than their timeout).</summary>
+    public int ActiveTranslations => _translations.Count;
+
+    public void Observe(FlowKey before, FlowKey after, long timestampNs, bool closing)
     {
         if (before.IsEmpty || after.IsEmpty || before.Protocol != after.Protocol)
         {
@@ -35,18 +61,37 @@ internal sealed class NatTable
         if (beforeSource != afterSource)
         {
             // Outbound through SNAT, or a reply leaving through DNAT's reverse: inside = before, outside = after.
-            Add(NatKind.Snat, before.Protocol, beforeSource, afterSource, beforeDestination, timestampNs);
+            Add(NatKind.Snat, before.Protocol, beforeSource, afterSource, beforeDestination, timestampNs, closing);
         }
         if (beforeDestination != afterDestination)
         {
             // Inbound through DNAT, or a reply entering through SNAT's reverse: outside = before, inside = after.
-            Add(NatKind.Dnat, before.Protocol, afterDestination, beforeDestination, beforeSource, timestampNs);
+            Add(NatKind.Dnat, before.Protocol, afterDestination, beforeDestination, beforeSource, timestampNs, closing);
         }
     }
 
-    public List<NatMapping> Mappings() => _entries
+    /// <summary>Forgets the translations idle for longer than their timeout at <paramref name="nowNs"/>; their rows keep the counts.</summary>
+    public void Sweep(long nowNs, FlowTimeouts timeouts)
+    {
+        foreach (var (hash, translation) in _translations)
+        {
+            if (nowNs - translation.LastSeenNs > timeouts.For(translation.Protocol, translation.Closing))
+            {
+                _translations.Remove(hash); // allowed while enumerating (.NET Core 3.0 and later)
+            }
+        }
+    }
+
+    /// <summary>Every translation (only with detail; empty otherwise).</summary>
+    public List<NatMapping> Mappings() => _entries is null ? [] : _entries
         .Select(e => new NatMapping(e.Value.FirstKind, e.Key.Item1, e.Key.Inside.Format(e.Key.Item1), e.Key.Outside.Format(e.Key.Item1), e.Key.Peer.Format(e.Key.Item1), e.Value.Packets))
         .OrderByDescending(m => m.Packets)
+        .ToList();
+
+    /// <summary>The aggregate rows, most flows first.</summary>
+    public List<NatAggregate> Aggregates() => _rows
+        .Select(r => new NatAggregate(r.Key.Kind, r.Key.Protocol, r.Key.Inside.Format(r.Key.Protocol), r.Key.Outside.Format(r.Key.Protocol), r.Key.Peer.Format(r.Key.Protocol), r.Flows, r.Packets))
+        .OrderByDescending(r => r.Flows).ThenByDescending(r => r.Packets)
         .ToList();
 
     /// <summary>
@@ -59,25 +104,81 @@ internal sealed class NatTable
         return (new Endpoint(flow.Source, icmp ? (ushort)0 : flow.SourcePort), new Endpoint(flow.Destination, icmp ? (ushort)0 : flow.DestinationPort));
     }
 
-    private void Add(NatKind kind, IpProtocol protocol, Endpoint inside, Endpoint outside, Endpoint peer, long timestampNs)
+    private void Add(NatKind kind, IpProtocol protocol, Endpoint inside, Endpoint outside, Endpoint peer, long timestampNs, bool closing)
     {
-        var key = (protocol, inside, outside, peer);
-        if (!_entries.TryGetValue(key, out var entry))
+        ulong hash = StableHash.Add(StableHash.Seed, protocol.Value);
+        hash = inside.AddTo(outside.AddTo(peer.AddTo(hash)));
+        hash = StableHash.Finish(hash);
+        ref Translation translation = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_translations, hash, out bool exists);
+        if (!exists)
         {
-            _entries[key] = entry = new Entry { FirstKind = kind, FirstSeenNs = timestampNs };
+            // A new translation (or one that came back after its timeout): one more flow in its row. Its kind is that of
+            // the first journey to finish with it, the side that spoke first.
+            // The client's port is ephemeral: the inside (and, kept by MASQUERADE, outside) port of SNAT, the peer's of DNAT.
+            var key = kind == NatKind.Snat
+                ? new RowKey(kind, protocol, inside.WithoutPort, outside.WithoutPort, peer)
+                : new RowKey(kind, protocol, inside, outside, peer.WithoutPort);
+            if (!_rowOf.TryGetValue(key, out int row))
+            {
+                _rowOf[key] = row = _rows.Count;
+                _rows.Add(new Row(key));
+            }
+            translation.Row = row;
+            translation.Protocol = protocol;
+            _rows[row].Flows++;
         }
-        else if (timestampNs < entry.FirstSeenNs)
+        translation.LastSeenNs = Math.Max(translation.LastSeenNs, timestampNs);
+        translation.Closing |= closing;
+        _rows[translation.Row].Packets++;
+        if (_entries is not null)
         {
-            entry.FirstKind = kind;
-            entry.FirstSeenNs = timestampNs;
+            var full = (protocol, inside, outside, peer);
+            if (!_entries.TryGetValue(full, out var entry))
+            {
+                _entries[full] = entry = new Entry { FirstKind = kind, FirstSeenNs = timestampNs };
+            }
+            else if (timestampNs < entry.FirstSeenNs)
+            {
+                entry.FirstKind = kind;
+                entry.FirstSeenNs = timestampNs;
+            }
+            entry.Packets++;
         }
-        entry.Packets++;
     }
 
-    private readonly record struct Endpoint(IpAddress Address, ushort Port)
+    /// <summary>An address and port; <see cref="NoPort"/> marks an aggregate's endpoint whose port was left out.</summary>
+    private readonly record struct Endpoint(IpAddress Address, ushort Port, bool NoPort = false)
     {
+        public Endpoint WithoutPort => new(Address, 0, NoPort: true);
+
         public string Format(IpProtocol protocol) =>
-            protocol == IpProtocol.Icmp || protocol == IpProtocol.IcmpV6 ? Address.ToString() : Address.ToEndpointString(Port);
+            NoPort || protocol == IpProtocol.Icmp || protocol == IpProtocol.IcmpV6 ? Address.ToString() : Address.ToEndpointString(Port);
+
+        public ulong AddTo(ulong hash)
+        {
+            UInt128 value = Address.Value;
+            hash = StableHash.Add(hash, (ulong)(value >> 64));
+            hash = StableHash.Add(hash, (ulong)value);
+            return StableHash.Add(hash, (ulong)Address.Version << 16 | Port);
+        }
+    }
+
+    private readonly record struct RowKey(NatKind Kind, IpProtocol Protocol, Endpoint Inside, Endpoint Outside, Endpoint Peer);
+
+    private struct Translation
+    {
+        public long LastSeenNs;
+        public int Row;
+        public IpProtocol Protocol;
+        /// <summary>A TCP FIN or RST went through: the shorter closing timeout applies.</summary>
+        public bool Closing;
+    }
+
+    private sealed class Row(RowKey key)
+    {
+        public RowKey Key { get; } = key;
+        public long Flows;
+        public long Packets;
     }
 
     private sealed class Entry

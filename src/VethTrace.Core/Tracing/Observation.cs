@@ -25,7 +25,10 @@ public readonly record struct Observation(
     uint TcpSequence = 0,
     int TcpPayload = 0,
     PacketDirection Direction = PacketDirection.Unknown,
-    bool TimestampInvalid = false)
+    bool TimestampInvalid = false,
+    byte Ttl = 0,
+    bool Tunnelled = false,
+    TcpFlags TcpFlags = 0)
 {
     /// <summary>Builds an observation from a parsed packet (its innermost stack, as the fingerprint).</summary>
     public static Observation From(in ParsedPacket packet, ReadOnlySpan<byte> frame, long timestampNs, int interfaceId, long order, bool selected = true,
@@ -34,7 +37,8 @@ public readonly record struct Observation(
         ref readonly PacketLayers layers = ref packet.Innermost;
         bool tcpData = layers.IsTcp && layers.PayloadLength > 0;
         return new(timestampNs, interfaceId, order, PacketFingerprint.Compute(in packet, frame), FlowKey.From(in packet), frame.Length, selected,
-            tcpData ? SegmentKeyOf(in layers) : 0, layers.TcpSequence, tcpData ? layers.PayloadLength : 0, direction, timestampInvalid);
+            tcpData ? SegmentKeyOf(in layers) : 0, layers.TcpSequence, tcpData ? layers.PayloadLength : 0, direction, timestampInvalid, layers.Ttl, packet.TunnelDepth > 0,
+            layers.IsTcp ? layers.TcpFlags : 0);
     }
 
     /// <summary>
@@ -51,6 +55,10 @@ public readonly record struct Observation(
     }
 
     public bool IsTcpData => SegmentKey != 0;
+
+    // Ttl: the innermost IPv4 TTL or IPv6 hop limit. Routing decrements it, bridging does not: it tells which copies of a
+    // packet were on one L2 segment (role inference, bridge side copies; docs/DESIGN.md, "Roles"). Tunnelled: this copy
+    // came encapsulated (VXLAN), so the interface is an underlay, outside the tunnel device.
 
     /// <summary>The sequence range after the data: [TcpSequence, SequenceEnd), modulo 2^32.</summary>
     public uint SequenceEnd => TcpSequence + (uint)TcpPayload;

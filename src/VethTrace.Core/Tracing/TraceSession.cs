@@ -29,8 +29,9 @@ public sealed class TraceSession
     public TraceSession(TraceSessionOptions options)
     {
         Options = options;
-        Interfaces = new InterfaceRegistry(options.Egress);
-        Correlator = new Correlator(new CorrelatorOptions { WindowNs = options.WindowNs }, Interfaces.RoleOf);
+        Interfaces = new InterfaceRegistry(options.Egress, options.Roles);
+        Correlator = new Correlator(new CorrelatorOptions { WindowNs = options.WindowNs, Timeouts = options.FlowTimeouts, NatDetail = options.NatDetail },
+            Interfaces.RoleOf, Interfaces);
     }
 
     public TraceSessionOptions Options { get; }

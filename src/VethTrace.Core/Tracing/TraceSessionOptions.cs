@@ -17,7 +17,19 @@ public sealed record TraceSessionOptions
     /// <summary>The interface named as the host's egress (<c>--egress</c>): its role is given, not guessed.</summary>
     public string? Egress { get; init; }
 
+    /// <summary>
+    /// Roles given by interface name (<c>--role NAME=ROLE</c>): they override the name's rules, the topology and
+    /// inference (docs/DESIGN.md, "Roles").
+    /// </summary>
+    public IReadOnlyDictionary<string, InterfaceRole> Roles { get; init; } = new Dictionary<string, InterfaceRole>();
+
     public ParserOptions Parser { get; init; } = ParserOptions.Default;
+
+    /// <summary>Idle timeouts of per-flow state, per protocol (<c>--flow-timeout</c>; conntrack's defaults).</summary>
+    public FlowTimeouts FlowTimeouts { get; init; } = FlowTimeouts.Default;
+
+    /// <summary>Keep every NAT translation for the report, not only the aggregate rows (<c>--nat-detail</c>).</summary>
+    public bool NatDetail { get; init; }
 
     /// <summary>
     /// <c>--filter</c>: a journey is reported when any of its copies on any hop matches, so a filter on a container's

@@ -67,7 +67,7 @@ public sealed partial class HelpVersionCompletionTests
     {
         string path = Path.Combine(AppContext.BaseDirectory, "vethtrace");
 
-        Assert.Equal("--filter --format", Complete($"{path} replay x.pcap --f"));
+        Assert.Equal("--filter --flow-timeout --format", Complete($"{path} replay x.pcap --f"));
     }
 
     /// <summary>Runs the completion function in a real bash as the shell would for the line typed so far.</summary>

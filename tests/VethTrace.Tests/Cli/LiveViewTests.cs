@@ -45,7 +45,7 @@ public sealed class LiveViewTests
         Assert.Contains("out  eth0(c1) ─9.000µs→ veth1 ─reused→ docker0 ─71.0µs→ vt-up0", view);
         Assert.Contains("in   vt-up0 ─8.000µs→ docker0 ─3.000µs→ veth1 ─1.000µs→ eth0(c1)", view);
         Assert.Matches(@"docker0 → vt-up0\s+2\s+71\.0\s+71\.0\s+71\.0", view);
-        Assert.Matches(@"snat\s+icmp\s+172\.17\.0\.2\s+198\.51\.100\.1\s+198\.51\.100\.2\s+4", view);
+        Assert.Matches(@"snat\s+icmp\s+172\.17\.0\.2\s+198\.51\.100\.1\s+198\.51\.100\.2\s+1\s+4", view);   // one flow, four packets
         Assert.Contains("kernel drops: eth0(c1) 0  veth1 0  docker0 0  vt-up0 0", view);
         Assert.All(view.Split('\n'), line => Assert.True(line.TrimEnd().Length <= 80, line));
     }

@@ -63,7 +63,7 @@ public sealed class TraceSessionTests
         Assert.Equal((file.Packets, file.NotIp, file.Journeys, file.MultiHopJourneys, file.Complete, file.Lost),
             (live.Packets, live.NotIp, live.Journeys, live.MultiHopJourneys, live.Complete, live.Lost));
         Assert.Equal(Hops(file), Hops(live));
-        Assert.Equal(file.Nat.Select(n => n.ToString()), live.Nat.Select(n => n.ToString()));
+        Assert.Equal(file.NatAggregates.Select(n => n.ToString()), live.NatAggregates.Select(n => n.ToString()));
         Assert.Equal(file.Paths.Select(p => (string.Join(">", p.Interfaces), p.Journeys)), live.Paths.Select(p => (string.Join(">", p.Interfaces), p.Journeys)));
     }
 

@@ -158,7 +158,7 @@ public sealed class CorrelatorTests
     [Fact]
     public void Report_JourneyStoppingShort_LostAtItsLastInterface_AndNatInferred()
     {
-        var correlator = new Correlator(new CorrelatorOptions(), Role);
+        var correlator = new Correlator(new CorrelatorOptions { NatDetail = true }, Role);
         for (int i = 0; i < 4; i++)
         {
             ulong fingerprint = (ulong)i + 100;
@@ -188,7 +188,7 @@ public sealed class CorrelatorTests
     [Fact]
     public void Report_ReplyThroughMasquerade_JoinsTheSnatMapping()
     {
-        var correlator = new Correlator(new CorrelatorOptions(), Role);
+        var correlator = new Correlator(new CorrelatorOptions { NatDetail = true }, Role);
         correlator.Add(At(0, 2, 1, 0, Inside));
         correlator.Add(At(10_000, 3, 1, 1, Outside));
         // The reply: outside it is addressed to the host, inside to the container.

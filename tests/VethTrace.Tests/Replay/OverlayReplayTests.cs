@@ -45,11 +45,14 @@ public sealed class OverlayReplayTests
         var paths = Replay().Where(r => r.GetProperty("type").GetString() == "path")
             .Select(p => string.Join(' ', p.GetProperty("interfaces").EnumerateArray().Select(i => i.GetString())))
             .ToList();
-        // Equal receive timestamps (wire2, vxlan2 and br-ov2 share one) are laid out from the hop before them, through
-        // the tunnel role, so the decapsulating host reads wire → vxlan → bridge, not bridge first.
-        Assert.Contains("eth0 vethov1 br-ov1 vxlan1 wire1 wire2 vxlan2 br-ov2 vethov2 eth0#2", paths);
-        Assert.Contains("eth0#2 vethov2 br-ov2 vxlan2 wire2 wire1 vxlan1 br-ov1 vethov1 eth0", paths);
-        Assert.All(paths, p => Assert.Equal(10, p.Split(' ').Length));
+        // Equal receive timestamps (wire2 and vxlan2 share one) are laid out from the hop before them, through the
+        // tunnel role, so the decapsulating host reads wire → vxlan → veth. br-ov1 and br-ov2 forward the frame port to
+        // port (veth ⇄ vxlan): their own copies are side copies, not hops (issue 14 §3).
+        Assert.Contains("eth0 vethov1 vxlan1 wire1 wire2 vxlan2 vethov2 eth0#2", paths);
+        Assert.Contains("eth0#2 vethov2 vxlan2 wire2 wire1 vxlan1 vethov1 eth0", paths);
+        Assert.All(paths, p => Assert.Equal(8, p.Split(' ').Length));
+        Assert.All(Replay().Where(r => r.GetProperty("type").GetString() == "path"), p => Assert.Equal(["br-ov1", "br-ov2"],
+            p.GetProperty("side_copies").EnumerateArray().Select(c => c.GetProperty("interface").GetString())));
     }
 
     [Fact]

@@ -95,8 +95,9 @@ public sealed class ReplayCommandTests
         string text = output.ToString();
         Assert.Contains("eth0 ─", text);
         Assert.Contains("→ vt-up0", text);
-        Assert.Contains("snat icmp  172.17.0.2", text);
-        Assert.Contains("dnat tcp   172.17.0.3:80", text);
+        // NAT aggregated: SNAT rows without the client's port, DNAT rows with the published port and without the peer's.
+        Assert.Contains("snat icmp   172.17.0.2 ", text);
+        Assert.Contains("dnat tcp    172.17.0.3:80  198.51.100.1:8080  198.51.100.2 ", text);
         Assert.All(text.Split('\n'), line => Assert.True(line.TrimEnd().Length <= 80, $"wider than 80 columns: {line}"));
     }
 

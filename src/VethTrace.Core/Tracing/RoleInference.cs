@@ -1,0 +1,222 @@
+namespace VethTrace.Tracing;
+
+/// <summary>
+/// Decides the roles that no name, option or topology decided (<see cref="RoleSource.Default"/>: <c>if34</c> of a
+/// <c>tcpdump -i any</c> file, per-hop files named <c>c1-eth0.pcap</c> or <c>wan.pcap</c>) from the journeys of the
+/// trace's first window (docs/DESIGN.md, "Roles"):
+/// <list type="number">
+/// <item>Copies of one packet with equal TTL (hop limit) were on one L2 segment; a lower TTL means routing came
+/// between. Interfaces that carried copies with equal TTL form a segment.</item>
+/// <item>Which segment is inside (containers, veths, bridge) and which outside (egress): a name that decides a role
+/// says it; otherwise the NAT rewrite does: along a routed step, a rewritten source means the packet left the inside
+/// (MASQUERADE, or a DNAT's reply), a rewritten destination that it entered (a published port, or an SNAT's reply).</item>
+/// <item>Inside, strict timestamp orders across journeys place each interface by its distance from the router
+/// (outbound the container's copy is first, inbound last): nearest the bridge, then the veth, then the container.
+/// Equal timestamps say nothing and are not counted.</item>
+/// </list>
+/// Outside interfaces, and interfaces that carried copies inside a tunnel (VXLAN's underlay), become egress. An interface with no evidence stays unknown, and the correlator counts the ties
+/// it orders with it (<see cref="Correlator.TiesWithUnknownRole"/>).
+/// </summary>
+/// <remarks>
+/// The correlator calls <see cref="Learn"/> with the journeys open when the first journey is due (a window after the
+/// first packet, or at the end of input), then <see cref="Decide"/>, before it orders any of them; again when an
+/// interface with an unknown role appears later. The evidence is the ring's own journeys: nothing is kept per packet.
+/// </remarks>
+public sealed class RoleInference(InterfaceRegistry registry)
+{
+    private readonly List<Observation[]> _journeys = [];
+    /// <summary>How many interfaces the last decision saw.</summary>
+    private int _examined;
+
+    /// <summary>
+    /// Whether an interface appeared since the last decision and some role is not known. <paramref name="seen"/> counts
+    /// the interfaces the correlator has seen observations of (ids below it): a function of the input, so the
+    /// decisions do not depend on how far ahead the reading thread has registered interfaces.
+    /// </summary>
+    public bool IsPending(int seen)
+    {
+        if (seen <= _examined)
+        {
+            return false;
+        }
+        for (int id = 0; id < seen; id++)
+        {
+            if (!registry.IsKnown(id))
+            {
+                return true;
+            }
+        }
+        _examined = seen;
+        return false;
+    }
+
+    /// <summary>One journey's sightings, in time order.</summary>
+    public void Learn(ReadOnlySpan<Observation> sightings)
+    {
+        if (sightings.Length > 1)
+        {
+            _journeys.Add(sightings.ToArray());
+        }
+    }
+
+    /// <summary>Decides the roles of the interfaces below <paramref name="seen"/> from the journeys learnt, and forgets them.</summary>
+    public void Decide(int seen)
+    {
+        int count = seen;
+        _examined = count;
+        try
+        {
+            DecideFrom(count);
+        }
+        finally
+        {
+            _journeys.Clear();
+        }
+    }
+
+    private void DecideFrom(int count)
+    {
+        // 1. Segments: interfaces that carried copies of one packet with the same TTL.
+        int[] parent = new int[count];
+        for (int i = 0; i < count; i++)
+        {
+            parent[i] = i;
+        }
+        int Find(int x)
+        {
+            while (parent[x] != x)
+            {
+                x = parent[x] = parent[parent[x]];
+            }
+            return x;
+        }
+        foreach (Observation[] journey in _journeys)
+        {
+            for (int i = 0; i < journey.Length; i++)
+            {
+                for (int j = i + 1; j < journey.Length; j++)
+                {
+                    if (journey[i].Ttl == journey[j].Ttl && journey[i].Ttl != 0 && journey[i].Interface < count && journey[j].Interface < count)
+                    {
+                        parent[Find(journey[i].Interface)] = Find(journey[j].Interface);
+                    }
+                }
+            }
+        }
+
+        // 2. Inside or outside, per segment: names first, then the NAT rewrites across a routed step.
+        long[] named = new long[count], nat = new long[count];
+        for (int id = 0; id < count; id++)
+        {
+            if (registry.IsKnown(id))
+            {
+                InterfaceRole role = registry.RoleOf(id);
+                named[Find(id)] += role == InterfaceRole.Egress ? -1 : role == InterfaceRole.Tunnel ? 0 : 1;
+            }
+        }
+        foreach (Observation[] journey in _journeys)
+        {
+            foreach (Observation before in journey)
+            {
+                foreach (Observation after in journey)
+                {
+                    // Routing came between them: 'before' has the higher TTL, whatever the timestamps say.
+                    if (before.Ttl <= after.Ttl || before.Interface >= count || after.Interface >= count)
+                    {
+                        continue;
+                    }
+                    bool sourceRewritten = before.Flow.Source != after.Flow.Source || before.Flow.SourcePort != after.Flow.SourcePort;
+                    bool destinationRewritten = before.Flow.Destination != after.Flow.Destination || before.Flow.DestinationPort != after.Flow.DestinationPort;
+                    if (sourceRewritten != destinationRewritten)
+                    {
+                        // Left the inside (source rewritten) or entered it (destination rewritten).
+                        nat[Find(before.Interface)] += sourceRewritten ? 1 : -1;
+                        nat[Find(after.Interface)] += sourceRewritten ? -1 : 1;
+                    }
+                }
+            }
+        }
+        int SideOf(int id)
+        {
+            int segment = Find(id);
+            return Math.Sign(named[segment] != 0 ? named[segment] : nat[segment]);
+        }
+
+        // 3. Inside: distance from the router by strict timestamp order, in journeys that cross the router.
+        var farther = new Dictionary<(int, int), long>();
+        var ordered = new HashSet<int>();
+        foreach (Observation[] journey in _journeys)
+        {
+            bool? outbound = null;
+            foreach (Observation a in journey)
+            {
+                foreach (Observation b in journey)
+                {
+                    if (a.Ttl > b.Ttl && a.Interface < count && b.Interface < count && SideOf(a.Interface) != SideOf(b.Interface))
+                    {
+                        outbound = SideOf(a.Interface) > 0; // the inside copies came first
+                    }
+                }
+            }
+            if (outbound is not bool outwards)
+            {
+                continue;
+            }
+            for (int i = 0; i < journey.Length; i++)
+            {
+                for (int j = i + 1; j < journey.Length; j++)
+                {
+                    Observation a = journey[i], b = journey[j];
+                    if (a.TimestampNs == b.TimestampNs || a.Ttl != b.Ttl || a.Interface >= count || b.Interface >= count
+                        || SideOf(a.Interface) <= 0 || a.TimestampInvalid || b.TimestampInvalid)
+                    {
+                        continue;
+                    }
+                    // a strictly before b: outbound, a is farther from the router than b; inbound, nearer.
+                    var key = outwards ? (a.Interface, b.Interface) : (b.Interface, a.Interface);
+                    farther[key] = farther.GetValueOrDefault(key) + 1;
+                    ordered.Add(a.Interface);
+                    ordered.Add(b.Interface);
+                }
+            }
+        }
+
+        var underlay = new HashSet<int>();
+        foreach (Observation[] journey in _journeys)
+        {
+            foreach (Observation sighting in journey)
+            {
+                if (sighting.Tunnelled)
+                {
+                    underlay.Add(sighting.Interface);
+                }
+            }
+        }
+        for (int id = 0; id < count; id++)
+        {
+            // An interface that carried the packet encapsulated is an underlay: beyond the tunnel device, as the egress is.
+            if (!registry.IsKnown(id) && (SideOf(id) < 0 || underlay.Contains(id)))
+            {
+                registry.Decide(id, InterfaceRole.Egress, RoleSource.Inferred);
+            }
+        }
+        // Per inside segment: group by how many others each is farther than (nearest the router first), then the
+        // roles outwards from the bridge, anchored on the roles names decided.
+        foreach (var segment in ordered.Where(id => SideOf(id) > 0).GroupBy(Find))
+        {
+            var members = segment.ToList();
+            int Score(int x) => members.Count(y => y != x && farther.GetValueOrDefault((x, y)) > farther.GetValueOrDefault((y, x)));
+            int next = (int)InterfaceRole.Bridge;
+            foreach (var group in members.GroupBy(Score).OrderBy(g => g.Key))
+            {
+                var known = group.Where(registry.IsKnown).Select(id => (int)registry.RoleOf(id)).Where(r => r <= (int)InterfaceRole.Bridge).ToList();
+                int level = known.Count > 0 ? known.Min() : next;
+                foreach (int id in group.Where(id => !registry.IsKnown(id)))
+                {
+                    registry.Decide(id, (InterfaceRole)level, RoleSource.Inferred);
+                }
+                next = Math.Max(level - 1, (int)InterfaceRole.Container);
+            }
+        }
+    }
+}
