@@ -183,6 +183,7 @@ public static class ReplayTarget
             throw new FuzzFinding($"paths hold {multiHop} journeys; {report.MultiHopJourneys} multi-hop of {report.Journeys}");
         }
         copies += report.Journeys - report.MultiHopJourneys;
+        copies += report.BridgeSideCopies; // bridge copies of bridged frames, set aside beside their journeys
         long unselectedCopies = outcome.Observations - copies;
         if (settings.Filter is null ? unselectedCopies != 0 || report.Unselected != 0 : unselectedCopies < report.Unselected)
         {
