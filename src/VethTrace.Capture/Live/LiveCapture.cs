@@ -85,7 +85,8 @@ public sealed class LiveCapture : IDisposable
             HopTarget target = targets[id];
             // One handle per hop. libpcap reports no per-packet direction for an Ethernet handle, and the
             // 'inbound'/'outbound' qualifiers were tried (a handle per direction) but lost the first matching
-            // packet of each handle here (libpcap 1.10.3, kernel 6.18), so directions stay unknown.
+            // packet of each handle here (libpcap 1.10.3, kernel 6.18), so the direction is inferred per packet from
+            // the Ethernet source MAC instead (DirectionOf).
             LibPcapLiveDevice device = target.NetworkNamespace is null
                 ? Open(hostInterfaces, target.Interface, snapLength, bufferBytes, filter)
                 : OpenInNamespace(target.Interface, target.NetworkNamespace, snapLength, bufferBytes, filter);

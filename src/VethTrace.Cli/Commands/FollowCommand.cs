@@ -317,7 +317,9 @@ public static class FollowCommand
             {
                 // A packet the capture dropped is missing from its journey like one the network dropped: say so.
                 error.WriteLine($"vethtrace: the kernel dropped {kernelDropped} packets before VethTrace could read them (capture buffer full); " +
-                    "journeys reported lost may have been lost by the capture, not the network: narrow --filter, lower --snaplen");
+                    "journeys reported lost may have been lost by the capture, not the network: " +
+                    // follow filters in the engine, after the capture, so only record's --filter (libpcap's) lightens it.
+                    (recorder is null ? "lower --snaplen or raise --buffer-size" : "narrow --filter, lower --snaplen"));
             }
             if (json)
             {

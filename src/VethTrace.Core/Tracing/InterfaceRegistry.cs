@@ -2,12 +2,9 @@ namespace VethTrace.Tracing;
 
 /// <summary>
 /// Where a source's interface comes from: a file's interface, and for a Linux cooked v2 record (tcpdump -i any) the
-/// interface index inside it; a live hop is its own key (<see cref="OfHop"/>).
+/// interface index inside it. Live hops are not keyed: <see cref="InterfaceRegistry.Add(string, InterfaceRole, RoleSource)"/> registers them.
 /// </summary>
-public readonly record struct InterfaceKey(int File, int Interface, int Index)
-{
-    public static InterfaceKey OfHop(int hop) => new(-1, hop, 0);
-}
+public readonly record struct InterfaceKey(int File, int Interface, int Index);
 
 /// <summary>
 /// The interfaces of one trace: dense ids (the correlator's), the name each is shown by, its role on the path and how
