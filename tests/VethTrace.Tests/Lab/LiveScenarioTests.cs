@@ -136,23 +136,29 @@ public sealed class LiveScenarioTests
             string eth0 = $"eth0({lab["C1_NAME"]})";
             string peer = $"eth0@{lab["C2_PID"]}";
             // The bridge forwards a frame to the other port before it hands its promiscuous device the local copy
-            // (br_handle_frame_finish: br_forward, then br_pass_frame_up), so docker0 sees an east-west frame after
-            // the peer's veth has: the report keeps that measured order, and docker0 is not between the two veths.
+            // (br_handle_frame_finish: br_forward, then br_pass_frame_up): docker0's copy of a bridged frame is a side
+            // copy beside the chain, not a hop (docs/DESIGN.md, bridge copies), so veth(c1) -> veth(c2) -> eth0(c2) is
+            // measured for every packet and no hop touches docker0.
             var hops = Hops(records);
             Assert.Equal(requests, hops.GetValueOrDefault((eth0, lab["C1_VETH"])));
             Assert.Equal(requests, hops.GetValueOrDefault((lab["C1_VETH"], lab["C2_VETH"])));
+            Assert.Equal(requests, hops.GetValueOrDefault((lab["C2_VETH"], peer)));
             Assert.Equal(replies, hops.GetValueOrDefault((peer, lab["C2_VETH"])));
             Assert.Equal(replies, hops.GetValueOrDefault((lab["C2_VETH"], lab["C1_VETH"])));
+            Assert.Equal(replies, hops.GetValueOrDefault((lab["C1_VETH"], eth0)));
+            Assert.DoesNotContain(hops.Keys, h => h.From == lab["BRIDGE"] || h.To == lab["BRIDGE"]);
             var paths = Records(records, "path").Select(p => (Interfaces: p.GetProperty("interfaces").EnumerateArray().Select(i => i.GetString()!).ToArray(),
-                Journeys: p.GetProperty("journeys").GetInt64())).ToList();
+                Journeys: p.GetProperty("journeys").GetInt64(),
+                Side: p.TryGetProperty("side_copies", out JsonElement side)
+                    ? side.EnumerateArray().Select(c => c.GetProperty("interface").GetString()!).ToArray() : [])).ToList();
             var outward = Assert.Single(paths, p => p.Interfaces[0] == eth0);
             Assert.Equal(requests, outward.Journeys);
-            Assert.Equal([eth0, lab["C1_VETH"], lab["C2_VETH"]], outward.Interfaces[..3]);
-            Assert.Equal([lab["BRIDGE"], peer], outward.Interfaces[3..].Order());
+            Assert.Equal([eth0, lab["C1_VETH"], lab["C2_VETH"], peer], outward.Interfaces);
+            Assert.Equal([lab["BRIDGE"]], outward.Side);
             var back = Assert.Single(paths, p => p.Interfaces[0] == peer);
             Assert.Equal(replies, back.Journeys);
-            Assert.Equal([peer, lab["C2_VETH"], lab["C1_VETH"]], back.Interfaces[..3]);
-            Assert.Equal([lab["BRIDGE"], eth0], back.Interfaces[3..].Order());
+            Assert.Equal([peer, lab["C2_VETH"], lab["C1_VETH"], eth0], back.Interfaces);
+            Assert.Equal([lab["BRIDGE"]], back.Side);
             Assert.DoesNotContain(hops.Keys, h => h.From == lab["EGRESS_IF"] || h.To == lab["EGRESS_IF"]);
             Assert.Empty(Records(records, "nat"));
             Assert.Empty(Records(records, "loss"));
