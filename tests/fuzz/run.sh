@@ -128,11 +128,20 @@ cp "$out/seeds/$target"/* "$out/input-$target"/
 # AFL_SKIP_BIN_CHECK: the binary is dotnet, the instrumentation is in the managed assemblies (SharpFuzz).
 # AFL_NO_AFFINITY: the machine is shared; AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES: core_pattern may be a pipe.
 start=$(date +%s)
-AFL_SKIP_BIN_CHECK=1 AFL_NO_UI=1 AFL_NO_AFFINITY=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 \
-AFL_FORKSRV_INIT_TMOUT=60000 \
-    afl-fuzz -i "$out/input-$target" -o "$findings" -t 2000 -m none -s "$seed" -E "$execs" \
-    -- dotnet "$bin/VethTrace.Fuzz.dll" "$target" >"$out/$target.log" 2>&1
-rc=$?
+# Twice in about ten runs on a loaded machine (never on a quiet one), afl-fuzz aborted in its dry run with "No
+# instrumentation detected" on the first seed, which the same build fuzzes normally at once afterwards; the cause is
+# not established (a first execution, JIT included, slowed past -t is the suspect). Only that abort is retried, at
+# most twice, and said; any other failure stands.
+for attempt in 1 2 3; do
+    rm -rf "$findings"
+    AFL_SKIP_BIN_CHECK=1 AFL_NO_UI=1 AFL_NO_AFFINITY=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 \
+    AFL_FORKSRV_INIT_TMOUT=60000 \
+        afl-fuzz -i "$out/input-$target" -o "$findings" -t 2000 -m none -s "$seed" -E "$execs" \
+        -- dotnet "$bin/VethTrace.Fuzz.dll" "$target" >"$out/$target.log" 2>&1
+    rc=$?
+    grep -q "No instrumentation detected" "$out/$target.log" || break
+    echo "tests/fuzz/run.sh: afl-fuzz found no instrumentation in its dry run (attempt $attempt of 3); retrying" >&2
+done
 seconds=$(( $(date +%s) - start ))
 stats="$findings/default/fuzzer_stats"
 if [[ ! -f $stats ]]; then
