@@ -1,4 +1,5 @@
 using System.Text.Json;
+using VethTrace.Packets;
 using VethTrace.Text;
 using VethTrace.Tracing;
 
@@ -68,33 +69,14 @@ public static class ReplayJson
         }
         foreach (NatMapping nat in report.Nat)
         {
-            Line(output, w =>
-            {
-                w.WriteString("type", "nat");
-                w.WriteString("kind", ReplayTable.Kind(nat.Kind));
-                w.WriteString("proto", nat.Protocol.Name);
-                w.WriteString("inside", nat.Inside);
-                w.WriteString("outside", nat.Outside);
-                w.WriteString("peer", nat.Peer);
-                w.WriteNumber("packets", nat.Packets);
-            });
+            Line(output, w => WriteNat(w, nat.Kind, nat.Protocol, nat.Inside, nat.Outside, nat.Peer, flows: null, nat.Packets));
         }
         if (report.Nat.Count == 0)
         {
             // Without --nat-detail: the aggregate, the client's ephemeral port left out (NatAggregate), with a flow count.
             foreach (NatAggregate nat in report.NatAggregates)
             {
-                Line(output, w =>
-                {
-                    w.WriteString("type", "nat");
-                    w.WriteString("kind", ReplayTable.Kind(nat.Kind));
-                    w.WriteString("proto", nat.Protocol.Name);
-                    w.WriteString("inside", nat.Inside);
-                    w.WriteString("outside", nat.Outside);
-                    w.WriteString("peer", nat.Peer);
-                    w.WriteNumber("flows", nat.Flows);
-                    w.WriteNumber("packets", nat.Packets);
-                });
+                Line(output, w => WriteNat(w, nat.Kind, nat.Protocol, nat.Inside, nat.Outside, nat.Peer, nat.Flows, nat.Packets));
             }
         }
         foreach (TunnelReport tunnel in report.Tunnels)
@@ -159,6 +141,22 @@ public static class ReplayJson
                 }
             });
         }
+    }
+
+    /// <summary>One NAT record: a mapping (<c>--nat-detail</c>, no flow count) or an aggregate of them.</summary>
+    private static void WriteNat(Utf8JsonWriter w, NatKind kind, IpProtocol protocol, string inside, string outside, string peer, long? flows, long packets)
+    {
+        w.WriteString("type", "nat");
+        w.WriteString("kind", ReplayTable.Kind(kind));
+        w.WriteString("proto", protocol.Name);
+        w.WriteString("inside", inside);
+        w.WriteString("outside", outside);
+        w.WriteString("peer", peer);
+        if (flows is { } count)
+        {
+            w.WriteNumber("flows", count);
+        }
+        w.WriteNumber("packets", packets);
     }
 
     private static void Line(TextWriter output, Action<Utf8JsonWriter> body)
