@@ -231,8 +231,11 @@ public sealed class LiveScenarioTests
         Assert.Equal(4, captures.Count);
         long dropped = captures.Sum(c => c.GetProperty("kernel_dropped").GetInt64());
         Assert.True(dropped > 0, "a 256 KiB ring at full snapshot length did not overflow");
-        // Every hop saw every datagram of the connection, read or dropped: the counts add up to the kernel's.
-        Assert.All(captures, c => Assert.Equal(forwarded, c.GetProperty("packets").GetInt64() + c.GetProperty("kernel_dropped").GetInt64()));
+        // Every hop saw every datagram of the connection, read or dropped: the counts reach the kernel's. follow filters
+        // in the engine since the shared engine (docs/DESIGN.md, filters), so a hop's capture also counts the few frames
+        // of the run that were not routed (ARP, neighbour discovery): in CI one hop counted 123,882 against 123,881
+        // forwarded. So at least the forwarded count, and at most a handful more.
+        Assert.All(captures, c => Assert.InRange(c.GetProperty("packets").GetInt64() + c.GetProperty("kernel_dropped").GetInt64(), forwarded, forwarded + 10));
         Assert.Contains($"the kernel dropped {dropped} packets before VethTrace could read them", error.ToString());
     }
 
