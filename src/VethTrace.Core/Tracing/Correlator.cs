@@ -211,14 +211,16 @@ public sealed class Correlator : IObservationSink
     /// The losses of one flow: its journeys that ended on an interface its own longest journey went past, and, for a
     /// flow that started on the inside (container, veth, bridge), those that ended short of the egress on an interface
     /// from which other packets to the same destination went on to the egress (<see cref="_ways"/>): a port blocked
-    /// outright, where no packet of the flow got further.
+    /// outright, where no packet of the flow got further; and, in follow, those that ended on the inside when the host
+    /// routes their destination out of the egress (<see cref="CorrelatorOptions.EgressRoutes"/>), though nothing showed the way.
     /// </summary>
     private void Settle(in FlowKey flow, FlowReach reach, Dictionary<(FlowKey Flow, int LastSeen), long> lost)
     {
         foreach (var (lastInterface, count) in reach.EndedAt)
         {
             if (reach.IsShortOf(lastInterface)
-                || reach.StartsInside && _roleOf(lastInterface) != InterfaceRole.Egress && _ways.ContainsKey((flow.Destination, lastInterface)))
+                || reach.StartsInside && _roleOf(lastInterface) != InterfaceRole.Egress && _ways.ContainsKey((flow.Destination, lastInterface))
+                || reach.StartsInside && IsInside(_roleOf(lastInterface)) && _options.EgressRoutes?.LeavesByEgress(flow.Destination) == true)
             {
                 lost[(flow, lastInterface)] = lost.GetValueOrDefault((flow, lastInterface)) + count;
             }
@@ -792,5 +794,8 @@ public sealed record CorrelatorOptions
 
     /// <summary>Keep every NAT translation for the report, besides the aggregate rows (<c>--nat-detail</c>).</summary>
     public bool NatDetail { get; init; }
+
+    /// <summary>The host's routes to the egress (follow), for the losses of flows no packet got through; null in replay.</summary>
+    public IEgressRoutes? EgressRoutes { get; init; }
 }
 
