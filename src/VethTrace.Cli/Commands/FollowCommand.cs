@@ -295,7 +295,7 @@ public static class FollowCommand
                 {
                     while (Tick(settings, live, clock, cancel, error) && recorder?.Failure is null)
                     {
-                        context.UpdateTarget(LiveView.Render(settings.Description, clock.Elapsed, session.Report(), names, session.Interfaces.RoleOf, live.Statistics()));
+                        context.UpdateTarget(LiveView.Render(settings.Description, clock.Elapsed, session.Report(), names, session.Interfaces.RoleOf, live.Statistics(), session.Interfaces));
                     }
                 });
             }
