@@ -160,6 +160,7 @@ public sealed class Correlator : IObservationSink
                 _observations[journey.Last].NextSighting = sequence;
                 journey.Last = sequence;
                 journey.Visit(observation.Interface);
+                _inference?.Observe(observation.Interface, open);
                 return;
             }
             if (visited)
@@ -173,6 +174,7 @@ public sealed class Correlator : IObservationSink
         var started = new JourneyEntry { Fingerprint = observation.Fingerprint, FirstTimestampNs = observation.TimestampNs, First = sequence, Last = sequence };
         started.Visit(observation.Interface);
         open = _journeys.Push(in started);
+        _inference?.Observe(observation.Interface, open);
         _openCount++;
     }
 
@@ -284,7 +286,7 @@ public sealed class Correlator : IObservationSink
             {
                 break;
             }
-            if (_inference is not null && _inference.IsPending(_interfacesSeen))
+            if (_inference is not null && (_inference.IsPending(_interfacesSeen) || _inference.IsDue(_journeys.Head)))
             {
                 Infer();
             }
@@ -295,12 +297,14 @@ public sealed class Correlator : IObservationSink
     }
 
     /// <summary>
-    /// Hands <see cref="_inference"/> every journey still open (the first window's, when the first is due) and lets it
-    /// decide, before any of them is ordered.
+    /// Hands <see cref="_inference"/> every journey still open (at most <see cref="RoleInference.MaxJourneys"/> of them:
+    /// the first window's, when the first is due, or the window that starts with the journey in which an interface of
+    /// unknown role first showed after a decision) and lets it decide, before any of them is ordered.
     /// </summary>
     private void Infer()
     {
-        for (long number = _journeys.Head; number < _journeys.Tail; number++)
+        int learnt = 0;
+        for (long number = _journeys.Head; number < _journeys.Tail && learnt < RoleInference.MaxJourneys; number++)
         {
             ref JourneyEntry journey = ref _journeys[number];
             if (journey.Finished || journey.First == journey.Last)
@@ -314,6 +318,7 @@ public sealed class Correlator : IObservationSink
             }
             _ties.Sort(static (a, b) => a.TimestampNs != b.TimestampNs ? a.TimestampNs.CompareTo(b.TimestampNs) : a.Order.CompareTo(b.Order));
             _inference!.Learn(CollectionsMarshal.AsSpan(_ties));
+            learnt++;
         }
         _ties.Clear();
         _inference!.Decide(_interfacesSeen);
