@@ -71,12 +71,21 @@ public sealed class RouteLossLabTests
 
             var records = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
             var losses = records.Where(r => r.GetProperty("type").GetString() == "loss").ToList();
-            var blocked = Assert.Single(losses);
+            var blocked = Assert.Single(losses, l => l.GetProperty("dst").GetString() == $"{Address}:{Port}");
             Assert.Equal("udp", blocked.GetProperty("proto").GetString());
             Assert.Equal($"{lab["C1_IP"]}:40114", blocked.GetProperty("src").GetString());
             Assert.Equal($"{Address}:{Port}", blocked.GetProperty("dst").GetString());
             Assert.Equal(lab["BRIDGE"], blocked.GetProperty("last_seen").GetString());
             Assert.Equal(dropped, blocked.GetProperty("packets").GetInt64());
+            // The datagrams to vt-c2 end at docker0 (its veth is not captured) and are routed there, not out of the
+            // egress: not lost there, whatever else happens on a busy lab.
+            Assert.DoesNotContain(losses, l => l.GetProperty("dst").GetString() == $"{lab["C2_IP"]}:{Port}" && l.GetProperty("last_seen").GetString() == lab["BRIDGE"]);
+            // With no capture drop (other helpers' traffic can fill the rings), nothing else is lost at all.
+            long kernelDropped = records.Where(r => r.GetProperty("type").GetString() == "capture").Sum(r => r.GetProperty("kernel_dropped").GetInt64());
+            if (kernelDropped == 0)
+            {
+                Assert.Single(losses);
+            }
             // The controls were traced (so their not being lost means something).
             var paths = records.Where(r => r.GetProperty("type").GetString() == "path").ToList();
             Assert.Contains(paths, p => p.GetProperty("interfaces").EnumerateArray().Last().GetString() == lab["EGRESS_IF"]);
