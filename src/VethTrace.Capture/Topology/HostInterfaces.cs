@@ -39,6 +39,9 @@ public sealed record HostInterfaceListing(
     string? Egress,
     IReadOnlyList<string> Warnings)
 {
+    /// <summary>The engine that named the containers and its socket ("podman on /run/podman/podman.sock"), or null.</summary>
+    public string? Engine { get; init; }
+
     private const int NameWidth = 16;
     private const int KindWidth = 6;
     private const int MasterWidth = 16;
@@ -69,6 +72,10 @@ public sealed record HostInterfaceListing(
         foreach (ContainerWithoutVeth other in OtherContainers)
         {
             writer.WriteLine(Fit(TerminalText.Escape($"{"-",-NameWidth} {"-",-KindWidth} {"-",-MasterWidth} {"-",-StateWidth} {other.ContainerName} [{other.NetworkMode}]: {other.Path}")));
+        }
+        if (Engine is not null)
+        {
+            writer.WriteLine(TerminalText.Escape($"engine: {Engine}"));
         }
         writer.WriteLine($"egress: {(Egress is null ? "(no default route; pass --egress IFACE)" : TerminalText.Escape(Egress))}");
         foreach (string warning in Warnings)
@@ -155,7 +162,18 @@ public static class HostInterfaces
                 }
             }
         }
-        return Build(host, inside, warnings);
+        return Build(host, inside, warnings) with { Engine = docker is null ? null : DescribeEngine(docker.Endpoint) };
+    }
+
+    /// <summary>"podman on /run/podman/podman.sock (found)", "docker on /var/run/docker.sock (DOCKER_HOST)", or none answered.</summary>
+    public static string DescribeEngine(DockerEndpoint endpoint)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        return endpoint.Engine == ContainerEngine.Unknown
+            ? endpoint.Tried.Count > 0
+                ? $"none (nothing answered on {string.Join(" or ", endpoint.Tried)})"
+                : $"unknown (no answer on {endpoint.SocketPath}, {endpoint.ChosenBy})"
+            : $"{DockerEndpoint.EngineName(endpoint.Engine)} on {endpoint.SocketPath} ({endpoint.ChosenBy})";
     }
 
     /// <summary>The pure part of <see cref="ListAsync"/>, over snapshots already taken.</summary>

@@ -99,6 +99,7 @@ public static class FollowCommand
         var flowTimeout = CommonOptions.FlowTimeout();
         var natDetail = CommonOptions.NatDetail();
         var role = CommonOptions.Role();
+        var engine = CommonOptions.Engine();
         var recordFiles = new RecordFileOptions();
         var command = record
             ? new Command("record", "Capture on every hop of a container's path, like follow, and write every packet to one multi-interface " +
@@ -111,7 +112,7 @@ public static class FollowCommand
                 "or kill -9 loses at most the last half second; a write error (a full disk) stops the recording with one line and exit 4, " +
                 "the file cut back to its last whole packet.")
             {
-                target, file, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role,
+                target, file, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role, engine,
             }
             : new Command("follow", "Capture on every hop of a container's path at once (its eth0 inside its namespace, its veth, " +
                 "the bridge, the egress) and show the path latency as it happens.\n\nExamples:\n" +
@@ -122,7 +123,7 @@ public static class FollowCommand
                 "  vethtrace follow web --hop vethd4e5f6 --hop eth0@/proc/5678/ns/net   (east-west: add the peer's hops)\n" +
                 "  vethtrace follow --hop eth0@/run/netns/c1 --hop vxlan1@/run/netns/h1 --hop wire1@/run/netns/h1 ...   (an overlay, across hosts)")
             {
-                target, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role, flowTimeout, natDetail,
+                target, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role, flowTimeout, natDetail, engine,
             };
         if (record)
         {
@@ -150,7 +151,7 @@ public static class FollowCommand
                 return (int)ExitCode.CaptureFailed;
             }
             var resolved = await LiveTargets.ResolveHopsAsync(parseResult.GetValue(target), parseResult.GetValue(hops), parseResult.GetValue(egress),
-                parseResult.GetValue(format) == ReplayCommand.Format.Json, output, error, cancel);
+                parseResult.GetValue(format) == ReplayCommand.Format.Json, output, error, cancel, parseResult.GetValue(engine));
             if (resolved.Exit is { } exit)
             {
                 return (int)exit;
@@ -168,7 +169,7 @@ public static class FollowCommand
                 record ? parseResult.GetValue(file) : null,
                 Terminal: ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected,
                 Reresolve: parseResult.GetValue(target) is { } name
-                    ? token => LiveTargets.Reresolve(name, parseResult.GetValue(hops), parseResult.GetValue(egress), token)
+                    ? token => LiveTargets.Reresolve(name, parseResult.GetValue(hops), parseResult.GetValue(egress), token, parseResult.GetValue(engine))
                     : null,
                 WaitForever: parseResult.GetValue(all),
                 SnapLength: parseResult.GetValue(snapLength) ?? (record ? FollowCommand.RecordSnapLength : FollowCommand.FollowSnapLength),

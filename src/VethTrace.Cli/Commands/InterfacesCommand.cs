@@ -11,12 +11,17 @@ public static class InterfacesCommand
     {
         var command = new Command("interfaces", "List the host's bridges and veths with the containers they belong to (name, IP, network mode), " +
             "and the egress: the answer to \"which veth is my container?\".\n\nExamples:\n  vethtrace interfaces\n" +
-            "  DOCKER_HOST=unix:///run/user/1000/docker.sock vethtrace interfaces   (a rootless Docker's socket)");
+            "  vethtrace interfaces --engine podman   (rootful Podman's socket, /run/podman/podman.sock)\n" +
+            "  DOCKER_HOST=unix:///run/user/1000/docker.sock vethtrace interfaces   (a rootless Docker's socket)\n\n" +
+            "Without --engine or DOCKER_HOST, the first of /var/run/docker.sock and /run/podman/podman.sock whose daemon answers " +
+            "names the containers; the 'engine:' line says which.");
+        var engine = CommonOptions.Engine();
+        command.Options.Add(engine);
         command.SetAction(async (parseResult, cancel) =>
         {
             try
             {
-                var listing = await VethTrace.Capture.Topology.HostInterfaces.ListAsync(VethTrace.Capture.Docker.DockerClient.FromEnvironment(), cancel);
+                var listing = await VethTrace.Capture.Topology.HostInterfaces.ListAsync(VethTrace.Capture.Docker.DockerClient.FromEnvironment(parseResult.GetValue(engine)), cancel);
                 listing.Format(output);
                 return (int)ExitCode.Success;
             }

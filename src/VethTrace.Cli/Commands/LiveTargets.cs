@@ -18,9 +18,9 @@ public static class LiveTargets
     public sealed record ResolvedHops(IReadOnlyList<HopTarget>? Hops, string? Description, ExitCode? Exit);
 
     /// <summary>Resolves the target; throws <see cref="DockerException"/> or <see cref="TopologyException"/> with one line.</summary>
-    public static async Task<Resolution> ResolveAsync(string target, string? egress, CancellationToken cancel)
+    public static async Task<Resolution> ResolveAsync(string target, string? egress, CancellationToken cancel, string? engine = null)
     {
-        DockerClient? docker = TopologyTarget.Parse(target).Kind == TopologyTargetKind.Container ? DockerClient.FromEnvironment() : null;
+        DockerClient? docker = TopologyTarget.Parse(target).Kind == TopologyTargetKind.Container ? DockerClient.FromEnvironment(engine) : null;
         ContainerTopology topology = await ContainerTopology.ResolveAsync(target, docker, cancel);
         string description = topology.DisplayName
             + (topology.NetworkMode is { } mode && topology.SharesNamespaceWith is null ? $" (network mode {mode})" : "")
@@ -32,7 +32,7 @@ public static class LiveTargets
     /// The hops of a target (through Docker or the namespace) with the <c>--hop</c>s added, or the <c>--hop</c> list
     /// alone; <paramref name="egress"/> is the egress either way (added as a hop if missing). Prints failures itself.
     /// </summary>
-    public static async Task<ResolvedHops> ResolveHopsAsync(string? target, string[]? hops, string? egress, bool json, TextWriter output, TextWriter error, CancellationToken cancel)
+    public static async Task<ResolvedHops> ResolveHopsAsync(string? target, string[]? hops, string? egress, bool json, TextWriter output, TextWriter error, CancellationToken cancel, string? engine = null)
     {
         List<HopTarget> extra = ParseHops(hops, egress);
         if (target is null)
@@ -41,7 +41,7 @@ public static class LiveTargets
         }
         try
         {
-            Resolution resolution = await ResolveAsync(target, egress, cancel);
+            Resolution resolution = await ResolveAsync(target, egress, cancel, engine);
             if (resolution.Topology.Shape == TopologyShape.NoNetwork || resolution.Hops.Count == 0)
             {
                 // Nothing to capture (none mode): say why, in the stream's own form, and end successfully.
@@ -66,8 +66,8 @@ public static class LiveTargets
     }
 
     /// <summary>The hops again after the target restarted (a new namespace, a new veth), with the same <c>--hop</c>s.</summary>
-    public static IReadOnlyList<HopTarget> Reresolve(string target, string[]? hops, string? egress, CancellationToken cancel) =>
-        WithExtraHops(ResolveAsync(target, egress, cancel).GetAwaiter().GetResult().Hops, ParseHops(hops, egress));
+    public static IReadOnlyList<HopTarget> Reresolve(string target, string[]? hops, string? egress, CancellationToken cancel, string? engine = null) =>
+        WithExtraHops(ResolveAsync(target, egress, cancel, engine).GetAwaiter().GetResult().Hops, ParseHops(hops, egress));
 
     /// <summary>
     /// The <c>--hop</c> list, in the order given, with the interface <paramref name="egress"/> names (in the host's
