@@ -37,6 +37,10 @@ public sealed class DockerClient : IDisposable
     public static DockerClient FromEnvironment(string? engine = null) =>
         new(DockerEndpoint.Discover(engine, Environment.GetEnvironmentVariable(DockerEndpoint.EnvironmentVariable)));
 
+    /// <summary>A client for each engine <see cref="DockerEndpoint.DiscoverAll"/> finds (the caller disposes them).</summary>
+    public static IReadOnlyList<DockerClient> AllFromEnvironment(string? engine = null) =>
+        [.. DockerEndpoint.DiscoverAll(engine, Environment.GetEnvironmentVariable(DockerEndpoint.EnvironmentVariable)).Select(e => new DockerClient(e))];
+
     public DockerEndpoint Endpoint { get; }
 
     /// <summary>GET /containers/json (with <c>all=1</c> when <paramref name="all"/>): names, state, network mode, networks.</summary>

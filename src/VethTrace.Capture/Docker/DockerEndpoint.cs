@@ -92,6 +92,30 @@ public sealed record DockerEndpoint(string SocketPath, bool FromEnvironment)
     }
 
     /// <summary>
+    /// Every engine to ask, in order: with <paramref name="engine"/> or <paramref name="dockerHost"/> given, that one
+    /// endpoint (<see cref="Discover"/>); else every default socket whose daemon answers (Docker's, then Podman's: a host
+    /// may run both), or the fallback endpoint when none does. A container name is looked up in each in turn.
+    /// </summary>
+    public static IReadOnlyList<DockerEndpoint> DiscoverAll(string? engine, string? dockerHost, IReadOnlyList<(ContainerEngine Engine, string SocketPath)>? candidates = null)
+    {
+        candidates ??= DefaultCandidates;
+        if (!string.IsNullOrWhiteSpace(engine) || !string.IsNullOrWhiteSpace(dockerHost))
+        {
+            return [Discover(engine, dockerHost, candidates)];
+        }
+        var answering = new List<DockerEndpoint>();
+        foreach ((ContainerEngine _, string path) in candidates)
+        {
+            ContainerEngine answered = Probe(path);
+            if (answered != ContainerEngine.Unknown)
+            {
+                answering.Add(new DockerEndpoint(path, FromEnvironment: false) { Engine = answered, ChosenBy = "found" });
+            }
+        }
+        return answering.Count > 0 ? answering : [Discover(null, null, candidates)];
+    }
+
+    /// <summary>
     /// GET /_ping on a unix socket, with a short timeout: the engine whose daemon answers 200 (Podman from its
     /// Libpod-* headers or "Server: Libpod", else Docker), or <see cref="ContainerEngine.Unknown"/> when nothing
     /// listens, the socket is missing or the answer is not an HTTP 200.

@@ -129,16 +129,24 @@ public static class HostInterfaces
     /// Lists the host's bridges and veths and maps each veth to its container by reading every running container's
     /// namespace. With <paramref name="docker"/> null, or Docker unreachable, the list has no owners and a warning says why.
     /// </summary>
-    public static async Task<HostInterfaceListing> ListAsync(DockerClient? docker, CancellationToken cancellationToken = default)
+    public static Task<HostInterfaceListing> ListAsync(DockerClient? docker, CancellationToken cancellationToken = default) =>
+        ListAsync(docker is null ? [] : [docker], cancellationToken);
+
+    /// <summary>
+    /// As <see cref="ListAsync(DockerClient?, CancellationToken)"/>, with the containers of every engine in
+    /// <paramref name="engines"/> (Docker and Podman on one host); the engine line names each.
+    /// </summary>
+    public static async Task<HostInterfaceListing> ListAsync(IReadOnlyList<DockerClient> engines, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(engines);
         NamespaceSnapshot host = NetworkNamespace.Current.ReadSnapshot();
         var warnings = new List<string>();
         var inside = new List<(DockerContainer Container, NamespaceSnapshot Snapshot)>();
-        if (docker is null)
+        if (engines.Count == 0)
         {
             warnings.Add("no Docker client: veths are not mapped to containers");
         }
-        else
+        foreach (DockerClient docker in engines)
         {
             IReadOnlyList<DockerContainer> containers = [];
             try
@@ -162,7 +170,10 @@ public static class HostInterfaces
                 }
             }
         }
-        return Build(host, inside, warnings) with { Engine = docker is null ? null : DescribeEngine(docker.Endpoint) };
+        return Build(host, inside, warnings) with
+        {
+            Engine = engines.Count == 0 ? null : string.Join(", ", engines.Select(e => DescribeEngine(e.Endpoint))),
+        };
     }
 
     /// <summary>"podman on /run/podman/podman.sock (found)", "docker on /var/run/docker.sock (DOCKER_HOST)", or none answered.</summary>

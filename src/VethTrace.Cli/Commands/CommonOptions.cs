@@ -58,7 +58,7 @@ internal static class CommonOptions
         var engine = new Option<string?>("--engine")
         {
             Description = "The container engine whose API names containers: docker (/var/run/docker.sock) or podman (/run/podman/podman.sock). " +
-                "Default: DOCKER_HOST when set, else the first of those two sockets whose daemon answers (nothing is started)",
+                "Default: DOCKER_HOST when set, else each of those two sockets whose daemon answers, Docker's first (nothing is started)",
         };
         engine.AcceptOnlyFromAmong("docker", "podman");
         return engine;

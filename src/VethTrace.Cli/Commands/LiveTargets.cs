@@ -20,12 +20,47 @@ public static class LiveTargets
     /// <summary>Resolves the target; throws <see cref="DockerException"/> or <see cref="TopologyException"/> with one line.</summary>
     public static async Task<Resolution> ResolveAsync(string target, string? egress, CancellationToken cancel, string? engine = null)
     {
-        DockerClient? docker = TopologyTarget.Parse(target).Kind == TopologyTargetKind.Container ? DockerClient.FromEnvironment(engine) : null;
-        ContainerTopology topology = await ContainerTopology.ResolveAsync(target, docker, cancel);
+        ContainerTopology topology;
+        if (TopologyTarget.Parse(target).Kind != TopologyTargetKind.Container)
+        {
+            topology = await ContainerTopology.ResolveAsync(target, null, cancel);
+        }
+        else
+        {
+            // Docker's engine first, then Podman's (when both answer and neither --engine nor DOCKER_HOST chose):
+            // a name that one does not know is looked up in the next.
+            IReadOnlyList<DockerClient> engines = DockerClient.AllFromEnvironment(engine);
+            try
+            {
+                topology = await ResolveInFirstAsync(target, engines, cancel);
+            }
+            finally
+            {
+                foreach (DockerClient client in engines)
+                {
+                    client.Dispose();
+                }
+            }
+        }
         string description = topology.DisplayName
             + (topology.NetworkMode is { } mode && topology.SharesNamespaceWith is null ? $" (network mode {mode})" : "")
             + (topology.Description is { } more ? $": {more}" : "");
         return new Resolution(topology.Hops(egress), description, topology);
+    }
+
+    private static async Task<ContainerTopology> ResolveInFirstAsync(string target, IReadOnlyList<DockerClient> engines, CancellationToken cancel)
+    {
+        for (int i = 0; ; i++)
+        {
+            try
+            {
+                return await ContainerTopology.ResolveAsync(target, engines[i], cancel);
+            }
+            catch (DockerException e) when (e.Kind == DockerErrorKind.NotFound && i + 1 < engines.Count)
+            {
+                // Not this engine's: the next one may know it.
+            }
+        }
     }
 
     /// <summary>
