@@ -96,30 +96,42 @@ public sealed class PodmanLabTests
     public async Task Follow_PodmanEastWest_TracesBothContainersThroughPodman0()
     {
         const string a = "podman19-t-ew-a", b = "podman19-t-ew-b";
+        string capture = Path.Combine(Path.GetTempPath(), $"podman19-ew-{Guid.NewGuid():N}.pcapng");
         try
         {
             Run(a);
             Run(b);
             string vethA = HostVethOf(a), vethB = HostVethOf(b), ipB = PodmanIp(b);
             string pidB = LabEnvironment.Run("podman", "inspect", "-f", "{{.State.Pid}}", b).Trim();
-            var records = await FollowAsync(["follow", a, "--hop", vethB, "--hop", $"eth0@/proc/{pidB}/ns/net", "--filter", "icmp and ip[2:2] = 171"], () =>
-                LabEnvironment.Run("podman", "exec", a, "ping", "-c", "3", "-i", "0.3", "-s", "143", "-W", "2", ipB));
+            // dumpcap holds podman0 in promiscuous mode, as in the Docker lab: a bridge passes frames it forwards between
+            // two ports up to its own device (where a capture sees them) only then. Its count is the expected one.
+            List<JsonElement> records;
+            using (var dumpcap = new DumpcapSession(capture, null, Bridge))
+            {
+                records = await FollowAsync(["follow", a, "--hop", vethB, "--hop", $"eth0@/proc/{pidB}/ns/net", "--filter", "icmp and ip[2:2] = 171"], () =>
+                    LabEnvironment.Run("podman", "exec", a, "ping", "-c", "3", "-i", "0.3", "-s", "143", "-W", "2", ipB));
+                dumpcap.Stop();
+            }
+            string onBridge = LabEnvironment.Run("tshark", "-r", capture, "-Y", "icmp && ip.len == 171", "-T", "fields", "-e", "icmp.type");
+            Assert.Equal(["8", "0", "8", "0", "8", "0"], onBridge.Split('\n', StringSplitOptions.RemoveEmptyEntries));
             string ethA = $"eth0({a})", ethB = $"eth0@{pidB}";
-            var paths = Paths(records);
-            // Requests end in b's eth0, replies in a's; each crosses both veths and the bridge (where the bridge's own copy
-            // falls is the kernel's, as in NetworkModeTests), and none is NATed.
-            var requests = paths.Where(p => p.Key.EndsWith($" {ethB}", StringComparison.Ordinal)).ToList();
-            var replies = paths.Where(p => p.Key.EndsWith($" {ethA}", StringComparison.Ordinal)).ToList();
-            Assert.Equal(3, requests.Sum(p => p.Value));
-            Assert.Equal(3, replies.Sum(p => p.Value));
-            Assert.All(requests.Concat(replies), p => Assert.Equal(new[] { Bridge, ethA, ethB, vethA, vethB }.Order(StringComparer.Ordinal),
-                p.Key.Split(' ').Order(StringComparer.Ordinal)));
+            // Veth to veth through the bridge: the forwarded frame's copy on podman0 (seen because dumpcap made it
+            // promiscuous) is a side copy of each journey, 3 each way as tshark counted 3 + 3 on podman0.
+            var paths = Records(records, "path").ToDictionary(
+                p => string.Join(' ', p.GetProperty("interfaces").EnumerateArray().Select(i => i.GetString())),
+                p => (p.GetProperty("journeys").GetInt64(), p.TryGetProperty("side_copies", out JsonElement side)
+                    ? string.Join(' ', side.EnumerateArray().Select(c => $"{c.GetProperty("interface").GetString()}={c.GetProperty("journeys").GetInt64()}"))
+                    : ""));
+            Assert.Equal((3L, $"{Bridge}=3"), paths.GetValueOrDefault($"{ethA} {vethA} {vethB} {ethB}"));
+            Assert.Equal((3L, $"{Bridge}=3"), paths.GetValueOrDefault($"{ethB} {vethB} {vethA} {ethA}"));
+            Assert.Equal(2, paths.Count);
             Assert.Empty(Records(records, "nat"));
             Assert.Empty(Records(records, "loss"));
         }
         finally
         {
             LabEnvironment.TryRun("podman", "rm", "-f", "-t", "0", a, b);
+            File.Delete(capture);
         }
     }
 
@@ -136,13 +148,15 @@ public sealed class PodmanLabTests
             Run(container);
             string ip = PodmanIp(container), veth = HostVethOf(container);
             LabEnvironment.Run("iptables", ["-I", .. rule[..1], "1", .. rule[1..]]);
+            string ping = "";
             var records = await FollowAsync(["follow", container, "--egress", lab["EGRESS_IF"], "--filter", "icmp and ip[2:2] = 377"], () =>
-                LabEnvironment.TryRun("podman", "exec", container, "ping", "-c", "3", "-i", "0.3", "-s", "349", "-W", "1", lab["UPSTREAM_IP"]));
+                ping = LabEnvironment.Run("sh", "-c", $"podman exec {container} ping -c 3 -i 0.3 -s 349 -W 1 {lab["UPSTREAM_IP"]} 2>&1; true"));
+            Assert.Contains("3 packets transmitted, 0 packets received", ping, StringComparison.Ordinal);
             // Independently: the rule's own packet counter.
             string counters = LabEnvironment.Run("iptables", "-vxnL", "FORWARD", "1");
             Assert.Contains("podman19-loss-test", counters, StringComparison.Ordinal);
             long dropped = long.Parse(counters.Split(' ', StringSplitOptions.RemoveEmptyEntries)[0], CultureInfo.InvariantCulture);
-            Assert.Equal(3, dropped);
+            Assert.True(dropped == 3, counters + "\n" + LabEnvironment.Run("iptables", "-S", "FORWARD"));
             JsonElement loss = Assert.Single(Records(records, "loss"));
             Assert.Equal((ip, lab["UPSTREAM_IP"], Bridge, dropped), (loss.GetProperty("src").GetString(), loss.GetProperty("dst").GetString(),
                 loss.GetProperty("last_seen").GetString(), loss.GetProperty("packets").GetInt64()));
@@ -176,7 +190,7 @@ public sealed class PodmanLabTests
             // tshark, not VethTrace, reads the file back: 4 requests and 4 replies on each of the four hops.
             string fields = LabEnvironment.Run("tshark", "-r", file, "-T", "fields", "-e", "frame.interface_name");
             var perHop = fields.Split('\n', StringSplitOptions.RemoveEmptyEntries).GroupBy(n => n).ToDictionary(g => g.Key, g => g.Count());
-            Assert.Equal(new Dictionary<string, int> { ["eth0"] = 8, [veth] = 8, [Bridge] = 8, [lab["EGRESS_IF"]] = 8 }, perHop);
+            Assert.Equal(new Dictionary<string, int> { [$"eth0({container})"] = 8, [veth] = 8, [Bridge] = 8, [lab["EGRESS_IF"]] = 8 }, perHop);
         }
         finally
         {
@@ -224,19 +238,20 @@ public sealed class PodmanLabTests
     private static string PodmanIp(string container) =>
         LabEnvironment.Run("podman", "inspect", "-f", "{{.NetworkSettings.IPAddress}}", container).Trim();
 
-    /// <summary>The host veth whose index is the container eth0's peer index (sysfs iflink), by name.</summary>
+    /// <summary>
+    /// The host veth of the container's eth0, as iproute2 shows it: inside, <c>eth0@if123</c> names the peer's ifindex;
+    /// on the host, the link with that index (sysfs would not do: nsenter --net keeps the host's /sys mount).
+    /// </summary>
     private static string HostVethOf(string container)
     {
         string pid = LabEnvironment.Run("podman", "inspect", "-f", "{{.State.Pid}}", container).Trim();
-        string peerIndex = LabEnvironment.Run("nsenter", $"--net=/proc/{pid}/ns/net", "cat", "/sys/class/net/eth0/iflink").Trim();
-        foreach (string dir in Directory.GetDirectories("/sys/class/net"))
-        {
-            if (File.Exists(Path.Combine(dir, "ifindex")) && File.ReadAllText(Path.Combine(dir, "ifindex")).Trim() == peerIndex)
-            {
-                return Path.GetFileName(dir);
-            }
-        }
-        throw new InvalidOperationException($"no host interface with index {peerIndex}");
+        string line = LabEnvironment.Run("nsenter", $"--net=/proc/{pid}/ns/net", "ip", "-o", "link", "show", "dev", "eth0");
+        string peerIndex = System.Text.RegularExpressions.Regex.Match(line, @"@if(\d+):").Groups[1].Value;
+        Assert.False(string.IsNullOrEmpty(peerIndex), line);
+        string host = LabEnvironment.Run("ip", "-o", "link", "show");
+        string veth = System.Text.RegularExpressions.Regex.Match(host, $@"(?m)^{peerIndex}: ([^@:]+)[@:]").Groups[1].Value;
+        Assert.False(string.IsNullOrEmpty(veth), $"no host link with index {peerIndex}");
+        return veth;
     }
 
     private static List<string> Interfaces(List<JsonElement> records) =>
