@@ -303,7 +303,7 @@ public static class ReplayHtml
         }
         long start = series.Min(s => s.Points[0].StartNs);
         long end = series.Max(s => s.Points[^1].StartNs + s.Hop.Timeline!.BucketWidthNs);
-        page.Append(Invariant($"<section id=\"timeline\"><h2>Latency over time</h2><p class=\"note\">Median and maximum per time bucket (at most {LatencyTimeline.MaxBuckets} a hop; the median to within 12.5 %, the maximum exact), on one time axis for every hop.</p>\n<div class=\"charts\">"));
+        page.Append(Invariant($"<section id=\"timeline\"><h2>Latency over time</h2><p class=\"note\">Median and maximum per time bucket (at most {LatencyTimeline.MaxBuckets} a hop; the median to within 12.5 %, the maximum exact), on one time axis and one set of buckets for every hop; a bucket without packets leaves a gap.</p>\n<div class=\"charts\">"));
         foreach (var (hop, points) in series)
         {
             page.Append("<figure class=\"timeline\"><figcaption><span class=\"if\">").Append(Name(names, hop.From)).Append("</span> → <span class=\"if\">")
@@ -465,7 +465,7 @@ public static class ReplayHtml
         .chart line.mark { stroke-width: 1.5; stroke-dasharray: 3 2; } .chart text.mark { font-size: 11px; font-weight: 600; }
         .p50 { stroke: #1f5fbf; fill: #1f5fbf; } .p90 { stroke: #d9822b; fill: #d9822b; } .p99 { stroke: #c0392b; fill: #c0392b; }
         .chart text.p50 { fill: #1f5fbf; stroke: none; } .chart text.p90 { fill: #d9822b; stroke: none; } .chart text.p99 { fill: #c0392b; stroke: none; }
-        .series { fill: none; stroke-width: 1.6; } .series.p50 { stroke: #1f5fbf; } .series.max { stroke: #c0392b; stroke-width: 1; stroke-dasharray: 2 2; }
+        .series { fill: none; stroke-width: 1.6; } .series.p50 { stroke: #1f5fbf; } .series.max { stroke: #c0392b; stroke-width: 1; stroke-dasharray: 2 2; } .dot.max { fill: #c0392b; stroke: none; } .dot.p50 { stroke: none; }
         .legend { font-size: 11px; font-weight: 600; } .legend.p50 { fill: #1f5fbf; } .legend.max { fill: #c0392b; }
         details summary { cursor: pointer; color: #1f5fbf; margin: 6px 0; }
 

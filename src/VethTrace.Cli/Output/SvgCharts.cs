@@ -13,7 +13,7 @@ namespace VethTrace.Cli.Output;
 internal static class SvgCharts
 {
     private const double CharWidth = 7.8; // 13 px monospace
-    private const int Width = 640;
+    private const int Width = 560;
 
     /// <summary>One interface of a path diagram: its shown name (already with its tunnel), its role.</summary>
     public readonly record struct Node(string Name, string Role);
@@ -105,7 +105,7 @@ internal static class SvgCharts
         long most = Math.Max(1, Math.Max(histogram.Zeros, counts.Max()));
 
         double zeroWidth = histogram.Zeros > 0 ? 30 : 0;
-        double plotLeft = left + zeroWidth + (zeroWidth > 0 ? 14 : 0);
+        double plotLeft = left + zeroWidth + (zeroWidth > 0 ? 20 : 0);
         double plotWidth = Width - right - plotLeft;
         double plotBottom = height - bottom;
         double plotHeight = plotBottom - top;
@@ -205,23 +205,24 @@ internal static class SvgCharts
             page.Append(Invariant($"<text class=\"tick\" x=\"{tx:0.#}\" y=\"{height - bottom + 14}\" text-anchor=\"{(t == 0 ? "start" : t == ticks ? "end" : "middle")}\">{Elapsed(at - startNs, span)}</text>"));
         }
         page.Append(Invariant($"<text class=\"axis\" x=\"{left + plotWidth / 2:0}\" y=\"{height - 4}\" text-anchor=\"middle\">time since the first packet (bucket {Elapsed(widthNs, widthNs)})</text>"));
+        // Lines join neighbouring buckets only: a bucket without packets is a gap, not a slope.
         var max = new StringBuilder();
         var median = new StringBuilder();
+        for (int i = 0; i < points.Count; i++)
+        {
+            bool joined = i > 0 && points[i].StartNs - points[i - 1].StartNs == widthNs;
+            double px = X(points[i].StartNs + widthNs / 2);
+            max.Append(Invariant($"{(joined ? " L" : " M")}{px:0.#},{Y(points[i].MaxNs):0.#}"));
+            median.Append(Invariant($"{(joined ? " L" : " M")}{px:0.#},{Y(points[i].P50Ns):0.#}"));
+        }
+        page.Append(Invariant($"<path class=\"series max\" d=\"{max.ToString().Trim()}\"/>"));
+        page.Append(Invariant($"<path class=\"series p50\" d=\"{median.ToString().Trim()}\"/>"));
+        double radius = points.Count > 60 ? 1.6 : 2.5;
         foreach (TimelinePoint point in points)
         {
             double px = X(point.StartNs + widthNs / 2);
-            max.Append(Invariant($"{px:0.#},{Y(point.MaxNs):0.#} "));
-            median.Append(Invariant($"{px:0.#},{Y(point.P50Ns):0.#} "));
-        }
-        page.Append(Invariant($"<polyline class=\"series max\" points=\"{max.ToString().TrimEnd()}\"/>"));
-        page.Append(Invariant($"<polyline class=\"series p50\" points=\"{median.ToString().TrimEnd()}\"/>"));
-        if (points.Count <= 60)
-        {
-            foreach (TimelinePoint point in points)
-            {
-                double px = X(point.StartNs + widthNs / 2);
-                page.Append(Invariant($"<circle class=\"dot p50\" cx=\"{px:0.#}\" cy=\"{Y(point.P50Ns):0.#}\" r=\"2.5\"><title>{point.Count} packets, p50 {ReplayTable.Microseconds(point.P50Ns)} µs, max {ReplayTable.Microseconds(point.MaxNs)} µs</title></circle>"));
-            }
+            page.Append(Invariant($"<circle class=\"dot max\" cx=\"{px:0.#}\" cy=\"{Y(point.MaxNs):0.#}\" r=\"{radius * 0.8:0.##}\"/>"));
+            page.Append(Invariant($"<circle class=\"dot p50\" cx=\"{px:0.#}\" cy=\"{Y(point.P50Ns):0.#}\" r=\"{radius:0.##}\"><title>{point.Count} packets, p50 {ReplayTable.Microseconds(point.P50Ns)} µs, max {ReplayTable.Microseconds(point.MaxNs)} µs</title></circle>"));
         }
         page.Append(Invariant($"<text class=\"legend p50\" x=\"{left + 8}\" y=\"{top + 13}\">p50</text><text class=\"legend max\" x=\"{left + 40}\" y=\"{top + 13}\">max</text>"));
         page.Append("</svg>");

@@ -30,6 +30,9 @@ public sealed class Correlator : IObservationSink
     private readonly SequenceRing<JourneyEntry> _journeys = new();
     private readonly SequenceRing<ObservationSlot> _observations = new();
     private readonly Dictionary<(int From, int To), (LatencyHistogram Histogram, LatencyTimeline Timeline)> _hops = [];
+
+    // One grid of time buckets for every hop's timeline, so their buckets line up.
+    private readonly TimelineGrid _timelineGrid = new();
     private readonly Dictionary<PathKey, PathStats> _paths = [];
     private readonly NatTable _nat;
     /// <summary>
@@ -425,7 +428,7 @@ public sealed class Correlator : IObservationSink
                 {
                     if (!_hops.TryGetValue((from.Interface, to.Interface), out var hop))
                     {
-                        _hops[(from.Interface, to.Interface)] = hop = (new LatencyHistogram(), new LatencyTimeline());
+                        _hops[(from.Interface, to.Interface)] = hop = (new LatencyHistogram(), new LatencyTimeline(_timelineGrid));
                     }
                     hop.Histogram.Record(to.TimestampNs - from.TimestampNs);
                     hop.Timeline.Record(from.TimestampNs, to.TimestampNs - from.TimestampNs);

@@ -3,18 +3,81 @@ using System.Numerics;
 namespace VethTrace.Tracing;
 
 /// <summary>
-/// One hop's latency over time, in at most <see cref="MaxBuckets"/> equal time buckets, so its memory does not grow with
-/// the length of a run: when a time falls outside the buckets, their width doubles (neighbours merge) until the whole
-/// run fits. Each bucket keeps a coarse log-linear histogram (8 sub-buckets per power of two, so a percentile is known
-/// to within 12.5 %), the exact maximum and the count of reused timestamps (0 ns): enough to draw a median and a max
-/// line and see a spike. Worst case 120 × 2.2 KB per hop; a bucket's histogram is allocated when first used.
+/// The time buckets every hop's <see cref="LatencyTimeline"/> shares: at most <see cref="MaxBuckets"/> of one width,
+/// so the hops' buckets line up and a spike on one hop can be set beside the others at the same time. When a time
+/// falls outside them, the width doubles (and the origin moves) until every time recorded so far fits; each timeline
+/// merges its own buckets to the new grid when it is next touched (old buckets nest in new ones: every width is
+/// <see cref="InitialWidthNs"/> times a power of two and every origin a multiple of its width).
 /// </summary>
-public sealed class LatencyTimeline
+public sealed class TimelineGrid
 {
     public const int MaxBuckets = 120;
 
     /// <summary>The narrowest bucket: 1 µs, so a capture of a few milliseconds still spreads over many buckets.</summary>
     public const long InitialWidthNs = 1_000;
+
+    // Times are kept in [0, 2^62] so that differences and doublings never overflow.
+    private const long LatestTime = 1L << 62;
+
+    private bool _started;
+    private long _lowest;
+    private long _highest;
+
+    public long WidthNs { get; private set; } = InitialWidthNs;
+
+    /// <summary>The start of bucket 0, a multiple of <see cref="WidthNs"/>.</summary>
+    public long OriginNs { get; private set; }
+
+    /// <summary>Changes whenever the width or the origin does.</summary>
+    public int Version { get; private set; }
+
+    /// <summary>The bucket of <paramref name="timeNs"/>, after widening or moving the grid if it falls outside.</summary>
+    public int Place(long timeNs)
+    {
+        timeNs = Math.Clamp(timeNs, 0, LatestTime);
+        if (!_started)
+        {
+            _started = true;
+            _lowest = _highest = timeNs;
+            OriginNs = AlignDown(timeNs, WidthNs);
+            Version++;
+        }
+        else if (timeNs < OriginNs || (timeNs - OriginNs) / WidthNs >= MaxBuckets)
+        {
+            _lowest = Math.Min(_lowest, timeNs);
+            _highest = Math.Max(_highest, timeNs);
+            long width = WidthNs;
+            while ((AlignDown(_highest, width) - AlignDown(_lowest, width)) / width >= MaxBuckets)
+            {
+                width *= 2;
+            }
+            WidthNs = width;
+            OriginNs = AlignDown(_lowest, width);
+            Version++;
+        }
+        else
+        {
+            _lowest = Math.Min(_lowest, timeNs);
+            _highest = Math.Max(_highest, timeNs);
+        }
+        return (int)((timeNs - OriginNs) / WidthNs);
+    }
+
+    private static long AlignDown(long time, long width) => time - time % width;
+}
+
+/// <summary>
+/// One hop's latency over time, in the buckets of a <see cref="TimelineGrid"/> (shared by the hops of a correlation),
+/// so its memory does not grow with the length of a run. Each bucket keeps a coarse log-linear histogram (8
+/// sub-buckets per power of two, so a percentile is known to within 12.5 %), the exact maximum and the count of reused
+/// timestamps (0 ns): enough to draw a median and a max line and see a spike. At most 120 × 2.2 KB per hop; a
+/// bucket's histogram is allocated when first used.
+/// </summary>
+public sealed class LatencyTimeline(TimelineGrid grid)
+{
+    public const int MaxBuckets = TimelineGrid.MaxBuckets;
+
+    public const long InitialWidthNs = TimelineGrid.InitialWidthNs;
 
     private const int SubBucketBits = 3;
     private const int SubBuckets = 1 << SubBucketBits;
@@ -23,100 +86,78 @@ public sealed class LatencyTimeline
     private const int TopBit = 35;
     private const int Slots = (TopBit - SubBucketBits + 2) * SubBuckets;
 
-    // Times are kept in [0, 2^62] so that differences and doublings never overflow.
-    private const long LatestTime = 1L << 62;
-
     private Bucket?[] _buckets = new Bucket?[MaxBuckets];
-    private bool _started;
-    private int _first;
-    private int _last;
+    private int _version = -1;
+    private long _width;
+    private long _origin;
 
-    /// <summary>The width of every bucket now, in ns: <see cref="InitialWidthNs"/> times a power of two.</summary>
-    public long BucketWidthNs { get; private set; } = InitialWidthNs;
+    /// <summary>A timeline with a grid of its own.</summary>
+    public LatencyTimeline() : this(new TimelineGrid())
+    {
+    }
 
-    /// <summary>The start of bucket 0, a multiple of <see cref="BucketWidthNs"/>.</summary>
-    public long OriginNs { get; private set; }
+    /// <summary>The width of every bucket, in ns: <see cref="TimelineGrid.InitialWidthNs"/> times a power of two.</summary>
+    public long BucketWidthNs => grid.WidthNs;
+
+    /// <summary>The start of bucket 0 of the grid.</summary>
+    public long OriginNs => grid.OriginNs;
 
     /// <summary>Records one latency at the time its packet entered the hop (same clock as the capture's timestamps).</summary>
     public void Record(long timeNs, long latencyNs)
     {
-        timeNs = Math.Clamp(timeNs, 0, LatestTime);
-        if (!_started)
-        {
-            _started = true;
-            OriginNs = AlignDown(timeNs, BucketWidthNs);
-            _first = _last = (int)((timeNs - OriginNs) / BucketWidthNs);
-        }
-        else if (timeNs < OriginNs || (timeNs - OriginNs) / BucketWidthNs >= MaxBuckets)
-        {
-            Rescale(timeNs);
-        }
-        int index = (int)((timeNs - OriginNs) / BucketWidthNs);
-        _first = Math.Min(_first, index);
-        _last = Math.Max(_last, index);
+        int index = grid.Place(timeNs);
+        Follow();
         (_buckets[index] ??= new Bucket()).Record(Math.Max(0, latencyNs));
     }
 
     /// <summary>The buckets that hold a latency, oldest first.</summary>
     public IReadOnlyList<TimelinePoint> Points()
     {
+        Follow();
         var points = new List<TimelinePoint>();
-        if (!_started)
-        {
-            return points;
-        }
-        for (int i = _first; i <= _last; i++)
+        for (int i = 0; i < MaxBuckets; i++)
         {
             if (_buckets[i] is { } bucket)
             {
-                points.Add(new TimelinePoint(OriginNs + i * BucketWidthNs, bucket.Count, bucket.Percentile(50), bucket.Percentile(99), bucket.Max, bucket.Zeros));
+                points.Add(new TimelinePoint(_origin + i * _width, bucket.Count, bucket.Percentile(50), bucket.Percentile(99), bucket.Max, bucket.Zeros));
             }
         }
         return points;
     }
 
-    /// <summary>Widens the buckets (by powers of two) and moves the origin so that the recorded span and <paramref name="timeNs"/> fit.</summary>
-    private void Rescale(long timeNs)
+    /// <summary>Merges this hop's buckets into the grid's current ones, when the grid has moved since.</summary>
+    private void Follow()
     {
-        long width = BucketWidthNs;
-        long low = Math.Min(timeNs, OriginNs + _first * width);
-        long high = Math.Max(timeNs, OriginNs + _last * width);
-        long newWidth = width;
-        while ((AlignDown(high, newWidth) - AlignDown(low, newWidth)) / newWidth >= MaxBuckets)
+        if (_version == grid.Version)
         {
-            newWidth *= 2;
+            return;
         }
-        long newOrigin = AlignDown(low, newWidth);
-        // Both origins are multiples of their widths and the new width a multiple of the old: each old bucket lies
-        // wholly inside one new bucket.
-        var merged = new Bucket?[MaxBuckets];
-        int first = MaxBuckets, last = 0;
-        for (int i = _first; i <= _last; i++)
+        long width = grid.WidthNs, origin = grid.OriginNs;
+        if (_version >= 0)
         {
-            if (_buckets[i] is not { } bucket)
+            var merged = new Bucket?[MaxBuckets];
+            for (int i = 0; i < MaxBuckets; i++)
             {
-                continue;
+                if (_buckets[i] is not { } bucket)
+                {
+                    continue;
+                }
+                int to = (int)((_origin + i * _width - origin) / width);
+                if (merged[to] is { } existing)
+                {
+                    existing.Add(bucket);
+                }
+                else
+                {
+                    merged[to] = bucket;
+                }
             }
-            int to = (int)((OriginNs + i * width - newOrigin) / newWidth);
-            if (merged[to] is { } existing)
-            {
-                existing.Add(bucket);
-            }
-            else
-            {
-                merged[to] = bucket;
-            }
-            first = Math.Min(first, to);
-            last = Math.Max(last, to);
+            _buckets = merged;
         }
-        _buckets = merged;
-        BucketWidthNs = newWidth;
-        OriginNs = newOrigin;
-        _first = first;
-        _last = last;
+        _version = grid.Version;
+        _width = width;
+        _origin = origin;
     }
-
-    private static long AlignDown(long time, long width) => time - time % width;
 
     private static int Slot(long value)
     {

@@ -119,4 +119,29 @@ public sealed class LatencyTimelineTests
             Assert.Equal(hop.Histogram.Zeros, points.Sum(p => p.Zeros));
         }
     }
+
+    [Fact]
+    public void Record_TwoHopsOneGrid_BucketsLineUpAndAWideningByOneMergesTheOther()
+    {
+        var grid = new TimelineGrid();
+        var early = new LatencyTimeline(grid);
+        var late = new LatencyTimeline(grid);
+        for (long us = 0; us < 100; us++)
+        {
+            early.Record(1_000_000_000 + us * 1_000, 10 + us);
+        }
+        Assert.Equal(1_000, early.BucketWidthNs);
+        Assert.Equal(100, early.Points().Count);
+
+        // The other hop records a second later: the shared width must grow to hold both, and the first hop's buckets merge.
+        late.Record(2_000_000_000, 7);
+
+        Assert.Equal(late.BucketWidthNs, early.BucketWidthNs);
+        Assert.True(grid.WidthNs * TimelineGrid.MaxBuckets > 1_000_000_000);
+        var points = early.Points();
+        Assert.Equal(100, points.Sum(p => p.Count));
+        Assert.Equal(109, points.Max(p => p.MaxNs));
+        Assert.All(points.Concat(late.Points()), p => Assert.Equal(0, (p.StartNs - grid.OriginNs) % grid.WidthNs));
+        Assert.Equal(2_000_000_000 - (2_000_000_000 - grid.OriginNs) % grid.WidthNs, Assert.Single(late.Points()).StartNs);
+    }
 }
