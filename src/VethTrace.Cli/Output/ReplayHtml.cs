@@ -180,17 +180,40 @@ public static class ReplayHtml
     }
 
     /// <summary>
-    /// Per container: the paths grouped by the container side they start or end at (the container's own interface,
-    /// else its host veth), shown when there are several. The report names interfaces, not containers; a whole-host
-    /// follow that names each container can give the groups their container names.
+    /// Per container: the paths grouped by the container's host veth (the first veth on the path: a container has one
+    /// per network, on nearly every path of its traffic, where its own interface may not be captured), shown when there
+    /// are several, each with the container interface seen beside that veth. The report names interfaces, not
+    /// containers; a whole-host follow that names each container can give the groups their container names.
     /// </summary>
     private static void Containers(StringBuilder page, CorrelationReport report, IReadOnlyList<string> names, InterfaceRegistry interfaces,
         Dictionary<(int, int), LatencyHistogram> latency)
     {
         var groups = new Dictionary<int, List<PathStats>>();
+        var containerOf = new Dictionary<int, int>();
         foreach (PathStats path in report.Paths)
         {
-            int side = ContainerSide(path, interfaces);
+            int side = -1;
+            for (int i = 0; i < path.Interfaces.Count && side < 0; i++)
+            {
+                if (interfaces.RoleOf(path.Interfaces[i]) == InterfaceRole.Veth)
+                {
+                    side = path.Interfaces[i];
+                    foreach (int neighbour in (ReadOnlySpan<int>)[i > 0 ? path.Interfaces[i - 1] : -1, i + 1 < path.Interfaces.Count ? path.Interfaces[i + 1] : -1])
+                    {
+                        if (neighbour >= 0 && interfaces.RoleOf(neighbour) == InterfaceRole.Container)
+                        {
+                            containerOf.TryAdd(side, neighbour);
+                        }
+                    }
+                }
+            }
+            for (int i = 0; i < path.Interfaces.Count && side < 0; i++)
+            {
+                if (interfaces.RoleOf(path.Interfaces[i]) == InterfaceRole.Container)
+                {
+                    side = path.Interfaces[i];
+                }
+            }
             if (side >= 0)
             {
                 if (!groups.TryGetValue(side, out var list))
@@ -205,8 +228,8 @@ public static class ReplayHtml
             return;
         }
         var ordered = groups.OrderByDescending(g => g.Value.Sum(p => p.Journeys)).ToList();
-        page.Append("<section id=\"containers\"><h2>Per container</h2><p class=\"note\">Paths grouped by the container side they start or end at: a container's own interface, else its host veth.</p>")
-            .Append("<table><thead><tr><th>container side</th><th>role</th><th class=\"num\">journeys</th><th class=\"num\">paths</th><th>busiest path (median per hop)</th></tr></thead><tbody>");
+        page.Append("<section id=\"containers\"><h2>Per container</h2><p class=\"note\">Paths grouped by the container's host veth (the first veth on the path), with the container's own interface seen beside it.</p>")
+            .Append("<table><thead><tr><th>container interface</th><th>veth</th><th class=\"num\">journeys</th><th class=\"num\">paths</th><th>busiest path (median per hop)</th></tr></thead><tbody>");
         foreach (var (side, paths) in ordered.Take(ContainerRows))
         {
             PathStats busiest = paths[0];
@@ -215,7 +238,9 @@ public static class ReplayHtml
             {
                 chain.Append(" ─").Append(Median(latency[(busiest.Interfaces[i - 1], busiest.Interfaces[i])])).Append("→ ").Append(Name(names, busiest.Interfaces[i]));
             }
-            page.Append("<tr class=\"container\"><td class=\"if\">").Append(Name(names, side)).Append("</td><td>").Append(InterfaceRoles.Name(interfaces.RoleOf(side)))
+            bool isVeth = interfaces.RoleOf(side) == InterfaceRole.Veth;
+            string container = isVeth ? (containerOf.TryGetValue(side, out int c) ? Name(names, c) : "") : Name(names, side);
+            page.Append("<tr class=\"container\"><td class=\"if\">").Append(container).Append("</td><td class=\"if\">").Append(isVeth ? Name(names, side) : "")
                 .Append(Invariant($"</td><td class=\"num\">{paths.Sum(p => p.Journeys)}</td><td class=\"num\">{paths.Count}</td><td class=\"chain\">"))
                 .Append(chain).Append("</td></tr>");
         }
@@ -226,21 +251,6 @@ public static class ReplayHtml
             page.Append(Invariant($"<p class=\"note\">… and {rest.Count} more ({rest.Sum(g => g.Value.Sum(p => p.Journeys))} journeys).</p>"));
         }
         page.Append("</section>\n");
-    }
-
-    private static int ContainerSide(PathStats path, InterfaceRegistry interfaces)
-    {
-        foreach (InterfaceRole wanted in (ReadOnlySpan<InterfaceRole>)[InterfaceRole.Container, InterfaceRole.Veth])
-        {
-            foreach (int end in (ReadOnlySpan<int>)[path.Interfaces[0], path.Interfaces[^1]])
-            {
-                if (interfaces.RoleOf(end) == wanted)
-                {
-                    return end;
-                }
-            }
-        }
-        return -1;
     }
 
     private static void Hops(StringBuilder page, CorrelationReport report, IReadOnlyList<string> names)

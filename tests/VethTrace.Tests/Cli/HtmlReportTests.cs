@@ -86,7 +86,7 @@ public sealed class HtmlReportTests : IDisposable
     [Fact]
     public void ReplayHtml_TwoContainers_PerContainerRowsWithTheirJourneys()
     {
-        // east-west: two containers (eth0 and eth0#2) talk over the bridge; each path starts at one of them.
+        // east-west: two containers (eth0 and eth0#2) talk over the bridge; each path starts at one of them, then its veth.
         var (html, json) = Replay(_directory, CaptureCorpus.PathOf("replay/east-west.pcapng"));
 
         var paths = HtmlReportAssert.Records(json).Where(r => r.GetProperty("type").GetString() == "path").ToList();
@@ -94,9 +94,27 @@ public sealed class HtmlReportTests : IDisposable
         Assert.Equal(2, rows.Count);
         foreach (string side in new[] { "eth0", "eth0#2" })
         {
-            long journeys = paths.Where(p => p.GetProperty("interfaces")[0].GetString() == side).Sum(p => p.GetProperty("journeys").GetInt64());
-            Assert.Contains(rows, row => row[0].Text == side && row[1].Text == "container" && row[2].Text == journeys.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            var own = paths.Where(p => p.GetProperty("interfaces")[0].GetString() == side).ToList();
+            string veth = Assert.Single(own.Select(p => p.GetProperty("interfaces")[1].GetString()).Distinct())!;
+            long journeys = own.Sum(p => p.GetProperty("journeys").GetInt64());
+            Assert.Contains(rows, row => row[0].Text == side && row[1].Text == veth && row[2].Text == journeys.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
+    }
+
+    [Fact]
+    public void ReplayHtml_ManyContainersWithoutTheirOwnInterface_OneRowPerVethTopTwenty()
+    {
+        // many-flows-1000: 250 containers seen on their veths only (no eth0 captured), four journeys each.
+        var (html, json) = Replay(_directory, CaptureCorpus.PathOf("replay/many-flows-1000.pcapng"));
+
+        var vethPaths = HtmlReportAssert.Records(json).Where(r => r.GetProperty("type").GetString() == "path"
+            && r.GetProperty("interfaces")[0].GetString()!.StartsWith("veth", StringComparison.Ordinal)).ToList();
+        var rows = HtmlReportAssert.Rows(html, "container");
+        Assert.Equal(20, rows.Count);
+        Assert.All(rows, row => Assert.Equal("", row[0].Text));
+        Assert.All(rows, row => Assert.Equal(vethPaths.Where(p => p.GetProperty("interfaces")[0].GetString() == row[1].Text).Sum(p => p.GetProperty("journeys").GetInt64()).ToString(System.Globalization.CultureInfo.InvariantCulture), row[2].Text));
+        int others = vethPaths.Select(p => p.GetProperty("interfaces")[0].GetString()).Distinct().Count() - 20;
+        Assert.Contains($"… and {others} more (", html);
     }
 
     [Fact]
