@@ -25,6 +25,9 @@ internal static class SvgCharts
     public static void PathDiagram(StringBuilder page, IReadOnlyList<Node> nodes, IReadOnlyList<string> medians, IReadOnlyList<string> sideCopies)
     {
         const int boxHeight = 30, top = 22;
+        // Boxes are sized to the names as shown (escapes visible), not as captured.
+        nodes = [.. nodes.Select(n => n with { Name = TerminalText.Escape(n.Name) })];
+        sideCopies = [.. sideCopies.Select(TerminalText.Escape)];
         var boxes = new List<(double X, double W)>();
         var gaps = new List<double>();
         double x = 2;
@@ -72,9 +75,10 @@ internal static class SvgCharts
 
     private static void Box(StringBuilder page, double x, int y, double w, int h, string name, string role, bool dashed)
     {
-        page.Append(Invariant($"<g class=\"{(dashed ? "node copy" : "node")}\"><title>{HtmlText.Escape(name)}</title>"));
+        // name is already in its shown form (PathDiagram): only markup is left to escape.
+        page.Append(Invariant($"<g class=\"{(dashed ? "node copy" : "node")}\"><title>{HtmlText.EscapeMarkup(name)}</title>"));
         page.Append(Invariant($"<rect x=\"{x:0.#}\" y=\"{y}\" width=\"{w:0.#}\" height=\"{h}\" rx=\"5\"/>"));
-        page.Append(Invariant($"<text x=\"{x + w / 2:0.#}\" y=\"{y + h / 2 + 4}\" text-anchor=\"middle\">{HtmlText.Escape(Shorten(name))}</text>"));
+        page.Append(Invariant($"<text x=\"{x + w / 2:0.#}\" y=\"{y + h / 2 + 4}\" text-anchor=\"middle\">{HtmlText.EscapeMarkup(Shorten(name))}</text>"));
         page.Append(Invariant($"<text class=\"role\" x=\"{x + w / 2:0.#}\" y=\"{y + h + 14}\" text-anchor=\"middle\">{HtmlText.Escape(role)}</text></g>"));
     }
 
@@ -253,8 +257,8 @@ internal static class SvgCharts
         _ => Invariant($"{ns / 1e9:0.#} s"),
     };
 
-    /// <summary>A name that fits its box; the whole name is the box's title (a tooltip) and in the tables.</summary>
-    private static string Shorten(string name) => name.Length <= 32 ? name : name[..31] + "…";
+    /// <summary>A shown name that fits its box; the whole name is the box's title (a tooltip) and in the tables.</summary>
+    private static string Shorten(string shown) => shown.Length <= 32 ? shown : shown[..31] + "…";
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
 }

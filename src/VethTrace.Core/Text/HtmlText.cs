@@ -12,9 +12,15 @@ namespace VethTrace.Text;
 /// </summary>
 public static class HtmlText
 {
-    public static string Escape(string text)
+    public static string Escape(string text) => EscapeMarkup(TerminalText.Escape(text));
+
+    /// <summary>
+    /// Only the second step of <see cref="Escape"/>: for text already in its shown form (<see cref="TerminalText.Escape"/>
+    /// applied once, then perhaps cut to fit a box), so that it is not escaped for the terminal twice.
+    /// </summary>
+    public static string EscapeMarkup(string shown)
     {
-        string shown = TerminalText.Escape(text);
+        ArgumentNullException.ThrowIfNull(shown);
         if (shown.AsSpan().IndexOfAny("&<>\"'") < 0)
         {
             return shown;
