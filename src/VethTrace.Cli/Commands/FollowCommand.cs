@@ -7,6 +7,7 @@ using VethTrace.Capture.Docker;
 using VethTrace.Capture.Files;
 using VethTrace.Capture.Filters;
 using VethTrace.Capture.Live;
+using VethTrace.Cli.Metrics;
 using VethTrace.Cli.Output;
 using VethTrace.Packets;
 using VethTrace.Text;
@@ -99,6 +100,7 @@ public static class FollowCommand
         var natDetail = CommonOptions.NatDetail();
         var role = CommonOptions.Role();
         var recordFiles = new RecordFileOptions();
+        var prometheus = new PrometheusOptions();
         var command = record
             ? new Command("record", "Capture on every hop of a container's path, like follow, and write every packet to one multi-interface " +
                 "pcapng that 'vethtrace replay' reads back into the same report.\n\nExamples:\n" +
@@ -126,6 +128,10 @@ public static class FollowCommand
         if (record)
         {
             recordFiles.AddTo(command);
+        }
+        else
+        {
+            prometheus.AddTo(command);
         }
         command.Validators.Add(result =>
         {
@@ -161,11 +167,14 @@ public static class FollowCommand
                 Durations.TryParseNanoseconds(text, out long ns);
                 durationNs = ns;
             }
+            bool terminal = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
+            PrometheusSettings? metrics = record ? null : prometheus.Read(parseResult,
+                PrometheusOptions.ContainersOf(hopTargets, resolved.Container, LiveTargets.ParseHops(parseResult.GetValue(hops), parseResult.GetValue(egress))));
             var settings = new FollowCommand.Settings(hopTargets, description, parseResult.GetValue(format),
                 durationNs is { } n ? TimeSpan.FromTicks(n / 100) : null, CommonOptions.WindowNs(parseResult, window), parseResult.GetValue(filter),
                 new ParserOptions { VxlanPort = (ushort)parseResult.GetValue(vxlanPort) },
                 record ? parseResult.GetValue(file) : null,
-                Terminal: ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected,
+                Terminal: terminal,
                 Reresolve: parseResult.GetValue(target) is { } name
                     ? token => LiveTargets.Reresolve(name, parseResult.GetValue(hops), parseResult.GetValue(egress), token)
                     : null,
@@ -177,6 +186,10 @@ public static class FollowCommand
                 FlowTimeouts = record ? FlowTimeouts.Default : CommonOptions.FlowTimeoutsOf(parseResult, flowTimeout),
                 NatDetail = !record && parseResult.GetValue(natDetail),
                 Roles = CommonOptions.RoleMap(parseResult, role),
+                Prometheus = metrics,
+                // An agent: --quiet, or serving metrics to no terminal with no output format asked for.
+                Quiet = !record && (parseResult.GetValue(prometheus.Quiet)
+                    || metrics is not null && !terminal && parseResult.GetResult(format) is null or { Implicit: true }),
             };
             return (int)FollowCommand.Execute(settings, output, error, cancel);
         });
@@ -207,6 +220,12 @@ public static class FollowCommand
 
         /// <summary>--role: roles given by interface name, over the topology's.</summary>
         public IReadOnlyDictionary<string, InterfaceRole> Roles { get; init; } = new Dictionary<string, InterfaceRole>();
+
+        /// <summary>--prometheus: serve /metrics while following (<see cref="FollowAgent"/>).</summary>
+        public PrometheusSettings? Prometheus { get; init; }
+
+        /// <summary>No live view and no progress lines (--quiet, or an agent).</summary>
+        public bool Quiet { get; init; }
     }
 
     /// <summary>
@@ -264,6 +283,11 @@ public static class FollowCommand
                 return ExitCode.CaptureFailed;
             }
             live.Sink = recorder;
+            using FollowAgent? agent = settings.Prometheus is { } served ? FollowAgent.Start(served, settings.Hops, session, error) : null;
+            if (settings.Prometheus is not null && agent is null)
+            {
+                return ExitCode.CaptureFailed;
+            }
             IReadOnlyList<string> names = session.Interfaces.Names;
             bool json = settings.OutputFormat == ReplayCommand.Format.Json;
             if (!json)
@@ -283,13 +307,21 @@ public static class FollowCommand
             }
             output.Flush();
             var clock = Stopwatch.StartNew();
-            if (settings.Terminal && !json)
+            if (settings.Quiet)
+            {
+                while (Tick(settings, live, clock, cancel, error) && recorder?.Failure is null)
+                {
+                    agent?.Update(live);
+                }
+            }
+            else if (settings.Terminal && !json)
             {
                 // A terminal gets the live view, redrawn in place; anything else gets one plain line a second.
                 AnsiConsole.Live(new Markup("starting…")).AutoClear(false).Start(context =>
                 {
                     while (Tick(settings, live, clock, cancel, error) && recorder?.Failure is null)
                     {
+                        agent?.Update(live);
                         context.UpdateTarget(LiveView.Render(settings.Description, clock.Elapsed, session.Report(), names, session.Interfaces.RoleOf, live.Statistics()));
                     }
                 });
@@ -298,6 +330,7 @@ public static class FollowCommand
             {
                 while (Tick(settings, live, clock, cancel, error) && recorder?.Failure is null)
                 {
+                    agent?.Update(live);
                     WriteProgress(output, json, clock.Elapsed, live);
                 }
             }
@@ -312,6 +345,8 @@ public static class FollowCommand
             }
             CorrelationReport report = session.Report();
             IReadOnlyList<HopStatistics> statistics = live.Statistics();
+            // The endpoint's last figures are the final report's (served until follow exits).
+            agent?.Update(live, report, statistics);
             long kernelDropped = statistics.Sum(h => Math.Max(0, h.KernelDropped));
             if (kernelDropped > 0)
             {

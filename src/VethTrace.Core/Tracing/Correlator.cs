@@ -43,7 +43,7 @@ public sealed class Correlator : IObservationSink
     /// </summary>
     private readonly Dictionary<(IpAddress Destination, int Interface), long> _ways = [];
     /// <summary>The losses of flows already expired, by (flow, last interface).</summary>
-    private readonly Dictionary<(FlowKey Flow, int LastSeen), long> _settledLosses = [];
+    private readonly Dictionary<(FlowKey Flow, int LastSeen), (long Packets, int Inside)> _settledLosses = [];
     private long _nextSweepNs = long.MinValue;
     /// <summary>The flows of the last two journeys finished, with their reach: consecutive journeys mostly share a flow, or
     /// alternate between a connection's two directions (data and acknowledgments).</summary>
@@ -114,6 +114,9 @@ public sealed class Correlator : IObservationSink
 
     /// <summary>Journeys dropped because a filter selected none of their copies.</summary>
     public long Unselected { get; private set; }
+
+    /// <summary>Told of every journey counted (<c>follow --prometheus</c>); set before the first observation.</summary>
+    public IJourneyObserver? Observer { get; set; }
 
     /// <summary>TCP journeys that reached further hops as other packets: coalesced by GRO or cut by GSO.</summary>
     public long MatchedBySequenceRange { get; private set; }
@@ -186,12 +189,12 @@ public sealed class Correlator : IObservationSink
     {
         var hops = _hops.Select(h => new HopReport(h.Key.From, h.Key.To, h.Value)).OrderByDescending(h => h.Histogram.Count).ToList();
         var paths = _paths.Values.OrderByDescending(p => p.Journeys).ToList();
-        var lostBy = new Dictionary<(FlowKey Flow, int LastSeen), long>(_settledLosses);
+        var lostBy = new Dictionary<(FlowKey Flow, int LastSeen), (long Packets, int Inside)>(_settledLosses);
         foreach (var (flow, reach) in _flows)
         {
             Settle(in flow, reach, lostBy);
         }
-        var losses = lostBy.Select(l => new LossReport(l.Key.Flow, l.Key.LastSeen, l.Value)).ToList();
+        var losses = lostBy.Select(l => new LossReport(l.Key.Flow, l.Key.LastSeen, l.Value.Packets) { Inside = l.Value.Inside }).ToList();
         long lost = losses.Sum(l => l.Packets);
         losses.Sort((a, b) => b.Packets.CompareTo(a.Packets));
         var segmentation = _segmentEdges.Select(e => new SegmentationReport(e.Key.From, e.Key.To, e.Value)).OrderByDescending(e => e.Journeys).ToList();
@@ -213,14 +216,14 @@ public sealed class Correlator : IObservationSink
     /// from which other packets to the same destination went on to the egress (<see cref="_ways"/>): a port blocked
     /// outright, where no packet of the flow got further.
     /// </summary>
-    private void Settle(in FlowKey flow, FlowReach reach, Dictionary<(FlowKey Flow, int LastSeen), long> lost)
+    private void Settle(in FlowKey flow, FlowReach reach, Dictionary<(FlowKey Flow, int LastSeen), (long Packets, int Inside)> lost)
     {
         foreach (var (lastInterface, count) in reach.EndedAt)
         {
             if (reach.IsShortOf(lastInterface)
                 || reach.StartsInside && _roleOf(lastInterface) != InterfaceRole.Egress && _ways.ContainsKey((flow.Destination, lastInterface)))
             {
-                lost[(flow, lastInterface)] = lost.GetValueOrDefault((flow, lastInterface)) + count;
+                lost[(flow, lastInterface)] = (lost.GetValueOrDefault((flow, lastInterface)).Packets + count, reach.Innermost(_roleOf));
             }
         }
     }
@@ -446,10 +449,12 @@ public sealed class Correlator : IObservationSink
                 path.AddSideCopy(side);
             }
         }
-        if (sightings[0].IsTcpData && FindSegmentContinuation(sightings))
+        bool segmented = sightings[0].IsTcpData && FindSegmentContinuation(sightings);
+        if (segmented)
         {
             MatchedBySequenceRange++;
         }
+        Observer?.Journey(CollectionsMarshal.AsSpan(sightings), segmented);
         FlowKey entry = sightings[0].Flow;
         if (!entry.IsEmpty && !linkScoped)
         {
@@ -474,6 +479,7 @@ public sealed class Correlator : IObservationSink
             return true;
         }
         Journeys++;
+        Observer?.Journey(new ReadOnlySpan<Observation>(in only), segmented: false);
         if (!only.Flow.IsEmpty && !only.Flow.IsLinkScoped)
         {
             FlowReach reach = ReachOf(only.Flow, only.TimestampNs, only.Interface);

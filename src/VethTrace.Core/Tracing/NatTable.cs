@@ -24,7 +24,11 @@ public sealed record NatMapping(NatKind Kind, IpProtocol Protocol, string Inside
 /// <see cref="Flows"/> counts translations (a flow that comes back after its idle timeout counts again, as a new
 /// conntrack entry would), <see cref="Packets"/> translated steps.
 /// </summary>
-public sealed record NatAggregate(NatKind Kind, IpProtocol Protocol, string Inside, string Outside, string Peer, long Flows, long Packets);
+public sealed record NatAggregate(NatKind Kind, IpProtocol Protocol, string Inside, string Outside, string Peer, long Flows, long Packets)
+{
+    /// <summary>Its translations still held (not idle for their protocol's timeout): the mappings in use now.</summary>
+    public long Active { get; init; }
+}
 
 /// <summary>
 /// NAT mappings inferred from matched journeys. Consecutive sightings of one packet whose source changed are a
@@ -89,10 +93,18 @@ internal sealed class NatTable(bool detail)
         .ToList();
 
     /// <summary>The aggregate rows, most flows first.</summary>
-    public List<NatAggregate> Aggregates() => _rows
-        .Select(r => new NatAggregate(r.Key.Kind, r.Key.Protocol, r.Key.Inside.Format(r.Key.Protocol), r.Key.Outside.Format(r.Key.Protocol), r.Key.Peer.Format(r.Key.Protocol), r.Flows, r.Packets))
-        .OrderByDescending(r => r.Flows).ThenByDescending(r => r.Packets)
-        .ToList();
+    public List<NatAggregate> Aggregates()
+    {
+        var active = new long[_rows.Count];
+        foreach (Translation translation in _translations.Values)
+        {
+            active[translation.Row]++;
+        }
+        return _rows
+            .Select((r, row) => new NatAggregate(r.Key.Kind, r.Key.Protocol, r.Key.Inside.Format(r.Key.Protocol), r.Key.Outside.Format(r.Key.Protocol), r.Key.Peer.Format(r.Key.Protocol), r.Flows, r.Packets) { Active = active[row] })
+            .OrderByDescending(r => r.Flows).ThenByDescending(r => r.Packets)
+            .ToList();
+    }
 
     /// <summary>
     /// ICMP endpoints are bare addresses: the echo identifier is kept out of the key, so a request (identifier on the
