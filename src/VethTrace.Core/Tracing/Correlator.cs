@@ -185,6 +185,20 @@ public sealed class Correlator : IObservationSink
     /// </summary>
     public void Complete() => Expire(long.MaxValue, everything: true);
 
+    /// <summary>
+    /// Moves the correlator's clock without an observation: every journey whose window ended before
+    /// <paramref name="timestampNs"/> ends now. Live capture calls it as the wall clock goes on (the time orderer
+    /// will hand it nothing older), so a quiet container's last journeys are counted when their window passes, not
+    /// when the next packet comes.
+    /// </summary>
+    public void Advance(long timestampNs)
+    {
+        if (_journeys.Count > 0)
+        {
+            Expire(timestampNs - _options.WindowNs);
+        }
+    }
+
     public CorrelationReport Report()
     {
         var hops = _hops.Select(h => new HopReport(h.Key.From, h.Key.To, h.Value)).OrderByDescending(h => h.Histogram.Count).ToList();
