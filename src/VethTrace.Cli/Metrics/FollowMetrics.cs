@@ -114,7 +114,8 @@ public sealed class FollowMetrics : IJourneyObserver, IDisposable
         if (direction is Direction.Outbound or Direction.Inbound && _roleOf(inner.Interface) == InterfaceRole.Container && owner.Name != Unattributed)
         {
             IpAddress address = direction == Direction.Outbound ? inner.Flow.Source : inner.Flow.Destination;
-            if (!address.IsNone && !_addresses.ContainsKey(address))
+            // The latest owner wins: an address Docker gave another container after this one went.
+            if (!address.IsNone && (!_addresses.TryGetValue(address, out ContainerSeries? known) || known != owner))
             {
                 _addresses[address] = owner;
             }

@@ -6,6 +6,7 @@ using VethTrace.Capture.Files;
 using VethTrace.Cli.Metrics;
 using VethTrace.Tests.Captures;
 using VethTrace.Tracing;
+using Xunit.Abstractions;
 
 namespace VethTrace.Tests.Cli;
 
@@ -15,7 +16,7 @@ namespace VethTrace.Tests.Cli;
 /// the real exporter on loopback, the scrape read over HTTP and compared with the engine's report of the same run and
 /// with iptables' counter recorded beside the capture.
 /// </summary>
-public sealed partial class PrometheusMetricsTests
+public sealed partial class PrometheusMetricsTests(ITestOutputHelper output)
 {
     private static string Replay => Path.Combine(CaptureCorpus.CapturesDirectory, "replay");
 
@@ -92,6 +93,65 @@ public sealed partial class PrometheusMetricsTests
         string scrape = await run.ScrapeAsync();
         Assert.DoesNotContain("container=\"web\"", scrape);
         Assert.Contains("vethtrace_capture_packets_total{", scrape); // the host's own series stay
+    }
+
+    [Fact]
+    public async Task FiftyContainers_SeriesPerContainerAndScrapeSize()
+    {
+        // The blocked-port capture fed 50 times, each pass as another container's interfaces (eth0-c7, veth…-c7: the
+        // bridge and the egress shared), an hour apart so no journey spans two: 50 containers with real hops, NAT and loss.
+        var session = new TraceSession(new TraceSessionOptions());
+        using var metrics = new FollowMetrics(session.Interfaces.RoleOf, session.Interfaces.Names,
+            id => session.Interfaces.Names[id] is var name && name.LastIndexOf("-c", StringComparison.Ordinal) is > 0 and var at ? name[(at + 1)..] : null);
+        session.Correlator.Observer = metrics;
+        using var exporter = PrometheusEndpoint.Start(new IPEndPoint(IPAddress.Loopback, FreePort()), "lab-test", metrics, out string? problem) ?? throw new InvalidOperationException(problem);
+        var feeds = new Dictionary<string, (PacketFeed Feed, int Id)>();
+        const int containers = 50;
+        for (int pass = 0; pass < containers; pass++)
+        {
+            using var reader = CaptureFileReader.Open(Path.Combine(Replay, "blocked-port.pcapng"));
+            long shift = pass * 3_600_000_000_000L, last = 0;
+            while (reader.TryReadNext(out CaptureRecord record))
+            {
+                string name = reader.Interfaces[record.InterfaceId].Name;
+                InterfaceRole role = InterfaceRoles.FromName(name);
+                string own = role is InterfaceRole.Bridge or InterfaceRole.Egress ? name : $"{name}-c{pass}";
+                if (!feeds.TryGetValue(own, out var feed))
+                {
+                    feeds[own] = feed = (session.OpenConcurrentFeed(), session.Interfaces.Add(own, role, RoleSource.Name));
+                }
+                feed.Feed.Arrive(feed.Id, record.TimestampNs + shift, record.Data, record.OriginalLength, record.LinkType, record.Direction);
+                last = record.TimestampNs + shift;
+            }
+            session.Pump(last + 3_000_000_000L);
+        }
+        session.Finish(long.MinValue);
+        metrics.Update(session.Report(), [.. feeds.Values.Select(f => (session.Interfaces.Names[f.Id], session.Interfaces.RoleOf(f.Id), f.Feed.Packets, 0L))],
+            Enumerable.Range(0, containers).Select(c => $"c{c}"));
+
+        using var http = new HttpClient();
+        await http.GetStringAsync($"http://{exporter.Bound}/metrics");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        string scrape = await http.GetStringAsync($"http://{exporter.Bound}/metrics");
+        TimeSpan took = clock.Elapsed;
+        // NAT rows are matched to containers by address and losses kept per flow, and every pass has the same addresses
+        // and flows (the last pass takes them): those two are left out of the comparison.
+        var perContainer = Samples(scrape).Where(l => l.Contains("container=\"c", StringComparison.Ordinal)
+                && !l.StartsWith("vethtrace_nat_mappings", StringComparison.Ordinal) && !l.StartsWith("vethtrace_journeys_lost", StringComparison.Ordinal))
+            .GroupBy(l => Regex.Match(l, "container=\"(c\\d+)\"").Groups[1].Value).ToDictionary(g => g.Key, g => g.Count());
+        Assert.Equal(containers, perContainer.Count);
+        // Each container the same: its 5 hops' histograms (22 buckets, sum and count each: 120), a reused-timestamp
+        // counter, 4 journey directions, segmented.
+        Assert.Equal(126, Assert.Single(perContainer.Values.Distinct()));
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{containers} containers: {Samples(scrape).Count()} series, {perContainer.Values.First()} per container, {scrape.Length} bytes, scraped in {took.TotalMilliseconds:0.0} ms"));
+    }
+
+    private static int FreePort()
+    {
+        using var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        return ((IPEndPoint)probe.LocalEndpoint).Port;
     }
 
     [Theory]
