@@ -121,7 +121,8 @@ public static class FollowCommand
                 "  vethtrace follow netns:upstream --duration 5s\n" +
                 "  vethtrace follow --hop eth0@/proc/1234/ns/net --hop veth1eae2a7 --hop docker0 --hop eth0\n" +
                 "  vethtrace follow web --hop vethd4e5f6 --hop eth0@/proc/5678/ns/net   (east-west: add the peer's hops)\n" +
-                "  vethtrace follow --hop eth0@/run/netns/c1 --hop vxlan1@/run/netns/h1 --hop wire1@/run/netns/h1 ...   (an overlay, across hosts)")
+                "  vethtrace follow --hop eth0@/run/netns/c1 --hop vxlan1@/run/netns/h1 --hop wire1@/run/netns/h1 ...   (an overlay, across hosts)\n" +
+                "  vethtrace follow web --prometheus 9417 --quiet   (an agent: /metrics on 127.0.0.1:9417 for Prometheus, docs/prometheus.md)")
             {
                 target, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role, flowTimeout, natDetail,
             };

@@ -46,7 +46,8 @@ public sealed class PrometheusEndpoint : IDisposable
             problem = $"--prometheus expects [ADDR:]PORT with a port from 1 to 65535, such as 9417 or 0.0.0.0:9417; got '{text}'";
             return null;
         }
-        if (!IPAddress.TryParse(address, out IPAddress? ip))
+        // IPAddress also takes the old short forms (1.2.3 is 1.2.0.3): an IPv4 address here has its four parts.
+        if (!IPAddress.TryParse(address, out IPAddress? ip) || ip.AddressFamily == AddressFamily.InterNetwork && address.Count(c => c == '.') != 3)
         {
             problem = $"--prometheus expects an IP address before the port (127.0.0.1, 0.0.0.0, [::1]); got '{address}'";
             return null;

@@ -169,6 +169,7 @@ public sealed partial class PrometheusMetricsTests(ITestOutputHelper output)
     [InlineData("0")]
     [InlineData("70000")]
     [InlineData("localhost:9417")]
+    [InlineData("1.2.3:9417")]
     [InlineData("9417x")]
     [InlineData("")]
     public void Parse_NotAnAddressAndPort_OneLine(string text)
