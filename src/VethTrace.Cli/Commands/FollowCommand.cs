@@ -284,7 +284,7 @@ public static class FollowCommand
                 return ExitCode.CaptureFailed;
             }
             live.Sink = recorder;
-            using FollowAgent? agent = settings.Prometheus is { } served ? FollowAgent.Start(served, settings.Hops, session, error) : null;
+            using FollowAgent? agent = settings.Prometheus is { } served ? FollowAgent.Start(served, session, error) : null;
             if (settings.Prometheus is not null && agent is null)
             {
                 return ExitCode.CaptureFailed;

@@ -146,7 +146,10 @@ public sealed class FollowMetrics : IJourneyObserver, IDisposable
     /// Takes the snapshot the scrape reads: the report's losses and NAT rows, and each capture's counts with the role
     /// of its interface; forgets containers gone for <see cref="GoneAfter"/>. On the matching thread, between pumps.
     /// </summary>
-    public void Update(CorrelationReport report, IReadOnlyList<(string Interface, InterfaceRole Role, long Packets, long KernelDrops)> captures,
+    /// <param name="captures">Each capture handle's counts: the hop's interface and role (<see cref="InterfaceRoles.Name(InterfaceRole)"/>),
+    /// or for one handle over many interfaces (whole-host follow's <c>any</c>) its name and a role of its own.</param>
+    /// <param name="capturedContainers">The containers whose interfaces are captured now (the others are gone).</param>
+    public void Update(CorrelationReport report, IReadOnlyList<(string Interface, string Role, long Packets, long KernelDrops)> captures,
         IEnumerable<string> capturedContainers)
     {
         DateTime now = _clock();
@@ -182,8 +185,8 @@ public sealed class FollowMetrics : IJourneyObserver, IDisposable
         }
         _snapshot = new Snapshot(
             [.. lost.Select(l => new Measurement<long>(l.Value, Tag("container", l.Key.Container), Tag("last_seen", l.Key.LastSeen)))],
-            [.. captures.Select(c => new Measurement<long>(c.Packets, Tag("interface", c.Interface), Tag("role", InterfaceRoles.Name(c.Role))))],
-            [.. captures.Select(c => new Measurement<long>(Math.Max(0, c.KernelDrops), Tag("interface", c.Interface), Tag("role", InterfaceRoles.Name(c.Role))))],
+            [.. captures.Select(c => new Measurement<long>(c.Packets, Tag("interface", c.Interface), Tag("role", c.Role)))],
+            [.. captures.Select(c => new Measurement<long>(Math.Max(0, c.KernelDrops), Tag("interface", c.Interface), Tag("role", c.Role)))],
             [.. nat.Select(n => new Measurement<long>(n.Value, Tag("container", n.Key.Container), Tag("kind", n.Key.Kind), Tag("proto", n.Key.Protocol)))],
             [.. _containers.Values.Select(c => new Measurement<long>(c.Segmented, Tag("container", c.Name)))]);
         foreach (ContainerSeries container in _containers.Values)

@@ -126,7 +126,7 @@ public sealed partial class PrometheusMetricsTests(ITestOutputHelper output)
             session.Pump(last + 3_000_000_000L);
         }
         session.Finish(long.MinValue);
-        metrics.Update(session.Report(), [.. feeds.Values.Select(f => (session.Interfaces.Names[f.Id], session.Interfaces.RoleOf(f.Id), f.Feed.Packets, 0L))],
+        metrics.Update(session.Report(), [.. feeds.Values.Select(f => (session.Interfaces.Names[f.Id], InterfaceRoles.Name(session.Interfaces.RoleOf(f.Id)), f.Feed.Packets, 0L))],
             Enumerable.Range(0, containers).Select(c => $"c{c}"));
 
         using var http = new HttpClient();
@@ -256,7 +256,7 @@ public sealed partial class PrometheusMetricsTests(ITestOutputHelper output)
         public IReadOnlyList<string> Names => session.Interfaces.Names;
 
         public void Update(string[] captured) => metrics.Update(Report,
-            [.. feeds.Select(f => (session.Interfaces.Names[f.Id], session.Interfaces.RoleOf(f.Id), f.Feed.Packets, 0L))], captured);
+            [.. feeds.Select(f => (session.Interfaces.Names[f.Id], InterfaceRoles.Name(session.Interfaces.RoleOf(f.Id)), f.Feed.Packets, 0L))], captured);
 
         public Task<string> ScrapeAsync() => _http.GetStringAsync($"http://{exporter.Bound}/metrics");
 
