@@ -178,10 +178,10 @@ public sealed class FollowMetrics : IJourneyObserver, IDisposable
         }
         var byAddress = _addresses.ToDictionary(a => a.Key.ToString(), a => a.Value.Name, StringComparer.Ordinal);
         var nat = new Dictionary<(string Container, string Kind, string Protocol), long>();
-        foreach (NatAggregate row in report.NatAggregates)
+        foreach (NatInUse row in report.NatInUse)
         {
             var key = (byAddress.GetValueOrDefault(AddressOf(row.Inside)) ?? Unattributed, ReplayTable.Kind(row.Kind), row.Protocol.Name);
-            nat[key] = nat.GetValueOrDefault(key) + row.Active;
+            nat[key] = nat.GetValueOrDefault(key) + row.Translations;
         }
         _snapshot = new Snapshot(
             [.. lost.Select(l => new Measurement<long>(l.Value, Tag("container", l.Key.Container), Tag("last_seen", l.Key.LastSeen)))],

@@ -76,4 +76,7 @@ public sealed record CorrelationReport(
     /// first. <see cref="Nat"/> holds every translation only when asked (<see cref="CorrelatorOptions.NatDetail"/>).
     /// </summary>
     public IReadOnlyList<NatAggregate> NatAggregates { get; init; } = [];
+
+    /// <summary>The NAT translations held when the report was taken, by kind, protocol and inside address (<c>vethtrace_nat_mappings</c>).</summary>
+    public IReadOnlyList<NatInUse> NatInUse { get; init; } = [];
 }

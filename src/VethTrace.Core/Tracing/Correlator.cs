@@ -218,6 +218,7 @@ public sealed class Correlator : IObservationSink
             Segmentation = segmentation,
             Unselected = Unselected,
             NatAggregates = _nat.Aggregates(),
+            NatInUse = _nat.InUse(),
             BridgeSideCopies = BridgeSideCopies,
             TiesWithUnknownRole = TiesWithUnknownRole,
             UnknownRoleTied = [.. _unknownTied],

@@ -24,11 +24,10 @@ public sealed record NatMapping(NatKind Kind, IpProtocol Protocol, string Inside
 /// <see cref="Flows"/> counts translations (a flow that comes back after its idle timeout counts again, as a new
 /// conntrack entry would), <see cref="Packets"/> translated steps.
 /// </summary>
-public sealed record NatAggregate(NatKind Kind, IpProtocol Protocol, string Inside, string Outside, string Peer, long Flows, long Packets)
-{
-    /// <summary>Its translations still held (not idle for their protocol's timeout): the mappings in use now.</summary>
-    public long Active { get; init; }
-}
+public sealed record NatAggregate(NatKind Kind, IpProtocol Protocol, string Inside, string Outside, string Peer, long Flows, long Packets);
+
+/// <summary>NAT translations held now (not idle for their protocol's timeout) with one kind, protocol and inside address: the mappings in use.</summary>
+public sealed record NatInUse(NatKind Kind, IpProtocol Protocol, string Inside, long Translations);
 
 /// <summary>
 /// NAT mappings inferred from matched journeys. Consecutive sightings of one packet whose source changed are a
@@ -93,17 +92,21 @@ internal sealed class NatTable(bool detail)
         .ToList();
 
     /// <summary>The aggregate rows, most flows first.</summary>
-    public List<NatAggregate> Aggregates()
+    public List<NatAggregate> Aggregates() => _rows
+        .Select(r => new NatAggregate(r.Key.Kind, r.Key.Protocol, r.Key.Inside.Format(r.Key.Protocol), r.Key.Outside.Format(r.Key.Protocol), r.Key.Peer.Format(r.Key.Protocol), r.Flows, r.Packets))
+        .OrderByDescending(r => r.Flows).ThenByDescending(r => r.Packets)
+        .ToList();
+
+    /// <summary>The translations held now, counted by kind, protocol and inside address (the rows' order).</summary>
+    public List<NatInUse> InUse()
     {
         var active = new long[_rows.Count];
         foreach (Translation translation in _translations.Values)
         {
             active[translation.Row]++;
         }
-        return _rows
-            .Select((r, row) => new NatAggregate(r.Key.Kind, r.Key.Protocol, r.Key.Inside.Format(r.Key.Protocol), r.Key.Outside.Format(r.Key.Protocol), r.Key.Peer.Format(r.Key.Protocol), r.Flows, r.Packets) { Active = active[row] })
-            .OrderByDescending(r => r.Flows).ThenByDescending(r => r.Packets)
-            .ToList();
+        return [.. _rows.Select((r, row) => (Key: (r.Key.Kind, r.Key.Protocol, Inside: r.Key.Inside.Format(r.Key.Protocol)), Active: active[row]))
+            .GroupBy(r => r.Key).Select(g => new NatInUse(g.Key.Kind, g.Key.Protocol, g.Key.Inside, g.Sum(r => r.Active)))];
     }
 
     /// <summary>
