@@ -29,7 +29,10 @@ public sealed class Correlator : IObservationSink
     private int _openCount;
     private readonly SequenceRing<JourneyEntry> _journeys = new();
     private readonly SequenceRing<ObservationSlot> _observations = new();
-    private readonly Dictionary<(int From, int To), LatencyHistogram> _hops = [];
+    private readonly Dictionary<(int From, int To), (LatencyHistogram Histogram, LatencyTimeline Timeline)> _hops = [];
+
+    // One grid of time buckets for every hop's timeline, so their buckets line up.
+    private readonly TimelineGrid _timelineGrid = new();
     private readonly Dictionary<PathKey, PathStats> _paths = [];
     private readonly NatTable _nat;
     /// <summary>
@@ -186,7 +189,7 @@ public sealed class Correlator : IObservationSink
 
     public CorrelationReport Report()
     {
-        var hops = _hops.Select(h => new HopReport(h.Key.From, h.Key.To, h.Value)).OrderByDescending(h => h.Histogram.Count).ToList();
+        var hops = _hops.Select(h => new HopReport(h.Key.From, h.Key.To, h.Value.Histogram) { Timeline = h.Value.Timeline }).OrderByDescending(h => h.Histogram.Count).ToList();
         var paths = _paths.Values.OrderByDescending(p => p.Journeys).ToList();
         var lostBy = new Dictionary<(FlowKey Flow, int LastSeen), long>(_settledLosses);
         foreach (var (flow, reach) in _flows)
@@ -430,11 +433,12 @@ public sealed class Correlator : IObservationSink
                 // A copy without a valid capture time (Observation.TimestampInvalid) has no latency to give.
                 if (!from.TimestampInvalid && !to.TimestampInvalid)
                 {
-                    if (!_hops.TryGetValue((from.Interface, to.Interface), out var histogram))
+                    if (!_hops.TryGetValue((from.Interface, to.Interface), out var hop))
                     {
-                        _hops[(from.Interface, to.Interface)] = histogram = new LatencyHistogram();
+                        _hops[(from.Interface, to.Interface)] = hop = (new LatencyHistogram(), new LatencyTimeline(_timelineGrid));
                     }
-                    histogram.Record(to.TimestampNs - from.TimestampNs);
+                    hop.Histogram.Record(to.TimestampNs - from.TimestampNs);
+                    hop.Timeline.Record(from.TimestampNs, to.TimestampNs - from.TimestampNs);
                 }
                 if (!linkScoped)
                 {
