@@ -94,7 +94,9 @@ public sealed record DockerEndpoint(string SocketPath, bool FromEnvironment)
     /// <summary>
     /// Every engine to ask, in order: with <paramref name="engine"/> or <paramref name="dockerHost"/> given, that one
     /// endpoint (<see cref="Discover"/>); else every default socket whose daemon answers (Docker's, then Podman's: a host
-    /// may run both), or the fallback endpoint when none does. A container name is looked up in each in turn.
+    /// may run both), or the fallback endpoint when none does. A socket file whose daemon does not answer is kept in its
+    /// place (Engine Unknown), so that a stopped dockerd still says so rather than vanishing behind Podman: a container
+    /// name is looked up in each in turn, and the first engine's failure is the one reported.
     /// </summary>
     public static IReadOnlyList<DockerEndpoint> DiscoverAll(string? engine, string? dockerHost, IReadOnlyList<(ContainerEngine Engine, string SocketPath)>? candidates = null)
     {
@@ -107,12 +109,12 @@ public sealed record DockerEndpoint(string SocketPath, bool FromEnvironment)
         foreach ((ContainerEngine _, string path) in candidates)
         {
             ContainerEngine answered = Probe(path);
-            if (answered != ContainerEngine.Unknown)
+            if (answered != ContainerEngine.Unknown || File.Exists(path))
             {
                 answering.Add(new DockerEndpoint(path, FromEnvironment: false) { Engine = answered, ChosenBy = "found" });
             }
         }
-        return answering.Count > 0 ? answering : [Discover(null, null, candidates)];
+        return answering.Exists(e => e.Engine != ContainerEngine.Unknown) ? answering : [Discover(null, null, candidates)];
     }
 
     /// <summary>

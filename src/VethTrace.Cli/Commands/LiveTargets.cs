@@ -54,17 +54,24 @@ public static class LiveTargets
 
     private static async Task<ContainerTopology> ResolveInFirstAsync(string target, IReadOnlyList<DockerClient> engines, CancellationToken cancel)
     {
-        for (int i = 0; ; i++)
+        // The first engine's failure is the one reported (a stopped dockerd says so) unless a later engine knows the name.
+        DockerException? first = null;
+        for (int i = 0; i < engines.Count; i++)
         {
             try
             {
                 return await ContainerTopology.ResolveAsync(target, engines[i], cancel);
             }
-            catch (DockerException e) when (e.Kind == DockerErrorKind.NotFound && i + 1 < engines.Count)
+            catch (DockerException e) when (i + 1 < engines.Count)
             {
-                // Not this engine's: the next one may know it.
+                first ??= e;
+            }
+            catch (DockerException e) when (first is not null)
+            {
+                throw first.Kind == DockerErrorKind.NotFound ? e : first;
             }
         }
+        throw new InvalidOperationException("no engine to ask");
     }
 
     /// <summary>

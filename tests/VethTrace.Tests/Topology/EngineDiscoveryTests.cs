@@ -34,8 +34,14 @@ public sealed class EngineDiscoveryTests : IDisposable
             var candidates = Candidates(dockerPath!, Serve($"podman-{Guid.NewGuid():N}.sock", PodmanPing));
             DockerEndpoint chosen = DockerEndpoint.Discover(null, null, candidates);
             Assert.Equal((candidates[1].SocketPath, ContainerEngine.Podman), (chosen.SocketPath, chosen.Engine));
-            Assert.Equal([candidates[1].SocketPath], DockerEndpoint.DiscoverAll(null, null, candidates).Select(e => e.SocketPath));
         }
+        // For a lookup, a socket file that does not answer stays first (Engine Unknown): a stopped dockerd's containers
+        // then get "not answering", not "no such container" from Podman. A missing file is left out.
+        var dead = Candidates(Dead("docker2.sock"), Serve("podman2.sock", PodmanPing));
+        Assert.Equal([(dead[0].SocketPath, ContainerEngine.Unknown), (dead[1].SocketPath, ContainerEngine.Podman)],
+            DockerEndpoint.DiscoverAll(null, null, dead).Select(e => (e.SocketPath, e.Engine)));
+        var missing = Candidates(Path.Combine(_directory, "missing2.sock"), dead[1].SocketPath);
+        Assert.Equal([dead[1].SocketPath], DockerEndpoint.DiscoverAll(null, null, missing).Select(e => e.SocketPath));
     }
 
     [Fact]
