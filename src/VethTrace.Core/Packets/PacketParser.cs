@@ -126,8 +126,10 @@ public static class PacketParser
         ref byte start = ref MemoryMarshal.GetReference(frame);
         int ip;
         int etherType;
-        LinuxPacketType packetType = 0;
-        int interfaceIndex = 0;
+        // Zeroed first, and each field stored as soon as it is read, so few values stay live across the function (held
+        // in locals they spilled to the stack). A frame that turns out not to be of this shape leaves these stores for
+        // the general parser to overwrite.
+        layers = default;
         // The smallest frame taken is a UDP or ICMP header after IPv4 and the link header: checked here for the link header
         // and its EtherType, below again for the network header the EtherType names.
         const int SmallestIp = Ipv4Header.Field.FixedLength + UdpHeader.Field.HeaderLength;
@@ -148,7 +150,7 @@ public static class PacketParser
                     return NotCommon;
                 }
                 etherType = ReadBigEndian16(ref start, linkOffset + LinuxSllHeader.Field.Protocol);
-                packetType = (LinuxPacketType)ReadBigEndian16(ref start, linkOffset + LinuxSllHeader.Field.PacketType);
+                layers.PacketType = (LinuxPacketType)ReadBigEndian16(ref start, linkOffset + LinuxSllHeader.Field.PacketType);
                 break;
             case 276: // Linux cooked v2
                 ip = linkOffset + LinuxSll2Header.Field.HeaderLength;
@@ -157,8 +159,8 @@ public static class PacketParser
                     return NotCommon;
                 }
                 etherType = ReadBigEndian16(ref start, linkOffset + LinuxSll2Header.Field.Protocol);
-                packetType = (LinuxPacketType)Unsafe.Add(ref start, linkOffset + LinuxSll2Header.Field.PacketType);
-                interfaceIndex = (int)ReadBigEndian32(ref start, linkOffset + LinuxSll2Header.Field.InterfaceIndex);
+                layers.PacketType = (LinuxPacketType)Unsafe.Add(ref start, linkOffset + LinuxSll2Header.Field.PacketType);
+                layers.InterfaceIndex = (int)ReadBigEndian32(ref start, linkOffset + LinuxSll2Header.Field.InterfaceIndex);
                 break;
             case 101: // Raw IP: the version nibble decides.
             case 228: // IPv4
@@ -177,31 +179,29 @@ public static class PacketParser
 
         // VLAN tags after any link header (libpcap re-inserts the tag the kernel moved into skb metadata, for cooked
         // captures too); the raw link types carry none.
-        byte vlanCount = 0;
-        int outerVlanType = 0;
-        ushort outerVlanId = 0;
-        ushort innerVlanId = 0;
+        LayerSet vlan = 0;
         if (etherType is 0x8100 or 0x88A8 or 0x9100)
         {
             if (options.MaxVlanTags < 1 || length < ip + VlanTag.Field.HeaderLength + SmallestIp)
             {
                 return NotCommon;
             }
-            outerVlanType = etherType;
-            outerVlanId = (ushort)(ReadBigEndian16(ref start, ip + VlanTag.Field.TagControl) & 0x0FFF);
+            layers.OuterVlanType = new EtherType((ushort)etherType);
+            layers.OuterVlanId = (ushort)(ReadBigEndian16(ref start, ip + VlanTag.Field.TagControl) & 0x0FFF);
             etherType = ReadBigEndian16(ref start, ip + VlanTag.Field.EtherType);
             ip += VlanTag.Field.HeaderLength;
-            vlanCount = 1;
+            layers.VlanCount = 1;
+            vlan = LayerSet.Vlan;
             if (etherType is 0x8100 or 0x88A8 or 0x9100)
             {
                 if (options.MaxVlanTags < 2 || length < ip + VlanTag.Field.HeaderLength + SmallestIp)
                 {
                     return NotCommon;
                 }
-                innerVlanId = (ushort)(ReadBigEndian16(ref start, ip + VlanTag.Field.TagControl) & 0x0FFF);
+                layers.InnerVlanId = (ushort)(ReadBigEndian16(ref start, ip + VlanTag.Field.TagControl) & 0x0FFF);
                 etherType = ReadBigEndian16(ref start, ip + VlanTag.Field.EtherType);
                 ip += VlanTag.Field.HeaderLength;
-                vlanCount = 2;
+                layers.VlanCount = 2;
             }
         }
 
@@ -212,7 +212,6 @@ public static class PacketParser
         // Built here and stored once: a read-modify-write of the field just zeroed by wide stores would wait for them
         // (store-to-load forwarding from a vector store to a narrower load at another offset fails).
         PacketFlags flags;
-        uint ipId = 0;
         if (etherType == 0x0800)
         {
             // Version 4 and IHL 5 (the length check above covers the 20-byte header and 8 bytes after it).
@@ -229,7 +228,7 @@ public static class PacketParser
             }
             headerLength = Ipv4Header.Field.FixedLength;
             protocol = Unsafe.Add(ref network, Ipv4Header.Field.Protocol);
-            ipId = ReadBigEndian16(ref network, Ipv4Header.Field.Identification);
+            layers.IpId = ReadBigEndian16(ref network, Ipv4Header.Field.Identification);
             flags = (flagsAndOffset & 0x4000) != 0 ? PacketFlags.DontFragment : 0;
         }
         else if (etherType == 0x86DD)
@@ -265,7 +264,6 @@ public static class PacketParser
         int transportCaptured = Math.Min(totalLength, captured) - headerLength;
         int segmentLength = totalLength - headerLength;
 
-        layers = default;
         int tunnel = 0;
         switch (protocol)
         {
@@ -362,16 +360,10 @@ public static class PacketParser
         }
 
         layers.Layers = LayerSet.Link | LayerSet.Network | LayerSet.Transport
-            | (vlanCount != 0 ? LayerSet.Vlan : 0) | (tunnel != 0 ? LayerSet.Tunnel : 0);
+            | vlan | (tunnel != 0 ? LayerSet.Tunnel : 0);
         layers.LinkType = linkType;
         layers.LinkOffset = linkOffset;
         layers.EtherType = new EtherType((ushort)etherType);
-        layers.PacketType = packetType;
-        layers.InterfaceIndex = interfaceIndex;
-        layers.VlanCount = vlanCount;
-        layers.OuterVlanType = new EtherType((ushort)outerVlanType);
-        layers.OuterVlanId = outerVlanId;
-        layers.InnerVlanId = innerVlanId;
         layers.NetworkOffset = ip;
         layers.Protocol = new IpProtocol(protocol);
         if (etherType == 0x0800)
@@ -379,7 +371,6 @@ public static class PacketParser
             layers.IpVersion = 4;
             layers.Source = IpAddress.FromV4(ReadBigEndian32(ref network, Ipv4Header.Field.Source));
             layers.Destination = IpAddress.FromV4(ReadBigEndian32(ref network, Ipv4Header.Field.Destination));
-            layers.IpId = ipId;
             layers.Ttl = Unsafe.Add(ref network, Ipv4Header.Field.Ttl);
             layers.TrafficClass = Unsafe.Add(ref network, Ipv4Header.Field.Tos);
         }
