@@ -84,6 +84,10 @@ public static class PacketParser
         // Stored first and read back only where an IP length passes the capture, so the hot code below keeps one
         // argument fewer in registers.
         packet.OriginalLength = originalLength >= frame.Length ? originalLength : 0;
+        if (TryParseCommonIpv4(frame, linkType, options, ref packet))
+        {
+            return true;
+        }
         int inner = TryParseCommonStack(frame, 0, linkType, options, ref packet.Outer, ref packet);
         if (inner < 0)
         {
@@ -105,6 +109,222 @@ public static class PacketParser
             packet.Vni = 0;
         }
         packet.CapturedLength = frame.Length;
+        packet.StoppedAt = ParseLayer.Payload;
+        packet.Outcome = ParseOutcome.Complete;
+        packet.Required = 0;
+        packet.Available = 0;
+        return true;
+    }
+
+    /// <summary>
+    /// The first tier of <see cref="TryParseCommon"/>, for the shape of nearly every packet a tracer sees: Ethernet or the
+    /// Linux cooked headers without a VLAN tag, IPv4 with a 20-byte header, TCP, UDP (not to the VXLAN port) or ICMP. It
+    /// is generic over the link header, so each link type gets code with the offsets as constants; the second tier
+    /// (<see cref="TryParseCommonStack"/>), which takes VLAN tags, IPv6, raw IP and VXLAN, reads at offsets it computes, and
+    /// took about 20 % more time on the bulk set when it was the only one. Returns false for any other packet.
+    /// </summary>
+    private static bool TryParseCommonIpv4(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, ref ParsedPacket packet)
+    {
+        switch (linkType.Value)
+        {
+            case 1:
+                return TryParseCommonAfterLink<EthernetLink>(frame, linkType, options, ref packet);
+            case 113:
+                if (!TryParseCommonAfterLink<LinuxSllLink>(frame, linkType, options, ref packet))
+                {
+                    return false;
+                }
+                packet.Outer.PacketType = (LinuxPacketType)ReadBigEndian16(ref MemoryMarshal.GetReference(frame), LinuxSllHeader.Field.PacketType);
+                return true;
+            case 276:
+                if (!TryParseCommonAfterLink<LinuxSll2Link>(frame, linkType, options, ref packet))
+                {
+                    return false;
+                }
+                ref byte start = ref MemoryMarshal.GetReference(frame);
+                packet.Outer.PacketType = (LinuxPacketType)Unsafe.Add(ref start, LinuxSll2Header.Field.PacketType);
+                packet.Outer.InterfaceIndex = (int)ReadBigEndian32(ref start, LinuxSll2Header.Field.InterfaceIndex);
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    /// <summary>Where a link header of the common shape keeps its EtherType, and how long it is.</summary>
+    private interface ICommonLink
+    {
+        static abstract int EtherType { get; }
+
+        static abstract int HeaderLength { get; }
+    }
+
+    private struct EthernetLink : ICommonLink
+    {
+        public static int EtherType => EthernetHeader.Field.EtherType;
+
+        public static int HeaderLength => EthernetHeader.Field.HeaderLength;
+    }
+
+    private struct LinuxSllLink : ICommonLink
+    {
+        public static int EtherType => LinuxSllHeader.Field.Protocol;
+
+        public static int HeaderLength => LinuxSllHeader.Field.HeaderLength;
+    }
+
+    private struct LinuxSll2Link : ICommonLink
+    {
+        public static int EtherType => LinuxSll2Header.Field.Protocol;
+
+        public static int HeaderLength => LinuxSll2Header.Field.HeaderLength;
+    }
+
+    /// <summary>
+    /// <see cref="TryParseCommon(ReadOnlySpan{byte}, LinkType, ParserOptions, int, ref ParsedPacket)"/> after a link header
+    /// of <typeparamref name="TLink"/>'s shape; the caller adds what the link header itself says. Generic over a struct,
+    /// so each link type gets its own code with the offsets as constants (a version taking them as arguments measured
+    /// 2.3 ns slower per Ethernet packet).
+    /// </summary>
+    private static bool TryParseCommonAfterLink<TLink>(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, ref ParsedPacket packet)
+        where TLink : struct, ICommonLink
+    {
+        int etherType = TLink.EtherType;
+        int ip = TLink.HeaderLength;
+        int length = frame.Length;
+        int transportStart = ip + Ipv4Header.Field.FixedLength;
+        // The smallest frame taken: ICMP or UDP's 8-byte header after IPv4 (and the link header, which holds the EtherType).
+        if (length < transportStart + UdpHeader.Field.HeaderLength)
+        {
+            return false;
+        }
+        ref byte start = ref MemoryMarshal.GetReference(frame);
+        // EtherType 0x0800 (no VLAN tag), then version 4 and IHL 5.
+        if (ReadBigEndian16(ref start, etherType) != 0x0800 || Unsafe.Add(ref start, ip) != 0x45)
+        {
+            return false;
+        }
+        uint flagsAndOffset = ReadBigEndian16(ref start, ip + Ipv4Header.Field.FlagsAndFragmentOffset);
+        int totalLength = ReadBigEndian16(ref start, ip + Ipv4Header.Field.TotalLength);
+        // Not a fragment (MF clear, offset 0), and a length of at least the header (zero is big TCP: the general path).
+        if ((flagsAndOffset & 0x3FFF) != 0 || totalLength < Ipv4Header.Field.FixedLength)
+        {
+            return false;
+        }
+        int captured = length - ip;
+        // An IP length past the original length too (not only past the capture): the frame contradicts its record.
+        // OriginalLength is 0 when unknown, so the unsigned difference is huge and the compare false then.
+        if (totalLength > captured && (uint)(packet.OriginalLength - length) < (uint)(totalLength - captured))
+        {
+            return false;
+        }
+        int transportEnd = Math.Min(totalLength, captured);
+        int transportCaptured = transportEnd - Ipv4Header.Field.FixedLength;
+        int segmentLength = totalLength - Ipv4Header.Field.FixedLength;
+        byte protocol = Unsafe.Add(ref start, ip + Ipv4Header.Field.Protocol);
+
+        ref PacketLayers layers = ref packet.Outer;
+        layers = default;
+        // Built here and stored once: a read-modify-write of the field just zeroed by wide stores would wait for them
+        // (store-to-load forwarding from a vector store to a narrower load at another offset fails).
+        PacketFlags flags = 0;
+        switch (protocol)
+        {
+            case 6: // TCP
+            {
+                if (transportCaptured < TcpHeader.Field.FixedLength)
+                {
+                    return false;
+                }
+                int tcp = transportStart;
+                uint offsetAndFlags = ReadBigEndian16(ref start, tcp + TcpHeader.Field.DataOffsetAndFlags);
+                int headerLength = (int)(offsetAndFlags >> 12) * 4;
+                // Data offset below 5 words (malformed), past the segment (malformed) or past the capture (truncated).
+                if (headerLength < TcpHeader.Field.FixedLength || headerLength > segmentLength || headerLength > transportCaptured)
+                {
+                    return false;
+                }
+                layers.SourcePort = ReadBigEndian16(ref start, tcp + TcpHeader.Field.SourcePort);
+                layers.DestinationPort = ReadBigEndian16(ref start, tcp + TcpHeader.Field.DestinationPort);
+                layers.TcpSequence = ReadBigEndian32(ref start, tcp + TcpHeader.Field.Sequence);
+                layers.TcpAcknowledgment = ReadBigEndian32(ref start, tcp + TcpHeader.Field.Acknowledgment);
+                layers.TcpFlags = (TcpFlags)(offsetAndFlags & 0x01FF);
+                layers.TcpWindow = ReadBigEndian16(ref start, tcp + TcpHeader.Field.Window);
+                layers.TcpHeaderLength = (byte)headerLength;
+                layers.TcpOptionsLength = (byte)(headerLength - TcpHeader.Field.FixedLength);
+                if (headerLength > TcpHeader.Field.FixedLength)
+                {
+                    // The options are captured whole (checked above).
+                    flags = ReadTcpOptions(frame.Slice(tcp, headerLength), headerLength, ref layers);
+                }
+                SetPayload(ref layers, tcp + headerLength, segmentLength - headerLength, transportCaptured - headerLength);
+                break;
+            }
+            case 17: // UDP
+            {
+                int udp = transportStart;
+                ushort destinationPort = ReadBigEndian16(ref start, udp + UdpHeader.Field.DestinationPort);
+                int udpLength = ReadBigEndian16(ref start, udp + UdpHeader.Field.Length);
+                // Captured and declared header (the length check above covers the captured frame, not the IP length);
+                // a UDP length below the header is malformed; the VXLAN port may carry a tunnel.
+                if (transportCaptured < UdpHeader.Field.HeaderLength || udpLength < UdpHeader.Field.HeaderLength
+                    || (destinationPort == options.VxlanPort && options.VxlanPort != 0))
+                {
+                    return false;
+                }
+                layers.SourcePort = ReadBigEndian16(ref start, udp + UdpHeader.Field.SourcePort);
+                layers.DestinationPort = destinationPort;
+                layers.UdpLength = (ushort)udpLength;
+                if (udpLength != segmentLength)
+                {
+                    flags = PacketFlags.UdpLengthMismatch;
+                }
+                SetPayload(ref layers, udp + UdpHeader.Field.HeaderLength, Math.Min(udpLength, segmentLength) - UdpHeader.Field.HeaderLength,
+                    transportCaptured - UdpHeader.Field.HeaderLength);
+                break;
+            }
+            case 1: // ICMP
+            {
+                if (transportCaptured < IcmpHeader.Field.HeaderLength || segmentLength < IcmpHeader.Field.HeaderLength)
+                {
+                    return false;
+                }
+                int icmp = transportStart;
+                byte type = Unsafe.Add(ref start, icmp + IcmpHeader.Field.Type);
+                layers.IcmpType = type;
+                layers.IcmpCode = Unsafe.Add(ref start, icmp + IcmpHeader.Field.Code);
+                if (IcmpHeader.HasIdentifier(v6: false, type))
+                {
+                    layers.IcmpIdentifier = ReadBigEndian16(ref start, icmp + IcmpHeader.Field.Identifier);
+                    layers.IcmpSequence = ReadBigEndian16(ref start, icmp + IcmpHeader.Field.Sequence);
+                }
+                SetPayload(ref layers, icmp + IcmpHeader.Field.HeaderLength, segmentLength - IcmpHeader.Field.HeaderLength,
+                    transportCaptured - IcmpHeader.Field.HeaderLength);
+                break;
+            }
+            default:
+                return false;
+        }
+
+        layers.Layers = LayerSet.Link | LayerSet.Network | LayerSet.Transport;
+        layers.LinkType = linkType;
+        layers.EtherType = EtherType.Ipv4;
+        layers.NetworkOffset = ip;
+        layers.IpVersion = 4;
+        layers.Source = IpAddress.FromV4(ReadBigEndian32(ref start, ip + Ipv4Header.Field.Source));
+        layers.Destination = IpAddress.FromV4(ReadBigEndian32(ref start, ip + Ipv4Header.Field.Destination));
+        layers.Protocol = new IpProtocol(protocol);
+        layers.IpId = ReadBigEndian16(ref start, ip + Ipv4Header.Field.Identification);
+        layers.Ttl = Unsafe.Add(ref start, ip + Ipv4Header.Field.Ttl);
+        layers.TrafficClass = Unsafe.Add(ref start, ip + Ipv4Header.Field.Tos);
+        layers.IpHeaderLength = Ipv4Header.Field.FixedLength;
+        layers.IpTotalLength = totalLength;
+        layers.TransportOffset = transportStart;
+        layers.Flags = flags | ((flagsAndOffset & 0x4000) != 0 ? PacketFlags.DontFragment : 0)
+            | (totalLength > captured ? PacketFlags.IpLengthBeyondCapture : totalLength < captured ? PacketFlags.TrailingBytes : 0);
+
+        packet.TunnelDepth = 0;
+        packet.Vni = 0;
+        packet.CapturedLength = length;
         packet.StoppedAt = ParseLayer.Payload;
         packet.Outcome = ParseOutcome.Complete;
         packet.Required = 0;
