@@ -124,9 +124,12 @@ if ((${#files[@]} == 0)); then
 fi
 for f in "${files[@]}"; do [[ -s $f ]] || die "$f: no such file"; done
 
+# The current build's name: the commit it was built from, as its stamp says (HEAD may have moved since).
+current_label=$(cut -c1-7 "$out/current-aot/.stamp")
+[[ $(cut -d' ' -f2 "$out/current-aot/.stamp") == "$(printf '' | sha256sum | cut -c1-16)" ]] || current_label+="+uncommitted changes"
 log "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(free -g | awk '/Mem:/ {print $2}') GiB; load $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 - "$out" "$rounds" "$tshark_rounds:$tshark_max" "$out/current-aot/vethtrace" "$([[ $with_jit == 1 ]] && echo "$out/current-jit/vethtrace")" \
-    "$baseline" "$baseline_name" "$(git rev-parse --short HEAD)$([[ -n $(git status --porcelain -- src) ]] && echo +dirty)" "${files[@]}" <<'PY'
+    "$baseline" "$baseline_name" "$current_label" "${files[@]}" <<'PY'
 import json, os, statistics, subprocess, sys, time
 
 out, rounds, tshark_rounds, aot, jit, baseline, baseline_name, head = sys.argv[1:9]
