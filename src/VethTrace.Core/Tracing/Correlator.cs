@@ -110,7 +110,7 @@ public sealed class Correlator : IObservationSink
     /// The memory its rings and open-journey table hold outside the GC heap (<see cref="LargeBuffer{T}"/>): a memory
     /// benchmark adds it to what the GC counts.
     /// </summary>
-    public long NativeBytes => _open.Bytes + _journeys.Bytes + _observations.Bytes + _segmentIndex.Bytes;
+    public long NativeBytes => _open.Bytes + _journeys.Bytes + _observations.Bytes + _segmentIndex.Bytes + _nat.Bytes;
 
     /// <summary>Journeys dropped because a filter selected none of their copies.</summary>
     public long Unselected { get; private set; }
@@ -139,7 +139,7 @@ public sealed class Correlator : IObservationSink
             {
                 Sweep(observation.TimestampNs);
             }
-            _nextSweepNs = observation.TimestampNs + Math.Max(1, _options.Timeouts.ShortestNs / 2);
+            _nextSweepNs = observation.TimestampNs + Math.Max(1, _options.Timeouts.ShortestNs / SweepsPerTimeout);
         }
         // Only open journeys refer to the ring, and the oldest of them started no earlier than the oldest kept.
         _observations.DropBefore(_journeys.Count > 0 ? _journeys[_journeys.Head].First : _observations.Tail);
@@ -228,8 +228,11 @@ public sealed class Correlator : IObservationSink
     /// <summary>
     /// Forgets the per-flow state idle for longer than its protocol's timeout (<see cref="FlowTimeouts"/>), as conntrack
     /// does: a flow's losses are settled when it goes, a NAT translation leaves its counts in its aggregate row, a way
-    /// to the egress goes after the generic timeout. Run about twice per shortest timeout of trace time.
+    /// to the egress goes after the generic timeout. Run <see cref="SweepsPerTimeout"/> times per shortest timeout of trace
+    /// time, so what is held is at most an eighth more than what is active (at a steady rate of new flows).
     /// </summary>
+    private const int SweepsPerTimeout = 8;
+
     private void Sweep(long nowNs)
     {
         FlowTimeouts timeouts = _options.Timeouts;

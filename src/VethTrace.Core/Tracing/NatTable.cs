@@ -33,22 +33,29 @@ public sealed record NatAggregate(NatKind Kind, IpProtocol Protocol, string Insi
 /// for replies); which of them came first tells SNAT (the inside side spoke first) from DNAT.
 /// </summary>
 /// <remarks>
-/// Memory is bounded by the translations active at once, as conntrack's is: each translation is a 64-bit hash of its
-/// (protocol, inside, outside, peer) with its last time and aggregate row, and <see cref="Sweep"/> drops those idle
-/// longer than their protocol's timeout (<see cref="FlowTimeouts"/>). The aggregate rows stay (they grow with distinct
-/// (inside address, outside address, peer), not with flows). Two translations whose hashes collide count as one flow:
-/// among a million active translations the chance of any collision is about 3 × 10^-8. With <see cref="CorrelatorOptions.NatDetail"/> every
+/// Memory is bounded by the translations active at once, as conntrack's is: each translation is 16 bytes in a
+/// <see cref="TranslationTable"/> (a hash of its (protocol, inside, outside, peer), the kind of its first journey, its
+/// last time), and <see cref="Sweep"/> drops those idle longer than their protocol's timeout (<see cref="FlowTimeouts"/>).
+/// The aggregate rows stay (they grow with distinct (inside address, outside address, peer), not with flows); a
+/// translation's row is found again from its key and first kind. Two translations whose hashes collide count as one
+/// flow (<see cref="TranslationTable"/> gives the odds). With <see cref="CorrelatorOptions.NatDetail"/> every
 /// translation is also kept in full until the end, as asked.
 /// </remarks>
 internal sealed class NatTable(bool detail)
 {
-    private readonly Dictionary<ulong, Translation> _translations = [];
+    private readonly TranslationTable _translations = new();
+    /// <summary>The last translation's hash and row: a connection's packets come one after another.</summary>
+    private ulong _lastHash;
+    private int _lastRow = -1;
     private readonly Dictionary<RowKey, int> _rowOf = [];
     private readonly List<Row> _rows = [];
     private readonly Dictionary<(IpProtocol, Endpoint Inside, Endpoint Outside, Endpoint Peer), Entry>? _entries = detail ? [] : null;
 
     /// <summary>The translations held now (active, or idle for less than their timeout).</summary>
     public int ActiveTranslations => _translations.Count;
+
+    /// <summary>The bytes the translations take (outside the GC heap).</summary>
+    public long Bytes => _translations.Bytes;
 
     public void Observe(FlowKey before, FlowKey after, long timestampNs, bool closing)
     {
@@ -73,12 +80,9 @@ internal sealed class NatTable(bool detail)
     /// <summary>Forgets the translations idle for longer than their timeout at <paramref name="nowNs"/>; their rows keep the counts.</summary>
     public void Sweep(long nowNs, FlowTimeouts timeouts)
     {
-        foreach (var (hash, translation) in _translations)
+        if (_translations.Sweep(nowNs, timeouts))
         {
-            if (nowNs - translation.LastSeenNs > timeouts.For(translation.Protocol, translation.Closing))
-            {
-                _translations.Remove(hash); // allowed while enumerating (.NET Core 3.0 and later)
-            }
+            _lastRow = -1; // the last translation may be gone: a translation that comes back may come back as the other kind
         }
     }
 
@@ -109,27 +113,27 @@ internal sealed class NatTable(bool detail)
         ulong hash = StableHash.Add(StableHash.Seed, protocol.Value);
         hash = inside.AddTo(outside.AddTo(peer.AddTo(hash)));
         hash = StableHash.Finish(hash);
-        ref Translation translation = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_translations, hash, out bool exists);
+        ref TranslationTable.Slot translation = ref _translations.FindOrAdd(hash, kind, TimeoutClassOf(protocol), out bool exists);
+        int row;
         if (!exists)
         {
             // A new translation (or one that came back after its timeout): one more flow in its row. Its kind is that of
             // the first journey to finish with it, the side that spoke first.
-            // The client's port is ephemeral: the inside (and, kept by MASQUERADE, outside) port of SNAT, the peer's of DNAT.
-            var key = kind == NatKind.Snat
-                ? new RowKey(kind, protocol, inside.WithoutPort, outside.WithoutPort, peer)
-                : new RowKey(kind, protocol, inside, outside, peer.WithoutPort);
-            if (!_rowOf.TryGetValue(key, out int row))
-            {
-                _rowOf[key] = row = _rows.Count;
-                _rows.Add(new Row(key));
-            }
-            translation.Row = row;
-            translation.Protocol = protocol;
+            row = RowOf(kind, protocol, inside, outside, peer);
             _rows[row].Flows++;
         }
+        else
+        {
+            row = hash == _lastHash && _lastRow >= 0 ? _lastRow : RowOf(TranslationTable.KindOf(in translation), protocol, inside, outside, peer);
+        }
+        _lastHash = hash;
+        _lastRow = row;
         translation.LastSeenNs = Math.Max(translation.LastSeenNs, timestampNs);
-        translation.Closing |= closing;
-        _rows[translation.Row].Packets++;
+        if (closing)
+        {
+            TranslationTable.SetClosing(ref translation);
+        }
+        _rows[row].Packets++;
         if (_entries is not null)
         {
             var full = (protocol, inside, outside, peer);
@@ -163,16 +167,33 @@ internal sealed class NatTable(bool detail)
         }
     }
 
-    private readonly record struct RowKey(NatKind Kind, IpProtocol Protocol, Endpoint Inside, Endpoint Outside, Endpoint Peer);
-
-    private struct Translation
+    /// <summary>
+    /// The row of a translation whose first journey was <paramref name="kind"/>. The client's port is ephemeral: the
+    /// inside (and, kept by MASQUERADE, outside) port of SNAT, the peer's of DNAT.
+    /// </summary>
+    private int RowOf(NatKind kind, IpProtocol protocol, Endpoint inside, Endpoint outside, Endpoint peer)
     {
-        public long LastSeenNs;
-        public int Row;
-        public IpProtocol Protocol;
-        /// <summary>A TCP FIN or RST went through: the shorter closing timeout applies.</summary>
-        public bool Closing;
+        var key = kind == NatKind.Snat
+            ? new RowKey(kind, protocol, inside.WithoutPort, outside.WithoutPort, peer)
+            : new RowKey(kind, protocol, inside, outside, peer.WithoutPort);
+        ref int row = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_rowOf, key, out bool exists);
+        if (!exists)
+        {
+            row = _rows.Count;
+            _rows.Add(new Row(key));
+        }
+        return row;
     }
+
+    private static TranslationTable.TimeoutClass TimeoutClassOf(IpProtocol protocol) => protocol.Value switch
+    {
+        6 => TranslationTable.TimeoutClass.Tcp,
+        17 => TranslationTable.TimeoutClass.Udp,
+        1 or 58 => TranslationTable.TimeoutClass.Icmp,
+        _ => TranslationTable.TimeoutClass.Other,
+    };
+
+    private readonly record struct RowKey(NatKind Kind, IpProtocol Protocol, Endpoint Inside, Endpoint Outside, Endpoint Peer);
 
     private sealed class Row(RowKey key)
     {
