@@ -73,7 +73,7 @@ public sealed class Correlator : IObservationSink
     {
         _options = options;
         _roleOf = roleOf;
-        _nat = new NatTable(options.NatDetail);
+        _nat = new NatTable(options.NatDetail, options.Timeouts);
         _segmentIndex = new SegmentIndex(options.WindowNs);
         if (registry is not null)
         {
@@ -289,9 +289,9 @@ public sealed class Correlator : IObservationSink
             {
                 Infer();
             }
-            // Dropping it from the ring also ends its entry in _open. The entry stays readable: nothing is pushed while it finishes.
-            _journeys.DropBefore(_journeys.Head + 1);
+            // Finished while still in the ring (dropping it may give its memory back); dropping it also ends its entry in _open.
             Finish(ref journey);
+            _journeys.DropBefore(_journeys.Head + 1);
         }
     }
 
@@ -420,9 +420,11 @@ public sealed class Correlator : IObservationSink
         if (sightings.Count > 1)
         {
             MultiHopJourneys++;
-            for (int i = 1; i < sightings.Count; i++)
+            Span<Observation> steps = CollectionsMarshal.AsSpan(sightings);
+            for (int i = 1; i < steps.Length; i++)
             {
-                Observation from = sightings[i - 1], to = sightings[i];
+                ref readonly Observation from = ref steps[i - 1];
+                ref readonly Observation to = ref steps[i];
                 // A copy without a valid capture time (Observation.TimestampInvalid) has no latency to give.
                 if (!from.TimestampInvalid && !to.TimestampInvalid)
                 {
@@ -497,7 +499,11 @@ public sealed class Correlator : IObservationSink
         long firstNs = path[0].TimestampNs;
         if (IsInside(_roleOf(path[0].Interface)) && _roleOf(path[^1].Interface) == InterfaceRole.Egress)
         {
-            int egress = path.FindIndex(s => _roleOf(s.Interface) == InterfaceRole.Egress);
+            int egress = 0;
+            while (_roleOf(path[egress].Interface) != InterfaceRole.Egress)
+            {
+                egress++; // the last is the egress
+            }
             if (egress == path.Count - 1)
             {
                 for (int i = 0; i < egress; i++)
@@ -651,7 +657,10 @@ public sealed class Correlator : IObservationSink
         {
             return;
         }
-        sightings.Sort(static (a, b) => a.TimestampNs != b.TimestampNs ? a.TimestampNs.CompareTo(b.TimestampNs) : a.Order.CompareTo(b.Order));
+        if (!InTimeOrder(sightings))
+        {
+            sightings.Sort(static (a, b) => a.TimestampNs != b.TimestampNs ? a.TimestampNs.CompareTo(b.TimestampNs) : a.Order.CompareTo(b.Order));
+        }
         bool outwards = Outwards(sightings);
         for (int start = 0; start < sightings.Count;)
         {
@@ -682,29 +691,52 @@ public sealed class Correlator : IObservationSink
                 }
                 int anchor = start > 0 ? (int)_roleOf(sightings[start - 1].Interface) : end < sightings.Count ? (int)_roleOf(sightings[end].Interface) : -1;
                 bool backwards = start == 0;
-                _ties.Clear();
-                _ties.AddRange(sightings.GetRange(start, end - start));
-                _ties.Sort((a, b) =>
+                // Insertion sort in place: a tie group is a few copies, and the order is total (Order is unique).
+                Span<Observation> group = CollectionsMarshal.AsSpan(sightings)[start..end];
+                for (int i = 1; i < group.Length; i++)
                 {
-                    int roleA = (int)_roleOf(a.Interface), roleB = (int)_roleOf(b.Interface);
-                    if (anchor >= 0)
+                    Observation moving = group[i];
+                    int j = i - 1;
+                    while (j >= 0 && CompareTied(in group[j], in moving, anchor, backwards, outwards) > 0)
                     {
-                        int byDistance = Math.Abs(roleA - anchor).CompareTo(Math.Abs(roleB - anchor));
-                        if (byDistance != 0)
-                        {
-                            return backwards ? -byDistance : byDistance;
-                        }
+                        group[j + 1] = group[j];
+                        j--;
                     }
-                    int byRole = roleA.CompareTo(roleB);
-                    return byRole != 0 ? (outwards ? byRole : -byRole) : a.Order.CompareTo(b.Order);
-                });
-                for (int i = 0; i < _ties.Count; i++)
-                {
-                    sightings[start + i] = _ties[i];
+                    group[j + 1] = moving;
                 }
             }
             start = end;
         }
+    }
+
+    /// <summary>The order of two sightings with one timestamp (<see cref="Order"/>).</summary>
+    private int CompareTied(in Observation a, in Observation b, int anchor, bool backwards, bool outwards)
+    {
+        int roleA = (int)_roleOf(a.Interface), roleB = (int)_roleOf(b.Interface);
+        if (anchor >= 0)
+        {
+            int byDistance = Math.Abs(roleA - anchor).CompareTo(Math.Abs(roleB - anchor));
+            if (byDistance != 0)
+            {
+                return backwards ? -byDistance : byDistance;
+            }
+        }
+        int byRole = roleA.CompareTo(roleB);
+        return byRole != 0 ? (outwards ? byRole : -byRole) : a.Order.CompareTo(b.Order);
+    }
+
+    /// <summary>Whether the sightings are in (timestamp, order) sequence already, as they arrive unless a time was placed by topology.</summary>
+    private static bool InTimeOrder(List<Observation> sightings)
+    {
+        Span<Observation> span = CollectionsMarshal.AsSpan(sightings);
+        for (int i = 1; i < span.Length; i++)
+        {
+            if (span[i].TimestampNs < span[i - 1].TimestampNs || span[i].TimestampNs == span[i - 1].TimestampNs && span[i].Order < span[i - 1].Order)
+            {
+                return false;
+            }
+        }
+        return true;
     }
 
     /// <summary>

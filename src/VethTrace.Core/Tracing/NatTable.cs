@@ -41,9 +41,9 @@ public sealed record NatAggregate(NatKind Kind, IpProtocol Protocol, string Insi
 /// flow (<see cref="TranslationTable"/> gives the odds). With <see cref="CorrelatorOptions.NatDetail"/> every
 /// translation is also kept in full until the end, as asked.
 /// </remarks>
-internal sealed class NatTable(bool detail)
+internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
 {
-    private readonly TranslationTable _translations = new();
+    private readonly TranslationTable _translations = new(timeouts);
     /// <summary>The last translation's hash and row: a connection's packets come one after another.</summary>
     private ulong _lastHash;
     private int _lastRow = -1;
@@ -57,7 +57,7 @@ internal sealed class NatTable(bool detail)
     /// <summary>The bytes the translations take (outside the GC heap).</summary>
     public long Bytes => _translations.Bytes;
 
-    public void Observe(FlowKey before, FlowKey after, long timestampNs, bool closing)
+    public void Observe(in FlowKey before, in FlowKey after, long timestampNs, bool closing)
     {
         if (before.IsEmpty || after.IsEmpty || before.Protocol != after.Protocol)
         {
@@ -102,7 +102,7 @@ internal sealed class NatTable(bool detail)
     /// ICMP endpoints are bare addresses: the echo identifier is kept out of the key, so a request (identifier on the
     /// source side) and its reply (on the destination side) land in one mapping.
     /// </summary>
-    private static (Endpoint Source, Endpoint Destination) Endpoints(FlowKey flow)
+    private static (Endpoint Source, Endpoint Destination) Endpoints(in FlowKey flow)
     {
         bool icmp = flow.Protocol == IpProtocol.Icmp || flow.Protocol == IpProtocol.IcmpV6;
         return (new Endpoint(flow.Source, icmp ? (ushort)0 : flow.SourcePort), new Endpoint(flow.Destination, icmp ? (ushort)0 : flow.DestinationPort));
@@ -113,7 +113,7 @@ internal sealed class NatTable(bool detail)
         ulong hash = StableHash.Add(StableHash.Seed, protocol.Value);
         hash = inside.AddTo(outside.AddTo(peer.AddTo(hash)));
         hash = StableHash.Finish(hash);
-        ref TranslationTable.Slot translation = ref _translations.FindOrAdd(hash, kind, TimeoutClassOf(protocol), out bool exists);
+        ref TranslationTable.Slot translation = ref _translations.FindOrAdd(hash, kind, TimeoutClassOf(protocol), timestampNs, closing, out bool exists);
         int row;
         if (!exists)
         {
@@ -128,11 +128,6 @@ internal sealed class NatTable(bool detail)
         }
         _lastHash = hash;
         _lastRow = row;
-        translation.LastSeenNs = Math.Max(translation.LastSeenNs, timestampNs);
-        if (closing)
-        {
-            TranslationTable.SetClosing(ref translation);
-        }
         _rows[row].Packets++;
         if (_entries is not null)
         {

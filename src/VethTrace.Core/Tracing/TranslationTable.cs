@@ -3,9 +3,10 @@ using System.Runtime.CompilerServices;
 namespace VethTrace.Tracing;
 
 /// <summary>
-/// The NAT translations held now, for <see cref="NatTable"/>: 16 bytes per translation outside the GC heap, no object
+/// The NAT translations held now, for <see cref="NatTable"/>: 12 bytes per translation outside the GC heap, no object
 /// per entry. A translation is known by a 64-bit hash of its (protocol, inside, outside, peer); the slot keeps 60 bits
-/// of it with the kind of its first journey, its timeout class and whether it is closing, and its last time.
+/// of it with the kind of its first journey, its timeout class and whether it is closing, and its last time in units of
+/// <see cref="UnitNs"/> (32 bits).
 /// </summary>
 /// <remarks>
 /// <para>Open addressing with linear probing in <see cref="ShardCount"/> shards chosen by the hash's top bits. A shard
@@ -15,19 +16,23 @@ namespace VethTrace.Tracing;
 /// <see cref="ShrinkBelow"/> and <see cref="GrowAbove"/>.</para>
 /// <para><see cref="Sweep"/> deletes in place by shifting the rest of a probe run back (no tombstones), so a table whose
 /// translations come and go at a steady rate keeps its size.</para>
+/// <para>The last time is rounded up to a power of two of nanoseconds chosen so that the longest timeout is at most 2^30
+/// units (about 0.5 ms with conntrack's 5 days for TCP): a translation may be kept up to two units longer than its
+/// timeout. Times wrap at 2^32 units; an entry more than 2^31 units old counts as expired, so only a gap of more than
+/// 2^32 units (about 26 days with the defaults) between two sweeps could make an old entry look recent.</para>
 /// <para>Two translations whose hashes agree in the 60 bits kept are one translation: their packets are counted in the
 /// first one's row and the second does not count as a flow. Among a million translations held at once the chance of
-/// any such pair is about 4 × 10^-7.</para>
+/// any such pair is about 4 × 10^-7 (10^12 / 2 pairs over 2^60).</para>
 /// </remarks>
 internal sealed unsafe class TranslationTable : IDisposable
 {
     public const int ShardCount = 16;
     private const int ShardShift = 60;
     private const int MinimumSlots = 64;
-    private const double GrowAbove = 0.75;
+    private const double GrowAbove = 0.8;
     private const double ShrinkBelow = 0.2;
     /// <summary>The load a shard is rebuilt to.</summary>
-    private const double Rebuilt = 0.55;
+    private const double Rebuilt = 0.6;
 
     /// <summary>The low bits of <see cref="Slot.Key"/> that are not the hash.</summary>
     private const ulong FlagBits = 0xF;
@@ -36,14 +41,24 @@ internal sealed unsafe class TranslationTable : IDisposable
     private const int ClassShift = 2;
 
     private readonly Shard[] _shards = new Shard[ShardCount];
+    /// <summary>log2 of <see cref="UnitNs"/>.</summary>
+    private readonly int _unitShift;
 
-    public TranslationTable()
+    public TranslationTable(FlowTimeouts timeouts)
     {
+        long longest = Math.Max(Math.Max(timeouts.TcpNs, timeouts.TcpClosingNs), Math.Max(Math.Max(timeouts.UdpNs, timeouts.IcmpNs), timeouts.OtherNs));
+        while (longest >> _unitShift > 1L << 30)
+        {
+            _unitShift++;
+        }
         for (int i = 0; i < ShardCount; i++)
         {
             _shards[i] = new Shard(MinimumSlots);
         }
     }
+
+    /// <summary>The resolution of the last times kept.</summary>
+    public long UnitNs => 1L << _unitShift;
 
     /// <summary>The translations held.</summary>
     public int Count { get; private set; }
@@ -73,10 +88,11 @@ internal sealed unsafe class TranslationTable : IDisposable
 
     /// <summary>
     /// The slot of the translation <paramref name="hash"/> (<paramref name="found"/>), or a new one made for it with
-    /// <paramref name="kind"/> and <paramref name="timeoutClass"/> and a last time of <see cref="long.MinValue"/>. The
-    /// reference is valid until the next call of any method.
+    /// <paramref name="kind"/> and <paramref name="timeoutClass"/>; either way seen at <paramref name="timestampNs"/>
+    /// (the later of its times is kept) and closing when <paramref name="closing"/>. The reference is valid until the
+    /// next call of any method.
     /// </summary>
-    public ref Slot FindOrAdd(ulong hash, NatKind kind, TimeoutClass timeoutClass, out bool found)
+    public ref Slot FindOrAdd(ulong hash, NatKind kind, TimeoutClass timeoutClass, long timestampNs, bool closing, out bool found)
     {
         ulong key = KeyOf(hash);
         Shard shard = _shards[hash >> ShardShift];
@@ -97,6 +113,12 @@ internal sealed unsafe class TranslationTable : IDisposable
             if ((slot.Key & ~FlagBits) == key)
             {
                 found = true;
+                uint seen = Units(timestampNs);
+                if ((int)(seen - slot.LastSeen) > 0)
+                {
+                    slot.LastSeen = seen;
+                }
+                slot.Key |= closing ? ClosingBit : 0;
                 return ref slot;
             }
             if (++index == length)
@@ -108,8 +130,8 @@ internal sealed unsafe class TranslationTable : IDisposable
         shard.Count++;
         Count++;
         ref Slot made = ref slots[index];
-        made.Key = key | (kind == NatKind.Dnat ? DnatBit : 0) | (ulong)timeoutClass << ClassShift;
-        made.LastSeenNs = long.MinValue;
+        made.Key = key | (kind == NatKind.Dnat ? DnatBit : 0) | (ulong)timeoutClass << ClassShift | (closing ? ClosingBit : 0);
+        made.LastSeen = Units(timestampNs);
         return ref made;
     }
 
@@ -121,6 +143,7 @@ internal sealed unsafe class TranslationTable : IDisposable
     {
         // A closing TCP translation has the TCP-closing timeout: class Tcp with the closing bit.
         long tcp = timeouts.TcpNs, tcpClosing = timeouts.TcpClosingNs, udp = timeouts.UdpNs, icmp = timeouts.IcmpNs, other = timeouts.OtherNs;
+        uint now = (uint)(nowNs >> _unitShift);
         int removedAll = 0;
         for (int s = 0; s < ShardCount; s++)
         {
@@ -160,7 +183,10 @@ internal sealed unsafe class TranslationTable : IDisposable
                         TimeoutClass.Icmp => icmp,
                         _ => other,
                     };
-                    if (nowNs - slots[index].LastSeenNs <= timeout)
+                    // The idle time in whole units, at least the true one less a unit (times are rounded up); below -1, a
+                    // time more than 2^31 units ago.
+                    int idle = (int)(now - slots[index].LastSeen);
+                    if (idle >= -1 && (long)idle << _unitShift <= timeout)
                     {
                         break;
                     }
@@ -181,7 +207,8 @@ internal sealed unsafe class TranslationTable : IDisposable
 
     public static NatKind KindOf(in Slot slot) => (slot.Key & DnatBit) != 0 ? NatKind.Dnat : NatKind.Snat;
 
-    public static void SetClosing(ref Slot slot) => slot.Key |= ClosingBit;
+    /// <summary>A time in units, rounded up, modulo 2^32.</summary>
+    private uint Units(long timestampNs) => (uint)(((timestampNs - 1) >> _unitShift) + 1);
 
     public void Dispose()
     {
@@ -255,25 +282,26 @@ internal sealed unsafe class TranslationTable : IDisposable
         return resized;
     }
 
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential, Pack = 4)] // 12 bytes, not 16
     public struct Slot
     {
         /// <summary>The hash's top 60 bits; below them the timeout class (2 bits), DNAT first, closing. 0: empty.</summary>
         public ulong Key;
-        public long LastSeenNs;
+        /// <summary>The last time, in units rounded up, modulo 2^32.</summary>
+        public uint LastSeen;
     }
 
-    /// <summary>One shard's slots: zeroed memory from <see cref="LargeMemory"/>, all of it used (whole huge pages when large).</summary>
+    /// <summary>One shard's slots: zeroed pages from <see cref="LargeMemory.AllocatePages"/>, all of them used.</summary>
     private sealed class Shard : IDisposable
     {
         private void* _base;
-        private readonly nuint _mappedBytes;
 
         public Shard(int minimumSlots)
         {
-            _base = LargeMemory.Allocate((nuint)minimumSlots * (nuint)sizeof(Slot), out _mappedBytes, out void* items, out nuint usable);
+            _base = LargeMemory.AllocatePages((nuint)minimumSlots * (nuint)sizeof(Slot), out nuint usable);
             UsableBytes = usable;
             Length = (int)Math.Min(int.MaxValue, usable / (nuint)sizeof(Slot));
-            Slots = (Slot*)items;
+            Slots = (Slot*)_base;
         }
 
         public Slot* Slots { get; }
@@ -296,7 +324,7 @@ internal sealed unsafe class TranslationTable : IDisposable
         {
             if (_base is not null)
             {
-                LargeMemory.Free(_base, _mappedBytes);
+                LargeMemory.FreePages(_base, UsableBytes);
                 _base = null;
             }
         }
