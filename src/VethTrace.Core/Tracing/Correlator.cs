@@ -144,8 +144,7 @@ public sealed class Correlator : IObservationSink
         // Only open journeys refer to the ring, and the oldest of them started no earlier than the oldest kept.
         _observations.DropBefore(_journeys.Count > 0 ? _journeys[_journeys.Head].First : _observations.Tail);
         ref ObservationSlot slot = ref _observations.PushRef(out long sequence);
-        slot.Observation = observation;
-        slot.NextSighting = -1;
+        slot.Store(in observation);
         if (observation.IsTcpData)
         {
             _segmentIndex.Add(in observation);
@@ -157,7 +156,7 @@ public sealed class Correlator : IObservationSink
             bool visited = Visited(in journey, observation.Interface);
             if (!visited && (!observation.Flow.IsLinkScoped || OnOneLink(in journey, in observation)))
             {
-                _observations[journey.Last].NextSighting = sequence;
+                _observations[journey.Last].Chain(journey.Last, sequence);
                 journey.Last = sequence;
                 journey.Visit(observation.Interface);
                 return;
@@ -262,7 +261,7 @@ public sealed class Correlator : IObservationSink
     /// </summary>
     private bool OnOneLink(in JourneyEntry journey, in Observation observation)
     {
-        ref Observation first = ref _observations[journey.First].Observation;
+        ref ObservationSlot first = ref _observations[journey.First];
         return observation.TimestampNs - journey.FirstTimestampNs <= LinkWindowNs
             && first.Flow.Equals(observation.Flow)
             && (_roleOf(first.Interface) == InterfaceRole.Egress) == (_roleOf(observation.Interface) == InterfaceRole.Egress);
@@ -309,9 +308,9 @@ public sealed class Correlator : IObservationSink
                 continue;
             }
             _ties.Clear();
-            for (long sighting = journey.First; sighting >= 0; sighting = _observations[sighting].NextSighting)
+            for (long sighting = journey.First; sighting >= 0; sighting = _observations[sighting].Next(sighting))
             {
-                _ties.Add(_observations[sighting].Observation);
+                _ties.Add(_observations[sighting].ToObservation(journey.Fingerprint));
             }
             _ties.Sort(static (a, b) => a.TimestampNs != b.TimestampNs ? a.TimestampNs.CompareTo(b.TimestampNs) : a.Order.CompareTo(b.Order));
             _inference!.Learn(CollectionsMarshal.AsSpan(_ties));
@@ -367,9 +366,9 @@ public sealed class Correlator : IObservationSink
         {
             return (journey.VisitedBelow64 & 1UL << interfaceId) != 0;
         }
-        for (long sighting = journey.First; sighting >= 0; sighting = _observations[sighting].NextSighting)
+        for (long sighting = journey.First; sighting >= 0; sighting = _observations[sighting].Next(sighting))
         {
-            if (_observations[sighting].Observation.Interface == interfaceId)
+            if (_observations[sighting].Interface == interfaceId)
             {
                 return true;
             }
@@ -382,7 +381,7 @@ public sealed class Correlator : IObservationSink
     {
         journey.Finished = true;
         _openCount--;
-        if (journey.First == journey.Last && FinishSingle(in _observations[journey.First].Observation))
+        if (journey.First == journey.Last && FinishSingle(_observations[journey.First].ToObservation(journey.Fingerprint)))
         {
             return;
         }
@@ -391,9 +390,9 @@ public sealed class Correlator : IObservationSink
         bool selected = false;
         bool timeless = false;
         TcpFlags flags = 0;
-        for (long sighting = journey.First; sighting >= 0; sighting = _observations[sighting].NextSighting)
+        for (long sighting = journey.First; sighting >= 0; sighting = _observations[sighting].Next(sighting))
         {
-            ref Observation observation = ref _observations[sighting].Observation;
+            Observation observation = _observations[sighting].ToObservation(journey.Fingerprint);
             selected |= observation.Selected;
             timeless |= observation.TimestampInvalid;
             flags |= observation.TcpFlags;
@@ -766,7 +765,7 @@ public sealed class Correlator : IObservationSink
 
     /// <summary>
     /// An open (or finished, not yet expired) journey: its sightings are chained through <see cref="_observations"/>
-    /// from <see cref="First"/> to <see cref="Last"/> by <see cref="ObservationSlot.NextSighting"/>.
+    /// from <see cref="First"/> to <see cref="Last"/> by <see cref="ObservationSlot.Next"/>.
     /// </summary>
     private struct JourneyEntry
     {
@@ -787,11 +786,86 @@ public sealed class Correlator : IObservationSink
         }
     }
 
+    /// <summary>
+    /// An observation as the ring keeps it, 88 bytes instead of 128: the addresses as their halves with one byte for both
+    /// versions (an <see cref="IpAddress"/> pads its version byte to 8), no fingerprint (the journey's), the link to the
+    /// journey's next sighting as a distance, the small fields packed.
+    /// </summary>
     private struct ObservationSlot
     {
-        public Observation Observation;
-        /// <summary>The journey's next sighting, or -1.</summary>
-        public long NextSighting;
+        private long _timestampNs;
+        private long _order;
+        private ulong _segmentKey;
+        private ulong _sourceHigh, _sourceLow, _destinationHigh, _destinationLow;
+        private uint _tcpSequence;
+        private int _tcpPayload;
+        private int _length;
+        /// <summary>The journey's next sighting, as the distance in sequence numbers to it; 0 for none.</summary>
+        private int _next;
+        private ushort _sourcePort, _destinationPort;
+        private TcpFlags _tcpFlags;
+        private byte _protocol;
+        /// <summary>The source's IP version in the high nibble, the destination's in the low.</summary>
+        private byte _versions;
+        private byte _ttl;
+        /// <summary><see cref="Observation.Selected"/>, <see cref="Observation.TimestampInvalid"/>, <see cref="Observation.Tunnelled"/>, and the direction above them.</summary>
+        private byte _flags;
+
+        public int Interface { get; private set; }
+
+        public readonly FlowKey Flow => new(new IpProtocol(_protocol), Address(_sourceHigh, _sourceLow, _versions >> 4), _sourcePort,
+            Address(_destinationHigh, _destinationLow, _versions & 0xF), _destinationPort);
+
+        public void Store(in Observation observation)
+        {
+            _timestampNs = observation.TimestampNs;
+            _order = observation.Order;
+            _segmentKey = observation.SegmentKey;
+            FlowKey flow = observation.Flow;
+            UInt128 source = flow.Source.Value, destination = flow.Destination.Value;
+            _sourceHigh = (ulong)(source >> 64);
+            _sourceLow = (ulong)source;
+            _destinationHigh = (ulong)(destination >> 64);
+            _destinationLow = (ulong)destination;
+            _sourcePort = flow.SourcePort;
+            _destinationPort = flow.DestinationPort;
+            _protocol = flow.Protocol.Value;
+            _versions = (byte)(flow.Source.Version << 4 | flow.Destination.Version);
+            _tcpSequence = observation.TcpSequence;
+            _tcpPayload = observation.TcpPayload;
+            _length = observation.Length;
+            _next = 0;
+            _tcpFlags = observation.TcpFlags;
+            _ttl = observation.Ttl;
+            _flags = (byte)((observation.Selected ? 1 : 0) | (observation.TimestampInvalid ? 2 : 0) | (observation.Tunnelled ? 4 : 0) | (int)observation.Direction << 3);
+            Interface = observation.Interface;
+        }
+
+        /// <summary>Links the sighting numbered <paramref name="sequence"/> (this one) to <paramref name="next"/>.</summary>
+        public void Chain(long sequence, long next) => _next = checked((int)(next - sequence));
+
+        /// <summary>The number of the journey's sighting after this one (numbered <paramref name="sequence"/>), or -1.</summary>
+        public readonly long Next(long sequence) => _next == 0 ? -1 : sequence + _next;
+
+        /// <summary>The observation stored, with the fingerprint of its journey.</summary>
+        public readonly Observation ToObservation(ulong fingerprint) => new(_timestampNs, Interface, _order, fingerprint, Flow, _length,
+            (_flags & 1) != 0, _segmentKey, _tcpSequence, _tcpPayload, (PacketDirection)(_flags >> 3), (_flags & 2) != 0, _ttl, (_flags & 4) != 0, _tcpFlags);
+
+        private static IpAddress Address(ulong high, ulong low, int version)
+        {
+            switch (version)
+            {
+                case 4:
+                    return IpAddress.FromV4((uint)low);
+                case 6:
+                    Span<byte> bytes = stackalloc byte[16];
+                    System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(bytes, high);
+                    System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(bytes[8..], low);
+                    return IpAddress.ReadV6(bytes);
+                default:
+                    return default;
+            }
+        }
     }
 }
 

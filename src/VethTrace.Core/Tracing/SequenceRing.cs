@@ -16,13 +16,15 @@ namespace VethTrace.Tracing;
 internal sealed unsafe class SequenceRing<T> : IDisposable
     where T : unmanaged
 {
-    /// <summary>The memory of one chunk, at most (entries per chunk are a power of two).</summary>
+    /// <summary>The memory of one chunk, at most (entries per chunk are a power of two, in whole pages).</summary>
     public const int ChunkBytes = 64 << 10;
     /// <summary>Chunks kept for reuse when the head leaves them; more are freed.</summary>
     private const int MaxSpares = 4;
 
     private readonly int _shift;
     private readonly long _mask;
+    /// <summary>The bytes of one chunk: its entries, in whole pages.</summary>
+    private readonly nuint _chunkBytes;
     /// <summary>The chunk of each chunk number, at <c>number &amp; (length - 1)</c>; the live chunks are those from the head's to the tail's.</summary>
     private nint[] _directory = new nint[4];
     private readonly Stack<nint> _spares = new();
@@ -35,6 +37,7 @@ internal sealed unsafe class SequenceRing<T> : IDisposable
         int entries = Math.Max(1, ChunkBytes / sizeof(T));
         _shift = System.Numerics.BitOperations.Log2((uint)entries);
         _mask = (1L << _shift) - 1;
+        _chunkBytes = ((nuint)((1 << _shift) * sizeof(T)) + 4095) & ~(nuint)4095;
     }
 
     /// <summary>The oldest entry kept; entries before it may be overwritten.</summary>
@@ -46,7 +49,7 @@ internal sealed unsafe class SequenceRing<T> : IDisposable
     public long Count => Tail - Head;
 
     /// <summary>The bytes of the chunks held, live and spare (outside the GC heap).</summary>
-    public long Bytes => (long)(_chunks + _spares.Count) * ChunkBytes;
+    public long Bytes => (_chunks + _spares.Count) * (long)_chunkBytes;
 
     /// <summary>The entry numbered <paramref name="sequence"/>, which must lie in [<see cref="Head"/>, <see cref="Tail"/>).</summary>
     public ref T this[long sequence] => ref ((T*)_directory[(sequence >> _shift) & (_directory.Length - 1)])[sequence & _mask];
@@ -92,7 +95,7 @@ internal sealed unsafe class SequenceRing<T> : IDisposable
         }
         while (_spares.TryPop(out nint spare))
         {
-            LargeMemory.FreePages((void*)spare, ChunkBytes);
+            LargeMemory.FreePages((void*)spare, _chunkBytes);
         }
         GC.SuppressFinalize(this);
     }
@@ -103,12 +106,12 @@ internal sealed unsafe class SequenceRing<T> : IDisposable
         {
             if (chunk != 0)
             {
-                LargeMemory.FreePages((void*)chunk, ChunkBytes);
+                LargeMemory.FreePages((void*)chunk, _chunkBytes);
             }
         }
         foreach (nint spare in _spares)
         {
-            LargeMemory.FreePages((void*)spare, ChunkBytes);
+            LargeMemory.FreePages((void*)spare, _chunkBytes);
         }
     }
 
@@ -128,7 +131,7 @@ internal sealed unsafe class SequenceRing<T> : IDisposable
             }
             _directory = bigger;
         }
-        _directory[number & (_directory.Length - 1)] = _spares.TryPop(out nint spare) ? spare : (nint)LargeMemory.AllocatePages(ChunkBytes, out _);
+        _directory[number & (_directory.Length - 1)] = _spares.TryPop(out nint spare) ? spare : (nint)LargeMemory.AllocatePages(_chunkBytes, out _);
         _chunks++;
     }
 
@@ -142,7 +145,7 @@ internal sealed unsafe class SequenceRing<T> : IDisposable
         }
         else
         {
-            LargeMemory.FreePages((void*)slot, ChunkBytes);
+            LargeMemory.FreePages((void*)slot, _chunkBytes);
         }
         slot = 0;
         _firstChunk++;
