@@ -40,16 +40,13 @@ public sealed record NatInUse(NatKind Kind, IpProtocol Protocol, string Inside, 
 /// <see cref="TranslationTable"/> (a hash of its (protocol, inside, outside, peer), the kind of its first journey, its
 /// last time), and <see cref="Sweep"/> drops those idle longer than their protocol's timeout (<see cref="FlowTimeouts"/>).
 /// The aggregate rows stay (they grow with distinct (inside address, outside address, peer), not with flows); a
-/// translation's row is found again from its key and first kind. Two translations whose hashes collide count as one
+/// translation keeps its row, which the live view counts translations in use by. Two translations whose hashes collide count as one
 /// flow (<see cref="TranslationTable"/> gives the odds). With <see cref="CorrelatorOptions.NatDetail"/> every
 /// translation is also kept in full until the end, as asked.
 /// </remarks>
 internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
 {
     private readonly TranslationTable _translations = new(timeouts);
-    /// <summary>The last translation's hash and row: a connection's packets come one after another.</summary>
-    private ulong _lastHash;
-    private int _lastRow = -1;
     private readonly Dictionary<RowKey, int> _rowOf = [];
     private readonly List<Row> _rows = [];
     private readonly Dictionary<(IpProtocol, Endpoint Inside, Endpoint Outside, Endpoint Peer), Entry>? _entries = detail ? [] : null;
@@ -83,10 +80,7 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
     /// <summary>Forgets the translations idle for longer than their timeout at <paramref name="nowNs"/>; their rows keep the counts.</summary>
     public void Sweep(long nowNs, FlowTimeouts timeouts)
     {
-        if (_translations.Sweep(nowNs, timeouts))
-        {
-            _lastRow = -1; // the last translation may be gone: a translation that comes back may come back as the other kind
-        }
+        _translations.Sweep(nowNs, timeouts);
     }
 
     /// <summary>Every translation (only with detail; empty otherwise).</summary>
@@ -105,10 +99,7 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
     public List<NatInUse> InUse()
     {
         var active = new long[_rows.Count];
-        foreach (Translation translation in _translations.Values)
-        {
-            active[translation.Row]++;
-        }
+        _translations.CountByRow(active);
         return [.. _rows.Select((r, row) => (Key: (r.Key.Kind, r.Key.Protocol, Inside: r.Key.Inside.Format(r.Key.Protocol)), Active: active[row]))
             .GroupBy(r => r.Key).Select(g => new NatInUse(g.Key.Kind, g.Key.Protocol, g.Key.Inside, g.Sum(r => r.Active)))];
     }
@@ -134,15 +125,13 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
         {
             // A new translation (or one that came back after its timeout): one more flow in its row. Its kind is that of
             // the first journey to finish with it, the side that spoke first.
-            row = RowOf(kind, protocol, inside, outside, peer);
+            translation.Row = row = RowOf(kind, protocol, inside, outside, peer);
             _rows[row].Flows++;
         }
         else
         {
-            row = hash == _lastHash && _lastRow >= 0 ? _lastRow : RowOf(TranslationTable.KindOf(in translation), protocol, inside, outside, peer);
+            row = translation.Row;
         }
-        _lastHash = hash;
-        _lastRow = row;
         _rows[row].Packets++;
         if (_entries is not null)
         {

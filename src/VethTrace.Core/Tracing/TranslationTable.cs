@@ -3,10 +3,10 @@ using System.Runtime.CompilerServices;
 namespace VethTrace.Tracing;
 
 /// <summary>
-/// The NAT translations held now, for <see cref="NatTable"/>: 12 bytes per translation outside the GC heap, no object
+/// The NAT translations held now, for <see cref="NatTable"/>: 16 bytes per translation outside the GC heap, no object
 /// per entry. A translation is known by a 64-bit hash of its (protocol, inside, outside, peer); the slot keeps 60 bits
-/// of it with the kind of its first journey, its timeout class and whether it is closing, and its last time in units of
-/// <see cref="UnitNs"/> (32 bits).
+/// of it with the kind of its first journey, its timeout class and whether it is closing, its last time in units of
+/// <see cref="UnitNs"/> (32 bits), and its aggregate row.
 /// </summary>
 /// <remarks>
 /// <para>Open addressing with linear probing in <see cref="ShardCount"/> shards chosen by the hash's top bits. A shard
@@ -282,13 +282,29 @@ internal sealed unsafe class TranslationTable : IDisposable
         return resized;
     }
 
-    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential, Pack = 4)] // 12 bytes, not 16
     public struct Slot
     {
         /// <summary>The hash's top 60 bits; below them the timeout class (2 bits), DNAT first, closing. 0: empty.</summary>
         public ulong Key;
         /// <summary>The last time, in units rounded up, modulo 2^32.</summary>
         public uint LastSeen;
+        /// <summary>The aggregate row (<see cref="NatTable"/>), set by the caller when the translation is made.</summary>
+        public int Row;
+    }
+
+    /// <summary>Adds one to <paramref name="counts"/> at each translation's row.</summary>
+    public void CountByRow(long[] counts)
+    {
+        foreach (Shard shard in _shards)
+        {
+            for (int i = 0; i < shard.Length; i++)
+            {
+                if (shard.Slots[i].Key != 0)
+                {
+                    counts[shard.Slots[i].Row]++;
+                }
+            }
+        }
     }
 
     /// <summary>One shard's slots: zeroed pages from <see cref="LargeMemory.AllocatePages"/>, all of them used.</summary>
