@@ -85,8 +85,9 @@ public sealed class TimelineGrid
 /// One hop's latency over time, in the buckets of a <see cref="TimelineGrid"/> (shared by the hops of a correlation),
 /// so its memory does not grow with the length of a run. Each bucket keeps a coarse log-linear histogram (8
 /// sub-buckets per power of two, so a percentile is known to within 12.5 %), the exact maximum and the count of reused
-/// timestamps (0 ns): enough to draw a median and a max line and see a spike. At most 120 × 2.2 KB per hop; a
-/// bucket's histogram is allocated when first used.
+/// timestamps (0 ns): enough to draw a median and a max line and see a spike. A bucket's histogram is allocated
+/// when first used and holds only the slots between its lowest and highest latency: at most 120 × 2.2 KB per hop, a few
+/// hundred bytes per bucket in practice.
 /// </summary>
 public sealed class LatencyTimeline(TimelineGrid grid)
 {
@@ -195,9 +196,15 @@ public sealed class LatencyTimeline(TimelineGrid grid)
         return octave == 0 ? index : (1L << (octave + SubBucketBits - 1)) + ((long)index << (octave - 1));
     }
 
+    /// <summary>
+    /// One time bucket's histogram. It holds only the slots from its lowest to its highest latency (a hop's latencies
+    /// span a few octaves: 1-100 µs is 7 octaves, 56 slots), grown when a latency falls outside them, so a run with
+    /// hundreds of hops (one per container) keeps hundreds of bytes per bucket, not the 2.2 KB of every slot.
+    /// </summary>
     private sealed class Bucket
     {
-        private readonly long[] _slots = new long[Slots];
+        private long[] _slots = [];
+        private int _lowestSlot;
 
         public long Count { get; private set; }
 
@@ -209,7 +216,9 @@ public sealed class LatencyTimeline(TimelineGrid grid)
 
         public void Record(long value)
         {
-            _slots[Slot(value)]++;
+            int slot = Slot(value);
+            Cover(slot, slot + 1);
+            _slots[slot - _lowestSlot]++;
             Count++;
             Min = Math.Min(Min, value);
             Max = Math.Max(Max, value);
@@ -221,14 +230,39 @@ public sealed class LatencyTimeline(TimelineGrid grid)
 
         public void Add(Bucket other)
         {
-            for (int i = 0; i < Slots; i++)
+            if (other._slots.Length > 0)
             {
-                _slots[i] += other._slots[i];
+                Cover(other._lowestSlot, other._lowestSlot + other._slots.Length);
+                for (int i = 0; i < other._slots.Length; i++)
+                {
+                    _slots[other._lowestSlot + i - _lowestSlot] += other._slots[i];
+                }
             }
             Count += other.Count;
             Min = Math.Min(Min, other.Min);
             Max = Math.Max(Max, other.Max);
             Zeros += other.Zeros;
+        }
+
+        /// <summary>Makes the slots [<paramref name="from"/>, <paramref name="to"/>) part of the held range, in whole octaves.</summary>
+        private void Cover(int from, int to)
+        {
+            int heldTo = _lowestSlot + _slots.Length;
+            if (_slots.Length > 0 && from >= _lowestSlot && to <= heldTo)
+            {
+                return;
+            }
+            int low = _slots.Length == 0 ? from : Math.Min(from, _lowestSlot);
+            int high = _slots.Length == 0 ? to : Math.Max(to, heldTo);
+            low -= low % SubBuckets;
+            high = Math.Min(Slots, (high + SubBuckets - 1) / SubBuckets * SubBuckets);
+            var slots = new long[high - low];
+            if (_slots.Length > 0)
+            {
+                _slots.CopyTo(slots, _lowestSlot - low);
+            }
+            _slots = slots;
+            _lowestSlot = low;
         }
 
         /// <summary>The nearest-rank percentile, as <see cref="LatencyHistogram.Percentile"/> gives it, to the coarser slot.</summary>
@@ -240,12 +274,12 @@ public sealed class LatencyTimeline(TimelineGrid grid)
                 return Max;
             }
             long seen = 0;
-            for (int slot = 0; slot < Slots; slot++)
+            for (int i = 0; i < _slots.Length; i++)
             {
-                seen += _slots[slot];
+                seen += _slots[i];
                 if (seen >= rank)
                 {
-                    return Math.Clamp(LowestValue(slot), Min, Max);
+                    return Math.Clamp(LowestValue(_lowestSlot + i), Min, Max);
                 }
             }
             return Max;

@@ -144,4 +144,28 @@ public sealed class LatencyTimelineTests
         Assert.All(points.Concat(late.Points()), p => Assert.Equal(0, (p.StartNs - grid.OriginNs) % grid.WidthNs));
         Assert.Equal(2_000_000_000 - (2_000_000_000 - grid.OriginNs) % grid.WidthNs, Assert.Single(late.Points()).StartNs);
     }
+
+    /// <summary>
+    /// A hop's latencies span a few octaves, so a bucket keeps only those slots: a run with one hop per container
+    /// (hundreds of hops, every bucket filled) must not hold the 2.2 KB of every slot per bucket. Here 120 buckets of
+    /// latencies between 20 and 80 µs (two octaves, 16 slots) take well under 120 × 2.2 KB (the old layout: 264 KB).
+    /// </summary>
+    [Fact]
+    public void Record_LatenciesInTwoOctaves_BucketsHoldOnlyTheirSlots()
+    {
+        var timeline = new LatencyTimeline();
+        var random = new Random(7);
+        timeline.Record(0, 30_000); // the first record makes the grid; warm the code path before measuring
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 120_000; i++)
+        {
+            timeline.Record(i, 20_000 + random.NextInt64(60_000));
+        }
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        var points = timeline.Points();
+        Assert.Equal(120, points.Count); // 120 µs of packets in the first grid's 1 µs buckets: no widening, no merging
+        Assert.Equal(120_001, points.Sum(p => p.Count));
+        Assert.InRange(allocated, 1, 120 * 600);
+    }
 }
