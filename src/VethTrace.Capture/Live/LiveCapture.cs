@@ -37,7 +37,18 @@ public sealed class LiveCapture : IDisposable
     /// </summary>
     public const int DefaultBufferBytes = 8 * 1024 * 1024;
 
-    private readonly List<(HopTarget Target, LibPcapLiveDevice Device, int Id, LinkType LinkType)> _devices = [];
+    /// <summary>
+    /// How long the kernel holds a partly filled ring block before it hands it over (libpcap's timeout, the
+    /// TPACKET_V3 block-retire timeout). Handles are not in immediate mode: a capture thread wakes once per filled
+    /// block, or once per this timeout while traffic is light, instead of once per packet. In immediate mode each
+    /// packet of a ping woke the four hops' threads in turn, and on 2 cores that added about 100 us to a round trip of
+    /// 100 us (docs/performance.md, "Following live: cost to the workload"). A packet reaches the engine at most this
+    /// late, far inside the orderer's 2 s slack; <see cref="Stop"/> waits this long first, so nothing captured before
+    /// the stop is left in a block.
+    /// </summary>
+    public const int BlockTimeoutMs = 100;
+
+    private readonly List<(HopTarget Target, HopDevice Device, int Id, LinkType LinkType)> _devices = [];
     private readonly List<HopTarget> _targets = [];
     private readonly ConcurrentQueue<string> _lost = new();
     private readonly TraceSession _session;
@@ -87,13 +98,14 @@ public sealed class LiveCapture : IDisposable
             // 'inbound'/'outbound' qualifiers were tried (a handle per direction) but lost the first matching
             // packet of each handle here (libpcap 1.10.3, kernel 6.18), so the direction is inferred per packet from
             // the Ethernet source MAC instead (DirectionOf).
-            LibPcapLiveDevice device = target.NetworkNamespace is null
+            HopDevice device = target.NetworkNamespace is null
                 ? Open(hostInterfaces, target.Interface, snapLength, bufferBytes, filter)
                 : OpenInNamespace(target.Interface, target.NetworkNamespace, snapLength, bufferBytes, filter);
             int hop = id;
             var linkType = new LinkType((uint)device.LinkType);
             _ownAddresses[id] = device.Interface?.MacAddress is { } mac ? MacAddress(mac.GetAddressBytes()) : 0;
-            device.OnPacketArrival += (_, capture) => Arrived(hop, linkType, capture);
+            device.Arrival = (data, ns, originalLength) => Arrived(hop, linkType, data, ns, originalLength);
+            device.OnPacketArrival += (_, _) => { }; // SharpPcap starts no capture without one; HopDevice bypasses it
             device.OnCaptureStopped += (_, status) =>
             {
                 // libpcap fails a read when the interface goes away: the container stopped, or restarted with a new veth.
@@ -175,6 +187,8 @@ public sealed class LiveCapture : IDisposable
 
     public void Stop()
     {
+        // What the kernel holds in partly filled blocks is handed over within the block timeout.
+        Thread.Sleep(BlockTimeoutMs + 20);
         foreach (var (_, device, _, _) in _devices)
         {
             try
@@ -217,15 +231,11 @@ public sealed class LiveCapture : IDisposable
         _devices.Clear();
     }
 
-    private void Arrived(int hop, LinkType linkType, PacketCapture capture)
+    private void Arrived(int hop, LinkType linkType, ReadOnlySpan<byte> data, long ns, int originalLength)
     {
         // The capture thread of this handle: the session parses the bytes where they lie and keeps only the observation.
-        ReadOnlySpan<byte> data = capture.Data;
         var (feed, id) = _hops[hop];
         PacketDirection direction = DirectionOf(data, linkType, _session.Interfaces.RoleOf(id), _ownAddresses[hop], _containerAddresses);
-        PosixTimeval time = capture.Header.Timeval;
-        long ns = (long)(time.Value * 1_000_000_000m);
-        int originalLength = capture.Header is PcapHeader header ? (int)header.PacketLength : data.Length;
         Sink?.Write(hop, linkType, ns, data, originalLength, direction);
         feed.Arrive(id, ns, data, originalLength, linkType, direction);
     }
@@ -272,17 +282,17 @@ public sealed class LiveCapture : IDisposable
         return value;
     }
 
-    private static LibPcapLiveDevice Open(IReadOnlyList<PcapInterface> interfaces, string name, int snapLength, int bufferBytes, string? filter)
+    private static HopDevice Open(IReadOnlyList<PcapInterface> interfaces, string name, int snapLength, int bufferBytes, string? filter)
     {
         PcapInterface pcapInterface = interfaces.FirstOrDefault(i => i.Name == name)
             ?? throw new LiveCaptureException($"no interface named {name}");
-        var device = new LibPcapLiveDevice(pcapInterface);
+        var device = new HopDevice(pcapInterface);
         device.Open(new DeviceConfiguration
         {
             // Promiscuous: a bridge device sees bridged (east-west) frames only in promiscuous mode (docs/DESIGN.md, "The hop model").
             Mode = DeviceModes.Promiscuous,
-            Immediate = true,
-            ReadTimeout = 100,
+            Immediate = false,
+            ReadTimeout = BlockTimeoutMs,
             Snaplen = snapLength,
             BufferSize = bufferBytes,
             TimestampResolution = TimestampResolution.Nanosecond,
@@ -294,7 +304,7 @@ public sealed class LiveCapture : IDisposable
         return device;
     }
 
-    private static LibPcapLiveDevice OpenInNamespace(string name, string namespacePath, int snapLength, int bufferBytes, string? filter)
+    private static HopDevice OpenInNamespace(string name, string namespacePath, int snapLength, int bufferBytes, string? filter)
     {
         try
         {
@@ -305,6 +315,29 @@ public sealed class LiveCapture : IDisposable
         {
             throw new LiveCaptureException(e.Message);
         }
+    }
+}
+
+/// <summary>A packet as libpcap hands it over: the bytes (valid during the call), the time in ns since the epoch, the length on the wire.</summary>
+internal delegate void HopArrival(ReadOnlySpan<byte> data, long timestampNs, int originalLength);
+
+/// <summary>
+/// A handle whose packets go straight to <see cref="Arrival"/>: SharpPcap's own callback allocates a header and a
+/// timestamp object per packet and converts the time through a decimal; this one reads libpcap's pcap_pkthdr where it
+/// lies (SharpPcap's capture loop holds the handle for the whole pcap_dispatch, so no reference is taken per packet).
+/// </summary>
+internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice(pcapInterface)
+{
+    public HopArrival? Arrival { get; set; }
+
+    protected override unsafe void PacketHandler(IntPtr handlePtr, IntPtr header, IntPtr data)
+    {
+        // struct pcap_pkthdr on Linux: struct timeval { long tv_sec; long tv_usec; } (tv_usec holds nanoseconds on a
+        // handle opened with nanosecond precision), then bpf_u_int32 caplen and len.
+        nint* time = (nint*)header;
+        uint* lengths = (uint*)(time + 2);
+        long ns = (long)time[0] * 1_000_000_000 + time[1];
+        Arrival?.Invoke(new ReadOnlySpan<byte>((void*)data, (int)lengths[0]), ns, (int)lengths[1]);
     }
 }
 
