@@ -98,6 +98,7 @@ public static class FollowCommand
         var flowTimeout = CommonOptions.FlowTimeout();
         var natDetail = CommonOptions.NatDetail();
         var role = CommonOptions.Role();
+        var sample = CommonOptions.Sample();
         var recordFiles = new RecordFileOptions();
         var command = record
             ? new Command("record", "Capture on every hop of a container's path, like follow, and write every packet to one multi-interface " +
@@ -121,7 +122,7 @@ public static class FollowCommand
                 "  vethtrace follow web --hop vethd4e5f6 --hop eth0@/proc/5678/ns/net   (east-west: add the peer's hops)\n" +
                 "  vethtrace follow --hop eth0@/run/netns/c1 --hop vxlan1@/run/netns/h1 --hop wire1@/run/netns/h1 ...   (an overlay, across hosts)")
             {
-                target, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role, flowTimeout, natDetail,
+                target, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role, flowTimeout, natDetail, sample,
             };
         if (record)
         {
@@ -177,6 +178,7 @@ public static class FollowCommand
                 FlowTimeouts = record ? FlowTimeouts.Default : CommonOptions.FlowTimeoutsOf(parseResult, flowTimeout),
                 NatDetail = !record && parseResult.GetValue(natDetail),
                 Roles = CommonOptions.RoleMap(parseResult, role),
+                Sample = record ? 1 : CommonOptions.SampleOf(parseResult.GetValue(sample)) ?? 1,
             };
             return (int)FollowCommand.Execute(settings, output, error, cancel);
         });
@@ -207,6 +209,9 @@ public static class FollowCommand
 
         /// <summary>--role: roles given by interface name, over the topology's.</summary>
         public IReadOnlyDictionary<string, InterfaceRole> Roles { get; init; } = new Dictionary<string, InterfaceRole>();
+
+        /// <summary>--sample 1/N: N.</summary>
+        public int Sample { get; init; } = 1;
     }
 
     /// <summary>
@@ -238,7 +243,7 @@ public static class FollowCommand
         var session = new TraceSession(new TraceSessionOptions
         {
             WindowNs = settings.WindowNs, Roles = settings.Roles, Parser = settings.Parser, Filter = filter, FlowTimeouts = settings.FlowTimeouts,
-            NatDetail = settings.NatDetail,
+            NatDetail = settings.NatDetail, Sample = settings.Sample,
         });
         LiveCapture live;
         try

@@ -29,6 +29,7 @@ public static class ReplayCommand
         var flowTimeout = CommonOptions.FlowTimeout();
         var natDetail = CommonOptions.NatDetail();
         var role = CommonOptions.Role();
+        var sample = CommonOptions.Sample();
 
         var command = new Command("replay", "Match each packet's copies across the captured hops (container eth0, veth, bridge, NAT, egress) " +
             "and report the paths, per-hop latency, NAT mappings and where lost packets were last seen.\n\nExamples:\n" +
@@ -39,7 +40,7 @@ public static class ReplayCommand
             "  vethtrace replay web-eth0.pcap veth.pcap host.pcap wan.pcap --role web-eth0=container --role host=bridge\n" +
             "  vethtrace replay captures/replay/overlay-vxlan.pcapng   (VXLAN between two hosts: matched by the inner packet)")
         {
-            files, format, window, filter, egress, vxlanPort, ifname, role, flowTimeout, natDetail,
+            files, format, window, filter, egress, vxlanPort, ifname, role, flowTimeout, natDetail, sample,
         };
         command.SetAction(parseResult =>
         {
@@ -56,6 +57,7 @@ public static class ReplayCommand
                 FlowTimeouts = CommonOptions.FlowTimeoutsOf(parseResult, flowTimeout),
                 NatDetail = parseResult.GetValue(natDetail),
                 Roles = CommonOptions.RoleMap(parseResult, role),
+                Sample = CommonOptions.SampleOf(parseResult.GetValue(sample)) ?? 1,
             };
             return (int)ReplayCommand.Execute(settings, output, error);
         });
@@ -85,13 +87,16 @@ public static class ReplayCommand
 
         /// <summary>--role: roles given by interface name.</summary>
         public IReadOnlyDictionary<string, InterfaceRole> Roles { get; init; } = new Dictionary<string, InterfaceRole>();
+
+        /// <summary>--sample 1/N: N.</summary>
+        public int Sample { get; init; } = 1;
     }
 
     public static ExitCode Execute(Settings settings, TextWriter output, TextWriter error)
     {
         using PacketFilter? filter = settings.Filter is null ? null : PacketFilter.TryCreate(settings.Filter, out _);
         var options = new TraceSessionOptions { WindowNs = settings.WindowNs, Egress = settings.Egress, Roles = settings.Roles, Parser = settings.Parser,
-            Filter = filter, FlowTimeouts = settings.FlowTimeouts, NatDetail = settings.NatDetail };
+            Filter = filter, FlowTimeouts = settings.FlowTimeouts, NatDetail = settings.NatDetail, Sample = settings.Sample };
         FileTraceResult result = FileTrace.Run(settings.Files, options, settings.InterfaceMap);
         if (result is { Report: { } report, Interfaces: { } interfaces })
         {

@@ -36,6 +36,12 @@ public sealed record TraceSessionOptions
     /// address follows its packets past NAT. Null traces everything.
     /// </summary>
     public IPacketSelector? Filter { get; init; }
+
+    /// <summary>
+    /// <c>--sample 1/N</c>: trace about one journey in N, whole (<see cref="JourneySampling"/>); the others are counted as
+    /// read and go no further than the parser. 1 traces everything.
+    /// </summary>
+    public int Sample { get; init; } = 1;
 }
 
 /// <summary>Decides whether one copy of a packet is selected (a compiled pcap-filter expression, in practice).</summary>
