@@ -16,6 +16,7 @@
 #   ROUNDS=5 SAMPLES="10 100" benchmarks/live-overhead.sh
 #   VETHTRACE=/path/to/vethtrace benchmarks/live-overhead.sh     # another build (default: the Native AOT publish,
 #                                                                # made once into artifacts/live-overhead/)
+#   BEFORE=/path/to/older/vethtrace benchmarks/live-overhead.sh  # adds a setting 'before': follow from that build
 # Unattended; about 4 minutes with the defaults (3 rounds, SAMPLES="10 100"). Only lab addresses are used.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -96,10 +97,11 @@ start() {
         done
         for i in 0 1 2 3; do wait_for "$dir/tcpdump.$i" "listening on" 1; done
         ;;
-    follow*)
-        local sample=()
+    follow* | before)
+        local sample=() binary=$VETHTRACE
         [[ $setting == follow/* ]] && sample=(--sample "1/${setting#follow/}")
-        "$VETHTRACE" follow "$C1_NAME" --egress "$EGRESS_IF" --format json --filter "icmp or tcp port $PORT" "${sample[@]}" \
+        [[ $setting == before ]] && binary=$BEFORE
+        "$binary" follow "$C1_NAME" --egress "$EGRESS_IF" --format json --filter "icmp or tcp port $PORT" "${sample[@]}" \
             >"$dir/follow.json" 2>"$dir/follow.err" &
         TRACER_PIDS+=($!)
         wait_for "$dir/follow.json" '"type":"start"' 1
@@ -120,6 +122,7 @@ stop() {
 }
 
 SETTINGS=(alone tcpdump follow)
+[[ -n "${BEFORE:-}" ]] && SETTINGS+=(before)
 for n in $SAMPLES; do SETTINGS+=("follow/$n"); done
 START=$(date +%s)
 echo "live-overhead: $ROUNDS rounds of ${SETTINGS[*]}; $PINGS pings 10 ms apart, then iperf3 for $IPERF_SECONDS s; $(nproc) cores; $VETHTRACE" >&2
@@ -186,7 +189,7 @@ for s in settings:
         run = dict(ping=ping(os.path.join(d, "ping.txt")), iperf=iperf(os.path.join(d, "iperf3.json")))
         cpu = os.path.join(d, "cpu.ticks")
         run["cpu"] = int(open(cpu).read()) / tick if os.path.exists(cpu) else 0.0
-        if s.startswith("follow"):
+        if s.startswith("follow") or s == "before":
             run["follow"] = follow(os.path.join(d, "follow.json"))
         if s == "tcpdump":
             run["drops"] = tcpdump_drops(d)
@@ -206,7 +209,7 @@ for s, runs in rows.items():
     if s == "tcpdump":
         drops = str(sum(r["drops"] for r in runs))
     fs = [r["follow"] for r in runs if r.get("follow")]
-    if s.startswith("follow"):
+    if s.startswith("follow") or s == "before":
         if len(fs) < len(runs):
             journeys = f"({len(runs) - len(fs)} runs without a report)"
         if fs:

@@ -38,15 +38,18 @@ public sealed class LiveCapture : IDisposable
     public const int DefaultBufferBytes = 8 * 1024 * 1024;
 
     /// <summary>
-    /// How long the kernel holds a partly filled ring block before it hands it over (libpcap's timeout, the
-    /// TPACKET_V3 block-retire timeout). Handles are not in immediate mode: a capture thread wakes once per filled
-    /// block, or once per this timeout while traffic is light, instead of once per packet. In immediate mode each
-    /// packet of a ping woke the four hops' threads in turn, and on 2 cores that added about 100 us to a round trip of
-    /// 100 us (docs/performance.md, "Following live: cost to the workload"). A packet reaches the engine at most this
-    /// late, far inside the orderer's 2 s slack; <see cref="Stop"/> waits this long first, so nothing captured before
-    /// the stop is left in a block.
+    /// How long a hop's capture thread lets packets gather in its ring between two reads: it reads everything there
+    /// is, sleeps this long, and reads again (after a quiet spell the first packet wakes it at once), so under traffic it
+    /// wakes once per this period per hop instead of once per packet. Reading each packet as it came (libpcap's immediate mode, one poll wake-up
+    /// per packet per hop) added about 90 us to a 80 us ping round trip on 2 cores, tcpdump -w about 20
+    /// (docs/performance.md, "Following live: cost to the workload"). libpcap's own batching (not immediate mode:
+    /// TPACKET_V3 blocks handed over when full or after a timeout) dropped packets on all four hops under iperf3 on
+    /// the loaded 2-core lab where the per-frame ring (TPACKET_V2, immediate mode) read this way dropped none. 50 ms of
+    /// the lab's bulk stream (some 14,000 packets a second per hop) is about 700 packets, against about 25,000 that
+    /// the ring holds. A packet reaches the engine at most this late, far inside the orderer's 2 s slack;
+    /// <see cref="Stop"/> waits this long first, so nothing captured before the stop is left in the ring.
     /// </summary>
-    public const int BlockTimeoutMs = 100;
+    public const int GatherMs = 50;
 
     private readonly List<(HopTarget Target, HopDevice Device, int Id, LinkType LinkType)> _devices = [];
     private readonly List<HopTarget> _targets = [];
@@ -187,8 +190,8 @@ public sealed class LiveCapture : IDisposable
 
     public void Stop()
     {
-        // What the kernel holds in partly filled blocks is handed over within the block timeout.
-        Thread.Sleep(BlockTimeoutMs + 20);
+        // What waits in the rings is read within the gathering time.
+        Thread.Sleep(GatherMs + 20);
         foreach (var (_, device, _, _) in _devices)
         {
             try
@@ -291,8 +294,8 @@ public sealed class LiveCapture : IDisposable
         {
             // Promiscuous: a bridge device sees bridged (east-west) frames only in promiscuous mode (docs/DESIGN.md, "The hop model").
             Mode = DeviceModes.Promiscuous,
-            Immediate = false,
-            ReadTimeout = BlockTimeoutMs,
+            Immediate = true,
+            ReadTimeout = 100,
             Snaplen = snapLength,
             BufferSize = bufferBytes,
             TimestampResolution = TimestampResolution.Nanosecond,
@@ -301,6 +304,8 @@ public sealed class LiveCapture : IDisposable
         {
             device.Filter = filter;
         }
+        // HopDevice's loop reads until the ring is empty: pcap_next_ex must return 0 then, not wait.
+        device.NonBlockingMode = true;
         return device;
     }
 
@@ -322,22 +327,57 @@ public sealed class LiveCapture : IDisposable
 internal delegate void HopArrival(ReadOnlySpan<byte> data, long timestampNs, int originalLength);
 
 /// <summary>
-/// A handle whose packets go straight to <see cref="Arrival"/>: SharpPcap's own callback allocates a header and a
-/// timestamp object per packet and converts the time through a decimal; this one reads libpcap's pcap_pkthdr where it
-/// lies (SharpPcap's capture loop holds the handle for the whole pcap_dispatch, so no reference is taken per packet).
+/// A handle with its own capture loop (SharpPcap's polls and dispatches each packet as it comes, with a header and a
+/// timestamp object per packet and the time converted through a decimal): it reads the ring empty with pcap_next_ex
+/// (non-blocking), then lets more gather for <see cref="LiveCapture.GatherMs"/> before it looks again, reading
+/// libpcap's pcap_pkthdr where it lies. A read error (the interface went away) ends the loop as SharpPcap's does.
 /// </summary>
 internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice(pcapInterface)
 {
     public HopArrival? Arrival { get; set; }
 
-    protected override unsafe void PacketHandler(IntPtr handlePtr, IntPtr header, IntPtr data)
+    protected override void CaptureThread(CancellationToken cancellationToken)
     {
-        // struct pcap_pkthdr on Linux: struct timeval { long tv_sec; long tv_usec; } (tv_usec holds nanoseconds on a
-        // handle opened with nanosecond precision), then bpf_u_int32 caplen and len.
-        nint* time = (nint*)header;
-        uint* lengths = (uint*)(time + 2);
-        long ns = (long)time[0] * 1_000_000_000 + time[1];
-        Arrival?.Invoke(new ReadOnlySpan<byte>((void*)data, (int)lengths[0]), ns, (int)lengths[1]);
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            // Read what is there (the first packet after a quiet spell at once), then let more gather: under steady
+            // traffic the poll finds packets waiting and does not sleep, so the thread wakes once per gathering time.
+            if (PollFileDescriptor())
+            {
+                switch (ReadAll())
+                {
+                    case < -1: // pcap_breakloop: StopCapture
+                        SendCaptureStoppedEvent(CaptureStoppedEventStatus.CompletedWithoutError);
+                        return;
+                    case -1:
+                        SendCaptureStoppedEvent(CaptureStoppedEventStatus.ErrorWhileCapturing);
+                        return;
+                }
+            }
+            cancellationToken.WaitHandle.WaitOne(LiveCapture.GatherMs);
+        }
+        SendCaptureStoppedEvent(CaptureStoppedEventStatus.CompletedWithoutError);
+    }
+
+    /// <summary>Reads until the ring is empty (0), or libpcap says error (-1) or break (-2).</summary>
+    private unsafe int ReadAll()
+    {
+        IntPtr header = IntPtr.Zero;
+        IntPtr data = IntPtr.Zero;
+        while (true)
+        {
+            int result = GetNextPacketPointers(ref header, ref data);
+            if (result != 1)
+            {
+                return result;
+            }
+            // struct pcap_pkthdr on Linux: struct timeval { long tv_sec; long tv_usec; } (tv_usec holds nanoseconds on a
+            // handle opened with nanosecond precision), then bpf_u_int32 caplen and len.
+            nint* time = (nint*)header;
+            uint* lengths = (uint*)(time + 2);
+            long ns = (long)time[0] * 1_000_000_000 + time[1];
+            Arrival?.Invoke(new ReadOnlySpan<byte>((void*)data, (int)lengths[0]), ns, (int)lengths[1]);
+        }
     }
 }
 
