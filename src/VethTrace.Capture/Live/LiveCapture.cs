@@ -46,8 +46,9 @@ public sealed class LiveCapture : IDisposable
     /// TPACKET_V3 blocks handed over when full or after a timeout) dropped packets on all four hops under iperf3 on
     /// the loaded 2-core lab where the per-frame ring (TPACKET_V2, immediate mode) read this way dropped none. 50 ms of
     /// the lab's bulk stream (some 14,000 packets a second per hop) is about 700 packets, against about 25,000 that
-    /// the ring holds. A packet reaches the engine at most this late, far inside the orderer's 2 s slack;
-    /// <see cref="Stop"/> waits this long first, so nothing captured before the stop is left in the ring.
+    /// the ring holds; when a read finds an eighth of the ring full (whole packets for record, a small --buffer-size)
+    /// the thread reads on without pausing, as in immediate mode. A packet reaches the engine at most this late, far inside the orderer's 2 s slack; at
+    /// <see cref="Stop"/> each thread reads its ring empty before it ends.
     /// </summary>
     public const int GatherMs = 50;
 
@@ -190,8 +191,6 @@ public sealed class LiveCapture : IDisposable
 
     public void Stop()
     {
-        // What waits in the rings is read within the gathering time.
-        Thread.Sleep(GatherMs + 20);
         foreach (var (_, device, _, _) in _devices)
         {
             try
@@ -306,6 +305,8 @@ public sealed class LiveCapture : IDisposable
         }
         // HopDevice's loop reads until the ring is empty: pcap_next_ex must return 0 then, not wait.
         device.NonBlockingMode = true;
+        // A ring frame holds the snapshot and about 64 bytes of headers.
+        device.GatherBelow = Math.Max(1, (int)Math.Min(int.MaxValue, (long)bufferBytes / (snapLength + 64) / 8));
         return device;
     }
 
@@ -336,41 +337,74 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
 {
     public HopArrival? Arrival { get; set; }
 
+    /// <summary>
+    /// A read of at least this many packets (an eighth of what the ring holds) is followed by another at once instead
+    /// of the gathering pause: whole packets (record) or a small ring fill in less than <see cref="LiveCapture.GatherMs"/>.
+    /// </summary>
+    public int GatherBelow { get; set; } = 1;
+
     protected override void CaptureThread(CancellationToken cancellationToken)
     {
-        while (!cancellationToken.IsCancellationRequested)
+        // The handle stays open while this loop runs (Dispose waits for the reference): the packets read lie in its ring.
+        // Close replaces Handle with an invalid one: this loop keeps the one it started with.
+        PcapHandle handle = Handle;
+        bool referenced = false;
+        try
         {
-            // Read what is there (the first packet after a quiet spell at once), then let more gather: under steady
-            // traffic the poll finds packets waiting and does not sleep, so the thread wakes once per gathering time.
-            if (PollFileDescriptor())
+            handle.DangerousAddRef(ref referenced);
+            IntPtr pcap = handle.DangerousGetHandle();
+            while (!cancellationToken.IsCancellationRequested)
             {
-                switch (ReadAll())
+                // Read what is there (the first packet after a quiet spell at once), then let more gather: under steady
+                // traffic the poll finds packets waiting and does not sleep, so the thread wakes once per gathering time.
+                if (PollFileDescriptor())
                 {
-                    case < -1: // pcap_breakloop: StopCapture
-                        SendCaptureStoppedEvent(CaptureStoppedEventStatus.CompletedWithoutError);
-                        return;
-                    case -1:
+                    int result = ReadAll(pcap, out int read);
+                    if (result == -1)
+                    {
                         SendCaptureStoppedEvent(CaptureStoppedEventStatus.ErrorWhileCapturing);
                         return;
+                    }
+                    if (result < -1 && cancellationToken.IsCancellationRequested)
+                    {
+                        break;
+                    }
+                    if (read >= GatherBelow)
+                    {
+                        // The ring fills fast for its size (whole packets, a small ring): read on at once, as immediate mode would.
+                        continue;
+                    }
                 }
+                cancellationToken.WaitHandle.WaitOne(LiveCapture.GatherMs);
             }
-            cancellationToken.WaitHandle.WaitOne(LiveCapture.GatherMs);
+            // StopCapture: read what the ring still holds, so that every packet the kernel did not count as dropped is
+            // seen. Its pcap_breakloop makes the first read return -2 (and clears itself).
+            for (int attempt = 0; attempt < 2 && ReadAll(pcap, out _) < -1; attempt++)
+            {
+            }
+        }
+        finally
+        {
+            if (referenced)
+            {
+                handle.DangerousRelease();
+            }
         }
         SendCaptureStoppedEvent(CaptureStoppedEventStatus.CompletedWithoutError);
     }
 
     /// <summary>Reads until the ring is empty (0), or libpcap says error (-1) or break (-2).</summary>
-    private unsafe int ReadAll()
+    private unsafe int ReadAll(IntPtr pcap, out int read)
     {
-        IntPtr header = IntPtr.Zero;
-        IntPtr data = IntPtr.Zero;
+        read = 0;
         while (true)
         {
-            int result = GetNextPacketPointers(ref header, ref data);
+            int result = PcapStatistics.Next(pcap, out IntPtr header, out IntPtr data);
             if (result != 1)
             {
                 return result;
             }
+            read++;
             // struct pcap_pkthdr on Linux: struct timeval { long tv_sec; long tv_usec; } (tv_usec holds nanoseconds on a
             // handle opened with nanosecond precision), then bpf_u_int32 caplen and len.
             nint* time = (nint*)header;
