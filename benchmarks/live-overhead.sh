@@ -174,12 +174,15 @@ def follow(path):
     return dict(packets=sum(c["packets"] for c in captures), drops=sum(max(0, c["kernel_dropped"]) for c in captures),
                 journeys=summary["journeys"], whole=whole, hops=hops)
 
-def tcpdump_drops(dir):
-    drops = 0
+def tcpdump_counts(dir):
+    drops = captured = 0
     for i in range(4):
-        m = re.search(r"(\d+) packets? dropped by kernel", open(os.path.join(dir, f"tcpdump.{i}")).read())
+        text = open(os.path.join(dir, f"tcpdump.{i}")).read()
+        m = re.search(r"(\d+) packets? dropped by kernel", text)
         drops += int(m.group(1)) if m else 0
-    return drops
+        m = re.search(r"(\d+) packets? captured", text)
+        captured += int(m.group(1)) if m else 0
+    return drops, captured
 
 rows = {}
 for s in settings:
@@ -192,19 +195,23 @@ for s in settings:
         if s.startswith("follow") or s == "before":
             run["follow"] = follow(os.path.join(d, "follow.json"))
         if s == "tcpdump":
-            run["drops"] = tcpdump_drops(d)
+            run["drops"], run["packets"] = tcpdump_counts(d)
+        elif run.get("follow"):
+            run["packets"] = run["follow"]["packets"]
         runs.append(run)
     rows[s] = runs
 
 base_rtt = med(r["ping"][0] for r in rows["alone"])
 base_gbit = med(r["iperf"][0] for r in rows["alone"])
-print(f"{'':<12}{'ping median':>12}{'ping mean':>11}{'+RTT':>8}{'iperf3':>13}{'cost':>8}{'CPU':>8}{'kernel':>8}{'journeys':>10}{'whole':>9}")
-print(f"{'':<12}{'RTT (us)':>12}{'(us)':>11}{'(us)':>8}{'(Gbit/s)':>13}{'':>8}{'(s)':>8}{'drops':>8}{'':>10}{'':>9}")
+print(f"{'':<12}{'ping median':>12}{'ping mean':>11}{'+RTT':>8}{'iperf3':>13}{'cost':>8}{'CPU':>8}{'CPU/pkt':>9}{'kernel':>8}{'journeys':>10}{'whole':>9}")
+print(f"{'':<12}{'RTT (us)':>12}{'(us)':>11}{'(us)':>8}{'(Gbit/s)':>13}{'':>8}{'(s)':>8}{'(us)':>9}{'drops':>8}{'':>10}{'':>9}")
 for s, runs in rows.items():
     rtt = med(r["ping"][0] for r in runs)
     mean = med(r["ping"][1] for r in runs)
     gbit = med(r["iperf"][0] for r in runs)
     cpu = med(r["cpu"] for r in runs)
+    per = [r["cpu"] * 1e6 / r["packets"] for r in runs if r.get("packets")]
+    cpu_per = f"{med(per):.1f}" if per else ""
     drops, journeys, whole = "", "", ""
     if s == "tcpdump":
         drops = str(sum(r["drops"] for r in runs))
@@ -217,11 +224,12 @@ for s, runs in rows.items():
             journeys = str(int(med(f["journeys"] for f in fs)))
             total_j = sum(f["journeys"] for f in fs)
             whole = f"{100.0 * sum(f['whole'] for f in fs) / max(total_j, 1):.2f}%"
-    print(f"{s:<12}{rtt:>12.1f}{mean:>11.1f}{rtt - base_rtt:>+8.1f}{gbit:>13.2f}{100.0 * (gbit - base_gbit) / base_gbit:>+7.1f}%{cpu:>8.2f}{drops:>8}{journeys:>10}{whole:>9}")
+    print(f"{s:<12}{rtt:>12.1f}{mean:>11.1f}{rtt - base_rtt:>+8.1f}{gbit:>13.2f}{100.0 * (gbit - base_gbit) / base_gbit:>+7.1f}%{cpu:>8.2f}{cpu_per:>9}{drops:>8}{journeys:>10}{whole:>9}")
 print()
 print("per round (ping median us / iperf3 Gbit/s):")
 for s, runs in rows.items():
     print(f"  {s:<12}" + "   ".join(f"{r['ping'][0]:6.1f} / {r['iperf'][0]:5.2f}" for r in runs))
-print("medians over the rounds; +RTT and cost against 'alone' in the same run; CPU: the tracers' user+system time while ping and iperf3 ran;")
+print("medians over the rounds; +RTT and cost against 'alone' in the same run; CPU: the tracers' user+system time while ping and iperf3 ran,")
+print("CPU/pkt: that over the packets they captured on the four hops (less noisy than the workload's figures on a shared machine);")
 print("journeys: median per run (ping + iperf3 through follow's --filter); whole: the share of all runs' journeys seen on all four hops")
 PY
