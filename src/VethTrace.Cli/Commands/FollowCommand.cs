@@ -81,7 +81,8 @@ public static class FollowCommand
         });
         var bufferSize = new Option<int?>("--buffer-size", "-B")
         {
-            Description = $"The libpcap ring per hop, in KiB, as tcpdump -B (default {LiveCapture.DefaultBufferBytes / 1024}); when it fills, the kernel drops packets and follow counts them",
+            Description = $"The libpcap ring per hop, in KiB, as tcpdump -B (default {LiveCapture.DefaultBufferBytes / 1024}); when it fills, the kernel drops packets and follow counts them. " +
+                $"Each hop's ring is read empty, then left to fill for {LiveCapture.GatherMs} ms (at once again when a read found an eighth of it full), so a capture thread wakes per batch, not per packet",
         };
         bufferSize.Validators.Add(result =>
         {
