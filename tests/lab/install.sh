@@ -17,6 +17,7 @@ PACKAGES=(
     tcpreplay                        # tcprewrite/tcpreplay: 802.1Q fallback when the kernel has no VLAN_8021Q
     ethtool                          # offload (GRO/TSO) inspection for the README
     xz-utils zstd                    # compressed captures
+    chromium                         # headless browser for the HTML report tests (Category=Browser)
 )
 
 missing=()

@@ -30,6 +30,14 @@ internal static class CommonOptions
     }
 
 
+    /// <summary>--html: the HTML report, written at the end of the run (docs/html-report.md).</summary>
+    public static Option<string?> Html(string when) => new("--html")
+    {
+        Description = "Also write the report as one self-contained HTML page to FILE " + when + ": the path diagram, per-hop latency " +
+            "distributions and latency over time as inline SVG, the NAT table and the losses; no script, nothing fetched, so it opens offline",
+        HelpName = "FILE",
+    };
+
     /// <summary>--filter, compiled while the command line is checked: a typo is a usage error before anything starts.</summary>
     public static Option<string?> Filter(string description)
     {

@@ -7,6 +7,7 @@ using VethTrace.Capture.Docker;
 using VethTrace.Capture.Files;
 using VethTrace.Capture.Filters;
 using VethTrace.Capture.Live;
+using VethTrace.Capture.Topology;
 using VethTrace.Cli.Output;
 using VethTrace.Packets;
 using VethTrace.Text;
@@ -100,6 +101,7 @@ public static class FollowCommand
         var natDetail = CommonOptions.NatDetail();
         var role = CommonOptions.Role();
         var sample = CommonOptions.Sample();
+        var html = CommonOptions.Html("when the run ends (--duration, Ctrl-C or the container gone)");
         var recordFiles = new RecordFileOptions();
         var command = record
             ? new Command("record", "Capture on every hop of a container's path, like follow, and write every packet to one multi-interface " +
@@ -121,9 +123,10 @@ public static class FollowCommand
                 "  vethtrace follow netns:upstream --duration 5s\n" +
                 "  vethtrace follow --hop eth0@/proc/1234/ns/net --hop veth1eae2a7 --hop docker0 --hop eth0\n" +
                 "  vethtrace follow web --hop vethd4e5f6 --hop eth0@/proc/5678/ns/net   (east-west: add the peer's hops)\n" +
-                "  vethtrace follow --hop eth0@/run/netns/c1 --hop vxlan1@/run/netns/h1 --hop wire1@/run/netns/h1 ...   (an overlay, across hosts)")
+                "  vethtrace follow --hop eth0@/run/netns/c1 --hop vxlan1@/run/netns/h1 --hop wire1@/run/netns/h1 ...   (an overlay, across hosts)\n" +
+                "  vethtrace follow web --duration 60s --html web.html   (the final report also as a page to open in a browser)")
             {
-                target, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role, flowTimeout, natDetail, sample,
+                target, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role, flowTimeout, natDetail, sample, html,
             };
         if (record)
         {
@@ -178,6 +181,7 @@ public static class FollowCommand
             {
                 FlowTimeouts = record ? FlowTimeouts.Default : CommonOptions.FlowTimeoutsOf(parseResult, flowTimeout),
                 NatDetail = !record && parseResult.GetValue(natDetail),
+                HtmlPath = record ? null : parseResult.GetValue(html),
                 Roles = CommonOptions.RoleMap(parseResult, role),
                 Sample = record ? 1 : CommonOptions.SampleOf(parseResult.GetValue(sample)) ?? 1,
             };
@@ -213,6 +217,8 @@ public static class FollowCommand
 
         /// <summary>--sample 1/N: N.</summary>
         public int Sample { get; init; } = 1;
+        /// <summary>--html: where to write the final report as a page too.</summary>
+        public string? HtmlPath { get; init; }
     }
 
     /// <summary>
@@ -239,12 +245,21 @@ public static class FollowCommand
         // follow filters in the session, as replay does: a journey is kept when any of its copies matches, so a filter on
         // a container's address keeps the copies NAT rewrote (libpcap on each hop would drop them). record hands the
         // expression to libpcap instead: its file holds what tcpdump -w would write with it.
+        using HtmlReportFile? html = settings.HtmlPath is null ? null : HtmlReportFile.Create(settings.HtmlPath, error);
+        if (settings.HtmlPath is not null && html is null)
+        {
+            return ExitCode.CaptureFailed;
+        }
         bool recording = settings.RecordPath is not null;
         using PacketFilter? filter = recording || settings.Filter is null ? null : PacketFilter.TryCreate(settings.Filter, out _);
+        // The route lookup for losses (issue 14 §1): the host's routes to the egress hops captured in this namespace.
+        using HostEgressRoutes? routes = HostEgressRoutes.TryCreate(settings.Hops
+            .Where(h => h.NetworkNamespace is null && (settings.Roles.TryGetValue(h.Interface, out InterfaceRole given) ? given : h.Role) == InterfaceRole.Egress)
+            .Select(h => h.Interface));
         var session = new TraceSession(new TraceSessionOptions
         {
             WindowNs = settings.WindowNs, Roles = settings.Roles, Parser = settings.Parser, Filter = filter, FlowTimeouts = settings.FlowTimeouts,
-            NatDetail = settings.NatDetail, Sample = settings.Sample,
+            NatDetail = settings.NatDetail, Sample = settings.Sample, EgressRoutes = routes,
         });
         LiveCapture live;
         try
@@ -296,7 +311,7 @@ public static class FollowCommand
                 {
                     while (Tick(settings, live, clock, cancel, error) && recorder?.Failure is null)
                     {
-                        context.UpdateTarget(LiveView.Render(settings.Description, clock.Elapsed, session.Report(), names, session.Interfaces.RoleOf, live.Statistics()));
+                        context.UpdateTarget(LiveView.Render(settings.Description, clock.Elapsed, session.Report(), names, session.Interfaces.RoleOf, live.Statistics(), session.Interfaces));
                     }
                 });
             }
@@ -345,6 +360,18 @@ public static class FollowCommand
                 foreach (HopStatistics hop in statistics)
                 {
                     output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {TerminalText.Escape(hop.DisplayName),-30}{hop.Packets,10}{hop.KernelDropped,10} dropped"));
+                }
+            }
+            if (html is not null)
+            {
+                if (!html.Write(report, names, session.Interfaces, new HtmlReportContext(settings.Description, "follow") { Capture = statistics }, error))
+                {
+                    return ExitCode.CaptureFailed;
+                }
+                if (!json)
+                {
+                    output.WriteLine();
+                    output.WriteLine(TerminalText.Escape($"HTML report written to {html.Path}"));
                 }
             }
             if (recorder is not null && !json)

@@ -20,7 +20,11 @@ public sealed class PathStats(int[] interfaces)
     public void AddSideCopy(int bridge) => _sideCopies[bridge] = _sideCopies.GetValueOrDefault(bridge) + 1;
 }
 
-public sealed record HopReport(int From, int To, LatencyHistogram Histogram);
+public sealed record HopReport(int From, int To, LatencyHistogram Histogram)
+{
+    /// <summary>The hop's latency over time (bounded: <see cref="LatencyTimeline.MaxBuckets"/> buckets); null when none was kept.</summary>
+    public LatencyTimeline? Timeline { get; init; }
+}
 
 /// <summary>Journeys whose packet continued from <see cref="From"/> to <see cref="To"/> as other packets (GRO/GSO).</summary>
 public sealed record SegmentationReport(int From, int To, long Journeys);

@@ -29,7 +29,10 @@ public sealed class Correlator : IObservationSink
     private int _openCount;
     private readonly SequenceRing<JourneyEntry> _journeys = new();
     private readonly SequenceRing<ObservationSlot> _observations = new();
-    private readonly Dictionary<(int From, int To), LatencyHistogram> _hops = [];
+    private readonly Dictionary<(int From, int To), (LatencyHistogram Histogram, LatencyTimeline Timeline)> _hops = [];
+
+    // One grid of time buckets for every hop's timeline, so their buckets line up.
+    private readonly TimelineGrid _timelineGrid = new();
     private readonly Dictionary<PathKey, PathStats> _paths = [];
     private readonly NatTable _nat;
     /// <summary>
@@ -160,6 +163,7 @@ public sealed class Correlator : IObservationSink
                 _observations[journey.Last].NextSighting = sequence;
                 journey.Last = sequence;
                 journey.Visit(observation.Interface);
+                _inference?.Observe(observation.Interface, open);
                 return;
             }
             if (visited)
@@ -173,6 +177,7 @@ public sealed class Correlator : IObservationSink
         var started = new JourneyEntry { Fingerprint = observation.Fingerprint, FirstTimestampNs = observation.TimestampNs, First = sequence, Last = sequence };
         started.Visit(observation.Interface);
         open = _journeys.Push(in started);
+        _inference?.Observe(observation.Interface, open);
         _openCount++;
     }
 
@@ -184,7 +189,7 @@ public sealed class Correlator : IObservationSink
 
     public CorrelationReport Report()
     {
-        var hops = _hops.Select(h => new HopReport(h.Key.From, h.Key.To, h.Value)).OrderByDescending(h => h.Histogram.Count).ToList();
+        var hops = _hops.Select(h => new HopReport(h.Key.From, h.Key.To, h.Value.Histogram) { Timeline = h.Value.Timeline }).OrderByDescending(h => h.Histogram.Count).ToList();
         var paths = _paths.Values.OrderByDescending(p => p.Journeys).ToList();
         var lostBy = new Dictionary<(FlowKey Flow, int LastSeen), long>(_settledLosses);
         foreach (var (flow, reach) in _flows)
@@ -211,14 +216,16 @@ public sealed class Correlator : IObservationSink
     /// The losses of one flow: its journeys that ended on an interface its own longest journey went past, and, for a
     /// flow that started on the inside (container, veth, bridge), those that ended short of the egress on an interface
     /// from which other packets to the same destination went on to the egress (<see cref="_ways"/>): a port blocked
-    /// outright, where no packet of the flow got further.
+    /// outright, where no packet of the flow got further; and, in follow, those that ended on the inside when the host
+    /// routes their destination out of the egress (<see cref="CorrelatorOptions.EgressRoutes"/>), though nothing showed the way.
     /// </summary>
     private void Settle(in FlowKey flow, FlowReach reach, Dictionary<(FlowKey Flow, int LastSeen), long> lost)
     {
         foreach (var (lastInterface, count) in reach.EndedAt)
         {
             if (reach.IsShortOf(lastInterface)
-                || reach.StartsInside && _roleOf(lastInterface) != InterfaceRole.Egress && _ways.ContainsKey((flow.Destination, lastInterface)))
+                || reach.StartsInside && _roleOf(lastInterface) != InterfaceRole.Egress && _ways.ContainsKey((flow.Destination, lastInterface))
+                || reach.StartsInside && IsInside(_roleOf(lastInterface)) && _options.EgressRoutes?.LeavesByEgress(flow.Destination) == true)
             {
                 lost[(flow, lastInterface)] = lost.GetValueOrDefault((flow, lastInterface)) + count;
             }
@@ -282,7 +289,7 @@ public sealed class Correlator : IObservationSink
             {
                 break;
             }
-            if (_inference is not null && _inference.IsPending(_interfacesSeen))
+            if (_inference is not null && (_inference.IsPending(_interfacesSeen) || _inference.IsDue(_journeys.Head)))
             {
                 Infer();
             }
@@ -293,12 +300,14 @@ public sealed class Correlator : IObservationSink
     }
 
     /// <summary>
-    /// Hands <see cref="_inference"/> every journey still open (the first window's, when the first is due) and lets it
-    /// decide, before any of them is ordered.
+    /// Hands <see cref="_inference"/> every journey still open (at most <see cref="RoleInference.MaxJourneys"/> of them:
+    /// the first window's, when the first is due, or the window that starts with the journey in which an interface of
+    /// unknown role first showed after a decision) and lets it decide, before any of them is ordered.
     /// </summary>
     private void Infer()
     {
-        for (long number = _journeys.Head; number < _journeys.Tail; number++)
+        int learnt = 0;
+        for (long number = _journeys.Head; number < _journeys.Tail && learnt < RoleInference.MaxJourneys; number++)
         {
             ref JourneyEntry journey = ref _journeys[number];
             if (journey.Finished || journey.First == journey.Last)
@@ -312,6 +321,7 @@ public sealed class Correlator : IObservationSink
             }
             _ties.Sort(static (a, b) => a.TimestampNs != b.TimestampNs ? a.TimestampNs.CompareTo(b.TimestampNs) : a.Order.CompareTo(b.Order));
             _inference!.Learn(CollectionsMarshal.AsSpan(_ties));
+            learnt++;
         }
         _ties.Clear();
         _inference!.Decide(_interfacesSeen);
@@ -423,11 +433,12 @@ public sealed class Correlator : IObservationSink
                 // A copy without a valid capture time (Observation.TimestampInvalid) has no latency to give.
                 if (!from.TimestampInvalid && !to.TimestampInvalid)
                 {
-                    if (!_hops.TryGetValue((from.Interface, to.Interface), out var histogram))
+                    if (!_hops.TryGetValue((from.Interface, to.Interface), out var hop))
                     {
-                        _hops[(from.Interface, to.Interface)] = histogram = new LatencyHistogram();
+                        _hops[(from.Interface, to.Interface)] = hop = (new LatencyHistogram(), new LatencyTimeline(_timelineGrid));
                     }
-                    histogram.Record(to.TimestampNs - from.TimestampNs);
+                    hop.Histogram.Record(to.TimestampNs - from.TimestampNs);
+                    hop.Timeline.Record(from.TimestampNs, to.TimestampNs - from.TimestampNs);
                 }
                 if (!linkScoped)
                 {
@@ -792,5 +803,8 @@ public sealed record CorrelatorOptions
 
     /// <summary>Keep every NAT translation for the report, besides the aggregate rows (<c>--nat-detail</c>).</summary>
     public bool NatDetail { get; init; }
+
+    /// <summary>The host's routes to the egress (follow), for the losses of flows no packet got through; null in replay.</summary>
+    public IEgressRoutes? EgressRoutes { get; init; }
 }
 

@@ -42,6 +42,12 @@ public sealed record TraceSessionOptions
     /// read and go no further than the parser. 1 traces everything.
     /// </summary>
     public int Sample { get; init; } = 1;
+
+    /// <summary>
+    /// The host's routes to the egress (follow: the route lookup), for losses of flows no packet got through; null
+    /// when unknown (replay).
+    /// </summary>
+    public IEgressRoutes? EgressRoutes { get; init; }
 }
 
 /// <summary>Decides whether one copy of a packet is selected (a compiled pcap-filter expression, in practice).</summary>
