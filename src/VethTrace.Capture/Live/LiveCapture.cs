@@ -54,7 +54,7 @@ public sealed class LiveCapture : IDisposable
 
     private readonly List<(HopTarget Target, HopDevice Device, int Id, LinkType LinkType)> _devices = [];
     private readonly List<HopTarget> _targets = [];
-    private readonly ConcurrentQueue<string> _lost = new();
+    private readonly ConcurrentQueue<(int Hop, string Name)> _lost = new();
     private readonly TraceSession _session;
     /// <summary>Each hop's feed and its id in the session's registry.</summary>
     private readonly (PacketFeed Feed, int Id)[] _hops;
@@ -115,7 +115,7 @@ public sealed class LiveCapture : IDisposable
                 // libpcap fails a read when the interface goes away: the container stopped, or restarted with a new veth.
                 if (status == CaptureStoppedEventStatus.ErrorWhileCapturing)
                 {
-                    _lost.Enqueue(target.DisplayName);
+                    _lost.Enqueue((hop, target.DisplayName));
                 }
             };
             _devices.Add((target, device, id, linkType));
@@ -160,7 +160,8 @@ public sealed class LiveCapture : IDisposable
     public TraceSession Session => _session;
 
     /// <summary>Hops whose interface went away while capturing (their handle stopped with an error).</summary>
-    public IReadOnlyCollection<string> LostHops => _lost;
+    /// <remarks>In path order: the threads notice at slightly different times (each may be between two reads).</remarks>
+    public IReadOnlyCollection<string> LostHops => [.. _lost.OrderBy(l => l.Hop).Select(l => l.Name)];
 
     /// <summary>The link type libpcap gave the hop's handle.</summary>
     public LinkType LinkTypeOf(int hop) => _devices.First(d => d.Id == hop).LinkType;
