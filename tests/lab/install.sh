@@ -18,6 +18,7 @@ PACKAGES=(
     ethtool                          # offload (GRO/TSO) inspection for the README
     xz-utils zstd                    # compressed captures
     chromium                         # headless browser for the HTML report tests (Category=Browser)
+    prometheus                       # follow --prometheus lab tests: each starts its own server (PrometheusLabTests)
 )
 
 missing=()
@@ -39,4 +40,9 @@ echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-
 apt-get update
 # --no-install-recommends would drop things like the docker.io man pages only; keep defaults minimal but safe.
 apt-get install -y --no-install-recommends "${missing[@]}"
+# Debian's prometheus package enables a service of its own: the tests run their own servers on loopback, so the
+# packaged one must not run (it would listen on :9090 and scrape nothing of ours).
+if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
 log "done"

@@ -8,6 +8,7 @@ using VethTrace.Capture.Files;
 using VethTrace.Capture.Filters;
 using VethTrace.Capture.Live;
 using VethTrace.Capture.Topology;
+using VethTrace.Cli.Metrics;
 using VethTrace.Cli.Output;
 using VethTrace.Packets;
 using VethTrace.Text;
@@ -103,6 +104,7 @@ public static class FollowCommand
         var sample = CommonOptions.Sample();
         var html = CommonOptions.Html("when the run ends (--duration, Ctrl-C or the container gone)");
         var recordFiles = new RecordFileOptions();
+        var prometheus = new PrometheusOptions();
         var command = record
             ? new Command("record", "Capture on every hop of a container's path, like follow, and write every packet to one multi-interface " +
                 "pcapng that 'vethtrace replay' reads back into the same report.\n\nExamples:\n" +
@@ -124,13 +126,18 @@ public static class FollowCommand
                 "  vethtrace follow --hop eth0@/proc/1234/ns/net --hop veth1eae2a7 --hop docker0 --hop eth0\n" +
                 "  vethtrace follow web --hop vethd4e5f6 --hop eth0@/proc/5678/ns/net   (east-west: add the peer's hops)\n" +
                 "  vethtrace follow --hop eth0@/run/netns/c1 --hop vxlan1@/run/netns/h1 --hop wire1@/run/netns/h1 ...   (an overlay, across hosts)\n" +
-                "  vethtrace follow web --duration 60s --html web.html   (the final report also as a page to open in a browser)")
+                "  vethtrace follow web --duration 60s --html web.html   (the final report also as a page to open in a browser)\n" +
+                "  vethtrace follow web --prometheus 9417 --quiet   (an agent: /metrics on 127.0.0.1:9417 for Prometheus, docs/prometheus.md)")
             {
                 target, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role, flowTimeout, natDetail, sample, html,
             };
         if (record)
         {
             recordFiles.AddTo(command);
+        }
+        else
+        {
+            prometheus.AddTo(command);
         }
         command.Validators.Add(result =>
         {
@@ -166,11 +173,14 @@ public static class FollowCommand
                 Durations.TryParseNanoseconds(text, out long ns);
                 durationNs = ns;
             }
+            bool terminal = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
+            PrometheusSettings? metrics = record ? null : prometheus.Read(parseResult,
+                PrometheusOptions.ContainersOf(hopTargets, resolved.Container, LiveTargets.ParseHops(parseResult.GetValue(hops), parseResult.GetValue(egress))));
             var settings = new FollowCommand.Settings(hopTargets, description, parseResult.GetValue(format),
                 durationNs is { } n ? TimeSpan.FromTicks(n / 100) : null, CommonOptions.WindowNs(parseResult, window), parseResult.GetValue(filter),
                 new ParserOptions { VxlanPort = (ushort)parseResult.GetValue(vxlanPort) },
                 record ? parseResult.GetValue(file) : null,
-                Terminal: ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected,
+                Terminal: terminal,
                 Reresolve: parseResult.GetValue(target) is { } name
                     ? token => LiveTargets.Reresolve(name, parseResult.GetValue(hops), parseResult.GetValue(egress), token)
                     : null,
@@ -184,6 +194,10 @@ public static class FollowCommand
                 HtmlPath = record ? null : parseResult.GetValue(html),
                 Roles = CommonOptions.RoleMap(parseResult, role),
                 Sample = record ? 1 : CommonOptions.SampleOf(parseResult.GetValue(sample)) ?? 1,
+                Prometheus = metrics,
+                // An agent: --quiet, or serving metrics to no terminal with no output format asked for.
+                Quiet = !record && (parseResult.GetValue(prometheus.Quiet)
+                    || metrics is not null && !terminal && parseResult.GetResult(format) is null or { Implicit: true }),
             };
             return (int)FollowCommand.Execute(settings, output, error, cancel);
         });
@@ -219,6 +233,12 @@ public static class FollowCommand
         public int Sample { get; init; } = 1;
         /// <summary>--html: where to write the final report as a page too.</summary>
         public string? HtmlPath { get; init; }
+
+        /// <summary>--prometheus: serve /metrics while following (<see cref="FollowAgent"/>).</summary>
+        public PrometheusSettings? Prometheus { get; init; }
+
+        /// <summary>No live view and no progress lines (--quiet, or an agent).</summary>
+        public bool Quiet { get; init; }
     }
 
     /// <summary>
@@ -285,6 +305,11 @@ public static class FollowCommand
                 return ExitCode.CaptureFailed;
             }
             live.Sink = recorder;
+            using FollowAgent? agent = settings.Prometheus is { } served ? FollowAgent.Start(served, session, error) : null;
+            if (settings.Prometheus is not null && agent is null)
+            {
+                return ExitCode.CaptureFailed;
+            }
             IReadOnlyList<string> names = session.Interfaces.Names;
             bool json = settings.OutputFormat == ReplayCommand.Format.Json;
             if (!json)
@@ -304,13 +329,21 @@ public static class FollowCommand
             }
             output.Flush();
             var clock = Stopwatch.StartNew();
-            if (settings.Terminal && !json)
+            if (settings.Quiet)
+            {
+                while (Tick(settings, live, clock, cancel, error) && recorder?.Failure is null)
+                {
+                    agent?.Update(live);
+                }
+            }
+            else if (settings.Terminal && !json)
             {
                 // A terminal gets the live view, redrawn in place; anything else gets one plain line a second.
                 AnsiConsole.Live(new Markup("starting…")).AutoClear(false).Start(context =>
                 {
                     while (Tick(settings, live, clock, cancel, error) && recorder?.Failure is null)
                     {
+                        agent?.Update(live);
                         context.UpdateTarget(LiveView.Render(settings.Description, clock.Elapsed, session.Report(), names, session.Interfaces.RoleOf, live.Statistics(), session.Interfaces));
                     }
                 });
@@ -319,6 +352,7 @@ public static class FollowCommand
             {
                 while (Tick(settings, live, clock, cancel, error) && recorder?.Failure is null)
                 {
+                    agent?.Update(live);
                     WriteProgress(output, json, clock.Elapsed, live);
                 }
             }
@@ -333,6 +367,8 @@ public static class FollowCommand
             }
             CorrelationReport report = session.Report();
             IReadOnlyList<HopStatistics> statistics = live.Statistics();
+            // The endpoint's last figures are the final report's (served until follow exits).
+            agent?.Update(live, report, statistics);
             long kernelDropped = statistics.Sum(h => Math.Max(0, h.KernelDropped));
             if (kernelDropped > 0)
             {

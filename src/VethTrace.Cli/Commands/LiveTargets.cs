@@ -15,7 +15,11 @@ public static class LiveTargets
     public sealed record Resolution(IReadOnlyList<HopTarget> Hops, string Description, ContainerTopology Topology);
 
     /// <summary>The hops to capture, a description of the target, or the exit code after a failure was printed.</summary>
-    public sealed record ResolvedHops(IReadOnlyList<HopTarget>? Hops, string? Description, ExitCode? Exit);
+    public sealed record ResolvedHops(IReadOnlyList<HopTarget>? Hops, string? Description, ExitCode? Exit)
+    {
+        /// <summary>The target's name (<see cref="ContainerTopology.DisplayName"/>), or null for --hop alone: the metrics' container label.</summary>
+        public string? Container { get; init; }
+    }
 
     /// <summary>Resolves the target; throws <see cref="DockerException"/> or <see cref="TopologyException"/> with one line.</summary>
     public static async Task<Resolution> ResolveAsync(string target, string? egress, CancellationToken cancel)
@@ -51,7 +55,7 @@ public static class LiveTargets
                 return new ResolvedHops(null, null, ExitCode.Success);
             }
             // --hop beside a target adds hops to its path: the other container's veth for east-west traffic, say.
-            return new ResolvedHops(WithExtraHops(resolution.Hops, extra), resolution.Description, null);
+            return new ResolvedHops(WithExtraHops(resolution.Hops, extra), resolution.Description, null) { Container = resolution.Topology.DisplayName };
         }
         catch (DockerException e)
         {

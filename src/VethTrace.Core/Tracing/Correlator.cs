@@ -46,7 +46,7 @@ public sealed class Correlator : IObservationSink
     /// </summary>
     private readonly Dictionary<(IpAddress Destination, int Interface), long> _ways = [];
     /// <summary>The losses of flows already expired, by (flow, last interface).</summary>
-    private readonly Dictionary<(FlowKey Flow, int LastSeen), long> _settledLosses = [];
+    private readonly Dictionary<(FlowKey Flow, int LastSeen), (long Packets, int Inside)> _settledLosses = [];
     private long _nextSweepNs = long.MinValue;
     /// <summary>The flows of the last two journeys finished, with their reach: consecutive journeys mostly share a flow, or
     /// alternate between a connection's two directions (data and acknowledgments).</summary>
@@ -118,6 +118,9 @@ public sealed class Correlator : IObservationSink
     /// <summary>Journeys dropped because a filter selected none of their copies.</summary>
     public long Unselected { get; private set; }
 
+    /// <summary>Told of every journey counted (<c>follow --prometheus</c>); set before the first observation.</summary>
+    public IJourneyObserver? Observer { get; set; }
+
     /// <summary>TCP journeys that reached further hops as other packets: coalesced by GRO or cut by GSO.</summary>
     public long MatchedBySequenceRange { get; private set; }
 
@@ -187,16 +190,30 @@ public sealed class Correlator : IObservationSink
     /// </summary>
     public void Complete() => Expire(long.MaxValue, everything: true);
 
+    /// <summary>
+    /// Moves the correlator's clock without an observation: every journey whose window ended before
+    /// <paramref name="timestampNs"/> ends now. Live capture calls it as the wall clock goes on (the time orderer
+    /// will hand it nothing older), so a quiet container's last journeys are counted when their window passes, not
+    /// when the next packet comes.
+    /// </summary>
+    public void Advance(long timestampNs)
+    {
+        if (_journeys.Count > 0)
+        {
+            Expire(timestampNs - _options.WindowNs);
+        }
+    }
+
     public CorrelationReport Report()
     {
         var hops = _hops.Select(h => new HopReport(h.Key.From, h.Key.To, h.Value.Histogram) { Timeline = h.Value.Timeline }).OrderByDescending(h => h.Histogram.Count).ToList();
         var paths = _paths.Values.OrderByDescending(p => p.Journeys).ToList();
-        var lostBy = new Dictionary<(FlowKey Flow, int LastSeen), long>(_settledLosses);
+        var lostBy = new Dictionary<(FlowKey Flow, int LastSeen), (long Packets, int Inside)>(_settledLosses);
         foreach (var (flow, reach) in _flows)
         {
             Settle(in flow, reach, lostBy);
         }
-        var losses = lostBy.Select(l => new LossReport(l.Key.Flow, l.Key.LastSeen, l.Value)).ToList();
+        var losses = lostBy.Select(l => new LossReport(l.Key.Flow, l.Key.LastSeen, l.Value.Packets) { Inside = l.Value.Inside }).ToList();
         long lost = losses.Sum(l => l.Packets);
         losses.Sort((a, b) => b.Packets.CompareTo(a.Packets));
         var segmentation = _segmentEdges.Select(e => new SegmentationReport(e.Key.From, e.Key.To, e.Value)).OrderByDescending(e => e.Journeys).ToList();
@@ -206,6 +223,7 @@ public sealed class Correlator : IObservationSink
             Segmentation = segmentation,
             Unselected = Unselected,
             NatAggregates = _nat.Aggregates(),
+            NatInUse = _nat.InUse(),
             BridgeSideCopies = BridgeSideCopies,
             TiesWithUnknownRole = TiesWithUnknownRole,
             UnknownRoleTied = [.. _unknownTied],
@@ -219,7 +237,7 @@ public sealed class Correlator : IObservationSink
     /// outright, where no packet of the flow got further; and, in follow, those that ended on the inside when the host
     /// routes their destination out of the egress (<see cref="CorrelatorOptions.EgressRoutes"/>), though nothing showed the way.
     /// </summary>
-    private void Settle(in FlowKey flow, FlowReach reach, Dictionary<(FlowKey Flow, int LastSeen), long> lost)
+    private void Settle(in FlowKey flow, FlowReach reach, Dictionary<(FlowKey Flow, int LastSeen), (long Packets, int Inside)> lost)
     {
         foreach (var (lastInterface, count) in reach.EndedAt)
         {
@@ -227,7 +245,7 @@ public sealed class Correlator : IObservationSink
                 || reach.StartsInside && _roleOf(lastInterface) != InterfaceRole.Egress && _ways.ContainsKey((flow.Destination, lastInterface))
                 || reach.StartsInside && IsInside(_roleOf(lastInterface)) && _options.EgressRoutes?.LeavesByEgress(flow.Destination) == true)
             {
-                lost[(flow, lastInterface)] = lost.GetValueOrDefault((flow, lastInterface)) + count;
+                lost[(flow, lastInterface)] = (lost.GetValueOrDefault((flow, lastInterface)).Packets + count, reach.Innermost(_roleOf));
             }
         }
     }
@@ -457,10 +475,12 @@ public sealed class Correlator : IObservationSink
                 path.AddSideCopy(side);
             }
         }
-        if (sightings[0].IsTcpData && FindSegmentContinuation(sightings))
+        bool segmented = sightings[0].IsTcpData && FindSegmentContinuation(sightings);
+        if (segmented)
         {
             MatchedBySequenceRange++;
         }
+        Observer?.Journey(CollectionsMarshal.AsSpan(sightings), segmented);
         FlowKey entry = sightings[0].Flow;
         if (!entry.IsEmpty && !linkScoped)
         {
@@ -485,6 +505,7 @@ public sealed class Correlator : IObservationSink
             return true;
         }
         Journeys++;
+        Observer?.Journey(new ReadOnlySpan<Observation>(in only), segmented: false);
         if (!only.Flow.IsEmpty && !only.Flow.IsLinkScoped)
         {
             FlowReach reach = ReachOf(only.Flow, only.TimestampNs, only.Interface);

@@ -26,6 +26,9 @@ public sealed record NatMapping(NatKind Kind, IpProtocol Protocol, string Inside
 /// </summary>
 public sealed record NatAggregate(NatKind Kind, IpProtocol Protocol, string Inside, string Outside, string Peer, long Flows, long Packets);
 
+/// <summary>NAT translations held now (not idle for their protocol's timeout) with one kind, protocol and inside address: the mappings in use.</summary>
+public sealed record NatInUse(NatKind Kind, IpProtocol Protocol, string Inside, long Translations);
+
 /// <summary>
 /// NAT mappings inferred from matched journeys. Consecutive sightings of one packet whose source changed are a
 /// source rewrite (before → after), whose destination changed a destination rewrite. A source rewrite A→B towards
@@ -93,6 +96,18 @@ internal sealed class NatTable(bool detail)
         .Select(r => new NatAggregate(r.Key.Kind, r.Key.Protocol, r.Key.Inside.Format(r.Key.Protocol), r.Key.Outside.Format(r.Key.Protocol), r.Key.Peer.Format(r.Key.Protocol), r.Flows, r.Packets))
         .OrderByDescending(r => r.Flows).ThenByDescending(r => r.Packets)
         .ToList();
+
+    /// <summary>The translations held now, counted by kind, protocol and inside address (the rows' order).</summary>
+    public List<NatInUse> InUse()
+    {
+        var active = new long[_rows.Count];
+        foreach (Translation translation in _translations.Values)
+        {
+            active[translation.Row]++;
+        }
+        return [.. _rows.Select((r, row) => (Key: (r.Key.Kind, r.Key.Protocol, Inside: r.Key.Inside.Format(r.Key.Protocol)), Active: active[row]))
+            .GroupBy(r => r.Key).Select(g => new NatInUse(g.Key.Kind, g.Key.Protocol, g.Key.Inside, g.Sum(r => r.Active)))];
+    }
 
     /// <summary>
     /// ICMP endpoints are bare addresses: the echo identifier is kept out of the key, so a request (identifier on the
