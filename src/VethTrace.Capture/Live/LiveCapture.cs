@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Collections.Concurrent;
 using SharpPcap;
 using SharpPcap.LibPcap;
@@ -358,7 +359,16 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
             {
                 // Read what is there (the first packet after a quiet spell at once), then let more gather: under steady
                 // traffic the poll finds packets waiting and does not sleep, so the thread wakes once per gathering time.
-                if (PollFileDescriptor())
+                int ready = Poll(FileDescriptor, out short events);
+                if ((events & (PollError | PollHangUp | PollInvalid)) != 0)
+                {
+                    // The interface went away (the container stopped): in non-blocking mode libpcap's read does not poll,
+                    // so it would not say so. What the ring still holds is read first.
+                    ReadAll(pcap, out _);
+                    SendCaptureStoppedEvent(CaptureStoppedEventStatus.ErrorWhileCapturing);
+                    return;
+                }
+                if (ready > 0)
                 {
                     int result = ReadAll(pcap, out int read);
                     if (result == -1)
@@ -392,6 +402,28 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
             }
         }
         SendCaptureStoppedEvent(CaptureStoppedEventStatus.CompletedWithoutError);
+    }
+
+    private const short PollIn = 0x1, PollPriority = 0x2, PollError = 0x8, PollHangUp = 0x10, PollInvalid = 0x20;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct PollDescriptor
+    {
+        public int Descriptor;
+        public short Events;
+        public short ReturnedEvents;
+    }
+
+    [DllImport("libc")]
+    private static extern int poll(ref PollDescriptor descriptors, nuint count, int timeoutMs);
+
+    /// <summary>poll(2) on the handle's socket for up to half a second: &gt; 0 when ready, with what it reported.</summary>
+    private static int Poll(int descriptor, out short events)
+    {
+        var request = new PollDescriptor { Descriptor = descriptor, Events = PollIn | PollPriority };
+        int ready = poll(ref request, 1, 500);
+        events = ready > 0 ? request.ReturnedEvents : (short)0;
+        return ready;
     }
 
     /// <summary>Reads until the ring is empty (0), or libpcap says error (-1) or break (-2).</summary>
