@@ -19,6 +19,7 @@ PACKAGES=(
     xz-utils zstd                    # compressed captures
     chromium                         # headless browser for the HTML report tests (Category=Browser)
     prometheus                       # follow --prometheus lab tests: each starts its own server (PrometheusLabTests)
+    podman                           # rootful Podman 4.3 + netavark beside dockerd (tests/lab/podman-up.sh, issue 19)
 )
 
 missing=()

@@ -57,6 +57,22 @@ internal static class CommonOptions
     }
 
 
+    /// <summary>
+    /// --engine docker|podman: which engine's default socket names the containers. Without it, DOCKER_HOST, else the
+    /// first of /var/run/docker.sock and /run/podman/podman.sock whose daemon answers; nothing is started.
+    /// </summary>
+    public static Option<string?> Engine()
+    {
+        var engine = new Option<string?>("--engine")
+        {
+            Description = "The container engine whose API names containers: docker (/var/run/docker.sock) or podman (/run/podman/podman.sock). " +
+                "Default: DOCKER_HOST when set, else each of those two sockets whose daemon answers, Docker's first (nothing is started)",
+        };
+        engine.AcceptOnlyFromAmong("docker", "podman");
+        return engine;
+    }
+
+
     public static Option<int> VxlanPort()
     {
         var vxlanPort = new Option<int>("--vxlan-port")

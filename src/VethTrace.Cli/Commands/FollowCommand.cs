@@ -102,6 +102,7 @@ public static class FollowCommand
         var natDetail = CommonOptions.NatDetail();
         var role = CommonOptions.Role();
         var sample = CommonOptions.Sample();
+        var engine = CommonOptions.Engine();
         var html = CommonOptions.Html("when the run ends (--duration, Ctrl-C or the container gone)");
         var recordFiles = new RecordFileOptions();
         var prometheus = new PrometheusOptions();
@@ -116,7 +117,7 @@ public static class FollowCommand
                 "or kill -9 loses at most the last half second; a write error (a full disk) stops the recording with one line and exit 4, " +
                 "the file cut back to its last whole packet.")
             {
-                target, file, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role,
+                target, file, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role, engine,
             }
             : new Command("follow", "Capture on every hop of a container's path at once (its eth0 inside its namespace, its veth, " +
                 "the bridge, the egress) and show the path latency as it happens.\n\nExamples:\n" +
@@ -129,7 +130,7 @@ public static class FollowCommand
                 "  vethtrace follow web --duration 60s --html web.html   (the final report also as a page to open in a browser)\n" +
                 "  vethtrace follow web --prometheus 9417 --quiet   (an agent: /metrics on 127.0.0.1:9417 for Prometheus, docs/prometheus.md)")
             {
-                target, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role, flowTimeout, natDetail, sample, html,
+                target, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role, flowTimeout, natDetail, sample, html, engine,
             };
         if (record)
         {
@@ -161,7 +162,7 @@ public static class FollowCommand
                 return (int)ExitCode.CaptureFailed;
             }
             var resolved = await LiveTargets.ResolveHopsAsync(parseResult.GetValue(target), parseResult.GetValue(hops), parseResult.GetValue(egress),
-                parseResult.GetValue(format) == ReplayCommand.Format.Json, output, error, cancel);
+                parseResult.GetValue(format) == ReplayCommand.Format.Json, output, error, cancel, parseResult.GetValue(engine));
             if (resolved.Exit is { } exit)
             {
                 return (int)exit;
@@ -182,7 +183,7 @@ public static class FollowCommand
                 record ? parseResult.GetValue(file) : null,
                 Terminal: terminal,
                 Reresolve: parseResult.GetValue(target) is { } name
-                    ? token => LiveTargets.Reresolve(name, parseResult.GetValue(hops), parseResult.GetValue(egress), token)
+                    ? token => LiveTargets.Reresolve(name, parseResult.GetValue(hops), parseResult.GetValue(egress), token, parseResult.GetValue(engine))
                     : null,
                 WaitForever: parseResult.GetValue(all),
                 SnapLength: parseResult.GetValue(snapLength) ?? (record ? FollowCommand.RecordSnapLength : FollowCommand.FollowSnapLength),
