@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Collections.Concurrent;
 using SharpPcap;
 using SharpPcap.LibPcap;
@@ -37,9 +38,24 @@ public sealed class LiveCapture : IDisposable
     /// </summary>
     public const int DefaultBufferBytes = 8 * 1024 * 1024;
 
-    private readonly List<(HopTarget Target, LibPcapLiveDevice Device, int Id, LinkType LinkType)> _devices = [];
+    /// <summary>
+    /// How long a hop's capture thread lets packets gather in its ring between two reads: it reads everything there
+    /// is, sleeps this long, and reads again (after a quiet spell the first packet wakes it at once), so under traffic it
+    /// wakes once per this period per hop instead of once per packet. Reading each packet as it came (libpcap's immediate mode, one poll wake-up
+    /// per packet per hop) added about 90 us to a 80 us ping round trip on 2 cores, tcpdump -w about 20
+    /// (docs/performance.md, "Following live: cost to the workload"). libpcap's own batching (not immediate mode:
+    /// TPACKET_V3 blocks handed over when full or after a timeout) dropped packets on all four hops under iperf3 on
+    /// the loaded 2-core lab where the per-frame ring (TPACKET_V2, immediate mode) read this way dropped none. 50 ms of
+    /// the lab's bulk stream (some 14,000 packets a second per hop) is about 700 packets, against about 25,000 that
+    /// the ring holds; when a read finds an eighth of the ring full (whole packets for record, a small --buffer-size)
+    /// the thread reads on without pausing, as in immediate mode. A packet reaches the engine at most this late, far inside the orderer's 2 s slack; at
+    /// <see cref="Stop"/> each thread reads its ring empty before it ends.
+    /// </summary>
+    public const int GatherMs = 50;
+
+    private readonly List<(HopTarget Target, HopDevice Device, int Id, LinkType LinkType)> _devices = [];
     private readonly List<HopTarget> _targets = [];
-    private readonly ConcurrentQueue<string> _lost = new();
+    private readonly ConcurrentQueue<(int Hop, string Name)> _lost = new();
     private readonly TraceSession _session;
     /// <summary>Each hop's feed and its id in the session's registry.</summary>
     private readonly (PacketFeed Feed, int Id)[] _hops;
@@ -87,19 +103,20 @@ public sealed class LiveCapture : IDisposable
             // 'inbound'/'outbound' qualifiers were tried (a handle per direction) but lost the first matching
             // packet of each handle here (libpcap 1.10.3, kernel 6.18), so the direction is inferred per packet from
             // the Ethernet source MAC instead (DirectionOf).
-            LibPcapLiveDevice device = target.NetworkNamespace is null
+            HopDevice device = target.NetworkNamespace is null
                 ? Open(hostInterfaces, target.Interface, snapLength, bufferBytes, filter)
                 : OpenInNamespace(target.Interface, target.NetworkNamespace, snapLength, bufferBytes, filter);
             int hop = id;
             var linkType = new LinkType((uint)device.LinkType);
             _ownAddresses[id] = device.Interface?.MacAddress is { } mac ? MacAddress(mac.GetAddressBytes()) : 0;
-            device.OnPacketArrival += (_, capture) => Arrived(hop, linkType, capture);
+            device.Arrival = (data, ns, originalLength) => Arrived(hop, linkType, data, ns, originalLength);
+            device.OnPacketArrival += (_, _) => { }; // SharpPcap starts no capture without one; HopDevice bypasses it
             device.OnCaptureStopped += (_, status) =>
             {
                 // libpcap fails a read when the interface goes away: the container stopped, or restarted with a new veth.
                 if (status == CaptureStoppedEventStatus.ErrorWhileCapturing)
                 {
-                    _lost.Enqueue(target.DisplayName);
+                    _lost.Enqueue((hop, target.DisplayName));
                 }
             };
             _devices.Add((target, device, id, linkType));
@@ -144,7 +161,8 @@ public sealed class LiveCapture : IDisposable
     public TraceSession Session => _session;
 
     /// <summary>Hops whose interface went away while capturing (their handle stopped with an error).</summary>
-    public IReadOnlyCollection<string> LostHops => _lost;
+    /// <remarks>In path order: the threads notice at slightly different times (each may be between two reads).</remarks>
+    public IReadOnlyCollection<string> LostHops => [.. _lost.OrderBy(l => l.Hop).Select(l => l.Name)];
 
     /// <summary>The link type libpcap gave the hop's handle.</summary>
     public LinkType LinkTypeOf(int hop) => _devices.First(d => d.Id == hop).LinkType;
@@ -217,15 +235,11 @@ public sealed class LiveCapture : IDisposable
         _devices.Clear();
     }
 
-    private void Arrived(int hop, LinkType linkType, PacketCapture capture)
+    private void Arrived(int hop, LinkType linkType, ReadOnlySpan<byte> data, long ns, int originalLength)
     {
         // The capture thread of this handle: the session parses the bytes where they lie and keeps only the observation.
-        ReadOnlySpan<byte> data = capture.Data;
         var (feed, id) = _hops[hop];
         PacketDirection direction = DirectionOf(data, linkType, _session.Interfaces.RoleOf(id), _ownAddresses[hop], _containerAddresses);
-        PosixTimeval time = capture.Header.Timeval;
-        long ns = (long)(time.Value * 1_000_000_000m);
-        int originalLength = capture.Header is PcapHeader header ? (int)header.PacketLength : data.Length;
         Sink?.Write(hop, linkType, ns, data, originalLength, direction);
         feed.Arrive(id, ns, data, originalLength, linkType, direction);
     }
@@ -272,11 +286,11 @@ public sealed class LiveCapture : IDisposable
         return value;
     }
 
-    private static LibPcapLiveDevice Open(IReadOnlyList<PcapInterface> interfaces, string name, int snapLength, int bufferBytes, string? filter)
+    private static HopDevice Open(IReadOnlyList<PcapInterface> interfaces, string name, int snapLength, int bufferBytes, string? filter)
     {
         PcapInterface pcapInterface = interfaces.FirstOrDefault(i => i.Name == name)
             ?? throw new LiveCaptureException($"no interface named {name}");
-        var device = new LibPcapLiveDevice(pcapInterface);
+        var device = new HopDevice(pcapInterface);
         device.Open(new DeviceConfiguration
         {
             // Promiscuous: a bridge device sees bridged (east-west) frames only in promiscuous mode (docs/DESIGN.md, "The hop model").
@@ -291,10 +305,14 @@ public sealed class LiveCapture : IDisposable
         {
             device.Filter = filter;
         }
+        // HopDevice's loop reads until the ring is empty: pcap_next_ex must return 0 then, not wait.
+        device.NonBlockingMode = true;
+        // A ring frame holds the snapshot and about 64 bytes of headers.
+        device.GatherBelow = Math.Max(1, (int)Math.Min(int.MaxValue, (long)bufferBytes / (snapLength + 64) / 8));
         return device;
     }
 
-    private static LibPcapLiveDevice OpenInNamespace(string name, string namespacePath, int snapLength, int bufferBytes, string? filter)
+    private static HopDevice OpenInNamespace(string name, string namespacePath, int snapLength, int bufferBytes, string? filter)
     {
         try
         {
@@ -304,6 +322,128 @@ public sealed class LiveCapture : IDisposable
         catch (TopologyException e)
         {
             throw new LiveCaptureException(e.Message);
+        }
+    }
+}
+
+/// <summary>A packet as libpcap hands it over: the bytes (valid during the call), the time in ns since the epoch, the length on the wire.</summary>
+internal delegate void HopArrival(ReadOnlySpan<byte> data, long timestampNs, int originalLength);
+
+/// <summary>
+/// A handle with its own capture loop (SharpPcap's polls and dispatches each packet as it comes, with a header and a
+/// timestamp object per packet and the time converted through a decimal): it reads the ring empty with pcap_next_ex
+/// (non-blocking), then lets more gather for <see cref="LiveCapture.GatherMs"/> before it looks again, reading
+/// libpcap's pcap_pkthdr where it lies. A read error (the interface went away) ends the loop as SharpPcap's does.
+/// </summary>
+internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice(pcapInterface)
+{
+    public HopArrival? Arrival { get; set; }
+
+    /// <summary>
+    /// A read of at least this many packets (an eighth of what the ring holds) is followed by another at once instead
+    /// of the gathering pause: whole packets (record) or a small ring fill in less than <see cref="LiveCapture.GatherMs"/>.
+    /// </summary>
+    public int GatherBelow { get; set; } = 1;
+
+    protected override void CaptureThread(CancellationToken cancellationToken)
+    {
+        // The handle stays open while this loop runs (Dispose waits for the reference): the packets read lie in its ring.
+        // Close replaces Handle with an invalid one: this loop keeps the one it started with.
+        PcapHandle handle = Handle;
+        bool referenced = false;
+        try
+        {
+            handle.DangerousAddRef(ref referenced);
+            IntPtr pcap = handle.DangerousGetHandle();
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                // Read what is there (the first packet after a quiet spell at once), then let more gather: under steady
+                // traffic the poll finds packets waiting and does not sleep, so the thread wakes once per gathering time.
+                int ready = Poll(FileDescriptor, out short events);
+                if ((events & (PollError | PollHangUp | PollInvalid)) != 0)
+                {
+                    // The interface went away (the container stopped): in non-blocking mode libpcap's read does not poll,
+                    // so it would not say so. What the ring still holds is read first.
+                    ReadAll(pcap, out _);
+                    SendCaptureStoppedEvent(CaptureStoppedEventStatus.ErrorWhileCapturing);
+                    return;
+                }
+                if (ready > 0)
+                {
+                    int result = ReadAll(pcap, out int read);
+                    if (result == -1)
+                    {
+                        SendCaptureStoppedEvent(CaptureStoppedEventStatus.ErrorWhileCapturing);
+                        return;
+                    }
+                    if (result < -1 && cancellationToken.IsCancellationRequested)
+                    {
+                        break;
+                    }
+                    if (read >= GatherBelow)
+                    {
+                        // The ring fills fast for its size (whole packets, a small ring): read on at once, as immediate mode would.
+                        continue;
+                    }
+                }
+                cancellationToken.WaitHandle.WaitOne(LiveCapture.GatherMs);
+            }
+            // StopCapture: read what the ring still holds, so that every packet the kernel did not count as dropped is
+            // seen. Its pcap_breakloop makes the first read return -2 (and clears itself).
+            for (int attempt = 0; attempt < 2 && ReadAll(pcap, out _) < -1; attempt++)
+            {
+            }
+        }
+        finally
+        {
+            if (referenced)
+            {
+                handle.DangerousRelease();
+            }
+        }
+        SendCaptureStoppedEvent(CaptureStoppedEventStatus.CompletedWithoutError);
+    }
+
+    private const short PollIn = 0x1, PollPriority = 0x2, PollError = 0x8, PollHangUp = 0x10, PollInvalid = 0x20;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct PollDescriptor
+    {
+        public int Descriptor;
+        public short Events;
+        public short ReturnedEvents;
+    }
+
+    [DllImport("libc")]
+    private static extern int poll(ref PollDescriptor descriptors, nuint count, int timeoutMs);
+
+    /// <summary>poll(2) on the handle's socket for up to half a second: &gt; 0 when ready, with what it reported.</summary>
+    private static int Poll(int descriptor, out short events)
+    {
+        var request = new PollDescriptor { Descriptor = descriptor, Events = PollIn | PollPriority };
+        int ready = poll(ref request, 1, 500);
+        events = ready > 0 ? request.ReturnedEvents : (short)0;
+        return ready;
+    }
+
+    /// <summary>Reads until the ring is empty (0), or libpcap says error (-1) or break (-2).</summary>
+    private unsafe int ReadAll(IntPtr pcap, out int read)
+    {
+        read = 0;
+        while (true)
+        {
+            int result = PcapStatistics.Next(pcap, out IntPtr header, out IntPtr data);
+            if (result != 1)
+            {
+                return result;
+            }
+            read++;
+            // struct pcap_pkthdr on Linux: struct timeval { long tv_sec; long tv_usec; } (tv_usec holds nanoseconds on a
+            // handle opened with nanosecond precision), then bpf_u_int32 caplen and len.
+            nint* time = (nint*)header;
+            uint* lengths = (uint*)(time + 2);
+            long ns = (long)time[0] * 1_000_000_000 + time[1];
+            Arrival?.Invoke(new ReadOnlySpan<byte>((void*)data, (int)lengths[0]), ns, (int)lengths[1]);
         }
     }
 }

@@ -56,4 +56,13 @@ internal static class PcapStatistics
 
     [DllImport(Library)]
     private static extern int pcap_stats(PcapHandle handle, out PcapStat stat);
+
+    /// <summary>
+    /// pcap_next_ex(3PCAP) on a raw pcap_t (the caller holds a reference on its handle): 1 with a packet, 0 when a
+    /// non-blocking handle has none, -1 on error, -2 after pcap_breakloop.
+    /// </summary>
+    public static int Next(IntPtr pcap, out IntPtr header, out IntPtr data) => pcap_next_ex(pcap, out header, out data);
+
+    [DllImport(Library)]
+    private static extern int pcap_next_ex(IntPtr pcap, out IntPtr header, out IntPtr data);
 }

@@ -217,6 +217,31 @@ internal static class CommonOptions
     public static long WindowNs(ParseResult parseResult, Option<string> window) =>
         parseResult.GetValue(window) is { } text && Durations.TryParseNanoseconds(text, out long ns) is null ? ns : TraceSessionOptions.DefaultWindowNs;
 
+    /// <summary>--sample 1/N (replay, follow): trace about one journey in N, whole.</summary>
+    public static Option<string?> Sample()
+    {
+        var sample = new Option<string?>("--sample")
+        {
+            Description = "Trace about one journey in N, each whole on every hop: 1/N (1/10, 1/100). The choice is made per packet from what " +
+                "all its copies share (its fingerprint; for TCP data the segment key GRO/GSO keep), so no journey is cut; the other packets are " +
+                "counted as read and go no further than the parser. For loads too heavy to trace in full; the report says what was left out",
+        };
+        sample.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<string?>() is { } text && SampleOf(text) is null)
+            {
+                result.AddError($"--sample expects 1/N with N from 1 to 1000000 (1/10, 1/100); got '{text}'");
+            }
+        });
+        return sample;
+    }
+
+    /// <summary>N of --sample 1/N, or null when the text is not that (1 when the option is absent).</summary>
+    public static int? SampleOf(string? text) =>
+        text is null ? 1
+        : text.StartsWith("1/", StringComparison.Ordinal) && int.TryParse(text.AsSpan(2), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n) && n is >= 1 and <= 1_000_000 ? n
+        : null;
+
     /// <summary>--nat-detail (replay, follow): every NAT translation in the report, not only the aggregate rows.</summary>
     public static Option<bool> NatDetail() => new("--nat-detail")
     {

@@ -83,7 +83,8 @@ public static class FollowCommand
         });
         var bufferSize = new Option<int?>("--buffer-size", "-B")
         {
-            Description = $"The libpcap ring per hop, in KiB, as tcpdump -B (default {LiveCapture.DefaultBufferBytes / 1024}); when it fills, the kernel drops packets and follow counts them",
+            Description = $"The libpcap ring per hop, in KiB, as tcpdump -B (default {LiveCapture.DefaultBufferBytes / 1024}); when it fills, the kernel drops packets and follow counts them. " +
+                $"Each hop's ring is read empty, then left to fill for {LiveCapture.GatherMs} ms (at once again when a read found an eighth of it full), so a capture thread wakes per batch, not per packet",
         };
         bufferSize.Validators.Add(result =>
         {
@@ -100,6 +101,7 @@ public static class FollowCommand
         var flowTimeout = CommonOptions.FlowTimeout();
         var natDetail = CommonOptions.NatDetail();
         var role = CommonOptions.Role();
+        var sample = CommonOptions.Sample();
         var engine = CommonOptions.Engine();
         var html = CommonOptions.Html("when the run ends (--duration, Ctrl-C or the container gone)");
         var recordFiles = new RecordFileOptions();
@@ -128,7 +130,7 @@ public static class FollowCommand
                 "  vethtrace follow web --duration 60s --html web.html   (the final report also as a page to open in a browser)\n" +
                 "  vethtrace follow web --prometheus 9417 --quiet   (an agent: /metrics on 127.0.0.1:9417 for Prometheus, docs/prometheus.md)")
             {
-                target, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role, flowTimeout, natDetail, html, engine,
+                target, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role, flowTimeout, natDetail, sample, html, engine,
             };
         if (record)
         {
@@ -192,6 +194,7 @@ public static class FollowCommand
                 NatDetail = !record && parseResult.GetValue(natDetail),
                 HtmlPath = record ? null : parseResult.GetValue(html),
                 Roles = CommonOptions.RoleMap(parseResult, role),
+                Sample = record ? 1 : CommonOptions.SampleOf(parseResult.GetValue(sample)) ?? 1,
                 Prometheus = metrics,
                 // An agent: --quiet, or serving metrics to no terminal with no output format asked for.
                 Quiet = !record && (parseResult.GetValue(prometheus.Quiet)
@@ -227,6 +230,8 @@ public static class FollowCommand
         /// <summary>--role: roles given by interface name, over the topology's.</summary>
         public IReadOnlyDictionary<string, InterfaceRole> Roles { get; init; } = new Dictionary<string, InterfaceRole>();
 
+        /// <summary>--sample 1/N: N.</summary>
+        public int Sample { get; init; } = 1;
         /// <summary>--html: where to write the final report as a page too.</summary>
         public string? HtmlPath { get; init; }
 
@@ -275,7 +280,7 @@ public static class FollowCommand
         var session = new TraceSession(new TraceSessionOptions
         {
             WindowNs = settings.WindowNs, Roles = settings.Roles, Parser = settings.Parser, Filter = filter, FlowTimeouts = settings.FlowTimeouts,
-            NatDetail = settings.NatDetail, EgressRoutes = routes,
+            NatDetail = settings.NatDetail, Sample = settings.Sample, EgressRoutes = routes,
         });
         LiveCapture live;
         try

@@ -30,6 +30,7 @@ public static class ReplayCommand
         var flowTimeout = CommonOptions.FlowTimeout();
         var natDetail = CommonOptions.NatDetail();
         var role = CommonOptions.Role();
+        var sample = CommonOptions.Sample();
         var html = CommonOptions.Html("beside the table or JSON on stdout");
 
         var command = new Command("replay", "Match each packet's copies across the captured hops (container eth0, veth, bridge, NAT, egress) " +
@@ -42,7 +43,7 @@ public static class ReplayCommand
             "  vethtrace replay captures/replay/overlay-vxlan.pcapng   (VXLAN between two hosts: matched by the inner packet)\n" +
             "  vethtrace replay captures/replay/firewall-drop.pcapng --html report.html   (the report as a page to open in a browser)")
         {
-            files, format, window, filter, egress, vxlanPort, ifname, role, flowTimeout, natDetail, html,
+            files, format, window, filter, egress, vxlanPort, ifname, role, flowTimeout, natDetail, sample, html,
         };
         command.SetAction(parseResult =>
         {
@@ -59,6 +60,7 @@ public static class ReplayCommand
                 FlowTimeouts = CommonOptions.FlowTimeoutsOf(parseResult, flowTimeout),
                 NatDetail = parseResult.GetValue(natDetail),
                 Roles = CommonOptions.RoleMap(parseResult, role),
+                Sample = CommonOptions.SampleOf(parseResult.GetValue(sample)) ?? 1,
                 HtmlPath = parseResult.GetValue(html),
             };
             return (int)ReplayCommand.Execute(settings, output, error);
@@ -90,6 +92,8 @@ public static class ReplayCommand
         /// <summary>--role: roles given by interface name.</summary>
         public IReadOnlyDictionary<string, InterfaceRole> Roles { get; init; } = new Dictionary<string, InterfaceRole>();
 
+        /// <summary>--sample 1/N: N.</summary>
+        public int Sample { get; init; } = 1;
         /// <summary>--html: where to write the HTML report too.</summary>
         public string? HtmlPath { get; init; }
     }
@@ -103,7 +107,7 @@ public static class ReplayCommand
         }
         using PacketFilter? filter = settings.Filter is null ? null : PacketFilter.TryCreate(settings.Filter, out _);
         var options = new TraceSessionOptions { WindowNs = settings.WindowNs, Egress = settings.Egress, Roles = settings.Roles, Parser = settings.Parser,
-            Filter = filter, FlowTimeouts = settings.FlowTimeouts, NatDetail = settings.NatDetail };
+            Filter = filter, FlowTimeouts = settings.FlowTimeouts, NatDetail = settings.NatDetail, Sample = settings.Sample };
         FileTraceResult result = FileTrace.Run(settings.Files, options, settings.InterfaceMap);
         if (result is { Report: { } report, Interfaces: { } interfaces })
         {

@@ -27,6 +27,11 @@ public static class ReplayJson
             w.WriteNumber("not_ip", report.NotIp);
             w.WriteNumber("matched_by_sequence_range", report.MatchedBySequenceRange);
             w.WriteNumber("filtered_out", report.Unselected);
+            if (report.Sample > 1)
+            {
+                w.WriteString("sample", $"1/{report.Sample}");
+                w.WriteNumber("sampled_out_packets", report.SampledOut);
+            }
             // Only when there are any, so the summary of a capture without them reads as before.
             if (report.BridgeSideCopies > 0)
             {

@@ -22,6 +22,10 @@ public static class ReplayTable
     {
         names = TerminalText.EscapeAll(names);
         output.WriteLine(Invariant($"{report.Packets} packets read, {report.NotIp} of them not IP (not traced)"));
+        if (report.Sample > 1)
+        {
+            output.WriteLine(Invariant($"--sample 1/{report.Sample}: about one journey in {report.Sample} traced, whole; {report.SampledOut} IP packets left out"));
+        }
         output.WriteLine(Invariant($"{report.Journeys} journeys: {report.MultiHopJourneys} seen on several hops, {report.Complete} complete, {report.Lost} lost"));
         if (report.Unselected > 0)
         {

@@ -55,6 +55,11 @@ public sealed record CorrelationReport(
 {
     public long NotIp { get; init; }
 
+    /// <summary>--sample 1/N: N (1 when everything was traced), and the IP packets it left out (counted in <see cref="Packets"/>).</summary>
+    public int Sample { get; init; } = 1;
+
+    public long SampledOut { get; init; }
+
     /// <summary>TCP journeys that continued on further hops as coalesced or cut packets (GRO/GSO), matched by sequence range.</summary>
     public long MatchedBySequenceRange { get; init; }
 

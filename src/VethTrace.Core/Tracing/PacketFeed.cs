@@ -27,12 +27,15 @@ public sealed class PacketFeed
     private readonly bool _stopWhenOvertaken;
     private long _packets;
     private long _notIp;
+    private readonly int _sample;
+    private long _sampledOut;
 
     internal PacketFeed(TraceSession session, TimeOrderer? orderer, BatchPipe<Observation>? pipe, ConcurrentQueue<Observation>? queue, bool stopWhenOvertaken)
     {
         _session = session;
         _parser = session.Options.Parser;
         _filter = session.Options.Filter;
+        _sample = session.Options.Sample;
         _tunnels = session.Tunnels;
         _orderer = orderer;
         _pipe = pipe;
@@ -45,6 +48,9 @@ public sealed class PacketFeed
 
     /// <summary>Packets without an IP layer (ARP, LLDP…): counted, not traced, for nothing routes or NATs them.</summary>
     public long NotIp => Volatile.Read(ref _notIp);
+
+    /// <summary>IP packets left out by <see cref="TraceSessionOptions.Sample"/>: read and parsed, not traced.</summary>
+    public long SampledOut => Volatile.Read(ref _sampledOut);
 
     /// <summary>
     /// An observation came later than the pipelined run's slack allows (see <see cref="TraceSession.RunPipelined"/>):
@@ -93,6 +99,11 @@ public sealed class PacketFeed
         bool timestampInvalid = false)
     {
         _tunnels.Add(in packet, interfaceId);
+        if (_sample > 1 && !JourneySampling.Keeps(in packet, frame, _sample))
+        {
+            _sampledOut++;
+            return;
+        }
         bool selected = _filter is null || _filter.Matches(frame, packet.OriginalLength, linkType);
         // Capture order breaks ties of equal timestamps: the packet's number for the one feed of a pipelined run, a
         // number shared by the session's concurrent feeds otherwise.

@@ -67,6 +67,18 @@ public sealed class TraceSession
         }
     }
 
+    /// <summary>The IP packets <see cref="TraceSessionOptions.Sample"/> left out.</summary>
+    public long SampledOut
+    {
+        get
+        {
+            lock (_feeds)
+            {
+                return _feeds.Sum(feed => feed.SampledOut);
+            }
+        }
+    }
+
     /// <summary>
     /// Runs <paramref name="produce"/> on a thread of its own with a feed that puts the observations in time order
     /// there, holding each for <paramref name="slackNs"/>, while this thread matches them; then ends every journey.
@@ -167,7 +179,10 @@ public sealed class TraceSession
     /// What the trace found: the correlator's report with the session's packet counts and tunnels. While running, a
     /// snapshot (journeys still open are not in it yet).
     /// </summary>
-    public CorrelationReport Report() => Correlator.Report() with { Packets = Packets, NotIp = NotIp, Tunnels = Tunnels.Report() };
+    public CorrelationReport Report() => Correlator.Report() with
+    {
+        Packets = Packets, NotIp = NotIp, Tunnels = Tunnels.Report(), Sample = Options.Sample, SampledOut = SampledOut,
+    };
 
     internal long NextOrder() => Interlocked.Increment(ref _order);
 

@@ -38,6 +38,12 @@ public sealed record TraceSessionOptions
     public IPacketSelector? Filter { get; init; }
 
     /// <summary>
+    /// <c>--sample 1/N</c>: trace about one journey in N, whole (<see cref="JourneySampling"/>); the others are counted as
+    /// read and go no further than the parser. 1 traces everything.
+    /// </summary>
+    public int Sample { get; init; } = 1;
+
+    /// <summary>
     /// The host's routes to the egress (follow: the route lookup), for losses of flows no packet got through; null
     /// when unknown (replay).
     /// </summary>
