@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes the release artifacts of vethtrace (issue 18): per platform, the Native AOT executable in a tarball with its
 # SHA-256 checksum, the native symbols in a second tarball, and the .NET tool packages (build/pack-tool.sh).
-#   out/release/vethtrace-VERSION-RID.tar.gz           vethtrace-VERSION-RID/{vethtrace, README.md, completions/vethtrace.bash}
+#   out/release/vethtrace-VERSION-RID.tar.gz           vethtrace-VERSION-RID/{vethtrace, README.md, docs/, completions/vethtrace.bash}
 #   out/release/vethtrace-VERSION-RID.tar.gz.sha256    `sha256sum -c` checks it
 #   out/release/vethtrace-VERSION-RID-symbols.tar.gz   vethtrace.dbg, for perf and gdb (the executable names it by build-id)
 #   out/release/SHA256SUMS                             every file above
@@ -45,6 +45,7 @@ for rid in "${rids[@]}"; do
     mkdir -p "$work/$name/completions"
     cp "$work/$rid/vethtrace" "$work/$name/"
     cp README.md "$work/$name/"
+    cp -r docs "$work/$name/"   # the README links into docs/
     cp completions/vethtrace.bash "$work/$name/completions/"
     tar_options=(--sort=name --mtime="@$stamp" --owner=0 --group=0 --numeric-owner)
     tar -C "$work" "${tar_options[@]}" -cf - "$name" | gzip -n9 >"$out/$name.tar.gz"
