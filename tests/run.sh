@@ -41,6 +41,7 @@ if [[ ${VETHTRACE_SKIP_LAB:-0} != 1 ]]; then
     if bash tests/lab/lab-up.sh --skip-install; then
         lab_up=1
         export VETHTRACE_LAB_ENV=/run/vethtrace-lab/env
+        export VETHTRACE_LAB_OWNED=1   # this run brought the lab up: the test that stops its dockerd may run
     else
         echo "tests/run.sh: the Docker lab did not come up; the lab tests will fail" >&2
     fi

@@ -176,6 +176,11 @@ public sealed class LiveFollowTests
     [Fact]
     public async Task Follow_DockerDaemonStops_SaysSoAndPrintsTheFinalReport()
     {
+        // It stops the lab's dockerd: on a lab shared by several people (or agents) that takes everybody's containers
+        // down, so it runs only where the lab is the run's own. tests/run.sh, which brings the lab up and down itself
+        // (and so CI), says so with VETHTRACE_LAB_OWNED=1.
+        Assert.True(Environment.GetEnvironmentVariable("VETHTRACE_LAB_OWNED") == "1",
+            "this test stops the lab's dockerd; run it only on a lab nobody else uses, with VETHTRACE_LAB_OWNED=1 (tests/run.sh sets it)");
         var lab = LabEnvironment.Load();
         // The lab's own dockerd (tests/lab/docker-up.sh started it and wrote its PID); stopping it stops its
         // containers too (no live-restore), so afterwards the lab is brought up again.
