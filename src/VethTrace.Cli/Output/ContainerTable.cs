@@ -22,7 +22,7 @@ public static class ContainerTable
         output.WriteLine(Invariant($"  {"CONTAINER",-18} {"NETWORK",-12} {"OUT",8} {"IN",8} {"OUT p50/p99",15} {"IN p50/p99",15} {"LOST",6}  {"MOST LOST AT",-16} {"DROPS",6}"));
         foreach (ContainerFigures row in figures)
         {
-            output.WriteLine(Invariant($"  {Clip(TerminalText.Escape(row.Owner.Name), 18),-18} {Clip(TerminalText.Escape(row.Owner.Network ?? "-"), 12),-12} {row.PacketsOut,8} {row.PacketsIn,8} {Pair(row.ThroughOut),15} {Pair(row.ThroughIn),15} {row.Lost,6}  {Clip(row.WorstLossInterface is { } at ? TerminalText.Escape(names[at]) : "-", 16),-16} {row.KernelDropped,6}"));
+            output.WriteLine(Invariant($"  {Clip(TerminalText.Escape(row.Owner.Name), 18),-18} {Clip(TerminalText.Escape(row.Owner.Network ?? "-"), 12),-12} {row.PacketsOut,8} {row.PacketsIn,8} {Pair(row.ThroughOut),15} {Pair(row.ThroughIn),15} {row.Lost,6}  {Clip(row.WorstLossInterface is { } at ? TerminalText.Escape(names[at]) : "-", 16),-16} {(row.KernelDropped is { } dropped ? dropped.ToString(CultureInfo.InvariantCulture) : "-"),6}"));
         }
     }
 

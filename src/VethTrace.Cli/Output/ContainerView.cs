@@ -35,7 +35,7 @@ public static class ContainerView
             table.AddRow(new PlainText(TerminalText.Escape(row.Owner.Name)), new PlainText(TerminalText.Escape(row.Owner.Network ?? "-")),
                 Count(row.PacketsOut), Count(row.PacketsIn), new PlainText(ContainerTable.Pair(row.ThroughOut)), new PlainText(ContainerTable.Pair(row.ThroughIn)),
                 row.Lost > 0 ? new PlainText(row.Lost.ToString(CultureInfo.InvariantCulture), new Style(Color.Red)) : Count(0),
-                new PlainText(row.WorstLossInterface is { } at ? names[at] : "-"), Count(row.KernelDropped));
+                new PlainText(row.WorstLossInterface is { } at ? names[at] : "-"), row.KernelDropped is { } dropped ? Count(dropped) : new PlainText("-"));
         }
         parts.Add(table);
         if (figures.Count > MaxRows)

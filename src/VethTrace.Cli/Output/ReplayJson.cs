@@ -202,7 +202,14 @@ public static class ReplayJson
                 {
                     w.WriteNull("lost_most_at");
                 }
-                w.WriteNumber("kernel_dropped", row.KernelDropped);
+                if (row.KernelDropped is { } dropped)
+                {
+                    w.WriteNumber("kernel_dropped", dropped);
+                }
+                else
+                {
+                    w.WriteNull("kernel_dropped");
+                }
             });
         }
     }

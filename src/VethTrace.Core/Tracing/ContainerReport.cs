@@ -15,7 +15,7 @@ public sealed record ContainerFigures(
     long Lost,
     int? WorstLossInterface,
     long WorstLossPackets,
-    long KernelDropped)
+    long? KernelDropped)
 {
     /// <summary>Lost per journey of the container: the first key of the live view's order.</summary>
     public double LossShare => PacketsOut + PacketsIn == 0 ? 0 : (double)Lost / (PacketsOut + PacketsIn);
@@ -77,7 +77,7 @@ public static class ContainerReport
             }
         }
         return [.. owners.Containers
-            .Select(o => rows[o.Name].Figures(o, kernelDroppedOf?.Invoke(o) ?? 0))
+            .Select(o => rows[o.Name].Figures(o, kernelDroppedOf?.Invoke(o)))
             .OrderByDescending(f => f.LossShare)
             .ThenByDescending(f => Math.Max(f.ThroughOut.Percentile(99), f.ThroughIn.Percentile(99)))
             .ThenBy(f => f.Owner.Name, StringComparer.Ordinal)];
@@ -107,7 +107,7 @@ public static class ContainerReport
             _lostAt[loss.LastSeen] = _lostAt.GetValueOrDefault(loss.LastSeen) + loss.Packets;
         }
 
-        public ContainerFigures Figures(ContainerOwner owner, long kernelDropped)
+        public ContainerFigures Figures(ContainerOwner owner, long? kernelDropped)
         {
             KeyValuePair<int, long>? worst = _lostAt.Count == 0 ? null : _lostAt.MaxBy(pair => pair.Value);
             return new ContainerFigures(owner, _packetsOut, _packetsIn, _out, _in, _lost, worst?.Key, worst?.Value ?? 0, kernelDropped);
