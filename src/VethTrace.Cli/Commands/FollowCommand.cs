@@ -154,7 +154,8 @@ public static class FollowCommand
             string[] targets = result.GetValue(target) ?? [];
             if (targets.FirstOrDefault(t => t is { Length: > 1 } && t[0] == '-') is { } text)
             {
-                result.AddError($"unknown option '{text}'");
+                // Alone, it is an option follow does not know; after a target, what System.CommandLine says of an extra token.
+                result.AddError(targets[0] == text ? $"unknown option '{text}'" : $"Unrecognized command or argument '{text}'.");
             }
             else if ((targets.Length > 1 || result.GetValue(network) is not null) && targets.Any(t => t.Contains(':', StringComparison.Ordinal)))
             {

@@ -209,6 +209,7 @@ public static class WholeHostFollow
                     {
                         while (Tick(cancel))
                         {
+                            AnnounceFirstJourneys(session.Report());
                             context.UpdateTarget(ContainerView.Render(settings.Description, _clock.Elapsed, session.Report(), session.Interfaces, _owners,
                                 Figures(session.Report()), _events, capture.HandleStatistics().KernelDropped, settings.Focus));
                         }
@@ -223,6 +224,8 @@ public static class WholeHostFollow
                         if (_clock.Elapsed >= nextLine)
                         {
                             nextLine += TimeSpan.FromSeconds(1);
+                            AnnounceFirstJourneys(session.Report());
+                            FlushEvents();
                             WriteProgress();
                         }
                     }
@@ -389,6 +392,24 @@ public static class WholeHostFollow
             }
         }
 
+        private readonly HashSet<string> _journeyed = new(StringComparer.Ordinal);
+
+        /// <summary>Says, once per container, when its first journey was matched (a new container is traced from then on).</summary>
+        private void AnnounceFirstJourneys(CorrelationReport report)
+        {
+            if (_journeyed.Count == _owners.Count)
+            {
+                return;
+            }
+            foreach (PathStats path in report.Paths)
+            {
+                if (_owners.OfPath(path.Interfaces) is { } owner && _journeyed.Add(owner.Name))
+                {
+                    Event($"first journey of {owner.Name} matched", "first_journey", null, owner.Name, null);
+                }
+            }
+        }
+
         private void UpdateSelection()
         {
             if (selector is null)
@@ -405,7 +426,7 @@ public static class WholeHostFollow
             {
                 _events.Add(TerminalText.EscapeJson(JsonLine(w =>
                 {
-                    w.WriteString("type", "interface");
+                    w.WriteString("type", "event");
                     w.WriteString("event", kind);
                     w.WriteNumber("elapsed_s", Math.Round(at, 3));
                     w.WriteString("at", DateTimeOffset.UtcNow.ToString("o", CultureInfo.InvariantCulture));
@@ -425,7 +446,7 @@ public static class WholeHostFollow
             }
             else
             {
-                _events.Add(TerminalText.Escape(string.Create(CultureInfo.InvariantCulture, $"[{at,6:0.0}s] {text}")));
+                _events.Add(TerminalText.Escape(string.Create(CultureInfo.InvariantCulture, $"[{at,5:0.0}s] {text}")));
             }
         }
 

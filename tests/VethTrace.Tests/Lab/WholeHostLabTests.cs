@@ -95,8 +95,8 @@ public sealed class WholeHostLabTests
             var records = Records(output.ToString());
             // docker run returns once the container runs; the veth was attached by then or within the second after.
             Assert.True(attachedAfter < TimeSpan.FromSeconds(1.5), $"attached {attachedAfter.TotalMilliseconds:0} ms after docker run returned");
-            var attached = Assert.Single(records, r => Type(r) == "interface" && r.GetProperty("event").GetString() == "attached" && r.GetProperty("container").GetString() == name);
-            var detached = Assert.Single(records, r => Type(r) == "interface" && r.GetProperty("event").GetString() == "detached" && r.GetProperty("container").GetString() == name);
+            var attached = Assert.Single(records, r => Type(r) == "event" && r.GetProperty("event").GetString() == "attached" && r.GetProperty("container").GetString() == name);
+            var detached = Assert.Single(records, r => Type(r) == "event" && r.GetProperty("event").GetString() == "detached" && r.GetProperty("container").GetString() == name);
             Assert.True(detached.GetProperty("elapsed_s").GetDouble() > attached.GetProperty("elapsed_s").GetDouble());
             string veth = attached.GetProperty("interface").GetString()!;
             Assert.StartsWith("veth", veth);
