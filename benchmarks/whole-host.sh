@@ -58,7 +58,7 @@ echo "started $N containers in $(echo "$(date +%s.%N) - $started" | bc | xargs p
 PID0=$(docker inspect -f '{{.State.Pid}}' "$P-0")
 
 iperf() { # phase label -> Gbit/s received
-    nsenter --net="/proc/$PID0/ns/net" iperf3 -c "$UPSTREAM_IP" -p "$IPERF_PORT" -t "$IPERF_SECS" -J > "$WORK/iperf-$1.json" 2>/dev/null || true
+    timeout $(( IPERF_SECS + 20 )) nsenter --net="/proc/$PID0/ns/net" iperf3 -c "$UPSTREAM_IP" -p "$IPERF_PORT" -t "$IPERF_SECS" -J > "$WORK/iperf-$1.json" 2>/dev/null || true
     python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print('%.2f' % (d['end']['sum_received']['bits_per_second']/1e9))" "$WORK/iperf-$1.json" 2>/dev/null || echo "failed"
 }
 
@@ -74,6 +74,7 @@ with_tcpdump=$(iperf tcpdump)
 kill -INT $TCPDUMP; wait $TCPDUMP 2>/dev/null || true
 echo "iperf3 under tcpdump -i any: $with_tcpdump Gbit/s ($(grep -E 'dropped by kernel' "$WORK/tcpdump.err" | tr '\n' ' '))"
 
+follow_start=$(date +%s.%N)
 "$VETHTRACE" follow --egress "$EGRESS_IF" --format json --duration "${SECS}s" > "$WORK/follow.json" 2>"$WORK/follow.err" &
 FOLLOW=$!
 PIDS+=($FOLLOW)
@@ -97,9 +98,10 @@ while (( $(date +%s) - t0 < SECS / 3 )); do sleep 1; sample; done
 run_start=$(date +%s.%N)
 docker run -d --name "$P-new" "$IMAGE" sh -c "$LOOP" >/dev/null
 run_end=$(date +%s.%N)
-while kill -0 $FOLLOW 2>/dev/null; do sample; sleep 1; done
+while kill -0 $FOLLOW 2>/dev/null; do sample; sleep 0.5; done
+follow_end=$(date +%s.%N)
 wait $FOLLOW || true
-run_secs=$(( $(date +%s) - t0 ))
+run_secs=$(echo "$follow_end - $follow_start" | bc)
 
 python3 - "$WORK/follow.json" "$P-new" "$run_start" "$run_end" <<'PY'
 import json, sys, datetime
@@ -117,6 +119,6 @@ print("docker run returned -> first matched journey: " + (f"{at(first) - run_end
 print(f"journeys {summary['journeys']}, complete {summary['complete']} ({100.0 * summary['complete'] / max(1, summary['journeys']):.3f} %), lost {summary['lost']}")
 print(f"any handle: {anyc['packets']} packets, kernel dropped {anyc['kernel_dropped']}; containers reported {len(containers)}")
 PY
-echo "follow: peak RSS (VmHWM) $(( hwm / 1024 )) MiB, CPU $(echo "scale=3; $cpu / $(getconf CLK_TCK) / $run_secs" | bc) s/s over ${run_secs} s"
+echo "follow: peak RSS (VmHWM) $(( hwm / 1024 )) MiB, CPU $(echo "scale=3; $cpu / $(getconf CLK_TCK) / $run_secs" | bc) s/s over $(printf '%.0f' "$run_secs") s (start-up included; sampled every 0.5 s)"
 grep -v '^$' "$WORK/follow.err" | head -5 || true
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
