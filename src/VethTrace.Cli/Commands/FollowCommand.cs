@@ -90,7 +90,7 @@ public static class FollowCommand
         });
         var bufferSize = new Option<int?>("--buffer-size", "-B")
         {
-            Description = $"The libpcap ring per hop, in KiB, as tcpdump -B (default {LiveCapture.DefaultBufferBytes / 1024}); when it fills, the kernel drops packets and follow counts them",
+            Description = $"The libpcap ring per hop, in KiB, as tcpdump -B (default {LiveCapture.DefaultBufferBytes / 1024}; the whole host's one 'any' ring: {HostCapture.DefaultBufferBytes / 1024}); when it fills, the kernel drops packets and follow counts them",
         };
         bufferSize.Validators.Add(result =>
         {
