@@ -63,6 +63,17 @@ outputs() { # BIN DIR
     run gro.host captures/replay/gro-iperf3.pcapng --filter 'host 172.17.0.2'
     run sll2.ifname captures/any-sll2.pcap --ifname 11=docker0 --ifname 12=vt-up0 --ifname 14=veth1eae2a7
     run bulk.w10ms captures/bulk-iperf3.pcap --window 10ms
+    # Captures whose names do not decide every role (issue 14 §2: inference).
+    for f in captures/replay/*.pcap; do
+        run "$(basename "$f")" "$f"
+    done
+    run any-partial.ifname captures/replay/any-partial.pcap --ifname 5=docker0 --ifname 6=vt-up0
+    run any-partial-ns.ifname captures/replay/any-partial-ns.pcap --ifname 5=docker0 --ifname 6=vt-up0
+    run per-hop captures/replay/per-hop/c1-eth0.pcap captures/replay/per-hop/veth.pcap captures/replay/per-hop/docker0.pcap captures/replay/per-hop/wan.pcap
+    run per-hop.reversed captures/replay/per-hop/wan.pcap captures/replay/per-hop/docker0.pcap captures/replay/per-hop/veth.pcap captures/replay/per-hop/c1-eth0.pcap
+    for set in free-names free-names-tied; do
+        [[ -d captures/replay/$set ]] && run "$set" captures/replay/$set/{c1,hostc1,hostc2,br,wan}.pcap
+    done
     if [[ -n $big ]]; then
         run big "$big"
     fi

@@ -74,7 +74,7 @@ for f in "${files[@]}"; do
     # Per-hop files carry the names users give them (docker0.pcap), which other captures already use: theirs go
     # into expected/<directory>/ (captures/replay/per-hop/docker0.pcap -> expected/per-hop/docker0.pcap.tsv).
     parent=$(basename "$(dirname "$f")")
-    if [[ $parent == per-hop ]]; then
+    if [[ $parent == per-hop || $parent == free-names || $parent == free-names-tied ]]; then
         name="$parent/$name"
         mkdir -p "$OUT_DIR/$parent"
     fi

@@ -7,6 +7,7 @@ using VethTrace.Capture.Docker;
 using VethTrace.Capture.Files;
 using VethTrace.Capture.Filters;
 using VethTrace.Capture.Live;
+using VethTrace.Capture.Topology;
 using VethTrace.Cli.Output;
 using VethTrace.Packets;
 using VethTrace.Text;
@@ -291,10 +292,14 @@ public static class FollowCommand
         // expression to libpcap instead: its file holds what tcpdump -w would write with it.
         bool recording = settings.RecordPath is not null;
         using PacketFilter? filter = recording || settings.Filter is null ? null : PacketFilter.TryCreate(settings.Filter, out _);
+        // The route lookup for losses (issue 14 §1): the host's routes to the egress hops captured in this namespace.
+        using HostEgressRoutes? routes = HostEgressRoutes.TryCreate(settings.Hops
+            .Where(h => h.NetworkNamespace is null && (settings.Roles.TryGetValue(h.Interface, out InterfaceRole given) ? given : h.Role) == InterfaceRole.Egress)
+            .Select(h => h.Interface));
         var session = new TraceSession(new TraceSessionOptions
         {
             WindowNs = settings.WindowNs, Roles = settings.Roles, Parser = settings.Parser, Filter = filter, FlowTimeouts = settings.FlowTimeouts,
-            NatDetail = settings.NatDetail,
+            NatDetail = settings.NatDetail, EgressRoutes = routes,
         });
         LiveCapture live;
         try
@@ -346,7 +351,7 @@ public static class FollowCommand
                 {
                     while (Tick(settings, live, clock, cancel, error) && recorder?.Failure is null)
                     {
-                        context.UpdateTarget(LiveView.Render(settings.Description, clock.Elapsed, session.Report(), names, session.Interfaces.RoleOf, live.Statistics()));
+                        context.UpdateTarget(LiveView.Render(settings.Description, clock.Elapsed, session.Report(), names, session.Interfaces.RoleOf, live.Statistics(), session.Interfaces));
                     }
                 });
             }

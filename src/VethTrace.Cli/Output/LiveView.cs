@@ -21,7 +21,7 @@ namespace VethTrace.Cli.Output;
 public static class LiveView
 {
     public static IRenderable Render(string title, TimeSpan elapsed, CorrelationReport report, IReadOnlyList<string> names,
-        Func<int, InterfaceRole> roleOf, IReadOnlyList<HopStatistics> statistics)
+        Func<int, InterfaceRole> roleOf, IReadOnlyList<HopStatistics> statistics, InterfaceRegistry? interfaces = null)
     {
         // A handful of names, escaped once a redraw (once a second), never per packet.
         title = TerminalText.Escape(title);
@@ -32,6 +32,8 @@ public static class LiveView
             new PlainText(string.Create(CultureInfo.InvariantCulture,
                 $"{title} · {elapsed.TotalSeconds:0}s · {statistics.Sum(s => s.Packets)} packets · {report.Journeys} journeys · {report.Lost} lost")),
         };
+
+        parts.AddRange(RolesAndCopies(report, names, interfaces));
 
         var latency = report.Hops.ToDictionary(h => (h.From, h.To), h => h.Histogram);
         foreach (PathStats path in report.Paths.Take(4))
@@ -44,6 +46,11 @@ public static class LiveView
                 var h = latency[(path.Interfaces[i - 1], path.Interfaces[i])];
                 string median = h.Percentile(50) == 0 && h.Zeros > 0 ? "reused" : ReplayTable.Microseconds(h.Percentile(50)) + "µs";
                 chain.Append(" ─").Append(median).Append("→ ").Append(ReplayTable.ChainName(report, names, path.Interfaces[i]));
+            }
+            if (path.SideCopies.Count > 0)
+            {
+                // As replay's table: a bridge's copy of a bridged frame beside the chain, not in it.
+                chain.Append("   + ").Append(string.Join(", ", path.SideCopies.Keys.Select(id => names[id] + " (copy)")));
             }
             parts.Add(new PlainText(chain.ToString()));
         }
@@ -81,6 +88,32 @@ public static class LiveView
         }
         parts.Add(new PlainText("kernel drops: " + string.Join("  ", statistics.Select((s, i) => $"{hopNames[i]} {Math.Max(0, s.KernelDropped)}"))));
         return new Rows(parts);
+    }
+
+    /// <summary>
+    /// The lines the live view adds to say how the path was read, as replay's table says it: each interface's role and
+    /// how it was decided (name, given, topology, inferred, unknown), a warning when ties were ordered without a known
+    /// role, and how many bridge copies of bridged frames were set aside. Names are escaped already.
+    /// </summary>
+    internal static IEnumerable<PlainText> RolesAndCopies(CorrelationReport report, IReadOnlyList<string> names, InterfaceRegistry? interfaces)
+    {
+        if (interfaces is not null)
+        {
+            int count = Math.Min(names.Count, interfaces.Count);
+            yield return new PlainText("roles: " + string.Join("  ", Enumerable.Range(0, count).Select(id =>
+                $"{names[id]} {InterfaceRoles.Name(interfaces.RoleOf(id))} ({InterfaceRoles.Name(interfaces.RoleSourceOf(id))})")));
+        }
+        if (report.TiesWithUnknownRole > 0)
+        {
+            yield return new PlainText(string.Create(CultureInfo.InvariantCulture,
+                $"warning: {report.TiesWithUnknownRole} groups of equal timestamps ordered without a known role for {string.Join(", ", report.UnknownRoleTied.Select(id => names[id]))}; give it with --role NAME=ROLE"),
+                new Style(Color.Yellow));
+        }
+        if (report.BridgeSideCopies > 0)
+        {
+            yield return new PlainText(string.Create(CultureInfo.InvariantCulture,
+                $"{report.BridgeSideCopies} bridge copies of bridged frames set aside (copy): not hops, not in the hop figures"));
+        }
     }
 
     private static PlainText Count(long value) => new(value.ToString(CultureInfo.InvariantCulture));

@@ -207,9 +207,10 @@ public static class ReplayTable
     public const int NatRows = 20;
 
     /// <summary>
-    /// Whether the report lists every interface's role and how it was decided: when one was given, or inferred as other
-    /// than the egress (the names' own fallback), or ties were ordered without one. Otherwise the names decided them,
-    /// and a replay of such a capture reads as it always did.
+    /// Whether the report lists every interface's role and how it was decided: when one was given, or came from the
+    /// topology (follow's hops: only follow resolves one), or inferred as other than the egress (the names' own
+    /// fallback), or ties were ordered without one. Otherwise the names decided them, and a replay of such a capture
+    /// reads as it always did.
     /// </summary>
     public static bool RolesWorthShowing(CorrelationReport report, InterfaceRegistry interfaces)
     {
@@ -220,7 +221,7 @@ public static class ReplayTable
         for (int id = 0; id < interfaces.Count; id++)
         {
             RoleSource source = interfaces.RoleSourceOf(id);
-            if (source == RoleSource.Given || source == RoleSource.Inferred && interfaces.RoleOf(id) != InterfaceRole.Egress)
+            if (source is RoleSource.Given or RoleSource.Topology || source == RoleSource.Inferred && interfaces.RoleOf(id) != InterfaceRole.Egress)
             {
                 return true;
             }

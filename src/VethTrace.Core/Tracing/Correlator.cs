@@ -160,6 +160,7 @@ public sealed class Correlator : IObservationSink
                 _observations[journey.Last].NextSighting = sequence;
                 journey.Last = sequence;
                 journey.Visit(observation.Interface);
+                _inference?.Observe(observation.Interface, open);
                 return;
             }
             if (visited)
@@ -173,6 +174,7 @@ public sealed class Correlator : IObservationSink
         var started = new JourneyEntry { Fingerprint = observation.Fingerprint, FirstTimestampNs = observation.TimestampNs, First = sequence, Last = sequence };
         started.Visit(observation.Interface);
         open = _journeys.Push(in started);
+        _inference?.Observe(observation.Interface, open);
         _openCount++;
     }
 
@@ -211,14 +213,16 @@ public sealed class Correlator : IObservationSink
     /// The losses of one flow: its journeys that ended on an interface its own longest journey went past, and, for a
     /// flow that started on the inside (container, veth, bridge), those that ended short of the egress on an interface
     /// from which other packets to the same destination went on to the egress (<see cref="_ways"/>): a port blocked
-    /// outright, where no packet of the flow got further.
+    /// outright, where no packet of the flow got further; and, in follow, those that ended on the inside when the host
+    /// routes their destination out of the egress (<see cref="CorrelatorOptions.EgressRoutes"/>), though nothing showed the way.
     /// </summary>
     private void Settle(in FlowKey flow, FlowReach reach, Dictionary<(FlowKey Flow, int LastSeen), long> lost)
     {
         foreach (var (lastInterface, count) in reach.EndedAt)
         {
             if (reach.IsShortOf(lastInterface)
-                || reach.StartsInside && _roleOf(lastInterface) != InterfaceRole.Egress && _ways.ContainsKey((flow.Destination, lastInterface)))
+                || reach.StartsInside && _roleOf(lastInterface) != InterfaceRole.Egress && _ways.ContainsKey((flow.Destination, lastInterface))
+                || reach.StartsInside && IsInside(_roleOf(lastInterface)) && _options.EgressRoutes?.LeavesByEgress(flow.Destination) == true)
             {
                 lost[(flow, lastInterface)] = lost.GetValueOrDefault((flow, lastInterface)) + count;
             }
@@ -282,7 +286,7 @@ public sealed class Correlator : IObservationSink
             {
                 break;
             }
-            if (_inference is not null && _inference.IsPending(_interfacesSeen))
+            if (_inference is not null && (_inference.IsPending(_interfacesSeen) || _inference.IsDue(_journeys.Head)))
             {
                 Infer();
             }
@@ -293,12 +297,14 @@ public sealed class Correlator : IObservationSink
     }
 
     /// <summary>
-    /// Hands <see cref="_inference"/> every journey still open (the first window's, when the first is due) and lets it
-    /// decide, before any of them is ordered.
+    /// Hands <see cref="_inference"/> every journey still open (at most <see cref="RoleInference.MaxJourneys"/> of them:
+    /// the first window's, when the first is due, or the window that starts with the journey in which an interface of
+    /// unknown role first showed after a decision) and lets it decide, before any of them is ordered.
     /// </summary>
     private void Infer()
     {
-        for (long number = _journeys.Head; number < _journeys.Tail; number++)
+        int learnt = 0;
+        for (long number = _journeys.Head; number < _journeys.Tail && learnt < RoleInference.MaxJourneys; number++)
         {
             ref JourneyEntry journey = ref _journeys[number];
             if (journey.Finished || journey.First == journey.Last)
@@ -312,6 +318,7 @@ public sealed class Correlator : IObservationSink
             }
             _ties.Sort(static (a, b) => a.TimestampNs != b.TimestampNs ? a.TimestampNs.CompareTo(b.TimestampNs) : a.Order.CompareTo(b.Order));
             _inference!.Learn(CollectionsMarshal.AsSpan(_ties));
+            learnt++;
         }
         _ties.Clear();
         _inference!.Decide(_interfacesSeen);
@@ -796,5 +803,8 @@ public sealed record CorrelatorOptions
 
     /// <summary>Keep every NAT translation for the report, besides the aggregate rows (<c>--nat-detail</c>).</summary>
     public bool NatDetail { get; init; }
+
+    /// <summary>The host's routes to the egress (follow), for the losses of flows no packet got through; null in replay.</summary>
+    public IEgressRoutes? EgressRoutes { get; init; }
 }
 

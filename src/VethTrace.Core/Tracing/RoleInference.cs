@@ -1,3 +1,5 @@
+using VethTrace.Packets;
+
 namespace VethTrace.Tracing;
 
 /// <summary>
@@ -13,29 +15,70 @@ namespace VethTrace.Tracing;
 /// <item>Inside, strict timestamp orders across journeys place each interface by its distance from the router
 /// (outbound the container's copy is first, inbound last): nearest the bridge, then the veth, then the container.
 /// Equal timestamps say nothing and are not counted.</item>
+/// <item>Among interfaces equally near the router, one that carried the inside addresses of several containers is the
+/// bridge, one that carried a single container's is its veth (issue 14 §2: "one container's addresses against many").</item>
 /// </list>
 /// Outside interfaces, and interfaces that carried copies inside a tunnel (VXLAN's underlay), become egress. An interface with no evidence stays unknown, and the correlator counts the ties
 /// it orders with it (<see cref="Correlator.TiesWithUnknownRole"/>).
 /// </summary>
 /// <remarks>
 /// The correlator calls <see cref="Learn"/> with the journeys open when the first journey is due (a window after the
-/// first packet, or at the end of input), then <see cref="Decide"/>, before it orders any of them; again when an
-/// interface with an unknown role appears later. The evidence is the ring's own journeys: nothing is kept per packet.
+/// first packet, or at the end of input), then <see cref="Decide"/>, before it orders any of them; again (at most
+/// <see cref="MaxLaterDecisions"/> times) when an interface with an unknown role shows after a decision, with the
+/// window that starts at the journey it showed in (<see cref="Observe"/>). The evidence is the ring's own journeys: nothing is kept per packet.
 /// </remarks>
 public sealed class RoleInference(InterfaceRegistry registry)
 {
+    /// <summary>Decisions after the first one, at most: each copies a window's journeys, so a run that keeps meeting
+    /// interfaces no evidence decides stops asking.</summary>
+    public const int MaxLaterDecisions = 8;
+
+    /// <summary>The journeys one decision learns from, at most (the first of a window, at line rate a million).</summary>
+    public const int MaxJourneys = 100_000;
+
     private readonly List<Observation[]> _journeys = [];
     /// <summary>How many interfaces the last decision saw.</summary>
     private int _examined;
+    private int _decisions;
+    /// <summary>The interfaces observed since the last decision, by id.</summary>
+    private bool[] _observed = new bool[16];
+    /// <summary>The journey in which an interface whose role is unknown first showed after a decision; -1 when none.</summary>
+    private long _decideAt = -1;
 
     /// <summary>
-    /// Whether an interface appeared since the last decision and some role is not known. <paramref name="seen"/> counts
-    /// the interfaces the correlator has seen observations of (ids below it): a function of the input, so the
-    /// decisions do not depend on how far ahead the reading thread has registered interfaces.
+    /// Called by the correlator for each observation, with the number of the journey it joined or started: the first
+    /// sighting, after a decision, of an interface whose role is still unknown (a container started mid-capture, a hop
+    /// whose first packet comes late) asks for another decision once that journey is due (<see cref="IsDue"/>), so it
+    /// learns from the window that starts there. Costs one array read per observation.
+    /// </summary>
+    public void Observe(int interfaceId, long journey)
+    {
+        if ((uint)interfaceId < (uint)_observed.Length && _observed[interfaceId])
+        {
+            return;
+        }
+        if (interfaceId >= _observed.Length)
+        {
+            Array.Resize(ref _observed, Math.Max(interfaceId + 1, _observed.Length * 2));
+        }
+        _observed[interfaceId] = true;
+        if (_decisions > 0 && _decisions <= MaxLaterDecisions && _decideAt < 0 && !registry.IsKnown(interfaceId))
+        {
+            _decideAt = journey;
+        }
+    }
+
+    /// <summary>Whether a later decision is due: the journey <see cref="Observe"/> noted is the next to finish, or finished.</summary>
+    public bool IsDue(long nextJourney) => _decideAt >= 0 && nextJourney >= _decideAt;
+
+    /// <summary>
+    /// Whether the first decision is due: some role of the interfaces the correlator has seen observations of (ids
+    /// below <paramref name="seen"/>) is not known. A function of the input, so the decisions do not depend on how
+    /// far ahead the reading thread has registered interfaces. Later decisions come from <see cref="Observe"/>.
     /// </summary>
     public bool IsPending(int seen)
     {
-        if (seen <= _examined)
+        if (seen <= _examined || _decisions > 0)
         {
             return false;
         }
@@ -64,6 +107,9 @@ public sealed class RoleInference(InterfaceRegistry registry)
     {
         int count = seen;
         _examined = count;
+        _decisions++;
+        _decideAt = -1;
+        Array.Clear(_observed);
         try
         {
             DecideFrom(count);
@@ -144,6 +190,9 @@ public sealed class RoleInference(InterfaceRegistry registry)
 
         // 3. Inside: distance from the router by strict timestamp order, in journeys that cross the router.
         var farther = new Dictionary<(int, int), long>();
+        // 4 (with 3). The inside addresses each interface carried (up to two): a container's eth0 and its veth carry that
+        // one container's, a bridge those of every container behind it.
+        var insideAddresses = new Dictionary<int, HashSet<IpAddress>>();
         var ordered = new HashSet<int>();
         foreach (Observation[] journey in _journeys)
         {
@@ -161,6 +210,21 @@ public sealed class RoleInference(InterfaceRegistry registry)
             if (outbound is not bool outwards)
             {
                 continue;
+            }
+            foreach (Observation sighting in journey)
+            {
+                // The inside endpoint: the source of an outbound copy, the destination of an inbound one (after DNAT).
+                if (sighting.Interface < count && SideOf(sighting.Interface) > 0)
+                {
+                    if (!insideAddresses.TryGetValue(sighting.Interface, out HashSet<IpAddress>? addresses))
+                    {
+                        insideAddresses[sighting.Interface] = addresses = [];
+                    }
+                    if (addresses.Count < 2)
+                    {
+                        addresses.Add(outwards ? sighting.Flow.Source : sighting.Flow.Destination);
+                    }
+                }
             }
             for (int i = 0; i < journey.Length; i++)
             {
@@ -207,13 +271,18 @@ public sealed class RoleInference(InterfaceRegistry registry)
             var members = segment.ToList();
             int Score(int x) => members.Count(y => y != x && farther.GetValueOrDefault((x, y)) > farther.GetValueOrDefault((y, x)));
             int next = (int)InterfaceRole.Bridge;
+            int Carried(int id) => insideAddresses.TryGetValue(id, out HashSet<IpAddress>? addresses) ? addresses.Count : 0;
             foreach (var group in members.GroupBy(Score).OrderBy(g => g.Key))
             {
                 var known = group.Where(registry.IsKnown).Select(id => (int)registry.RoleOf(id)).Where(r => r <= (int)InterfaceRole.Bridge).ToList();
                 int level = known.Count > 0 ? known.Min() : next;
+                // Equally near the router (ties say nothing: a veth's copy and the bridge's share one receive stamp on
+                // the way out), but one carried many containers' addresses: that one is the bridge, and one that carried a
+                // single container's is a port of it, its veth.
+                bool many = level == (int)InterfaceRole.Bridge && group.Any(id => Carried(id) > 1);
                 foreach (int id in group.Where(id => !registry.IsKnown(id)))
                 {
-                    registry.Decide(id, (InterfaceRole)level, RoleSource.Inferred);
+                    registry.Decide(id, many && Carried(id) == 1 ? InterfaceRole.Veth : (InterfaceRole)level, RoleSource.Inferred);
                 }
                 next = Math.Max(level - 1, (int)InterfaceRole.Container);
             }

@@ -30,7 +30,7 @@ public sealed class TraceSession
     {
         Options = options;
         Interfaces = new InterfaceRegistry(options.Egress, options.Roles);
-        Correlator = new Correlator(new CorrelatorOptions { WindowNs = options.WindowNs, Timeouts = options.FlowTimeouts, NatDetail = options.NatDetail },
+        Correlator = new Correlator(new CorrelatorOptions { WindowNs = options.WindowNs, Timeouts = options.FlowTimeouts, NatDetail = options.NatDetail, EgressRoutes = options.EgressRoutes },
             Interfaces.RoleOf, Interfaces);
     }
 

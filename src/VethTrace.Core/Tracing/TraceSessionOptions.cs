@@ -36,6 +36,12 @@ public sealed record TraceSessionOptions
     /// address follows its packets past NAT. Null traces everything.
     /// </summary>
     public IPacketSelector? Filter { get; init; }
+
+    /// <summary>
+    /// The host's routes to the egress (follow: the route lookup), for losses of flows no packet got through; null
+    /// when unknown (replay).
+    /// </summary>
+    public IEgressRoutes? EgressRoutes { get; init; }
 }
 
 /// <summary>Decides whether one copy of a packet is selected (a compiled pcap-filter expression, in practice).</summary>

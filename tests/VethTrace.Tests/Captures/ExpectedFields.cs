@@ -27,7 +27,7 @@ public sealed class ExpectedFields
         // (replay/per-hop/docker0.pcap) has its TSV in a directory of the same name (expected/per-hop/docker0.pcap.tsv).
         string expected = Path.Combine(CaptureCorpus.CapturesDirectory, "expected");
         string nested = Path.Combine(expected, Path.GetFileName(Path.GetDirectoryName(capture) ?? ""), Path.GetFileName(capture) + ".tsv");
-        if (Path.GetFileName(Path.GetDirectoryName(capture)) == "per-hop" && File.Exists(nested))
+        if (Path.GetFileName(Path.GetDirectoryName(capture)) is "per-hop" or "free-names" or "free-names-tied" && File.Exists(nested))
         {
             return nested;
         }

@@ -1,4 +1,5 @@
 using Spectre.Console;
+using VethTrace.Capture.Files;
 using VethTrace.Capture.Live;
 using VethTrace.Cli.Output;
 using VethTrace.Flows;
@@ -75,5 +76,64 @@ public sealed class LiveViewTests
 
         Assert.Contains("eth0(c1) ─5.000µs→ veth1 ─1.000µs→ br-ov1 ─14.0µs→ wire1 [vxlan 42]", view);
         Assert.Contains("tunnel: wire1 vxlan 42 203.0.113.1 → 203.0.113.2:4789, 1 packets", view);
+    }
+}
+
+/// <summary>
+/// follow's live view says how it read the path, as replay's table does (issue 14 §2, §3): every interface's role and
+/// how it was decided, and the bridge copies of bridged frames beside the chain, out of it. Rendered from the engine's
+/// report of real captures, against the answers derived with tshark (captures/replay/expected/issue14/).
+/// </summary>
+public sealed class LiveViewRolesAndCopiesTests
+{
+    [Fact]
+    public void Render_EastWest_BridgeCopyBesideTheChainRolesByName()
+    {
+        string capture = Path.Combine(Captures.CaptureCorpus.CapturesDirectory, "replay", "east-west.pcapng");
+        FileTraceResult result = VethTrace.Capture.Files.FileTrace.Run([capture], new TraceSessionOptions());
+        using var expected = System.Text.Json.JsonDocument.Parse(File.ReadAllText(
+            Path.Combine(Captures.CaptureCorpus.CapturesDirectory, "replay", "expected", "issue14", "east-west.pcapng.side-copies.json")));
+        long copies = expected.RootElement.GetProperty("summary").GetProperty("bridge_side_copies").GetInt64();
+
+        string view = Render(result);
+
+        // The derivation's first path, c1 to c2 through the two veths, with docker0's copy beside it.
+        var first = expected.RootElement.GetProperty("paths")[0];
+        string[] names = [.. first.GetProperty("path_names").EnumerateArray().Select(n => n.GetString()!)];
+        Assert.Matches($@"{names[0]} ─[^→]+→ {names[1]} ─[^→]+→ {names[2]} ─[^→]+→ {names[3]}#2\s+\+ docker0 \(copy\)", view);
+        Assert.Contains($"{copies} bridge copies of bridged frames set aside (copy)", view);
+        Assert.Contains("docker0 bridge (name)", view);
+        Assert.Contains($"{names[1]} veth (name)", view);
+    }
+
+    [Fact]
+    public void Render_PerHopFreeNames_RolesInferredShown()
+    {
+        string[] files = [.. new[] { "c1-eth0", "veth", "docker0", "wan" }.Select(n => Path.Combine(Captures.CaptureCorpus.CapturesDirectory, "replay", "per-hop", n + ".pcap"))];
+        FileTraceResult result = VethTrace.Capture.Files.FileTrace.Run(files, new TraceSessionOptions());
+
+        string view = Render(result);
+
+        // per-hop.json's roles: c1-eth0 is the container, wan the egress; neither name says so.
+        using var expected = System.Text.Json.JsonDocument.Parse(File.ReadAllText(
+            Path.Combine(Captures.CaptureCorpus.CapturesDirectory, "replay", "expected", "issue14", "per-hop.json")));
+        var roles = expected.RootElement.GetProperty("interfaces").EnumerateArray().ToDictionary(i => i.GetProperty("name").GetString()!, i => i.GetProperty("role").GetString()!);
+        Assert.Contains($"c1-eth0 {roles["c1-eth0"]} (inferred)", view);
+        Assert.Contains($"wan {roles["wan"]} (inferred)", view);
+        Assert.Contains("docker0 bridge (name)", view);
+        Assert.DoesNotContain("bridge copies", view);
+    }
+
+    private static string Render(FileTraceResult result)
+    {
+        Assert.NotNull(result.Report);
+        Assert.NotNull(result.Interfaces);
+        IReadOnlyList<string> names = result.Interfaces.Names;
+        var text = new StringWriter();
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors, Out = new AnsiConsoleOutput(text) });
+        console.Profile.Width = 200;
+        console.Write(LiveView.Render("east-west", TimeSpan.FromSeconds(1), result.Report, names, result.Interfaces.RoleOf,
+            [.. names.Select(n => new HopStatistics(n, 1, 0, 0))], result.Interfaces));
+        return text.ToString();
     }
 }

@@ -344,6 +344,10 @@ public readonly ref struct RouteMessage
     /// <summary>RTN_UNICAST.</summary>
     public const byte UnicastType = 1;
 
+    /// <summary>AF_INET and AF_INET6, as rtm_family.</summary>
+    public const byte FamilyInet = 2;
+    public const byte FamilyInet6 = 10;
+
     private readonly ReadOnlySpan<byte> _data;
 
     private RouteMessage(ReadOnlySpan<byte> data) => _data = data;

@@ -82,6 +82,81 @@ public sealed class RtnetlinkSocket : IDisposable
         throw new TopologyException(TopologyErrorKind.NetlinkFailed, $"netlink dump {requestType} did not end after {MaxDatagramsPerDump} datagrams");
     }
 
+    /// <summary>
+    /// Asks the kernel which route a packet to <paramref name="destination"/> takes from this namespace (RTM_GETROUTE
+    /// without NLM_F_DUMP, as <c>ip route get</c>: the policy rules, the local table and the main table as the kernel
+    /// applies them). Null when the kernel has no route (ENETUNREACH, EHOSTUNREACH and the like: an unreachable or
+    /// prohibit route answers with an error, not a route).
+    /// </summary>
+    public NetlinkRoute? GetRoute(System.Net.IPAddress destination)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        uint sequence = ++_sequence;
+        byte[] request = BuildRouteRequest(destination, sequence);
+        if (NativeMethods.send(_fd, request, request.Length, 0) != request.Length)
+        {
+            throw Failure("netlink route request", System.Runtime.InteropServices.Marshal.GetLastPInvokeError());
+        }
+        var into = new NetlinkDump();
+        for (int datagrams = 0; datagrams < MaxDatagramsPerDump; datagrams++)
+        {
+            nint received = NativeMethods.recv(_fd, _buffer, _buffer.Length, NativeMethods.MessageTruncate);
+            if (received < 0)
+            {
+                int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+                if (errno == NativeMethods.EINTR)
+                {
+                    continue;
+                }
+                throw Failure(errno == NativeMethods.EAGAIN ? $"no netlink reply within {ReceiveTimeoutSeconds} s" : "netlink receive", errno);
+            }
+            if (received > _buffer.Length)
+            {
+                throw new TopologyException(TopologyErrorKind.NetlinkFailed, $"netlink reply of {received} bytes exceeds the {_buffer.Length}-byte buffer");
+            }
+            NetlinkDatagramResult result = RtnetlinkParser.ParseDatagram(_buffer.AsSpan(0, (int)received), sequence, into);
+            if (into.Routes.Count > 0)
+            {
+                return into.Routes[0];
+            }
+            switch (result.Status)
+            {
+                case NetlinkDumpStatus.Error:
+                    return null;
+                case NetlinkDumpStatus.Malformed:
+                    throw new TopologyException(TopologyErrorKind.NetlinkFailed, $"malformed netlink reply: {into.Problems[^1]}");
+                case NetlinkDumpStatus.Done:
+                    return null;
+            }
+            // Another sequence's leftovers (a dump cut short earlier): read on.
+        }
+        throw new TopologyException(TopologyErrorKind.NetlinkFailed, $"no netlink route reply after {MaxDatagramsPerDump} datagrams");
+    }
+
+    /// <summary>
+    /// An RTM_GETROUTE request for one destination: nlmsghdr (NLM_F_REQUEST), an rtmsg with the family and a full-length
+    /// destination prefix, and RTA_DST.
+    /// </summary>
+    public static byte[] BuildRouteRequest(System.Net.IPAddress destination, uint sequence)
+    {
+        byte[] address = destination.GetAddressBytes();
+        int attributeLength = RouteAttributeReader.Field.HeaderLength + address.Length;
+        int length = NetlinkMessageHeader.Field.HeaderLength + HostOrder.Align4(RouteMessage.Field.HeaderLength) + HostOrder.Align4(attributeLength);
+        var request = new byte[length];
+        HostOrder.Write(request.AsSpan(NetlinkMessageHeader.Field.Length), (uint)length);
+        HostOrder.Write(request.AsSpan(NetlinkMessageHeader.Field.Type), NetlinkMessageType.GetRoute);
+        HostOrder.Write(request.AsSpan(NetlinkMessageHeader.Field.Flags), NetlinkFlags.Request);
+        HostOrder.Write(request.AsSpan(NetlinkMessageHeader.Field.Sequence), sequence);
+        int rtmsg = NetlinkMessageHeader.Field.HeaderLength;
+        request[rtmsg + RouteMessage.Field.Family] = address.Length == 4 ? RouteMessage.FamilyInet : RouteMessage.FamilyInet6;
+        request[rtmsg + RouteMessage.Field.DestinationLength] = (byte)(address.Length * 8);
+        int attribute = rtmsg + HostOrder.Align4(RouteMessage.Field.HeaderLength);
+        HostOrder.Write(request.AsSpan(attribute + RouteAttributeReader.Field.Length), (ushort)attributeLength);
+        HostOrder.Write(request.AsSpan(attribute + RouteAttributeReader.Field.Type), RouteMessage.Attribute.Destination);
+        address.CopyTo(request.AsSpan(attribute + RouteAttributeReader.Field.HeaderLength));
+        return request;
+    }
+
     /// <summary>An nlmsghdr with NLM_F_REQUEST | NLM_F_DUMP, followed by a zeroed family header.</summary>
     public static byte[] BuildDumpRequest(ushort requestType, int fixedHeaderLength, uint sequence)
     {
