@@ -161,11 +161,27 @@ public sealed class HostWatch : IDisposable
     {
         try
         {
+            // The first load maps every running container: a lookup before it ends would inspect them all again.
+            while (!Loaded && !cancel.IsCancellationRequested)
+            {
+                await Task.Delay(50, cancel).ConfigureAwait(false);
+            }
+            var batch = new HashSet<int>();
             while (!cancel.IsCancellationRequested)
             {
                 await _lookupSignal.WaitAsync(cancel).ConfigureAwait(false);
-                while (_lookups.TryDequeue(out int index))
+                batch.Clear();
+                while (_lookups.TryDequeue(out int queued))
                 {
+                    batch.Add(queued);
+                }
+                foreach (int index in batch)
+                {
+                    if (_map!.Find(index) is not null)
+                    {
+                        Interlocked.Increment(ref _generation);
+                        continue;
+                    }
                     try
                     {
                         if (await _map!.LookupAsync(index, cancel).ConfigureAwait(false) is not null)

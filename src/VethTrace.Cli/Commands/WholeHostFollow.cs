@@ -164,7 +164,6 @@ public static class WholeHostFollow
         private readonly List<string> _events = [];
         private readonly Stopwatch _clock = new();
         private HostRecording? _recording;
-        private long _generation = -1;
 
         public ExitCode Go(CancellationToken cancel)
         {
@@ -269,7 +268,6 @@ public static class WholeHostFollow
         private void Reconcile(bool initial)
         {
             IReadOnlyList<HostLink> wanted = watch.Wanted();
-            long generation = watch.Generation;
             var present = new HashSet<int>();
             var selectedBridges = new HashSet<string>(StringComparer.Ordinal);
             var veths = new List<(HostLink Link, VethContainer? Owner)>();
@@ -326,11 +324,7 @@ public static class WholeHostFollow
             {
                 _pending.Remove(index);
             }
-            if (generation != _generation)
-            {
-                _generation = generation;
-                UpdateSelection();
-            }
+            UpdateSelection();
         }
 
         private bool Selected(VethContainer owner)
@@ -354,6 +348,18 @@ public static class WholeHostFollow
             if (capture.IsAttached(link.Index))
             {
                 var known = _attached[link.Index];
+                if (known.Container is null && owner is not null)
+                {
+                    // Attached before its container was known (the engine was slow to answer): named from now on,
+                    // its journeys so far included.
+                    int named = capture.IdOf(link.Index)!.Value;
+                    string shown = $"{link.Name}({owner.ContainerName})";
+                    capture.Rename(named, shown, link.Role);
+                    _owners.Assign(named, Owner(owner));
+                    _attached[link.Index] = (shown, link.Role, owner.ContainerName);
+                    Event($"{link.Name} is {owner.ContainerName}'s", "named", shown, owner.ContainerName, null);
+                    return;
+                }
                 if (known.Name != link.Name && known.Container is null)
                 {
                     // Renamed in place (same ifindex): shown under its new name from now on.
@@ -376,8 +382,7 @@ public static class WholeHostFollow
             _attached[link.Index] = (name, link.Role, owner?.ContainerName);
             if (owner is not null)
             {
-                _owners.Assign(attachedId, new ContainerOwner(owner.ContainerName, owner.Network,
-                    [.. (owner.Addresses ?? []).Select(a => IpAddress.Parse(a.ToString()))]));
+                _owners.Assign(attachedId, Owner(owner));
             }
             _recording?.Attached(attachedId, name, link.Role, owner);
             if (!initial)
@@ -391,6 +396,9 @@ public static class WholeHostFollow
                 Event($"attached {name}: {what}", "attached", name, owner?.ContainerName, null);
             }
         }
+
+        private static ContainerOwner Owner(VethContainer owner) =>
+            new(owner.ContainerName, owner.Network, [.. (owner.Addresses ?? []).Select(a => IpAddress.Parse(a.ToString()))]);
 
         private readonly HashSet<string> _journeyed = new(StringComparer.Ordinal);
 
@@ -410,9 +418,10 @@ public static class WholeHostFollow
             }
         }
 
+        /// <summary>The selected containers' addresses as now known (a restarted container may have a new one).</summary>
         private void UpdateSelection()
         {
-            if (selector is null)
+            if (selector is null || selector.Count == _owners.Containers.Sum(o => o.Addresses.Count))
             {
                 return;
             }
