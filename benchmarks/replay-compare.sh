@@ -1,52 +1,102 @@
 #!/usr/bin/env bash
-# Whole-process comparison of `vethtrace replay` with tcpdump and tshark on the same files, in one run (issue 5):
-#   1. publishes vethtrace the way users get it, `dotnet publish -c Release`: Native AOT (no JIT, no start-up
-#      compilation; the project sets PublishAot) into out/bench/aot, and builds the
-#      ordinary framework-dependent one (JIT) beside it;
-#   2. makes the files: LONG (default 800,000 packets) from time-shifted copies of captures/bulk-iperf3.pcap
-#      (editcap -t, mergecap -a, editcap -r; classic pcap), and one ten times longer for the memory bound;
-#   3. times each tool on LONG with hyperfine (warm-up run first, page cache hot), and measures peak RSS with
-#      /usr/bin/time on LONG and on the ten-times file;
-#   4. prints the ratios to tcpdump, of wall time and of CPU time (user + system), and times tcpdump and vethtrace
-#      (AOT) once more, alternating run by run, for a ratio of medians that the machine's drift cannot bias.
-# Needs: the .NET SDK, clang and zlib1g-dev (Native AOT), tcpdump, tshark, wireshark-common (editcap, mergecap),
-# hyperfine: apt-get install tcpdump tshark wireshark-common hyperfine clang zlib1g-dev.
-# Usage: benchmarks/replay-compare.sh [PACKETS]   (VETHTRACE_COMPARE_RUNS=N hyperfine runs, default 5)
-#   VETHTRACE_COMPARE_BASELINE=/path/to/vethtrace adds another build (say an AOT publish of the commit before a change)
-#   to every measurement, alternating with this one in the paired rounds, so load from elsewhere hits both alike:
-#   git worktree add /tmp/base COMMIT && dotnet publish /tmp/base/src/VethTrace.Cli -c Release -r linux-x64 \
-#     -p:PublishAot=true -o /tmp/base/out/aot && VETHTRACE_COMPARE_BASELINE=/tmp/base/out/aot/vethtrace benchmarks/replay-compare.sh
+# Whole-process comparison of `vethtrace replay` with tcpdump and tshark on the same files, in one run (issues 5, 16).
+#
+#   benchmarks/replay-compare.sh [FILE...]
+#
+# Files (default): the multi-hop captures benchmarks/record-multihop.sh records into benchmarks/captures/
+# (multihop-perif.pcapng, multihop-any.pcap, multihop-mixed.pcapng: those present), the many-flows file
+# (benchmarks/many-flows.py: 1,000,000 one-packet flows on 3 hops, made in /tmp/vethtrace-many-flows.pcapng if
+# missing) and the single-hop file of the earlier figures (out/bench/replay-800000.pcap: time-shifted copies of
+# captures/bulk-iperf3.pcap, made if missing). A file's replay options are read from FILE.args when it exists
+# (the SLL2 ifindex names and --egress that record-multihop.sh writes).
+#
+# Tools, each run on each file in every round, in an order that rotates from round to round, so a change in the
+# machine's load falls on all of them alike:
+#   tcpdump        tcpdump -r FILE -w /dev/null                                   (the reference of every ratio)
+#   current AOT    vethtrace replay FILE, built by `dotnet publish src/VethTrace.Cli -c Release -o DIR`: the build
+#                  users get (the project sets PublishAot: Native AOT)
+#   current JIT    the same publish with -p:PublishAot=false (framework-dependent, JIT)
+#   previous AOT   the same publish of the git ref VT_COMPARE_BASE_REF (default main), or the binary VT_COMPARE_BASELINE
+#   tshark         tshark -n -r FILE -T fields -e frame.interface_id -e frame.time_epoch -e ip.src -e ip.dst -e ip.id
+#                  (the fields a hop-to-hop match needs); in the first VT_COMPARE_TSHARK_ROUNDS rounds only (default
+#                  1: it takes 20-30 s per 800k packets, and is not the target), and only on files of at most
+#                  VT_COMPARE_TSHARK_MAX_PACKETS packets (default 1,500,000: the 3,000,000-packet many-flows file
+#                  alone would add 80 s on a quiet machine, 10 min on a loaded one)
+# Each run is timed alone: wall time, CPU time (user + system) and peak RSS from wait4(2). The table gives the median
+# over the rounds (min-max), the ratios of the medians to tcpdump's, and the load average before and after each round.
+#
+# Environment: VT_COMPARE_ROUNDS (3), VT_COMPARE_TSHARK_ROUNDS (1; 0 leaves tshark out), VT_COMPARE_TSHARK_MAX_PACKETS
+# (1500000), VT_COMPARE_BASE_REF (main),
+# VT_COMPARE_BASELINE (a vethtrace binary instead of building the ref), VT_COMPARE_JIT=0 (leave the JIT build out),
+# VT_COMPARE_OUT (out/bench). Builds are kept in $VT_COMPARE_OUT and reused while the sources are unchanged.
+# Results: $VT_COMPARE_OUT/replay-compare.md (the table, for docs/performance.md) and replay-compare.json.
+# Needs: the .NET SDK, clang and zlib1g-dev (Native AOT), tcpdump, tshark, wireshark-common (editcap, mergecap,
+# capinfos), python3. Runs unattended in 6-9 minutes on 2 cores with the default files (builds included).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-packets=${1:-800000}
-runs=${VETHTRACE_COMPARE_RUNS:-5}
-baseline=${VETHTRACE_COMPARE_BASELINE:-}
-out=$root/out/bench
+rounds=${VT_COMPARE_ROUNDS:-3}
+tshark_rounds=${VT_COMPARE_TSHARK_ROUNDS:-1}
+tshark_max=${VT_COMPARE_TSHARK_MAX_PACKETS:-1500000}
+base_ref=${VT_COMPARE_BASE_REF:-main}
+baseline=${VT_COMPARE_BASELINE:-}
+with_jit=${VT_COMPARE_JIT:-1}
+out=${VT_COMPARE_OUT:-$root/out/bench}
 mkdir -p "$out"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+log() { printf '[replay-compare %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { printf 'replay-compare.sh: %s\n' "$*" >&2; exit 1; }
 
-for tool in tcpdump tshark editcap mergecap capinfos hyperfine; do
-    command -v $tool >/dev/null || { echo "replay-compare.sh: $tool not found (see the header of this script)" >&2; exit 1; }
+for tool in tcpdump tshark editcap mergecap capinfos python3 dotnet git; do
+    command -v $tool >/dev/null || die "$tool not found (see the header of this script)"
 done
-bash captures/expand.sh >/dev/null
-bulk=captures/bulk-iperf3.pcap
 
-echo "== build"
-dotnet publish src/VethTrace.Cli -c Release -o "$out/aot" -nologo -v quiet >"$out/publish.log" 2>&1 \
-    || { tail -20 "$out/publish.log"; echo "replay-compare.sh: Native AOT publish failed" >&2; exit 1; }
-dotnet build src/VethTrace.Cli -c Release -o "$out/jit" -nologo -v quiet >"$out/build.log" 2>&1 \
-    || { tail -20 "$out/build.log"; exit 1; }
-aot=$out/aot/vethtrace
-jit=$out/jit/vethtrace
+# ---- builds (reused while their sources are unchanged) ------------------------------------------------------------
+# publish SRC_DIR OUT_DIR STAMP [extra publish args]: skips the publish when OUT_DIR/.stamp holds STAMP.
+publish() {
+    local src=$1 dir=$2 stamp=$3; shift 3
+    if [[ -x $dir/vethtrace && -s $dir/.stamp && $(<"$dir/.stamp") == "$stamp" ]]; then
+        log "reusing $dir ($stamp)"
+        return
+    fi
+    log "dotnet publish $src/src/VethTrace.Cli -c Release $* -o $dir"
+    rm -rf "$dir"
+    if ! dotnet publish "$src/src/VethTrace.Cli" -c Release "$@" -o "$dir" -nologo -v quiet >"$dir.log" 2>&1; then
+        tail -20 "$dir.log" >&2
+        die "publish failed: $dir.log"
+    fi
+    echo "$stamp" >"$dir/.stamp"
+}
+# The working tree's sources: HEAD plus any uncommitted change under src/ and the build files.
+current_stamp="$(git rev-parse HEAD) $(git diff HEAD -- src Directory.Build.props Directory.Packages.props global.json | sha256sum | cut -c1-16)"
+publish "$root" "$out/current-aot" "$current_stamp"
+if [[ $with_jit == 1 ]]; then
+    publish "$root" "$out/current-jit" "$current_stamp jit" -p:PublishAot=false
+fi
+if [[ -z $baseline ]]; then
+    base_commit=$(git rev-parse --verify "$base_ref^{commit}") || die "no git ref $base_ref (set VT_COMPARE_BASE_REF or VT_COMPARE_BASELINE)"
+    if [[ ! -x $out/previous-aot/vethtrace || ! -s $out/previous-aot/.stamp || $(<"$out/previous-aot/.stamp") != "$base_commit" ]]; then
+        rm -rf "$out/previous-src"
+        mkdir -p "$out/previous-src"
+        git archive "$base_commit" | tar -x -C "$out/previous-src"
+    fi
+    publish "$out/previous-src" "$out/previous-aot" "$base_commit"
+    baseline=$out/previous-aot/vethtrace
+    baseline_name="previous AOT ($base_ref ${base_commit:0:7})"
+else
+    [[ -x $baseline ]] || die "VT_COMPARE_BASELINE=$baseline is not an executable"
+    baseline_name="previous ($baseline)"
+fi
 
-# A file of N packets: copies of the bulk capture, each shifted past the end of the one before, cut to N.
-make_file() {
-    local n=$1 file=$2
+# ---- files -------------------------------------------------------------------------------------------------------
+# The single-hop file of the earlier figures: copies of the bulk capture, each shifted past the end of the one before.
+make_bulk_file() {
+    local n=$1 file=$2 bulk=captures/bulk-iperf3.pcap
     if [[ -s $file && $(capinfos -c -M "$file" | awk '/Number of packets/ {print $NF}') == "$n" ]]; then
         return
     fi
-    local per duration copies parts=()
+    bash captures/expand.sh >/dev/null
+    local per duration copies parts=() i
     per=$(capinfos -c -M "$bulk" | awk '/Number of packets/ {print $NF}')
     duration=$(capinfos -u -M "$bulk" | awk '/Capture duration/ {print int($(NF-1)) + 2}')
     copies=$(( (n + per - 1) / per ))
@@ -58,73 +108,114 @@ make_file() {
     editcap -F pcap -r "$out/joined.pcap" "$file" "1-$n"
     rm -f "${parts[@]}" "$out/joined.pcap"
 }
-long=$out/replay-$packets.pcap
-longer=$out/replay-$((packets * 10)).pcap
-echo "== files"
-make_file "$packets" "$long"
-make_file $((packets * 10)) "$longer"
-for f in "$long" "$longer"; do
-    echo "$f: $(capinfos -c -M "$f" | awk '/Number of packets/ {print $NF}') packets, $(stat -c %s "$f") bytes"
-done
+files=("$@")
+if ((${#files[@]} == 0)); then
+    for f in benchmarks/captures/multihop-perif.pcapng benchmarks/captures/multihop-any.pcap benchmarks/captures/multihop-mixed.pcapng; do
+        if [[ -s $f ]]; then files+=("$f"); else log "$f missing: record it with benchmarks/record-multihop.sh (root, lab up); left out"; fi
+    done
+    many=/tmp/vethtrace-many-flows.pcapng
+    if [[ ! -s $many ]]; then
+        log "making $many (benchmarks/many-flows.py, 1,000,000 flows)"
+        python3 benchmarks/many-flows.py --out "$many.tmp" >&2 && mv "$many.tmp" "$many"
+    fi
+    files+=("$many")
+    make_bulk_file 800000 "$out/replay-800000.pcap"
+    files+=("$out/replay-800000.pcap")
+fi
+for f in "${files[@]}"; do [[ -s $f ]] || die "$f: no such file"; done
 
-echo "== machine"
-echo "$(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(free -g | awk '/Mem:/ {print $2}') GiB; load $(cut -d' ' -f1-3 /proc/loadavg)"
+# The current build's name: the commit it was built from, as its stamp says (HEAD may have moved since).
+current_label=$(cut -c1-7 "$out/current-aot/.stamp")
+[[ $(cut -d' ' -f2 "$out/current-aot/.stamp") == "$(printf '' | sha256sum | cut -c1-16)" ]] || current_label+="+uncommitted changes"
+log "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(free -g | awk '/Mem:/ {print $2}') GiB; load $(cut -d' ' -f1-3 /proc/loadavg)"
+python3 - "$out" "$rounds" "$tshark_rounds:$tshark_max" "$out/current-aot/vethtrace" "$([[ $with_jit == 1 ]] && echo "$out/current-jit/vethtrace")" \
+    "$baseline" "$baseline_name" "$current_label" "${files[@]}" <<'PY'
+import json, os, statistics, subprocess, sys, time
 
-echo "== time (hyperfine, $runs runs, one warm-up)"
-hyperfine --warmup 1 --runs "$runs" --export-json "$out/hyperfine.json" -N \
-    -n tcpdump "tcpdump -r $long -w /dev/null" \
-    -n "vethtrace (AOT)" "$aot replay $long" \
-    -n "vethtrace (JIT)" "$jit replay $long" \
-    -n "tshark -T fields" "tshark -r $long -T fields -e frame.time_epoch -e ip.src -e ip.dst -e ip.id" \
-    ${baseline:+-n "vethtrace (baseline)" "$baseline replay $long"} \
-    --output=null
+out, rounds, tshark_rounds, aot, jit, baseline, baseline_name, head = sys.argv[1:9]
+tshark_rounds, tshark_max = map(int, tshark_rounds.split(":"))
+rounds = int(rounds)
+files = sys.argv[9:]
 
-echo "== paired: tcpdump and vethtrace (AOT)${baseline:+ and the baseline} alternating, $((runs * 4)) rounds (drift in the machine's load hits all alike)"
-python3 - "$((runs * 4))" "$long" "$aot" "$baseline" <<'PY'
-import os, resource, statistics, subprocess, sys, time
-rounds, long, aot, baseline = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-commands = {"tcpdump": ["tcpdump", "-r", long, "-w", "/dev/null"], "vethtrace (AOT)": [aot, "replay", long]}
-if baseline:
-    commands["vethtrace (baseline)"] = [baseline, "replay", long]
-wall = {name: [] for name in commands}
-cpu = {name: [] for name in commands}
-for _ in range(rounds):
-    for name, command in commands.items():
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        wall[name].append(time.perf_counter() - start)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu[name].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-base = statistics.median(wall["tcpdump"])
-base_cpu = statistics.median(cpu["tcpdump"])
-for name in commands:
-    w, c = statistics.median(wall[name]), statistics.median(cpu[name])
-    print(f"{name:<20} median {w:6.3f} s (min {min(wall[name]):.3f})  {w / base:5.2f}x tcpdump   CPU {c:6.3f} s {c / base_cpu:5.2f}x")
+def capinfo(path):
+    text = subprocess.run(["capinfos", "-c", "-s", "-M", path], capture_output=True, text=True).stdout
+    packets = next((int(l.split()[-1]) for l in text.splitlines() if "Number of packets" in l), 0)
+    return packets, os.path.getsize(path)
+
+def replay_args(path):
+    args = path + ".args"
+    return open(args).read().split() if os.path.exists(args) else []
+
+tools = [("tcpdump", lambda f: ["tcpdump", "-r", f, "-w", "/dev/null"])]
+tools.append((f"current AOT ({head})", lambda f: [aot, "replay", f, *replay_args(f)]))
+if jit:
+    tools.append((f"current JIT ({head})", lambda f: [jit, "replay", f, *replay_args(f)]))
+tools.append((baseline_name, lambda f: [baseline, "replay", f, *replay_args(f)]))
+if tshark_rounds > 0:
+    tools.append(("tshark -T fields", lambda f: ["tshark", "-n", "-r", f, "-T", "fields", "-e", "frame.interface_id",
+                                                  "-e", "frame.time_epoch", "-e", "ip.src", "-e", "ip.dst", "-e", "ip.id"]))
+
+def run(command):
+    """Wall time, CPU time (user + system) and peak RSS (KiB) of one run, from wait4(2)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stderr = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, process.returncode, stderr.decode(errors="replace")
+
+packet_counts = {}
+results = {f: {name: [] for name, _ in tools} for f in files}
+loads = []
+for r in range(rounds):
+    before = open("/proc/loadavg").read().split()[:3]
+    order = tools[r % len(tools):] + tools[:r % len(tools)]
+    for f in files:
+        for name, command in order:
+            if name.startswith("tshark") and (r >= tshark_rounds or packet_counts.setdefault(f, capinfo(f)[0]) > tshark_max):
+                continue
+            wall, cpu, rss, code, err = run(command(f))
+            if code != 0:
+                tail = err.strip().splitlines()[-1:] or [""]
+                print(f"warning: {name} on {os.path.basename(f)} exited {code}: {tail[0][:200]}", file=sys.stderr)
+            results[f][name].append({"wall": wall, "cpu": cpu, "rss_kib": rss, "exit": code})
+    after = open("/proc/loadavg").read().split()[:3]
+    loads.append((before, after))
+    print(f"[replay-compare] round {r + 1}/{rounds} done; load average {' '.join(before)} before, {' '.join(after)} after", file=sys.stderr)
+
+def med(values):
+    return statistics.median(values) if values else float("nan")
+
+lines = []
+lines.append(f"`benchmarks/replay-compare.sh`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
+             f"{rounds} rounds (tshark: {min(tshark_rounds, rounds)}, on files of at most {tshark_max:,} packets), medians (min–max); "
+             f"ratios are medians over tcpdump's median. "
+             f"Load average per round (1, 5, 15 min, before → after): " + "; ".join(f"{' '.join(b)} → {' '.join(a)}" for b, a in loads) + ".")
+lines.append("")
+lines.append("| file | packets | tool | wall s | × tcpdump | CPU s | × tcpdump | peak RSS MB |")
+lines.append("|---|---:|---|---:|---:|---:|---:|---:|")
+summary = {}
+for f in files:
+    packets, size = capinfo(f)
+    base = results[f]["tcpdump"]
+    base_wall, base_cpu = med([x["wall"] for x in base]), med([x["cpu"] for x in base])
+    summary[f] = {"packets": packets, "bytes": size, "tools": {}}
+    for name, _ in tools:
+        runs = results[f][name]
+        if not runs:
+            continue
+        walls, cpus, rss = [x["wall"] for x in runs], [x["cpu"] for x in runs], [x["rss_kib"] for x in runs]
+        w, c, m = med(walls), med(cpus), med(rss) / 1024
+        failed = sum(1 for x in runs if x["exit"] != 0)
+        summary[f]["tools"][name] = {"runs": runs, "wall_median": w, "cpu_median": c, "rss_mb_median": m,
+                                     "wall_ratio": w / base_wall, "cpu_ratio": c / base_cpu, "failed_runs": failed}
+        spread = f" ({min(walls):.2f}–{max(walls):.2f})" if len(walls) > 1 else ""
+        note = f" ⚠ {failed} run(s) exited non-zero" if failed else ""
+        lines.append(f"| {os.path.basename(f)} | {packets:,} | {name}{note} | {w:.2f}{spread} | {w / base_wall:.2f}× | {c:.2f} | {c / base_cpu:.2f}× | {m:.0f} |")
+table = "\n".join(lines)
+print(table)
+open(os.path.join(out, "replay-compare.md"), "w").write(table + "\n")
+json.dump({"head": head, "rounds": rounds, "loads": loads, "files": summary}, open(os.path.join(out, "replay-compare.json"), "w"), indent=1)
+print(f"\n(written to {out}/replay-compare.md and replay-compare.json)", file=sys.stderr)
 PY
-
-echo "== peak memory (/usr/bin/time, max RSS)"
-rss() { /usr/bin/time -f "%e %M" "$@" >/dev/null 2>"$out/time.txt" || true; tail -1 "$out/time.txt"; }
-printf '%-18s %14s %14s\n' tool "$(basename "$long")" "$(basename "$longer")"
-for name in tcpdump aot jit ${baseline:+baseline}; do
-    case $name in
-        tcpdump) a=$(rss tcpdump -r "$long" -w /dev/null); b=$(rss tcpdump -r "$longer" -w /dev/null) ;;
-        aot) a=$(rss "$aot" replay "$long"); b=$(rss "$aot" replay "$longer") ;;
-        jit) a=$(rss "$jit" replay "$long"); b=$(rss "$jit" replay "$longer") ;;
-        baseline) a=$(rss "$baseline" replay "$long"); b=$(rss "$baseline" replay "$longer") ;;
-    esac
-    printf '%-18s %8.0f MB %5.1fs %8.0f MB %5.1fs\n' "$name" "$(awk '{print $2/1024}' <<<"$a")" "$(awk '{print $1}' <<<"$a")" \
-        "$(awk '{print $2/1024}' <<<"$b")" "$(awk '{print $1}' <<<"$b")"
-done
-
-echo "== ratios to tcpdump (mean wall time, same run; CPU = user + system, mean: replay reads on one core and matches on the other)"
-python3 - "$out/hyperfine.json" <<'PY'
-import json, sys
-results = json.load(open(sys.argv[1]))["results"]
-base = next(r for r in results if r["command"] == "tcpdump")
-for r in results:
-    cpu = r["user"] + r["system"]
-    print(f'{r["command"]:<18} {r["mean"]:8.3f} s ± {r["stddev"]:.3f}   {r["mean"] / base["mean"]:6.2f}× tcpdump'
-          f'   CPU {cpu:7.3f} s {cpu / (base["user"] + base["system"]):6.2f}×')
-PY
-echo "== load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -9,7 +9,9 @@
 #      temporary feed, installed with `dotnet tool install --tool-path`, run on a shipped capture) and short fuzz runs
 #      (tests/fuzz/run.sh), then takes the lab down again;
 #   6. prints "N passed, N failed" and exits non-zero when a test failed or a step broke.
-# Must run as root (it installs packages, starts dockerd, creates namespaces).
+# Must run as root (it installs packages, starts dockerd, creates namespaces): run by a user who is not root, it runs
+# itself again through sudo, keeping PATH (where dotnet is) and VETHTRACE_SKIP_LAB; without sudo it says so and stops.
+# So `tests/run.sh` is the one command for both (issue 18), and `sudo tests/run.sh` works too.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -18,7 +20,11 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 step() { printf '\n== %s\n' "$*"; }
 fail() { echo "tests/run.sh: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
 
-[[ $(id -u) == 0 ]] || fail "run as root: the tests install packages and build a Docker lab"
+if [[ $(id -u) != 0 ]]; then
+    command -v sudo >/dev/null || fail "run as root: the tests install packages and build a Docker lab (no sudo here)"
+    echo "tests/run.sh: not root; running it again with sudo (the tests install packages and build a Docker lab)" >&2
+    exec sudo -- env "PATH=$PATH" ${VETHTRACE_SKIP_LAB:+"VETHTRACE_SKIP_LAB=$VETHTRACE_SKIP_LAB"} bash "$root/tests/run.sh" "$@"
+fi
 
 step "install test dependencies"
 bash tests/lab/install.sh || fail "tests/lab/install.sh failed"

@@ -15,7 +15,8 @@ public enum ExitCode
     /// <summary>The container cannot be found or is not running, or the Docker socket cannot be reached.</summary>
     ContainerUnavailable = 3,
     /// <summary>
-    /// A live capture could not start: a missing capability (checked first), an interface that is not there, an unwritable output;
+    /// A live capture could not start: a missing capability (checked first), an interface that is not there, an unwritable output
+    /// (record's pcapng, or the page of --html, which replay checks too before it reads anything);
     /// or record's output could not be written any more (a full disk): it stopped, its file cut back to the last whole packet.
     /// </summary>
     CaptureFailed = 4,

@@ -17,6 +17,9 @@ PACKAGES=(
     tcpreplay                        # tcprewrite/tcpreplay: 802.1Q fallback when the kernel has no VLAN_8021Q
     ethtool                          # offload (GRO/TSO) inspection for the README
     xz-utils zstd                    # compressed captures
+    chromium                         # headless browser for the HTML report tests (Category=Browser)
+    prometheus                       # follow --prometheus lab tests: each starts its own server (PrometheusLabTests)
+    podman                           # rootful Podman 4.3 + netavark beside dockerd (tests/lab/podman-up.sh, issue 19)
 )
 
 missing=()
@@ -38,4 +41,9 @@ echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-
 apt-get update
 # --no-install-recommends would drop things like the docker.io man pages only; keep defaults minimal but safe.
 apt-get install -y --no-install-recommends "${missing[@]}"
+# Debian's prometheus package enables a service of its own: the tests run their own servers on loopback, so the
+# packaged one must not run (it would listen on :9090 and scrape nothing of ours).
+if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
 log "done"

@@ -32,6 +32,9 @@ if [[ -d $STATE_DIR/pids ]]; then
     done
 fi
 
+# Podman first (issue 19): its test containers, the service podman-up.sh started, its iptables rules.
+"$LAB_DIR/podman-down.sh"
+
 # Containers.
 if command -v "$DOCKER" >/dev/null && docker_ok; then
     for c in "$C1" "$C2"; do

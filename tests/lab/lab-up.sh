@@ -161,3 +161,6 @@ done
 http_get "$EGRESS_IP" "$C2_PUBLISHED_PORT" / "$UPSTREAM_NS" | grep '200 OK' >/dev/null ||
     die "smoke test: upstream cannot reach $EGRESS_IP:$C2_PUBLISHED_PORT (DNAT to $C2)"
 log "lab is up: $C1 -> $UPSTREAM_IP via $EGRESS_IF (MASQUERADE) and $UPSTREAM_NS -> $EGRESS_IP:$C2_PUBLISHED_PORT -> $C2 (DNAT) work"
+
+# Rootful Podman beside dockerd (issue 19): its API socket, the image, and its two iptables rules; a no-op without podman.
+"$LAB_DIR/podman-up.sh"

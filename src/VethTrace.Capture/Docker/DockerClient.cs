@@ -29,8 +29,17 @@ public sealed class DockerClient : IDisposable
         _http = new HttpClient(handler) { BaseAddress = new Uri("http://docker/"), Timeout = RequestTimeout };
     }
 
-    /// <summary>A client for DOCKER_HOST, or the default socket; throws for a DOCKER_HOST that is not unix://.</summary>
-    public static DockerClient FromEnvironment() => new(DockerEndpoint.FromEnvironmentVariable());
+    /// <summary>
+    /// A client for <c>--engine</c> (<paramref name="engine"/>), else DOCKER_HOST, else the first default socket whose
+    /// daemon answers (Docker's, then Podman's): <see cref="DockerEndpoint.Discover"/>. Throws for a DOCKER_HOST that is
+    /// not unix:// or an unknown engine.
+    /// </summary>
+    public static DockerClient FromEnvironment(string? engine = null) =>
+        new(DockerEndpoint.Discover(engine, Environment.GetEnvironmentVariable(DockerEndpoint.EnvironmentVariable)));
+
+    /// <summary>A client for each engine <see cref="DockerEndpoint.DiscoverAll"/> finds (the caller disposes them).</summary>
+    public static IReadOnlyList<DockerClient> AllFromEnvironment(string? engine = null) =>
+        [.. DockerEndpoint.DiscoverAll(engine, Environment.GetEnvironmentVariable(DockerEndpoint.EnvironmentVariable)).Select(e => new DockerClient(e))];
 
     public DockerEndpoint Endpoint { get; }
 

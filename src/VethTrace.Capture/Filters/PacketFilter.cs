@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using PacketDotNet;
 using SharpPcap;
 using SharpPcap.LibPcap;
@@ -34,20 +35,50 @@ public sealed class PacketFilter : IPacketSelector, IDisposable
         return filter;
     }
 
-    /// <summary>True when the packet matches. A link type the expression cannot be compiled for matches nothing.</summary>
-    public bool Matches(ReadOnlySpan<byte> data, LinkType linkType)
+    /// <summary>
+    /// True when the packet matches. A link type the expression cannot be compiled for matches nothing. The program
+    /// sees <paramref name="originalLength"/> as the packet's length, as tcpdump's does (libpcap hands bpf_filter the
+    /// record's wire length): `greater 1000` must match a 1,500-byte packet of which a snaplen kept 256 bytes.
+    /// </summary>
+    public bool Matches(ReadOnlySpan<byte> data, int originalLength, LinkType linkType)
     {
         Compiled? last = Volatile.Read(ref _last);
-        if (last is not null && last.LinkType == linkType.Value)
+        if (last is null || last.LinkType != linkType.Value)
         {
-            return last.Program.Matches(data);
+            if (!TryCompile(linkType, out last, out _))
+            {
+                return false;
+            }
+            Volatile.Write(ref _last, last);
         }
-        if (!TryCompile(linkType, out Compiled? compiled, out _))
+        return Run(last!.Program, data, originalLength);
+    }
+
+    /// <summary>
+    /// pcap_offline_filter with a pcap_pkthdr of our own on the stack: caplen the bytes we have, len the wire length.
+    /// (SharpPcap's Matches(ReadOnlySpan) sets both to the captured length, and allocates the header per packet.)
+    /// </summary>
+    private static unsafe bool Run(BpfProgram program, ReadOnlySpan<byte> data, int originalLength)
+    {
+        var header = new PacketHeader
         {
-            return false;
+            CapturedLength = (uint)data.Length,
+            Length = (uint)Math.Max(originalLength, data.Length),
+        };
+        fixed (byte* bytes = data)
+        {
+            return program.Matches((IntPtr)(&header), (IntPtr)bytes);
         }
-        Volatile.Write(ref _last, compiled);
-        return compiled!.Program.Matches(data);
+    }
+
+    /// <summary>struct pcap_pkthdr (pcap/pcap.h): a struct timeval (two C longs), then bpf_u_int32 caplen and len.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private struct PacketHeader
+    {
+        public nint Seconds;
+        public nint Microseconds;
+        public uint CapturedLength;
+        public uint Length;
     }
 
     public void Dispose()

@@ -39,6 +39,9 @@ public sealed record HostInterfaceListing(
     string? Egress,
     IReadOnlyList<string> Warnings)
 {
+    /// <summary>The engine that named the containers and its socket ("podman on /run/podman/podman.sock"), or null.</summary>
+    public string? Engine { get; init; }
+
     private const int NameWidth = 16;
     private const int KindWidth = 6;
     private const int MasterWidth = 16;
@@ -69,6 +72,10 @@ public sealed record HostInterfaceListing(
         foreach (ContainerWithoutVeth other in OtherContainers)
         {
             writer.WriteLine(Fit(TerminalText.Escape($"{"-",-NameWidth} {"-",-KindWidth} {"-",-MasterWidth} {"-",-StateWidth} {other.ContainerName} [{other.NetworkMode}]: {other.Path}")));
+        }
+        if (Engine is not null)
+        {
+            writer.WriteLine(TerminalText.Escape($"engine: {Engine}"));
         }
         writer.WriteLine($"egress: {(Egress is null ? "(no default route; pass --egress IFACE)" : TerminalText.Escape(Egress))}");
         foreach (string warning in Warnings)
@@ -122,16 +129,24 @@ public static class HostInterfaces
     /// Lists the host's bridges and veths and maps each veth to its container by reading every running container's
     /// namespace. With <paramref name="docker"/> null, or Docker unreachable, the list has no owners and a warning says why.
     /// </summary>
-    public static async Task<HostInterfaceListing> ListAsync(DockerClient? docker, CancellationToken cancellationToken = default)
+    public static Task<HostInterfaceListing> ListAsync(DockerClient? docker, CancellationToken cancellationToken = default) =>
+        ListAsync(docker is null ? [] : [docker], cancellationToken);
+
+    /// <summary>
+    /// As <see cref="ListAsync(DockerClient?, CancellationToken)"/>, with the containers of every engine in
+    /// <paramref name="engines"/> (Docker and Podman on one host); the engine line names each.
+    /// </summary>
+    public static async Task<HostInterfaceListing> ListAsync(IReadOnlyList<DockerClient> engines, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(engines);
         NamespaceSnapshot host = NetworkNamespace.Current.ReadSnapshot();
         var warnings = new List<string>();
         var inside = new List<(DockerContainer Container, NamespaceSnapshot Snapshot)>();
-        if (docker is null)
+        if (engines.Count == 0)
         {
             warnings.Add("no Docker client: veths are not mapped to containers");
         }
-        else
+        foreach (DockerClient docker in engines)
         {
             IReadOnlyList<DockerContainer> containers = [];
             try
@@ -155,7 +170,21 @@ public static class HostInterfaces
                 }
             }
         }
-        return Build(host, inside, warnings);
+        return Build(host, inside, warnings) with
+        {
+            Engine = engines.Count == 0 ? null : string.Join(", ", engines.Select(e => DescribeEngine(e.Endpoint))),
+        };
+    }
+
+    /// <summary>"podman on /run/podman/podman.sock (found)", "docker on /var/run/docker.sock (DOCKER_HOST)", or none answered.</summary>
+    public static string DescribeEngine(DockerEndpoint endpoint)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        return endpoint.Engine == ContainerEngine.Unknown
+            ? endpoint.Tried.Count > 0
+                ? $"none (nothing answered on {string.Join(" or ", endpoint.Tried)})"
+                : $"unknown (no answer on {endpoint.SocketPath}, {endpoint.ChosenBy})"
+            : $"{DockerEndpoint.EngineName(endpoint.Engine)} on {endpoint.SocketPath} ({endpoint.ChosenBy})";
     }
 
     /// <summary>The pure part of <see cref="ListAsync"/>, over snapshots already taken.</summary>

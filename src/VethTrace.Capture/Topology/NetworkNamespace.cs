@@ -122,7 +122,12 @@ public sealed class NetworkNamespace
         }
         catch (UnauthorizedAccessException)
         {
-            throw new TopologyException(TopologyErrorKind.PermissionDenied, $"permission denied opening {path}: entering a network namespace needs root (CAP_SYS_ADMIN)");
+            // /proc/PID/ns/* is opened under a ptrace access check (ptrace_may_access, PTRACE_MODE_READ_FSCREDS): the
+            // same user as the process and every capability it has, or CAP_SYS_PTRACE. Root with its full set passes;
+            // a user given capabilities by setcap, or a root with fewer (docker run --cap-drop ALL), needs CAP_SYS_PTRACE.
+            throw new TopologyException(TopologyErrorKind.PermissionDenied,
+                $"permission denied opening {path}: another process's network namespace needs root with all of that process's " +
+                "capabilities, or CAP_SYS_PTRACE (setcap or docker --cap-add: SYS_PTRACE), then CAP_SYS_ADMIN to enter it");
         }
         catch (IOException exception)
         {

@@ -10,17 +10,19 @@ public sealed record ParserResult(string Parser, long Packets, double Nanosecond
 }
 
 /// <summary>
-/// Times VethTrace's parser against PacketDotNet on the same packets in one process: a warm-up (the JIT tiers each
-/// loop up, and PacketDotNet's lazy statics are built), then passes over the set that alternate between the two parsers
-/// until the time is up, so a change in machine load touches both alike. Allocation is counted on this thread with
+/// Times VethTrace's parser against PacketDotNet and the floor (<see cref="ParserPasses.NaiveSpanRead"/>: the same
+/// fields read at fixed offsets, no parser) on the same packets in one process: a warm-up (the JIT tiers each loop up,
+/// and PacketDotNet's lazy statics are built), then passes over the set that take turns until the time is up, so a
+/// change in machine load touches all three alike. Allocation is counted on this thread with
 /// <see cref="GC.GetAllocatedBytesForCurrentThread"/>, around whole passes.
 /// </summary>
 public static class ParserRace
 {
     public const string VethTraceName = "vethtrace";
     public const string PacketDotNetName = "PacketDotNet";
+    public const string FloorName = "NaiveSpanRead";
 
-    public static (ParserResult VethTrace, ParserResult PacketDotNet) Run(ParserPasses passes, TimeSpan duration, TimeSpan warmUp)
+    public static (ParserResult VethTrace, ParserResult PacketDotNet, ParserResult Floor) Run(ParserPasses passes, TimeSpan duration, TimeSpan warmUp)
     {
         // Warm-up: at least two passes each, then as long as asked.
         var clock = Stopwatch.StartNew();
@@ -28,17 +30,20 @@ public static class ParserRace
         {
             passes.VethTrace();
             passes.PacketDotNet();
+            passes.NaiveSpanRead();
         }
 
         var ours = new Tally();
         var theirs = new Tally();
+        var floor = new Tally();
         clock.Restart();
         while (ours.Passes == 0 || clock.Elapsed < duration)
         {
             ours.Time(passes.VethTrace);
             theirs.Time(passes.PacketDotNet);
+            floor.Time(passes.NaiveSpanRead);
         }
-        return (ours.Result(VethTraceName, passes.Count), theirs.Result(PacketDotNetName, passes.Count));
+        return (ours.Result(VethTraceName, passes.Count), theirs.Result(PacketDotNetName, passes.Count), floor.Result(FloorName, passes.Count));
     }
 
     private sealed class Tally

@@ -30,6 +30,14 @@ internal static class CommonOptions
     }
 
 
+    /// <summary>--html: the HTML report, written at the end of the run (docs/html-report.md).</summary>
+    public static Option<string?> Html(string when) => new("--html")
+    {
+        Description = "Also write the report as one self-contained HTML page to FILE " + when + ": the path diagram, per-hop latency " +
+            "distributions and latency over time as inline SVG, the NAT table and the losses; no script, nothing fetched, so it opens offline",
+        HelpName = "FILE",
+    };
+
     /// <summary>--filter, compiled while the command line is checked: a typo is a usage error before anything starts.</summary>
     public static Option<string?> Filter(string description)
     {
@@ -46,6 +54,22 @@ internal static class CommonOptions
             }
         });
         return filter;
+    }
+
+
+    /// <summary>
+    /// --engine docker|podman: which engine's default socket names the containers. Without it, DOCKER_HOST, else the
+    /// first of /var/run/docker.sock and /run/podman/podman.sock whose daemon answers; nothing is started.
+    /// </summary>
+    public static Option<string?> Engine()
+    {
+        var engine = new Option<string?>("--engine")
+        {
+            Description = "The container engine whose API names containers: docker (/var/run/docker.sock) or podman (/run/podman/podman.sock). " +
+                "Default: DOCKER_HOST when set, else each of those two sockets whose daemon answers, Docker's first (nothing is started)",
+        };
+        engine.AcceptOnlyFromAmong("docker", "podman");
+        return engine;
     }
 
 

@@ -8,6 +8,7 @@ using VethTrace.Capture.Files;
 using VethTrace.Capture.Filters;
 using VethTrace.Capture.Live;
 using VethTrace.Capture.Topology;
+using VethTrace.Cli.Metrics;
 using VethTrace.Cli.Output;
 using VethTrace.Packets;
 using VethTrace.Text;
@@ -108,7 +109,10 @@ public static class FollowCommand
         var flowTimeout = CommonOptions.FlowTimeout();
         var natDetail = CommonOptions.NatDetail();
         var role = CommonOptions.Role();
+        var engine = CommonOptions.Engine();
+        var html = CommonOptions.Html("when the run ends (--duration, Ctrl-C or the container gone)");
         var recordFiles = new RecordFileOptions();
+        var prometheus = new PrometheusOptions();
         var command = record
             ? new Command("record", "Capture on every hop of a container's path, like follow, and write every packet to one multi-interface " +
                 "pcapng that 'vethtrace replay' reads back into the same report. With no target, the whole host (as follow with no target): " +
@@ -123,7 +127,7 @@ public static class FollowCommand
                 "or kill -9 loses at most the last half second; a write error (a full disk) stops the recording with one line and exit 4, " +
                 "the file cut back to its last whole packet.")
             {
-                target, file, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role, network,
+                target, file, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role, engine, network,
             }
             : new Command("follow", "Capture on every hop of a container's path at once (its eth0 inside its namespace, its veth, " +
                 "the bridge, the egress) and show the path latency as it happens.\n\n" +
@@ -140,14 +144,20 @@ public static class FollowCommand
                 "  vethtrace follow netns:upstream --duration 5s\n" +
                 "  vethtrace follow --hop eth0@/proc/1234/ns/net --hop veth1eae2a7 --hop docker0 --hop eth0\n" +
                 "  vethtrace follow web --hop vethd4e5f6 --hop eth0@/proc/5678/ns/net   (east-west: add the peer's hops)\n" +
-                "  vethtrace follow --hop eth0@/run/netns/c1 --hop vxlan1@/run/netns/h1 --hop wire1@/run/netns/h1 ...   (an overlay, across hosts)")
+                "  vethtrace follow --hop eth0@/run/netns/c1 --hop vxlan1@/run/netns/h1 --hop wire1@/run/netns/h1 ...   (an overlay, across hosts)\n" +
+                "  vethtrace follow web --duration 60s --html web.html   (the final report also as a page to open in a browser)\n" +
+                "  vethtrace follow web --prometheus 9417 --quiet   (an agent: /metrics on 127.0.0.1:9417 for Prometheus, docs/prometheus.md)")
             {
-                target, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role, flowTimeout, natDetail,
+                target, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role, flowTimeout, natDetail, html, engine,
                 network, focus,
             };
         if (record)
         {
             recordFiles.AddTo(command);
+        }
+        else
+        {
+            prometheus.AddTo(command);
         }
         command.Validators.Add(result =>
         {
@@ -183,7 +193,7 @@ public static class FollowCommand
             }
             string? single = targets.Length == 1 ? targets[0] : null;
             var resolved = await LiveTargets.ResolveHopsAsync(single, parseResult.GetValue(hops), parseResult.GetValue(egress),
-                parseResult.GetValue(format) == ReplayCommand.Format.Json, output, error, cancel);
+                parseResult.GetValue(format) == ReplayCommand.Format.Json, output, error, cancel, parseResult.GetValue(engine));
             if (resolved.Exit is { } exit)
             {
                 return (int)exit;
@@ -195,13 +205,16 @@ public static class FollowCommand
                 Durations.TryParseNanoseconds(text, out long ns);
                 durationNs = ns;
             }
+            bool terminal = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
+            PrometheusSettings? metrics = record ? null : prometheus.Read(parseResult,
+                PrometheusOptions.ContainersOf(hopTargets, resolved.Container, LiveTargets.ParseHops(parseResult.GetValue(hops), parseResult.GetValue(egress))));
             var settings = new FollowCommand.Settings(hopTargets, description, parseResult.GetValue(format),
                 durationNs is { } n ? TimeSpan.FromTicks(n / 100) : null, CommonOptions.WindowNs(parseResult, window), parseResult.GetValue(filter),
                 new ParserOptions { VxlanPort = (ushort)parseResult.GetValue(vxlanPort) },
                 record ? parseResult.GetValue(file) : null,
-                Terminal: ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected,
+                Terminal: terminal,
                 Reresolve: single is { } name
-                    ? token => LiveTargets.Reresolve(name, parseResult.GetValue(hops), parseResult.GetValue(egress), token)
+                    ? token => LiveTargets.Reresolve(name, parseResult.GetValue(hops), parseResult.GetValue(egress), token, parseResult.GetValue(engine))
                     : null,
                 WaitForever: parseResult.GetValue(all),
                 SnapLength: parseResult.GetValue(snapLength) ?? (record ? FollowCommand.RecordSnapLength : FollowCommand.FollowSnapLength),
@@ -210,7 +223,12 @@ public static class FollowCommand
             {
                 FlowTimeouts = record ? FlowTimeouts.Default : CommonOptions.FlowTimeoutsOf(parseResult, flowTimeout),
                 NatDetail = !record && parseResult.GetValue(natDetail),
+                HtmlPath = record ? null : parseResult.GetValue(html),
                 Roles = CommonOptions.RoleMap(parseResult, role),
+                Prometheus = metrics,
+                // An agent: --quiet, or serving metrics to no terminal with no output format asked for.
+                Quiet = !record && (parseResult.GetValue(prometheus.Quiet)
+                    || metrics is not null && !terminal && parseResult.GetResult(format) is null or { Implicit: true }),
             };
             return (int)FollowCommand.Execute(settings, output, error, cancel);
         });
@@ -264,6 +282,15 @@ public static class FollowCommand
 
         /// <summary>--role: roles given by interface name, over the topology's.</summary>
         public IReadOnlyDictionary<string, InterfaceRole> Roles { get; init; } = new Dictionary<string, InterfaceRole>();
+
+        /// <summary>--html: where to write the final report as a page too.</summary>
+        public string? HtmlPath { get; init; }
+
+        /// <summary>--prometheus: serve /metrics while following (<see cref="FollowAgent"/>).</summary>
+        public PrometheusSettings? Prometheus { get; init; }
+
+        /// <summary>No live view and no progress lines (--quiet, or an agent).</summary>
+        public bool Quiet { get; init; }
     }
 
     /// <summary>
@@ -290,6 +317,11 @@ public static class FollowCommand
         // follow filters in the session, as replay does: a journey is kept when any of its copies matches, so a filter on
         // a container's address keeps the copies NAT rewrote (libpcap on each hop would drop them). record hands the
         // expression to libpcap instead: its file holds what tcpdump -w would write with it.
+        using HtmlReportFile? html = settings.HtmlPath is null ? null : HtmlReportFile.Create(settings.HtmlPath, error);
+        if (settings.HtmlPath is not null && html is null)
+        {
+            return ExitCode.CaptureFailed;
+        }
         bool recording = settings.RecordPath is not null;
         using PacketFilter? filter = recording || settings.Filter is null ? null : PacketFilter.TryCreate(settings.Filter, out _);
         // The route lookup for losses (issue 14 §1): the host's routes to the egress hops captured in this namespace.
@@ -325,6 +357,11 @@ public static class FollowCommand
                 return ExitCode.CaptureFailed;
             }
             live.Sink = recorder;
+            using FollowAgent? agent = settings.Prometheus is { } served ? FollowAgent.Start(served, session, error) : null;
+            if (settings.Prometheus is not null && agent is null)
+            {
+                return ExitCode.CaptureFailed;
+            }
             IReadOnlyList<string> names = session.Interfaces.Names;
             bool json = settings.OutputFormat == ReplayCommand.Format.Json;
             if (!json)
@@ -344,13 +381,21 @@ public static class FollowCommand
             }
             output.Flush();
             var clock = Stopwatch.StartNew();
-            if (settings.Terminal && !json)
+            if (settings.Quiet)
+            {
+                while (Tick(settings, live, clock, cancel, error) && recorder?.Failure is null)
+                {
+                    agent?.Update(live);
+                }
+            }
+            else if (settings.Terminal && !json)
             {
                 // A terminal gets the live view, redrawn in place; anything else gets one plain line a second.
                 AnsiConsole.Live(new Markup("starting…")).AutoClear(false).Start(context =>
                 {
                     while (Tick(settings, live, clock, cancel, error) && recorder?.Failure is null)
                     {
+                        agent?.Update(live);
                         context.UpdateTarget(LiveView.Render(settings.Description, clock.Elapsed, session.Report(), names, session.Interfaces.RoleOf, live.Statistics(), session.Interfaces));
                     }
                 });
@@ -359,6 +404,7 @@ public static class FollowCommand
             {
                 while (Tick(settings, live, clock, cancel, error) && recorder?.Failure is null)
                 {
+                    agent?.Update(live);
                     WriteProgress(output, json, clock.Elapsed, live);
                 }
             }
@@ -373,6 +419,8 @@ public static class FollowCommand
             }
             CorrelationReport report = session.Report();
             IReadOnlyList<HopStatistics> statistics = live.Statistics();
+            // The endpoint's last figures are the final report's (served until follow exits).
+            agent?.Update(live, report, statistics);
             long kernelDropped = statistics.Sum(h => Math.Max(0, h.KernelDropped));
             if (kernelDropped > 0)
             {
@@ -400,6 +448,18 @@ public static class FollowCommand
                 foreach (HopStatistics hop in statistics)
                 {
                     output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {TerminalText.Escape(hop.DisplayName),-30}{hop.Packets,10}{hop.KernelDropped,10} dropped"));
+                }
+            }
+            if (html is not null)
+            {
+                if (!html.Write(report, names, session.Interfaces, new HtmlReportContext(settings.Description, "follow") { Capture = statistics }, error))
+                {
+                    return ExitCode.CaptureFailed;
+                }
+                if (!json)
+                {
+                    output.WriteLine();
+                    output.WriteLine(TerminalText.Escape($"HTML report written to {html.Path}"));
                 }
             }
             if (recorder is not null && !json)

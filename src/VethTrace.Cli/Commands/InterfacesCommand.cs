@@ -11,13 +11,29 @@ public static class InterfacesCommand
     {
         var command = new Command("interfaces", "List the host's bridges and veths with the containers they belong to (name, IP, network mode), " +
             "and the egress: the answer to \"which veth is my container?\".\n\nExamples:\n  vethtrace interfaces\n" +
-            "  DOCKER_HOST=unix:///run/user/1000/docker.sock vethtrace interfaces   (a rootless Docker's socket)");
+            "  vethtrace interfaces --engine podman   (rootful Podman's socket, /run/podman/podman.sock)\n" +
+            "  DOCKER_HOST=unix:///run/user/1000/docker.sock vethtrace interfaces   (a rootless Docker's socket)\n\n" +
+            "Without --engine or DOCKER_HOST, every daemon that answers on /var/run/docker.sock and /run/podman/podman.sock " +
+            "names the containers (nothing is started); the 'engine:' line says which.");
+        var engine = CommonOptions.Engine();
+        command.Options.Add(engine);
         command.SetAction(async (parseResult, cancel) =>
         {
             try
             {
-                var listing = await VethTrace.Capture.Topology.HostInterfaces.ListAsync(VethTrace.Capture.Docker.DockerClient.FromEnvironment(), cancel);
-                listing.Format(output);
+                IReadOnlyList<VethTrace.Capture.Docker.DockerClient> engines = VethTrace.Capture.Docker.DockerClient.AllFromEnvironment(parseResult.GetValue(engine));
+                try
+                {
+                    var listing = await VethTrace.Capture.Topology.HostInterfaces.ListAsync(engines, cancel);
+                    listing.Format(output);
+                }
+                finally
+                {
+                    foreach (var client in engines)
+                    {
+                        client.Dispose();
+                    }
+                }
                 return (int)ExitCode.Success;
             }
             catch (VethTrace.Capture.Docker.DockerException e)

@@ -15,24 +15,70 @@ public static class LiveTargets
     public sealed record Resolution(IReadOnlyList<HopTarget> Hops, string Description, ContainerTopology Topology);
 
     /// <summary>The hops to capture, a description of the target, or the exit code after a failure was printed.</summary>
-    public sealed record ResolvedHops(IReadOnlyList<HopTarget>? Hops, string? Description, ExitCode? Exit);
+    public sealed record ResolvedHops(IReadOnlyList<HopTarget>? Hops, string? Description, ExitCode? Exit)
+    {
+        /// <summary>The target's name (<see cref="ContainerTopology.DisplayName"/>), or null for --hop alone: the metrics' container label.</summary>
+        public string? Container { get; init; }
+    }
 
     /// <summary>Resolves the target; throws <see cref="DockerException"/> or <see cref="TopologyException"/> with one line.</summary>
-    public static async Task<Resolution> ResolveAsync(string target, string? egress, CancellationToken cancel)
+    public static async Task<Resolution> ResolveAsync(string target, string? egress, CancellationToken cancel, string? engine = null)
     {
-        DockerClient? docker = TopologyTarget.Parse(target).Kind == TopologyTargetKind.Container ? DockerClient.FromEnvironment() : null;
-        ContainerTopology topology = await ContainerTopology.ResolveAsync(target, docker, cancel);
+        ContainerTopology topology;
+        if (TopologyTarget.Parse(target).Kind != TopologyTargetKind.Container)
+        {
+            topology = await ContainerTopology.ResolveAsync(target, null, cancel);
+        }
+        else
+        {
+            // Docker's engine first, then Podman's (when both answer and neither --engine nor DOCKER_HOST chose):
+            // a name that one does not know is looked up in the next.
+            IReadOnlyList<DockerClient> engines = DockerClient.AllFromEnvironment(engine);
+            try
+            {
+                topology = await ResolveInFirstAsync(target, engines, cancel);
+            }
+            finally
+            {
+                foreach (DockerClient client in engines)
+                {
+                    client.Dispose();
+                }
+            }
+        }
         string description = topology.DisplayName
             + (topology.NetworkMode is { } mode && topology.SharesNamespaceWith is null ? $" (network mode {mode})" : "")
             + (topology.Description is { } more ? $": {more}" : "");
         return new Resolution(topology.Hops(egress), description, topology);
     }
 
+    private static async Task<ContainerTopology> ResolveInFirstAsync(string target, IReadOnlyList<DockerClient> engines, CancellationToken cancel)
+    {
+        // The first engine's failure is the one reported (a stopped dockerd says so) unless a later engine knows the name.
+        DockerException? first = null;
+        for (int i = 0; i < engines.Count; i++)
+        {
+            try
+            {
+                return await ContainerTopology.ResolveAsync(target, engines[i], cancel);
+            }
+            catch (DockerException e) when (i + 1 < engines.Count)
+            {
+                first ??= e;
+            }
+            catch (DockerException e) when (first is not null)
+            {
+                throw first.Kind == DockerErrorKind.NotFound ? e : first;
+            }
+        }
+        throw new InvalidOperationException("no engine to ask");
+    }
+
     /// <summary>
     /// The hops of a target (through Docker or the namespace) with the <c>--hop</c>s added, or the <c>--hop</c> list
     /// alone; <paramref name="egress"/> is the egress either way (added as a hop if missing). Prints failures itself.
     /// </summary>
-    public static async Task<ResolvedHops> ResolveHopsAsync(string? target, string[]? hops, string? egress, bool json, TextWriter output, TextWriter error, CancellationToken cancel)
+    public static async Task<ResolvedHops> ResolveHopsAsync(string? target, string[]? hops, string? egress, bool json, TextWriter output, TextWriter error, CancellationToken cancel, string? engine = null)
     {
         List<HopTarget> extra = ParseHops(hops, egress);
         if (target is null)
@@ -41,7 +87,7 @@ public static class LiveTargets
         }
         try
         {
-            Resolution resolution = await ResolveAsync(target, egress, cancel);
+            Resolution resolution = await ResolveAsync(target, egress, cancel, engine);
             if (resolution.Topology.Shape == TopologyShape.NoNetwork || resolution.Hops.Count == 0)
             {
                 // Nothing to capture (none mode): say why, in the stream's own form, and end successfully.
@@ -51,7 +97,7 @@ public static class LiveTargets
                 return new ResolvedHops(null, null, ExitCode.Success);
             }
             // --hop beside a target adds hops to its path: the other container's veth for east-west traffic, say.
-            return new ResolvedHops(WithExtraHops(resolution.Hops, extra), resolution.Description, null);
+            return new ResolvedHops(WithExtraHops(resolution.Hops, extra), resolution.Description, null) { Container = resolution.Topology.DisplayName };
         }
         catch (DockerException e)
         {
@@ -66,8 +112,8 @@ public static class LiveTargets
     }
 
     /// <summary>The hops again after the target restarted (a new namespace, a new veth), with the same <c>--hop</c>s.</summary>
-    public static IReadOnlyList<HopTarget> Reresolve(string target, string[]? hops, string? egress, CancellationToken cancel) =>
-        WithExtraHops(ResolveAsync(target, egress, cancel).GetAwaiter().GetResult().Hops, ParseHops(hops, egress));
+    public static IReadOnlyList<HopTarget> Reresolve(string target, string[]? hops, string? egress, CancellationToken cancel, string? engine = null) =>
+        WithExtraHops(ResolveAsync(target, egress, cancel, engine).GetAwaiter().GetResult().Hops, ParseHops(hops, egress));
 
     /// <summary>
     /// The <c>--hop</c> list, in the order given, with the interface <paramref name="egress"/> names (in the host's

@@ -3,6 +3,7 @@ using VethTrace.Capture.Files;
 using VethTrace.Capture.Filters;
 using VethTrace.Cli.Output;
 using VethTrace.Packets;
+using VethTrace.Text;
 using VethTrace.Tracing;
 
 namespace VethTrace.Cli.Commands;
@@ -29,6 +30,7 @@ public static class ReplayCommand
         var flowTimeout = CommonOptions.FlowTimeout();
         var natDetail = CommonOptions.NatDetail();
         var role = CommonOptions.Role();
+        var html = CommonOptions.Html("beside the table or JSON on stdout");
 
         var command = new Command("replay", "Match each packet's copies across the captured hops (container eth0, veth, bridge, NAT, egress) " +
             "and report the paths, per-hop latency, NAT mappings and where lost packets were last seen.\n\nExamples:\n" +
@@ -37,9 +39,10 @@ public static class ReplayCommand
             "  vethtrace replay eth0.pcap veth1eae2a7.pcap docker0.pcap vt-up0.pcap --format json\n" +
             "  vethtrace replay captures/any-sll2.pcap --ifname 11=docker0 --ifname 12=vt-up0 --ifname 14=veth1eae2a7\n" +
             "  vethtrace replay web-eth0.pcap veth.pcap host.pcap wan.pcap --role web-eth0=container --role host=bridge\n" +
-            "  vethtrace replay captures/replay/overlay-vxlan.pcapng   (VXLAN between two hosts: matched by the inner packet)")
+            "  vethtrace replay captures/replay/overlay-vxlan.pcapng   (VXLAN between two hosts: matched by the inner packet)\n" +
+            "  vethtrace replay captures/replay/firewall-drop.pcapng --html report.html   (the report as a page to open in a browser)")
         {
-            files, format, window, filter, egress, vxlanPort, ifname, role, flowTimeout, natDetail,
+            files, format, window, filter, egress, vxlanPort, ifname, role, flowTimeout, natDetail, html,
         };
         command.SetAction(parseResult =>
         {
@@ -56,6 +59,7 @@ public static class ReplayCommand
                 FlowTimeouts = CommonOptions.FlowTimeoutsOf(parseResult, flowTimeout),
                 NatDetail = parseResult.GetValue(natDetail),
                 Roles = CommonOptions.RoleMap(parseResult, role),
+                HtmlPath = parseResult.GetValue(html),
             };
             return (int)ReplayCommand.Execute(settings, output, error);
         });
@@ -85,10 +89,18 @@ public static class ReplayCommand
 
         /// <summary>--role: roles given by interface name.</summary>
         public IReadOnlyDictionary<string, InterfaceRole> Roles { get; init; } = new Dictionary<string, InterfaceRole>();
+
+        /// <summary>--html: where to write the HTML report too.</summary>
+        public string? HtmlPath { get; init; }
     }
 
     public static ExitCode Execute(Settings settings, TextWriter output, TextWriter error)
     {
+        using HtmlReportFile? html = settings.HtmlPath is null ? null : HtmlReportFile.Create(settings.HtmlPath, error);
+        if (settings.HtmlPath is not null && html is null)
+        {
+            return ExitCode.CaptureFailed;
+        }
         using PacketFilter? filter = settings.Filter is null ? null : PacketFilter.TryCreate(settings.Filter, out _);
         var options = new TraceSessionOptions { WindowNs = settings.WindowNs, Egress = settings.Egress, Roles = settings.Roles, Parser = settings.Parser,
             Filter = filter, FlowTimeouts = settings.FlowTimeouts, NatDetail = settings.NatDetail };
@@ -114,6 +126,23 @@ public static class ReplayCommand
                     ContainerTable.Write(output, containers, interfaces.Names);
                 }
             }
+            if (html is not null)
+            {
+                var context = new HtmlReportContext(string.Join(", ", settings.Files.Select(file => Path.GetFileName(file))), "replay");
+                if (!html.Write(report, interfaces.Names, interfaces, context, error))
+                {
+                    return ExitCode.CaptureFailed;
+                }
+                if (settings.OutputFormat != Format.Json)
+                {
+                    output.WriteLine();
+                    output.WriteLine(TerminalText.Escape($"HTML report written to {html.Path}"));
+                }
+            }
+        }
+        else
+        {
+            html?.Discard(); // nothing was read: no page rather than an empty one
         }
         return InputProblems.Report(result.Problems, "replay", error);
     }

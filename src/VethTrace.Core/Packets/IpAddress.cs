@@ -47,6 +47,9 @@ public readonly struct IpAddress : IEquatable<IpAddress>, IComparable<IpAddress>
 
     public static IpAddress FromV4(uint hostOrder) => new(0, hostOrder, 4);
 
+    /// <summary>An IPv6 address from its two 64-bit halves, each a host-order number (the network-order bytes read big-endian).</summary>
+    public static IpAddress FromV6(ulong high, ulong low) => new(high, low, 6);
+
     /// <summary>Reads 4 bytes in network order. The caller guarantees the length.</summary>
     public static IpAddress ReadV4(ReadOnlySpan<byte> fourBytes) => new(0, BinaryPrimitives.ReadUInt32BigEndian(fourBytes), 4);
 

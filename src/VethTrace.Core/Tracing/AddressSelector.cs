@@ -21,7 +21,7 @@ public sealed class AddressSelector(IPacketSelector? inner = null) : IPacketSele
 
     public int Count => _addresses.Count;
 
-    public bool Matches(ReadOnlySpan<byte> frame, LinkType linkType)
+    public bool Matches(ReadOnlySpan<byte> frame, int originalLength, LinkType linkType)
     {
         int offset;
         ushort etherType;
@@ -53,6 +53,6 @@ public sealed class AddressSelector(IPacketSelector? inner = null) : IPacketSele
         {
             return false;
         }
-        return selected && (inner is null || inner.Matches(frame, linkType));
+        return selected && (inner is null || inner.Matches(frame, originalLength, linkType));
     }
 }

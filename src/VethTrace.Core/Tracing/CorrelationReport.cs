@@ -26,12 +26,23 @@ public sealed class PathStats(int[] interfaces)
     public void AddSideCopy(int bridge) => _sideCopies[bridge] = _sideCopies.GetValueOrDefault(bridge) + 1;
 }
 
-public sealed record HopReport(int From, int To, LatencyHistogram Histogram);
+public sealed record HopReport(int From, int To, LatencyHistogram Histogram)
+{
+    /// <summary>The hop's latency over time (bounded: <see cref="LatencyTimeline.MaxBuckets"/> buckets); null when none was kept.</summary>
+    public LatencyTimeline? Timeline { get; init; }
+}
 
 /// <summary>Journeys whose packet continued from <see cref="From"/> to <see cref="To"/> as other packets (GRO/GSO).</summary>
 public sealed record SegmentationReport(int From, int To, long Journeys);
 
-public sealed record LossReport(FlowKey Flow, int LastSeen, long Packets);
+public sealed record LossReport(FlowKey Flow, int LastSeen, long Packets)
+{
+    /// <summary>
+    /// The interface of the flow's longest path nearest the container (its own interface, else its veth), or -1: which
+    /// container the flow belongs to, though the loss was on a shared hop (the bridge, the egress).
+    /// </summary>
+    public int Inside { get; init; } = -1;
+}
 
 /// <summary>
 /// What a correlation found. <see cref="Packets"/> counts every packet read (the correlator's observations until a
@@ -75,4 +86,7 @@ public sealed record CorrelationReport(
     /// first. <see cref="Nat"/> holds every translation only when asked (<see cref="CorrelatorOptions.NatDetail"/>).
     /// </summary>
     public IReadOnlyList<NatAggregate> NatAggregates { get; init; } = [];
+
+    /// <summary>The NAT translations held when the report was taken, by kind, protocol and inside address (<c>vethtrace_nat_mappings</c>).</summary>
+    public IReadOnlyList<NatInUse> NatInUse { get; init; } = [];
 }

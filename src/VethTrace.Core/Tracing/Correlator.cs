@@ -29,7 +29,10 @@ public sealed class Correlator : IObservationSink
     private int _openCount;
     private readonly SequenceRing<JourneyEntry> _journeys = new();
     private readonly SequenceRing<ObservationSlot> _observations = new();
-    private readonly Dictionary<(int From, int To), LatencyHistogram> _hops = [];
+    private readonly Dictionary<(int From, int To), (LatencyHistogram Histogram, LatencyTimeline Timeline)> _hops = [];
+
+    // One grid of time buckets for every hop's timeline, so their buckets line up.
+    private readonly TimelineGrid _timelineGrid = new();
     private readonly Dictionary<PathKey, PathStats> _paths = [];
     private readonly NatTable _nat;
     /// <summary>
@@ -43,7 +46,7 @@ public sealed class Correlator : IObservationSink
     /// </summary>
     private readonly Dictionary<(IpAddress Destination, int Interface), long> _ways = [];
     /// <summary>The losses of flows already expired, by (flow, last interface).</summary>
-    private readonly Dictionary<(FlowKey Flow, int LastSeen), long> _settledLosses = [];
+    private readonly Dictionary<(FlowKey Flow, int LastSeen), (long Packets, int Inside)> _settledLosses = [];
     private long _nextSweepNs = long.MinValue;
     /// <summary>The flows of the last two journeys finished, with their reach: consecutive journeys mostly share a flow, or
     /// alternate between a connection's two directions (data and acknowledgments).</summary>
@@ -73,7 +76,7 @@ public sealed class Correlator : IObservationSink
     {
         _options = options;
         _roleOf = roleOf;
-        _nat = new NatTable(options.NatDetail);
+        _nat = new NatTable(options.NatDetail, options.Timeouts);
         _segmentIndex = new SegmentIndex(options.WindowNs);
         if (registry is not null)
         {
@@ -110,10 +113,13 @@ public sealed class Correlator : IObservationSink
     /// The memory its rings and open-journey table hold outside the GC heap (<see cref="LargeBuffer{T}"/>): a memory
     /// benchmark adds it to what the GC counts.
     /// </summary>
-    public long NativeBytes => _open.Bytes + _journeys.Bytes + _observations.Bytes + _segmentIndex.Bytes;
+    public long NativeBytes => _open.Bytes + _journeys.Bytes + _observations.Bytes + _segmentIndex.Bytes + _nat.Bytes;
 
     /// <summary>Journeys dropped because a filter selected none of their copies.</summary>
     public long Unselected { get; private set; }
+
+    /// <summary>Told of every journey counted (<c>follow --prometheus</c>); set before the first observation.</summary>
+    public IJourneyObserver? Observer { get; set; }
 
     /// <summary>TCP journeys that reached further hops as other packets: coalesced by GRO or cut by GSO.</summary>
     public long MatchedBySequenceRange { get; private set; }
@@ -139,13 +145,12 @@ public sealed class Correlator : IObservationSink
             {
                 Sweep(observation.TimestampNs);
             }
-            _nextSweepNs = observation.TimestampNs + Math.Max(1, _options.Timeouts.ShortestNs / 2);
+            _nextSweepNs = observation.TimestampNs + Math.Max(1, _options.Timeouts.ShortestNs / SweepsPerTimeout);
         }
         // Only open journeys refer to the ring, and the oldest of them started no earlier than the oldest kept.
         _observations.DropBefore(_journeys.Count > 0 ? _journeys[_journeys.Head].First : _observations.Tail);
         ref ObservationSlot slot = ref _observations.PushRef(out long sequence);
-        slot.Observation = observation;
-        slot.NextSighting = -1;
+        slot.Store(in observation);
         if (observation.IsTcpData)
         {
             _segmentIndex.Add(in observation);
@@ -157,7 +162,7 @@ public sealed class Correlator : IObservationSink
             bool visited = Visited(in journey, observation.Interface);
             if (!visited && (!observation.Flow.IsLinkScoped || OnOneLink(in journey, in observation)))
             {
-                _observations[journey.Last].NextSighting = sequence;
+                _observations[journey.Last].Chain(journey.Last, sequence);
                 journey.Last = sequence;
                 journey.Visit(observation.Interface);
                 _inference?.Observe(observation.Interface, open);
@@ -184,16 +189,30 @@ public sealed class Correlator : IObservationSink
     /// </summary>
     public void Complete() => Expire(long.MaxValue, everything: true);
 
+    /// <summary>
+    /// Moves the correlator's clock without an observation: every journey whose window ended before
+    /// <paramref name="timestampNs"/> ends now. Live capture calls it as the wall clock goes on (the time orderer
+    /// will hand it nothing older), so a quiet container's last journeys are counted when their window passes, not
+    /// when the next packet comes.
+    /// </summary>
+    public void Advance(long timestampNs)
+    {
+        if (_journeys.Count > 0)
+        {
+            Expire(timestampNs - _options.WindowNs);
+        }
+    }
+
     public CorrelationReport Report()
     {
-        var hops = _hops.Select(h => new HopReport(h.Key.From, h.Key.To, h.Value)).OrderByDescending(h => h.Histogram.Count).ToList();
+        var hops = _hops.Select(h => new HopReport(h.Key.From, h.Key.To, h.Value.Histogram) { Timeline = h.Value.Timeline }).OrderByDescending(h => h.Histogram.Count).ToList();
         var paths = _paths.Values.OrderByDescending(p => p.Journeys).ToList();
-        var lostBy = new Dictionary<(FlowKey Flow, int LastSeen), long>(_settledLosses);
+        var lostBy = new Dictionary<(FlowKey Flow, int LastSeen), (long Packets, int Inside)>(_settledLosses);
         foreach (var (flow, reach) in _flows)
         {
             Settle(in flow, reach, lostBy);
         }
-        var losses = lostBy.Select(l => new LossReport(l.Key.Flow, l.Key.LastSeen, l.Value)).ToList();
+        var losses = lostBy.Select(l => new LossReport(l.Key.Flow, l.Key.LastSeen, l.Value.Packets) { Inside = l.Value.Inside }).ToList();
         long lost = losses.Sum(l => l.Packets);
         losses.Sort((a, b) => b.Packets.CompareTo(a.Packets));
         var segmentation = _segmentEdges.Select(e => new SegmentationReport(e.Key.From, e.Key.To, e.Value)).OrderByDescending(e => e.Journeys).ToList();
@@ -203,6 +222,7 @@ public sealed class Correlator : IObservationSink
             Segmentation = segmentation,
             Unselected = Unselected,
             NatAggregates = _nat.Aggregates(),
+            NatInUse = _nat.InUse(),
             BridgeSideCopies = BridgeSideCopies,
             TiesWithUnknownRole = TiesWithUnknownRole,
             UnknownRoleTied = [.. _unknownTied],
@@ -216,7 +236,7 @@ public sealed class Correlator : IObservationSink
     /// outright, where no packet of the flow got further; and, in follow, those that ended on the inside when the host
     /// routes their destination out of the egress (<see cref="CorrelatorOptions.EgressRoutes"/>), though nothing showed the way.
     /// </summary>
-    private void Settle(in FlowKey flow, FlowReach reach, Dictionary<(FlowKey Flow, int LastSeen), long> lost)
+    private void Settle(in FlowKey flow, FlowReach reach, Dictionary<(FlowKey Flow, int LastSeen), (long Packets, int Inside)> lost)
     {
         foreach (var (lastInterface, count) in reach.EndedAt)
         {
@@ -224,7 +244,7 @@ public sealed class Correlator : IObservationSink
                 || reach.StartsInside && _roleOf(lastInterface) != InterfaceRole.Egress && _ways.ContainsKey((flow.Destination, lastInterface))
                 || reach.StartsInside && IsInside(_roleOf(lastInterface)) && _options.EgressRoutes?.LeavesByEgress(flow.Destination) == true)
             {
-                lost[(flow, lastInterface)] = lost.GetValueOrDefault((flow, lastInterface)) + count;
+                lost[(flow, lastInterface)] = (lost.GetValueOrDefault((flow, lastInterface)).Packets + count, reach.Innermost(_roleOf));
             }
         }
     }
@@ -232,8 +252,11 @@ public sealed class Correlator : IObservationSink
     /// <summary>
     /// Forgets the per-flow state idle for longer than its protocol's timeout (<see cref="FlowTimeouts"/>), as conntrack
     /// does: a flow's losses are settled when it goes, a NAT translation leaves its counts in its aggregate row, a way
-    /// to the egress goes after the generic timeout. Run about twice per shortest timeout of trace time.
+    /// to the egress goes after the generic timeout. Run <see cref="SweepsPerTimeout"/> times per shortest timeout of trace
+    /// time, so what is held is at most an eighth more than what is active (at a steady rate of new flows).
     /// </summary>
+    private const int SweepsPerTimeout = 8;
+
     private void Sweep(long nowNs)
     {
         FlowTimeouts timeouts = _options.Timeouts;
@@ -263,7 +286,7 @@ public sealed class Correlator : IObservationSink
     /// </summary>
     private bool OnOneLink(in JourneyEntry journey, in Observation observation)
     {
-        ref Observation first = ref _observations[journey.First].Observation;
+        ref ObservationSlot first = ref _observations[journey.First];
         return observation.TimestampNs - journey.FirstTimestampNs <= LinkWindowNs
             && first.Flow.Equals(observation.Flow)
             && (_roleOf(first.Interface) == InterfaceRole.Egress) == (_roleOf(observation.Interface) == InterfaceRole.Egress);
@@ -290,9 +313,9 @@ public sealed class Correlator : IObservationSink
             {
                 Infer();
             }
-            // Dropping it from the ring also ends its entry in _open. The entry stays readable: nothing is pushed while it finishes.
-            _journeys.DropBefore(_journeys.Head + 1);
+            // Finished while still in the ring (dropping it may give its memory back); dropping it also ends its entry in _open.
             Finish(ref journey);
+            _journeys.DropBefore(_journeys.Head + 1);
         }
     }
 
@@ -312,9 +335,9 @@ public sealed class Correlator : IObservationSink
                 continue;
             }
             _ties.Clear();
-            for (long sighting = journey.First; sighting >= 0; sighting = _observations[sighting].NextSighting)
+            for (long sighting = journey.First; sighting >= 0; sighting = _observations[sighting].Next(sighting))
             {
-                _ties.Add(_observations[sighting].Observation);
+                _ties.Add(_observations[sighting].ToObservation(journey.Fingerprint));
             }
             _ties.Sort(static (a, b) => a.TimestampNs != b.TimestampNs ? a.TimestampNs.CompareTo(b.TimestampNs) : a.Order.CompareTo(b.Order));
             _inference!.Learn(CollectionsMarshal.AsSpan(_ties));
@@ -322,6 +345,12 @@ public sealed class Correlator : IObservationSink
         }
         _ties.Clear();
         _inference!.Decide(_interfacesSeen);
+        // The inference copied the window's journeys (a few hundred thousand observations at high rates) and let them
+        // go: collect them now, once, so the heap the GC keeps committed for the rest of the run does not include them.
+        if (_journeys.Count > 10_000)
+        {
+            GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        }
     }
 
     /// <summary>
@@ -371,9 +400,9 @@ public sealed class Correlator : IObservationSink
         {
             return (journey.VisitedBelow64 & 1UL << interfaceId) != 0;
         }
-        for (long sighting = journey.First; sighting >= 0; sighting = _observations[sighting].NextSighting)
+        for (long sighting = journey.First; sighting >= 0; sighting = _observations[sighting].Next(sighting))
         {
-            if (_observations[sighting].Observation.Interface == interfaceId)
+            if (_observations[sighting].Interface == interfaceId)
             {
                 return true;
             }
@@ -386,7 +415,7 @@ public sealed class Correlator : IObservationSink
     {
         journey.Finished = true;
         _openCount--;
-        if (journey.First == journey.Last && FinishSingle(in _observations[journey.First].Observation))
+        if (journey.First == journey.Last && FinishSingle(_observations[journey.First].ToObservation(journey.Fingerprint)))
         {
             return;
         }
@@ -395,9 +424,9 @@ public sealed class Correlator : IObservationSink
         bool selected = false;
         bool timeless = false;
         TcpFlags flags = 0;
-        for (long sighting = journey.First; sighting >= 0; sighting = _observations[sighting].NextSighting)
+        for (long sighting = journey.First; sighting >= 0; sighting = _observations[sighting].Next(sighting))
         {
-            ref Observation observation = ref _observations[sighting].Observation;
+            Observation observation = _observations[sighting].ToObservation(journey.Fingerprint);
             selected |= observation.Selected;
             timeless |= observation.TimestampInvalid;
             flags |= observation.TcpFlags;
@@ -424,17 +453,20 @@ public sealed class Correlator : IObservationSink
         if (sightings.Count > 1)
         {
             MultiHopJourneys++;
-            for (int i = 1; i < sightings.Count; i++)
+            Span<Observation> steps = CollectionsMarshal.AsSpan(sightings);
+            for (int i = 1; i < steps.Length; i++)
             {
-                Observation from = sightings[i - 1], to = sightings[i];
+                ref readonly Observation from = ref steps[i - 1];
+                ref readonly Observation to = ref steps[i];
                 // A copy without a valid capture time (Observation.TimestampInvalid) has no latency to give.
                 if (!from.TimestampInvalid && !to.TimestampInvalid)
                 {
-                    if (!_hops.TryGetValue((from.Interface, to.Interface), out var histogram))
+                    if (!_hops.TryGetValue((from.Interface, to.Interface), out var hop))
                     {
-                        _hops[(from.Interface, to.Interface)] = histogram = new LatencyHistogram();
+                        _hops[(from.Interface, to.Interface)] = hop = (new LatencyHistogram(), new LatencyTimeline(_timelineGrid));
                     }
-                    histogram.Record(to.TimestampNs - from.TimestampNs);
+                    hop.Histogram.Record(to.TimestampNs - from.TimestampNs);
+                    hop.Timeline.Record(from.TimestampNs, to.TimestampNs - from.TimestampNs);
                 }
                 if (!linkScoped)
                 {
@@ -457,10 +489,12 @@ public sealed class Correlator : IObservationSink
                 path.AddSideCopy(side);
             }
         }
-        if (sightings[0].IsTcpData && FindSegmentContinuation(sightings))
+        bool segmented = sightings[0].IsTcpData && FindSegmentContinuation(sightings);
+        if (segmented)
         {
             MatchedBySequenceRange++;
         }
+        Observer?.Journey(CollectionsMarshal.AsSpan(sightings), segmented);
         FlowKey entry = sightings[0].Flow;
         if (!entry.IsEmpty && !linkScoped)
         {
@@ -485,6 +519,7 @@ public sealed class Correlator : IObservationSink
             return true;
         }
         Journeys++;
+        Observer?.Journey(new ReadOnlySpan<Observation>(in only), segmented: false);
         if (!only.Flow.IsEmpty && !only.Flow.IsLinkScoped)
         {
             FlowReach reach = ReachOf(only.Flow, only.TimestampNs, only.Interface);
@@ -505,7 +540,11 @@ public sealed class Correlator : IObservationSink
         long firstNs = path[0].TimestampNs;
         if (IsInside(_roleOf(path[0].Interface)) && _roleOf(path[^1].Interface) == InterfaceRole.Egress)
         {
-            int egress = path.FindIndex(s => _roleOf(s.Interface) == InterfaceRole.Egress);
+            int egress = 0;
+            while (_roleOf(path[egress].Interface) != InterfaceRole.Egress)
+            {
+                egress++; // the last is the egress
+            }
             if (egress == path.Count - 1)
             {
                 for (int i = 0; i < egress; i++)
@@ -659,7 +698,10 @@ public sealed class Correlator : IObservationSink
         {
             return;
         }
-        sightings.Sort(static (a, b) => a.TimestampNs != b.TimestampNs ? a.TimestampNs.CompareTo(b.TimestampNs) : a.Order.CompareTo(b.Order));
+        if (!InTimeOrder(sightings))
+        {
+            sightings.Sort(static (a, b) => a.TimestampNs != b.TimestampNs ? a.TimestampNs.CompareTo(b.TimestampNs) : a.Order.CompareTo(b.Order));
+        }
         bool outwards = Outwards(sightings);
         for (int start = 0; start < sightings.Count;)
         {
@@ -690,29 +732,52 @@ public sealed class Correlator : IObservationSink
                 }
                 int anchor = start > 0 ? (int)_roleOf(sightings[start - 1].Interface) : end < sightings.Count ? (int)_roleOf(sightings[end].Interface) : -1;
                 bool backwards = start == 0;
-                _ties.Clear();
-                _ties.AddRange(sightings.GetRange(start, end - start));
-                _ties.Sort((a, b) =>
+                // Insertion sort in place: a tie group is a few copies, and the order is total (Order is unique).
+                Span<Observation> group = CollectionsMarshal.AsSpan(sightings)[start..end];
+                for (int i = 1; i < group.Length; i++)
                 {
-                    int roleA = (int)_roleOf(a.Interface), roleB = (int)_roleOf(b.Interface);
-                    if (anchor >= 0)
+                    Observation moving = group[i];
+                    int j = i - 1;
+                    while (j >= 0 && CompareTied(in group[j], in moving, anchor, backwards, outwards) > 0)
                     {
-                        int byDistance = Math.Abs(roleA - anchor).CompareTo(Math.Abs(roleB - anchor));
-                        if (byDistance != 0)
-                        {
-                            return backwards ? -byDistance : byDistance;
-                        }
+                        group[j + 1] = group[j];
+                        j--;
                     }
-                    int byRole = roleA.CompareTo(roleB);
-                    return byRole != 0 ? (outwards ? byRole : -byRole) : a.Order.CompareTo(b.Order);
-                });
-                for (int i = 0; i < _ties.Count; i++)
-                {
-                    sightings[start + i] = _ties[i];
+                    group[j + 1] = moving;
                 }
             }
             start = end;
         }
+    }
+
+    /// <summary>The order of two sightings with one timestamp (<see cref="Order"/>).</summary>
+    private int CompareTied(in Observation a, in Observation b, int anchor, bool backwards, bool outwards)
+    {
+        int roleA = (int)_roleOf(a.Interface), roleB = (int)_roleOf(b.Interface);
+        if (anchor >= 0)
+        {
+            int byDistance = Math.Abs(roleA - anchor).CompareTo(Math.Abs(roleB - anchor));
+            if (byDistance != 0)
+            {
+                return backwards ? -byDistance : byDistance;
+            }
+        }
+        int byRole = roleA.CompareTo(roleB);
+        return byRole != 0 ? (outwards ? byRole : -byRole) : a.Order.CompareTo(b.Order);
+    }
+
+    /// <summary>Whether the sightings are in (timestamp, order) sequence already, as they arrive unless a time was placed by topology.</summary>
+    private static bool InTimeOrder(List<Observation> sightings)
+    {
+        Span<Observation> span = CollectionsMarshal.AsSpan(sightings);
+        for (int i = 1; i < span.Length; i++)
+        {
+            if (span[i].TimestampNs < span[i - 1].TimestampNs || span[i].TimestampNs == span[i - 1].TimestampNs && span[i].Order < span[i - 1].Order)
+            {
+                return false;
+            }
+        }
+        return true;
     }
 
     /// <summary>
@@ -742,7 +807,7 @@ public sealed class Correlator : IObservationSink
 
     /// <summary>
     /// An open (or finished, not yet expired) journey: its sightings are chained through <see cref="_observations"/>
-    /// from <see cref="First"/> to <see cref="Last"/> by <see cref="ObservationSlot.NextSighting"/>.
+    /// from <see cref="First"/> to <see cref="Last"/> by <see cref="ObservationSlot.Next"/>.
     /// </summary>
     private struct JourneyEntry
     {
@@ -763,11 +828,86 @@ public sealed class Correlator : IObservationSink
         }
     }
 
+    /// <summary>
+    /// An observation as the ring keeps it, 88 bytes instead of 128: the addresses as their halves with one byte for both
+    /// versions (an <see cref="IpAddress"/> pads its version byte to 8), no fingerprint (the journey's), the link to the
+    /// journey's next sighting as a distance, the small fields packed.
+    /// </summary>
     private struct ObservationSlot
     {
-        public Observation Observation;
-        /// <summary>The journey's next sighting, or -1.</summary>
-        public long NextSighting;
+        private long _timestampNs;
+        private long _order;
+        private ulong _segmentKey;
+        private ulong _sourceHigh, _sourceLow, _destinationHigh, _destinationLow;
+        private uint _tcpSequence;
+        private int _tcpPayload;
+        private int _length;
+        /// <summary>The journey's next sighting, as the distance in sequence numbers to it; 0 for none.</summary>
+        private int _next;
+        private ushort _sourcePort, _destinationPort;
+        private TcpFlags _tcpFlags;
+        private byte _protocol;
+        /// <summary>The source's IP version in the high nibble, the destination's in the low.</summary>
+        private byte _versions;
+        private byte _ttl;
+        /// <summary><see cref="Observation.Selected"/>, <see cref="Observation.TimestampInvalid"/>, <see cref="Observation.Tunnelled"/>, and the direction above them.</summary>
+        private byte _flags;
+
+        public int Interface { get; private set; }
+
+        public readonly FlowKey Flow => new(new IpProtocol(_protocol), Address(_sourceHigh, _sourceLow, _versions >> 4), _sourcePort,
+            Address(_destinationHigh, _destinationLow, _versions & 0xF), _destinationPort);
+
+        public void Store(in Observation observation)
+        {
+            _timestampNs = observation.TimestampNs;
+            _order = observation.Order;
+            _segmentKey = observation.SegmentKey;
+            FlowKey flow = observation.Flow;
+            UInt128 source = flow.Source.Value, destination = flow.Destination.Value;
+            _sourceHigh = (ulong)(source >> 64);
+            _sourceLow = (ulong)source;
+            _destinationHigh = (ulong)(destination >> 64);
+            _destinationLow = (ulong)destination;
+            _sourcePort = flow.SourcePort;
+            _destinationPort = flow.DestinationPort;
+            _protocol = flow.Protocol.Value;
+            _versions = (byte)(flow.Source.Version << 4 | flow.Destination.Version);
+            _tcpSequence = observation.TcpSequence;
+            _tcpPayload = observation.TcpPayload;
+            _length = observation.Length;
+            _next = 0;
+            _tcpFlags = observation.TcpFlags;
+            _ttl = observation.Ttl;
+            _flags = (byte)((observation.Selected ? 1 : 0) | (observation.TimestampInvalid ? 2 : 0) | (observation.Tunnelled ? 4 : 0) | (int)observation.Direction << 3);
+            Interface = observation.Interface;
+        }
+
+        /// <summary>Links the sighting numbered <paramref name="sequence"/> (this one) to <paramref name="next"/>.</summary>
+        public void Chain(long sequence, long next) => _next = checked((int)(next - sequence));
+
+        /// <summary>The number of the journey's sighting after this one (numbered <paramref name="sequence"/>), or -1.</summary>
+        public readonly long Next(long sequence) => _next == 0 ? -1 : sequence + _next;
+
+        /// <summary>The observation stored, with the fingerprint of its journey.</summary>
+        public readonly Observation ToObservation(ulong fingerprint) => new(_timestampNs, Interface, _order, fingerprint, Flow, _length,
+            (_flags & 1) != 0, _segmentKey, _tcpSequence, _tcpPayload, (PacketDirection)(_flags >> 3), (_flags & 2) != 0, _ttl, (_flags & 4) != 0, _tcpFlags);
+
+        private static IpAddress Address(ulong high, ulong low, int version)
+        {
+            switch (version)
+            {
+                case 4:
+                    return IpAddress.FromV4((uint)low);
+                case 6:
+                    Span<byte> bytes = stackalloc byte[16];
+                    System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(bytes, high);
+                    System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(bytes[8..], low);
+                    return IpAddress.ReadV6(bytes);
+                default:
+                    return default;
+            }
+        }
     }
 }
 

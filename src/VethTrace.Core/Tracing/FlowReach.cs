@@ -77,6 +77,28 @@ internal sealed class FlowReach
         _otherEnds[interfaceId] = _otherEnds.GetValueOrDefault(interfaceId) + 1;
     }
 
+    /// <summary>
+    /// The interface of the longest path nearest the container (a container's own interface, else a veth), or -1 when it
+    /// crossed neither: whose flow this is, for a loss counted per container (<see cref="LossReport.Inside"/>).
+    /// </summary>
+    public int Innermost(Func<int, InterfaceRole> roleOf)
+    {
+        int best = -1;
+        foreach (int id in _longest)
+        {
+            InterfaceRole role = roleOf(id);
+            if (role == InterfaceRole.Container)
+            {
+                return id;
+            }
+            if (role == InterfaceRole.Veth && best < 0)
+            {
+                best = id;
+            }
+        }
+        return best;
+    }
+
     /// <summary>True when the longest path goes on past <paramref name="interfaceId"/>.</summary>
     public bool IsShortOf(int interfaceId)
     {

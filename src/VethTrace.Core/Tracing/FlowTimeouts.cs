@@ -28,7 +28,7 @@ public sealed record FlowTimeouts
 
     public long OtherNs { get; init; } = 600 * Second;
 
-    /// <summary>The shortest of them: per-flow state is swept for expiry about twice per this much trace time.</summary>
+    /// <summary>The shortest of them: per-flow state is swept for expiry eight times per this much trace time.</summary>
     public long ShortestNs => Math.Min(Math.Min(TcpNs, TcpClosingNs), Math.Min(Math.Min(UdpNs, IcmpNs), OtherNs));
 
     public long For(IpProtocol protocol, bool closing) => protocol.Value switch

@@ -101,6 +101,41 @@ internal static unsafe class LargeMemory
         return items;
     }
 
+    /// <summary>
+    /// At least <paramref name="bytes"/> of zeroed memory in ordinary pages (<paramref name="usable"/>: whole 4 KiB pages),
+    /// for memory that grows and shrinks by small steps (a <see cref="SequenceRing{T}"/>'s chunks, a shard of a
+    /// <see cref="TranslationTable"/>), where whole huge pages would hold much unused memory: a mapping of its own on
+    /// Linux, so that <see cref="FreePages"/> gives it back to the kernel (a freed malloc block of this size may stay with
+    /// the allocator).
+    /// </summary>
+    public static void* AllocatePages(nuint bytes, out nuint usable)
+    {
+        usable = (bytes + 4095) & ~(nuint)4095;
+        bytes = usable;
+        if (OperatingSystem.IsLinux())
+        {
+            void* address = Mmap(null, bytes, ProtRead | ProtWrite, MapPrivate | MapAnonymous, -1, 0);
+            if (address != MapFailed)
+            {
+                return address;
+            }
+            throw new OutOfMemoryException($"mmap of {bytes} bytes failed");
+        }
+        return NativeMemory.AllocZeroed(bytes);
+    }
+
+    public static void FreePages(void* address, nuint bytes)
+    {
+        if (OperatingSystem.IsLinux())
+        {
+            _ = Munmap(address, bytes);
+        }
+        else
+        {
+            NativeMemory.Free(address);
+        }
+    }
+
     public static void Free(void* address, nuint mappedBytes)
     {
         if (mappedBytes > 0)

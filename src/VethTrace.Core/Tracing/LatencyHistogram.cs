@@ -104,10 +104,12 @@ public sealed class LatencyHistogram
         Max = Math.Max(Max, other.Max);
     }
 
-    /// <summary>Counts per range, for a small text histogram: <paramref name="edges"/> are upper bounds in ns.</summary>
+    /// <summary>Counts per range, for a histogram: <paramref name="edges"/> are upper bounds in ns, in ascending order.</summary>
     public long[] CountBelow(ReadOnlySpan<long> edges)
     {
         var counts = new long[edges.Length + 1];
+        // Buckets come in ascending order of value: the range a bucket falls in never moves back.
+        int slot = 0;
         for (int octave = 0; octave < _octaves.Length; octave++)
         {
             long[]? buckets = _octaves[octave];
@@ -122,7 +124,6 @@ public sealed class LatencyHistogram
                     continue;
                 }
                 long value = LowestValue(octave, index);
-                int slot = 0;
                 while (slot < edges.Length && value >= edges[slot])
                 {
                     slot++;
@@ -131,6 +132,27 @@ public sealed class LatencyHistogram
             }
         }
         return counts;
+    }
+
+    /// <summary>The smallest recorded value above 0 (to its bucket's lowest value), or 0 when every value was 0 or none was recorded.</summary>
+    public long LowestAboveZero()
+    {
+        for (int octave = 0; octave < _octaves.Length; octave++)
+        {
+            long[]? buckets = _octaves[octave];
+            if (buckets is null)
+            {
+                continue;
+            }
+            for (int index = octave == 0 ? 1 : 0; index < buckets.Length; index++)
+            {
+                if (buckets[index] != 0)
+                {
+                    return Math.Max(LowestValue(octave, index), Min);
+                }
+            }
+        }
+        return 0;
     }
 
     private static (int Octave, int Index) Locate(long value)

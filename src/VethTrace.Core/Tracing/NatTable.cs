@@ -26,6 +26,9 @@ public sealed record NatMapping(NatKind Kind, IpProtocol Protocol, string Inside
 /// </summary>
 public sealed record NatAggregate(NatKind Kind, IpProtocol Protocol, string Inside, string Outside, string Peer, long Flows, long Packets);
 
+/// <summary>NAT translations held now (not idle for their protocol's timeout) with one kind, protocol and inside address: the mappings in use.</summary>
+public sealed record NatInUse(NatKind Kind, IpProtocol Protocol, string Inside, long Translations);
+
 /// <summary>
 /// NAT mappings inferred from matched journeys. Consecutive sightings of one packet whose source changed are a
 /// source rewrite (before → after), whose destination changed a destination rewrite. A source rewrite A→B towards
@@ -33,16 +36,17 @@ public sealed record NatAggregate(NatKind Kind, IpProtocol Protocol, string Insi
 /// for replies); which of them came first tells SNAT (the inside side spoke first) from DNAT.
 /// </summary>
 /// <remarks>
-/// Memory is bounded by the translations active at once, as conntrack's is: each translation is a 64-bit hash of its
-/// (protocol, inside, outside, peer) with its last time and aggregate row, and <see cref="Sweep"/> drops those idle
-/// longer than their protocol's timeout (<see cref="FlowTimeouts"/>). The aggregate rows stay (they grow with distinct
-/// (inside address, outside address, peer), not with flows). Two translations whose hashes collide count as one flow:
-/// among a million active translations the chance of any collision is about 3 × 10^-8. With <see cref="CorrelatorOptions.NatDetail"/> every
+/// Memory is bounded by the translations active at once, as conntrack's is: each translation is 16 bytes in a
+/// <see cref="TranslationTable"/> (a hash of its (protocol, inside, outside, peer), the kind of its first journey, its
+/// last time), and <see cref="Sweep"/> drops those idle longer than their protocol's timeout (<see cref="FlowTimeouts"/>).
+/// The aggregate rows stay (they grow with distinct (inside address, outside address, peer), not with flows); a
+/// translation keeps its row, which the live view counts translations in use by. Two translations whose hashes collide count as one
+/// flow (<see cref="TranslationTable"/> gives the odds). With <see cref="CorrelatorOptions.NatDetail"/> every
 /// translation is also kept in full until the end, as asked.
 /// </remarks>
-internal sealed class NatTable(bool detail)
+internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
 {
-    private readonly Dictionary<ulong, Translation> _translations = [];
+    private readonly TranslationTable _translations = new(timeouts);
     private readonly Dictionary<RowKey, int> _rowOf = [];
     private readonly List<Row> _rows = [];
     private readonly Dictionary<(IpProtocol, Endpoint Inside, Endpoint Outside, Endpoint Peer), Entry>? _entries = detail ? [] : null;
@@ -50,7 +54,10 @@ internal sealed class NatTable(bool detail)
     /// <summary>The translations held now (active, or idle for less than their timeout).</summary>
     public int ActiveTranslations => _translations.Count;
 
-    public void Observe(FlowKey before, FlowKey after, long timestampNs, bool closing)
+    /// <summary>The bytes the translations take (outside the GC heap).</summary>
+    public long Bytes => _translations.Bytes;
+
+    public void Observe(in FlowKey before, in FlowKey after, long timestampNs, bool closing)
     {
         if (before.IsEmpty || after.IsEmpty || before.Protocol != after.Protocol)
         {
@@ -73,13 +80,7 @@ internal sealed class NatTable(bool detail)
     /// <summary>Forgets the translations idle for longer than their timeout at <paramref name="nowNs"/>; their rows keep the counts.</summary>
     public void Sweep(long nowNs, FlowTimeouts timeouts)
     {
-        foreach (var (hash, translation) in _translations)
-        {
-            if (nowNs - translation.LastSeenNs > timeouts.For(translation.Protocol, translation.Closing))
-            {
-                _translations.Remove(hash); // allowed while enumerating (.NET Core 3.0 and later)
-            }
-        }
+        _translations.Sweep(nowNs, timeouts);
     }
 
     /// <summary>Every translation (only with detail; empty otherwise).</summary>
@@ -94,11 +95,20 @@ internal sealed class NatTable(bool detail)
         .OrderByDescending(r => r.Flows).ThenByDescending(r => r.Packets)
         .ToList();
 
+    /// <summary>The translations held now, counted by kind, protocol and inside address (the rows' order).</summary>
+    public List<NatInUse> InUse()
+    {
+        var active = new long[_rows.Count];
+        _translations.CountByRow(active);
+        return [.. _rows.Select((r, row) => (Key: (r.Key.Kind, r.Key.Protocol, Inside: r.Key.Inside.Format(r.Key.Protocol)), Active: active[row]))
+            .GroupBy(r => r.Key).Select(g => new NatInUse(g.Key.Kind, g.Key.Protocol, g.Key.Inside, g.Sum(r => r.Active)))];
+    }
+
     /// <summary>
     /// ICMP endpoints are bare addresses: the echo identifier is kept out of the key, so a request (identifier on the
     /// source side) and its reply (on the destination side) land in one mapping.
     /// </summary>
-    private static (Endpoint Source, Endpoint Destination) Endpoints(FlowKey flow)
+    private static (Endpoint Source, Endpoint Destination) Endpoints(in FlowKey flow)
     {
         bool icmp = flow.Protocol == IpProtocol.Icmp || flow.Protocol == IpProtocol.IcmpV6;
         return (new Endpoint(flow.Source, icmp ? (ushort)0 : flow.SourcePort), new Endpoint(flow.Destination, icmp ? (ushort)0 : flow.DestinationPort));
@@ -109,27 +119,20 @@ internal sealed class NatTable(bool detail)
         ulong hash = StableHash.Add(StableHash.Seed, protocol.Value);
         hash = inside.AddTo(outside.AddTo(peer.AddTo(hash)));
         hash = StableHash.Finish(hash);
-        ref Translation translation = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_translations, hash, out bool exists);
+        ref TranslationTable.Slot translation = ref _translations.FindOrAdd(hash, kind, TimeoutClassOf(protocol), timestampNs, closing, out bool exists);
+        int row;
         if (!exists)
         {
             // A new translation (or one that came back after its timeout): one more flow in its row. Its kind is that of
             // the first journey to finish with it, the side that spoke first.
-            // The client's port is ephemeral: the inside (and, kept by MASQUERADE, outside) port of SNAT, the peer's of DNAT.
-            var key = kind == NatKind.Snat
-                ? new RowKey(kind, protocol, inside.WithoutPort, outside.WithoutPort, peer)
-                : new RowKey(kind, protocol, inside, outside, peer.WithoutPort);
-            if (!_rowOf.TryGetValue(key, out int row))
-            {
-                _rowOf[key] = row = _rows.Count;
-                _rows.Add(new Row(key));
-            }
-            translation.Row = row;
-            translation.Protocol = protocol;
+            translation.Row = row = RowOf(kind, protocol, inside, outside, peer);
             _rows[row].Flows++;
         }
-        translation.LastSeenNs = Math.Max(translation.LastSeenNs, timestampNs);
-        translation.Closing |= closing;
-        _rows[translation.Row].Packets++;
+        else
+        {
+            row = translation.Row;
+        }
+        _rows[row].Packets++;
         if (_entries is not null)
         {
             var full = (protocol, inside, outside, peer);
@@ -163,16 +166,33 @@ internal sealed class NatTable(bool detail)
         }
     }
 
-    private readonly record struct RowKey(NatKind Kind, IpProtocol Protocol, Endpoint Inside, Endpoint Outside, Endpoint Peer);
-
-    private struct Translation
+    /// <summary>
+    /// The row of a translation whose first journey was <paramref name="kind"/>. The client's port is ephemeral: the
+    /// inside (and, kept by MASQUERADE, outside) port of SNAT, the peer's of DNAT.
+    /// </summary>
+    private int RowOf(NatKind kind, IpProtocol protocol, Endpoint inside, Endpoint outside, Endpoint peer)
     {
-        public long LastSeenNs;
-        public int Row;
-        public IpProtocol Protocol;
-        /// <summary>A TCP FIN or RST went through: the shorter closing timeout applies.</summary>
-        public bool Closing;
+        var key = kind == NatKind.Snat
+            ? new RowKey(kind, protocol, inside.WithoutPort, outside.WithoutPort, peer)
+            : new RowKey(kind, protocol, inside, outside, peer.WithoutPort);
+        ref int row = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_rowOf, key, out bool exists);
+        if (!exists)
+        {
+            row = _rows.Count;
+            _rows.Add(new Row(key));
+        }
+        return row;
     }
+
+    private static TranslationTable.TimeoutClass TimeoutClassOf(IpProtocol protocol) => protocol.Value switch
+    {
+        6 => TranslationTable.TimeoutClass.Tcp,
+        17 => TranslationTable.TimeoutClass.Udp,
+        1 or 58 => TranslationTable.TimeoutClass.Icmp,
+        _ => TranslationTable.TimeoutClass.Other,
+    };
+
+    private readonly record struct RowKey(NatKind Kind, IpProtocol Protocol, Endpoint Inside, Endpoint Outside, Endpoint Peer);
 
     private sealed class Row(RowKey key)
     {

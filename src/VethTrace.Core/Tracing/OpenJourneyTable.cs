@@ -13,7 +13,7 @@ namespace VethTrace.Tracing;
 /// </summary>
 /// <remarks>
 /// Dead entries keep probe runs long until a rebuild: when used slots pass three quarters of the table, it is
-/// rebuilt from the live entries only (at least four slots per live one), so each insert costs O(1) amortised.
+/// rebuilt from the live entries only (at least two slots per live one), so each insert costs O(1) amortised.
 /// </remarks>
 internal sealed class OpenJourneyTable
 {
@@ -107,7 +107,7 @@ internal sealed class OpenJourneyTable
                 live++;
             }
         }
-        int wanted = Math.Max(1024, (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)live * 4));
+        int wanted = Math.Max(1024, (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)live * 2));
         // The spare will do if it is large enough and not so large that clearing it costs more than a new table.
         if (_spare is not null && _spare.Length >= wanted && _spare.Length <= wanted * 4)
         {

@@ -93,7 +93,7 @@ public sealed class PacketFeed
         bool timestampInvalid = false)
     {
         _tunnels.Add(in packet, interfaceId);
-        bool selected = _filter is null || _filter.Matches(frame, linkType);
+        bool selected = _filter is null || _filter.Matches(frame, packet.OriginalLength, linkType);
         // Capture order breaks ties of equal timestamps: the packet's number for the one feed of a pipelined run, a
         // number shared by the session's concurrent feeds otherwise.
         long order = _queue is null ? _packets : _session.NextOrder();

@@ -2,17 +2,43 @@ namespace VethTrace.Tracing;
 
 /// <summary>
 /// A queue of value-type entries addressed by a sequence number that never repeats (<see cref="Tail"/> counts every
-/// push), in a power-of-two array that doubles when full. The correlator keeps its open journeys and their sightings
-/// here instead of in objects and lists per journey: entries are written and read back in order, so the memory a
-/// packet touches a window later is next to the memory of the packets around it (prefetched), not a pooled object
-/// somewhere on the heap.
+/// push). The correlator keeps its open journeys and their sightings here instead of in objects and lists per journey:
+/// entries are written and read back in order, so the memory a packet touches a window later is next to the memory of
+/// the packets around it (prefetched), not a pooled object somewhere on the heap.
 /// </summary>
-/// <remarks>The entries live in a <see cref="LargeBuffer{T}"/> (huge pages where the kernel gives them).</remarks>
-internal sealed class SequenceRing<T>
+/// <remarks>
+/// The entries live in chunks of <see cref="ChunkBytes"/> outside the GC heap (<see cref="LargeMemory.AllocatePages"/>),
+/// found through a small directory indexed by the sequence number's high bits. The ring holds the chunks its entries
+/// fill, not a power of two of them: it takes a chunk when the tail enters one and gives it back when the head leaves
+/// it, keeping a few spares, so memory follows what the window holds as it grows and shrinks. Nothing is copied to
+/// grow, and a chunk given back and taken again is memory the process already has (no page faults, no clearing).
+/// </remarks>
+internal sealed unsafe class SequenceRing<T> : IDisposable
     where T : unmanaged
 {
-    private LargeBuffer<T> _items = new(256);
-    private long _mask = 255;
+    /// <summary>The memory of one chunk, at most (entries per chunk are a power of two, in whole pages).</summary>
+    public const int ChunkBytes = 64 << 10;
+    /// <summary>Chunks kept for reuse when the head leaves them; more are freed.</summary>
+    private const int MaxSpares = 4;
+
+    private readonly int _shift;
+    private readonly long _mask;
+    /// <summary>The bytes of one chunk: its entries, in whole pages.</summary>
+    private readonly nuint _chunkBytes;
+    /// <summary>The chunk of each chunk number, at <c>number &amp; (length - 1)</c>; the live chunks are those from the head's to the tail's.</summary>
+    private nint[] _directory = new nint[4];
+    private readonly Stack<nint> _spares = new();
+    /// <summary>The live chunks: numbers <see cref="_firstChunk"/> to <see cref="_firstChunk"/> + <see cref="_chunks"/> - 1, the last the tail's.</summary>
+    private long _firstChunk;
+    private int _chunks;
+
+    public SequenceRing()
+    {
+        int entries = Math.Max(1, ChunkBytes / sizeof(T));
+        _shift = System.Numerics.BitOperations.Log2((uint)entries);
+        _mask = (1L << _shift) - 1;
+        _chunkBytes = ((nuint)((1 << _shift) * sizeof(T)) + 4095) & ~(nuint)4095;
+    }
 
     /// <summary>The oldest entry kept; entries before it may be overwritten.</summary>
     public long Head { get; private set; }
@@ -22,52 +48,107 @@ internal sealed class SequenceRing<T>
 
     public long Count => Tail - Head;
 
-    /// <summary>The bytes of the entries' memory (outside the GC heap).</summary>
-    public long Bytes => _items.Bytes;
+    /// <summary>The bytes of the chunks held, live and spare (outside the GC heap).</summary>
+    public long Bytes => (_chunks + _spares.Count) * (long)_chunkBytes;
 
     /// <summary>The entry numbered <paramref name="sequence"/>, which must lie in [<see cref="Head"/>, <see cref="Tail"/>).</summary>
-    public ref T this[long sequence] => ref _items[sequence & _mask];
+    public ref T this[long sequence] => ref ((T*)_directory[(sequence >> _shift) & (_directory.Length - 1)])[sequence & _mask];
 
     public long Push(in T item)
     {
-        if (Tail - Head == _items.Length)
-        {
-            Grow();
-        }
-        _items[Tail & _mask] = item;
-        return Tail++;
+        PushRef(out long sequence) = item;
+        return sequence;
     }
 
     /// <summary>Appends an entry to be written in place through the returned reference (no copy of a whole entry).</summary>
     public ref T PushRef(out long sequence)
     {
-        if (Tail - Head == _items.Length)
+        sequence = Tail;
+        if ((sequence & _mask) == 0 || _chunks == 0)
         {
-            Grow();
+            TakeChunk(sequence >> _shift);
         }
-        sequence = Tail++;
-        return ref _items[sequence & _mask];
+        Tail = sequence + 1;
+        return ref this[sequence];
     }
 
     /// <summary>Forgets the entries before <paramref name="sequence"/> (at most <see cref="Tail"/>; never moves back).</summary>
     public void DropBefore(long sequence)
     {
-        if (sequence > Head)
+        if (sequence <= Head)
         {
-            Head = Math.Min(sequence, Tail);
+            return;
+        }
+        Head = Math.Min(sequence, Tail);
+        // Give back the chunks the head left; the tail's chunk stays (the next push may write into it).
+        while (_chunks > 1 && _firstChunk < Head >> _shift)
+        {
+            GiveBack();
         }
     }
 
-    private void Grow()
+    public void Dispose()
     {
-        var bigger = new LargeBuffer<T>(_items.Length * 2);
-        long biggerMask = bigger.Length - 1;
-        for (long sequence = Head; sequence < Tail; sequence++)
+        while (_chunks > 0)
         {
-            bigger[sequence & biggerMask] = _items[sequence & _mask];
+            GiveBack();
         }
-        _items.Dispose();
-        _items = bigger;
-        _mask = biggerMask;
+        while (_spares.TryPop(out nint spare))
+        {
+            LargeMemory.FreePages((void*)spare, _chunkBytes);
+        }
+        GC.SuppressFinalize(this);
+    }
+
+    ~SequenceRing()
+    {
+        foreach (nint chunk in _directory)
+        {
+            if (chunk != 0)
+            {
+                LargeMemory.FreePages((void*)chunk, _chunkBytes);
+            }
+        }
+        foreach (nint spare in _spares)
+        {
+            LargeMemory.FreePages((void*)spare, _chunkBytes);
+        }
+    }
+
+    private void TakeChunk(long number)
+    {
+        if (_chunks == 0)
+        {
+            _firstChunk = number;
+        }
+        else if (_chunks == _directory.Length)
+        {
+            // Re-place the live chunks in a directory twice as long.
+            var bigger = new nint[_directory.Length * 2];
+            for (long live = _firstChunk; live < number; live++)
+            {
+                bigger[live & (bigger.Length - 1)] = _directory[live & (_directory.Length - 1)];
+            }
+            _directory = bigger;
+        }
+        _directory[number & (_directory.Length - 1)] = _spares.TryPop(out nint spare) ? spare : (nint)LargeMemory.AllocatePages(_chunkBytes, out _);
+        _chunks++;
+    }
+
+    /// <summary>Gives back the oldest live chunk.</summary>
+    private void GiveBack()
+    {
+        ref nint slot = ref _directory[_firstChunk & (_directory.Length - 1)];
+        if (_spares.Count < MaxSpares)
+        {
+            _spares.Push(slot);
+        }
+        else
+        {
+            LargeMemory.FreePages((void*)slot, _chunkBytes);
+        }
+        slot = 0;
+        _firstChunk++;
+        _chunks--;
     }
 }

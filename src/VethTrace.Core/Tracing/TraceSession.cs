@@ -151,6 +151,8 @@ public sealed class TraceSession
             _pumped.Add(in observation);
         }
         _pumped.Advance(nowNs);
+        // Nothing older than the orderer's slack is still to come: journeys whose window ended before it are over.
+        Correlator.Advance(nowNs - _pumped.SlackNs);
     }
 
     /// <summary>Pumps what is left, releases everything held for order, and ends every open journey (a live stop).</summary>

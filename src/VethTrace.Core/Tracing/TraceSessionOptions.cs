@@ -47,6 +47,10 @@ public sealed record TraceSessionOptions
 /// <summary>Decides whether one copy of a packet is selected (a compiled pcap-filter expression, in practice).</summary>
 public interface IPacketSelector
 {
-    /// <summary>Whether the frame matches. Called on the threads that feed the session, several at once for follow.</summary>
-    bool Matches(ReadOnlySpan<byte> frame, LinkType linkType);
+    /// <summary>
+    /// Whether the frame matches. <paramref name="originalLength"/> is the packet's length on the wire (what pcap-filter's
+    /// <c>len</c>, <c>greater</c> and <c>less</c> test, as tcpdump does), or 0 when unknown: then the captured length.
+    /// Called on the threads that feed the session, several at once for follow.
+    /// </summary>
+    bool Matches(ReadOnlySpan<byte> frame, int originalLength, LinkType linkType);
 }

@@ -61,11 +61,29 @@ public sealed class DurationsTests
     [InlineData("record", "--hop", "lo", "-o", "x.pcapng", "--duration", "2")]
     [InlineData("bench", "--duration", "1")]
     [InlineData("replay", "x.pcap", "--window", "2")]
+    [InlineData("follow", "--hop", "lo", "--window", "0.25")]
+    [InlineData("replay", "x.pcap", "--flow-timeout", "udp=30")]
     public void Parse_BareSeconds_NoUsageError(params string[] args)
     {
         var parsed = VethTraceCommand.Build(new StringWriter(), new StringWriter()).Parse(args);
 
         Assert.Empty(parsed.Errors);
+    }
+
+    [Fact]
+    public void Replay_FlowTimeoutBareSeconds_SameReportAsWithUnit()
+    {
+        // --flow-timeout takes the duration syntax of --window and --duration: a bare number is seconds.
+        string capture = CaptureCorpus.PathOf("masquerade-multi.pcapng");
+        var withUnit = new StringWriter();
+        var bare = new StringWriter();
+        var error = new StringWriter();
+
+        Assert.Equal(ExitCode.Success, VethTraceCommand.Run(["replay", capture, "--flow-timeout", "udp=1s", "--format", "json"], withUnit, error));
+        Assert.Equal(ExitCode.Success, VethTraceCommand.Run(["replay", capture, "--flow-timeout", "udp=1", "--format", "json"], bare, error));
+
+        Assert.Equal("", error.ToString());
+        Assert.Equal(withUnit.ToString(), bare.ToString());
     }
 
     [Theory]

@@ -54,7 +54,7 @@ public sealed partial class HelpVersionCompletionTests
     [Theory]
     [InlineData("vethtrace rep", "replay")]
     [InlineData("vethtrace replay x.pcap --fo", "--format")]
-    [InlineData("vethtrace follow --h", "--help --hop")]
+    [InlineData("vethtrace follow --h", "--help --hop --host-label --html")]
     [InlineData("vethtrace replay x.pcap --format ", "Json Table")]
     [InlineData("vethtrace ", "--help --version -h bench follow interfaces packets record replay")]
     public void Completion_Bash_OffersWhatTheCommandTakes(string line, string expected)

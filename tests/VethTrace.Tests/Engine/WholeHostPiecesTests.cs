@@ -45,18 +45,18 @@ public sealed class WholeHostPiecesTests
     {
         Assert.Equal(20, Sll2.Length - Ip.Length);
         var selector = new AddressSelector();
-        Assert.False(selector.Matches(Sll2, LinkType.LinuxSll2));
+        Assert.False(selector.Matches(Sll2, 0, LinkType.LinuxSll2));
 
         selector.Set([IpAddress.Parse("172.17.0.2")]);
-        Assert.True(selector.Matches(Sll2, LinkType.LinuxSll2));
-        Assert.True(selector.Matches(Ethernet, LinkType.Ethernet));
+        Assert.True(selector.Matches(Sll2, 0, LinkType.LinuxSll2));
+        Assert.True(selector.Matches(Ethernet, 0, LinkType.Ethernet));
 
         selector.Set([IpAddress.Parse("198.51.100.2")]);
-        Assert.True(selector.Matches(Sll2, LinkType.LinuxSll2));
+        Assert.True(selector.Matches(Sll2, 0, LinkType.LinuxSll2));
 
         selector.Set([IpAddress.Parse("172.17.0.3")]);
-        Assert.False(selector.Matches(Sll2, LinkType.LinuxSll2));
-        Assert.False(selector.Matches(Ethernet, LinkType.Ethernet));
+        Assert.False(selector.Matches(Sll2, 0, LinkType.LinuxSll2));
+        Assert.False(selector.Matches(Ethernet, 0, LinkType.Ethernet));
     }
 
     [Fact]
@@ -66,7 +66,7 @@ public sealed class WholeHostPiecesTests
         selector.Set([IpAddress.Parse("172.17.0.2")]);
         for (int length = 0; length <= Sll2.Length; length++)
         {
-            Assert.Equal(length >= 40, selector.Matches(Sll2.AsSpan(0, length), LinkType.LinuxSll2));
+            Assert.Equal(length >= 40, selector.Matches(Sll2.AsSpan(0, length), 0, LinkType.LinuxSll2));
         }
     }
 
@@ -75,7 +75,7 @@ public sealed class WholeHostPiecesTests
     {
         var selector = new AddressSelector(new Never());
         selector.Set([IpAddress.Parse("172.17.0.2")]);
-        Assert.False(selector.Matches(Sll2, LinkType.LinuxSll2));
+        Assert.False(selector.Matches(Sll2, 0, LinkType.LinuxSll2));
     }
 
     [Fact]
@@ -141,6 +141,6 @@ public sealed class WholeHostPiecesTests
 
     private sealed class Never : IPacketSelector
     {
-        public bool Matches(ReadOnlySpan<byte> frame, LinkType linkType) => false;
+        public bool Matches(ReadOnlySpan<byte> frame, int originalLength, LinkType linkType) => false;
     }
 }

@@ -71,4 +71,43 @@ public sealed class LatencyHistogramTests
         Assert.InRange(p50, 3_600_000_000_000 - 3_600_000_000_000 / 8192, 3_600_000_000_000);
         Assert.Equal(long.MaxValue, histogram.Percentile(100));
     }
+
+    [Theory]
+    [InlineData(4)]
+    [InlineData(5)]
+    public void CountBelow_ValuesUnderEightMicroseconds_CountsOfTheRawValues(int seed)
+    {
+        // Below 8192 ns every value has a bucket of its own, so the counts per range are exact.
+        var random = new Random(seed);
+        long[] values = [.. Enumerable.Range(0, 5_000).Select(_ => random.NextInt64(8_192))];
+        long[] edges = [1, 10, 100, 126, 1_000, 4_000, 8_000];
+        var histogram = new LatencyHistogram();
+        foreach (long value in values)
+        {
+            histogram.Record(value);
+        }
+
+        long[] counts = histogram.CountBelow(edges);
+
+        Assert.Equal(edges.Length + 1, counts.Length);
+        for (int i = 0; i <= edges.Length; i++)
+        {
+            long low = i == 0 ? long.MinValue : edges[i - 1], high = i == edges.Length ? long.MaxValue : edges[i];
+            Assert.Equal(values.Count(v => v >= low && v < high), counts[i]);
+        }
+    }
+
+    [Fact]
+    public void LowestAboveZero_ZerosAndValues_SmallestPositive()
+    {
+        var histogram = new LatencyHistogram();
+        Assert.Equal(0, histogram.LowestAboveZero());
+        histogram.Record(0);
+        Assert.Equal(0, histogram.LowestAboveZero());
+        histogram.Record(40_000);
+        histogram.Record(123_456);
+        Assert.Equal(40_000, histogram.LowestAboveZero());
+        histogram.Record(7);
+        Assert.Equal(7, histogram.LowestAboveZero());
+    }
 }

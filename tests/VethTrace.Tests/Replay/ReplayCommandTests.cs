@@ -170,6 +170,68 @@ public sealed class ReplayFilterTests
     }
 
     [Fact]
+    public void Replay_FilterOnLengthOfSnaplenCutCopies_TestsTheWireLengthAsTcpdumpDoes()
+    {
+        // The shipped capture cut to 80 bytes a packet by editcap: the records keep their original lengths, as a
+        // snaplen capture's do. pcap-filter's `greater`, `less` and `len` test that length in tcpdump (libpcap hands
+        // bpf_filter the record's len), so the cut file must select the same journeys as the whole one.
+        string directory = Directory.CreateTempSubdirectory("vethtrace-snaplen-filter-").FullName;
+        try
+        {
+            string whole = CaptureCorpus.PathOf("masquerade-multi.pcapng");
+            string cut = Path.Combine(directory, "cut.pcapng");
+            Assert.Equal(0, Tool("editcap", "-s", "80", whole, cut).Exit);
+            const string Filter = "greater 100";
+            string tcpdump = Tool("tcpdump", "--count", "-r", cut, Filter).Output;
+            int copies = int.Parse(System.Text.RegularExpressions.Regex.Match(tcpdump, @"^(\d+) packets?", System.Text.RegularExpressions.RegexOptions.Multiline).Groups[1].Value);
+            Assert.True(copies > 20, $"tcpdump counted {copies} packets of 100 bytes or more on the wire");
+
+            var fromWhole = Summary(whole, Filter);
+            var fromCut = Summary(cut, Filter);
+
+            Assert.Equal(fromWhole, fromCut);
+            // Every copy tcpdump selects is in a selected journey: hop samples plus journeys count the copies.
+            Assert.Equal(copies, fromCut.HopPackets + fromCut.Journeys);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+
+        static (long Journeys, long FilteredOut, long HopPackets) Summary(string file, string filter)
+        {
+            var output = new StringWriter();
+            Assert.Equal(ExitCode.Success, VethTraceCommand.Run(["replay", file, "--filter", filter, "--format", "json"], output, new StringWriter()));
+            var records = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement).ToList();
+            var summary = records.Single(r => r.GetProperty("type").GetString() == "summary");
+            return (summary.GetProperty("journeys").GetInt64(), summary.GetProperty("filtered_out").GetInt64(),
+                records.Where(r => r.GetProperty("type").GetString() == "hop").Sum(r => r.GetProperty("packets").GetInt64()));
+        }
+    }
+
+    [Fact]
+    public void PacketFilter_LengthPrimitives_SeeTheOriginalLength()
+    {
+        using var filter = VethTrace.Capture.Filters.PacketFilter.TryCreate("greater 1000", out string? error);
+        Assert.True(filter is not null, error);
+        var frame = new byte[60];   // the first 60 bytes of a 1,500-byte frame, as a snaplen leaves them
+
+        Assert.True(filter!.Matches(frame, 1500, VethTrace.Packets.LinkType.Ethernet));
+        Assert.False(filter.Matches(frame, 999, VethTrace.Packets.LinkType.Ethernet));
+        Assert.False(filter.Matches(frame, 0, VethTrace.Packets.LinkType.Ethernet));   // unknown: the captured length
+    }
+
+    private static (int Exit, string Output) Tool(string file, params string[] arguments)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo(file, arguments) { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var process = System.Diagnostics.Process.Start(start)!;
+        Task<string> output = process.StandardOutput.ReadToEndAsync();
+        Task<string> error = process.StandardError.ReadToEndAsync();
+        Assert.True(process.WaitForExit(60_000), $"{file} did not finish");
+        return (process.ExitCode, output.Result + error.Result);
+    }
+
+    [Fact]
     public void Replay_FilterThatDoesNotCompile_UsageErrorWithLibpcapsMessage()
     {
         var error = new StringWriter();

@@ -360,7 +360,7 @@ public static class ReplayEngine
                 string name = sll2 && index > 0 ? "if" + index.ToString(CultureInfo.InvariantCulture) : captured.Name;
                 int id = interfaces.IdOf((file, record.InterfaceId, index), name);
                 tunnels.Add(in packet, id);
-                bool selected = settings.Filter is null || settings.Filter.Matches(record.Data, record.LinkType);
+                bool selected = settings.Filter is null || settings.Filter.Matches(record.Data, record.OriginalLength, record.LinkType);
                 var observation = Observation.From(in packet, record.Data, record.TimestampNs, id, packets, selected, record.Direction, record.TimestampInvalid);
                 invalidTimestamps += record.TimestampInvalid ? 1 : 0;
                 orderer.Add(in observation);

@@ -1,0 +1,348 @@
+using System.Runtime.CompilerServices;
+
+namespace VethTrace.Tracing;
+
+/// <summary>
+/// The NAT translations held now, for <see cref="NatTable"/>: 16 bytes per translation outside the GC heap, no object
+/// per entry. A translation is known by a 64-bit hash of its (protocol, inside, outside, peer); the slot keeps 60 bits
+/// of it with the kind of its first journey, its timeout class and whether it is closing, its last time in units of
+/// <see cref="UnitNs"/> (32 bits), and its aggregate row.
+/// </summary>
+/// <remarks>
+/// <para>Open addressing with linear probing in <see cref="ShardCount"/> shards chosen by the hash's top bits. A shard
+/// has any number of slots (the home slot is the hash's middle bits scaled to the length, not masked), and grows or
+/// shrinks alone: rehashing one shard needs its old and new slots at once, a sixteenth of the table, not the whole
+/// table twice over as a doubling <see cref="Dictionary{TKey, TValue}"/> does. Its load stays between
+/// <see cref="ShrinkBelow"/> and <see cref="GrowAbove"/>.</para>
+/// <para><see cref="Sweep"/> deletes in place by shifting the rest of a probe run back (no tombstones), so a table whose
+/// translations come and go at a steady rate keeps its size.</para>
+/// <para>The last time is rounded up to a power of two of nanoseconds chosen so that the longest timeout is at most 2^30
+/// units (about 0.5 ms with conntrack's 5 days for TCP): a translation may be kept up to two units longer than its
+/// timeout. Times wrap at 2^32 units; an entry more than 2^31 units old counts as expired, so only a gap of more than
+/// 2^32 units (about 26 days with the defaults) between two sweeps could make an old entry look recent.</para>
+/// <para>Two translations whose hashes agree in the 60 bits kept are one translation: their packets are counted in the
+/// first one's row and the second does not count as a flow. Among a million translations held at once the chance of
+/// any such pair is about 4 × 10^-7 (10^12 / 2 pairs over 2^60).</para>
+/// </remarks>
+internal sealed unsafe class TranslationTable : IDisposable
+{
+    public const int ShardCount = 16;
+    private const int ShardShift = 60;
+    private const int MinimumSlots = 64;
+    private const double GrowAbove = 0.8;
+    private const double ShrinkBelow = 0.2;
+    /// <summary>The load a shard is rebuilt to.</summary>
+    private const double Rebuilt = 0.6;
+
+    /// <summary>The low bits of <see cref="Slot.Key"/> that are not the hash.</summary>
+    private const ulong FlagBits = 0xF;
+    private const ulong ClosingBit = 1;
+    private const ulong DnatBit = 2;
+    private const int ClassShift = 2;
+
+    private readonly Shard[] _shards = new Shard[ShardCount];
+    /// <summary>log2 of <see cref="UnitNs"/>.</summary>
+    private readonly int _unitShift;
+
+    public TranslationTable(FlowTimeouts timeouts)
+    {
+        long longest = Math.Max(Math.Max(timeouts.TcpNs, timeouts.TcpClosingNs), Math.Max(Math.Max(timeouts.UdpNs, timeouts.IcmpNs), timeouts.OtherNs));
+        while (longest >> _unitShift > 1L << 30)
+        {
+            _unitShift++;
+        }
+        for (int i = 0; i < ShardCount; i++)
+        {
+            _shards[i] = new Shard(MinimumSlots);
+        }
+    }
+
+    /// <summary>The resolution of the last times kept.</summary>
+    public long UnitNs => 1L << _unitShift;
+
+    /// <summary>The translations held.</summary>
+    public int Count { get; private set; }
+
+    /// <summary>The bytes of the slots (outside the GC heap).</summary>
+    public long Bytes
+    {
+        get
+        {
+            long bytes = 0;
+            foreach (Shard shard in _shards)
+            {
+                bytes += (long)shard.UsableBytes;
+            }
+            return bytes;
+        }
+    }
+
+    /// <summary>Which timeout applies to a translation, from its protocol (<see cref="FlowTimeouts.For"/>).</summary>
+    public enum TimeoutClass
+    {
+        Tcp,
+        Udp,
+        Icmp,
+        Other,
+    }
+
+    /// <summary>
+    /// The slot of the translation <paramref name="hash"/> (<paramref name="found"/>), or a new one made for it with
+    /// <paramref name="kind"/> and <paramref name="timeoutClass"/>; either way seen at <paramref name="timestampNs"/>
+    /// (the later of its times is kept) and closing when <paramref name="closing"/>. The reference is valid until the
+    /// next call of any method.
+    /// </summary>
+    public ref Slot FindOrAdd(ulong hash, NatKind kind, TimeoutClass timeoutClass, long timestampNs, bool closing, out bool found)
+    {
+        ulong key = KeyOf(hash);
+        Shard shard = _shards[hash >> ShardShift];
+        if (shard.Count + 1 > shard.Length * GrowAbove)
+        {
+            shard = Resize((int)(hash >> ShardShift), (int)((shard.Count + 1) / Rebuilt));
+        }
+        Slot* slots = shard.Slots;
+        int length = shard.Length;
+        int index = Home(hash, length);
+        while (true)
+        {
+            ref Slot slot = ref slots[index];
+            if (slot.Key == 0)
+            {
+                break;
+            }
+            if ((slot.Key & ~FlagBits) == key)
+            {
+                found = true;
+                uint seen = Units(timestampNs);
+                if ((int)(seen - slot.LastSeen) > 0)
+                {
+                    slot.LastSeen = seen;
+                }
+                slot.Key |= closing ? ClosingBit : 0;
+                return ref slot;
+            }
+            if (++index == length)
+            {
+                index = 0;
+            }
+        }
+        found = false;
+        shard.Count++;
+        Count++;
+        ref Slot made = ref slots[index];
+        made.Key = key | (kind == NatKind.Dnat ? DnatBit : 0) | (ulong)timeoutClass << ClassShift | (closing ? ClosingBit : 0);
+        made.LastSeen = Units(timestampNs);
+        return ref made;
+    }
+
+    /// <summary>
+    /// Removes every translation idle at <paramref name="nowNs"/> for longer than its timeout, shrinking shards left
+    /// mostly empty; false when none was removed.
+    /// </summary>
+    public bool Sweep(long nowNs, FlowTimeouts timeouts)
+    {
+        // A closing TCP translation has the TCP-closing timeout: class Tcp with the closing bit.
+        long tcp = timeouts.TcpNs, tcpClosing = timeouts.TcpClosingNs, udp = timeouts.UdpNs, icmp = timeouts.IcmpNs, other = timeouts.OtherNs;
+        uint now = (uint)(nowNs >> _unitShift);
+        int removedAll = 0;
+        for (int s = 0; s < ShardCount; s++)
+        {
+            Shard shard = _shards[s];
+            if (shard.Count == 0)
+            {
+                continue;
+            }
+            Slot* slots = shard.Slots;
+            int length = shard.Length;
+            // Start after an empty slot, so no probe run wraps past the start: a deletion then only moves entries the
+            // scan has not reached yet into the place it is at, which it looks at again.
+            int start = 0;
+            while (slots[start].Key != 0)
+            {
+                start++;
+            }
+            int removed = 0;
+            for (int step = 1; step <= length; step++)
+            {
+                int index = start + step;
+                if (index >= length)
+                {
+                    index -= length;
+                }
+                while (true)
+                {
+                    ulong key = slots[index].Key;
+                    if (key == 0)
+                    {
+                        break;
+                    }
+                    long timeout = (TimeoutClass)((key >> ClassShift) & 3) switch
+                    {
+                        TimeoutClass.Tcp => (key & ClosingBit) != 0 ? tcpClosing : tcp,
+                        TimeoutClass.Udp => udp,
+                        TimeoutClass.Icmp => icmp,
+                        _ => other,
+                    };
+                    // The idle time in whole units, at least the true one less a unit (times are rounded up); below -1, a
+                    // time more than 2^31 units ago.
+                    int idle = (int)(now - slots[index].LastSeen);
+                    if (idle >= -1 && (long)idle << _unitShift <= timeout)
+                    {
+                        break;
+                    }
+                    Delete(slots, length, index);
+                    removed++;
+                }
+            }
+            shard.Count -= removed;
+            removedAll += removed;
+            if (shard.Length > MinimumSlots && shard.Count < shard.Length * ShrinkBelow)
+            {
+                Resize(s, Math.Max(MinimumSlots, (int)(shard.Count / Rebuilt)));
+            }
+        }
+        Count -= removedAll;
+        return removedAll > 0;
+    }
+
+    public static NatKind KindOf(in Slot slot) => (slot.Key & DnatBit) != 0 ? NatKind.Dnat : NatKind.Snat;
+
+    /// <summary>A time in units, rounded up, modulo 2^32.</summary>
+    private uint Units(long timestampNs) => (uint)(((timestampNs - 1) >> _unitShift) + 1);
+
+    public void Dispose()
+    {
+        foreach (Shard shard in _shards)
+        {
+            shard.Dispose();
+        }
+    }
+
+    /// <summary>The hash as kept: its low bits make room for the flags, and 0 means an empty slot.</summary>
+    private static ulong KeyOf(ulong hash)
+    {
+        ulong key = hash & ~FlagBits;
+        return key == 0 ? FlagBits + 1 : key;
+    }
+
+    /// <summary>Where a hash's probe starts in a shard of <paramref name="length"/> slots: 32 bits below the shard bits, scaled.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Home(ulong hash, int length) => (int)((hash >> (ShardShift - 32) & 0xFFFF_FFFF) * (ulong)length >> 32);
+
+    /// <summary>Empties slot <paramref name="hole"/> and moves back the entries after it that probed past it (Knuth's algorithm R).</summary>
+    private static void Delete(Slot* slots, int length, int hole)
+    {
+        int index = hole;
+        while (true)
+        {
+            if (++index == length)
+            {
+                index = 0;
+            }
+            if (slots[index].Key == 0)
+            {
+                break;
+            }
+            int home = Home(slots[index].Key, length);
+            // The entry stays if its home lies cyclically in (hole, index]: the hole is not on its probe path.
+            bool stays = hole <= index ? hole < home && home <= index : hole < home || home <= index;
+            if (!stays)
+            {
+                slots[hole] = slots[index];
+                hole = index;
+            }
+        }
+        slots[hole] = default;
+    }
+
+    private Shard Resize(int shardIndex, int wanted)
+    {
+        Shard old = _shards[shardIndex];
+        var resized = new Shard(Math.Max(MinimumSlots, wanted));
+        Slot* slots = resized.Slots;
+        int length = resized.Length;
+        for (int i = 0; i < old.Length; i++)
+        {
+            if (old.Slots[i].Key != 0)
+            {
+                int index = Home(old.Slots[i].Key, length);
+                while (slots[index].Key != 0)
+                {
+                    if (++index == length)
+                    {
+                        index = 0;
+                    }
+                }
+                slots[index] = old.Slots[i];
+            }
+        }
+        resized.Count = old.Count;
+        old.Dispose();
+        _shards[shardIndex] = resized;
+        return resized;
+    }
+
+    public struct Slot
+    {
+        /// <summary>The hash's top 60 bits; below them the timeout class (2 bits), DNAT first, closing. 0: empty.</summary>
+        public ulong Key;
+        /// <summary>The last time, in units rounded up, modulo 2^32.</summary>
+        public uint LastSeen;
+        /// <summary>The aggregate row (<see cref="NatTable"/>), set by the caller when the translation is made.</summary>
+        public int Row;
+    }
+
+    /// <summary>Adds one to <paramref name="counts"/> at each translation's row.</summary>
+    public void CountByRow(long[] counts)
+    {
+        foreach (Shard shard in _shards)
+        {
+            for (int i = 0; i < shard.Length; i++)
+            {
+                if (shard.Slots[i].Key != 0)
+                {
+                    counts[shard.Slots[i].Row]++;
+                }
+            }
+        }
+    }
+
+    /// <summary>One shard's slots: zeroed pages from <see cref="LargeMemory.AllocatePages"/>, all of them used.</summary>
+    private sealed class Shard : IDisposable
+    {
+        private void* _base;
+
+        public Shard(int minimumSlots)
+        {
+            _base = LargeMemory.AllocatePages((nuint)minimumSlots * (nuint)sizeof(Slot), out nuint usable);
+            UsableBytes = usable;
+            Length = (int)Math.Min(int.MaxValue, usable / (nuint)sizeof(Slot));
+            Slots = (Slot*)_base;
+        }
+
+        public Slot* Slots { get; }
+
+        public int Length { get; }
+
+        public nuint UsableBytes { get; }
+
+        public int Count;
+
+        public void Dispose()
+        {
+            Free();
+            GC.SuppressFinalize(this);
+        }
+
+        ~Shard() => Free();
+
+        private void Free()
+        {
+            if (_base is not null)
+            {
+                LargeMemory.FreePages(_base, UsableBytes);
+                _base = null;
+            }
+        }
+    }
+}
