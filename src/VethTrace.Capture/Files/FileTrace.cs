@@ -5,7 +5,14 @@ namespace VethTrace.Capture.Files;
 
 /// <summary>What a trace of capture files found; <see cref="Report"/> is null when a file could not be opened.</summary>
 /// <param name="Problems">The files' problems (damage, truncation, files that could not be opened), in the order found.</param>
-public sealed record FileTraceResult(CorrelationReport? Report, InterfaceRegistry? Interfaces, IReadOnlyList<CaptureFileError> Problems);
+public sealed record FileTraceResult(CorrelationReport? Report, InterfaceRegistry? Interfaces, IReadOnlyList<CaptureFileError> Problems)
+{
+    /// <summary>
+    /// The containers of a whole-host recording (<c>vethtrace record</c> with no target), read from its interfaces'
+    /// if_description (<see cref="HostInterfaceDescription"/>); null when no interface carries one.
+    /// </summary>
+    public ContainerOwners? Owners { get; init; }
+}
 
 /// <summary>
 /// The file source: reads captures (merged by time) into a <see cref="TraceSession"/> and returns its report. This is
@@ -60,11 +67,27 @@ public static class FileTrace
             }
             // Name the declared interfaces in file order first, so names (and eth0#2 for a second eth0) do not
             // depend on which interface happens to carry the first packet.
+            ContainerOwners? owners = null;
             for (int file = 0; file < reader.FileCount; file++)
             {
                 foreach (CaptureInterface declared in reader.File(file).Interfaces)
                 {
-                    if (declared.LinkType != LinkType.LinuxSll2)
+                    // A whole-host recording's interface is one interface even in LINUX_SLL2: its block names it, and
+                    // its description gives the role and the container.
+                    if (HostInterfaceDescription.TryParse(declared.Description, out InterfaceRole role, out ContainerOwner? owner))
+                    {
+                        int id = session.Interfaces.IdOf(new InterfaceKey(file, declared.Id, 0), declared.Name);
+                        if (session.Interfaces.RoleSourceOf(id) != RoleSource.Given)
+                        {
+                            session.Interfaces.Decide(id, role, RoleSource.Topology);
+                        }
+                        owners ??= new ContainerOwners();
+                        if (owner is not null)
+                        {
+                            owners.Assign(id, owner);
+                        }
+                    }
+                    else if (declared.LinkType != LinkType.LinuxSll2)
                     {
                         session.Interfaces.IdOf(new InterfaceKey(file, declared.Id, 0), declared.Name);
                     }
@@ -75,7 +98,7 @@ public static class FileTrace
             {
                 return null;
             }
-            return new FileTraceResult(session.Report(), session.Interfaces, [.. reader.Warnings, .. reader.Errors]);
+            return new FileTraceResult(session.Report(), session.Interfaces, [.. reader.Warnings, .. reader.Errors]) { Owners = owners };
         }
     }
 
@@ -89,8 +112,9 @@ public static class FileTrace
                 continue;
             }
             CaptureInterface captured = reader.File(file).Interfaces[record.InterfaceId];
-            int index = packet.Outer.LinkType == LinkType.LinuxSll2 ? packet.Outer.InterfaceIndex : 0;
-            int id = interfaces.IdOf(new InterfaceKey(file, record.InterfaceId, index), names.Name(captured, in packet));
+            bool named = captured.LinkType == LinkType.LinuxSll2 && HostInterfaceDescription.TryParse(captured.Description, out _, out _);
+            int index = packet.Outer.LinkType == LinkType.LinuxSll2 && !named ? packet.Outer.InterfaceIndex : 0;
+            int id = interfaces.IdOf(new InterfaceKey(file, record.InterfaceId, index), named ? captured.Name : names.Name(captured, in packet));
             feed.Observe(in packet, record.Data, record.LinkType, record.TimestampNs, id, record.Direction, record.TimestampInvalid);
         }
     }

@@ -37,6 +37,13 @@ internal static class PcapStatistics
         return (stat.Received, stat.Dropped, stat.InterfaceDropped);
     }
 
+    /// <summary>
+    /// pcap_set_datalink(3PCAP): the <c>any</c> device offers LINUX_SLL (the default) and LINUX_SLL2, whose header
+    /// carries the interface index whole-host capture keys on. Here beside pcap_stats for the one library resolver.
+    /// </summary>
+    public static bool TrySetDataLink(PcapDevice device, int linkType) =>
+        device.Handle is { IsInvalid: false, IsClosed: false } handle && pcap_set_datalink(handle, linkType) == 0;
+
     // The sonames libpcap ships under: 0.8 on Debian and Ubuntu, 1 elsewhere; the bare name needs the -dev package.
     private static IntPtr Resolve(string name, Assembly assembly, DllImportSearchPath? searchPath)
     {
@@ -53,6 +60,9 @@ internal static class PcapStatistics
         }
         return IntPtr.Zero;
     }
+
+    [DllImport(Library)]
+    private static extern int pcap_set_datalink(PcapHandle handle, int linkType);
 
     [DllImport(Library)]
     private static extern int pcap_stats(PcapHandle handle, out PcapStat stat);

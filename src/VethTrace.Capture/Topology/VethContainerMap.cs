@@ -7,7 +7,9 @@ namespace VethTrace.Capture.Topology;
 /// <param name="HostName">The host veth's name when the container was inspected.</param>
 /// <param name="Network">The Docker network of the container's interface (matched by IP or MAC); null when none matched.</param>
 /// <param name="InterfaceInside">The container-side name (eth0, eth1, …).</param>
-public sealed record VethContainer(int HostIndex, string HostName, string ContainerId, string ContainerName, string? Network, string InterfaceInside, string? Bridge);
+/// <param name="Addresses">The container-side interface's addresses (whole-host tracing attributes flows by them).</param>
+public sealed record VethContainer(int HostIndex, string HostName, string ContainerId, string ContainerName, string? Network, string InterfaceInside, string? Bridge,
+    IReadOnlyList<System.Net.IPAddress>? Addresses = null);
 
 /// <summary>
 /// Maps host veth ifindexes to containers, one container at a time, from an inspect and a read of the container's
@@ -52,7 +54,8 @@ public sealed class VethContainerMap(DockerClient docker)
         // container:X mode: the veths are X's and are mapped under X; this one is known, with none of its own.
         var veths = topology.Interfaces
             .Where(inside => topology.SharesNamespaceWith is null && inside.HostPeerIndex is not null)
-            .Select(inside => new VethContainer(inside.HostPeerIndex!.Value, inside.HostPeer!, id, name, inside.DockerNetwork, inside.Name, inside.Bridge))
+            .Select(inside => new VethContainer(inside.HostPeerIndex!.Value, inside.HostPeer!, id, name, inside.DockerNetwork, inside.Name, inside.Bridge,
+                [.. inside.Addresses.Select(a => a.Address)]))
             .ToList();
         lock (_lock)
         {

@@ -32,10 +32,19 @@ public static class FollowCommand
             Description = "The pcapng file to write: one Interface Description Block per hop (if_name, if_description with its role, nanosecond timestamps)",
             Required = true,
         };
-        var target = new Argument<string?>("target")
+        var target = new Argument<string[]>("target")
         {
-            Description = "A container name or ID prefix, netns:<name> or pid:<n>",
-            Arity = ArgumentArity.ZeroOrOne,
+            Description = "A container name or ID prefix, netns:<name> or pid:<n>; several containers: those (through the whole-host engine); " +
+                "none (and no --hop): the whole host, every bridge, every veth on one and the egress, containers attached as they start",
+            Arity = ArgumentArity.ZeroOrMore,
+        };
+        var network = new Option<string?>("--network")
+        {
+            Description = "Follow the containers of this Docker network (by name), with any containers named, through the whole-host engine",
+        };
+        var focus = new Option<string?>("--container")
+        {
+            Description = "Whole-host follow: the live view also shows this container's path view under the per-container table",
         };
 
         var hops = new Option<string[]>("--hop")
@@ -83,7 +92,7 @@ public static class FollowCommand
         });
         var bufferSize = new Option<int?>("--buffer-size", "-B")
         {
-            Description = $"The libpcap ring per hop, in KiB, as tcpdump -B (default {LiveCapture.DefaultBufferBytes / 1024}); when it fills, the kernel drops packets and follow counts them. " +
+            Description = $"The libpcap ring per hop, in KiB, as tcpdump -B (default {LiveCapture.DefaultBufferBytes / 1024}; the whole host's one 'any' ring: {HostCapture.DefaultBufferBytes / 1024}); when it fills, the kernel drops packets and follow counts them. " +
                 $"Each hop's ring is read empty, then left to fill for {LiveCapture.GatherMs} ms (at once again when a read found an eighth of it full), so a capture thread wakes per batch, not per packet",
         };
         bufferSize.Validators.Add(result =>
@@ -108,7 +117,10 @@ public static class FollowCommand
         var prometheus = new PrometheusOptions();
         var command = record
             ? new Command("record", "Capture on every hop of a container's path, like follow, and write every packet to one multi-interface " +
-                "pcapng that 'vethtrace replay' reads back into the same report.\n\nExamples:\n" +
+                "pcapng that 'vethtrace replay' reads back into the same report. With no target, the whole host (as follow with no target): " +
+                "one Interface Description Block per interface, its role and container in if_description, so replay gives the per-container " +
+                "report with no --ifname.\n\nExamples:\n" +
+                "  vethtrace record -o host.pcapng --duration 60s   (the whole host)\n" +
                 "  vethtrace record web -o web.pcapng --duration 30s\n" +
                 "  vethtrace record web -o web.pcapng --egress vt-up0 --filter 'tcp port 80'\n" +
                 "  vethtrace record web -o web.pcapng -C 100 -W 10   (a ring of ten files of at most 100 MB: web0.pcapng to web9.pcapng)\n" +
@@ -117,10 +129,18 @@ public static class FollowCommand
                 "or kill -9 loses at most the last half second; a write error (a full disk) stops the recording with one line and exit 4, " +
                 "the file cut back to its last whole packet.")
             {
-                target, file, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role, engine,
+                target, file, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role, engine, network,
             }
             : new Command("follow", "Capture on every hop of a container's path at once (its eth0 inside its namespace, its veth, " +
-                "the bridge, the egress) and show the path latency as it happens.\n\nExamples:\n" +
+                "the bridge, the egress) and show the path latency as it happens.\n\n" +
+                "With no target, the whole host: every bridge (docker0, br-*), every veth on one and the egress, through one 'any' " +
+                "handle; containers that start are attached within a second and those that stop are detached with their figures kept " +
+                "(each change printed with its time). The view is one row per container, worst first, like docker stats; the report " +
+                "and --format json add a container record per container and a container field on hop, path, nat and loss records. " +
+                "Several targets, or --network NAME, follow just those containers the same way.\n\nExamples:\n" +
+                "  vethtrace follow --egress vt-up0   (the whole host)\n" +
+                "  vethtrace follow web db --duration 30s --format json\n" +
+                "  vethtrace follow --network backend --container db\n" +
                 "  vethtrace follow web --duration 10s\n" +
                 "  vethtrace follow web --egress vt-up0 --format json\n" +
                 "  vethtrace follow netns:upstream --duration 5s\n" +
@@ -131,6 +151,7 @@ public static class FollowCommand
                 "  vethtrace follow web --prometheus 9417 --quiet   (an agent: /metrics on 127.0.0.1:9417 for Prometheus, docs/prometheus.md)")
             {
                 target, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role, flowTimeout, natDetail, sample, html, engine,
+                network, focus,
             };
         if (record)
         {
@@ -143,13 +164,19 @@ public static class FollowCommand
         command.Validators.Add(result =>
         {
             // As for files: System.CommandLine hands an unknown "--option" to the argument. No container name starts with '-'.
-            if (result.GetValue(target) is { Length: > 1 } text && text[0] == '-')
+            string[] targets = result.GetValue(target) ?? [];
+            if (targets.FirstOrDefault(t => t is { Length: > 1 } && t[0] == '-') is { } text)
             {
-                result.AddError($"unknown option '{text}'");
+                // Alone, it is an option follow does not know; after a target, what System.CommandLine says of an extra token.
+                result.AddError(targets[0] == text ? $"unknown option '{text}'" : $"Unrecognized command or argument '{text}'.");
             }
-            else if (result.GetValue(target) is null && (result.GetValue(hops) ?? []).Length == 0)
+            else if ((targets.Length > 1 || result.GetValue(network) is not null) && targets.Any(t => t.Contains(':', StringComparison.Ordinal)))
             {
-                result.AddError("follow needs a target (a container, netns:<name> or pid:<n>) or --hop interfaces");
+                result.AddError("several targets (or --network) are containers only; netns:<name> and pid:<n> are followed one at a time");
+            }
+            else if ((targets.Length != 1 || result.GetValue(network) is not null) && (result.GetValue(hops) ?? []).Length > 0 && (targets.Length > 0 || result.GetValue(network) is not null))
+            {
+                result.AddError("--hop goes with one target or none; several targets and --network use the whole-host engine");
             }
         });
         command.SetAction(async (parseResult, cancel) =>
@@ -161,7 +188,13 @@ public static class FollowCommand
                 error.WriteLine($"vethtrace: {missing}");
                 return (int)ExitCode.CaptureFailed;
             }
-            var resolved = await LiveTargets.ResolveHopsAsync(parseResult.GetValue(target), parseResult.GetValue(hops), parseResult.GetValue(egress),
+            string[] targets = parseResult.GetValue(target) ?? [];
+            if (WholeHostFollow.Applies(targets, parseResult.GetValue(hops), parseResult.GetValue(network)))
+            {
+                return (int)WholeHostFollow.Execute(WholeHostSettings(parseResult, record), output, error, cancel);
+            }
+            string? single = targets.Length == 1 ? targets[0] : null;
+            var resolved = await LiveTargets.ResolveHopsAsync(single, parseResult.GetValue(hops), parseResult.GetValue(egress),
                 parseResult.GetValue(format) == ReplayCommand.Format.Json, output, error, cancel, parseResult.GetValue(engine));
             if (resolved.Exit is { } exit)
             {
@@ -182,7 +215,7 @@ public static class FollowCommand
                 new ParserOptions { VxlanPort = (ushort)parseResult.GetValue(vxlanPort) },
                 record ? parseResult.GetValue(file) : null,
                 Terminal: terminal,
-                Reresolve: parseResult.GetValue(target) is { } name
+                Reresolve: single is { } name
                     ? token => LiveTargets.Reresolve(name, parseResult.GetValue(hops), parseResult.GetValue(egress), token, parseResult.GetValue(engine))
                     : null,
                 WaitForever: parseResult.GetValue(all),
@@ -203,6 +236,29 @@ public static class FollowCommand
             return (int)FollowCommand.Execute(settings, output, error, cancel);
         });
         return command;
+
+        WholeHostFollow.Settings WholeHostSettings(ParseResult parseResult, bool recording)
+        {
+            long? durationNs = null;
+            if (parseResult.GetValue(duration) is { } text)
+            {
+                Durations.TryParseNanoseconds(text, out long ns);
+                durationNs = ns;
+            }
+            return new WholeHostFollow.Settings(parseResult.GetValue(target) ?? [], parseResult.GetValue(network), parseResult.GetValue(egress),
+                parseResult.GetValue(format), durationNs is { } n ? TimeSpan.FromTicks(n / 100) : null, CommonOptions.WindowNs(parseResult, window),
+                parseResult.GetValue(filter), new ParserOptions { VxlanPort = (ushort)parseResult.GetValue(vxlanPort) },
+                recording ? parseResult.GetValue(file) : null, recording ? recordFiles.Read(parseResult) : null,
+                Terminal: ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected,
+                SnapLength: parseResult.GetValue(snapLength) ?? (recording ? FollowCommand.RecordSnapLength : FollowCommand.FollowSnapLength),
+                BufferBytes: parseResult.GetValue(bufferSize) is { } kib ? kib * 1024 : HostCapture.DefaultBufferBytes)
+            {
+                FlowTimeouts = recording ? FlowTimeouts.Default : CommonOptions.FlowTimeoutsOf(parseResult, flowTimeout),
+                NatDetail = !recording && parseResult.GetValue(natDetail),
+                Roles = CommonOptions.RoleMap(parseResult, role),
+                Focus = recording ? null : parseResult.GetValue(focus),
+            };
+        }
     }
 
     public sealed record Settings(

@@ -111,13 +111,24 @@ public static class ReplayCommand
         FileTraceResult result = FileTrace.Run(settings.Files, options, settings.InterfaceMap);
         if (result is { Report: { } report, Interfaces: { } interfaces })
         {
+            // A whole-host recording (record with no target) names its containers: the per-container report too.
+            IReadOnlyList<ContainerFigures>? containers = result.Owners is { } owners ? ContainerReport.Build(report, interfaces.RoleOf, owners) : null;
             if (settings.OutputFormat == Format.Json)
             {
-                ReplayJson.Write(output, report, interfaces.Names, interfaces);
+                ReplayJson.Write(output, report, interfaces.Names, interfaces, result.Owners);
+                if (containers is not null)
+                {
+                    ReplayJson.WriteContainers(output, containers, interfaces.Names);
+                }
             }
             else
             {
                 ReplayTable.Write(output, report, interfaces.Names, interfaces.RoleOf, interfaces);
+                if (containers is not null)
+                {
+                    output.WriteLine();
+                    ContainerTable.Write(output, containers, interfaces.Names);
+                }
             }
             if (html is not null)
             {

@@ -14,7 +14,13 @@ namespace VethTrace.Cli.Output;
 /// </summary>
 public static class ReplayJson
 {
-    public static void Write(TextWriter output, CorrelationReport report, IReadOnlyList<string> names, InterfaceRegistry? interfaces = null)
+    /// <param name="owners">
+    /// The interfaces' containers in a whole-host trace: then every <c>hop</c>, <c>path</c>, <c>nat</c> and <c>loss</c>
+    /// record has a <c>container</c> field (the container's name, or null for what is no single container's: a hop
+    /// between a bridge and the egress). Null: the records are as before, without the field.
+    /// </param>
+    public static void Write(TextWriter output, CorrelationReport report, IReadOnlyList<string> names, InterfaceRegistry? interfaces = null,
+        ContainerOwners? owners = null)
     {
         Line(output, w =>
         {
@@ -64,6 +70,7 @@ public static class ReplayJson
                 w.WriteString("type", "hop");
                 w.WriteString("from", names[hop.From]);
                 w.WriteString("to", names[hop.To]);
+                Container(w, owners, owners?.OfHop(hop));
                 w.WriteNumber("packets", h.Count);
                 w.WriteNumber("p50_us", h.Percentile(50) / 1000.0);
                 w.WriteNumber("p90_us", h.Percentile(90) / 1000.0);
@@ -74,14 +81,22 @@ public static class ReplayJson
         }
         foreach (NatMapping nat in report.Nat)
         {
-            Line(output, w => WriteNat(w, nat.Kind, nat.Protocol, nat.Inside, nat.Outside, nat.Peer, flows: null, nat.Packets));
+            Line(output, w =>
+            {
+                WriteNat(w, nat.Kind, nat.Protocol, nat.Inside, nat.Outside, nat.Peer, flows: null, nat.Packets);
+                Container(w, owners, owners?.OfNatInside(nat.Inside));
+            });
         }
         if (report.Nat.Count == 0)
         {
             // Without --nat-detail: the aggregate, the client's ephemeral port left out (NatAggregate), with a flow count.
             foreach (NatAggregate nat in report.NatAggregates)
             {
-                Line(output, w => WriteNat(w, nat.Kind, nat.Protocol, nat.Inside, nat.Outside, nat.Peer, nat.Flows, nat.Packets));
+                Line(output, w =>
+                {
+                    WriteNat(w, nat.Kind, nat.Protocol, nat.Inside, nat.Outside, nat.Peer, nat.Flows, nat.Packets);
+                    Container(w, owners, owners?.OfNatInside(nat.Inside));
+                });
             }
         }
         foreach (TunnelReport tunnel in report.Tunnels)
@@ -108,6 +123,7 @@ public static class ReplayJson
                 w.WriteString("dst", loss.Flow.DestinationEndpoint);
                 w.WriteString("last_seen", names[loss.LastSeen]);
                 w.WriteNumber("packets", loss.Packets);
+                Container(w, owners, owners?.OfLoss(loss));
             });
         }
         foreach (SegmentationReport segmentation in report.Segmentation)
@@ -132,6 +148,12 @@ public static class ReplayJson
                 }
                 w.WriteEndArray();
                 w.WriteNumber("journeys", path.Journeys);
+                if (owners is not null)
+                {
+                    Container(w, owners, owners.OfPath(path.Interfaces));
+                    w.WriteNumber("through_p50_us", path.Through.Percentile(50) / 1000.0);
+                    w.WriteNumber("through_p99_us", path.Through.Percentile(99) / 1000.0);
+                }
                 if (path.SideCopies.Count > 0)
                 {
                     w.WriteStartArray("side_copies");
@@ -145,6 +167,71 @@ public static class ReplayJson
                     w.WriteEndArray();
                 }
             });
+        }
+    }
+
+    /// <summary>
+    /// One <c>container</c> record per container of a whole-host trace, worst first (<see cref="ContainerReport.Build"/>):
+    /// its journeys each way, the time through the host each way, its losses and where most were last seen, and the
+    /// kernel drops of the capture that carried it.
+    /// </summary>
+    public static void WriteContainers(TextWriter output, IReadOnlyList<ContainerFigures> figures, IReadOnlyList<string> names)
+    {
+        foreach (ContainerFigures row in figures)
+        {
+            Line(output, w =>
+            {
+                w.WriteString("type", "container");
+                w.WriteString("name", row.Owner.Name);
+                if (row.Owner.Network is { } network)
+                {
+                    w.WriteString("network", network);
+                }
+                else
+                {
+                    w.WriteNull("network");
+                }
+                w.WriteNumber("packets_out", row.PacketsOut);
+                w.WriteNumber("packets_in", row.PacketsIn);
+                w.WriteNumber("out_p50_us", row.ThroughOut.Percentile(50) / 1000.0);
+                w.WriteNumber("out_p99_us", row.ThroughOut.Percentile(99) / 1000.0);
+                w.WriteNumber("in_p50_us", row.ThroughIn.Percentile(50) / 1000.0);
+                w.WriteNumber("in_p99_us", row.ThroughIn.Percentile(99) / 1000.0);
+                w.WriteNumber("lost", row.Lost);
+                if (row.WorstLossInterface is { } where)
+                {
+                    w.WriteString("lost_most_at", names[where]);
+                    w.WriteNumber("lost_most_at_packets", row.WorstLossPackets);
+                }
+                else
+                {
+                    w.WriteNull("lost_most_at");
+                }
+                if (row.KernelDropped is { } dropped)
+                {
+                    w.WriteNumber("kernel_dropped", dropped);
+                }
+                else
+                {
+                    w.WriteNull("kernel_dropped");
+                }
+            });
+        }
+    }
+
+    private static void Container(Utf8JsonWriter w, ContainerOwners? owners, ContainerOwner? owner)
+    {
+        if (owners is null)
+        {
+            return;
+        }
+        if (owner is null)
+        {
+            w.WriteNull("container");
+        }
+        else
+        {
+            w.WriteString("container", owner.Name);
         }
     }
 

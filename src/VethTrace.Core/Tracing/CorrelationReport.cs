@@ -12,6 +12,12 @@ public sealed class PathStats(int[] interfaces)
     public long Journeys { get; set; }
 
     /// <summary>
+    /// The time from the first to the last hop of these journeys (through the host), for those whose every copy had a
+    /// valid time; a per-container figure is these merged over the container's paths.
+    /// </summary>
+    public LatencyHistogram Through { get; } = new();
+
+    /// <summary>
     /// The bridges whose own copy of these journeys' frames was set aside (a bridged frame: not a hop), with how many
     /// journeys had one; shown beside the chain as <c>docker0 (copy)</c>.
     /// </summary>

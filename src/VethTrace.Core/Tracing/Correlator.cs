@@ -480,6 +480,10 @@ public sealed class Correlator : IObservationSink
                 _paths[key] = path = new PathStats(sightings.Select(s => s.Interface).ToArray());
             }
             path.Journeys++;
+            if (!timeless)
+            {
+                path.Through.Record(sightings[^1].TimestampNs - sightings[0].TimestampNs);
+            }
             foreach (int side in _side)
             {
                 path.AddSideCopy(side);

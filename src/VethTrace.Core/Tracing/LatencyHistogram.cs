@@ -78,6 +78,32 @@ public sealed class LatencyHistogram
         return Max;
     }
 
+    /// <summary>Adds every value <paramref name="other"/> holds (a container's paths merged into its figures).</summary>
+    public void Add(LatencyHistogram other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        if (other.Count == 0)
+        {
+            return;
+        }
+        for (int octave = 0; octave < other._octaves.Length; octave++)
+        {
+            if (other._octaves[octave] is not { } buckets)
+            {
+                continue;
+            }
+            long[] into = _octaves[octave] ??= new long[SubBuckets];
+            for (int index = 0; index < buckets.Length; index++)
+            {
+                into[index] += buckets[index];
+            }
+        }
+        Count += other.Count;
+        Zeros += other.Zeros;
+        Min = Math.Min(Min, other.Min);
+        Max = Math.Max(Max, other.Max);
+    }
+
     /// <summary>Counts per range, for a histogram: <paramref name="edges"/> are upper bounds in ns, in ascending order.</summary>
     public long[] CountBelow(ReadOnlySpan<long> edges)
     {

@@ -28,6 +28,13 @@ internal static class NativeMethods
     /// <summary>CLONE_NEWNET for setns(2): the descriptor must refer to a network namespace.</summary>
     public const int CloneNewNet = 0x40000000;
 
+    /// <summary>AF_PACKET, and SOL_PACKET with PACKET_ADD_MEMBERSHIP / PACKET_MR_PROMISC (packet(7)).</summary>
+    public const int AddressFamilyPacket = 17;
+    public const int SolPacket = 263;
+    public const int PacketAddMembership = 1;
+    public const int PacketDropMembership = 2;
+    public const int PacketMembershipPromiscuous = 1;
+
     public const int EINTR = 4;
     public const int EAGAIN = 11;
     public const int EPERM = 1;

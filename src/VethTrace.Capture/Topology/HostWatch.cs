@@ -1,0 +1,219 @@
+using System.Collections.Concurrent;
+using VethTrace.Capture.Docker;
+using VethTrace.Capture.Topology.Netlink;
+using VethTrace.Tracing;
+
+namespace VethTrace.Capture.Topology;
+
+/// <summary>A host interface whole-host tracing captures: a bridge, a veth on one, or the egress; keyed by ifindex.</summary>
+/// <param name="Master">For a veth: its bridge's name.</param>
+public sealed record HostLink(int Index, string Name, InterfaceRole Role, string? Master);
+
+/// <summary>
+/// The host as whole-host tracing sees it, kept current: the interfaces from netlink (<see cref="LinkWatcher"/>: every
+/// bridge, every veth enslaved to one, and the egress), and their containers from the engine (<see cref="VethContainerMap"/>,
+/// kept by Docker's event stream on a task of its own). Without Docker, or while the daemon is down, the interfaces
+/// are still followed and only the names are missing: the daemon restarting never stops a capture. Notes for the user
+/// (the daemon went away, came back, a container could not be read) queue in <see cref="TryTakeNote"/>; each holds
+/// the daemon's words and must be escaped where it is printed.
+/// </summary>
+public sealed class HostWatch : IDisposable
+{
+    private readonly LinkWatcher _links;
+    private readonly VethContainerMap? _map;
+    private readonly string? _egress;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly ConcurrentQueue<string> _notes = new();
+    private readonly ConcurrentQueue<int> _lookups = new();
+    private readonly SemaphoreSlim _lookupSignal = new(0);
+    private readonly Task _events = Task.CompletedTask;
+    private readonly Task _lookupTask = Task.CompletedTask;
+    private long _generation;
+
+    private HostWatch(LinkWatcher links, DockerClient? docker, string? egress)
+    {
+        _links = links;
+        _egress = egress ?? links.Initial.DefaultRouteDevice()?.Name;
+        if (docker is not null)
+        {
+            _map = new VethContainerMap(docker);
+            _events = Task.Run(() => FollowEventsAsync(docker, _stop.Token));
+            _lookupTask = Task.Run(() => LookUpAsync(_stop.Token));
+        }
+    }
+
+    /// <summary>Starts watching the host's namespace; throws <see cref="TopologyException"/> when netlink fails.</summary>
+    /// <param name="egress">The egress interface (<c>--egress</c>); null: the default route's device.</param>
+    public static HostWatch Start(DockerClient? docker, string? egress) => new(LinkWatcher.Start(NetworkNamespace.Current), docker, egress);
+
+    /// <summary>The egress interface's name (given, or the default route's), or null when the host has no default route.</summary>
+    public string? Egress => _egress;
+
+    /// <summary>Goes up each time the container map changed (an event applied, a lookup done): the caller looks the owners up again.</summary>
+    public long Generation => Interlocked.Read(ref _generation);
+
+    /// <summary>The container map has been loaded once (or Docker could not be asked): owners are as known as they will be at start.</summary>
+    public bool Loaded { get; private set; }
+
+    /// <summary>
+    /// The interfaces to capture now: every bridge, every veth whose master is a bridge, and the egress. Takes the
+    /// link watcher's pending changes (the table is current after them).
+    /// </summary>
+    public IReadOnlyList<HostLink> Wanted()
+    {
+        while (_links.Changes.TryRead(out _))
+        {
+            // The table (CurrentLinks) already holds every change; reading them keeps the watcher's queue from filling.
+        }
+        IReadOnlyList<NetlinkLink> links = _links.CurrentLinks;
+        var bridges = links.Where(l => l.Kind == "bridge").ToDictionary(l => l.Index, l => l.Name);
+        var wanted = new List<HostLink>();
+        foreach (NetlinkLink link in links)
+        {
+            if (link.Kind == "bridge")
+            {
+                wanted.Add(new HostLink(link.Index, link.Name, InterfaceRole.Bridge, null));
+            }
+            else if (link.Kind == "veth" && link.MasterIndex is int master && bridges.TryGetValue(master, out string? bridge))
+            {
+                wanted.Add(new HostLink(link.Index, link.Name, InterfaceRole.Veth, bridge));
+            }
+            else if (link.Name == _egress)
+            {
+                wanted.Add(new HostLink(link.Index, link.Name, InterfaceRole.Egress, null));
+            }
+        }
+        return wanted;
+    }
+
+    /// <summary>The container behind a host veth, when the engine has said.</summary>
+    public VethContainer? OwnerOf(int index) => _map?.Find(index);
+
+    /// <summary>Asks the engine, in the background, who owns a veth seen before its container's start event.</summary>
+    public void RequestLookup(int index)
+    {
+        if (_map is null)
+        {
+            return;
+        }
+        _lookups.Enqueue(index);
+        _lookupSignal.Release();
+    }
+
+    /// <summary>A line for the user (Docker's words inside: escape it).</summary>
+    public bool TryTakeNote(out string note) => _notes.TryDequeue(out note!);
+
+    private async Task FollowEventsAsync(DockerClient docker, CancellationToken cancel)
+    {
+        // The events from this moment, then the list: a container that starts in between is in one or the other.
+        long since = (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) * 100;
+        await LoadAsync(cancel).ConfigureAwait(false);
+        Loaded = true;
+        var stream = new DockerEventStream(docker);
+        try
+        {
+            await foreach (DockerEvent change in stream.ReadAsync(since, cancel).ConfigureAwait(false))
+            {
+                switch (change.Kind)
+                {
+                    case DockerEventKind.StreamLost:
+                        _notes.Enqueue($"the Docker daemon is not answering ({change.Detail}); the interfaces already known are still captured, waiting for it");
+                        break;
+                    case DockerEventKind.StreamRestored:
+                        _notes.Enqueue("the Docker daemon answers again; events re-subscribed, containers listed again");
+                        await LoadAsync(cancel).ConfigureAwait(false);
+                        break;
+                    default:
+                        if (await _map!.ApplyAsync(change, cancel).ConfigureAwait(false) is { } problem)
+                        {
+                            _notes.Enqueue(problem);
+                        }
+                        Interlocked.Increment(ref _generation);
+                        break;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task LoadAsync(CancellationToken cancel)
+    {
+        try
+        {
+            foreach (string problem in await _map!.LoadRunningAsync(cancel).ConfigureAwait(false))
+            {
+                _notes.Enqueue(problem);
+            }
+        }
+        catch (DockerException e)
+        {
+            _notes.Enqueue($"containers not named: {e.Message}");
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+        }
+        Interlocked.Increment(ref _generation);
+    }
+
+    private async Task LookUpAsync(CancellationToken cancel)
+    {
+        try
+        {
+            // The first load maps every running container: a lookup before it ends would inspect them all again.
+            while (!Loaded && !cancel.IsCancellationRequested)
+            {
+                await Task.Delay(50, cancel).ConfigureAwait(false);
+            }
+            var batch = new HashSet<int>();
+            while (!cancel.IsCancellationRequested)
+            {
+                await _lookupSignal.WaitAsync(cancel).ConfigureAwait(false);
+                batch.Clear();
+                while (_lookups.TryDequeue(out int queued))
+                {
+                    batch.Add(queued);
+                }
+                foreach (int index in batch)
+                {
+                    if (_map!.Find(index) is not null)
+                    {
+                        Interlocked.Increment(ref _generation);
+                        continue;
+                    }
+                    try
+                    {
+                        if (await _map!.LookupAsync(index, cancel).ConfigureAwait(false) is not null)
+                        {
+                            Interlocked.Increment(ref _generation);
+                        }
+                    }
+                    catch (DockerException)
+                    {
+                        // The daemon is down: the event stream says so once; the veth stays captured, unnamed.
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+        }
+    }
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        try
+        {
+            Task.WaitAll([_events, _lookupTask], TimeSpan.FromSeconds(2));
+        }
+        catch (AggregateException)
+        {
+            // A background task failed; nothing left to report at the end.
+        }
+        _links.Dispose();
+        _stop.Dispose();
+        _lookupSignal.Dispose();
+    }
+}
