@@ -32,7 +32,6 @@ public sealed class CommandLineErrorTests
     [InlineData("vethtrace: no command given; the commands are follow, record, interfaces, replay, packets, bench", "")]
     [InlineData("vethtrace: Required argument missing for command: 'replay'.", "replay", "replay")]
     [InlineData("vethtrace: Option '--output' is required.", "record", "record", "web")]
-    [InlineData("vethtrace: follow needs a target (a container, netns:<name> or pid:<n>) or --hop interfaces", "follow", "follow")]
     public void Run_UnknownOrMissing_OneLineAndHintExitOne(string line, string command, params string[] args)
     {
         var (code, output, errorLines) = Run(args);
