@@ -178,7 +178,25 @@ public static class FollowCommand
             {
                 result.AddError("--hop goes with one target or none; several targets and --network use the whole-host engine");
             }
+            else if (WholeHostFollow.Applies(targets, result.GetValue(hops), result.GetValue(network))
+                && NotYetWholeHost(result) is { Count: > 0 } given)
+            {
+                // Said, not ignored: the whole-host engine (no target, several targets, --network) does not take these yet.
+                result.AddError($"{string.Join(", ", given)} {(given.Count == 1 ? "works" : "work")} with one target (or --hop) only, not yet with the whole-host engine (no target, several targets or --network)");
+            }
         });
+        List<string> NotYetWholeHost(System.CommandLine.Parsing.CommandResult result)
+        {
+            var given = new List<string>();
+            foreach (Option option in (Option[])[html, sample, engine, .. record ? Array.Empty<Option>() : [prometheus.Prometheus, prometheus.Quiet]])
+            {
+                if (result.GetResult(option) is { Implicit: false })
+                {
+                    given.Add(option.Name);
+                }
+            }
+            return given;
+        }
         command.SetAction(async (parseResult, cancel) =>
         {
             // Up front, before Docker is asked anything: every hop needs CAP_NET_RAW and CAP_NET_ADMIN. Whether
