@@ -234,7 +234,7 @@ public static class FollowCommand
                 record ? parseResult.GetValue(file) : null,
                 Terminal: terminal,
                 Reresolve: single is { } name
-                    ? token => LiveTargets.Reresolve(name, parseResult.GetValue(hops), parseResult.GetValue(egress), token, parseResult.GetValue(engine))
+                    ? token => LiveTargets.Reresolve(name, parseResult.GetValue(hops), parseResult.GetValue(egress), token, parseResult.GetValue(engine) ?? resolved.Engine)
                     : null,
                 WaitForever: parseResult.GetValue(all),
                 SnapLength: parseResult.GetValue(snapLength) ?? (record ? FollowCommand.RecordSnapLength : FollowCommand.FollowSnapLength),

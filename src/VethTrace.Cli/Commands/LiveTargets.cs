@@ -12,19 +12,31 @@ namespace VethTrace.Cli.Commands;
 /// </summary>
 public static class LiveTargets
 {
-    public sealed record Resolution(IReadOnlyList<HopTarget> Hops, string Description, ContainerTopology Topology);
+    public sealed record Resolution(IReadOnlyList<HopTarget> Hops, string Description, ContainerTopology Topology)
+    {
+        /// <summary>
+        /// The engine (docker, podman) whose default socket named the container, or null (a namespace target, or a
+        /// socket DOCKER_HOST chose): asked again, and only it, when the container restarts, so a stopped dockerd is
+        /// said as such instead of the next engine's "no such container".
+        /// </summary>
+        public string? Engine { get; init; }
+    }
 
     /// <summary>The hops to capture, a description of the target, or the exit code after a failure was printed.</summary>
     public sealed record ResolvedHops(IReadOnlyList<HopTarget>? Hops, string? Description, ExitCode? Exit)
     {
         /// <summary>The target's name (<see cref="ContainerTopology.DisplayName"/>), or null for --hop alone: the metrics' container label.</summary>
         public string? Container { get; init; }
+
+        /// <summary><see cref="Resolution.Engine"/>: the engine to ask again when the container restarts.</summary>
+        public string? Engine { get; init; }
     }
 
     /// <summary>Resolves the target; throws <see cref="DockerException"/> or <see cref="TopologyException"/> with one line.</summary>
     public static async Task<Resolution> ResolveAsync(string target, string? egress, CancellationToken cancel, string? engine = null)
     {
         ContainerTopology topology;
+        string? answeredBy = null;
         if (TopologyTarget.Parse(target).Kind != TopologyTargetKind.Container)
         {
             topology = await ContainerTopology.ResolveAsync(target, null, cancel);
@@ -36,7 +48,8 @@ public static class LiveTargets
             IReadOnlyList<DockerClient> engines = DockerClient.AllFromEnvironment(engine);
             try
             {
-                topology = await ResolveInFirstAsync(target, engines, cancel);
+                (topology, DockerEndpoint endpoint) = await ResolveInFirstAsync(target, engines, cancel);
+                answeredBy = endpoint.FromEnvironment || endpoint.Engine == ContainerEngine.Unknown ? null : DockerEndpoint.EngineName(endpoint.Engine);
             }
             finally
             {
@@ -49,10 +62,10 @@ public static class LiveTargets
         string description = topology.DisplayName
             + (topology.NetworkMode is { } mode && topology.SharesNamespaceWith is null ? $" (network mode {mode})" : "")
             + (topology.Description is { } more ? $": {more}" : "");
-        return new Resolution(topology.Hops(egress), description, topology);
+        return new Resolution(topology.Hops(egress), description, topology) { Engine = answeredBy };
     }
 
-    private static async Task<ContainerTopology> ResolveInFirstAsync(string target, IReadOnlyList<DockerClient> engines, CancellationToken cancel)
+    private static async Task<(ContainerTopology, DockerEndpoint)> ResolveInFirstAsync(string target, IReadOnlyList<DockerClient> engines, CancellationToken cancel)
     {
         // The first engine's failure is the one reported (a stopped dockerd says so) unless a later engine knows the name.
         DockerException? first = null;
@@ -60,7 +73,7 @@ public static class LiveTargets
         {
             try
             {
-                return await ContainerTopology.ResolveAsync(target, engines[i], cancel);
+                return (await ContainerTopology.ResolveAsync(target, engines[i], cancel), engines[i].Endpoint);
             }
             catch (DockerException e) when (i + 1 < engines.Count)
             {
@@ -97,7 +110,11 @@ public static class LiveTargets
                 return new ResolvedHops(null, null, ExitCode.Success);
             }
             // --hop beside a target adds hops to its path: the other container's veth for east-west traffic, say.
-            return new ResolvedHops(WithExtraHops(resolution.Hops, extra), resolution.Description, null) { Container = resolution.Topology.DisplayName };
+            return new ResolvedHops(WithExtraHops(resolution.Hops, extra), resolution.Description, null)
+            {
+                Container = resolution.Topology.DisplayName,
+                Engine = resolution.Engine,
+            };
         }
         catch (DockerException e)
         {
