@@ -47,28 +47,13 @@ public sealed class RtnetlinkSocket : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         uint sequence = ++_sequence;
-        byte[] request = BuildDumpRequest(requestType, fixedHeaderLength, sequence);
-        if (NativeMethods.send(_fd, request, request.Length, 0) != request.Length)
-        {
-            throw Failure($"netlink request {requestType}", System.Runtime.InteropServices.Marshal.GetLastPInvokeError());
-        }
+        Send(BuildDumpRequest(requestType, fixedHeaderLength, sequence), $"netlink request {requestType}");
         for (int datagrams = 0; datagrams < MaxDatagramsPerDump; datagrams++)
         {
-            nint received = NativeMethods.recv(_fd, _buffer, _buffer.Length, NativeMethods.MessageTruncate);
-            if (received < 0)
+            if (!TryReceive(sequence, into, out NetlinkDatagramResult result))
             {
-                int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
-                if (errno == NativeMethods.EINTR)
-                {
-                    continue;
-                }
-                throw Failure(errno == NativeMethods.EAGAIN ? $"no netlink reply within {ReceiveTimeoutSeconds} s" : "netlink receive", errno);
+                continue;
             }
-            if (received > _buffer.Length)
-            {
-                throw new TopologyException(TopologyErrorKind.NetlinkFailed, $"netlink reply of {received} bytes exceeds the {_buffer.Length}-byte buffer");
-            }
-            NetlinkDatagramResult result = RtnetlinkParser.ParseDatagram(_buffer.AsSpan(0, (int)received), sequence, into);
             switch (result.Status)
             {
                 case NetlinkDumpStatus.Done:
@@ -92,29 +77,14 @@ public sealed class RtnetlinkSocket : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         uint sequence = ++_sequence;
-        byte[] request = BuildRouteRequest(destination, sequence);
-        if (NativeMethods.send(_fd, request, request.Length, 0) != request.Length)
-        {
-            throw Failure("netlink route request", System.Runtime.InteropServices.Marshal.GetLastPInvokeError());
-        }
+        Send(BuildRouteRequest(destination, sequence), "netlink route request");
         var into = new NetlinkDump();
         for (int datagrams = 0; datagrams < MaxDatagramsPerDump; datagrams++)
         {
-            nint received = NativeMethods.recv(_fd, _buffer, _buffer.Length, NativeMethods.MessageTruncate);
-            if (received < 0)
+            if (!TryReceive(sequence, into, out NetlinkDatagramResult result))
             {
-                int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
-                if (errno == NativeMethods.EINTR)
-                {
-                    continue;
-                }
-                throw Failure(errno == NativeMethods.EAGAIN ? $"no netlink reply within {ReceiveTimeoutSeconds} s" : "netlink receive", errno);
+                continue;
             }
-            if (received > _buffer.Length)
-            {
-                throw new TopologyException(TopologyErrorKind.NetlinkFailed, $"netlink reply of {received} bytes exceeds the {_buffer.Length}-byte buffer");
-            }
-            NetlinkDatagramResult result = RtnetlinkParser.ParseDatagram(_buffer.AsSpan(0, (int)received), sequence, into);
             if (into.Routes.Count > 0)
             {
                 return into.Routes[0];
@@ -131,6 +101,40 @@ public sealed class RtnetlinkSocket : IDisposable
             // Another sequence's leftovers (a dump cut short earlier): read on.
         }
         throw new TopologyException(TopologyErrorKind.NetlinkFailed, $"no netlink route reply after {MaxDatagramsPerDump} datagrams");
+    }
+
+    private void Send(byte[] request, string what)
+    {
+        if (NativeMethods.send(_fd, request, request.Length, 0) != request.Length)
+        {
+            throw Failure(what, System.Runtime.InteropServices.Marshal.GetLastPInvokeError());
+        }
+    }
+
+    /// <summary>
+    /// Reads one datagram and parses the messages of <paramref name="sequence"/> in it into <paramref name="into"/>;
+    /// false when the read was interrupted (EINTR: the caller reads again). Throws on a timeout, a failed read or a
+    /// reply larger than the buffer.
+    /// </summary>
+    private bool TryReceive(uint sequence, NetlinkDump into, out NetlinkDatagramResult result)
+    {
+        nint received = NativeMethods.recv(_fd, _buffer, _buffer.Length, NativeMethods.MessageTruncate);
+        if (received < 0)
+        {
+            int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+            if (errno == NativeMethods.EINTR)
+            {
+                result = default;
+                return false;
+            }
+            throw Failure(errno == NativeMethods.EAGAIN ? $"no netlink reply within {ReceiveTimeoutSeconds} s" : "netlink receive", errno);
+        }
+        if (received > _buffer.Length)
+        {
+            throw new TopologyException(TopologyErrorKind.NetlinkFailed, $"netlink reply of {received} bytes exceeds the {_buffer.Length}-byte buffer");
+        }
+        result = RtnetlinkParser.ParseDatagram(_buffer.AsSpan(0, (int)received), sequence, into);
+        return true;
     }
 
     /// <summary>
