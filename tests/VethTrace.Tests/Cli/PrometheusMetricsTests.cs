@@ -206,8 +206,6 @@ public sealed partial class PrometheusMetricsTests(ITestOutputHelper output)
     private static TracedRun Traced(string path, Func<DateTime> clock)
     {
         var session = new TraceSession(new TraceSessionOptions());
-        var feeds = new List<(PacketFeed Feed, int Id)>();
-        var names = new List<string>();
         var metrics = new FollowMetrics(session.Interfaces.RoleOf, session.Interfaces.Names,
             id => session.Interfaces.RoleOf(id) is InterfaceRole.Container or InterfaceRole.Veth ? "web" : null, clock);
         session.Correlator.Observer = metrics;
@@ -217,32 +215,7 @@ public sealed partial class PrometheusMetricsTests(ITestOutputHelper output)
         var endpoint = (IPEndPoint)probe.LocalEndpoint;
         probe.Stop();
         PrometheusEndpoint exporter = PrometheusEndpoint.Start(endpoint, "lab-test", metrics, out string? problem) ?? throw new InvalidOperationException(problem);
-        using (var reader = CaptureFileReader.Open(path))
-        {
-            void Declare(int count)
-            {
-                while (feeds.Count < count)
-                {
-                    string name = reader.Interfaces[feeds.Count].Name;
-                    feeds.Add((session.OpenConcurrentFeed(), session.Interfaces.Add(name, InterfaceRoles.FromName(name), RoleSource.Name)));
-                }
-            }
-            Declare(reader.Interfaces.Count);
-            long read = 0;
-            while (reader.TryReadNext(out CaptureRecord record))
-            {
-                Declare(record.InterfaceId + 1);
-                var (feed, id) = feeds[record.InterfaceId];
-                feed.Arrive(id, record.TimestampNs, record.Data, record.OriginalLength, record.LinkType, record.Direction);
-                if (++read % 64 == 0)
-                {
-                    session.Pump(record.TimestampNs);
-                }
-            }
-            Assert.Null(reader.Error);
-        }
-        session.Finish(long.MinValue);
-        var run = new TracedRun(session, metrics, exporter, feeds);
+        var run = new TracedRun(session, metrics, exporter, Engine.FollowFeeding.Feed(session, path));
         run.Update(captured: ["web"]);
         return run;
     }

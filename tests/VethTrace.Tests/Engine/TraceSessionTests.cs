@@ -24,33 +24,7 @@ public sealed class TraceSessionTests
         Assert.True(notIp > 0, "the capture should hold frames that are not IP (ARP)");
 
         var session = new TraceSession(new TraceSessionOptions());
-        var feeds = new List<(PacketFeed Feed, int Id)>();
-        using (var reader = CaptureFileReader.Open(path))
-        {
-            // As replay names them: the interfaces declared before the first packet, then each as its first packet comes.
-            void Declare(int count)
-            {
-                while (feeds.Count < count)
-                {
-                    string name = reader.Interfaces[feeds.Count].Name;
-                    feeds.Add((session.OpenConcurrentFeed(), session.Interfaces.Add(name, InterfaceRoles.FromName(name), RoleSource.Name)));
-                }
-            }
-            Declare(reader.Interfaces.Count);
-            long read = 0;
-            while (reader.TryReadNext(out CaptureRecord record))
-            {
-                Declare(record.InterfaceId + 1);
-                var (feed, id) = feeds[record.InterfaceId];
-                feed.Arrive(id, record.TimestampNs, record.Data, record.OriginalLength, record.LinkType, record.Direction);
-                if (++read % 64 == 0)
-                {
-                    session.Pump(record.TimestampNs);
-                }
-            }
-            Assert.Null(reader.Error);
-        }
-        session.Finish(long.MinValue);
+        var feeds = FollowFeeding.Feed(session, path);
         CorrelationReport live = session.Report();
 
         Assert.Equal((frames, notIp), (live.Packets, live.NotIp));
