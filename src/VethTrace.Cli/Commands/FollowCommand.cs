@@ -219,17 +219,11 @@ public static class FollowCommand
                 return (int)exit;
             }
             var (hopTargets, description) = (resolved.Hops!, resolved.Description!);
-            long? durationNs = null;
-            if (parseResult.GetValue(duration) is { } text)
-            {
-                Durations.TryParseNanoseconds(text, out long ns);
-                durationNs = ns;
-            }
             bool terminal = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
             PrometheusSettings? metrics = record ? null : prometheus.Read(parseResult,
                 PrometheusOptions.ContainersOf(hopTargets, resolved.Container, LiveTargets.ParseHops(parseResult.GetValue(hops), parseResult.GetValue(egress))));
             var settings = new FollowCommand.Settings(hopTargets, description, parseResult.GetValue(format),
-                durationNs is { } n ? TimeSpan.FromTicks(n / 100) : null, CommonOptions.WindowNs(parseResult, window), parseResult.GetValue(filter),
+                DurationOf(parseResult), CommonOptions.WindowNs(parseResult, window), parseResult.GetValue(filter),
                 new ParserOptions { VxlanPort = (ushort)parseResult.GetValue(vxlanPort) },
                 record ? parseResult.GetValue(file) : null,
                 Terminal: terminal,
@@ -255,16 +249,21 @@ public static class FollowCommand
         });
         return command;
 
+        // --duration, already validated: the capture's length, or null (until Ctrl-C).
+        TimeSpan? DurationOf(ParseResult parseResult)
+        {
+            if (parseResult.GetValue(duration) is not { } text)
+            {
+                return null;
+            }
+            Durations.TryParseNanoseconds(text, out long ns);
+            return TimeSpan.FromTicks(ns / 100);
+        }
+
         WholeHostFollow.Settings WholeHostSettings(ParseResult parseResult, bool recording)
         {
-            long? durationNs = null;
-            if (parseResult.GetValue(duration) is { } text)
-            {
-                Durations.TryParseNanoseconds(text, out long ns);
-                durationNs = ns;
-            }
             return new WholeHostFollow.Settings(parseResult.GetValue(target) ?? [], parseResult.GetValue(network), parseResult.GetValue(egress),
-                parseResult.GetValue(format), durationNs is { } n ? TimeSpan.FromTicks(n / 100) : null, CommonOptions.WindowNs(parseResult, window),
+                parseResult.GetValue(format), DurationOf(parseResult), CommonOptions.WindowNs(parseResult, window),
                 parseResult.GetValue(filter), new ParserOptions { VxlanPort = (ushort)parseResult.GetValue(vxlanPort) },
                 recording ? parseResult.GetValue(file) : null, recording ? recordFiles.Read(parseResult) : null,
                 Terminal: ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected,
