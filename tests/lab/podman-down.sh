@@ -25,3 +25,16 @@ if [[ -n $UPLINK ]]; then
     while iptables -w -t mangle -D FORWARD -i podman0 -o "$UPLINK" -m comment --comment "$GUARD_COMMENT" -j DROP 2>/dev/null; do :; done
 fi
 while iptables -w -D FORWARD -o podman0 -m conntrack --ctstate DNAT -m comment --comment "$DNAT_COMMENT" -j ACCEPT 2>/dev/null; do :; done
+# netavark's own chains and jumps, which it leaves behind when its last container is gone (the lab's containers were
+# removed above): the jumps first, then the emptied chains. Only chains named NETAVARK*, which nothing else makes.
+while iptables -w -D FORWARD -m comment --comment "netavark firewall plugin rules" -j NETAVARK_FORWARD 2>/dev/null; do :; done
+for chain in PREROUTING OUTPUT; do
+    while iptables -w -t nat -D "$chain" -m addrtype --dst-type LOCAL -j NETAVARK-HOSTPORT-DNAT 2>/dev/null; do :; done
+done
+while iptables -w -t nat -D POSTROUTING -j NETAVARK-HOSTPORT-MASQ 2>/dev/null; do :; done
+for table in filter nat; do
+    for chain in $(iptables -w -t "$table" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^NETAVARK/ { print $2 }'); do
+        iptables -w -t "$table" -F "$chain" 2>/dev/null || true
+        iptables -w -t "$table" -X "$chain" 2>/dev/null || true
+    done
+done
