@@ -36,7 +36,7 @@ public sealed class HostCapture : IDisposable
     private const int FlatIndexes = 1 << 16;
 
     private readonly TraceSession _session;
-    private readonly LibPcapLiveDevice _device;
+    private readonly HopDevice _device;
     private readonly PacketFeed _feed;
     private readonly PromiscuousBridges _promiscuous = new();
     private readonly long[] _packets = new long[MaxInterfaces];
@@ -56,7 +56,10 @@ public sealed class HostCapture : IDisposable
         _feed = session.OpenConcurrentFeed();
         PcapInterface any = PcapInterface.GetAllPcapInterfaces().FirstOrDefault(i => i.Name == "any")
             ?? throw new LiveCaptureException("libpcap offers no 'any' device: whole-host capture needs Linux's any device");
-        _device = new LibPcapLiveDevice(any);
+        // HopDevice, as follow's per-hop handles: the ring read empty, then 50 ms to gather (LiveCapture.GatherMs), the
+        // header read where it lies. SharpPcap's own loop woke for every packet and made a header, a timestamp and a
+        // decimal per packet; on the bulk stream that was most of whole-host follow's CPU (docs/whole-host.md, "Cost").
+        _device = new HopDevice(any);
         _device.Open(new DeviceConfiguration
         {
             Mode = DeviceModes.None,
@@ -75,7 +78,11 @@ public sealed class HostCapture : IDisposable
         {
             _device.Filter = kernelFilter;
         }
-        _device.OnPacketArrival += (_, capture) => Arrived(capture);
+        // HopDevice's loop reads until the ring is empty: pcap_next_ex must return 0 then, not wait.
+        _device.NonBlockingMode = true;
+        _device.GatherBelow = Math.Max(1, (int)Math.Min(int.MaxValue, (long)bufferBytes / (snapLength + 64) / 8));
+        _device.Arrival = Arrived;
+        _device.OnPacketArrival += (_, _) => { }; // SharpPcap starts no capture without one; HopDevice bypasses it
     }
 
     public TraceSession Session => _session;
@@ -209,9 +216,8 @@ public sealed class HostCapture : IDisposable
 
     private static long Now() => (DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100;
 
-    private void Arrived(PacketCapture capture)
+    private void Arrived(ReadOnlySpan<byte> data, long ns, int originalLength)
     {
-        ReadOnlySpan<byte> data = capture.Data;
         if (data.Length < Sll2HeaderLength)
         {
             Interlocked.Increment(ref _other);
@@ -229,8 +235,6 @@ public sealed class HostCapture : IDisposable
         _packets[id]++; // one writer: the capture thread
         // The kernel's own word on the direction: sent on that interface, or received on it.
         PacketDirection direction = data[Sll2PacketType] == PacketOutgoing ? PacketDirection.Outbound : PacketDirection.Inbound;
-        long ns = (long)(capture.Header.Timeval.Value * 1_000_000_000m);
-        int originalLength = capture.Header is PcapHeader header ? (int)header.PacketLength : data.Length;
         Sink?.Write(id, LinkType.LinuxSll2, ns, data, originalLength, direction);
         _feed.Arrive(id, ns, data, originalLength, LinkType.LinuxSll2, direction);
     }

@@ -257,6 +257,7 @@ public static class WholeHostFollow
             cancel.WaitHandle.WaitOne(wait < TimeSpan.Zero ? TimeSpan.Zero : wait);
             Reconcile(initial: false);
             capture.Pump();
+            AnnounceFirstPackets();
             while (watch.TryTakeNote(out string note))
             {
                 Event($"note: {note}", "note", null, null, note);
@@ -357,6 +358,7 @@ public static class WholeHostFollow
                     capture.Rename(named, shown, link.Role);
                     _owners.Assign(named, Owner(owner));
                     _attached[link.Index] = (shown, link.Role, owner.ContainerName);
+                    _unseen[named] = owner.ContainerName;
                     Event($"{link.Name} is {owner.ContainerName}'s", "named", shown, owner.ContainerName, null);
                     return;
                 }
@@ -383,6 +385,7 @@ public static class WholeHostFollow
             if (owner is not null)
             {
                 _owners.Assign(attachedId, Owner(owner));
+                _unseen[attachedId] = owner.ContainerName;
             }
             _recording?.Attached(attachedId, name, link.Role, owner);
             if (!initial)
@@ -401,6 +404,35 @@ public static class WholeHostFollow
             new(owner.ContainerName, owner.Network, [.. (owner.Addresses ?? []).Select(a => IpAddress.Parse(a.ToString()))]);
 
         private readonly HashSet<string> _journeyed = new(StringComparer.Ordinal);
+        private readonly HashSet<string> _seen = new(StringComparer.Ordinal);
+        /// <summary>Named veths whose container has not had a packet captured yet (interface id, container).</summary>
+        private readonly Dictionary<int, string> _unseen = [];
+
+        /// <summary>
+        /// Says, once per container, when the capture first saw a packet on one of its veths (checked every
+        /// <see cref="ReconcileEvery"/>): the container is traced from then on. Its first matched journey comes later,
+        /// after the journey window and the orderer's slack (<see cref="AnnounceFirstJourneys"/>).
+        /// </summary>
+        private void AnnounceFirstPackets()
+        {
+            if (_unseen.Count == 0)
+            {
+                return;
+            }
+            foreach (var (id, container) in _unseen.ToList())
+            {
+                if (_seen.Contains(container))
+                {
+                    _unseen.Remove(id);
+                }
+                else if (capture.PacketsOf(id) > 0)
+                {
+                    _unseen.Remove(id);
+                    _seen.Add(container);
+                    Event($"first packet of {container} captured", "first_packet", session.Interfaces.Names[id], container, null);
+                }
+            }
+        }
 
         /// <summary>Says, once per container, when its first journey was matched (a new container is traced from then on).</summary>
         private void AnnounceFirstJourneys(CorrelationReport report)

@@ -98,6 +98,13 @@ public sealed class WholeHostLabTests
             Assert.True(attachedAfter < TimeSpan.FromSeconds(1.5), $"attached {attachedAfter.TotalMilliseconds:0} ms after docker run returned");
             var attached = records.First(r => Type(r) == "event" && r.GetProperty("event").GetString() is "attached" or "named" && Text(r, "container") == name);
             var detached = Assert.Single(records, r => Type(r) == "event" && r.GetProperty("event").GetString() == "detached" && Text(r, "container") == name);
+            // The capture saw its first packet (its own ND, or the first ping) before its first journey was matched,
+            // which waits for the journey window and the orderer's slack; both said once, on its veth.
+            var firstPacket = Assert.Single(records, r => Type(r) == "event" && r.GetProperty("event").GetString() == "first_packet" && Text(r, "container") == name);
+            var firstJourney = Assert.Single(records, r => Type(r) == "event" && r.GetProperty("event").GetString() == "first_journey" && Text(r, "container") == name);
+            Assert.Equal(attached.GetProperty("interface").GetString(), firstPacket.GetProperty("interface").GetString());
+            Assert.True(firstPacket.GetProperty("elapsed_s").GetDouble() >= attached.GetProperty("elapsed_s").GetDouble());
+            Assert.True(firstPacket.GetProperty("elapsed_s").GetDouble() < firstJourney.GetProperty("elapsed_s").GetDouble(), $"{firstPacket} {firstJourney}");
             Assert.True(detached.GetProperty("elapsed_s").GetDouble() > attached.GetProperty("elapsed_s").GetDouble());
             string veth = attached.GetProperty("interface").GetString()!;
             Assert.StartsWith("veth", veth);
