@@ -92,7 +92,11 @@ phase() {
     if [[ -n $pid ]]; then
         c1=$(cpu_ticks "$pid")
         hwm=$(awk '/VmHWM/ {printf "%d", $2 / 1024}' "/proc/$pid/status" 2>/dev/null || echo "-")
-        kill -INT "$pid"; wait "$pid" 2>/dev/null || true
+        # SIGTERM for follow: a background job of a script starts with SIGINT ignored, and .NET leaves it so.
+        if [[ $what == tcpdump ]]; then kill -INT "$pid"; else kill -TERM "$pid"; fi
+        for _ in $(seq 1 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
         if [[ $what == tcpdump ]]; then
             packets=$(awk '/packets captured/ {print $1}' "$WORK/$label.err")
             drops=$(awk '/dropped by kernel/ {print $1}' "$WORK/$label.err")

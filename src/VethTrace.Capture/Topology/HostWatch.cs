@@ -86,6 +86,29 @@ public sealed class HostWatch : IDisposable
         return wanted;
     }
 
+    /// <summary>
+    /// Waits up to <paramref name="timeout"/> for netlink to report a link change (a veth created, enslaved, gone):
+    /// true when one is waiting for <see cref="Wanted"/>, so a new veth is attached as it appears, not at the next
+    /// periodic look.
+    /// </summary>
+    public bool WaitForLinkChange(TimeSpan timeout, CancellationToken cancel)
+    {
+        if (_links.Changes.TryPeek(out _))
+        {
+            return true;
+        }
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        wait.CancelAfter(timeout);
+        try
+        {
+            return _links.Changes.WaitToReadAsync(wait.Token).AsTask().GetAwaiter().GetResult();
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>The container behind a host veth, when the engine has said.</summary>
     public VethContainer? OwnerOf(int index) => _map?.Find(index);
 

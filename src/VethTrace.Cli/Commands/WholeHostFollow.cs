@@ -254,7 +254,8 @@ public static class WholeHostFollow
             {
                 wait = total - _clock.Elapsed;
             }
-            cancel.WaitHandle.WaitOne(wait < TimeSpan.Zero ? TimeSpan.Zero : wait);
+            // A link change (a new container's veth) ends the wait: it is attached as it appears.
+            watch.WaitForLinkChange(wait < TimeSpan.Zero ? TimeSpan.Zero : wait, cancel);
             Reconcile(initial: false);
             capture.Pump();
             AnnounceFirstPackets();
@@ -308,8 +309,26 @@ public static class WholeHostFollow
                     }
                     if (!initial && DateTime.UtcNow - first < OwnerWait)
                     {
+                        if (!settings.Selective && _recording is null)
+                        {
+                            // The whole host: captured at once, said when named (or unnamed after the wait). The container
+                            // runs before Docker's start event names its veth; waiting for the name missed its first
+                            // packets (a first ping and fetch, answered in milliseconds, then a second's sleep).
+                            Attach(link, null, initial, announce: false);
+                        }
                         continue;
                     }
+                }
+                else if (owner is null && _pending.TryGetValue(link.Index, out DateTime since))
+                {
+                    // Captured before it was named: still waiting for the name, or said unnamed now.
+                    if (DateTime.UtcNow - since < OwnerWait)
+                    {
+                        continue;
+                    }
+                    _pending.Remove(link.Index);
+                    AnnounceAttached(_attached[link.Index].Name, link.Role, null);
+                    continue;
                 }
                 _pending.Remove(link.Index);
                 Attach(link, owner, initial);
@@ -317,8 +336,12 @@ public static class WholeHostFollow
             foreach (int index in capture.AttachedIndexes.Where(i => !present.Contains(i)).ToList())
             {
                 capture.Detach(index);
-                var (name, _, container) = _attached[index];
+                var (name, role, container) = _attached[index];
                 _attached.Remove(index);
+                if (_pending.Remove(index))
+                {
+                    AnnounceAttached(name, role, null); // captured at once, gone before it was named or said
+                }
                 Event($"detached {name}" + (container is null ? "" : $" ({container})") + ": it went away; its figures are kept", "detached", name, container, null);
             }
             foreach (int index in _pending.Keys.Where(i => !present.Contains(i)).ToList())
@@ -344,7 +367,7 @@ public static class WholeHostFollow
             return false;
         }
 
-        private void Attach(HostLink link, VethContainer? owner, bool initial)
+        private void Attach(HostLink link, VethContainer? owner, bool initial, bool announce = true)
         {
             if (capture.IsAttached(link.Index))
             {
@@ -359,7 +382,15 @@ public static class WholeHostFollow
                     _owners.Assign(named, Owner(owner));
                     _attached[link.Index] = (shown, link.Role, owner.ContainerName);
                     _unseen[named] = owner.ContainerName;
-                    Event($"{link.Name} is {owner.ContainerName}'s", "named", shown, owner.ContainerName, null);
+                    if (_pending.Remove(link.Index))
+                    {
+                        // Captured at once, named within the wait: said as an attach with its name.
+                        AnnounceAttached(shown, link.Role, owner);
+                    }
+                    else
+                    {
+                        Event($"{link.Name} is {owner.ContainerName}'s", "named", shown, owner.ContainerName, null);
+                    }
                     return;
                 }
                 if (known.Name != link.Name && known.Container is null)
@@ -388,16 +419,21 @@ public static class WholeHostFollow
                 _unseen[attachedId] = owner.ContainerName;
             }
             _recording?.Attached(attachedId, name, link.Role, owner);
-            if (!initial)
+            if (!initial && announce)
             {
-                string what = link.Role switch
-                {
-                    InterfaceRole.Veth => owner is null ? "veth (no container named it)" : $"veth of {owner.ContainerName}" + (owner.Network is { } n ? $" on {n}" : ""),
-                    InterfaceRole.Bridge => "bridge",
-                    _ => "egress",
-                };
-                Event($"attached {name}: {what}", "attached", name, owner?.ContainerName, null);
+                AnnounceAttached(name, link.Role, owner);
             }
+        }
+
+        private void AnnounceAttached(string name, InterfaceRole role, VethContainer? owner)
+        {
+            string what = role switch
+            {
+                InterfaceRole.Veth => owner is null ? "veth (no container named it)" : $"veth of {owner.ContainerName}" + (owner.Network is { } n ? $" on {n}" : ""),
+                InterfaceRole.Bridge => "bridge",
+                _ => "egress",
+            };
+            Event($"attached {name}: {what}", "attached", name, owner?.ContainerName, null);
         }
 
         private static ContainerOwner Owner(VethContainer owner) =>
