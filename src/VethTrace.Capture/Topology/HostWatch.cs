@@ -101,12 +101,18 @@ public sealed class HostWatch : IDisposable
         wait.CancelAfter(timeout);
         try
         {
-            return _links.Changes.WaitToReadAsync(wait.Token).AsTask().GetAwaiter().GetResult();
+            if (_links.Changes.WaitToReadAsync(wait.Token).AsTask().GetAwaiter().GetResult())
+            {
+                return true;
+            }
         }
         catch (OperationCanceledException)
         {
             return false;
         }
+        // The watcher has ended (no change will come): wait out the time, so the caller's loop does not spin.
+        cancel.WaitHandle.WaitOne(timeout);
+        return false;
     }
 
     /// <summary>The container behind a host veth, when the engine has said.</summary>
