@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text.RegularExpressions;
 using VethTrace.Capture.Files;
 using VethTrace.Cli.Metrics;
+using VethTrace.Packets;
 using VethTrace.Tests.Captures;
 using VethTrace.Tracing;
 using Xunit.Abstractions;
@@ -54,6 +55,71 @@ public sealed partial class PrometheusMetricsTests(ITestOutputHelper output)
             Assert.Contains("host=\"lab-test\"", line);
             Assert.DoesNotMatch(@"\d+\.\d+\.\d+\.\d+", line.Split('}')[0]);
         }
+    }
+
+    [Fact]
+    public async Task WholeHost_HostSideOnly_ContainerByItsVethLossesAndNatAsTheReportAndDropsOnTheAnyHandle()
+    {
+        // Whole-host follow captures the host side only (veths, the bridge, the egress; no container's eth0) and knows
+        // each veth's container and address from Docker: here the capture's veth is web's, at the address its pings
+        // carry on eth0 and the veth (tshark: 172.17.0.2). Without the report's attribution, no NAT row would be web's:
+        // no container's own interface shows its address.
+        string path = Path.Combine(Replay, "blocked-port.pcapng");
+        int veth;
+        using (var reader = CaptureFileReader.Open(path))
+        {
+            while (reader.TryReadNext(out _))
+            {
+                // pcapng declares its interfaces as it goes: read them all.
+            }
+            veth = reader.Interfaces.Select((i, id) => (i.Name, id)).Single(i => i.Name.StartsWith("veth", StringComparison.Ordinal)).id;
+        }
+        var session = new TraceSession(new TraceSessionOptions());
+        var owners = new ContainerOwners();
+        owners.Assign(veth, new ContainerOwner("web", "bridge", [IpAddress.Parse("172.17.0.2")]));
+        using var metrics = new FollowMetrics(session.Interfaces.RoleOf, session.Interfaces.Names, id => owners.Of(id)?.Name)
+        {
+            LossOwner = loss => owners.OfLoss(loss)?.Name,
+            NatOwner = inside => owners.OfNatInside(inside)?.Name,
+        };
+        session.Correlator.Observer = metrics;
+        using var exporter = PrometheusEndpoint.Start(new IPEndPoint(IPAddress.Loopback, FreePort()), "lab-test", metrics, out string? problem)
+            ?? throw new InvalidOperationException(problem);
+        var feeds = Engine.FollowFeeding.Feed(session, path, captured: name => name != "eth0");
+        CorrelationReport report = session.Report();
+        // As WholeHostFollow hands them: each interface's packets with no kernel drops (not known per interface with
+        // one handle), and the any handle's own counts.
+        metrics.Update(report, [.. feeds.Select(f => (session.Interfaces.Names[f.Id], InterfaceRoles.Name(session.Interfaces.RoleOf(f.Id)), f.Feed.Packets, (long?)null)),
+            ("any", "any", feeds.Sum(f => f.Feed.Packets), 3L)], ["web"]);
+        using var http = new HttpClient();
+        string scrape = await http.GetStringAsync($"http://{exporter.Bound}/metrics");
+
+        // The journeys are web's, each way as the report's container record counts them.
+        ContainerFigures web = Assert.Single(ContainerReport.Build(report, session.Interfaces.RoleOf, owners));
+        Assert.Equal(report.Journeys, Sum(scrape, "vethtrace_journeys_total", "container=\"web\""));
+        Assert.Equal(web.PacketsOut, Sum(scrape, "vethtrace_journeys_total", "container=\"web\",direction=\"outbound\""));
+        Assert.Equal(web.PacketsIn, Sum(scrape, "vethtrace_journeys_total", "container=\"web\",direction=\"inbound\""));
+        // iptables' 8 drops: all web's, as the report's loss records attribute them, each by the interface it was last
+        // seen on as the report says (with the host side only, the engine places one of them on the veth).
+        long dropped = long.Parse(File.ReadAllText(Path.Combine(Replay, "blocked-port.iptables-counter.tsv")).Split('\t')[0], CultureInfo.InvariantCulture);
+        Assert.Equal(dropped, web.Lost);
+        Assert.Equal(dropped, Sum(scrape, "vethtrace_journeys_lost_total", "container=\"web\""));
+        Assert.Equal(dropped, Sum(scrape, "vethtrace_journeys_lost_total", ""));
+        foreach (var at in report.Losses.GroupBy(l => l.LastSeen))
+        {
+            Assert.Equal(at.Sum(l => l.Packets), Sum(scrape, "vethtrace_journeys_lost_total", $"container=\"web\",last_seen=\"{session.Interfaces.Names[at.Key]}\""));
+        }
+        // The pings' MASQUERADE: web's by the address Docker gave it.
+        Assert.True(Sum(scrape, "vethtrace_nat_mappings", "container=\"web\",kind=\"snat\"") >= 1, scrape);
+        Assert.Equal(0, Sum(scrape, "vethtrace_nat_mappings", $"container=\"{FollowMetrics.Unattributed}\""));
+        // Kernel drops: one series, the any handle's; packets per interface and the handle's total.
+        string drops = Assert.Single(Samples(scrape), l => l.StartsWith("vethtrace_capture_kernel_drops_total{", StringComparison.Ordinal));
+        Assert.Contains("interface=\"any\"", drops);
+        Assert.Contains("role=\"any\"", drops);
+        Assert.Equal(3, Sum(scrape, "vethtrace_capture_kernel_drops_total", ""));
+        Assert.Equal(report.Packets, Sum(scrape, "vethtrace_capture_packets_total", "interface=\"any\""));
+        Assert.True(Sum(scrape, "vethtrace_capture_packets_total", "interface=\"docker0\",role=\"bridge\"") > 0, scrape);
+        Assert.True(Sum(scrape, "vethtrace_capture_packets_total", $"interface=\"{session.Interfaces.Names[veth]}\",role=\"veth\"") > 0, scrape);
     }
 
     [Fact]
