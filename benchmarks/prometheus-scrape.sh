@@ -78,6 +78,8 @@ echo "  per container (series by container label, min/max over $P-*):" \
 echo "  every container label: $(grep -o 'container="[^"]*"' "$WORK/scrape" | sort -u | wc -l) ($(grep -o 'container="[^"]*"' "$WORK/scrape" | sort -u | grep -vc "$P-") not of this script: the lab's and other containers, _other)"
 
 sleep $(( SECS - ($(date +%s) - START) > 0 ? SECS - ($(date +%s) - START) : 0 ))
+read -r size took < <(curl -s -o "$WORK/scrape" -w '%{size_download} %{time_total}\n' "http://127.0.0.1:$PORT/metrics")
+echo "curl at the end: $size bytes  $(grep -vc '^#' "$WORK/scrape") series  ${took} s  $(grep -v '^#' "$WORK/scrape" | grep -c "container=\"$P-" || true) series of $P-*"
 q() { curl -s "http://127.0.0.1:$PROM_PORT/api/v1/query" --data-urlencode "query=$1" | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(" ".join(x["value"][1] for x in r) or "none")'; }
 echo
 echo "Prometheus 2.42 (scrape_interval 5s, scrape_timeout 4s) after $(( $(date +%s) - START )) s:"
