@@ -144,6 +144,27 @@ public static class WholeHostFollow
         }
     }
 
+    /// <summary>
+    /// The capture rows whole-host follow hands the metrics: each interface's packets (kernel drops are not known per
+    /// interface with one handle: null), except one detached longer ago than <see cref="FollowMetrics.GoneAfter"/> (a
+    /// host whose containers come and go does not pile up a series per veth it ever had); then the <c>any</c> handle's
+    /// packets and kernel drops, interface and role <see cref="AnyInterface"/>.
+    /// </summary>
+    internal static List<(string Interface, string Role, long Packets, long? KernelDrops)> CaptureRows(IReadOnlyList<string> names,
+        Func<int, InterfaceRole> roleOf, Func<int, long> packetsOf, IReadOnlyDictionary<int, DateTime> detachedAt, DateTime now, long received, long dropped)
+    {
+        var rows = new List<(string, string, long, long?)>(names.Count + 1);
+        for (int id = 0; id < names.Count; id++)
+        {
+            if (!detachedAt.TryGetValue(id, out DateTime gone) || now - gone <= FollowMetrics.GoneAfter)
+            {
+                rows.Add((names[id], InterfaceRoles.Name(roleOf(id)), packetsOf(id), null));
+            }
+        }
+        rows.Add((AnyInterface, AnyInterface, received, dropped));
+        return rows;
+    }
+
     /// <summary>Every named container and the network must exist now (a typo should not wait forever); later restarts are followed.</summary>
     private static ExitCode? CheckSelection(Settings settings, DockerClient docker, TextWriter error, CancellationToken cancel)
     {
@@ -179,6 +200,8 @@ public static class WholeHostFollow
         private HostRecording? _recording;
         private FollowAgent? _agent;
         private TimeSpan _nextMetrics;
+        /// <summary>When each detached interface went away (by interface id): its packet series go with its container's.</summary>
+        private readonly Dictionary<int, DateTime> _detachedAt = [];
 
         public ExitCode Go(CancellationToken cancel)
         {
@@ -319,15 +342,9 @@ public static class WholeHostFollow
         /// </summary>
         private void UpdateMetrics(CorrelationReport report)
         {
-            IReadOnlyList<string> names = session.Interfaces.Names;
             var (received, dropped, _) = capture.HandleStatistics();
-            var captures = new List<(string, string, long, long?)>(names.Count + 1);
-            for (int id = 0; id < names.Count; id++)
-            {
-                captures.Add((names[id], InterfaceRoles.Name(session.Interfaces.RoleOf(id)), capture.PacketsOf(id), null));
-            }
-            captures.Add((AnyInterface, AnyInterface, received, dropped));
-            _agent!.Update(report, captures, _attached.Values.Select(a => a.Container).OfType<string>().Distinct(StringComparer.Ordinal));
+            _agent!.Update(report, CaptureRows(session.Interfaces.Names, session.Interfaces.RoleOf, capture.PacketsOf, _detachedAt, DateTime.UtcNow, received, dropped),
+                _attached.Values.Select(a => a.Container).OfType<string>().Distinct(StringComparer.Ordinal));
         }
 
         /// <summary>Compares the host's interfaces with the attached ones: attaches the new, detaches the gone, names the newly known.</summary>
@@ -381,7 +398,10 @@ public static class WholeHostFollow
             }
             foreach (int index in capture.AttachedIndexes.Where(i => !present.Contains(i)).ToList())
             {
-                capture.Detach(index);
+                if (capture.Detach(index) is { } detached)
+                {
+                    _detachedAt[detached] = DateTime.UtcNow;
+                }
                 var (name, _, container) = _attached[index];
                 _attached.Remove(index);
                 Event($"detached {name}" + (container is null ? "" : $" ({container})") + ": it went away; its figures are kept", "detached", name, container, null);

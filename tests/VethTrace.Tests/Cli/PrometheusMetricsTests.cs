@@ -123,6 +123,36 @@ public sealed partial class PrometheusMetricsTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task WholeHost_CaptureRows_InterfacesGoneLongerThanTheirContainersLeaveAndTheAnyHandleCarriesTheDrops()
+    {
+        // As WholeHostFollow hands them to the metrics: a veth detached 4 minutes ago stays, one detached 6 minutes
+        // ago (its container's series are gone too) leaves; the any handle's row carries the only kernel-drop figure.
+        string[] names = ["docker0", "vt-up0", "veth1(web)", "veth2(old)", "veth3(recent)"];
+        InterfaceRole[] roles = [InterfaceRole.Bridge, InterfaceRole.Egress, InterfaceRole.Veth, InterfaceRole.Veth, InterfaceRole.Veth];
+        DateTime now = DateTime.UtcNow;
+        var detached = new Dictionary<int, DateTime> { [3] = now - TimeSpan.FromMinutes(6), [4] = now - TimeSpan.FromMinutes(4) };
+        var rows = VethTrace.Cli.Commands.WholeHostFollow.CaptureRows(names, id => roles[id], id => 10L * (id + 1), detached, now, received: 1234, dropped: 7);
+
+        Assert.Equal(["docker0", "vt-up0", "veth1(web)", "veth3(recent)", "any"], rows.Select(r => r.Interface));
+        Assert.Equal(["bridge", "egress", "veth", "veth", "any"], rows.Select(r => r.Role));
+        Assert.Equal([10L, 20L, 30L, 50L, 1234L], rows.Select(r => r.Packets));
+        Assert.Equal([null, null, null, null, 7L], rows.Select(r => r.KernelDrops));
+
+        // Served: one kernel-drop series, the handle's; a packet series per interface kept.
+        var session = new TraceSession(new TraceSessionOptions());
+        using var metrics = new FollowMetrics(session.Interfaces.RoleOf, session.Interfaces.Names, _ => null);
+        using var exporter = PrometheusEndpoint.Start(new IPEndPoint(IPAddress.Loopback, FreePort()), "lab-test", metrics, out string? problem)
+            ?? throw new InvalidOperationException(problem);
+        metrics.Update(session.Report(), rows, []);
+        using var http = new HttpClient();
+        string scrape = await http.GetStringAsync($"http://{exporter.Bound}/metrics");
+        Assert.Equal(["vethtrace_capture_kernel_drops_total{interface=\"any\",role=\"any\",host=\"lab-test\"} 7"],
+            Samples(scrape).Where(l => l.StartsWith("vethtrace_capture_kernel_drops_total", StringComparison.Ordinal)));
+        Assert.Equal(5, Samples(scrape).Count(l => l.StartsWith("vethtrace_capture_packets_total", StringComparison.Ordinal)));
+        Assert.DoesNotContain("veth2(old)", scrape);
+    }
+
+    [Fact]
     public async Task LatencyHistogram_BucketsFromOneMicrosecondToAHundredMillisecondsFourPerDecade()
     {
         using var run = Traced(Path.Combine(Replay, "blocked-port.pcapng"), () => DateTime.UtcNow);
