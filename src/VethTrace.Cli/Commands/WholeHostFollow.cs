@@ -298,7 +298,10 @@ public static class WholeHostFollow
                 Reconcile(initial: false);
                 FlushEvents();
                 // The endpoint's last figures are the final report's (served until follow exits).
-                UpdateMetrics(session.Report());
+                if (_agent is not null)
+                {
+                    UpdateMetrics(session.Report());
+                }
                 _recording?.Dispose();
                 if (_recording?.Failure is { } failure)
                 {
@@ -342,8 +345,12 @@ public static class WholeHostFollow
         /// </summary>
         private void UpdateMetrics(CorrelationReport report)
         {
+            if (_agent is null)
+            {
+                return;
+            }
             var (received, dropped, _) = capture.HandleStatistics();
-            _agent!.Update(report, CaptureRows(session.Interfaces.Names, session.Interfaces.RoleOf, capture.PacketsOf, _detachedAt, DateTime.UtcNow, received, dropped),
+            _agent.Update(report, CaptureRows(session.Interfaces.Names, session.Interfaces.RoleOf, capture.PacketsOf, _detachedAt, DateTime.UtcNow, received, dropped),
                 _attached.Values.Select(a => a.Container).OfType<string>().Distinct(StringComparer.Ordinal));
         }
 
