@@ -244,6 +244,27 @@ public sealed class PrometheusLabTests
         }
     }
 
+    [Fact]
+    public void Prometheus_WholeHostNoTerminalNoFormat_AnAgentWithoutQuiet()
+    {
+        // A systemd service's stdout is no terminal: with --prometheus and no --format, whole-host follow is an agent
+        // without --quiet (no line a second); without --prometheus the same run writes its line a second.
+        var lab = LabEnvironment.Load();
+        int port = FreePort();
+        string[] run = ["follow", "--egress", lab["EGRESS_IF"], "--duration", "3.5s"];
+        var agent = new StringWriter();
+        var error = new StringWriter();
+        Assert.Equal(ExitCode.Success, VethTraceCommand.Run([.. run, "--prometheus", port.ToString(CultureInfo.InvariantCulture)], agent, error));
+        var plain = new StringWriter();
+        Assert.Equal(ExitCode.Success, VethTraceCommand.Run(run, plain, error));
+
+        static int ProgressLines(string text) => text.Split('\n').Count(l => l.Contains(" containers | packets ", StringComparison.Ordinal));
+        Assert.StartsWith("the whole host: ", agent.ToString());
+        Assert.Contains("journeys", agent.ToString()); // the final report
+        Assert.Equal(0, ProgressLines(agent.ToString()));
+        Assert.True(ProgressLines(plain.ToString()) >= 2, plain.ToString());
+    }
+
     /// <summary>Runs follow with <paramref name="duration"/>, --format json, does <paramref name="traffic"/> once it captures, returns its records.</summary>
     private static async Task<List<JsonElement>> FollowAsync(string[] arguments, TimeSpan duration, Action traffic)
     {
