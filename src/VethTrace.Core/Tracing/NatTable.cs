@@ -47,7 +47,13 @@ public sealed record NatInUse(NatKind Kind, IpProtocol Protocol, string Inside, 
 internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
 {
     private readonly TranslationTable _translations = new(timeouts);
-    private readonly Dictionary<RowKey, int> _rowOf = [];
+    /// <summary>
+    /// The rows by a 64-bit hash of their key, checked against the row's key: a new translation (every flow, at
+    /// 100,000 flows a second) finds its row without hashing <see cref="RowKey"/> field by field, and the key is held
+    /// once (in its row), not twice: 39,250 rows on the 10M many-flows file. Two keys with one hash (odds about 10^-10
+    /// among 39,250 rows) are told apart by a search of the rows for the second.
+    /// </summary>
+    private readonly Dictionary<ulong, int> _rowByHash = [];
     private readonly List<Row> _rows = [];
     private readonly Dictionary<(IpProtocol, Endpoint Inside, Endpoint Outside, Endpoint Peer), Entry>? _entries = detail ? [] : null;
 
@@ -162,7 +168,7 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
             UInt128 value = Address.Value;
             hash = StableHash.Add(hash, (ulong)(value >> 64));
             hash = StableHash.Add(hash, (ulong)value);
-            return StableHash.Add(hash, (ulong)Address.Version << 16 | Port);
+            return StableHash.Add(hash, (ulong)(NoPort ? 1 : 0) << 24 | (ulong)Address.Version << 16 | Port);
         }
     }
 
@@ -175,13 +181,37 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
         var key = kind == NatKind.Snat
             ? new RowKey(kind, protocol, inside.WithoutPort, outside.WithoutPort, peer)
             : new RowKey(kind, protocol, inside, outside, peer.WithoutPort);
-        ref int row = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_rowOf, key, out bool exists);
-        if (!exists)
+        ulong hash = StableHash.Add(StableHash.Seed, (ulong)kind << 8 | protocol.Value);
+        hash = StableHash.Finish(key.Inside.AddTo(key.Outside.AddTo(key.Peer.AddTo(hash))));
+        ref int byHash = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_rowByHash, hash, out bool hashed);
+        if (hashed && _rows[byHash].Key.Equals(key))
+        {
+            return byHash;
+        }
+        int row = hashed ? Search(in key) : -1;
+        if (row < 0)
         {
             row = _rows.Count;
             _rows.Add(new Row(key));
         }
+        if (!hashed)
+        {
+            byHash = row;
+        }
         return row;
+    }
+
+    /// <summary>The row of <paramref name="key"/> by a search of every row, or -1: for a key whose hash another row has.</summary>
+    private int Search(in RowKey key)
+    {
+        for (int row = 0; row < _rows.Count; row++)
+        {
+            if (_rows[row].Key.Equals(key))
+            {
+                return row;
+            }
+        }
+        return -1;
     }
 
     private static TranslationTable.TimeoutClass TimeoutClassOf(IpProtocol protocol) => protocol.Value switch
