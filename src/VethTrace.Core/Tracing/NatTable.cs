@@ -120,7 +120,7 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
         return (new Endpoint(flow.Source, icmp ? (ushort)0 : flow.SourcePort), new Endpoint(flow.Destination, icmp ? (ushort)0 : flow.DestinationPort));
     }
 
-    private void Add(NatKind kind, IpProtocol protocol, Endpoint inside, Endpoint outside, Endpoint peer, long timestampNs, bool closing)
+    private void Add(NatKind kind, IpProtocol protocol, in Endpoint inside, in Endpoint outside, in Endpoint peer, long timestampNs, bool closing)
     {
         ulong hash = StableHash.Add(StableHash.Seed, protocol.Value);
         hash = inside.AddTo(outside.AddTo(peer.AddTo(hash)));
@@ -131,7 +131,7 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
         {
             // A new translation (or one that came back after its timeout): one more flow in its row. Its kind is that of
             // the first journey to finish with it, the side that spoke first.
-            translation.Row = row = RowOf(kind, protocol, inside, outside, peer);
+            translation.Row = row = RowOf(kind, protocol, in inside, in outside, in peer);
             _rows[row].Flows++;
         }
         else
@@ -176,23 +176,24 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
     /// The row of a translation whose first journey was <paramref name="kind"/>. The client's port is ephemeral: the
     /// inside (and, kept by MASQUERADE, outside) port of SNAT, the peer's of DNAT.
     /// </summary>
-    private int RowOf(NatKind kind, IpProtocol protocol, Endpoint inside, Endpoint outside, Endpoint peer)
+    private int RowOf(NatKind kind, IpProtocol protocol, in Endpoint insideEndpoint, in Endpoint outsideEndpoint, in Endpoint peerEndpoint)
     {
-        var key = kind == NatKind.Snat
-            ? new RowKey(kind, protocol, inside.WithoutPort, outside.WithoutPort, peer)
-            : new RowKey(kind, protocol, inside, outside, peer.WithoutPort);
+        bool snat = kind == NatKind.Snat;
+        Endpoint inside = snat ? insideEndpoint.WithoutPort : insideEndpoint;
+        Endpoint outside = snat ? outsideEndpoint.WithoutPort : outsideEndpoint;
+        Endpoint peer = snat ? peerEndpoint : peerEndpoint.WithoutPort;
         ulong hash = StableHash.Add(StableHash.Seed, (ulong)kind << 8 | protocol.Value);
-        hash = StableHash.Finish(key.Inside.AddTo(key.Outside.AddTo(key.Peer.AddTo(hash))));
+        hash = StableHash.Finish(inside.AddTo(outside.AddTo(peer.AddTo(hash))));
         ref int byHash = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_rowByHash, hash, out bool hashed);
-        if (hashed && _rows[byHash].Key.Equals(key))
+        if (hashed && _rows[byHash].Is(kind, protocol, in inside, in outside, in peer))
         {
             return byHash;
         }
-        int row = hashed ? Search(in key) : -1;
+        int row = hashed ? Search(kind, protocol, in inside, in outside, in peer) : -1;
         if (row < 0)
         {
             row = _rows.Count;
-            _rows.Add(new Row(key));
+            _rows.Add(new Row(new RowKey(kind, protocol, inside, outside, peer)));
         }
         if (!hashed)
         {
@@ -201,12 +202,12 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
         return row;
     }
 
-    /// <summary>The row of <paramref name="key"/> by a search of every row, or -1: for a key whose hash another row has.</summary>
-    private int Search(in RowKey key)
+    /// <summary>The row of a key by a search of every row, or -1: for a key whose hash another row has.</summary>
+    private int Search(NatKind kind, IpProtocol protocol, in Endpoint inside, in Endpoint outside, in Endpoint peer)
     {
         for (int row = 0; row < _rows.Count; row++)
         {
-            if (_rows[row].Key.Equals(key))
+            if (_rows[row].Is(kind, protocol, in inside, in outside, in peer))
             {
                 return row;
             }
@@ -226,7 +227,11 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
 
     private sealed class Row(RowKey key)
     {
-        public RowKey Key { get; } = key;
+        /// <summary>A field, not a property: <see cref="Is"/> compares its parts in place, without copying the 100-byte key.</summary>
+        public readonly RowKey Key = key;
+
+        public bool Is(NatKind kind, IpProtocol protocol, in Endpoint inside, in Endpoint outside, in Endpoint peer) =>
+            Key.Kind == kind && Key.Protocol == protocol && Key.Inside.Equals(inside) && Key.Outside.Equals(outside) && Key.Peer.Equals(peer);
         public long Flows;
         public long Packets;
     }
