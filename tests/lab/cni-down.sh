@@ -16,7 +16,8 @@ ACCEPT_COMMENT="vethtrace-lab cni0 forwarding"
 for pod in cni19-pod1 cni19-pod2; do
     cache="$CNI_CACHE/$CNI_NET-$CNI_NET-$pod-eth0"
     if [[ -x $CNI_BIN/bridge && ( -e /run/netns/$pod || -e $cache ) ]]; then
-        config=$(python3 -c 'import base64, json, sys; print(base64.b64decode(json.load(open(sys.argv[1]))["config"]).decode())' "$cache" 2>/dev/null || true)
+        config=$(python3 -c 'import base64, json, sys; print(base64.b64decode(json.load(open(sys.argv[1]))["config"]).decode())' "$cache" 2>/dev/null \
+            || cat "$STATE_DIR/cni-$CNI_NET.conf" 2>/dev/null || true)
         if [[ -n $config ]]; then
             netns="/run/netns/$pod"; [[ -e $netns ]] || netns=""
             printf '%s' "$config" | CNI_COMMAND=DEL CNI_CONTAINERID="$CNI_NET-$pod" CNI_NETNS="$netns" CNI_IFNAME=eth0 CNI_PATH=$CNI_BIN \
@@ -52,4 +53,4 @@ for chain in $(iptables -w -t nat -S | awk '$1 == "-A" && $2 ~ /^CNI-/ && /name:
     iptables -w -t nat -F "$chain" 2>/dev/null || true
     iptables -w -t nat -X "$chain" 2>/dev/null && log "removed nat chain $chain" || true
 done
-rm -f "$STATE_DIR/cni.env"
+rm -f "$STATE_DIR/cni.env" "$STATE_DIR/cni-$CNI_NET.conf"

@@ -3,6 +3,7 @@
 # nothing when Debian's containernetworking-plugins are missing.
 #
 #   cni0 10.244.77.1/24 ── veth ── eth0 10.244.77.x   netns cni19-pod1, cni19-pod2 (/run/netns/…)
+#        (cni19-pod1 named as Kubernetes pod cni19/web by its cached CNI_ARGS, cni19-pod2 by host-local's lease only)
 #        └─ MASQUERADE (the bridge plugin's ipMasq) ── vt-up0 198.51.100.1 ══ upstream 198.51.100.2
 #   vtcni.1: a VXLAN device (VNI 1, UDP 8472, flannel's settings) over vtcni-ul0 ══ netns cni19-node2, whose own
 #            vtcni.1 answers for 10.244.78.2: the path pod → cni0 → vtcni.1 a flannel node's pods take to another node.
@@ -46,11 +47,11 @@ cni_config() {
 EOF
 }
 
-# cni_call COMMAND POD: the bridge plugin, as a runtime calls it; its stdout (the result) on stdout.
+# cni_call COMMAND POD ARGS: the bridge plugin, as a runtime calls it; its stdout (the result) on stdout.
 cni_call() {
-    local command=$1 pod=$2
+    local command=$1 pod=$2 args=$3
     cni_config | CNI_COMMAND=$command CNI_CONTAINERID="$CNI_NET-$pod" CNI_NETNS="/run/netns/$pod" CNI_IFNAME=eth0 \
-        CNI_PATH=$CNI_BIN "$CNI_BIN/bridge"
+        CNI_ARGS="$args" CNI_PATH=$CNI_BIN "$CNI_BIN/bridge"
 }
 
 # Our addresses must be new to the host: an address on a host device that the host already routes elsewhere (its own
@@ -77,21 +78,28 @@ done
 
 # --- the pods: a namespace each, wired by the bridge plugin ------------------------------------------------------
 mkdir -p "$CNI_CACHE" "$STATE_DIR"
+# cni19-pod1 is wired as containerd does it for a Kubernetes pod: CNI_ARGS carries the pod's name (the bridge plugin
+# ignores those keys, IgnoreUnknown=1) and the result is cached with them. cni19-pod2 as a runtime that keeps no cache:
+# only host-local's lease (networks/vtcni/IP: the container id, the interface) is left to name it.
+cni_config >"$STATE_DIR/cni-$CNI_NET.conf"
 for pod in "${CNI_PODS[@]}"; do
     cache="$CNI_CACHE/$CNI_NET-$CNI_NET-$pod-eth0"
-    if [[ -e /run/netns/$pod && -s $cache ]] && ip netns exec "$pod" ip -4 -o addr show dev eth0 2>/dev/null | grep -q "inet "; then
+    if [[ -e /run/netns/$pod ]] && ip netns exec "$pod" ip -4 -o addr show dev eth0 2>/dev/null | grep -q "inet "; then
         log "pod $pod already wired"
         continue
     fi
     [[ -e /run/netns/$pod ]] || ip netns add "$pod"
     ip netns exec "$pod" ip link set lo up
-    result=$(cni_call ADD "$pod") || die "bridge plugin ADD for $pod failed: $result"
+    args=""
+    [[ $pod == "${CNI_PODS[0]}" ]] && args="IgnoreUnknown=1;K8S_POD_NAMESPACE=cni19;K8S_POD_NAME=web;K8S_POD_INFRA_CONTAINER_ID=$CNI_NET-$pod"
+    result=$(cni_call ADD "$pod" "$args") || die "bridge plugin ADD for $pod failed: $result"
     # The cache libcni writes (cniCacheV1): the runtime's record of what the plugin did, read back by DEL and by tools.
-    RESULT=$result CONFIG=$(cni_config) POD=$pod NET=$CNI_NET python3 - "$cache" <<'EOF'
+    [[ -z $args ]] || RESULT=$result CONFIG=$(cni_config) POD=$pod NET=$CNI_NET ARGS=$args python3 - "$cache" <<'EOF'
 import base64, json, os, sys
 pod, net = os.environ["POD"], os.environ["NET"]
+args = [pair.split("=", 1) for pair in os.environ["ARGS"].split(";") if pair]
 cache = {"kind": "cniCacheV1", "containerId": f"{net}-{pod}", "config": base64.b64encode(os.environ["CONFIG"].encode()).decode(),
-         "ifName": "eth0", "networkName": net, "netns": f"/run/netns/{pod}", "cniArgs": [], "result": json.loads(os.environ["RESULT"])}
+         "ifName": "eth0", "networkName": net, "netns": f"/run/netns/{pod}", "cniArgs": args, "result": json.loads(os.environ["RESULT"])}
 with open(sys.argv[1], "w") as f:
     json.dump(cache, f)
 EOF
@@ -135,6 +143,7 @@ ip netns exec "$VX_NODE" sh -c "ip link show $VX_DEV >/dev/null 2>&1 || ip link 
         veth=$(ip -o link show | awk -v i="$peer" -F': ' '$1 == i { split($2, a, "@"); print a[1] }')
         echo "CNI_POD${n}_NETNS=$pod"
         echo "CNI_POD${n}_ID=$CNI_NET-$pod"
+        [[ $n == 1 ]] && echo "CNI_POD1_K8S_NAME=cni19/web"
         echo "CNI_POD${n}_IP=$ip"
         echo "CNI_POD${n}_VETH=$veth"
     done

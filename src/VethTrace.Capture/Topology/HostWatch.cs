@@ -11,8 +11,9 @@ public sealed record HostLink(int Index, string Name, InterfaceRole Role, string
 
 /// <summary>
 /// The host as whole-host tracing sees it, kept current: the interfaces from netlink (<see cref="LinkWatcher"/>: every
-/// bridge, every veth enslaved to one, and the egress), and their containers from the engine (<see cref="VethContainerMap"/>,
-/// kept by Docker's event stream on a task of its own). Without Docker, or while the daemon is down, the interfaces
+/// bridge, every veth enslaved to one, every VXLAN or Geneve device, and the egress; the role from the link's kind and
+/// master, never its name), and their containers from the engine (<see cref="VethContainerMap"/>, kept by Docker's
+/// event stream on a task of its own), else from the pinned namespaces and CNI files (<see cref="PodNamespaces"/>). Without Docker, or while the daemon is down, the interfaces
 /// are still followed and only the names are missing: the daemon restarting never stops a capture. Notes for the user
 /// (the daemon went away, came back, a container could not be read) queue in <see cref="TryTakeNote"/>; each holds
 /// the daemon's words and must be escaped where it is printed.
@@ -27,19 +28,21 @@ public sealed class HostWatch : IDisposable
     private readonly ConcurrentQueue<int> _lookups = new();
     private readonly SemaphoreSlim _lookupSignal = new(0);
     private readonly Task _events = Task.CompletedTask;
-    private readonly Task _lookupTask = Task.CompletedTask;
+    private readonly Task _lookupTask;
+    private volatile Dictionary<int, VethContainer> _pods = [];
     private long _generation;
 
     private HostWatch(LinkWatcher links, DockerClient? docker, string? egress)
     {
         _links = links;
         _egress = egress ?? links.Initial.DefaultRouteDevice()?.Name;
+        _engineLoaded = docker is null;
         if (docker is not null)
         {
             _map = new VethContainerMap(docker);
             _events = Task.Run(() => FollowEventsAsync(docker, _stop.Token));
-            _lookupTask = Task.Run(() => LookUpAsync(_stop.Token));
         }
+        _lookupTask = Task.Run(() => LookUpAsync(_stop.Token));
     }
 
     /// <summary>Starts watching the host's namespace; throws <see cref="TopologyException"/> when netlink fails.</summary>
@@ -53,7 +56,10 @@ public sealed class HostWatch : IDisposable
     public long Generation => Interlocked.Read(ref _generation);
 
     /// <summary>The container map has been loaded once (or Docker could not be asked): owners are as known as they will be at start.</summary>
-    public bool Loaded { get; private set; }
+    public bool Loaded => _engineLoaded && _podsScanned;
+
+    private volatile bool _engineLoaded;
+    private volatile bool _podsScanned;
 
     /// <summary>
     /// The interfaces to capture now: every bridge, every veth whose master is a bridge, and the egress. Takes the
@@ -82,22 +88,50 @@ public sealed class HostWatch : IDisposable
             {
                 wanted.Add(new HostLink(link.Index, link.Name, InterfaceRole.Egress, null));
             }
+            else if (HostInterfaceListing.IsTunnelKind(link.Kind))
+            {
+                // flannel.1, Docker's vx-…, any VXLAN or Geneve device: the kind says so, whatever its name.
+                wanted.Add(new HostLink(link.Index, link.Name, InterfaceRole.Tunnel, link.MasterIndex is int m ? bridges.GetValueOrDefault(m) : null));
+            }
         }
         return wanted;
     }
 
-    /// <summary>The container behind a host veth, when the engine has said.</summary>
-    public VethContainer? OwnerOf(int index) => _map?.Find(index);
+    /// <summary>
+    /// The container behind a host veth, when the engine has said; else the pod whose pinned namespace holds its peer
+    /// (a CNI runtime's pod, named from /var/lib/cni, or an ip-netns namespace).
+    /// </summary>
+    public VethContainer? OwnerOf(int index) => _map?.Find(index) ?? _pods.GetValueOrDefault(index);
 
-    /// <summary>Asks the engine, in the background, who owns a veth seen before its container's start event.</summary>
+    /// <summary>Asks the engine, then the pinned namespaces, in the background, who owns a veth seen before its container's start event.</summary>
     public void RequestLookup(int index)
     {
-        if (_map is null)
-        {
-            return;
-        }
         _lookups.Enqueue(index);
         _lookupSignal.Release();
+    }
+
+    /// <summary>Reads the pinned namespaces and the CNI files again (<see cref="PodNamespaces"/>) and names their veths.</summary>
+    private void ScanPods()
+    {
+        try
+        {
+            NamespaceSnapshot host = NetworkNamespace.Current.ReadSnapshot();
+            var pods = new Dictionary<int, VethContainer>();
+            foreach (PodVeth pod in PodNamespaces.Find(host))
+            {
+                NetlinkLink? veth = host.FindLink(pod.HostIndex);
+                string? bridge = veth?.MasterIndex is int m ? host.FindLink(m)?.Name : null;
+                pods[pod.HostIndex] = new VethContainer(pod.HostIndex, pod.HostName, pod.Cni?.ContainerId ?? pod.NamespacePath, pod.Name,
+                    pod.Cni?.Network, pod.InterfaceInside, bridge, [.. pod.Addresses.Select(a => a.Address)]);
+            }
+            _pods = pods;
+        }
+        catch (TopologyException e)
+        {
+            _notes.Enqueue($"pods' namespaces not read: {e.Message}");
+        }
+        _podsScanned = true;
+        Interlocked.Increment(ref _generation);
     }
 
     /// <summary>A line for the user (Docker's words inside: escape it).</summary>
@@ -108,7 +142,7 @@ public sealed class HostWatch : IDisposable
         // The events from this moment, then the list: a container that starts in between is in one or the other.
         long since = (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) * 100;
         await LoadAsync(cancel).ConfigureAwait(false);
-        Loaded = true;
+        _engineLoaded = true;
         var stream = new DockerEventStream(docker);
         try
         {
@@ -161,8 +195,10 @@ public sealed class HostWatch : IDisposable
     {
         try
         {
-            // The first load maps every running container: a lookup before it ends would inspect them all again.
-            while (!Loaded && !cancel.IsCancellationRequested)
+            // The pods first (no engine involved), then wait for the engine's first load, which maps every running
+            // container: a lookup before it ends would inspect them all again.
+            ScanPods();
+            while (!_engineLoaded && !cancel.IsCancellationRequested)
             {
                 await Task.Delay(50, cancel).ConfigureAwait(false);
             }
@@ -175,24 +211,37 @@ public sealed class HostWatch : IDisposable
                 {
                     batch.Add(queued);
                 }
+                bool unnamed = false;
                 foreach (int index in batch)
                 {
-                    if (_map!.Find(index) is not null)
+                    if (_map is null)
+                    {
+                        unnamed |= !_pods.ContainsKey(index);
+                        continue;
+                    }
+                    if (_map.Find(index) is not null)
                     {
                         Interlocked.Increment(ref _generation);
                         continue;
                     }
                     try
                     {
-                        if (await _map!.LookupAsync(index, cancel).ConfigureAwait(false) is not null)
+                        if (await _map.LookupAsync(index, cancel).ConfigureAwait(false) is not null)
                         {
                             Interlocked.Increment(ref _generation);
+                            continue;
                         }
                     }
                     catch (DockerException)
                     {
-                        // The daemon is down: the event stream says so once; the veth stays captured, unnamed.
+                        // The daemon is down: the event stream says so once; the veth stays captured, unless a pod's.
                     }
+                    unnamed = true;
+                }
+                if (unnamed)
+                {
+                    // No engine knows it: a CNI pod or an ip-netns namespace, perhaps (read once per batch).
+                    ScanPods();
                 }
             }
         }

@@ -391,6 +391,7 @@ public static class WholeHostFollow
                 {
                     InterfaceRole.Veth => owner is null ? "veth (no container named it)" : $"veth of {owner.ContainerName}" + (owner.Network is { } n ? $" on {n}" : ""),
                     InterfaceRole.Bridge => "bridge",
+                    InterfaceRole.Tunnel => "tunnel",
                     _ => "egress",
                 };
                 Event($"attached {name}: {what}", "attached", name, owner?.ContainerName, null);
