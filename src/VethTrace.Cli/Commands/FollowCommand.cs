@@ -188,7 +188,7 @@ public static class FollowCommand
         List<string> NotYetWholeHost(System.CommandLine.Parsing.CommandResult result)
         {
             var given = new List<string>();
-            foreach (Option option in (Option[])[html, sample, engine, .. record ? Array.Empty<Option>() : [prometheus.Prometheus, prometheus.Quiet]])
+            foreach (Option option in (Option[])[html, sample, .. record ? Array.Empty<Option>() : [prometheus.Prometheus, prometheus.Quiet]])
             {
                 if (result.GetResult(option) is { Implicit: false })
                 {
@@ -274,6 +274,7 @@ public static class FollowCommand
                 NatDetail = !recording && parseResult.GetValue(natDetail),
                 Roles = CommonOptions.RoleMap(parseResult, role),
                 Focus = recording ? null : parseResult.GetValue(focus),
+                Engine = parseResult.GetValue(engine),
             };
         }
     }
