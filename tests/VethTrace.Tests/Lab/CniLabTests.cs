@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using VethTrace.Cli;
+using VethTrace.Tests.Captures;
 using static VethTrace.Tests.Lab.LiveScenarioTests;
 
 namespace VethTrace.Tests.Lab;
@@ -119,7 +120,7 @@ public sealed class CniLabTests
             LabEnvironment.Run("tshark", "-r", raw, "-Y", "ip.len == 187", "-w", marked);
             File.WriteAllText(topology, "# key\tname\tlabel\trole\tattach\n" +
                 $"0\t{veth1}\t{name1}\tveth\t\n1\t{veth2}\t{name2}\tveth\t\n2\t{Bridge}\t{Bridge}\tbridge\t{egress}\n3\t{egress}\t{egress}\tegress\t\n4\t{tunnel}\t{tunnel}\ttunnel\t{egress}\n");
-            LabEnvironment.Run("python3", Path.Combine(RepoRoot(), "tests", "lab", "derive-journeys.py"), "--topology", topology,
+            LabEnvironment.Run("python3", Path.Combine(CaptureCorpus.RepositoryRoot, "tests", "lab", "derive-journeys.py"), "--topology", topology,
                 "--bridge-copies", "side", "--out", derived, marked);
             using JsonDocument expected = JsonDocument.Parse(File.ReadAllText(derived));
             var expectedPaths = expected.RootElement.GetProperty("paths").EnumerateArray().ToDictionary(
@@ -214,16 +215,6 @@ public sealed class CniLabTests
     private static void Ping(string pod, string address, int count, int size) =>
         LabEnvironment.Run("ip", "netns", "exec", pod, "busybox", "ping", "-c", count.ToString(CultureInfo.InvariantCulture), "-i", "0.3",
             "-s", size.ToString(CultureInfo.InvariantCulture), "-W", "2", address);
-
-    private static string RepoRoot()
-    {
-        string? directory = AppContext.BaseDirectory;
-        while (directory is not null && !File.Exists(Path.Combine(directory, "VethTrace.sln")))
-        {
-            directory = Path.GetDirectoryName(directory);
-        }
-        return directory ?? throw new InvalidOperationException("repository root not found");
-    }
 
     private static string TempFile(string name) => Path.Combine(Path.GetTempPath(), $"cni19-{name}-{Guid.NewGuid():N}.pcapng");
 
