@@ -129,6 +129,8 @@ public sealed record HostInterfaceListing(
             LinkOperationalState.Up => "up",
             LinkOperationalState.Down => "down",
             LinkOperationalState.LowerLayerDown => "lower",
+            // IF_OPER_UNKNOWN: what a VXLAN, tun or dummy device reports while it works (ip link: "state UNKNOWN").
+            LinkOperationalState.Unknown => "unkn",
             _ => "?",
         };
         string line = $"{Clip(TerminalText.Escape(entry.Name), NameWidth),-NameWidth} {Clip(TerminalText.Escape(entry.Kind), KindWidth),-KindWidth} {Clip(TerminalText.Escape(entry.Master ?? "-"), MasterWidth),-MasterWidth} {state,-StateWidth} {detail}";

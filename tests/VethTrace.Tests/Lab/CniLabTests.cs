@@ -191,7 +191,7 @@ public sealed class CniLabTests
             Row(cni["CNI_POD1_VETH"]), StringComparison.Ordinal);
         Assert.StartsWith(Clipped($"{cni["CNI_POD2_VETH"].PadRight(16)} veth   {Bridge.PadRight(16)} up    {cni["CNI_POD2_ID"]}:eth0 {cni["CNI_POD2_IP"]}/24"),
             Row(cni["CNI_POD2_VETH"]), StringComparison.Ordinal);
-        Assert.StartsWith($"{cni["CNI_VXLAN"].PadRight(16)} vxlan  -", Row(cni["CNI_VXLAN"]), StringComparison.Ordinal);
+        Assert.StartsWith($"{cni["CNI_VXLAN"].PadRight(16)} vxlan  -                unkn  tunnel", Row(cni["CNI_VXLAN"]), StringComparison.Ordinal);
         Assert.EndsWith("tunnel 10.244.78.1/24", Row(cni["CNI_VXLAN"]).TrimEnd(), StringComparison.Ordinal);
         // The source of each name, on the lines after the table (wrapped at 80 columns: compared without the wrapping).
         string flat = string.Join(' ', text.Split((char[])['\n', ' '], StringSplitOptions.RemoveEmptyEntries));
