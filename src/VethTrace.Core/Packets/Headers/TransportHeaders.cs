@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 
 namespace VethTrace.Packets.Headers;
 
@@ -269,6 +270,7 @@ public readonly ref struct IcmpHeader
     public ushort Sequence => BinaryPrimitives.ReadUInt16BigEndian(_data[Field.Sequence..]);
 
     /// <summary>Echo and timestamp messages carry an identifier and a sequence number (RFC 792).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool HasIdentifier(bool v6, byte type) => v6
         ? type is V6Type.EchoRequest or V6Type.EchoReply
         : type is V4Type.EchoReply or V4Type.EchoRequest or V4Type.Timestamp or V4Type.TimestampReply;
