@@ -315,9 +315,19 @@ public static class PacketParser
                 layers.TcpWindow = ReadBigEndian16(ref start, tcp + TcpHeader.Field.Window);
                 layers.TcpHeaderLength = (byte)headerLength;
                 layers.TcpOptionsLength = (byte)(headerLength - TcpHeader.Field.FixedLength);
-                if (headerLength > TcpHeader.Field.FixedLength)
+                // The options are captured whole (checked above). NOP, NOP, Timestamps, the layout of nearly every
+                // segment of an established Linux connection (RFC 7323 appendix A), is read here, as ReadTcpOptions
+                // reads it, without the call; any other is walked there.
+                const int Options = TcpHeader.Field.FixedLength;
+                if (headerLength == Options + TcpHeader.AlignedTimestampsLength
+                    && ReadBigEndian32(ref start, tcp + Options) == TcpHeader.AlignedTimestampsPrefix)
                 {
-                    // The options are captured whole (checked above).
+                    layers.TcpTsVal = ReadBigEndian32(ref start, tcp + Options + 4);
+                    layers.TcpTsEcr = ReadBigEndian32(ref start, tcp + Options + 8);
+                    flags = PacketFlags.TcpTimestamps;
+                }
+                else if (headerLength > Options)
+                {
                     flags = ReadTcpOptions(frame.Slice(tcp, headerLength), headerLength, ref layers);
                 }
                 SetPayload(ref layers, tcp + headerLength, segmentLength - headerLength, transportCaptured - headerLength);

@@ -77,7 +77,7 @@ public readonly ref struct TcpHeader
     public const int AlignedTimestampsLength = 12;
 
     /// <summary>NOP, NOP, kind 8, length 10: the first word of the recommended timestamp layout (RFC 7323 appendix A).</summary>
-    private const uint AlignedTimestampsPrefix = 0x0101_080A;
+    public const uint AlignedTimestampsPrefix = 0x0101_080A;
 
     /// <summary>
     /// Reads TSval and TSecr when the options are exactly NOP, NOP, Timestamps, the layout Linux sends on every segment
