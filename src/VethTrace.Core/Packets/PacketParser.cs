@@ -28,6 +28,8 @@ public static class PacketParser
     /// IP length (big TCP) from the original length rather than the captured one, so every hop agrees on it whatever its
     /// snaplen. A value below <paramref name="frame"/>'s length means unknown.
     /// </summary>
+    // Inlined into the caller's loop: what is left of it is the link type's switch and one call.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ParseOutcome Parse(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, int originalLength, out ParsedPacket packet)
     {
         // Every field Parse sets is written below (Inner only when a tunnel is found: it is only meaningful when
