@@ -85,8 +85,9 @@ public static class VethTraceCommand
         var root = new RootCommand(
             "VethTrace: follow a container's packets across its eth0, its veth, the bridge, NAT and the host's egress, " +
             "and see where the time went.\n\n" +
-            "Replay and packets read capture files and need no privilege; follow, record and interfaces need root (CAP_NET_RAW, " +
-            "CAP_NET_ADMIN, CAP_SYS_ADMIN) and the Docker socket. Exit codes: 0 success, 1 command line, 2 input file, " +
+            "Replay and packets read capture files and need no privilege; follow, record and interfaces need root (or CAP_NET_RAW, " +
+            "CAP_NET_ADMIN, CAP_SYS_ADMIN and CAP_SYS_PTRACE, granted with setcap: see the README) and the Docker socket. " +
+            "Exit codes: 0 success, 1 command line, 2 input file, " +
             "3 container or Docker, 4 capture could not start.\n\nExamples:\n" +
             "  vethtrace replay captures/masquerade-multi.pcapng\n" +
             "  vethtrace packets captures/masquerade-multi.pcapng --by-fingerprint\n" +

@@ -12,7 +12,13 @@ namespace VethTrace.Tests.Cli;
 /// </summary>
 public sealed class DocumentedOutputTests
 {
-    private static readonly string[] Pages = ["README.md", "docs/json.md", "docs/usage.md", "docs/network-modes.md", "docs/robustness.md", "docs/install.md"];
+    /// <summary>The README and every page of docs/ (a page added later is checked without being listed here).</summary>
+    private static readonly string[] Pages =
+    [
+        "README.md",
+        .. Directory.GetFiles(Path.Combine(CaptureCorpus.RepositoryRoot, "docs"), "*.md")
+            .Select(f => "docs/" + Path.GetFileName(f)).Order(StringComparer.Ordinal),
+    ];
 
     public static TheoryData<string, int, string> Commands()
     {
@@ -32,6 +38,9 @@ public sealed class DocumentedOutputTests
         Assert.Contains(documented, d => d.Page == "README.md" && d.Command.StartsWith("dotnet run --project src/VethTrace.Cli -c Release -- replay captures/masquerade-multi.pcapng", StringComparison.Ordinal));
         Assert.Contains(documented, d => d.Page == "README.md" && d.Command.StartsWith("vethtrace replay captures/replay/firewall-drop.pcapng", StringComparison.Ordinal));
         Assert.Contains(documented, d => d.Page == "README.md" && d.Command.StartsWith("vethtrace replay captures/masquerade-multi.pcapng --format json", StringComparison.Ordinal));
+        // Pages beyond the first six are found by themselves: the HTML report's and the sampling example.
+        Assert.Contains(documented, d => d.Page == "docs/html-report.md");
+        Assert.Contains(documented, d => d.Page == "docs/performance.md");
     }
 
     [Theory]

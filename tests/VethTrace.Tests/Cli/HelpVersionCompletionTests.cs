@@ -31,6 +31,41 @@ public sealed partial class HelpVersionCompletionTests
     }
 
     [Fact]
+    public void Readme_CommandsTable_ListsEveryCommandOfHelp()
+    {
+        // The README's table of commands and docs/usage.md's pasted listing name the commands --help lists (bench
+        // was once missing from the README's).
+        string[] readme = File.ReadAllLines(Path.Combine(CaptureCorpus.RepositoryRoot, "README.md"));
+        var table = readme.Select(l => ReadmeCommandRow().Match(l)).Where(m => m.Success).Select(m => m.Groups["name"].Value);
+        Assert.Equal(Commands.Order(), table.Order());
+
+        string usage = File.ReadAllText(Path.Combine(CaptureCorpus.RepositoryRoot, "docs", "usage.md"));
+        string listing = usage[usage.IndexOf("Commands:\n", StringComparison.Ordinal)..];
+        listing = listing[..listing.IndexOf("```", StringComparison.Ordinal)];
+        var listed = Regex.Matches(listing, @"^  (?<name>[a-z]+)\b", RegexOptions.Multiline).Select(m => m.Groups["name"].Value);
+        Assert.Equal(Commands.Order(), listed.Order());
+    }
+
+    [Fact]
+    public void Help_Root_NamesEveryCapabilityTheReadmeGrants()
+    {
+        // The README's setcap line grants what follow needs; --help must not name fewer (CAP_SYS_PTRACE was missing).
+        string readme = File.ReadAllText(Path.Combine(CaptureCorpus.RepositoryRoot, "README.md"));
+        Match setcap = Regex.Match(readme, @"^setcap (?<caps>[a-z_,]+)\+eip ", RegexOptions.Multiline);
+        Assert.True(setcap.Success, "the README has no setcap line");
+        string[] capabilities = setcap.Groups["caps"].Value.Split(',').Select(c => c.ToUpperInvariant()).ToArray();
+        Assert.Equal(["CAP_NET_RAW", "CAP_NET_ADMIN", "CAP_SYS_ADMIN", "CAP_SYS_PTRACE"], capabilities);
+
+        var output = new StringWriter();
+        Assert.Equal(ExitCode.Success, VethTraceCommand.Run(["--help"], output, new StringWriter()));
+        string description = output.ToString()[..output.ToString().IndexOf("Usage:", StringComparison.Ordinal)];
+        foreach (string capability in capabilities)
+        {
+            Assert.Contains(capability, description, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public void Version_PrintsProjectVersionAndACommitOfThisRepository()
     {
         var output = new StringWriter();
@@ -105,6 +140,9 @@ public sealed partial class HelpVersionCompletionTests
         process.WaitForExit();
         return (process.ExitCode, output.Result, error.Result);
     }
+
+    [GeneratedRegex(@"^\| `vethtrace (?<name>[a-z]+)\b")]
+    private static partial Regex ReadmeCommandRow();
 
     [GeneratedRegex(@"^vethtrace (?<version>\d+\.\d+\.\d+) \(commit (?<commit>[0-9a-f]{40})\)\n?$")]
     private static partial Regex VersionLine();
