@@ -55,8 +55,8 @@ public readonly record struct PacketFields(
     /// <c>From(layers).Hash()</c> without building the record between: the benchmark passes hash each packet's fields
     /// straight from where they were read (this for VethTrace's <see cref="PacketLayers"/>, <see cref="Hash(byte, UInt128,
     /// UInt128, byte, byte, uint, TransportKind, ushort, ushort, uint, uint, ushort, int)"/> for the floor's reads), so the
-    /// passes differ only in how they get the fields. (The Native AOT build copied the 80-byte record through a memmove
-    /// call per packet, a cost the floor did not pay.)
+    /// passes differ only in how they get the fields: building the 80-byte record costs a copy (a memmove call in the
+    /// Native AOT build) that the floor would not pay.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ulong HashOf(in PacketLayers layers)

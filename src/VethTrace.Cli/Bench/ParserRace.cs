@@ -38,10 +38,9 @@ public static class ParserRace
         var theirs = new Tally();
         var floor = new Tally();
         clock.Restart();
-        // The order turns each round, so each pass follows each other one equally often. In a fixed order the floor
-        // always ran after PacketDotNet, whose pass allocates tens of megabytes and leaves the packets out of the cache,
-        // and VethTrace always after the floor, which had just brought them in: on the bulk set (8 MB, inside this
-        // machine's 32 MB L3) that flattered VethTrace against the floor.
+        // The order turns each round, so each pass follows each other one equally often: PacketDotNet's pass allocates
+        // tens of megabytes and leaves the packets out of the cache, the other two bring them back in, and in a fixed
+        // order the pass after PacketDotNet would always start cold and the one after it warm.
         for (int round = 0; ours.Passes == 0 || round % 3 != 0 || clock.Elapsed < duration; round++)
         {
             switch (round % 3)
