@@ -148,7 +148,8 @@ public static class FollowCommand
                 "  vethtrace follow web --hop vethd4e5f6 --hop eth0@/proc/5678/ns/net   (east-west: add the peer's hops)\n" +
                 "  vethtrace follow --hop eth0@/run/netns/c1 --hop vxlan1@/run/netns/h1 --hop wire1@/run/netns/h1 ...   (an overlay, across hosts)\n" +
                 "  vethtrace follow web --duration 60s --html web.html   (the final report also as a page to open in a browser)\n" +
-                "  vethtrace follow web --prometheus 9417 --quiet   (an agent: /metrics on 127.0.0.1:9417 for Prometheus, docs/prometheus.md)")
+                "  vethtrace follow web --prometheus 9417 --quiet   (an agent: /metrics on 127.0.0.1:9417 for Prometheus, docs/prometheus.md)\n" +
+                "  vethtrace follow --prometheus 9417 --quiet   (the whole host as an agent: every container's series with its container label)")
             {
                 target, hops, egress, duration, format, filter, window, snapLength, bufferSize, all, vxlanPort, role, flowTimeout, natDetail, sample, html, engine,
                 network, focus,
@@ -188,7 +189,7 @@ public static class FollowCommand
         List<string> NotYetWholeHost(System.CommandLine.Parsing.CommandResult result)
         {
             var given = new List<string>();
-            foreach (Option option in (Option[])[html, sample, engine, .. record ? Array.Empty<Option>() : [prometheus.Prometheus, prometheus.Quiet]])
+            foreach (Option option in (Option[])[html, sample, engine])
             {
                 if (result.GetResult(option) is { Implicit: false })
                 {
@@ -241,9 +242,7 @@ public static class FollowCommand
                 Roles = CommonOptions.RoleMap(parseResult, role),
                 Sample = record ? 1 : CommonOptions.SampleOf(parseResult.GetValue(sample)) ?? 1,
                 Prometheus = metrics,
-                // An agent: --quiet, or serving metrics to no terminal with no output format asked for.
-                Quiet = !record && (parseResult.GetValue(prometheus.Quiet)
-                    || metrics is not null && !terminal && parseResult.GetResult(format) is null or { Implicit: true }),
+                Quiet = !record && Quiet(parseResult, metrics, terminal),
             };
             return (int)FollowCommand.Execute(settings, output, error, cancel);
         });
@@ -262,11 +261,14 @@ public static class FollowCommand
 
         WholeHostFollow.Settings WholeHostSettings(ParseResult parseResult, bool recording)
         {
+            bool terminal = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
+            // No hop list: every container's label comes from the veths the run attaches.
+            PrometheusSettings? metrics = recording ? null : prometheus.Read(parseResult, []);
             return new WholeHostFollow.Settings(parseResult.GetValue(target) ?? [], parseResult.GetValue(network), parseResult.GetValue(egress),
                 parseResult.GetValue(format), DurationOf(parseResult), CommonOptions.WindowNs(parseResult, window),
                 parseResult.GetValue(filter), new ParserOptions { VxlanPort = (ushort)parseResult.GetValue(vxlanPort) },
                 recording ? parseResult.GetValue(file) : null, recording ? recordFiles.Read(parseResult) : null,
-                Terminal: ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected,
+                Terminal: terminal,
                 SnapLength: parseResult.GetValue(snapLength) ?? (recording ? FollowCommand.RecordSnapLength : FollowCommand.FollowSnapLength),
                 BufferBytes: parseResult.GetValue(bufferSize) is { } kib ? kib * 1024 : HostCapture.DefaultBufferBytes)
             {
@@ -274,8 +276,14 @@ public static class FollowCommand
                 NatDetail = !recording && parseResult.GetValue(natDetail),
                 Roles = CommonOptions.RoleMap(parseResult, role),
                 Focus = recording ? null : parseResult.GetValue(focus),
+                Prometheus = metrics,
+                Quiet = !recording && Quiet(parseResult, metrics, terminal),
             };
         }
+
+        // An agent: --quiet, or serving metrics to no terminal with no output format asked for.
+        bool Quiet(ParseResult parseResult, PrometheusSettings? metrics, bool terminal) =>
+            parseResult.GetValue(prometheus.Quiet) || metrics is not null && !terminal && parseResult.GetResult(format) is null or { Implicit: true };
     }
 
     public sealed record Settings(

@@ -15,7 +15,9 @@ public sealed class PrometheusOptions
     {
         Description = "Serve /metrics in the Prometheus text format on [ADDR:]PORT while following (default address 127.0.0.1; " +
             "0.0.0.0:PORT listens on every address): hop latency histograms, journeys, losses, NAT mappings and capture counters " +
-            "per container and interface (docs/prometheus.md). With it, and stdout not a terminal and no --format, follow runs as an agent (as --quiet)",
+            "per container and interface (docs/prometheus.md). Works with one target and with the whole host (no target, several targets, --network): " +
+            "every container's series carry its container label, and the kernel drops are the one 'any' handle's (interface=\"any\"). " +
+            "With it, and stdout not a terminal and no --format, follow runs as an agent (as --quiet)",
         HelpName = "[ADDR:]PORT",
     };
 
@@ -27,7 +29,7 @@ public sealed class PrometheusOptions
 
     public Option<bool> Quiet { get; } = new("--quiet", "-q")
     {
-        Description = "No live view and no line a second: only the opening lines and the final report (an agent, with --prometheus)",
+        Description = "No live view and no line a second: only the opening lines, whole-host follow's attach/detach events and the final report (an agent, with --prometheus)",
     };
 
     public PrometheusOptions()

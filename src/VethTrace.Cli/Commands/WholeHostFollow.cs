@@ -7,6 +7,7 @@ using VethTrace.Capture.Files;
 using VethTrace.Capture.Filters;
 using VethTrace.Capture.Live;
 using VethTrace.Capture.Topology;
+using VethTrace.Cli.Metrics;
 using VethTrace.Cli.Output;
 using VethTrace.Packets;
 using VethTrace.Text;
@@ -29,6 +30,12 @@ public static class WholeHostFollow
 
     /// <summary>How often the interfaces are compared with the host's (well inside the one second a new container has).</summary>
     private static readonly TimeSpan ReconcileEvery = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>The <c>interface</c> and <c>role</c> of the one handle's own counters in the metrics, as the JSON's capture record names it.</summary>
+    public const string AnyInterface = "any";
+
+    /// <summary>How often the metrics' snapshot (losses, NAT, capture counters) is taken from the report, as single-target follow's tick.</summary>
+    private static readonly TimeSpan MetricsEvery = TimeSpan.FromSeconds(1);
 
     /// <summary>What to follow. <paramref name="Containers"/> empty and <paramref name="Network"/> null: every container.</summary>
     public sealed record Settings(
@@ -54,6 +61,12 @@ public static class WholeHostFollow
 
         /// <summary>--container NAME: the live view also shows this container's path view.</summary>
         public string? Focus { get; init; }
+
+        /// <summary>--prometheus: serve /metrics while following (<see cref="FollowAgent"/>), every container with its label.</summary>
+        public PrometheusSettings? Prometheus { get; init; }
+
+        /// <summary>No live view and no progress lines (--quiet, or an agent); events and the final report are still written.</summary>
+        public bool Quiet { get; init; }
 
         public bool Selective => Containers.Count > 0 || Network is not null;
 
@@ -131,6 +144,27 @@ public static class WholeHostFollow
         }
     }
 
+    /// <summary>
+    /// The capture rows whole-host follow hands the metrics: each interface's packets (kernel drops are not known per
+    /// interface with one handle: null), except one detached longer ago than <see cref="FollowMetrics.GoneAfter"/> (a
+    /// host whose containers come and go does not pile up a series per veth it ever had); then the <c>any</c> handle's
+    /// packets and kernel drops, interface and role <see cref="AnyInterface"/>.
+    /// </summary>
+    internal static List<(string Interface, string Role, long Packets, long? KernelDrops)> CaptureRows(IReadOnlyList<string> names,
+        Func<int, InterfaceRole> roleOf, Func<int, long> packetsOf, IReadOnlyDictionary<int, DateTime> detachedAt, DateTime now, long received, long dropped)
+    {
+        var rows = new List<(string, string, long, long?)>(names.Count + 1);
+        for (int id = 0; id < names.Count; id++)
+        {
+            if (!detachedAt.TryGetValue(id, out DateTime gone) || now - gone <= FollowMetrics.GoneAfter)
+            {
+                rows.Add((names[id], InterfaceRoles.Name(roleOf(id)), packetsOf(id), null));
+            }
+        }
+        rows.Add((AnyInterface, AnyInterface, received, dropped));
+        return rows;
+    }
+
     /// <summary>Every named container and the network must exist now (a typo should not wait forever); later restarts are followed.</summary>
     private static ExitCode? CheckSelection(Settings settings, DockerClient docker, TextWriter error, CancellationToken cancel)
     {
@@ -164,8 +198,31 @@ public static class WholeHostFollow
         private readonly List<string> _events = [];
         private readonly Stopwatch _clock = new();
         private HostRecording? _recording;
+        private FollowAgent? _agent;
+        private TimeSpan _nextMetrics;
+        /// <summary>When each detached interface went away (by interface id): its packet series go with its container's.</summary>
+        private readonly Dictionary<int, DateTime> _detachedAt = [];
 
         public ExitCode Go(CancellationToken cancel)
+        {
+            // The endpoint first, hooked before the first packet: a port in use ends the run at once.
+            if (settings.Prometheus is { } served)
+            {
+                _agent = FollowAgent.Start(served, session, id => _owners.Of(id)?.Name, error);
+                if (_agent is null)
+                {
+                    return ExitCode.CaptureFailed;
+                }
+                // Losses and NAT rows as the report attributes them (the JSON's container field).
+                _agent.Attribute(loss => _owners.OfLoss(loss)?.Name, inside => _owners.OfNatInside(inside)?.Name);
+            }
+            using (_agent)
+            {
+                return Follow(cancel);
+            }
+        }
+
+        private ExitCode Follow(CancellationToken cancel)
         {
             // The container map first (up to 3 s), so the interfaces present at the start are attached with their names.
             var loading = Stopwatch.StartNew();
@@ -202,7 +259,15 @@ public static class WholeHostFollow
                 }
                 FlushEvents();
                 output.Flush();
-                if (settings.Terminal && !_json)
+                if (settings.Quiet)
+                {
+                    // An agent: the events as they happen (rare), no view and no line a second.
+                    while (Tick(cancel))
+                    {
+                        FlushEvents();
+                    }
+                }
+                else if (settings.Terminal && !_json)
                 {
                     AnsiConsole.Live(new Markup("starting…")).AutoClear(false).Start(context =>
                     {
@@ -232,6 +297,11 @@ public static class WholeHostFollow
                 capture.Stop();
                 Reconcile(initial: false);
                 FlushEvents();
+                // The endpoint's last figures are the final report's (served until follow exits).
+                if (_agent is not null)
+                {
+                    UpdateMetrics(session.Report());
+                }
                 _recording?.Dispose();
                 if (_recording?.Failure is { } failure)
                 {
@@ -261,7 +331,27 @@ public static class WholeHostFollow
             {
                 Event($"note: {note}", "note", null, null, note);
             }
+            if (_agent is not null && _clock.Elapsed >= _nextMetrics)
+            {
+                _nextMetrics = _clock.Elapsed + MetricsEvery;
+                UpdateMetrics(session.Report());
+            }
             return !cancel.IsCancellationRequested && (settings.Duration is not { } end || _clock.Elapsed < end - TimeSpan.FromMilliseconds(20));
+        }
+
+        /// <summary>
+        /// The metrics' snapshot: each interface's packets (kernel drops are not known per interface with one handle),
+        /// the <c>any</c> handle's packets and kernel drops (role <c>any</c>), and the containers whose veths are attached.
+        /// </summary>
+        private void UpdateMetrics(CorrelationReport report)
+        {
+            if (_agent is null)
+            {
+                return;
+            }
+            var (received, dropped, _) = capture.HandleStatistics();
+            _agent.Update(report, CaptureRows(session.Interfaces.Names, session.Interfaces.RoleOf, capture.PacketsOf, _detachedAt, DateTime.UtcNow, received, dropped),
+                _attached.Values.Select(a => a.Container).OfType<string>().Distinct(StringComparer.Ordinal));
         }
 
         /// <summary>Compares the host's interfaces with the attached ones: attaches the new, detaches the gone, names the newly known.</summary>
@@ -315,7 +405,10 @@ public static class WholeHostFollow
             }
             foreach (int index in capture.AttachedIndexes.Where(i => !present.Contains(i)).ToList())
             {
-                capture.Detach(index);
+                if (capture.Detach(index) is { } detached)
+                {
+                    _detachedAt[detached] = DateTime.UtcNow;
+                }
                 var (name, _, container) = _attached[index];
                 _attached.Remove(index);
                 Event($"detached {name}" + (container is null ? "" : $" ({container})") + ": it went away; its figures are kept", "detached", name, container, null);

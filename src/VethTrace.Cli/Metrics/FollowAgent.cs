@@ -10,8 +10,9 @@ namespace VethTrace.Cli.Metrics;
 /// correlator, refreshed from the capture once a tick, and the <see cref="PrometheusEndpoint"/> that serves them.
 /// Kept out of <see cref="FollowCommand"/>, which calls <see cref="Start(PrometheusSettings, TraceSession, TextWriter)"/>,
 /// <see cref="Update(LiveCapture)"/> and disposes it. Another engine over a <see cref="TraceSession"/> (whole-host
-/// follow) plugs in with <see cref="Start(PrometheusSettings, TraceSession, Func{int, string?}, TextWriter)"/>, its own
-/// interface-to-container map, and <see cref="Update(CorrelationReport, IReadOnlyList{ValueTuple{string, string, long, long}}, IEnumerable{string})"/>.
+/// follow, <see cref="WholeHostFollow"/>) plugs in with <see cref="Start(PrometheusSettings, TraceSession, Func{int, string?}, TextWriter)"/>,
+/// its own interface-to-container map, <see cref="Attribute"/> for losses and NAT rows, and
+/// <see cref="Update(CorrelationReport, IReadOnlyList{ValueTuple{string, string, long, long?}}, IEnumerable{string})"/>.
 /// </summary>
 public sealed class FollowAgent : IDisposable
 {
@@ -48,15 +49,25 @@ public sealed class FollowAgent : IDisposable
         return new FollowAgent(metrics, endpoint, settings);
     }
 
+    /// <summary>
+    /// Losses and NAT rows attributed as the caller's report attributes them (whole-host follow: by the containers'
+    /// interfaces and addresses it knows), not by follow's hops. On the thread that pumps the session.
+    /// </summary>
+    public void Attribute(Func<LossReport, string?> lossOwner, Func<string, string?> natOwner)
+    {
+        _metrics.LossOwner = lossOwner;
+        _metrics.NatOwner = natOwner;
+    }
+
     /// <summary>Refreshes the snapshot the scrape reads (on the thread that pumps the session).</summary>
     public void Update(LiveCapture live) => Update(live, live.Session.Report(), live.Statistics());
 
     public void Update(LiveCapture live, CorrelationReport report, IReadOnlyList<HopStatistics> statistics) =>
-        Update(report, [.. statistics.Select((s, hop) => (s.DisplayName, InterfaceRoles.Name(live.Session.Interfaces.RoleOf(hop)), s.Packets, s.KernelDropped))],
+        Update(report, [.. statistics.Select((s, hop) => (s.DisplayName, InterfaceRoles.Name(live.Session.Interfaces.RoleOf(hop)), s.Packets, (long?)s.KernelDropped))],
             _settings.Containers.OfType<string>().Distinct());
 
     /// <summary>Refreshes the snapshot from a report, each capture handle's counts and the containers captured now.</summary>
-    public void Update(CorrelationReport report, IReadOnlyList<(string Interface, string Role, long Packets, long KernelDrops)> captures,
+    public void Update(CorrelationReport report, IReadOnlyList<(string Interface, string Role, long Packets, long? KernelDrops)> captures,
         IEnumerable<string> capturedContainers) => _metrics.Update(report, captures, capturedContainers);
 
     public void Dispose()

@@ -89,6 +89,18 @@ public sealed class FollowMetrics : IJourneyObserver, IDisposable
     /// <summary>Replaces the interface-to-container map (interfaces added or gone: a restart, whole-host follow).</summary>
     public void SetContainers(Func<int, string?> containerOf) => _containerOf = containerOf;
 
+    /// <summary>
+    /// The container a loss belongs to, when the caller knows better than the innermost interface of its flow
+    /// (whole-host follow: as its report says, <see cref="ContainerOwners.OfLoss"/>); null: the innermost interface's.
+    /// </summary>
+    public Func<LossReport, string?>? LossOwner { get; set; }
+
+    /// <summary>
+    /// The container whose address a NAT row's inside endpoint is, when the caller knows the containers' addresses
+    /// (whole-host follow: <see cref="ContainerOwners.OfNatInside"/>); null: the addresses seen on containers' own interfaces.
+    /// </summary>
+    public Func<string, string?>? NatOwner { get; set; }
+
     public void Journey(ReadOnlySpan<Observation> path, bool segmented)
     {
         int towardsEgress = ((int)_roleOf(path[^1].Interface)).CompareTo((int)_roleOf(path[0].Interface));
@@ -146,10 +158,12 @@ public sealed class FollowMetrics : IJourneyObserver, IDisposable
     /// Takes the snapshot the scrape reads: the report's losses and NAT rows, and each capture's counts with the role
     /// of its interface; forgets containers gone for <see cref="GoneAfter"/>. On the matching thread, between pumps.
     /// </summary>
-    /// <param name="captures">Each capture handle's counts: the hop's interface and role (<see cref="InterfaceRoles.Name(InterfaceRole)"/>),
-    /// or for one handle over many interfaces (whole-host follow's <c>any</c>) its name and a role of its own.</param>
+    /// <param name="captures">Each interface's or capture handle's counts: the hop's interface and role
+    /// (<see cref="InterfaceRoles.Name(InterfaceRole)"/>), or for one handle over many interfaces (whole-host follow's
+    /// <c>any</c>) its name and a role of its own. Kernel drops null: not known for it (an interface of a shared handle),
+    /// so no drop series.</param>
     /// <param name="capturedContainers">The containers whose interfaces are captured now (the others are gone).</param>
-    public void Update(CorrelationReport report, IReadOnlyList<(string Interface, string Role, long Packets, long KernelDrops)> captures,
+    public void Update(CorrelationReport report, IReadOnlyList<(string Interface, string Role, long Packets, long? KernelDrops)> captures,
         IEnumerable<string> capturedContainers)
     {
         DateTime now = _clock();
@@ -169,7 +183,7 @@ public sealed class FollowMetrics : IJourneyObserver, IDisposable
         var lost = new Dictionary<(string Container, string LastSeen), long>();
         foreach (LossReport loss in report.Losses)
         {
-            string container = loss.Inside >= 0 && _containerOf(loss.Inside) is { } name ? name : Unattributed;
+            string container = (LossOwner is { } owner ? owner(loss) : loss.Inside >= 0 ? _containerOf(loss.Inside) : null) ?? Unattributed;
             if (_containers.ContainsKey(container) || container == Unattributed)
             {
                 var key = (container, _names[loss.LastSeen]);
@@ -180,13 +194,15 @@ public sealed class FollowMetrics : IJourneyObserver, IDisposable
         var nat = new Dictionary<(string Container, string Kind, string Protocol), long>();
         foreach (NatInUse row in report.NatInUse)
         {
-            var key = (byAddress.GetValueOrDefault(AddressOf(row.Inside)) ?? Unattributed, ReplayTable.Kind(row.Kind), row.Protocol.Name);
+            string? container = NatOwner is { } owner ? owner(row.Inside) : byAddress.GetValueOrDefault(AddressOf(row.Inside));
+            var key = (container is not null && _containers.ContainsKey(container) ? container : Unattributed, ReplayTable.Kind(row.Kind), row.Protocol.Name);
             nat[key] = nat.GetValueOrDefault(key) + row.Translations;
         }
         _snapshot = new Snapshot(
             [.. lost.Select(l => new Measurement<long>(l.Value, Tag("container", l.Key.Container), Tag("last_seen", l.Key.LastSeen)))],
             [.. captures.Select(c => new Measurement<long>(c.Packets, Tag("interface", c.Interface), Tag("role", c.Role)))],
-            [.. captures.Select(c => new Measurement<long>(Math.Max(0, c.KernelDrops), Tag("interface", c.Interface), Tag("role", c.Role)))],
+            [.. captures.Where(c => c.KernelDrops is not null)
+                .Select(c => new Measurement<long>(Math.Max(0, c.KernelDrops!.Value), Tag("interface", c.Interface), Tag("role", c.Role)))],
             [.. nat.Select(n => new Measurement<long>(n.Value, Tag("container", n.Key.Container), Tag("kind", n.Key.Kind), Tag("proto", n.Key.Protocol)))],
             [.. _containers.Values.Select(c => new Measurement<long>(c.Segmented, Tag("container", c.Name)))]);
         foreach (ContainerSeries container in _containers.Values)

@@ -13,7 +13,8 @@ public sealed class PathStats(int[] interfaces)
 
     /// <summary>
     /// The time from the first to the last hop of these journeys (through the host), for those whose every copy had a
-    /// valid time; a per-container figure is these merged over the container's paths.
+    /// valid time; a per-container figure is these merged over the container's paths. Empty when the run did not
+    /// keep them (<see cref="TraceSessionOptions.PathLatency"/>).
     /// </summary>
     public LatencyHistogram Through { get; } = new();
 

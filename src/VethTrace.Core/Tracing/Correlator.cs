@@ -480,7 +480,7 @@ public sealed class Correlator : IObservationSink
                 _paths[key] = path = new PathStats(sightings.Select(s => s.Interface).ToArray());
             }
             path.Journeys++;
-            if (!timeless)
+            if (!timeless && _options.PathLatency)
             {
                 path.Through.Record(sightings[^1].TimestampNs - sightings[0].TimestampNs);
             }
@@ -946,5 +946,8 @@ public sealed record CorrelatorOptions
 
     /// <summary>The host's routes to the egress (follow), for the losses of flows no packet got through; null in replay.</summary>
     public IEgressRoutes? EgressRoutes { get; init; }
+
+    /// <summary>Record each path's through-host time (<see cref="PathStats.Through"/>); <see cref="TraceSessionOptions.PathLatency"/>.</summary>
+    public bool PathLatency { get; init; } = true;
 }
 

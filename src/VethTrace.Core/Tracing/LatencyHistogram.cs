@@ -5,17 +5,28 @@ namespace VethTrace.Tracing;
 /// <summary>
 /// A log-linear histogram of nanosecond latencies (the HdrHistogram layout): each power of two is cut into
 /// 2^<see cref="SubBucketBits"/> equal buckets, so a recorded value is known to a relative precision of 2^-13
-/// (under 1 µs for any latency below 8 ms, and always better than 0.013 %). Octaves are allocated when first
-/// used, so memory grows with the spread of the values, never with their number.
+/// (under 1 µs for any latency below 8 ms, and always better than 0.013 %). The buckets are held in pages of
+/// <see cref="PageBuckets"/>, allocated when a value first falls in one, so memory grows with the spread of the
+/// values, never with their number: latencies in whole microseconds from 12 to 75 µs take 64 pages (32 KiB), where
+/// whole octaves took 256 KiB (a histogram per path, hundreds of paths on a host with hundreds of containers).
 /// </summary>
 public sealed class LatencyHistogram
 {
     public const int SubBucketBits = 13;
     private const int SubBuckets = 1 << SubBucketBits;
     private const int Octaves = 64 - SubBucketBits;
+    private const int PageBits = 6;
+
+    /// <summary>The buckets of one page: 64 counts, 512 bytes.</summary>
+    public const int PageBuckets = 1 << PageBits;
+    private const int PagesPerOctave = SubBuckets / PageBuckets;
 
     // Octave 0 holds 0 .. 8191 exactly; octave k (k >= 1) holds [2^(k+12), 2^(k+13)) in 8192 buckets of 2^(k-1).
-    private readonly long[]?[] _octaves = new long[]?[Octaves + 1];
+    // Octave -> page -> bucket: the page tables and pages are made when first used.
+    private readonly long[]?[]?[] _octaves = new long[]?[]?[Octaves + 1];
+
+    /// <summary>The bytes of the counts held (pages and page tables), for memory figures.</summary>
+    public long Bytes { get; private set; }
 
     public long Count { get; private set; }
 
@@ -33,7 +44,7 @@ public sealed class LatencyHistogram
             valueNs = 0; // a clock step backwards between hops; the hop took no measurable time
         }
         (int octave, int index) = Locate(valueNs);
-        (_octaves[octave] ??= new long[SubBuckets])[index]++;
+        Page(octave, index >> PageBits)[index & (PageBuckets - 1)]++;
         Count++;
         Min = Math.Min(Min, valueNs);
         Max = Math.Max(Max, valueNs);
@@ -59,20 +70,12 @@ public sealed class LatencyHistogram
             return Max; // the top rank is the largest value, which is kept exactly
         }
         long seen = 0;
-        for (int octave = 0; octave < _octaves.Length; octave++)
+        foreach (var (octave, index, count) in Buckets())
         {
-            long[]? buckets = _octaves[octave];
-            if (buckets is null)
+            seen += count;
+            if (seen >= rank)
             {
-                continue;
-            }
-            for (int index = 0; index < buckets.Length; index++)
-            {
-                seen += buckets[index];
-                if (seen >= rank)
-                {
-                    return Math.Clamp(LowestValue(octave, index), Min, Max);
-                }
+                return Math.Clamp(LowestValue(octave, index), Min, Max);
             }
         }
         return Max;
@@ -88,14 +91,21 @@ public sealed class LatencyHistogram
         }
         for (int octave = 0; octave < other._octaves.Length; octave++)
         {
-            if (other._octaves[octave] is not { } buckets)
+            if (other._octaves[octave] is not { } pages)
             {
                 continue;
             }
-            long[] into = _octaves[octave] ??= new long[SubBuckets];
-            for (int index = 0; index < buckets.Length; index++)
+            for (int page = 0; page < pages.Length; page++)
             {
-                into[index] += buckets[index];
+                if (pages[page] is not { } buckets)
+                {
+                    continue;
+                }
+                long[] into = Page(octave, page);
+                for (int index = 0; index < buckets.Length; index++)
+                {
+                    into[index] += buckets[index];
+                }
             }
         }
         Count += other.Count;
@@ -110,26 +120,18 @@ public sealed class LatencyHistogram
         var counts = new long[edges.Length + 1];
         // Buckets come in ascending order of value: the range a bucket falls in never moves back.
         int slot = 0;
-        for (int octave = 0; octave < _octaves.Length; octave++)
+        foreach (var (octave, index, count) in Buckets())
         {
-            long[]? buckets = _octaves[octave];
-            if (buckets is null)
+            if (count == 0)
             {
                 continue;
             }
-            for (int index = 0; index < buckets.Length; index++)
+            long value = LowestValue(octave, index);
+            while (slot < edges.Length && value >= edges[slot])
             {
-                if (buckets[index] == 0)
-                {
-                    continue;
-                }
-                long value = LowestValue(octave, index);
-                while (slot < edges.Length && value >= edges[slot])
-                {
-                    slot++;
-                }
-                counts[slot] += buckets[index];
+                slot++;
             }
+            counts[slot] += count;
         }
         return counts;
     }
@@ -137,22 +139,55 @@ public sealed class LatencyHistogram
     /// <summary>The smallest recorded value above 0 (to its bucket's lowest value), or 0 when every value was 0 or none was recorded.</summary>
     public long LowestAboveZero()
     {
-        for (int octave = 0; octave < _octaves.Length; octave++)
+        foreach (var (octave, index, count) in Buckets())
         {
-            long[]? buckets = _octaves[octave];
-            if (buckets is null)
+            if (count != 0 && (octave != 0 || index != 0))
             {
-                continue;
-            }
-            for (int index = octave == 0 ? 1 : 0; index < buckets.Length; index++)
-            {
-                if (buckets[index] != 0)
-                {
-                    return Math.Max(LowestValue(octave, index), Min);
-                }
+                return Math.Max(LowestValue(octave, index), Min);
             }
         }
         return 0;
+    }
+
+    /// <summary>The page <paramref name="page"/> of <paramref name="octave"/>, made (with its table) when first used.</summary>
+    private long[] Page(int octave, int page)
+    {
+        long[]?[]? pages = _octaves[octave];
+        if (pages is null)
+        {
+            _octaves[octave] = pages = new long[]?[PagesPerOctave];
+            Bytes += PagesPerOctave * sizeof(long);
+        }
+        long[]? buckets = pages[page];
+        if (buckets is null)
+        {
+            pages[page] = buckets = new long[PageBuckets];
+            Bytes += PageBuckets * sizeof(long);
+        }
+        return buckets;
+    }
+
+    /// <summary>The buckets held, in ascending order of value: (octave, index in the octave, count).</summary>
+    private IEnumerable<(int Octave, int Index, long Count)> Buckets()
+    {
+        for (int octave = 0; octave < _octaves.Length; octave++)
+        {
+            if (_octaves[octave] is not { } pages)
+            {
+                continue;
+            }
+            for (int page = 0; page < pages.Length; page++)
+            {
+                if (pages[page] is not { } buckets)
+                {
+                    continue;
+                }
+                for (int i = 0; i < buckets.Length; i++)
+                {
+                    yield return (octave, page << PageBits | i, buckets[i]);
+                }
+            }
+        }
     }
 
     private static (int Octave, int Index) Locate(long value)

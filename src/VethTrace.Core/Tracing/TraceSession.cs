@@ -30,7 +30,8 @@ public sealed class TraceSession
     {
         Options = options;
         Interfaces = new InterfaceRegistry(options.Egress, options.Roles);
-        Correlator = new Correlator(new CorrelatorOptions { WindowNs = options.WindowNs, Timeouts = options.FlowTimeouts, NatDetail = options.NatDetail, EgressRoutes = options.EgressRoutes },
+        Correlator = new Correlator(new CorrelatorOptions { WindowNs = options.WindowNs, Timeouts = options.FlowTimeouts, NatDetail = options.NatDetail, EgressRoutes = options.EgressRoutes,
+            PathLatency = options.PathLatency },
             Interfaces.RoleOf, Interfaces);
     }
 

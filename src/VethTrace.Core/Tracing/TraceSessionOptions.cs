@@ -48,6 +48,14 @@ public sealed record TraceSessionOptions
     /// when unknown (replay).
     /// </summary>
     public IEgressRoutes? EgressRoutes { get; init; }
+
+    /// <summary>
+    /// Keep each path's through-host times (<see cref="PathStats.Through"/>), which only the per-container figures
+    /// (and the JSON path records of a run with containers) read. Off, the paths are counted but their histograms stay
+    /// empty: replay turns it off for files that name no containers, where recording into a histogram per path was a
+    /// cache miss per journey on a host with hundreds of containers (docs/performance.md, "Many flows").
+    /// </summary>
+    public bool PathLatency { get; init; } = true;
 }
 
 /// <summary>Decides whether one copy of a packet is selected (a compiled pcap-filter expression, in practice).</summary>

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text.RegularExpressions;
 using VethTrace.Capture.Files;
 using VethTrace.Cli.Metrics;
+using VethTrace.Packets;
 using VethTrace.Tests.Captures;
 using VethTrace.Tracing;
 using Xunit.Abstractions;
@@ -54,6 +55,101 @@ public sealed partial class PrometheusMetricsTests(ITestOutputHelper output)
             Assert.Contains("host=\"lab-test\"", line);
             Assert.DoesNotMatch(@"\d+\.\d+\.\d+\.\d+", line.Split('}')[0]);
         }
+    }
+
+    [Fact]
+    public async Task WholeHost_HostSideOnly_ContainerByItsVethLossesAndNatAsTheReportAndDropsOnTheAnyHandle()
+    {
+        // Whole-host follow captures the host side only (veths, the bridge, the egress; no container's eth0) and knows
+        // each veth's container and address from Docker: here the capture's veth is web's, at the address its pings
+        // carry on eth0 and the veth (tshark: 172.17.0.2). Without the report's attribution, no NAT row would be web's:
+        // no container's own interface shows its address.
+        string path = Path.Combine(Replay, "blocked-port.pcapng");
+        int veth;
+        using (var reader = CaptureFileReader.Open(path))
+        {
+            while (reader.TryReadNext(out _))
+            {
+                // pcapng declares its interfaces as it goes: read them all.
+            }
+            veth = reader.Interfaces.Select((i, id) => (i.Name, id)).Single(i => i.Name.StartsWith("veth", StringComparison.Ordinal)).id;
+        }
+        var session = new TraceSession(new TraceSessionOptions());
+        var owners = new ContainerOwners();
+        owners.Assign(veth, new ContainerOwner("web", "bridge", [IpAddress.Parse("172.17.0.2")]));
+        using var metrics = new FollowMetrics(session.Interfaces.RoleOf, session.Interfaces.Names, id => owners.Of(id)?.Name)
+        {
+            LossOwner = loss => owners.OfLoss(loss)?.Name,
+            NatOwner = inside => owners.OfNatInside(inside)?.Name,
+        };
+        session.Correlator.Observer = metrics;
+        using var exporter = PrometheusEndpoint.Start(new IPEndPoint(IPAddress.Loopback, FreePort()), "lab-test", metrics, out string? problem)
+            ?? throw new InvalidOperationException(problem);
+        var feeds = Engine.FollowFeeding.Feed(session, path, captured: name => name != "eth0");
+        CorrelationReport report = session.Report();
+        // As WholeHostFollow hands them: each interface's packets with no kernel drops (not known per interface with
+        // one handle), and the any handle's own counts.
+        metrics.Update(report, [.. feeds.Select(f => (session.Interfaces.Names[f.Id], InterfaceRoles.Name(session.Interfaces.RoleOf(f.Id)), f.Feed.Packets, (long?)null)),
+            ("any", "any", feeds.Sum(f => f.Feed.Packets), 3L)], ["web"]);
+        using var http = new HttpClient();
+        string scrape = await http.GetStringAsync($"http://{exporter.Bound}/metrics");
+
+        // The journeys are web's, each way as the report's container record counts them.
+        ContainerFigures web = Assert.Single(ContainerReport.Build(report, session.Interfaces.RoleOf, owners));
+        Assert.Equal(report.Journeys, Sum(scrape, "vethtrace_journeys_total", "container=\"web\""));
+        Assert.Equal(web.PacketsOut, Sum(scrape, "vethtrace_journeys_total", "container=\"web\",direction=\"outbound\""));
+        Assert.Equal(web.PacketsIn, Sum(scrape, "vethtrace_journeys_total", "container=\"web\",direction=\"inbound\""));
+        // iptables' 8 drops: all web's, as the report's loss records attribute them, each by the interface it was last
+        // seen on as the report says (with the host side only, the engine places one of them on the veth).
+        long dropped = long.Parse(File.ReadAllText(Path.Combine(Replay, "blocked-port.iptables-counter.tsv")).Split('\t')[0], CultureInfo.InvariantCulture);
+        Assert.Equal(dropped, web.Lost);
+        Assert.Equal(dropped, Sum(scrape, "vethtrace_journeys_lost_total", "container=\"web\""));
+        Assert.Equal(dropped, Sum(scrape, "vethtrace_journeys_lost_total", ""));
+        foreach (var at in report.Losses.GroupBy(l => l.LastSeen))
+        {
+            Assert.Equal(at.Sum(l => l.Packets), Sum(scrape, "vethtrace_journeys_lost_total", $"container=\"web\",last_seen=\"{session.Interfaces.Names[at.Key]}\""));
+        }
+        // The pings' MASQUERADE: web's by the address Docker gave it.
+        Assert.True(Sum(scrape, "vethtrace_nat_mappings", "container=\"web\",kind=\"snat\"") >= 1, scrape);
+        Assert.Equal(0, Sum(scrape, "vethtrace_nat_mappings", $"container=\"{FollowMetrics.Unattributed}\""));
+        // Kernel drops: one series, the any handle's; packets per interface and the handle's total.
+        string drops = Assert.Single(Samples(scrape), l => l.StartsWith("vethtrace_capture_kernel_drops_total{", StringComparison.Ordinal));
+        Assert.Contains("interface=\"any\"", drops);
+        Assert.Contains("role=\"any\"", drops);
+        Assert.Equal(3, Sum(scrape, "vethtrace_capture_kernel_drops_total", ""));
+        Assert.Equal(report.Packets, Sum(scrape, "vethtrace_capture_packets_total", "interface=\"any\""));
+        Assert.True(Sum(scrape, "vethtrace_capture_packets_total", "interface=\"docker0\",role=\"bridge\"") > 0, scrape);
+        Assert.True(Sum(scrape, "vethtrace_capture_packets_total", $"interface=\"{session.Interfaces.Names[veth]}\",role=\"veth\"") > 0, scrape);
+    }
+
+    [Fact]
+    public async Task WholeHost_CaptureRows_InterfacesGoneLongerThanTheirContainersLeaveAndTheAnyHandleCarriesTheDrops()
+    {
+        // As WholeHostFollow hands them to the metrics: a veth detached 4 minutes ago stays, one detached 6 minutes
+        // ago (its container's series are gone too) leaves; the any handle's row carries the only kernel-drop figure.
+        string[] names = ["docker0", "vt-up0", "veth1(web)", "veth2(old)", "veth3(recent)"];
+        InterfaceRole[] roles = [InterfaceRole.Bridge, InterfaceRole.Egress, InterfaceRole.Veth, InterfaceRole.Veth, InterfaceRole.Veth];
+        DateTime now = DateTime.UtcNow;
+        var detached = new Dictionary<int, DateTime> { [3] = now - TimeSpan.FromMinutes(6), [4] = now - TimeSpan.FromMinutes(4) };
+        var rows = VethTrace.Cli.Commands.WholeHostFollow.CaptureRows(names, id => roles[id], id => 10L * (id + 1), detached, now, received: 1234, dropped: 7);
+
+        Assert.Equal(["docker0", "vt-up0", "veth1(web)", "veth3(recent)", "any"], rows.Select(r => r.Interface));
+        Assert.Equal(["bridge", "egress", "veth", "veth", "any"], rows.Select(r => r.Role));
+        Assert.Equal([10L, 20L, 30L, 50L, 1234L], rows.Select(r => r.Packets));
+        Assert.Equal([null, null, null, null, 7L], rows.Select(r => r.KernelDrops));
+
+        // Served: one kernel-drop series, the handle's; a packet series per interface kept.
+        var session = new TraceSession(new TraceSessionOptions());
+        using var metrics = new FollowMetrics(session.Interfaces.RoleOf, session.Interfaces.Names, _ => null);
+        using var exporter = PrometheusEndpoint.Start(new IPEndPoint(IPAddress.Loopback, FreePort()), "lab-test", metrics, out string? problem)
+            ?? throw new InvalidOperationException(problem);
+        metrics.Update(session.Report(), rows, []);
+        using var http = new HttpClient();
+        string scrape = await http.GetStringAsync($"http://{exporter.Bound}/metrics");
+        Assert.Equal(["vethtrace_capture_kernel_drops_total{interface=\"any\",role=\"any\",host=\"lab-test\"} 7"],
+            Samples(scrape).Where(l => l.StartsWith("vethtrace_capture_kernel_drops_total", StringComparison.Ordinal)));
+        Assert.Equal(5, Samples(scrape).Count(l => l.StartsWith("vethtrace_capture_packets_total", StringComparison.Ordinal)));
+        Assert.DoesNotContain("veth2(old)", scrape);
     }
 
     [Fact]

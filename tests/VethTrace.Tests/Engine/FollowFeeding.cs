@@ -9,8 +9,10 @@ internal static class FollowFeeding
     /// <summary>
     /// One concurrent feed per interface, named as replay names them (the interfaces declared before the first packet,
     /// then each as its first packet comes), pumped every 64 packets, then finished. Returns the feeds by interface.
+    /// <paramref name="captured"/>: whether an interface (by name) is captured at all (whole-host follow captures only
+    /// the host side: no container's eth0); the others are declared and fed nothing.
     /// </summary>
-    public static List<(PacketFeed Feed, int Id)> Feed(TraceSession session, string path)
+    public static List<(PacketFeed Feed, int Id)> Feed(TraceSession session, string path, Func<string, bool>? captured = null)
     {
         var feeds = new List<(PacketFeed Feed, int Id)>();
         using (var reader = CaptureFileReader.Open(path))
@@ -28,6 +30,10 @@ internal static class FollowFeeding
             while (reader.TryReadNext(out CaptureRecord record))
             {
                 Declare(record.InterfaceId + 1);
+                if (captured is not null && !captured(reader.Interfaces[record.InterfaceId].Name))
+                {
+                    continue;
+                }
                 var (feed, id) = feeds[record.InterfaceId];
                 feed.Arrive(id, record.TimestampNs, record.Data, record.OriginalLength, record.LinkType, record.Direction);
                 if (++read % 64 == 0)

@@ -153,6 +153,118 @@ public sealed class PrometheusLabTests
         Assert.Empty(prometheus.Vector("count(last_over_time({__name__=~\"vethtrace_.+\",host=\"\"}[5m]))"));
     }
 
+    [Fact]
+    public async Task Prometheus_WholeHostAgent_EachContainersSeriesAsItsJsonRecords()
+    {
+        // Whole-host follow (no target) as an agent (--quiet), two containers of this test's own pinging the upstream
+        // namespace at once (24 and 20 pings of a size of their own, IP total length 1046: --filter keeps only those,
+        // for the lab is shared). Each container's series carry its label; counters and medians agree with the JSON.
+        var lab = LabEnvironment.Load();
+        string[] containers = ["prom17b-whole-a", "prom17b-whole-b"];
+        int[] pings = [24, 20];
+        int port = FreePort();
+        try
+        {
+            foreach (string name in containers)
+            {
+                LabEnvironment.TryRun("docker", "rm", "-f", name);
+                LabEnvironment.Run("docker", "run", "-d", "--pull", "never", "--name", name, lab["IMAGE"], "sleep", "300");
+            }
+            using var prometheus = new PrometheusServer($"127.0.0.1:{port}");
+            var said = new string[containers.Length];
+            var records = await FollowAsync(["follow", "--egress", lab["EGRESS_IF"], "--filter", "icmp and ip[2:2] = 1046", "--quiet",
+                "--prometheus", port.ToString(CultureInfo.InvariantCulture), "--host-label", "lab-whole"], TimeSpan.FromSeconds(16), () =>
+                Parallel.For(0, containers.Length, i => said[i] = LabEnvironment.Run("docker", "exec", containers[i], "ping", "-c",
+                    pings[i].ToString(CultureInfo.InvariantCulture), "-i", "0.2", "-s", "1018", "-W", "2", lab["UPSTREAM_IP"])));
+            prometheus.WaitForScrapes(3);
+
+            // An agent: no live summary records, the final report all the same.
+            Assert.DoesNotContain(Records(records, "summary"), s => s.TryGetProperty("live", out _));
+            var summary = Records(records, "summary").Single();
+            Assert.Equal(summary.GetProperty("journeys").GetInt64(), prometheus.Scalar("sum(last_over_time(vethtrace_journeys_total{host=\"lab-whole\"}[5m]))"));
+            Assert.Equal(summary.GetProperty("lost").GetInt64(), prometheus.Scalar("sum(last_over_time(vethtrace_journeys_lost_total{host=\"lab-whole\"}[5m]))") ?? 0);
+            // Kernel drops: the one any handle's, as its capture record says; none per interface.
+            var any = Records(records, "capture").Single(c => c.GetProperty("interface").GetString() == "any");
+            Assert.Equal(Math.Max(0, any.GetProperty("kernel_dropped").GetInt64()),
+                prometheus.Scalar("sum(last_over_time(vethtrace_capture_kernel_drops_total{host=\"lab-whole\",interface=\"any\",role=\"any\"}[5m]))"));
+            Assert.Equal(1, prometheus.Scalar("count(last_over_time(vethtrace_capture_kernel_drops_total{host=\"lab-whole\"}[5m]))"));
+
+            for (int i = 0; i < containers.Length; i++)
+            {
+                string name = containers[i];
+                var record = Records(records, "container").Single(c => c.GetProperty("name").GetString() == name);
+                long outbound = record.GetProperty("packets_out").GetInt64(), inbound = record.GetProperty("packets_in").GetInt64();
+                // Every echo request and reply of the container, as ping counts them ("24 packets transmitted, 24 packets received").
+                var counts = System.Text.RegularExpressions.Regex.Match(said[i], @"(\d+) packets transmitted, (\d+) packets received");
+                Assert.True(counts.Success, said[i]);
+                Assert.Equal((long.Parse(counts.Groups[1].Value, CultureInfo.InvariantCulture), long.Parse(counts.Groups[2].Value, CultureInfo.InvariantCulture)),
+                    (outbound, inbound));
+                Assert.Equal(outbound, prometheus.Scalar($"sum(last_over_time(vethtrace_journeys_total{{host=\"lab-whole\",container=\"{name}\",direction=\"outbound\"}}[5m]))"));
+                Assert.Equal(inbound, prometheus.Scalar($"sum(last_over_time(vethtrace_journeys_total{{host=\"lab-whole\",container=\"{name}\",direction=\"inbound\"}}[5m]))"));
+                Assert.Equal(record.GetProperty("lost").GetInt64(),
+                    prometheus.Scalar($"sum(last_over_time(vethtrace_journeys_lost_total{{host=\"lab-whole\",container=\"{name}\"}}[5m]))") ?? 0);
+                // The container's veth is in its series' from/to, and its histogram carries its label.
+                Assert.True(prometheus.Scalar($"count(last_over_time(vethtrace_hop_latency_seconds_count{{host=\"lab-whole\",container=\"{name}\",to=~\"veth.+\\\\({name}\\\\)\"}}[5m]))") >= 1,
+                    $"{name}: no hop into its veth");
+            }
+
+            int compared = 0;
+            foreach (JsonElement hop in Records(records, "hop"))
+            {
+                string from = hop.GetProperty("from").GetString()!, to = hop.GetProperty("to").GetString()!;
+                long packets = hop.GetProperty("packets").GetInt64(), reused = hop.GetProperty("reused_timestamps").GetInt64();
+                // A container's hop (its veth at one end) against its own series; a shared hop (bridge to egress, container
+                // null in the JSON) against every container's series of it summed.
+                string labels = $"host=\"lab-whole\",from=\"{from}\",to=\"{to}\"" + (hop.GetProperty("container").GetString() is { } owner ? $",container=\"{owner}\"" : "");
+                long counted = prometheus.Scalar($"sum(last_over_time(vethtrace_hop_latency_seconds_count{{{labels}}}[5m]))") ?? 0;
+                long reusedCounted = prometheus.Scalar($"sum(last_over_time(vethtrace_hop_reused_timestamps_total{{{labels}}}[5m]))") ?? 0;
+                Assert.Equal((packets - reused, reused), (counted, reusedCounted));
+                if (reused > 0 || packets < 20)
+                {
+                    continue; // the report's p50 counts reused stamps as 0 us; the histogram leaves them out
+                }
+                double p50 = hop.GetProperty("p50_us").GetDouble() / 1e6;
+                double median = prometheus.Value($"histogram_quantile(0.5, sum by (le) (last_over_time(vethtrace_hop_latency_seconds_bucket{{{labels}}}[5m])))")!.Value;
+                (double lower, double upper) = BucketOf(p50);
+                Assert.True(Math.Abs(median - p50) <= upper - lower,
+                    $"{from} -> {to}: Prometheus's median {median * 1e6:0.###} us, the report's p50 {p50 * 1e6:0.###} us, bucket {lower * 1e6:0.###}-{upper * 1e6:0.###} us");
+                compared++;
+            }
+            // docker0 -> each veth, and the two shared hops.
+            Assert.True(compared >= 4, $"only {compared} hops had no reused timestamps to compare medians on");
+            // Every series carries its host.
+            Assert.Empty(prometheus.Vector("count(last_over_time({__name__=~\"vethtrace_.+\",host=\"\"}[5m]))"));
+        }
+        finally
+        {
+            foreach (string name in containers)
+            {
+                LabEnvironment.TryRun("docker", "rm", "-f", name);
+            }
+        }
+    }
+
+    [Fact]
+    public void Prometheus_WholeHostNoTerminalNoFormat_AnAgentWithoutQuiet()
+    {
+        // A systemd service's stdout is no terminal: with --prometheus and no --format, whole-host follow is an agent
+        // without --quiet (no line a second); without --prometheus the same run writes its line a second.
+        var lab = LabEnvironment.Load();
+        int port = FreePort();
+        string[] run = ["follow", "--egress", lab["EGRESS_IF"], "--duration", "3.5s"];
+        var agent = new StringWriter();
+        var error = new StringWriter();
+        Assert.Equal(ExitCode.Success, VethTraceCommand.Run([.. run, "--prometheus", port.ToString(CultureInfo.InvariantCulture)], agent, error));
+        var plain = new StringWriter();
+        Assert.Equal(ExitCode.Success, VethTraceCommand.Run(run, plain, error));
+
+        static int ProgressLines(string text) => text.Split('\n').Count(l => l.Contains(" containers | packets ", StringComparison.Ordinal));
+        Assert.StartsWith("the whole host: ", agent.ToString());
+        Assert.Contains("journeys", agent.ToString()); // the final report
+        Assert.Equal(0, ProgressLines(agent.ToString()));
+        Assert.True(ProgressLines(plain.ToString()) >= 2, plain.ToString());
+    }
+
     /// <summary>Runs follow with <paramref name="duration"/>, --format json, does <paramref name="traffic"/> once it captures, returns its records.</summary>
     private static async Task<List<JsonElement>> FollowAsync(string[] arguments, TimeSpan duration, Action traffic)
     {

@@ -110,4 +110,49 @@ public sealed class LatencyHistogramTests
         histogram.Record(7);
         Assert.Equal(7, histogram.LowestAboveZero());
     }
+
+    [Fact]
+    public void Bytes_MicrosecondLatenciesOfOneHost_PagesNotWholeOctaves()
+    {
+        // The many-flows file's through-host times: 12..75 µs in whole microseconds, over 4 octaves (8-16, 16-32,
+        // 32-64, 64-128 µs). Whole octaves of 8192 counts would hold 4 x 64 KiB; pages hold only where values fell.
+        var histogram = new LatencyHistogram();
+        for (int i = 0; i < 100_000; i++)
+        {
+            histogram.Record((12 + i % 64) * 1_000L);
+        }
+
+        Assert.InRange(histogram.Bytes, 1, 64 * 1024);
+        Assert.Equal(100_000, histogram.Count);
+    }
+
+    [Theory]
+    [InlineData(4)]
+    [InlineData(5)]
+    public void Add_SpreadOverManyOctaves_SameAnswersAsOneHistogramOfEveryValue(int seed)
+    {
+        // Values from 1 ns to 1 s, split in two histograms at random: merging them must give what recording all in one
+        // gives, at every percentile, and each must stay within the layout's precision of the raw nearest rank.
+        var random = new Random(seed);
+        var values = Enumerable.Range(0, 20_000).Select(_ => (long)Math.Exp(random.NextDouble() * Math.Log(1e9))).ToArray();
+        LatencyHistogram all = new(), left = new(), right = new();
+        foreach (long value in values)
+        {
+            all.Record(value);
+            (random.Next(2) == 0 ? left : right).Record(value);
+        }
+        left.Add(right);
+        Array.Sort(values);
+
+        for (double percent = 0.5; percent <= 100; percent += 0.5)
+        {
+            long exact = NearestRank(values, percent);
+            Assert.Equal(all.Percentile(percent), left.Percentile(percent));
+            long reported = all.Percentile(percent);
+            Assert.True(reported <= exact && exact - reported <= exact >> LatencyHistogram.SubBucketBits, $"p{percent}: exact {exact} ns, reported {reported} ns");
+        }
+        long[] edges = [1_000, 10_000, 100_000, 1_000_000, 10_000_000];
+        Assert.Equal(all.CountBelow(edges), left.CountBelow(edges));
+        Assert.Equal(all.LowestAboveZero(), left.LowestAboveZero());
+    }
 }
