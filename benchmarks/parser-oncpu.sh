@@ -6,12 +6,14 @@
 #
 #   benchmarks/parser-oncpu.sh VETHTRACE [bench arguments...]     e.g. out/bench/current-aot/vethtrace captures/ -d 5s
 #
-# A JIT build (a framework-dependent `vethtrace`) is run with DOTNET_PerfMapEnabled=1 so perf can name its methods.
+# A JIT build (a framework-dependent `vethtrace`) is run with DOTNET_PerfMapEnabled=1 so perf can name its methods, and
+# DOTNET_EnableWriteXorExecute=0: with W^X on, the JIT's code runs from a double-mapped memfd that perf does not match
+# with the perf map, and every JIT sample went unnamed.
 set -euo pipefail
 bin=$1; shift
 data=$(mktemp /tmp/vethtrace-oncpu.XXXXXX)
 trap 'rm -f "$data" "$data.txt"' EXIT
-DOTNET_PerfMapEnabled=1 perf record -q -g -e cpu-clock -F 2999 -o "$data" "$bin" bench "$@" >"$data.txt" 2>/dev/null
+DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 perf record -q -g -e cpu-clock -F 2999 -o "$data" "$bin" bench "$@" >"$data.txt" 2>/dev/null
 perf report -i "$data" --children --sort symbol --stdio 2>/dev/null >"$data.txt.report" || true
 python3 - "$data.txt.report" <<'PY'
 import re, sys
@@ -21,7 +23,7 @@ for line in open(sys.argv[1]):
     if not m:
         continue
     name = m.group(2)
-    for key, pattern in (("vethtrace", r"ParserPasses(__|::)VethTrace\b"), ("PacketDotNet", r"ParserPasses(__|::)PacketDotNet\b"),
+    for key, pattern in (("vethtrace", r"ParserPasses(__|::)VethTrace(Pass)?\b"), ("PacketDotNet", r"ParserPasses(__|::)PacketDotNet\b"),
                          ("NaiveSpanRead", r"ParserPasses(__|::)NaiveSpanRead\b")):
         if re.search(pattern, name) and "Tally" not in name:
             share[key] = share.get(key, 0.0) + float(m.group(1))

@@ -20,6 +20,7 @@ PACKAGES=(
     chromium                         # headless browser for the HTML report tests (Category=Browser)
     prometheus                       # follow --prometheus lab tests: each starts its own server (PrometheusLabTests)
     podman                           # rootful Podman 4.3 + netavark beside dockerd (tests/lab/podman-up.sh, issue 19)
+    containernetworking-plugins      # bridge + host-local CNI plugins for the CNI node (tests/lab/cni-up.sh, issue 19)
 )
 
 missing=()

@@ -34,6 +34,8 @@ fi
 
 # Podman first (issue 19): its test containers, the service podman-up.sh started, its iptables rules.
 "$LAB_DIR/podman-down.sh"
+# The CNI node (issue 19): DEL through the plugin, the pods' namespaces, cni0, the VXLAN device, their rules.
+"$LAB_DIR/cni-down.sh"
 
 # Containers.
 if command -v "$DOCKER" >/dev/null && docker_ok; then

@@ -164,3 +164,6 @@ log "lab is up: $C1 -> $UPSTREAM_IP via $EGRESS_IF (MASQUERADE) and $UPSTREAM_NS
 
 # Rootful Podman beside dockerd (issue 19): its API socket, the image, and its two iptables rules; a no-op without podman.
 "$LAB_DIR/podman-up.sh"
+
+# A CNI bridge node beside them (issue 19): cni0, two pods wired by the bridge plugin, a VXLAN device; a no-op without the plugins.
+"$LAB_DIR/cni-up.sh"

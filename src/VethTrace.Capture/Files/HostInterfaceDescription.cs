@@ -19,6 +19,7 @@ public static partial class HostInterfaceDescription
         {
             InterfaceRole.Veth => "host veth",
             InterfaceRole.Bridge => "bridge",
+            InterfaceRole.Tunnel => "tunnel",
             _ => "egress",
         };
         if (container is null)
@@ -43,6 +44,7 @@ public static partial class HostInterfaceDescription
         {
             "host veth" => InterfaceRole.Veth,
             "bridge" => InterfaceRole.Bridge,
+            "tunnel" => InterfaceRole.Tunnel,
             _ => InterfaceRole.Egress,
         };
         if (match.Groups["container"].Success)
@@ -60,6 +62,6 @@ public static partial class HostInterfaceDescription
         return true;
     }
 
-    [GeneratedRegex(@"^(?<role>host veth|bridge|egress) of (?:the whole host|container (?<container>\S+)(?: on network (?<network>\S+))?(?: at (?<at>.+))?)$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^(?<role>host veth|bridge|tunnel|egress) of (?:the whole host|container (?<container>\S+)(?: on network (?<network>\S+))?(?: at (?<at>.+))?)$", RegexOptions.CultureInvariant)]
     private static partial Regex Pattern();
 }

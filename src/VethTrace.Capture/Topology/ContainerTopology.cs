@@ -68,6 +68,10 @@ public sealed record ContainerTopology(
     public const string HostNetworkDescription = "host network: the container shares the host's interfaces; only the egress hop exists";
     public const string NoNetworkDescription = "no network: the container has only lo, so no packet can leave it";
 
+    /// <summary>Rootless Podman (slirp4netns, pasta) and rootless Docker: a tap device with a user-mode stack behind it, no veth on the host.</summary>
+    public const string UserModeDescription = "{0}: a tap device, no veth: a user-mode network stack (slirp4netns or pasta, as rootless Podman uses) " +
+        "reads it and sends each connection again from its own host socket, so packets are traced inside only, not across the host";
+
     /// <summary>
     /// Resolves a target: a container name or ID prefix (through <paramref name="docker"/>), <c>netns:NAME</c> or
     /// <c>pid:N</c>. Throws <see cref="DockerException"/> or <see cref="TopologyException"/>, each with a one-line message.
@@ -185,7 +189,9 @@ public sealed record ContainerTopology(
             ? NoNetworkDescription
             : IsSubInterfacesOnly(interfaces)
                 ? $"{interfaces[0].Kind ?? "sub-interface"} on {interfaces[0].Parent}: traced on the parent; there is no bridge hop"
-                : null;
+                : interfaces.All(i => i.Kind == "tun")
+                    ? string.Format(System.Globalization.CultureInfo.InvariantCulture, UserModeDescription, string.Join(", ", interfaces.Select(i => i.Name)))
+                    : null;
         return new ContainerTopology(displayName, containerId, networkMode, sharedWith, namespacePath, inside.Identity,
             shape, interfaces, egress, description);
     }

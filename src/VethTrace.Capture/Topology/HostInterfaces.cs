@@ -15,8 +15,8 @@ public sealed record VethOwner(
     int IndexInside,
     IReadOnlyList<NetlinkAddress> Addresses);
 
-/// <summary>A host bridge or veth, as <c>vethtrace interfaces</c> lists it.</summary>
-/// <param name="Kind">bridge or veth.</param>
+/// <summary>A host bridge, veth or tunnel device, as <c>vethtrace interfaces</c> lists it.</summary>
+/// <param name="Kind">bridge, veth, vxlan or geneve.</param>
 /// <param name="Master">The bridge a veth is enslaved to; null for a bridge or a free veth.</param>
 /// <param name="Owner">For a veth: the container whose interface is its peer; null when none was found.</param>
 public sealed record HostInterface(
@@ -42,13 +42,20 @@ public sealed record HostInterfaceListing(
     /// <summary>The engine that named the containers and its socket ("podman on /run/podman/podman.sock"), or null.</summary>
     public string? Engine { get; init; }
 
+    /// <summary>Veths no engine named whose peer is in a pinned namespace (CNI pods, <c>ip netns</c>): their owner rows come from these.</summary>
+    public IReadOnlyList<PodVeth> Pods { get; init; } = [];
+
+    /// <summary>Tunnel kinds (IFLA_INFO_KIND) shown, and traced by whole-host follow with the tunnel role.</summary>
+    public static bool IsTunnelKind(string? kind) => kind is "vxlan" or "geneve";
+
     private const int NameWidth = 16;
     private const int KindWidth = 6;
     private const int MasterWidth = 16;
     private const int StateWidth = 5;
 
     /// <summary>
-    /// Prints an 80-column table: bridges first (each followed by its veths), then free veths, then the egress. Every
+    /// Prints an 80-column table: bridges first (each followed by its veths), then free veths, tunnels, containers
+    /// without a veth, the engine, the pods named from CNI files or namespace paths, then the egress. Every
     /// name is the kernel's or Docker's and may hold any byte (a Linux interface name excludes only '/', ':', whitespace
     /// and NUL): each is escaped (<see cref="TerminalText"/>) before it is clipped to its column.
     /// </summary>
@@ -69,6 +76,10 @@ public sealed record HostInterfaceListing(
         {
             WriteRow(writer, veth);
         }
+        foreach (HostInterface tunnel in Interfaces.Where(i => IsTunnelKind(i.Kind)).OrderBy(i => i.Name, StringComparer.Ordinal))
+        {
+            WriteRow(writer, tunnel);
+        }
         foreach (ContainerWithoutVeth other in OtherContainers)
         {
             writer.WriteLine(Fit(TerminalText.Escape($"{"-",-NameWidth} {"-",-KindWidth} {"-",-MasterWidth} {"-",-StateWidth} {other.ContainerName} [{other.NetworkMode}]: {other.Path}")));
@@ -76,6 +87,11 @@ public sealed record HostInterfaceListing(
         if (Engine is not null)
         {
             writer.WriteLine(TerminalText.Escape($"engine: {Engine}"));
+        }
+        foreach (PodVeth pod in Pods.OrderBy(p => p.Name, StringComparer.Ordinal))
+        {
+            WriteWrapped(writer, TerminalText.Escape($"{pod.HostName}: {pod.InterfaceInside} of {pod.Name} in {pod.NamespacePath}" +
+                (pod.Cni is { } cni ? $", CNI network {cni.Network}, container {cni.ContainerId}" : "") + $" (name from the {pod.NameSource})"));
         }
         writer.WriteLine($"egress: {(Egress is null ? "(no default route; pass --egress IFACE)" : TerminalText.Escape(Egress))}");
         foreach (string warning in Warnings)
@@ -103,7 +119,9 @@ public sealed record HostInterfaceListing(
 
     private static void WriteRow(TextWriter writer, HostInterface entry)
     {
-        string detail = entry.Owner is VethOwner owner
+        string detail = IsTunnelKind(entry.Kind)
+            ? string.Join(' ', ["tunnel", .. entry.Addresses.Where(a => a.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork).Select(a => a.ToString())])
+            : entry.Owner is VethOwner owner
             ? TerminalText.Escape($"{owner.ContainerName}:{owner.InterfaceInside} {string.Join(' ', owner.Addresses.Where(a => a.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork))} [{owner.NetworkMode}]")
             : string.Join(' ', entry.Addresses.Where(a => a.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork));
         string state = entry.State switch
@@ -111,6 +129,8 @@ public sealed record HostInterfaceListing(
             LinkOperationalState.Up => "up",
             LinkOperationalState.Down => "down",
             LinkOperationalState.LowerLayerDown => "lower",
+            // IF_OPER_UNKNOWN: what a VXLAN, tun or dummy device reports while it works (ip link: "state UNKNOWN").
+            LinkOperationalState.Unknown => "unkn",
             _ => "?",
         };
         string line = $"{Clip(TerminalText.Escape(entry.Name), NameWidth),-NameWidth} {Clip(TerminalText.Escape(entry.Kind), KindWidth),-KindWidth} {Clip(TerminalText.Escape(entry.Master ?? "-"), MasterWidth),-MasterWidth} {state,-StateWidth} {detail}";
@@ -170,7 +190,13 @@ public static class HostInterfaces
                 }
             }
         }
-        return Build(host, inside, warnings) with
+        HostInterfaceListing listing = Build(host, inside, warnings);
+        // Veths no engine named: a pod of a CNI runtime, or an ip-netns namespace, named from /var/lib/cni or the netns path.
+        if (listing.Interfaces.Any(i => i.Kind == "veth" && i.Owner is null))
+        {
+            listing = WithPods(listing, PodNamespaces.Find(host));
+        }
+        return listing with
         {
             Engine = engines.Count == 0 ? null : string.Join(", ", engines.Select(e => DescribeEngine(e.Endpoint))),
         };
@@ -185,6 +211,32 @@ public static class HostInterfaces
                 ? $"none (nothing answered on {string.Join(" or ", endpoint.Tried)})"
                 : $"unknown (no answer on {endpoint.SocketPath}, {endpoint.ChosenBy})"
             : $"{DockerEndpoint.EngineName(endpoint.Engine)} on {endpoint.SocketPath} ({endpoint.ChosenBy})";
+    }
+
+    /// <summary>Fills the owner of each veth no engine named from <paramref name="pods"/> (network mode "cni NET" or "netns").</summary>
+    public static HostInterfaceListing WithPods(HostInterfaceListing listing, IReadOnlyList<PodVeth> pods)
+    {
+        ArgumentNullException.ThrowIfNull(listing);
+        ArgumentNullException.ThrowIfNull(pods);
+        var used = new List<PodVeth>();
+        var interfaces = new List<HostInterface>();
+        foreach (HostInterface entry in listing.Interfaces)
+        {
+            if (entry.Kind == "veth" && entry.Owner is null && pods.FirstOrDefault(p => p.HostIndex == entry.Index) is { } pod)
+            {
+                used.Add(pod);
+                interfaces.Add(entry with
+                {
+                    Owner = new VethOwner(pod.Name, pod.Cni?.ContainerId ?? pod.NamespacePath, pod.Cni is { } cni ? $"cni {cni.Network}" : "netns",
+                        pod.InterfaceInside, pod.IndexInside, pod.Addresses),
+                });
+            }
+            else
+            {
+                interfaces.Add(entry);
+            }
+        }
+        return listing with { Interfaces = interfaces, Pods = used };
     }
 
     /// <summary>The pure part of <see cref="ListAsync"/>, over snapshots already taken.</summary>
@@ -233,7 +285,7 @@ public static class HostInterfaces
             }
         }
         var interfaces = new List<HostInterface>();
-        foreach (NetlinkLink link in host.Links.Where(l => l.Kind is "bridge" or "veth").OrderBy(l => l.Index))
+        foreach (NetlinkLink link in host.Links.Where(l => l.Kind is "bridge" or "veth" || HostInterfaceListing.IsTunnelKind(l.Kind)).OrderBy(l => l.Index))
         {
             string? master = link.MasterIndex is int m ? host.FindLink(m)?.Name ?? $"if{m.ToString(CultureInfo.InvariantCulture)}" : null;
             interfaces.Add(new HostInterface(link.Name, link.Index, link.Kind!, master, link.OperationalState,

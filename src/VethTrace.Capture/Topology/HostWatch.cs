@@ -11,8 +11,9 @@ public sealed record HostLink(int Index, string Name, InterfaceRole Role, string
 
 /// <summary>
 /// The host as whole-host tracing sees it, kept current: the interfaces from netlink (<see cref="LinkWatcher"/>: every
-/// bridge, every veth enslaved to one, and the egress), and their containers from the engine (<see cref="VethContainerMap"/>,
-/// kept by Docker's event stream on a task of its own). Without Docker, or while the daemon is down, the interfaces
+/// bridge, every veth enslaved to one, every VXLAN or Geneve device, and the egress; the role from the link's kind and
+/// master, never its name), and their containers from the engine (<see cref="VethContainerMap"/>, kept by Docker's
+/// event stream on a task of its own), else from the pinned namespaces and CNI files (<see cref="PodNamespaces"/>). Without Docker, or while the daemon is down, the interfaces
 /// are still followed and only the names are missing: the daemon restarting never stops a capture. Notes for the user
 /// (the daemon went away, came back, a container could not be read) queue in <see cref="TryTakeNote"/>; each holds
 /// the daemon's words and must be escaped where it is printed.
@@ -20,31 +21,44 @@ public sealed record HostLink(int Index, string Name, InterfaceRole Role, string
 public sealed class HostWatch : IDisposable
 {
     private readonly LinkWatcher _links;
-    private readonly VethContainerMap? _map;
+    private readonly IReadOnlyList<Engine> _engines;
     private readonly string? _egress;
     private readonly CancellationTokenSource _stop = new();
     private readonly ConcurrentQueue<string> _notes = new();
     private readonly ConcurrentQueue<int> _lookups = new();
     private readonly SemaphoreSlim _lookupSignal = new(0);
-    private readonly Task _events = Task.CompletedTask;
-    private readonly Task _lookupTask = Task.CompletedTask;
+    private readonly Task _lookupTask;
+    private volatile Dictionary<int, VethContainer> _pods = [];
     private long _generation;
 
-    private HostWatch(LinkWatcher links, DockerClient? docker, string? egress)
+    /// <summary>One container engine (Docker, Podman): its map of veths, kept by its own event stream.</summary>
+    private sealed class Engine(DockerClient client)
+    {
+        public DockerClient Client { get; } = client;
+        public VethContainerMap Map { get; } = new(client);
+        public string Name { get; } = client.Endpoint.Engine == ContainerEngine.Podman ? "Podman" : "Docker";
+        public volatile bool Loaded;
+        public Task Events = Task.CompletedTask;
+    }
+
+    private HostWatch(LinkWatcher links, IReadOnlyList<DockerClient> engines, string? egress)
     {
         _links = links;
         _egress = egress ?? links.Initial.DefaultRouteDevice()?.Name;
-        if (docker is not null)
+        _engines = [.. engines.Select(client => new Engine(client))];
+        foreach (Engine engine in _engines)
         {
-            _map = new VethContainerMap(docker);
-            _events = Task.Run(() => FollowEventsAsync(docker, _stop.Token));
-            _lookupTask = Task.Run(() => LookUpAsync(_stop.Token));
+            engine.Events = Task.Run(() => FollowEventsAsync(engine, _stop.Token));
         }
+        _lookupTask = Task.Run(() => LookUpAsync(_stop.Token));
     }
 
     /// <summary>Starts watching the host's namespace; throws <see cref="TopologyException"/> when netlink fails.</summary>
     /// <param name="egress">The egress interface (<c>--egress</c>); null: the default route's device.</param>
-    public static HostWatch Start(DockerClient? docker, string? egress) => new(LinkWatcher.Start(NetworkNamespace.Current), docker, egress);
+    public static HostWatch Start(DockerClient? docker, string? egress) => Start(docker is null ? [] : [docker], egress);
+
+    /// <summary>As <see cref="Start(DockerClient?, string?)"/>, naming containers from every engine given (Docker and Podman on one host).</summary>
+    public static HostWatch Start(IReadOnlyList<DockerClient> engines, string? egress) => new(LinkWatcher.Start(NetworkNamespace.Current), engines, egress);
 
     /// <summary>The egress interface's name (given, or the default route's), or null when the host has no default route.</summary>
     public string? Egress => _egress;
@@ -53,7 +67,11 @@ public sealed class HostWatch : IDisposable
     public long Generation => Interlocked.Read(ref _generation);
 
     /// <summary>The container map has been loaded once (or Docker could not be asked): owners are as known as they will be at start.</summary>
-    public bool Loaded { get; private set; }
+    public bool Loaded => EnginesLoaded && _podsScanned;
+
+    private bool EnginesLoaded => _engines.All(e => e.Loaded);
+
+    private volatile bool _podsScanned;
 
     /// <summary>
     /// The interfaces to capture now: every bridge, every veth whose master is a bridge, and the egress. Takes the
@@ -81,6 +99,11 @@ public sealed class HostWatch : IDisposable
             else if (link.Name == _egress)
             {
                 wanted.Add(new HostLink(link.Index, link.Name, InterfaceRole.Egress, null));
+            }
+            else if (HostInterfaceListing.IsTunnelKind(link.Kind))
+            {
+                // flannel.1, Docker's vx-…, any VXLAN or Geneve device: the kind says so, whatever its name.
+                wanted.Add(new HostLink(link.Index, link.Name, InterfaceRole.Tunnel, link.MasterIndex is int m ? bridges.GetValueOrDefault(m) : null));
             }
         }
         return wanted;
@@ -115,30 +138,63 @@ public sealed class HostWatch : IDisposable
         return false;
     }
 
-    /// <summary>The container behind a host veth, when the engine has said.</summary>
-    public VethContainer? OwnerOf(int index) => _map?.Find(index);
+    /// <summary>
+    /// The container behind a host veth, when the engine has said; else the pod whose pinned namespace holds its peer
+    /// (a CNI runtime's pod, named from /var/lib/cni, or an ip-netns namespace).
+    /// </summary>
+    public VethContainer? OwnerOf(int index)
+    {
+        foreach (Engine engine in _engines)
+        {
+            if (engine.Map.Find(index) is { } owner)
+            {
+                return owner;
+            }
+        }
+        return _pods.GetValueOrDefault(index);
+    }
 
-    /// <summary>Asks the engine, in the background, who owns a veth seen before its container's start event.</summary>
+    /// <summary>Asks the engine, then the pinned namespaces, in the background, who owns a veth seen before its container's start event.</summary>
     public void RequestLookup(int index)
     {
-        if (_map is null)
-        {
-            return;
-        }
         _lookups.Enqueue(index);
         _lookupSignal.Release();
+    }
+
+    /// <summary>Reads the pinned namespaces and the CNI files again (<see cref="PodNamespaces"/>) and names their veths.</summary>
+    private void ScanPods()
+    {
+        try
+        {
+            NamespaceSnapshot host = NetworkNamespace.Current.ReadSnapshot();
+            var pods = new Dictionary<int, VethContainer>();
+            foreach (PodVeth pod in PodNamespaces.Find(host))
+            {
+                NetlinkLink? veth = host.FindLink(pod.HostIndex);
+                string? bridge = veth?.MasterIndex is int m ? host.FindLink(m)?.Name : null;
+                pods[pod.HostIndex] = new VethContainer(pod.HostIndex, pod.HostName, pod.Cni?.ContainerId ?? pod.NamespacePath, pod.Name,
+                    pod.Cni?.Network, pod.InterfaceInside, bridge, [.. pod.Addresses.Select(a => a.Address)]);
+            }
+            _pods = pods;
+        }
+        catch (TopologyException e)
+        {
+            _notes.Enqueue($"pods' namespaces not read: {e.Message}");
+        }
+        _podsScanned = true;
+        Interlocked.Increment(ref _generation);
     }
 
     /// <summary>A line for the user (Docker's words inside: escape it).</summary>
     public bool TryTakeNote(out string note) => _notes.TryDequeue(out note!);
 
-    private async Task FollowEventsAsync(DockerClient docker, CancellationToken cancel)
+    private async Task FollowEventsAsync(Engine engine, CancellationToken cancel)
     {
         // The events from this moment, then the list: a container that starts in between is in one or the other.
         long since = (DateTime.UtcNow.Ticks - DateTime.UnixEpoch.Ticks) * 100;
-        await LoadAsync(cancel).ConfigureAwait(false);
-        Loaded = true;
-        var stream = new DockerEventStream(docker);
+        await LoadAsync(engine, cancel).ConfigureAwait(false);
+        engine.Loaded = true;
+        var stream = new DockerEventStream(engine.Client);
         try
         {
             await foreach (DockerEvent change in stream.ReadAsync(since, cancel).ConfigureAwait(false))
@@ -146,14 +202,14 @@ public sealed class HostWatch : IDisposable
                 switch (change.Kind)
                 {
                     case DockerEventKind.StreamLost:
-                        _notes.Enqueue($"the Docker daemon is not answering ({change.Detail}); the interfaces already known are still captured, waiting for it");
+                        _notes.Enqueue($"the {engine.Name} daemon is not answering ({change.Detail}); the interfaces already known are still captured, waiting for it");
                         break;
                     case DockerEventKind.StreamRestored:
-                        _notes.Enqueue("the Docker daemon answers again; events re-subscribed, containers listed again");
-                        await LoadAsync(cancel).ConfigureAwait(false);
+                        _notes.Enqueue($"the {engine.Name} daemon answers again; events re-subscribed, containers listed again");
+                        await LoadAsync(engine, cancel).ConfigureAwait(false);
                         break;
                     default:
-                        if (await _map!.ApplyAsync(change, cancel).ConfigureAwait(false) is { } problem)
+                        if (await engine.Map.ApplyAsync(change, cancel).ConfigureAwait(false) is { } problem)
                         {
                             _notes.Enqueue(problem);
                         }
@@ -167,18 +223,18 @@ public sealed class HostWatch : IDisposable
         }
     }
 
-    private async Task LoadAsync(CancellationToken cancel)
+    private async Task LoadAsync(Engine engine, CancellationToken cancel)
     {
         try
         {
-            foreach (string problem in await _map!.LoadRunningAsync(cancel).ConfigureAwait(false))
+            foreach (string problem in await engine.Map.LoadRunningAsync(cancel).ConfigureAwait(false))
             {
                 _notes.Enqueue(problem);
             }
         }
         catch (DockerException e)
         {
-            _notes.Enqueue($"containers not named: {e.Message}");
+            _notes.Enqueue(_engines.Count > 1 ? $"{engine.Name} containers not named: {e.Message}" : $"containers not named: {e.Message}");
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)
         {
@@ -190,8 +246,10 @@ public sealed class HostWatch : IDisposable
     {
         try
         {
-            // The first load maps every running container: a lookup before it ends would inspect them all again.
-            while (!Loaded && !cancel.IsCancellationRequested)
+            // The pods first (no engine involved), then wait for the engine's first load, which maps every running
+            // container: a lookup before it ends would inspect them all again.
+            ScanPods();
+            while (!EnginesLoaded && !cancel.IsCancellationRequested)
             {
                 await Task.Delay(50, cancel).ConfigureAwait(false);
             }
@@ -204,24 +262,37 @@ public sealed class HostWatch : IDisposable
                 {
                     batch.Add(queued);
                 }
+                bool unnamed = false;
                 foreach (int index in batch)
                 {
-                    if (_map!.Find(index) is not null)
+                    if (OwnerOf(index) is not null)
                     {
                         Interlocked.Increment(ref _generation);
                         continue;
                     }
-                    try
+                    bool named = false;
+                    foreach (Engine engine in _engines)
                     {
-                        if (await _map!.LookupAsync(index, cancel).ConfigureAwait(false) is not null)
+                        try
                         {
-                            Interlocked.Increment(ref _generation);
+                            if (await engine.Map.LookupAsync(index, cancel).ConfigureAwait(false) is not null)
+                            {
+                                Interlocked.Increment(ref _generation);
+                                named = true;
+                                break;
+                            }
+                        }
+                        catch (DockerException)
+                        {
+                            // The daemon is down: the event stream says so once; the veth stays captured, unless a pod's.
                         }
                     }
-                    catch (DockerException)
-                    {
-                        // The daemon is down: the event stream says so once; the veth stays captured, unnamed.
-                    }
+                    unnamed |= !named;
+                }
+                if (unnamed)
+                {
+                    // No engine knows it: a CNI pod or an ip-netns namespace, perhaps (read once per batch).
+                    ScanPods();
                 }
             }
         }
@@ -235,7 +306,7 @@ public sealed class HostWatch : IDisposable
         _stop.Cancel();
         try
         {
-            Task.WaitAll([_events, _lookupTask], TimeSpan.FromSeconds(2));
+            Task.WaitAll([.. _engines.Select(e => e.Events), _lookupTask], TimeSpan.FromSeconds(2));
         }
         catch (AggregateException)
         {

@@ -75,7 +75,7 @@ public sealed class ParserPasses
         {
             var frame = new ReadOnlySpan<byte>(data, offsets[i], lengths[i]);
             PacketParser.Parse(frame, linkTypes[i], options, originalLengths[i], out ParsedPacket packet);
-            hash = PacketFields.From(in packet.Outer).Fold(hash);
+            hash += PacketFields.HashOf(in packet.Outer);
             if (fingerprint)
             {
                 hash += PacketFields.Hash(global::VethTrace.Flows.PacketFingerprint.Compute(in packet, frame));
@@ -115,7 +115,7 @@ public sealed class ParserPasses
                 _ => 0,
             };
             bool tcp = transport == TransportKind.Tcp;
-            hash = new PacketFields(
+            hash += PacketFields.Hash(
                 (byte)(frame[14] >> 4),
                 BinaryPrimitives.ReadUInt32BigEndian(frame[26..]),
                 BinaryPrimitives.ReadUInt32BigEndian(frame[30..]),
@@ -128,7 +128,7 @@ public sealed class ParserPasses
                 tcp ? BinaryPrimitives.ReadUInt32BigEndian(frame[38..]) : 0,
                 tcp ? BinaryPrimitives.ReadUInt32BigEndian(frame[42..]) : 0,
                 tcp ? (ushort)(BinaryPrimitives.ReadUInt16BigEndian(frame[46..]) & 0x01FF) : (ushort)0,
-                payloadLength).Fold(hash);
+                payloadLength);
         }
         return hash;
     }

@@ -189,7 +189,7 @@ public static class FollowCommand
         List<string> NotYetWholeHost(System.CommandLine.Parsing.CommandResult result)
         {
             var given = new List<string>();
-            foreach (Option option in (Option[])[html, sample, engine])
+            foreach (Option option in (Option[])[html, sample])
             {
                 if (result.GetResult(option) is { Implicit: false })
                 {
@@ -276,6 +276,7 @@ public static class FollowCommand
                 NatDetail = !recording && parseResult.GetValue(natDetail),
                 Roles = CommonOptions.RoleMap(parseResult, role),
                 Focus = recording ? null : parseResult.GetValue(focus),
+                Engine = parseResult.GetValue(engine),
                 Prometheus = metrics,
                 Quiet = !recording && Quiet(parseResult, metrics, terminal),
             };

@@ -70,6 +70,9 @@ public static class WholeHostFollow
 
         public bool Selective => Containers.Count > 0 || Network is not null;
 
+        /// <summary>--engine docker|podman: only that engine names the containers; null: every engine that answers.</summary>
+        public string? Engine { get; init; }
+
         public string Description => Network is not null
             ? $"the containers of network {Network}" + (Containers.Count > 0 ? " and " + string.Join(", ", Containers) : "")
             : Containers.Count > 0 ? "containers " + string.Join(", ", Containers) : "the whole host";
@@ -87,10 +90,12 @@ public static class WholeHostFollow
             return ExitCode.CaptureFailed;
         }
         bool recording = settings.RecordPath is not null;
-        DockerClient? docker = null;
+        // Every engine that answers (Docker and Podman), or the one --engine or DOCKER_HOST names; the selection
+        // (several targets, --network) is checked against the first.
+        IReadOnlyList<DockerClient> engines = [];
         try
         {
-            docker = DockerClient.FromEnvironment();
+            engines = DockerClient.AllFromEnvironment(settings.Engine);
         }
         catch (DockerException e)
         {
@@ -101,7 +106,8 @@ public static class WholeHostFollow
             }
             error.WriteLine(TerminalText.Escape($"vethtrace: {e.Message}; interfaces are captured without container names"));
         }
-        using (docker)
+        DockerClient? docker = engines.Count > 0 ? engines[0] : null;
+        using var disposeEngines = new EngineClients(engines);
         {
             if (settings.Selective && CheckSelection(settings, docker!, error, cancel) is { } exit)
             {
@@ -118,7 +124,7 @@ public static class WholeHostFollow
             HostCapture capture;
             try
             {
-                watch = HostWatch.Start(docker, settings.Egress);
+                watch = HostWatch.Start(engines, settings.Egress);
             }
             catch (TopologyException e)
             {
@@ -140,6 +146,18 @@ public static class WholeHostFollow
             {
                 var run = new Run(settings, session, capture, watch, selector, output, error);
                 return run.Go(cancel);
+            }
+        }
+    }
+
+    /// <summary>Disposes the engine clients at the end of a run.</summary>
+    private sealed class EngineClients(IReadOnlyList<DockerClient> clients) : IDisposable
+    {
+        public void Dispose()
+        {
+            foreach (DockerClient client in clients)
+            {
+                client.Dispose();
             }
         }
     }
@@ -526,6 +544,7 @@ public static class WholeHostFollow
             {
                 InterfaceRole.Veth => owner is null ? "veth (no container named it)" : $"veth of {owner.ContainerName}" + (owner.Network is { } n ? $" on {n}" : ""),
                 InterfaceRole.Bridge => "bridge",
+                InterfaceRole.Tunnel => "tunnel",
                 _ => "egress",
             };
             Event($"attached {name}: {what}", "attached", name, owner?.ContainerName, null);

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using VethTrace.Packets.Headers;
 
 namespace VethTrace.Packets;
@@ -27,16 +28,33 @@ public static class PacketParser
     /// IP length (big TCP) from the original length rather than the captured one, so every hop agrees on it whatever its
     /// snaplen. A value below <paramref name="frame"/>'s length means unknown.
     /// </summary>
+    // Inlined into the caller's loop: what is left of it is the link type's switch and one call.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ParseOutcome Parse(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, int originalLength, out ParsedPacket packet)
     {
         // Every field Parse sets is written below (Inner only when a tunnel is found: it is only meaningful when
         // TunnelDepth > 0), so the ~400-byte result is not zeroed first.
         Unsafe.SkipInit(out packet);
-        if (TryParseCommon(frame, linkType, options, originalLength, ref packet))
+        // Stored first and read back only where an IP length passes the capture, so the hot code keeps one argument
+        // fewer in registers.
+        packet.OriginalLength = originalLength >= frame.Length ? originalLength : 0;
+        // The first tier is called from here, not through TryParseCommon, so the packet nearly every capture is made of
+        // costs one call; the other shapes take the call below.
+        return TryParseCommonIpv4(frame, linkType, options, ref packet)
+            ? ParseOutcome.Complete
+            : ParseOtherShapes(frame, linkType, options, ref packet);
+    }
+
+    /// <summary>A frame the first tier did not take: the second tier, then the general parser.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static ParseOutcome ParseOtherShapes(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, ref ParsedPacket packet)
+    {
+        if (TryParseCommonStacks(frame, linkType, options, ref packet))
         {
             return ParseOutcome.Complete;
         }
-        return ParseGeneral(frame, linkType, options, originalLength, ref packet);
+        // OriginalLength is already 0 or at least the frame's length, which ParseGeneral keeps as it is.
+        return ParseGeneral(frame, linkType, options, packet.OriginalLength, ref packet);
     }
 
     /// <summary>
@@ -81,13 +99,16 @@ public static class PacketParser
     /// </summary>
     internal static bool TryParseCommon(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, int originalLength, ref ParsedPacket packet)
     {
-        // Stored first and read back only where an IP length passes the capture, so the hot code below keeps one
-        // argument fewer in registers.
         packet.OriginalLength = originalLength >= frame.Length ? originalLength : 0;
-        if (TryParseCommonIpv4(frame, linkType, options, ref packet))
-        {
-            return true;
-        }
+        return TryParseCommonIpv4(frame, linkType, options, ref packet) || TryParseCommonStacks(frame, linkType, options, ref packet);
+    }
+
+    /// <summary>
+    /// The second tier of <see cref="TryParseCommon"/>: the outer stack, and the inner one after VXLAN.
+    /// <see cref="ParsedPacket.OriginalLength"/> is set already.
+    /// </summary>
+    private static bool TryParseCommonStacks(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, ref ParsedPacket packet)
+    {
         int inner = TryParseCommonStack(frame, 0, linkType, options, ref packet.Outer, ref packet);
         if (inner < 0)
         {
@@ -120,42 +141,28 @@ public static class PacketParser
     /// The first tier of <see cref="TryParseCommon"/>, for the shape of nearly every packet a tracer sees: Ethernet or the
     /// Linux cooked headers without a VLAN tag, IPv4 with a 20-byte header, TCP, UDP (not to the VXLAN port) or ICMP. It
     /// is generic over the link header, so each link type gets code with the offsets as constants; the second tier
-    /// (<see cref="TryParseCommonStack"/>), which takes VLAN tags, IPv6, raw IP and VXLAN, reads at offsets it computes, and
-    /// took about 20 % more time on the bulk set when it was the only one. Returns false for any other packet.
+    /// (<see cref="TryParseCommonStack"/>), which takes VLAN tags, IPv6, raw IP and VXLAN, reads at offsets it computes.
+    /// Returns false for any other packet.
     /// </summary>
-    private static bool TryParseCommonIpv4(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, ref ParsedPacket packet)
-    {
-        switch (linkType.Value)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool TryParseCommonIpv4(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, ref ParsedPacket packet) =>
+        linkType.Value switch
         {
-            case 1:
-                return TryParseCommonAfterLink<EthernetLink>(frame, linkType, options, ref packet);
-            case 113:
-                if (!TryParseCommonAfterLink<LinuxSllLink>(frame, linkType, options, ref packet))
-                {
-                    return false;
-                }
-                packet.Outer.PacketType = (LinuxPacketType)ReadBigEndian16(ref MemoryMarshal.GetReference(frame), LinuxSllHeader.Field.PacketType);
-                return true;
-            case 276:
-                if (!TryParseCommonAfterLink<LinuxSll2Link>(frame, linkType, options, ref packet))
-                {
-                    return false;
-                }
-                ref byte start = ref MemoryMarshal.GetReference(frame);
-                packet.Outer.PacketType = (LinuxPacketType)Unsafe.Add(ref start, LinuxSll2Header.Field.PacketType);
-                packet.Outer.InterfaceIndex = (int)ReadBigEndian32(ref start, LinuxSll2Header.Field.InterfaceIndex);
-                return true;
-            default:
-                return false;
-        }
-    }
+            1 => TryParseCommonAfterLink<EthernetLink>(frame, linkType, options, ref packet),
+            113 => TryParseCommonAfterLink<LinuxSllLink>(frame, linkType, options, ref packet),
+            276 => TryParseCommonAfterLink<LinuxSll2Link>(frame, linkType, options, ref packet),
+            _ => false,
+        };
 
-    /// <summary>Where a link header of the common shape keeps its EtherType, and how long it is.</summary>
+    /// <summary>Where a link header of the common shape keeps its EtherType, how long it is, and what else it says.</summary>
     private interface ICommonLink
     {
         static abstract int EtherType { get; }
 
         static abstract int HeaderLength { get; }
+
+        /// <summary>Stores the link header's own fields (the frame holds the whole header).</summary>
+        static abstract void ReadFields(ref byte start, ref PacketLayers layers);
     }
 
     private struct EthernetLink : ICommonLink
@@ -163,6 +170,10 @@ public static class PacketParser
         public static int EtherType => EthernetHeader.Field.EtherType;
 
         public static int HeaderLength => EthernetHeader.Field.HeaderLength;
+
+        public static void ReadFields(ref byte start, ref PacketLayers layers)
+        {
+        }
     }
 
     private struct LinuxSllLink : ICommonLink
@@ -170,6 +181,9 @@ public static class PacketParser
         public static int EtherType => LinuxSllHeader.Field.Protocol;
 
         public static int HeaderLength => LinuxSllHeader.Field.HeaderLength;
+
+        public static void ReadFields(ref byte start, ref PacketLayers layers) =>
+            layers.PacketType = (LinuxPacketType)ReadBigEndian16(ref start, LinuxSllHeader.Field.PacketType);
     }
 
     private struct LinuxSll2Link : ICommonLink
@@ -177,13 +191,18 @@ public static class PacketParser
         public static int EtherType => LinuxSll2Header.Field.Protocol;
 
         public static int HeaderLength => LinuxSll2Header.Field.HeaderLength;
+
+        public static void ReadFields(ref byte start, ref PacketLayers layers)
+        {
+            layers.PacketType = (LinuxPacketType)Unsafe.Add(ref start, LinuxSll2Header.Field.PacketType);
+            layers.InterfaceIndex = (int)ReadBigEndian32(ref start, LinuxSll2Header.Field.InterfaceIndex);
+        }
     }
 
     /// <summary>
     /// <see cref="TryParseCommon(ReadOnlySpan{byte}, LinkType, ParserOptions, int, ref ParsedPacket)"/> after a link header
-    /// of <typeparamref name="TLink"/>'s shape; the caller adds what the link header itself says. Generic over a struct,
-    /// so each link type gets its own code with the offsets as constants (a version taking them as arguments measured
-    /// 2.3 ns slower per Ethernet packet).
+    /// of <typeparamref name="TLink"/>'s shape. Generic over a struct, so each link type gets its own code with the
+    /// offsets as constants (a version taking them as arguments measured 2.3 ns slower per Ethernet packet).
     /// </summary>
     private static bool TryParseCommonAfterLink<TLink>(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, ref ParsedPacket packet)
         where TLink : struct, ICommonLink
@@ -198,8 +217,8 @@ public static class PacketParser
             return false;
         }
         ref byte start = ref MemoryMarshal.GetReference(frame);
-        // EtherType 0x0800 (no VLAN tag), then version 4 and IHL 5.
-        if (ReadBigEndian16(ref start, etherType) != 0x0800 || Unsafe.Add(ref start, ip) != 0x45)
+        // EtherType 0x0800 (no VLAN tag), then version 4 and IHL 5: one load of the three bytes, in network order.
+        if ((ReadBigEndian32(ref start, etherType) & 0xFFFF_FF00) != 0x0800_4500)
         {
             return false;
         }
@@ -217,94 +236,19 @@ public static class PacketParser
         {
             return false;
         }
-        int transportEnd = Math.Min(totalLength, captured);
-        int transportCaptured = transportEnd - Ipv4Header.Field.FixedLength;
+        int transportCaptured = Math.Min(totalLength, captured) - Ipv4Header.Field.FixedLength;
         int segmentLength = totalLength - Ipv4Header.Field.FixedLength;
         byte protocol = Unsafe.Add(ref start, ip + Ipv4Header.Field.Protocol);
 
         ref PacketLayers layers = ref packet.Outer;
-        layers = default;
-        // Built here and stored once: a read-modify-write of the field just zeroed by wide stores would wait for them
-        // (store-to-load forwarding from a vector store to a narrower load at another offset fails).
-        PacketFlags flags = 0;
-        switch (protocol)
+        Clear(ref layers);
+        int transportFlags = ReadCommonTransport(frame, protocol, transportStart, segmentLength, transportCaptured, v6: false,
+            takeVxlanPort: false, options, ref layers);
+        if (transportFlags == NotCommon)
         {
-            case 6: // TCP
-            {
-                if (transportCaptured < TcpHeader.Field.FixedLength)
-                {
-                    return false;
-                }
-                int tcp = transportStart;
-                uint offsetAndFlags = ReadBigEndian16(ref start, tcp + TcpHeader.Field.DataOffsetAndFlags);
-                int headerLength = (int)(offsetAndFlags >> 12) * 4;
-                // Data offset below 5 words (malformed), past the segment (malformed) or past the capture (truncated).
-                if (headerLength < TcpHeader.Field.FixedLength || headerLength > segmentLength || headerLength > transportCaptured)
-                {
-                    return false;
-                }
-                layers.SourcePort = ReadBigEndian16(ref start, tcp + TcpHeader.Field.SourcePort);
-                layers.DestinationPort = ReadBigEndian16(ref start, tcp + TcpHeader.Field.DestinationPort);
-                layers.TcpSequence = ReadBigEndian32(ref start, tcp + TcpHeader.Field.Sequence);
-                layers.TcpAcknowledgment = ReadBigEndian32(ref start, tcp + TcpHeader.Field.Acknowledgment);
-                layers.TcpFlags = (TcpFlags)(offsetAndFlags & 0x01FF);
-                layers.TcpWindow = ReadBigEndian16(ref start, tcp + TcpHeader.Field.Window);
-                layers.TcpHeaderLength = (byte)headerLength;
-                layers.TcpOptionsLength = (byte)(headerLength - TcpHeader.Field.FixedLength);
-                if (headerLength > TcpHeader.Field.FixedLength)
-                {
-                    // The options are captured whole (checked above).
-                    flags = ReadTcpOptions(frame.Slice(tcp, headerLength), headerLength, ref layers);
-                }
-                SetPayload(ref layers, tcp + headerLength, segmentLength - headerLength, transportCaptured - headerLength);
-                break;
-            }
-            case 17: // UDP
-            {
-                int udp = transportStart;
-                ushort destinationPort = ReadBigEndian16(ref start, udp + UdpHeader.Field.DestinationPort);
-                int udpLength = ReadBigEndian16(ref start, udp + UdpHeader.Field.Length);
-                // Captured and declared header (the length check above covers the captured frame, not the IP length);
-                // a UDP length below the header is malformed; the VXLAN port may carry a tunnel.
-                if (transportCaptured < UdpHeader.Field.HeaderLength || udpLength < UdpHeader.Field.HeaderLength
-                    || (destinationPort == options.VxlanPort && options.VxlanPort != 0))
-                {
-                    return false;
-                }
-                layers.SourcePort = ReadBigEndian16(ref start, udp + UdpHeader.Field.SourcePort);
-                layers.DestinationPort = destinationPort;
-                layers.UdpLength = (ushort)udpLength;
-                if (udpLength != segmentLength)
-                {
-                    flags = PacketFlags.UdpLengthMismatch;
-                }
-                SetPayload(ref layers, udp + UdpHeader.Field.HeaderLength, Math.Min(udpLength, segmentLength) - UdpHeader.Field.HeaderLength,
-                    transportCaptured - UdpHeader.Field.HeaderLength);
-                break;
-            }
-            case 1: // ICMP
-            {
-                if (transportCaptured < IcmpHeader.Field.HeaderLength || segmentLength < IcmpHeader.Field.HeaderLength)
-                {
-                    return false;
-                }
-                int icmp = transportStart;
-                byte type = Unsafe.Add(ref start, icmp + IcmpHeader.Field.Type);
-                layers.IcmpType = type;
-                layers.IcmpCode = Unsafe.Add(ref start, icmp + IcmpHeader.Field.Code);
-                if (IcmpHeader.HasIdentifier(v6: false, type))
-                {
-                    layers.IcmpIdentifier = ReadBigEndian16(ref start, icmp + IcmpHeader.Field.Identifier);
-                    layers.IcmpSequence = ReadBigEndian16(ref start, icmp + IcmpHeader.Field.Sequence);
-                }
-                SetPayload(ref layers, icmp + IcmpHeader.Field.HeaderLength, segmentLength - IcmpHeader.Field.HeaderLength,
-                    transportCaptured - IcmpHeader.Field.HeaderLength);
-                break;
-            }
-            default:
-                return false;
+            return false;
         }
-
+        TLink.ReadFields(ref start, ref layers);
         layers.Layers = LayerSet.Link | LayerSet.Network | LayerSet.Transport;
         layers.LinkType = linkType;
         layers.EtherType = EtherType.Ipv4;
@@ -319,7 +263,7 @@ public static class PacketParser
         layers.IpHeaderLength = Ipv4Header.Field.FixedLength;
         layers.IpTotalLength = totalLength;
         layers.TransportOffset = transportStart;
-        layers.Flags = flags | ((flagsAndOffset & 0x4000) != 0 ? PacketFlags.DontFragment : 0)
+        layers.Flags = (PacketFlags)transportFlags | ((flagsAndOffset & 0x4000) != 0 ? PacketFlags.DontFragment : 0)
             | (totalLength > captured ? PacketFlags.IpLengthBeyondCapture : totalLength < captured ? PacketFlags.TrailingBytes : 0);
 
         packet.TunnelDepth = 0;
@@ -332,8 +276,163 @@ public static class PacketParser
         return true;
     }
 
-    /// <summary>Returned by <see cref="TryParseCommonStack"/> when the stack is not of the common shape.</summary>
+    /// <summary>Returned by <see cref="TryParseCommonStack"/> and <see cref="ReadCommonTransport"/> when the frame is not of the common shape.</summary>
     private const int NotCommon = -1;
+
+    /// <summary>
+    /// The transport header of both tiers of <see cref="TryParseCommon"/>: TCP (header captured whole), UDP or ICMP/ICMPv6,
+    /// inside both the captured bytes (<paramref name="transportCaptured"/>, at most the IP length) and the segment the IP
+    /// header declares (<paramref name="segmentLength"/>), read into <paramref name="layers"/>, which the caller zeroed.
+    /// UDP to the VXLAN port is not common unless <paramref name="takeVxlanPort"/> (the caller then reads the tunnel from
+    /// the payload). Returns the flags to add (as a non-negative number; the caller keeps its flags in a register and
+    /// stores them once), or <see cref="NotCommon"/>. Inlined into each tier, so the constant arguments fold away.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int ReadCommonTransport(ReadOnlySpan<byte> frame, int protocol, int transportStart, int segmentLength, int transportCaptured,
+        bool v6, bool takeVxlanPort, ParserOptions options, ref PacketLayers layers)
+    {
+        ref byte start = ref MemoryMarshal.GetReference(frame);
+        PacketFlags flags = 0;
+        switch (protocol)
+        {
+            case 6: // TCP
+            {
+                if (transportCaptured < TcpHeader.Field.FixedLength)
+                {
+                    return NotCommon;
+                }
+                int tcp = transportStart;
+                uint offsetAndFlags = ReadBigEndian16(ref start, tcp + TcpHeader.Field.DataOffsetAndFlags);
+                int headerLength = (int)(offsetAndFlags >> 12) * 4;
+                // Data offset below 5 words (malformed), past the segment (malformed) or past the capture (truncated).
+                if (headerLength < TcpHeader.Field.FixedLength || headerLength > segmentLength || headerLength > transportCaptured)
+                {
+                    return NotCommon;
+                }
+                layers.SourcePort = ReadBigEndian16(ref start, tcp + TcpHeader.Field.SourcePort);
+                layers.DestinationPort = ReadBigEndian16(ref start, tcp + TcpHeader.Field.DestinationPort);
+                layers.TcpSequence = ReadBigEndian32(ref start, tcp + TcpHeader.Field.Sequence);
+                layers.TcpAcknowledgment = ReadBigEndian32(ref start, tcp + TcpHeader.Field.Acknowledgment);
+                layers.TcpFlags = (TcpFlags)(offsetAndFlags & 0x01FF);
+                layers.TcpWindow = ReadBigEndian16(ref start, tcp + TcpHeader.Field.Window);
+                layers.TcpHeaderLength = (byte)headerLength;
+                layers.TcpOptionsLength = (byte)(headerLength - TcpHeader.Field.FixedLength);
+                // The options are captured whole (checked above). NOP, NOP, Timestamps, the layout of nearly every
+                // segment of an established Linux connection (RFC 7323 appendix A), is read here, as ReadTcpOptions
+                // reads it, without the call; any other is walked there.
+                const int Options = TcpHeader.Field.FixedLength;
+                if (headerLength == Options + TcpHeader.AlignedTimestampsLength
+                    && ReadBigEndian32(ref start, tcp + Options) == TcpHeader.AlignedTimestampsPrefix)
+                {
+                    layers.TcpTsVal = ReadBigEndian32(ref start, tcp + Options + 4);
+                    layers.TcpTsEcr = ReadBigEndian32(ref start, tcp + Options + 8);
+                    flags = PacketFlags.TcpTimestamps;
+                }
+                else if (headerLength > Options)
+                {
+                    flags = ReadTcpOptions(frame.Slice(tcp, headerLength), headerLength, ref layers);
+                }
+                SetPayload(ref layers, tcp + headerLength, segmentLength - headerLength, transportCaptured - headerLength);
+                break;
+            }
+            case 17: // UDP
+            {
+                int udp = transportStart;
+                ushort destinationPort = ReadBigEndian16(ref start, udp + UdpHeader.Field.DestinationPort);
+                int udpLength = ReadBigEndian16(ref start, udp + UdpHeader.Field.Length);
+                // Captured and declared header (the caller's length check covers the captured frame, not the IP length);
+                // a UDP length below the header is malformed.
+                if (transportCaptured < UdpHeader.Field.HeaderLength || udpLength < UdpHeader.Field.HeaderLength
+                    || (!takeVxlanPort && destinationPort == options.VxlanPort && options.VxlanPort != 0))
+                {
+                    return NotCommon;
+                }
+                layers.SourcePort = ReadBigEndian16(ref start, udp + UdpHeader.Field.SourcePort);
+                layers.DestinationPort = destinationPort;
+                layers.UdpLength = (ushort)udpLength;
+                if (udpLength != segmentLength)
+                {
+                    flags = PacketFlags.UdpLengthMismatch;
+                }
+                SetPayload(ref layers, udp + UdpHeader.Field.HeaderLength, Math.Min(udpLength, segmentLength) - UdpHeader.Field.HeaderLength,
+                    transportCaptured - UdpHeader.Field.HeaderLength);
+                break;
+            }
+            case 1: // ICMP
+            case 58: // ICMPv6 (the general parser reads either after either IP version, as this does)
+            {
+                if (transportCaptured < IcmpHeader.Field.HeaderLength || segmentLength < IcmpHeader.Field.HeaderLength)
+                {
+                    return NotCommon;
+                }
+                int icmp = transportStart;
+                byte type = Unsafe.Add(ref start, icmp + IcmpHeader.Field.Type);
+                layers.IcmpType = type;
+                layers.IcmpCode = Unsafe.Add(ref start, icmp + IcmpHeader.Field.Code);
+                if (IcmpHeader.HasIdentifier(v6, type))
+                {
+                    layers.IcmpIdentifier = ReadBigEndian16(ref start, icmp + IcmpHeader.Field.Identifier);
+                    layers.IcmpSequence = ReadBigEndian16(ref start, icmp + IcmpHeader.Field.Sequence);
+                }
+                SetPayload(ref layers, icmp + IcmpHeader.Field.HeaderLength, segmentLength - IcmpHeader.Field.HeaderLength,
+                    transportCaptured - IcmpHeader.Field.HeaderLength);
+                break;
+            }
+            default:
+                return NotCommon;
+        }
+        return (int)flags;
+    }
+
+    /// <summary>
+    /// Zeroes <paramref name="layers"/>. <c>layers = default</c> does the same, and the JIT compiles it to a few wide
+    /// stores where the machine has 32- or 64-byte vectors; but the Native AOT build (whose default instruction set has
+    /// 16-byte vectors) compiles a struct of this size to a call to a memset helper, with the live values spilled to the
+    /// stack around it. There the 16-byte stores are written out here.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Clear(ref PacketLayers layers)
+    {
+        // The size and IsHardwareAccelerated are constants to the compiler: every test below folds away.
+        int size = Unsafe.SizeOf<PacketLayers>();
+        if (Vector256.IsHardwareAccelerated || RuntimeHelpers.IsReferenceOrContainsReferences<PacketLayers>()
+            || size < Vector128<byte>.Count || size > 16 * Vector128<byte>.Count)
+        {
+            layers = default;
+            return;
+        }
+        ref byte bytes = ref Unsafe.As<PacketLayers, byte>(ref layers);
+        ClearBlock(ref bytes, 0, size);
+        ClearBlock(ref bytes, 1, size);
+        ClearBlock(ref bytes, 2, size);
+        ClearBlock(ref bytes, 3, size);
+        ClearBlock(ref bytes, 4, size);
+        ClearBlock(ref bytes, 5, size);
+        ClearBlock(ref bytes, 6, size);
+        ClearBlock(ref bytes, 7, size);
+        ClearBlock(ref bytes, 8, size);
+        ClearBlock(ref bytes, 9, size);
+        ClearBlock(ref bytes, 10, size);
+        ClearBlock(ref bytes, 11, size);
+        ClearBlock(ref bytes, 12, size);
+        ClearBlock(ref bytes, 13, size);
+        ClearBlock(ref bytes, 14, size);
+        ClearBlock(ref bytes, 15, size);
+    }
+
+    /// <summary>
+    /// Zeroes the <paramref name="block"/>th 16 bytes of <paramref name="size"/> (the last, partial one with a store that
+    /// overlaps the one before it); nothing past the end.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ClearBlock(ref byte bytes, int block, int size)
+    {
+        int offset = block * Vector128<byte>.Count;
+        if (offset < size)
+        {
+            Vector128<byte>.Zero.StoreUnsafe(ref bytes, (nuint)(offset + Vector128<byte>.Count <= size ? offset : size - Vector128<byte>.Count));
+        }
+    }
 
     /// <summary>
     /// One stack of <see cref="TryParseCommon"/>'s shape starting at <paramref name="linkOffset"/>, into
@@ -349,7 +448,7 @@ public static class PacketParser
         // Zeroed first, and each field stored as soon as it is read, so few values stay live across the function (held
         // in locals they spilled to the stack). A frame that turns out not to be of this shape leaves these stores for
         // the general parser to overwrite.
-        layers = default;
+        Clear(ref layers);
         // The smallest frame taken is a UDP or ICMP header after IPv4 and the link header: checked here for the link header
         // and its EtherType, below again for the network header the EtherType names.
         const int SmallestIp = Ipv4Header.Field.FixedLength + UdpHeader.Field.HeaderLength;
@@ -484,99 +583,29 @@ public static class PacketParser
         int transportCaptured = Math.Min(totalLength, captured) - headerLength;
         int segmentLength = totalLength - headerLength;
 
-        int tunnel = 0;
-        switch (protocol)
+        int transportFlags = ReadCommonTransport(frame, protocol, transportStart, segmentLength, transportCaptured, v6: etherType == 0x86DD,
+            takeVxlanPort: true, options, ref layers);
+        if (transportFlags == NotCommon)
         {
-            case 6: // TCP
+            return NotCommon;
+        }
+        flags |= (PacketFlags)transportFlags;
+        int tunnel = 0;
+        // VXLAN when the declared UDP data holds its 8-byte header; the I flag set (RFC 7348 section 5), or it is plain UDP
+        // to that port. A header the capture cut is the general parser's (it stops there, truncated).
+        if (protocol == 17 && layers.DestinationPort == options.VxlanPort && options.VxlanPort != 0
+            && layers.PayloadLength >= VxlanHeader.Field.HeaderLength)
+        {
+            if (layers.CapturedPayloadLength < VxlanHeader.Field.HeaderLength)
             {
-                if (transportCaptured < TcpHeader.Field.FixedLength)
-                {
-                    return NotCommon;
-                }
-                int tcp = transportStart;
-                uint offsetAndFlags = ReadBigEndian16(ref start, tcp + TcpHeader.Field.DataOffsetAndFlags);
-                int tcpHeaderLength = (int)(offsetAndFlags >> 12) * 4;
-                // Data offset below 5 words (malformed), past the segment (malformed) or past the capture (truncated).
-                if (tcpHeaderLength < TcpHeader.Field.FixedLength || tcpHeaderLength > segmentLength || tcpHeaderLength > transportCaptured)
-                {
-                    return NotCommon;
-                }
-                layers.SourcePort = ReadBigEndian16(ref start, tcp + TcpHeader.Field.SourcePort);
-                layers.DestinationPort = ReadBigEndian16(ref start, tcp + TcpHeader.Field.DestinationPort);
-                layers.TcpSequence = ReadBigEndian32(ref start, tcp + TcpHeader.Field.Sequence);
-                layers.TcpAcknowledgment = ReadBigEndian32(ref start, tcp + TcpHeader.Field.Acknowledgment);
-                layers.TcpFlags = (TcpFlags)(offsetAndFlags & 0x01FF);
-                layers.TcpWindow = ReadBigEndian16(ref start, tcp + TcpHeader.Field.Window);
-                layers.TcpHeaderLength = (byte)tcpHeaderLength;
-                layers.TcpOptionsLength = (byte)(tcpHeaderLength - TcpHeader.Field.FixedLength);
-                if (tcpHeaderLength > TcpHeader.Field.FixedLength)
-                {
-                    // The options are captured whole (checked above).
-                    flags |= ReadTcpOptions(frame.Slice(tcp, tcpHeaderLength), tcpHeaderLength, ref layers);
-                }
-                SetPayload(ref layers, tcp + tcpHeaderLength, segmentLength - tcpHeaderLength, transportCaptured - tcpHeaderLength);
-                break;
-            }
-            case 17: // UDP
-            {
-                int udp = transportStart;
-                ushort destinationPort = ReadBigEndian16(ref start, udp + UdpHeader.Field.DestinationPort);
-                int udpLength = ReadBigEndian16(ref start, udp + UdpHeader.Field.Length);
-                // Captured and declared header (the length check above covers the captured frame, not the IP length);
-                // a UDP length below the header is malformed.
-                if (transportCaptured < UdpHeader.Field.HeaderLength || udpLength < UdpHeader.Field.HeaderLength)
-                {
-                    return NotCommon;
-                }
-                layers.SourcePort = ReadBigEndian16(ref start, udp + UdpHeader.Field.SourcePort);
-                layers.DestinationPort = destinationPort;
-                layers.UdpLength = (ushort)udpLength;
-                if (udpLength != segmentLength)
-                {
-                    flags |= PacketFlags.UdpLengthMismatch;
-                }
-                int payloadStart = udp + UdpHeader.Field.HeaderLength;
-                int payloadLength = Math.Min(udpLength, segmentLength) - UdpHeader.Field.HeaderLength;
-                int payloadCaptured = transportCaptured - UdpHeader.Field.HeaderLength;
-                SetPayload(ref layers, payloadStart, payloadLength, payloadCaptured);
-                // VXLAN when the declared data holds its 8-byte header; the I flag set (RFC 7348 section 5), or it is
-                // plain UDP to that port. A header the capture cut is the general parser's (it stops there, truncated).
-                if (destinationPort == options.VxlanPort && options.VxlanPort != 0 && payloadLength >= VxlanHeader.Field.HeaderLength)
-                {
-                    if (payloadCaptured < VxlanHeader.Field.HeaderLength)
-                    {
-                        return NotCommon;
-                    }
-                    if ((Unsafe.Add(ref start, payloadStart + VxlanHeader.Field.Flags) & 0x08) != 0)
-                    {
-                        packet.Vni = ReadBigEndian32(ref start, payloadStart + VxlanHeader.Field.Vni) >> 8;
-                        tunnel = payloadStart + VxlanHeader.Field.HeaderLength;
-                    }
-                }
-                break;
-            }
-            case 1: // ICMP
-            case 58: // ICMPv6
-            {
-                if (transportCaptured < IcmpHeader.Field.HeaderLength || segmentLength < IcmpHeader.Field.HeaderLength)
-                {
-                    return NotCommon;
-                }
-                int icmp = transportStart;
-                byte type = Unsafe.Add(ref start, icmp + IcmpHeader.Field.Type);
-                layers.IcmpType = type;
-                layers.IcmpCode = Unsafe.Add(ref start, icmp + IcmpHeader.Field.Code);
-                if (IcmpHeader.HasIdentifier(v6: etherType == 0x86DD, type))
-                {
-                    layers.IcmpIdentifier = ReadBigEndian16(ref start, icmp + IcmpHeader.Field.Identifier);
-                    layers.IcmpSequence = ReadBigEndian16(ref start, icmp + IcmpHeader.Field.Sequence);
-                }
-                SetPayload(ref layers, icmp + IcmpHeader.Field.HeaderLength, segmentLength - IcmpHeader.Field.HeaderLength,
-                    transportCaptured - IcmpHeader.Field.HeaderLength);
-                break;
-            }
-            default:
                 return NotCommon;
+            }
+            int vxlan = layers.PayloadOffset;
+            if ((Unsafe.Add(ref start, vxlan + VxlanHeader.Field.Flags) & 0x08) != 0)
+            {
+                packet.Vni = ReadBigEndian32(ref start, vxlan + VxlanHeader.Field.Vni) >> 8;
+                tunnel = vxlan + VxlanHeader.Field.HeaderLength;
+            }
         }
 
         layers.Layers = LayerSet.Link | LayerSet.Network | LayerSet.Transport

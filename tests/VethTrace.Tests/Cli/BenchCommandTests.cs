@@ -213,4 +213,23 @@ public sealed class BenchCommandTests
         Assert.Equal("", output);
         Assert.Contains("Try 'vethtrace bench --help'.", error);
     }
+
+    [Theory]
+    [InlineData("vxlan.pcap")]
+    [InlineData("vlan-8021q.pcap")]
+    [InlineData("ipv6-frag.pcap")]
+    [InlineData("masquerade-multi.pcapng")]
+    public void HashOf_EveryPacket_EqualsTheHashOfItsFieldRecord(string capture)
+    {
+        // The passes hash VethTrace's fields with HashOf and PacketDotNet's through the record: the same value, or the
+        // checksums bench compares would differ for no reason.
+        int packets = 0;
+        foreach (CorpusPacket packet in CaptureCorpus.Read(capture, limit: 1_000))
+        {
+            VethTrace.Packets.PacketParser.Parse(packet.Data, packet.LinkType, out VethTrace.Packets.ParsedPacket parsed);
+            Assert.Equal(VethTrace.Cli.Bench.PacketFields.From(in parsed.Outer).Hash(), VethTrace.Cli.Bench.PacketFields.HashOf(in parsed.Outer));
+            packets++;
+        }
+        Assert.True(packets > 10);
+    }
 }

@@ -37,7 +37,6 @@ public sealed class CommandLineErrorTests
     [InlineData("vethtrace: --html works with one target (or --hop) only, not yet with the whole-host engine (no target, several targets or --network)", "follow", "follow", "--prometheus", "9417", "--html", "x.html")]
     [InlineData("vethtrace: --html, --sample work with one target (or --hop) only, not yet with the whole-host engine (no target, several targets or --network)", "follow", "follow", "web", "db", "--html", "x.html", "--sample", "1/10")]
     [InlineData("vethtrace: --sample works with one target (or --hop) only, not yet with the whole-host engine (no target, several targets or --network)", "follow", "follow", "--network", "n", "--quiet", "--prometheus", "9417", "--sample", "1/10")]
-    [InlineData("vethtrace: --engine works with one target (or --hop) only, not yet with the whole-host engine (no target, several targets or --network)", "record", "record", "-o", "x.pcapng", "--engine", "docker")]
     public void Run_UnknownOrMissing_OneLineAndHintExitOne(string line, string command, params string[] args)
     {
         var (code, output, errorLines) = Run(args);

@@ -114,6 +114,20 @@ public sealed class ContainerTopologyTests
     }
 
     [Fact]
+    public void Build_TapOnly_RootlessUserModeNetwork_SaysTheLimit()
+    {
+        // slirp4netns's namespace as the lab saw it (ip -d link: "tun type tap"; IFLA_INFO_KIND "tun"): tap0 with no peer.
+        var inside = new NamespaceSnapshot("netns:rl", "/run/netns/rl", "net:[79]", [LinkRecord("lo", 1, flags: Loopback), LinkRecord("tap0", 2, "tun")], [], [], []);
+
+        ContainerTopology topology = ContainerTopology.Build("netns:rl", null, null, null, [], "/run/netns/rl", Host, inside);
+
+        Assert.Equal(("tap0", (string?)null, (string?)null), (Assert.Single(topology.Interfaces).Name, topology.Interfaces[0].HostPeer, topology.Interfaces[0].Parent));
+        Assert.Equal("tap0: a tap device, no veth: a user-mode network stack (slirp4netns or pasta, as rootless Podman uses) reads it and sends " +
+            "each connection again from its own host socket, so packets are traced inside only, not across the host", topology.Description);
+        Assert.Equal([("tap0", "/run/netns/rl"), ("eth0", null)], topology.Hops().Select(h => (h.Interface, h.NetworkNamespace)));
+    }
+
+    [Fact]
     public void HostInterfacesBuild_VethsMappedToContainers_TableFitsEightyColumns()
     {
         var web = new DockerContainer(new string('a', 64), "a-container-with-a-rather-long-name", "running", true, 100, "bridge", []);

@@ -208,8 +208,12 @@ public sealed partial class LabTopologyTests
             Assert.Equal((lab[$"{c}_NAME"], lab[$"{c}_ID"], "eth0", "bridge"), (owner.ContainerName, owner.ContainerId, owner.InterfaceInside, owner.NetworkMode));
             Assert.Contains(owner.Addresses, a => a.Address.ToString() == lab[$"{c}_IP"]);
         }
-        // The stand-in uplink is a veth without a container: listed, with no owner.
-        Assert.Null(Assert.Single(listing.Interfaces, i => i.Name == lab["EGRESS_IF"]).Owner);
+        // The stand-in uplink is a veth without a container: its peer is in the ip-netns namespace "upstream", which
+        // names it (issue 19: a namespace no engine knows is named by its netns path).
+        VethOwner upstream = Assert.IsType<VethOwner>(Assert.Single(listing.Interfaces, i => i.Name == lab["EGRESS_IF"]).Owner);
+        Assert.Equal(($"netns:{lab["UPSTREAM_NS"]}", $"/run/netns/{lab["UPSTREAM_NS"]}", lab["UPSTREAM_IF"], "netns"),
+            (upstream.ContainerName, upstream.ContainerId, upstream.InterfaceInside, upstream.NetworkMode));
+        Assert.Contains(upstream.Addresses, a => a.Address.ToString() == lab["UPSTREAM_IP"]);
         Assert.Equal(DefaultRouteDevice(), listing.Egress);
 
         var text = new StringWriter();

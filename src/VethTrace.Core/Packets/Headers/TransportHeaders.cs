@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 
 namespace VethTrace.Packets.Headers;
 
@@ -76,7 +77,7 @@ public readonly ref struct TcpHeader
     public const int AlignedTimestampsLength = 12;
 
     /// <summary>NOP, NOP, kind 8, length 10: the first word of the recommended timestamp layout (RFC 7323 appendix A).</summary>
-    private const uint AlignedTimestampsPrefix = 0x0101_080A;
+    public const uint AlignedTimestampsPrefix = 0x0101_080A;
 
     /// <summary>
     /// Reads TSval and TSecr when the options are exactly NOP, NOP, Timestamps, the layout Linux sends on every segment
@@ -269,6 +270,7 @@ public readonly ref struct IcmpHeader
     public ushort Sequence => BinaryPrimitives.ReadUInt16BigEndian(_data[Field.Sequence..]);
 
     /// <summary>Echo and timestamp messages carry an identifier and a sequence number (RFC 792).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool HasIdentifier(bool v6, byte type) => v6
         ? type is V6Type.EchoRequest or V6Type.EchoReply
         : type is V4Type.EchoReply or V4Type.EchoRequest or V4Type.Timestamp or V4Type.TimestampReply;
