@@ -6,14 +6,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_root
 
-CNI_BIN=/usr/lib/cni
-CNI_NET=vtcni
-CNI_BRIDGE=cni0
-CNI_CACHE=/var/lib/cni/results
-GUARD_COMMENT="vethtrace-lab cni0 uplink guard"
-ACCEPT_COMMENT="vethtrace-lab cni0 forwarding"
+source "$(dirname "${BASH_SOURCE[0]}")/cni-lib.sh"
 
-for pod in cni19-pod1 cni19-pod2; do
+for pod in "${CNI_PODS[@]}"; do
     cache="$CNI_CACHE/$CNI_NET-$CNI_NET-$pod-eth0"
     if [[ -x $CNI_BIN/bridge && ( -e /run/netns/$pod || -e $cache ) ]]; then
         config=$(python3 -c 'import base64, json, sys; print(base64.b64decode(json.load(open(sys.argv[1]))["config"]).decode())' "$cache" 2>/dev/null \
@@ -31,9 +26,9 @@ done
 rm -rf "/var/lib/cni/networks/$CNI_NET"
 rmdir "$CNI_CACHE" /var/lib/cni/networks /var/lib/cni 2>/dev/null || true
 
-ip link del vtcni.1 2>/dev/null && log "deleted vtcni.1" || true
-ip link del vtcni-ul0 2>/dev/null && log "deleted vtcni-ul0" || true
-if [[ -e /run/netns/cni19-node2 ]]; then ip netns del cni19-node2 && log "deleted netns cni19-node2"; fi
+ip link del "$VX_DEV" 2>/dev/null && log "deleted $VX_DEV" || true
+ip link del "$VX_UNDERLAY" 2>/dev/null && log "deleted $VX_UNDERLAY" || true
+if [[ -e /run/netns/$VX_NODE ]]; then ip netns del "$VX_NODE" && log "deleted netns $VX_NODE"; fi
 if ip link show "$CNI_BRIDGE" >/dev/null 2>&1; then ip link del "$CNI_BRIDGE" && log "deleted $CNI_BRIDGE"; fi
 
 UPLINK=$(real_uplink)

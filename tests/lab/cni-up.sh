@@ -16,19 +16,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_root
 
-CNI_BIN=/usr/lib/cni
-CNI_NET=vtcni
-CNI_BRIDGE=cni0
-CNI_SUBNET=10.244.77.0/24
-CNI_GATEWAY=10.244.77.1
-CNI_PODS=(cni19-pod1 cni19-pod2)
-CNI_CACHE=/var/lib/cni/results
-CNI_ENV="$STATE_DIR/cni.env"
-VX_DEV=vtcni.1
-VX_UNDERLAY=vtcni-ul0
-VX_NODE=cni19-node2
-GUARD_COMMENT="vethtrace-lab cni0 uplink guard"
-ACCEPT_COMMENT="vethtrace-lab cni0 forwarding"
+source "$(dirname "${BASH_SOURCE[0]}")/cni-lib.sh"
 
 [[ -x $CNI_BIN/bridge && -x $CNI_BIN/host-local ]] || { log "containernetworking-plugins not installed: skipping the CNI node"; exit 0; }
 

@@ -53,27 +53,8 @@ public sealed class PrometheusLabTests
             // Journeys are the container's: its own interface and veth carried them.
             Assert.Equal(summary.GetProperty("journeys").GetInt64(), prometheus.Scalar($"sum(last_over_time(vethtrace_journeys_total{{container=\"{lab["C1_NAME"]}\"}}[5m]))"));
 
-            int compared = 0;
-            foreach (JsonElement hop in Records(records, "hop"))
-            {
-                string from = hop.GetProperty("from").GetString()!, to = hop.GetProperty("to").GetString()!;
-                long packets = hop.GetProperty("packets").GetInt64(), reused = hop.GetProperty("reused_timestamps").GetInt64();
-                string labels = $"host=\"lab-a\",from=\"{from}\",to=\"{to}\"";
-                // Every hop is in the histogram or the reused-timestamp counter, never both.
-                long counted = prometheus.Scalar($"sum(last_over_time(vethtrace_hop_latency_seconds_count{{{labels}}}[5m]))") ?? 0;
-                long reusedCounted = prometheus.Scalar($"sum(last_over_time(vethtrace_hop_reused_timestamps_total{{{labels}}}[5m]))") ?? 0;
-                Assert.Equal((packets - reused, reused), (counted, reusedCounted));
-                if (reused > 0 || packets < 20)
-                {
-                    continue; // the report's p50 counts reused stamps as 0 µs; the histogram leaves them out
-                }
-                double p50 = hop.GetProperty("p50_us").GetDouble() / 1e6;
-                double median = prometheus.Value($"histogram_quantile(0.5, sum by (le) (last_over_time(vethtrace_hop_latency_seconds_bucket{{{labels}}}[5m])))")!.Value;
-                (double lower, double upper) = BucketOf(p50);
-                Assert.True(Math.Abs(median - p50) <= upper - lower,
-                    $"{from} -> {to}: Prometheus's median {median * 1e6:0.###} us, the report's p50 {p50 * 1e6:0.###} us, bucket {lower * 1e6:0.###}-{upper * 1e6:0.###} us");
-                compared++;
-            }
+            // Every hop is in the histogram or the reused-timestamp counter, never both.
+            int compared = CompareHops(prometheus, Records(records, "hop"), (from, to, _) => $"host=\"lab-a\",from=\"{from}\",to=\"{to}\"");
             Assert.True(compared >= 3, $"only {compared} hops had no reused timestamps to compare medians on");
         }
         finally
@@ -208,28 +189,10 @@ public sealed class PrometheusLabTests
                     $"{name}: no hop into its veth");
             }
 
-            int compared = 0;
-            foreach (JsonElement hop in Records(records, "hop"))
-            {
-                string from = hop.GetProperty("from").GetString()!, to = hop.GetProperty("to").GetString()!;
-                long packets = hop.GetProperty("packets").GetInt64(), reused = hop.GetProperty("reused_timestamps").GetInt64();
-                // A container's hop (its veth at one end) against its own series; a shared hop (bridge to egress, container
-                // null in the JSON) against every container's series of it summed.
-                string labels = $"host=\"lab-whole\",from=\"{from}\",to=\"{to}\"" + (hop.GetProperty("container").GetString() is { } owner ? $",container=\"{owner}\"" : "");
-                long counted = prometheus.Scalar($"sum(last_over_time(vethtrace_hop_latency_seconds_count{{{labels}}}[5m]))") ?? 0;
-                long reusedCounted = prometheus.Scalar($"sum(last_over_time(vethtrace_hop_reused_timestamps_total{{{labels}}}[5m]))") ?? 0;
-                Assert.Equal((packets - reused, reused), (counted, reusedCounted));
-                if (reused > 0 || packets < 20)
-                {
-                    continue; // the report's p50 counts reused stamps as 0 us; the histogram leaves them out
-                }
-                double p50 = hop.GetProperty("p50_us").GetDouble() / 1e6;
-                double median = prometheus.Value($"histogram_quantile(0.5, sum by (le) (last_over_time(vethtrace_hop_latency_seconds_bucket{{{labels}}}[5m])))")!.Value;
-                (double lower, double upper) = BucketOf(p50);
-                Assert.True(Math.Abs(median - p50) <= upper - lower,
-                    $"{from} -> {to}: Prometheus's median {median * 1e6:0.###} us, the report's p50 {p50 * 1e6:0.###} us, bucket {lower * 1e6:0.###}-{upper * 1e6:0.###} us");
-                compared++;
-            }
+            // A container's hop (its veth at one end) against its own series; a shared hop (bridge to egress, container
+            // null in the JSON) against every container's series of it summed.
+            int compared = CompareHops(prometheus, Records(records, "hop"), (from, to, owner) =>
+                $"host=\"lab-whole\",from=\"{from}\",to=\"{to}\"" + (owner is null ? "" : $",container=\"{owner}\""));
             // docker0 -> each veth, and the two shared hops.
             Assert.True(compared >= 4, $"only {compared} hops had no reused timestamps to compare medians on");
             // Every series carries its host.
@@ -280,6 +243,37 @@ public sealed class PrometheusLabTests
 
     private static List<JsonElement> Records(List<JsonElement> records, string type) =>
         [.. records.Where(r => r.GetProperty("type").GetString() == type)];
+
+    /// <summary>
+    /// Each hop record of follow's JSON against its series in Prometheus (selected by <paramref name="labelsOf"/>(from,
+    /// to, container)): its packets are in the histogram or the reused-timestamp counter, never both, and, for a hop
+    /// with no reused stamps and at least 20 packets, Prometheus's median is within the bucket width of the report's
+    /// p50. Returns how many hops had their medians compared.
+    /// </summary>
+    private static int CompareHops(PrometheusServer prometheus, List<JsonElement> hops, Func<string, string, string?, string> labelsOf)
+    {
+        int compared = 0;
+        foreach (JsonElement hop in hops)
+        {
+            string from = hop.GetProperty("from").GetString()!, to = hop.GetProperty("to").GetString()!;
+            long packets = hop.GetProperty("packets").GetInt64(), reused = hop.GetProperty("reused_timestamps").GetInt64();
+            string labels = labelsOf(from, to, hop.TryGetProperty("container", out JsonElement owner) ? owner.GetString() : null);
+            long counted = prometheus.Scalar($"sum(last_over_time(vethtrace_hop_latency_seconds_count{{{labels}}}[5m]))") ?? 0;
+            long reusedCounted = prometheus.Scalar($"sum(last_over_time(vethtrace_hop_reused_timestamps_total{{{labels}}}[5m]))") ?? 0;
+            Assert.Equal((packets - reused, reused), (counted, reusedCounted));
+            if (reused > 0 || packets < 20)
+            {
+                continue; // the report's p50 counts reused stamps as 0 µs; the histogram leaves them out
+            }
+            double p50 = hop.GetProperty("p50_us").GetDouble() / 1e6;
+            double median = prometheus.Value($"histogram_quantile(0.5, sum by (le) (last_over_time(vethtrace_hop_latency_seconds_bucket{{{labels}}}[5m])))")!.Value;
+            (double lower, double upper) = BucketOf(p50);
+            Assert.True(Math.Abs(median - p50) <= upper - lower,
+                $"{from} -> {to}: Prometheus's median {median * 1e6:0.###} us, the report's p50 {p50 * 1e6:0.###} us, bucket {lower * 1e6:0.###}-{upper * 1e6:0.###} us");
+            compared++;
+        }
+        return compared;
+    }
 
     /// <summary>The histogram bucket (lower and upper bound, seconds) a value falls in.</summary>
     private static (double Lower, double Upper) BucketOf(double seconds)
