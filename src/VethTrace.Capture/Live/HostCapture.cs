@@ -60,15 +60,7 @@ public sealed class HostCapture : IDisposable
         // header read where it lies. SharpPcap's own loop woke for every packet and made a header, a timestamp and a
         // decimal per packet; on the bulk stream that was most of whole-host follow's CPU (docs/whole-host.md, "Cost").
         _device = new HopDevice(any);
-        _device.Open(new DeviceConfiguration
-        {
-            Mode = DeviceModes.None,
-            Immediate = true,
-            ReadTimeout = 100,
-            Snaplen = snapLength,
-            BufferSize = bufferBytes,
-            TimestampResolution = TimestampResolution.Nanosecond,
-        });
+        _device.OpenForHops(DeviceModes.None, snapLength, bufferBytes);
         if (!PcapStatistics.TrySetDataLink(_device, (int)LinkType.LinuxSll2.Value))
         {
             _device.Dispose();
@@ -78,9 +70,6 @@ public sealed class HostCapture : IDisposable
         {
             _device.Filter = kernelFilter;
         }
-        // HopDevice's loop reads until the ring is empty: pcap_next_ex must return 0 then, not wait.
-        _device.NonBlockingMode = true;
-        _device.GatherBelow = Math.Max(1, (int)Math.Min(int.MaxValue, (long)bufferBytes / (snapLength + 64) / 8));
         _device.Arrival = Arrived;
         _device.OnPacketArrival += (_, _) => { }; // SharpPcap starts no capture without one; HopDevice bypasses it
     }

@@ -291,24 +291,12 @@ public sealed class LiveCapture : IDisposable
         PcapInterface pcapInterface = interfaces.FirstOrDefault(i => i.Name == name)
             ?? throw new LiveCaptureException($"no interface named {name}");
         var device = new HopDevice(pcapInterface);
-        device.Open(new DeviceConfiguration
-        {
-            // Promiscuous: a bridge device sees bridged (east-west) frames only in promiscuous mode (docs/DESIGN.md, "The hop model").
-            Mode = DeviceModes.Promiscuous,
-            Immediate = true,
-            ReadTimeout = 100,
-            Snaplen = snapLength,
-            BufferSize = bufferBytes,
-            TimestampResolution = TimestampResolution.Nanosecond,
-        });
+        // Promiscuous: a bridge device sees bridged (east-west) frames only in promiscuous mode (docs/DESIGN.md, "The hop model").
+        device.OpenForHops(DeviceModes.Promiscuous, snapLength, bufferBytes);
         if (filter is not null)
         {
             device.Filter = filter;
         }
-        // HopDevice's loop reads until the ring is empty: pcap_next_ex must return 0 then, not wait.
-        device.NonBlockingMode = true;
-        // A ring frame holds the snapshot and about 64 bytes of headers.
-        device.GatherBelow = Math.Max(1, (int)Math.Min(int.MaxValue, (long)bufferBytes / (snapLength + 64) / 8));
         return device;
     }
 
@@ -344,6 +332,28 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
     /// of the gathering pause: whole packets (record) or a small ring fill in less than <see cref="LiveCapture.GatherMs"/>.
     /// </summary>
     public int GatherBelow { get; set; } = 1;
+
+    /// <summary>
+    /// Opens the handle as every capture of hops opens it (one per hop in follow, the <c>any</c> device in whole-host
+    /// follow): immediate mode, nanosecond stamps, non-blocking reads for this loop, and <see cref="GatherBelow"/> from
+    /// what the ring holds.
+    /// </summary>
+    public void OpenForHops(DeviceModes mode, int snapLength, int bufferBytes)
+    {
+        Open(new DeviceConfiguration
+        {
+            Mode = mode,
+            Immediate = true,
+            ReadTimeout = 100,
+            Snaplen = snapLength,
+            BufferSize = bufferBytes,
+            TimestampResolution = TimestampResolution.Nanosecond,
+        });
+        // This loop reads until the ring is empty: pcap_next_ex must return 0 then, not wait.
+        NonBlockingMode = true;
+        // A ring frame holds the snapshot and about 64 bytes of headers.
+        GatherBelow = Math.Max(1, (int)Math.Min(int.MaxValue, (long)bufferBytes / (snapLength + 64) / 8));
+    }
 
     protected override void CaptureThread(CancellationToken cancellationToken)
     {
