@@ -29,11 +29,31 @@ public sealed class Correlator : IObservationSink
     private int _openCount;
     private readonly SequenceRing<JourneyEntry> _journeys = new();
     private readonly SequenceRing<ObservationSlot> _observations = new();
-    private readonly Dictionary<(int From, int To), (LatencyHistogram Histogram, LatencyTimeline Timeline)> _hops = [];
+    /// <summary>
+    /// The hops' figures in the order first seen (the report lists ties in that order), found by <see cref="_hopIndex"/>
+    /// for interface ids below <see cref="MaxMatrixInterfaces"/>, else by <see cref="_hopsBeyond"/>.
+    /// </summary>
+    private readonly List<(int From, int To, LatencyHistogram Histogram, LatencyTimeline Timeline)> _hops = [];
+    /// <summary>One more than the index in <see cref="_hops"/> of hop (from, to) at <c>from * _hopStride + to</c>; 0 for none.</summary>
+    private int[] _hopIndex = [];
+    private int _hopStride;
+    private readonly Dictionary<(int From, int To), int> _hopsBeyond = [];
+    private const int MaxMatrixInterfaces = 256;
+    /// <summary>
+    /// The roles (and whether each was decided) of the interfaces seen, copied from <c>roleOf</c>: the registry's table is
+    /// shared with the reading thread, whose writes next to it (the last interface it looked up) made every read of it a
+    /// cache miss (6 % of replay's samples in a profile, on a one-load method). Refreshed when an interface is first
+    /// seen, after inference decides, and every <see cref="RoleRefreshObservations"/> observations (follow may replace a hop).
+    /// </summary>
+    private InterfaceRole[] _roles = [];
+    private bool[] _rolesKnown = [];
+    private const int RoleRefreshObservations = 4096;
 
     // One grid of time buckets for every hop's timeline, so their buckets line up.
     private readonly TimelineGrid _timelineGrid = new();
     private readonly Dictionary<PathKey, PathStats> _paths = [];
+    /// <summary>The paths of the last two multi-hop journeys: most journeys take one of a few paths, often alternating.</summary>
+    private (PathKey Key, PathStats? Stats) _lastPath, _previousPath;
     private readonly NatTable _nat;
     /// <summary>
     /// Per-flow reach, for losses (docs/DESIGN.md "Losses"): only flows that may have lost something, since a journey
@@ -51,10 +71,12 @@ public sealed class Correlator : IObservationSink
     /// <summary>The flows of the last two journeys finished, with their reach: consecutive journeys mostly share a flow, or
     /// alternate between a connection's two directions (data and acknowledgments).</summary>
     private (FlowKey Flow, FlowReach? Reach) _lastFlow, _previousFlow;
-    /// <summary>The journey being finished, its sightings copied out of the ring in arrival order.</summary>
-    private readonly List<Observation> _sightings = [];
-    private readonly List<Observation> _scratch = [];
+    /// <summary>The journey being finished, its sightings copied out of the ring in arrival order (what ordering needs; the rest stays in the ring).</summary>
+    private readonly List<Sighting> _sightings = [];
+    private readonly List<Sighting> _scratch = [];
     private readonly List<Observation> _ties = [];
+    /// <summary>The journey being finished as whole observations, for <see cref="Observer"/> and <see cref="FlowReach"/>.</summary>
+    private readonly List<Observation> _whole = [];
     /// <summary>TCP data of the last two windows, for segmentation matches (docs/DESIGN.md, "Segmentation (GRO and GSO)").</summary>
     private readonly SegmentIndex _segmentIndex;
     private readonly Dictionary<(int From, int To), long> _segmentEdges = [];
@@ -137,6 +159,11 @@ public sealed class Correlator : IObservationSink
         if (observation.Interface >= _interfacesSeen)
         {
             _interfacesSeen = observation.Interface + 1;
+            RefreshRoles();
+        }
+        else if ((Observations & (RoleRefreshObservations - 1)) == 0)
+        {
+            RefreshRoles();
         }
         Expire(observation.TimestampNs - _options.WindowNs);
         if (observation.TimestampNs >= _nextSweepNs)
@@ -197,6 +224,7 @@ public sealed class Correlator : IObservationSink
     /// </summary>
     public void Advance(long timestampNs)
     {
+        RefreshRoles();
         if (_journeys.Count > 0)
         {
             Expire(timestampNs - _options.WindowNs);
@@ -205,7 +233,8 @@ public sealed class Correlator : IObservationSink
 
     public CorrelationReport Report()
     {
-        var hops = _hops.Select(h => new HopReport(h.Key.From, h.Key.To, h.Value.Histogram) { Timeline = h.Value.Timeline }).OrderByDescending(h => h.Histogram.Count).ToList();
+        RefreshRoles();
+        var hops = _hops.Select(h => new HopReport(h.From, h.To, h.Histogram) { Timeline = h.Timeline }).OrderByDescending(h => h.Histogram.Count).ToList();
         var paths = _paths.Values.OrderByDescending(p => p.Journeys).ToList();
         var lostBy = new Dictionary<(FlowKey Flow, int LastSeen), (long Packets, int Inside)>(_settledLosses);
         foreach (var (flow, reach) in _flows)
@@ -229,6 +258,26 @@ public sealed class Correlator : IObservationSink
         };
     }
 
+    /// <summary>Copies the roles of the interfaces seen from <c>roleOf</c> (<see cref="_roles"/>).</summary>
+    private void RefreshRoles()
+    {
+        int count = _interfacesSeen;
+        if (_roles.Length != count)
+        {
+            _roles = new InterfaceRole[count];
+            _rolesKnown = new bool[count];
+        }
+        for (int id = 0; id < count; id++)
+        {
+            _roles[id] = _roleOf(id);
+            _rolesKnown[id] = _roleKnown?.Invoke(id) ?? true;
+        }
+    }
+
+    private InterfaceRole RoleOf(int id) => (uint)id < (uint)_roles.Length ? _roles[id] : _roleOf(id);
+
+    private bool RoleKnown(int id) => (uint)id < (uint)_rolesKnown.Length ? _rolesKnown[id] : _roleKnown!(id);
+
     /// <summary>
     /// The losses of one flow: its journeys that ended on an interface its own longest journey went past, and, for a
     /// flow that started on the inside (container, veth, bridge), those that ended short of the egress on an interface
@@ -241,8 +290,8 @@ public sealed class Correlator : IObservationSink
         foreach (var (lastInterface, count) in reach.EndedAt)
         {
             if (reach.IsShortOf(lastInterface)
-                || reach.StartsInside && _roleOf(lastInterface) != InterfaceRole.Egress && _ways.ContainsKey((flow.Destination, lastInterface))
-                || reach.StartsInside && IsInside(_roleOf(lastInterface)) && _options.EgressRoutes?.LeavesByEgress(flow.Destination) == true)
+                || reach.StartsInside && RoleOf(lastInterface) != InterfaceRole.Egress && _ways.ContainsKey((flow.Destination, lastInterface))
+                || reach.StartsInside && IsInside(RoleOf(lastInterface)) && _options.EgressRoutes?.LeavesByEgress(flow.Destination) == true)
             {
                 lost[(flow, lastInterface)] = (lost.GetValueOrDefault((flow, lastInterface)).Packets + count, reach.Innermost(_roleOf));
             }
@@ -289,7 +338,7 @@ public sealed class Correlator : IObservationSink
         ref ObservationSlot first = ref _observations[journey.First];
         return observation.TimestampNs - journey.FirstTimestampNs <= LinkWindowNs
             && first.Flow.Equals(observation.Flow)
-            && (_roleOf(first.Interface) == InterfaceRole.Egress) == (_roleOf(observation.Interface) == InterfaceRole.Egress);
+            && (RoleOf(first.Interface) == InterfaceRole.Egress) == (RoleOf(observation.Interface) == InterfaceRole.Egress);
     }
 
     /// <summary>How long after its first copy a link-scoped packet may still be seen on the link's other interfaces: copies are microseconds apart, repeats (MLD reports are sent twice) much further.</summary>
@@ -345,6 +394,7 @@ public sealed class Correlator : IObservationSink
         }
         _ties.Clear();
         _inference!.Decide(_interfacesSeen);
+        RefreshRoles();
         // The inference copied the window's journeys (a few hundred thousand observations at high rates) and let them
         // go: collect them now, once, so the heap the GC keeps committed for the rest of the run does not include them.
         if (_journeys.Count > 10_000)
@@ -361,20 +411,22 @@ public sealed class Correlator : IObservationSink
     /// <paramref name="sightings"/> into <see cref="_side"/>. A packet that goes up to the host's IP layer (routed to
     /// the egress, NATed, delivered to the host) crosses one port only, so its bridge copy stays on the path.
     /// </summary>
-    private void SetAsideBridgeCopies(List<Observation> sightings)
+    private void SetAsideBridgeCopies(List<Sighting> sightings)
     {
         _side.Clear();
+        Span<Sighting> all = CollectionsMarshal.AsSpan(sightings);
         int kept = 0;
-        for (int i = 0; i < sightings.Count; i++)
+        for (int i = 0; i < all.Length; i++)
         {
-            Observation sighting = sightings[i];
+            Sighting sighting = all[i];
             // A TTL of 0 was not read (no IP layer parsed it): no evidence of bridged or routed, so the copy stays.
-            if (sighting.Ttl != 0 && _roleOf(sighting.Interface) == InterfaceRole.Bridge)
+            if (sighting.Ttl != 0 && sighting.Role == InterfaceRole.Bridge)
             {
                 int ports = 0;
-                foreach (ref readonly Observation other in CollectionsMarshal.AsSpan(sightings))
+                for (int j = 0; j < all.Length; j++)
                 {
-                    if (other.Ttl == sighting.Ttl && _roleOf(other.Interface) is InterfaceRole.Veth or InterfaceRole.Tunnel)
+                    ref readonly Sighting other = ref all[j];
+                    if (other.Ttl == sighting.Ttl && other.Role is InterfaceRole.Veth or InterfaceRole.Tunnel)
                     {
                         ports++;
                     }
@@ -385,11 +437,11 @@ public sealed class Correlator : IObservationSink
                     continue;
                 }
             }
-            sightings[kept++] = sighting;
+            all[kept++] = sighting;
         }
-        if (kept < sightings.Count)
+        if (kept < all.Length)
         {
-            sightings.RemoveRange(kept, sightings.Count - kept);
+            sightings.RemoveRange(kept, all.Length - kept);
             BridgeSideCopies += _side.Count;
         }
     }
@@ -415,22 +467,23 @@ public sealed class Correlator : IObservationSink
     {
         journey.Finished = true;
         _openCount--;
-        if (journey.First == journey.Last && FinishSingle(_observations[journey.First].ToObservation(journey.Fingerprint)))
+        if (journey.First == journey.Last && FinishSingle(journey.First, journey.Fingerprint))
         {
             return;
         }
-        List<Observation> sightings = _sightings;
+        List<Sighting> sightings = _sightings;
         sightings.Clear();
         bool selected = false;
         bool timeless = false;
         TcpFlags flags = 0;
-        for (long sighting = journey.First; sighting >= 0; sighting = _observations[sighting].Next(sighting))
+        for (long number = journey.First; number >= 0;)
         {
-            Observation observation = _observations[sighting].ToObservation(journey.Fingerprint);
-            selected |= observation.Selected;
-            timeless |= observation.TimestampInvalid;
-            flags |= observation.TcpFlags;
-            sightings.Add(observation);
+            ref ObservationSlot slot = ref _observations[number];
+            selected |= slot.Selected;
+            timeless |= slot.TimestampInvalid;
+            flags |= slot.TcpFlags;
+            sightings.Add(slot.ToSighting(number, RoleOf(slot.Interface)));
+            number = slot.Next(number);
         }
         if (!selected)
         {
@@ -448,54 +501,57 @@ public sealed class Correlator : IObservationSink
         }
         Order(sightings);
         Journeys++;
-        bool linkScoped = sightings[0].Flow.IsLinkScoped;
+        ref ObservationSlot entrySlot = ref _observations[sightings[0].Slot];
+        FlowKey entry = entrySlot.Flow;
+        bool linkScoped = entry.IsLinkScoped;
         bool closing = (flags & (TcpFlags.Fin | TcpFlags.Rst)) != 0;
         if (sightings.Count > 1)
         {
             MultiHopJourneys++;
-            Span<Observation> steps = CollectionsMarshal.AsSpan(sightings);
+            Span<Sighting> steps = CollectionsMarshal.AsSpan(sightings);
             for (int i = 1; i < steps.Length; i++)
             {
-                ref readonly Observation from = ref steps[i - 1];
-                ref readonly Observation to = ref steps[i];
+                ref readonly Sighting from = ref steps[i - 1];
+                ref readonly Sighting to = ref steps[i];
                 // A copy without a valid capture time (Observation.TimestampInvalid) has no latency to give.
                 if (!from.TimestampInvalid && !to.TimestampInvalid)
                 {
-                    if (!_hops.TryGetValue((from.Interface, to.Interface), out var hop))
-                    {
-                        _hops[(from.Interface, to.Interface)] = hop = (new LatencyHistogram(), new LatencyTimeline(_timelineGrid));
-                    }
+                    var hop = _hops[HopOf(from.Interface, to.Interface)];
                     hop.Histogram.Record(to.TimestampNs - from.TimestampNs);
                     hop.Timeline.Record(from.TimestampNs, to.TimestampNs - from.TimestampNs);
                 }
+                // Link-local addresses are never NATed: two link-scoped copies never tell of a translation. Two copies
+                // with one flow tell of none either (the NAT table would find both endpoints unchanged).
                 if (!linkScoped)
                 {
-                    // Link-local addresses are never NATed: two link-scoped copies never tell of a translation.
-                    _nat.Observe(from.Flow, to.Flow, from.TimestampNs, closing);
+                    ref ObservationSlot before = ref _observations[from.Slot];
+                    ref ObservationSlot after = ref _observations[to.Slot];
+                    if (!before.SameFlow(in after))
+                    {
+                        _nat.Observe(before.Flow, after.Flow, from.TimestampNs, closing);
+                    }
                 }
             }
-            PathKey key = PathKey.Of(sightings);
-            if (!_paths.TryGetValue(key, out var path))
-            {
-                _paths[key] = path = new PathStats(sightings.Select(s => s.Interface).ToArray());
-            }
+            PathStats path = PathOf(steps);
             path.Journeys++;
             if (!timeless && _options.PathLatency)
             {
-                path.Through.Record(sightings[^1].TimestampNs - sightings[0].TimestampNs);
+                path.Through.Record(steps[^1].TimestampNs - steps[0].TimestampNs);
             }
             foreach (int side in _side)
             {
                 path.AddSideCopy(side);
             }
         }
-        bool segmented = sightings[0].IsTcpData && FindSegmentContinuation(sightings);
+        bool segmented = entrySlot.IsTcpData && FindSegmentContinuation(sightings, journey.Fingerprint);
         if (segmented)
         {
             MatchedBySequenceRange++;
         }
-        Observer?.Journey(CollectionsMarshal.AsSpan(sightings), segmented);
-        FlowKey entry = sightings[0].Flow;
+        if (Observer is not null)
+        {
+            Observer.Journey(CollectionsMarshal.AsSpan(Whole(sightings, journey.Fingerprint)), segmented);
+        }
         if (!entry.IsEmpty && !linkScoped)
         {
             Reached(in entry, _scratch.Count > 0 ? _scratch : sightings, closing);
@@ -503,12 +559,100 @@ public sealed class Correlator : IObservationSink
         _scratch.Clear();
     }
 
-    /// <summary>
-    /// <see cref="Finish"/> for a journey of one sighting (every journey of a one-interface capture) without copying it
-    /// out of the ring; false when it needs the general path (TCP data that other interfaces may have carried on).
-    /// </summary>
-    private bool FinishSingle(in Observation only)
+    /// <summary>The sightings as whole observations (from the ring, with the times the ordering used), in <see cref="_whole"/>.</summary>
+    private List<Observation> Whole(List<Sighting> sightings, ulong fingerprint)
     {
+        _whole.Clear();
+        foreach (ref readonly Sighting sighting in CollectionsMarshal.AsSpan(sightings))
+        {
+            _whole.Add(_observations[sighting.Slot].ToObservation(fingerprint) with { TimestampNs = sighting.TimestampNs });
+        }
+        return _whole;
+    }
+
+    /// <summary>The index in <see cref="_hops"/> of hop (<paramref name="from"/>, <paramref name="to"/>), made when first seen.</summary>
+    private int HopOf(int from, int to)
+    {
+        if ((uint)from < (uint)_hopStride && (uint)to < (uint)_hopStride)
+        {
+            int known = _hopIndex[from * _hopStride + to];
+            if (known > 0)
+            {
+                return known - 1;
+            }
+        }
+        return NewHop(from, to);
+    }
+
+    private int NewHop(int from, int to)
+    {
+        int larger = Math.Max(from, to);
+        if (larger < MaxMatrixInterfaces)
+        {
+            if (larger >= _hopStride)
+            {
+                // Re-place the hops known in a matrix large enough for the new one.
+                _hopStride = Math.Max(8, (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)larger + 1));
+                _hopIndex = new int[_hopStride * _hopStride];
+                for (int i = 0; i < _hops.Count; i++)
+                {
+                    if (_hops[i].From < _hopStride && _hops[i].To < _hopStride)
+                    {
+                        _hopIndex[_hops[i].From * _hopStride + _hops[i].To] = i + 1;
+                    }
+                }
+            }
+            ref int slot = ref _hopIndex[from * _hopStride + to];
+            if (slot == 0)
+            {
+                _hops.Add((from, to, new LatencyHistogram(), new LatencyTimeline(_timelineGrid)));
+                slot = _hops.Count;
+            }
+            return slot - 1;
+        }
+        ref int beyond = ref CollectionsMarshal.GetValueRefOrAddDefault(_hopsBeyond, (from, to), out bool exists);
+        if (!exists)
+        {
+            _hops.Add((from, to, new LatencyHistogram(), new LatencyTimeline(_timelineGrid)));
+            beyond = _hops.Count - 1;
+        }
+        return beyond;
+    }
+
+    /// <summary>The figures of the path <paramref name="steps"/> took, made when first taken.</summary>
+    private PathStats PathOf(ReadOnlySpan<Sighting> steps)
+    {
+        PathKey key = PathKey.Of(steps);
+        if (_lastPath.Stats is not null && _lastPath.Key == key)
+        {
+            return _lastPath.Stats;
+        }
+        if (_previousPath.Stats is not null && _previousPath.Key == key)
+        {
+            (_lastPath, _previousPath) = (_previousPath, _lastPath);
+            return _lastPath.Stats;
+        }
+        if (!_paths.TryGetValue(key, out PathStats? path))
+        {
+            var interfaces = new int[steps.Length];
+            for (int i = 0; i < steps.Length; i++)
+            {
+                interfaces[i] = steps[i].Interface;
+            }
+            _paths[key] = path = new PathStats(interfaces);
+        }
+        _previousPath = _lastPath;
+        _lastPath = (key, path);
+        return path;
+    }
+
+    /// <summary>
+    /// <see cref="Finish"/> for a journey of one sighting (every journey of a one-interface capture), read in place in
+    /// the ring; false when it needs the general path (TCP data that other interfaces may have carried on).
+    /// </summary>
+    private bool FinishSingle(long number, ulong fingerprint)
+    {
+        ref ObservationSlot only = ref _observations[number];
         if (only.IsTcpData && !_segmentIndex.IsOnlyDataInterface(only.Interface))
         {
             return false;
@@ -519,10 +663,15 @@ public sealed class Correlator : IObservationSink
             return true;
         }
         Journeys++;
-        Observer?.Journey(new ReadOnlySpan<Observation>(in only), segmented: false);
-        if (!only.Flow.IsEmpty && !only.Flow.IsLinkScoped)
+        if (Observer is not null)
         {
-            FlowReach reach = ReachOf(only.Flow, only.TimestampNs, only.Interface);
+            Observation whole = only.ToObservation(fingerprint);
+            Observer.Journey(new ReadOnlySpan<Observation>(in whole), segmented: false);
+        }
+        FlowKey flow = only.Flow;
+        if (!flow.IsEmpty && !flow.IsLinkScoped)
+        {
+            FlowReach reach = ReachOf(flow, only.TimestampNs, only.Interface);
             reach.Closing |= (only.TcpFlags & (TcpFlags.Fin | TcpFlags.Rst)) != 0;
             reach.Add(only.Interface);
         }
@@ -535,13 +684,13 @@ public sealed class Correlator : IObservationSink
     /// state of its own, unless its flow has some already (an earlier journey ended short); any other journey is
     /// kept in its flow's <see cref="FlowReach"/>.
     /// </summary>
-    private void Reached(in FlowKey flow, List<Observation> path, bool closing)
+    private void Reached(in FlowKey flow, List<Sighting> path, bool closing)
     {
         long firstNs = path[0].TimestampNs;
-        if (IsInside(_roleOf(path[0].Interface)) && _roleOf(path[^1].Interface) == InterfaceRole.Egress)
+        if (IsInside(path[0].Role) && path[^1].Role == InterfaceRole.Egress)
         {
             int egress = 0;
-            while (_roleOf(path[egress].Interface) != InterfaceRole.Egress)
+            while (path[egress].Role != InterfaceRole.Egress)
             {
                 egress++; // the last is the egress
             }
@@ -549,7 +698,7 @@ public sealed class Correlator : IObservationSink
             {
                 for (int i = 0; i < egress; i++)
                 {
-                    if (IsInside(_roleOf(path[i].Interface)))
+                    if (IsInside(path[i].Role))
                     {
                         _ways[(flow.Destination, path[i].Interface)] = firstNs;
                     }
@@ -560,13 +709,24 @@ public sealed class Correlator : IObservationSink
                 }
                 known.LastSeenNs = Math.Max(known.LastSeenNs, firstNs);
                 known.Closing |= closing;
-                known.Add(path);
+                known.Add(Interfaces(path));
                 return;
             }
         }
         FlowReach reach = ReachOf(in flow, firstNs, path[0].Interface);
         reach.Closing |= closing;
-        reach.Add(path);
+        reach.Add(Interfaces(path));
+    }
+
+    /// <summary>The path's interfaces as observations (all <see cref="FlowReach.Add(List{Observation})"/> reads of them), in <see cref="_whole"/>.</summary>
+    private List<Observation> Interfaces(List<Sighting> path)
+    {
+        _whole.Clear();
+        foreach (ref readonly Sighting sighting in CollectionsMarshal.AsSpan(path))
+        {
+            _whole.Add(new Observation(sighting.TimestampNs, sighting.Interface, sighting.Order, 0, default, 0));
+        }
+        return _whole;
     }
 
     private static bool IsInside(InterfaceRole role) => role is InterfaceRole.Container or InterfaceRole.Veth or InterfaceRole.Bridge;
@@ -587,7 +747,7 @@ public sealed class Correlator : IObservationSink
         FlowReach reach = ReachOf(in flow);
         if (reach.LastSeenNs == 0)
         {
-            reach.StartsInside = IsInside(_roleOf(firstInterface));
+            reach.StartsInside = IsInside(RoleOf(firstInterface));
         }
         reach.LastSeenNs = Math.Max(reach.LastSeenNs, firstNs);
         return reach;
@@ -621,12 +781,18 @@ public sealed class Correlator : IObservationSink
     /// <see cref="SegmentIndex"/> finds those). Those interfaces are appended (in time order) to the path used for loss
     /// decisions, in <see cref="_scratch"/>; latency histograms keep to exact matches.
     /// </summary>
-    private bool FindSegmentContinuation(List<Observation> sightings)
+    private bool FindSegmentContinuation(List<Sighting> sightings, ulong fingerprint)
     {
         _scratch.Clear();
-        if (!_segmentIndex.FindContinuations(sightings, _scratch))
+        ref ObservationSlot first = ref _observations[sightings[0].Slot];
+        if (!_segmentIndex.FindContinuations(sightings[0].TimestampNs, fingerprint, first.SegmentKey, first.TcpSequence, first.SequenceEnd,
+            CollectionsMarshal.AsSpan(sightings), _scratch))
         {
             return false;
+        }
+        foreach (ref Sighting candidate in CollectionsMarshal.AsSpan(_scratch))
+        {
+            candidate.Role = RoleOf(candidate.Interface);
         }
         _scratch.InsertRange(0, sightings);
         _scratch.Sort(static (a, b) => a.TimestampNs != b.TimestampNs ? a.TimestampNs.CompareTo(b.TimestampNs) : a.Order.CompareTo(b.Order));
@@ -643,9 +809,9 @@ public sealed class Correlator : IObservationSink
         return true;
     }
 
-    private static bool Contains(List<Observation> sightings, long order)
+    private static bool Contains(List<Sighting> sightings, long order)
     {
-        foreach (ref readonly Observation sighting in CollectionsMarshal.AsSpan(sightings))
+        foreach (ref readonly Sighting sighting in CollectionsMarshal.AsSpan(sightings))
         {
             if (sighting.Order == order)
             {
@@ -660,27 +826,28 @@ public sealed class Correlator : IObservationSink
     /// so its place in the path cannot come from it: it takes the time of the valid sighting nearest to it by role, and
     /// <see cref="Order"/> lays the two out as any tie, by topology. Only this journey's copy of the list changes.
     /// </summary>
-    private void PlaceByTopology(List<Observation> sightings)
+    private static void PlaceByTopology(List<Sighting> list)
     {
-        for (int i = 0; i < sightings.Count; i++)
+        Span<Sighting> sightings = CollectionsMarshal.AsSpan(list);
+        for (int i = 0; i < sightings.Length; i++)
         {
             if (!sightings[i].TimestampInvalid)
             {
                 continue;
             }
-            int role = (int)_roleOf(sightings[i].Interface);
+            int role = (int)sightings[i].Role;
             int nearest = -1;
-            for (int j = 0; j < sightings.Count; j++)
+            for (int j = 0; j < sightings.Length; j++)
             {
                 if (!sightings[j].TimestampInvalid
-                    && (nearest < 0 || Math.Abs((int)_roleOf(sightings[j].Interface) - role) < Math.Abs((int)_roleOf(sightings[nearest].Interface) - role)))
+                    && (nearest < 0 || Math.Abs((int)sightings[j].Role - role) < Math.Abs((int)sightings[nearest].Role - role)))
                 {
                     nearest = j;
                 }
             }
             if (nearest >= 0)
             {
-                sightings[i] = sightings[i] with { TimestampNs = sightings[nearest].TimestampNs };
+                sightings[i].TimestampNs = sightings[nearest].TimestampNs;
             }
         }
     }
@@ -692,21 +859,22 @@ public sealed class Correlator : IObservationSink
     /// from one host to another through a tunnel; a tie at the start ends nearest to the sighting after it. Equal
     /// roles keep capture order.
     /// </summary>
-    private void Order(List<Observation> sightings)
+    private void Order(List<Sighting> list)
     {
-        if (sightings.Count < 2)
+        if (list.Count < 2)
         {
             return;
         }
+        Span<Sighting> sightings = CollectionsMarshal.AsSpan(list);
         if (!InTimeOrder(sightings))
         {
-            sightings.Sort(static (a, b) => a.TimestampNs != b.TimestampNs ? a.TimestampNs.CompareTo(b.TimestampNs) : a.Order.CompareTo(b.Order));
+            list.Sort(static (a, b) => a.TimestampNs != b.TimestampNs ? a.TimestampNs.CompareTo(b.TimestampNs) : a.Order.CompareTo(b.Order));
         }
         bool outwards = Outwards(sightings);
-        for (int start = 0; start < sightings.Count;)
+        for (int start = 0; start < sightings.Length;)
         {
             int end = start + 1;
-            while (end < sightings.Count && sightings[end].TimestampNs == sightings[start].TimestampNs)
+            while (end < sightings.Length && sightings[end].TimestampNs == sightings[start].TimestampNs)
             {
                 end++;
             }
@@ -719,7 +887,7 @@ public sealed class Correlator : IObservationSink
                     bool unknown = false;
                     for (int i = start; i < end; i++)
                     {
-                        if (!_roleKnown(sightings[i].Interface))
+                        if (!RoleKnown(sightings[i].Interface))
                         {
                             unknown = true;
                             _unknownTied.Add(sightings[i].Interface);
@@ -730,13 +898,13 @@ public sealed class Correlator : IObservationSink
                         TiesWithUnknownRole++;
                     }
                 }
-                int anchor = start > 0 ? (int)_roleOf(sightings[start - 1].Interface) : end < sightings.Count ? (int)_roleOf(sightings[end].Interface) : -1;
+                int anchor = start > 0 ? (int)sightings[start - 1].Role : end < sightings.Length ? (int)sightings[end].Role : -1;
                 bool backwards = start == 0;
                 // Insertion sort in place: a tie group is a few copies, and the order is total (Order is unique).
-                Span<Observation> group = CollectionsMarshal.AsSpan(sightings)[start..end];
+                Span<Sighting> group = sightings[start..end];
                 for (int i = 1; i < group.Length; i++)
                 {
-                    Observation moving = group[i];
+                    Sighting moving = group[i];
                     int j = i - 1;
                     while (j >= 0 && CompareTied(in group[j], in moving, anchor, backwards, outwards) > 0)
                     {
@@ -751,9 +919,9 @@ public sealed class Correlator : IObservationSink
     }
 
     /// <summary>The order of two sightings with one timestamp (<see cref="Order"/>).</summary>
-    private int CompareTied(in Observation a, in Observation b, int anchor, bool backwards, bool outwards)
+    private static int CompareTied(in Sighting a, in Sighting b, int anchor, bool backwards, bool outwards)
     {
-        int roleA = (int)_roleOf(a.Interface), roleB = (int)_roleOf(b.Interface);
+        int roleA = (int)a.Role, roleB = (int)b.Role;
         if (anchor >= 0)
         {
             int byDistance = Math.Abs(roleA - anchor).CompareTo(Math.Abs(roleB - anchor));
@@ -767,9 +935,8 @@ public sealed class Correlator : IObservationSink
     }
 
     /// <summary>Whether the sightings are in (timestamp, order) sequence already, as they arrive unless a time was placed by topology.</summary>
-    private static bool InTimeOrder(List<Observation> sightings)
+    private static bool InTimeOrder(ReadOnlySpan<Sighting> span)
     {
-        Span<Observation> span = CollectionsMarshal.AsSpan(sightings);
         for (int i = 1; i < span.Length; i++)
         {
             if (span[i].TimestampNs < span[i - 1].TimestampNs || span[i].TimestampNs == span[i - 1].TimestampNs && span[i].Order < span[i - 1].Order)
@@ -786,15 +953,15 @@ public sealed class Correlator : IObservationSink
     /// roles of the first and last sightings in time order do. Matters when every sighting has one timestamp (a
     /// macvlan child and its parent share the receive stamp).
     /// </summary>
-    private bool Outwards(List<Observation> sightings)
+    private static bool Outwards(ReadOnlySpan<Sighting> sightings)
     {
-        foreach (Observation sighting in sightings)
+        foreach (ref readonly Sighting sighting in sightings)
         {
             if (sighting.Direction == PacketDirection.Unknown)
             {
                 continue;
             }
-            InterfaceRole role = _roleOf(sighting.Interface);
+            InterfaceRole role = sighting.Role;
             if (role == InterfaceRole.Tunnel)
             {
                 continue;
@@ -802,7 +969,7 @@ public sealed class Correlator : IObservationSink
             bool sent = sighting.Direction == PacketDirection.Outbound;
             return role is InterfaceRole.Container or InterfaceRole.Egress ? sent : !sent;
         }
-        return (int)_roleOf(sightings[0].Interface) <= (int)_roleOf(sightings[^1].Interface);
+        return (int)sightings[0].Role <= (int)sightings[^1].Role;
     }
 
     /// <summary>
@@ -854,6 +1021,42 @@ public sealed class Correlator : IObservationSink
         private byte _flags;
 
         public int Interface { get; private set; }
+
+        public readonly long TimestampNs => _timestampNs;
+
+        public readonly bool Selected => (_flags & 1) != 0;
+
+        public readonly bool TimestampInvalid => (_flags & 2) != 0;
+
+        public readonly TcpFlags TcpFlags => _tcpFlags;
+
+        public readonly ulong SegmentKey => _segmentKey;
+
+        public readonly bool IsTcpData => _segmentKey != 0;
+
+        public readonly uint TcpSequence => _tcpSequence;
+
+        /// <summary><see cref="Observation.SequenceEnd"/>.</summary>
+        public readonly uint SequenceEnd => _tcpSequence + (uint)_tcpPayload;
+
+        /// <summary>Whether the two sightings carry one flow (the same addresses, ports and protocol).</summary>
+        public readonly bool SameFlow(in ObservationSlot other) =>
+            _sourceLow == other._sourceLow && _destinationLow == other._destinationLow && _sourceHigh == other._sourceHigh
+            && _destinationHigh == other._destinationHigh && _sourcePort == other._sourcePort && _destinationPort == other._destinationPort
+            && _protocol == other._protocol && _versions == other._versions;
+
+        /// <summary>What ordering the journey needs of this sighting (numbered <paramref name="number"/>), with its interface's role.</summary>
+        public readonly Sighting ToSighting(long number, InterfaceRole role) => new()
+        {
+            TimestampNs = _timestampNs,
+            Order = _order,
+            Slot = number,
+            Interface = Interface,
+            Role = role,
+            Ttl = _ttl,
+            Direction = (PacketDirection)(_flags >> 3),
+            TimestampInvalid = (_flags & 2) != 0,
+        };
 
         public readonly FlowKey Flow => new(new IpProtocol(_protocol), Address(_sourceHigh, _sourceLow, _versions >> 4), _sourcePort,
             Address(_destinationHigh, _destinationLow, _versions & 0xF), _destinationPort);
@@ -917,19 +1120,46 @@ public sealed class Correlator : IObservationSink
 /// </summary>
 internal readonly record struct PathKey(ulong Packed, int Length)
 {
-    public static PathKey Of(List<Observation> sightings)
+    public static PathKey Of(ReadOnlySpan<Sighting> sightings)
     {
         ulong packed = 0;
-        bool fits = sightings.Count <= 8;
-        ulong hash = Flows.StableHash.Seed;
-        foreach (Observation sighting in sightings)
+        bool fits = sightings.Length <= 8;
+        foreach (ref readonly Sighting sighting in sightings)
         {
             fits &= (uint)sighting.Interface < 256;
             packed = packed << 8 | (byte)sighting.Interface;
+        }
+        if (fits)
+        {
+            return new PathKey(packed, sightings.Length);
+        }
+        ulong hash = Flows.StableHash.Seed;
+        foreach (ref readonly Sighting sighting in sightings)
+        {
             hash = Flows.StableHash.Add(hash, (ulong)sighting.Interface);
         }
-        return new PathKey(fits ? packed : Flows.StableHash.Finish(hash), fits ? sightings.Count : -sightings.Count);
+        return new PathKey(Flows.StableHash.Finish(hash), -sightings.Length);
     }
+}
+
+/// <summary>
+/// One sighting of the journey the correlator is finishing: what ordering it, the hop figures and the losses need (40
+/// bytes), the rest left in the correlator's ring at <see cref="Slot"/>. <see cref="TimestampNs"/> is this journey's
+/// copy: a sighting without a valid time is given its neighbour's.
+/// </summary>
+internal struct Sighting
+{
+    public long TimestampNs;
+    /// <summary>Capture order (<see cref="Observation.Order"/>), unique: breaks ties of equal times.</summary>
+    public long Order;
+    /// <summary>The sighting's number in the correlator's observation ring; -1 for a segmentation candidate (not in it).</summary>
+    public long Slot;
+    public int Interface;
+    /// <summary>The interface's role when the journey was finished.</summary>
+    public InterfaceRole Role;
+    public byte Ttl;
+    public PacketDirection Direction;
+    public bool TimestampInvalid;
 }
 
 /// <summary>Matching settings.</summary>

@@ -30,13 +30,15 @@ internal sealed class SegmentIndex(long windowNs)
 
     /// <summary>
     /// Adds to <paramref name="into"/> the TCP data, within a window of the journey's start, on interfaces the journey
-    /// (<paramref name="sightings"/>, its first a TCP data packet) did not visit, that overlaps its sequence range under
-    /// its segment key: where its bytes went on as other packets. One per interface, in arrival order; false when none.
+    /// (<paramref name="sightings"/>, its first a TCP data packet seen at <paramref name="timestampNs"/> with
+    /// <paramref name="fingerprint"/>, <paramref name="segmentKey"/> and the sequence range [<paramref name="sequence"/>,
+    /// <paramref name="sequenceEnd"/>)) did not visit, that overlaps its sequence range under its segment key: where its
+    /// bytes went on as other packets. One per interface, in arrival order, without roles; false when none.
     /// </summary>
-    public bool FindContinuations(List<Observation> sightings, List<Observation> into)
+    public bool FindContinuations(long timestampNs, ulong fingerprint, ulong segmentKey, uint sequence, uint sequenceEnd,
+        ReadOnlySpan<Sighting> sightings, List<Sighting> into)
     {
-        Observation first = sightings[0];
-        if (VisitsAll(sightings, _dataInterfaces) || !_segments.TryGetValue(first.SegmentKey, out var chain))
+        if (VisitsAll(sightings, _dataInterfaces) || !_segments.TryGetValue(segmentKey, out var chain))
         {
             // A candidate must be on an interface the journey did not visit. When it visited every interface that ever
             // carried TCP data (always, in a capture of one interface), none can be: skip the walk over the candidates.
@@ -48,20 +50,21 @@ internal sealed class SegmentIndex(long windowNs)
         {
             ref SegmentEntry candidate = ref _segmentEntries[next];
             next = next == chain.Last ? -1 : candidate.NextSameKey;
-            if (Math.Abs(candidate.TimestampNs - first.TimestampNs) > _windowNs || candidate.Fingerprint == first.Fingerprint
-                || !Overlaps(first, candidate) || Visits(sightings, candidate.Interface) || Visits(into, candidate.Interface))
+            if (Math.Abs(candidate.TimestampNs - timestampNs) > _windowNs || candidate.Fingerprint == fingerprint
+                || !Overlaps(sequence, sequenceEnd, in candidate) || Visits(sightings, candidate.Interface)
+                || Visits(CollectionsMarshal.AsSpan(into), candidate.Interface))
             {
                 continue;
             }
             // What the extended path needs of a candidate: its time, order and interface.
-            into.Add(new Observation(candidate.TimestampNs, candidate.Interface, candidate.Order, candidate.Fingerprint, default, 0));
+            into.Add(new Sighting { TimestampNs = candidate.TimestampNs, Order = candidate.Order, Slot = -1, Interface = candidate.Interface });
         }
         return into.Count > 0;
     }
 
-    private static bool Visits(List<Observation> sightings, int interfaceId)
+    private static bool Visits(ReadOnlySpan<Sighting> sightings, int interfaceId)
     {
-        foreach (ref readonly Observation sighting in CollectionsMarshal.AsSpan(sightings))
+        foreach (ref readonly Sighting sighting in sightings)
         {
             if (sighting.Interface == interfaceId)
             {
@@ -71,7 +74,7 @@ internal sealed class SegmentIndex(long windowNs)
         return false;
     }
 
-    private static bool VisitsAll(List<Observation> sightings, List<int> interfaceIds)
+    private static bool VisitsAll(ReadOnlySpan<Sighting> sightings, List<int> interfaceIds)
     {
         foreach (int interfaceId in CollectionsMarshal.AsSpan(interfaceIds))
         {
@@ -84,8 +87,8 @@ internal sealed class SegmentIndex(long windowNs)
     }
 
     /// <summary>Whether two sequence ranges share a byte, modulo 2^32 (RFC 9293 section 3.4 comparisons).</summary>
-    private static bool Overlaps(in Observation a, in SegmentEntry b) =>
-        (int)(a.TcpSequence - b.SequenceEnd) < 0 && (int)(b.TcpSequence - a.SequenceEnd) < 0;
+    private static bool Overlaps(uint sequence, uint sequenceEnd, in SegmentEntry b) =>
+        (int)(sequence - b.SequenceEnd) < 0 && (int)(b.TcpSequence - sequenceEnd) < 0;
 
     /// <summary>Indexes a TCP data packet (in time order), forgetting what is older than two windows.</summary>
     public void Add(in Observation observation)
