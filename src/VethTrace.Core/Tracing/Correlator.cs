@@ -187,7 +187,7 @@ public sealed class Correlator : IObservationSink
         {
             ref JourneyEntry journey = ref _journeys[open];
             bool visited = Visited(in journey, observation.Interface);
-            if (!visited && (!observation.Flow.IsLinkScoped || OnOneLink(in journey, in observation)))
+            if (!visited && (!slot.IsLinkScoped || OnOneLink(in journey, in observation)))
             {
                 _observations[journey.Last].Chain(journey.Last, sequence);
                 journey.Last = sequence;
@@ -1058,6 +1058,20 @@ public sealed class Correlator : IObservationSink
             TimestampInvalid = (_flags & 2) != 0,
         };
 
+        /// <summary><see cref="FlowKey.IsLinkScoped"/> of <see cref="Flow"/>, without building the whole key.</summary>
+        public readonly bool IsLinkScoped
+        {
+            get
+            {
+                if (_protocol == IpProtocol.Igmp.Value)
+                {
+                    return true;
+                }
+                IpAddress destination = Address(_destinationHigh, _destinationLow, _versions & 0xF);
+                return Address(_sourceHigh, _sourceLow, _versions >> 4).IsLinkLocal || destination.IsLinkLocal || destination.IsLinkScopedMulticast;
+            }
+        }
+
         public readonly FlowKey Flow => new(new IpProtocol(_protocol), Address(_sourceHigh, _sourceLow, _versions >> 4), _sourcePort,
             Address(_destinationHigh, _destinationLow, _versions & 0xF), _destinationPort);
 
@@ -1103,10 +1117,7 @@ public sealed class Correlator : IObservationSink
                 case 4:
                     return IpAddress.FromV4((uint)low);
                 case 6:
-                    Span<byte> bytes = stackalloc byte[16];
-                    System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(bytes, high);
-                    System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(bytes[8..], low);
-                    return IpAddress.ReadV6(bytes);
+                    return IpAddress.FromV6(high, low);
                 default:
                     return default;
             }

@@ -1,4 +1,7 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
 
 namespace VethTrace.Tracing;
 
@@ -25,6 +28,17 @@ public sealed class LatencyHistogram
     // Octave -> page -> bucket: the page tables and pages are made when first used.
     private readonly long[]?[]?[] _octaves = new long[]?[]?[Octaves + 1];
 
+    /// <summary>
+    /// The increments not made yet: <see cref="Record"/> finds a value's bucket and asks the CPU to fetch it, and makes
+    /// the increment <see cref="PendingDepth"/> records later, when the bucket is in cache. A hop's buckets spread over
+    /// tens of kilobytes (exact nanoseconds below 8 µs), so an increment made at once waited for memory (4 % of replay's
+    /// samples, on the increment). Everything that reads the buckets makes the pending increments first.
+    /// </summary>
+    private const int PendingDepth = 8;
+    private readonly long[]?[] _pendingPages = new long[]?[PendingDepth];
+    private readonly int[] _pendingBuckets = new int[PendingDepth];
+    private int _pendingNext;
+
     /// <summary>The bytes of the counts held (pages and page tables), for memory figures.</summary>
     public long Bytes { get; private set; }
 
@@ -44,13 +58,45 @@ public sealed class LatencyHistogram
             valueNs = 0; // a clock step backwards between hops; the hop took no measurable time
         }
         (int octave, int index) = Locate(valueNs);
-        Page(octave, index >> PageBits)[index & (PageBuckets - 1)]++;
+        long[] page = Page(octave, index >> PageBits);
+        int bucket = index & (PageBuckets - 1);
+        Prefetch(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(page), bucket));
+        int next = _pendingNext;
+        if (_pendingPages[next] is { } due)
+        {
+            due[_pendingBuckets[next]]++;
+        }
+        _pendingPages[next] = page;
+        _pendingBuckets[next] = bucket;
+        _pendingNext = (next + 1) & (PendingDepth - 1);
         Count++;
         Min = Math.Min(Min, valueNs);
         Max = Math.Max(Max, valueNs);
         if (valueNs == 0)
         {
             Zeros++;
+        }
+    }
+
+    /// <summary>A prefetch instruction where there is one (a hint: the array moving meanwhile costs nothing but the hint).</summary>
+    private static unsafe void Prefetch(ref long bucket)
+    {
+        if (Sse.IsSupported)
+        {
+            Sse.Prefetch0(Unsafe.AsPointer(ref bucket));
+        }
+    }
+
+    /// <summary>Makes the increments <see cref="Record"/> left pending.</summary>
+    private void Flush()
+    {
+        for (int i = 0; i < PendingDepth; i++)
+        {
+            if (_pendingPages[i] is { } due)
+            {
+                due[_pendingBuckets[i]]++;
+                _pendingPages[i] = null;
+            }
         }
     }
 
@@ -89,6 +135,7 @@ public sealed class LatencyHistogram
         {
             return;
         }
+        other.Flush();
         for (int octave = 0; octave < other._octaves.Length; octave++)
         {
             if (other._octaves[octave] is not { } pages)
@@ -170,6 +217,7 @@ public sealed class LatencyHistogram
     /// <summary>The buckets held, in ascending order of value: (octave, index in the octave, count).</summary>
     private IEnumerable<(int Octave, int Index, long Count)> Buckets()
     {
+        Flush();
         for (int octave = 0; octave < _octaves.Length; octave++)
         {
             if (_octaves[octave] is not { } pages)

@@ -12,6 +12,8 @@ namespace VethTrace.Tracing;
 /// access per journey, a window after the first, to remove it (a quarter of replay's time in a profile).
 /// </summary>
 /// <remarks>
+/// The segment index keeps the last entry of each segment key in one too (<see cref="SegmentIndex"/>): any key whose
+/// values are numbers in a ring that forgets its oldest first.
 /// Dead entries keep probe runs long until a rebuild: when used slots pass three quarters of the table, it is
 /// rebuilt from the live entries only (at least two slots per live one), so each insert costs O(1) amortised.
 /// </remarks>
@@ -77,6 +79,29 @@ internal sealed class OpenJourneyTable
         found = false;
         _slots[free].Fingerprint = fingerprint;
         return ref _slots[free].Journey;
+    }
+
+    /// <summary>
+    /// The journey stored for <paramref name="fingerprint"/> if it has not ended (is not below <paramref name="oldestOpen"/>),
+    /// without adding one when there is none.
+    /// </summary>
+    public bool TryGet(ulong fingerprint, long oldestOpen, out long journey)
+    {
+        int mask = _slots.Length - 1;
+        for (int index = Home(fingerprint, _shift); ; index = (index + 1) & mask)
+        {
+            ref Slot slot = ref _slots[index];
+            if (slot.Journey == Unused)
+            {
+                journey = -1;
+                return false;
+            }
+            if (slot.Journey >= oldestOpen && slot.Fingerprint == fingerprint)
+            {
+                journey = slot.Journey;
+                return true;
+            }
+        }
     }
 
     /// <summary>
