@@ -64,7 +64,15 @@ public sealed class Correlator : IObservationSink
     /// The ways to the egress packets showed: (destination, an inside interface a packet to it crossed before the egress)
     /// with the time last shown. A journey to that destination that ended on that interface instead was lost there.
     /// </summary>
-    private readonly Dictionary<(IpAddress Destination, int Interface), long> _ways = [];
+    private readonly Dictionary<(IpAddress Destination, int Interface), int> _ways = [];
+    /// <summary>The time each way was last shown, at its index in <see cref="_ways"/>; the indices of ways forgotten are reused.</summary>
+    private readonly List<long> _wayTimes = [];
+    private readonly Stack<int> _freeWays = new();
+    /// <summary>One more than the index of each interface's way to <see cref="_wayCacheDestination"/>, 0 for none known (<see cref="ShowWay"/>).</summary>
+    private int[] _wayCache = [];
+    private readonly List<int> _wayCacheSet = [];
+    private IpAddress _wayCacheDestination;
+    private bool _wayCacheValid;
     /// <summary>The losses of flows already expired, by (flow, last interface).</summary>
     private readonly Dictionary<(FlowKey Flow, int LastSeen), (long Packets, int Inside)> _settledLosses = [];
     private long _nextSweepNs = long.MinValue;
@@ -75,8 +83,10 @@ public sealed class Correlator : IObservationSink
     private readonly List<Sighting> _sightings = [];
     private readonly List<Sighting> _scratch = [];
     private readonly List<Observation> _ties = [];
-    /// <summary>The journey being finished as whole observations, for <see cref="Observer"/> and <see cref="FlowReach"/>.</summary>
+    /// <summary>The journey being finished as whole observations, for <see cref="Observer"/>.</summary>
     private readonly List<Observation> _whole = [];
+    /// <summary>The last path handed to a <see cref="FlowReach"/> (<see cref="Interfaces"/>).</summary>
+    private readonly List<Observation> _reachPath = [];
     /// <summary>TCP data of the last two windows, for segmentation matches (docs/DESIGN.md, "Segmentation (GRO and GSO)").</summary>
     private readonly SegmentIndex _segmentIndex;
     private readonly Dictionary<(int From, int To), long> _segmentEdges = [];
@@ -152,6 +162,13 @@ public sealed class Correlator : IObservationSink
     /// lookup (a random access into a table of a window's journeys, larger than the caches) finds it in cache.
     /// </summary>
     public void Anticipate(ulong fingerprint) => _open.Touch(fingerprint);
+
+    /// <summary><see cref="Anticipate"/>, and for TCP data the segment index's entry of its segment key as well.</summary>
+    public void ReadAhead(in Observation observation)
+    {
+        _open.Touch(observation.Fingerprint);
+        _segmentIndex.Anticipate(observation.SegmentKey);
+    }
 
     public void Add(in Observation observation)
     {
@@ -318,13 +335,15 @@ public sealed class Correlator : IObservationSink
             }
         }
         _lastFlow = _previousFlow = default;
-        foreach (var (way, lastNs) in _ways)
+        foreach (var (way, index) in _ways)
         {
-            if (nowNs - lastNs > timeouts.OtherNs)
+            if (nowNs - _wayTimes[index] > timeouts.OtherNs)
             {
                 _ways.Remove(way);
+                _freeWays.Push(index);
             }
         }
+        _wayCacheValid = false; // its indices may have been freed
         _nat.Sweep(nowNs, timeouts);
     }
 
@@ -344,6 +363,9 @@ public sealed class Correlator : IObservationSink
     /// <summary>How long after its first copy a link-scoped packet may still be seen on the link's other interfaces: copies are microseconds apart, repeats (MLD reports are sent twice) much further.</summary>
     private const long LinkWindowNs = 10_000_000;
 
+    /// <summary>How far ahead of the journey it finishes <see cref="Expire"/> asks for the journey, and for its first sighting, to be fetched.</summary>
+    private const int JourneysAhead = 16, SightingsAhead = 8;
+
     private void Expire(long before, bool everything = false)
     {
         while (_journeys.Count > 0)
@@ -357,6 +379,12 @@ public sealed class Correlator : IObservationSink
             if (journey.FirstTimestampNs >= before && !everything)
             {
                 break;
+            }
+            // The journeys at the head and their sightings were written a window ago: out of cache. Read ahead.
+            _journeys.Prefetch(_journeys.Head + JourneysAhead);
+            if (_journeys.Head + SightingsAhead < _journeys.Tail)
+            {
+                _observations.Prefetch(_journeys[_journeys.Head + SightingsAhead].First);
             }
             if (_inference is not null && (_inference.IsPending(_interfacesSeen) || _inference.IsDue(_journeys.Head)))
             {
@@ -700,7 +728,7 @@ public sealed class Correlator : IObservationSink
                 {
                     if (IsInside(path[i].Role))
                     {
-                        _ways[(flow.Destination, path[i].Interface)] = firstNs;
+                        ShowWay(flow.Destination, path[i].Interface, firstNs);
                     }
                 }
                 if (!HasReach(in flow, out FlowReach? known))
@@ -718,15 +746,76 @@ public sealed class Correlator : IObservationSink
         reach.Add(Interfaces(path));
     }
 
-    /// <summary>The path's interfaces as observations (all <see cref="FlowReach.Add(List{Observation})"/> reads of them), in <see cref="_whole"/>.</summary>
+    /// <summary>
+    /// The path's interfaces as observations (all <see cref="FlowReach.Add(List{Observation})"/> reads of them), in
+    /// <see cref="_reachPath"/>: kept from the last call when the interfaces are the same (consecutive journeys mostly are).
+    /// </summary>
     private List<Observation> Interfaces(List<Sighting> path)
     {
-        _whole.Clear();
-        foreach (ref readonly Sighting sighting in CollectionsMarshal.AsSpan(path))
+        ReadOnlySpan<Sighting> sightings = CollectionsMarshal.AsSpan(path);
+        ReadOnlySpan<Observation> known = CollectionsMarshal.AsSpan(_reachPath);
+        bool same = known.Length == sightings.Length;
+        for (int i = 0; same && i < sightings.Length; i++)
         {
-            _whole.Add(new Observation(sighting.TimestampNs, sighting.Interface, sighting.Order, 0, default, 0));
+            same = known[i].Interface == sightings[i].Interface;
         }
-        return _whole;
+        if (!same)
+        {
+            _reachPath.Clear();
+            foreach (ref readonly Sighting sighting in sightings)
+            {
+                _reachPath.Add(new Observation(0, sighting.Interface, 0, 0, default, 0));
+            }
+        }
+        return _reachPath;
+    }
+
+    /// <summary>
+    /// Records that a packet to <paramref name="destination"/> crossed <paramref name="interfaceId"/> on its way to the
+    /// egress at <paramref name="timestampNs"/>: <c>_ways[(destination, interfaceId)] = timestampNs</c>, where the slot of
+    /// each interface of the last destination is remembered (<see cref="_wayCache"/>), so a run of journeys to one
+    /// destination hashes nothing.
+    /// </summary>
+    private void ShowWay(IpAddress destination, int interfaceId, long timestampNs)
+    {
+        if (!_wayCacheValid || !_wayCacheDestination.Equals(destination))
+        {
+            foreach (int cached in _wayCacheSet)
+            {
+                _wayCache[cached] = 0;
+            }
+            _wayCacheSet.Clear();
+            _wayCacheDestination = destination;
+            _wayCacheValid = true;
+        }
+        if ((uint)interfaceId < (uint)_wayCache.Length && _wayCache[interfaceId] > 0)
+        {
+            _wayTimes[_wayCache[interfaceId] - 1] = timestampNs;
+            return;
+        }
+        ref int index = ref CollectionsMarshal.GetValueRefOrAddDefault(_ways, (destination, interfaceId), out bool exists);
+        if (!exists)
+        {
+            if (_freeWays.Count > 0)
+            {
+                index = _freeWays.Pop();
+            }
+            else
+            {
+                index = _wayTimes.Count;
+                _wayTimes.Add(0);
+            }
+        }
+        _wayTimes[index] = timestampNs;
+        if ((uint)interfaceId < MaxMatrixInterfaces)
+        {
+            if (interfaceId >= _wayCache.Length)
+            {
+                Array.Resize(ref _wayCache, Math.Max(8, (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)interfaceId + 1)));
+            }
+            _wayCache[interfaceId] = index + 1;
+            _wayCacheSet.Add(interfaceId);
+        }
     }
 
     private static bool IsInside(InterfaceRole role) => role is InterfaceRole.Container or InterfaceRole.Veth or InterfaceRole.Bridge;

@@ -1,6 +1,5 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
 
 namespace VethTrace.Tracing;
@@ -60,7 +59,7 @@ public sealed class LatencyHistogram
         (int octave, int index) = Locate(valueNs);
         long[] page = Page(octave, index >> PageBits);
         int bucket = index & (PageBuckets - 1);
-        Prefetch(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(page), bucket));
+        Prefetch(page, bucket);
         int next = _pendingNext;
         if (_pendingPages[next] is { } due)
         {
@@ -78,12 +77,18 @@ public sealed class LatencyHistogram
         }
     }
 
-    /// <summary>A prefetch instruction where there is one (a hint: the array moving meanwhile costs nothing but the hint).</summary>
-    private static unsafe void Prefetch(ref long bucket)
+    /// <summary>
+    /// A prefetch instruction for <paramref name="page"/>[<paramref name="bucket"/>] where there is one. The address is
+    /// computed from the array's reference and the runtime's array layout (the length, padded to a pointer, after the
+    /// type pointer) without reading the array: a reference to its data made the compiler check the array for null by
+    /// reading it, which waited for memory as the increment had. A hint only: the array moving meanwhile costs the hint.
+    /// </summary>
+    private static unsafe void Prefetch(long[] page, int bucket)
     {
         if (Sse.IsSupported)
         {
-            Sse.Prefetch0(Unsafe.AsPointer(ref bucket));
+            nint data = Unsafe.As<long[], nint>(ref page) + 2 * IntPtr.Size;
+            Sse.Prefetch0((void*)(data + bucket * sizeof(long)));
         }
     }
 

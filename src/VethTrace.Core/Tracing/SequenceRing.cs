@@ -54,6 +54,18 @@ internal sealed unsafe class SequenceRing<T> : IDisposable
     /// <summary>The entry numbered <paramref name="sequence"/>, which must lie in [<see cref="Head"/>, <see cref="Tail"/>).</summary>
     public ref T this[long sequence] => ref ((T*)_directory[(sequence >> _shift) & (_directory.Length - 1)])[sequence & _mask];
 
+    /// <summary>
+    /// Asks the CPU to bring entry <paramref name="sequence"/> into cache, when it lies in [<see cref="Head"/>,
+    /// <see cref="Tail"/>): for a reader that walks the ring a window behind its writer, where every entry is a miss.
+    /// </summary>
+    public void Prefetch(long sequence)
+    {
+        if (System.Runtime.Intrinsics.X86.Sse.IsSupported && sequence >= Head && sequence < Tail)
+        {
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0(System.Runtime.CompilerServices.Unsafe.AsPointer(ref this[sequence]));
+        }
+    }
+
     public long Push(in T item)
     {
         PushRef(out long sequence) = item;

@@ -195,7 +195,7 @@ public sealed class TraceSession
 
     /// <summary>
     /// The matching stage: the correlator, fed a batch at a time in time order. It reads ahead for the observation
-    /// <see cref="Ahead"/> places on (<see cref="Correlator.Anticipate"/>), so the lookup finds its memory in cache.
+    /// <see cref="Ahead"/> places on (<see cref="Correlator.ReadAhead"/>), so the lookup finds its memory in cache.
     /// </summary>
     private readonly struct Matching(Correlator correlator) : IBatchConsumer<Observation>
     {
@@ -207,7 +207,7 @@ public sealed class TraceSession
             {
                 if (i + Ahead < values.Length)
                 {
-                    correlator.Anticipate(values[i + Ahead].Fingerprint);
+                    correlator.ReadAhead(in values[i + Ahead]);
                 }
                 correlator.Add(in values[i]);
             }
