@@ -34,8 +34,8 @@ public sealed class LatencyHistogram
     /// samples, on the increment). Everything that reads the buckets makes the pending increments first.
     /// </summary>
     private const int PendingDepth = 8;
-    private readonly long[]?[] _pendingPages = new long[]?[PendingDepth];
-    private readonly int[] _pendingBuckets = new int[PendingDepth];
+    /// <summary>The pending increments, as (page, bucket): a struct array, so storing a page needs no array type check.</summary>
+    private readonly (long[]? Page, int Bucket)[] _pending = new (long[]?, int)[PendingDepth];
     private int _pendingNext;
 
     /// <summary>The bytes of the counts held (pages and page tables), for memory figures.</summary>
@@ -61,12 +61,12 @@ public sealed class LatencyHistogram
         int bucket = index & (PageBuckets - 1);
         Prefetch(page, bucket);
         int next = _pendingNext;
-        if (_pendingPages[next] is { } due)
+        ref (long[]? Page, int Bucket) pending = ref _pending[next];
+        if (pending.Page is { } due)
         {
-            due[_pendingBuckets[next]]++;
+            due[pending.Bucket]++;
         }
-        _pendingPages[next] = page;
-        _pendingBuckets[next] = bucket;
+        pending = (page, bucket);
         _pendingNext = (next + 1) & (PendingDepth - 1);
         Count++;
         Min = Math.Min(Min, valueNs);
@@ -97,10 +97,10 @@ public sealed class LatencyHistogram
     {
         for (int i = 0; i < PendingDepth; i++)
         {
-            if (_pendingPages[i] is { } due)
+            if (_pending[i].Page is { } due)
             {
-                due[_pendingBuckets[i]]++;
-                _pendingPages[i] = null;
+                due[_pending[i].Bucket]++;
+                _pending[i] = default;
             }
         }
     }

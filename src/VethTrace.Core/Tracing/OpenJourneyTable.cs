@@ -114,7 +114,10 @@ internal sealed class OpenJourneyTable
     {
         if (Sse.IsSupported)
         {
-            Sse.Prefetch0(Unsafe.AsPointer(ref _slots[Home(fingerprint, _shift)]));
+            // The probe may run on past the home slot's line (up to three quarters of the slots are taken): the next line too.
+            int home = Home(fingerprint, _shift);
+            Sse.Prefetch0(Unsafe.AsPointer(ref _slots[home]));
+            Sse.Prefetch0(Unsafe.AsPointer(ref _slots[(home + 4) & (_slots.Length - 1)]));
         }
     }
 

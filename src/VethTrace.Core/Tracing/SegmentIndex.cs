@@ -139,7 +139,7 @@ internal sealed class SegmentIndex(long windowNs)
                 _chained = true;
             }
         }
-        long sequence = _segmentEntries.Push(new SegmentEntry(observation));
+        _segmentEntries.PushRef(out long sequence).Set(in observation);
         if (_chained)
         {
             Chain(sequence);
@@ -158,15 +158,28 @@ internal sealed class SegmentIndex(long windowNs)
 
     /// <summary>What a segmentation match needs of a TCP data packet; chained per segment key.</summary>
     [StructLayout(LayoutKind.Auto)]
-    private struct SegmentEntry(in Observation observation)
+    private struct SegmentEntry
     {
-        public readonly long TimestampNs = observation.TimestampNs;
-        public readonly long Order = observation.Order;
-        public readonly ulong Fingerprint = observation.Fingerprint;
-        public readonly ulong SegmentKey = observation.SegmentKey;
-        public readonly int Interface = observation.Interface;
-        public readonly uint TcpSequence = observation.TcpSequence;
-        public readonly uint SequenceEnd = observation.SequenceEnd;
+        public long TimestampNs;
+        public long Order;
+        public ulong Fingerprint;
+        public ulong SegmentKey;
+        public int Interface;
+        public uint TcpSequence;
+        public uint SequenceEnd;
+
+        /// <summary>Fills the entry in place in the ring (a copy through a temporary stalled on forwarding its stores).</summary>
+        public void Set(in Observation observation)
+        {
+            TimestampNs = observation.TimestampNs;
+            Order = observation.Order;
+            Fingerprint = observation.Fingerprint;
+            SegmentKey = observation.SegmentKey;
+            Interface = observation.Interface;
+            TcpSequence = observation.TcpSequence;
+            SequenceEnd = observation.SequenceEnd;
+        }
+
         /// <summary>The entry before it under the same key, or -1; an entry before the ring's head has left the chain.</summary>
         public long PreviousSameKey;
     }

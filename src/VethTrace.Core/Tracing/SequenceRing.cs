@@ -52,6 +52,7 @@ internal sealed unsafe class SequenceRing<T> : IDisposable
     public long Bytes => (_chunks + _spares.Count) * (long)_chunkBytes;
 
     /// <summary>The entry numbered <paramref name="sequence"/>, which must lie in [<see cref="Head"/>, <see cref="Tail"/>).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)] // several per observation
     public ref T this[long sequence] => ref ((T*)_directory[(sequence >> _shift) & (_directory.Length - 1)])[sequence & _mask];
 
     /// <summary>
