@@ -52,8 +52,11 @@ internal sealed unsafe class SequenceRing<T> : IDisposable
     public long Bytes => (_chunks + _spares.Count) * (long)_chunkBytes;
 
     /// <summary>The entry numbered <paramref name="sequence"/>, which must lie in [<see cref="Head"/>, <see cref="Tail"/>).</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)] // several per observation
-    public ref T this[long sequence] => ref ((T*)_directory[(sequence >> _shift) & (_directory.Length - 1)])[sequence & _mask];
+    public ref T this[long sequence]
+    {
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)] // several per observation
+        get => ref ((T*)_directory[(sequence >> _shift) & (_directory.Length - 1)])[sequence & _mask];
+    }
 
     /// <summary>
     /// Asks the CPU to bring entry <paramref name="sequence"/> into cache, when it lies in [<see cref="Head"/>,
