@@ -231,7 +231,11 @@ public sealed class Correlator : IObservationSink
     /// Ends every open journey (end of input, or a live stop), whatever its timestamp: a reader saturates a timestamp
     /// it cannot represent to <see cref="long.MaxValue"/>, and such a journey must still be counted.
     /// </summary>
-    public void Complete() => Expire(long.MaxValue, everything: true);
+    public void Complete()
+    {
+        RefreshRoles();
+        Expire(long.MaxValue, everything: true);
+    }
 
     /// <summary>
     /// Moves the correlator's clock without an observation: every journey whose window ended before

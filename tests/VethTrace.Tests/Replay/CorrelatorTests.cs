@@ -37,6 +37,29 @@ public sealed class CorrelatorTests
     }
 
     [Fact]
+    public void Advance_RoleChangedMeanwhile_LaterJourneysOrderedByTheNewRole()
+    {
+        // The correlator keeps its own copy of the roles (the registry's table is shared with the reading thread). Follow
+        // may put another interface in a hop's place (InterfaceRegistry.Replace) while it runs: the journeys finished after
+        // the clock moves on must be ordered by the new roles. A tie after the egress is laid out nearest role first.
+        InterfaceRole[] roles = [InterfaceRole.Egress, InterfaceRole.Veth, InterfaceRole.Bridge];
+        var correlator = new Correlator(new CorrelatorOptions { WindowNs = 1_000 }, id => roles[id]);
+        correlator.Add(At(0, 0, 7, 0));
+        correlator.Add(At(5, 1, 7, 1));
+        correlator.Add(At(5, 2, 7, 2));
+        correlator.Advance(10_000); // the journey's window has passed: ordered with interface 2 as the bridge
+        (roles[1], roles[2]) = (InterfaceRole.Bridge, InterfaceRole.Veth);
+        correlator.Advance(12_000);
+        correlator.Add(At(20_000, 0, 8, 3));
+        correlator.Add(At(20_005, 1, 8, 4));
+        correlator.Add(At(20_005, 2, 8, 5));
+        correlator.Complete();
+
+        var paths = correlator.Report().Paths.Select(p => string.Join(",", p.Interfaces)).Order(StringComparer.Ordinal);
+        Assert.Equal(["0,1,2", "0,2,1"], paths);
+    }
+
+    [Fact]
     public void Report_CopyWithInvalidTimestamp_MatchedAndCountedWithoutALatency()
     {
         // A pcap record whose sub-second field is out of range comes at its file position (the previous packet's

@@ -51,6 +51,27 @@ public sealed class LatencyHistogramTests
     }
 
     [Fact]
+    public void Add_FewValuesJustRecorded_MergedIntoTheOther()
+    {
+        // Record defers each increment a few records (its bucket is prefetched meanwhile): merging a histogram must make
+        // the other's pending increments first, or the merged one counts values it has no bucket for.
+        var few = new LatencyHistogram();
+        foreach (long value in new long[] { 1_500, 2_500, 3_500 })
+        {
+            few.Record(value);
+        }
+        var merged = new LatencyHistogram();
+        merged.Record(500);
+        merged.Add(few);
+
+        Assert.Equal(4, merged.Count);
+        Assert.Equal(1_500, merged.Percentile(50));
+        Assert.Equal(2_500, merged.Percentile(75));
+        Assert.Equal([1, 3], merged.CountBelow([1_000]));
+        Assert.Equal(2_500, few.Percentile(50));
+    }
+
+    [Fact]
     public void Record_NegativeDelta_CountsAsZero()
     {
         var histogram = new LatencyHistogram();
