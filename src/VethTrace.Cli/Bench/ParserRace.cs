@@ -26,7 +26,7 @@ public static class ParserRace
     public const string FloorName = "NaiveSpanRead";
 
     /// <summary>The order of the passes: VethTrace, PacketDotNet, the floor.</summary>
-    private const string Cycle = "VPFVFP";
+    internal const string Cycle = "VPFVFP";
 
     public static (ParserResult VethTrace, ParserResult PacketDotNet, ParserResult Floor) Run(ParserPasses passes, TimeSpan duration, TimeSpan warmUp)
     {
