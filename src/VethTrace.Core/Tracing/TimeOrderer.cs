@@ -206,7 +206,45 @@ internal sealed class PipedOrderer(BatchPipe<Observation> pipe, long slackNs)
         {
             _newest = timestampNs;
         }
-        Release(_newest - SlackNs);
+        long before = _newest - SlackNs;
+        if (_late.Count == 0 && _copied < 0)
+        {
+            // The common case, without the general loop: release in-order observations while they are old enough.
+            ReleaseInOrder(before);
+            return;
+        }
+        Release(before);
+    }
+
+    /// <summary><see cref="Release"/> when no late observation waits and the head batch is to be sent whole.</summary>
+    private void ReleaseInOrder(long before)
+    {
+        while (true)
+        {
+            if (_full.Count == 0)
+            {
+                // The head is the batch being filled: released up to where it is old enough, sent when full.
+                long[] stamps = _filling.Stamps;
+                while (_released < _count && stamps[_released] < before)
+                {
+                    _released++;
+                }
+                return;
+            }
+            Held head = _full.Peek();
+            while (_released < head.Stamps.Length && head.Stamps[_released] < before)
+            {
+                _released++;
+            }
+            if (_released < head.Items.Length)
+            {
+                return;
+            }
+            _full.Dequeue();
+            pipe.Send(head.Items, head.Items.Length);
+            _spareStamps.Push(head.Stamps);
+            _released = 0;
+        }
     }
 
     /// <summary>Releases everything (end of input) and sends it; the caller then completes the pipe.</summary>
