@@ -33,7 +33,7 @@ public sealed partial class CaptureFileReader
         var linkType = new LinkType(U32(header[PcapFormat.LinkTypeOffset..]) & 0x03FF_FFFF);
         WarnIfNotDecoded(linkType, PcapFormat.LinkTypeOffset, _baseName);
         _interfaces.Add(new CaptureInterface(0, _baseName, null, linkType, snapLength, _pcapNanoseconds ? 9 : 6));
-        _clocks.Add(new InterfaceClock(_pcapNanoseconds ? 9 : 6, powerOfTwo: false, offsetSeconds: 0));
+        _facts.Add(new InterfaceFacts(linkType, snapLength, MaxCaptureLengthFor(linkType), new InterfaceClock(_pcapNanoseconds ? 9 : 6, powerOfTwo: false, offsetSeconds: 0)));
         _start = PcapFormat.FileHeaderLength;
     }
 

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using VethTrace.Text;
 using VethTrace.Packets;
 
@@ -172,7 +173,7 @@ public sealed partial class CaptureFileReader
         WarnIfNotDecoded(linkType, offset, interfaceName);
         _interfaces.Add(new CaptureInterface(id, interfaceName, string.IsNullOrEmpty(description) ? null : description,
             linkType, snapLength, powerOfTwo ? -resolution : resolution));
-        _clocks.Add(new InterfaceClock(resolution, powerOfTwo, offsetSeconds));
+        _facts.Add(new InterfaceFacts(linkType, snapLength, MaxCaptureLengthFor(linkType), new InterfaceClock(resolution, powerOfTwo, offsetSeconds)));
         _sectionInterfaces.Add(id);
         return null;
     }
@@ -209,8 +210,8 @@ public sealed partial class CaptureFileReader
             return $"packet refers to interface {localInterface}, but the section declares {_sectionInterfaces.Count}";
         }
         int id = _sectionInterfaces[localInterface];
-        CaptureInterface declared = _interfaces[id];
-        int maximum = MaxCaptureLengthFor(declared.LinkType);
+        ref readonly InterfaceFacts declared = ref CollectionsMarshal.AsSpan(_facts)[id];
+        int maximum = declared.MaxCaptureLength;
         if (captured > maximum)
         {
             return $"packet caplen {captured} exceeds the maximum of {maximum}";
@@ -244,7 +245,7 @@ public sealed partial class CaptureFileReader
                 };
             }
         }
-        long timestampNs = _clocks[id].ToNanoseconds(timestamp);
+        long timestampNs = declared.Clock.ToNanoseconds(timestamp);
         _lastTimestampNs = timestampNs;
         int dataStart = _start + 8 + fixedLength;
         record = new CaptureRecord(_buffer.AsSpan(dataStart, (int)captured), timestampNs, id, declared.LinkType,
@@ -316,26 +317,48 @@ public sealed partial class CaptureFileReader
         }
     }
 
+    /// <summary>What reading a packet needs of its interface, in one place (not the interface's record and a switch per packet).</summary>
+    private readonly record struct InterfaceFacts(LinkType LinkType, int SnapLength, int MaxCaptureLength, InterfaceClock Clock);
+
     /// <summary>Turns an interface's timestamp units into Unix nanoseconds (if_tsresol, if_tsoffset).</summary>
-    private readonly struct InterfaceClock(int resolution, bool powerOfTwo, long offsetSeconds)
+    private readonly struct InterfaceClock
     {
+        private readonly int _resolution;
+        private readonly bool _powerOfTwo;
+        private readonly long _offsetSeconds;
+        /// <summary>For a power of ten of at most 9: nanoseconds per unit, and the most units that fit in a long once scaled.</summary>
+        private readonly ulong _scale;
+        private readonly ulong _maxScaled;
+
+        public InterfaceClock(int resolution, bool powerOfTwo, long offsetSeconds)
+        {
+            _resolution = resolution;
+            _powerOfTwo = powerOfTwo;
+            _offsetSeconds = offsetSeconds;
+            if (!powerOfTwo && resolution <= 9)
+            {
+                _scale = Pow10(9 - resolution);
+                _maxScaled = long.MaxValue / _scale;
+            }
+        }
+
         public long ToNanoseconds(ulong units)
         {
             long ns;
-            if (powerOfTwo)
+            if (_scale != 0)
             {
-                ns = Saturate(((UInt128)units * 1_000_000_000UL) >> resolution);
+                // Worked out once per interface, not per packet: the 128-bit product only to saturate.
+                ns = units <= _maxScaled ? (long)(units * _scale) : long.MaxValue;
             }
-            else if (resolution <= 9)
+            else if (_powerOfTwo)
             {
-                ulong scale = Pow10(9 - resolution);
-                ns = Saturate((UInt128)units * scale);
+                ns = Saturate(((UInt128)units * 1_000_000_000UL) >> _resolution);
             }
             else
             {
-                ns = (long)Math.Min(units / Pow10(resolution - 9), long.MaxValue);
+                ns = (long)Math.Min(units / Pow10(_resolution - 9), long.MaxValue);
             }
-            return ns + offsetSeconds * 1_000_000_000L;
+            return ns + _offsetSeconds * 1_000_000_000L;
         }
 
         private static long Saturate(UInt128 value) => value > long.MaxValue ? long.MaxValue : (long)value;

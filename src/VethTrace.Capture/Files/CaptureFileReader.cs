@@ -31,7 +31,7 @@ public sealed partial class CaptureFileReader : IDisposable
     private readonly string _baseName;
     private readonly bool _isPcapng;
     private readonly List<CaptureInterface> _interfaces = [];
-    private readonly List<InterfaceClock> _clocks = [];
+    private readonly List<InterfaceFacts> _facts = [];
     // pcapng interface ids are per section: this maps the current section's ids to global ones.
     private readonly List<int> _sectionInterfaces = [];
     private readonly List<CaptureFileError> _warnings = [];

@@ -17,11 +17,15 @@ namespace VethTrace.Tracing;
 public sealed class BatchPipe<T> : IDisposable
     where T : struct
 {
-    private readonly BlockingCollection<Batch> _full;
-    private readonly ConcurrentQueue<Batch> _free = new();
+    /// <summary>Batches kept for reuse at most; more (after a burst held many for order) are left to the collector.</summary>
+    private const int MaxSpares = 64;
+
+    private readonly BlockingCollection<(T[] Items, int Count)> _full;
+    private readonly ConcurrentQueue<T[]> _free = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly int _batchSize;
-    private Batch _filling;
+    private T[] _filling;
+    private int _count;
     private ExceptionDispatchInfo? _failure;
 
     public BatchPipe(int batchSize = 1024, int depth = 4)
@@ -29,9 +33,12 @@ public sealed class BatchPipe<T> : IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(depth, 1);
         _batchSize = batchSize;
-        _full = new BlockingCollection<Batch>(depth);
-        _filling = new Batch(batchSize);
+        _full = new BlockingCollection<(T[], int)>(depth);
+        _filling = new T[batchSize];
     }
+
+    /// <summary>How many values a batch holds.</summary>
+    public int BatchSize => _batchSize;
 
     /// <summary>Whether the consumer has stopped: the producer may end early (<see cref="Add"/> would only drop values).</summary>
     public bool Stopped => _stop.IsCancellationRequested;
@@ -39,10 +46,46 @@ public sealed class BatchPipe<T> : IDisposable
     /// <summary>Producer: adds one value (a copy). Sends the batch when it is full.</summary>
     public void Add(in T value)
     {
-        _filling.Items[_filling.Count] = value;
-        if (++_filling.Count == _batchSize)
+        _filling[_count] = value;
+        if (++_count == _batchSize)
         {
-            Send();
+            SendFilling();
+        }
+    }
+
+    /// <summary>
+    /// Producer: an empty batch of <see cref="BatchSize"/> to write values into in place (a spare, else a new one), for
+    /// <see cref="Send"/> or <see cref="Recycle"/>. A producer that holds values before it knows their order (the time
+    /// orderer) writes each once, into the batch that crosses to the consumer.
+    /// </summary>
+    public T[] Rent() => _free.TryDequeue(out T[]? free) ? free : new T[_batchSize];
+
+    /// <summary>Producer: gives back a rented batch unsent.</summary>
+    public void Recycle(T[] batch)
+    {
+        if (_free.Count < MaxSpares)
+        {
+            _free.Enqueue(batch);
+        }
+    }
+
+    /// <summary>
+    /// Producer: sends the first <paramref name="count"/> values of a rented batch, after the values <see cref="Add"/>
+    /// added before it. The batch belongs to the pipe from then on.
+    /// </summary>
+    public void Send(T[] batch, int count)
+    {
+        if (_count > 0)
+        {
+            SendFilling();
+        }
+        if (count > 0)
+        {
+            Post(batch, count);
+        }
+        else
+        {
+            Recycle(batch);
         }
     }
 
@@ -56,9 +99,9 @@ public sealed class BatchPipe<T> : IDisposable
         {
             _failure = ExceptionDispatchInfo.Capture(failure);
         }
-        if (_filling.Count > 0)
+        if (_count > 0)
         {
-            Send();
+            SendFilling();
         }
         _full.CompleteAdding();
     }
@@ -72,11 +115,10 @@ public sealed class BatchPipe<T> : IDisposable
     {
         try
         {
-            foreach (Batch batch in _full.GetConsumingEnumerable(_stop.Token))
+            foreach ((T[] items, int count) in _full.GetConsumingEnumerable(_stop.Token))
             {
-                consume.Take(batch.Items.AsSpan(0, batch.Count));
-                batch.Count = 0;
-                _free.Enqueue(batch);
+                consume.Take(items.AsSpan(0, count));
+                Recycle(items);
                 if (_stop.IsCancellationRequested)
                 {
                     return;
@@ -99,29 +141,31 @@ public sealed class BatchPipe<T> : IDisposable
         _full.Dispose();
     }
 
-    private void Send()
+    private void SendFilling()
+    {
+        T[] batch = _filling;
+        int count = _count;
+        _count = 0;
+        _filling = Rent();
+        Post(batch, count);
+    }
+
+    /// <summary>Hands a batch to the consumer, waiting while <c>depth</c> batches wait; drops it when nobody listens.</summary>
+    private void Post(T[] batch, int count)
     {
         if (_stop.IsCancellationRequested)
         {
-            _filling.Count = 0; // nobody is listening: reuse the batch
+            Recycle(batch); // nobody is listening: reuse the batch
             return;
         }
         try
         {
-            _full.Add(_filling, _stop.Token);
+            _full.Add((batch, count), _stop.Token);
         }
         catch (OperationCanceledException)
         {
-            _filling.Count = 0;
-            return;
+            Recycle(batch);
         }
-        _filling = _free.TryDequeue(out Batch? free) ? free : new Batch(_batchSize);
-    }
-
-    private sealed class Batch(int size)
-    {
-        public readonly T[] Items = new T[size];
-        public int Count;
     }
 }
 

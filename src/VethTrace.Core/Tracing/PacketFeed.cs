@@ -21,7 +21,7 @@ public sealed class PacketFeed
     private readonly IPacketSelector? _filter;
     private readonly TunnelTable _tunnels;
     /// <summary>A pipelined run orders on this (the producer's) thread; a concurrent feed queues for the session's pump.</summary>
-    private readonly TimeOrderer? _orderer;
+    private readonly PipedOrderer? _orderer;
     private readonly ConcurrentQueue<Observation>? _queue;
     private readonly BatchPipe<Observation>? _pipe;
     private readonly bool _stopWhenOvertaken;
@@ -30,7 +30,7 @@ public sealed class PacketFeed
     private readonly int _sample;
     private long _sampledOut;
 
-    internal PacketFeed(TraceSession session, TimeOrderer? orderer, BatchPipe<Observation>? pipe, ConcurrentQueue<Observation>? queue, bool stopWhenOvertaken)
+    internal PacketFeed(TraceSession session, PipedOrderer? orderer, BatchPipe<Observation>? pipe, ConcurrentQueue<Observation>? queue, bool stopWhenOvertaken)
     {
         _session = session;
         _parser = session.Options.Parser;
@@ -108,10 +108,11 @@ public sealed class PacketFeed
         // Capture order breaks ties of equal timestamps: the packet's number for the one feed of a pipelined run, a
         // number shared by the session's concurrent feeds otherwise.
         long order = _queue is null ? _packets : _session.NextOrder();
-        var observation = Observation.From(in packet, frame, timestampNs, interfaceId, order, selected, direction, timestampInvalid);
         if (_orderer is not null)
         {
-            _orderer.Add(in observation);
+            // Written once, where the matching thread will read it (PipedOrderer).
+            _orderer.Reserve() = Observation.From(in packet, frame, timestampNs, interfaceId, order, selected, direction, timestampInvalid);
+            _orderer.Commit();
             if (_stopWhenOvertaken && _orderer.Overtaken > 0)
             {
                 Overtaken = true;
@@ -119,7 +120,7 @@ public sealed class PacketFeed
         }
         else
         {
-            _queue!.Enqueue(observation);
+            _queue!.Enqueue(Observation.From(in packet, frame, timestampNs, interfaceId, order, selected, direction, timestampInvalid));
         }
     }
 }

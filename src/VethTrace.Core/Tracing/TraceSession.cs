@@ -90,7 +90,7 @@ public sealed class TraceSession
     public bool RunPipelined(long slackNs, bool stopWhenOvertaken, Action<PacketFeed> produce)
     {
         using var pipe = new BatchPipe<Observation>();
-        var orderer = new TimeOrderer(new PipeSink(pipe), slackNs);
+        var orderer = new PipedOrderer(pipe, slackNs);
         var feed = new PacketFeed(this, orderer, pipe, queue: null, stopWhenOvertaken);
         lock (_feeds)
         {
@@ -186,12 +186,6 @@ public sealed class TraceSession
     };
 
     internal long NextOrder() => Interlocked.Increment(ref _order);
-
-    /// <summary>The time orderer's output on the producer's thread: into the pipe, to the matching thread.</summary>
-    private sealed class PipeSink(BatchPipe<Observation> pipe) : IObservationSink
-    {
-        public void Add(in Observation observation) => pipe.Add(in observation);
-    }
 
     /// <summary>
     /// The matching stage: the correlator, fed a batch at a time in time order. It reads ahead for the observation

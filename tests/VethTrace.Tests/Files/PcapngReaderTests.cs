@@ -144,6 +144,15 @@ public sealed class PcapngReaderTests
     [InlineData((byte)(0x80 | 20), (1_700_000_000UL << 20) | (1UL << 19), 1_700_000_000_500_000_000L, -20)] // 2^-20 s
     [InlineData((byte)(0x80 | 10), (5UL << 10) | 256, 5_250_000_000L, -10)]      // 2^-10 s
     [InlineData((byte)(0x80 | 32), (3UL << 32) | (1UL << 30), 3_250_000_000L, -32)] // 2^-32 s, the NTP fraction
+    // A stamp beyond 2^63 - 1 ns (year 2262) saturates instead of wrapping; the largest that fits is exact (the
+    // reader scales by a factor worked out once per interface and checks the bound instead of multiplying in 128 bits).
+    [InlineData((byte)6, 9_223_372_036_854_775UL, 9_223_372_036_854_775_000L, 6)]
+    [InlineData((byte)6, 9_223_372_036_854_776UL, long.MaxValue, 6)]
+    [InlineData((byte)6, ulong.MaxValue, long.MaxValue, 6)]
+    [InlineData((byte)9, 9_223_372_036_854_775_807UL, long.MaxValue, 9)]
+    [InlineData((byte)9, 9_223_372_036_854_775_808UL, long.MaxValue, 9)]
+    [InlineData((byte)0, 9_223_372_036UL, 9_223_372_036_000_000_000L, 0)]
+    [InlineData((byte)0, 9_223_372_037UL, long.MaxValue, 0)]
     public void TryReadNext_IfTsResol_ConvertsToUnixNanoseconds(byte? tsResol, ulong units, long expectedNs, int reportedResolution)
     {
         foreach (bool bigEndian in new[] { false, true })
