@@ -44,7 +44,7 @@ public sealed class Correlator : IObservationSink
     /// The ways to the egress packets showed: (destination, an inside interface a packet to it crossed before the egress)
     /// with the time last shown. A journey to that destination that ended on that interface instead was lost there.
     /// </summary>
-    private readonly Dictionary<(IpAddress Destination, int Interface), long> _ways = [];
+    private readonly EgressWayTable _ways = new();
     /// <summary>The losses of flows already expired, by (flow, last interface).</summary>
     private readonly Dictionary<(FlowKey Flow, int LastSeen), (long Packets, int Inside)> _settledLosses = [];
     private long _nextSweepNs = long.MinValue;
@@ -241,7 +241,7 @@ public sealed class Correlator : IObservationSink
         foreach (var (lastInterface, count) in reach.EndedAt)
         {
             if (reach.IsShortOf(lastInterface)
-                || reach.StartsInside && _roleOf(lastInterface) != InterfaceRole.Egress && _ways.ContainsKey((flow.Destination, lastInterface))
+                || reach.StartsInside && _roleOf(lastInterface) != InterfaceRole.Egress && _ways.Contains(flow.Destination, lastInterface)
                 || reach.StartsInside && IsInside(_roleOf(lastInterface)) && _options.EgressRoutes?.LeavesByEgress(flow.Destination) == true)
             {
                 lost[(flow, lastInterface)] = (lost.GetValueOrDefault((flow, lastInterface)).Packets + count, reach.Innermost(_roleOf));
@@ -269,13 +269,7 @@ public sealed class Correlator : IObservationSink
             }
         }
         _lastFlow = _previousFlow = default;
-        foreach (var (way, lastNs) in _ways)
-        {
-            if (nowNs - lastNs > timeouts.OtherNs)
-            {
-                _ways.Remove(way);
-            }
-        }
+        _ways.Sweep(nowNs, timeouts.OtherNs);
         _nat.Sweep(nowNs, timeouts);
     }
 
@@ -551,7 +545,7 @@ public sealed class Correlator : IObservationSink
                 {
                     if (IsInside(_roleOf(path[i].Interface)))
                     {
-                        _ways[(flow.Destination, path[i].Interface)] = firstNs;
+                        _ways.Saw(flow.Destination, path[i].Interface, firstNs);
                     }
                 }
                 if (!HasReach(in flow, out FlowReach? known))

@@ -58,10 +58,24 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
     private readonly Dictionary<(IpProtocol, Endpoint Inside, Endpoint Outside, Endpoint Peer), Entry>? _entries = detail ? [] : null;
 
     /// <summary>The translations held now (active, or idle for less than their timeout).</summary>
-    public int ActiveTranslations => _translations.Count;
+    public int ActiveTranslations
+    {
+        get
+        {
+            Flush();
+            return _translations.Count;
+        }
+    }
 
     /// <summary>The bytes the translations take (outside the GC heap).</summary>
-    public long Bytes => _translations.Bytes;
+    public long Bytes
+    {
+        get
+        {
+            Flush();
+            return _translations.Bytes;
+        }
+    }
 
     public void Observe(in FlowKey before, in FlowKey after, long timestampNs, bool closing)
     {
@@ -86,24 +100,34 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
     /// <summary>Forgets the translations idle for longer than their timeout at <paramref name="nowNs"/>; their rows keep the counts.</summary>
     public void Sweep(long nowNs, FlowTimeouts timeouts)
     {
+        Flush();
         _translations.Sweep(nowNs, timeouts);
     }
 
     /// <summary>Every translation (only with detail; empty otherwise).</summary>
-    public List<NatMapping> Mappings() => _entries is null ? [] : _entries
-        .Select(e => new NatMapping(e.Value.FirstKind, e.Key.Item1, e.Key.Inside.Format(e.Key.Item1), e.Key.Outside.Format(e.Key.Item1), e.Key.Peer.Format(e.Key.Item1), e.Value.Packets))
-        .OrderByDescending(m => m.Packets)
-        .ToList();
+    public List<NatMapping> Mappings()
+    {
+        Flush();
+        return _entries is null ? [] : _entries
+            .Select(e => new NatMapping(e.Value.FirstKind, e.Key.Item1, e.Key.Inside.Format(e.Key.Item1), e.Key.Outside.Format(e.Key.Item1), e.Key.Peer.Format(e.Key.Item1), e.Value.Packets))
+            .OrderByDescending(m => m.Packets)
+            .ToList();
+    }
 
     /// <summary>The aggregate rows, most flows first.</summary>
-    public List<NatAggregate> Aggregates() => _rows
-        .Select(r => new NatAggregate(r.Key.Kind, r.Key.Protocol, r.Key.Inside.Format(r.Key.Protocol), r.Key.Outside.Format(r.Key.Protocol), r.Key.Peer.Format(r.Key.Protocol), r.Flows, r.Packets))
-        .OrderByDescending(r => r.Flows).ThenByDescending(r => r.Packets)
-        .ToList();
+    public List<NatAggregate> Aggregates()
+    {
+        Flush();
+        return _rows
+            .Select(r => new NatAggregate(r.Key.Kind, r.Key.Protocol, r.Key.Inside.Format(r.Key.Protocol), r.Key.Outside.Format(r.Key.Protocol), r.Key.Peer.Format(r.Key.Protocol), r.Flows, r.Packets))
+            .OrderByDescending(r => r.Flows).ThenByDescending(r => r.Packets)
+            .ToList();
+    }
 
     /// <summary>The translations held now, counted by kind, protocol and inside address (the rows' order).</summary>
     public List<NatInUse> InUse()
     {
+        Flush();
         var active = new long[_rows.Count];
         _translations.CountByRow(active);
         return [.. _rows.Select((r, row) => (Key: (r.Key.Kind, r.Key.Protocol, Inside: r.Key.Inside.Format(r.Key.Protocol)), Active: active[row]))
@@ -120,18 +144,73 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
         return (new Endpoint(flow.Source, icmp ? (ushort)0 : flow.SourcePort), new Endpoint(flow.Destination, icmp ? (ushort)0 : flow.DestinationPort));
     }
 
+    /// <summary>
+    /// How many translation steps wait between <see cref="Add"/> and <see cref="Apply"/>. A new translation (every
+    /// flow of a file of one-packet flows) is a random access into a table of the translations held, larger than the
+    /// caches: its slot is prefetched when the step arrives and looked up this many steps later, when the line has
+    /// come. The steps are applied in their order, and every read of the table or the rows applies the waiting ones
+    /// first (<see cref="Flush"/>), so nothing a caller sees changes.
+    /// </summary>
+    private const int Delay = 4;
+    private readonly Step[] _waiting = new Step[Delay];
+    private int _waitingHead, _waitingCount;
+
     private void Add(NatKind kind, IpProtocol protocol, in Endpoint inside, in Endpoint outside, in Endpoint peer, long timestampNs, bool closing)
     {
         ulong hash = StableHash.Add(StableHash.Seed, protocol.Value);
         hash = inside.AddTo(outside.AddTo(peer.AddTo(hash)));
         hash = StableHash.Finish(hash);
-        ref TranslationTable.Slot translation = ref _translations.FindOrAdd(hash, kind, TimeoutClassOf(protocol), timestampNs, closing, out bool exists);
+        _translations.Prefetch(hash);
+        int index;
+        if (_waitingCount == Delay)
+        {
+            index = _waitingHead;
+            Apply(in _waiting[index]);
+            _waitingHead = index + 1 == Delay ? 0 : index + 1;
+        }
+        else
+        {
+            index = _waitingHead + _waitingCount;
+            if (index >= Delay)
+            {
+                index -= Delay;
+            }
+            _waitingCount++;
+        }
+        ref Step step = ref _waiting[index];
+        step.Hash = hash;
+        step.Kind = kind;
+        step.Protocol = protocol;
+        step.Inside = inside;
+        step.Outside = outside;
+        step.Peer = peer;
+        step.TimestampNs = timestampNs;
+        step.Closing = closing;
+    }
+
+    /// <summary>Applies the steps still waiting (<see cref="Delay"/>), in their order.</summary>
+    private void Flush()
+    {
+        while (_waitingCount > 0)
+        {
+            Apply(in _waiting[_waitingHead]);
+            _waitingHead = _waitingHead + 1 == Delay ? 0 : _waitingHead + 1;
+            _waitingCount--;
+        }
+    }
+
+    private void Apply(in Step step)
+    {
+        NatKind kind = step.Kind;
+        IpProtocol protocol = step.Protocol;
+        long timestampNs = step.TimestampNs;
+        ref TranslationTable.Slot translation = ref _translations.FindOrAdd(step.Hash, kind, TimeoutClassOf(protocol), timestampNs, step.Closing, out bool exists);
         int row;
         if (!exists)
         {
             // A new translation (or one that came back after its timeout): one more flow in its row. Its kind is that of
             // the first journey to finish with it, the side that spoke first.
-            translation.Row = row = RowOf(kind, protocol, in inside, in outside, in peer);
+            translation.Row = row = RowOf(kind, protocol, in step.Inside, in step.Outside, in step.Peer);
             _rows[row].Flows++;
         }
         else
@@ -141,7 +220,7 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
         _rows[row].Packets++;
         if (_entries is not null)
         {
-            var full = (protocol, inside, outside, peer);
+            var full = (protocol, step.Inside, step.Outside, step.Peer);
             if (!_entries.TryGetValue(full, out var entry))
             {
                 _entries[full] = entry = new Entry { FirstKind = kind, FirstSeenNs = timestampNs };
@@ -153,6 +232,17 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
             }
             entry.Packets++;
         }
+    }
+
+    /// <summary>A translation step waiting to be applied: the hash of its translation and what makes its row.</summary>
+    private struct Step
+    {
+        public ulong Hash;
+        public long TimestampNs;
+        public Endpoint Inside, Outside, Peer;
+        public IpProtocol Protocol;
+        public NatKind Kind;
+        public bool Closing;
     }
 
     /// <summary>An address and port; <see cref="NoPort"/> marks an aggregate's endpoint whose port was left out.</summary>

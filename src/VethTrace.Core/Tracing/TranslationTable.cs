@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
 
 namespace VethTrace.Tracing;
 
@@ -133,6 +134,20 @@ internal sealed unsafe class TranslationTable : IDisposable
         made.Key = key | (kind == NatKind.Dnat ? DnatBit : 0) | (ulong)timeoutClass << ClassShift | (closing ? ClosingBit : 0);
         made.LastSeen = Units(timestampNs);
         return ref made;
+    }
+
+    /// <summary>
+    /// Asks for the cache line of <paramref name="hash"/>'s home slot, for a <see cref="FindOrAdd"/> a few steps later
+    /// (<see cref="NatTable"/> delays its lookups for this). A hint: a shard resized in between only wastes it. Where
+    /// there is no prefetch instruction, nothing.
+    /// </summary>
+    public void Prefetch(ulong hash)
+    {
+        if (Sse.IsSupported)
+        {
+            Shard shard = _shards[hash >> ShardShift];
+            Sse.Prefetch0(shard.Slots + Home(hash, shard.Length));
+        }
     }
 
     /// <summary>
