@@ -322,14 +322,14 @@ internal sealed unsafe class TranslationTable : IDisposable
         }
     }
 
-    /// <summary>One shard's slots: zeroed pages from <see cref="LargeMemory.AllocatePages"/>, all of them used.</summary>
+    /// <summary>One shard's slots: zeroed pages from <see cref="LargeMemory.AllocateRandomAccessPages"/> (huge pages from 2 MiB on), all of them used.</summary>
     private sealed class Shard : IDisposable
     {
         private void* _base;
 
         public Shard(int minimumSlots)
         {
-            _base = LargeMemory.AllocatePages((nuint)minimumSlots * (nuint)sizeof(Slot), out nuint usable);
+            _base = LargeMemory.AllocateRandomAccessPages((nuint)minimumSlots * (nuint)sizeof(Slot), out nuint usable);
             UsableBytes = usable;
             Length = (int)Math.Min(int.MaxValue, usable / (nuint)sizeof(Slot));
             Slots = (Slot*)_base;
