@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
 using VethTrace.Flows;
 using VethTrace.Packets;
 
@@ -44,7 +46,7 @@ public sealed record NatInUse(NatKind Kind, IpProtocol Protocol, string Inside, 
 /// flow (<see cref="TranslationTable"/> gives the odds). With <see cref="CorrelatorOptions.NatDetail"/> every
 /// translation is also kept in full until the end, as asked.
 /// </remarks>
-internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
+internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts)
 {
     private readonly TranslationTable _translations = new(timeouts);
     /// <summary>
@@ -55,7 +57,9 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
     /// bucket and then an entry; two keys with one hash (odds about 10^-10 among 39,250 rows) take two slots.
     /// </summary>
     private RowSlot[] _rowSlots = new RowSlot[64];
-    private readonly List<Row> _rows = [];
+    /// <summary>The rows, in order of their first translation: structs side by side, so a row's key can be prefetched.</summary>
+    private Row[] _rows = new Row[64];
+    private int _rowCount;
     private readonly Dictionary<(IpProtocol, Endpoint Inside, Endpoint Outside, Endpoint Peer), Entry>? _entries = detail ? [] : null;
 
     /// <summary>The translations held now (active, or idle for less than their timeout).</summary>
@@ -119,7 +123,7 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
     public List<NatAggregate> Aggregates()
     {
         Flush();
-        return _rows
+        return _rows.Take(_rowCount)
             .Select(r => new NatAggregate(r.Key.Kind, r.Key.Protocol, r.Key.Inside.Format(r.Key.Protocol), r.Key.Outside.Format(r.Key.Protocol), r.Key.Peer.Format(r.Key.Protocol), r.Flows, r.Packets))
             .OrderByDescending(r => r.Flows).ThenByDescending(r => r.Packets)
             .ToList();
@@ -129,9 +133,9 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
     public List<NatInUse> InUse()
     {
         Flush();
-        var active = new long[_rows.Count];
+        var active = new long[_rowCount];
         _translations.CountByRow(active);
-        return [.. _rows.Select((r, row) => (Key: (r.Key.Kind, r.Key.Protocol, Inside: r.Key.Inside.Format(r.Key.Protocol)), Active: active[row]))
+        return [.. _rows.Take(_rowCount).Select((r, row) => (Key: (r.Key.Kind, r.Key.Protocol, Inside: r.Key.Inside.Format(r.Key.Protocol)), Active: active[row]))
             .GroupBy(r => r.Key).Select(g => new NatInUse(g.Key.Kind, g.Key.Protocol, g.Key.Inside, g.Sum(r => r.Active)))];
     }
 
@@ -187,6 +191,54 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
         step.Peer = peer;
         step.TimestampNs = timestampNs;
         step.Closing = closing;
+        step.RowHashed = _newShare > SpeculateAbove;
+        if (step.RowHashed)
+        {
+            // Most translations are new (one-packet flows): their rows will be looked up too. Ask for this step's row
+            // slot now, and for the row of the step two behind, whose slot has come.
+            step.RowHash = RowHashOf(kind, protocol, in inside, in outside, in peer);
+            PrefetchRowSlot(step.RowHash);
+            if (_waitingCount >= 3)
+            {
+                ref Step older = ref _waiting[index >= 2 ? index - 2 : index + Delay - 2];
+                if (older.RowHashed)
+                {
+                    PrefetchRow(older.RowHash);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// How many of the last steps (about 32, decaying) made a new translation, scaled to 1,024 for all of them: above
+    /// <see cref="SpeculateAbove"/> (a quarter), steps hash and prefetch their row before they know they need it.
+    /// Only what is prefetched depends on it, not an answer.
+    /// </summary>
+    private int _newShare = 1024;
+    private const int SpeculateAbove = 256;
+
+    private unsafe void PrefetchRowSlot(ulong rowHash)
+    {
+        if (Sse.IsSupported)
+        {
+            Sse.Prefetch0(Unsafe.AsPointer(ref _rowSlots[(int)(rowHash >> 32) & (_rowSlots.Length - 1)]));
+        }
+    }
+
+    /// <summary>Prefetches the key of the row whose hash is <paramref name="rowHash"/> (the first with that hash), if there is one.</summary>
+    private unsafe void PrefetchRow(ulong rowHash)
+    {
+        if (Sse.IsSupported)
+        {
+            ref RowSlot slot = ref _rowSlots[(int)(rowHash >> 32) & (_rowSlots.Length - 1)];
+            if (slot.RowPlusOne != 0 && slot.Hash == rowHash)
+            {
+                byte* row = (byte*)Unsafe.AsPointer(ref _rows[slot.RowPlusOne - 1]);
+                Sse.Prefetch0(row);
+                Sse.Prefetch0(row + 64);
+                Sse.Prefetch0(row + sizeof(RowKey) - 1);
+            }
+        }
     }
 
     /// <summary>Applies the steps still waiting (<see cref="Delay"/>), in their order.</summary>
@@ -207,11 +259,13 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
         long timestampNs = step.TimestampNs;
         ref TranslationTable.Slot translation = ref _translations.FindOrAdd(step.Hash, kind, TimeoutClassOf(protocol), timestampNs, step.Closing, out bool exists);
         int row;
+        _newShare += (exists ? 0 : 32) - (_newShare >> 5);
         if (!exists)
         {
             // A new translation (or one that came back after its timeout): one more flow in its row. Its kind is that of
             // the first journey to finish with it, the side that spoke first.
-            translation.Row = row = RowOf(kind, protocol, in step.Inside, in step.Outside, in step.Peer);
+            ulong rowHash = step.RowHashed ? step.RowHash : RowHashOf(kind, protocol, in step.Inside, in step.Outside, in step.Peer);
+            translation.Row = row = RowOf(kind, protocol, in step.Inside, in step.Outside, in step.Peer, rowHash);
             _rows[row].Flows++;
         }
         else
@@ -239,6 +293,9 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
     private struct Step
     {
         public ulong Hash;
+        /// <summary>The hash of the row the translation gets if it is new (<see cref="RowHashOf"/>), when <see cref="RowHashed"/>.</summary>
+        public ulong RowHash;
+        public bool RowHashed;
         public long TimestampNs;
         public Endpoint Inside, Outside, Peer;
         public IpProtocol Protocol;
@@ -267,14 +324,9 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
     /// The row of a translation whose first journey was <paramref name="kind"/>. The client's port is ephemeral: the
     /// inside (and, kept by MASQUERADE, outside) port of SNAT, the peer's of DNAT.
     /// </summary>
-    private int RowOf(NatKind kind, IpProtocol protocol, in Endpoint insideEndpoint, in Endpoint outsideEndpoint, in Endpoint peerEndpoint)
+    private int RowOf(NatKind kind, IpProtocol protocol, in Endpoint insideEndpoint, in Endpoint outsideEndpoint, in Endpoint peerEndpoint, ulong hash)
     {
-        bool snat = kind == NatKind.Snat;
-        Endpoint inside = snat ? insideEndpoint.WithoutPort : insideEndpoint;
-        Endpoint outside = snat ? outsideEndpoint.WithoutPort : outsideEndpoint;
-        Endpoint peer = snat ? peerEndpoint : peerEndpoint.WithoutPort;
-        ulong hash = StableHash.Add(StableHash.Seed, (ulong)kind << 8 | protocol.Value);
-        hash = StableHash.Finish(inside.AddTo(outside.AddTo(peer.AddTo(hash))));
+        RowEndpoints(kind, in insideEndpoint, in outsideEndpoint, in peerEndpoint, out Endpoint inside, out Endpoint outside, out Endpoint peer);
         int mask = _rowSlots.Length - 1;
         int index = (int)(hash >> 32) & mask;
         while (_rowSlots[index].RowPlusOne != 0)
@@ -286,10 +338,15 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
             }
             index = (index + 1) & mask;
         }
-        int row = _rows.Count;
-        _rows.Add(new Row(new RowKey(kind, protocol, inside, outside, peer)));
+        int row = _rowCount;
+        if (row == _rows.Length)
+        {
+            Array.Resize(ref _rows, row * 2);
+        }
+        _rows[row] = new Row(new RowKey(kind, protocol, inside, outside, peer));
+        _rowCount++;
         _rowSlots[index] = new RowSlot { Hash = hash, RowPlusOne = row + 1 };
-        if (_rows.Count * 4 > _rowSlots.Length * 3)
+        if (_rowCount * 4 > _rowSlots.Length * 3)
         {
             RowSlot[] old = _rowSlots;
             _rowSlots = new RowSlot[old.Length * 2];
@@ -310,6 +367,23 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
         return row;
     }
 
+    /// <summary>The endpoints of a translation's row: the client's port left out (<see cref="RowOf"/>).</summary>
+    private static void RowEndpoints(NatKind kind, in Endpoint insideEndpoint, in Endpoint outsideEndpoint, in Endpoint peerEndpoint, out Endpoint inside, out Endpoint outside, out Endpoint peer)
+    {
+        bool snat = kind == NatKind.Snat;
+        inside = snat ? insideEndpoint.WithoutPort : insideEndpoint;
+        outside = snat ? outsideEndpoint.WithoutPort : outsideEndpoint;
+        peer = snat ? peerEndpoint : peerEndpoint.WithoutPort;
+    }
+
+    /// <summary>The hash <see cref="_rowSlots"/> keeps the row of a translation whose first journey was <paramref name="kind"/> by.</summary>
+    private static ulong RowHashOf(NatKind kind, IpProtocol protocol, in Endpoint insideEndpoint, in Endpoint outsideEndpoint, in Endpoint peerEndpoint)
+    {
+        RowEndpoints(kind, in insideEndpoint, in outsideEndpoint, in peerEndpoint, out Endpoint inside, out Endpoint outside, out Endpoint peer);
+        ulong hash = StableHash.Add(StableHash.Seed, (ulong)kind << 8 | protocol.Value);
+        return StableHash.Finish(inside.AddTo(outside.AddTo(peer.AddTo(hash))));
+    }
+
     /// <summary>A row's place in <see cref="_rowSlots"/>: the hash of its key, and its index plus one (0: an empty slot).</summary>
     private struct RowSlot
     {
@@ -327,12 +401,12 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
 
     private readonly record struct RowKey(NatKind Kind, IpProtocol Protocol, Endpoint Inside, Endpoint Outside, Endpoint Peer);
 
-    private sealed class Row(RowKey key)
+    private struct Row(RowKey key)
     {
         /// <summary>A field, not a property: <see cref="Is"/> compares its parts in place, without copying the 100-byte key.</summary>
         public readonly RowKey Key = key;
 
-        public bool Is(NatKind kind, IpProtocol protocol, in Endpoint inside, in Endpoint outside, in Endpoint peer) =>
+        public readonly bool Is(NatKind kind, IpProtocol protocol, in Endpoint inside, in Endpoint outside, in Endpoint peer) =>
             Key.Kind == kind && Key.Protocol == protocol && Key.Inside.Equals(inside) && Key.Outside.Equals(outside) && Key.Peer.Equals(peer);
         public long Flows;
         public long Packets;
