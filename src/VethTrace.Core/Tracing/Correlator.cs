@@ -64,15 +64,7 @@ public sealed class Correlator : IObservationSink
     /// The ways to the egress packets showed: (destination, an inside interface a packet to it crossed before the egress)
     /// with the time last shown. A journey to that destination that ended on that interface instead was lost there.
     /// </summary>
-    private readonly Dictionary<(IpAddress Destination, int Interface), int> _ways = [];
-    /// <summary>The time each way was last shown, at its index in <see cref="_ways"/>; the indices of ways forgotten are reused.</summary>
-    private readonly List<long> _wayTimes = [];
-    private readonly Stack<int> _freeWays = new();
-    /// <summary>One more than the index of each interface's way to <see cref="_wayCacheDestination"/>, 0 for none known (<see cref="ShowWay"/>).</summary>
-    private int[] _wayCache = [];
-    private readonly List<int> _wayCacheSet = [];
-    private IpAddress _wayCacheDestination;
-    private bool _wayCacheValid;
+    private readonly EgressWayTable _ways = new();
     /// <summary>The losses of flows already expired, by (flow, last interface).</summary>
     private readonly Dictionary<(FlowKey Flow, int LastSeen), (long Packets, int Inside)> _settledLosses = [];
     private long _nextSweepNs = long.MinValue;
@@ -311,7 +303,7 @@ public sealed class Correlator : IObservationSink
         foreach (var (lastInterface, count) in reach.EndedAt)
         {
             if (reach.IsShortOf(lastInterface)
-                || reach.StartsInside && RoleOf(lastInterface) != InterfaceRole.Egress && _ways.ContainsKey((flow.Destination, lastInterface))
+                || reach.StartsInside && RoleOf(lastInterface) != InterfaceRole.Egress && _ways.Contains(flow.Destination, lastInterface)
                 || reach.StartsInside && IsInside(RoleOf(lastInterface)) && _options.EgressRoutes?.LeavesByEgress(flow.Destination) == true)
             {
                 lost[(flow, lastInterface)] = (lost.GetValueOrDefault((flow, lastInterface)).Packets + count, reach.Innermost(_roleOf));
@@ -339,15 +331,7 @@ public sealed class Correlator : IObservationSink
             }
         }
         _lastFlow = _previousFlow = default;
-        foreach (var (way, index) in _ways)
-        {
-            if (nowNs - _wayTimes[index] > timeouts.OtherNs)
-            {
-                _ways.Remove(way);
-                _freeWays.Push(index);
-            }
-        }
-        _wayCacheValid = false; // its indices may have been freed
+        _ways.Sweep(nowNs, timeouts.OtherNs);
         _nat.Sweep(nowNs, timeouts);
     }
 
@@ -732,7 +716,7 @@ public sealed class Correlator : IObservationSink
                 {
                     if (IsInside(path[i].Role))
                     {
-                        ShowWay(flow.Destination, path[i].Interface, firstNs);
+                        _ways.Saw(flow.Destination, path[i].Interface, firstNs);
                     }
                 }
                 if (!HasReach(in flow, out FlowReach? known))
@@ -772,54 +756,6 @@ public sealed class Correlator : IObservationSink
             }
         }
         return _reachPath;
-    }
-
-    /// <summary>
-    /// Records that a packet to <paramref name="destination"/> crossed <paramref name="interfaceId"/> on its way to the
-    /// egress at <paramref name="timestampNs"/>: <c>_ways[(destination, interfaceId)] = timestampNs</c>, where the slot of
-    /// each interface of the last destination is remembered (<see cref="_wayCache"/>), so a run of journeys to one
-    /// destination hashes nothing.
-    /// </summary>
-    private void ShowWay(IpAddress destination, int interfaceId, long timestampNs)
-    {
-        if (!_wayCacheValid || !_wayCacheDestination.Equals(destination))
-        {
-            foreach (int cached in _wayCacheSet)
-            {
-                _wayCache[cached] = 0;
-            }
-            _wayCacheSet.Clear();
-            _wayCacheDestination = destination;
-            _wayCacheValid = true;
-        }
-        if ((uint)interfaceId < (uint)_wayCache.Length && _wayCache[interfaceId] > 0)
-        {
-            _wayTimes[_wayCache[interfaceId] - 1] = timestampNs;
-            return;
-        }
-        ref int index = ref CollectionsMarshal.GetValueRefOrAddDefault(_ways, (destination, interfaceId), out bool exists);
-        if (!exists)
-        {
-            if (_freeWays.Count > 0)
-            {
-                index = _freeWays.Pop();
-            }
-            else
-            {
-                index = _wayTimes.Count;
-                _wayTimes.Add(0);
-            }
-        }
-        _wayTimes[index] = timestampNs;
-        if ((uint)interfaceId < MaxMatrixInterfaces)
-        {
-            if (interfaceId >= _wayCache.Length)
-            {
-                Array.Resize(ref _wayCache, Math.Max(8, (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)interfaceId + 1)));
-            }
-            _wayCache[interfaceId] = index + 1;
-            _wayCacheSet.Add(interfaceId);
-        }
     }
 
     private static bool IsInside(InterfaceRole role) => role is InterfaceRole.Container or InterfaceRole.Veth or InterfaceRole.Bridge;

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
 using VethTrace.Flows;
 using VethTrace.Packets;
 
@@ -44,24 +46,41 @@ public sealed record NatInUse(NatKind Kind, IpProtocol Protocol, string Inside, 
 /// flow (<see cref="TranslationTable"/> gives the odds). With <see cref="CorrelatorOptions.NatDetail"/> every
 /// translation is also kept in full until the end, as asked.
 /// </remarks>
-internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
+internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts)
 {
     private readonly TranslationTable _translations = new(timeouts);
     /// <summary>
     /// The rows by a 64-bit hash of their key, checked against the row's key: a new translation (every flow, at
     /// 100,000 flows a second) finds its row without hashing <see cref="RowKey"/> field by field, and the key is held
-    /// once (in its row), not twice: 39,250 rows on the 10M many-flows file. Two keys with one hash (odds about 10^-10
-    /// among 39,250 rows) are told apart by a search of the rows for the second.
+    /// once (in its row): 39,250 rows on the 10M many-flows file. Open addressing (linear probing, a power of two of
+    /// 16-byte slots, at most three quarters full: 1 MiB for those rows), one slot read per lookup where a <see cref="Dictionary{TKey, TValue}"/> reads a
+    /// bucket and then an entry; two keys with one hash (odds about 10^-10 among 39,250 rows) take two slots.
     /// </summary>
-    private readonly Dictionary<ulong, int> _rowByHash = [];
-    private readonly List<Row> _rows = [];
+    private RowSlot[] _rowSlots = new RowSlot[64];
+    /// <summary>The rows, in order of their first translation: structs side by side, so a row's key can be prefetched.</summary>
+    private Row[] _rows = new Row[64];
+    private int _rowCount;
     private readonly Dictionary<(IpProtocol, Endpoint Inside, Endpoint Outside, Endpoint Peer), Entry>? _entries = detail ? [] : null;
 
     /// <summary>The translations held now (active, or idle for less than their timeout).</summary>
-    public int ActiveTranslations => _translations.Count;
+    public int ActiveTranslations
+    {
+        get
+        {
+            Flush();
+            return _translations.Count;
+        }
+    }
 
     /// <summary>The bytes the translations take (outside the GC heap).</summary>
-    public long Bytes => _translations.Bytes;
+    public long Bytes
+    {
+        get
+        {
+            Flush();
+            return _translations.Bytes;
+        }
+    }
 
     public void Observe(in FlowKey before, in FlowKey after, long timestampNs, bool closing)
     {
@@ -86,27 +105,37 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
     /// <summary>Forgets the translations idle for longer than their timeout at <paramref name="nowNs"/>; their rows keep the counts.</summary>
     public void Sweep(long nowNs, FlowTimeouts timeouts)
     {
+        Flush();
         _translations.Sweep(nowNs, timeouts);
     }
 
     /// <summary>Every translation (only with detail; empty otherwise).</summary>
-    public List<NatMapping> Mappings() => _entries is null ? [] : _entries
-        .Select(e => new NatMapping(e.Value.FirstKind, e.Key.Item1, e.Key.Inside.Format(e.Key.Item1), e.Key.Outside.Format(e.Key.Item1), e.Key.Peer.Format(e.Key.Item1), e.Value.Packets))
-        .OrderByDescending(m => m.Packets)
-        .ToList();
+    public List<NatMapping> Mappings()
+    {
+        Flush();
+        return _entries is null ? [] : _entries
+            .Select(e => new NatMapping(e.Value.FirstKind, e.Key.Item1, e.Key.Inside.Format(e.Key.Item1), e.Key.Outside.Format(e.Key.Item1), e.Key.Peer.Format(e.Key.Item1), e.Value.Packets))
+            .OrderByDescending(m => m.Packets)
+            .ToList();
+    }
 
     /// <summary>The aggregate rows, most flows first.</summary>
-    public List<NatAggregate> Aggregates() => _rows
-        .Select(r => new NatAggregate(r.Key.Kind, r.Key.Protocol, r.Key.Inside.Format(r.Key.Protocol), r.Key.Outside.Format(r.Key.Protocol), r.Key.Peer.Format(r.Key.Protocol), r.Flows, r.Packets))
-        .OrderByDescending(r => r.Flows).ThenByDescending(r => r.Packets)
-        .ToList();
+    public List<NatAggregate> Aggregates()
+    {
+        Flush();
+        return _rows.Take(_rowCount)
+            .Select(r => new NatAggregate(r.Key.Kind, r.Key.Protocol, r.Key.Inside.Format(r.Key.Protocol), r.Key.Outside.Format(r.Key.Protocol), r.Key.Peer.Format(r.Key.Protocol), r.Flows, r.Packets))
+            .OrderByDescending(r => r.Flows).ThenByDescending(r => r.Packets)
+            .ToList();
+    }
 
     /// <summary>The translations held now, counted by kind, protocol and inside address (the rows' order).</summary>
     public List<NatInUse> InUse()
     {
-        var active = new long[_rows.Count];
+        Flush();
+        var active = new long[_rowCount];
         _translations.CountByRow(active);
-        return [.. _rows.Select((r, row) => (Key: (r.Key.Kind, r.Key.Protocol, Inside: r.Key.Inside.Format(r.Key.Protocol)), Active: active[row]))
+        return [.. _rows.Take(_rowCount).Select((r, row) => (Key: (r.Key.Kind, r.Key.Protocol, Inside: r.Key.Inside.Format(r.Key.Protocol)), Active: active[row]))
             .GroupBy(r => r.Key).Select(g => new NatInUse(g.Key.Kind, g.Key.Protocol, g.Key.Inside, g.Sum(r => r.Active)))];
     }
 
@@ -120,18 +149,123 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
         return (new Endpoint(flow.Source, icmp ? (ushort)0 : flow.SourcePort), new Endpoint(flow.Destination, icmp ? (ushort)0 : flow.DestinationPort));
     }
 
+    /// <summary>
+    /// How many translation steps wait between <see cref="Add"/> and <see cref="Apply"/>. A new translation (every
+    /// flow of a file of one-packet flows) is a random access into a table of the translations held, larger than the
+    /// caches: its slot is prefetched when the step arrives and looked up this many steps later, when the line has
+    /// come. The steps are applied in their order, and every read of the table or the rows applies the waiting ones
+    /// first (<see cref="Flush"/>), so nothing a caller sees changes.
+    /// </summary>
+    private const int Delay = 4;
+    private readonly Step[] _waiting = new Step[Delay];
+    private int _waitingHead, _waitingCount;
+
     private void Add(NatKind kind, IpProtocol protocol, in Endpoint inside, in Endpoint outside, in Endpoint peer, long timestampNs, bool closing)
     {
         ulong hash = StableHash.Add(StableHash.Seed, protocol.Value);
         hash = inside.AddTo(outside.AddTo(peer.AddTo(hash)));
         hash = StableHash.Finish(hash);
-        ref TranslationTable.Slot translation = ref _translations.FindOrAdd(hash, kind, TimeoutClassOf(protocol), timestampNs, closing, out bool exists);
+        _translations.Prefetch(hash);
+        int index;
+        if (_waitingCount == Delay)
+        {
+            index = _waitingHead;
+            Apply(in _waiting[index]);
+            _waitingHead = index + 1 == Delay ? 0 : index + 1;
+        }
+        else
+        {
+            index = _waitingHead + _waitingCount;
+            if (index >= Delay)
+            {
+                index -= Delay;
+            }
+            _waitingCount++;
+        }
+        ref Step step = ref _waiting[index];
+        step.Hash = hash;
+        step.Kind = kind;
+        step.Protocol = protocol;
+        step.Inside = inside;
+        step.Outside = outside;
+        step.Peer = peer;
+        step.TimestampNs = timestampNs;
+        step.Closing = closing;
+        step.RowHashed = _newShare > SpeculateAbove;
+        if (step.RowHashed)
+        {
+            // Most translations are new (one-packet flows): their rows will be looked up too. Ask for this step's row
+            // slot now, and for the row of the step two behind, whose slot has come.
+            step.RowHash = RowHashOf(kind, protocol, in inside, in outside, in peer);
+            PrefetchRowSlot(step.RowHash);
+            if (_waitingCount >= 3)
+            {
+                ref Step older = ref _waiting[index >= 2 ? index - 2 : index + Delay - 2];
+                if (older.RowHashed)
+                {
+                    PrefetchRow(older.RowHash);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// How many of the last steps (about 32, decaying) made a new translation, scaled to 1,024 for all of them: above
+    /// <see cref="SpeculateAbove"/> (a quarter), steps hash and prefetch their row before they know they need it.
+    /// Only what is prefetched depends on it, not an answer.
+    /// </summary>
+    private int _newShare = 1024;
+    private const int SpeculateAbove = 256;
+
+    private unsafe void PrefetchRowSlot(ulong rowHash)
+    {
+        if (Sse.IsSupported)
+        {
+            Sse.Prefetch0(Unsafe.AsPointer(ref _rowSlots[(int)(rowHash >> 32) & (_rowSlots.Length - 1)]));
+        }
+    }
+
+    /// <summary>Prefetches the key of the row whose hash is <paramref name="rowHash"/> (the first with that hash), if there is one.</summary>
+    private unsafe void PrefetchRow(ulong rowHash)
+    {
+        if (Sse.IsSupported)
+        {
+            ref RowSlot slot = ref _rowSlots[(int)(rowHash >> 32) & (_rowSlots.Length - 1)];
+            if (slot.RowPlusOne != 0 && slot.Hash == rowHash)
+            {
+                byte* row = (byte*)Unsafe.AsPointer(ref _rows[slot.RowPlusOne - 1]);
+                Sse.Prefetch0(row);
+                Sse.Prefetch0(row + 64);
+                Sse.Prefetch0(row + sizeof(RowKey) - 1);
+            }
+        }
+    }
+
+    /// <summary>Applies the steps still waiting (<see cref="Delay"/>), in their order.</summary>
+    private void Flush()
+    {
+        while (_waitingCount > 0)
+        {
+            Apply(in _waiting[_waitingHead]);
+            _waitingHead = _waitingHead + 1 == Delay ? 0 : _waitingHead + 1;
+            _waitingCount--;
+        }
+    }
+
+    private void Apply(in Step step)
+    {
+        NatKind kind = step.Kind;
+        IpProtocol protocol = step.Protocol;
+        long timestampNs = step.TimestampNs;
+        ref TranslationTable.Slot translation = ref _translations.FindOrAdd(step.Hash, kind, TimeoutClassOf(protocol), timestampNs, step.Closing, out bool exists);
         int row;
+        _newShare += (exists ? 0 : 32) - (_newShare >> 5);
         if (!exists)
         {
             // A new translation (or one that came back after its timeout): one more flow in its row. Its kind is that of
             // the first journey to finish with it, the side that spoke first.
-            translation.Row = row = RowOf(kind, protocol, in inside, in outside, in peer);
+            ulong rowHash = step.RowHashed ? step.RowHash : RowHashOf(kind, protocol, in step.Inside, in step.Outside, in step.Peer);
+            translation.Row = row = RowOf(kind, protocol, in step.Inside, in step.Outside, in step.Peer, rowHash);
             _rows[row].Flows++;
         }
         else
@@ -141,7 +275,7 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
         _rows[row].Packets++;
         if (_entries is not null)
         {
-            var full = (protocol, inside, outside, peer);
+            var full = (protocol, step.Inside, step.Outside, step.Peer);
             if (!_entries.TryGetValue(full, out var entry))
             {
                 _entries[full] = entry = new Entry { FirstKind = kind, FirstSeenNs = timestampNs };
@@ -153,6 +287,20 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
             }
             entry.Packets++;
         }
+    }
+
+    /// <summary>A translation step waiting to be applied: the hash of its translation and what makes its row.</summary>
+    private struct Step
+    {
+        public ulong Hash;
+        /// <summary>The hash of the row the translation gets if it is new (<see cref="RowHashOf"/>), when <see cref="RowHashed"/>.</summary>
+        public ulong RowHash;
+        public bool RowHashed;
+        public long TimestampNs;
+        public Endpoint Inside, Outside, Peer;
+        public IpProtocol Protocol;
+        public NatKind Kind;
+        public bool Closing;
     }
 
     /// <summary>An address and port; <see cref="NoPort"/> marks an aggregate's endpoint whose port was left out.</summary>
@@ -176,43 +324,71 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
     /// The row of a translation whose first journey was <paramref name="kind"/>. The client's port is ephemeral: the
     /// inside (and, kept by MASQUERADE, outside) port of SNAT, the peer's of DNAT.
     /// </summary>
-    private int RowOf(NatKind kind, IpProtocol protocol, in Endpoint insideEndpoint, in Endpoint outsideEndpoint, in Endpoint peerEndpoint)
+    private int RowOf(NatKind kind, IpProtocol protocol, in Endpoint insideEndpoint, in Endpoint outsideEndpoint, in Endpoint peerEndpoint, ulong hash)
     {
-        bool snat = kind == NatKind.Snat;
-        Endpoint inside = snat ? insideEndpoint.WithoutPort : insideEndpoint;
-        Endpoint outside = snat ? outsideEndpoint.WithoutPort : outsideEndpoint;
-        Endpoint peer = snat ? peerEndpoint : peerEndpoint.WithoutPort;
-        ulong hash = StableHash.Add(StableHash.Seed, (ulong)kind << 8 | protocol.Value);
-        hash = StableHash.Finish(inside.AddTo(outside.AddTo(peer.AddTo(hash))));
-        ref int byHash = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_rowByHash, hash, out bool hashed);
-        if (hashed && _rows[byHash].Is(kind, protocol, in inside, in outside, in peer))
+        RowEndpoints(kind, in insideEndpoint, in outsideEndpoint, in peerEndpoint, out Endpoint inside, out Endpoint outside, out Endpoint peer);
+        int mask = _rowSlots.Length - 1;
+        int index = (int)(hash >> 32) & mask;
+        while (_rowSlots[index].RowPlusOne != 0)
         {
-            return byHash;
+            ref RowSlot slot = ref _rowSlots[index];
+            if (slot.Hash == hash && _rows[slot.RowPlusOne - 1].Is(kind, protocol, in inside, in outside, in peer))
+            {
+                return slot.RowPlusOne - 1;
+            }
+            index = (index + 1) & mask;
         }
-        int row = hashed ? Search(kind, protocol, in inside, in outside, in peer) : -1;
-        if (row < 0)
+        int row = _rowCount;
+        if (row == _rows.Length)
         {
-            row = _rows.Count;
-            _rows.Add(new Row(new RowKey(kind, protocol, inside, outside, peer)));
+            Array.Resize(ref _rows, row * 2);
         }
-        if (!hashed)
+        _rows[row] = new Row(new RowKey(kind, protocol, inside, outside, peer));
+        _rowCount++;
+        _rowSlots[index] = new RowSlot { Hash = hash, RowPlusOne = row + 1 };
+        if (_rowCount * 4 > _rowSlots.Length * 3)
         {
-            byHash = row;
+            RowSlot[] old = _rowSlots;
+            _rowSlots = new RowSlot[old.Length * 2];
+            mask = _rowSlots.Length - 1;
+            foreach (RowSlot moved in old)
+            {
+                if (moved.RowPlusOne != 0)
+                {
+                    index = (int)(moved.Hash >> 32) & mask;
+                    while (_rowSlots[index].RowPlusOne != 0)
+                    {
+                        index = (index + 1) & mask;
+                    }
+                    _rowSlots[index] = moved;
+                }
+            }
         }
         return row;
     }
 
-    /// <summary>The row of a key by a search of every row, or -1: for a key whose hash another row has.</summary>
-    private int Search(NatKind kind, IpProtocol protocol, in Endpoint inside, in Endpoint outside, in Endpoint peer)
+    /// <summary>The endpoints of a translation's row: the client's port left out (<see cref="RowOf"/>).</summary>
+    private static void RowEndpoints(NatKind kind, in Endpoint insideEndpoint, in Endpoint outsideEndpoint, in Endpoint peerEndpoint, out Endpoint inside, out Endpoint outside, out Endpoint peer)
     {
-        for (int row = 0; row < _rows.Count; row++)
-        {
-            if (_rows[row].Is(kind, protocol, in inside, in outside, in peer))
-            {
-                return row;
-            }
-        }
-        return -1;
+        bool snat = kind == NatKind.Snat;
+        inside = snat ? insideEndpoint.WithoutPort : insideEndpoint;
+        outside = snat ? outsideEndpoint.WithoutPort : outsideEndpoint;
+        peer = snat ? peerEndpoint : peerEndpoint.WithoutPort;
+    }
+
+    /// <summary>The hash <see cref="_rowSlots"/> keeps the row of a translation whose first journey was <paramref name="kind"/> by.</summary>
+    private static ulong RowHashOf(NatKind kind, IpProtocol protocol, in Endpoint insideEndpoint, in Endpoint outsideEndpoint, in Endpoint peerEndpoint)
+    {
+        RowEndpoints(kind, in insideEndpoint, in outsideEndpoint, in peerEndpoint, out Endpoint inside, out Endpoint outside, out Endpoint peer);
+        ulong hash = StableHash.Add(StableHash.Seed, (ulong)kind << 8 | protocol.Value);
+        return StableHash.Finish(inside.AddTo(outside.AddTo(peer.AddTo(hash))));
+    }
+
+    /// <summary>A row's place in <see cref="_rowSlots"/>: the hash of its key, and its index plus one (0: an empty slot).</summary>
+    private struct RowSlot
+    {
+        public ulong Hash;
+        public int RowPlusOne;
     }
 
     private static TranslationTable.TimeoutClass TimeoutClassOf(IpProtocol protocol) => protocol.Value switch
@@ -225,12 +401,12 @@ internal sealed class NatTable(bool detail, FlowTimeouts timeouts)
 
     private readonly record struct RowKey(NatKind Kind, IpProtocol Protocol, Endpoint Inside, Endpoint Outside, Endpoint Peer);
 
-    private sealed class Row(RowKey key)
+    private struct Row(RowKey key)
     {
         /// <summary>A field, not a property: <see cref="Is"/> compares its parts in place, without copying the 100-byte key.</summary>
         public readonly RowKey Key = key;
 
-        public bool Is(NatKind kind, IpProtocol protocol, in Endpoint inside, in Endpoint outside, in Endpoint peer) =>
+        public readonly bool Is(NatKind kind, IpProtocol protocol, in Endpoint inside, in Endpoint outside, in Endpoint peer) =>
             Key.Kind == kind && Key.Protocol == protocol && Key.Inside.Equals(inside) && Key.Outside.Equals(outside) && Key.Peer.Equals(peer);
         public long Flows;
         public long Packets;

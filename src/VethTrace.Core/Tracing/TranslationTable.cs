@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
 
 namespace VethTrace.Tracing;
 
@@ -133,6 +134,20 @@ internal sealed unsafe class TranslationTable : IDisposable
         made.Key = key | (kind == NatKind.Dnat ? DnatBit : 0) | (ulong)timeoutClass << ClassShift | (closing ? ClosingBit : 0);
         made.LastSeen = Units(timestampNs);
         return ref made;
+    }
+
+    /// <summary>
+    /// Asks for the cache line of <paramref name="hash"/>'s home slot, for a <see cref="FindOrAdd"/> a few steps later
+    /// (<see cref="NatTable"/> delays its lookups for this). A hint: a shard resized in between only wastes it. Where
+    /// there is no prefetch instruction, nothing.
+    /// </summary>
+    public void Prefetch(ulong hash)
+    {
+        if (Sse.IsSupported)
+        {
+            Shard shard = _shards[hash >> ShardShift];
+            Sse.Prefetch0(shard.Slots + Home(hash, shard.Length));
+        }
     }
 
     /// <summary>
@@ -307,14 +322,14 @@ internal sealed unsafe class TranslationTable : IDisposable
         }
     }
 
-    /// <summary>One shard's slots: zeroed pages from <see cref="LargeMemory.AllocatePages"/>, all of them used.</summary>
+    /// <summary>One shard's slots: zeroed pages from <see cref="LargeMemory.AllocateRandomAccessPages"/> (huge pages from 2 MiB on), all of them used.</summary>
     private sealed class Shard : IDisposable
     {
         private void* _base;
 
         public Shard(int minimumSlots)
         {
-            _base = LargeMemory.AllocatePages((nuint)minimumSlots * (nuint)sizeof(Slot), out nuint usable);
+            _base = LargeMemory.AllocateRandomAccessPages((nuint)minimumSlots * (nuint)sizeof(Slot), out nuint usable);
             UsableBytes = usable;
             Length = (int)Math.Min(int.MaxValue, usable / (nuint)sizeof(Slot));
             Slots = (Slot*)_base;
