@@ -16,7 +16,9 @@
 #   1. Throughput, ROUNDS rounds: iperf3 (IPERF_SECS, from inside container 0's namespace to upstream: veth -> docker0
 #      -> egress, MASQUERADEd) alone, under `tcpdump -i any -s 256 -B 32768 -w /dev/null` (follow's snaplen and ring),
 #      and under `vethtrace follow --egress EGRESS --format json` (no target), in an order that turns by one each round
-#      so that no capture always runs first. Per phase: throughput, the capture process's CPU during the iperf3 run
+#      so that no capture always runs first; follow's iperf3 starts once it has named the containers (its start-up,
+#      an inspect and a namespace read per container, is said on a line of its own, with its CPU and dockerd's).
+#      Per phase: throughput, the capture process's CPU during the iperf3 run
 #      (utime+stime from /proc), its packets and kernel drops, the load average, the machine's CPU split over the run
 #      (/proc/stat: user, system, softirq, idle) and dockerd's and containerd's CPU over it.
 #   2. Follow for SECONDS at the ping/HTTP load alone: at a third of the run a new container starts (docker run -d,
@@ -94,7 +96,19 @@ phase() {
             local bin="$VETHTRACE"; [[ $what == follow-b ]] && bin="$COMPARE"
             "$bin" follow --egress "$EGRESS_IF" --format json > "$WORK/$label.json" 2>"$WORK/$label.err" &
             pid=$!
+            local t0 n0 n1=-1 quiet=0 es; t0=$(date +%s.%N); es=$(engine_ticks)
             for _ in $(seq 1 300); do grep -q '"type":"start"' "$WORK/$label.json" 2>/dev/null && break; sleep 0.1; done
+            # Steady state: iperf3 starts once follow has named the containers (no attach or name for 2 s, at most 60 s).
+            # Naming 200 containers (an inspect and a namespace read each) takes seconds of follow's and dockerd's CPU at
+            # the start; it is said on its own line, not charged to the capture.
+            for _ in $(seq 1 120); do
+                n0=$(grep -c '"event":"\(named\|attached\)"' "$WORK/$label.json" 2>/dev/null || true)
+                if [[ $n0 == "$n1" ]]; then quiet=$(( quiet + 1 )); else quiet=0; n1=$n0; fi
+                (( quiet >= 4 )) && break
+                sleep 0.5
+            done
+            printf '  round %d %-8s start-up: %.1f s to name the containers (%s attach/name events); its CPU %.2f s, dockerd+containerd %.2f s\n' "$round" "$what" \
+                "$(echo "$(date +%s.%N) - $t0 - 2" | bc -l)" "$n0" "$(echo "$(cpu_ticks "$pid") / $CLK" | bc -l)" "$(echo "($(engine_ticks) - $es) / $CLK" | bc -l)"
             sleep 1
             if [[ ${VT_BENCH_PERF:-0} == 1 && $round == "$ROUNDS" ]]; then
                 perf record -F 999 -g -p "$pid" -o "$WORK/perf-$label.data" -- sleep "$IPERF_SECS" >/dev/null 2>&1 &
