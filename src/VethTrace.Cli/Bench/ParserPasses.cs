@@ -18,7 +18,8 @@ public sealed class ParserPasses
     private readonly int[] _lengths;
     private readonly int[] _originalLengths;
     private readonly LinkType[] _linkTypes;
-    // PacketDotNet parses a byte[]: one per packet, built here so the copy is not measured.
+    // PacketDotNet parses a byte[]: one per distinct frame, built here so the copy is not measured. A set repeated by
+    // reference (PacketSet.Resample) repeats the same arrays, so PacketDotNet reads as many distinct frames as the others.
     private readonly byte[][] _frames;
     private readonly LinkLayers[] _linkLayers;
     private readonly ParserOptions _options;
@@ -34,9 +35,14 @@ public sealed class ParserPasses
         _options = options;
         _frames = new byte[set.Count][];
         _linkLayers = new LinkLayers[set.Count];
+        var distinct = new Dictionary<(int Offset, int Length), byte[]>();
         for (int i = 0; i < set.Count; i++)
         {
-            _frames[i] = set.FrameArray(i);
+            if (!distinct.TryGetValue((set.Offsets[i], set.Lengths[i]), out byte[]? frame))
+            {
+                distinct[(set.Offsets[i], set.Lengths[i])] = frame = set.FrameArray(i);
+            }
+            _frames[i] = frame;
             _linkLayers[i] = PacketDotNetFields.ToLinkLayer(_linkTypes[i]);
         }
     }

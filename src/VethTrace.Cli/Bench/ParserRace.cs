@@ -12,16 +12,21 @@ public sealed record ParserResult(string Parser, long Packets, double Nanosecond
 /// <summary>
 /// Times VethTrace's parser against PacketDotNet and the floor (<see cref="ParserPasses.NaiveSpanRead"/>: the same
 /// fields read at fixed offsets, no parser) on the same packets in one process: a warm-up (the JIT tiers each loop up,
-/// and PacketDotNet's lazy statics are built), then passes over the set that take turns, in an order that rotates, until
-/// the time is up (and the last rotation is whole), so a change in machine load and the cache left by the pass before
-/// touch all three alike. Allocation is counted on this thread with
-/// <see cref="GC.GetAllocatedBytesForCurrentThread"/>, around whole passes.
+/// and PacketDotNet's lazy statics are built), then passes over the set that take turns, in a cycle in which each pass
+/// follows each other one equally often, until the time is up (and the last cycle is whole), so a change in machine load
+/// and the cache left by the pass before touch all three alike. Each pass is timed by the process's CPU time
+/// (<see cref="ProcessCpuClock"/>), so time the process spends waiting for a CPU on a busy machine is not counted (on an
+/// idle machine it equals the wall-clock time; the GC's work for PacketDotNet's allocations is counted on any thread).
+/// Allocation is counted on this thread with <see cref="GC.GetAllocatedBytesForCurrentThread"/>, around whole passes.
 /// </summary>
 public static class ParserRace
 {
     public const string VethTraceName = "vethtrace";
     public const string PacketDotNetName = "PacketDotNet";
     public const string FloorName = "NaiveSpanRead";
+
+    /// <summary>The order of the passes: VethTrace, PacketDotNet, the floor.</summary>
+    internal const string Cycle = "VPFVFP";
 
     public static (ParserResult VethTrace, ParserResult PacketDotNet, ParserResult Floor) Run(ParserPasses passes, TimeSpan duration, TimeSpan warmUp)
     {
@@ -38,27 +43,21 @@ public static class ParserRace
         var theirs = new Tally();
         var floor = new Tally();
         clock.Restart();
-        // The order turns each round, so each pass follows each other one equally often: PacketDotNet's pass allocates
-        // tens of megabytes and leaves the packets out of the cache, the other two bring them back in, and in a fixed
-        // order the pass after PacketDotNet would always start cold and the one after it warm.
-        for (int round = 0; ours.Passes == 0 || round % 3 != 0 || clock.Elapsed < duration; round++)
+        // Each pass follows each of the other two once per cycle (a rotation of one order, V P F, P F V, F V P, would not:
+        // V would follow F twice as often as P). The pass before matters: PacketDotNet's allocates tens of megabytes and
+        // leaves the packets out of the cache, the other two bring the frames they share back in.
+        for (int step = 0; ours.Passes == 0 || step % Cycle.Length != 0 || clock.Elapsed < duration; step++)
         {
-            switch (round % 3)
+            switch (Cycle[step % Cycle.Length])
             {
-                case 0:
+                case 'V':
                     ours.Time(passes.VethTrace);
-                    theirs.Time(passes.PacketDotNet);
-                    floor.Time(passes.NaiveSpanRead);
                     break;
-                case 1:
+                case 'P':
                     theirs.Time(passes.PacketDotNet);
-                    floor.Time(passes.NaiveSpanRead);
-                    ours.Time(passes.VethTrace);
                     break;
                 default:
                     floor.Time(passes.NaiveSpanRead);
-                    ours.Time(passes.VethTrace);
-                    theirs.Time(passes.PacketDotNet);
                     break;
             }
         }
@@ -67,7 +66,7 @@ public static class ParserRace
 
     private sealed class Tally
     {
-        private long _ticks;
+        private long _nanoseconds;
         private long _bytes;
         private ulong _checksum;
 
@@ -76,9 +75,9 @@ public static class ParserRace
         public void Time(Func<ulong> pass)
         {
             long bytesBefore = GC.GetAllocatedBytesForCurrentThread();
-            long start = Stopwatch.GetTimestamp();
+            long start = ProcessCpuClock.Nanoseconds();
             _checksum = pass();
-            _ticks += Stopwatch.GetTimestamp() - start;
+            _nanoseconds += ProcessCpuClock.Nanoseconds() - start;
             _bytes += GC.GetAllocatedBytesForCurrentThread() - bytesBefore;
             Passes++;
         }
@@ -86,8 +85,7 @@ public static class ParserRace
         public ParserResult Result(string parser, int packetsPerPass)
         {
             long packets = (long)Passes * packetsPerPass;
-            double nanoseconds = _ticks * (1e9 / Stopwatch.Frequency);
-            return new ParserResult(parser, packets, nanoseconds / packets, (double)_bytes / packets, _checksum);
+            return new ParserResult(parser, packets, (double)_nanoseconds / packets, (double)_bytes / packets, _checksum);
         }
     }
 }

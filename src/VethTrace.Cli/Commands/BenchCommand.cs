@@ -150,7 +150,7 @@ public static class BenchCommand
             $"{TerminalText.Escape(path)}: {read:N0} packets read{(parsable < read ? $" ({read - parsable:N0} left out: PacketDotNet throws on them)" : "")}, " +
             $"{inSet:N0} parsed in a loop{(sampled.Length > 0 ? $" ({sampled})" : "")}"));
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"all three read the same fields of the same packets, in passes that take turns: {warmUp.TotalSeconds:0.#} s warm-up, {duration.TotalSeconds:0.#} s measured"));
+            $"all three read the same fields of the same packets, in passes that take turns: {warmUp.TotalSeconds:0.#} s warm-up, {duration.TotalSeconds:0.#} s measured, timed in CPU time"));
         output.WriteLine();
         output.WriteLine("parser             Mpps   ns/packet   bytes/packet     packets");
         foreach (ParserResult result in new[] { ours, theirs, floor })

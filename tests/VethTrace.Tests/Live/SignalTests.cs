@@ -73,6 +73,69 @@ public sealed class SignalTests
             Assert.Contains(lines, l => l.StartsWith("{\"type\":\"capture\",\"interface\":\"lo\"", StringComparison.Ordinal));
         }
     }
+    /// <summary>
+    /// A script's background job (<c>vethtrace follow … &amp;</c> in sh) starts with SIGINT ignored; tcpdump stops on
+    /// <c>kill -INT</c> all the same, and so must follow (the runtime alone left SIGINT ignored: follow ran on).
+    /// </summary>
+    [Fact]
+    public void Follow_StartedWithSigintIgnored_StillStopsOnSigint()
+    {
+        string dll = Path.Combine(AppContext.BaseDirectory, "vethtrace.dll");
+        // The shell ignores SIGINT, then execs follow: the disposition is inherited across exec, as in a script's `&`.
+        var start = new ProcessStartInfo("/bin/sh", ["-c", "trap '' INT; exec dotnet \"$0\" follow --hop lo --format json", dll])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using var process = Process.Start(start)!;
+        try
+        {
+            var lines = new List<string>();
+            var started = new ManualResetEventSlim();
+            process.OutputDataReceived += (_, e) =>
+            {
+                if (e.Data is null)
+                {
+                    return;
+                }
+                lock (lines)
+                {
+                    lines.Add(e.Data);
+                }
+                if (e.Data.Contains("\"type\":\"start\"", StringComparison.Ordinal))
+                {
+                    started.Set();
+                }
+            };
+            process.BeginOutputReadLine();
+            Assert.True(started.Wait(TimeSpan.FromSeconds(30)), "follow did not start capturing");
+            // The precondition the test is about: follow's own process inherited SIGINT as ignored (bit 2 of SigIgn)...
+            // and now catches it (SigCgt) instead.
+            string status = File.ReadAllText($"/proc/{process.Id}/status");
+            ulong caught = ulong.Parse(status.Split('\n').Single(l => l.StartsWith("SigCgt:", StringComparison.Ordinal))[7..].Trim(), System.Globalization.NumberStyles.HexNumber);
+            Assert.True((caught & 2) != 0, "follow does not catch SIGINT: " + status);
+
+            using (var kill = Process.Start("kill", ["-s", "INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            {
+                kill.WaitForExit();
+            }
+            Assert.True(process.WaitForExit(20_000), "follow started with SIGINT ignored did not end on SIGINT");
+            process.WaitForExit();
+            Assert.Equal((int)ExitCode.Success, process.ExitCode);
+            lock (lines)
+            {
+                Assert.Contains(lines, l => l.StartsWith("{\"type\":\"summary\",\"packets\":", StringComparison.Ordinal));
+            }
+        }
+        finally
+        {
+            if (!process.HasExited)
+            {
+                process.Kill();
+            }
+        }
+    }
+
     [Theory]
     [InlineData("TERM")]
     [InlineData("INT")]
