@@ -27,6 +27,20 @@ public sealed class HostCapture : IDisposable
     /// <summary>The <c>any</c> ring: one ring carries every hop, so it is sized for their sum (32 MiB; follow's per-hop ring is 8).</summary>
     public const int DefaultBufferBytes = 32 * 1024 * 1024;
 
+    /// <summary>
+    /// How long an observation is held for time order (the live orderer's slack, 2 s for follow's per-hop handles).
+    /// One ring carries every hop here, filled in the order the kernel hands packets to it, so a packet can lie behind
+    /// one read before it only by the time between its stamp and its place in the ring (a softirq that ran late):
+    /// at most 27.5 µs over 528,163 packets of iperf3 and 50 containers' ping/HTTP (docs/whole-host.md, "Time order
+    /// in one ring"). Nor does a late reading thread matter: the session's clock is the time the ring was last read
+    /// empty (<see cref="HopDevice.DrainedNs"/>), not the wall clock. 100 ms leaves thousands of times the disorder
+    /// measured; a packet later than that is counted (<see cref="LatePackets"/>) and said.
+    /// </summary>
+    public const long OrderSlackNs = 100_000_000;
+
+    /// <summary>How long the capture thread's poll waits after a quiet spell (the watermark moves on at least this often).</summary>
+    private const int QuietPollMs = 100;
+
     private const int Sll2HeaderLength = 20;
     private const int Sll2InterfaceIndex = 4;
     private const int Sll2PacketType = 10;
@@ -47,19 +61,23 @@ public sealed class HostCapture : IDisposable
     private volatile Dictionary<int, int> _high = [];
     private long _other;
     private int _refused;
+    /// <summary>The newest stamp handed on (capture thread only).</summary>
+    private long _newestNs;
+    private long _behindMaxNs;
+    private long _late;
 
     /// <summary>Opens the <c>any</c> handle (not started); throws <see cref="LiveCaptureException"/> or SharpPcap's PcapException.</summary>
     /// <param name="kernelFilter">handed to libpcap (record's --filter); null for follow, which filters in the session.</param>
     public HostCapture(TraceSession session, string? kernelFilter, int snapLength, int bufferBytes)
     {
         _session = session;
-        _feed = session.OpenConcurrentFeed();
+        _feed = session.OpenConcurrentFeed(OrderSlackNs);
         PcapInterface any = PcapInterface.GetAllPcapInterfaces().FirstOrDefault(i => i.Name == "any")
             ?? throw new LiveCaptureException("libpcap offers no 'any' device: whole-host capture needs Linux's any device");
         // HopDevice, as follow's per-hop handles: the ring read empty, then 50 ms to gather (LiveCapture.GatherMs), the
         // header read where it lies. SharpPcap's own loop woke for every packet and made a header, a timestamp and a
         // decimal per packet; on the bulk stream that was most of whole-host follow's CPU (docs/whole-host.md, "Cost").
-        _device = new HopDevice(any);
+        _device = new HopDevice(any) { PollMs = QuietPollMs };
         _device.OpenForHops(DeviceModes.None, snapLength, bufferBytes);
         if (!PcapStatistics.TrySetDataLink(_device, (int)LinkType.LinuxSll2.Value))
         {
@@ -81,6 +99,16 @@ public sealed class HostCapture : IDisposable
 
     /// <summary>Packets on interfaces not attached (the host's other interfaces, loopback): counted, not traced.</summary>
     public long OtherPackets => Interlocked.Read(ref _other);
+
+    /// <summary>
+    /// The farthest a packet's stamp lay behind what could already have been let go when it was read: the newest stamp
+    /// read before it, or the time the ring was last read empty. The ring's own disorder, which
+    /// <see cref="OrderSlackNs"/> must cover.
+    /// </summary>
+    public long OutOfOrderMaxNs => Volatile.Read(ref _behindMaxNs);
+
+    /// <summary>Packets more than <see cref="OrderSlackNs"/> out of order: their journeys may have been matched without them.</summary>
+    public long LatePackets => Volatile.Read(ref _late);
 
     /// <summary>Interfaces not captured because <see cref="MaxInterfaces"/> was reached.</summary>
     public int Refused => _refused;
@@ -184,8 +212,19 @@ public sealed class HostCapture : IDisposable
         _device.StartCapture();
     }
 
-    /// <summary>Moves what arrived into the correlator, in time order, and the clock to now.</summary>
-    public void Pump() => _session.Pump(Now());
+    /// <summary>
+    /// Moves what arrived into the correlator, in time order, and the session's clock to the time the ring was last
+    /// read empty: everything stamped more than <see cref="OrderSlackNs"/> before it has been handed over, however late
+    /// the capture thread ran (on a loaded host the wall clock would run ahead of what was read).
+    /// </summary>
+    public void Pump()
+    {
+        long drained = _device.DrainedNs;
+        if (drained > 0)
+        {
+            _session.Pump(drained);
+        }
+    }
 
     public void Stop()
     {
@@ -222,6 +261,23 @@ public sealed class HostCapture : IDisposable
         }
         int id = slot - 1;
         _packets[id]++; // one writer: the capture thread
+        // How far behind what the orderer may have let go (the newest stamp before it, the watermark) this one comes.
+        long behind = Math.Max(_newestNs, _device.DrainedNs) - ns;
+        if (behind > 0)
+        {
+            if (behind > _behindMaxNs)
+            {
+                Volatile.Write(ref _behindMaxNs, behind);
+            }
+            if (behind > OrderSlackNs)
+            {
+                Volatile.Write(ref _late, _late + 1);
+            }
+        }
+        if (ns > _newestNs)
+        {
+            _newestNs = ns;
+        }
         // The kernel's own word on the direction: sent on that interface, or received on it.
         PacketDirection direction = data[Sll2PacketType] == PacketOutgoing ? PacketDirection.Outbound : PacketDirection.Inbound;
         Sink?.Write(id, LinkType.LinuxSll2, ns, data, originalLength, direction);

@@ -327,6 +327,18 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
 {
     public HopArrival? Arrival { get; set; }
 
+    private long _drainedNs;
+
+    /// <summary>
+    /// The wall-clock time (ns since the epoch, the clock the kernel stamps packets with) at which this loop last began
+    /// a read that emptied the ring, or that a quiet poll ended: every packet that was in the ring by then has been
+    /// handed to <see cref="Arrival"/>. 0 before the first read. A packet stamped more than the ring's own disorder
+    /// before it is never still to come (<see cref="HostCapture.OrderSlackNs"/>), whatever the reading thread's delays.
+    /// </summary>
+    public long DrainedNs => Volatile.Read(ref _drainedNs);
+
+    private static long WallClockNs() => (DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100;
+
     /// <summary>
     /// A read of at least this many packets (an eighth of what the ring holds) is followed by another at once instead
     /// of the gathering pause: whole packets (record) or a small ring fill in less than <see cref="LiveCapture.GatherMs"/>.
@@ -370,6 +382,12 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
                 // Read what is there (the first packet after a quiet spell at once), then let more gather: under steady
                 // traffic the poll finds packets waiting and does not sleep, so the thread wakes once per gathering time.
                 int ready = Poll(FileDescriptor, out short events);
+                long polled = WallClockNs();
+                if (ready == 0)
+                {
+                    // Nothing came for the whole poll: the ring is empty now.
+                    Volatile.Write(ref _drainedNs, polled);
+                }
                 if ((events & (PollError | PollHangUp | PollInvalid)) != 0)
                 {
                     // The interface went away (the container stopped): in non-blocking mode libpcap's read does not poll,
@@ -381,6 +399,11 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
                 if (ready > 0)
                 {
                     int result = ReadAll(pcap, out int read);
+                    if (result == 0)
+                    {
+                        // Read until empty: whatever was in the ring when the poll returned has been read.
+                        Volatile.Write(ref _drainedNs, polled);
+                    }
                     if (result == -1)
                     {
                         SendCaptureStoppedEvent(CaptureStoppedEventStatus.ErrorWhileCapturing);
@@ -427,11 +450,18 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
     [DllImport("libc")]
     private static extern int poll(ref PollDescriptor descriptors, nuint count, int timeoutMs);
 
-    /// <summary>poll(2) on the handle's socket for up to half a second: &gt; 0 when ready, with what it reported.</summary>
-    private static int Poll(int descriptor, out short events)
+    /// <summary>
+    /// How long a poll(2) waits for a first packet after a quiet spell before the loop looks again (and, with nothing
+    /// read, moves <see cref="DrainedNs"/> on): half a second for follow's per-hop handles, less for the <c>any</c>
+    /// handle, whose watermark lets a quiet host's journeys be matched and closed.
+    /// </summary>
+    public int PollMs { get; set; } = 500;
+
+    /// <summary>poll(2) on the handle's socket for up to <see cref="PollMs"/>: &gt; 0 when ready, with what it reported.</summary>
+    private int Poll(int descriptor, out short events)
     {
         var request = new PollDescriptor { Descriptor = descriptor, Events = PollIn | PollPriority };
-        int ready = poll(ref request, 1, 500);
+        int ready = poll(ref request, 1, PollMs);
         events = ready > 0 ? request.ReturnedEvents : (short)0;
         return ready;
     }

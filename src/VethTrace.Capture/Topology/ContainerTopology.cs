@@ -75,8 +75,12 @@ public sealed record ContainerTopology(
     /// <summary>
     /// Resolves a target: a container name or ID prefix (through <paramref name="docker"/>), <c>netns:NAME</c> or
     /// <c>pid:N</c>. Throws <see cref="DockerException"/> or <see cref="TopologyException"/>, each with a one-line message.
+    /// <paramref name="host"/>: the host's links as read once for a batch of targets (whole-host follow maps every
+    /// running container at the start: a host dump per container, each of every veth on the host, made the start cost
+    /// grow with the square of the containers); null reads them now.
     /// </summary>
-    public static async Task<ContainerTopology> ResolveAsync(string target, DockerClient? docker, CancellationToken cancellationToken = default)
+    public static async Task<ContainerTopology> ResolveAsync(string target, DockerClient? docker, CancellationToken cancellationToken = default,
+        NamespaceSnapshot? host = null)
     {
         TopologyTarget parsed = TopologyTarget.Parse(target);
         string displayName;
@@ -127,7 +131,7 @@ public sealed record ContainerTopology(
                 break;
         }
 
-        NamespaceSnapshot host = NetworkNamespace.Current.ReadSnapshot();
+        host ??= NetworkNamespace.Current.ReadSnapshot();
         NamespaceSnapshot inside = space.ReadSnapshot();
         return Build(displayName, containerId, networkMode, sharedWith, attachments, space.Path!, host, inside);
     }

@@ -46,9 +46,10 @@ public sealed class VethContainerMap(DockerClient docker)
     /// Inspects a container and maps its veths, replacing what was known of it. Returns its veths (none for host,
     /// none and macvlan modes). Throws <see cref="DockerException"/> (NotFound, NotRunning, …) or <see cref="TopologyException"/>.
     /// </summary>
-    public async Task<IReadOnlyList<VethContainer>> AddContainerAsync(string containerId, CancellationToken cancellationToken = default)
+    /// <paramref name="host"/>: the host's links read once for a batch (see <see cref="LoadRunningAsync"/>); null reads them now.
+    public async Task<IReadOnlyList<VethContainer>> AddContainerAsync(string containerId, CancellationToken cancellationToken = default, NamespaceSnapshot? host = null)
     {
-        ContainerTopology topology = await ContainerTopology.ResolveAsync(containerId, docker, cancellationToken).ConfigureAwait(false);
+        ContainerTopology topology = await ContainerTopology.ResolveAsync(containerId, docker, cancellationToken, host).ConfigureAwait(false);
         string id = topology.ContainerId ?? containerId;
         string name = topology.DisplayName;
         // container:X mode: the veths are X's and are mapped under X; this one is known, with none of its own.
@@ -83,16 +84,38 @@ public sealed class VethContainerMap(DockerClient docker)
         }
     }
 
-    /// <summary>Maps every running container; returns one line per container that could not be read.</summary>
+    /// <summary>
+    /// Maps every running container; returns one line per container that could not be read. The host's links are read
+    /// once, after the listing (a running container's veth exists by then), not once per container: at 200 containers
+    /// the host dumps (every veth each time) were most of whole-host follow's start-up CPU.
+    /// </summary>
     public async Task<IReadOnlyList<string>> LoadRunningAsync(CancellationToken cancellationToken = default)
     {
         var problems = new List<string>();
         IReadOnlyList<DockerContainerSummary> running = await docker.ListSummariesAsync(all: false, cancellationToken).ConfigureAwait(false);
+        NamespaceSnapshot? host = HostSnapshot(running.Count);
         foreach (DockerContainerSummary container in running)
         {
-            await TryAddAsync(container.Id, container.Name, problems, cancellationToken).ConfigureAwait(false);
+            await TryAddAsync(container.Id, container.Name, problems, cancellationToken, host).ConfigureAwait(false);
         }
         return problems;
+    }
+
+    /// <summary>The host's links for a batch of more than one container (null: each reads its own, as does a failed read).</summary>
+    private static NamespaceSnapshot? HostSnapshot(int containers)
+    {
+        if (containers < 2)
+        {
+            return null;
+        }
+        try
+        {
+            return NetworkNamespace.Current.ReadSnapshot();
+        }
+        catch (TopologyException)
+        {
+            return null;
+        }
     }
 
     /// <summary>
@@ -107,17 +130,15 @@ public sealed class VethContainerMap(DockerClient docker)
         }
         IReadOnlyList<DockerContainerSummary> running = await docker.ListSummariesAsync(all: false, cancellationToken).ConfigureAwait(false);
         var problems = new List<string>();
-        foreach (DockerContainerSummary container in running)
+        List<DockerContainerSummary> unmapped;
+        lock (_lock)
         {
-            bool mapped;
-            lock (_lock)
-            {
-                mapped = _byContainer.ContainsKey(container.Id);
-            }
-            if (!mapped)
-            {
-                await TryAddAsync(container.Id, container.Name, problems, cancellationToken).ConfigureAwait(false);
-            }
+            unmapped = [.. running.Where(container => !_byContainer.ContainsKey(container.Id))];
+        }
+        NamespaceSnapshot? host = HostSnapshot(unmapped.Count);
+        foreach (DockerContainerSummary container in unmapped)
+        {
+            await TryAddAsync(container.Id, container.Name, problems, cancellationToken, host).ConfigureAwait(false);
         }
         return Find(hostIndex);
     }
@@ -162,11 +183,11 @@ public sealed class VethContainerMap(DockerClient docker)
         }
     }
 
-    private async Task TryAddAsync(string id, string shownAs, List<string> problems, CancellationToken cancellationToken)
+    private async Task TryAddAsync(string id, string shownAs, List<string> problems, CancellationToken cancellationToken, NamespaceSnapshot? host = null)
     {
         try
         {
-            await AddContainerAsync(id, cancellationToken).ConfigureAwait(false);
+            await AddContainerAsync(id, cancellationToken, host).ConfigureAwait(false);
         }
         catch (DockerException exception) when (exception.Kind is DockerErrorKind.NotFound or DockerErrorKind.NotRunning)
         {

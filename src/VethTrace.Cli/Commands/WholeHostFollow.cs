@@ -347,8 +347,10 @@ public static class WholeHostFollow
             // A link change (a new container's veth) ends the wait: it is attached as it appears.
             watch.WaitForLinkChange(wait < TimeSpan.Zero ? TimeSpan.Zero : wait, cancel);
             Reconcile(initial: false);
-            capture.Pump();
+            // First packets before the pump: a journey matched in it was captured by now, and is said after its first packet.
             AnnounceFirstPackets();
+            HookFirstJourneys();
+            capture.Pump();
             while (watch.TryTakeNote(out string note))
             {
                 Event($"note: {note}", "note", null, null, note);
@@ -493,6 +495,7 @@ public static class WholeHostFollow
                     string shown = $"{link.Name}({owner.ContainerName})";
                     capture.Rename(named, shown, link.Role);
                     _owners.Assign(named, Owner(owner));
+                    _awaitingChanged = true;
                     _attached[link.Index] = (shown, link.Role, owner.ContainerName);
                     _unseen[named] = owner.ContainerName;
                     if (_pending.Remove(link.Index))
@@ -529,6 +532,7 @@ public static class WholeHostFollow
             if (owner is not null)
             {
                 _owners.Assign(attachedId, Owner(owner));
+                _awaitingChanged = true;
                 _unseen[attachedId] = owner.ContainerName;
             }
             _recording?.Attached(attachedId, name, link.Role, owner);
@@ -584,7 +588,65 @@ public static class WholeHostFollow
             }
         }
 
-        /// <summary>Says, once per container, when its first journey was matched (a new container is traced from then on).</summary>
+        /// <summary>Interface id → its container has had no first journey yet; rebuilt when owners or first journeys change.</summary>
+        private bool[] _awaiting = [];
+        private bool _awaitingChanged = true;
+
+        /// <summary>
+        /// Hooks the correlator (<see cref="Correlator.Joined"/>) while some container's veth awaits its first journey,
+        /// so that <see cref="Joined"/> says it as the journey is matched, not a journey window and the orderer's slack
+        /// later; unhooked when none awaits (the hook costs a call per copy matched).
+        /// </summary>
+        private void HookFirstJourneys()
+        {
+            if (!_awaitingChanged)
+            {
+                return;
+            }
+            _awaitingChanged = false;
+            int count = session.Interfaces.Names.Count;
+            var awaiting = new bool[count];
+            bool any = false;
+            for (int id = 0; id < count; id++)
+            {
+                awaiting[id] = _owners.Of(id) is { } owner && !_journeyed.Contains(owner.Name);
+                any |= awaiting[id];
+            }
+            _awaiting = awaiting;
+            session.Correlator.Joined = any ? Joined : null;
+        }
+
+        /// <summary>
+        /// A copy joined an open journey (on the matching thread: this one, in <see cref="HostCapture.Pump"/>). A journey
+        /// of a container awaiting its first that has reached an end of the host (a veth, the egress, a tunnel) from
+        /// another interface is matched through the host for good: the window can only add copies to it. Said now; its
+        /// figures count when its window closes, as every journey's. Journeys that end on a bridge (traffic to the host
+        /// itself) are said when they appear in the report (<see cref="AnnounceFirstJourneys"/>).
+        /// </summary>
+        private void Joined(int first, int joined, bool selected)
+        {
+            bool[] awaiting = _awaiting;
+            if (!selected || !((uint)first < (uint)awaiting.Length && awaiting[first] || (uint)joined < (uint)awaiting.Length && awaiting[joined]))
+            {
+                return;
+            }
+            if (session.Interfaces.RoleOf(joined) is not (InterfaceRole.Veth or InterfaceRole.Egress or InterfaceRole.Tunnel))
+            {
+                return;
+            }
+            ContainerOwner? owner = _owners.Of(first) ?? _owners.Of(joined);
+            if (owner is not null && _journeyed.Add(owner.Name))
+            {
+                IReadOnlyList<string> names = session.Interfaces.Names;
+                Event($"first journey of {owner.Name} matched", "first_journey", null, owner.Name, $"{names[first]} → {names[joined]}");
+                _awaitingChanged = true;
+            }
+        }
+
+        /// <summary>
+        /// Says, once per container, when its first journey appears in the report: one the correlator's hook did not say
+        /// (<see cref="Joined"/>; a journey that ended on a bridge), a journey window and the orderer's slack after it.
+        /// </summary>
         private void AnnounceFirstJourneys(Func<CorrelationReport> report)
         {
             // Only a container the capture has seen packets of can have a first journey: with every such container
@@ -599,6 +661,7 @@ public static class WholeHostFollow
                 if (_owners.OfPath(path.Interfaces) is { } owner && _journeyed.Add(owner.Name))
                 {
                     Event($"first journey of {owner.Name} matched", "first_journey", null, owner.Name, null);
+                    _awaitingChanged = true;
                 }
             }
         }
@@ -686,6 +749,11 @@ public static class WholeHostFollow
                 error.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"vethtrace: the kernel dropped {dropped} packets before VethTrace could read them (the any ring was full); journeys reported lost may have been lost by the capture, not the network: lower --snaplen or raise --buffer-size"));
             }
+            if (capture.LatePackets > 0)
+            {
+                error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"vethtrace: {capture.LatePackets} packets came more than {HostCapture.OrderSlackNs / 1_000_000} ms out of time order (at most {capture.OutOfOrderMaxNs / 1e6:0.###} ms): their journeys may have been matched without them"));
+            }
             if (capture.Refused > 0)
             {
                 error.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -711,7 +779,7 @@ public static class WholeHostFollow
                     })));
                 }
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{{\"type\":\"capture\",\"interface\":\"any\",\"packets\":{received},\"kernel_dropped\":{dropped},\"interface_dropped\":{ifDropped},\"other_interfaces_packets\":{capture.OtherPackets}}}"));
+                    $"{{\"type\":\"capture\",\"interface\":\"any\",\"packets\":{received},\"kernel_dropped\":{dropped},\"interface_dropped\":{ifDropped},\"other_interfaces_packets\":{capture.OtherPackets},\"out_of_order_max_us\":{capture.OutOfOrderMaxNs / 1e3:0.###},\"late_packets\":{capture.LatePackets}}}"));
                 return;
             }
             output.WriteLine();
@@ -725,7 +793,7 @@ public static class WholeHostFollow
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {TerminalText.Escape(names[id]),-36}{capture.PacketsOf(id),10}"));
             }
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  any: {received} received, {Math.Max(0, dropped)} dropped by the kernel; {capture.OtherPackets} on other interfaces (not traced)"));
+                $"  any: {received} received, {Math.Max(0, dropped)} dropped by the kernel; {capture.OtherPackets} on other interfaces (not traced); at most {capture.OutOfOrderMaxNs / 1e3:0.#} µs out of time order"));
             if (_recording is not null)
             {
                 output.WriteLine();

@@ -149,6 +149,15 @@ public sealed class Correlator : IObservationSink
     public long MatchedBySequenceRange { get; private set; }
 
     /// <summary>
+    /// Told, on the matching thread, when a copy joins an open journey on an interface the journey had not visited:
+    /// the journey's first interface, this copy's, and whether the journey is selected already (its first copy or this
+    /// one passed the filter). Told before the journey's window closes: the match stands (the window can only add
+    /// copies; a second copy on a visited interface starts another journey), its figures are counted when the window
+    /// closes. Whole-host follow's <c>first_journey</c> event. Null: nothing is told.
+    /// </summary>
+    public Action<int, int, bool>? Joined { get; set; }
+
+    /// <summary>
     /// Reads, ahead of <see cref="Add"/>, the memory the observation's fingerprint will be looked up in. The
     /// <see cref="TimeOrderer"/> calls it when the observation arrives and adds it milliseconds later, so the
     /// lookup (a random access into a table of a window's journeys, larger than the caches) finds it in cache.
@@ -202,6 +211,11 @@ public sealed class Correlator : IObservationSink
                 journey.Last = sequence;
                 journey.Visit(observation.Interface);
                 _inference?.Observe(observation.Interface, open);
+                if (Joined is { } joined)
+                {
+                    ref ObservationSlot first = ref _observations[journey.First];
+                    joined(first.Interface, observation.Interface, first.Selected || observation.Selected);
+                }
                 return;
             }
             if (visited)

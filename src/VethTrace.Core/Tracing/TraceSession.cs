@@ -135,14 +135,15 @@ public sealed class TraceSession
     /// <summary>
     /// A feed for one producer thread among several (a live handle's): its observations wait in a queue until
     /// <see cref="Pump"/> puts them in time order, with <see cref="TimeOrderer.DefaultSlackNs"/> of slack for handles
-    /// that deliver late (one was seen more than a second late in the lab).
+    /// that deliver late (one was seen more than a second late in the lab), or the <paramref name="slackNs"/> the first
+    /// feed opened asks for (whole-host follow's one <c>any</c> ring, nearly in time order).
     /// </summary>
-    public PacketFeed OpenConcurrentFeed()
+    public PacketFeed OpenConcurrentFeed(long slackNs = TimeOrderer.DefaultSlackNs)
     {
         var feed = new PacketFeed(this, orderer: null, pipe: null, _arrivals, stopWhenOvertaken: false);
         lock (_feeds)
         {
-            _pumped ??= new TimeOrderer(Correlator, TimeOrderer.DefaultSlackNs);
+            _pumped ??= new TimeOrderer(Correlator, slackNs);
             _feeds.Add(feed);
         }
         return feed;

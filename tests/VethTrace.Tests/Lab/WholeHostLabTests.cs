@@ -85,12 +85,13 @@ public sealed class WholeHostLabTests
             LabEnvironment.Run("docker", "run", "-d", "--name", name, lab["IMAGE"], "sh", "-c",
                 $"ping -c 1 -s 321 -W 2 {lab["UPSTREAM_IP"]} >/dev/null; sleep 120");
             var started = Stopwatch.StartNew();
+            DateTimeOffset returned = DateTimeOffset.UtcNow;
             // Attached with its name, or attached first and named when Docker's start event came (a slow daemon).
             Assert.True(output.WaitFor($"\"container\":\"{name}\"", TimeSpan.FromSeconds(5)), $"the new container was not attached: {output}");
             TimeSpan attachedAfter = started.Elapsed;
             Ping(name, lab["UPSTREAM_IP"], 4);
-            // Its figures are measured once its journeys are matched (the orderer holds them up to 2 s); then it goes.
-            Thread.Sleep(3000);
+            // Its figures are counted once its journeys' window (1 s) and the orderer's slack (0.1 s) have passed; then it goes.
+            Thread.Sleep(2000);
             LabEnvironment.Run("docker", "rm", "-f", name);
             Assert.True(output.WaitFor("\"event\":\"detached\"", TimeSpan.FromSeconds(5), name), $"the removed container was not detached: {output}");
 
@@ -101,17 +102,23 @@ public sealed class WholeHostLabTests
             Assert.True(attachedAfter < TimeSpan.FromSeconds(1.5), $"attached {attachedAfter.TotalMilliseconds:0} ms after docker run returned");
             var attached = records.First(r => Type(r) == "event" && r.GetProperty("event").GetString() is "attached" or "named" && Text(r, "container") == name);
             var detached = Assert.Single(records, r => Type(r) == "event" && r.GetProperty("event").GetString() == "detached" && Text(r, "container") == name);
-            // The capture saw its first packet (its own ND, or the first ping) before its first journey was matched,
-            // which waits for the journey window and the orderer's slack; both said once, on its veth.
+            // The capture saw its first packet (its own ND, or the first ping) no later than its first journey was
+            // matched; both said once, on its veth.
             var firstPacket = Assert.Single(records, r => Type(r) == "event" && r.GetProperty("event").GetString() == "first_packet" && Text(r, "container") == name);
             var firstJourney = Assert.Single(records, r => Type(r) == "event" && r.GetProperty("event").GetString() == "first_journey" && Text(r, "container") == name);
             Assert.Equal(attached.GetProperty("interface").GetString(), firstPacket.GetProperty("interface").GetString());
             Assert.True(firstPacket.GetProperty("elapsed_s").GetDouble() >= attached.GetProperty("elapsed_s").GetDouble());
-            Assert.True(firstPacket.GetProperty("elapsed_s").GetDouble() < firstJourney.GetProperty("elapsed_s").GetDouble(), $"{firstPacket} {firstJourney}");
+            Assert.True(firstPacket.GetProperty("elapsed_s").GetDouble() <= firstJourney.GetProperty("elapsed_s").GetDouble(), $"{firstPacket} {firstJourney}");
+            // Traced within a second (issue 15): its first journey (the ping, veth → bridge → egress) is said as it is
+            // matched, not when its window closes: the one ring's order slack (0.1 s), the capture's gathering (0.05 s)
+            // and follow's 0.2 s loop, about 0.35 s. Said when the window closed, it came 3.2-4.2 s after docker run.
+            TimeSpan traced = DateTimeOffset.Parse(firstJourney.GetProperty("at").GetString()!, CultureInfo.InvariantCulture) - returned;
+            Assert.True(traced < TimeSpan.FromSeconds(1), $"first journey {traced.TotalMilliseconds:0} ms after docker run returned: {firstJourney}");
             Assert.True(detached.GetProperty("elapsed_s").GetDouble() > attached.GetProperty("elapsed_s").GetDouble());
             string veth = attached.GetProperty("interface").GetString()!;
             Assert.StartsWith("veth", veth);
             Assert.EndsWith($"({name})", veth);
+            Assert.Equal($"{veth} → {lab["EGRESS_IF"]}", Text(firstJourney, "detail"));
 
             // Detached, and what it measured is still in the report.
             var container = Assert.Single(records, r => Type(r) == "container" && r.GetProperty("name").GetString() == name);
