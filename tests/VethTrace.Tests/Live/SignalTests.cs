@@ -22,28 +22,11 @@ public sealed class SignalTests
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-        using var process = Process.Start(start)!;
-        var lines = new List<string>();
-        var started = new ManualResetEventSlim();
-        process.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is null)
-            {
-                return;
-            }
-            lock (lines)
-            {
-                lines.Add(e.Data);
-            }
-            if (e.Data.Contains("\"type\":\"start\"", StringComparison.Ordinal))
-            {
-                started.Set();
-            }
-        };
-        process.BeginOutputReadLine();
+        using var follow = new JsonLinesProcess(start);
+        Process process = follow.Process;
         if (afterSeconds > 0)
         {
-            Assert.True(started.Wait(TimeSpan.FromSeconds(30)), "follow did not start capturing");
+            Assert.True(follow.Started.Wait(TimeSpan.FromSeconds(30)), "follow did not start capturing");
             Thread.Sleep(TimeSpan.FromSeconds(afterSeconds));
         }
         else
@@ -59,20 +42,15 @@ public sealed class SignalTests
             }
         }
 
-        using (var kill = Process.Start("kill", ["-s", signal, process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-        {
-            kill.WaitForExit();
-        }
+        Send(signal, process);
         Assert.True(process.WaitForExit(20_000), "follow did not end after the signal");
         process.WaitForExit(); // drains the redirected output
 
         Assert.Equal((int)ExitCode.Success, process.ExitCode);
-        lock (lines)
-        {
-            Assert.Contains(lines, l => l.StartsWith("{\"type\":\"summary\",\"packets\":", StringComparison.Ordinal));
-            Assert.Contains(lines, l => l.StartsWith("{\"type\":\"capture\",\"interface\":\"lo\"", StringComparison.Ordinal));
-        }
+        Assert.Contains(follow.Lines, l => l.StartsWith("{\"type\":\"summary\",\"packets\":", StringComparison.Ordinal));
+        Assert.Contains(follow.Lines, l => l.StartsWith("{\"type\":\"capture\",\"interface\":\"lo\"", StringComparison.Ordinal));
     }
+
     /// <summary>
     /// A script's background job (<c>vethtrace follow … &amp;</c> in sh) starts with SIGINT ignored; tcpdump stops on
     /// <c>kill -INT</c> all the same, and so must follow (the runtime alone left SIGINT ignored: follow ran on).
@@ -87,53 +65,20 @@ public sealed class SignalTests
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-        using var process = Process.Start(start)!;
-        try
-        {
-            var lines = new List<string>();
-            var started = new ManualResetEventSlim();
-            process.OutputDataReceived += (_, e) =>
-            {
-                if (e.Data is null)
-                {
-                    return;
-                }
-                lock (lines)
-                {
-                    lines.Add(e.Data);
-                }
-                if (e.Data.Contains("\"type\":\"start\"", StringComparison.Ordinal))
-                {
-                    started.Set();
-                }
-            };
-            process.BeginOutputReadLine();
-            Assert.True(started.Wait(TimeSpan.FromSeconds(30)), "follow did not start capturing");
-            // The precondition the test is about: follow's own process inherited SIGINT as ignored (bit 2 of SigIgn)...
-            // and now catches it (SigCgt) instead.
-            string status = File.ReadAllText($"/proc/{process.Id}/status");
-            ulong caught = ulong.Parse(status.Split('\n').Single(l => l.StartsWith("SigCgt:", StringComparison.Ordinal))[7..].Trim(), System.Globalization.NumberStyles.HexNumber);
-            Assert.True((caught & 2) != 0, "follow does not catch SIGINT: " + status);
+        using var follow = new JsonLinesProcess(start);
+        Process process = follow.Process;
+        Assert.True(follow.Started.Wait(TimeSpan.FromSeconds(30)), "follow did not start capturing");
+        // The precondition the test is about: follow's own process inherited SIGINT as ignored (bit 2 of SigIgn)...
+        // and now catches it (SigCgt) instead.
+        string status = File.ReadAllText($"/proc/{process.Id}/status");
+        ulong caught = ulong.Parse(status.Split('\n').Single(l => l.StartsWith("SigCgt:", StringComparison.Ordinal))[7..].Trim(), System.Globalization.NumberStyles.HexNumber);
+        Assert.True((caught & 2) != 0, "follow does not catch SIGINT: " + status);
 
-            using (var kill = Process.Start("kill", ["-s", "INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-            {
-                kill.WaitForExit();
-            }
-            Assert.True(process.WaitForExit(20_000), "follow started with SIGINT ignored did not end on SIGINT");
-            process.WaitForExit();
-            Assert.Equal((int)ExitCode.Success, process.ExitCode);
-            lock (lines)
-            {
-                Assert.Contains(lines, l => l.StartsWith("{\"type\":\"summary\",\"packets\":", StringComparison.Ordinal));
-            }
-        }
-        finally
-        {
-            if (!process.HasExited)
-            {
-                process.Kill();
-            }
-        }
+        Send("INT", process);
+        Assert.True(process.WaitForExit(20_000), "follow started with SIGINT ignored did not end on SIGINT");
+        process.WaitForExit();
+        Assert.Equal((int)ExitCode.Success, process.ExitCode);
+        Assert.Contains(follow.Lines, l => l.StartsWith("{\"type\":\"summary\",\"packets\":", StringComparison.Ordinal));
     }
 
     [Theory]
@@ -152,17 +97,9 @@ public sealed class SignalTests
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,
             };
-            using var process = Process.Start(start)!;
-            var started = new ManualResetEventSlim();
-            process.OutputDataReceived += (_, e) =>
-            {
-                if (e.Data?.Contains("\"type\":\"start\"", StringComparison.Ordinal) == true)
-                {
-                    started.Set();
-                }
-            };
-            process.BeginOutputReadLine();
-            Assert.True(started.Wait(TimeSpan.FromSeconds(30)), "record did not start capturing");
+            using var record = new JsonLinesProcess(start);
+            Process process = record.Process;
+            Assert.True(record.Started.Wait(TimeSpan.FromSeconds(30)), "record did not start capturing");
             // Loopback datagrams to a port nobody listens on: each is captured once on lo.
             using (var udp = new System.Net.Sockets.UdpClient())
             {
@@ -173,10 +110,7 @@ public sealed class SignalTests
             }
             Thread.Sleep(200);
 
-            using (var kill = Process.Start("kill", ["-s", signal, process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-            {
-                kill.WaitForExit();
-            }
+            Send(signal, process);
             Assert.True(process.WaitForExit(20_000), "record did not end after the signal");
             process.WaitForExit();
 
@@ -256,14 +190,74 @@ public sealed class SignalTests
         Thread.Sleep(500);
         var clock = Stopwatch.StartNew();
 
-        using (var kill = Process.Start("kill", ["-s", signal, process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-        {
-            kill.WaitForExit();
-        }
+        Send(signal, process);
 
         Assert.True(process.WaitForExit(10_000), $"bench ran on after SIG{signal}");
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10));
         Assert.Equal(128 + (signal == "TERM" ? 15 : 1), process.ExitCode);
         await Task.WhenAll(output, error);
+    }
+
+    /// <summary>Sends SIG<paramref name="signal"/> to <paramref name="process"/> with kill(1), as a user would.</summary>
+    private static void Send(string signal, Process process)
+    {
+        using var kill = Process.Start("kill", ["-s", signal, process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;
+        kill.WaitForExit();
+    }
+
+    /// <summary>
+    /// A follow or record process with its standard output read line by line as it comes: <see cref="Started"/> is set by
+    /// its <c>start</c> record. Disposing ends it if a failed assertion left it running.
+    /// </summary>
+    private sealed class JsonLinesProcess : IDisposable
+    {
+        private readonly List<string> _lines = [];
+
+        public JsonLinesProcess(ProcessStartInfo start)
+        {
+            Process = Process.Start(start)!;
+            Process.OutputDataReceived += (_, e) =>
+            {
+                if (e.Data is null)
+                {
+                    return;
+                }
+                lock (_lines)
+                {
+                    _lines.Add(e.Data);
+                }
+                if (e.Data.Contains("\"type\":\"start\"", StringComparison.Ordinal))
+                {
+                    Started.Set();
+                }
+            };
+            Process.BeginOutputReadLine();
+        }
+
+        public Process Process { get; }
+
+        public ManualResetEventSlim Started { get; } = new();
+
+        /// <summary>The lines read so far.</summary>
+        public string[] Lines
+        {
+            get
+            {
+                lock (_lines)
+                {
+                    return [.. _lines];
+                }
+            }
+        }
+
+        public void Dispose()
+        {
+            if (!Process.HasExited)
+            {
+                Process.Kill();
+            }
+            Process.Dispose();
+            Started.Dispose();
+        }
     }
 }
