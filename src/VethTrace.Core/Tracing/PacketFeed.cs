@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using VethTrace.Packets;
 
@@ -22,7 +21,7 @@ public sealed class PacketFeed
     private readonly TunnelTable _tunnels;
     /// <summary>A pipelined run orders on this (the producer's) thread; a concurrent feed queues for the session's pump.</summary>
     private readonly PipedOrderer? _orderer;
-    private readonly ConcurrentQueue<Observation>? _queue;
+    private readonly ArrivalQueue? _queue;
     private readonly BatchPipe<Observation>? _pipe;
     private readonly bool _stopWhenOvertaken;
     private long _packets;
@@ -30,7 +29,7 @@ public sealed class PacketFeed
     private readonly int _sample;
     private long _sampledOut;
 
-    internal PacketFeed(TraceSession session, PipedOrderer? orderer, BatchPipe<Observation>? pipe, ConcurrentQueue<Observation>? queue, bool stopWhenOvertaken)
+    internal PacketFeed(TraceSession session, PipedOrderer? orderer, BatchPipe<Observation>? pipe, ArrivalQueue? queue, bool stopWhenOvertaken)
     {
         _session = session;
         _parser = session.Options.Parser;
@@ -120,7 +119,9 @@ public sealed class PacketFeed
         }
         else
         {
-            _queue!.Enqueue(Observation.From(in packet, frame, timestampNs, interfaceId, order, selected, direction, timestampInvalid));
+            // Written once, in the feed's own queue, where the pump merges it (ArrivalMerge).
+            _queue!.Reserve() = Observation.From(in packet, frame, timestampNs, interfaceId, order, selected, direction, timestampInvalid);
+            _queue.Commit(timestampNs);
         }
     }
 }

@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-
 namespace VethTrace.Tracing;
 
 /// <summary>
@@ -22,7 +20,7 @@ namespace VethTrace.Tracing;
 public sealed class TraceSession
 {
     private readonly List<PacketFeed> _feeds = [];
-    private readonly ConcurrentQueue<Observation> _arrivals = new();
+    private readonly ArrivalMerge _arrivals = new();
     private TimeOrderer? _pumped;
     private long _order;
 
@@ -140,7 +138,7 @@ public sealed class TraceSession
     /// </summary>
     public PacketFeed OpenConcurrentFeed(long slackNs = TimeOrderer.DefaultSlackNs)
     {
-        var feed = new PacketFeed(this, orderer: null, pipe: null, _arrivals, stopWhenOvertaken: false);
+        var feed = new PacketFeed(this, orderer: null, pipe: null, _arrivals.Open(), stopWhenOvertaken: false);
         lock (_feeds)
         {
             _pumped ??= new TimeOrderer(Correlator, slackNs);
@@ -160,10 +158,10 @@ public sealed class TraceSession
         {
             return;
         }
-        while (_arrivals.TryDequeue(out Observation observation))
-        {
-            _pumped.Add(in observation);
-        }
+        // The feeds' queues merged by time (ArrivalMerge): what is old enough for the orderer to let go of, and a margin more
+        // for a ring's own disorder, the orderer's clock moved along as they go in.
+        long margin = _pumped.SlackNs / 16;
+        _arrivals.Release(nowNs > long.MinValue + _pumped.SlackNs ? nowNs - _pumped.SlackNs + margin : long.MinValue, _pumped.SlackNs - margin, _pumped);
         _pumped.Advance(nowNs);
         // Nothing older than the orderer's slack is still to come: journeys whose window ended before it are over.
         Correlator.Advance(nowNs - _pumped.SlackNs);
@@ -173,7 +171,11 @@ public sealed class TraceSession
     public void Finish(long nowNs)
     {
         Pump(nowNs);
-        _pumped?.Flush();
+        if (_pumped is not null)
+        {
+            _arrivals.Release(long.MaxValue, 0, _pumped);
+            _pumped.Flush();
+        }
         Correlator.Complete();
     }
 
