@@ -23,8 +23,6 @@ public sealed class TimeOrderer(IObservationSink correlator, long slackNs)
     private readonly PriorityQueue<Observation, (long, long)> _late = new();
     private (long TimestampNs, long Order) _tail = (long.MinValue, long.MinValue);
     private long _newest = long.MinValue;
-    /// <summary>The in-order observations before this one have been anticipated.</summary>
-    private long _anticipated;
 
     /// <summary>The default slack: a live handle was seen delivering more than a second late in the lab.</summary>
     public const long DefaultSlackNs = 2_000_000_000;
@@ -52,7 +50,6 @@ public sealed class TimeOrderer(IObservationSink correlator, long slackNs)
         {
             _inOrder.Push(in observation);
             _tail = key;
-            AnticipateInOrder();
         }
         else
         {
@@ -62,28 +59,12 @@ public sealed class TimeOrderer(IObservationSink correlator, long slackNs)
     }
 
     /// <summary>
-    /// Lets the correlator read ahead (<see cref="Correlator.Anticipate"/>) for the observations that arrived in order
-    /// since the last time, 16 at a time, when the orderer feeds a correlator directly (live capture); replay's pipe
-    /// hands its observations to the correlator's thread, which reads ahead there.
+    /// How far ahead of the observation it releases the orderer lets the correlator read ahead
+    /// (<see cref="Correlator.ReadAhead"/>), when it feeds a correlator directly (live capture); replay's pipe hands its
+    /// observations to the correlator's thread, which reads ahead there. Reading ahead for each observation as it came in
+    /// order was thousands of places early in follow, which holds a pump's worth: evicted again before its turn.
     /// </summary>
-    private void AnticipateInOrder()
-    {
-        const int Batch = 16;
-        if (_readAhead is null)
-        {
-            return;
-        }
-        long from = Math.Max(_anticipated, _inOrder.Head);
-        if (_inOrder.Tail - from < Batch)
-        {
-            return;
-        }
-        for (long sequence = from; sequence < _inOrder.Tail; sequence++)
-        {
-            _readAhead.Anticipate(_inOrder[sequence].Fingerprint);
-        }
-        _anticipated = _inOrder.Tail;
-    }
+    private const int ReadAheadDistance = 8;
 
     /// <summary>Moves the clock (for example to the wall clock when live traffic pauses) and releases what is old enough.</summary>
     public void Advance(long nowNs)
@@ -116,6 +97,11 @@ public sealed class TimeOrderer(IObservationSink correlator, long slackNs)
             if (!haveInOrder || next.TimestampNs >= before && !everything)
             {
                 return;
+            }
+            if (_readAhead is not null && _inOrder.Count > ReadAheadDistance)
+            {
+                // The correlator's memory for the observation a few places on, as replay's matching stage reads ahead.
+                _readAhead.ReadAhead(in _inOrder[_inOrder.Head + ReadAheadDistance]);
             }
             correlator.Add(in next);
             _inOrder.DropBefore(_inOrder.Head + 1);
