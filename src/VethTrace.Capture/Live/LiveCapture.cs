@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Collections.Concurrent;
 using SharpPcap;
@@ -253,14 +254,15 @@ public sealed class LiveCapture : IDisposable
     /// from the interface's own address is outbound, anything else inbound. Only Ethernet frames
     /// get a direction.
     /// </summary>
-    internal static PacketDirection DirectionOf(ReadOnlySpan<byte> frame, LinkType linkType, InterfaceRole role, ulong ownAddress, IReadOnlyList<ulong> containerAddresses)
+    internal static PacketDirection DirectionOf(ReadOnlySpan<byte> frame, LinkType linkType, InterfaceRole role, ulong ownAddress, ReadOnlySpan<ulong> containerAddresses)
     {
         if (linkType != LinkType.Ethernet || frame.Length < 14)
         {
             return PacketDirection.Unknown;
         }
-        ulong source = MacAddress(frame.Slice(6, 6));
-        if (role == InterfaceRole.Veth && containerAddresses.Count > 0)
+        // The source address as MacAddress reads it, in two loads (once per packet).
+        ulong source = (ulong)BinaryPrimitives.ReadUInt32BigEndian(frame[6..]) << 16 | BinaryPrimitives.ReadUInt16BigEndian(frame[10..]);
+        if (role == InterfaceRole.Veth && containerAddresses.Length > 0)
         {
             return containerAddresses.Contains(source) ? PacketDirection.Inbound : PacketDirection.Outbound;
         }

@@ -124,7 +124,11 @@ public sealed class HostWatch : IDisposable
         wait.CancelAfter(timeout);
         try
         {
-            if (_links.Changes.WaitToReadAsync(wait.Token).AsTask().GetAwaiter().GetResult())
+            // Blocked on the wait handle, not Task.Wait: that spins (sched_yield) before it sleeps, five times a second
+            // on whole-host follow's main thread.
+            Task<bool> ready = _links.Changes.WaitToReadAsync(wait.Token).AsTask();
+            ((IAsyncResult)ready).AsyncWaitHandle.WaitOne();
+            if (ready.GetAwaiter().GetResult())
             {
                 return true;
             }
