@@ -47,8 +47,14 @@ public sealed class ArrivalMerge
                 return chunk;
             }
         }
+        Interlocked.Increment(ref _chunksCreated);
         return new ArrivalQueue.Chunk();
     }
+
+    private int _chunksCreated;
+
+    /// <summary>Chunks made so far (the rest of what the queues took were spares): bounded by what is queued at once.</summary>
+    internal int ChunksCreated => Volatile.Read(ref _chunksCreated);
 
     internal void Return(ArrivalQueue.Chunk chunk)
     {
