@@ -62,6 +62,12 @@ internal sealed class SegmentIndex(long windowNs)
             // carried TCP data (always, in a capture of one interface), none can be: skip the walk over the candidates.
             return false;
         }
+        if ((_segmentEntries[last].Interfaces & ~InterfaceBits(sightings)) == 0)
+        {
+            // Every entry of the key's chain is on an interface the journey visited: none is a candidate. Whole-host
+            // follow's bulk stream walked chains of dozens for each journey once other containers' veths carried data.
+            return false;
+        }
         // Plain loops, no lambdas: a lambda capturing the loop variable allocated a closure (holding a copy of the
         // observation) on every iteration, dozens per TCP packet of a bulk stream.
         _chain.Clear();
@@ -94,6 +100,20 @@ internal sealed class SegmentIndex(long windowNs)
             }
         }
         return false;
+    }
+
+    /// <summary>An interface's bit in <see cref="SegmentEntry.Interfaces"/>: ids from 63 on share the last bit, never a journey's.</summary>
+    private static ulong InterfaceBit(int interfaceId) => (uint)interfaceId < 63 ? 1UL << interfaceId : 1UL << 63;
+
+    /// <summary>The bits of the interfaces a journey visited (those below 63: the last bit stays clear, so it never excuses a walk).</summary>
+    private static ulong InterfaceBits(ReadOnlySpan<Sighting> sightings)
+    {
+        ulong bits = 0;
+        foreach (ref readonly Sighting sighting in sightings)
+        {
+            bits |= InterfaceBit(sighting.Interface) & ~(1UL << 63);
+        }
+        return bits;
     }
 
     private static bool VisitsAll(ReadOnlySpan<Sighting> sightings, List<int> interfaceIds)
@@ -153,6 +173,7 @@ internal sealed class SegmentIndex(long windowNs)
         ref SegmentEntry entry = ref _segmentEntries[sequence];
         ref long last = ref _lastOfKey.Find(entry.SegmentKey, _segmentEntries.Head, out bool exists);
         entry.PreviousSameKey = exists ? last : -1;
+        entry.Interfaces = InterfaceBit(entry.Interface) | (exists ? _segmentEntries[last].Interfaces : 0);
         last = sequence;
     }
 
@@ -182,5 +203,8 @@ internal sealed class SegmentIndex(long windowNs)
 
         /// <summary>The entry before it under the same key, or -1; an entry before the ring's head has left the chain.</summary>
         public long PreviousSameKey;
+
+        /// <summary>The interfaces of this entry and of every one before it in its key's chain, a bit each (<see cref="InterfaceBit"/>).</summary>
+        public ulong Interfaces;
     }
 }
