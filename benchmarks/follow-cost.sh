@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Follow's CPU per captured packet, A/B against tcpdump on the same hops (docs/performance.md, "Follow's cost per
+# packet"). From the lab container vt-c1 to the upstream namespace, one iperf3 stream for $SECS s under each setting in
+# turn (the order rotates from round to round); each tracer's CPU is the sum of its threads' time on the CPU
+# (/proc/PID/task/*/schedstat, ns) from just before iperf3 starts until $SETTLE s after it ends (follow correlates what
+# it captured up to its orderer's slack later), divided by the packets it captured (follow: its capture records;
+# tcpdump: "packets captured"). The machine is shared: CPU per packet is the figure, not the throughput.
+#
+#   benchmarks/follow-cost.sh c1 3 tcpdump before=/path/to/old/vethtrace after=/path/to/vethtrace
+#       c1: follow vt-c1 --egress vt-up0 (four hops) against four tcpdump -s 256 -w /dev/null, one per hop
+#   benchmarks/follow-cost.sh any 3 tcpdump after=/path/to/vethtrace
+#       any: whole-host follow --egress vt-up0 against tcpdump -i any -s 256 -B 32768 -w /dev/null
+#   SECS=8 SETTLE=3 PORT=5316 (defaults) (an iperf3 server on that port is started in the upstream namespace, and stopped)
+# Prints a line per run: CPU, packets, us per packet, iperf3's Gbit/s, kernel drops and, for follow, journeys,
+# complete and the share seen on every hop. As root, the lab up; only lab addresses are used.
+set -u
+. "${VETHTRACE_LAB_ENV:-/run/vethtrace-lab/env}"
+PORT="${PORT:-5316}"
+D=$(mktemp -d)
+ip netns exec "$UPSTREAM_NS" iperf3 -s -B "$UPSTREAM_IP" -p "$PORT" >/dev/null 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$D"' EXIT
+sleep 0.5
+MODE=$1; ROUNDS=$2; shift 2
+SECS=${SECS:-8}
+# CPU time of all threads of these processes, in units of 10 us (schedstat: ns on the CPU)
+ticks() { local t=0 a b; for p in "$@"; do for f in /proc/$p/task/*/schedstat; do read -r a b < $f 2>/dev/null && t=$((t+a/10000)); done; done; echo $t; }
+settings=("$@"); n=${#settings[@]}
+for ((r=1;r<=ROUNDS;r++)); do
+  for ((k=0;k<n;k++)); do
+    s=${settings[$(( (k + r - 1) % n ))]}
+    name=${s%%=*}; bin=${s#*=}
+    pids=()
+    rm -f $D/$name.*
+    if [[ $name == tcpdump ]]; then
+      if [[ $MODE == c1 ]]; then
+        nsenter --net="$C1_NETNS" tcpdump -n -s 256 -w /dev/null -i "$C1_IF" 2>$D/$name.e0 & pids+=($!)
+        i=1; for h in "$C1_VETH" "$BRIDGE" "$EGRESS_IF"; do tcpdump -n -s 256 -w /dev/null -i $h 2>$D/$name.e$i & pids+=($!); i=$((i+1)); done
+      else
+        tcpdump -n -s 256 -B 32768 -w /dev/null -i any 2>$D/$name.e0 & pids+=($!)
+      fi
+      sleep 1.5
+    else
+      if [[ $MODE == c1 ]]; then args=("$C1_NAME" --egress "$EGRESS_IF"); else args=(--egress "$EGRESS_IF"); fi
+      $bin follow "${args[@]}" --format json --filter "icmp or tcp port $PORT" >$D/$name.json 2>$D/$name.err & pids+=($!)
+      for i in $(seq 100); do grep -q '"type":"start"' $D/$name.json 2>/dev/null && break; sleep 0.1; done
+      sleep 1
+    fi
+    t0=$(ticks "${pids[@]}")
+    nsenter --net="$C1_NETNS" iperf3 -c "$UPSTREAM_IP" -p "$PORT" -t $SECS -J > $D/$name.iperf.json
+    sleep ${SETTLE:-3}; t1=$(ticks "${pids[@]}")
+    for p in "${pids[@]}"; do kill -TERM $p; done; for p in "${pids[@]}"; do wait $p; done
+    python3 - "$D" "$name" "$r" $((t1-t0)) "$MODE" <<'PY'
+import sys, json, glob, re
+d, name, r, ticks, mode = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+g = json.load(open(f"{d}/{name}.iperf.json"))["end"]["sum_sent"]["bits_per_second"] / 1e9
+if name == "tcpdump":
+    pk = drops = 0
+    for f in glob.glob(f"{d}/tcpdump.e*"):
+        t = open(f).read()
+        pk += int(re.search(r"(\d+) packets captured", t).group(1)); drops += int(re.search(r"(\d+) packets dropped by kernel", t).group(1))
+    extra = ""
+else:
+    recs = [json.loads(l) for l in open(f"{d}/{name}.json") if l.startswith("{")]
+    caps = [x for x in recs if x["type"] == "capture"]
+    if mode == "any":
+        a = [x for x in caps if x["interface"] == "any"][0]; pk = a["packets"]; drops = a["kernel_dropped"]
+    else:
+        pk = sum(x["packets"] for x in caps); drops = sum(x["kernel_dropped"] for x in caps)
+    s = [x for x in recs if x["type"] == "summary" and "live" not in x][-1]
+    paths = [x for x in recs if x["type"] == "path"]
+    hops = max(len(p["interfaces"]) for p in paths) if paths else 0
+    whole = sum(p["journeys"] for p in paths if len(p["interfaces"]) == hops)
+    extra = f"journeys {s['journeys']} complete {100*s['complete']/max(1,s['journeys']):.3f}% whole({hops}) {100*whole/max(1,s['journeys']):.3f}%"
+print(f"r{r} {mode} {name:<8} cpu {ticks/1e5:5.3f}s packets {pk:>8} {ticks*10/max(pk,1):6.3f} us/pkt iperf3 {g:6.2f} Gbit/s drops {drops} {extra}", flush=True)
+PY
+  done
+done
