@@ -716,6 +716,12 @@ public static class WholeHostFollow
                 output.WriteLine(_events[_eventsWritten]);
             }
             output.Flush();
+            if (!(settings.Terminal && !_json && !settings.Quiet))
+            {
+                // Written, and no live view shows them again: not kept for the life of the run (containers come and go).
+                _events.Clear();
+                _eventsWritten = 0;
+            }
         }
 
         private IReadOnlyList<ContainerFigures> Figures(CorrelationReport report)
