@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -36,19 +37,30 @@ public static class PacketParser
         // TunnelDepth > 0), so the ~400-byte result is not zeroed first.
         Unsafe.SkipInit(out packet);
         // Stored first and read back only where an IP length passes the capture, so the hot code keeps one argument
-        // fewer in registers.
-        packet.OriginalLength = originalLength >= frame.Length ? originalLength : 0;
-        // The first tier is called from here, not through TryParseCommon, so the packet nearly every capture is made of
-        // costs one call; the other shapes take the call below.
-        return TryParseCommonIpv4(frame, linkType, options, ref packet)
+        // fewer in registers. Without a branch (the caller's loop is not if-converted): 0 when below the frame's length.
+        packet.OriginalLength = originalLength & ~(int)(((long)originalLength - frame.Length) >> 63);
+        // The first tier's Ethernet instance is inlined here, so the packet nearly every capture is made of costs no call;
+        // every other frame, the Linux cooked headers' first tier included, takes the one call below (one call site in
+        // the caller's loop, not three: fewer values for the register allocator to keep across calls).
+        return linkType.Value == 1 && TryParseCommonAfterLinkInline<EthernetLink>(frame, linkType, options, ref packet)
             ? ParseOutcome.Complete
             : ParseOtherShapes(frame, linkType, options, ref packet);
     }
 
-    /// <summary>A frame the first tier did not take: the second tier, then the general parser.</summary>
+    /// <summary>A frame the first tier's Ethernet instance did not take: the other instances, the second tier, then the general parser.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static ParseOutcome ParseOtherShapes(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, ref ParsedPacket packet)
     {
+        bool common = linkType.Value switch
+        {
+            113 => TryParseCommonAfterLinkInline<LinuxSllLink>(frame, linkType, options, ref packet),
+            276 => TryParseCommonAfterLinkInline<LinuxSll2Link>(frame, linkType, options, ref packet),
+            _ => false,
+        };
+        if (common)
+        {
+            return ParseOutcome.Complete;
+        }
         bool notIp = linkType.Value switch
         {
             1 => TryParseNotIp<EthernetLink>(frame, linkType, ref packet),
@@ -265,31 +277,29 @@ public static class PacketParser
         int length = frame.Length;
         int transportStart = ip + Ipv4Header.Field.FixedLength;
         // The smallest frame taken: ICMP or UDP's 8-byte header after IPv4 (and the link header, which holds the EtherType).
+        // The one length check before the network header's reads; the transport's own is in ReadCommonTransport.
         if (length < transportStart + UdpHeader.Field.HeaderLength)
         {
             return false;
         }
         ref byte start = ref MemoryMarshal.GetReference(frame);
         // EtherType 0x0800 (no VLAN tag), then version 4 and IHL 5: one load of the three bytes, in network order.
-        if ((ReadBigEndian32(ref start, etherType) & 0xFFFF_FF00) != 0x0800_4500)
-        {
-            return false;
-        }
+        uint linkAndVersion = ReadBigEndian32(ref start, etherType);
         uint flagsAndOffset = ReadBigEndian16(ref start, ip + Ipv4Header.Field.FlagsAndFragmentOffset);
         int totalLength = ReadBigEndian16(ref start, ip + Ipv4Header.Field.TotalLength);
-        // Not a fragment (MF clear, offset 0), and a length of at least the header (zero is big TCP: the general path).
-        if ((flagsAndOffset & 0x3FFF) != 0 || totalLength < Ipv4Header.Field.FixedLength)
-        {
-            return false;
-        }
         int captured = length - ip;
-        // An IP length past the original length too (not only past the capture): the frame contradicts its record.
-        // OriginalLength is 0 when unknown, so the unsigned difference is huge and the compare false then.
-        if (totalLength > captured && (uint)(packet.OriginalLength - length) < (uint)(totalLength - captured))
+        // The checks of the network header in one branch (non-short-circuit: the caller's loop is not if-converted, so
+        // each && would be a branch of its own): the shape; not a fragment (MF clear, offset 0); a length of at least the
+        // header (zero is big TCP: the general path); and an IP length past the original length too, not only past the
+        // capture (the frame contradicts its record; OriginalLength is 0 when unknown, so the unsigned difference is huge
+        // and that compare false then).
+        if (((linkAndVersion & 0xFFFF_FF00) != 0x0800_4500) | ((flagsAndOffset & 0x3FFF) != 0) | (totalLength < Ipv4Header.Field.FixedLength)
+            | ((totalLength > captured) & ((uint)(packet.OriginalLength - length) < (uint)(totalLength - captured))))
         {
             return false;
         }
-        int transportCaptured = Math.Min(totalLength, captured) - Ipv4Header.Field.FixedLength;
+        // Math.Min(totalLength, captured) without a branch (both are below 2^16).
+        int transportCaptured = captured + ((totalLength - captured) & ((totalLength - captured) >> 31)) - Ipv4Header.Field.FixedLength;
         int segmentLength = totalLength - Ipv4Header.Field.FixedLength;
         byte protocol = Unsafe.Add(ref start, ip + Ipv4Header.Field.Protocol);
 
@@ -316,8 +326,11 @@ public static class PacketParser
         layers.IpHeaderLength = Ipv4Header.Field.FixedLength;
         layers.IpTotalLength = totalLength;
         layers.TransportOffset = transportStart;
-        layers.Flags = (PacketFlags)transportFlags | ((flagsAndOffset & 0x4000) != 0 ? PacketFlags.DontFragment : 0)
-            | (totalLength > captured ? PacketFlags.IpLengthBeyondCapture : totalLength < captured ? PacketFlags.TrailingBytes : 0);
+        // Without branches: DF is bit 14 of the field and DontFragment is 1 << 2; the IP length beyond the capture (the
+        // snaplen cut it) or short of it (trailing bytes), from the sign of each difference.
+        layers.Flags = (PacketFlags)(transportFlags | (int)((flagsAndOffset & 0x4000) >> 12)
+            | (int)((uint)(captured - totalLength) >> 31) * (int)PacketFlags.IpLengthBeyondCapture
+            | (int)((uint)(totalLength - captured) >> 31) * (int)PacketFlags.TrailingBytes);
 
         packet.TunnelDepth = 0;
         packet.Vni = 0;
@@ -344,12 +357,16 @@ public static class PacketParser
     private static int ReadCommonTransport(ReadOnlySpan<byte> frame, int protocol, int transportStart, int segmentLength, int transportCaptured,
         bool v6, bool takeVxlanPort, ParserOptions options, ref PacketLayers layers)
     {
+        // Both callers pass transportCaptured = Math.Min(IP length, captured) - IP header <= segmentLength = IP length - IP
+        // header, so a header inside the captured part of the segment is inside the segment: one compare each, and payload
+        // lengths that cannot be negative (the general parser's clamps are no-ops here and are left out).
+        Debug.Assert(transportCaptured <= segmentLength);
         ref byte start = ref MemoryMarshal.GetReference(frame);
-        PacketFlags flags = 0;
         switch (protocol)
         {
             case 6: // TCP
             {
+                // The fixed header captured (the frame holds transportStart + transportCaptured bytes), then read.
                 if (transportCaptured < TcpHeader.Field.FixedLength)
                 {
                     return NotCommon;
@@ -357,8 +374,9 @@ public static class PacketParser
                 int tcp = transportStart;
                 uint offsetAndFlags = ReadBigEndian16(ref start, tcp + TcpHeader.Field.DataOffsetAndFlags);
                 int headerLength = (int)(offsetAndFlags >> 12) * 4;
-                // Data offset below 5 words (malformed), past the segment (malformed) or past the capture (truncated).
-                if (headerLength < TcpHeader.Field.FixedLength || headerLength > segmentLength || headerLength > transportCaptured)
+                // Data offset below 5 words (malformed), or past the capture (truncated) and so maybe past the segment
+                // (malformed): one unsigned compare, since transportCaptured >= 20.
+                if ((uint)(headerLength - TcpHeader.Field.FixedLength) > (uint)(transportCaptured - TcpHeader.Field.FixedLength))
                 {
                     return NotCommon;
                 }
@@ -370,6 +388,9 @@ public static class PacketParser
                 layers.TcpWindow = ReadBigEndian16(ref start, tcp + TcpHeader.Field.Window);
                 layers.TcpHeaderLength = (byte)headerLength;
                 layers.TcpOptionsLength = (byte)(headerLength - TcpHeader.Field.FixedLength);
+                layers.PayloadOffset = tcp + headerLength;
+                layers.PayloadLength = segmentLength - headerLength;
+                layers.CapturedPayloadLength = transportCaptured - headerLength;
                 // The options are captured whole (checked above). NOP, NOP, Timestamps, the layout of nearly every
                 // segment of an established Linux connection (RFC 7323 appendix A), is read here, as ReadTcpOptions
                 // reads it, without the call; any other is walked there.
@@ -379,14 +400,9 @@ public static class PacketParser
                 {
                     layers.TcpTsVal = ReadBigEndian32(ref start, tcp + Options + 4);
                     layers.TcpTsEcr = ReadBigEndian32(ref start, tcp + Options + 8);
-                    flags = PacketFlags.TcpTimestamps;
+                    return (int)PacketFlags.TcpTimestamps;
                 }
-                else if (headerLength > Options)
-                {
-                    flags = ReadTcpOptions(frame.Slice(tcp, headerLength), headerLength, ref layers);
-                }
-                SetPayload(ref layers, tcp + headerLength, segmentLength - headerLength, transportCaptured - headerLength);
-                break;
+                return headerLength > Options ? (int)ReadTcpOptions(frame.Slice(tcp, headerLength), headerLength, ref layers) : 0;
             }
             case 17: // UDP
             {
@@ -394,8 +410,8 @@ public static class PacketParser
                 ushort destinationPort = ReadBigEndian16(ref start, udp + UdpHeader.Field.DestinationPort);
                 int udpLength = ReadBigEndian16(ref start, udp + UdpHeader.Field.Length);
                 // Captured and declared header (the caller's length check covers the captured frame, not the IP length);
-                // a UDP length below the header is malformed.
-                if (transportCaptured < UdpHeader.Field.HeaderLength || udpLength < UdpHeader.Field.HeaderLength
+                // a UDP length below the header is malformed. In one branch.
+                if ((transportCaptured < UdpHeader.Field.HeaderLength) | (udpLength < UdpHeader.Field.HeaderLength)
                     || (!takeVxlanPort && destinationPort == options.VxlanPort && options.VxlanPort != 0))
                 {
                     return NotCommon;
@@ -403,18 +419,17 @@ public static class PacketParser
                 layers.SourcePort = ReadBigEndian16(ref start, udp + UdpHeader.Field.SourcePort);
                 layers.DestinationPort = destinationPort;
                 layers.UdpLength = (ushort)udpLength;
-                if (udpLength != segmentLength)
-                {
-                    flags = PacketFlags.UdpLengthMismatch;
-                }
-                SetPayload(ref layers, udp + UdpHeader.Field.HeaderLength, Math.Min(udpLength, segmentLength) - UdpHeader.Field.HeaderLength,
-                    transportCaptured - UdpHeader.Field.HeaderLength);
-                break;
+                // The smaller of the UDP and IP lengths, then the captured part of it: both at least 8, so neither negative.
+                int payloadLength = Math.Min(udpLength, segmentLength) - UdpHeader.Field.HeaderLength;
+                layers.PayloadOffset = udp + UdpHeader.Field.HeaderLength;
+                layers.PayloadLength = payloadLength;
+                layers.CapturedPayloadLength = Math.Min(transportCaptured - UdpHeader.Field.HeaderLength, payloadLength);
+                return udpLength != segmentLength ? (int)PacketFlags.UdpLengthMismatch : 0;
             }
             case 1: // ICMP
             case 58: // ICMPv6 (the general parser reads either after either IP version, as this does)
             {
-                if (transportCaptured < IcmpHeader.Field.HeaderLength || segmentLength < IcmpHeader.Field.HeaderLength)
+                if (transportCaptured < IcmpHeader.Field.HeaderLength)
                 {
                     return NotCommon;
                 }
@@ -427,14 +442,14 @@ public static class PacketParser
                     layers.IcmpIdentifier = ReadBigEndian16(ref start, icmp + IcmpHeader.Field.Identifier);
                     layers.IcmpSequence = ReadBigEndian16(ref start, icmp + IcmpHeader.Field.Sequence);
                 }
-                SetPayload(ref layers, icmp + IcmpHeader.Field.HeaderLength, segmentLength - IcmpHeader.Field.HeaderLength,
-                    transportCaptured - IcmpHeader.Field.HeaderLength);
-                break;
+                layers.PayloadOffset = icmp + IcmpHeader.Field.HeaderLength;
+                layers.PayloadLength = segmentLength - IcmpHeader.Field.HeaderLength;
+                layers.CapturedPayloadLength = transportCaptured - IcmpHeader.Field.HeaderLength;
+                return 0;
             }
             default:
                 return NotCommon;
         }
-        return (int)flags;
     }
 
     /// <summary>
