@@ -284,33 +284,40 @@ public static class PacketParser
         }
         ref byte start = ref MemoryMarshal.GetReference(frame);
         // EtherType 0x0800 (no VLAN tag), then version 4 and IHL 5: one load of the three bytes, in network order.
-        uint linkAndVersion = ReadBigEndian32(ref start, etherType);
+        if ((ReadBigEndian32(ref start, etherType) & 0xFFFF_FF00) != 0x0800_4500)
+        {
+            return false;
+        }
         uint flagsAndOffset = ReadBigEndian16(ref start, ip + Ipv4Header.Field.FlagsAndFragmentOffset);
         int totalLength = ReadBigEndian16(ref start, ip + Ipv4Header.Field.TotalLength);
-        int captured = length - ip;
-        // The checks of the network header in one branch (non-short-circuit: the caller's loop is not if-converted, so
-        // each && would be a branch of its own): the shape; not a fragment (MF clear, offset 0); a length of at least the
-        // header (zero is big TCP: the general path); and an IP length past the original length too, not only past the
-        // capture (the frame contradicts its record; OriginalLength is 0 when unknown, so the unsigned difference is huge
-        // and that compare false then).
-        if (((linkAndVersion & 0xFFFF_FF00) != 0x0800_4500) | ((flagsAndOffset & 0x3FFF) != 0) | (totalLength < Ipv4Header.Field.FixedLength)
-            | ((totalLength > captured) & ((uint)(packet.OriginalLength - length) < (uint)(totalLength - captured))))
+        // Not a fragment (MF clear, offset 0), and a length of at least the header (zero is big TCP: the general path).
+        if ((flagsAndOffset & 0x3FFF) != 0 || totalLength < Ipv4Header.Field.FixedLength)
         {
             return false;
         }
-        // Math.Min(totalLength, captured) without a branch (both are below 2^16).
+        int captured = length - ip;
+        // An IP length past the original length too (not only past the capture): the frame contradicts its record.
+        // OriginalLength is 0 when unknown, so the unsigned difference is huge and the compare false then.
+        if (totalLength > captured && (uint)(packet.OriginalLength - length) < (uint)(totalLength - captured))
+        {
+            return false;
+        }
+        // Math.Min(totalLength, captured) without a branch (both are below 2^16; the caller's loop is not if-converted).
         int transportCaptured = captured + ((totalLength - captured) & ((totalLength - captured) >> 31)) - Ipv4Header.Field.FixedLength;
         int segmentLength = totalLength - Ipv4Header.Field.FixedLength;
+        // The network header's flags, without branches: DF is bit 14 of the field and DontFragment is 1 << 2; the IP length
+        // beyond the capture (the snaplen cut it) or short of it (trailing bytes), from the sign of each difference. Kept in
+        // one register until the transport's are added and the field is stored once.
+        int networkFlags = (int)((flagsAndOffset & 0x4000) >> 12)
+            | (int)((uint)(captured - totalLength) >> 31) * (int)PacketFlags.IpLengthBeyondCapture
+            | (int)((uint)(totalLength - captured) >> 31) * (int)PacketFlags.TrailingBytes;
         byte protocol = Unsafe.Add(ref start, ip + Ipv4Header.Field.Protocol);
 
+        // Zeroed, then each field stored as soon as it is read, so few values stay live (held in locals they spilled to the
+        // stack in the caller's loop). A frame that turns out not to be of this shape leaves these stores for the next
+        // tier or the general parser to overwrite.
         ref PacketLayers layers = ref packet.Outer;
         Clear(ref layers);
-        int transportFlags = ReadCommonTransport(frame, protocol, transportStart, segmentLength, transportCaptured, v6: false,
-            takeVxlanPort: false, options, ref layers);
-        if (transportFlags == NotCommon)
-        {
-            return false;
-        }
         TLink.ReadFields(ref start, ref layers);
         layers.Layers = LayerSet.Link | LayerSet.Network | LayerSet.Transport;
         layers.LinkType = linkType;
@@ -326,11 +333,13 @@ public static class PacketParser
         layers.IpHeaderLength = Ipv4Header.Field.FixedLength;
         layers.IpTotalLength = totalLength;
         layers.TransportOffset = transportStart;
-        // Without branches: DF is bit 14 of the field and DontFragment is 1 << 2; the IP length beyond the capture (the
-        // snaplen cut it) or short of it (trailing bytes), from the sign of each difference.
-        layers.Flags = (PacketFlags)(transportFlags | (int)((flagsAndOffset & 0x4000) >> 12)
-            | (int)((uint)(captured - totalLength) >> 31) * (int)PacketFlags.IpLengthBeyondCapture
-            | (int)((uint)(totalLength - captured) >> 31) * (int)PacketFlags.TrailingBytes);
+        int transportFlags = ReadCommonTransport(frame, protocol, transportStart, segmentLength, transportCaptured, v6: false,
+            takeVxlanPort: false, options, ref layers);
+        if (transportFlags == NotCommon)
+        {
+            return false;
+        }
+        layers.Flags = (PacketFlags)(networkFlags | transportFlags);
 
         packet.TunnelDepth = 0;
         packet.Vni = 0;
@@ -362,48 +371,49 @@ public static class PacketParser
         // lengths that cannot be negative (the general parser's clamps are no-ops here and are left out).
         Debug.Assert(transportCaptured <= segmentLength);
         ref byte start = ref MemoryMarshal.GetReference(frame);
+        // TCP first, tested on its own: a switch over the four values compiled to three compares before the TCP case.
+        if (protocol == 6)
+        {
+            // The fixed header captured (the frame holds transportStart + transportCaptured bytes), then read.
+            if (transportCaptured < TcpHeader.Field.FixedLength)
+            {
+                return NotCommon;
+            }
+            int tcp = transportStart;
+            uint offsetAndFlags = ReadBigEndian16(ref start, tcp + TcpHeader.Field.DataOffsetAndFlags);
+            int headerLength = (int)(offsetAndFlags >> 12) * 4;
+            // Data offset below 5 words (malformed), or past the capture (truncated) and so maybe past the segment
+            // (malformed): one unsigned compare, since transportCaptured >= 20.
+            if ((uint)(headerLength - TcpHeader.Field.FixedLength) > (uint)(transportCaptured - TcpHeader.Field.FixedLength))
+            {
+                return NotCommon;
+            }
+            layers.SourcePort = ReadBigEndian16(ref start, tcp + TcpHeader.Field.SourcePort);
+            layers.DestinationPort = ReadBigEndian16(ref start, tcp + TcpHeader.Field.DestinationPort);
+            layers.TcpSequence = ReadBigEndian32(ref start, tcp + TcpHeader.Field.Sequence);
+            layers.TcpAcknowledgment = ReadBigEndian32(ref start, tcp + TcpHeader.Field.Acknowledgment);
+            layers.TcpFlags = (TcpFlags)(offsetAndFlags & 0x01FF);
+            layers.TcpWindow = ReadBigEndian16(ref start, tcp + TcpHeader.Field.Window);
+            layers.TcpHeaderLength = (byte)headerLength;
+            layers.TcpOptionsLength = (byte)(headerLength - TcpHeader.Field.FixedLength);
+            layers.PayloadOffset = tcp + headerLength;
+            layers.PayloadLength = segmentLength - headerLength;
+            layers.CapturedPayloadLength = transportCaptured - headerLength;
+            // The options are captured whole (checked above). NOP, NOP, Timestamps, the layout of nearly every
+            // segment of an established Linux connection (RFC 7323 appendix A), is read here, as ReadTcpOptions
+            // reads it, without the call; any other is walked there.
+            const int Options = TcpHeader.Field.FixedLength;
+            if (headerLength == Options + TcpHeader.AlignedTimestampsLength
+                && ReadBigEndian32(ref start, tcp + Options) == TcpHeader.AlignedTimestampsPrefix)
+            {
+                layers.TcpTsVal = ReadBigEndian32(ref start, tcp + Options + 4);
+                layers.TcpTsEcr = ReadBigEndian32(ref start, tcp + Options + 8);
+                return (int)PacketFlags.TcpTimestamps;
+            }
+            return headerLength > Options ? (int)ReadTcpOptions(frame.Slice(tcp, headerLength), headerLength, ref layers) : 0;
+        }
         switch (protocol)
         {
-            case 6: // TCP
-            {
-                // The fixed header captured (the frame holds transportStart + transportCaptured bytes), then read.
-                if (transportCaptured < TcpHeader.Field.FixedLength)
-                {
-                    return NotCommon;
-                }
-                int tcp = transportStart;
-                uint offsetAndFlags = ReadBigEndian16(ref start, tcp + TcpHeader.Field.DataOffsetAndFlags);
-                int headerLength = (int)(offsetAndFlags >> 12) * 4;
-                // Data offset below 5 words (malformed), or past the capture (truncated) and so maybe past the segment
-                // (malformed): one unsigned compare, since transportCaptured >= 20.
-                if ((uint)(headerLength - TcpHeader.Field.FixedLength) > (uint)(transportCaptured - TcpHeader.Field.FixedLength))
-                {
-                    return NotCommon;
-                }
-                layers.SourcePort = ReadBigEndian16(ref start, tcp + TcpHeader.Field.SourcePort);
-                layers.DestinationPort = ReadBigEndian16(ref start, tcp + TcpHeader.Field.DestinationPort);
-                layers.TcpSequence = ReadBigEndian32(ref start, tcp + TcpHeader.Field.Sequence);
-                layers.TcpAcknowledgment = ReadBigEndian32(ref start, tcp + TcpHeader.Field.Acknowledgment);
-                layers.TcpFlags = (TcpFlags)(offsetAndFlags & 0x01FF);
-                layers.TcpWindow = ReadBigEndian16(ref start, tcp + TcpHeader.Field.Window);
-                layers.TcpHeaderLength = (byte)headerLength;
-                layers.TcpOptionsLength = (byte)(headerLength - TcpHeader.Field.FixedLength);
-                layers.PayloadOffset = tcp + headerLength;
-                layers.PayloadLength = segmentLength - headerLength;
-                layers.CapturedPayloadLength = transportCaptured - headerLength;
-                // The options are captured whole (checked above). NOP, NOP, Timestamps, the layout of nearly every
-                // segment of an established Linux connection (RFC 7323 appendix A), is read here, as ReadTcpOptions
-                // reads it, without the call; any other is walked there.
-                const int Options = TcpHeader.Field.FixedLength;
-                if (headerLength == Options + TcpHeader.AlignedTimestampsLength
-                    && ReadBigEndian32(ref start, tcp + Options) == TcpHeader.AlignedTimestampsPrefix)
-                {
-                    layers.TcpTsVal = ReadBigEndian32(ref start, tcp + Options + 4);
-                    layers.TcpTsEcr = ReadBigEndian32(ref start, tcp + Options + 8);
-                    return (int)PacketFlags.TcpTimestamps;
-                }
-                return headerLength > Options ? (int)ReadTcpOptions(frame.Slice(tcp, headerLength), headerLength, ref layers) : 0;
-            }
             case 17: // UDP
             {
                 int udp = transportStart;
