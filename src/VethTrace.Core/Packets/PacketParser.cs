@@ -37,8 +37,8 @@ public static class PacketParser
         // TunnelDepth > 0), so the ~400-byte result is not zeroed first.
         Unsafe.SkipInit(out packet);
         // Stored first and read back only where an IP length passes the capture, so the hot code keeps one argument
-        // fewer in registers. Without a branch (the caller's loop is not if-converted): 0 when below the frame's length.
-        packet.OriginalLength = originalLength & ~(int)(((long)originalLength - frame.Length) >> 63);
+        // fewer in registers.
+        packet.OriginalLength = originalLength >= frame.Length ? originalLength : 0;
         // The first tier's Ethernet instance is inlined here, so the packet nearly every capture is made of costs no call;
         // every other frame, the Linux cooked headers' first tier included, takes the one call below (one call site in
         // the caller's loop, not three: fewer values for the register allocator to keep across calls).
@@ -272,35 +272,38 @@ public static class PacketParser
     private static bool TryParseCommonAfterLinkInline<TLink>(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, ref ParsedPacket packet)
         where TLink : struct, ICommonLink
     {
+        // Every check that fails jumps to NotCommon at the end (goto): the compiler lays blocks out in source order, so the
+        // common packet runs straight through without a taken branch, where an early `return false` put each failure
+        // in the straight line and the common packet jumped over it.
         int etherType = TLink.EtherType;
         int ip = TLink.HeaderLength;
         int length = frame.Length;
         int transportStart = ip + Ipv4Header.Field.FixedLength;
         // The smallest frame taken: ICMP or UDP's 8-byte header after IPv4 (and the link header, which holds the EtherType).
-        // The one length check before the network header's reads; the transport's own is in ReadCommonTransport.
+        // The one length check before the network header's reads; TCP's own follows.
         if (length < transportStart + UdpHeader.Field.HeaderLength)
         {
-            return false;
+            goto NotCommon;
         }
         ref byte start = ref MemoryMarshal.GetReference(frame);
         // EtherType 0x0800 (no VLAN tag), then version 4 and IHL 5: one load of the three bytes, in network order.
         if ((ReadBigEndian32(ref start, etherType) & 0xFFFF_FF00) != 0x0800_4500)
         {
-            return false;
+            goto NotCommon;
         }
         uint flagsAndOffset = ReadBigEndian16(ref start, ip + Ipv4Header.Field.FlagsAndFragmentOffset);
         int totalLength = ReadBigEndian16(ref start, ip + Ipv4Header.Field.TotalLength);
         // Not a fragment (MF clear, offset 0), and a length of at least the header (zero is big TCP: the general path).
         if ((flagsAndOffset & 0x3FFF) != 0 || totalLength < Ipv4Header.Field.FixedLength)
         {
-            return false;
+            goto NotCommon;
         }
         int captured = length - ip;
         // An IP length past the original length too (not only past the capture): the frame contradicts its record.
         // OriginalLength is 0 when unknown, so the unsigned difference is huge and the compare false then.
         if (totalLength > captured && (uint)(packet.OriginalLength - length) < (uint)(totalLength - captured))
         {
-            return false;
+            goto NotCommon;
         }
         // Math.Min(totalLength, captured) without a branch (both are below 2^16; the caller's loop is not if-converted).
         int transportCaptured = captured + ((totalLength - captured) & ((totalLength - captured) >> 31)) - Ipv4Header.Field.FixedLength;
@@ -308,7 +311,7 @@ public static class PacketParser
         // The network header's flags, without branches: DF is bit 14 of the field and DontFragment is 1 << 2; the IP length
         // beyond the capture (the snaplen cut it) or short of it (trailing bytes), from the sign of each difference. Kept in
         // one register until the transport's are added and the field is stored once.
-        int networkFlags = (int)((flagsAndOffset & 0x4000) >> 12)
+        int flags = (int)((flagsAndOffset & 0x4000) >> 12)
             | (int)((uint)(captured - totalLength) >> 31) * (int)PacketFlags.IpLengthBeyondCapture
             | (int)((uint)(totalLength - captured) >> 31) * (int)PacketFlags.TrailingBytes;
         byte protocol = Unsafe.Add(ref start, ip + Ipv4Header.Field.Protocol);
@@ -333,14 +336,26 @@ public static class PacketParser
         layers.IpHeaderLength = Ipv4Header.Field.FixedLength;
         layers.IpTotalLength = totalLength;
         layers.TransportOffset = transportStart;
-        int transportFlags = ReadCommonTransport(frame, protocol, transportStart, segmentLength, transportCaptured, v6: false,
-            takeVxlanPort: false, options, ref layers);
-        if (transportFlags == NotCommon)
-        {
-            return false;
-        }
-        layers.Flags = (PacketFlags)(networkFlags | transportFlags);
 
+        // TCP in the straight line; UDP and ICMP below, after the return.
+        if (protocol != 6)
+        {
+            goto OtherTransport;
+        }
+        if (transportCaptured < TcpHeader.Field.FixedLength)
+        {
+            goto NotCommon;
+        }
+        uint offsetAndFlags = ReadBigEndian16(ref start, transportStart + TcpHeader.Field.DataOffsetAndFlags);
+        int tcpHeaderLength = (int)(offsetAndFlags >> 12) * 4;
+        if (!TcpHeaderFits(tcpHeaderLength, transportCaptured))
+        {
+            goto NotCommon;
+        }
+        flags |= ReadCommonTcp(frame, transportStart, tcpHeaderLength, offsetAndFlags, segmentLength, transportCaptured, ref layers);
+
+    Complete:
+        layers.Flags = (PacketFlags)flags;
         packet.TunnelDepth = 0;
         packet.Vni = 0;
         packet.CapturedLength = length;
@@ -349,6 +364,18 @@ public static class PacketParser
         packet.Required = 0;
         packet.Available = 0;
         return true;
+
+    OtherTransport:
+        int transportFlags = ReadCommonTransport(frame, protocol, transportStart, segmentLength, transportCaptured, v6: false,
+            takeVxlanPort: false, options, ref layers);
+        if (transportFlags != NotCommon)
+        {
+            flags |= transportFlags;
+            goto Complete;
+        }
+
+    NotCommon:
+        return false;
     }
 
     /// <summary>Returned by <see cref="TryParseCommonStack"/> and <see cref="ReadCommonTransport"/> when the frame is not of the common shape.</summary>
@@ -379,38 +406,11 @@ public static class PacketParser
             {
                 return NotCommon;
             }
-            int tcp = transportStart;
-            uint offsetAndFlags = ReadBigEndian16(ref start, tcp + TcpHeader.Field.DataOffsetAndFlags);
+            uint offsetAndFlags = ReadBigEndian16(ref start, transportStart + TcpHeader.Field.DataOffsetAndFlags);
             int headerLength = (int)(offsetAndFlags >> 12) * 4;
-            // Data offset below 5 words (malformed), or past the capture (truncated) and so maybe past the segment
-            // (malformed): one unsigned compare, since transportCaptured >= 20.
-            if ((uint)(headerLength - TcpHeader.Field.FixedLength) > (uint)(transportCaptured - TcpHeader.Field.FixedLength))
-            {
-                return NotCommon;
-            }
-            layers.SourcePort = ReadBigEndian16(ref start, tcp + TcpHeader.Field.SourcePort);
-            layers.DestinationPort = ReadBigEndian16(ref start, tcp + TcpHeader.Field.DestinationPort);
-            layers.TcpSequence = ReadBigEndian32(ref start, tcp + TcpHeader.Field.Sequence);
-            layers.TcpAcknowledgment = ReadBigEndian32(ref start, tcp + TcpHeader.Field.Acknowledgment);
-            layers.TcpFlags = (TcpFlags)(offsetAndFlags & 0x01FF);
-            layers.TcpWindow = ReadBigEndian16(ref start, tcp + TcpHeader.Field.Window);
-            layers.TcpHeaderLength = (byte)headerLength;
-            layers.TcpOptionsLength = (byte)(headerLength - TcpHeader.Field.FixedLength);
-            layers.PayloadOffset = tcp + headerLength;
-            layers.PayloadLength = segmentLength - headerLength;
-            layers.CapturedPayloadLength = transportCaptured - headerLength;
-            // The options are captured whole (checked above). NOP, NOP, Timestamps, the layout of nearly every
-            // segment of an established Linux connection (RFC 7323 appendix A), is read here, as ReadTcpOptions
-            // reads it, without the call; any other is walked there.
-            const int Options = TcpHeader.Field.FixedLength;
-            if (headerLength == Options + TcpHeader.AlignedTimestampsLength
-                && ReadBigEndian32(ref start, tcp + Options) == TcpHeader.AlignedTimestampsPrefix)
-            {
-                layers.TcpTsVal = ReadBigEndian32(ref start, tcp + Options + 4);
-                layers.TcpTsEcr = ReadBigEndian32(ref start, tcp + Options + 8);
-                return (int)PacketFlags.TcpTimestamps;
-            }
-            return headerLength > Options ? (int)ReadTcpOptions(frame.Slice(tcp, headerLength), headerLength, ref layers) : 0;
+            return TcpHeaderFits(headerLength, transportCaptured)
+                ? ReadCommonTcp(frame, transportStart, headerLength, offsetAndFlags, segmentLength, transportCaptured, ref layers)
+                : NotCommon;
         }
         switch (protocol)
         {
@@ -460,6 +460,50 @@ public static class PacketParser
             default:
                 return NotCommon;
         }
+    }
+
+    /// <summary>
+    /// A TCP data offset of at least 5 words (else malformed) whose header the capture holds (else truncated, and maybe
+    /// past the segment too: malformed): one unsigned compare, given <paramref name="transportCaptured"/> &gt;= 20 and at
+    /// most the segment's length.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool TcpHeaderFits(int headerLength, int transportCaptured) =>
+        (uint)(headerLength - TcpHeader.Field.FixedLength) <= (uint)(transportCaptured - TcpHeader.Field.FixedLength);
+
+    /// <summary>
+    /// The fields of a TCP header that <see cref="TcpHeaderFits"/>, at <paramref name="tcp"/>, into <paramref name="layers"/>
+    /// (zeroed by the caller). Returns the flags to add.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int ReadCommonTcp(ReadOnlySpan<byte> frame, int tcp, int headerLength, uint offsetAndFlags, int segmentLength, int transportCaptured,
+        ref PacketLayers layers)
+    {
+        ref byte start = ref MemoryMarshal.GetReference(frame);
+        layers.SourcePort = ReadBigEndian16(ref start, tcp + TcpHeader.Field.SourcePort);
+        layers.DestinationPort = ReadBigEndian16(ref start, tcp + TcpHeader.Field.DestinationPort);
+        layers.TcpSequence = ReadBigEndian32(ref start, tcp + TcpHeader.Field.Sequence);
+        layers.TcpAcknowledgment = ReadBigEndian32(ref start, tcp + TcpHeader.Field.Acknowledgment);
+        layers.TcpFlags = (TcpFlags)(offsetAndFlags & 0x01FF);
+        layers.TcpWindow = ReadBigEndian16(ref start, tcp + TcpHeader.Field.Window);
+        layers.TcpHeaderLength = (byte)headerLength;
+        layers.TcpOptionsLength = (byte)(headerLength - TcpHeader.Field.FixedLength);
+        // Neither negative: the header is inside the captured part of the segment.
+        layers.PayloadOffset = tcp + headerLength;
+        layers.PayloadLength = segmentLength - headerLength;
+        layers.CapturedPayloadLength = transportCaptured - headerLength;
+        // The options are captured whole. NOP, NOP, Timestamps, the layout of nearly every segment of an established
+        // Linux connection (RFC 7323 appendix A), is read here, as ReadTcpOptions reads it, without the call; any other
+        // is walked there.
+        const int Options = TcpHeader.Field.FixedLength;
+        if (headerLength == Options + TcpHeader.AlignedTimestampsLength
+            && ReadBigEndian32(ref start, tcp + Options) == TcpHeader.AlignedTimestampsPrefix)
+        {
+            layers.TcpTsVal = ReadBigEndian32(ref start, tcp + Options + 4);
+            layers.TcpTsEcr = ReadBigEndian32(ref start, tcp + Options + 8);
+            return (int)PacketFlags.TcpTimestamps;
+        }
+        return headerLength > Options ? (int)ReadTcpOptions(frame.Slice(tcp, headerLength), headerLength, ref layers) : 0;
     }
 
     /// <summary>
