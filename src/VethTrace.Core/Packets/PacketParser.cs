@@ -220,7 +220,10 @@ public static class PacketParser
 
         static abstract int HeaderLength { get; }
 
-        /// <summary>Stores the link header's own fields (the frame holds the whole header).</summary>
+        /// <summary>
+        /// Stores the link header's own fields (the frame holds the whole header): <see cref="PacketLayers.PacketType"/> and
+        /// <see cref="PacketLayers.InterfaceIndex"/>, zero where the header has none (the first tier does not zero them first).
+        /// </summary>
         static abstract void ReadFields(ref byte start, ref PacketLayers layers);
     }
 
@@ -232,6 +235,8 @@ public static class PacketParser
 
         public static void ReadFields(ref byte start, ref PacketLayers layers)
         {
+            layers.PacketType = 0;
+            layers.InterfaceIndex = 0;
         }
     }
 
@@ -241,8 +246,11 @@ public static class PacketParser
 
         public static int HeaderLength => LinuxSllHeader.Field.HeaderLength;
 
-        public static void ReadFields(ref byte start, ref PacketLayers layers) =>
+        public static void ReadFields(ref byte start, ref PacketLayers layers)
+        {
             layers.PacketType = (LinuxPacketType)ReadBigEndian16(ref start, LinuxSllHeader.Field.PacketType);
+            layers.InterfaceIndex = 0;
+        }
     }
 
     private struct LinuxSll2Link : ICommonLink
@@ -316,11 +324,15 @@ public static class PacketParser
             | (int)((uint)(totalLength - captured) >> 31) * (int)PacketFlags.TrailingBytes;
         byte protocol = Unsafe.Add(ref start, ip + Ipv4Header.Field.Protocol);
 
-        // Zeroed, then each field stored as soon as it is read, so few values stay live (held in locals they spilled to the
-        // stack in the caller's loop). A frame that turns out not to be of this shape leaves these stores for the next
-        // tier or the general parser to overwrite.
+        // Each field stored as soon as it is read, so few values stay live (held in locals they spilled to the stack in the
+        // caller's loop). A frame that turns out not to be of this shape leaves these stores for the next tier or the
+        // general parser to overwrite. Not zeroed first with wide stores as the second tier does (Clear): every field is
+        // written once, the ones this shape does not have with a zero of their own width. A field read back soon after it
+        // was written (the caller reads the result at once) must not sit under an older, wider store still in flight: the
+        // load then waited for both stores to reach the cache, about 6 ns a packet on the bulk set (docs/performance.md,
+        // "Parser round 4"). CommonShapeTests start from a result full of garbage, so a field left out here fails them.
         ref PacketLayers layers = ref packet.Outer;
-        Clear(ref layers);
+        ClearOutsideCommonIpv4(ref layers);
         TLink.ReadFields(ref start, ref layers);
         layers.Layers = LayerSet.Link | LayerSet.Network | LayerSet.Transport;
         layers.LinkType = linkType;
@@ -352,6 +364,12 @@ public static class PacketParser
         {
             goto NotCommon;
         }
+        // The transport fields TCP does not have (ReadCommonTcp writes every TCP one).
+        layers.UdpLength = 0;
+        layers.IcmpType = 0;
+        layers.IcmpCode = 0;
+        layers.IcmpIdentifier = 0;
+        layers.IcmpSequence = 0;
         flags |= ReadCommonTcp(frame, transportStart, tcpHeaderLength, offsetAndFlags, segmentLength, transportCaptured, ref layers);
 
     Complete:
@@ -366,6 +384,7 @@ public static class PacketParser
         return true;
 
     OtherTransport:
+        ClearTransport(ref layers);
         int transportFlags = ReadCommonTransport(frame, protocol, transportStart, segmentLength, transportCaptured, v6: false,
             takeVxlanPort: false, options, ref layers);
         if (transportFlags != NotCommon)
@@ -496,14 +515,60 @@ public static class PacketParser
         // Linux connection (RFC 7323 appendix A), is read here, as ReadTcpOptions reads it, without the call; any other
         // is walked there.
         const int Options = TcpHeader.Field.FixedLength;
+        // Each branch writes the MSS and both timestamps (zero where absent): the first tier does not zero them first.
         if (headerLength == Options + TcpHeader.AlignedTimestampsLength
             && ReadBigEndian32(ref start, tcp + Options) == TcpHeader.AlignedTimestampsPrefix)
         {
+            layers.TcpMss = 0;
             layers.TcpTsVal = ReadBigEndian32(ref start, tcp + Options + 4);
             layers.TcpTsEcr = ReadBigEndian32(ref start, tcp + Options + 8);
             return (int)PacketFlags.TcpTimestamps;
         }
+        layers.TcpMss = 0;
+        layers.TcpTsVal = 0;
+        layers.TcpTsEcr = 0;
         return headerLength > Options ? (int)ReadTcpOptions(frame.Slice(tcp, headerLength), headerLength, ref layers) : 0;
+    }
+
+    /// <summary>
+    /// Zeroes, one field at a time, the fields of <paramref name="layers"/> that the first tier's shape (Ethernet or Linux
+    /// cooked, IPv4 without options, no VLAN, MPLS or tunnel) does not have: the first tier writes all the others.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ClearOutsideCommonIpv4(ref PacketLayers layers)
+    {
+        layers.LinkOffset = 0;
+        layers.VlanCount = 0;
+        layers.OuterVlanType = default;
+        layers.OuterVlanId = 0;
+        layers.InnerVlanId = 0;
+        layers.MplsCount = 0;
+        layers.MplsStack = default;
+        layers.FlowLabel = 0;
+        layers.FragmentOffset = 0;
+        layers.ExtensionHeaderCount = 0;
+    }
+
+    /// <summary>Zeroes every transport field but the payload's (which <see cref="ReadCommonTransport"/> always writes), one at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ClearTransport(ref PacketLayers layers)
+    {
+        layers.SourcePort = 0;
+        layers.DestinationPort = 0;
+        layers.TcpSequence = 0;
+        layers.TcpAcknowledgment = 0;
+        layers.TcpFlags = 0;
+        layers.TcpWindow = 0;
+        layers.TcpHeaderLength = 0;
+        layers.TcpOptionsLength = 0;
+        layers.TcpMss = 0;
+        layers.TcpTsVal = 0;
+        layers.TcpTsEcr = 0;
+        layers.UdpLength = 0;
+        layers.IcmpType = 0;
+        layers.IcmpCode = 0;
+        layers.IcmpIdentifier = 0;
+        layers.IcmpSequence = 0;
     }
 
     /// <summary>
