@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -39,28 +38,17 @@ public static class PacketParser
         // Stored first and read back only where an IP length passes the capture, so the hot code keeps one argument
         // fewer in registers.
         packet.OriginalLength = originalLength >= frame.Length ? originalLength : 0;
-        // The first tier's Ethernet instance is inlined here, so the packet nearly every capture is made of costs no call;
-        // every other frame, the Linux cooked headers' first tier included, takes the one call below (one call site in
-        // the caller's loop, not three: fewer values for the register allocator to keep across calls).
-        return linkType.Value == 1 && TryParseCommonAfterLinkInline<EthernetLink>(frame, linkType, options, ref packet)
+        // The first tier is called from here, not through TryParseCommon, so the packet nearly every capture is made of
+        // costs one call; the other shapes take the call below.
+        return TryParseCommonIpv4(frame, linkType, options, ref packet)
             ? ParseOutcome.Complete
             : ParseOtherShapes(frame, linkType, options, ref packet);
     }
 
-    /// <summary>A frame the first tier's Ethernet instance did not take: the other instances, the second tier, then the general parser.</summary>
+    /// <summary>A frame the first tier did not take: the second tier, then the general parser.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static ParseOutcome ParseOtherShapes(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, ref ParsedPacket packet)
     {
-        bool common = linkType.Value switch
-        {
-            113 => TryParseCommonAfterLinkInline<LinuxSllLink>(frame, linkType, options, ref packet),
-            276 => TryParseCommonAfterLinkInline<LinuxSll2Link>(frame, linkType, options, ref packet),
-            _ => false,
-        };
-        if (common)
-        {
-            return ParseOutcome.Complete;
-        }
         bool notIp = linkType.Value switch
         {
             1 => TryParseNotIp<EthernetLink>(frame, linkType, ref packet),
@@ -220,10 +208,7 @@ public static class PacketParser
 
         static abstract int HeaderLength { get; }
 
-        /// <summary>
-        /// Stores the link header's own fields (the frame holds the whole header): <see cref="PacketLayers.PacketType"/> and
-        /// <see cref="PacketLayers.InterfaceIndex"/>, zero where the header has none (the first tier does not zero them first).
-        /// </summary>
+        /// <summary>Stores the link header's own fields (the frame holds the whole header).</summary>
         static abstract void ReadFields(ref byte start, ref PacketLayers layers);
     }
 
@@ -235,8 +220,6 @@ public static class PacketParser
 
         public static void ReadFields(ref byte start, ref PacketLayers layers)
         {
-            layers.PacketType = 0;
-            layers.InterfaceIndex = 0;
         }
     }
 
@@ -246,11 +229,8 @@ public static class PacketParser
 
         public static int HeaderLength => LinuxSllHeader.Field.HeaderLength;
 
-        public static void ReadFields(ref byte start, ref PacketLayers layers)
-        {
+        public static void ReadFields(ref byte start, ref PacketLayers layers) =>
             layers.PacketType = (LinuxPacketType)ReadBigEndian16(ref start, LinuxSllHeader.Field.PacketType);
-            layers.InterfaceIndex = 0;
-        }
     }
 
     private struct LinuxSll2Link : ICommonLink
@@ -280,59 +260,47 @@ public static class PacketParser
     private static bool TryParseCommonAfterLinkInline<TLink>(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, ref ParsedPacket packet)
         where TLink : struct, ICommonLink
     {
-        // Every check that fails jumps to NotCommon at the end (goto): the compiler lays blocks out in source order, so the
-        // common packet runs straight through without a taken branch, where an early `return false` put each failure
-        // in the straight line and the common packet jumped over it.
         int etherType = TLink.EtherType;
         int ip = TLink.HeaderLength;
         int length = frame.Length;
         int transportStart = ip + Ipv4Header.Field.FixedLength;
         // The smallest frame taken: ICMP or UDP's 8-byte header after IPv4 (and the link header, which holds the EtherType).
-        // The one length check before the network header's reads; TCP's own follows.
         if (length < transportStart + UdpHeader.Field.HeaderLength)
         {
-            goto NotCommon;
+            return false;
         }
         ref byte start = ref MemoryMarshal.GetReference(frame);
         // EtherType 0x0800 (no VLAN tag), then version 4 and IHL 5: one load of the three bytes, in network order.
         if ((ReadBigEndian32(ref start, etherType) & 0xFFFF_FF00) != 0x0800_4500)
         {
-            goto NotCommon;
+            return false;
         }
         uint flagsAndOffset = ReadBigEndian16(ref start, ip + Ipv4Header.Field.FlagsAndFragmentOffset);
         int totalLength = ReadBigEndian16(ref start, ip + Ipv4Header.Field.TotalLength);
         // Not a fragment (MF clear, offset 0), and a length of at least the header (zero is big TCP: the general path).
         if ((flagsAndOffset & 0x3FFF) != 0 || totalLength < Ipv4Header.Field.FixedLength)
         {
-            goto NotCommon;
+            return false;
         }
         int captured = length - ip;
         // An IP length past the original length too (not only past the capture): the frame contradicts its record.
         // OriginalLength is 0 when unknown, so the unsigned difference is huge and the compare false then.
         if (totalLength > captured && (uint)(packet.OriginalLength - length) < (uint)(totalLength - captured))
         {
-            goto NotCommon;
+            return false;
         }
-        // Math.Min(totalLength, captured) without a branch (both are below 2^16; the caller's loop is not if-converted).
-        int transportCaptured = captured + ((totalLength - captured) & ((totalLength - captured) >> 31)) - Ipv4Header.Field.FixedLength;
+        int transportCaptured = Math.Min(totalLength, captured) - Ipv4Header.Field.FixedLength;
         int segmentLength = totalLength - Ipv4Header.Field.FixedLength;
-        // The network header's flags, without branches: DF is bit 14 of the field and DontFragment is 1 << 2; the IP length
-        // beyond the capture (the snaplen cut it) or short of it (trailing bytes), from the sign of each difference. Kept in
-        // one register until the transport's are added and the field is stored once.
-        int flags = (int)((flagsAndOffset & 0x4000) >> 12)
-            | (int)((uint)(captured - totalLength) >> 31) * (int)PacketFlags.IpLengthBeyondCapture
-            | (int)((uint)(totalLength - captured) >> 31) * (int)PacketFlags.TrailingBytes;
         byte protocol = Unsafe.Add(ref start, ip + Ipv4Header.Field.Protocol);
 
-        // Each field stored as soon as it is read, so few values stay live (held in locals they spilled to the stack in the
-        // caller's loop). A frame that turns out not to be of this shape leaves these stores for the next tier or the
-        // general parser to overwrite. Not zeroed first with wide stores as the second tier does (Clear): every field is
-        // written once, the ones this shape does not have with a zero of their own width. A field read back soon after it
-        // was written (the caller reads the result at once) must not sit under an older, wider store still in flight: the
-        // load then waited for both stores to reach the cache, about 6 ns a packet on the bulk set (docs/performance.md,
-        // "Parser round 4"). CommonShapeTests start from a result full of garbage, so a field left out here fails them.
         ref PacketLayers layers = ref packet.Outer;
-        ClearOutsideCommonIpv4(ref layers);
+        Clear(ref layers);
+        int transportFlags = ReadCommonTransport(frame, protocol, transportStart, segmentLength, transportCaptured, v6: false,
+            takeVxlanPort: false, options, ref layers);
+        if (transportFlags == NotCommon)
+        {
+            return false;
+        }
         TLink.ReadFields(ref start, ref layers);
         layers.Layers = LayerSet.Link | LayerSet.Network | LayerSet.Transport;
         layers.LinkType = linkType;
@@ -348,32 +316,9 @@ public static class PacketParser
         layers.IpHeaderLength = Ipv4Header.Field.FixedLength;
         layers.IpTotalLength = totalLength;
         layers.TransportOffset = transportStart;
+        layers.Flags = (PacketFlags)transportFlags | ((flagsAndOffset & 0x4000) != 0 ? PacketFlags.DontFragment : 0)
+            | (totalLength > captured ? PacketFlags.IpLengthBeyondCapture : totalLength < captured ? PacketFlags.TrailingBytes : 0);
 
-        // TCP in the straight line; UDP and ICMP below, after the return.
-        if (protocol != 6)
-        {
-            goto OtherTransport;
-        }
-        if (transportCaptured < TcpHeader.Field.FixedLength)
-        {
-            goto NotCommon;
-        }
-        uint offsetAndFlags = ReadBigEndian16(ref start, transportStart + TcpHeader.Field.DataOffsetAndFlags);
-        int tcpHeaderLength = (int)(offsetAndFlags >> 12) * 4;
-        if (!TcpHeaderFits(tcpHeaderLength, transportCaptured))
-        {
-            goto NotCommon;
-        }
-        // The transport fields TCP does not have (ReadCommonTcp writes every TCP one).
-        layers.UdpLength = 0;
-        layers.IcmpType = 0;
-        layers.IcmpCode = 0;
-        layers.IcmpIdentifier = 0;
-        layers.IcmpSequence = 0;
-        flags |= ReadCommonTcp(frame, transportStart, tcpHeaderLength, offsetAndFlags, segmentLength, transportCaptured, ref layers);
-
-    Complete:
-        layers.Flags = (PacketFlags)flags;
         packet.TunnelDepth = 0;
         packet.Vni = 0;
         packet.CapturedLength = length;
@@ -382,19 +327,6 @@ public static class PacketParser
         packet.Required = 0;
         packet.Available = 0;
         return true;
-
-    OtherTransport:
-        ClearTransport(ref layers);
-        int transportFlags = ReadCommonTransport(frame, protocol, transportStart, segmentLength, transportCaptured, v6: false,
-            takeVxlanPort: false, options, ref layers);
-        if (transportFlags != NotCommon)
-        {
-            flags |= transportFlags;
-            goto Complete;
-        }
-
-    NotCommon:
-        return false;
     }
 
     /// <summary>Returned by <see cref="TryParseCommonStack"/> and <see cref="ReadCommonTransport"/> when the frame is not of the common shape.</summary>
@@ -412,35 +344,58 @@ public static class PacketParser
     private static int ReadCommonTransport(ReadOnlySpan<byte> frame, int protocol, int transportStart, int segmentLength, int transportCaptured,
         bool v6, bool takeVxlanPort, ParserOptions options, ref PacketLayers layers)
     {
-        // Both callers pass transportCaptured = Math.Min(IP length, captured) - IP header <= segmentLength = IP length - IP
-        // header, so a header inside the captured part of the segment is inside the segment: one compare each, and payload
-        // lengths that cannot be negative (the general parser's clamps are no-ops here and are left out).
-        Debug.Assert(transportCaptured <= segmentLength);
         ref byte start = ref MemoryMarshal.GetReference(frame);
-        // TCP first, tested on its own: a switch over the four values compiled to three compares before the TCP case.
-        if (protocol == 6)
-        {
-            // The fixed header captured (the frame holds transportStart + transportCaptured bytes), then read.
-            if (transportCaptured < TcpHeader.Field.FixedLength)
-            {
-                return NotCommon;
-            }
-            uint offsetAndFlags = ReadBigEndian16(ref start, transportStart + TcpHeader.Field.DataOffsetAndFlags);
-            int headerLength = (int)(offsetAndFlags >> 12) * 4;
-            return TcpHeaderFits(headerLength, transportCaptured)
-                ? ReadCommonTcp(frame, transportStart, headerLength, offsetAndFlags, segmentLength, transportCaptured, ref layers)
-                : NotCommon;
-        }
+        PacketFlags flags = 0;
         switch (protocol)
         {
+            case 6: // TCP
+            {
+                if (transportCaptured < TcpHeader.Field.FixedLength)
+                {
+                    return NotCommon;
+                }
+                int tcp = transportStart;
+                uint offsetAndFlags = ReadBigEndian16(ref start, tcp + TcpHeader.Field.DataOffsetAndFlags);
+                int headerLength = (int)(offsetAndFlags >> 12) * 4;
+                // Data offset below 5 words (malformed), past the segment (malformed) or past the capture (truncated).
+                if (headerLength < TcpHeader.Field.FixedLength || headerLength > segmentLength || headerLength > transportCaptured)
+                {
+                    return NotCommon;
+                }
+                layers.SourcePort = ReadBigEndian16(ref start, tcp + TcpHeader.Field.SourcePort);
+                layers.DestinationPort = ReadBigEndian16(ref start, tcp + TcpHeader.Field.DestinationPort);
+                layers.TcpSequence = ReadBigEndian32(ref start, tcp + TcpHeader.Field.Sequence);
+                layers.TcpAcknowledgment = ReadBigEndian32(ref start, tcp + TcpHeader.Field.Acknowledgment);
+                layers.TcpFlags = (TcpFlags)(offsetAndFlags & 0x01FF);
+                layers.TcpWindow = ReadBigEndian16(ref start, tcp + TcpHeader.Field.Window);
+                layers.TcpHeaderLength = (byte)headerLength;
+                layers.TcpOptionsLength = (byte)(headerLength - TcpHeader.Field.FixedLength);
+                // The options are captured whole (checked above). NOP, NOP, Timestamps, the layout of nearly every
+                // segment of an established Linux connection (RFC 7323 appendix A), is read here, as ReadTcpOptions
+                // reads it, without the call; any other is walked there.
+                const int Options = TcpHeader.Field.FixedLength;
+                if (headerLength == Options + TcpHeader.AlignedTimestampsLength
+                    && ReadBigEndian32(ref start, tcp + Options) == TcpHeader.AlignedTimestampsPrefix)
+                {
+                    layers.TcpTsVal = ReadBigEndian32(ref start, tcp + Options + 4);
+                    layers.TcpTsEcr = ReadBigEndian32(ref start, tcp + Options + 8);
+                    flags = PacketFlags.TcpTimestamps;
+                }
+                else if (headerLength > Options)
+                {
+                    flags = ReadTcpOptions(frame.Slice(tcp, headerLength), headerLength, ref layers);
+                }
+                SetPayload(ref layers, tcp + headerLength, segmentLength - headerLength, transportCaptured - headerLength);
+                break;
+            }
             case 17: // UDP
             {
                 int udp = transportStart;
                 ushort destinationPort = ReadBigEndian16(ref start, udp + UdpHeader.Field.DestinationPort);
                 int udpLength = ReadBigEndian16(ref start, udp + UdpHeader.Field.Length);
                 // Captured and declared header (the caller's length check covers the captured frame, not the IP length);
-                // a UDP length below the header is malformed. In one branch.
-                if ((transportCaptured < UdpHeader.Field.HeaderLength) | (udpLength < UdpHeader.Field.HeaderLength)
+                // a UDP length below the header is malformed.
+                if (transportCaptured < UdpHeader.Field.HeaderLength || udpLength < UdpHeader.Field.HeaderLength
                     || (!takeVxlanPort && destinationPort == options.VxlanPort && options.VxlanPort != 0))
                 {
                     return NotCommon;
@@ -448,17 +403,18 @@ public static class PacketParser
                 layers.SourcePort = ReadBigEndian16(ref start, udp + UdpHeader.Field.SourcePort);
                 layers.DestinationPort = destinationPort;
                 layers.UdpLength = (ushort)udpLength;
-                // The smaller of the UDP and IP lengths, then the captured part of it: both at least 8, so neither negative.
-                int payloadLength = Math.Min(udpLength, segmentLength) - UdpHeader.Field.HeaderLength;
-                layers.PayloadOffset = udp + UdpHeader.Field.HeaderLength;
-                layers.PayloadLength = payloadLength;
-                layers.CapturedPayloadLength = Math.Min(transportCaptured - UdpHeader.Field.HeaderLength, payloadLength);
-                return udpLength != segmentLength ? (int)PacketFlags.UdpLengthMismatch : 0;
+                if (udpLength != segmentLength)
+                {
+                    flags = PacketFlags.UdpLengthMismatch;
+                }
+                SetPayload(ref layers, udp + UdpHeader.Field.HeaderLength, Math.Min(udpLength, segmentLength) - UdpHeader.Field.HeaderLength,
+                    transportCaptured - UdpHeader.Field.HeaderLength);
+                break;
             }
             case 1: // ICMP
             case 58: // ICMPv6 (the general parser reads either after either IP version, as this does)
             {
-                if (transportCaptured < IcmpHeader.Field.HeaderLength)
+                if (transportCaptured < IcmpHeader.Field.HeaderLength || segmentLength < IcmpHeader.Field.HeaderLength)
                 {
                     return NotCommon;
                 }
@@ -471,104 +427,14 @@ public static class PacketParser
                     layers.IcmpIdentifier = ReadBigEndian16(ref start, icmp + IcmpHeader.Field.Identifier);
                     layers.IcmpSequence = ReadBigEndian16(ref start, icmp + IcmpHeader.Field.Sequence);
                 }
-                layers.PayloadOffset = icmp + IcmpHeader.Field.HeaderLength;
-                layers.PayloadLength = segmentLength - IcmpHeader.Field.HeaderLength;
-                layers.CapturedPayloadLength = transportCaptured - IcmpHeader.Field.HeaderLength;
-                return 0;
+                SetPayload(ref layers, icmp + IcmpHeader.Field.HeaderLength, segmentLength - IcmpHeader.Field.HeaderLength,
+                    transportCaptured - IcmpHeader.Field.HeaderLength);
+                break;
             }
             default:
                 return NotCommon;
         }
-    }
-
-    /// <summary>
-    /// A TCP data offset of at least 5 words (else malformed) whose header the capture holds (else truncated, and maybe
-    /// past the segment too: malformed): one unsigned compare, given <paramref name="transportCaptured"/> &gt;= 20 and at
-    /// most the segment's length.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool TcpHeaderFits(int headerLength, int transportCaptured) =>
-        (uint)(headerLength - TcpHeader.Field.FixedLength) <= (uint)(transportCaptured - TcpHeader.Field.FixedLength);
-
-    /// <summary>
-    /// The fields of a TCP header that <see cref="TcpHeaderFits"/>, at <paramref name="tcp"/>, into <paramref name="layers"/>
-    /// (zeroed by the caller). Returns the flags to add.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int ReadCommonTcp(ReadOnlySpan<byte> frame, int tcp, int headerLength, uint offsetAndFlags, int segmentLength, int transportCaptured,
-        ref PacketLayers layers)
-    {
-        ref byte start = ref MemoryMarshal.GetReference(frame);
-        layers.SourcePort = ReadBigEndian16(ref start, tcp + TcpHeader.Field.SourcePort);
-        layers.DestinationPort = ReadBigEndian16(ref start, tcp + TcpHeader.Field.DestinationPort);
-        layers.TcpSequence = ReadBigEndian32(ref start, tcp + TcpHeader.Field.Sequence);
-        layers.TcpAcknowledgment = ReadBigEndian32(ref start, tcp + TcpHeader.Field.Acknowledgment);
-        layers.TcpFlags = (TcpFlags)(offsetAndFlags & 0x01FF);
-        layers.TcpWindow = ReadBigEndian16(ref start, tcp + TcpHeader.Field.Window);
-        layers.TcpHeaderLength = (byte)headerLength;
-        layers.TcpOptionsLength = (byte)(headerLength - TcpHeader.Field.FixedLength);
-        // Neither negative: the header is inside the captured part of the segment.
-        layers.PayloadOffset = tcp + headerLength;
-        layers.PayloadLength = segmentLength - headerLength;
-        layers.CapturedPayloadLength = transportCaptured - headerLength;
-        // The options are captured whole. NOP, NOP, Timestamps, the layout of nearly every segment of an established
-        // Linux connection (RFC 7323 appendix A), is read here, as ReadTcpOptions reads it, without the call; any other
-        // is walked there.
-        const int Options = TcpHeader.Field.FixedLength;
-        // Each branch writes the MSS and both timestamps (zero where absent): the first tier does not zero them first.
-        if (headerLength == Options + TcpHeader.AlignedTimestampsLength
-            && ReadBigEndian32(ref start, tcp + Options) == TcpHeader.AlignedTimestampsPrefix)
-        {
-            layers.TcpMss = 0;
-            layers.TcpTsVal = ReadBigEndian32(ref start, tcp + Options + 4);
-            layers.TcpTsEcr = ReadBigEndian32(ref start, tcp + Options + 8);
-            return (int)PacketFlags.TcpTimestamps;
-        }
-        layers.TcpMss = 0;
-        layers.TcpTsVal = 0;
-        layers.TcpTsEcr = 0;
-        return headerLength > Options ? (int)ReadTcpOptions(frame.Slice(tcp, headerLength), headerLength, ref layers) : 0;
-    }
-
-    /// <summary>
-    /// Zeroes, one field at a time, the fields of <paramref name="layers"/> that the first tier's shape (Ethernet or Linux
-    /// cooked, IPv4 without options, no VLAN, MPLS or tunnel) does not have: the first tier writes all the others.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ClearOutsideCommonIpv4(ref PacketLayers layers)
-    {
-        layers.LinkOffset = 0;
-        layers.VlanCount = 0;
-        layers.OuterVlanType = default;
-        layers.OuterVlanId = 0;
-        layers.InnerVlanId = 0;
-        layers.MplsCount = 0;
-        layers.MplsStack = default;
-        layers.FlowLabel = 0;
-        layers.FragmentOffset = 0;
-        layers.ExtensionHeaderCount = 0;
-    }
-
-    /// <summary>Zeroes every transport field but the payload's (which <see cref="ReadCommonTransport"/> always writes), one at a time.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ClearTransport(ref PacketLayers layers)
-    {
-        layers.SourcePort = 0;
-        layers.DestinationPort = 0;
-        layers.TcpSequence = 0;
-        layers.TcpAcknowledgment = 0;
-        layers.TcpFlags = 0;
-        layers.TcpWindow = 0;
-        layers.TcpHeaderLength = 0;
-        layers.TcpOptionsLength = 0;
-        layers.TcpMss = 0;
-        layers.TcpTsVal = 0;
-        layers.TcpTsEcr = 0;
-        layers.UdpLength = 0;
-        layers.IcmpType = 0;
-        layers.IcmpCode = 0;
-        layers.IcmpIdentifier = 0;
-        layers.IcmpSequence = 0;
+        return (int)flags;
     }
 
     /// <summary>
