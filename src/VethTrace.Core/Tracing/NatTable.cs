@@ -46,9 +46,13 @@ public sealed record NatInUse(NatKind Kind, IpProtocol Protocol, string Inside, 
 /// flow (<see cref="TranslationTable"/> gives the odds). With <see cref="CorrelatorOptions.NatDetail"/> every
 /// translation is also kept in full until the end, as asked.
 /// </remarks>
-internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts)
+internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool inUse = true)
 {
-    private readonly TranslationTable _translations = new(timeouts);
+    /// <summary>
+    /// Each translation's row is kept beside it (4 bytes more) only for <see cref="InUse"/>; without, a translation seen
+    /// again finds its row from its key and the kind of its first journey (<see cref="RowOf"/>), as a new one does.
+    /// </summary>
+    private readonly TranslationTable _translations = new(timeouts, keepRows: inUse);
     /// <summary>
     /// The rows by a 64-bit hash of their key, checked against the row's key: a new translation (every flow, at
     /// 100,000 flows a second) finds its row without hashing <see cref="RowKey"/> field by field, and the key is held
@@ -129,10 +133,14 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts)
             .ToList();
     }
 
-    /// <summary>The translations held now, counted by kind, protocol and inside address (the rows' order).</summary>
+    /// <summary>The translations held now, counted by kind, protocol and inside address (the rows' order); empty when made without <c>inUse</c>.</summary>
     public List<NatInUse> InUse()
     {
         Flush();
+        if (!_translations.KeepsRows)
+        {
+            return [];
+        }
         var active = new long[_rowCount];
         _translations.CountByRow(active);
         return [.. _rows.Take(_rowCount).Select((r, row) => (Key: (r.Key.Kind, r.Key.Protocol, Inside: r.Key.Inside.Format(r.Key.Protocol)), Active: active[row]))
@@ -265,12 +273,23 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts)
             // A new translation (or one that came back after its timeout): one more flow in its row. Its kind is that of
             // the first journey to finish with it, the side that spoke first.
             ulong rowHash = step.RowHashed ? step.RowHash : RowHashOf(kind, protocol, in step.Inside, in step.Outside, in step.Peer);
-            translation.Row = row = RowOf(kind, protocol, in step.Inside, in step.Outside, in step.Peer, rowHash);
+            row = RowOf(kind, protocol, in step.Inside, in step.Outside, in step.Peer, rowHash);
+            if (_translations.KeepsRows)
+            {
+                _translations.LastRow = row;
+            }
             _rows[row].Flows++;
+        }
+        else if (_translations.KeepsRows)
+        {
+            row = _translations.LastRow;
         }
         else
         {
-            row = translation.Row;
+            // The row was made with the translation, from the kind of its first journey (kept in the slot).
+            NatKind first = TranslationTable.KindOf(in translation);
+            ulong rowHash = step.RowHashed && first == kind ? step.RowHash : RowHashOf(first, protocol, in step.Inside, in step.Outside, in step.Peer);
+            row = RowOf(first, protocol, in step.Inside, in step.Outside, in step.Peer, rowHash);
         }
         _rows[row].Packets++;
         if (_entries is not null)
