@@ -61,9 +61,27 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
     /// bucket and then an entry; two keys with one hash (odds about 10^-10 among 39,250 rows) take two slots.
     /// </summary>
     private RowSlot[] _rowSlots = new RowSlot[64];
-    /// <summary>The rows, in order of their first translation: structs side by side, so a row's key can be prefetched.</summary>
-    private Row[] _rows = new Row[64];
+    /// <summary>
+    /// The rows, in order of their first translation: structs side by side, so a row's key can be prefetched, in chunks of
+    /// <see cref="RowsPerChunk"/> (the first grows to that size by doubling). One array doubling as rows come would
+    /// leave up to half of it unused and its old copies on the large-object heap until a full collection: on the 10M
+    /// many-flows file (39,250 rows of 120 bytes) 7.9 MB for 4.7 MB of rows, and 3.9 MB and less of old copies.
+    /// </summary>
+    private Row[][] _rowChunks = [new Row[64]];
     private int _rowCount;
+    /// <summary>512 rows of 120 bytes: 61,440 bytes, under the large-object threshold (85,000), so chunks are compacted like other small objects.</summary>
+    private const int RowChunkShift = 9;
+    private const int RowsPerChunk = 1 << RowChunkShift;
+
+    private ref Row RowAt(int row) => ref _rowChunks[row >> RowChunkShift][row & (RowsPerChunk - 1)];
+
+    private IEnumerable<Row> AllRows()
+    {
+        for (int row = 0; row < _rowCount; row++)
+        {
+            yield return RowAt(row);
+        }
+    }
     private readonly Dictionary<(IpProtocol, Endpoint Inside, Endpoint Outside, Endpoint Peer), Entry>? _entries = detail ? [] : null;
 
     /// <summary>The translations held now (active, or idle for less than their timeout).</summary>
@@ -127,7 +145,7 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
     public List<NatAggregate> Aggregates()
     {
         Flush();
-        return _rows.Take(_rowCount)
+        return AllRows()
             .Select(r => new NatAggregate(r.Key.Kind, r.Key.Protocol, r.Key.Inside.Format(r.Key.Protocol), r.Key.Outside.Format(r.Key.Protocol), r.Key.Peer.Format(r.Key.Protocol), r.Flows, r.Packets))
             .OrderByDescending(r => r.Flows).ThenByDescending(r => r.Packets)
             .ToList();
@@ -143,7 +161,7 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
         }
         var active = new long[_rowCount];
         _translations.CountByRow(active);
-        return [.. _rows.Take(_rowCount).Select((r, row) => (Key: (r.Key.Kind, r.Key.Protocol, Inside: r.Key.Inside.Format(r.Key.Protocol)), Active: active[row]))
+        return [.. AllRows().Select((r, row) => (Key: (r.Key.Kind, r.Key.Protocol, Inside: r.Key.Inside.Format(r.Key.Protocol)), Active: active[row]))
             .GroupBy(r => r.Key).Select(g => new NatInUse(g.Key.Kind, g.Key.Protocol, g.Key.Inside, g.Sum(r => r.Active)))];
     }
 
@@ -241,7 +259,7 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
             ref RowSlot slot = ref _rowSlots[(int)(rowHash >> 32) & (_rowSlots.Length - 1)];
             if (slot.RowPlusOne != 0 && slot.Hash == rowHash)
             {
-                byte* row = (byte*)Unsafe.AsPointer(ref _rows[slot.RowPlusOne - 1]);
+                byte* row = (byte*)Unsafe.AsPointer(ref RowAt(slot.RowPlusOne - 1));
                 Sse.Prefetch0(row);
                 Sse.Prefetch0(row + 64);
                 Sse.Prefetch0(row + sizeof(RowKey) - 1);
@@ -278,7 +296,7 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
             {
                 _translations.LastRow = row;
             }
-            _rows[row].Flows++;
+            RowAt(row).Flows++;
         }
         else if (_translations.KeepsRows)
         {
@@ -291,7 +309,7 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
             ulong rowHash = step.RowHashed && first == kind ? step.RowHash : RowHashOf(first, protocol, in step.Inside, in step.Outside, in step.Peer);
             row = RowOf(first, protocol, in step.Inside, in step.Outside, in step.Peer, rowHash);
         }
-        _rows[row].Packets++;
+        RowAt(row).Packets++;
         if (_entries is not null)
         {
             var full = (protocol, step.Inside, step.Outside, step.Peer);
@@ -351,18 +369,29 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
         while (_rowSlots[index].RowPlusOne != 0)
         {
             ref RowSlot slot = ref _rowSlots[index];
-            if (slot.Hash == hash && _rows[slot.RowPlusOne - 1].Is(kind, protocol, in inside, in outside, in peer))
+            if (slot.Hash == hash && RowAt(slot.RowPlusOne - 1).Is(kind, protocol, in inside, in outside, in peer))
             {
                 return slot.RowPlusOne - 1;
             }
             index = (index + 1) & mask;
         }
         int row = _rowCount;
-        if (row == _rows.Length)
+        if (row < RowsPerChunk)
         {
-            Array.Resize(ref _rows, row * 2);
+            if (row == _rowChunks[0].Length)
+            {
+                Array.Resize(ref _rowChunks[0], row * 2);
+            }
         }
-        _rows[row] = new Row(new RowKey(kind, protocol, inside, outside, peer));
+        else if ((row & (RowsPerChunk - 1)) == 0)
+        {
+            if (row >> RowChunkShift == _rowChunks.Length)
+            {
+                Array.Resize(ref _rowChunks, _rowChunks.Length * 2);
+            }
+            _rowChunks[row >> RowChunkShift] = new Row[RowsPerChunk];
+        }
+        RowAt(row) = new Row(new RowKey(kind, protocol, inside, outside, peer));
         _rowCount++;
         _rowSlots[index] = new RowSlot { Hash = hash, RowPlusOne = row + 1 };
         if (_rowCount * 4 > _rowSlots.Length * 3)
