@@ -17,7 +17,7 @@ namespace VethTrace.Tracing;
 /// has any number of slots (the home slot is the hash's middle bits scaled to the length, not masked), and grows or
 /// shrinks alone: rehashing one shard needs its old and new slots at once, a sixteenth of the table, not the whole
 /// table twice over as a doubling <see cref="Dictionary{TKey, TValue}"/> does. Its load stays between
-/// <see cref="ShrinkBelow"/> and <see cref="GrowAbove"/>.</para>
+/// <see cref="ShrinkBelow"/> and <see cref="GrowAbove"/> (<see cref="DenseGrowAbove"/> for large shards).</para>
 /// <para><see cref="Sweep"/> deletes in place by shifting the rest of a probe run back (no tombstones), so a table whose
 /// translations come and go at a steady rate keeps its size.</para>
 /// <para>The last time is rounded up to a power of two of nanoseconds chosen so that the longest timeout is at most 2^30
@@ -37,6 +37,17 @@ internal sealed unsafe class TranslationTable : IDisposable
     private const double ShrinkBelow = 0.2;
     /// <summary>The load a shard is rebuilt to.</summary>
     private const double Rebuilt = 0.6;
+
+    /// <summary>
+    /// From this many slots on (1.5 MiB, about 1.5 million translations in the 16 shards) a shard is denser: it grows
+    /// above <see cref="DenseGrowAbove"/> and is rebuilt to <see cref="DenseRebuilt"/>. A table that large misses the
+    /// caches anyway, and its size is the run's largest part (3.3 million translations held at once on the 10M
+    /// many-flows file: 57 MB at the sparser loads, 49 MB at these); smaller ones keep the shorter probe runs and the
+    /// fewer rebuilds of the sparser loads (the 1M file's million translations).
+    /// </summary>
+    private const int DenseFrom = 1 << 17;
+    private const double DenseGrowAbove = 0.85;
+    private const double DenseRebuilt = 0.7;
 
     /// <summary>The low bits of <see cref="Slot.Key"/> that are not the hash.</summary>
     private const ulong FlagBits = 0xF;
@@ -110,9 +121,9 @@ internal sealed unsafe class TranslationTable : IDisposable
     {
         ulong key = KeyOf(hash);
         Shard shard = _shards[hash >> ShardShift];
-        if (shard.Count + 1 > shard.Length * GrowAbove)
+        if (shard.Count + 1 > shard.GrowAt)
         {
-            shard = Resize((int)(hash >> ShardShift), (int)((shard.Count + 1) / Rebuilt));
+            shard = Resize((int)(hash >> ShardShift), RebuiltLength(shard.Count + 1));
         }
         Slot* slots = shard.Slots;
         int length = shard.Length;
@@ -230,7 +241,7 @@ internal sealed unsafe class TranslationTable : IDisposable
             removedAll += removed;
             if (shard.Length > MinimumSlots && shard.Count < shard.Length * ShrinkBelow)
             {
-                Resize(s, Math.Max(MinimumSlots, (int)(shard.Count / Rebuilt)));
+                Resize(s, RebuiltLength(shard.Count));
             }
         }
         Count -= removedAll;
@@ -289,6 +300,13 @@ internal sealed unsafe class TranslationTable : IDisposable
             }
         }
         slots[hole] = default;
+    }
+
+    /// <summary>The slots a shard of <paramref name="count"/> translations is rebuilt with: to <see cref="Rebuilt"/>, or <see cref="DenseRebuilt"/> from <see cref="DenseFrom"/> slots on.</summary>
+    private static int RebuiltLength(int count)
+    {
+        double sparse = count / Rebuilt;
+        return (int)Math.Max(MinimumSlots, sparse < DenseFrom ? sparse : count / DenseRebuilt);
     }
 
     private Shard Resize(int shardIndex, int wanted)
@@ -367,6 +385,7 @@ internal sealed unsafe class TranslationTable : IDisposable
         {
             _base = LargeMemory.AllocateRandomAccessPages((nuint)minimumSlots * (nuint)sizeof(Slot), out nuint usable);
             Length = (int)Math.Min(int.MaxValue, usable / (nuint)sizeof(Slot));
+            GrowAt = (int)(Length * (Length >= DenseFrom ? DenseGrowAbove : GrowAbove));
             Slots = (Slot*)_base;
             UsableBytes = usable;
             if (rows)
@@ -383,6 +402,9 @@ internal sealed unsafe class TranslationTable : IDisposable
         public int* Rows { get; }
 
         public int Length { get; }
+
+        /// <summary>The most translations the shard holds before it grows: <see cref="GrowAbove"/> or <see cref="DenseGrowAbove"/> of its slots.</summary>
+        public int GrowAt { get; }
 
         /// <summary>The bytes of the slots and the rows.</summary>
         public nuint UsableBytes { get; }
