@@ -38,11 +38,12 @@ public sealed record NatInUse(NatKind Kind, IpProtocol Protocol, string Inside, 
 /// for replies); which of them came first tells SNAT (the inside side spoke first) from DNAT.
 /// </summary>
 /// <remarks>
-/// Memory is bounded by the translations active at once, as conntrack's is: each translation is 16 bytes in a
+/// Memory is bounded by the translations active at once, as conntrack's is: each translation is 12 bytes in a
 /// <see cref="TranslationTable"/> (a hash of its (protocol, inside, outside, peer), the kind of its first journey, its
 /// last time), and <see cref="Sweep"/> drops those idle longer than their protocol's timeout (<see cref="FlowTimeouts"/>).
-/// The aggregate rows stay (they grow with distinct (inside address, outside address, peer), not with flows); a
-/// translation keeps its row, which the live view counts translations in use by. Two translations whose hashes collide count as one
+/// The aggregate rows stay (they grow with distinct (inside address, outside address, peer), not with flows); with
+/// <c>inUse</c> (follow) a translation keeps its row beside it (4 bytes more), which the live view counts translations
+/// in use by. Two translations whose hashes collide count as one
 /// flow (<see cref="TranslationTable"/> gives the odds). With <see cref="CorrelatorOptions.NatDetail"/> every
 /// translation is also kept in full until the end, as asked.
 /// </remarks>
