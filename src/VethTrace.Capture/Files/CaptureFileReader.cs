@@ -208,10 +208,17 @@ public sealed partial class CaptureFileReader : IDisposable
     /// </summary>
     public bool TryReadNext(out CaptureRecord record)
     {
-        record = default;
         if (Error is not null)
         {
+            record = default;
             return false;
+        }
+        // Nearly every record: a packet whole in the buffer that breaks no rule, read in one go. Anything else (another
+        // block, a record that needs more bytes read, a record to count or to reject) is declined untouched and read
+        // by the general path below, which judges it as it always has.
+        if (_isPcapng ? TryReadEnhancedPacketInBuffer(out record) : TryReadPcapInBuffer(out record))
+        {
+            return true;
         }
         try
         {

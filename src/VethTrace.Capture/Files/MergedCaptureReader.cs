@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using VethTrace.Packets;
 
 namespace VethTrace.Capture.Files;
@@ -14,6 +15,8 @@ public sealed class MergedCaptureReader : IDisposable
     private readonly Source[] _sources;
     private readonly List<CaptureFileError> _errors = [];
     private Source? _lastReturned;
+    /// <summary>The only source when there is one (nothing to merge): read straight through.</summary>
+    private readonly Source? _single;
 
     /// <summary>
     /// Opens every file; when any cannot be opened, throws one <see cref="CaptureFileException"/> that names every
@@ -43,6 +46,7 @@ public sealed class MergedCaptureReader : IDisposable
             throw new CaptureFileException(failures);
         }
         _sources = [.. sources];
+        _single = _sources.Length == 1 ? _sources[0] : null;
         // Each file's first packet is read now, so its interfaces declared before it are known (pcapng IDBs).
         foreach (var source in _sources)
         {
@@ -61,13 +65,30 @@ public sealed class MergedCaptureReader : IDisposable
     public int FileCount => _sources.Length;
 
     /// <summary>The next packet in time order, and which file it came from. Its data is valid until the next call.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // once per packet, into the read loop
     public bool TryReadNext(out CaptureRecord record, out int fileIndex)
+    {
+        if (_single is { } only && !only.HasPending && !only.Finished)
+        {
+            // Nothing to merge: the file's own record is valid until its next read, as ours must be, so no copy.
+            if (only.Reader.TryReadNext(out record))
+            {
+                fileIndex = 0;
+                return true;
+            }
+            Finish(only);
+            fileIndex = -1;
+            return false;
+        }
+        return TryReadNextMerged(out record, out fileIndex);
+    }
+
+    private bool TryReadNextMerged(out CaptureRecord record, out int fileIndex)
     {
         record = default;
         fileIndex = -1;
         if (_sources.Length == 1)
         {
-            // Nothing to merge: the file's own record is valid until its next read, as ours must be, so no copy.
             return TryReadSingle(out record, out fileIndex);
         }
         if (_lastReturned is { } previous)
