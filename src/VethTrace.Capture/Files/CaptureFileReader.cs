@@ -1,6 +1,8 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Compression;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using VethTrace.Packets;
 
 namespace VethTrace.Capture.Files;
@@ -130,6 +132,16 @@ public sealed partial class CaptureFileReader : IDisposable
 
     /// <summary>The records read in one go, for the tests that check the common record takes that path.</summary>
     internal long RecordsReadInOneGo { get; private set; }
+
+    /// <summary>
+    /// Where a record's data returned by the last read starts in the read buffer, so that a merge can hold the record
+    /// without copying it (<see cref="Retained"/>) until this reader's next read.
+    /// </summary>
+    internal int OffsetInBuffer(ReadOnlySpan<byte> data) =>
+        data.IsEmpty ? 0 : (int)Unsafe.ByteOffset(ref MemoryMarshal.GetArrayDataReference(_buffer), ref MemoryMarshal.GetReference(data));
+
+    /// <summary>The bytes at <paramref name="start"/> (<see cref="OffsetInBuffer"/>), valid until the next read.</summary>
+    internal ReadOnlySpan<byte> Retained(int start, int length) => _buffer.AsSpan(start, length);
 
     /// <summary>The read buffer's size: what the reader holds in memory, for the tests that bound it.</summary>
     internal int BufferCapacity => _buffer.Length;
