@@ -101,19 +101,35 @@ public static class PacketFingerprint
     }
 
     /// <summary>
-    /// <c>StableHash.AddBytes(hash, HashedPayload(...))</c>, with the common case (all <see cref="PayloadHashBytes"/>
-    /// captured) read as one word here instead of through two spans and a call per packet. Same value.
+    /// <c>StableHash.AddBytes(hash, payload[..PayloadHashBytes])</c> without the spans and the call: the first
+    /// <see cref="PayloadHashBytes"/> captured payload bytes as one little-endian word, zero-padded, then their count
+    /// (none when the payload lies outside the frame). Same value; once per packet, so inline.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ulong AddPayload(ulong hash, in PacketLayers layers, ReadOnlySpan<byte> frame)
     {
         int start = layers.PayloadOffset;
-        if (layers.CapturedPayloadLength >= PayloadHashBytes && (uint)start <= (uint)frame.Length
-            && (uint)layers.CapturedPayloadLength <= (uint)(frame.Length - start))
+        int length = layers.CapturedPayloadLength;
+        ulong word = 0;
+        int count = 0;
+        if ((uint)start <= (uint)frame.Length && (uint)length <= (uint)(frame.Length - start))
         {
-            return StableHash.Add(StableHash.Add(hash, BinaryPrimitives.ReadUInt64LittleEndian(frame.Slice(start, PayloadHashBytes))), PayloadHashBytes);
+            if (length >= PayloadHashBytes)
+            {
+                word = BinaryPrimitives.ReadUInt64LittleEndian(frame.Slice(start, PayloadHashBytes));
+                count = PayloadHashBytes;
+            }
+            else
+            {
+                ReadOnlySpan<byte> payload = frame.Slice(start, length);
+                for (int i = 0; i < payload.Length; i++)
+                {
+                    word |= (ulong)payload[i] << (8 * i);
+                }
+                count = length;
+            }
         }
-        return StableHash.AddBytes(hash, HashedPayload(in layers, frame));
+        return StableHash.Add(StableHash.Add(hash, word), (ulong)count);
     }
 
     /// <summary>
@@ -156,12 +172,6 @@ public static class PacketFingerprint
         return (uint)start <= (uint)frame.Length && (uint)length <= (uint)(frame.Length - start)
             ? frame.Slice(start, length)
             : ReadOnlySpan<byte>.Empty;
-    }
-
-    private static ReadOnlySpan<byte> HashedPayload(in PacketLayers layers, ReadOnlySpan<byte> frame)
-    {
-        ReadOnlySpan<byte> payload = Payload(in layers, frame);
-        return payload[..Math.Min(payload.Length, PayloadHashBytes)];
     }
 
     /// <summary>
