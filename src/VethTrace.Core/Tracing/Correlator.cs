@@ -25,7 +25,7 @@ public sealed class Correlator : IObservationSink
     private readonly CorrelatorOptions _options;
     private readonly Func<int, InterfaceRole> _roleOf;
     /// <summary>The open journey of each fingerprint, as its number in <see cref="_journeys"/>.</summary>
-    private readonly OpenJourneyTable _open = new();
+    private readonly OpenJourneyTable _open = new(sparse: true);
     private int _openCount;
     private readonly SequenceRing<JourneyEntry> _journeys = new();
     private readonly SequenceRing<ObservationSlot> _observations = new();
@@ -391,8 +391,17 @@ public sealed class Correlator : IObservationSink
     /// <summary>How long after its first copy a link-scoped packet may still be seen on the link's other interfaces: copies are microseconds apart, repeats (MLD reports are sent twice) much further.</summary>
     private const long LinkWindowNs = 10_000_000;
 
-    /// <summary>How far ahead of the journey it finishes <see cref="Expire"/> asks for the journey, and for its first sighting, to be fetched.</summary>
-    private const int JourneysAhead = 16, SightingsAhead = 8;
+    /// <summary>How far ahead of the journey it finishes <see cref="Expire"/> asks for the journey to be fetched.</summary>
+    private const int JourneysAhead = 16;
+    /// <summary>
+    /// How far ahead of the first sighting of the journey it finishes <see cref="Expire"/> asks for the observation ring to
+    /// be fetched, every slot: a journey's other sightings lie a few to a few dozen slots after its first, among other
+    /// journeys' (the copies of one packet on later hops come microseconds later), and fetching only each journey's first
+    /// left the rest to miss (the first load of a slot was the most sampled instruction of <see cref="Finish"/>).
+    /// </summary>
+    private const int SlotsAhead = 128;
+    /// <summary>The observation ring has been asked to be fetched up to this slot (<see cref="SlotsAhead"/>).</summary>
+    private long _slotsFetched;
 
     private void Expire(long before, bool everything = false)
     {
@@ -410,10 +419,13 @@ public sealed class Correlator : IObservationSink
             }
             // The journeys at the head and their sightings were written a window ago: out of cache. Read ahead.
             _journeys.Prefetch(_journeys.Head + JourneysAhead);
-            if (_journeys.Head + SightingsAhead < _journeys.Tail)
+            long fetch = Math.Max(_slotsFetched, journey.First);
+            long fetchTo = Math.Min(journey.First + SlotsAhead, _observations.Tail);
+            for (; fetch < fetchTo; fetch++)
             {
-                _observations.Prefetch(_journeys[_journeys.Head + SightingsAhead].First);
+                _observations.Prefetch(fetch);
             }
+            _slotsFetched = Math.Max(_slotsFetched, fetchTo);
             if (_inference is not null && (_inference.IsPending(_interfacesSeen) || _inference.IsDue(_journeys.Head)))
             {
                 Infer();
@@ -1217,7 +1229,7 @@ public sealed class Correlator : IObservationSink
             _order = observation.Order;
             _segmentKey = observation.SegmentKey;
             FlowKey flow = observation.Flow;
-            _flow = FlowBits.Of(in flow);
+            _flow.Set(in flow);
             _tcpSequence = observation.TcpSequence;
             _tcpPayload = observation.TcpPayload;
             _length = observation.Length;
@@ -1249,18 +1261,16 @@ public sealed class Correlator : IObservationSink
         /// <summary>Source port (bits 0-15), destination port (16-31), protocol (32-39), the source's IP version (40-47), the destination's (48-55).</summary>
         public ulong Rest;
 
-        public static FlowBits Of(in FlowKey flow)
+        /// <summary>Stores <paramref name="flow"/> in place (in the ring: no temporary to copy).</summary>
+        public void Set(in FlowKey flow)
         {
             UInt128 source = flow.Source.Value, destination = flow.Destination.Value;
-            return new FlowBits
-            {
-                SourceHigh = (ulong)(source >> 64),
-                SourceLow = (ulong)source,
-                DestinationHigh = (ulong)(destination >> 64),
-                DestinationLow = (ulong)destination,
-                Rest = flow.SourcePort | (ulong)flow.DestinationPort << 16 | (ulong)flow.Protocol.Value << 32
-                    | (ulong)flow.Source.Version << 40 | (ulong)flow.Destination.Version << 48,
-            };
+            SourceHigh = (ulong)(source >> 64);
+            SourceLow = (ulong)source;
+            DestinationHigh = (ulong)(destination >> 64);
+            DestinationLow = (ulong)destination;
+            Rest = flow.SourcePort | (ulong)flow.DestinationPort << 16 | (ulong)flow.Protocol.Value << 32
+                | (ulong)flow.Source.Version << 40 | (ulong)flow.Destination.Version << 48;
         }
 
         public readonly bool Equals(in FlowBits other) =>
