@@ -25,7 +25,7 @@ public sealed class Correlator : IObservationSink
     private readonly CorrelatorOptions _options;
     private readonly Func<int, InterfaceRole> _roleOf;
     /// <summary>The open journey of each fingerprint, as its number in <see cref="_journeys"/>.</summary>
-    private readonly OpenJourneyTable _open = new(sparse: true);
+    private readonly OpenJourneyTable _open = new();
     private int _openCount;
     private readonly SequenceRing<JourneyEntry> _journeys = new();
     private readonly SequenceRing<ObservationSlot> _observations = new();

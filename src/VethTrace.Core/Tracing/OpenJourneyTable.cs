@@ -14,9 +14,8 @@ namespace VethTrace.Tracing;
 /// <remarks>
 /// The segment index keeps the last entry of each segment key in one too (<see cref="SegmentIndex"/>): any key whose
 /// values are numbers in a ring that forgets its oldest first.
-/// Dead entries keep probe runs long until a rebuild: when used slots pass three quarters of the table (a half when
-/// sparse), it is rebuilt from the live entries only (at least two slots per live one, four when sparse), so each
-/// insert costs O(1) amortised.
+/// Dead entries keep probe runs long until a rebuild: when used slots pass three quarters of the table, it is
+/// rebuilt from the live entries only (at least two slots per live one), so each insert costs O(1) amortised.
 /// </remarks>
 internal sealed class OpenJourneyTable
 {
@@ -35,19 +34,7 @@ internal sealed class OpenJourneyTable
     /// <summary>The bytes of the table and its spare (outside the GC heap).</summary>
     public long Bytes => _slots.Bytes + (_spare?.Bytes ?? 0);
 
-    /// <summary>
-    /// Whether the table is kept at most half full (rebuilt to four slots per live entry) instead of three quarters (two
-    /// per live entry): shorter probes for twice the memory. The correlator's table of open journeys is: every
-    /// observation looks its fingerprint up, and a new journey's lookup walks its whole run (the probe loop was half of
-    /// <see cref="Find"/>'s samples).
-    /// </summary>
-    private readonly bool _sparse;
-
-    public OpenJourneyTable(bool sparse = false)
-    {
-        _sparse = sparse;
-        _shift = 64 - System.Numerics.BitOperations.Log2((uint)_slots.Length);
-    }
+    public OpenJourneyTable() => _shift = 64 - System.Numerics.BitOperations.Log2((uint)_slots.Length);
 
     /// <summary>
     /// The slot of <paramref name="fingerprint"/>'s open journey (<paramref name="found"/>), or else the slot to store
@@ -66,7 +53,7 @@ internal sealed class OpenJourneyTable
             {
                 if (free < 0)
                 {
-                    if (++_used > (_sparse ? _slots.Length / 2 : _slots.Length / 4 * 3))
+                    if (++_used > _slots.Length / 4 * 3)
                     {
                         Rebuild(oldestOpen);
                         return ref Find(fingerprint, oldestOpen, out found);
@@ -148,7 +135,7 @@ internal sealed class OpenJourneyTable
                 live++;
             }
         }
-        int wanted = Math.Max(1024, (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)live * (_sparse ? 4u : 2u)));
+        int wanted = Math.Max(1024, (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)live * 2));
         // The spare will do if it is large enough and not so large that clearing it costs more than a new table.
         if (_spare is not null && _spare.Length >= wanted && _spare.Length <= wanted * 4)
         {
