@@ -124,7 +124,7 @@ public sealed class Correlator : IObservationSink
     {
         _options = options;
         _roleOf = roleOf;
-        _nat = new NatTable(options.NatDetail, options.Timeouts);
+        _nat = new NatTable(options.NatDetail, options.Timeouts, options.NatInUse);
         _segmentIndex = new SegmentIndex(options.WindowNs);
         if (registry is not null)
         {
@@ -1379,5 +1379,8 @@ public sealed record CorrelatorOptions
 
     /// <summary>Record each path's through-host time (<see cref="PathStats.Through"/>); <see cref="TraceSessionOptions.PathLatency"/>.</summary>
     public bool PathLatency { get; init; } = true;
+
+    /// <summary>Keep each NAT translation's row for <see cref="CorrelationReport.NatInUse"/>; <see cref="TraceSessionOptions.NatInUse"/>.</summary>
+    public bool NatInUse { get; init; } = true;
 }
 
