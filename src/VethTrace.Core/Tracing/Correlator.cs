@@ -463,12 +463,6 @@ public sealed class Correlator : IObservationSink
         _ties.Clear();
         _inference!.Decide(_interfacesSeen);
         RefreshRoles();
-        // The inference copied the window's journeys (a few hundred thousand observations at high rates) and let them
-        // go: collect them now, once, so the heap the GC keeps committed for the rest of the run does not include them.
-        if (_journeys.Count > 10_000)
-        {
-            GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
-        }
     }
 
     /// <summary>
