@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using VethTrace.Packets;
 
 namespace VethTrace.Capture.Files;
@@ -35,6 +36,43 @@ public sealed partial class CaptureFileReader
         _interfaces.Add(new CaptureInterface(0, _baseName, null, linkType, snapLength, _pcapNanoseconds ? 9 : 6));
         _facts.Add(new InterfaceFacts(linkType, snapLength, MaxCaptureLengthFor(linkType), new InterfaceClock(_pcapNanoseconds ? 9 : 6, powerOfTwo: false, offsetSeconds: 0)));
         _start = PcapFormat.FileHeaderLength;
+    }
+
+    /// <summary>
+    /// <see cref="TryReadPcap"/> for a record that is whole in the buffer, with a caplen from 1 to the snaplen and a
+    /// valid time: the same record, with the interface's facts worked out at the header instead of per record. Any
+    /// other record is left to <see cref="TryReadPcap"/> (false, nothing read).
+    /// </summary>
+    private bool TryReadPcapInBuffer(out CaptureRecord record)
+    {
+        int start = _start;
+        int available = _end - start;
+        if (available < PcapFormat.RecordHeaderLength)
+        {
+            record = default;
+            return false;
+        }
+        ReadOnlySpan<byte> header = _buffer.AsSpan(start, PcapFormat.RecordHeaderLength);
+        uint seconds = U32(header);
+        uint fraction = U32(header[4..]);
+        uint captured = U32(header[8..]);
+        uint original = U32(header[12..]);
+        ref readonly InterfaceFacts only = ref CollectionsMarshal.AsSpan(_facts)[0];
+        if (captured - 1 >= (uint)(available - PcapFormat.RecordHeaderLength) // 0, or not all here yet
+            || captured > (uint)only.MaxCaptureLength
+            || only.SnapLength > 0 && captured > (uint)only.SnapLength
+            || fraction >= (_pcapNanoseconds ? 1_000_000_000u : 1_000_000u))
+        {
+            record = default;
+            return false;
+        }
+        long timestamp = seconds * 1_000_000_000L + (_pcapNanoseconds ? fraction : fraction * 1000L);
+        _lastTimestampNs = timestamp;
+        record = new CaptureRecord(_buffer.AsSpan(start + PcapFormat.RecordHeaderLength, (int)captured), timestamp, 0, only.LinkType,
+            (int)Math.Min(original, int.MaxValue), PacketDirection.Unknown, _bufferFileOffset + start, false);
+        _start = start + PcapFormat.RecordHeaderLength + (int)captured;
+        PacketsRead++;
+        return true;
     }
 
     private bool TryReadPcap(out CaptureRecord record)

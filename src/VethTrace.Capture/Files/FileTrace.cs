@@ -63,7 +63,8 @@ public static class FileTrace
             // per-container figures, the JSON path records beside them): kept only then.
             bool wholeHost = Enumerable.Range(0, reader.FileCount).Any(file => reader.File(file).Interfaces
                 .Any(declared => HostInterfaceDescription.TryParse(declared.Description, out _, out _)));
-            var session = new TraceSession(options.PathLatency && !wholeHost ? options with { PathLatency = false } : options);
+            // The NAT translations in use per row are read only by follow's metrics.
+            var session = new TraceSession((options.PathLatency && !wholeHost ? options with { PathLatency = false } : options) with { NatInUse = false });
             // Files written from several handles (dumpcap -i A -i B, vethtrace record) are in arrival order, not time order.
             bool rereadable = Enumerable.Range(0, reader.FileCount).All(file => reader.File(file).IsSeekable);
             if (!rereadable)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using VethTrace.Packets;
 using VethTrace.Packets.Headers;
@@ -15,8 +16,14 @@ namespace VethTrace.Flows;
 public readonly record struct FlowKey(IpProtocol Protocol, IpAddress Source, ushort SourcePort, IpAddress Destination, ushort DestinationPort)
 {
     /// <summary>The flow of the packet's innermost stack. Returns default when there is no network layer.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static FlowKey From(in ParsedPacket packet) => From(in packet.Innermost);
 
+    /// <remarks>
+    /// Inlined: its caller stores the key into an observation, and a key returned through a stack temporary was
+    /// copied out with loads wider than the stores that built it (a store-forwarding stall, session 9's profile).
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static FlowKey From(in PacketLayers layers)
     {
         if (!layers.Has(LayerSet.Network))

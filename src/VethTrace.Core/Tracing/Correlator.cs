@@ -65,12 +65,36 @@ public sealed class Correlator : IObservationSink
     /// with the time last shown. A journey to that destination that ended on that interface instead was lost there.
     /// </summary>
     private readonly EgressWayTable _ways = new();
+    /// <summary>
+    /// The ways seen since they were last written to <see cref="_ways"/>, all to <see cref="_pendingWayDestination"/>, by
+    /// inside interface in the order first seen, with the latest time: a journey to the egress shows two or three ways
+    /// (container, veth, bridge) and the journeys around it the same ones, and each hashed into the table (2 % of the
+    /// matching thread). Written when the destination changes, when they do not fit, and before anything reads the table
+    /// (<see cref="FlushWays"/>), in the order the table would have been given them: the table ends the same.
+    /// </summary>
+    private readonly (int Interface, long LastNs)[] _pendingWays = new (int, long)[8];
+    private int _pendingWayCount;
+    private IpAddress _pendingWayDestination;
     /// <summary>The losses of flows already expired, by (flow, last interface).</summary>
     private readonly Dictionary<(FlowKey Flow, int LastSeen), (long Packets, int Inside)> _settledLosses = [];
     private long _nextSweepNs = long.MinValue;
     /// <summary>The flows of the last two journeys finished, with their reach: consecutive journeys mostly share a flow, or
     /// alternate between a connection's two directions (data and acknowledgments).</summary>
     private (FlowKey Flow, FlowReach? Reach) _lastFlow, _previousFlow;
+    /// <summary>
+    /// The last flow <see cref="HasReach"/> found no reach for (<see cref="_withoutReachKnown"/>), until a reach is made:
+    /// the journeys of a flow that gets through need none, and each asked the dictionary (a hash of the 56-byte key).
+    /// </summary>
+    private FlowKey _withoutReach;
+    private bool _withoutReachKnown;
+    /// <summary>
+    /// The flow keys last built from ring slots, with whether each is link-scoped (<see cref="Known"/>): a journey's copies
+    /// and the journeys around it carry a few flows (a connection's two directions, each before and after NAT), and
+    /// building the key from a slot's fields took 3 % of replay's samples.
+    /// </summary>
+    private readonly KnownFlow[] _knownFlows = new KnownFlow[KnownFlowCount];
+    private int _nextKnownFlow;
+    private const int KnownFlowCount = 4;
     /// <summary>The journey being finished, its sightings copied out of the ring in arrival order (what ordering needs; the rest stays in the ring).</summary>
     private readonly List<Sighting> _sightings = [];
     private readonly List<Sighting> _scratch = [];
@@ -100,7 +124,7 @@ public sealed class Correlator : IObservationSink
     {
         _options = options;
         _roleOf = roleOf;
-        _nat = new NatTable(options.NatDetail, options.Timeouts);
+        _nat = new NatTable(options.NatDetail, options.Timeouts, options.NatInUse);
         _segmentIndex = new SegmentIndex(options.WindowNs);
         if (registry is not null)
         {
@@ -130,7 +154,7 @@ public sealed class Correlator : IObservationSink
     /// <summary>NAT translations held, until idle for their timeout.</summary>
     public int ActiveTranslations => _nat.ActiveTranslations;
 
-    /// <summary>The (destination, interface) ways to the egress held (<see cref="_ways"/>).</summary>
+    /// <summary>The (destination, interface) ways to the egress held (<see cref="_ways"/>; those of the last destination shown may not be counted yet).</summary>
     public int KnownWays => _ways.Count;
 
     /// <summary>
@@ -261,6 +285,7 @@ public sealed class Correlator : IObservationSink
     public CorrelationReport Report()
     {
         RefreshRoles();
+        FlushWays();
         var hops = _hops.Select(h => new HopReport(h.From, h.To, h.Histogram) { Timeline = h.Timeline }).OrderByDescending(h => h.Histogram.Count).ToList();
         var paths = _paths.Values.OrderByDescending(p => p.Journeys).ToList();
         var lostBy = new Dictionary<(FlowKey Flow, int LastSeen), (long Packets, int Inside)>(_settledLosses);
@@ -336,6 +361,7 @@ public sealed class Correlator : IObservationSink
     private void Sweep(long nowNs)
     {
         FlowTimeouts timeouts = _options.Timeouts;
+        FlushWays();
         foreach (var (flow, reach) in _flows)
         {
             if (nowNs - reach.LastSeenNs > timeouts.For(flow.Protocol, reach.Closing))
@@ -365,8 +391,17 @@ public sealed class Correlator : IObservationSink
     /// <summary>How long after its first copy a link-scoped packet may still be seen on the link's other interfaces: copies are microseconds apart, repeats (MLD reports are sent twice) much further.</summary>
     private const long LinkWindowNs = 10_000_000;
 
-    /// <summary>How far ahead of the journey it finishes <see cref="Expire"/> asks for the journey, and for its first sighting, to be fetched.</summary>
-    private const int JourneysAhead = 16, SightingsAhead = 8;
+    /// <summary>How far ahead of the journey it finishes <see cref="Expire"/> asks for the journey to be fetched.</summary>
+    private const int JourneysAhead = 16;
+    /// <summary>
+    /// How far ahead of the first sighting of the journey it finishes <see cref="Expire"/> asks for the observation ring to
+    /// be fetched, every slot: a journey's other sightings lie a few to a few dozen slots after its first, among other
+    /// journeys' (the copies of one packet on later hops come microseconds later), and fetching only each journey's first
+    /// left the rest to miss (the first load of a slot was the most sampled instruction of <see cref="Finish"/>).
+    /// </summary>
+    private const int SlotsAhead = 128;
+    /// <summary>The observation ring has been asked to be fetched up to this slot (<see cref="SlotsAhead"/>).</summary>
+    private long _slotsFetched;
 
     private void Expire(long before, bool everything = false)
     {
@@ -384,10 +419,13 @@ public sealed class Correlator : IObservationSink
             }
             // The journeys at the head and their sightings were written a window ago: out of cache. Read ahead.
             _journeys.Prefetch(_journeys.Head + JourneysAhead);
-            if (_journeys.Head + SightingsAhead < _journeys.Tail)
+            long fetch = Math.Max(_slotsFetched, journey.First);
+            long fetchTo = Math.Min(journey.First + SlotsAhead, _observations.Tail);
+            for (; fetch < fetchTo; fetch++)
             {
-                _observations.Prefetch(_journeys[_journeys.Head + SightingsAhead].First);
+                _observations.Prefetch(fetch);
             }
+            _slotsFetched = Math.Max(_slotsFetched, fetchTo);
             if (_inference is not null && (_inference.IsPending(_interfacesSeen) || _inference.IsDue(_journeys.Head)))
             {
                 Infer();
@@ -425,12 +463,6 @@ public sealed class Correlator : IObservationSink
         _ties.Clear();
         _inference!.Decide(_interfacesSeen);
         RefreshRoles();
-        // The inference copied the window's journeys (a few hundred thousand observations at high rates) and let them
-        // go: collect them now, once, so the heap the GC keeps committed for the rest of the run does not include them.
-        if (_journeys.Count > 10_000)
-        {
-            GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
-        }
     }
 
     /// <summary>
@@ -532,8 +564,9 @@ public sealed class Correlator : IObservationSink
         Order(sightings);
         Journeys++;
         ref ObservationSlot entrySlot = ref _observations[sightings[0].Slot];
-        FlowKey entry = entrySlot.Flow;
-        bool linkScoped = entry.IsLinkScoped;
+        ref KnownFlow entryFlow = ref Known(in entrySlot);
+        FlowKey entry = entryFlow.Flow; // a copy: the next Known may reuse the entry
+        bool linkScoped = entryFlow.LinkScoped;
         bool closing = (flags & (TcpFlags.Fin | TcpFlags.Rst)) != 0;
         if (sightings.Count > 1)
         {
@@ -558,7 +591,8 @@ public sealed class Correlator : IObservationSink
                     ref ObservationSlot after = ref _observations[to.Slot];
                     if (!before.SameFlow(in after))
                     {
-                        _nat.Observe(before.Flow, after.Flow, from.TimestampNs, closing);
+                        FlowKey beforeFlow = Known(in before).Flow;
+                        _nat.Observe(in beforeFlow, in Known(in after).Flow, from.TimestampNs, closing);
                     }
                 }
             }
@@ -698,10 +732,10 @@ public sealed class Correlator : IObservationSink
             Observation whole = only.ToObservation(fingerprint);
             Observer.Journey(new ReadOnlySpan<Observation>(in whole), segmented: false);
         }
-        FlowKey flow = only.Flow;
-        if (!flow.IsEmpty && !flow.IsLinkScoped)
+        ref KnownFlow known = ref Known(in only);
+        if (!known.Flow.IsEmpty && !known.LinkScoped)
         {
-            FlowReach reach = ReachOf(flow, only.TimestampNs, only.Interface);
+            FlowReach reach = ReachOf(in known.Flow, only.TimestampNs, only.Interface);
             reach.Closing |= (only.TcpFlags & (TcpFlags.Fin | TcpFlags.Rst)) != 0;
             reach.Add(only.Interface);
         }
@@ -730,7 +764,7 @@ public sealed class Correlator : IObservationSink
                 {
                     if (IsInside(path[i].Role))
                     {
-                        _ways.Saw(flow.Destination, path[i].Interface, firstNs);
+                        SawWay(flow.Destination, path[i].Interface, firstNs);
                     }
                 }
                 if (!HasReach(in flow, out FlowReach? known))
@@ -772,6 +806,40 @@ public sealed class Correlator : IObservationSink
         return _reachPath;
     }
 
+    /// <summary><see cref="EgressWayTable.Saw"/>, held in <see cref="_pendingWays"/> until <see cref="FlushWays"/>.</summary>
+    private void SawWay(IpAddress destination, int interfaceId, long timestampNs)
+    {
+        if (_pendingWayCount > 0 && !_pendingWayDestination.Equals(destination))
+        {
+            FlushWays();
+        }
+        Span<(int Interface, long LastNs)> pending = _pendingWays.AsSpan(0, _pendingWayCount);
+        for (int i = 0; i < pending.Length; i++)
+        {
+            if (pending[i].Interface == interfaceId)
+            {
+                pending[i].LastNs = timestampNs;
+                return;
+            }
+        }
+        if (_pendingWayCount == _pendingWays.Length)
+        {
+            FlushWays();
+        }
+        _pendingWayDestination = destination;
+        _pendingWays[_pendingWayCount++] = (interfaceId, timestampNs);
+    }
+
+    /// <summary>Writes the ways held in <see cref="_pendingWays"/> to <see cref="_ways"/>.</summary>
+    private void FlushWays()
+    {
+        for (int i = 0; i < _pendingWayCount; i++)
+        {
+            _ways.Saw(in _pendingWayDestination, _pendingWays[i].Interface, _pendingWays[i].LastNs);
+        }
+        _pendingWayCount = 0;
+    }
+
     private static bool IsInside(InterfaceRole role) => role is InterfaceRole.Container or InterfaceRole.Veth or InterfaceRole.Bridge;
 
     private bool HasReach(in FlowKey flow, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out FlowReach? reach)
@@ -781,7 +849,51 @@ public sealed class Correlator : IObservationSink
             reach = _lastFlow.Reach;
             return true;
         }
-        return _flows.TryGetValue(flow, out reach);
+        if (_withoutReachKnown && _withoutReach.Equals(flow))
+        {
+            reach = null;
+            return false;
+        }
+        if (_flows.TryGetValue(flow, out reach))
+        {
+            return true;
+        }
+        _withoutReach = flow;
+        _withoutReachKnown = true;
+        return false;
+    }
+
+    /// <summary>
+    /// The flow key of the slot's flow and whether it is link-scoped, from <see cref="_knownFlows"/> when one of the last
+    /// few built has the same fields, else built there (replacing the oldest). Valid until the next call.
+    /// </summary>
+    private ref KnownFlow Known(ref readonly ObservationSlot slot)
+    {
+        ref readonly FlowBits bits = ref slot.FlowFields;
+        KnownFlow[] known = _knownFlows;
+        for (int i = 0; i < known.Length; i++)
+        {
+            ref KnownFlow candidate = ref known[i];
+            if (candidate.Made && candidate.Bits.Equals(in bits))
+            {
+                return ref candidate;
+            }
+        }
+        ref KnownFlow made = ref known[_nextKnownFlow];
+        _nextKnownFlow = (_nextKnownFlow + 1) & (KnownFlowCount - 1);
+        made.Bits = bits;
+        made.Flow = bits.ToFlowKey();
+        made.LinkScoped = bits.IsLinkScoped;
+        made.Made = true;
+        return ref made;
+    }
+
+    private struct KnownFlow
+    {
+        public FlowBits Bits;
+        public FlowKey Flow;
+        public bool LinkScoped;
+        public bool Made;
     }
 
     /// <summary>The reach of <paramref name="flow"/>, made on its first journey (which says whether it starts on the inside).</summary>
@@ -811,6 +923,7 @@ public sealed class Correlator : IObservationSink
         if (!_flows.TryGetValue(flow, out var reach))
         {
             _flows[flow] = reach = new FlowReach();
+            _withoutReachKnown = false;
         }
         _previousFlow = _lastFlow;
         _lastFlow = (flow, reach);
@@ -1048,17 +1161,14 @@ public sealed class Correlator : IObservationSink
         private long _timestampNs;
         private long _order;
         private ulong _segmentKey;
-        private ulong _sourceHigh, _sourceLow, _destinationHigh, _destinationLow;
+        /// <summary>The flow's addresses, ports, protocol and versions, compared as five words.</summary>
+        private FlowBits _flow;
         private uint _tcpSequence;
         private int _tcpPayload;
         private int _length;
         /// <summary>The journey's next sighting, as the distance in sequence numbers to it; 0 for none.</summary>
         private int _next;
-        private ushort _sourcePort, _destinationPort;
         private TcpFlags _tcpFlags;
-        private byte _protocol;
-        /// <summary>The source's IP version in the high nibble, the destination's in the low.</summary>
-        private byte _versions;
         private byte _ttl;
         /// <summary><see cref="Observation.Selected"/>, <see cref="Observation.TimestampInvalid"/>, <see cref="Observation.Tunnelled"/>, and the direction above them.</summary>
         private byte _flags;
@@ -1083,10 +1193,11 @@ public sealed class Correlator : IObservationSink
         public readonly uint SequenceEnd => _tcpSequence + (uint)_tcpPayload;
 
         /// <summary>Whether the two sightings carry one flow (the same addresses, ports and protocol).</summary>
-        public readonly bool SameFlow(in ObservationSlot other) =>
-            _sourceLow == other._sourceLow && _destinationLow == other._destinationLow && _sourceHigh == other._sourceHigh
-            && _destinationHigh == other._destinationHigh && _sourcePort == other._sourcePort && _destinationPort == other._destinationPort
-            && _protocol == other._protocol && _versions == other._versions;
+        public readonly bool SameFlow(in ObservationSlot other) => _flow.Equals(in other._flow);
+
+        /// <summary>The flow's fields as stored (<see cref="FlowBits"/>).</summary>
+        [System.Diagnostics.CodeAnalysis.UnscopedRef]
+        public readonly ref readonly FlowBits FlowFields => ref _flow;
 
         /// <summary>What ordering the journey needs of this sighting (numbered <paramref name="number"/>), with its interface's role.</summary>
         public readonly Sighting ToSighting(long number, InterfaceRole role) => new()
@@ -1102,21 +1213,9 @@ public sealed class Correlator : IObservationSink
         };
 
         /// <summary><see cref="FlowKey.IsLinkScoped"/> of <see cref="Flow"/>, without building the whole key.</summary>
-        public readonly bool IsLinkScoped
-        {
-            get
-            {
-                if (_protocol == IpProtocol.Igmp.Value)
-                {
-                    return true;
-                }
-                IpAddress destination = Address(_destinationHigh, _destinationLow, _versions & 0xF);
-                return Address(_sourceHigh, _sourceLow, _versions >> 4).IsLinkLocal || destination.IsLinkLocal || destination.IsLinkScopedMulticast;
-            }
-        }
+        public readonly bool IsLinkScoped => _flow.IsLinkScoped;
 
-        public readonly FlowKey Flow => new(new IpProtocol(_protocol), Address(_sourceHigh, _sourceLow, _versions >> 4), _sourcePort,
-            Address(_destinationHigh, _destinationLow, _versions & 0xF), _destinationPort);
+        public readonly FlowKey Flow => _flow.ToFlowKey();
 
         public void Store(in Observation observation)
         {
@@ -1124,15 +1223,7 @@ public sealed class Correlator : IObservationSink
             _order = observation.Order;
             _segmentKey = observation.SegmentKey;
             FlowKey flow = observation.Flow;
-            UInt128 source = flow.Source.Value, destination = flow.Destination.Value;
-            _sourceHigh = (ulong)(source >> 64);
-            _sourceLow = (ulong)source;
-            _destinationHigh = (ulong)(destination >> 64);
-            _destinationLow = (ulong)destination;
-            _sourcePort = flow.SourcePort;
-            _destinationPort = flow.DestinationPort;
-            _protocol = flow.Protocol.Value;
-            _versions = (byte)(flow.Source.Version << 4 | flow.Destination.Version);
+            _flow.Set(in flow);
             _tcpSequence = observation.TcpSequence;
             _tcpPayload = observation.TcpPayload;
             _length = observation.Length;
@@ -1152,6 +1243,55 @@ public sealed class Correlator : IObservationSink
         /// <summary>The observation stored, with the fingerprint of its journey.</summary>
         public readonly Observation ToObservation(ulong fingerprint) => new(_timestampNs, Interface, _order, fingerprint, Flow, _length,
             (_flags & 1) != 0, _segmentKey, _tcpSequence, _tcpPayload, (PacketDirection)(_flags >> 3), (_flags & 2) != 0, _ttl, (_flags & 4) != 0, _tcpFlags);
+    }
+
+    /// <summary>
+    /// A flow key as the ring keeps it, 40 bytes instead of 56: the addresses as their halves, the ports, protocol and both
+    /// IP versions in one word, so two flows compare as five words (<see cref="Equals(in FlowBits)"/>).
+    /// </summary>
+    internal struct FlowBits
+    {
+        public ulong SourceHigh, SourceLow, DestinationHigh, DestinationLow;
+        /// <summary>Source port (bits 0-15), destination port (16-31), protocol (32-39), the source's IP version (40-47), the destination's (48-55).</summary>
+        public ulong Rest;
+
+        /// <summary>Stores <paramref name="flow"/> in place (in the ring: no temporary to copy).</summary>
+        public void Set(in FlowKey flow)
+        {
+            UInt128 source = flow.Source.Value, destination = flow.Destination.Value;
+            SourceHigh = (ulong)(source >> 64);
+            SourceLow = (ulong)source;
+            DestinationHigh = (ulong)(destination >> 64);
+            DestinationLow = (ulong)destination;
+            Rest = flow.SourcePort | (ulong)flow.DestinationPort << 16 | (ulong)flow.Protocol.Value << 32
+                | (ulong)flow.Source.Version << 40 | (ulong)flow.Destination.Version << 48;
+        }
+
+        public readonly bool Equals(in FlowBits other) =>
+            SourceLow == other.SourceLow && DestinationLow == other.DestinationLow && Rest == other.Rest
+            && SourceHigh == other.SourceHigh && DestinationHigh == other.DestinationHigh;
+
+        private readonly byte Protocol => (byte)(Rest >> 32);
+
+        private readonly IpAddress Source => Address(SourceHigh, SourceLow, (byte)(Rest >> 40));
+
+        private readonly IpAddress Destination => Address(DestinationHigh, DestinationLow, (byte)(Rest >> 48));
+
+        /// <summary><see cref="FlowKey.IsLinkScoped"/>, without building the whole key.</summary>
+        public readonly bool IsLinkScoped
+        {
+            get
+            {
+                if (Protocol == IpProtocol.Igmp.Value)
+                {
+                    return true;
+                }
+                IpAddress destination = Destination;
+                return Source.IsLinkLocal || destination.IsLinkLocal || destination.IsLinkScopedMulticast;
+            }
+        }
+
+        public readonly FlowKey ToFlowKey() => new(new IpProtocol(Protocol), Source, (ushort)Rest, Destination, (ushort)(Rest >> 16));
 
         private static IpAddress Address(ulong high, ulong low, int version)
         {
@@ -1233,5 +1373,8 @@ public sealed record CorrelatorOptions
 
     /// <summary>Record each path's through-host time (<see cref="PathStats.Through"/>); <see cref="TraceSessionOptions.PathLatency"/>.</summary>
     public bool PathLatency { get; init; } = true;
+
+    /// <summary>Keep each NAT translation's row for <see cref="CorrelationReport.NatInUse"/>; <see cref="TraceSessionOptions.NatInUse"/>.</summary>
+    public bool NatInUse { get; init; } = true;
 }
 

@@ -38,17 +38,22 @@ public sealed record NatInUse(NatKind Kind, IpProtocol Protocol, string Inside, 
 /// for replies); which of them came first tells SNAT (the inside side spoke first) from DNAT.
 /// </summary>
 /// <remarks>
-/// Memory is bounded by the translations active at once, as conntrack's is: each translation is 16 bytes in a
+/// Memory is bounded by the translations active at once, as conntrack's is: each translation is 12 bytes in a
 /// <see cref="TranslationTable"/> (a hash of its (protocol, inside, outside, peer), the kind of its first journey, its
 /// last time), and <see cref="Sweep"/> drops those idle longer than their protocol's timeout (<see cref="FlowTimeouts"/>).
-/// The aggregate rows stay (they grow with distinct (inside address, outside address, peer), not with flows); a
-/// translation keeps its row, which the live view counts translations in use by. Two translations whose hashes collide count as one
+/// The aggregate rows stay (they grow with distinct (inside address, outside address, peer), not with flows); with
+/// <c>inUse</c> (follow) a translation keeps its row beside it (4 bytes more), which the live view counts translations
+/// in use by. Two translations whose hashes collide count as one
 /// flow (<see cref="TranslationTable"/> gives the odds). With <see cref="CorrelatorOptions.NatDetail"/> every
 /// translation is also kept in full until the end, as asked.
 /// </remarks>
-internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts)
+internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool inUse = true)
 {
-    private readonly TranslationTable _translations = new(timeouts);
+    /// <summary>
+    /// Each translation's row is kept beside it (4 bytes more) only for <see cref="InUse"/>; without, a translation seen
+    /// again finds its row from its key and the kind of its first journey (<see cref="RowOf"/>), as a new one does.
+    /// </summary>
+    private readonly TranslationTable _translations = new(timeouts, keepRows: inUse);
     /// <summary>
     /// The rows by a 64-bit hash of their key, checked against the row's key: a new translation (every flow, at
     /// 100,000 flows a second) finds its row without hashing <see cref="RowKey"/> field by field, and the key is held
@@ -57,9 +62,27 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts)
     /// bucket and then an entry; two keys with one hash (odds about 10^-10 among 39,250 rows) take two slots.
     /// </summary>
     private RowSlot[] _rowSlots = new RowSlot[64];
-    /// <summary>The rows, in order of their first translation: structs side by side, so a row's key can be prefetched.</summary>
-    private Row[] _rows = new Row[64];
+    /// <summary>
+    /// The rows, in order of their first translation: structs side by side, so a row's key can be prefetched, in chunks of
+    /// <see cref="RowsPerChunk"/> (the first grows to that size by doubling). One array doubling as rows come would
+    /// leave up to half of it unused and its old copies on the large-object heap until a full collection: on the 10M
+    /// many-flows file (39,250 rows of 120 bytes) 7.9 MB for 4.7 MB of rows, and 3.9 MB and less of old copies.
+    /// </summary>
+    private Row[][] _rowChunks = [new Row[64]];
     private int _rowCount;
+    /// <summary>512 rows of 120 bytes: 61,440 bytes, under the large-object threshold (85,000), so chunks are compacted like other small objects.</summary>
+    private const int RowChunkShift = 9;
+    private const int RowsPerChunk = 1 << RowChunkShift;
+
+    private ref Row RowAt(int row) => ref _rowChunks[row >> RowChunkShift][row & (RowsPerChunk - 1)];
+
+    private IEnumerable<Row> AllRows()
+    {
+        for (int row = 0; row < _rowCount; row++)
+        {
+            yield return RowAt(row);
+        }
+    }
     private readonly Dictionary<(IpProtocol, Endpoint Inside, Endpoint Outside, Endpoint Peer), Entry>? _entries = detail ? [] : null;
 
     /// <summary>The translations held now (active, or idle for less than their timeout).</summary>
@@ -123,19 +146,23 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts)
     public List<NatAggregate> Aggregates()
     {
         Flush();
-        return _rows.Take(_rowCount)
+        return AllRows()
             .Select(r => new NatAggregate(r.Key.Kind, r.Key.Protocol, r.Key.Inside.Format(r.Key.Protocol), r.Key.Outside.Format(r.Key.Protocol), r.Key.Peer.Format(r.Key.Protocol), r.Flows, r.Packets))
             .OrderByDescending(r => r.Flows).ThenByDescending(r => r.Packets)
             .ToList();
     }
 
-    /// <summary>The translations held now, counted by kind, protocol and inside address (the rows' order).</summary>
+    /// <summary>The translations held now, counted by kind, protocol and inside address (the rows' order); empty when made without <c>inUse</c>.</summary>
     public List<NatInUse> InUse()
     {
         Flush();
+        if (!_translations.KeepsRows)
+        {
+            return [];
+        }
         var active = new long[_rowCount];
         _translations.CountByRow(active);
-        return [.. _rows.Take(_rowCount).Select((r, row) => (Key: (r.Key.Kind, r.Key.Protocol, Inside: r.Key.Inside.Format(r.Key.Protocol)), Active: active[row]))
+        return [.. AllRows().Select((r, row) => (Key: (r.Key.Kind, r.Key.Protocol, Inside: r.Key.Inside.Format(r.Key.Protocol)), Active: active[row]))
             .GroupBy(r => r.Key).Select(g => new NatInUse(g.Key.Kind, g.Key.Protocol, g.Key.Inside, g.Sum(r => r.Active)))];
     }
 
@@ -233,7 +260,7 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts)
             ref RowSlot slot = ref _rowSlots[(int)(rowHash >> 32) & (_rowSlots.Length - 1)];
             if (slot.RowPlusOne != 0 && slot.Hash == rowHash)
             {
-                byte* row = (byte*)Unsafe.AsPointer(ref _rows[slot.RowPlusOne - 1]);
+                byte* row = (byte*)Unsafe.AsPointer(ref RowAt(slot.RowPlusOne - 1));
                 Sse.Prefetch0(row);
                 Sse.Prefetch0(row + 64);
                 Sse.Prefetch0(row + sizeof(RowKey) - 1);
@@ -265,14 +292,25 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts)
             // A new translation (or one that came back after its timeout): one more flow in its row. Its kind is that of
             // the first journey to finish with it, the side that spoke first.
             ulong rowHash = step.RowHashed ? step.RowHash : RowHashOf(kind, protocol, in step.Inside, in step.Outside, in step.Peer);
-            translation.Row = row = RowOf(kind, protocol, in step.Inside, in step.Outside, in step.Peer, rowHash);
-            _rows[row].Flows++;
+            row = RowOf(kind, protocol, in step.Inside, in step.Outside, in step.Peer, rowHash);
+            if (_translations.KeepsRows)
+            {
+                _translations.LastRow = row;
+            }
+            RowAt(row).Flows++;
+        }
+        else if (_translations.KeepsRows)
+        {
+            row = _translations.LastRow;
         }
         else
         {
-            row = translation.Row;
+            // The row was made with the translation, from the kind of its first journey (kept in the slot).
+            NatKind first = TranslationTable.KindOf(in translation);
+            ulong rowHash = step.RowHashed && first == kind ? step.RowHash : RowHashOf(first, protocol, in step.Inside, in step.Outside, in step.Peer);
+            row = RowOf(first, protocol, in step.Inside, in step.Outside, in step.Peer, rowHash);
         }
-        _rows[row].Packets++;
+        RowAt(row).Packets++;
         if (_entries is not null)
         {
             var full = (protocol, step.Inside, step.Outside, step.Peer);
@@ -332,18 +370,29 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts)
         while (_rowSlots[index].RowPlusOne != 0)
         {
             ref RowSlot slot = ref _rowSlots[index];
-            if (slot.Hash == hash && _rows[slot.RowPlusOne - 1].Is(kind, protocol, in inside, in outside, in peer))
+            if (slot.Hash == hash && RowAt(slot.RowPlusOne - 1).Is(kind, protocol, in inside, in outside, in peer))
             {
                 return slot.RowPlusOne - 1;
             }
             index = (index + 1) & mask;
         }
         int row = _rowCount;
-        if (row == _rows.Length)
+        if (row < RowsPerChunk)
         {
-            Array.Resize(ref _rows, row * 2);
+            if (row == _rowChunks[0].Length)
+            {
+                Array.Resize(ref _rowChunks[0], row * 2);
+            }
         }
-        _rows[row] = new Row(new RowKey(kind, protocol, inside, outside, peer));
+        else if ((row & (RowsPerChunk - 1)) == 0)
+        {
+            if (row >> RowChunkShift == _rowChunks.Length)
+            {
+                Array.Resize(ref _rowChunks, _rowChunks.Length * 2);
+            }
+            _rowChunks[row >> RowChunkShift] = new Row[RowsPerChunk];
+        }
+        RowAt(row) = new Row(new RowKey(kind, protocol, inside, outside, peer));
         _rowCount++;
         _rowSlots[index] = new RowSlot { Hash = hash, RowPlusOne = row + 1 };
         if (_rowCount * 4 > _rowSlots.Length * 3)

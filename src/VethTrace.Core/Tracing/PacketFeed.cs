@@ -110,7 +110,7 @@ public sealed class PacketFeed
         if (_orderer is not null)
         {
             // Written once, where the matching thread will read it (PipedOrderer).
-            _orderer.Reserve() = Observation.From(in packet, frame, timestampNs, interfaceId, order, selected, direction, timestampInvalid);
+            Observation.Write(ref _orderer.Reserve(), in packet, frame, timestampNs, interfaceId, order, selected, direction, timestampInvalid);
             _orderer.Commit();
             if (_stopWhenOvertaken && _orderer.Overtaken > 0)
             {

@@ -36,7 +36,10 @@ public sealed class RoleInference(InterfaceRegistry registry)
     /// <summary>The journeys one decision learns from, at most (the first of a window, at line rate a million).</summary>
     public const int MaxJourneys = 100_000;
 
-    private readonly List<Observation[]> _journeys = [];
+    /// <summary>The journeys learnt since the last decision, one after another, outside the GC heap: a window holds up to
+    /// <see cref="MaxJourneys"/> of them (tens of megabytes), and copying each into an array of its own cost a hundred
+    /// thousand allocations and a full collection to give them back. Freed by each decision.</summary>
+    private readonly LearntJourneys _journeys = new();
     /// <summary>How many interfaces the last decision saw.</summary>
     private int _examined;
     private int _decisions;
@@ -98,7 +101,7 @@ public sealed class RoleInference(InterfaceRegistry registry)
     {
         if (sightings.Length > 1)
         {
-            _journeys.Add(sightings.ToArray());
+            _journeys.Add(sightings);
         }
     }
 
@@ -116,7 +119,7 @@ public sealed class RoleInference(InterfaceRegistry registry)
         }
         finally
         {
-            _journeys.Clear();
+            _journeys.Release();
         }
     }
 
@@ -136,7 +139,7 @@ public sealed class RoleInference(InterfaceRegistry registry)
             }
             return x;
         }
-        foreach (Observation[] journey in _journeys)
+        foreach (ReadOnlySpan<Observation> journey in _journeys)
         {
             for (int i = 0; i < journey.Length; i++)
             {
@@ -160,7 +163,7 @@ public sealed class RoleInference(InterfaceRegistry registry)
                 named[Find(id)] += role == InterfaceRole.Egress ? -1 : role == InterfaceRole.Tunnel ? 0 : 1;
             }
         }
-        foreach (Observation[] journey in _journeys)
+        foreach (ReadOnlySpan<Observation> journey in _journeys)
         {
             foreach (Observation before in journey)
             {
@@ -194,7 +197,7 @@ public sealed class RoleInference(InterfaceRegistry registry)
         // one container's, a bridge those of every container behind it.
         var insideAddresses = new Dictionary<int, HashSet<IpAddress>>();
         var ordered = new HashSet<int>();
-        foreach (Observation[] journey in _journeys)
+        foreach (ReadOnlySpan<Observation> journey in _journeys)
         {
             bool? outbound = null;
             foreach (Observation a in journey)
@@ -246,7 +249,7 @@ public sealed class RoleInference(InterfaceRegistry registry)
         }
 
         var underlay = new HashSet<int>();
-        foreach (Observation[] journey in _journeys)
+        foreach (ReadOnlySpan<Observation> journey in _journeys)
         {
             foreach (Observation sighting in journey)
             {
@@ -287,5 +290,62 @@ public sealed class RoleInference(InterfaceRegistry registry)
                 next = Math.Max(level - 1, (int)InterfaceRole.Container);
             }
         }
+    }
+}
+
+/// <summary>
+/// Journeys of observations stored back to back in native memory (grown by doubling, freed by <see cref="Release"/>),
+/// with the index where each ends; enumerated as one span per journey.
+/// </summary>
+internal sealed unsafe class LearntJourneys
+{
+    private Observation* _items;
+    private int _length;
+    private int _capacity;
+    private readonly List<int> _ends = [];
+
+    public int Count => _ends.Count;
+
+    ~LearntJourneys() => System.Runtime.InteropServices.NativeMemory.Free(_items);
+
+    public void Add(ReadOnlySpan<Observation> journey)
+    {
+        if (journey.Length > _capacity - _length)
+        {
+            int capacity = Math.Max(Math.Max(_capacity * 2, 1024), _length + journey.Length);
+            _items = (Observation*)System.Runtime.InteropServices.NativeMemory.Realloc(_items, (nuint)capacity * (nuint)sizeof(Observation));
+            _capacity = capacity;
+        }
+        journey.CopyTo(new Span<Observation>(_items + _length, journey.Length));
+        _length += journey.Length;
+        _ends.Add(_length);
+    }
+
+    /// <summary>Forgets every journey and gives the memory back.</summary>
+    public void Release()
+    {
+        System.Runtime.InteropServices.NativeMemory.Free(_items);
+        _items = null;
+        _length = _capacity = 0;
+        _ends.Clear();
+        _ends.TrimExcess();
+    }
+
+    public Enumerator GetEnumerator() => new(this);
+
+    public ref struct Enumerator(LearntJourneys journeys)
+    {
+        private int _index = -1;
+
+        public readonly ReadOnlySpan<Observation> Current
+        {
+            get
+            {
+                int start = _index == 0 ? 0 : journeys._ends[_index - 1];
+                return new ReadOnlySpan<Observation>(journeys._items + start, journeys._ends[_index] - start);
+            }
+        }
+
+        public bool MoveNext() => ++_index < journeys._ends.Count;
     }
 }

@@ -27,6 +27,8 @@ internal sealed class SegmentIndex(long windowNs)
     private bool _chained;
     /// <summary>Every interface that has carried TCP data, in order of first appearance: few, so a list.</summary>
     private readonly List<int> _dataInterfaces = [];
+    /// <summary>The ids below 64 in <see cref="_dataInterfaces"/>, as bits: the test on every TCP data packet.</summary>
+    private ulong _dataInterfacesBelow64;
 
     /// <summary>How far ahead of the ring's head <see cref="Add"/> asks for entries to be fetched.</summary>
     private const int PrefetchAhead = 16;
@@ -145,9 +147,13 @@ internal sealed class SegmentIndex(long windowNs)
             head++;
         }
         _segmentEntries.DropBefore(head);
-        if (!_dataInterfaces.Contains(observation.Interface))
+        if (!IsDataInterface(observation.Interface))
         {
             _dataInterfaces.Add(observation.Interface);
+            if ((uint)observation.Interface < 64)
+            {
+                _dataInterfacesBelow64 |= 1UL << observation.Interface;
+            }
             if (_dataInterfaces.Count == 2)
             {
                 // From now on a journey can miss an interface that carried data: chain what the ring holds, as it
@@ -165,6 +171,9 @@ internal sealed class SegmentIndex(long windowNs)
             Chain(sequence);
         }
     }
+
+    private bool IsDataInterface(int interfaceId) =>
+        (uint)interfaceId < 64 ? (_dataInterfacesBelow64 & 1UL << interfaceId) != 0 : _dataInterfaces.Contains(interfaceId);
 
     /// <summary>Appends a segment entry to its key's chain.</summary>
     private void Chain(long sequence)

@@ -10,16 +10,22 @@ namespace VethTrace.Tracing;
 /// The entries live in chunks of <see cref="ChunkBytes"/> outside the GC heap (<see cref="LargeMemory.AllocatePages"/>),
 /// found through a small directory indexed by the sequence number's high bits. The ring holds the chunks its entries
 /// fill, not a power of two of them: it takes a chunk when the tail enters one and gives it back when the head leaves
-/// it, keeping a few spares, so memory follows what the window holds as it grows and shrinks. Nothing is copied to
+/// it, keeping it as a spare, so memory follows what the window holds as it grows and shrinks. Nothing is copied to
 /// grow, and a chunk given back and taken again is memory the process already has (no page faults, no clearing).
+/// Spares are returned to the kernel only when a whole period of chunk moves went by without needing them (see
+/// <see cref="Moved"/>): a ring whose length swings with the traffic by more than a few chunks, which it does in every
+/// capture, kept mapping fresh chunks while it kept only four, and a fresh page costs a fault and its clearing (up to
+/// 10 % of replay's samples on a multi-hop capture, in `clear_page_erms`, on the VM the lab runs on).
 /// </remarks>
 internal sealed unsafe class SequenceRing<T> : IDisposable
     where T : unmanaged
 {
     /// <summary>The memory of one chunk, at most (entries per chunk are a power of two, in whole pages).</summary>
     public const int ChunkBytes = 64 << 10;
-    /// <summary>Chunks kept for reuse when the head leaves them; more are freed.</summary>
-    private const int MaxSpares = 4;
+    /// <summary>Spares kept however long they go unused.</summary>
+    private const int MinSpares = 4;
+    /// <summary>The fewest chunk moves (taken or given back) in a period of <see cref="Moved"/>; a period is also at least twice the chunks live.</summary>
+    private const int MinPeriodMoves = 64;
 
     private readonly int _shift;
     private readonly long _mask;
@@ -31,6 +37,8 @@ internal sealed unsafe class SequenceRing<T> : IDisposable
     /// <summary>The live chunks: numbers <see cref="_firstChunk"/> to <see cref="_firstChunk"/> + <see cref="_chunks"/> - 1, the last the tail's.</summary>
     private long _firstChunk;
     private int _chunks;
+    /// <summary>Chunk moves since the period began, and the fewest spares held during it.</summary>
+    private int _moves, _fewestSpares;
 
     public SequenceRing()
     {
@@ -50,6 +58,9 @@ internal sealed unsafe class SequenceRing<T> : IDisposable
 
     /// <summary>The bytes of the chunks held, live and spare (outside the GC heap).</summary>
     public long Bytes => (_chunks + _spares.Count) * (long)_chunkBytes;
+
+    /// <summary>Chunks mapped from the kernel so far (not taken from the spares): each is fresh memory, a page fault per page.</summary>
+    public long ChunksMapped { get; private set; }
 
     /// <summary>The entry numbered <paramref name="sequence"/>, which must lie in [<see cref="Head"/>, <see cref="Tail"/>).</summary>
     public ref T this[long sequence]
@@ -147,24 +158,45 @@ internal sealed unsafe class SequenceRing<T> : IDisposable
             }
             _directory = bigger;
         }
-        _directory[number & (_directory.Length - 1)] = _spares.TryPop(out nint spare) ? spare : (nint)LargeMemory.AllocatePages(_chunkBytes, out _);
+        if (!_spares.TryPop(out nint chunk))
+        {
+            chunk = (nint)LargeMemory.AllocatePages(_chunkBytes, out _);
+            ChunksMapped++;
+        }
+        _directory[number & (_directory.Length - 1)] = chunk;
         _chunks++;
+        Moved();
     }
 
     /// <summary>Gives back the oldest live chunk.</summary>
     private void GiveBack()
     {
         ref nint slot = ref _directory[_firstChunk & (_directory.Length - 1)];
-        if (_spares.Count < MaxSpares)
-        {
-            _spares.Push(slot);
-        }
-        else
-        {
-            LargeMemory.FreePages((void*)slot, _chunkBytes);
-        }
+        _spares.Push(slot);
         slot = 0;
         _firstChunk++;
         _chunks--;
+        Moved();
+    }
+
+    /// <summary>
+    /// Counts a chunk move, and at the end of a period (at least <see cref="MinPeriodMoves"/> moves and twice the chunks
+    /// live: about a window's worth of entries passing through) frees the spares beyond <see cref="MinSpares"/> that the
+    /// whole period left unused (the fewest held during it). A ring that swings keeps what its swings need; after a
+    /// burst, what the burst took goes back within a period or two.
+    /// </summary>
+    private void Moved()
+    {
+        _fewestSpares = Math.Min(_fewestSpares, _spares.Count);
+        if (++_moves < Math.Max(MinPeriodMoves, 2 * _chunks))
+        {
+            return;
+        }
+        for (int unused = _fewestSpares - MinSpares; unused > 0; unused--)
+        {
+            LargeMemory.FreePages((void*)_spares.Pop(), _chunkBytes);
+        }
+        _moves = 0;
+        _fewestSpares = _spares.Count;
     }
 }

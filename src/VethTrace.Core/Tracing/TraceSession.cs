@@ -29,7 +29,7 @@ public sealed class TraceSession
         Options = options;
         Interfaces = new InterfaceRegistry(options.Egress, options.Roles);
         Correlator = new Correlator(new CorrelatorOptions { WindowNs = options.WindowNs, Timeouts = options.FlowTimeouts, NatDetail = options.NatDetail, EgressRoutes = options.EgressRoutes,
-            PathLatency = options.PathLatency },
+            PathLatency = options.PathLatency, NatInUse = options.NatInUse },
             Interfaces.RoleOf, Interfaces);
     }
 

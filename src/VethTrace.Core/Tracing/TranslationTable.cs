@@ -1,20 +1,23 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
 
 namespace VethTrace.Tracing;
 
 /// <summary>
-/// The NAT translations held now, for <see cref="NatTable"/>: 16 bytes per translation outside the GC heap, no object
-/// per entry. A translation is known by a 64-bit hash of its (protocol, inside, outside, peer); the slot keeps 60 bits
-/// of it with the kind of its first journey, its timeout class and whether it is closing, its last time in units of
-/// <see cref="UnitNs"/> (32 bits), and its aggregate row.
+/// The NAT translations held now, for <see cref="NatTable"/>: 12 bytes per translation outside the GC heap (16 when
+/// the rows are kept, <see cref="KeepsRows"/>), no object per entry. A translation is known by a 64-bit hash of its
+/// (protocol, inside, outside, peer); the slot keeps 60 bits of it with the kind of its first journey, its timeout
+/// class and whether it is closing, and its last time in units of <see cref="UnitNs"/> (32 bits). Its aggregate row
+/// is kept beside it only when asked (for <see cref="NatTable.InUse"/>, the live view's translations in use per
+/// row); otherwise <see cref="NatTable"/> finds the row again from the translation's key and first kind.
 /// </summary>
 /// <remarks>
 /// <para>Open addressing with linear probing in <see cref="ShardCount"/> shards chosen by the hash's top bits. A shard
 /// has any number of slots (the home slot is the hash's middle bits scaled to the length, not masked), and grows or
 /// shrinks alone: rehashing one shard needs its old and new slots at once, a sixteenth of the table, not the whole
 /// table twice over as a doubling <see cref="Dictionary{TKey, TValue}"/> does. Its load stays between
-/// <see cref="ShrinkBelow"/> and <see cref="GrowAbove"/>.</para>
+/// <see cref="ShrinkBelow"/> and <see cref="GrowAbove"/> (<see cref="DenseGrowAbove"/> for large shards).</para>
 /// <para><see cref="Sweep"/> deletes in place by shifting the rest of a probe run back (no tombstones), so a table whose
 /// translations come and go at a steady rate keeps its size.</para>
 /// <para>The last time is rounded up to a power of two of nanoseconds chosen so that the longest timeout is at most 2^30
@@ -35,6 +38,17 @@ internal sealed unsafe class TranslationTable : IDisposable
     /// <summary>The load a shard is rebuilt to.</summary>
     private const double Rebuilt = 0.6;
 
+    /// <summary>
+    /// From this many slots on (1.5 MiB, about 1.5 million translations in the 16 shards) a shard is denser: it grows
+    /// above <see cref="DenseGrowAbove"/> and is rebuilt to <see cref="DenseRebuilt"/>. A table that large misses the
+    /// caches anyway, and its size is the run's largest part (3.3 million translations held at once on the 10M
+    /// many-flows file: 57 MB at the sparser loads, 49 MB at these); smaller ones keep the shorter probe runs and the
+    /// fewer rebuilds of the sparser loads (the 1M file's million translations).
+    /// </summary>
+    private const int DenseFrom = 1 << 17;
+    private const double DenseGrowAbove = 0.85;
+    private const double DenseRebuilt = 0.7;
+
     /// <summary>The low bits of <see cref="Slot.Key"/> that are not the hash.</summary>
     private const ulong FlagBits = 0xF;
     private const ulong ClosingBit = 1;
@@ -45,8 +59,9 @@ internal sealed unsafe class TranslationTable : IDisposable
     /// <summary>log2 of <see cref="UnitNs"/>.</summary>
     private readonly int _unitShift;
 
-    public TranslationTable(FlowTimeouts timeouts)
+    public TranslationTable(FlowTimeouts timeouts, bool keepRows = true)
     {
+        KeepsRows = keepRows;
         long longest = Math.Max(Math.Max(timeouts.TcpNs, timeouts.TcpClosingNs), Math.Max(Math.Max(timeouts.UdpNs, timeouts.IcmpNs), timeouts.OtherNs));
         while (longest >> _unitShift > 1L << 30)
         {
@@ -54,9 +69,18 @@ internal sealed unsafe class TranslationTable : IDisposable
         }
         for (int i = 0; i < ShardCount; i++)
         {
-            _shards[i] = new Shard(MinimumSlots);
+            _shards[i] = new Shard(MinimumSlots, keepRows);
         }
     }
+
+    /// <summary>Whether each translation's aggregate row is kept beside it (<see cref="LastRow"/>, <see cref="CountByRow"/>).</summary>
+    public bool KeepsRows { get; }
+
+    /// <summary>The row of the slot <see cref="FindOrAdd"/> returned last (only when <see cref="KeepsRows"/>), valid as long as that slot.</summary>
+    public ref int LastRow => ref _lastShard!.Rows[_lastIndex];
+
+    private Shard? _lastShard;
+    private int _lastIndex;
 
     /// <summary>The resolution of the last times kept.</summary>
     public long UnitNs => 1L << _unitShift;
@@ -97,9 +121,9 @@ internal sealed unsafe class TranslationTable : IDisposable
     {
         ulong key = KeyOf(hash);
         Shard shard = _shards[hash >> ShardShift];
-        if (shard.Count + 1 > shard.Length * GrowAbove)
+        if (shard.Count + 1 > shard.GrowAt)
         {
-            shard = Resize((int)(hash >> ShardShift), (int)((shard.Count + 1) / Rebuilt));
+            shard = Resize((int)(hash >> ShardShift), RebuiltLength(shard.Count + 1));
         }
         Slot* slots = shard.Slots;
         int length = shard.Length;
@@ -120,6 +144,8 @@ internal sealed unsafe class TranslationTable : IDisposable
                     slot.LastSeen = seen;
                 }
                 slot.Key |= closing ? ClosingBit : 0;
+                _lastShard = shard;
+                _lastIndex = index;
                 return ref slot;
             }
             if (++index == length)
@@ -133,6 +159,8 @@ internal sealed unsafe class TranslationTable : IDisposable
         ref Slot made = ref slots[index];
         made.Key = key | (kind == NatKind.Dnat ? DnatBit : 0) | (ulong)timeoutClass << ClassShift | (closing ? ClosingBit : 0);
         made.LastSeen = Units(timestampNs);
+        _lastShard = shard;
+        _lastIndex = index;
         return ref made;
     }
 
@@ -205,7 +233,7 @@ internal sealed unsafe class TranslationTable : IDisposable
                     {
                         break;
                     }
-                    Delete(slots, length, index);
+                    Delete(slots, shard.Rows, length, index);
                     removed++;
                 }
             }
@@ -213,7 +241,7 @@ internal sealed unsafe class TranslationTable : IDisposable
             removedAll += removed;
             if (shard.Length > MinimumSlots && shard.Count < shard.Length * ShrinkBelow)
             {
-                Resize(s, Math.Max(MinimumSlots, (int)(shard.Count / Rebuilt)));
+                Resize(s, RebuiltLength(shard.Count));
             }
         }
         Count -= removedAll;
@@ -245,7 +273,7 @@ internal sealed unsafe class TranslationTable : IDisposable
     private static int Home(ulong hash, int length) => (int)((hash >> (ShardShift - 32) & 0xFFFF_FFFF) * (ulong)length >> 32);
 
     /// <summary>Empties slot <paramref name="hole"/> and moves back the entries after it that probed past it (Knuth's algorithm R).</summary>
-    private static void Delete(Slot* slots, int length, int hole)
+    private static void Delete(Slot* slots, int* rows, int length, int hole)
     {
         int index = hole;
         while (true)
@@ -264,17 +292,29 @@ internal sealed unsafe class TranslationTable : IDisposable
             if (!stays)
             {
                 slots[hole] = slots[index];
+                if (rows is not null)
+                {
+                    rows[hole] = rows[index];
+                }
                 hole = index;
             }
         }
         slots[hole] = default;
     }
 
+    /// <summary>The slots a shard of <paramref name="count"/> translations is rebuilt with: to <see cref="Rebuilt"/>, or <see cref="DenseRebuilt"/> from <see cref="DenseFrom"/> slots on.</summary>
+    private static int RebuiltLength(int count)
+    {
+        double sparse = count / Rebuilt;
+        return (int)Math.Max(MinimumSlots, sparse < DenseFrom ? sparse : count / DenseRebuilt);
+    }
+
     private Shard Resize(int shardIndex, int wanted)
     {
         Shard old = _shards[shardIndex];
-        var resized = new Shard(Math.Max(MinimumSlots, wanted));
+        var resized = new Shard(Math.Max(MinimumSlots, wanted), KeepsRows);
         Slot* slots = resized.Slots;
+        int* rows = resized.Rows;
         int length = resized.Length;
         for (int i = 0; i < old.Length; i++)
         {
@@ -289,56 +329,84 @@ internal sealed unsafe class TranslationTable : IDisposable
                     }
                 }
                 slots[index] = old.Slots[i];
+                if (rows is not null)
+                {
+                    rows[index] = old.Rows[i];
+                }
             }
         }
         resized.Count = old.Count;
         old.Dispose();
         _shards[shardIndex] = resized;
+        _lastShard = null;
         return resized;
     }
 
+    /// <summary>12 bytes (4-byte aligned): 5.3 slots per cache line.</summary>
+    [StructLayout(LayoutKind.Sequential, Pack = 4)]
     public struct Slot
     {
         /// <summary>The hash's top 60 bits; below them the timeout class (2 bits), DNAT first, closing. 0: empty.</summary>
         public ulong Key;
         /// <summary>The last time, in units rounded up, modulo 2^32.</summary>
         public uint LastSeen;
-        /// <summary>The aggregate row (<see cref="NatTable"/>), set by the caller when the translation is made.</summary>
-        public int Row;
     }
 
-    /// <summary>Adds one to <paramref name="counts"/> at each translation's row.</summary>
+    /// <summary>Adds one to <paramref name="counts"/> at each translation's row (only when <see cref="KeepsRows"/>).</summary>
     public void CountByRow(long[] counts)
     {
+        if (!KeepsRows)
+        {
+            throw new InvalidOperationException("the translations' rows are not kept");
+        }
         foreach (Shard shard in _shards)
         {
             for (int i = 0; i < shard.Length; i++)
             {
                 if (shard.Slots[i].Key != 0)
                 {
-                    counts[shard.Slots[i].Row]++;
+                    counts[shard.Rows[i]]++;
                 }
             }
         }
     }
 
-    /// <summary>One shard's slots: zeroed pages from <see cref="LargeMemory.AllocateRandomAccessPages"/> (huge pages from 2 MiB on), all of them used.</summary>
+    /// <summary>
+    /// One shard's slots: zeroed pages from <see cref="LargeMemory.AllocateRandomAccessPages"/> (huge pages from 2 MiB
+    /// on), all of them used; with rows, a second mapping of one 4-byte row per slot, at the same index.
+    /// </summary>
     private sealed class Shard : IDisposable
     {
         private void* _base;
+        private void* _rows;
+        private readonly nuint _rowBytes;
 
-        public Shard(int minimumSlots)
+        public Shard(int minimumSlots, bool rows)
         {
             _base = LargeMemory.AllocateRandomAccessPages((nuint)minimumSlots * (nuint)sizeof(Slot), out nuint usable);
-            UsableBytes = usable;
             Length = (int)Math.Min(int.MaxValue, usable / (nuint)sizeof(Slot));
+            GrowAt = (int)(Length * (Length >= DenseFrom ? DenseGrowAbove : GrowAbove));
             Slots = (Slot*)_base;
+            UsableBytes = usable;
+            if (rows)
+            {
+                _rows = LargeMemory.AllocateRandomAccessPages((nuint)Length * sizeof(int), out _rowBytes);
+                Rows = (int*)_rows;
+                UsableBytes += _rowBytes;
+            }
         }
 
         public Slot* Slots { get; }
 
+        /// <summary>The aggregate row of each slot's translation, or null when rows are not kept.</summary>
+        public int* Rows { get; }
+
         public int Length { get; }
 
+        /// <summary>The most translations the shard holds before it grows: <see cref="GrowAbove"/> or <see cref="DenseGrowAbove"/> of its slots.</summary>
+        public int GrowAt { get; }
+
+        /// <summary>The bytes of the slots and the rows.</summary>
         public nuint UsableBytes { get; }
 
         public int Count;
@@ -355,8 +423,13 @@ internal sealed unsafe class TranslationTable : IDisposable
         {
             if (_base is not null)
             {
-                LargeMemory.FreePages(_base, UsableBytes);
+                LargeMemory.FreePages(_base, UsableBytes - _rowBytes);
                 _base = null;
+            }
+            if (_rows is not null)
+            {
+                LargeMemory.FreePages(_rows, _rowBytes);
+                _rows = null;
             }
         }
     }

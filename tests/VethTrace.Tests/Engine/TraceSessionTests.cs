@@ -38,6 +38,9 @@ public sealed class TraceSessionTests
             (live.Packets, live.NotIp, live.Journeys, live.MultiHopJourneys, live.Complete, live.Lost));
         Assert.Equal(Hops(file), Hops(live));
         Assert.Equal(file.NatAggregates.Select(n => n.ToString()), live.NatAggregates.Select(n => n.ToString()));
+        // Follow counts the translations in use per row (its metrics); replay keeps no row per translation and reports none.
+        Assert.NotEmpty(live.NatInUse);
+        Assert.Empty(file.NatInUse);
         Assert.Equal(file.Paths.Select(p => (string.Join(">", p.Interfaces), p.Journeys)), live.Paths.Select(p => (string.Join(">", p.Interfaces), p.Journeys)));
     }
 

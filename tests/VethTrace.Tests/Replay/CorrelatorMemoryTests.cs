@@ -44,7 +44,8 @@ public sealed class CorrelatorMemoryTests
                 }
             }
             AssertSame(ring, model);
-            mostBytes = Math.Max(mostBytes, ring.Bytes);
+            long grownBytes = ring.Bytes;
+            mostBytes = Math.Max(mostBytes, grownBytes);
             Assert.InRange(ring.Bytes, 40L * SequenceRing<long>.ChunkBytes, 49L * SequenceRing<long>.ChunkBytes);
             ring.DropBefore(ring.Tail - (ring.Tail % perChunk)); // everything but the tail's chunk
             model.Clear();
@@ -53,13 +54,60 @@ public sealed class CorrelatorMemoryTests
                 model.Enqueue(s * 7 + 1);
             }
             AssertSame(ring, model);
-            // The tail's chunk and at most four spares stay.
-            Assert.InRange(ring.Bytes, SequenceRing<long>.ChunkBytes, 5L * SequenceRing<long>.ChunkBytes);
+            // The chunks the head left are spares at first: none is handed back in the middle of a swing.
+            Assert.Equal(grownBytes, ring.Bytes);
+            // Quiet traffic (a chunk's worth at a time, a few live) for a few periods: what the burst took goes back,
+            // the chunks live (the head's and the tail's), the one each step swaps in and four spares stay.
+            for (int quiet = 0; quiet < 200; quiet++)
+            {
+                for (int i = 0; i < perChunk; i++)
+                {
+                    long value = pushed * 7 + 1;
+                    ring.Push(value);
+                    model.Enqueue(value);
+                    pushed++;
+                }
+                ring.DropBefore(ring.Tail - perChunk / 2);
+                while (model.Count > ring.Count)
+                {
+                    model.Dequeue();
+                }
+            }
+            AssertSame(ring, model);
+            Assert.InRange(ring.Bytes, SequenceRing<long>.ChunkBytes, 7L * SequenceRing<long>.ChunkBytes);
         }
         ring.DropBefore(ring.Tail);
         Assert.Equal(0, ring.Count);
         Assert.Equal(pushed, ring.Push(-1));
         Assert.Equal(-1, ring[pushed]);
+    }
+
+    [Fact]
+    public void SequenceRing_LengthSwingsByManyChunks_MapsNoFreshChunkAfterTheFirstSwing()
+    {
+        // A window's worth of entries whose length swings between 10 and 30 chunks (the traffic's rate changing): after
+        // the first growth to 30, every chunk the tail needs is one the head gave back. Kept to four spares, the ring
+        // mapped fresh memory (a page fault and a cleared page per 4 KiB) on every swing up.
+        using var ring = new SequenceRing<long>();
+        int perChunk = SequenceRing<long>.ChunkBytes / sizeof(long);
+        for (int i = 0; i < 30 * perChunk; i++)
+        {
+            ring.Push(i);
+        }
+        long mappedAfterFirstGrowth = ring.ChunksMapped;
+        Assert.InRange(mappedAfterFirstGrowth, 30, 31);
+        for (int swing = 0; swing < 50; swing++)
+        {
+            ring.DropBefore(ring.Tail - 10 * perChunk);
+            for (int i = 0; i < 20 * perChunk; i++)
+            {
+                ring.Push(i);
+            }
+            Assert.Equal(30L * perChunk, ring.Count);
+        }
+        Assert.Equal(mappedAfterFirstGrowth, ring.ChunksMapped);
+        Assert.Equal(20L * perChunk - 1, ring[ring.Tail - 1]);
+        Assert.Equal(0, ring[ring.Head + 10 * perChunk]); // the first entry of the last swing's pushes
     }
 
     private static void AssertSame(SequenceRing<long> ring, Queue<long> model)

@@ -9,6 +9,9 @@ public sealed class CorrelatorTests
     // Interfaces 0..3: container eth0, veth, bridge, egress.
     private static InterfaceRole Role(int id) => (InterfaceRole)id;
 
+    // Interfaces 0..3: container eth0, veth, bridge, the host's egress (interface 3 is a tunnel in Role).
+    private static InterfaceRole RoleToEgress(int id) => id == 3 ? InterfaceRole.Egress : (InterfaceRole)id;
+
     private static readonly FlowKey Inside = new(IpProtocol.Udp, IpAddress.Parse("172.17.0.2"), 40000, IpAddress.Parse("198.51.100.2"), 53);
     private static readonly FlowKey Outside = new(IpProtocol.Udp, IpAddress.Parse("198.51.100.1"), 40000, IpAddress.Parse("198.51.100.2"), 53);
 
@@ -222,5 +225,96 @@ public sealed class CorrelatorTests
         var nat = Assert.Single(correlator.Report().Nat);
         Assert.Equal(NatKind.Snat, nat.Kind);
         Assert.Equal(2, nat.Packets);
+    }
+    [Fact]
+    public void Report_SixFlowsThroughSnatInterleaved_EachTranslationCountsItsOwnPackets()
+    {
+        // Six connections from the bridge (2) out of the egress (3), each port p masqueraded to p + 1000, their journeys
+        // interleaved three rounds over: more flows than the correlator keeps built keys for, so each round replaces
+        // them all. Each translation must count its own three packets, under its own two endpoints.
+        var correlator = new Correlator(new CorrelatorOptions { NatDetail = true }, RoleToEgress);
+        long order = 0;
+        ulong fingerprint = 1;
+        for (int round = 0; round < 3; round++)
+        {
+            for (int flow = 0; flow < 6; flow++)
+            {
+                ushort port = (ushort)(41000 + flow);
+                var inside = Inside with { Source = IpAddress.Parse("172.17.0.2"), SourcePort = port };
+                var outside = Outside with { SourcePort = (ushort)(port + 1000) };
+                long t = (round * 6 + flow) * 100_000L;
+                correlator.Add(At(t, 2, fingerprint, order++, inside));
+                correlator.Add(At(t + 10_000, 3, fingerprint, order++, outside));
+                fingerprint++;
+            }
+        }
+        correlator.Complete();
+
+        var nat = correlator.Report().Nat.OrderBy(n => n.Inside, StringComparer.Ordinal).ToList();
+        Assert.Equal(6, nat.Count);
+        for (int flow = 0; flow < 6; flow++)
+        {
+            Assert.Equal(NatKind.Snat, nat[flow].Kind);
+            Assert.Equal($"172.17.0.2:{41000 + flow}", nat[flow].Inside);
+            Assert.Equal($"198.51.100.1:{42000 + flow}", nat[flow].Outside);
+            Assert.Equal("198.51.100.2:53", nat[flow].Peer);
+            Assert.Equal(3, nat[flow].Packets);
+        }
+    }
+
+    [Fact]
+    public void Report_PortBlockedJustAfterAJourneyShowedTheWay_LossCounted()
+    {
+        // Flow A from the container reaches the egress: it shows the way to 198.51.100.2 from the container (0), the veth
+        // (1) and the bridge (2). Flow B to the same destination stops at the bridge, and the report is asked for at once:
+        // B was lost at the bridge (a blocked port), since packets to that destination went on from there. The correlator
+        // holds the last destination's ways before writing them to its table; the report must see them.
+        var correlator = new Correlator(new CorrelatorOptions(), RoleToEgress);
+        var blocked = Inside with { SourcePort = 40001 };
+        correlator.Add(At(0, 0, 1, 0));
+        correlator.Add(At(1_000, 1, 1, 1));
+        correlator.Add(At(2_000, 2, 1, 2));
+        correlator.Add(At(3_000, 3, 1, 3));
+        correlator.Add(At(10_000, 0, 2, 4, blocked));
+        correlator.Add(At(11_000, 1, 2, 5, blocked));
+        correlator.Add(At(12_000, 2, 2, 6, blocked));
+        correlator.Complete();
+
+        var report = correlator.Report();
+        var loss = Assert.Single(report.Losses);
+        Assert.Equal(blocked, loss.Flow);
+        Assert.Equal(2, loss.LastSeen);
+        Assert.Equal(1, loss.Packets);
+        Assert.Equal(1, report.Lost);
+    }
+
+    [Fact]
+    public void Sweep_FinAfterTheFlowGotAReach_ClosingTimeoutApplies()
+    {
+        // TCP flow A: a segment reaches the egress (no per-flow state needed), one stops at the bridge (now A has a reach),
+        // flow C stops at the bridge too, then A's FIN reaches the egress: A's reach must learn it is closing. 200 s later
+        // (past tcp-closing's 120 s, far short of tcp's 5 days) a sweep forgets A and keeps C. The correlator remembers the
+        // last flow it found no reach for; making A's reach must make it forget that.
+        var a = new FlowKey(IpProtocol.Tcp, IpAddress.Parse("172.17.0.2"), 40000, IpAddress.Parse("198.51.100.2"), 80);
+        var c = a with { SourcePort = 40002 };
+        var correlator = new Correlator(new CorrelatorOptions(), RoleToEgress);
+        long order = 0;
+        void Journey(long t, ulong fingerprint, FlowKey flow, int hops, TcpFlags flags = 0)
+        {
+            for (int hop = 0; hop < hops; hop++)
+            {
+                correlator.Add(new Observation(t + hop * 1_000, hop, order++, fingerprint, flow, 100, TcpFlags: flags));
+            }
+        }
+        Journey(0, 1, a, 4);
+        Journey(10_000_000, 2, a, 3);
+        Journey(20_000_000, 3, c, 3);
+        Journey(30_000_000, 4, a, 4, TcpFlags.Fin | TcpFlags.Ack);
+        correlator.Advance(5_000_000_000); // all four finished
+        Assert.Equal(2, correlator.ActiveFlows);
+        Journey(200_000_000_000, 5, c, 4); // time moves on: the sweeps run
+        Assert.Equal(1, correlator.ActiveFlows);
+        correlator.Complete();
+        Assert.Equal(2, correlator.Report().Lost); // A's segment at the bridge and C's, both short of the way to the egress
     }
 }

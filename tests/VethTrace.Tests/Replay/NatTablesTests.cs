@@ -115,6 +115,187 @@ public sealed class NatTablesTests
         Assert.Equal(30_000, nat.ActiveTranslations);
     }
 
+    [Fact]
+    public void TranslationTable_WithoutRows_LargeShardsAreDenseAndAgreeWithAModel()
+    {
+        // 2.4 million translations: every shard passes 2^17 slots (the denser loads). 12-byte slots at a load of 0.7
+        // to 0.85 take 14-17 bytes a translation; the 16-byte slots at 0.6 to 0.8 before took 20-27.
+        var timeouts = new FlowTimeouts { UdpNs = 30 * Second };
+        using var table = new TranslationTable(timeouts, keepRows: false);
+        Assert.False(table.KeepsRows);
+        const int Count = 2_400_000;
+        var random = new Random(91);
+        var hashes = new ulong[Count];
+        var known = new HashSet<ulong>();
+        for (int i = 0; i < Count; i++)
+        {
+            ulong hash;
+            do
+            {
+                hash = NextHash(random) & ~0xFUL; // the table keeps 60 bits: keep the model's keys distinct in those
+            }
+            while (hash == 0 || !known.Add(hash));
+            hashes[i] = hash;
+            // The first half at 0-10 s, the second at 20-30 s.
+            long at = (i < Count / 2 ? 0 : 20 * Second) + i % 1000 * 10_000_000L;
+            table.FindOrAdd(hash, i % 3 == 0 ? NatKind.Dnat : NatKind.Snat, TranslationTable.TimeoutClass.Udp, at, closing: false, out bool found);
+            Assert.False(found);
+        }
+        Assert.Equal(Count, table.Count);
+        double perTranslation = (double)table.Bytes / Count;
+        Assert.InRange(perTranslation, 12.0, 17.5);
+
+        // Every 7th is found again with its first kind; hashes never added are not.
+        for (int i = 0; i < Count; i += 7)
+        {
+            ref var slot = ref table.FindOrAdd(hashes[i], NatKind.Snat, TranslationTable.TimeoutClass.Udp, 10 * Second, closing: false, out bool found);
+            Assert.True(found);
+            Assert.Equal(i % 3 == 0 ? NatKind.Dnat : NatKind.Snat, TranslationTable.KindOf(in slot));
+        }
+        Assert.Equal(Count, table.Count);
+
+        // At 41 s the first half (last seen by 10 s) has gone, the second (20-30 s) stays, in place.
+        Assert.True(table.Sweep(41 * Second, timeouts));
+        Assert.Equal(Count / 2, table.Count);
+        for (int i = Count / 2; i < Count; i += 5)
+        {
+            table.FindOrAdd(hashes[i], NatKind.Snat, TranslationTable.TimeoutClass.Udp, 41 * Second, closing: false, out bool found);
+            Assert.True(found);
+        }
+        int added = 0;
+        for (int i = 0; i < Count / 2; i += 11)
+        {
+            table.FindOrAdd(hashes[i], NatKind.Snat, TranslationTable.TimeoutClass.Udp, 41 * Second, closing: false, out bool found);
+            Assert.False(found);
+            added++;
+        }
+        Assert.Equal(Count / 2 + added, table.Count);
+    }
+
+    [Fact]
+    public void TranslationTable_WithRows_RowsMoveWithTheirSlotsThroughResizesAndSweeps()
+    {
+        // The rows are a second array beside the slots: a resize and a deletion's backward shift must move them too.
+        var timeouts = new FlowTimeouts { UdpNs = 30 * Second };
+        using var table = new TranslationTable(timeouts, keepRows: true);
+        var random = new Random(92);
+        var rowOf = new Dictionary<ulong, (int Row, long At)>();
+        for (int i = 0; i < 300_000; i++)
+        {
+            ulong hash = NextHash(random) & ~0xFUL;
+            long at = i * 100_000L; // 0-30 s
+            if (hash == 0 || rowOf.ContainsKey(hash) || Math.Abs(at - 15 * Second) < Second / 100)
+            {
+                continue; // times within 2 units (about 1 ms) of the sweep's boundary may stay or go: none here
+            }
+            table.FindOrAdd(hash, NatKind.Snat, TranslationTable.TimeoutClass.Udp, at, closing: false, out bool found);
+            Assert.False(found);
+            table.LastRow = i % 997;
+            rowOf[hash] = (i % 997, at);
+        }
+        table.Sweep(45 * Second, timeouts); // those last seen before 15 s (less a unit) go
+        foreach (var gone in rowOf.Where(r => 45 * Second - r.Value.At > timeouts.UdpNs).Select(r => r.Key).ToList())
+        {
+            rowOf.Remove(gone);
+        }
+        var counts = new long[997];
+        table.CountByRow(counts);
+        var expected = new long[997];
+        foreach (var (row, _) in rowOf.Values)
+        {
+            expected[row]++;
+        }
+        Assert.Equal(rowOf.Count, table.Count);
+        Assert.Equal(expected, counts);
+        foreach (var (hash, (row, _)) in rowOf.Take(20_000))
+        {
+            table.FindOrAdd(hash, NatKind.Dnat, TranslationTable.TimeoutClass.Udp, 45 * Second, closing: false, out bool found);
+            Assert.True(found);
+            Assert.Equal(row, table.LastRow);
+        }
+    }
+
+    [Fact]
+    public void NatTable_WithoutInUse_CountsTheSameAsWithItAndAsAModel()
+    {
+        // Replay keeps no row per translation: a translation seen again (a reply, which passes the other way and so
+        // has the other kind) finds its row from its key and its first kind. 1,600 SNAT rows and 40 DNAT rows (rows in
+        // several chunks), replies, flows that come back after a sweep; counted with rows kept, without, and by hand.
+        var withRows = new NatTable(detail: false, FlowTimeouts.Default);
+        var without = new NatTable(detail: false, FlowTimeouts.Default, inUse: false);
+        var model = new Dictionary<(NatKind, string Inside, string Outside, string Peer), (long Flows, long Packets)>();
+        var random = new Random(93);
+        var live = new List<(FlowKey Out, FlowKey OutAfter, FlowKey Reply, FlowKey ReplyAfter, (NatKind, string, string, string) Row)>();
+        long at = 0;
+        void Step(in FlowKey before, in FlowKey after, (NatKind, string, string, string) row, bool isNew)
+        {
+            withRows.Observe(before, after, at, closing: false);
+            without.Observe(before, after, at, closing: false);
+            var counts = model.GetValueOrDefault(row);
+            model[row] = (counts.Flows + (isNew ? 1 : 0), counts.Packets + 1);
+        }
+        for (int i = 0; i < 40_000; i++)
+        {
+            at += 500_000; // 2,000 steps a second: 20 s in all
+            if (live.Count > 0 && random.Next(3) == 0)
+            {
+                // A reply or another packet of a live flow: found, counted in the flow's row.
+                var flow = live[random.Next(live.Count)];
+                if (random.Next(2) == 0)
+                {
+                    Step(flow.Reply, flow.ReplyAfter, flow.Row, isNew: false);
+                }
+                else
+                {
+                    Step(flow.Out, flow.OutAfter, flow.Row, isNew: false);
+                }
+                continue;
+            }
+            ushort port = (ushort)(10_000 + i);
+            if (random.Next(10) == 0)
+            {
+                // DNAT: a client reaches a published port 10.0.0.5:8080 of container c:80; row without the client's port.
+                int c = random.Next(40);
+                string container = $"172.18.0.{c + 2}", client = $"203.0.113.{random.Next(50) + 1}";
+                FlowKey inbound = Udp(client, port, "10.0.0.5", 8080), delivered = Udp(client, port, container, 80);
+                FlowKey answer = Udp(container, 80, client, port), answered = Udp("10.0.0.5", 8080, client, port);
+                var row = (NatKind.Dnat, container + ":80", "10.0.0.5:8080", client);
+                live.Add((inbound, delivered, answer, answered, row));
+                Step(inbound, delivered, row, isNew: true);
+            }
+            else
+            {
+                int c = random.Next(40), s = random.Next(40);
+                string container = $"172.17.0.{c + 2}", server = $"198.51.100.{s + 1}";
+                FlowKey outbound = Udp(container, port, server, 53), masqueraded = Udp("10.0.0.5", port, server, 53);
+                FlowKey reply = Udp(server, 53, "10.0.0.5", port), delivered = Udp(server, 53, container, port);
+                var row = (NatKind.Snat, container, "10.0.0.5", server + ":53");
+                live.Add((outbound, masqueraded, reply, delivered, row));
+                Step(outbound, masqueraded, row, isNew: true);
+            }
+        }
+        // All idle since at most 20 s: a sweep at 35 s drops those last seen before 5 s; seen again, they are new flows.
+        withRows.Sweep(at + 15 * Second, FlowTimeouts.Default);
+        without.Sweep(at + 15 * Second, FlowTimeouts.Default);
+        Assert.Equal(withRows.ActiveTranslations, without.ActiveTranslations);
+        Assert.InRange(without.ActiveTranslations, 1, live.Count - 1);
+
+        List<NatAggregate> expected = withRows.Aggregates();
+        Assert.Equal(expected, without.Aggregates());
+        Assert.True(expected.Count > 1_024, $"{expected.Count} rows");
+        Assert.Equal(model.Count, expected.Count);
+        Assert.All(expected, r => Assert.Equal(model[(r.Kind, r.Inside, r.Outside, r.Peer)], (r.Flows, r.Packets)));
+        Assert.Empty(without.InUse());
+        Assert.Equal(withRows.ActiveTranslations, withRows.InUse().Sum(u => u.Translations));
+    }
+
+    private static ulong NextHash(Random random)
+    {
+        Span<byte> bytes = stackalloc byte[8];
+        random.NextBytes(bytes);
+        return BitConverter.ToUInt64(bytes);
+    }
+
     private static FlowKey Udp(string source, ushort sourcePort, string destination, ushort destinationPort) =>
         new(IpProtocol.Udp, IpAddress.Parse(source), sourcePort, IpAddress.Parse(destination), destinationPort);
 }
