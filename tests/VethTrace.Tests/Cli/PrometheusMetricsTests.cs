@@ -83,8 +83,7 @@ public sealed partial class PrometheusMetricsTests(ITestOutputHelper output)
             NatOwner = inside => owners.OfNatInside(inside)?.Name,
         };
         session.Correlator.Observer = metrics;
-        using var exporter = PrometheusEndpoint.Start(new IPEndPoint(IPAddress.Loopback, FreePort()), "lab-test", metrics, out string? problem)
-            ?? throw new InvalidOperationException(problem);
+        using var exporter = StartOnFreePort(metrics);
         var feeds = Engine.FollowFeeding.Feed(session, path, captured: name => name != "eth0");
         CorrelationReport report = session.Report();
         // As WholeHostFollow hands them: each interface's packets with no kernel drops (not known per interface with
@@ -141,8 +140,7 @@ public sealed partial class PrometheusMetricsTests(ITestOutputHelper output)
         // Served: one kernel-drop series, the handle's; a packet series per interface kept.
         var session = new TraceSession(new TraceSessionOptions());
         using var metrics = new FollowMetrics(session.Interfaces.RoleOf, session.Interfaces.Names, _ => null);
-        using var exporter = PrometheusEndpoint.Start(new IPEndPoint(IPAddress.Loopback, FreePort()), "lab-test", metrics, out string? problem)
-            ?? throw new InvalidOperationException(problem);
+        using var exporter = StartOnFreePort(metrics);
         metrics.Update(session.Report(), rows, []);
         using var http = new HttpClient();
         string scrape = await http.GetStringAsync($"http://{exporter.Bound}/metrics");
@@ -200,7 +198,7 @@ public sealed partial class PrometheusMetricsTests(ITestOutputHelper output)
         using var metrics = new FollowMetrics(session.Interfaces.RoleOf, session.Interfaces.Names,
             id => session.Interfaces.Names[id] is var name && name.LastIndexOf("-c", StringComparison.Ordinal) is > 0 and var at ? name[(at + 1)..] : null);
         session.Correlator.Observer = metrics;
-        using var exporter = PrometheusEndpoint.Start(new IPEndPoint(IPAddress.Loopback, FreePort()), "lab-test", metrics, out string? problem) ?? throw new InvalidOperationException(problem);
+        using var exporter = StartOnFreePort(metrics);
         var feeds = new Dictionary<string, (PacketFeed Feed, int Id)>();
         const int containers = 50;
         for (int pass = 0; pass < containers; pass++)
@@ -248,6 +246,24 @@ public sealed partial class PrometheusMetricsTests(ITestOutputHelper output)
         using var probe = new TcpListener(IPAddress.Loopback, 0);
         probe.Start();
         return ((IPEndPoint)probe.LocalEndpoint).Port;
+    }
+
+    /// <summary>
+    /// An exporter on a loopback port free a moment ago. The port is free when <see cref="FreePort"/> lets it go, but another
+    /// test or process may take it before the exporter binds it (once seen as "Address already in use" in a full suite
+    /// run): then another port is tried, a few times.
+    /// </summary>
+    private static PrometheusEndpoint StartOnFreePort(FollowMetrics metrics)
+    {
+        string? problem = null;
+        for (int attempt = 0; attempt < 5; attempt++)
+        {
+            if (PrometheusEndpoint.Start(new IPEndPoint(IPAddress.Loopback, FreePort()), "lab-test", metrics, out problem) is { } exporter)
+            {
+                return exporter;
+            }
+        }
+        throw new InvalidOperationException(problem);
     }
 
     [Theory]
