@@ -285,7 +285,7 @@ public static class WholeHostFollow
                         FlushEvents();
                     }
                 }
-                else if (settings.Terminal && !_json)
+                else if (LiveView)
                 {
                     AnsiConsole.Live(new Markup("starting…")).AutoClear(false).Start(context =>
                     {
@@ -709,6 +709,9 @@ public static class WholeHostFollow
 
         private int _eventsWritten;
 
+        /// <summary>The table redrawn on the terminal (not an agent, not JSON), which shows the events again at each redraw.</summary>
+        private bool LiveView => settings.Terminal && !_json && !settings.Quiet;
+
         private void FlushEvents()
         {
             for (; _eventsWritten < _events.Count; _eventsWritten++)
@@ -716,7 +719,7 @@ public static class WholeHostFollow
                 output.WriteLine(_events[_eventsWritten]);
             }
             output.Flush();
-            if (!(settings.Terminal && !_json && !settings.Quiet))
+            if (!LiveView)
             {
                 // Written, and no live view shows them again: not kept for the life of the run (containers come and go).
                 _events.Clear();

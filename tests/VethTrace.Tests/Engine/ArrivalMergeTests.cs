@@ -1,5 +1,6 @@
 using VethTrace.Flows;
 using VethTrace.Packets;
+using VethTrace.Tests.Replay;
 using VethTrace.Tracing;
 
 namespace VethTrace.Tests.Engine;
@@ -13,13 +14,6 @@ namespace VethTrace.Tests.Engine;
 public sealed class ArrivalMergeTests
 {
     private static readonly FlowKey Flow = new(IpProtocol.Udp, IpAddress.Parse("172.17.0.2"), 40000, IpAddress.Parse("198.51.100.2"), 53);
-
-    private sealed class Recorder : IObservationSink
-    {
-        public List<(long, long)> Seen { get; } = [];
-
-        public void Add(in Observation observation) => Seen.Add((observation.TimestampNs, observation.Order));
-    }
 
     private static Observation At(long ns, int hop, long order) => new(ns, hop, order, (ulong)order + 1, Flow, 100);
 
@@ -45,7 +39,7 @@ public sealed class ArrivalMergeTests
         long order = 0;
         var merge = new ArrivalMerge();
         var queues = Enumerable.Range(0, Hops).Select(_ => merge.Open()).ToArray();
-        var merged = new Recorder();
+        var merged = new ObservationRecorder();
         var orderer = new TimeOrderer(merged, Slack);
         long nextPump = 1_000_000_000;
         for (long packet = 0; packet < Packets; packet++)
@@ -78,7 +72,7 @@ public sealed class ArrivalMergeTests
         merge.Release(long.MaxValue, 0, orderer);
         orderer.Flush();
 
-        var alone = new Recorder();
+        var alone = new ObservationRecorder();
         var reference = new TimeOrderer(alone, Slack);
         foreach (Observation observation in arrivals)
         {
@@ -108,7 +102,7 @@ public sealed class ArrivalMergeTests
         const long Slack = 1_000_000_000;
         var merge = new ArrivalMerge();
         ArrivalQueue a = merge.Open(), b = merge.Open();
-        var seen = new Recorder();
+        var seen = new ObservationRecorder();
         var orderer = new TimeOrderer(seen, Slack);
         Write(a, At(5_000_000_000, 0, 1));
         Write(a, At(4_999_990_000, 0, 3));
@@ -134,7 +128,7 @@ public sealed class ArrivalMergeTests
         const int Hops = 4, PerHop = 300_000;
         var merge = new ArrivalMerge();
         var queues = Enumerable.Range(0, Hops).Select(_ => merge.Open()).ToArray();
-        var seen = new Recorder();
+        var seen = new ObservationRecorder();
         var orderer = new TimeOrderer(seen, long.MaxValue / 4);
         var producers = Enumerable.Range(0, Hops).Select(hop => new Thread(() =>
         {

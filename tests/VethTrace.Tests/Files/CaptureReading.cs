@@ -48,6 +48,38 @@ internal static class CaptureReading
     /// Asserts that a read stopped at damage, and that the stop is sticky (peek, then advance: a failed
     /// read moves nothing, so every later call fails the same way and counts no packet).
     /// </summary>
+    /// <summary>
+    /// A damaged copy of <paramref name="original"/>: 1 to <paramref name="maxMutations"/> - 1 bytes set at random,
+    /// flipped by one bit, or set to an extreme in a 32-bit word (length fields are where damage hurts), and one time
+    /// in four cut short at a random length. The same <paramref name="random"/> gives the same copies.
+    /// </summary>
+    public static byte[] Mutated(byte[] original, Random random, int maxMutations)
+    {
+        byte[] file = (byte[])original.Clone();
+        int mutations = random.Next(1, maxMutations);
+        for (int m = 0; m < mutations; m++)
+        {
+            int at = random.Next(file.Length);
+            switch (random.Next(3))
+            {
+                case 0:
+                    file[at] = (byte)random.Next(256);
+                    break;
+                case 1:
+                    file[at] ^= (byte)(1 << random.Next(8));
+                    break;
+                default:
+                    file[at & ~3] = random.Next(2) == 0 ? (byte)0xFF : (byte)0x00;
+                    break;
+            }
+        }
+        if (random.Next(4) == 0)
+        {
+            file = file[..random.Next(file.Length + 1)];
+        }
+        return file;
+    }
+
     public static CaptureFileError AssertStoppedAt(CaptureFileReader reader, long offset, string message)
     {
         CaptureFileError? error = reader.Error;

@@ -135,28 +135,7 @@ public sealed class ReadInOneGoTests
         var random = new Random(seed);
         for (int round = 0; round < Rounds; round++)
         {
-            byte[] file = (byte[])original.Clone();
-            int mutations = random.Next(1, 4);
-            for (int m = 0; m < mutations; m++)
-            {
-                int at = random.Next(file.Length);
-                switch (random.Next(3))
-                {
-                    case 0:
-                        file[at] = (byte)random.Next(256);
-                        break;
-                    case 1:
-                        file[at] ^= (byte)(1 << random.Next(8));
-                        break;
-                    default:
-                        file[at & ~3] = random.Next(2) == 0 ? (byte)0xFF : (byte)0x00;
-                        break;
-                }
-            }
-            if (random.Next(4) == 0)
-            {
-                file = file[..random.Next(file.Length + 1)];
-            }
+            byte[] file = CaptureReading.Mutated(original, random, maxMutations: 4);
             AssertSameOutcome(file, name, $"round {round}: {Convert.ToHexString(file)}");
         }
     }

@@ -14,13 +14,6 @@ public sealed class PipedOrdererTests
 {
     private static readonly FlowKey Flow = new(IpProtocol.Udp, IpAddress.Parse("172.17.0.2"), 40000, IpAddress.Parse("198.51.100.2"), 53);
 
-    private sealed class Recorder : IObservationSink
-    {
-        public List<(long, long)> Seen { get; } = [];
-
-        public void Add(in Observation observation) => Seen.Add((observation.TimestampNs, observation.Order));
-    }
-
     private struct Collect : IBatchConsumer<Observation>
     {
         public List<(long, long)> Seen;
@@ -56,7 +49,7 @@ public sealed class PipedOrdererTests
 
     private static (List<(long, long)> Seen, long Overtaken) ThroughTimeOrderer(List<Observation> arrivals, long slackNs)
     {
-        var recorder = new Recorder();
+        var recorder = new ObservationRecorder();
         var orderer = new TimeOrderer(recorder, slackNs);
         foreach (Observation observation in arrivals)
         {
