@@ -24,7 +24,7 @@ sleep 0.5
 MODE=$1; ROUNDS=$2; shift 2
 SECS=${SECS:-8}
 # CPU time of all threads of these processes, in units of 10 us (schedstat: ns on the CPU)
-ticks() { local t=0 a b; for p in "$@"; do for f in /proc/$p/task/*/schedstat; do read -r a b < $f 2>/dev/null && t=$((t+a/10000)); done; done; echo $t; }
+ticks() { local t=0 a b; for p in "$@"; do [[ $p == 0 ]] && continue; for f in /proc/$p/task/*/schedstat; do read -r a b < $f 2>/dev/null && t=$((t+a/10000)); done; done; echo $t; }
 settings=("$@"); n=${#settings[@]}
 for ((r=1;r<=ROUNDS;r++)); do
   for ((k=0;k<n;k++)); do
@@ -32,12 +32,15 @@ for ((r=1;r<=ROUNDS;r++)); do
     name=${s%%=*}; bin=${s#*=}
     pids=()
     rm -f $D/$name.*
-    if [[ $name == tcpdump ]]; then
+    if [[ $name == alone ]]; then
+      :
+    elif [[ $name == tcpdump* ]]; then
+      snap=${name#tcpdump}; snap=${snap:-256}
       if [[ $MODE == c1 ]]; then
-        nsenter --net="$C1_NETNS" tcpdump -n -s 256 -w /dev/null -i "$C1_IF" 2>$D/$name.e0 & pids+=($!)
-        i=1; for h in "$C1_VETH" "$BRIDGE" "$EGRESS_IF"; do tcpdump -n -s 256 -w /dev/null -i $h 2>$D/$name.e$i & pids+=($!); i=$((i+1)); done
+        nsenter --net="$C1_NETNS" tcpdump -n -s $snap -w /dev/null -i "$C1_IF" 2>$D/$name.e0 & pids+=($!)
+        i=1; for h in "$C1_VETH" "$BRIDGE" "$EGRESS_IF"; do tcpdump -n -s $snap -w /dev/null -i $h 2>$D/$name.e$i & pids+=($!); i=$((i+1)); done
       else
-        tcpdump -n -s 256 -B 32768 -w /dev/null -i any 2>$D/$name.e0 & pids+=($!)
+        tcpdump -n -s $snap -B 32768 -w /dev/null -i any 2>$D/$name.e0 & pids+=($!)
       fi
       sleep 1.5
     else
@@ -46,17 +49,23 @@ for ((r=1;r<=ROUNDS;r++)); do
       for i in $(seq 100); do grep -q '"type":"start"' $D/$name.json 2>/dev/null && break; sleep 0.1; done
       sleep 1
     fi
-    t0=$(ticks "${pids[@]}")
+    t0=$(ticks "${pids[@]}" 0)
     nsenter --net="$C1_NETNS" iperf3 -c "$UPSTREAM_IP" -p "$PORT" -t $SECS -J > $D/$name.iperf.json
-    sleep ${SETTLE:-3}; t1=$(ticks "${pids[@]}")
+    sleep ${SETTLE:-3}; t1=$(ticks "${pids[@]}" 0)
     for p in "${pids[@]}"; do kill -TERM $p; done; for p in "${pids[@]}"; do wait $p; done
     python3 - "$D" "$name" "$r" $((t1-t0)) "$MODE" <<'PY'
 import sys, json, glob, re
 d, name, r, ticks, mode = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
-g = json.load(open(f"{d}/{name}.iperf.json"))["end"]["sum_sent"]["bits_per_second"] / 1e9
-if name == "tcpdump":
+end = json.load(open(f"{d}/{name}.iperf.json"))["end"]
+g = end["sum_sent"]["bits_per_second"] / 1e9
+# iperf3's own CPU (client + server, user + system: the capture's kernel work runs in their context) per GB sent
+cpu = end["cpu_utilization_percent"]
+per_gb = (cpu["host_total"] + cpu["remote_total"]) / 100 * end["sum_sent"]["seconds"] / (end["sum_sent"]["bytes"] / 1e9)
+if name == "alone":
+    pk = drops = 0; extra = ""
+elif name.startswith("tcpdump"):
     pk = drops = 0
-    for f in glob.glob(f"{d}/tcpdump.e*"):
+    for f in glob.glob(f"{d}/{name}.e*"):
         t = open(f).read()
         pk += int(re.search(r"(\d+) packets captured", t).group(1)); drops += int(re.search(r"(\d+) packets dropped by kernel", t).group(1))
     extra = ""
@@ -72,7 +81,7 @@ else:
     hops = max(len(p["interfaces"]) for p in paths) if paths else 0
     whole = sum(p["journeys"] for p in paths if len(p["interfaces"]) == hops)
     extra = f"journeys {s['journeys']} complete {100*s['complete']/max(1,s['journeys']):.3f}% whole({hops}) {100*whole/max(1,s['journeys']):.3f}%"
-print(f"r{r} {mode} {name:<8} cpu {ticks/1e5:5.3f}s packets {pk:>8} {ticks*10/max(pk,1):6.3f} us/pkt iperf3 {g:6.2f} Gbit/s drops {drops} {extra}", flush=True)
+print(f"r{r} {mode} {name:<8} cpu {ticks/1e5:5.3f}s packets {pk:>8} {ticks*10/max(pk,1):6.3f} us/pkt iperf3 {g:6.2f} Gbit/s {per_gb:5.3f} cpu-s/GB drops {drops} {extra}", flush=True)
 PY
   done
 done

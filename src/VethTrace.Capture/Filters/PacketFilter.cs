@@ -51,14 +51,14 @@ public sealed class PacketFilter : IPacketSelector, IDisposable
             }
             Volatile.Write(ref _last, last);
         }
-        return Run(last!.Program, data, originalLength);
+        return Run(last!.Raw, data, originalLength);
     }
 
     /// <summary>
     /// pcap_offline_filter with a pcap_pkthdr of our own on the stack: caplen the bytes we have, len the wire length.
     /// (SharpPcap's Matches(ReadOnlySpan) sets both to the captured length, and allocates the header per packet.)
     /// </summary>
-    private static unsafe bool Run(BpfProgram program, ReadOnlySpan<byte> data, int originalLength)
+    private static unsafe bool Run(IntPtr program, ReadOnlySpan<byte> data, int originalLength)
     {
         var header = new PacketHeader
         {
@@ -67,7 +67,9 @@ public sealed class PacketFilter : IPacketSelector, IDisposable
         };
         fixed (byte* bytes = data)
         {
-            return program.Matches((IntPtr)(&header), (IntPtr)bytes);
+            // The raw program, not SharpPcap's SafeHandle (a reference taken and dropped per packet): Compiled holds one
+            // reference from compiling to Dispose.
+            return VethTrace.Capture.Live.PcapStatistics.OfflineFilter(program, &header, bytes) != 0;
         }
     }
 
@@ -88,6 +90,7 @@ public sealed class PacketFilter : IPacketSelector, IDisposable
             _last = null;
             foreach (Compiled compiled in _programs.Values)
             {
+                compiled.Program.DangerousRelease();
                 compiled.Program.Dispose();
             }
             _programs.Clear();
@@ -111,7 +114,10 @@ public sealed class PacketFilter : IPacketSelector, IDisposable
         }
         try
         {
-            compiled = new Compiled(linkType.Value, BpfProgram.Create((LinkLayers)linkType.Value, Expression));
+            BpfProgram program = BpfProgram.Create((LinkLayers)linkType.Value, Expression);
+            bool referenced = false;
+            program.DangerousAddRef(ref referenced); // released in Dispose: the raw pointer stays valid until then
+            compiled = new Compiled(linkType.Value, program, program.DangerousGetHandle());
             _programs[linkType.Value] = compiled;
             return true;
         }
@@ -127,5 +133,6 @@ public sealed class PacketFilter : IPacketSelector, IDisposable
         return false;
     }
 
-    private sealed record Compiled(uint LinkType, BpfProgram Program);
+    /// <summary>A compiled program: SharpPcap's handle (referenced until Dispose) and its struct bpf_program.</summary>
+    private sealed record Compiled(uint LinkType, BpfProgram Program, IntPtr Raw);
 }

@@ -54,6 +54,22 @@ public sealed class LiveCapture : IDisposable
     /// </summary>
     public const int GatherMs = 50;
 
+    /// <summary>
+    /// How long an observation is held for time order: the orderer's slack on the session's clock, which is the time
+    /// every hop's ring was last read empty (<see cref="Pump"/>), not the wall clock, so a capture thread that runs late
+    /// holds the clock back instead of delivering behind it. What is left is a packet's own lateness into its ring: a
+    /// stamp taken before the packet reached the socket (an skb keeps the time an earlier hop gave it, the softirq that
+    /// hands it over runs late), microseconds to a millisecond in the lab (docs/whole-host.md, "Time order in one ring",
+    /// at most 0.8 ms at load 70), so 250 ms leaves hundreds of times that; a packet later than it is counted
+    /// (<see cref="LatePackets"/>) and said. With the wall clock and 2 s of slack (before session 10) the session held
+    /// two to three seconds of observations at a time, 25 MB of queue chunks under iperf3 written and read back out of
+    /// cache, first touched (page faults) as the stream began; now about a quarter of a second.
+    /// </summary>
+    public const long OrderSlackNs = 250_000_000;
+
+    /// <summary>How long a capture thread's poll waits after a quiet spell: a quiet hop moves its watermark on this often.</summary>
+    private const int QuietPollMs = 100;
+
     private readonly List<(HopTarget Target, HopDevice Device, int Id, LinkType LinkType)> _devices = [];
     private readonly List<HopTarget> _targets = [];
     private readonly ConcurrentQueue<(int Hop, string Name)> _lost = new();
@@ -81,7 +97,8 @@ public sealed class LiveCapture : IDisposable
         _bufferBytes = bufferBytes;
         _ownAddresses = new ulong[targets.Count];
         _targets.AddRange(targets);
-        _hops = [.. targets.Select(t => (session.OpenConcurrentFeed(), session.Interfaces.Add(t.DisplayName, t.Role, t.RoleSource)))];
+        _hops = [.. targets.Select(t => (session.OpenConcurrentFeed(OrderSlackNs), session.Interfaces.Add(t.DisplayName, t.Role, t.RoleSource)))];
+        _newestNs = new long[targets.Count];
         try
         {
             OpenAll(targets, snapLength, bufferBytes, kernelFilter);
@@ -186,9 +203,40 @@ public sealed class LiveCapture : IDisposable
 
     /// <summary>
     /// Moves what has arrived into the correlator, in time order (<see cref="TraceSession.Pump"/>: the live view lags
-    /// by the orderer's slack). The handles stamp with the system's real-time clock, so that is the session's clock.
+    /// by the orderer's slack), and the session's clock to the watermark: the earliest of the times each hop's ring was
+    /// last read empty (<see cref="HopDevice.DrainedNs"/>, on the real-time clock the kernel stamps with). Everything
+    /// stamped more than <see cref="OrderSlackNs"/> before it has been handed over, however late a capture thread ran.
+    /// Nothing moves until every hop has been read once. One thread pumps.
     /// </summary>
-    public void Pump() => _session.Pump(Now());
+    public void Pump()
+    {
+        long watermark = long.MaxValue;
+        foreach (var (_, device, _, _) in _devices)
+        {
+            watermark = Math.Min(watermark, device.DrainedNs);
+        }
+        if (watermark > 0 && watermark != long.MaxValue && watermark > _watermarkNs)
+        {
+            Volatile.Write(ref _watermarkNs, watermark);
+            _session.Pump(watermark);
+        }
+    }
+
+    private long _watermarkNs;
+    /// <summary>Per hop, the newest stamp handed on (that hop's capture thread only).</summary>
+    private readonly long[] _newestNs;
+    private long _behindMaxNs;
+    private long _late;
+
+    /// <summary>
+    /// Packets stamped more than <see cref="OrderSlackNs"/> before what the session's clock had passed when they were
+    /// read (<see cref="Pump"/>): the orderer may have let later ones go before them, so their journeys may have been
+    /// matched without them. 0 in every measured run; said when not.
+    /// </summary>
+    public long LatePackets => Volatile.Read(ref _late);
+
+    /// <summary>The furthest a packet came behind the newest stamp read before it on its hop, or the watermark (ns).</summary>
+    public long OutOfOrderMaxNs => Volatile.Read(ref _behindMaxNs);
 
     private static long Now() => (DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100;
 
@@ -240,9 +288,33 @@ public sealed class LiveCapture : IDisposable
     {
         // The capture thread of this handle: the session parses the bytes where they lie and keeps only the observation.
         var (feed, id) = _hops[hop];
+        // How far behind what the orderer may already have let go (the newest stamp before it on this hop, the
+        // session's watermark) this one comes: a plain compare per packet, counted only when it is behind.
+        long newest = _newestNs[hop];
+        if (ns > newest)
+        {
+            _newestNs[hop] = ns;
+        }
+        long behind = Math.Max(newest, Volatile.Read(ref _watermarkNs)) - ns;
+        if (behind > 0)
+        {
+            Behind(behind);
+        }
         PacketDirection direction = DirectionOf(data, linkType, _session.Interfaces.RoleOf(id), _ownAddresses[hop], _containerAddresses);
         Sink?.Write(hop, linkType, ns, data, originalLength, direction);
         feed.Arrive(id, ns, data, originalLength, linkType, direction);
+    }
+
+    private void Behind(long behindNs)
+    {
+        long max;
+        while (behindNs > (max = Volatile.Read(ref _behindMaxNs)) && Interlocked.CompareExchange(ref _behindMaxNs, behindNs, max) != max)
+        {
+        }
+        if (behindNs > OrderSlackNs)
+        {
+            Interlocked.Increment(ref _late);
+        }
     }
 
     /// <summary>
@@ -292,7 +364,7 @@ public sealed class LiveCapture : IDisposable
     {
         PcapInterface pcapInterface = interfaces.FirstOrDefault(i => i.Name == name)
             ?? throw new LiveCaptureException($"no interface named {name}");
-        var device = new HopDevice(pcapInterface);
+        var device = new HopDevice(pcapInterface) { PollMs = QuietPollMs };
         // Promiscuous: a bridge device sees bridged (east-west) frames only in promiscuous mode (docs/DESIGN.md, "The hop model").
         device.OpenForHops(DeviceModes.Promiscuous, snapLength, bufferBytes);
         if (filter is not null)

@@ -75,4 +75,14 @@ internal static class PcapStatistics
 
     [DllImport(Library)]
     private static extern int pcap_next_ex(IntPtr pcap, out IntPtr header, out IntPtr data);
+
+    /// <summary>
+    /// pcap_offline_filter(3PCAP) on a raw struct bpf_program (the caller keeps it alive): the filter's return value,
+    /// 0 when the packet does not match. SharpPcap's BpfProgram.Matches takes and drops a reference on its SafeHandle
+    /// per call (two interlocked operations per packet on every capture thread's one shared program).
+    /// </summary>
+    public static unsafe int OfflineFilter(IntPtr program, void* header, byte* data) => pcap_offline_filter(program, header, data);
+
+    [DllImport(Library)]
+    private static extern unsafe int pcap_offline_filter(IntPtr program, void* header, byte* data);
 }

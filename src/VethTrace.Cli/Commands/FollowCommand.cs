@@ -461,6 +461,11 @@ public static class FollowCommand
                     // follow filters in the engine, after the capture, so only record's --filter (libpcap's) lightens it.
                     (recorder is null ? "lower --snaplen or raise --buffer-size" : "narrow --filter, lower --snaplen"));
             }
+            if (live.LatePackets > 0)
+            {
+                error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"vethtrace: {live.LatePackets} packets came more than {LiveCapture.OrderSlackNs / 1_000_000} ms out of time order (at most {live.OutOfOrderMaxNs / 1e6:0.###} ms): their journeys may have been matched without them"));
+            }
             if (json)
             {
                 ReplayJson.Write(output, report, names, session.Interfaces);
@@ -585,6 +590,9 @@ public static class FollowCommand
     /// Waits up to a second (less at the end of --duration), moves what arrived into the correlator, and says whether
     /// to go on: false at the end of the duration, on Ctrl-C, or when a hop's interface went away.
     /// </summary>
+    /// <summary>How often follow moves what the capture threads queued on to the correlator (twice a capture thread's gathering time).</summary>
+    private static readonly TimeSpan PumpEvery = TimeSpan.FromMilliseconds(2 * LiveCapture.GatherMs);
+
     private static bool Tick(Settings settings, LiveCapture live, Stopwatch clock, CancellationToken cancel, TextWriter error)
     {
         if (cancel.IsCancellationRequested || settings.Duration is { } limit && clock.Elapsed >= limit)
@@ -596,7 +604,23 @@ public static class FollowCommand
         {
             wait = total - clock.Elapsed;
         }
-        cancel.WaitHandle.WaitOne(wait < TimeSpan.Zero ? TimeSpan.Zero : wait);
+        // Pump every PumpEvery within the second: the session's clock follows the rings (LiveCapture.Pump), so what
+        // the capture threads queued goes on to the correlator a tenth of a second later, not in one burst a second,
+        // while it is still in the cache.
+        TimeSpan until = clock.Elapsed + (wait < TimeSpan.Zero ? TimeSpan.Zero : wait);
+        while (true)
+        {
+            TimeSpan left = until - clock.Elapsed;
+            if (left <= TimeSpan.Zero || cancel.WaitHandle.WaitOne(left < PumpEvery ? left : PumpEvery))
+            {
+                break;
+            }
+            live.Pump();
+            if (live.LostHops.Count > 0)
+            {
+                break;
+            }
+        }
         live.Pump();
         if (live.LostHops.Count > 0)
         {

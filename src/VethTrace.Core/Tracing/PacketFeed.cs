@@ -15,7 +15,6 @@ namespace VethTrace.Tracing;
 /// </remarks>
 public sealed class PacketFeed
 {
-    private readonly TraceSession _session;
     private readonly ParserOptions _parser;
     private readonly IPacketSelector? _filter;
     private readonly TunnelTable _tunnels;
@@ -31,7 +30,6 @@ public sealed class PacketFeed
 
     internal PacketFeed(TraceSession session, PipedOrderer? orderer, BatchPipe<Observation>? pipe, ArrivalQueue? queue, bool stopWhenOvertaken)
     {
-        _session = session;
         _parser = session.Options.Parser;
         _filter = session.Options.Filter;
         _sample = session.Options.Sample;
@@ -104,13 +102,12 @@ public sealed class PacketFeed
             return;
         }
         bool selected = _filter is null || _filter.Matches(frame, packet.OriginalLength, linkType);
-        // Capture order breaks ties of equal timestamps: the packet's number for the one feed of a pipelined run, a
-        // number shared by the session's concurrent feeds otherwise.
-        long order = _queue is null ? _packets : _session.NextOrder();
+        // Capture order breaks ties of equal timestamps: the packet's number for the one feed of a pipelined run, the
+        // feed's own queue's (its place among the feeds, then its count) for the session's concurrent feeds.
         if (_orderer is not null)
         {
             // Written once, where the matching thread will read it (PipedOrderer).
-            Observation.Write(ref _orderer.Reserve(), in packet, frame, timestampNs, interfaceId, order, selected, direction, timestampInvalid);
+            Observation.Write(ref _orderer.Reserve(), in packet, frame, timestampNs, interfaceId, _packets, selected, direction, timestampInvalid);
             _orderer.Commit();
             if (_stopWhenOvertaken && _orderer.Overtaken > 0)
             {
@@ -119,9 +116,11 @@ public sealed class PacketFeed
         }
         else
         {
-            // Written once, in the feed's own queue, where the pump merges it (ArrivalMerge).
-            _queue!.Reserve() = Observation.From(in packet, frame, timestampNs, interfaceId, order, selected, direction, timestampInvalid);
-            _queue.Commit(timestampNs);
+            // Written once, in place, in the feed's own queue, where the pump merges it (ArrivalMerge): built as a value
+            // and assigned, it was made on the stack and copied in (112 bytes, a memmove call per packet).
+            ArrivalQueue queue = _queue!;
+            Observation.Write(ref queue.Reserve(), in packet, frame, timestampNs, interfaceId, queue.NextOrder(), selected, direction, timestampInvalid);
+            queue.Commit(timestampNs);
         }
     }
 }
