@@ -38,6 +38,15 @@ public static class Capabilities
         return missing.Count == 0 ? null : "missing " + string.Join(", ", missing) + "; run as root or grant them (setcap, or docker's --cap-add)";
     }
 
+    private const int SysNice = 23;
+
+    /// <summary>
+    /// Whether this process may raise a thread's priority back (CAP_SYS_NICE): a capture thread is run below the
+    /// workload only when it can be raised again as it falls behind (<see cref="BackgroundPriority"/>).
+    /// </summary>
+    public static bool CanRaisePriority(string statusPath = "/proc/self/status") =>
+        Effective(statusPath) is { } caps && (caps & (1UL << SysNice)) != 0;
+
     private static ulong? Effective(string statusPath)
     {
         try

@@ -219,6 +219,10 @@ public sealed class HostCapture : IDisposable
     /// </summary>
     public void Pump()
     {
+        long now = Environment.TickCount64;
+        _pumpPriority ??= BackgroundPriority.OfCurrentThread();
+        _pumpPriority.Paced(_lastPumpMs == 0 ? 0 : (now - _lastPumpMs) * 1_000_000);
+        _lastPumpMs = now;
         long drained = _device.DrainedNs;
         if (drained > 0)
         {
@@ -226,8 +230,13 @@ public sealed class HostCapture : IDisposable
         }
     }
 
+    /// <summary>The pumping thread's priority: below the workload while it pumps on time (<see cref="BackgroundPriority.Paced"/>).</summary>
+    private BackgroundPriority? _pumpPriority;
+    private long _lastPumpMs;
+
     public void Stop()
     {
+        _pumpPriority?.Restore();
         try
         {
             _device.StopCapture();

@@ -210,6 +210,10 @@ public sealed class LiveCapture : IDisposable
     /// </summary>
     public void Pump()
     {
+        long now = Environment.TickCount64;
+        _pumpPriority ??= BackgroundPriority.OfCurrentThread();
+        _pumpPriority.Paced(_lastPumpMs == 0 ? 0 : (now - _lastPumpMs) * 1_000_000);
+        _lastPumpMs = now;
         long watermark = long.MaxValue;
         foreach (var (_, device, _, _) in _devices)
         {
@@ -223,6 +227,9 @@ public sealed class LiveCapture : IDisposable
     }
 
     private long _watermarkNs;
+    /// <summary>The pumping thread's priority: below the workload while it pumps on time (<see cref="BackgroundPriority.Paced"/>).</summary>
+    private BackgroundPriority? _pumpPriority;
+    private long _lastPumpMs;
     /// <summary>Per hop, the newest stamp handed on (that hop's capture thread only).</summary>
     private readonly long[] _newestNs;
     private long _behindMaxNs;
@@ -242,6 +249,8 @@ public sealed class LiveCapture : IDisposable
 
     public void Stop()
     {
+        // The report is built at the thread's own priority.
+        _pumpPriority?.Restore();
         foreach (var (_, device, _, _) in _devices)
         {
             try
@@ -447,8 +456,11 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
         // Close replaces Handle with an invalid one: this loop keeps the one it started with.
         PcapHandle handle = Handle;
         bool referenced = false;
+        // Below the workload, back to its own priority while the ring fills faster than it is read (BackgroundPriority).
+        BackgroundPriority priority = BackgroundPriority.OfCurrentThread();
         try
         {
+            priority.Lower();
             handle.DangerousAddRef(ref referenced);
             IntPtr pcap = handle.DangerousGetHandle();
             while (!cancellationToken.IsCancellationRequested)
@@ -489,8 +501,14 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
                     }
                     if (read >= GatherBelow)
                     {
-                        // The ring fills fast for its size (whole packets, a small ring): read on at once, as immediate mode would.
+                        // The ring fills fast for its size (whole packets, a small ring, or this thread kept off the CPU):
+                        // read on at once, as immediate mode would, at the thread's own priority until it has caught up.
+                        priority.Boost();
                         continue;
+                    }
+                    if (read < GatherBelow / 4)
+                    {
+                        priority.Lower();
                     }
                 }
                 cancellationToken.WaitHandle.WaitOne(LiveCapture.GatherMs);
@@ -507,6 +525,7 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
             {
                 handle.DangerousRelease();
             }
+            priority.Restore();
         }
         SendCaptureStoppedEvent(CaptureStoppedEventStatus.CompletedWithoutError);
     }
