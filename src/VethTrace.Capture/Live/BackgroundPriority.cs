@@ -66,7 +66,19 @@ internal sealed class BackgroundPriority
     public void Lower() => Set(Math.Max(_own, Nice));
 
     /// <summary>Back to the thread's own priority while it catches up.</summary>
-    public void Boost() => Set(_own);
+    public void Boost()
+    {
+        if (_known && _current != _own)
+        {
+            Interlocked.Increment(ref _boosts);
+        }
+        Set(_own);
+    }
+
+    private int _boosts;
+
+    /// <summary>How many times the thread was raised back to its own priority from below it.</summary>
+    public int Boosts => Volatile.Read(ref _boosts);
 
     /// <summary>The thread's own priority, for good (a pool thread goes back to its pool as it came).</summary>
     public void Restore() => Set(_own);

@@ -242,6 +242,12 @@ public sealed class LiveCapture : IDisposable
     /// </summary>
     public long LatePackets => Volatile.Read(ref _late);
 
+    /// <summary>
+    /// How many times a capture thread was raised back from below the workload to its own priority because a read found
+    /// its ring filling (<see cref="BackgroundPriority"/>), over the hops.
+    /// </summary>
+    public int PriorityBoosts => _devices.Sum(d => d.Device.Priority?.Boosts ?? 0);
+
     /// <summary>The furthest a packet came behind the newest stamp read before it on its hop, or the watermark (ns).</summary>
     public long OutOfOrderMaxNs => Volatile.Read(ref _behindMaxNs);
 
@@ -410,6 +416,9 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
 {
     public HopArrival? Arrival { get; set; }
 
+    /// <summary>The capture thread's priority (null before it started): below the workload, raised while the ring fills.</summary>
+    public BackgroundPriority? Priority { get; private set; }
+
     private long _drainedNs;
 
     /// <summary>
@@ -458,6 +467,7 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
         bool referenced = false;
         // Below the workload, back to its own priority while the ring fills faster than it is read (BackgroundPriority).
         BackgroundPriority priority = BackgroundPriority.OfCurrentThread();
+        Priority = priority;
         try
         {
             priority.Lower();

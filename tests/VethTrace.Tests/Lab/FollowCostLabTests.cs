@@ -1,0 +1,118 @@
+using System.Diagnostics;
+using VethTrace.Capture.Live;
+using VethTrace.Tracing;
+
+namespace VethTrace.Tests.Lab;
+
+/// <summary>
+/// What session 10 changed in follow's capture side, on the real lab's hops (the container's veth, docker0, the
+/// egress): the session's clock on the rings' watermark with a quarter of a second of order slack, and the capture and
+/// pump threads below the workload's priority, raised back while a ring fills.
+/// </summary>
+[Trait("Category", "Lab")]
+[Collection("Lab")]
+public sealed class FollowCostLabTests
+{
+    private static List<HopTarget> HostHops(LabEnvironment lab) =>
+    [
+        new(lab["C1_VETH"], null, InterfaceRole.Veth, lab["C1_VETH"]),
+        new(lab["BRIDGE"], null, InterfaceRole.Bridge, lab["BRIDGE"]),
+        new(lab["EGRESS_IF"], null, InterfaceRole.Egress, lab["EGRESS_IF"]),
+    ];
+
+    private static void Ping(LabEnvironment lab, int count, string interval) =>
+        // The container's own ping (busybox), run in its namespaces: quicker to start than docker exec.
+        LabEnvironment.Run("nsenter", "-t", lab["C1_PID"], "-m", "-n", "/bin/ping", "-q", "-c", count.ToString(), "-i", interval, "-W", "2", lab["UPSTREAM_IP"]);
+
+    [Fact]
+    public void Pump_ClockOnTheRingsWatermark_AJourneyIsMatchedWellWithinTheOldTwoSecondsOfSlack()
+    {
+        var lab = LabEnvironment.Load();
+        var session = new TraceSession(new TraceSessionOptions { Egress = lab["EGRESS_IF"] });
+        using var live = new LiveCapture(HostHops(lab), session);
+        var clock = Stopwatch.StartNew();
+        live.Start();
+        Ping(lab, 1, "1");
+        TimeSpan pinged = clock.Elapsed;
+        // A journey is matched when its window (1 s after its first copy) has passed on the session's clock, and that
+        // clock is the rings' watermark less the order slack: about 1.25 s after the echo request. With the wall clock
+        // and 2 s of slack (before) no journey could be matched before 3 s after the capture started.
+        while (session.Correlator.Journeys == 0 && clock.Elapsed < TimeSpan.FromSeconds(5))
+        {
+            Thread.Sleep(50);
+            live.Pump();
+        }
+        TimeSpan matched = clock.Elapsed;
+        live.Stop();
+
+        Assert.True(pinged < TimeSpan.FromSeconds(1), $"the ping took until {pinged.TotalSeconds:0.00} s: too late to tell");
+        Assert.True(session.Correlator.Journeys > 0, "no journey matched");
+        Assert.True(matched < TimeSpan.FromSeconds(2.7), $"the first journey was matched {matched.TotalSeconds:0.00} s after the capture started");
+        Assert.Equal(0, live.LatePackets);
+        Assert.All(live.Statistics(), h => Assert.Equal(0, h.KernelDropped));
+    }
+
+    [Fact]
+    public void CaptureThreads_RunBelowTheWorkload_RaisedBackWhileTheRingFills_RestoredAtStop()
+    {
+        var lab = LabEnvironment.Load();
+        var session = new TraceSession(new TraceSessionOptions { Egress = lab["EGRESS_IF"] });
+        // A thread starts at the priority of the thread that made it: run a process first, so that .NET's signal thread
+        // (made with the first child process) is not made by this thread while it pumps below its priority.
+        LabEnvironment.Run("true");
+        int before = ThreadsAt(BackgroundPriority.Nice);
+        // A 16 KiB ring holds about 50 packets cut to 256 bytes: a read of an eighth of it (6) raises the thread back.
+        using (var live = new LiveCapture(HostHops(lab), session, bufferBytes: 16 * 1024))
+        {
+            live.Start();
+            var clock = Stopwatch.StartNew();
+            // The three capture threads, and this one once it has pumped.
+            while (ThreadsAt(BackgroundPriority.Nice) < before + 4 && clock.Elapsed < TimeSpan.FromSeconds(5))
+            {
+                Thread.Sleep(100);
+                live.Pump();
+            }
+            Assert.True(ThreadsAt(BackgroundPriority.Nice) >= before + 4, $"{ThreadsAt(BackgroundPriority.Nice) - before} threads at nice {BackgroundPriority.Nice}");
+            Ping(lab, 200, "0.002");
+            live.Pump();
+            Assert.True(live.PriorityBoosts > 0, "no capture thread was raised back while its 16 KiB ring filled");
+            live.Stop();
+        }
+        // StopCapture waits 200 ms for a capture thread (SharpPcap's timeout); one in its quiet poll ends up to 100 ms later.
+        var stopped = Stopwatch.StartNew();
+        while (ThreadsAt(BackgroundPriority.Nice) > before && stopped.Elapsed < TimeSpan.FromSeconds(3))
+        {
+            Thread.Sleep(50);
+        }
+        Assert.True(before == ThreadsAt(BackgroundPriority.Nice), $"still at nice {BackgroundPriority.Nice}: {string.Join(", ", Lowered())}; this thread {Environment.CurrentManagedThreadId}");
+    }
+
+    private static IEnumerable<string> Lowered() => Directory.GetDirectories("/proc/self/task")
+        .Where(t => File.Exists(Path.Combine(t, "stat")))
+        .Select(t => (t, stat: File.ReadAllText(Path.Combine(t, "stat"))))
+        .Where(x => x.stat[(x.stat.LastIndexOf(')') + 2)..].Split(' ')[16] == BackgroundPriority.Nice.ToString())
+        .Select(x => x.stat[..(x.stat.LastIndexOf(')') + 1)]);
+
+    /// <summary>This process's threads at nice <paramref name="nice"/> (/proc/self/task/*/stat, field 19).</summary>
+    private static int ThreadsAt(int nice)
+    {
+        int count = 0;
+        foreach (string task in Directory.GetDirectories("/proc/self/task"))
+        {
+            try
+            {
+                string stat = File.ReadAllText(Path.Combine(task, "stat"));
+                string[] fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                if (int.Parse(fields[16]) == nice)
+                {
+                    count++;
+                }
+            }
+            catch (IOException)
+            {
+                // The thread ended.
+            }
+        }
+        return count;
+    }
+}
