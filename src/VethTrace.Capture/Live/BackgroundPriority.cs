@@ -10,7 +10,7 @@ namespace VethTrace.Capture.Live;
 /// leaves (docs/performance.md, "Follow's cost per packet (session 10, live16e)"). Without the right to change a
 /// thread's priority back (CAP_SYS_NICE), nothing changes: the thread keeps its own.
 /// </summary>
-internal sealed class BackgroundPriority
+public sealed class BackgroundPriority
 {
     /// <summary>How far below its own priority a capture or pump thread runs (nice 10: a tenth of a nice-0 thread's weight).</summary>
     public const int Nice = 10;
