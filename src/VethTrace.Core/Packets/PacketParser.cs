@@ -294,7 +294,8 @@ public static class PacketParser
         byte protocol = Unsafe.Add(ref start, ip + Ipv4Header.Field.Protocol);
 
         ref PacketLayers layers = ref packet.Outer;
-        Clear(ref layers);
+        // Only the fields from ColdStart on: every field before it is written below.
+        ClearCold(ref layers);
         int transportFlags = ReadCommonTransport(frame, protocol, transportStart, segmentLength, transportCaptured, v6: false,
             takeVxlanPort: false, options, ref layers);
         if (transportFlags == NotCommon)
@@ -471,6 +472,32 @@ public static class PacketParser
         ClearBlock(ref bytes, 13, size);
         ClearBlock(ref bytes, 14, size);
         ClearBlock(ref bytes, 15, size);
+    }
+
+    /// <summary>
+    /// Zeroes the fields of <paramref name="layers"/> from <see cref="PacketLayers.ColdStart"/> on (the transport fields,
+    /// VLAN, MPLS, the link header's own and the rarer network fields: 6 16-byte stores instead of <see cref="Clear"/>'s 12).
+    /// The first tier writes every field before that offset itself, on every path that returns true.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ClearCold(ref PacketLayers layers)
+    {
+        int size = Unsafe.SizeOf<PacketLayers>();
+        ref byte cold = ref Unsafe.Add(ref Unsafe.As<PacketLayers, byte>(ref layers), PacketLayers.ColdStart);
+        int coldSize = size - PacketLayers.ColdStart;
+        if (coldSize < Vector128<byte>.Count || coldSize > 8 * Vector128<byte>.Count)
+        {
+            Unsafe.InitBlockUnaligned(ref cold, 0, (uint)coldSize);
+            return;
+        }
+        ClearBlock(ref cold, 0, coldSize);
+        ClearBlock(ref cold, 1, coldSize);
+        ClearBlock(ref cold, 2, coldSize);
+        ClearBlock(ref cold, 3, coldSize);
+        ClearBlock(ref cold, 4, coldSize);
+        ClearBlock(ref cold, 5, coldSize);
+        ClearBlock(ref cold, 6, coldSize);
+        ClearBlock(ref cold, 7, coldSize);
     }
 
     /// <summary>

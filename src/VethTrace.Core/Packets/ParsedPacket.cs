@@ -92,43 +92,19 @@ public enum PacketFlags : ushort
 /// </summary>
 public struct PacketLayers
 {
-    public LayerSet Layers;
+    // The fields are in two groups, in this order on purpose (the struct is laid out sequentially, and tests check the
+    // offsets): the first group is written by every parse of the common shapes, so the first tier of PacketParser does
+    // not zero it; the second (from ColdStart on: what only some shapes or transports have) it zeroes with a few wide
+    // stores before writing what it has. Writing this struct is most of what a parse costs per packet (docs/performance.md,
+    // "Parser round 5"), and zeroing all of it took 13 16-byte stores.
 
-    // Link layer.
-    public LinkType LinkType;
-    public int LinkOffset;
-    /// <summary>
-    /// The type after any VLAN tags: the network layer's, or MPLS (0x8847, 0x8848), after which <see cref="IpVersion"/>
-    /// says what the label stack carried.
-    /// </summary>
-    public EtherType EtherType;
-    public byte VlanCount;
-    /// <summary>The outer tag's TPID: 802.1Q (0x8100), 802.1ad (0x88a8) or the legacy 0x9100.</summary>
-    public EtherType OuterVlanType;
-    public ushort OuterVlanId;
-    public ushort InnerVlanId;
-    /// <summary>SLL and SLL2 only: who the packet was for (PACKET_HOST, PACKET_OUTGOING, …).</summary>
-    public LinuxPacketType PacketType;
-    /// <summary>SLL2 only: the capturing interface's index; 0 otherwise.</summary>
-    public int InterfaceIndex;
-    /// <summary>How many MPLS label stack entries were read (when <see cref="EtherType"/> is MPLS).</summary>
-    public byte MplsCount;
-    /// <summary>The label stack, top first; entries past <see cref="MplsCount"/> are zero. <see cref="MplsLabels"/> reads it.</summary>
-    public MplsLabelStack MplsStack;
-
-    // Network layer.
-    public int NetworkOffset;
-    public byte IpVersion;
+    // Written by every parse.
     public IpAddress Source;
     public IpAddress Destination;
-    /// <summary>The upper-layer protocol, after IPv6 extension headers.</summary>
-    public IpProtocol Protocol;
+    public LinkType LinkType;
+    public int NetworkOffset;
     /// <summary>IPv4 identification, or the identification of an IPv6 fragment header.</summary>
     public uint IpId;
-    /// <summary>IPv4 TTL or IPv6 hop limit.</summary>
-    public byte Ttl;
-    public byte TrafficClass;
-    public uint FlowLabel;
     /// <summary>IPv4 header with options, or IPv6 header with all extension headers.</summary>
     public int IpHeaderLength;
     /// <summary>
@@ -136,34 +112,7 @@ public struct PacketLayers
     /// field was zero (<see cref="PacketFlags.IpLengthFromCapture"/>).
     /// </summary>
     public int IpTotalLength;
-    /// <summary>Fragment offset in bytes.</summary>
-    public int FragmentOffset;
-    public byte ExtensionHeaderCount;
-
-    // Transport layer.
     public int TransportOffset;
-    public ushort SourcePort;
-    public ushort DestinationPort;
-    public uint TcpSequence;
-    public uint TcpAcknowledgment;
-    public TcpFlags TcpFlags;
-    public ushort TcpWindow;
-    public byte TcpHeaderLength;
-    public byte TcpOptionsLength;
-    public ushort TcpMss;
-    public uint TcpTsVal;
-    public uint TcpTsEcr;
-    /// <summary>
-    /// The UDP header's length field as sent: on a first fragment the whole datagram's (compare <see cref="PayloadLength"/>);
-    /// 0 for an IPv6 jumbogram or a big-TCP GSO packet over a UDP tunnel, whose length is then the IP one.
-    /// </summary>
-    public ushort UdpLength;
-    public byte IcmpType;
-    public byte IcmpCode;
-    public ushort IcmpIdentifier;
-    public ushort IcmpSequence;
-
-    // Payload.
     public int PayloadOffset;
     /// <summary>
     /// The payload length the headers declare: TCP data, the ICMP body, a fragment's data, or UDP data (on a first
@@ -173,8 +122,62 @@ public struct PacketLayers
     public int PayloadLength;
     /// <summary>How much of the payload was captured: at most <see cref="PayloadLength"/>.</summary>
     public int CapturedPayloadLength;
-
+    /// <summary>
+    /// The type after any VLAN tags: the network layer's, or MPLS (0x8847, 0x8848), after which <see cref="IpVersion"/>
+    /// says what the label stack carried.
+    /// </summary>
+    public EtherType EtherType;
     public PacketFlags Flags;
+    public LayerSet Layers;
+    public byte IpVersion;
+    /// <summary>The upper-layer protocol, after IPv6 extension headers.</summary>
+    public IpProtocol Protocol;
+    /// <summary>IPv4 TTL or IPv6 hop limit.</summary>
+    public byte Ttl;
+    public byte TrafficClass;
+
+    // Zeroed first (from ColdStart), then written when the shape has them.
+    public uint TcpSequence;
+    public uint TcpAcknowledgment;
+    public uint TcpTsVal;
+    public uint TcpTsEcr;
+    public int LinkOffset;
+    /// <summary>SLL2 only: the capturing interface's index; 0 otherwise.</summary>
+    public int InterfaceIndex;
+    public uint FlowLabel;
+    /// <summary>Fragment offset in bytes.</summary>
+    public int FragmentOffset;
+    /// <summary>The label stack, top first; entries past <see cref="MplsCount"/> are zero. <see cref="MplsLabels"/> reads it.</summary>
+    public MplsLabelStack MplsStack;
+    public TcpFlags TcpFlags;
+    public ushort TcpWindow;
+    public ushort TcpMss;
+    public ushort SourcePort;
+    public ushort DestinationPort;
+    /// <summary>The outer tag's TPID: 802.1Q (0x8100), 802.1ad (0x88a8) or the legacy 0x9100.</summary>
+    public EtherType OuterVlanType;
+    public ushort OuterVlanId;
+    public ushort InnerVlanId;
+    /// <summary>
+    /// The UDP header's length field as sent: on a first fragment the whole datagram's (compare <see cref="PayloadLength"/>);
+    /// 0 for an IPv6 jumbogram or a big-TCP GSO packet over a UDP tunnel, whose length is then the IP one.
+    /// </summary>
+    public ushort UdpLength;
+    public ushort IcmpIdentifier;
+    public ushort IcmpSequence;
+    public byte TcpHeaderLength;
+    public byte TcpOptionsLength;
+    public byte VlanCount;
+    /// <summary>SLL and SLL2 only: who the packet was for (PACKET_HOST, PACKET_OUTGOING, …).</summary>
+    public LinuxPacketType PacketType;
+    /// <summary>How many MPLS label stack entries were read (when <see cref="EtherType"/> is MPLS).</summary>
+    public byte MplsCount;
+    public byte ExtensionHeaderCount;
+    public byte IcmpType;
+    public byte IcmpCode;
+
+    /// <summary>The byte offset of <see cref="TcpSequence"/>, the first field of the group the fast path zeroes.</summary>
+    internal const int ColdStart = 96;
 
     /// <summary>The MPLS label stack, top (outermost) entry first; empty without MPLS. Reads the inline stack, allocates nothing.</summary>
     [UnscopedRef]
