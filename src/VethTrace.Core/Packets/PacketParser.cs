@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -303,35 +304,56 @@ public static class PacketParser
             return false;
         }
         TLink.ReadFields(ref start, ref layers);
-        layers.Layers = LayerSet.Link | LayerSet.Network | LayerSet.Transport;
-        layers.LinkType = linkType;
-        layers.EtherType = EtherType.Ipv4;
-        layers.NetworkOffset = ip;
-        layers.IpVersion = 4;
         layers.Source = IpAddress.FromV4(ReadBigEndian32(ref start, ip + Ipv4Header.Field.Source));
         layers.Destination = IpAddress.FromV4(ReadBigEndian32(ref start, ip + Ipv4Header.Field.Destination));
-        layers.Protocol = new IpProtocol(protocol);
-        layers.IpId = ReadBigEndian16(ref start, ip + Ipv4Header.Field.Identification);
-        layers.Ttl = Unsafe.Add(ref start, ip + Ipv4Header.Field.Ttl);
-        layers.TrafficClass = Unsafe.Add(ref start, ip + Ipv4Header.Field.Tos);
-        layers.IpHeaderLength = Ipv4Header.Field.FixedLength;
-        layers.IpTotalLength = totalLength;
-        layers.TransportOffset = transportStart;
-        layers.Flags = (PacketFlags)transportFlags | ((flagsAndOffset & 0x4000) != 0 ? PacketFlags.DontFragment : 0)
+        // Pairs and runs of adjacent fields, one store each (the order of PacketLayers' fields is made for this).
+        StoreTwo(ref layers.LinkType, linkType.Value, (uint)ip, ref layers.NetworkOffset);
+        StoreTwo(ref layers.IpId, ReadBigEndian16(ref start, ip + Ipv4Header.Field.Identification), Ipv4Header.Field.FixedLength, ref layers.IpHeaderLength);
+        StoreTwo(ref layers.IpTotalLength, (uint)totalLength, (uint)transportStart, ref layers.TransportOffset);
+        PacketFlags flags = (PacketFlags)transportFlags | ((flagsAndOffset & 0x4000) != 0 ? PacketFlags.DontFragment : 0)
             | (totalLength > captured ? PacketFlags.IpLengthBeyondCapture : totalLength < captured ? PacketFlags.TrailingBytes : 0);
-
-        packet.TunnelDepth = 0;
-        packet.Vni = 0;
-        packet.CapturedLength = length;
-        packet.StoppedAt = ParseLayer.Payload;
-        packet.Outcome = ParseOutcome.Complete;
-        packet.Required = 0;
-        packet.Available = 0;
+        // EtherType, Flags, Layers, IpVersion, then TTL and protocol as the header has them (byte 8, then 9).
+        Debug.Assert(Unsafe.ByteOffset(ref Unsafe.As<EtherType, byte>(ref layers.EtherType), ref Unsafe.As<IpProtocol, byte>(ref layers.Protocol)) == 7);
+        Unsafe.WriteUnaligned(ref Unsafe.As<EtherType, byte>(ref layers.EtherType),
+            EtherType.Ipv4.Value | (ulong)flags << 16 | (ulong)(LayerSet.Link | LayerSet.Network | LayerSet.Transport) << 32 | 4UL << 40
+            | (ulong)Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref start, ip + Ipv4Header.Field.Ttl)) << 48);
+        layers.TrafficClass = Unsafe.Add(ref start, ip + Ipv4Header.Field.Tos);
+        SetCompleteWithoutTunnel(ref packet, length);
         return true;
     }
 
     /// <summary>Returned by <see cref="TryParseCommonStack"/> and <see cref="ReadCommonTransport"/> when the frame is not of the common shape.</summary>
     private const int NotCommon = -1;
+
+    /// <summary>
+    /// Stores two adjacent 4-byte fields with one 8-byte store: <paramref name="low"/> into <paramref name="first"/> and
+    /// <paramref name="high"/> into <paramref name="second"/>, which must be the field right after it (PacketLayoutTests
+    /// check every pair this is used for; <paramref name="second"/> is only there to say which field is written).
+    /// Little-endian only, as every platform .NET's Native AOT targets.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreTwo<TFirst, TSecond>(ref TFirst first, uint low, uint high, ref TSecond second)
+        where TFirst : unmanaged
+        where TSecond : unmanaged
+    {
+        Debug.Assert(Unsafe.SizeOf<TFirst>() == 4 && Unsafe.SizeOf<TSecond>() == 4
+            && Unsafe.ByteOffset(ref Unsafe.As<TFirst, byte>(ref first), ref Unsafe.As<TSecond, byte>(ref second)) == 4);
+        Unsafe.WriteUnaligned(ref Unsafe.As<TFirst, byte>(ref first), low | (ulong)high << 32);
+    }
+
+    /// <summary>
+    /// The end of a parse that went through: <see cref="ParseLayer.Payload"/>, <see cref="ParseOutcome.Complete"/>, no tunnel
+    /// (<see cref="ParsedPacket.TunnelDepth"/> and <see cref="ParsedPacket.Vni"/> 0), nothing required, in two 8-byte
+    /// stores (the fields are declared in this order for it), and the captured length.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void SetCompleteWithoutTunnel(ref ParsedPacket packet, int capturedLength)
+    {
+        Debug.Assert(Unsafe.ByteOffset(ref Unsafe.As<ParseLayer, byte>(ref packet.StoppedAt), ref Unsafe.As<uint, byte>(ref packet.Vni)) == 4);
+        Unsafe.WriteUnaligned(ref Unsafe.As<ParseLayer, byte>(ref packet.StoppedAt), (ulong)ParseLayer.Payload | (ulong)ParseOutcome.Complete << 8);
+        StoreTwo(ref packet.Required, 0, 0, ref packet.Available);
+        packet.CapturedLength = capturedLength;
+    }
 
     /// <summary>
     /// The transport header of both tiers of <see cref="TryParseCommon"/>: TCP (header captured whole), UDP or ICMP/ICMPv6,
@@ -356,21 +378,21 @@ public static class PacketParser
                     return NotCommon;
                 }
                 int tcp = transportStart;
-                uint offsetAndFlags = ReadBigEndian16(ref start, tcp + TcpHeader.Field.DataOffsetAndFlags);
-                int headerLength = (int)(offsetAndFlags >> 12) * 4;
+                // The data offset, the flags and the window.
+                uint offsetFlagsAndWindow = ReadBigEndian32(ref start, tcp + TcpHeader.Field.DataOffsetAndFlags);
+                int headerLength = (int)(offsetFlagsAndWindow >> 28) * 4;
                 // Data offset below 5 words (malformed), past the segment (malformed) or past the capture (truncated).
                 if (headerLength < TcpHeader.Field.FixedLength || headerLength > segmentLength || headerLength > transportCaptured)
                 {
                     return NotCommon;
                 }
-                layers.SourcePort = ReadBigEndian16(ref start, tcp + TcpHeader.Field.SourcePort);
-                layers.DestinationPort = ReadBigEndian16(ref start, tcp + TcpHeader.Field.DestinationPort);
-                layers.TcpSequence = ReadBigEndian32(ref start, tcp + TcpHeader.Field.Sequence);
-                layers.TcpAcknowledgment = ReadBigEndian32(ref start, tcp + TcpHeader.Field.Acknowledgment);
-                layers.TcpFlags = (TcpFlags)(offsetAndFlags & 0x01FF);
-                layers.TcpWindow = ReadBigEndian16(ref start, tcp + TcpHeader.Field.Window);
-                layers.TcpHeaderLength = (byte)headerLength;
-                layers.TcpOptionsLength = (byte)(headerLength - TcpHeader.Field.FixedLength);
+                // Each pair with one load and one store (PacketLayers declares them for it): the ports (destination,
+                // then source), the acknowledgment and sequence numbers, the window and the flags (the data offset
+                // masked off), the header and options lengths.
+                StorePorts(ref start, tcp, ref layers);
+                Unsafe.WriteUnaligned(ref Unsafe.As<uint, byte>(ref layers.TcpAcknowledgment), ReadBigEndian64(ref start, tcp + TcpHeader.Field.Sequence));
+                Unsafe.WriteUnaligned(ref Unsafe.As<ushort, byte>(ref layers.TcpWindow), offsetFlagsAndWindow & 0x01FF_FFFF);
+                Unsafe.WriteUnaligned(ref layers.TcpHeaderLength, (ushort)(headerLength | (headerLength - TcpHeader.Field.FixedLength) << 8));
                 // The options are captured whole (checked above). NOP, NOP, Timestamps, the layout of nearly every
                 // segment of an established Linux connection (RFC 7323 appendix A), is read here, as ReadTcpOptions
                 // reads it, without the call; any other is walked there.
@@ -378,8 +400,8 @@ public static class PacketParser
                 if (headerLength == Options + TcpHeader.AlignedTimestampsLength
                     && ReadBigEndian32(ref start, tcp + Options) == TcpHeader.AlignedTimestampsPrefix)
                 {
-                    layers.TcpTsVal = ReadBigEndian32(ref start, tcp + Options + 4);
-                    layers.TcpTsEcr = ReadBigEndian32(ref start, tcp + Options + 8);
+                    // TSval, then TSecr: one load, one store (TcpTsEcr is declared first).
+                    Unsafe.WriteUnaligned(ref Unsafe.As<uint, byte>(ref layers.TcpTsEcr), ReadBigEndian64(ref start, tcp + Options + 4));
                     flags = PacketFlags.TcpTimestamps;
                 }
                 else if (headerLength > Options)
@@ -401,8 +423,7 @@ public static class PacketParser
                 {
                     return NotCommon;
                 }
-                layers.SourcePort = ReadBigEndian16(ref start, udp + UdpHeader.Field.SourcePort);
-                layers.DestinationPort = destinationPort;
+                StorePorts(ref start, udp, ref layers);
                 layers.UdpLength = (ushort)udpLength;
                 if (udpLength != segmentLength)
                 {
@@ -437,6 +458,14 @@ public static class PacketParser
         }
         return (int)flags;
     }
+
+    /// <summary>
+    /// The source and destination ports of TCP or UDP (both start with them) at <paramref name="transport"/>: one 32-bit load
+    /// and one store, <see cref="PacketLayers.DestinationPort"/> being declared right before <see cref="PacketLayers.SourcePort"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StorePorts(ref byte start, int transport, ref PacketLayers layers) =>
+        Unsafe.WriteUnaligned(ref Unsafe.As<ushort, byte>(ref layers.DestinationPort), ReadBigEndian32(ref start, transport));
 
     /// <summary>
     /// Zeroes <paramref name="layers"/>. <c>layers = default</c> does the same, and the JIT compiles it to a few wide
@@ -1316,8 +1345,7 @@ public static class PacketParser
     private static void SetPayload(ref PacketLayers layers, int offset, int declaredLength, int capturedLength)
     {
         int payloadLength = Math.Max(declaredLength, 0);
-        layers.PayloadOffset = offset;
-        layers.PayloadLength = payloadLength;
+        StoreTwo(ref layers.PayloadOffset, (uint)offset, (uint)payloadLength, ref layers.PayloadLength);
         layers.CapturedPayloadLength = Math.Clamp(capturedLength, 0, payloadLength);
     }
 
