@@ -509,7 +509,7 @@ public static class PacketParser
     /// The first tier writes every field before that offset itself, on every path that returns true.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ClearCold(ref PacketLayers layers)
+    internal static void ClearCold(ref PacketLayers layers)
     {
         int size = Unsafe.SizeOf<PacketLayers>();
         ref byte cold = ref Unsafe.Add(ref Unsafe.As<PacketLayers, byte>(ref layers), PacketLayers.ColdStart);
