@@ -506,7 +506,7 @@ public static class PacketParser
     /// <summary>
     /// Zeroes the fields of <paramref name="layers"/> from <see cref="PacketLayers.ColdStart"/> on (the transport fields,
     /// VLAN, MPLS, the link header's own and the rarer network fields: 6 16-byte stores instead of <see cref="Clear"/>'s 12).
-    /// The first tier writes every field before that offset itself, on every path that returns true.
+    /// Both tiers of the fast path write every field before that offset themselves, on every path that takes the frame.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static void ClearCold(ref PacketLayers layers)
@@ -554,10 +554,11 @@ public static class PacketParser
         ref byte start = ref MemoryMarshal.GetReference(frame);
         int ip;
         int etherType;
-        // Zeroed first, and each field stored as soon as it is read, so few values stay live across the function (held
-        // in locals they spilled to the stack). A frame that turns out not to be of this shape leaves these stores for
-        // the general parser to overwrite.
-        Clear(ref layers);
+        // The fields from ColdStart on zeroed first (every field before it is written below on every path that returns
+        // a stack), and each field stored as soon as it is read, so few values stay live across the function (held in
+        // locals they spilled to the stack). A frame that turns out not to be of this shape leaves these stores for the
+        // general parser to overwrite.
+        ClearCold(ref layers);
         // The smallest frame taken is a UDP or ICMP header after IPv4 and the link header: checked here for the link header
         // and its EtherType, below again for the network header the EtherType names.
         const int SmallestIp = Ipv4Header.Field.FixedLength + UdpHeader.Field.HeaderLength;
@@ -675,6 +676,8 @@ public static class PacketParser
             }
             headerLength = Ipv6Header.Field.HeaderLength;
             totalLength = Ipv6Header.Field.HeaderLength + payloadLength;
+            // No fragment header, so no identification (the field is not in the zeroed part).
+            layers.IpId = 0;
             flags = 0;
         }
         else
