@@ -1,5 +1,5 @@
-using System.Diagnostics;
 using System.Buffers.Binary;
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -329,7 +329,7 @@ public static class PacketParser
     /// Stores two adjacent 4-byte fields with one 8-byte store: <paramref name="low"/> into <paramref name="first"/> and
     /// <paramref name="high"/> into <paramref name="second"/>, which must be the field right after it (PacketLayoutTests
     /// check every pair this is used for; <paramref name="second"/> is only there to say which field is written).
-    /// Little-endian only, as every platform .NET's Native AOT targets.
+    /// Little-endian only (x64 and arm64, what VethTrace is built for).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void StoreTwo<TFirst, TSecond>(ref TFirst first, uint low, uint high, ref TSecond second)
