@@ -162,14 +162,31 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
             }
             return text;
         }
-        var aggregates = new List<NatAggregate>(_rowCount);
-        for (int row = 0; row < _rowCount; row++)
+        // Most flows first, then most packets, ties in the rows' order (a stable sort by flows and packets, as the
+        // LINQ ordering this replaces): the rows' numbers are sorted, and each aggregate made once, in its place.
+        int[] order = new int[_rowCount];
+        for (int row = 0; row < order.Length; row++)
+        {
+            order[row] = row;
+        }
+        Array.Sort(order, (a, b) =>
+        {
+            ref Row x = ref RowAt(a), y = ref RowAt(b);
+            int byFlows = y.Flows.CompareTo(x.Flows);
+            if (byFlows != 0)
+            {
+                return byFlows;
+            }
+            int byPackets = y.Packets.CompareTo(x.Packets);
+            return byPackets != 0 ? byPackets : a.CompareTo(b);
+        });
+        var aggregates = new List<NatAggregate>(order.Length);
+        foreach (int row in order)
         {
             ref Row r = ref RowAt(row);
             aggregates.Add(new NatAggregate(r.Key.Kind, r.Key.Protocol, Text(r.Key.Inside, r.Key.Protocol), Text(r.Key.Outside, r.Key.Protocol), Text(r.Key.Peer, r.Key.Protocol), r.Flows, r.Packets));
         }
-        // A stable sort, as OrderByDescending(Flows).ThenByDescending(Packets) was: ties keep the rows' order.
-        return [.. aggregates.OrderByDescending(r => r.Flows).ThenByDescending(r => r.Packets)];
+        return aggregates;
     }
 
     /// <summary>The translations held now, counted by kind, protocol and inside address (the rows' order); empty when made without <c>inUse</c>.</summary>
