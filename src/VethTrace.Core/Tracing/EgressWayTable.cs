@@ -11,13 +11,16 @@ namespace VethTrace.Tracing;
 /// of 32-byte structs (linear probing, a power of two of slots, at most three quarters full: 39,407 ways on the 10M
 /// many-flows file take 2 MiB, about what the dictionary took) instead of a
 /// <see cref="Dictionary{TKey, TValue}"/> of tuples, whose hash of an <see cref="IpAddress"/> and an interface went
-/// through <see cref="HashCode"/> and whose entries sit behind a second array.
+/// through <see cref="HashCode"/> and whose entries sit behind a second array. The slots are outside the GC heap
+/// (<see cref="NativeArray{T}"/>): a doubling gives the old slots back at once instead of leaving them on the
+/// large-object heap until a full collection.
 /// </summary>
 internal sealed class EgressWayTable
 {
     private const int MinimumSlots = 64;
 
-    private Slot[] _slots = new Slot[MinimumSlots];
+    /// <summary>In pages outside the GC heap (<see cref="NativeArray{T}"/>): each doubling gives the old slots back at once.</summary>
+    private NativeArray<Slot> _slots = new(MinimumSlots);
     private int _mask = MinimumSlots - 1;
 
     /// <summary>The ways held.</summary>
@@ -55,7 +58,7 @@ internal sealed class EgressWayTable
     public void Sweep(long nowNs, long timeoutNs)
     {
         int expired = 0;
-        foreach (ref readonly Slot slot in _slots.AsSpan())
+        foreach (ref readonly Slot slot in _slots.Span)
         {
             if (slot.InterfacePlusOne != 0 && nowNs - slot.LastNs > timeoutNs)
             {
@@ -66,23 +69,24 @@ internal sealed class EgressWayTable
         {
             return;
         }
-        Slot[] old = _slots;
+        NativeArray<Slot> old = _slots;
         int live = Count - expired;
         int length = MinimumSlots;
         while (live * 4 > length * 3)
         {
             length *= 2;
         }
-        _slots = new Slot[length];
+        _slots = new NativeArray<Slot>(length);
         _mask = length - 1;
         Count = 0;
-        foreach (ref readonly Slot slot in old.AsSpan())
+        foreach (ref readonly Slot slot in old.Span)
         {
             if (slot.InterfacePlusOne != 0 && nowNs - slot.LastNs <= timeoutNs)
             {
                 Insert(in slot);
             }
         }
+        old.Dispose();
     }
 
     /// <summary>The slot of the way, or the empty slot where it would go.</summary>
@@ -91,7 +95,7 @@ internal sealed class EgressWayTable
         UInt128 value = destination.Value;
         ulong high = (ulong)(value >> 64), low = (ulong)value;
         byte version = (byte)destination.Version;
-        Slot[] slots = _slots;
+        NativeArray<Slot> slots = _slots;
         int index = Home(high, low, version, interfaceId);
         while (true)
         {
@@ -121,17 +125,18 @@ internal sealed class EgressWayTable
 
     private void Resize(int length)
     {
-        Slot[] old = _slots;
-        _slots = new Slot[length];
+        NativeArray<Slot> old = _slots;
+        _slots = new NativeArray<Slot>(length);
         _mask = length - 1;
         Count = 0;
-        foreach (ref readonly Slot slot in old.AsSpan())
+        foreach (ref readonly Slot slot in old.Span)
         {
             if (slot.InterfacePlusOne != 0)
             {
                 Insert(in slot);
             }
         }
+        old.Dispose();
     }
 
     private void Insert(in Slot moved)

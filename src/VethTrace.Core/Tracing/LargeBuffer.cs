@@ -66,6 +66,58 @@ internal sealed unsafe class LargeBuffer<T> : IDisposable
     }
 }
 
+/// <summary>
+/// A fixed array of unmanaged entries in pages of its own outside the GC heap (<see cref="LargeMemory.AllocatePages"/>),
+/// for a table that grows by doubling: the old array is given back to the kernel as soon as the table has moved, where
+/// an array on the GC heap of 85,000 bytes or more stays on the large-object heap until a full collection, and the
+/// heap's committed memory with it (the ways to the egress and the NAT row slots of the 10M many-flows file: 3 MiB of
+/// tables and 3 MiB of old copies). Zeroed when made; any length from 1 (a small one still takes a whole 4 KiB page).
+/// </summary>
+/// <remarks>Freed by <see cref="Dispose"/> or, failing that, by the finalizer.</remarks>
+internal sealed unsafe class NativeArray<T> : IDisposable
+    where T : unmanaged
+{
+    private T* _items;
+    private readonly nuint _bytes;
+
+    public NativeArray(int length)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(length, 1);
+        _items = (T*)LargeMemory.AllocatePages((nuint)length * (nuint)sizeof(T), out _bytes);
+        Length = length;
+    }
+
+    public int Length { get; }
+
+    /// <summary>The bytes of its pages.</summary>
+    public long Bytes => (long)_bytes;
+
+    /// <summary>The entry at <paramref name="index"/>, which the caller keeps in [0, <see cref="Length"/>).</summary>
+    public ref T this[int index] => ref _items[index];
+
+    /// <summary>Where entry <paramref name="index"/> is, for a prefetch.</summary>
+    public T* At(int index) => _items + index;
+
+    public Span<T> Span => new(_items, Length);
+
+    public void Dispose()
+    {
+        Free();
+        GC.SuppressFinalize(this);
+    }
+
+    ~NativeArray() => Free();
+
+    private void Free()
+    {
+        if (_items is not null)
+        {
+            LargeMemory.FreePages(_items, _bytes);
+            _items = null;
+        }
+    }
+}
+
 /// <summary>The memory under <see cref="LargeBuffer{T}"/>.</summary>
 internal static unsafe class LargeMemory
 {

@@ -59,9 +59,10 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
     /// 100,000 flows a second) finds its row without hashing <see cref="RowKey"/> field by field, and the key is held
     /// once (in its row): 39,250 rows on the 10M many-flows file. Open addressing (linear probing, a power of two of
     /// 16-byte slots, at most three quarters full: 1 MiB for those rows), one slot read per lookup where a <see cref="Dictionary{TKey, TValue}"/> reads a
-    /// bucket and then an entry; two keys with one hash (odds about 10^-10 among 39,250 rows) take two slots.
+    /// bucket and then an entry; two keys with one hash (odds about 10^-10 among 39,250 rows) take two slots. Outside the
+    /// GC heap (<see cref="NativeArray{T}"/>), so the doublings leave no old copies on the large-object heap.
     /// </summary>
-    private RowSlot[] _rowSlots = new RowSlot[64];
+    private NativeArray<RowSlot> _rowSlots = new(64);
     /// <summary>
     /// The rows, in order of their first translation: structs side by side, so a row's key can be prefetched, in chunks of
     /// <see cref="RowsPerChunk"/> (the first grows to that size by doubling). One array doubling as rows come would
@@ -142,14 +143,50 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
             .ToList();
     }
 
-    /// <summary>The aggregate rows, most flows first.</summary>
+    /// <summary>
+    /// The aggregate rows, most flows first. The endpoints' text is made once per distinct endpoint and shared by the
+    /// rows that have it: rows are many (39,250 on the 10M many-flows file) but their endpoints few (250 container
+    /// addresses, one egress address, 157 servers), and a string per endpoint per row was about 6 MB allocated at the
+    /// end of a run, when everything else is still held (the run's peak memory).
+    /// </summary>
     public List<NatAggregate> Aggregates()
     {
         Flush();
-        return AllRows()
-            .Select(r => new NatAggregate(r.Key.Kind, r.Key.Protocol, r.Key.Inside.Format(r.Key.Protocol), r.Key.Outside.Format(r.Key.Protocol), r.Key.Peer.Format(r.Key.Protocol), r.Flows, r.Packets))
-            .OrderByDescending(r => r.Flows).ThenByDescending(r => r.Packets)
-            .ToList();
+        var texts = new Dictionary<(Endpoint, bool Icmp), string>();
+        string Text(in Endpoint endpoint, IpProtocol protocol)
+        {
+            var key = (endpoint, protocol == IpProtocol.Icmp || protocol == IpProtocol.IcmpV6);
+            if (!texts.TryGetValue(key, out string? text))
+            {
+                texts[key] = text = endpoint.Format(protocol);
+            }
+            return text;
+        }
+        // Most flows first, then most packets, ties in the rows' order (a stable sort by flows and packets, as the
+        // LINQ ordering this replaces): the rows' numbers are sorted, and each aggregate made once, in its place.
+        int[] order = new int[_rowCount];
+        for (int row = 0; row < order.Length; row++)
+        {
+            order[row] = row;
+        }
+        Array.Sort(order, (a, b) =>
+        {
+            ref Row x = ref RowAt(a), y = ref RowAt(b);
+            int byFlows = y.Flows.CompareTo(x.Flows);
+            if (byFlows != 0)
+            {
+                return byFlows;
+            }
+            int byPackets = y.Packets.CompareTo(x.Packets);
+            return byPackets != 0 ? byPackets : a.CompareTo(b);
+        });
+        var aggregates = new List<NatAggregate>(order.Length);
+        foreach (int row in order)
+        {
+            ref Row r = ref RowAt(row);
+            aggregates.Add(new NatAggregate(r.Key.Kind, r.Key.Protocol, Text(r.Key.Inside, r.Key.Protocol), Text(r.Key.Outside, r.Key.Protocol), Text(r.Key.Peer, r.Key.Protocol), r.Flows, r.Packets));
+        }
+        return aggregates;
     }
 
     /// <summary>The translations held now, counted by kind, protocol and inside address (the rows' order); empty when made without <c>inUse</c>.</summary>
@@ -248,7 +285,7 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
     {
         if (Sse.IsSupported)
         {
-            Sse.Prefetch0(Unsafe.AsPointer(ref _rowSlots[(int)(rowHash >> 32) & (_rowSlots.Length - 1)]));
+            Sse.Prefetch0(_rowSlots.At((int)(rowHash >> 32) & (_rowSlots.Length - 1)));
         }
     }
 
@@ -397,10 +434,10 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
         _rowSlots[index] = new RowSlot { Hash = hash, RowPlusOne = row + 1 };
         if (_rowCount * 4 > _rowSlots.Length * 3)
         {
-            RowSlot[] old = _rowSlots;
-            _rowSlots = new RowSlot[old.Length * 2];
+            NativeArray<RowSlot> old = _rowSlots;
+            _rowSlots = new NativeArray<RowSlot>(old.Length * 2);
             mask = _rowSlots.Length - 1;
-            foreach (RowSlot moved in old)
+            foreach (RowSlot moved in old.Span)
             {
                 if (moved.RowPlusOne != 0)
                 {
@@ -412,6 +449,7 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
                     _rowSlots[index] = moved;
                 }
             }
+            old.Dispose();
         }
         return row;
     }

@@ -168,4 +168,98 @@ public sealed class LatencyTimelineTests
         Assert.Equal(120_001, points.Sum(p => p.Count));
         Assert.InRange(allocated, 1, 120 * 600);
     }
+
+    /// <summary>
+    /// Each widening of the grid merges about half of a hop's buckets into the other half, and as many new buckets start
+    /// before the next widening. The emptied buckets (and their histogram arrays) are reused and the merge array is kept:
+    /// after the first widenings, a run that widens 20 times more allocates nothing per bucket. Without the reuse this
+    /// run allocates about 20 × 60 new buckets with an array each (about 170 KB) and a 120-entry array per widening.
+    /// </summary>
+    [Fact]
+    public void Record_ManyWidenings_EmptiedBucketsAreReusedNotAllocatedAgain()
+    {
+        var timeline = new LatencyTimeline();
+        // 240 times per doubling of the time since the start: every doubling widens the grid once.
+        void Octave(int k)
+        {
+            for (int j = 0; j < 240; j++)
+            {
+                timeline.Record((1L << k) * 1_000 + (1L << k) * 1_000 * j / 240, 20_000 + j * 100);
+            }
+        }
+        for (int k = 0; k < 10; k++)
+        {
+            Octave(k);
+        }
+        long widthBefore = timeline.BucketWidthNs;
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int k = 10; k < 30; k++)
+        {
+            Octave(k);
+        }
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.True(timeline.BucketWidthNs >= widthBefore << 19, $"{timeline.BucketWidthNs} after {widthBefore}: the grid should widen about 20 times");
+        Assert.Equal(30 * 240, timeline.Points().Sum(p => p.Count));
+        Assert.InRange(allocated, 0, 8 * 1024);
+    }
+
+    /// <summary>
+    /// Reused buckets give the figures a fresh bucket gives: the count, the maximum and the zeros exactly, the median and
+    /// the 99th percentile as the lowest value of their slot (8 slots a power of two: the value with all but its 4 top
+    /// bits cleared), clamped to the bucket's minimum and maximum; computed here from the raw values. The latencies
+    /// change octaves over time (and include zeros and outliers), so reused buckets carry arrays shaped by other times.
+    /// </summary>
+    [Theory]
+    [InlineData(11)]
+    [InlineData(12)]
+    public void Record_ReusedBuckets_FiguresOfTheRawValues(int seed)
+    {
+        var random = new Random(seed);
+        var timeline = new LatencyTimeline();
+        var values = new List<(long Time, long Latency)>();
+        long time = 1_000_000;
+        for (int i = 0; i < 200_000; i++)
+        {
+            time += random.Next(1, 2_000) * (1L + i / 20_000);
+            int octave = 4 + i / 20_000 + random.Next(3);
+            long latency = random.Next(100) switch
+            {
+                0 => 0,
+                1 => random.NextInt64(1L << 34),
+                _ => (1L << octave) + random.NextInt64(1L << octave),
+            };
+            values.Add((time, latency));
+            timeline.Record(time, latency);
+        }
+
+        static long SlotLow(long value)
+        {
+            if (value < 8)
+            {
+                return value;
+            }
+            int drop = 63 - (int)long.LeadingZeroCount(value) - 3;
+            return value >> drop << drop;
+        }
+        var points = timeline.Points();
+        var byBucket = values.GroupBy(v => timeline.OriginNs + (v.Time - timeline.OriginNs) / timeline.BucketWidthNs * timeline.BucketWidthNs)
+            .ToDictionary(g => g.Key, g => g.Select(v => v.Latency).Order().ToArray());
+        Assert.Equal(byBucket.Keys.Order(), points.Select(p => p.StartNs));
+        foreach (TimelinePoint point in points)
+        {
+            long[] sorted = byBucket[point.StartNs];
+            long Rank(double percent) => sorted[Math.Max(1, (int)Math.Ceiling(percent / 100 * sorted.Length)) - 1];
+            long Expected(double percent)
+            {
+                long rank = Math.Max(1, (long)Math.Ceiling(percent / 100 * sorted.Length));
+                return rank >= sorted.Length ? sorted[^1] : Math.Clamp(SlotLow(Rank(percent)), sorted[0], sorted[^1]);
+            }
+            Assert.Equal(sorted.Length, point.Count);
+            Assert.Equal(sorted[^1], point.MaxNs);
+            Assert.Equal(sorted.Count(v => v == 0), point.Zeros);
+            Assert.Equal(Expected(50), point.P50Ns);
+            Assert.Equal(Expected(99), point.P99Ns);
+        }
+    }
 }

@@ -113,6 +113,14 @@ public sealed class NatTablesTests
         Assert.Equal(flows.Count, rows.Count);
         Assert.All(rows, r => Assert.Equal(flows[(r.Inside, r.Peer)], (r.Flows, r.Packets)));
         Assert.Equal(30_000, nat.ActiveTranslations);
+        // Most flows first, then most packets, ties in the order the rows were first seen (the model's insertion order).
+        var expectedOrder = flows.Select((row, first) => (row.Key, row.Value.Flows, row.Value.Packets, first))
+            .OrderByDescending(r => r.Flows).ThenByDescending(r => r.Packets).ThenBy(r => r.first).Select(r => r.Key);
+        Assert.Equal(expectedOrder, rows.Select(r => (r.Inside, r.Peer)));
+        Assert.Contains(rows.GroupBy(r => (r.Flows, r.Packets)), tie => tie.Count() > 1);
+        // One text per distinct endpoint, shared by the rows: the one outside address is one string, the 60 containers 60.
+        Assert.Single(rows.Select(r => r.Outside).Distinct(ReferenceEqualityComparer.Instance));
+        Assert.Equal(60, rows.Select(r => r.Inside).Distinct(ReferenceEqualityComparer.Instance).Count());
     }
 
     [Fact]
