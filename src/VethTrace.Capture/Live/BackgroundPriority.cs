@@ -101,7 +101,17 @@ public sealed class BackgroundPriority
     /// while the pumps come on time and raises it back when one came more than <see cref="LatePumpNs"/> after the one
     /// before (the thread was kept off the CPU, and what it moves to the correlator is piling up).
     /// </summary>
-    public void Paced(long sinceLastPumpNs) => (sinceLastPumpNs > LatePumpNs ? (Action)Boost : Lower)();
+    public void Paced(long sinceLastPumpNs)
+    {
+        if (sinceLastPumpNs > LatePumpNs)
+        {
+            Boost();
+        }
+        else
+        {
+            Lower();
+        }
+    }
 
     /// <summary>A pump this long after the one before came late (follow pumps every 100 ms, whole-host follow every 200).</summary>
     public const long LatePumpNs = 500_000_000;
