@@ -99,6 +99,20 @@ public sealed class Correlator : IObservationSink
     private readonly List<Sighting> _sightings = [];
     private readonly List<Sighting> _scratch = [];
     private readonly List<Observation> _ties = [];
+    /// <summary>The flows of the journey being finished, step by step (<see cref="AccountJourney"/>).</summary>
+    private readonly List<FlowBits> _stepFlows = [];
+    /// <summary>The accounting thread's pipe while it runs (<see cref="StartAccounting"/>); null: journeys are accounted for where they finish.</summary>
+    private AccountingPipe? _accounting;
+    private Thread? _accountingThread;
+    private Exception? _accountingFailure;
+    /// <summary>
+    /// The roles <see cref="Settle"/> reads (the accounting's): <see cref="_roles"/> itself without an accounting thread, else
+    /// the copy last sent through the pipe, so a sweep sees the roles the matching had when it reached that point.
+    /// </summary>
+    private InterfaceRole[] _accountRoles = [];
+    /// <summary>The roles last sent to the accounting thread (the matching thread's).</summary>
+    private InterfaceRole[] _sentRoles = [];
+    private readonly Func<int, InterfaceRole> _accountRoleOf;
     /// <summary>The journey being finished as whole observations, for <see cref="Observer"/>.</summary>
     private readonly List<Observation> _whole = [];
     /// <summary>The last path handed to a <see cref="FlowReach"/> (<see cref="Interfaces"/>).</summary>
@@ -124,6 +138,7 @@ public sealed class Correlator : IObservationSink
     {
         _options = options;
         _roleOf = roleOf;
+        _accountRoleOf = AccountRoleOf;
         _nat = new NatTable(options.NatDetail, options.Timeouts, options.NatInUse);
         _segmentIndex = new SegmentIndex(options.WindowNs);
         if (registry is not null)
@@ -212,7 +227,15 @@ public sealed class Correlator : IObservationSink
         {
             if (_nextSweepNs != long.MinValue)
             {
-                Sweep(observation.TimestampNs);
+                if (_accounting is { } pipe)
+                {
+                    AccountBatch batch = pipe.Room();
+                    batch.Records[batch.RecordCount++] = new AccountRecord { Kind = AccountKind.Sweep, TimeNs = observation.TimestampNs };
+                }
+                else
+                {
+                    Sweep(observation.TimestampNs);
+                }
             }
             _nextSweepNs = observation.TimestampNs + Math.Max(1, _options.Timeouts.ShortestNs / SweepsPerTimeout);
         }
@@ -284,6 +307,10 @@ public sealed class Correlator : IObservationSink
 
     public CorrelationReport Report()
     {
+        if (_accounting is not null)
+        {
+            throw new InvalidOperationException("The accounting thread is running: StopAccounting first.");
+        }
         RefreshRoles();
         FlushWays();
         var hops = _hops.Select(h => new HopReport(h.From, h.To, h.Histogram) { Timeline = h.Timeline }).OrderByDescending(h => h.Histogram.Count).ToList();
@@ -310,6 +337,111 @@ public sealed class Correlator : IObservationSink
         };
     }
 
+    /// <summary>
+    /// From now until <see cref="StopAccounting"/>, what finished journeys add to the figures (<see cref="AccountJourney"/>:
+    /// hops, NAT, paths, flow reach, ways, sweeps) is done on a thread of its own, fed through a <see cref="BatchPipe{T}"/>
+    /// in the order the journeys finish, while the calling thread assembles journeys (<see cref="Add"/>, <see cref="Expire"/>):
+    /// every figure ends as it would on one thread. Replay's matching runs this way (<see cref="TraceSession.RunPipelined"/>);
+    /// not with an <see cref="Observer"/>. The report and the running counts of the accounting (<see cref="ActiveFlows"/>,
+    /// <see cref="ActiveTranslations"/>, <see cref="KnownWays"/>) are read after <see cref="StopAccounting"/>.
+    /// </summary>
+    public void StartAccounting()
+    {
+        if (_accounting is not null || Observer is not null)
+        {
+            return;
+        }
+        _accountingFailure = null;
+        _sentRoles = _accountRoles = (InterfaceRole[])_roles.Clone();
+        var pipe = new AccountingPipe();
+        _accounting = pipe;
+        _accountingThread = new Thread(() =>
+        {
+            try
+            {
+                pipe.Consume(Account);
+            }
+            catch (Exception e)
+            {
+                _accountingFailure = e;
+                pipe.Stop(); // the matching thread's further records are dropped, and it never waits for room
+            }
+        })
+        { IsBackground = true, Name = "accounting" };
+        _accountingThread.Start();
+    }
+
+    /// <summary>Whether an accounting thread runs (<see cref="StartAccounting"/>).</summary>
+    public bool AccountingThread => _accounting is not null;
+
+    /// <summary>
+    /// Waits until the accounting thread has accounted for every journey finished so far, and ends it: from then on
+    /// journeys are accounted for where they finish. Rethrows what the accounting threw.
+    /// </summary>
+    public void StopAccounting()
+    {
+        if (_accounting is not { } pipe)
+        {
+            return;
+        }
+        pipe.Complete();
+        _accountingThread!.Join();
+        pipe.Dispose();
+        _accounting = null;
+        _accountingThread = null;
+        _sentRoles = _accountRoles = _roles;
+        if (_accountingFailure is { } failure)
+        {
+            _accountingFailure = null;
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        }
+    }
+
+    /// <summary>Sends a journey to the accounting thread: its steps with their flows, the reach path if other, the side copies.</summary>
+    private static void Send(AccountingPipe pipe, ReadOnlySpan<Sighting> steps, ReadOnlySpan<FlowBits> flows, ReadOnlySpan<Sighting> reachPath,
+        ReadOnlySpan<int> side, bool timeless, bool closing)
+    {
+        AccountBatch batch = pipe.Room(steps.Length, reachPath.Length, side.Length);
+        batch.Records[batch.RecordCount++] = new AccountRecord
+        {
+            Kind = AccountKind.Journey, Timeless = timeless, Closing = closing,
+            StepsFrom = batch.StepCount, Steps = steps.Length, ReachFrom = batch.ReachCount, ReachSteps = reachPath.Length,
+            SideFrom = batch.SideCount, SideCopies = side.Length,
+        };
+        steps.CopyTo(batch.Steps.AsSpan(batch.StepCount));
+        flows.CopyTo(batch.Flows.AsSpan(batch.StepCount));
+        batch.StepCount += steps.Length;
+        reachPath.CopyTo(batch.Reach.AsSpan(batch.ReachCount));
+        batch.ReachCount += reachPath.Length;
+        side.CopyTo(batch.Side.AsSpan(batch.SideCount));
+        batch.SideCount += side.Length;
+    }
+
+    /// <summary>The accounting thread: what a batch of records asks, in order.</summary>
+    private void Account(AccountBatch batch)
+    {
+        ReadOnlySpan<AccountRecord> records = batch.Records.AsSpan(0, batch.RecordCount);
+        foreach (ref readonly AccountRecord record in records)
+        {
+            switch (record.Kind)
+            {
+                case AccountKind.Single:
+                    AccountSingle(in batch.Steps[record.StepsFrom], in batch.Flows[record.StepsFrom], record.Closing);
+                    break;
+                case AccountKind.Journey:
+                    AccountJourney(batch.Steps.AsSpan(record.StepsFrom, record.Steps), batch.Flows.AsSpan(record.StepsFrom, record.Steps),
+                        batch.Reach.AsSpan(record.ReachFrom, record.ReachSteps), batch.Side.AsSpan(record.SideFrom, record.SideCopies), record.Timeless, record.Closing);
+                    break;
+                case AccountKind.Sweep:
+                    Sweep(record.TimeNs);
+                    break;
+                case AccountKind.Roles:
+                    _accountRoles = _accounting!.TakeRoles();
+                    break;
+            }
+        }
+    }
+
     /// <summary>Copies the roles of the interfaces seen from <c>roleOf</c> (<see cref="_roles"/>).</summary>
     private void RefreshRoles()
     {
@@ -324,9 +456,22 @@ public sealed class Correlator : IObservationSink
             _roles[id] = _roleOf(id);
             _rolesKnown[id] = _roleKnown?.Invoke(id) ?? true;
         }
+        if (_accounting is null)
+        {
+            _accountRoles = _roles;
+        }
+        else if (!_roles.AsSpan().SequenceEqual(_sentRoles))
+        {
+            // The accounting thread takes this copy when it reaches this point of the stream.
+            _sentRoles = (InterfaceRole[])_roles.Clone();
+            _accounting.SendRoles(_sentRoles);
+        }
     }
 
     private InterfaceRole RoleOf(int id) => (uint)id < (uint)_roles.Length ? _roles[id] : _roleOf(id);
+
+    /// <summary><see cref="RoleOf"/> as the accounting sees it (<see cref="_accountRoles"/>).</summary>
+    private InterfaceRole AccountRoleOf(int id) => (uint)id < (uint)_accountRoles.Length ? _accountRoles[id] : _roleOf(id);
 
     private bool RoleKnown(int id) => (uint)id < (uint)_rolesKnown.Length ? _rolesKnown[id] : _roleKnown!(id);
 
@@ -342,10 +487,12 @@ public sealed class Correlator : IObservationSink
         foreach (var (lastInterface, count) in reach.EndedAt)
         {
             if (reach.IsShortOf(lastInterface)
-                || reach.StartsInside && RoleOf(lastInterface) != InterfaceRole.Egress && _ways.Contains(flow.Destination, lastInterface)
-                || reach.StartsInside && IsInside(RoleOf(lastInterface)) && _options.EgressRoutes?.LeavesByEgress(flow.Destination) == true)
+                || reach.StartsInside && AccountRoleOf(lastInterface) != InterfaceRole.Egress && _ways.Contains(flow.Destination, lastInterface)
+                || reach.StartsInside && IsInside(AccountRoleOf(lastInterface)) && _options.EgressRoutes?.LeavesByEgress(flow.Destination) == true)
             {
-                lost[(flow, lastInterface)] = (lost.GetValueOrDefault((flow, lastInterface)).Packets + count, reach.Innermost(_roleOf));
+                // Without an accounting thread the registry's roles as they are now, as before; with one, its copy.
+                lost[(flow, lastInterface)] = (lost.GetValueOrDefault((flow, lastInterface)).Packets + count,
+                    reach.Innermost(_accounting is null ? _roleOf : _accountRoleOf));
             }
         }
     }
@@ -524,7 +671,11 @@ public sealed class Correlator : IObservationSink
         return false;
     }
 
-    /// <summary>Ends a journey (the caller drops it from the ring or gives its fingerprint a new one) and records what it found.</summary>
+    /// <summary>
+    /// Ends a journey (the caller drops it from the ring or gives its fingerprint a new one): reads its sightings out of the
+    /// ring and orders them (the assembly), then hands them to <see cref="AccountJourney"/> (hops, NAT, paths, reach),
+    /// directly or through the accounting thread's pipe (<see cref="StartAccounting"/>).
+    /// </summary>
     private void Finish(ref JourneyEntry journey)
     {
         journey.Finished = true;
@@ -563,15 +714,53 @@ public sealed class Correlator : IObservationSink
         }
         Order(sightings);
         Journeys++;
-        ref ObservationSlot entrySlot = ref _observations[sightings[0].Slot];
-        ref KnownFlow entryFlow = ref Known(in entrySlot);
-        FlowKey entry = entryFlow.Flow; // a copy: the next Known may reuse the entry
-        bool linkScoped = entryFlow.LinkScoped;
-        bool closing = (flags & (TcpFlags.Fin | TcpFlags.Rst)) != 0;
         if (sightings.Count > 1)
         {
             MultiHopJourneys++;
-            Span<Sighting> steps = CollectionsMarshal.AsSpan(sightings);
+        }
+        List<FlowBits> flows = _stepFlows;
+        flows.Clear();
+        foreach (ref readonly Sighting sighting in CollectionsMarshal.AsSpan(sightings))
+        {
+            flows.Add(_observations[sighting.Slot].FlowFields);
+        }
+        ref ObservationSlot entrySlot = ref _observations[sightings[0].Slot];
+        bool closing = (flags & (TcpFlags.Fin | TcpFlags.Rst)) != 0;
+        bool segmented = entrySlot.IsTcpData && FindSegmentContinuation(sightings, journey.Fingerprint);
+        if (segmented)
+        {
+            MatchedBySequenceRange++;
+        }
+        if (Observer is not null)
+        {
+            Observer.Journey(CollectionsMarshal.AsSpan(Whole(sightings, journey.Fingerprint)), segmented);
+        }
+        ReadOnlySpan<Sighting> reachPath = _scratch.Count > 0 ? CollectionsMarshal.AsSpan(_scratch) : default;
+        if (_accounting is { } pipe)
+        {
+            Send(pipe, CollectionsMarshal.AsSpan(sightings), CollectionsMarshal.AsSpan(flows), reachPath, CollectionsMarshal.AsSpan(_side), timeless, closing);
+        }
+        else
+        {
+            AccountJourney(CollectionsMarshal.AsSpan(sightings), CollectionsMarshal.AsSpan(flows), reachPath, CollectionsMarshal.AsSpan(_side), timeless, closing);
+        }
+        _scratch.Clear();
+    }
+
+    /// <summary>
+    /// What a finished journey (<paramref name="steps"/> in path order, each step's flow in <paramref name="flows"/>) adds to
+    /// the figures: hops, NAT, its path, and its flow's reach (along <paramref name="reachPath"/> when a segmentation match
+    /// extended it, else along the steps). Reads nothing of the assembly's state (rings, open journeys), so it may run on
+    /// a thread of its own, given the journeys in the order they were finished (<see cref="StartAccounting"/>).
+    /// </summary>
+    private void AccountJourney(ReadOnlySpan<Sighting> steps, ReadOnlySpan<FlowBits> flows, ReadOnlySpan<Sighting> reachPath,
+        ReadOnlySpan<int> side, bool timeless, bool closing)
+    {
+        ref KnownFlow entryFlow = ref Known(in flows[0]);
+        FlowKey entry = entryFlow.Flow; // a copy: the next Known may reuse the entry
+        bool linkScoped = entryFlow.LinkScoped;
+        if (steps.Length > 1)
+        {
             for (int i = 1; i < steps.Length; i++)
             {
                 ref readonly Sighting from = ref steps[i - 1];
@@ -585,15 +774,10 @@ public sealed class Correlator : IObservationSink
                 }
                 // Link-local addresses are never NATed: two link-scoped copies never tell of a translation. Two copies
                 // with one flow tell of none either (the NAT table would find both endpoints unchanged).
-                if (!linkScoped)
+                if (!linkScoped && !flows[i - 1].Equals(in flows[i]))
                 {
-                    ref ObservationSlot before = ref _observations[from.Slot];
-                    ref ObservationSlot after = ref _observations[to.Slot];
-                    if (!before.SameFlow(in after))
-                    {
-                        FlowKey beforeFlow = Known(in before).Flow;
-                        _nat.Observe(in beforeFlow, in Known(in after).Flow, from.TimestampNs, closing);
-                    }
+                    FlowKey beforeFlow = Known(in flows[i - 1]).Flow;
+                    _nat.Observe(in beforeFlow, in Known(in flows[i]).Flow, from.TimestampNs, closing);
                 }
             }
             PathStats path = PathOf(steps);
@@ -602,25 +786,15 @@ public sealed class Correlator : IObservationSink
             {
                 path.Through.Record(steps[^1].TimestampNs - steps[0].TimestampNs);
             }
-            foreach (int side in _side)
+            foreach (int copy in side)
             {
-                path.AddSideCopy(side);
+                path.AddSideCopy(copy);
             }
-        }
-        bool segmented = entrySlot.IsTcpData && FindSegmentContinuation(sightings, journey.Fingerprint);
-        if (segmented)
-        {
-            MatchedBySequenceRange++;
-        }
-        if (Observer is not null)
-        {
-            Observer.Journey(CollectionsMarshal.AsSpan(Whole(sightings, journey.Fingerprint)), segmented);
         }
         if (!entry.IsEmpty && !linkScoped)
         {
-            Reached(in entry, _scratch.Count > 0 ? _scratch : sightings, closing);
+            Reached(in entry, reachPath.Length > 0 ? reachPath : steps, closing);
         }
-        _scratch.Clear();
     }
 
     /// <summary>The sightings as whole observations (from the ring, with the times the ordering used), in <see cref="_whole"/>.</summary>
@@ -732,14 +906,32 @@ public sealed class Correlator : IObservationSink
             Observation whole = only.ToObservation(fingerprint);
             Observer.Journey(new ReadOnlySpan<Observation>(in whole), segmented: false);
         }
-        ref KnownFlow known = ref Known(in only);
-        if (!known.Flow.IsEmpty && !known.LinkScoped)
+        Sighting sighting = only.ToSighting(number, RoleOf(only.Interface));
+        bool closing = (only.TcpFlags & (TcpFlags.Fin | TcpFlags.Rst)) != 0;
+        if (_accounting is { } pipe)
         {
-            FlowReach reach = ReachOf(in known.Flow, only.TimestampNs, only.Interface);
-            reach.Closing |= (only.TcpFlags & (TcpFlags.Fin | TcpFlags.Rst)) != 0;
-            reach.Add(only.Interface);
+            AccountBatch batch = pipe.Room(steps: 1);
+            batch.Records[batch.RecordCount++] = new AccountRecord { Kind = AccountKind.Single, StepsFrom = batch.StepCount, Steps = 1, Closing = closing };
+            batch.Steps[batch.StepCount] = sighting;
+            batch.Flows[batch.StepCount++] = only.FlowFields;
+        }
+        else
+        {
+            AccountSingle(in sighting, in only.FlowFields, closing);
         }
         return true;
+    }
+
+    /// <summary><see cref="AccountJourney"/> for a journey of one sighting.</summary>
+    private void AccountSingle(ref readonly Sighting only, ref readonly FlowBits flow, bool closing)
+    {
+        ref KnownFlow known = ref Known(in flow);
+        if (!known.Flow.IsEmpty && !known.LinkScoped)
+        {
+            FlowReach reach = ReachOf(in known.Flow, only.TimestampNs, only.Role);
+            reach.Closing |= closing;
+            reach.Add(only.Interface);
+        }
     }
 
     /// <summary>
@@ -748,7 +940,7 @@ public sealed class Correlator : IObservationSink
     /// state of its own, unless its flow has some already (an earlier journey ended short); any other journey is
     /// kept in its flow's <see cref="FlowReach"/>.
     /// </summary>
-    private void Reached(in FlowKey flow, List<Sighting> path, bool closing)
+    private void Reached(in FlowKey flow, ReadOnlySpan<Sighting> path, bool closing)
     {
         long firstNs = path[0].TimestampNs;
         if (IsInside(path[0].Role) && path[^1].Role == InterfaceRole.Egress)
@@ -758,7 +950,7 @@ public sealed class Correlator : IObservationSink
             {
                 egress++; // the last is the egress
             }
-            if (egress == path.Count - 1)
+            if (egress == path.Length - 1)
             {
                 for (int i = 0; i < egress; i++)
                 {
@@ -777,7 +969,7 @@ public sealed class Correlator : IObservationSink
                 return;
             }
         }
-        FlowReach reach = ReachOf(in flow, firstNs, path[0].Interface);
+        FlowReach reach = ReachOf(in flow, firstNs, path[0].Role);
         reach.Closing |= closing;
         reach.Add(Interfaces(path));
     }
@@ -786,9 +978,8 @@ public sealed class Correlator : IObservationSink
     /// The path's interfaces as observations (all <see cref="FlowReach.Add(List{Observation})"/> reads of them), in
     /// <see cref="_reachPath"/>: kept from the last call when the interfaces are the same (consecutive journeys mostly are).
     /// </summary>
-    private List<Observation> Interfaces(List<Sighting> path)
+    private List<Observation> Interfaces(ReadOnlySpan<Sighting> sightings)
     {
-        ReadOnlySpan<Sighting> sightings = CollectionsMarshal.AsSpan(path);
         ReadOnlySpan<Observation> known = CollectionsMarshal.AsSpan(_reachPath);
         bool same = known.Length == sightings.Length;
         for (int i = 0; same && i < sightings.Length; i++)
@@ -867,9 +1058,8 @@ public sealed class Correlator : IObservationSink
     /// The flow key of the slot's flow and whether it is link-scoped, from <see cref="_knownFlows"/> when one of the last
     /// few built has the same fields, else built there (replacing the oldest). Valid until the next call.
     /// </summary>
-    private ref KnownFlow Known(ref readonly ObservationSlot slot)
+    private ref KnownFlow Known(ref readonly FlowBits bits)
     {
-        ref readonly FlowBits bits = ref slot.FlowFields;
         KnownFlow[] known = _knownFlows;
         for (int i = 0; i < known.Length; i++)
         {
@@ -897,12 +1087,12 @@ public sealed class Correlator : IObservationSink
     }
 
     /// <summary>The reach of <paramref name="flow"/>, made on its first journey (which says whether it starts on the inside).</summary>
-    private FlowReach ReachOf(in FlowKey flow, long firstNs, int firstInterface)
+    private FlowReach ReachOf(in FlowKey flow, long firstNs, InterfaceRole firstRole)
     {
         FlowReach reach = ReachOf(in flow);
         if (reach.LastSeenNs == 0)
         {
-            reach.StartsInside = IsInside(RoleOf(firstInterface));
+            reach.StartsInside = IsInside(firstRole);
         }
         reach.LastSeenNs = Math.Max(reach.LastSeenNs, firstNs);
         return reach;
