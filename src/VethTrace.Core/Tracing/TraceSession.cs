@@ -113,7 +113,7 @@ public sealed class TraceSession
         { IsBackground = true, Name = "trace source" };
         thread.Start();
         var matching = new Matching(Correlator);
-        if (AccountingThread)
+        if (Options.AccountingThread)
         {
             Correlator.StartAccounting();
         }
@@ -140,14 +140,6 @@ public sealed class TraceSession
         }
         return true;
     }
-
-    /// <summary>
-    /// Whether <see cref="RunPipelined"/> gives the correlator's accounting a thread of its own (a third stage:
-    /// <see cref="Correlator.StartAccounting"/>): with more than one processor, unless the environment variable
-    /// <c>VETHTRACE_ACCOUNTING_THREAD</c> is <c>0</c> (for measuring one build both ways; the answers are the same).
-    /// </summary>
-    private static bool AccountingThread { get; } =
-        Environment.ProcessorCount > 1 && Environment.GetEnvironmentVariable("VETHTRACE_ACCOUNTING_THREAD") != "0";
 
     /// <summary>
     /// A feed for one producer thread among several (a live handle's): its observations wait in a queue until

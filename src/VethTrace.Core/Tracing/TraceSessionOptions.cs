@@ -63,6 +63,17 @@ public sealed record TraceSessionOptions
     /// the 10M many-flows file about 3.3 million translations are held at once (docs/performance.md, "Many flows").
     /// </summary>
     public bool NatInUse { get; init; } = true;
+
+    /// <summary>
+    /// Give the correlator's accounting (hops, NAT, paths, losses) a thread of its own in a pipelined run (files:
+    /// <see cref="TraceSession.RunPipelined"/>, <see cref="Correlator.StartAccounting"/>); the answers are the same
+    /// either way. By default with more than one processor, unless the environment variable
+    /// <c>VETHTRACE_ACCOUNTING_THREAD</c> is <c>0</c> (for measuring one build both ways).
+    /// </summary>
+    public bool AccountingThread { get; init; } = DefaultAccountingThread;
+
+    private static bool DefaultAccountingThread { get; } =
+        Environment.ProcessorCount > 1 && Environment.GetEnvironmentVariable("VETHTRACE_ACCOUNTING_THREAD") != "0";
 }
 
 /// <summary>Decides whether one copy of a packet is selected (a compiled pcap-filter expression, in practice).</summary>
