@@ -71,18 +71,21 @@ internal sealed class AccountBatch
 /// <summary>
 /// Hands the correlator's finished journeys from the matching thread to the accounting thread, in order, in
 /// <see cref="AccountBatch"/>es that cycle between the two (nothing allocated per journey; at most <c>depth</c> full
-/// batches wait, so memory is bounded). One synchronisation per batch. The consumer may stop (its failure): further
-/// records are dropped and the producer never waits for room.
+/// batches wait, so memory is bounded). One lock per batch, and a side that has to wait sleeps on the lock's monitor
+/// at once instead of spinning and yielding first (<c>BlockingCollection</c>'s semaphore did, and with three threads
+/// on two cores each yield was a context switch). The consumer may stop (its failure): further records are dropped
+/// and the producer never waits for room.
 /// </summary>
 internal sealed class AccountingPipe : IDisposable
 {
-    private readonly BlockingCollection<AccountBatch> _full;
-    private readonly ConcurrentQueue<AccountBatch> _free = new();
+    private readonly Queue<AccountBatch> _full = new();
+    private readonly Stack<AccountBatch> _free = new();
     private readonly ConcurrentQueue<InterfaceRole[]> _roles = new();
-    private readonly CancellationTokenSource _stop = new();
+    private readonly int _depth;
+    private bool _completed, _stopped, _consumerWaits, _producerWaits;
     private AccountBatch _filling = new();
 
-    public AccountingPipe(int depth = 4) => _full = new BlockingCollection<AccountBatch>(depth);
+    public AccountingPipe(int depth = 4) => _depth = depth;
 
     /// <summary>Producer: the batch to write the next record into, with room for a journey of these parts (the full one sent first).</summary>
     public AccountBatch Room(int steps = 0, int reach = 0, int side = 0)
@@ -91,8 +94,7 @@ internal sealed class AccountingPipe : IDisposable
         {
             if (_filling.RecordCount > 0)
             {
-                Post(_filling);
-                _filling = _free.TryDequeue(out AccountBatch? free) ? free : new AccountBatch();
+                _filling = Post(_filling);
             }
             _filling.Grow(steps, reach, side);
         }
@@ -115,55 +117,91 @@ internal sealed class AccountingPipe : IDisposable
     {
         if (_filling.RecordCount > 0)
         {
-            Post(_filling);
-            _filling = new AccountBatch();
+            _filling = Post(_filling);
         }
-        _full.CompleteAdding();
+        lock (_full)
+        {
+            _completed = true;
+            Monitor.PulseAll(_full);
+        }
     }
 
     /// <summary>Consumer: hands each batch to <paramref name="take"/>, in order, until the producer completes or <see cref="Stop"/>.</summary>
     public void Consume(Action<AccountBatch> take)
     {
-        try
+        AccountBatch? done = null;
+        while (true)
         {
-            foreach (AccountBatch batch in _full.GetConsumingEnumerable(_stop.Token))
+            AccountBatch batch;
+            lock (_full)
             {
-                take(batch);
-                batch.Clear();
-                if (_free.Count < 8)
+                if (done is not null)
                 {
-                    _free.Enqueue(batch);
+                    _free.Push(done);
+                    done = null;
+                    if (_producerWaits)
+                    {
+                        Monitor.PulseAll(_full);
+                    }
+                }
+                while (_full.Count == 0 && !_completed && !_stopped)
+                {
+                    _consumerWaits = true;
+                    Monitor.Wait(_full);
+                    _consumerWaits = false;
+                }
+                if (_full.Count == 0 || _stopped)
+                {
+                    return;
+                }
+                batch = _full.Dequeue();
+                if (_producerWaits)
+                {
+                    Monitor.PulseAll(_full);
                 }
             }
-        }
-        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
-        {
+            take(batch);
+            batch.Clear();
+            done = batch;
         }
     }
 
-    /// <summary>Consumer: no more records are wanted (a producer waiting for room is released).</summary>
-    public void Stop() => _stop.Cancel();
+    /// <summary>Consumer: no more records are wanted (a producer waiting for room is released, its records dropped from then on).</summary>
+    public void Stop()
+    {
+        lock (_full)
+        {
+            _stopped = true;
+            Monitor.PulseAll(_full);
+        }
+    }
 
     public void Dispose()
     {
-        _stop.Dispose();
-        _full.Dispose();
     }
 
-    private void Post(AccountBatch batch)
+    /// <summary>Hands a full batch over (waiting while <c>depth</c> wait) and returns an empty one to fill.</summary>
+    private AccountBatch Post(AccountBatch batch)
     {
-        if (_stop.IsCancellationRequested)
+        lock (_full)
         {
-            batch.Clear();
-            return;
-        }
-        try
-        {
-            _full.Add(batch, _stop.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            batch.Clear();
+            while (_full.Count >= _depth && !_stopped)
+            {
+                _producerWaits = true;
+                Monitor.Wait(_full);
+                _producerWaits = false;
+            }
+            if (_stopped)
+            {
+                batch.Clear();
+                return batch;
+            }
+            _full.Enqueue(batch);
+            if (_consumerWaits)
+            {
+                Monitor.PulseAll(_full);
+            }
+            return _free.Count > 0 ? _free.Pop() : new AccountBatch();
         }
     }
 }
