@@ -53,7 +53,6 @@ public sealed class Correlator : IObservationSink
     private readonly TimelineGrid _timelineGrid = new();
     private readonly Dictionary<PathKey, PathStats> _paths = [];
     /// <summary>The paths of the last two multi-hop journeys: most journeys take one of a few paths, often alternating.</summary>
-    private (PathKey Key, PathStats? Stats) _lastPath, _previousPath;
     private readonly NatTable _nat;
     /// <summary>
     /// Per-flow reach, for losses (docs/DESIGN.md "Losses"): only flows that may have lost something, since a journey
@@ -66,39 +65,68 @@ public sealed class Correlator : IObservationSink
     /// </summary>
     private readonly EgressWayTable _ways = new();
     /// <summary>
-    /// The ways seen since they were last written to <see cref="_ways"/>, all to <see cref="_pendingWayDestination"/>, by
+    /// The ways seen since they were last written to <see cref="_ways"/>, all to <see cref="AccountState.PendingWayDestination"/>, by
     /// inside interface in the order first seen, with the latest time: a journey to the egress shows two or three ways
     /// (container, veth, bridge) and the journeys around it the same ones, and each hashed into the table (2 % of the
     /// matching thread). Written when the destination changes, when they do not fit, and before anything reads the table
     /// (<see cref="FlushWays"/>), in the order the table would have been given them: the table ends the same.
     /// </summary>
-    private readonly (int Interface, long LastNs)[] _pendingWays = new (int, long)[8];
-    private int _pendingWayCount;
-    private IpAddress _pendingWayDestination;
     /// <summary>The losses of flows already expired, by (flow, last interface).</summary>
     private readonly Dictionary<(FlowKey Flow, int LastSeen), (long Packets, int Inside)> _settledLosses = [];
     private long _nextSweepNs = long.MinValue;
     /// <summary>The flows of the last two journeys finished, with their reach: consecutive journeys mostly share a flow, or
     /// alternate between a connection's two directions (data and acknowledgments).</summary>
-    private (FlowKey Flow, FlowReach? Reach) _lastFlow, _previousFlow;
     /// <summary>
-    /// The last flow <see cref="HasReach"/> found no reach for (<see cref="_withoutReachKnown"/>), until a reach is made:
+    /// The last flow <see cref="HasReach"/> found no reach for (<see cref="AccountState.WithoutReachKnown"/>), until a reach is made:
     /// the journeys of a flow that gets through need none, and each asked the dictionary (a hash of the 56-byte key).
     /// </summary>
-    private FlowKey _withoutReach;
-    private bool _withoutReachKnown;
     /// <summary>
     /// The flow keys last built from ring slots, with whether each is link-scoped (<see cref="Known"/>): a journey's copies
     /// and the journeys around it carry a few flows (a connection's two directions, each before and after NAT), and
     /// building the key from a slot's fields took 3 % of replay's samples.
     /// </summary>
-    private readonly KnownFlow[] _knownFlows = new KnownFlow[KnownFlowCount];
-    private int _nextKnownFlow;
     private const int KnownFlowCount = 4;
     /// <summary>The journey being finished, its sightings copied out of the ring in arrival order (what ordering needs; the rest stays in the ring).</summary>
     private readonly List<Sighting> _sightings = [];
     private readonly List<Sighting> _scratch = [];
     private readonly List<Observation> _ties = [];
+    /// <summary>
+    /// What the accounting writes journey after journey (the last flows, paths, ways and keys it remembers), in an object
+    /// of its own, made on the accounting thread when there is one (<see cref="StartAccounting"/>): in the correlator's
+    /// own object these fields shared cache lines with the counters the matching thread writes for every observation,
+    /// and with the two threads on two cores each write took the line from the other core.
+    /// </summary>
+    private AccountState _a = new();
+
+    private sealed class AccountState
+    {
+        public (PathKey Key, PathStats? Stats) LastPath, PreviousPath;
+        public readonly (int Interface, long LastNs)[] PendingWays = new (int, long)[8];
+        public int PendingWayCount;
+        public IpAddress PendingWayDestination;
+        public (FlowKey Flow, FlowReach? Reach) LastFlow, PreviousFlow;
+        public FlowKey WithoutReach;
+        public bool WithoutReachKnown;
+        public readonly KnownFlow[] KnownFlows = new KnownFlow[KnownFlowCount];
+        public int NextKnownFlow;
+        public readonly List<Observation> ReachPath = [];
+
+        /// <summary>A copy made on the calling thread (the accounting's, which then owns it), with fresh arrays and list.</summary>
+        public AccountState CopyHere()
+        {
+            var copy = new AccountState
+            {
+                LastPath = LastPath, PreviousPath = PreviousPath, PendingWayCount = PendingWayCount, PendingWayDestination = PendingWayDestination,
+                LastFlow = LastFlow, PreviousFlow = PreviousFlow, WithoutReach = WithoutReach, WithoutReachKnown = WithoutReachKnown,
+                NextKnownFlow = NextKnownFlow,
+            };
+            PendingWays.CopyTo(copy.PendingWays, 0);
+            KnownFlows.CopyTo(copy.KnownFlows, 0);
+            copy.ReachPath.AddRange(ReachPath);
+            return copy;
+        }
+    }
+
     /// <summary>The flows of the journey being finished, step by step (<see cref="AccountJourney"/>).</summary>
     private readonly List<FlowBits> _stepFlows = [];
     /// <summary>The accounting thread's pipe while it runs (<see cref="StartAccounting"/>); null: journeys are accounted for where they finish.</summary>
@@ -116,7 +144,6 @@ public sealed class Correlator : IObservationSink
     /// <summary>The journey being finished as whole observations, for <see cref="Observer"/>.</summary>
     private readonly List<Observation> _whole = [];
     /// <summary>The last path handed to a <see cref="FlowReach"/> (<see cref="Interfaces"/>).</summary>
-    private readonly List<Observation> _reachPath = [];
     /// <summary>TCP data of the last two windows, for segmentation matches (docs/DESIGN.md, "Segmentation (GRO and GSO)").</summary>
     private readonly SegmentIndex _segmentIndex;
     private readonly Dictionary<(int From, int To), long> _segmentEdges = [];
@@ -359,6 +386,7 @@ public sealed class Correlator : IObservationSink
         {
             try
             {
+                _a = _a.CopyHere(); // allocated here: away from the matching thread's objects
                 pipe.Consume(Account);
             }
             catch (Exception e)
@@ -517,7 +545,7 @@ public sealed class Correlator : IObservationSink
                 _flows.Remove(flow); // allowed while enumerating (.NET Core 3.0 and later)
             }
         }
-        _lastFlow = _previousFlow = default;
+        _a.LastFlow = _a.PreviousFlow = default;
         _ways.Sweep(nowNs, timeouts.OtherNs);
         _nat.Sweep(nowNs, timeouts);
     }
@@ -861,14 +889,14 @@ public sealed class Correlator : IObservationSink
     private PathStats PathOf(ReadOnlySpan<Sighting> steps)
     {
         PathKey key = PathKey.Of(steps);
-        if (_lastPath.Stats is not null && _lastPath.Key == key)
+        if (_a.LastPath.Stats is not null && _a.LastPath.Key == key)
         {
-            return _lastPath.Stats;
+            return _a.LastPath.Stats;
         }
-        if (_previousPath.Stats is not null && _previousPath.Key == key)
+        if (_a.PreviousPath.Stats is not null && _a.PreviousPath.Key == key)
         {
-            (_lastPath, _previousPath) = (_previousPath, _lastPath);
-            return _lastPath.Stats;
+            (_a.LastPath, _a.PreviousPath) = (_a.PreviousPath, _a.LastPath);
+            return _a.LastPath.Stats;
         }
         if (!_paths.TryGetValue(key, out PathStats? path))
         {
@@ -879,8 +907,8 @@ public sealed class Correlator : IObservationSink
             }
             _paths[key] = path = new PathStats(interfaces);
         }
-        _previousPath = _lastPath;
-        _lastPath = (key, path);
+        _a.PreviousPath = _a.LastPath;
+        _a.LastPath = (key, path);
         return path;
     }
 
@@ -976,11 +1004,11 @@ public sealed class Correlator : IObservationSink
 
     /// <summary>
     /// The path's interfaces as observations (all <see cref="FlowReach.Add(List{Observation})"/> reads of them), in
-    /// <see cref="_reachPath"/>: kept from the last call when the interfaces are the same (consecutive journeys mostly are).
+    /// <see cref="AccountState.ReachPath"/>: kept from the last call when the interfaces are the same (consecutive journeys mostly are).
     /// </summary>
     private List<Observation> Interfaces(ReadOnlySpan<Sighting> sightings)
     {
-        ReadOnlySpan<Observation> known = CollectionsMarshal.AsSpan(_reachPath);
+        ReadOnlySpan<Observation> known = CollectionsMarshal.AsSpan(_a.ReachPath);
         bool same = known.Length == sightings.Length;
         for (int i = 0; same && i < sightings.Length; i++)
         {
@@ -988,23 +1016,23 @@ public sealed class Correlator : IObservationSink
         }
         if (!same)
         {
-            _reachPath.Clear();
+            _a.ReachPath.Clear();
             foreach (ref readonly Sighting sighting in sightings)
             {
-                _reachPath.Add(new Observation(0, sighting.Interface, 0, 0, default, 0));
+                _a.ReachPath.Add(new Observation(0, sighting.Interface, 0, 0, default, 0));
             }
         }
-        return _reachPath;
+        return _a.ReachPath;
     }
 
-    /// <summary><see cref="EgressWayTable.Saw"/>, held in <see cref="_pendingWays"/> until <see cref="FlushWays"/>.</summary>
+    /// <summary><see cref="EgressWayTable.Saw"/>, held in <see cref="AccountState.PendingWays"/> until <see cref="FlushWays"/>.</summary>
     private void SawWay(IpAddress destination, int interfaceId, long timestampNs)
     {
-        if (_pendingWayCount > 0 && !_pendingWayDestination.Equals(destination))
+        if (_a.PendingWayCount > 0 && !_a.PendingWayDestination.Equals(destination))
         {
             FlushWays();
         }
-        Span<(int Interface, long LastNs)> pending = _pendingWays.AsSpan(0, _pendingWayCount);
+        Span<(int Interface, long LastNs)> pending = _a.PendingWays.AsSpan(0, _a.PendingWayCount);
         for (int i = 0; i < pending.Length; i++)
         {
             if (pending[i].Interface == interfaceId)
@@ -1013,34 +1041,34 @@ public sealed class Correlator : IObservationSink
                 return;
             }
         }
-        if (_pendingWayCount == _pendingWays.Length)
+        if (_a.PendingWayCount == _a.PendingWays.Length)
         {
             FlushWays();
         }
-        _pendingWayDestination = destination;
-        _pendingWays[_pendingWayCount++] = (interfaceId, timestampNs);
+        _a.PendingWayDestination = destination;
+        _a.PendingWays[_a.PendingWayCount++] = (interfaceId, timestampNs);
     }
 
-    /// <summary>Writes the ways held in <see cref="_pendingWays"/> to <see cref="_ways"/>.</summary>
+    /// <summary>Writes the ways held in <see cref="AccountState.PendingWays"/> to <see cref="_ways"/>.</summary>
     private void FlushWays()
     {
-        for (int i = 0; i < _pendingWayCount; i++)
+        for (int i = 0; i < _a.PendingWayCount; i++)
         {
-            _ways.Saw(in _pendingWayDestination, _pendingWays[i].Interface, _pendingWays[i].LastNs);
+            _ways.Saw(in _a.PendingWayDestination, _a.PendingWays[i].Interface, _a.PendingWays[i].LastNs);
         }
-        _pendingWayCount = 0;
+        _a.PendingWayCount = 0;
     }
 
     private static bool IsInside(InterfaceRole role) => role is InterfaceRole.Container or InterfaceRole.Veth or InterfaceRole.Bridge;
 
     private bool HasReach(in FlowKey flow, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out FlowReach? reach)
     {
-        if (_lastFlow.Reach is not null && _lastFlow.Flow.Equals(flow))
+        if (_a.LastFlow.Reach is not null && _a.LastFlow.Flow.Equals(flow))
         {
-            reach = _lastFlow.Reach;
+            reach = _a.LastFlow.Reach;
             return true;
         }
-        if (_withoutReachKnown && _withoutReach.Equals(flow))
+        if (_a.WithoutReachKnown && _a.WithoutReach.Equals(flow))
         {
             reach = null;
             return false;
@@ -1049,18 +1077,18 @@ public sealed class Correlator : IObservationSink
         {
             return true;
         }
-        _withoutReach = flow;
-        _withoutReachKnown = true;
+        _a.WithoutReach = flow;
+        _a.WithoutReachKnown = true;
         return false;
     }
 
     /// <summary>
-    /// The flow key of the slot's flow and whether it is link-scoped, from <see cref="_knownFlows"/> when one of the last
+    /// The flow key of the slot's flow and whether it is link-scoped, from <see cref="AccountState.KnownFlows"/> when one of the last
     /// few built has the same fields, else built there (replacing the oldest). Valid until the next call.
     /// </summary>
     private ref KnownFlow Known(ref readonly FlowBits bits)
     {
-        KnownFlow[] known = _knownFlows;
+        KnownFlow[] known = _a.KnownFlows;
         for (int i = 0; i < known.Length; i++)
         {
             ref KnownFlow candidate = ref known[i];
@@ -1069,8 +1097,8 @@ public sealed class Correlator : IObservationSink
                 return ref candidate;
             }
         }
-        ref KnownFlow made = ref known[_nextKnownFlow];
-        _nextKnownFlow = (_nextKnownFlow + 1) & (KnownFlowCount - 1);
+        ref KnownFlow made = ref known[_a.NextKnownFlow];
+        _a.NextKnownFlow = (_a.NextKnownFlow + 1) & (KnownFlowCount - 1);
         made.Bits = bits;
         made.Flow = bits.ToFlowKey();
         made.LinkScoped = bits.IsLinkScoped;
@@ -1101,22 +1129,22 @@ public sealed class Correlator : IObservationSink
     private FlowReach ReachOf(in FlowKey flow)
     {
         // Compare with the last two before hashing the 56-byte key.
-        if (_lastFlow.Reach is not null && _lastFlow.Flow.Equals(flow))
+        if (_a.LastFlow.Reach is not null && _a.LastFlow.Flow.Equals(flow))
         {
-            return _lastFlow.Reach;
+            return _a.LastFlow.Reach;
         }
-        if (_previousFlow.Reach is not null && _previousFlow.Flow.Equals(flow))
+        if (_a.PreviousFlow.Reach is not null && _a.PreviousFlow.Flow.Equals(flow))
         {
-            (_lastFlow, _previousFlow) = (_previousFlow, _lastFlow);
-            return _lastFlow.Reach;
+            (_a.LastFlow, _a.PreviousFlow) = (_a.PreviousFlow, _a.LastFlow);
+            return _a.LastFlow.Reach;
         }
         if (!_flows.TryGetValue(flow, out var reach))
         {
             _flows[flow] = reach = new FlowReach();
-            _withoutReachKnown = false;
+            _a.WithoutReachKnown = false;
         }
-        _previousFlow = _lastFlow;
-        _lastFlow = (flow, reach);
+        _a.PreviousFlow = _a.LastFlow;
+        _a.LastFlow = (flow, reach);
         return reach;
     }
 
