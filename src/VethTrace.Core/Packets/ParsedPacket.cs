@@ -92,43 +92,24 @@ public enum PacketFlags : ushort
 /// </summary>
 public struct PacketLayers
 {
-    public LayerSet Layers;
+    // The fields are in this order on purpose (the struct is laid out sequentially; PacketLayoutTests check the offsets).
+    // Writing this struct is most of what a parse of a common packet costs (docs/performance.md, "Parser round 5"), so:
+    // - two groups: the first is written by every parse of the common shapes, so PacketParser's first tier does not zero
+    //   it; the second (from ColdStart on: what only some shapes or transports have) it zeroes with a few 16-byte stores
+    //   before writing what it has (zeroing all of it took 13);
+    // - fields stored together are adjacent, so the fast path writes each pair or run with one store: fields next to each
+    //   other in a header are declared in the order of a little-endian store of the big-endian read of both (the
+    //   acknowledgment number before the sequence number, the destination port before the source port, TSecr before
+    //   TSval, the window before the flags, the ICMP sequence before the identifier), TTL and protocol in the header's own
+    //   order, and the constants of a shape next to each other.
 
-    // Link layer.
-    public LinkType LinkType;
-    public int LinkOffset;
-    /// <summary>
-    /// The type after any VLAN tags: the network layer's, or MPLS (0x8847, 0x8848), after which <see cref="IpVersion"/>
-    /// says what the label stack carried.
-    /// </summary>
-    public EtherType EtherType;
-    public byte VlanCount;
-    /// <summary>The outer tag's TPID: 802.1Q (0x8100), 802.1ad (0x88a8) or the legacy 0x9100.</summary>
-    public EtherType OuterVlanType;
-    public ushort OuterVlanId;
-    public ushort InnerVlanId;
-    /// <summary>SLL and SLL2 only: who the packet was for (PACKET_HOST, PACKET_OUTGOING, …).</summary>
-    public LinuxPacketType PacketType;
-    /// <summary>SLL2 only: the capturing interface's index; 0 otherwise.</summary>
-    public int InterfaceIndex;
-    /// <summary>How many MPLS label stack entries were read (when <see cref="EtherType"/> is MPLS).</summary>
-    public byte MplsCount;
-    /// <summary>The label stack, top first; entries past <see cref="MplsCount"/> are zero. <see cref="MplsLabels"/> reads it.</summary>
-    public MplsLabelStack MplsStack;
-
-    // Network layer.
-    public int NetworkOffset;
-    public byte IpVersion;
+    // Written by every parse.
     public IpAddress Source;
     public IpAddress Destination;
-    /// <summary>The upper-layer protocol, after IPv6 extension headers.</summary>
-    public IpProtocol Protocol;
+    public LinkType LinkType;
+    public int NetworkOffset;
     /// <summary>IPv4 identification, or the identification of an IPv6 fragment header.</summary>
     public uint IpId;
-    /// <summary>IPv4 TTL or IPv6 hop limit.</summary>
-    public byte Ttl;
-    public byte TrafficClass;
-    public uint FlowLabel;
     /// <summary>IPv4 header with options, or IPv6 header with all extension headers.</summary>
     public int IpHeaderLength;
     /// <summary>
@@ -136,34 +117,7 @@ public struct PacketLayers
     /// field was zero (<see cref="PacketFlags.IpLengthFromCapture"/>).
     /// </summary>
     public int IpTotalLength;
-    /// <summary>Fragment offset in bytes.</summary>
-    public int FragmentOffset;
-    public byte ExtensionHeaderCount;
-
-    // Transport layer.
     public int TransportOffset;
-    public ushort SourcePort;
-    public ushort DestinationPort;
-    public uint TcpSequence;
-    public uint TcpAcknowledgment;
-    public TcpFlags TcpFlags;
-    public ushort TcpWindow;
-    public byte TcpHeaderLength;
-    public byte TcpOptionsLength;
-    public ushort TcpMss;
-    public uint TcpTsVal;
-    public uint TcpTsEcr;
-    /// <summary>
-    /// The UDP header's length field as sent: on a first fragment the whole datagram's (compare <see cref="PayloadLength"/>);
-    /// 0 for an IPv6 jumbogram or a big-TCP GSO packet over a UDP tunnel, whose length is then the IP one.
-    /// </summary>
-    public ushort UdpLength;
-    public byte IcmpType;
-    public byte IcmpCode;
-    public ushort IcmpIdentifier;
-    public ushort IcmpSequence;
-
-    // Payload.
     public int PayloadOffset;
     /// <summary>
     /// The payload length the headers declare: TCP data, the ICMP body, a fragment's data, or UDP data (on a first
@@ -171,10 +125,64 @@ public struct PacketLayers
     /// counts bytes the snaplen cut, but not bytes that the frame never held (<see cref="PacketFlags.IpLengthBeyondFrame"/>).
     /// </summary>
     public int PayloadLength;
+    /// <summary>
+    /// The type after any VLAN tags: the network layer's, or MPLS (0x8847, 0x8848), after which <see cref="IpVersion"/>
+    /// says what the label stack carried.
+    /// </summary>
+    public EtherType EtherType;
+    public PacketFlags Flags;
+    public LayerSet Layers;
+    public byte IpVersion;
+    /// <summary>IPv4 TTL or IPv6 hop limit.</summary>
+    public byte Ttl;
+    /// <summary>The upper-layer protocol, after IPv6 extension headers.</summary>
+    public IpProtocol Protocol;
     /// <summary>How much of the payload was captured: at most <see cref="PayloadLength"/>.</summary>
     public int CapturedPayloadLength;
+    public byte TrafficClass;
 
-    public PacketFlags Flags;
+    // Zeroed first (from ColdStart), then written when the shape has them.
+    public uint TcpAcknowledgment;
+    public uint TcpSequence;
+    public uint TcpTsEcr;
+    public uint TcpTsVal;
+    public int LinkOffset;
+    /// <summary>SLL2 only: the capturing interface's index; 0 otherwise.</summary>
+    public int InterfaceIndex;
+    public uint FlowLabel;
+    /// <summary>Fragment offset in bytes.</summary>
+    public int FragmentOffset;
+    /// <summary>The label stack, top first; entries past <see cref="MplsCount"/> are zero. <see cref="MplsLabels"/> reads it.</summary>
+    public MplsLabelStack MplsStack;
+    public ushort DestinationPort;
+    public ushort SourcePort;
+    public ushort TcpWindow;
+    public TcpFlags TcpFlags;
+    public ushort TcpMss;
+    /// <summary>The outer tag's TPID: 802.1Q (0x8100), 802.1ad (0x88a8) or the legacy 0x9100.</summary>
+    public EtherType OuterVlanType;
+    public ushort OuterVlanId;
+    public ushort InnerVlanId;
+    /// <summary>
+    /// The UDP header's length field as sent: on a first fragment the whole datagram's (compare <see cref="PayloadLength"/>);
+    /// 0 for an IPv6 jumbogram or a big-TCP GSO packet over a UDP tunnel, whose length is then the IP one.
+    /// </summary>
+    public ushort UdpLength;
+    public ushort IcmpSequence;
+    public ushort IcmpIdentifier;
+    public byte TcpHeaderLength;
+    public byte TcpOptionsLength;
+    public byte VlanCount;
+    /// <summary>SLL and SLL2 only: who the packet was for (PACKET_HOST, PACKET_OUTGOING, …).</summary>
+    public LinuxPacketType PacketType;
+    /// <summary>How many MPLS label stack entries were read (when <see cref="EtherType"/> is MPLS).</summary>
+    public byte MplsCount;
+    public byte ExtensionHeaderCount;
+    public byte IcmpType;
+    public byte IcmpCode;
+
+    /// <summary>The byte offset of <see cref="TcpAcknowledgment"/>, the first field of the group the fast path zeroes.</summary>
+    internal const int ColdStart = 96;
 
     /// <summary>The MPLS label stack, top (outermost) entry first; empty without MPLS. Reads the inline stack, allocates nothing.</summary>
     [UnscopedRef]
@@ -219,11 +227,23 @@ public struct ParsedPacket
     /// </summary>
     public PacketLayers Inner;
 
+    // In this order on purpose: the fast path writes StoppedAt through Vni with one 8-byte store, and Required and
+    // Available with another (PacketLayoutTests check the offsets).
+    public ParseLayer StoppedAt;
+
+    public ParseOutcome Outcome;
+
     /// <summary>How many VXLAN headers were decapsulated.</summary>
     public byte TunnelDepth;
 
     /// <summary>The VNI of the innermost VXLAN header.</summary>
     public uint Vni;
+
+    /// <summary>On <see cref="ParseOutcome.Truncated"/>: bytes the header needed from its start, and bytes there were.</summary>
+    public int Required;
+
+    /// <inheritdoc cref="Required"/>
+    public int Available;
 
     public int CapturedLength;
 
@@ -233,16 +253,6 @@ public struct ParsedPacket
     /// to be the snaplen's doing.
     /// </summary>
     public int OriginalLength;
-
-    public ParseLayer StoppedAt;
-
-    public ParseOutcome Outcome;
-
-    /// <summary>On <see cref="ParseOutcome.Truncated"/>: bytes the header needed from its start, and bytes there were.</summary>
-    public int Required;
-
-    /// <inheritdoc cref="Required"/>
-    public int Available;
 
     /// <summary>The stack a tracer matches on: the inner one for VXLAN, else the outer one.</summary>
     [UnscopedRef]
