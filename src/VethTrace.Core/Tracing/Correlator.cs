@@ -53,7 +53,6 @@ public sealed class Correlator : IObservationSink
     private readonly TimelineGrid _timelineGrid = new();
     private readonly Dictionary<PathKey, PathStats> _paths = [];
     /// <summary>The paths of the last two multi-hop journeys: most journeys take one of a few paths, often alternating.</summary>
-    private (PathKey Key, PathStats? Stats) _lastPath, _previousPath;
     private readonly NatTable _nat;
     /// <summary>
     /// Per-flow reach, for losses (docs/DESIGN.md "Losses"): only flows that may have lost something, since a journey
@@ -66,43 +65,85 @@ public sealed class Correlator : IObservationSink
     /// </summary>
     private readonly EgressWayTable _ways = new();
     /// <summary>
-    /// The ways seen since they were last written to <see cref="_ways"/>, all to <see cref="_pendingWayDestination"/>, by
+    /// The ways seen since they were last written to <see cref="_ways"/>, all to <see cref="AccountState.PendingWayDestination"/>, by
     /// inside interface in the order first seen, with the latest time: a journey to the egress shows two or three ways
     /// (container, veth, bridge) and the journeys around it the same ones, and each hashed into the table (2 % of the
     /// matching thread). Written when the destination changes, when they do not fit, and before anything reads the table
     /// (<see cref="FlushWays"/>), in the order the table would have been given them: the table ends the same.
     /// </summary>
-    private readonly (int Interface, long LastNs)[] _pendingWays = new (int, long)[8];
-    private int _pendingWayCount;
-    private IpAddress _pendingWayDestination;
     /// <summary>The losses of flows already expired, by (flow, last interface).</summary>
     private readonly Dictionary<(FlowKey Flow, int LastSeen), (long Packets, int Inside)> _settledLosses = [];
     private long _nextSweepNs = long.MinValue;
     /// <summary>The flows of the last two journeys finished, with their reach: consecutive journeys mostly share a flow, or
     /// alternate between a connection's two directions (data and acknowledgments).</summary>
-    private (FlowKey Flow, FlowReach? Reach) _lastFlow, _previousFlow;
     /// <summary>
-    /// The last flow <see cref="HasReach"/> found no reach for (<see cref="_withoutReachKnown"/>), until a reach is made:
+    /// The last flow <see cref="HasReach"/> found no reach for (<see cref="AccountState.WithoutReachKnown"/>), until a reach is made:
     /// the journeys of a flow that gets through need none, and each asked the dictionary (a hash of the 56-byte key).
     /// </summary>
-    private FlowKey _withoutReach;
-    private bool _withoutReachKnown;
     /// <summary>
     /// The flow keys last built from ring slots, with whether each is link-scoped (<see cref="Known"/>): a journey's copies
     /// and the journeys around it carry a few flows (a connection's two directions, each before and after NAT), and
     /// building the key from a slot's fields took 3 % of replay's samples.
     /// </summary>
-    private readonly KnownFlow[] _knownFlows = new KnownFlow[KnownFlowCount];
-    private int _nextKnownFlow;
     private const int KnownFlowCount = 4;
     /// <summary>The journey being finished, its sightings copied out of the ring in arrival order (what ordering needs; the rest stays in the ring).</summary>
     private readonly List<Sighting> _sightings = [];
     private readonly List<Sighting> _scratch = [];
     private readonly List<Observation> _ties = [];
+    /// <summary>
+    /// What the accounting writes journey after journey (the last flows, paths, ways and keys it remembers), in an object
+    /// of its own, made on the accounting thread when there is one (<see cref="StartAccounting"/>): in the correlator's
+    /// own object these fields shared cache lines with the counters the matching thread writes for every observation,
+    /// and with the two threads on two cores each write took the line from the other core.
+    /// </summary>
+    private AccountState _a = new();
+
+    private sealed class AccountState
+    {
+        public (PathKey Key, PathStats? Stats) LastPath, PreviousPath;
+        public readonly (int Interface, long LastNs)[] PendingWays = new (int, long)[8];
+        public int PendingWayCount;
+        public IpAddress PendingWayDestination;
+        public (FlowKey Flow, FlowReach? Reach) LastFlow, PreviousFlow;
+        public FlowKey WithoutReach;
+        public bool WithoutReachKnown;
+        public readonly KnownFlow[] KnownFlows = new KnownFlow[KnownFlowCount];
+        public int NextKnownFlow;
+        public readonly List<Observation> ReachPath = [];
+
+        /// <summary>A copy made on the calling thread (the accounting's, which then owns it), with fresh arrays and list.</summary>
+        public AccountState CopyHere()
+        {
+            var copy = new AccountState
+            {
+                LastPath = LastPath, PreviousPath = PreviousPath, PendingWayCount = PendingWayCount, PendingWayDestination = PendingWayDestination,
+                LastFlow = LastFlow, PreviousFlow = PreviousFlow, WithoutReach = WithoutReach, WithoutReachKnown = WithoutReachKnown,
+                NextKnownFlow = NextKnownFlow,
+            };
+            PendingWays.CopyTo(copy.PendingWays, 0);
+            KnownFlows.CopyTo(copy.KnownFlows, 0);
+            copy.ReachPath.AddRange(ReachPath);
+            return copy;
+        }
+    }
+
+    /// <summary>The flows of the journey being finished, step by step (<see cref="AccountJourney"/>).</summary>
+    private readonly List<FlowBits> _stepFlows = [];
+    /// <summary>The accounting thread's pipe while it runs (<see cref="StartAccounting"/>); null: journeys are accounted for where they finish.</summary>
+    private AccountingPipe? _accounting;
+    private Thread? _accountingThread;
+    private Exception? _accountingFailure;
+    /// <summary>
+    /// The roles <see cref="Settle"/> reads (the accounting's): <see cref="_roles"/> itself without an accounting thread, else
+    /// the copy last sent through the pipe, so a sweep sees the roles the matching had when it reached that point.
+    /// </summary>
+    private InterfaceRole[] _accountRoles = [];
+    /// <summary>The roles last sent to the accounting thread (the matching thread's).</summary>
+    private InterfaceRole[] _sentRoles = [];
+    private readonly Func<int, InterfaceRole> _accountRoleOf;
     /// <summary>The journey being finished as whole observations, for <see cref="Observer"/>.</summary>
     private readonly List<Observation> _whole = [];
     /// <summary>The last path handed to a <see cref="FlowReach"/> (<see cref="Interfaces"/>).</summary>
-    private readonly List<Observation> _reachPath = [];
     /// <summary>TCP data of the last two windows, for segmentation matches (docs/DESIGN.md, "Segmentation (GRO and GSO)").</summary>
     private readonly SegmentIndex _segmentIndex;
     private readonly Dictionary<(int From, int To), long> _segmentEdges = [];
@@ -124,6 +165,7 @@ public sealed class Correlator : IObservationSink
     {
         _options = options;
         _roleOf = roleOf;
+        _accountRoleOf = AccountRoleOf;
         _nat = new NatTable(options.NatDetail, options.Timeouts, options.NatInUse);
         _segmentIndex = new SegmentIndex(options.WindowNs);
         if (registry is not null)
@@ -212,7 +254,15 @@ public sealed class Correlator : IObservationSink
         {
             if (_nextSweepNs != long.MinValue)
             {
-                Sweep(observation.TimestampNs);
+                if (_accounting is { } pipe)
+                {
+                    AccountBatch batch = pipe.Room();
+                    batch.Records[batch.RecordCount++] = new AccountRecord { Kind = AccountKind.Sweep, TimeNs = observation.TimestampNs };
+                }
+                else
+                {
+                    Sweep(observation.TimestampNs);
+                }
             }
             _nextSweepNs = observation.TimestampNs + Math.Max(1, _options.Timeouts.ShortestNs / SweepsPerTimeout);
         }
@@ -284,6 +334,10 @@ public sealed class Correlator : IObservationSink
 
     public CorrelationReport Report()
     {
+        if (_accounting is not null)
+        {
+            throw new InvalidOperationException("The accounting thread is running: StopAccounting first.");
+        }
         RefreshRoles();
         FlushWays();
         var hops = _hops.Select(h => new HopReport(h.From, h.To, h.Histogram) { Timeline = h.Timeline }).OrderByDescending(h => h.Histogram.Count).ToList();
@@ -310,6 +364,112 @@ public sealed class Correlator : IObservationSink
         };
     }
 
+    /// <summary>
+    /// From now until <see cref="StopAccounting"/>, what finished journeys add to the figures (<see cref="AccountJourney"/>:
+    /// hops, NAT, paths, flow reach, ways, sweeps) is done on a thread of its own, fed through a <see cref="BatchPipe{T}"/>
+    /// in the order the journeys finish, while the calling thread assembles journeys (<see cref="Add"/>, <see cref="Expire"/>):
+    /// every figure ends as it would on one thread. Replay's matching runs this way (<see cref="TraceSession.RunPipelined"/>);
+    /// not with an <see cref="Observer"/>. The report and the running counts of the accounting (<see cref="ActiveFlows"/>,
+    /// <see cref="ActiveTranslations"/>, <see cref="KnownWays"/>) are read after <see cref="StopAccounting"/>.
+    /// </summary>
+    public void StartAccounting()
+    {
+        if (_accounting is not null || Observer is not null)
+        {
+            return;
+        }
+        _accountingFailure = null;
+        _sentRoles = _accountRoles = (InterfaceRole[])_roles.Clone();
+        var pipe = new AccountingPipe();
+        _accounting = pipe;
+        _accountingThread = new Thread(() =>
+        {
+            try
+            {
+                _a = _a.CopyHere(); // allocated here: away from the matching thread's objects
+                pipe.Consume(Account);
+            }
+            catch (Exception e)
+            {
+                _accountingFailure = e;
+                pipe.Stop(); // the matching thread's further records are dropped, and it never waits for room
+            }
+        })
+        { IsBackground = true, Name = "accounting" };
+        _accountingThread.Start();
+    }
+
+    /// <summary>Whether an accounting thread runs (<see cref="StartAccounting"/>).</summary>
+    public bool AccountingThread => _accounting is not null;
+
+    /// <summary>
+    /// Waits until the accounting thread has accounted for every journey finished so far, and ends it: from then on
+    /// journeys are accounted for where they finish. Rethrows what the accounting threw.
+    /// </summary>
+    public void StopAccounting()
+    {
+        if (_accounting is not { } pipe)
+        {
+            return;
+        }
+        pipe.Complete();
+        _accountingThread!.Join();
+        pipe.Dispose();
+        _accounting = null;
+        _accountingThread = null;
+        _sentRoles = _accountRoles = _roles;
+        if (_accountingFailure is { } failure)
+        {
+            _accountingFailure = null;
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        }
+    }
+
+    /// <summary>Sends a journey to the accounting thread: its steps with their flows, the reach path if other, the side copies.</summary>
+    private static void Send(AccountingPipe pipe, ReadOnlySpan<Sighting> steps, ReadOnlySpan<FlowBits> flows, ReadOnlySpan<Sighting> reachPath,
+        ReadOnlySpan<int> side, bool timeless, bool closing)
+    {
+        AccountBatch batch = pipe.Room(steps.Length, reachPath.Length, side.Length);
+        batch.Records[batch.RecordCount++] = new AccountRecord
+        {
+            Kind = AccountKind.Journey, Timeless = timeless, Closing = closing,
+            StepsFrom = batch.StepCount, Steps = steps.Length, ReachFrom = batch.ReachCount, ReachSteps = reachPath.Length,
+            SideFrom = batch.SideCount, SideCopies = side.Length,
+        };
+        steps.CopyTo(batch.Steps.AsSpan(batch.StepCount));
+        flows.CopyTo(batch.Flows.AsSpan(batch.StepCount));
+        batch.StepCount += steps.Length;
+        reachPath.CopyTo(batch.Reach.AsSpan(batch.ReachCount));
+        batch.ReachCount += reachPath.Length;
+        side.CopyTo(batch.Side.AsSpan(batch.SideCount));
+        batch.SideCount += side.Length;
+    }
+
+    /// <summary>The accounting thread: what a batch of records asks, in order.</summary>
+    private void Account(AccountBatch batch)
+    {
+        ReadOnlySpan<AccountRecord> records = batch.Records.AsSpan(0, batch.RecordCount);
+        foreach (ref readonly AccountRecord record in records)
+        {
+            switch (record.Kind)
+            {
+                case AccountKind.Single:
+                    AccountSingle(in batch.Steps[record.StepsFrom], in batch.Flows[record.StepsFrom], record.Closing);
+                    break;
+                case AccountKind.Journey:
+                    AccountJourney(batch.Steps.AsSpan(record.StepsFrom, record.Steps), batch.Flows.AsSpan(record.StepsFrom, record.Steps),
+                        batch.Reach.AsSpan(record.ReachFrom, record.ReachSteps), batch.Side.AsSpan(record.SideFrom, record.SideCopies), record.Timeless, record.Closing);
+                    break;
+                case AccountKind.Sweep:
+                    Sweep(record.TimeNs);
+                    break;
+                case AccountKind.Roles:
+                    _accountRoles = _accounting!.TakeRoles();
+                    break;
+            }
+        }
+    }
+
     /// <summary>Copies the roles of the interfaces seen from <c>roleOf</c> (<see cref="_roles"/>).</summary>
     private void RefreshRoles()
     {
@@ -324,9 +484,22 @@ public sealed class Correlator : IObservationSink
             _roles[id] = _roleOf(id);
             _rolesKnown[id] = _roleKnown?.Invoke(id) ?? true;
         }
+        if (_accounting is null)
+        {
+            _accountRoles = _roles;
+        }
+        else if (!_roles.AsSpan().SequenceEqual(_sentRoles))
+        {
+            // The accounting thread takes this copy when it reaches this point of the stream.
+            _sentRoles = (InterfaceRole[])_roles.Clone();
+            _accounting.SendRoles(_sentRoles);
+        }
     }
 
     private InterfaceRole RoleOf(int id) => (uint)id < (uint)_roles.Length ? _roles[id] : _roleOf(id);
+
+    /// <summary><see cref="RoleOf"/> as the accounting sees it (<see cref="_accountRoles"/>).</summary>
+    private InterfaceRole AccountRoleOf(int id) => (uint)id < (uint)_accountRoles.Length ? _accountRoles[id] : _roleOf(id);
 
     private bool RoleKnown(int id) => (uint)id < (uint)_rolesKnown.Length ? _rolesKnown[id] : _roleKnown!(id);
 
@@ -342,10 +515,12 @@ public sealed class Correlator : IObservationSink
         foreach (var (lastInterface, count) in reach.EndedAt)
         {
             if (reach.IsShortOf(lastInterface)
-                || reach.StartsInside && RoleOf(lastInterface) != InterfaceRole.Egress && _ways.Contains(flow.Destination, lastInterface)
-                || reach.StartsInside && IsInside(RoleOf(lastInterface)) && _options.EgressRoutes?.LeavesByEgress(flow.Destination) == true)
+                || reach.StartsInside && AccountRoleOf(lastInterface) != InterfaceRole.Egress && _ways.Contains(flow.Destination, lastInterface)
+                || reach.StartsInside && IsInside(AccountRoleOf(lastInterface)) && _options.EgressRoutes?.LeavesByEgress(flow.Destination) == true)
             {
-                lost[(flow, lastInterface)] = (lost.GetValueOrDefault((flow, lastInterface)).Packets + count, reach.Innermost(_roleOf));
+                // Without an accounting thread the registry's roles as they are now, as before; with one, its copy.
+                lost[(flow, lastInterface)] = (lost.GetValueOrDefault((flow, lastInterface)).Packets + count,
+                    reach.Innermost(_accounting is null ? _roleOf : _accountRoleOf));
             }
         }
     }
@@ -370,7 +545,7 @@ public sealed class Correlator : IObservationSink
                 _flows.Remove(flow); // allowed while enumerating (.NET Core 3.0 and later)
             }
         }
-        _lastFlow = _previousFlow = default;
+        _a.LastFlow = _a.PreviousFlow = default;
         _ways.Sweep(nowNs, timeouts.OtherNs);
         _nat.Sweep(nowNs, timeouts);
     }
@@ -524,7 +699,11 @@ public sealed class Correlator : IObservationSink
         return false;
     }
 
-    /// <summary>Ends a journey (the caller drops it from the ring or gives its fingerprint a new one) and records what it found.</summary>
+    /// <summary>
+    /// Ends a journey (the caller drops it from the ring or gives its fingerprint a new one): reads its sightings out of the
+    /// ring and orders them (the assembly), then hands them to <see cref="AccountJourney"/> (hops, NAT, paths, reach),
+    /// directly or through the accounting thread's pipe (<see cref="StartAccounting"/>).
+    /// </summary>
     private void Finish(ref JourneyEntry journey)
     {
         journey.Finished = true;
@@ -563,15 +742,53 @@ public sealed class Correlator : IObservationSink
         }
         Order(sightings);
         Journeys++;
-        ref ObservationSlot entrySlot = ref _observations[sightings[0].Slot];
-        ref KnownFlow entryFlow = ref Known(in entrySlot);
-        FlowKey entry = entryFlow.Flow; // a copy: the next Known may reuse the entry
-        bool linkScoped = entryFlow.LinkScoped;
-        bool closing = (flags & (TcpFlags.Fin | TcpFlags.Rst)) != 0;
         if (sightings.Count > 1)
         {
             MultiHopJourneys++;
-            Span<Sighting> steps = CollectionsMarshal.AsSpan(sightings);
+        }
+        List<FlowBits> flows = _stepFlows;
+        flows.Clear();
+        foreach (ref readonly Sighting sighting in CollectionsMarshal.AsSpan(sightings))
+        {
+            flows.Add(_observations[sighting.Slot].FlowFields);
+        }
+        ref ObservationSlot entrySlot = ref _observations[sightings[0].Slot];
+        bool closing = (flags & (TcpFlags.Fin | TcpFlags.Rst)) != 0;
+        bool segmented = entrySlot.IsTcpData && FindSegmentContinuation(sightings, journey.Fingerprint);
+        if (segmented)
+        {
+            MatchedBySequenceRange++;
+        }
+        if (Observer is not null)
+        {
+            Observer.Journey(CollectionsMarshal.AsSpan(Whole(sightings, journey.Fingerprint)), segmented);
+        }
+        ReadOnlySpan<Sighting> reachPath = _scratch.Count > 0 ? CollectionsMarshal.AsSpan(_scratch) : default;
+        if (_accounting is { } pipe)
+        {
+            Send(pipe, CollectionsMarshal.AsSpan(sightings), CollectionsMarshal.AsSpan(flows), reachPath, CollectionsMarshal.AsSpan(_side), timeless, closing);
+        }
+        else
+        {
+            AccountJourney(CollectionsMarshal.AsSpan(sightings), CollectionsMarshal.AsSpan(flows), reachPath, CollectionsMarshal.AsSpan(_side), timeless, closing);
+        }
+        _scratch.Clear();
+    }
+
+    /// <summary>
+    /// What a finished journey (<paramref name="steps"/> in path order, each step's flow in <paramref name="flows"/>) adds to
+    /// the figures: hops, NAT, its path, and its flow's reach (along <paramref name="reachPath"/> when a segmentation match
+    /// extended it, else along the steps). Reads nothing of the assembly's state (rings, open journeys), so it may run on
+    /// a thread of its own, given the journeys in the order they were finished (<see cref="StartAccounting"/>).
+    /// </summary>
+    private void AccountJourney(ReadOnlySpan<Sighting> steps, ReadOnlySpan<FlowBits> flows, ReadOnlySpan<Sighting> reachPath,
+        ReadOnlySpan<int> side, bool timeless, bool closing)
+    {
+        ref KnownFlow entryFlow = ref Known(in flows[0]);
+        FlowKey entry = entryFlow.Flow; // a copy: the next Known may reuse the entry
+        bool linkScoped = entryFlow.LinkScoped;
+        if (steps.Length > 1)
+        {
             for (int i = 1; i < steps.Length; i++)
             {
                 ref readonly Sighting from = ref steps[i - 1];
@@ -585,15 +802,10 @@ public sealed class Correlator : IObservationSink
                 }
                 // Link-local addresses are never NATed: two link-scoped copies never tell of a translation. Two copies
                 // with one flow tell of none either (the NAT table would find both endpoints unchanged).
-                if (!linkScoped)
+                if (!linkScoped && !flows[i - 1].Equals(in flows[i]))
                 {
-                    ref ObservationSlot before = ref _observations[from.Slot];
-                    ref ObservationSlot after = ref _observations[to.Slot];
-                    if (!before.SameFlow(in after))
-                    {
-                        FlowKey beforeFlow = Known(in before).Flow;
-                        _nat.Observe(in beforeFlow, in Known(in after).Flow, from.TimestampNs, closing);
-                    }
+                    FlowKey beforeFlow = Known(in flows[i - 1]).Flow;
+                    _nat.Observe(in beforeFlow, in Known(in flows[i]).Flow, from.TimestampNs, closing);
                 }
             }
             PathStats path = PathOf(steps);
@@ -602,25 +814,15 @@ public sealed class Correlator : IObservationSink
             {
                 path.Through.Record(steps[^1].TimestampNs - steps[0].TimestampNs);
             }
-            foreach (int side in _side)
+            foreach (int copy in side)
             {
-                path.AddSideCopy(side);
+                path.AddSideCopy(copy);
             }
-        }
-        bool segmented = entrySlot.IsTcpData && FindSegmentContinuation(sightings, journey.Fingerprint);
-        if (segmented)
-        {
-            MatchedBySequenceRange++;
-        }
-        if (Observer is not null)
-        {
-            Observer.Journey(CollectionsMarshal.AsSpan(Whole(sightings, journey.Fingerprint)), segmented);
         }
         if (!entry.IsEmpty && !linkScoped)
         {
-            Reached(in entry, _scratch.Count > 0 ? _scratch : sightings, closing);
+            Reached(in entry, reachPath.Length > 0 ? reachPath : steps, closing);
         }
-        _scratch.Clear();
     }
 
     /// <summary>The sightings as whole observations (from the ring, with the times the ordering used), in <see cref="_whole"/>.</summary>
@@ -687,14 +889,14 @@ public sealed class Correlator : IObservationSink
     private PathStats PathOf(ReadOnlySpan<Sighting> steps)
     {
         PathKey key = PathKey.Of(steps);
-        if (_lastPath.Stats is not null && _lastPath.Key == key)
+        if (_a.LastPath.Stats is not null && _a.LastPath.Key == key)
         {
-            return _lastPath.Stats;
+            return _a.LastPath.Stats;
         }
-        if (_previousPath.Stats is not null && _previousPath.Key == key)
+        if (_a.PreviousPath.Stats is not null && _a.PreviousPath.Key == key)
         {
-            (_lastPath, _previousPath) = (_previousPath, _lastPath);
-            return _lastPath.Stats;
+            (_a.LastPath, _a.PreviousPath) = (_a.PreviousPath, _a.LastPath);
+            return _a.LastPath.Stats;
         }
         if (!_paths.TryGetValue(key, out PathStats? path))
         {
@@ -705,8 +907,8 @@ public sealed class Correlator : IObservationSink
             }
             _paths[key] = path = new PathStats(interfaces);
         }
-        _previousPath = _lastPath;
-        _lastPath = (key, path);
+        _a.PreviousPath = _a.LastPath;
+        _a.LastPath = (key, path);
         return path;
     }
 
@@ -732,14 +934,32 @@ public sealed class Correlator : IObservationSink
             Observation whole = only.ToObservation(fingerprint);
             Observer.Journey(new ReadOnlySpan<Observation>(in whole), segmented: false);
         }
-        ref KnownFlow known = ref Known(in only);
-        if (!known.Flow.IsEmpty && !known.LinkScoped)
+        Sighting sighting = only.ToSighting(number, RoleOf(only.Interface));
+        bool closing = (only.TcpFlags & (TcpFlags.Fin | TcpFlags.Rst)) != 0;
+        if (_accounting is { } pipe)
         {
-            FlowReach reach = ReachOf(in known.Flow, only.TimestampNs, only.Interface);
-            reach.Closing |= (only.TcpFlags & (TcpFlags.Fin | TcpFlags.Rst)) != 0;
-            reach.Add(only.Interface);
+            AccountBatch batch = pipe.Room(steps: 1);
+            batch.Records[batch.RecordCount++] = new AccountRecord { Kind = AccountKind.Single, StepsFrom = batch.StepCount, Steps = 1, Closing = closing };
+            batch.Steps[batch.StepCount] = sighting;
+            batch.Flows[batch.StepCount++] = only.FlowFields;
+        }
+        else
+        {
+            AccountSingle(in sighting, in only.FlowFields, closing);
         }
         return true;
+    }
+
+    /// <summary><see cref="AccountJourney"/> for a journey of one sighting.</summary>
+    private void AccountSingle(ref readonly Sighting only, ref readonly FlowBits flow, bool closing)
+    {
+        ref KnownFlow known = ref Known(in flow);
+        if (!known.Flow.IsEmpty && !known.LinkScoped)
+        {
+            FlowReach reach = ReachOf(in known.Flow, only.TimestampNs, only.Role);
+            reach.Closing |= closing;
+            reach.Add(only.Interface);
+        }
     }
 
     /// <summary>
@@ -748,7 +968,7 @@ public sealed class Correlator : IObservationSink
     /// state of its own, unless its flow has some already (an earlier journey ended short); any other journey is
     /// kept in its flow's <see cref="FlowReach"/>.
     /// </summary>
-    private void Reached(in FlowKey flow, List<Sighting> path, bool closing)
+    private void Reached(in FlowKey flow, ReadOnlySpan<Sighting> path, bool closing)
     {
         long firstNs = path[0].TimestampNs;
         if (IsInside(path[0].Role) && path[^1].Role == InterfaceRole.Egress)
@@ -758,7 +978,7 @@ public sealed class Correlator : IObservationSink
             {
                 egress++; // the last is the egress
             }
-            if (egress == path.Count - 1)
+            if (egress == path.Length - 1)
             {
                 for (int i = 0; i < egress; i++)
                 {
@@ -777,19 +997,18 @@ public sealed class Correlator : IObservationSink
                 return;
             }
         }
-        FlowReach reach = ReachOf(in flow, firstNs, path[0].Interface);
+        FlowReach reach = ReachOf(in flow, firstNs, path[0].Role);
         reach.Closing |= closing;
         reach.Add(Interfaces(path));
     }
 
     /// <summary>
     /// The path's interfaces as observations (all <see cref="FlowReach.Add(List{Observation})"/> reads of them), in
-    /// <see cref="_reachPath"/>: kept from the last call when the interfaces are the same (consecutive journeys mostly are).
+    /// <see cref="AccountState.ReachPath"/>: kept from the last call when the interfaces are the same (consecutive journeys mostly are).
     /// </summary>
-    private List<Observation> Interfaces(List<Sighting> path)
+    private List<Observation> Interfaces(ReadOnlySpan<Sighting> sightings)
     {
-        ReadOnlySpan<Sighting> sightings = CollectionsMarshal.AsSpan(path);
-        ReadOnlySpan<Observation> known = CollectionsMarshal.AsSpan(_reachPath);
+        ReadOnlySpan<Observation> known = CollectionsMarshal.AsSpan(_a.ReachPath);
         bool same = known.Length == sightings.Length;
         for (int i = 0; same && i < sightings.Length; i++)
         {
@@ -797,23 +1016,23 @@ public sealed class Correlator : IObservationSink
         }
         if (!same)
         {
-            _reachPath.Clear();
+            _a.ReachPath.Clear();
             foreach (ref readonly Sighting sighting in sightings)
             {
-                _reachPath.Add(new Observation(0, sighting.Interface, 0, 0, default, 0));
+                _a.ReachPath.Add(new Observation(0, sighting.Interface, 0, 0, default, 0));
             }
         }
-        return _reachPath;
+        return _a.ReachPath;
     }
 
-    /// <summary><see cref="EgressWayTable.Saw"/>, held in <see cref="_pendingWays"/> until <see cref="FlushWays"/>.</summary>
+    /// <summary><see cref="EgressWayTable.Saw"/>, held in <see cref="AccountState.PendingWays"/> until <see cref="FlushWays"/>.</summary>
     private void SawWay(IpAddress destination, int interfaceId, long timestampNs)
     {
-        if (_pendingWayCount > 0 && !_pendingWayDestination.Equals(destination))
+        if (_a.PendingWayCount > 0 && !_a.PendingWayDestination.Equals(destination))
         {
             FlushWays();
         }
-        Span<(int Interface, long LastNs)> pending = _pendingWays.AsSpan(0, _pendingWayCount);
+        Span<(int Interface, long LastNs)> pending = _a.PendingWays.AsSpan(0, _a.PendingWayCount);
         for (int i = 0; i < pending.Length; i++)
         {
             if (pending[i].Interface == interfaceId)
@@ -822,34 +1041,34 @@ public sealed class Correlator : IObservationSink
                 return;
             }
         }
-        if (_pendingWayCount == _pendingWays.Length)
+        if (_a.PendingWayCount == _a.PendingWays.Length)
         {
             FlushWays();
         }
-        _pendingWayDestination = destination;
-        _pendingWays[_pendingWayCount++] = (interfaceId, timestampNs);
+        _a.PendingWayDestination = destination;
+        _a.PendingWays[_a.PendingWayCount++] = (interfaceId, timestampNs);
     }
 
-    /// <summary>Writes the ways held in <see cref="_pendingWays"/> to <see cref="_ways"/>.</summary>
+    /// <summary>Writes the ways held in <see cref="AccountState.PendingWays"/> to <see cref="_ways"/>.</summary>
     private void FlushWays()
     {
-        for (int i = 0; i < _pendingWayCount; i++)
+        for (int i = 0; i < _a.PendingWayCount; i++)
         {
-            _ways.Saw(in _pendingWayDestination, _pendingWays[i].Interface, _pendingWays[i].LastNs);
+            _ways.Saw(in _a.PendingWayDestination, _a.PendingWays[i].Interface, _a.PendingWays[i].LastNs);
         }
-        _pendingWayCount = 0;
+        _a.PendingWayCount = 0;
     }
 
     private static bool IsInside(InterfaceRole role) => role is InterfaceRole.Container or InterfaceRole.Veth or InterfaceRole.Bridge;
 
     private bool HasReach(in FlowKey flow, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out FlowReach? reach)
     {
-        if (_lastFlow.Reach is not null && _lastFlow.Flow.Equals(flow))
+        if (_a.LastFlow.Reach is not null && _a.LastFlow.Flow.Equals(flow))
         {
-            reach = _lastFlow.Reach;
+            reach = _a.LastFlow.Reach;
             return true;
         }
-        if (_withoutReachKnown && _withoutReach.Equals(flow))
+        if (_a.WithoutReachKnown && _a.WithoutReach.Equals(flow))
         {
             reach = null;
             return false;
@@ -858,19 +1077,18 @@ public sealed class Correlator : IObservationSink
         {
             return true;
         }
-        _withoutReach = flow;
-        _withoutReachKnown = true;
+        _a.WithoutReach = flow;
+        _a.WithoutReachKnown = true;
         return false;
     }
 
     /// <summary>
-    /// The flow key of the slot's flow and whether it is link-scoped, from <see cref="_knownFlows"/> when one of the last
+    /// The flow key of the slot's flow and whether it is link-scoped, from <see cref="AccountState.KnownFlows"/> when one of the last
     /// few built has the same fields, else built there (replacing the oldest). Valid until the next call.
     /// </summary>
-    private ref KnownFlow Known(ref readonly ObservationSlot slot)
+    private ref KnownFlow Known(ref readonly FlowBits bits)
     {
-        ref readonly FlowBits bits = ref slot.FlowFields;
-        KnownFlow[] known = _knownFlows;
+        KnownFlow[] known = _a.KnownFlows;
         for (int i = 0; i < known.Length; i++)
         {
             ref KnownFlow candidate = ref known[i];
@@ -879,8 +1097,8 @@ public sealed class Correlator : IObservationSink
                 return ref candidate;
             }
         }
-        ref KnownFlow made = ref known[_nextKnownFlow];
-        _nextKnownFlow = (_nextKnownFlow + 1) & (KnownFlowCount - 1);
+        ref KnownFlow made = ref known[_a.NextKnownFlow];
+        _a.NextKnownFlow = (_a.NextKnownFlow + 1) & (KnownFlowCount - 1);
         made.Bits = bits;
         made.Flow = bits.ToFlowKey();
         made.LinkScoped = bits.IsLinkScoped;
@@ -897,12 +1115,12 @@ public sealed class Correlator : IObservationSink
     }
 
     /// <summary>The reach of <paramref name="flow"/>, made on its first journey (which says whether it starts on the inside).</summary>
-    private FlowReach ReachOf(in FlowKey flow, long firstNs, int firstInterface)
+    private FlowReach ReachOf(in FlowKey flow, long firstNs, InterfaceRole firstRole)
     {
         FlowReach reach = ReachOf(in flow);
         if (reach.LastSeenNs == 0)
         {
-            reach.StartsInside = IsInside(RoleOf(firstInterface));
+            reach.StartsInside = IsInside(firstRole);
         }
         reach.LastSeenNs = Math.Max(reach.LastSeenNs, firstNs);
         return reach;
@@ -911,22 +1129,22 @@ public sealed class Correlator : IObservationSink
     private FlowReach ReachOf(in FlowKey flow)
     {
         // Compare with the last two before hashing the 56-byte key.
-        if (_lastFlow.Reach is not null && _lastFlow.Flow.Equals(flow))
+        if (_a.LastFlow.Reach is not null && _a.LastFlow.Flow.Equals(flow))
         {
-            return _lastFlow.Reach;
+            return _a.LastFlow.Reach;
         }
-        if (_previousFlow.Reach is not null && _previousFlow.Flow.Equals(flow))
+        if (_a.PreviousFlow.Reach is not null && _a.PreviousFlow.Flow.Equals(flow))
         {
-            (_lastFlow, _previousFlow) = (_previousFlow, _lastFlow);
-            return _lastFlow.Reach;
+            (_a.LastFlow, _a.PreviousFlow) = (_a.PreviousFlow, _a.LastFlow);
+            return _a.LastFlow.Reach;
         }
         if (!_flows.TryGetValue(flow, out var reach))
         {
             _flows[flow] = reach = new FlowReach();
-            _withoutReachKnown = false;
+            _a.WithoutReachKnown = false;
         }
-        _previousFlow = _lastFlow;
-        _lastFlow = (flow, reach);
+        _a.PreviousFlow = _a.LastFlow;
+        _a.LastFlow = (flow, reach);
         return reach;
     }
 

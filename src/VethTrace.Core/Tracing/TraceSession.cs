@@ -113,20 +113,31 @@ public sealed class TraceSession
         { IsBackground = true, Name = "trace source" };
         thread.Start();
         var matching = new Matching(Correlator);
+        if (Options.AccountingThread)
+        {
+            Correlator.StartAccounting();
+        }
         try
         {
-            pipe.Consume(ref matching);
+            try
+            {
+                pipe.Consume(ref matching);
+            }
+            finally
+            {
+                pipe.Stop();
+                thread.Join();
+            }
+            if (feed.Overtaken)
+            {
+                return false;
+            }
+            Correlator.Complete();
         }
         finally
         {
-            pipe.Stop();
-            thread.Join();
+            Correlator.StopAccounting();
         }
-        if (feed.Overtaken)
-        {
-            return false;
-        }
-        Correlator.Complete();
         return true;
     }
 

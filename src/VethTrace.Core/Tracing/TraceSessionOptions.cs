@@ -63,6 +63,19 @@ public sealed record TraceSessionOptions
     /// the 10M many-flows file about 3.3 million translations are held at once (docs/performance.md, "Many flows").
     /// </summary>
     public bool NatInUse { get; init; } = true;
+
+    /// <summary>
+    /// Give the correlator's accounting (hops, NAT, paths, losses) a thread of its own in a pipelined run (files:
+    /// <see cref="TraceSession.RunPipelined"/>, <see cref="Correlator.StartAccounting"/>); the answers are the same
+    /// either way. Off by default: on two cores it took a third off the longest thread but not the CPU sum, and whether
+    /// replay got faster depended on the scheduling (docs/performance.md, "Replay matching thread (session 10,
+    /// match16e)"). The environment variable <c>VETHTRACE_ACCOUNTING_THREAD=1</c> turns it on (with more than one
+    /// processor), for measuring one build both ways.
+    /// </summary>
+    public bool AccountingThread { get; init; } = DefaultAccountingThread;
+
+    private static bool DefaultAccountingThread { get; } =
+        Environment.ProcessorCount > 1 && Environment.GetEnvironmentVariable("VETHTRACE_ACCOUNTING_THREAD") == "1";
 }
 
 /// <summary>Decides whether one copy of a packet is selected (a compiled pcap-filter expression, in practice).</summary>

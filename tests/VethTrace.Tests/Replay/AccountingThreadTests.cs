@@ -1,0 +1,103 @@
+using VethTrace.Capture.Files;
+using VethTrace.Cli.Output;
+using VethTrace.Flows;
+using VethTrace.Packets;
+using VethTrace.Tests.Captures;
+using VethTrace.Tracing;
+
+namespace VethTrace.Tests.Replay;
+
+/// <summary>
+/// Replay gives the correlator's accounting (hops, NAT, paths, flow reach, sweeps) a thread of its own, fed through a
+/// pipe in the order the journeys finish (<see cref="Correlator.StartAccounting"/>): every answer must be what one
+/// thread gives, and the sweeps must see the journeys finished before them, no more and no fewer.
+/// </summary>
+public sealed class AccountingThreadTests
+{
+    private static InterfaceRole RoleToEgress(int id) => id == 3 ? InterfaceRole.Egress : (InterfaceRole)id;
+
+    /// <summary>Every shipped replay capture (one at a time, and the per-hop sets together), but the bulk one (one interface: no hops).</summary>
+    public static TheoryData<string> Captures()
+    {
+        var data = new TheoryData<string>();
+        foreach (string name in CaptureCorpus.Files().Select(file => Path.GetRelativePath(CaptureCorpus.CapturesDirectory, file)))
+        {
+            if (name.StartsWith("replay", StringComparison.Ordinal) && Path.GetDirectoryName(name) == "replay" || name == "masquerade-multi.pcapng" || name == "any-sll2.pcap")
+            {
+                data.Add(name);
+            }
+        }
+        foreach (string set in new[] { "replay/per-hop", "replay/free-names", "replay/free-names-tied", "replay/split" })
+        {
+            data.Add(set + "/");
+        }
+        return data;
+    }
+
+    private static string Json(string name, bool accountingThread, FlowTimeouts timeouts)
+    {
+        string path = CaptureCorpus.PathOf(name);
+        string[] files = name.EndsWith('/') ? [.. Directory.GetFiles(path, "*.pcap").Order(StringComparer.Ordinal)] : [path];
+        FileTraceResult result = FileTrace.Run(files, new TraceSessionOptions { AccountingThread = accountingThread, FlowTimeouts = timeouts, NatDetail = true });
+        var output = new StringWriter();
+        ReplayJson.Write(output, result.Report!, result.Interfaces!.Names, result.Interfaces);
+        return output.ToString();
+    }
+
+    [Theory]
+    [MemberData(nameof(Captures))]
+    public void Replay_AccountingOnItsOwnThread_SameJsonAsOnOne(string name)
+    {
+        // Once with conntrack's timeouts, once with timeouts of a millisecond: then a sweep runs every eighth of a
+        // millisecond of trace time, settling flows and forgetting NAT translations between journeys, so a sweep
+        // accounted for before or after the journeys around it would change the losses and the NAT rows.
+        var shortTimeouts = new FlowTimeouts { TcpNs = 1_000_000, TcpClosingNs = 1_000_000, UdpNs = 1_000_000, IcmpNs = 1_000_000, OtherNs = 1_000_000 };
+        foreach (FlowTimeouts timeouts in new[] { FlowTimeouts.Default, shortTimeouts })
+        {
+            string one = Json(name, accountingThread: false, timeouts);
+            string two = Json(name, accountingThread: true, timeouts);
+            Assert.Contains("\"type\":\"summary\"", one);
+            Assert.Equal(one, two);
+        }
+    }
+
+    [Fact]
+    public void AccountingThread_SweepAfterJourneys_SeesThemAll()
+    {
+        // The scenario of CorrelatorTests.Sweep_FinAfterTheFlowGotAReach_ClosingTimeoutApplies with the accounting on its
+        // own thread. TCP flow A: a segment reaches the egress, one stops at the bridge (A now has a reach), flow C stops
+        // at the bridge, A's FIN reaches the egress (A is closing). 200 s later (past tcp-closing's 120 s, short of tcp's
+        // 5 days) a sweep forgets A and keeps C. A sweep accounted for before the four journeys would find no flow to
+        // forget, and A's reach would still be held at the end.
+        var a = new FlowKey(IpProtocol.Tcp, IpAddress.Parse("172.17.0.2"), 40000, IpAddress.Parse("198.51.100.2"), 80);
+        var c = a with { SourcePort = 40002 };
+        var correlator = new Correlator(new CorrelatorOptions(), RoleToEgress);
+        correlator.StartAccounting();
+        Assert.True(correlator.AccountingThread);
+        long order = 0;
+        void Journey(long t, ulong fingerprint, FlowKey flow, int hops, TcpFlags flags = 0)
+        {
+            for (int hop = 0; hop < hops; hop++)
+            {
+                correlator.Add(new Observation(t + hop * 1_000, hop, order++, fingerprint, flow, 100, TcpFlags: flags));
+            }
+        }
+        Journey(0, 1, a, 4);
+        Journey(10_000_000, 2, a, 3);
+        Journey(20_000_000, 3, c, 3);
+        Journey(30_000_000, 4, a, 4, TcpFlags.Fin | TcpFlags.Ack);
+        correlator.Advance(5_000_000_000); // all four finished
+        Journey(200_000_000_000, 5, c, 4); // time moves on: the sweeps run
+        correlator.Complete();
+        Assert.Throws<InvalidOperationException>(() => correlator.Report()); // not while the accounting runs
+        correlator.StopAccounting();
+        Assert.False(correlator.AccountingThread);
+        Assert.Equal(1, correlator.ActiveFlows); // C's reach; A's went with the sweep
+        CorrelationReport report = correlator.Report();
+        Assert.Equal(5, report.Journeys);
+        Assert.Equal(2, report.Lost); // A's segment at the bridge and C's, both short of the way to the egress
+        Assert.Equal(5, report.MultiHopJourneys);
+        Assert.Equal(5, report.Hops.Single(h => h.From == 0 && h.To == 1).Histogram.Count);
+        Assert.Equal(3, report.Hops.Single(h => h.From == 2 && h.To == 3).Histogram.Count); // journeys 1, 4 and 5 reached the egress
+    }
+}
