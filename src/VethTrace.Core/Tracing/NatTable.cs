@@ -108,6 +108,22 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
 
     public void Observe(in FlowKey before, in FlowKey after, long timestampNs, bool closing)
     {
+        // A connection through MASQUERADE repeats its translation journey after journey, its data one way and its
+        // acknowledgments the other: a call with the flows of one of the last two, whose steps still wait, is counted
+        // into those steps instead of hashed, queued and looked up again (Repeat).
+        if (_recent.Before == before && _recent.After == after && Waiting(in _recent))
+        {
+            Repeat(in _recent, timestampNs, closing);
+            return;
+        }
+        if (_older.Before == before && _older.After == after && Waiting(in _older) && (_entries is null || _older.Steps == 0))
+        {
+            Repeat(in _older, timestampNs, closing);
+            (_recent, _older) = (_older, _recent);
+            return;
+        }
+        _older = _recent;
+        _recent = new Recent { Before = before, After = after, FirstStep = StepsQueued };
         if (before.IsEmpty || after.IsEmpty || before.Protocol != after.Protocol)
         {
             return;
@@ -118,11 +134,58 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
         {
             // Outbound through SNAT, or a reply leaving through DNAT's reverse: inside = before, outside = after.
             Add(NatKind.Snat, before.Protocol, beforeSource, afterSource, beforeDestination, timestampNs, closing);
+            _recent.Steps++;
         }
         if (beforeDestination != afterDestination)
         {
             // Inbound through DNAT, or a reply entering through SNAT's reverse: outside = before, inside = after.
             Add(NatKind.Dnat, before.Protocol, afterDestination, beforeDestination, beforeSource, timestampNs, closing);
+            _recent.Steps++;
+        }
+    }
+
+    /// <summary>
+    /// The flows of one of the last two distinct <see cref="Observe"/> calls and the steps it queued (numbered by
+    /// <see cref="StepsQueued"/>). A repeat adds one to each of those steps while they still wait: applying a step, then
+    /// other translations' steps, then the step again gives the table the same state as applying it once with both
+    /// (a translation's time is the latest it was seen at, its closing mark an or, its row's packets a sum, its kind and
+    /// its row's place those of its first step, which stays first; a translation is removed only by a sweep, which
+    /// applies every waiting step first). The one thing order decides among steps of one translation is which kind a
+    /// full mapping (<c>detail</c>) takes when two steps have the same earliest time, so with detail only the newest
+    /// call's steps take repeats.
+    /// </summary>
+    private struct Recent
+    {
+        public FlowKey Before, After;
+        public long FirstStep;
+        public int Steps;
+    }
+
+    private Recent _recent, _older;
+
+    /// <summary>How many steps were queued (a repeat queues none); also the number the next step gets.</summary>
+    internal long StepsQueued { get; private set; }
+
+    /// <summary>Whether the steps of <paramref name="recent"/> still wait (a call that queued none always "waits").</summary>
+    private bool Waiting(in Recent recent) => recent.Steps == 0 || recent.FirstStep >= StepsQueued - _waitingCount;
+
+    private void Repeat(in Recent recent, long timestampNs, bool closing)
+    {
+        long oldest = StepsQueued - _waitingCount;
+        for (int i = 0; i < recent.Steps; i++)
+        {
+            int index = _waitingHead + (int)(recent.FirstStep + i - oldest);
+            ref Step step = ref _waiting[index >= Delay ? index - Delay : index];
+            step.Repeats++;
+            step.Closing |= closing;
+            if (timestampNs > step.LatestNs)
+            {
+                step.LatestNs = timestampNs;
+            }
+            if (timestampNs < step.EarliestNs)
+            {
+                step.EarliestNs = timestampNs;
+            }
         }
     }
 
@@ -226,6 +289,7 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
 
     private void Add(NatKind kind, IpProtocol protocol, in Endpoint inside, in Endpoint outside, in Endpoint peer, long timestampNs, bool closing)
     {
+        StepsQueued++;
         ulong hash = StableHash.Add(StableHash.Seed, protocol.Value);
         hash = inside.AddTo(outside.AddTo(peer.AddTo(hash)));
         hash = StableHash.Finish(hash);
@@ -253,7 +317,9 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
         step.Inside = inside;
         step.Outside = outside;
         step.Peer = peer;
-        step.TimestampNs = timestampNs;
+        step.EarliestNs = timestampNs;
+        step.LatestNs = timestampNs;
+        step.Repeats = 0;
         step.Closing = closing;
         step.RowHashed = _newShare > SpeculateAbove;
         if (step.RowHashed)
@@ -320,10 +386,17 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
     {
         NatKind kind = step.Kind;
         IpProtocol protocol = step.Protocol;
-        long timestampNs = step.TimestampNs;
-        ref TranslationTable.Slot translation = ref _translations.FindOrAdd(step.Hash, kind, TimeoutClassOf(protocol), timestampNs, step.Closing, out bool exists);
+        // A step and its repeats: the latest time for the translation (a new one is made at the first, then moved to
+        // the latest), the earliest for the first-seen of the full mapping.
+        long timestampNs = step.EarliestNs;
+        ref TranslationTable.Slot translation = ref _translations.FindOrAdd(step.Hash, kind, TimeoutClassOf(protocol), step.LatestNs, step.Closing, out bool exists);
         int row;
         _newShare += (exists ? 0 : 32) - (_newShare >> 5);
+        for (int i = Math.Min(step.Repeats, 256); i > 0; i--)
+        {
+            _newShare -= _newShare >> 5;
+        }
+        long packets = 1 + step.Repeats;
         if (!exists)
         {
             // A new translation (or one that came back after its timeout): one more flow in its row. Its kind is that of
@@ -347,7 +420,7 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
             ulong rowHash = step.RowHashed && first == kind ? step.RowHash : RowHashOf(first, protocol, in step.Inside, in step.Outside, in step.Peer);
             row = RowOf(first, protocol, in step.Inside, in step.Outside, in step.Peer, rowHash);
         }
-        RowAt(row).Packets++;
+        RowAt(row).Packets += packets;
         if (_entries is not null)
         {
             var full = (protocol, step.Inside, step.Outside, step.Peer);
@@ -360,7 +433,7 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
                 entry.FirstKind = kind;
                 entry.FirstSeenNs = timestampNs;
             }
-            entry.Packets++;
+            entry.Packets += packets;
         }
     }
 
@@ -371,7 +444,10 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
         /// <summary>The hash of the row the translation gets if it is new (<see cref="RowHashOf"/>), when <see cref="RowHashed"/>.</summary>
         public ulong RowHash;
         public bool RowHashed;
-        public long TimestampNs;
+        /// <summary>The earliest and latest times of the step and its repeats (<see cref="Repeat"/>).</summary>
+        public long EarliestNs, LatestNs;
+        /// <summary>How many times the step came again right after itself.</summary>
+        public int Repeats;
         public Endpoint Inside, Outside, Peer;
         public IpProtocol Protocol;
         public NatKind Kind;

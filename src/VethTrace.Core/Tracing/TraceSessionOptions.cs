@@ -67,15 +67,16 @@ public sealed record TraceSessionOptions
     /// <summary>
     /// Give the correlator's accounting (hops, NAT, paths, losses) a thread of its own in a pipelined run (files:
     /// <see cref="TraceSession.RunPipelined"/>, <see cref="Correlator.StartAccounting"/>); the answers are the same
-    /// either way. Off by default: on two cores it took a third off the longest thread but not the CPU sum, and whether
-    /// replay got faster depended on the scheduling (docs/performance.md, "Replay matching thread (session 10,
-    /// match16e)"). The environment variable <c>VETHTRACE_ACCOUNTING_THREAD=1</c> turns it on (with more than one
-    /// processor), for measuring one build both ways.
+    /// either way. On by default with more than one processor: on two cores it took a third off the longest thread but
+    /// not the CPU sum; helper runs on a loaded machine could not rank it on every file, the quiet A/B of session 10
+    /// (8 interleaved rounds per file) put it ahead in the median wall time of each multi-hop capture and of the 1M
+    /// many-flows file (docs/performance.md, "Replay matching thread (session 10, match16e)"). The environment variable
+    /// <c>VETHTRACE_ACCOUNTING_THREAD=0</c> turns it off, for measuring one build both ways.
     /// </summary>
     public bool AccountingThread { get; init; } = DefaultAccountingThread;
 
     private static bool DefaultAccountingThread { get; } =
-        Environment.ProcessorCount > 1 && Environment.GetEnvironmentVariable("VETHTRACE_ACCOUNTING_THREAD") == "1";
+        Environment.ProcessorCount > 1 && Environment.GetEnvironmentVariable("VETHTRACE_ACCOUNTING_THREAD") != "0";
 }
 
 /// <summary>Decides whether one copy of a packet is selected (a compiled pcap-filter expression, in practice).</summary>

@@ -82,6 +82,76 @@ public sealed class NatTablesTests
     }
 
     [Fact]
+    public void NatTable_StepRepeatedRightAfterItself_CountedIntoTheWaitingStepWithItsLatestAndEarliestTimes()
+    {
+        // A connection through MASQUERADE repeats its translation journey after journey: a repeat right after the same
+        // call is counted into the waiting step, not queued again. The table must end as if each were applied: the
+        // translation's time the latest of the run (a sweep 29 s after it keeps it, one 31 s after removes it), the
+        // mapping's first kind that of the earliest step (a reply stamped before the requests), the packets a sum.
+        var nat = new NatTable(detail: true, FlowTimeouts.Default);
+        FlowKey inside = Udp("172.17.0.2", 40000, "198.51.100.7", 53), outside = Udp("10.0.0.5", 40000, "198.51.100.7", 53);
+        FlowKey replyOutside = Udp("198.51.100.7", 53, "10.0.0.5", 40000), replyInside = Udp("198.51.100.7", 53, "172.17.0.2", 40000);
+        for (int second = 1; second <= 5; second++)
+        {
+            nat.Observe(inside, outside, second * Second, closing: false);
+        }
+        nat.Observe(replyOutside, replyInside, Second * 6 / 10, closing: false);
+        nat.Observe(replyOutside, replyInside, Second / 2, closing: false);
+        nat.Observe(Udp("172.17.0.3", 40001, "198.51.100.8", 53), Udp("10.0.0.5", 40001, "198.51.100.8", 53), Second, closing: false);
+        Assert.Equal(3, nat.StepsQueued); // 8 calls: one step for each run of the same flows
+
+        NatMapping mapping = Assert.Single(nat.Mappings(), m => m.Inside == "172.17.0.2:40000");
+        Assert.Equal((NatKind.Dnat, "10.0.0.5:40000", "198.51.100.7:53", 7L), (mapping.Kind, mapping.Outside, mapping.Peer, mapping.Packets));
+        NatAggregate row = Assert.Single(nat.Aggregates(), r => r.Inside == "172.17.0.2");
+        Assert.Equal((1L, 7L), (row.Flows, row.Packets));
+
+        nat.Sweep(34 * Second, FlowTimeouts.Default); // 29 s after the run's latest (5 s): kept; the other (1 s) goes
+        Assert.Equal(1, nat.ActiveTranslations);
+        nat.Sweep(36 * Second, FlowTimeouts.Default);
+        Assert.Equal(0, nat.ActiveTranslations);
+
+        // After a read (which applies what waits) the same flows again are a new step, and here a new flow.
+        nat.Observe(inside, outside, 37 * Second, closing: false);
+        nat.Observe(inside, outside, 38 * Second, closing: false);
+        Assert.Equal(4, nat.StepsQueued);
+        row = Assert.Single(nat.Aggregates(), r => r.Inside == "172.17.0.2");
+        Assert.Equal((2L, 9L), (row.Flows, row.Packets));
+        Assert.Equal(9L, Assert.Single(nat.Mappings(), m => m.Inside == "172.17.0.2:40000").Packets);
+    }
+
+    [Fact]
+    public void NatTable_DataAndAcknowledgmentsAlternating_CountedIntoTheirWaitingSteps()
+    {
+        // Data one way, acknowledgments the other, alternating (the two calls' steps wait side by side), with another
+        // connection's step between now and then, and a read in the middle (which applies what waits): the counts of
+        // every call applied one by one, by construction.
+        var nat = new NatTable(detail: false, FlowTimeouts.Default);
+        FlowKey data = Tcp("172.17.0.2", 40000, "198.51.100.7", 5201), dataOut = Tcp("198.51.100.1", 40000, "198.51.100.7", 5201);
+        FlowKey ack = Tcp("198.51.100.7", 5201, "198.51.100.1", 40000), ackIn = Tcp("198.51.100.7", 5201, "172.17.0.2", 40000);
+        FlowKey other = Tcp("172.17.0.3", 40001, "198.51.100.8", 80), otherOut = Tcp("198.51.100.1", 40001, "198.51.100.8", 80);
+        long at = 0;
+        for (int i = 0; i < 10; i++)
+        {
+            nat.Observe(data, dataOut, at += 1000, closing: false);
+            nat.Observe(ack, ackIn, at += 1000, closing: false);
+        }
+        Assert.Equal(2, nat.StepsQueued); // 20 calls, two flows' steps
+        nat.Observe(other, otherOut, at += 1000, closing: false); // a third: the data's step is no longer among the last two calls
+        nat.Observe(data, dataOut, at += 1000, closing: false);
+        Assert.Equal(4, nat.StepsQueued);
+        Assert.Equal(2, nat.ActiveTranslations); // a read: every waiting step applied
+        nat.Observe(data, dataOut, at += 1000, closing: false); // its step was applied: queued anew
+        nat.Observe(data, dataOut, at += 1000, closing: true);
+        Assert.Equal(5, nat.StepsQueued);
+        var rows = nat.Aggregates().ToDictionary(r => r.Inside);
+        Assert.Equal((NatKind.Snat, 1L, 23L), (rows["172.17.0.2"].Kind, rows["172.17.0.2"].Flows, rows["172.17.0.2"].Packets));
+        Assert.Equal((1L, 1L), (rows["172.17.0.3"].Flows, rows["172.17.0.3"].Packets));
+        // The closing mark of the last repeat reached the translation: TCP's closing timeout (120 s) applies, not 5 days.
+        nat.Sweep(at + 121 * Second, FlowTimeouts.Default);
+        Assert.Equal(1, nat.ActiveTranslations);
+    }
+
+    [Fact]
     public void NatTable_ManyRowsNewAndRepeated_CountsAgreeWithAModel()
     {
         // 3,000 rows (containers × servers) with new translations (the speculative row lookups) and then the same
@@ -303,6 +373,9 @@ public sealed class NatTablesTests
         random.NextBytes(bytes);
         return BitConverter.ToUInt64(bytes);
     }
+
+    private static FlowKey Tcp(string source, ushort sourcePort, string destination, ushort destinationPort) =>
+        new(IpProtocol.Tcp, IpAddress.Parse(source), sourcePort, IpAddress.Parse(destination), destinationPort);
 
     private static FlowKey Udp(string source, ushort sourcePort, string destination, ushort destinationPort) =>
         new(IpProtocol.Udp, IpAddress.Parse(source), sourcePort, IpAddress.Parse(destination), destinationPort);
