@@ -100,4 +100,47 @@ public sealed class AccountingThreadTests
         Assert.Equal(5, report.Hops.Single(h => h.From == 0 && h.To == 1).Histogram.Count);
         Assert.Equal(3, report.Hops.Single(h => h.From == 2 && h.To == 3).Histogram.Count); // journeys 1, 4 and 5 reached the egress
     }
+
+    [Fact]
+    public void AccountingThread_StartsWithTheFirstMultiHopJourney_NotForOneInterface()
+    {
+        // Journeys of one hop (a capture of one interface) give the accounting too little for a thread: none starts.
+        // The first journey on two hops starts it, and the figures are those of one thread: the single-hop journeys
+        // accounted for before it, the multi-hop ones after, one report.
+        var flow = new FlowKey(IpProtocol.Udp, IpAddress.Parse("172.17.0.2"), 40000, IpAddress.Parse("198.51.100.2"), 53);
+        var correlator = new Correlator(new CorrelatorOptions(), RoleToEgress);
+        correlator.StartAccountingWithFirstMultiHopJourney();
+        long order = 0;
+        for (ulong fingerprint = 1; fingerprint <= 100; fingerprint++)
+        {
+            correlator.Add(new Observation((long)fingerprint * 1_000_000, 0, order++, fingerprint, flow, 100));
+        }
+        correlator.Advance(10_000_000_000); // every one-hop journey finished
+        Assert.False(correlator.AccountingThreadStarted);
+        for (ulong fingerprint = 101; fingerprint <= 110; fingerprint++)
+        {
+            for (int hop = 0; hop < 4; hop++)
+            {
+                correlator.Add(new Observation(20_000_000_000 + (long)fingerprint * 1_000_000 + hop * 1_000, hop, order++, fingerprint, flow, 100));
+            }
+        }
+        correlator.Complete();
+        Assert.True(correlator.AccountingThreadStarted);
+        correlator.StopAccounting();
+        CorrelationReport report = correlator.Report();
+        Assert.Equal((110L, 10L), (report.Journeys, report.MultiHopJourneys));
+        Assert.Equal(10, report.Hops.Single(h => h.From == 2 && h.To == 3).Histogram.Count);
+
+        // Stopped before any multi-hop journey: no thread starts later.
+        var quiet = new Correlator(new CorrelatorOptions(), RoleToEgress);
+        quiet.StartAccountingWithFirstMultiHopJourney();
+        quiet.StopAccounting();
+        for (int hop = 0; hop < 2; hop++)
+        {
+            quiet.Add(new Observation(hop * 1_000, hop, hop, 7, flow, 100));
+        }
+        quiet.Complete();
+        Assert.False(quiet.AccountingThreadStarted);
+        Assert.Equal(1, quiet.Report().MultiHopJourneys);
+    }
 }
