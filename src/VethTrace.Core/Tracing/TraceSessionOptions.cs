@@ -67,11 +67,11 @@ public sealed record TraceSessionOptions
     /// <summary>
     /// Give the correlator's accounting (hops, NAT, paths, losses) a thread of its own in a pipelined run (files:
     /// <see cref="TraceSession.RunPipelined"/>, <see cref="Correlator.StartAccounting"/>); the answers are the same
-    /// either way. On by default with more than one processor: on two cores it took a third off the longest thread but
-    /// not the CPU sum; helper runs on a loaded machine could not rank it on every file, the quiet A/B of session 10
-    /// (8 interleaved rounds per file) put it ahead in the median wall time of each multi-hop capture and of the 1M
-    /// many-flows file (docs/performance.md, "Replay matching thread (session 10, match16e)"). The environment variable
-    /// <c>VETHTRACE_ACCOUNTING_THREAD=0</c> turns it off, for measuring one build both ways.
+    /// either way. On by default with more than one processor (<see cref="Correlator.StartAccountingWithFirstMultiHopJourney"/>:
+    /// it starts with the first journey on two or more hops): on two cores it took a third off the longest thread but not
+    /// the CPU sum; in session 10's quiet runs it led on the `-i any`, mixed and many-flows captures every time, and on the
+    /// per-interface iperf3 capture it led in one A/B and trailed in the next (docs/performance.md, "Replay matching
+    /// thread (session 10, match16e)"). The environment variable <c>VETHTRACE_ACCOUNTING_THREAD=0</c> turns it off.
     /// </summary>
     public bool AccountingThread { get; init; } = DefaultAccountingThread;
 
