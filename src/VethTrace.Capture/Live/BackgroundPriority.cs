@@ -56,6 +56,9 @@ public sealed class BackgroundPriority
         }
     }
 
+    /// <summary>The thread's id (gettid), 0 when its priority is not managed (no CAP_SYS_NICE).</summary>
+    public int ThreadId => _thread;
+
     /// <summary>The thread's own nice value (when it was taken over).</summary>
     public int Own => _own;
 

@@ -248,6 +248,10 @@ public sealed class LiveCapture : IDisposable
     /// </summary>
     public int PriorityBoosts => _devices.Sum(d => d.Device.Priority?.Boosts ?? 0);
 
+    /// <summary>The priorities of the capture threads started so far (one per hop) and of the pumping thread once it pumped.</summary>
+    public IReadOnlyList<BackgroundPriority> ThreadPriorities =>
+        [.. _devices.Select(d => d.Device.Priority).OfType<BackgroundPriority>(), .. _pumpPriority is { } pump ? [pump] : Array.Empty<BackgroundPriority>()];
+
     /// <summary>The furthest a packet came behind the newest stamp read before it on its hop, or the watermark (ns).</summary>
     public long OutOfOrderMaxNs => Volatile.Read(ref _behindMaxNs);
 
