@@ -128,3 +128,29 @@ public sealed class BackgroundPriority
     [DllImport("libc")]
     private static extern int gettid();
 }
+
+/// <summary>
+/// The priority of the thread that pumps a live capture into its session (the one that calls <see cref="Pumped"/>, taken
+/// at its first pump): below the workload while the pumps come on time, back to its own when one comes late
+/// (<see cref="BackgroundPriority.Paced"/>). Per-hop follow (<see cref="LiveCapture"/>) and whole-host follow
+/// (<see cref="HostCapture"/>) pump the same way.
+/// </summary>
+public sealed class PumpPriority
+{
+    private long _lastPumpMs;
+
+    /// <summary>The pumping thread's priority, null before the first pump.</summary>
+    public BackgroundPriority? Priority { get; private set; }
+
+    /// <summary>At each pump, on the pumping thread.</summary>
+    public void Pumped()
+    {
+        long now = Environment.TickCount64;
+        Priority ??= BackgroundPriority.OfCurrentThread();
+        Priority.Paced(_lastPumpMs == 0 ? 0 : (now - _lastPumpMs) * 1_000_000);
+        _lastPumpMs = now;
+    }
+
+    /// <summary>The pumping thread back to its own priority (the final report is built at it).</summary>
+    public void Restore() => Priority?.Restore();
+}

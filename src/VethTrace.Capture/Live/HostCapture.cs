@@ -219,10 +219,7 @@ public sealed class HostCapture : IDisposable
     /// </summary>
     public void Pump()
     {
-        long now = Environment.TickCount64;
-        _pumpPriority ??= BackgroundPriority.OfCurrentThread();
-        _pumpPriority.Paced(_lastPumpMs == 0 ? 0 : (now - _lastPumpMs) * 1_000_000);
-        _lastPumpMs = now;
+        _pump.Pumped();
         long drained = _device.DrainedNs;
         if (drained > 0)
         {
@@ -230,13 +227,12 @@ public sealed class HostCapture : IDisposable
         }
     }
 
-    /// <summary>The pumping thread's priority: below the workload while it pumps on time (<see cref="BackgroundPriority.Paced"/>).</summary>
-    private BackgroundPriority? _pumpPriority;
-    private long _lastPumpMs;
+    /// <summary>The pumping thread's priority: below the workload while it pumps on time.</summary>
+    private readonly PumpPriority _pump = new();
 
     public void Stop()
     {
-        _pumpPriority?.Restore();
+        _pump.Restore();
         try
         {
             _device.StopCapture();

@@ -210,10 +210,7 @@ public sealed class LiveCapture : IDisposable
     /// </summary>
     public void Pump()
     {
-        long now = Environment.TickCount64;
-        _pumpPriority ??= BackgroundPriority.OfCurrentThread();
-        _pumpPriority.Paced(_lastPumpMs == 0 ? 0 : (now - _lastPumpMs) * 1_000_000);
-        _lastPumpMs = now;
+        _pump.Pumped();
         long watermark = long.MaxValue;
         foreach (var (_, device, _, _) in _devices)
         {
@@ -227,9 +224,8 @@ public sealed class LiveCapture : IDisposable
     }
 
     private long _watermarkNs;
-    /// <summary>The pumping thread's priority: below the workload while it pumps on time (<see cref="BackgroundPriority.Paced"/>).</summary>
-    private BackgroundPriority? _pumpPriority;
-    private long _lastPumpMs;
+    /// <summary>The pumping thread's priority: below the workload while it pumps on time.</summary>
+    private readonly PumpPriority _pump = new();
     /// <summary>Per hop, the newest stamp handed on (that hop's capture thread only).</summary>
     private readonly long[] _newestNs;
     private long _behindMaxNs;
@@ -250,7 +246,7 @@ public sealed class LiveCapture : IDisposable
 
     /// <summary>The priorities of the capture threads started so far (one per hop) and of the pumping thread once it pumped.</summary>
     public IReadOnlyList<BackgroundPriority> ThreadPriorities =>
-        [.. _devices.Select(d => d.Device.Priority).OfType<BackgroundPriority>(), .. _pumpPriority is { } pump ? [pump] : Array.Empty<BackgroundPriority>()];
+        [.. _devices.Select(d => d.Device.Priority).OfType<BackgroundPriority>(), .. _pump.Priority is { } pump ? [pump] : Array.Empty<BackgroundPriority>()];
 
     /// <summary>The furthest a packet came behind the newest stamp read before it on its hop, or the watermark (ns).</summary>
     public long OutOfOrderMaxNs => Volatile.Read(ref _behindMaxNs);
@@ -260,7 +256,7 @@ public sealed class LiveCapture : IDisposable
     public void Stop()
     {
         // The report is built at the thread's own priority.
-        _pumpPriority?.Restore();
+        _pump.Restore();
         foreach (var (_, device, _, _) in _devices)
         {
             try

@@ -14,8 +14,6 @@ namespace VethTrace.Tests.Replay;
 /// </summary>
 public sealed class AccountingThreadTests
 {
-    private static InterfaceRole RoleToEgress(int id) => id == 3 ? InterfaceRole.Egress : (InterfaceRole)id;
-
     /// <summary>Every shipped replay capture (one at a time, and the per-hop sets together), but the bulk one (one interface: no hops).</summary>
     public static TheoryData<string> Captures()
     {
@@ -69,25 +67,10 @@ public sealed class AccountingThreadTests
         // at the bridge, A's FIN reaches the egress (A is closing). 200 s later (past tcp-closing's 120 s, short of tcp's
         // 5 days) a sweep forgets A and keeps C. A sweep accounted for before the four journeys would find no flow to
         // forget, and A's reach would still be held at the end.
-        var a = new FlowKey(IpProtocol.Tcp, IpAddress.Parse("172.17.0.2"), 40000, IpAddress.Parse("198.51.100.2"), 80);
-        var c = a with { SourcePort = 40002 };
-        var correlator = new Correlator(new CorrelatorOptions(), RoleToEgress);
+        var correlator = new Correlator(new CorrelatorOptions(), CorrelatorTests.RoleToEgress);
         correlator.StartAccounting();
         Assert.True(correlator.AccountingThread);
-        long order = 0;
-        void Journey(long t, ulong fingerprint, FlowKey flow, int hops, TcpFlags flags = 0)
-        {
-            for (int hop = 0; hop < hops; hop++)
-            {
-                correlator.Add(new Observation(t + hop * 1_000, hop, order++, fingerprint, flow, 100, TcpFlags: flags));
-            }
-        }
-        Journey(0, 1, a, 4);
-        Journey(10_000_000, 2, a, 3);
-        Journey(20_000_000, 3, c, 3);
-        Journey(30_000_000, 4, a, 4, TcpFlags.Fin | TcpFlags.Ack);
-        correlator.Advance(5_000_000_000); // all four finished
-        Journey(200_000_000_000, 5, c, 4); // time moves on: the sweeps run
+        CorrelatorTests.FinAfterTheFlowGotAReach(correlator);
         correlator.Complete();
         Assert.Throws<InvalidOperationException>(() => correlator.Report()); // not while the accounting runs
         correlator.StopAccounting();
@@ -108,7 +91,7 @@ public sealed class AccountingThreadTests
         // The first journey on two hops starts it, and the figures are those of one thread: the single-hop journeys
         // accounted for before it, the multi-hop ones after, one report.
         var flow = new FlowKey(IpProtocol.Udp, IpAddress.Parse("172.17.0.2"), 40000, IpAddress.Parse("198.51.100.2"), 53);
-        var correlator = new Correlator(new CorrelatorOptions(), RoleToEgress);
+        var correlator = new Correlator(new CorrelatorOptions(), CorrelatorTests.RoleToEgress);
         correlator.StartAccountingWithFirstMultiHopJourney();
         long order = 0;
         for (ulong fingerprint = 1; fingerprint <= 100; fingerprint++)
@@ -132,7 +115,7 @@ public sealed class AccountingThreadTests
         Assert.Equal(10, report.Hops.Single(h => h.From == 2 && h.To == 3).Histogram.Count);
 
         // Stopped before any multi-hop journey: no thread starts later.
-        var quiet = new Correlator(new CorrelatorOptions(), RoleToEgress);
+        var quiet = new Correlator(new CorrelatorOptions(), CorrelatorTests.RoleToEgress);
         quiet.StartAccountingWithFirstMultiHopJourney();
         quiet.StopAccounting();
         for (int hop = 0; hop < 2; hop++)

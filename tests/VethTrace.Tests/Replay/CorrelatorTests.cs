@@ -10,7 +10,7 @@ public sealed class CorrelatorTests
     private static InterfaceRole Role(int id) => (InterfaceRole)id;
 
     // Interfaces 0..3: container eth0, veth, bridge, the host's egress (interface 3 is a tunnel in Role).
-    private static InterfaceRole RoleToEgress(int id) => id == 3 ? InterfaceRole.Egress : (InterfaceRole)id;
+    internal static InterfaceRole RoleToEgress(int id) => id == 3 ? InterfaceRole.Egress : (InterfaceRole)id;
 
     private static readonly FlowKey Inside = new(IpProtocol.Udp, IpAddress.Parse("172.17.0.2"), 40000, IpAddress.Parse("198.51.100.2"), 53);
     private static readonly FlowKey Outside = new(IpProtocol.Udp, IpAddress.Parse("198.51.100.1"), 40000, IpAddress.Parse("198.51.100.2"), 53);
@@ -295,9 +295,23 @@ public sealed class CorrelatorTests
         // flow C stops at the bridge too, then A's FIN reaches the egress: A's reach must learn it is closing. 200 s later
         // (past tcp-closing's 120 s, far short of tcp's 5 days) a sweep forgets A and keeps C. The correlator remembers the
         // last flow it found no reach for; making A's reach must make it forget that.
+        var correlator = new Correlator(new CorrelatorOptions(), RoleToEgress);
+        FinAfterTheFlowGotAReach(correlator, afterFourFinished: () => Assert.Equal(2, correlator.ActiveFlows));
+        Assert.Equal(1, correlator.ActiveFlows);
+        correlator.Complete();
+        Assert.Equal(2, correlator.Report().Lost); // A's segment at the bridge and C's, both short of the way to the egress
+    }
+
+    /// <summary>
+    /// The journeys of <see cref="Sweep_FinAfterTheFlowGotAReach_ClosingTimeoutApplies"/> (TCP flow A to the egress,
+    /// to the bridge, flow C to the bridge, A's FIN to the egress; interfaces 0-3 on the way to the egress), fed to
+    /// <paramref name="correlator"/>: the four, the clock moved past their window (then <paramref name="afterFourFinished"/>),
+    /// and C again 200 s later, so the sweeps run. Also run with the accounting on its own thread (AccountingThreadTests).
+    /// </summary>
+    internal static void FinAfterTheFlowGotAReach(Correlator correlator, Action? afterFourFinished = null)
+    {
         var a = new FlowKey(IpProtocol.Tcp, IpAddress.Parse("172.17.0.2"), 40000, IpAddress.Parse("198.51.100.2"), 80);
         var c = a with { SourcePort = 40002 };
-        var correlator = new Correlator(new CorrelatorOptions(), RoleToEgress);
         long order = 0;
         void Journey(long t, ulong fingerprint, FlowKey flow, int hops, TcpFlags flags = 0)
         {
@@ -311,10 +325,7 @@ public sealed class CorrelatorTests
         Journey(20_000_000, 3, c, 3);
         Journey(30_000_000, 4, a, 4, TcpFlags.Fin | TcpFlags.Ack);
         correlator.Advance(5_000_000_000); // all four finished
-        Assert.Equal(2, correlator.ActiveFlows);
+        afterFourFinished?.Invoke();
         Journey(200_000_000_000, 5, c, 4); // time moves on: the sweeps run
-        Assert.Equal(1, correlator.ActiveFlows);
-        correlator.Complete();
-        Assert.Equal(2, correlator.Report().Lost); // A's segment at the bridge and C's, both short of the way to the egress
     }
 }
