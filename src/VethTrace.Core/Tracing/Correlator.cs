@@ -1496,10 +1496,11 @@ public sealed class Correlator : IObservationSink
         /// <summary>Stores <paramref name="flow"/> in place (in the ring: no temporary to copy).</summary>
         public void Set(in FlowKey flow)
         {
+            // The halves as two words each (UInt128's shift was a call, not inlined).
             UInt128 source = flow.Source.Value, destination = flow.Destination.Value;
-            SourceHigh = (ulong)(source >> 64);
+            SourceHigh = System.Runtime.CompilerServices.Unsafe.Add(ref System.Runtime.CompilerServices.Unsafe.As<UInt128, ulong>(ref source), 1);
             SourceLow = (ulong)source;
-            DestinationHigh = (ulong)(destination >> 64);
+            DestinationHigh = System.Runtime.CompilerServices.Unsafe.Add(ref System.Runtime.CompilerServices.Unsafe.As<UInt128, ulong>(ref destination), 1);
             DestinationLow = (ulong)destination;
             Rest = flow.SourcePort | (ulong)flow.DestinationPort << 16 | (ulong)flow.Protocol.Value << 32
                 | (ulong)flow.Source.Version << 40 | (ulong)flow.Destination.Version << 48;

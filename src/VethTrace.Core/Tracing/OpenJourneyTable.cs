@@ -17,10 +17,16 @@ namespace VethTrace.Tracing;
 /// Dead entries keep probe runs long until a rebuild: when used slots pass three quarters of the table, it is
 /// rebuilt from the live entries only (at least two slots per live one), so each insert costs O(1) amortised.
 /// </remarks>
-internal sealed class OpenJourneyTable
+internal sealed unsafe class OpenJourneyTable
 {
     private const long Unused = -1;
     private LargeBuffer<Slot> _slots = NewSlots(1024);
+    /// <summary>
+    /// <see cref="_slots"/>' entries and their count less one, read directly: through the buffer's indexer the probe
+    /// loop and <see cref="Touch"/> made a call per slot (the compiler did not inline it).
+    /// </summary>
+    private Slot* _items;
+    private int _mask;
     /// <summary>64 minus log2 of the table's length: <see cref="Home"/> keeps the product's top bits.</summary>
     private int _shift;
     /// <summary>
@@ -34,7 +40,15 @@ internal sealed class OpenJourneyTable
     /// <summary>The bytes of the table and its spare (outside the GC heap).</summary>
     public long Bytes => _slots.Bytes + (_spare?.Bytes ?? 0);
 
-    public OpenJourneyTable() => _shift = 64 - System.Numerics.BitOperations.Log2((uint)_slots.Length);
+    public OpenJourneyTable() => Use(_slots);
+
+    private void Use(LargeBuffer<Slot> slots)
+    {
+        _slots = slots;
+        _items = (Slot*)Unsafe.AsPointer(ref slots[0]);
+        _mask = slots.Length - 1;
+        _shift = 64 - System.Numerics.BitOperations.Log2((uint)slots.Length);
+    }
 
     /// <summary>
     /// The slot of <paramref name="fingerprint"/>'s open journey (<paramref name="found"/>), or else the slot to store
@@ -43,17 +57,18 @@ internal sealed class OpenJourneyTable
     /// </summary>
     public ref long Find(ulong fingerprint, long oldestOpen, out bool found)
     {
-        int mask = _slots.Length - 1;
+        Slot* items = _items;
+        int mask = _mask;
         int index = Home(fingerprint, _shift);
         int free = -1;
         while (true)
         {
-            ref Slot slot = ref _slots[index];
+            ref Slot slot = ref items[index];
             if (slot.Journey == Unused)
             {
                 if (free < 0)
                 {
-                    if (++_used > _slots.Length / 4 * 3)
+                    if (++_used > (mask + 1) / 4 * 3)
                     {
                         Rebuild(oldestOpen);
                         return ref Find(fingerprint, oldestOpen, out found);
@@ -77,8 +92,8 @@ internal sealed class OpenJourneyTable
             index = (index + 1) & mask;
         }
         found = false;
-        _slots[free].Fingerprint = fingerprint;
-        return ref _slots[free].Journey;
+        items[free].Fingerprint = fingerprint;
+        return ref items[free].Journey;
     }
 
     /// <summary>
@@ -87,10 +102,10 @@ internal sealed class OpenJourneyTable
     /// </summary>
     public bool TryGet(ulong fingerprint, long oldestOpen, out long journey)
     {
-        int mask = _slots.Length - 1;
+        int mask = _mask;
         for (int index = Home(fingerprint, _shift); ; index = (index + 1) & mask)
         {
-            ref Slot slot = ref _slots[index];
+            ref Slot slot = ref _items[index];
             if (slot.Journey == Unused)
             {
                 journey = -1;
@@ -110,18 +125,20 @@ internal sealed class OpenJourneyTable
     /// instruction after it until memory answered (a profile put the stall on the load instead of in
     /// <see cref="Find"/>, no faster). Where there is no prefetch instruction, nothing.
     /// </summary>
-    public unsafe void Touch(ulong fingerprint)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] // once per observation
+    public void Touch(ulong fingerprint)
     {
         if (Sse.IsSupported)
         {
             // The probe may run on past the home slot's line (up to three quarters of the slots are taken): the next line too.
             int home = Home(fingerprint, _shift);
-            Sse.Prefetch0(Unsafe.AsPointer(ref _slots[home]));
-            Sse.Prefetch0(Unsafe.AsPointer(ref _slots[(home + 4) & (_slots.Length - 1)]));
+            Sse.Prefetch0(_items + home);
+            Sse.Prefetch0(_items + ((home + 4) & _mask));
         }
     }
 
     /// <summary>Where a fingerprint's probe starts: Fibonacci hashing, the top bits of the product.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int Home(ulong fingerprint, int shift) => (int)(fingerprint * 0x9E3779B97F4A7C15UL >> shift);
 
     private void Rebuild(long oldestOpen)
@@ -139,28 +156,26 @@ internal sealed class OpenJourneyTable
         // The spare will do if it is large enough and not so large that clearing it costs more than a new table.
         if (_spare is not null && _spare.Length >= wanted && _spare.Length <= wanted * 4)
         {
-            _slots = _spare;
-            _slots.Span.Fill(new Slot { Journey = Unused });
+            _spare.Span.Fill(new Slot { Journey = Unused });
+            Use(_spare);
         }
         else
         {
             _spare?.Dispose();
-            _slots = NewSlots(wanted);
+            Use(NewSlots(wanted));
         }
         _spare = old;
-        int size = _slots.Length;
-        _shift = 64 - System.Numerics.BitOperations.Log2((uint)size);
         _used = 0;
         foreach (ref readonly Slot slot in old.Span)
         {
             if (slot.Journey >= oldestOpen)
             {
                 int index = Home(slot.Fingerprint, _shift);
-                while (_slots[index].Journey != Unused)
+                while (_items[index].Journey != Unused)
                 {
-                    index = (index + 1) & (size - 1);
+                    index = (index + 1) & _mask;
                 }
-                _slots[index] = slot;
+                _items[index] = slot;
                 _used++;
             }
         }

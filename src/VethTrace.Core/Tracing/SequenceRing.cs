@@ -73,6 +73,7 @@ internal sealed unsafe class SequenceRing<T> : IDisposable
     /// Asks the CPU to bring entry <paramref name="sequence"/> into cache, when it lies in [<see cref="Head"/>,
     /// <see cref="Tail"/>): for a reader that walks the ring a window behind its writer, where every entry is a miss.
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)] // in read-ahead loops
     public void Prefetch(long sequence)
     {
         if (System.Runtime.Intrinsics.X86.Sse.IsSupported && sequence >= Head && sequence < Tail)
