@@ -230,11 +230,25 @@ public sealed class Correlator : IObservationSink
     /// </summary>
     public void Anticipate(ulong fingerprint) => _open.Touch(fingerprint);
 
-    /// <summary><see cref="Anticipate"/>, and for TCP data the segment index's entry of its segment key as well.</summary>
+    /// <summary>
+    /// Asks the CPU to fetch <paramref name="observation"/> itself (its lines, ahead of <see cref="ReadAhead"/> and
+    /// <see cref="Add"/>): a batch is written on the reading thread's core, and reading an observation straight from
+    /// there stalled <see cref="Add"/>'s copy of it into the ring (most of <c>ObservationSlot.Store</c>'s samples).
+    /// </summary>
+    public static unsafe void Fetch(ref readonly Observation observation)
+    {
+        if (System.Runtime.Intrinsics.X86.Sse.IsSupported)
+        {
+            byte* start = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.CompilerServices.Unsafe.AsRef(in observation));
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0(start);
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0(start + sizeof(Observation) - 1);
+        }
+    }
+
+    /// <summary><see cref="Anticipate"/> for the observation's fingerprint (the segment index chains its entries only when searched: nothing to read ahead there).</summary>
     public void ReadAhead(in Observation observation)
     {
         _open.Touch(observation.Fingerprint);
-        _segmentIndex.Anticipate(observation.SegmentKey);
     }
 
     public void Add(in Observation observation)
@@ -283,6 +297,7 @@ public sealed class Correlator : IObservationSink
             {
                 _observations[journey.Last].Chain(journey.Last, sequence);
                 journey.Last = sequence;
+                journey.Sightings++;
                 journey.Visit(observation.Interface);
                 _inference?.Observe(observation.Interface, open);
                 if (Joined is { } joined)
@@ -300,7 +315,7 @@ public sealed class Correlator : IObservationSink
             // Otherwise link-scoped control traffic from another link (an MLD report each interface sends with the
             // same bytes): a journey of its own; the other stays open until its window ends.
         }
-        var started = new JourneyEntry { Fingerprint = observation.Fingerprint, FirstTimestampNs = observation.TimestampNs, First = sequence, Last = sequence };
+        var started = new JourneyEntry { Fingerprint = observation.Fingerprint, FirstTimestampNs = observation.TimestampNs, First = sequence, Last = sequence, Sightings = 1 };
         started.Visit(observation.Interface);
         open = _journeys.Push(in started);
         _inference?.Observe(observation.Interface, open);
@@ -729,17 +744,20 @@ public sealed class Correlator : IObservationSink
             return;
         }
         List<Sighting> sightings = _sightings;
-        sightings.Clear();
+        // Written in place (the journey counts its sightings): a list's Add per sighting copied each through the stack.
+        CollectionsMarshal.SetCount(sightings, journey.Sightings);
+        Span<Sighting> read = CollectionsMarshal.AsSpan(sightings);
         bool selected = false;
         bool timeless = false;
         TcpFlags flags = 0;
+        int count = 0;
         for (long number = journey.First; number >= 0;)
         {
             ref ObservationSlot slot = ref _observations[number];
             selected |= slot.Selected;
             timeless |= slot.TimestampInvalid;
             flags |= slot.TcpFlags;
-            sightings.Add(slot.ToSighting(number, RoleOf(slot.Interface)));
+            read[count++] = slot.ToSighting(number, RoleOf(slot.Interface));
             number = slot.Next(number);
         }
         if (!selected)
@@ -767,10 +785,12 @@ public sealed class Correlator : IObservationSink
             }
         }
         List<FlowBits> flows = _stepFlows;
-        flows.Clear();
-        foreach (ref readonly Sighting sighting in CollectionsMarshal.AsSpan(sightings))
+        CollectionsMarshal.SetCount(flows, sightings.Count);
+        Span<FlowBits> stepFlows = CollectionsMarshal.AsSpan(flows);
+        ReadOnlySpan<Sighting> steps = CollectionsMarshal.AsSpan(sightings);
+        for (int i = 0; i < steps.Length; i++)
         {
-            flows.Add(_observations[sighting.Slot].FlowFields);
+            stepFlows[i] = _observations[steps[i].Slot].FlowFields;
         }
         ref ObservationSlot entrySlot = ref _observations[sightings[0].Slot];
         bool closing = (flags & (TcpFlags.Fin | TcpFlags.Rst)) != 0;
@@ -1378,6 +1398,8 @@ public sealed class Correlator : IObservationSink
         public long Last;
         /// <summary>The interfaces below 64 the journey visited, as bits; larger ids are looked up along the chain.</summary>
         public ulong VisitedBelow64;
+        /// <summary>How many sightings are chained.</summary>
+        public int Sightings;
         public bool Finished;
 
         public void Visit(int interfaceId)
@@ -1438,6 +1460,7 @@ public sealed class Correlator : IObservationSink
         public readonly ref readonly FlowBits FlowFields => ref _flow;
 
         /// <summary>What ordering the journey needs of this sighting (numbered <paramref name="number"/>), with its interface's role.</summary>
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public readonly Sighting ToSighting(long number, InterfaceRole role) => new()
         {
             TimestampNs = _timestampNs,
@@ -1455,6 +1478,7 @@ public sealed class Correlator : IObservationSink
 
         public readonly FlowKey Flow => _flow.ToFlowKey();
 
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)] // once per observation
         public void Store(in Observation observation)
         {
             _timestampNs = observation.TimestampNs;
@@ -1494,6 +1518,7 @@ public sealed class Correlator : IObservationSink
         public ulong Rest;
 
         /// <summary>Stores <paramref name="flow"/> in place (in the ring: no temporary to copy).</summary>
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public void Set(in FlowKey flow)
         {
             // The halves as two words each (UInt128's shift was a call, not inlined).

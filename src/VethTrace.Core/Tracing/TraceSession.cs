@@ -216,6 +216,10 @@ public sealed class TraceSession
                 if (i + Ahead < values.Length)
                 {
                     correlator.ReadAhead(in values[i + Ahead]);
+                    if (i + 2 * Ahead < values.Length)
+                    {
+                        Correlator.Fetch(in values[i + 2 * Ahead]); // written on the reading thread's core
+                    }
                 }
                 correlator.Add(in values[i]);
             }
