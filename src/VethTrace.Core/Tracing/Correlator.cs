@@ -751,13 +751,16 @@ public sealed class Correlator : IObservationSink
         bool timeless = false;
         TcpFlags flags = 0;
         int count = 0;
+        int ports = 0;
         for (long number = journey.First; number >= 0;)
         {
             ref ObservationSlot slot = ref _observations[number];
             selected |= slot.Selected;
             timeless |= slot.TimestampInvalid;
             flags |= slot.TcpFlags;
-            read[count++] = slot.ToSighting(number, RoleOf(slot.Interface));
+            InterfaceRole role = RoleOf(slot.Interface);
+            ports += role is InterfaceRole.Veth or InterfaceRole.Tunnel ? 1 : 0;
+            read[count++] = slot.ToSighting(number, role);
             number = slot.Next(number);
         }
         if (!selected)
@@ -770,9 +773,9 @@ public sealed class Correlator : IObservationSink
             PlaceByTopology(sightings);
         }
         _side.Clear();
-        if (sightings.Count > 2)
+        if (sightings.Count > 2 && ports >= 2)
         {
-            SetAsideBridgeCopies(sightings);
+            SetAsideBridgeCopies(sightings); // a side copy needs two ports (veth or tunnel) with its TTL
         }
         Order(sightings);
         Journeys++;

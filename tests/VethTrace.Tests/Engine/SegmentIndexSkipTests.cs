@@ -56,4 +56,36 @@ public sealed class SegmentIndexSkipTests
         Assert.False(index.FindContinuations(1_000_000, 11, Key, 1000, 2500, journey, into));
         Assert.Empty(into);
     }
+    /// <summary>
+    /// Entries are chained when a search needs them: a second search must see the entries added since the first (chained
+    /// then, each once), after the entries of the first have left the ring (older than two windows). Expected by
+    /// construction: the segments that overlap the journey's range on the interfaces it missed, within its window.
+    /// </summary>
+    [Fact]
+    public void FindContinuations_SearchedAgainAfterMoreData_FindsTheNewSegmentsOnce()
+    {
+        const long window = 1_000_000;
+        var index = new SegmentIndex(windowNs: window);
+        index.Add(Segment(1_000_000, 1, 1, fingerprint: 11, sequence: 1000, payload: 3000));
+        index.Add(Segment(1_010_000, 2, 2, fingerprint: 12, sequence: 1000, payload: 1500));
+        Sighting[] first = [new Sighting { TimestampNs = 1_000_000, Order = 1, Slot = 0, Interface = 1 }];
+        var into = new List<Sighting>();
+        Assert.True(index.FindContinuations(1_000_000, 11, Key, 1000, 4000, first, into));
+        Assert.Equal([2L], into.Select(s => s.Order));
+
+        // A second super-packet 1.5 windows later, whose segments come after the first search; the first packet's
+        // segment (order 2) is then more than two windows old when the last segment arrives, and has left the ring.
+        index.Add(Segment(2_500_000, 1, 3, fingerprint: 21, sequence: 4000, payload: 3000));
+        index.Add(Segment(2_510_000, 2, 4, fingerprint: 22, sequence: 4000, payload: 1500));
+        index.Add(Segment(3_020_000, 3, 5, fingerprint: 23, sequence: 5500, payload: 1500));
+        Sighting[] second = [new Sighting { TimestampNs = 2_500_000, Order = 3, Slot = 0, Interface = 1 }];
+        into.Clear();
+        Assert.True(index.FindContinuations(2_500_000, 21, Key, 4000, 7000, second, into));
+        Assert.Equal([(4L, 2), (5L, 3)], into.Select(s => (s.Order, s.Interface)));
+
+        // Searched again with nothing new: the same answer (no entry chained twice, which would loop or repeat).
+        into.Clear();
+        Assert.True(index.FindContinuations(2_500_000, 21, Key, 4000, 7000, second, into));
+        Assert.Equal([(4L, 2), (5L, 3)], into.Select(s => (s.Order, s.Interface)));
+    }
 }
