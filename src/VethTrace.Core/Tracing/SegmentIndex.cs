@@ -32,7 +32,7 @@ internal sealed class SegmentIndex(long windowNs)
     /// <summary>The ids below 64 in <see cref="_dataInterfaces"/>, as bits: the test on every TCP data packet.</summary>
     private ulong _dataInterfacesBelow64;
 
-    /// <summary>How far ahead of the ring's head <see cref="Add"/> asks for entries to be fetched.</summary>
+    /// <summary>How far ahead of the entry it chains <see cref="CatchUp"/> asks for the key table to be fetched.</summary>
     private const int PrefetchAhead = 16;
 
     /// <summary>The ring's memory outside the GC heap.</summary>
@@ -132,19 +132,16 @@ internal sealed class SegmentIndex(long windowNs)
     private static bool Overlaps(uint sequence, uint sequenceEnd, in SegmentEntry b) =>
         (int)(sequence - b.SequenceEnd) < 0 && (int)(b.TcpSequence - sequenceEnd) < 0;
 
-    /// <summary>Indexes a TCP data packet (in time order), forgetting what is older than two windows.</summary>
+    /// <summary>
+    /// Indexes a TCP data packet (in time order), forgetting what is older than two windows every
+    /// <see cref="ForgetEvery"/> packets.
+    /// </summary>
     public void Add(in Observation observation)
     {
-        // Forget what is older than two windows: a journey looks back at most one window from its start.
-        long horizon = observation.TimestampNs - 2 * _windowNs;
-        long head = _segmentEntries.Head;
-        // The entries at the head were written two windows ago: out of cache. Read ahead of the walk.
-        _segmentEntries.Prefetch(head + PrefetchAhead);
-        while (head < _segmentEntries.Tail && _segmentEntries[head].TimestampNs < horizon)
+        if ((++_added & (ForgetEvery - 1)) == 0)
         {
-            head++;
+            Forget(observation.TimestampNs);
         }
-        _segmentEntries.DropBefore(head);
         if (!IsDataInterface(observation.Interface))
         {
             _dataInterfaces.Add(observation.Interface);
@@ -176,6 +173,27 @@ internal sealed class SegmentIndex(long windowNs)
             Chain(sequence);
         }
         _chainedTo = tail;
+    }
+
+    /// <summary>
+    /// How many packets <see cref="Add"/> indexes between two calls of <see cref="Forget"/>. Forgetting on every packet
+    /// read the ring's head (written two windows before: a miss) for each TCP data packet; in a batch the head's entries
+    /// stream. Entries kept up to this many packets longer are never a candidate: a journey searched for started at most
+    /// a window before the last packet indexed, and looks back one window from its start.
+    /// </summary>
+    private const int ForgetEvery = 256;
+    private long _added;
+
+    /// <summary>Forgets what is older than two windows before <paramref name="nowNs"/>.</summary>
+    private void Forget(long nowNs)
+    {
+        long horizon = nowNs - 2 * _windowNs;
+        long head = _segmentEntries.Head;
+        while (head < _segmentEntries.Tail && _segmentEntries[head].TimestampNs < horizon)
+        {
+            head++;
+        }
+        _segmentEntries.DropBefore(head);
     }
 
     private bool IsDataInterface(int interfaceId) =>
