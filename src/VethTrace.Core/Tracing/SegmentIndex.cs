@@ -138,9 +138,25 @@ internal sealed class SegmentIndex(long windowNs)
     /// </summary>
     public void Add(in Observation observation)
     {
-        if ((++_added & (ForgetEvery - 1)) == 0)
+        long timestampNs = observation.TimestampNs;
+        if (timestampNs < _newestNs)
         {
-            Forget(observation.TimestampNs);
+            // Older than an entry before it (follow: observations released late). Until it leaves the ring, forget on every
+            // packet, as the ring always did (a search for a journey that started late may reach back that far); first
+            // forget what the packets so far would have made it forget (entries in time order: their newest time decides).
+            if (_segmentEntries.Head > _lastUnordered)
+            {
+                Forget(_newestNs - 2 * _windowNs, inTimeOrder: true);
+            }
+            _lastUnordered = _segmentEntries.Tail;
+        }
+        if (_segmentEntries.Head <= _lastUnordered)
+        {
+            Forget(timestampNs - 2 * _windowNs, inTimeOrder: false);
+        }
+        else if ((++_added & (ForgetEvery - 1)) == 0)
+        {
+            Forget(timestampNs - 2 * _windowNs, inTimeOrder: true);
         }
         if (!IsDataInterface(observation.Interface))
         {
@@ -151,6 +167,7 @@ internal sealed class SegmentIndex(long windowNs)
             }
         }
         _segmentEntries.PushRef(out _).Set(in observation);
+        _newestNs = Math.Max(_newestNs, timestampNs);
     }
 
     /// <summary>
@@ -176,24 +193,63 @@ internal sealed class SegmentIndex(long windowNs)
     }
 
     /// <summary>
-    /// How many packets <see cref="Add"/> indexes between two calls of <see cref="Forget"/>. Forgetting on every packet
-    /// read the ring's head (written two windows before: a miss) for each TCP data packet; in a batch the head's entries
-    /// stream. Entries kept up to this many packets longer are never a candidate: a journey searched for started at most
-    /// a window before the last packet indexed, and looks back one window from its start.
+    /// How many packets <see cref="Add"/> indexes between two calls of <see cref="Forget"/> while the entries are in time
+    /// order (always in replay). Forgetting on every packet read the ring's head (written two windows before: a miss) for
+    /// each TCP data packet. Entries kept longer are never a candidate: a journey searched for started no earlier than a
+    /// window before every packet indexed so far (the correlator ends a journey at the first packet a window after its
+    /// start), and looks back one window from its start, while what is forgotten is two windows older than the newest.
     /// </summary>
     private const int ForgetEvery = 256;
     private long _added;
+    /// <summary>The newest time indexed, and the number of the last entry older than it when added (-1: none).</summary>
+    private long _newestNs = long.MinValue, _lastUnordered = -1;
 
-    /// <summary>Forgets what is older than two windows before <paramref name="nowNs"/>.</summary>
-    private void Forget(long nowNs)
+    /// <summary>
+    /// Forgets the entries from the head up to the first not older than <paramref name="horizon"/>. When they are in time
+    /// order (<paramref name="inTimeOrder"/>) that entry is found by doubling steps from the head and then halving them: a
+    /// few entries read, not every one (the head's were written two windows before: out of cache).
+    /// </summary>
+    private void Forget(long horizon, bool inTimeOrder)
     {
-        long horizon = nowNs - 2 * _windowNs;
-        long head = _segmentEntries.Head;
-        while (head < _segmentEntries.Tail && _segmentEntries[head].TimestampNs < horizon)
+        long head = _segmentEntries.Head, tail = _segmentEntries.Tail;
+        if (!inTimeOrder)
         {
-            head++;
+            while (head < tail && _segmentEntries[head].TimestampNs < horizon)
+            {
+                head++;
+            }
+            _segmentEntries.DropBefore(head);
+            return;
         }
-        _segmentEntries.DropBefore(head);
+        if (head == tail || _segmentEntries[head].TimestampNs >= horizon)
+        {
+            return;
+        }
+        // [old, keep): old is older than the horizon, keep is the tail or an entry at or after it.
+        long old = head, step = 1, keep = tail;
+        while (old + step < tail)
+        {
+            if (_segmentEntries[old + step].TimestampNs >= horizon)
+            {
+                keep = old + step;
+                break;
+            }
+            old += step;
+            step *= 2;
+        }
+        while (keep - old > 1)
+        {
+            long middle = old + (keep - old) / 2;
+            if (_segmentEntries[middle].TimestampNs < horizon)
+            {
+                old = middle;
+            }
+            else
+            {
+                keep = middle;
+            }
+        }
+        _segmentEntries.DropBefore(keep);
     }
 
     private bool IsDataInterface(int interfaceId) =>

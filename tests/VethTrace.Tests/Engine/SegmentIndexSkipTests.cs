@@ -88,4 +88,22 @@ public sealed class SegmentIndexSkipTests
         Assert.True(index.FindContinuations(2_500_000, 21, Key, 4000, 7000, second, into));
         Assert.Equal([(4L, 2), (5L, 3)], into.Select(s => (s.Order, s.Interface)));
     }
+    /// <summary>
+    /// Entries older than two windows before the newest are forgotten in batches while the entries come in time order; a
+    /// packet released late (follow) must not find what the ring would have forgotten by then. Expected by construction
+    /// (docs/DESIGN.md, "Segmentation"): the segment at 1.0 ms is more than two windows older than the one at 3.5 ms,
+    /// so it had left the index when the late super-packet (1.2 ms) came, though it overlaps it within a window.
+    /// </summary>
+    [Fact]
+    public void FindContinuations_PacketReleasedLate_DoesNotFindWhatTheRingHadForgotten()
+    {
+        var index = new SegmentIndex(windowNs: 1_000_000);
+        index.Add(Segment(1_000_000, 2, 1, fingerprint: 12, sequence: 1000, payload: 1500));
+        index.Add(Segment(3_500_000, 3, 2, fingerprint: 13, sequence: 90_000, payload: 1500));
+        index.Add(Segment(1_200_000, 1, 3, fingerprint: 11, sequence: 1000, payload: 3000));
+        Sighting[] late = [new Sighting { TimestampNs = 1_200_000, Order = 3, Slot = 0, Interface = 1 }];
+        var into = new List<Sighting>();
+        Assert.False(index.FindContinuations(1_200_000, 11, Key, 1000, 4000, late, into));
+        Assert.Empty(into);
+    }
 }
