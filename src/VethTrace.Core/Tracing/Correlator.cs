@@ -456,8 +456,11 @@ public sealed class Correlator : IObservationSink
         }
     }
 
-    /// <summary>Sends a journey to the accounting thread: its steps with their flows, the reach path if other, the side copies.</summary>
-    private static void Send(AccountingPipe pipe, ReadOnlySpan<Sighting> steps, ReadOnlySpan<FlowBits> flows, ReadOnlySpan<Sighting> reachPath,
+    /// <summary>
+    /// Sends a journey to the accounting thread: its steps with their flows (read from the ring straight into the batch),
+    /// the reach path if other, the side copies.
+    /// </summary>
+    private void Send(AccountingPipe pipe, ReadOnlySpan<Sighting> steps, ReadOnlySpan<Sighting> reachPath,
         ReadOnlySpan<int> side, bool timeless, bool closing)
     {
         AccountBatch batch = pipe.Room(steps.Length, reachPath.Length, side.Length);
@@ -468,7 +471,7 @@ public sealed class Correlator : IObservationSink
             SideFrom = batch.SideCount, SideCopies = side.Length,
         };
         steps.CopyTo(batch.Steps.AsSpan(batch.StepCount));
-        flows.CopyTo(batch.Flows.AsSpan(batch.StepCount));
+        StepFlows(steps, batch.Flows.AsSpan(batch.StepCount));
         batch.StepCount += steps.Length;
         reachPath.CopyTo(batch.Reach.AsSpan(batch.ReachCount));
         batch.ReachCount += reachPath.Length;
@@ -787,14 +790,6 @@ public sealed class Correlator : IObservationSink
                 StartAccounting(); // this journey is the first sent to the thread
             }
         }
-        List<FlowBits> flows = _stepFlows;
-        CollectionsMarshal.SetCount(flows, sightings.Count);
-        Span<FlowBits> stepFlows = CollectionsMarshal.AsSpan(flows);
-        ReadOnlySpan<Sighting> steps = CollectionsMarshal.AsSpan(sightings);
-        for (int i = 0; i < steps.Length; i++)
-        {
-            stepFlows[i] = _observations[steps[i].Slot].FlowFields;
-        }
         ref ObservationSlot entrySlot = ref _observations[sightings[0].Slot];
         bool closing = (flags & (TcpFlags.Fin | TcpFlags.Rst)) != 0;
         bool segmented = entrySlot.IsTcpData && FindSegmentContinuation(sightings, journey.Fingerprint);
@@ -809,13 +804,25 @@ public sealed class Correlator : IObservationSink
         ReadOnlySpan<Sighting> reachPath = _scratch.Count > 0 ? CollectionsMarshal.AsSpan(_scratch) : default;
         if (_accounting is { } pipe)
         {
-            Send(pipe, CollectionsMarshal.AsSpan(sightings), CollectionsMarshal.AsSpan(flows), reachPath, CollectionsMarshal.AsSpan(_side), timeless, closing);
+            Send(pipe, CollectionsMarshal.AsSpan(sightings), reachPath, CollectionsMarshal.AsSpan(_side), timeless, closing);
         }
         else
         {
+            List<FlowBits> flows = _stepFlows;
+            CollectionsMarshal.SetCount(flows, sightings.Count);
+            StepFlows(CollectionsMarshal.AsSpan(sightings), CollectionsMarshal.AsSpan(flows));
             AccountJourney(CollectionsMarshal.AsSpan(sightings), CollectionsMarshal.AsSpan(flows), reachPath, CollectionsMarshal.AsSpan(_side), timeless, closing);
         }
         _scratch.Clear();
+    }
+
+    /// <summary>Each step's flow, from its slot in the ring, into <paramref name="flows"/>.</summary>
+    private void StepFlows(ReadOnlySpan<Sighting> steps, Span<FlowBits> flows)
+    {
+        for (int i = 0; i < steps.Length; i++)
+        {
+            flows[i] = _observations[steps[i].Slot].FlowFields;
+        }
     }
 
     /// <summary>
