@@ -322,8 +322,7 @@ public static class PacketParser
             return false;
         }
         TLink.ReadFields(ref start, ref layers);
-        layers.Source = IpAddress.FromV4(ReadBigEndian32(ref start, ip + Ipv4Header.Field.Source));
-        layers.Destination = IpAddress.FromV4(ReadBigEndian32(ref start, ip + Ipv4Header.Field.Destination));
+        layers.SetV4Addresses(ReadBigEndian32(ref start, ip + Ipv4Header.Field.Source), ReadBigEndian32(ref start, ip + Ipv4Header.Field.Destination));
         // Pairs and runs of adjacent fields, one store each (the order of PacketLayers' fields is made for this).
         StoreTwo(ref layers.LinkType, linkType.Value, (uint)ip, ref layers.NetworkOffset);
         StoreTwo(ref layers.IpId, ReadBigEndian16(ref start, ip + Ipv4Header.Field.Identification), Ipv4Header.Field.FixedLength, ref layers.IpHeaderLength);
@@ -750,8 +749,7 @@ public static class PacketParser
         if (etherType == 0x0800)
         {
             layers.IpVersion = 4;
-            layers.Source = IpAddress.FromV4(ReadBigEndian32(ref network, Ipv4Header.Field.Source));
-            layers.Destination = IpAddress.FromV4(ReadBigEndian32(ref network, Ipv4Header.Field.Destination));
+            layers.SetV4Addresses(ReadBigEndian32(ref network, Ipv4Header.Field.Source), ReadBigEndian32(ref network, Ipv4Header.Field.Destination));
             layers.Ttl = Unsafe.Add(ref network, Ipv4Header.Field.Ttl);
             layers.TrafficClass = Unsafe.Add(ref network, Ipv4Header.Field.Tos);
         }
@@ -759,8 +757,10 @@ public static class PacketParser
         {
             uint versionClassLabel = ReadBigEndian32(ref network, Ipv6Header.Field.VersionClassLabel);
             layers.IpVersion = 6;
-            layers.Source = IpAddress.FromV6(ReadBigEndian64(ref network, Ipv6Header.Field.Source), ReadBigEndian64(ref network, Ipv6Header.Field.Source + 8));
-            layers.Destination = IpAddress.FromV6(ReadBigEndian64(ref network, Ipv6Header.Field.Destination), ReadBigEndian64(ref network, Ipv6Header.Field.Destination + 8));
+            layers.SourceHigh = ReadBigEndian64(ref network, Ipv6Header.Field.Source);
+            layers.SourceLow = ReadBigEndian64(ref network, Ipv6Header.Field.Source + 8);
+            layers.DestinationHigh = ReadBigEndian64(ref network, Ipv6Header.Field.Destination);
+            layers.DestinationLow = ReadBigEndian64(ref network, Ipv6Header.Field.Destination + 8);
             layers.Ttl = Unsafe.Add(ref network, Ipv6Header.Field.HopLimit);
             layers.TrafficClass = (byte)(versionClassLabel >> 20);
             layers.FlowLabel = versionClassLabel & 0x000F_FFFF;
@@ -1070,8 +1070,7 @@ public static class PacketParser
         }
         layers.Layers |= LayerSet.Network;
         layers.IpVersion = 4;
-        layers.Source = ip.Source;
-        layers.Destination = ip.Destination;
+        layers.SetAddresses(ip.Source, ip.Destination);
         layers.Protocol = ip.Protocol;
         layers.IpId = ip.Identification;
         layers.Ttl = ip.Ttl;
@@ -1130,8 +1129,7 @@ public static class PacketParser
         }
         layers.Layers |= LayerSet.Network;
         layers.IpVersion = 6;
-        layers.Source = ip.Source;
-        layers.Destination = ip.Destination;
+        layers.SetAddresses(ip.Source, ip.Destination);
         layers.Ttl = ip.HopLimit;
         layers.TrafficClass = ip.TrafficClass;
         layers.FlowLabel = ip.FlowLabel;
