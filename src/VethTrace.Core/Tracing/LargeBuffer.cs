@@ -206,6 +206,139 @@ internal static unsafe class LargeMemory
         return (void*)start;
     }
 
+    /// <summary>
+    /// A range of address space for a table that is rebuilt again and again at growing sizes (a
+    /// <see cref="TranslationTable"/>'s shards), used again instead of given back: <see cref="Prepare"/> zeroes the part
+    /// already written and leaves the rest as the kernel's zero pages, so a table rebuilt from <c>n</c> to
+    /// <c>1.33 n</c> slots in a range that held <c>n</c> before takes page faults for the <c>0.33 n</c> only. A fresh
+    /// mapping per rebuild faulted on every page of every size the table had (about four times its last size), and
+    /// each <c>munmap</c> of the old one, in a process of several threads, interrupts the other CPUs to flush their TLBs.
+    /// </summary>
+    /// <remarks>
+    /// On Linux the range is a mapping of <see cref="Reserved"/> bytes, 2 MiB aligned, of which only the pages written
+    /// take memory; from 2 MiB on, its whole 2 MiB ranges ask for huge pages, as <see cref="AllocateRandomAccessPages"/>
+    /// does (a range first written in ordinary pages while the table was smaller is given back when it is advised, so
+    /// it comes again as a huge page). Elsewhere it is zeroed native memory of the first size asked for, used again only
+    /// up to that size.
+    /// </remarks>
+    public sealed class ReusableRange : IDisposable
+    {
+        private void* _mapped;
+        private readonly nuint _mappedBytes;
+        /// <summary>The bytes that may have been written since made: beyond them the range is zero and takes no memory.</summary>
+        private nuint _touched;
+        /// <summary>The bytes from the start advised for huge pages.</summary>
+        private nuint _advised;
+
+        /// <summary>A range for at least <paramref name="bytes"/>, zeroed (<see cref="Prepare"/> is not needed before the first use).</summary>
+        public ReusableRange(nuint bytes)
+        {
+            bytes = (bytes + 4095) & ~(nuint)4095;
+            if (OperatingSystem.IsLinux())
+            {
+                // Room for growth: the range is address space, not memory, until written.
+                nuint reserved = (Math.Max(MinimumReserved, bytes * 4) + HugePage - 1) & ~(HugePage - 1);
+                _mappedBytes = reserved + HugePage;
+                _mapped = Mmap(null, _mappedBytes, ProtRead | ProtWrite, MapPrivate | MapAnonymous | MapNoReserve, -1, 0);
+                if (_mapped == MapFailed)
+                {
+                    throw new OutOfMemoryException($"mmap of {_mappedBytes} bytes failed");
+                }
+                Start = (void*)(((nuint)_mapped + HugePage - 1) & ~(HugePage - 1));
+                Reserved = reserved;
+            }
+            else
+            {
+                _mapped = NativeMemory.AllocZeroed(bytes);
+                Start = _mapped;
+                Reserved = bytes;
+            }
+            Advise(bytes);
+            _touched = bytes;
+        }
+
+        /// <summary>Address space kept for growth at least (16 MiB: a shard of 1.4 million translations).</summary>
+        public const nuint MinimumReserved = 16 << 20;
+
+        public void* Start { get; }
+
+        /// <summary>The most bytes <see cref="Prepare"/> can give.</summary>
+        public nuint Reserved { get; }
+
+        /// <summary>
+        /// Makes the first <paramref name="bytes"/> (at most <see cref="Reserved"/>) zero for a new use, and gives back
+        /// the memory of anything written beyond them; returns the bytes given (whole 4 KiB pages).
+        /// </summary>
+        public nuint Prepare(nuint bytes)
+        {
+            bytes = (bytes + 4095) & ~(nuint)4095;
+            if (bytes > Reserved)
+            {
+                throw new ArgumentOutOfRangeException(nameof(bytes), $"{bytes} bytes asked of a range of {Reserved}");
+            }
+            nuint written = Math.Min(_touched, bytes);
+            nuint advisedBefore = _advised;
+            nuint advising = Advise(bytes);
+            if (advising > advisedBefore && written > advisedBefore)
+            {
+                // [advisedBefore, advising) was written in ordinary pages: given back (it reads as zero again), so it
+                // comes again as huge pages; the rest written is zeroed in place.
+                NativeMemory.Clear(Start, advisedBefore);
+                _ = Madvise((byte*)Start + advisedBefore, Math.Min(advising, written) - advisedBefore, MadvDontNeed);
+                if (written > advising)
+                {
+                    NativeMemory.Clear((byte*)Start + advising, written - advising);
+                }
+            }
+            else
+            {
+                NativeMemory.Clear(Start, written);
+            }
+            if (_touched > bytes && OperatingSystem.IsLinux())
+            {
+                _ = Madvise((byte*)Start + bytes, _touched - bytes, MadvDontNeed);
+            }
+            _touched = bytes;
+            return bytes;
+        }
+
+        /// <summary>Advises the whole 2 MiB ranges of the first <paramref name="bytes"/> for huge pages (those not advised yet); returns the bytes advised.</summary>
+        private nuint Advise(nuint bytes)
+        {
+            nuint whole = bytes & ~(HugePage - 1);
+            if (OperatingSystem.IsLinux() && whole > _advised)
+            {
+                _ = Madvise((byte*)Start + _advised, whole - _advised, MadvHugePage); // advice: if refused, ordinary pages
+                _advised = whole;
+            }
+            return _advised;
+        }
+
+        public void Dispose()
+        {
+            Free();
+            GC.SuppressFinalize(this);
+        }
+
+        ~ReusableRange() => Free();
+
+        private void Free()
+        {
+            if (_mapped is not null)
+            {
+                if (OperatingSystem.IsLinux())
+                {
+                    _ = Munmap(_mapped, _mappedBytes);
+                }
+                else
+                {
+                    NativeMemory.Free(_mapped);
+                }
+                _mapped = null;
+            }
+        }
+    }
+
     public static void FreePages(void* address, nuint bytes)
     {
         if (OperatingSystem.IsLinux())
@@ -230,7 +363,7 @@ internal static unsafe class LargeMemory
         }
     }
 
-    private const int ProtRead = 1, ProtWrite = 2, MapPrivate = 0x02, MapAnonymous = 0x20, MadvHugePage = 14;
+    private const int ProtRead = 1, ProtWrite = 2, MapPrivate = 0x02, MapAnonymous = 0x20, MapNoReserve = 0x4000, MadvDontNeed = 4, MadvHugePage = 14;
     private static readonly void* MapFailed = (void*)-1;
 
     [DllImport("libc", EntryPoint = "mmap")]

@@ -69,7 +69,7 @@ internal sealed unsafe class TranslationTable : IDisposable
         }
         for (int i = 0; i < ShardCount; i++)
         {
-            _shards[i] = new Shard(MinimumSlots, keepRows);
+            _shards[i] = NewShard(MinimumSlots);
         }
     }
 
@@ -188,6 +188,7 @@ internal sealed unsafe class TranslationTable : IDisposable
         long tcp = timeouts.TcpNs, tcpClosing = timeouts.TcpClosingNs, udp = timeouts.UdpNs, icmp = timeouts.IcmpNs, other = timeouts.OtherNs;
         uint now = (uint)(nowNs >> _unitShift);
         int removedAll = 0;
+        bool shrunk = false;
         for (int s = 0; s < ShardCount; s++)
         {
             Shard shard = _shards[s];
@@ -242,7 +243,14 @@ internal sealed unsafe class TranslationTable : IDisposable
             if (shard.Length > MinimumSlots && shard.Count < shard.Length * ShrinkBelow)
             {
                 Resize(s, RebuiltLength(shard.Count));
+                shrunk = true;
             }
+        }
+        if (shrunk)
+        {
+            // A table that shrank keeps no spare memory of its larger size: the spare ranges stay, their pages go back.
+            _spareSlots?.Prepare(0);
+            _spareRows?.Prepare(0);
         }
         Count -= removedAll;
         return removedAll > 0;
@@ -259,6 +267,8 @@ internal sealed unsafe class TranslationTable : IDisposable
         {
             shard.Dispose();
         }
+        _spareSlots?.Dispose();
+        _spareRows?.Dispose();
     }
 
     /// <summary>The hash as kept: its low bits make room for the flags, and 0 means an empty slot.</summary>
@@ -312,7 +322,7 @@ internal sealed unsafe class TranslationTable : IDisposable
     private Shard Resize(int shardIndex, int wanted)
     {
         Shard old = _shards[shardIndex];
-        var resized = new Shard(Math.Max(MinimumSlots, wanted), KeepsRows);
+        Shard resized = NewShard(Math.Max(MinimumSlots, wanted));
         Slot* slots = resized.Slots;
         int* rows = resized.Rows;
         int length = resized.Length;
@@ -336,10 +346,65 @@ internal sealed unsafe class TranslationTable : IDisposable
             }
         }
         resized.Count = old.Count;
-        old.Dispose();
+        // The old slots become the spare the next rebuild (of any shard) is made in.
+        GiveBack(ref _spareSlots, old.SlotRange);
+        GiveBack(ref _spareRows, old.RowRange);
         _shards[shardIndex] = resized;
         _lastShard = null;
         return resized;
+    }
+
+    /// <summary>
+    /// The range of the slots (and the rows) a shard rebuilt or made last gave up, kept for the next rebuild instead of
+    /// given back to the kernel (<see cref="LargeMemory.ReusableRange"/>): the shards grow in step, by a third at a
+    /// time, so the range one shard left is rebuilt into by the next to grow, and only the third more takes new pages.
+    /// Costs one shard's memory (a sixteenth of the table) beyond the shards; a <see cref="Sweep"/> that shrinks a shard
+    /// gives the spare's pages back.
+    /// </summary>
+    private LargeMemory.ReusableRange? _spareSlots, _spareRows;
+
+    /// <summary>A shard of at least <paramref name="minimumSlots"/> empty slots, in the spare ranges when they are large enough.</summary>
+    private Shard NewShard(int minimumSlots)
+    {
+        LargeMemory.ReusableRange slots = Take(ref _spareSlots, (nuint)minimumSlots * (nuint)sizeof(Slot), out nuint slotBytes);
+        int length = (int)Math.Min(int.MaxValue, slotBytes / (nuint)sizeof(Slot));
+        LargeMemory.ReusableRange? rows = null;
+        nuint rowBytes = 0;
+        if (KeepsRows)
+        {
+            rows = Take(ref _spareRows, (nuint)length * sizeof(int), out rowBytes);
+        }
+        return new Shard(slots, rows, length, slotBytes + rowBytes);
+    }
+
+    /// <summary>The spare range made ready for <paramref name="bytes"/>, or a new one when there is none or it is too small; <paramref name="usable"/>: whole pages.</summary>
+    private static LargeMemory.ReusableRange Take(ref LargeMemory.ReusableRange? spare, nuint bytes, out nuint usable)
+    {
+        LargeMemory.ReusableRange? range = spare;
+        usable = (bytes + 4095) & ~(nuint)4095;
+        if (range is not null && range.Reserved >= usable)
+        {
+            spare = null;
+            usable = range.Prepare(bytes);
+            return range;
+        }
+        return new LargeMemory.ReusableRange(bytes);
+    }
+
+    /// <summary>Keeps <paramref name="range"/> as the spare, or the larger of it and the spare there is (the other is freed).</summary>
+    private static void GiveBack(ref LargeMemory.ReusableRange? spare, LargeMemory.ReusableRange? range)
+    {
+        if (range is null)
+        {
+            return;
+        }
+        if (spare is not null && spare.Reserved >= range.Reserved)
+        {
+            range.Dispose();
+            return;
+        }
+        spare?.Dispose();
+        spare = range;
     }
 
     /// <summary>12 bytes (4-byte aligned): 5.3 slots per cache line.</summary>
@@ -372,65 +437,34 @@ internal sealed unsafe class TranslationTable : IDisposable
     }
 
     /// <summary>
-    /// One shard's slots: zeroed pages from <see cref="LargeMemory.AllocateRandomAccessPages"/> (huge pages from 2 MiB
-    /// on), all of them used; with rows, a second mapping of one 4-byte row per slot, at the same index.
+    /// One shard's slots: zeroed pages in a <see cref="LargeMemory.ReusableRange"/> (huge pages from 2 MiB on), all of
+    /// them used; with rows, a second range of one 4-byte row per slot, at the same index.
     /// </summary>
-    private sealed class Shard : IDisposable
+    private sealed class Shard(LargeMemory.ReusableRange slots, LargeMemory.ReusableRange? rows, int length, nuint usableBytes) : IDisposable
     {
-        private void* _base;
-        private void* _rows;
-        private readonly nuint _rowBytes;
+        public LargeMemory.ReusableRange SlotRange { get; } = slots;
 
-        public Shard(int minimumSlots, bool rows)
-        {
-            _base = LargeMemory.AllocateRandomAccessPages((nuint)minimumSlots * (nuint)sizeof(Slot), out nuint usable);
-            Length = (int)Math.Min(int.MaxValue, usable / (nuint)sizeof(Slot));
-            GrowAt = (int)(Length * (Length >= DenseFrom ? DenseGrowAbove : GrowAbove));
-            Slots = (Slot*)_base;
-            UsableBytes = usable;
-            if (rows)
-            {
-                _rows = LargeMemory.AllocateRandomAccessPages((nuint)Length * sizeof(int), out _rowBytes);
-                Rows = (int*)_rows;
-                UsableBytes += _rowBytes;
-            }
-        }
+        public LargeMemory.ReusableRange? RowRange { get; } = rows;
 
-        public Slot* Slots { get; }
+        public Slot* Slots { get; } = (Slot*)slots.Start;
 
         /// <summary>The aggregate row of each slot's translation, or null when rows are not kept.</summary>
-        public int* Rows { get; }
+        public int* Rows { get; } = rows is null ? null : (int*)rows.Start;
 
-        public int Length { get; }
+        public int Length { get; } = length;
 
         /// <summary>The most translations the shard holds before it grows: <see cref="GrowAbove"/> or <see cref="DenseGrowAbove"/> of its slots.</summary>
-        public int GrowAt { get; }
+        public int GrowAt { get; } = (int)(length * (length >= DenseFrom ? DenseGrowAbove : GrowAbove));
 
         /// <summary>The bytes of the slots and the rows.</summary>
-        public nuint UsableBytes { get; }
+        public nuint UsableBytes { get; } = usableBytes;
 
         public int Count;
 
         public void Dispose()
         {
-            Free();
-            GC.SuppressFinalize(this);
-        }
-
-        ~Shard() => Free();
-
-        private void Free()
-        {
-            if (_base is not null)
-            {
-                LargeMemory.FreePages(_base, UsableBytes - _rowBytes);
-                _base = null;
-            }
-            if (_rows is not null)
-            {
-                LargeMemory.FreePages(_rows, _rowBytes);
-                _rows = null;
-            }
+            SlotRange.Dispose();
+            RowRange?.Dispose();
         }
     }
 }
