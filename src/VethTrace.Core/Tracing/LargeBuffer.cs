@@ -208,29 +208,33 @@ internal static unsafe class LargeMemory
 
     /// <summary>
     /// A range of address space for a table that is rebuilt again and again at growing sizes (a
-    /// <see cref="TranslationTable"/>'s shards), used again instead of given back: <see cref="Prepare"/> zeroes the part
-    /// already written and leaves the rest as the kernel's zero pages, so a table rebuilt from <c>n</c> to
+    /// <see cref="TranslationTable"/>'s shards), used again instead of given back: <see cref="TryPrepare"/> zeroes the
+    /// part already written and leaves the rest as the kernel's zero pages, so a table rebuilt from <c>n</c> to
     /// <c>1.33 n</c> slots in a range that held <c>n</c> before takes page faults for the <c>0.33 n</c> only. A fresh
     /// mapping per rebuild faulted on every page of every size the table had (about four times its last size), and
     /// each <c>munmap</c> of the old one, in a process of several threads, interrupts the other CPUs to flush their TLBs.
     /// </summary>
     /// <remarks>
-    /// On Linux the range is a mapping of <see cref="Reserved"/> bytes, 2 MiB aligned, of which only the pages written
-    /// take memory; from 2 MiB on, its whole 2 MiB ranges ask for huge pages, as <see cref="AllocateRandomAccessPages"/>
-    /// does (a range first written in ordinary pages while the table was smaller is given back when it is advised, so
-    /// it comes again as a huge page). Elsewhere it is zeroed native memory of the first size asked for, used again only
-    /// up to that size.
+    /// On Linux the range is a mapping of address space (<see cref="MinimumReserved"/> at least), 2 MiB aligned, of
+    /// which only the pages written take memory. A table read at random wants huge pages (a random access into many
+    /// megabytes otherwise misses the TLB as well as the cache, and in a VM a page walk is dear): from 2 MiB on, its
+    /// whole 2 MiB ranges are advised for them (<see cref="HugeBytes"/>). The kernel
+    /// gives a huge page only where no ordinary page was ever mapped (the page table stays), so when a size wants advice
+    /// where ordinary pages were written, the use moves on to a part of the range never written, 2 MiB aligned, and
+    /// the pages it leaves go back to the kernel. Elsewhere it is zeroed native memory of the first size asked for,
+    /// used again only up to that size.
     /// </remarks>
     public sealed class ReusableRange : IDisposable
     {
         private void* _mapped;
         private readonly nuint _mappedBytes;
-        /// <summary>The bytes that may have been written since made: beyond them the range is zero and takes no memory.</summary>
+        private readonly byte* _end;
+        /// <summary>The bytes from <see cref="Start"/> that may have been written: beyond them the range is zero and takes no memory.</summary>
         private nuint _touched;
-        /// <summary>The bytes from the start advised for huge pages.</summary>
+        /// <summary>The bytes from <see cref="Start"/> advised for huge pages.</summary>
         private nuint _advised;
 
-        /// <summary>A range for at least <paramref name="bytes"/>, zeroed (<see cref="Prepare"/> is not needed before the first use).</summary>
+        /// <summary>A range for at least <paramref name="bytes"/>, zeroed (<see cref="TryPrepare"/> is not needed before the first use).</summary>
         public ReusableRange(nuint bytes)
         {
             bytes = (bytes + 4095) & ~(nuint)4095;
@@ -244,14 +248,14 @@ internal static unsafe class LargeMemory
                 {
                     throw new OutOfMemoryException($"mmap of {_mappedBytes} bytes failed");
                 }
-                Start = (void*)(((nuint)_mapped + HugePage - 1) & ~(HugePage - 1));
-                Reserved = reserved;
+                Start = (byte*)(((nuint)_mapped + HugePage - 1) & ~(HugePage - 1));
+                _end = (byte*)Start + reserved;
             }
             else
             {
                 _mapped = NativeMemory.AllocZeroed(bytes);
                 Start = _mapped;
-                Reserved = bytes;
+                _end = (byte*)Start + bytes;
             }
             Advise(bytes);
             _touched = bytes;
@@ -260,58 +264,78 @@ internal static unsafe class LargeMemory
         /// <summary>Address space kept for growth at least (16 MiB: a shard of 1.4 million translations).</summary>
         public const nuint MinimumReserved = 16 << 20;
 
-        public void* Start { get; }
+        /// <summary>Where the use starts: moves on when the use comes to want huge pages where ordinary ones were written.</summary>
+        public void* Start { get; private set; }
 
-        /// <summary>The most bytes <see cref="Prepare"/> can give.</summary>
-        public nuint Reserved { get; }
+        /// <summary>The bytes from <see cref="Start"/> that take memory now, at most (written, or advised and touched).</summary>
+        public nuint Touched => _touched;
 
         /// <summary>
-        /// Makes the first <paramref name="bytes"/> (at most <see cref="Reserved"/>) zero for a new use, and gives back
-        /// the memory of anything written beyond them; returns the bytes given (whole 4 KiB pages).
+        /// Makes <paramref name="bytes"/> from <see cref="Start"/> (which may move) zero for a new use, and gives back
+        /// the memory of anything written beyond them; <paramref name="usable"/>: the bytes given, whole 4 KiB pages.
+        /// False when the range is too small: then it is as it was.
         /// </summary>
-        public nuint Prepare(nuint bytes)
+        public bool TryPrepare(nuint bytes, out nuint usable)
         {
-            bytes = (bytes + 4095) & ~(nuint)4095;
-            if (bytes > Reserved)
+            usable = bytes = (bytes + 4095) & ~(nuint)4095;
+            if (HugeBytes(bytes) > _advised && _touched > _advised)
             {
-                throw new ArgumentOutOfRangeException(nameof(bytes), $"{bytes} bytes asked of a range of {Reserved}");
-            }
-            nuint written = Math.Min(_touched, bytes);
-            nuint advisedBefore = _advised;
-            nuint advising = Advise(bytes);
-            if (advising > advisedBefore && written > advisedBefore)
-            {
-                // [advisedBefore, advising) was written in ordinary pages: given back (it reads as zero again), so it
-                // comes again as huge pages; the rest written is zeroed in place.
-                NativeMemory.Clear(Start, advisedBefore);
-                _ = Madvise((byte*)Start + advisedBefore, Math.Min(advising, written) - advisedBefore, MadvDontNeed);
-                if (written > advising)
+                // Advice where ordinary pages were written would not take: move on past them.
+                byte* next = (byte*)(((nuint)Start + _touched + HugePage - 1) & ~(HugePage - 1));
+                if (next + bytes > _end)
                 {
-                    NativeMemory.Clear((byte*)Start + advising, written - advising);
+                    return false;
                 }
+                _ = Madvise(Start, _touched, MadvDontNeed);
+                Start = next;
+                _touched = 0;
+                _advised = 0;
             }
-            else
+            if ((byte*)Start + bytes > _end)
             {
-                NativeMemory.Clear(Start, written);
+                return false;
             }
+            NativeMemory.Clear(Start, Math.Min(_touched, bytes));
             if (_touched > bytes && OperatingSystem.IsLinux())
             {
                 _ = Madvise((byte*)Start + bytes, _touched - bytes, MadvDontNeed);
             }
+            Advise(bytes);
             _touched = bytes;
-            return bytes;
+            return true;
         }
 
-        /// <summary>Advises the whole 2 MiB ranges of the first <paramref name="bytes"/> for huge pages (those not advised yet); returns the bytes advised.</summary>
-        private nuint Advise(nuint bytes)
+        /// <summary>Gives the memory written back to the kernel, keeping the range (a spare no longer needed at its size).</summary>
+        public void Trim()
         {
-            nuint whole = bytes & ~(HugePage - 1);
-            if (OperatingSystem.IsLinux() && whole > _advised)
+            if (_touched > 0 && OperatingSystem.IsLinux())
             {
-                _ = Madvise((byte*)Start + _advised, whole - _advised, MadvHugePage); // advice: if refused, ordinary pages
-                _advised = whole;
+                _ = Madvise(Start, _touched, MadvDontNeed);
+                _touched = 0;
             }
-            return _advised;
+        }
+
+        /// <summary>
+        /// The bytes from the start a use of <paramref name="bytes"/> advises for huge pages: its whole 2 MiB ranges (the
+        /// tail stays in ordinary pages, so nothing more is used than asked for). None where the advice does not exist.
+        /// </summary>
+        /// <remarks>
+        /// Not the first 2 MiB of a smaller table: a huge page saves TLB misses, but the kernel zeroes its 2 MiB at the
+        /// first touch, and on the lab's VM that was dear: with the 1M many-flows file's shards of 1.1 MB each in one
+        /// huge page, the accounting thread spent 0.27 s in <c>clear_page_erms</c> (542 of its 1,933 samples), more than
+        /// the TLB misses saved (TranslationTable.Prefetch 145 → 103 samples), and the peak RSS was 13 MB higher.
+        /// </remarks>
+        public static nuint HugeBytes(nuint bytes) => OperatingSystem.IsLinux() ? bytes & ~(HugePage - 1) : 0;
+
+        /// <summary>Advises the huge-page ranges of a use of <paramref name="bytes"/> (<see cref="HugeBytes"/>) not advised yet.</summary>
+        private void Advise(nuint bytes)
+        {
+            nuint huge = HugeBytes(bytes);
+            if (huge > _advised)
+            {
+                _ = Madvise((byte*)Start + _advised, huge - _advised, MadvHugePage); // advice: if refused, ordinary pages
+                _advised = huge;
+            }
         }
 
         public void Dispose()

@@ -249,8 +249,8 @@ internal sealed unsafe class TranslationTable : IDisposable
         if (shrunk)
         {
             // A table that shrank keeps no spare memory of its larger size: the spare ranges stay, their pages go back.
-            _spareSlots?.Prepare(0);
-            _spareRows?.Prepare(0);
+            _spareSlots?.Trim();
+            _spareRows?.Trim();
         }
         Count -= removedAll;
         return removedAll > 0;
@@ -377,34 +377,31 @@ internal sealed unsafe class TranslationTable : IDisposable
         return new Shard(slots, rows, length, slotBytes + rowBytes);
     }
 
-    /// <summary>The spare range made ready for <paramref name="bytes"/>, or a new one when there is none or it is too small; <paramref name="usable"/>: whole pages.</summary>
+    /// <summary>The spare range made ready for <paramref name="bytes"/>, or a new one when there is none or it is too small (then the spare is freed); <paramref name="usable"/>: whole pages.</summary>
     private static LargeMemory.ReusableRange Take(ref LargeMemory.ReusableRange? spare, nuint bytes, out nuint usable)
     {
         LargeMemory.ReusableRange? range = spare;
-        usable = (bytes + 4095) & ~(nuint)4095;
-        if (range is not null && range.Reserved >= usable)
+        spare = null;
+        if (range is not null)
         {
-            spare = null;
-            usable = range.Prepare(bytes);
-            return range;
+            if (range.TryPrepare(bytes, out usable))
+            {
+                return range;
+            }
+            range.Dispose();
         }
+        usable = (bytes + 4095) & ~(nuint)4095;
         return new LargeMemory.ReusableRange(bytes);
     }
 
-    /// <summary>Keeps <paramref name="range"/> as the spare, or the larger of it and the spare there is (the other is freed).</summary>
+    /// <summary>Keeps <paramref name="range"/> as the spare (a spare there still is, is freed).</summary>
     private static void GiveBack(ref LargeMemory.ReusableRange? spare, LargeMemory.ReusableRange? range)
     {
-        if (range is null)
+        if (range is not null)
         {
-            return;
+            spare?.Dispose();
+            spare = range;
         }
-        if (spare is not null && spare.Reserved >= range.Reserved)
-        {
-            range.Dispose();
-            return;
-        }
-        spare?.Dispose();
-        spare = range;
     }
 
     /// <summary>12 bytes (4-byte aligned): 5.3 slots per cache line.</summary>
