@@ -258,6 +258,7 @@ internal static unsafe class LargeMemory
                 _end = (byte*)Start + bytes;
             }
             Advise(bytes);
+            Populate(0, bytes);
             _touched = bytes;
         }
 
@@ -266,6 +267,9 @@ internal static unsafe class LargeMemory
 
         /// <summary>Where the use starts: moves on when the use comes to want huge pages where ordinary ones were written.</summary>
         public void* Start { get; private set; }
+
+        /// <summary><see cref="Start"/> as a number (for tests).</summary>
+        public nint Address => (nint)Start;
 
         /// <summary>The bytes from <see cref="Start"/> that take memory now, at most (written, or advised and touched).</summary>
         public nuint Touched => _touched;
@@ -301,6 +305,10 @@ internal static unsafe class LargeMemory
                 _ = Madvise((byte*)Start + bytes, _touched - bytes, MadvDontNeed);
             }
             Advise(bytes);
+            if (bytes > _touched)
+            {
+                Populate(_touched, bytes);
+            }
             _touched = bytes;
             return true;
         }
@@ -326,6 +334,21 @@ internal static unsafe class LargeMemory
         /// the TLB misses saved (TranslationTable.Prefetch 145 → 103 samples), and the peak RSS was 13 MB higher.
         /// </remarks>
         public static nuint HugeBytes(nuint bytes) => OperatingSystem.IsLinux() ? bytes & ~(HugePage - 1) : 0;
+
+        /// <summary>
+        /// Maps the pages from <paramref name="from"/> to <paramref name="to"/> (bytes from <see cref="Start"/>) writable
+        /// at once (<c>MADV_POPULATE_WRITE</c>, Linux 5.14): a table rebuilt into them reads each slot before it writes
+        /// one, and a read of a page never written maps the shared zero page, so each new page took two faults, a read
+        /// and then a write (the accounting thread's page faults in <c>Resize</c> were twice its pages). One call maps
+        /// them all, zeroed, with no fault. Where the advice is not known the pages fault in as before.
+        /// </summary>
+        private void Populate(nuint from, nuint to)
+        {
+            if (OperatingSystem.IsLinux())
+            {
+                _ = Madvise((byte*)Start + from, to - from, MadvPopulateWrite);
+            }
+        }
 
         /// <summary>Advises the huge-page ranges of a use of <paramref name="bytes"/> (<see cref="HugeBytes"/>) not advised yet.</summary>
         private void Advise(nuint bytes)
@@ -387,7 +410,7 @@ internal static unsafe class LargeMemory
         }
     }
 
-    private const int ProtRead = 1, ProtWrite = 2, MapPrivate = 0x02, MapAnonymous = 0x20, MapNoReserve = 0x4000, MadvDontNeed = 4, MadvHugePage = 14;
+    private const int ProtRead = 1, ProtWrite = 2, MapPrivate = 0x02, MapAnonymous = 0x20, MapNoReserve = 0x4000, MadvDontNeed = 4, MadvHugePage = 14, MadvPopulateWrite = 23;
     private static readonly void* MapFailed = (void*)-1;
 
     [DllImport("libc", EntryPoint = "mmap")]
