@@ -155,8 +155,8 @@ internal static unsafe class LargeMemory
 
     /// <summary>
     /// At least <paramref name="bytes"/> of zeroed memory in ordinary pages (<paramref name="usable"/>: whole 4 KiB pages),
-    /// for memory that grows and shrinks by small steps (a <see cref="SequenceRing{T}"/>'s chunks, a shard of a
-    /// <see cref="TranslationTable"/>), where whole huge pages would hold much unused memory: a mapping of its own on
+    /// for memory that grows and shrinks by small steps (a <see cref="SequenceRing{T}"/>'s chunks, the slots of a
+    /// <see cref="NativeArray{T}"/>), where whole huge pages would hold much unused memory: a mapping of its own on
     /// Linux, so that <see cref="FreePages"/> gives it back to the kernel (a freed malloc block of this size may stay with
     /// the allocator).
     /// </summary>
@@ -177,41 +177,12 @@ internal static unsafe class LargeMemory
     }
 
     /// <summary>
-    /// <see cref="AllocatePages"/> for a table read at random (a <see cref="TranslationTable"/>'s shard): from 2 MiB on,
-    /// the mapping starts on a 2 MiB boundary and asks for huge pages, so its whole 2 MiB ranges take one TLB entry
-    /// each instead of 512 (a random access into a table of many megabytes otherwise misses the TLB as well as the
-    /// cache, and in a VM a page walk is dear). The tail past the last whole huge page stays in ordinary pages: nothing
-    /// more is used than <see cref="AllocatePages"/> would. Free with <see cref="FreePages"/>.
-    /// </summary>
-    public static void* AllocateRandomAccessPages(nuint bytes, out nuint usable)
-    {
-        usable = (bytes + 4095) & ~(nuint)4095;
-        if (!OperatingSystem.IsLinux() || usable < HugePage)
-        {
-            return AllocatePages(bytes, out usable);
-        }
-        void* mapped = Mmap(null, usable + HugePage, ProtRead | ProtWrite, MapPrivate | MapAnonymous, -1, 0);
-        if (mapped == MapFailed)
-        {
-            throw new OutOfMemoryException($"mmap of {usable + HugePage} bytes failed");
-        }
-        nuint start = ((nuint)mapped + HugePage - 1) & ~(HugePage - 1);
-        nuint head = start - (nuint)mapped;
-        if (head > 0)
-        {
-            _ = Munmap(mapped, head);
-        }
-        _ = Munmap((void*)(start + usable), HugePage - head);
-        _ = Madvise((void*)start, usable, MadvHugePage); // advice: if refused, ordinary pages
-        return (void*)start;
-    }
-
-    /// <summary>
     /// A range of address space for a table that is rebuilt again and again at growing sizes (a
     /// <see cref="TranslationTable"/>'s shards), used again instead of given back: <see cref="TryPrepare"/> zeroes the
     /// part already written and leaves the rest as the kernel's zero pages, so a table rebuilt from <c>n</c> to
-    /// <c>1.33 n</c> slots in a range that held <c>n</c> before takes page faults for the <c>0.33 n</c> only. A fresh
-    /// mapping per rebuild faulted on every page of every size the table had (about four times its last size), and
+    /// <c>2 n</c> slots in a range that held <c>n</c> before takes new pages for the other <c>n</c> only. A fresh
+    /// mapping per rebuild faulted on every page of every size the table had (four times its last size with the steps of
+    /// a third it grew by then, twice with doubling), and
     /// each <c>munmap</c> of the old one, in a process of several threads, interrupts the other CPUs to flush their TLBs.
     /// </summary>
     /// <remarks>
