@@ -94,7 +94,7 @@ internal sealed unsafe class TranslationTable : IDisposable
     /// <summary>The translations held.</summary>
     public int Count { get; private set; }
 
-    /// <summary>The bytes of the slots (outside the GC heap).</summary>
+    /// <summary>The bytes of the shards' slots (outside the GC heap); not the spare range (<see cref="_spareSlots"/>: at most one shard's earlier size).</summary>
     public long Bytes
     {
         get
