@@ -357,6 +357,20 @@ internal static unsafe class LargeMemory
         }
     }
 
+    /// <summary>
+    /// Maps the whole pages within <paramref name="bytes"/> from <paramref name="address"/> writable at once
+    /// (<c>MADV_POPULATE_WRITE</c>, Linux 5.14), for memory about to be written through: one call instead of a page
+    /// fault per page. A hint: where the advice is not known the pages fault in as they are written.
+    /// </summary>
+    public static void PopulateWrite(void* address, nuint bytes)
+    {
+        nuint from = ((nuint)address + 4095) & ~(nuint)4095, to = ((nuint)address + bytes) & ~(nuint)4095;
+        if (OperatingSystem.IsLinux() && to > from)
+        {
+            _ = Madvise((void*)from, to - from, MadvPopulateWrite);
+        }
+    }
+
     public static void FreePages(void* address, nuint bytes)
     {
         if (OperatingSystem.IsLinux())

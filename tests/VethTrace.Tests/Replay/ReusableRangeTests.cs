@@ -212,6 +212,41 @@ public sealed class ReusableRangeTests
     private static Span<byte> At(nint address, int length) =>
         MemoryMarshal.CreateSpan(ref Unsafe.AddByteOffset(ref Unsafe.NullRef<byte>(), address), length);
 
+    [Fact]
+    public void LearntJourneys_PagesMappedAheadOfTheWrites_AndEveryJourneyKept()
+    {
+        Assert.True(OperatingSystem.IsLinux(), "mincore(2) is Linux's");
+        var journeys = new LearntJourneys();
+        var journey = new Observation[3];
+        for (int i = 0; i < 50_000; i++)
+        {
+            for (int k = 0; k < 3; k++)
+            {
+                journey[k] = new Observation(i * 10L + k, k, i * 3L + k, (ulong)i, default, 100 + k);
+            }
+            journeys.Add(journey);
+        }
+        Assert.Equal(50_000, journeys.Count);
+        int index = 0;
+        foreach (ReadOnlySpan<Observation> learnt in journeys)
+        {
+            Assert.Equal(3, learnt.Length);
+            Assert.Equal([index * 10L, index * 10L + 1, index * 10L + 2], learnt.ToArray().Select(o => o.TimestampNs));
+            Assert.Equal((ulong)index, learnt[2].Fingerprint);
+            index++;
+        }
+        // 150,000 observations written (megabytes, in memory of their own): the pages after the last written are mapped
+        // already, a quarter of a megabyte ahead (without it, pages never written are not in memory).
+        var (address, populated) = journeys.Memory;
+        long written = 150_000L * Unsafe.SizeOf<Observation>();
+        long nextPage = (address + written + Page - 1) / Page * Page;
+        long aheadEnd = (address + populated) / Page * Page;
+        Assert.InRange(aheadEnd - nextPage, 32 * Page, 64 * Page);
+        Assert.Equal((int)((aheadEnd - nextPage) / Page), ResidentPages((nint)nextPage, (int)(aheadEnd - nextPage)));
+        journeys.Release();
+        Assert.Equal(0, journeys.Count);
+    }
+
     private static FlowKey Flow(IpProtocol protocol, string source, ushort sourcePort, string destination, ushort destinationPort) =>
         new(protocol, IpAddress.Parse(source), sourcePort, IpAddress.Parse(destination), destinationPort);
 
