@@ -191,9 +191,10 @@ public sealed partial class CaptureFileReader : IDisposable
 
     /// <summary>
     /// How much of a mapped file is mapped at once (more when a record needs it): what the reader holds of it, as the
-    /// read buffer is. Its pages count in the resident set once touched, so it is kept small.
+    /// read buffer is. Its pages count in the resident set once touched, so it is the read buffer's size: a 4 MiB window
+    /// raised replay's peak resident set by 4.5 MiB. Moving it on costs two system calls a MiB.
     /// </summary>
-    internal const int MapWindowLength = 4 << 20;
+    internal const int MapWindowLength = 1 << 20;
 
     /// <summary><see cref="Open(string)"/>, mapping the file when it has at least <paramref name="mapFrom"/> bytes (the tests compare both ways).</summary>
     internal static CaptureFileReader Open(string path, long mapFrom)
