@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Compression;
-using System.IO.MemoryMappedFiles;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using VethTrace.Packets;
@@ -45,10 +44,8 @@ public sealed partial class CaptureFileReader : IDisposable
     private byte[] _buffer;
     // A regular file of at least MapFilesFrom bytes is mapped instead, a window at a time: the buffer is then the window.
     private readonly FileStream? _mapped;
-    private MemoryMappedFile? _map;
-    private long _mapCapacity;
-    private MemoryMappedViewAccessor? _view;
     private nint _windowAddress;
+    private nuint _windowLength;
     private int _start;
     private int _end;
     private long _bufferFileOffset; // file offset of the buffer's first byte
@@ -329,11 +326,7 @@ public sealed partial class CaptureFileReader : IDisposable
 
     public void Dispose()
     {
-        _view?.Dispose();
-        _view = null;
-        _map?.Dispose();
-        _map = null;
-        _windowAddress = 0;
+        Unmap();
         _stream.Dispose();
         byte[] buffer = _buffer;
         _buffer = [];
@@ -494,22 +487,39 @@ public sealed partial class CaptureFileReader : IDisposable
         {
             return false; // the file holds no more than is mapped
         }
-        _view?.Dispose();
-        _view = null;
-        _windowAddress = 0;
-        if (fileLength > _mapCapacity)
+        Unmap();
+        // mmap(2) itself, not MemoryMappedFile: its view objects (a safe handle each) were garbage per window.
+        nint address = Mmap(0, (nuint)window, ProtRead, MapShared, (int)_mapped.SafeFileHandle.DangerousGetHandle(), aligned);
+        if (address == -1)
         {
-            _map?.Dispose();
-            _map = MemoryMappedFile.CreateFromFile(_mapped, mapName: null, capacity: 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
-            _mapCapacity = fileLength;
+            throw new IOException($"mmap failed (errno {Marshal.GetLastPInvokeError()})");
         }
-        _view = _map!.CreateViewAccessor(aligned, window, MemoryMappedFileAccess.Read);
-        _windowAddress = _view.SafeMemoryMappedViewHandle.DangerousGetHandle() + (nint)_view.PointerOffset;
+        _windowAddress = address;
+        _windowLength = (nuint)window;
         _bufferFileOffset = aligned;
         _start = (int)(from - aligned);
         _end = (int)window;
         return _end - _start >= count;
     }
+
+    private void Unmap()
+    {
+        if (_windowAddress != 0)
+        {
+            _ = Munmap(_windowAddress, _windowLength);
+            _windowAddress = 0;
+            _windowLength = 0;
+        }
+    }
+
+    private const int ProtRead = 1;
+    private const int MapShared = 1;
+
+    [DllImport("libc", EntryPoint = "mmap", SetLastError = true)]
+    private static extern nint Mmap(nint address, nuint length, int protection, int flags, int fd, long offset);
+
+    [DllImport("libc", EntryPoint = "munmap", SetLastError = true)]
+    private static extern int Munmap(nint address, nuint length);
 
     private bool Fail(long offset, string message)
     {
