@@ -57,6 +57,33 @@ public sealed class MappedReadingTests : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Open_RecordsLargerThanTheWindow_MappedWhole(bool cut)
+    {
+        // D-Bus records may reach 128 MiB (libpcap's limit for the link type): the window grows to hold one.
+        int window = CaptureFileReader.MapWindowLength;
+        var builder = CaptureBuilder.Pcap(snapLength: 128 << 20, linkType: 231);
+        int[] sizes = [100, window + 5, 3 * window + 17, 60, 2 * window];
+        for (int i = 0; i < sizes.Length; i++)
+        {
+            builder.PcapRecord((uint)i, 0, CaptureReading.Payload(sizes[i], i));
+        }
+        byte[] file = builder.ToArray();
+        if (cut)
+        {
+            file = file.AsSpan(0, file.Length - window / 2).ToArray(); // the last record cut short
+        }
+        string path = Write(file, cut ? "dbus-cut.pcap" : "dbus.pcap");
+        List<ReadPacket> packets = AssertSameOutcome(path, cut ? "cut" : "whole");
+        Assert.Equal(cut ? sizes.Length - 1 : sizes.Length, packets.Count);
+        for (int i = 0; i < packets.Count; i++)
+        {
+            Assert.Equal(CaptureReading.Payload(sizes[i], i), packets[i].Data);
+        }
+    }
+
     [Fact]
     public void Open_SmallFile_ReadNotMapped()
     {
