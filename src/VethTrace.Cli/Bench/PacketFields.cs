@@ -37,8 +37,8 @@ public readonly record struct PacketFields(
         TransportKind transport = layers.IsTcp ? TransportKind.Tcp : layers.IsUdp ? TransportKind.Udp : TransportKind.None;
         return new PacketFields(
             layers.IpVersion,
-            layers.Source.Value,
-            layers.Destination.Value,
+            new UInt128(layers.SourceHigh, layers.SourceLow),
+            new UInt128(layers.DestinationHigh, layers.DestinationLow),
             layers.Protocol.Value,
             layers.Ttl,
             layers.IpVersion == 4 ? layers.IpId : 0,
@@ -68,8 +68,8 @@ public readonly record struct PacketFields(
         TransportKind transport = layers.IsTcp ? TransportKind.Tcp : layers.IsUdp ? TransportKind.Udp : TransportKind.None;
         return Hash(
             layers.IpVersion,
-            layers.Source.Value,
-            layers.Destination.Value,
+            new UInt128(layers.SourceHigh, layers.SourceLow),
+            new UInt128(layers.DestinationHigh, layers.DestinationLow),
             layers.Protocol.Value,
             layers.Ttl,
             layers.IpVersion == 4 ? layers.IpId : 0,

@@ -47,6 +47,9 @@ public readonly struct IpAddress : IEquatable<IpAddress>, IComparable<IpAddress>
 
     public static IpAddress FromV4(uint hostOrder) => new(0, hostOrder, 4);
 
+    /// <summary>An address from its family (4, 6, or 0 for none) and its two halves as <see cref="Value"/> holds them.</summary>
+    internal static IpAddress FromHalves(byte version, ulong high, ulong low) => new(high, low, version);
+
     /// <summary>An IPv6 address from its two 64-bit halves, each a host-order number (the network-order bytes read big-endian).</summary>
     public static IpAddress FromV6(ulong high, ulong low) => new(high, low, 6);
 

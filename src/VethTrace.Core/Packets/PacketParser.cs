@@ -39,17 +39,35 @@ public static class PacketParser
         // Stored first and read back only where an IP length passes the capture, so the hot code keeps one argument
         // fewer in registers.
         packet.OriginalLength = originalLength >= frame.Length ? originalLength : 0;
-        // The first tier is called from here, not through TryParseCommon, so the packet nearly every capture is made of
-        // costs one call; the other shapes take the call below.
-        return TryParseCommonIpv4(frame, linkType, options, ref packet)
-            ? ParseOutcome.Complete
-            : ParseOtherShapes(frame, linkType, options, ref packet);
+        // The first tier's Ethernet instance is inlined here, so the packet nearly every capture is made of costs no
+        // call; every other frame (the Linux cooked headers' first tier included) takes the one call below. The success
+        // path returns a constant and does not meet the call's path before the caller sees the result: when both paths
+        // returned through one test of a bool, the caller's loop spilled the frame and its length on the way and
+        // reloaded them at the test, on every packet (docs/performance.md, "Parser round 6").
+        if (linkType.Value == 1 && TryParseCommonAfterLinkInline<EthernetLink>(frame, linkType, options, ref packet))
+        {
+            return ParseOutcome.Complete;
+        }
+        return ParseOtherShapes(frame, linkType, options, ref packet);
     }
 
-    /// <summary>A frame the first tier did not take: the second tier, then the general parser.</summary>
+    /// <summary>
+    /// A frame the first tier's Ethernet instance did not take: the first tier for the Linux cooked headers, the frames
+    /// that are not IP, the second tier, then the general parser.
+    /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static ParseOutcome ParseOtherShapes(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, ref ParsedPacket packet)
     {
+        bool common = linkType.Value switch
+        {
+            113 => TryParseCommonAfterLinkInline<LinuxSllLink>(frame, linkType, options, ref packet),
+            276 => TryParseCommonAfterLinkInline<LinuxSll2Link>(frame, linkType, options, ref packet),
+            _ => false,
+        };
+        if (common)
+        {
+            return ParseOutcome.Complete;
+        }
         bool notIp = linkType.Value switch
         {
             1 => TryParseNotIp<EthernetLink>(frame, linkType, ref packet),
@@ -304,13 +322,14 @@ public static class PacketParser
             return false;
         }
         TLink.ReadFields(ref start, ref layers);
-        layers.Source = IpAddress.FromV4(ReadBigEndian32(ref start, ip + Ipv4Header.Field.Source));
-        layers.Destination = IpAddress.FromV4(ReadBigEndian32(ref start, ip + Ipv4Header.Field.Destination));
+        layers.SetV4Addresses(ReadBigEndian32(ref start, ip + Ipv4Header.Field.Source), ReadBigEndian32(ref start, ip + Ipv4Header.Field.Destination));
         // Pairs and runs of adjacent fields, one store each (the order of PacketLayers' fields is made for this).
         StoreTwo(ref layers.LinkType, linkType.Value, (uint)ip, ref layers.NetworkOffset);
         StoreTwo(ref layers.IpId, ReadBigEndian16(ref start, ip + Ipv4Header.Field.Identification), Ipv4Header.Field.FixedLength, ref layers.IpHeaderLength);
         StoreTwo(ref layers.IpTotalLength, (uint)totalLength, (uint)transportStart, ref layers.TransportOffset);
-        PacketFlags flags = (PacketFlags)transportFlags | ((flagsAndOffset & 0x4000) != 0 ? PacketFlags.DontFragment : 0)
+        // DF is bit 14 of the flags and offset, PacketFlags.DontFragment bit 2: a shift and a mask, no branch.
+        Debug.Assert((int)PacketFlags.DontFragment == 0x4000 >> 12);
+        PacketFlags flags = (PacketFlags)transportFlags | (PacketFlags)((flagsAndOffset >> 12) & (uint)PacketFlags.DontFragment)
             | (totalLength > captured ? PacketFlags.IpLengthBeyondCapture : totalLength < captured ? PacketFlags.TrailingBytes : 0);
         // EtherType, Flags, Layers, IpVersion, then TTL and protocol as the header has them (byte 8, then 9).
         Debug.Assert(Unsafe.ByteOffset(ref Unsafe.As<EtherType, byte>(ref layers.EtherType), ref Unsafe.As<IpProtocol, byte>(ref layers.Protocol)) == 7);
@@ -408,7 +427,7 @@ public static class PacketParser
                 {
                     flags = ReadTcpOptions(frame.Slice(tcp, headerLength), headerLength, ref layers);
                 }
-                SetPayload(ref layers, tcp + headerLength, segmentLength - headerLength, transportCaptured - headerLength);
+                SetPayloadInRange(ref layers, tcp + headerLength, segmentLength - headerLength, transportCaptured - headerLength);
                 break;
             }
             case 17: // UDP
@@ -429,7 +448,7 @@ public static class PacketParser
                 {
                     flags = PacketFlags.UdpLengthMismatch;
                 }
-                SetPayload(ref layers, udp + UdpHeader.Field.HeaderLength, Math.Min(udpLength, segmentLength) - UdpHeader.Field.HeaderLength,
+                SetPayloadInRange(ref layers, udp + UdpHeader.Field.HeaderLength, Math.Min(udpLength, segmentLength) - UdpHeader.Field.HeaderLength,
                     transportCaptured - UdpHeader.Field.HeaderLength);
                 break;
             }
@@ -449,7 +468,7 @@ public static class PacketParser
                     layers.IcmpIdentifier = ReadBigEndian16(ref start, icmp + IcmpHeader.Field.Identifier);
                     layers.IcmpSequence = ReadBigEndian16(ref start, icmp + IcmpHeader.Field.Sequence);
                 }
-                SetPayload(ref layers, icmp + IcmpHeader.Field.HeaderLength, segmentLength - IcmpHeader.Field.HeaderLength,
+                SetPayloadInRange(ref layers, icmp + IcmpHeader.Field.HeaderLength, segmentLength - IcmpHeader.Field.HeaderLength,
                     transportCaptured - IcmpHeader.Field.HeaderLength);
                 break;
             }
@@ -730,8 +749,7 @@ public static class PacketParser
         if (etherType == 0x0800)
         {
             layers.IpVersion = 4;
-            layers.Source = IpAddress.FromV4(ReadBigEndian32(ref network, Ipv4Header.Field.Source));
-            layers.Destination = IpAddress.FromV4(ReadBigEndian32(ref network, Ipv4Header.Field.Destination));
+            layers.SetV4Addresses(ReadBigEndian32(ref network, Ipv4Header.Field.Source), ReadBigEndian32(ref network, Ipv4Header.Field.Destination));
             layers.Ttl = Unsafe.Add(ref network, Ipv4Header.Field.Ttl);
             layers.TrafficClass = Unsafe.Add(ref network, Ipv4Header.Field.Tos);
         }
@@ -739,8 +757,10 @@ public static class PacketParser
         {
             uint versionClassLabel = ReadBigEndian32(ref network, Ipv6Header.Field.VersionClassLabel);
             layers.IpVersion = 6;
-            layers.Source = IpAddress.FromV6(ReadBigEndian64(ref network, Ipv6Header.Field.Source), ReadBigEndian64(ref network, Ipv6Header.Field.Source + 8));
-            layers.Destination = IpAddress.FromV6(ReadBigEndian64(ref network, Ipv6Header.Field.Destination), ReadBigEndian64(ref network, Ipv6Header.Field.Destination + 8));
+            layers.SourceHigh = ReadBigEndian64(ref network, Ipv6Header.Field.Source);
+            layers.SourceLow = ReadBigEndian64(ref network, Ipv6Header.Field.Source + 8);
+            layers.DestinationHigh = ReadBigEndian64(ref network, Ipv6Header.Field.Destination);
+            layers.DestinationLow = ReadBigEndian64(ref network, Ipv6Header.Field.Destination + 8);
             layers.Ttl = Unsafe.Add(ref network, Ipv6Header.Field.HopLimit);
             layers.TrafficClass = (byte)(versionClassLabel >> 20);
             layers.FlowLabel = versionClassLabel & 0x000F_FFFF;
@@ -1050,8 +1070,7 @@ public static class PacketParser
         }
         layers.Layers |= LayerSet.Network;
         layers.IpVersion = 4;
-        layers.Source = ip.Source;
-        layers.Destination = ip.Destination;
+        layers.SetAddresses(ip.Source, ip.Destination);
         layers.Protocol = ip.Protocol;
         layers.IpId = ip.Identification;
         layers.Ttl = ip.Ttl;
@@ -1110,8 +1129,7 @@ public static class PacketParser
         }
         layers.Layers |= LayerSet.Network;
         layers.IpVersion = 6;
-        layers.Source = ip.Source;
-        layers.Destination = ip.Destination;
+        layers.SetAddresses(ip.Source, ip.Destination);
         layers.Ttl = ip.HopLimit;
         layers.TrafficClass = ip.TrafficClass;
         layers.FlowLabel = ip.FlowLabel;
@@ -1343,6 +1361,19 @@ public static class PacketParser
             layers.Flags |= PacketFlags.TrailingBytes;
         }
         return totalLength;
+    }
+
+    /// <summary>
+    /// <see cref="SetPayload"/> where both lengths are known not to be negative (the fast path checked that the header fits
+    /// both the captured bytes and the declared segment, and the captured bytes are at most the segment): no clamp but
+    /// the captured length's to the declared one.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void SetPayloadInRange(ref PacketLayers layers, int offset, int declaredLength, int capturedLength)
+    {
+        Debug.Assert(declaredLength >= 0 && capturedLength >= 0);
+        StoreTwo(ref layers.PayloadOffset, (uint)offset, (uint)declaredLength, ref layers.PayloadLength);
+        layers.CapturedPayloadLength = Math.Min(capturedLength, declaredLength);
     }
 
     private static void SetPayload(ref PacketLayers layers, int offset, int declaredLength, int capturedLength)

@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using VethTrace.Packets.Headers;
 
 namespace VethTrace.Packets;
@@ -104,8 +106,18 @@ public struct PacketLayers
     //   order, and the constants of a shape next to each other.
 
     // Written by every parse.
-    public IpAddress Source;
-    public IpAddress Destination;
+    // The two addresses as IpAddress holds them (a 128-bit number in two halves, IPv4 in the low half's low 32 bits, the
+    // rest zero), without IpAddress's family byte and its padding: the family is IpVersion's. 32 bytes instead of two
+    // 24-byte IpAddress values, and an IPv4 address is one 16-byte store (the low half first, so the address zero-extended
+    // is the whole block) instead of three (docs/performance.md, "Parser round 6"). Source and Destination read them.
+    /// <summary>The low 64 bits of <see cref="Source"/> (an IPv4 address in the low 32); read <see cref="Source"/>.</summary>
+    public ulong SourceLow;
+    /// <summary>The high 64 bits of <see cref="Source"/> (0 for IPv4).</summary>
+    public ulong SourceHigh;
+    /// <summary>The low 64 bits of <see cref="Destination"/> (an IPv4 address in the low 32); read <see cref="Destination"/>.</summary>
+    public ulong DestinationLow;
+    /// <summary>The high 64 bits of <see cref="Destination"/> (0 for IPv4).</summary>
+    public ulong DestinationHigh;
     public LinkType LinkType;
     public int NetworkOffset;
     /// <summary>IPv4 identification, or the identification of an IPv6 fragment header.</summary>
@@ -182,7 +194,44 @@ public struct PacketLayers
     public byte IcmpCode;
 
     /// <summary>The byte offset of <see cref="TcpAcknowledgment"/>, the first field of the group the fast path zeroes.</summary>
-    internal const int ColdStart = 96;
+    internal const int ColdStart = 80;
+
+    /// <summary>The source address, of the family <see cref="IpVersion"/> says; none (<see cref="IpAddress.IsNone"/>) without a network layer.</summary>
+    public readonly IpAddress Source
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => IpAddress.FromHalves(IpVersion, SourceHigh, SourceLow);
+    }
+
+    /// <summary>The destination address, of the family <see cref="IpVersion"/> says; none without a network layer.</summary>
+    public readonly IpAddress Destination
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => IpAddress.FromHalves(IpVersion, DestinationHigh, DestinationLow);
+    }
+
+    /// <summary>Stores both addresses' halves; <see cref="IpVersion"/> (their family) is the caller's to set.</summary>
+    internal void SetAddresses(IpAddress source, IpAddress destination)
+    {
+        Debug.Assert(source.Version == destination.Version);
+        UInt128 s = source.Value, d = destination.Value;
+        SourceLow = (ulong)s;
+        SourceHigh = (ulong)(s >> 64);
+        DestinationLow = (ulong)d;
+        DestinationHigh = (ulong)(d >> 64);
+    }
+
+    /// <summary>
+    /// Stores two IPv4 addresses (host order): each zero-extended to 128 bits is its 16-byte block, one store each.
+    /// <see cref="IpVersion"/> is the caller's to set to 4.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void SetV4Addresses(uint source, uint destination)
+    {
+        ref byte block = ref Unsafe.As<ulong, byte>(ref SourceLow);
+        Vector128.CreateScalar(source).AsByte().StoreUnsafe(ref block);
+        Vector128.CreateScalar(destination).AsByte().StoreUnsafe(ref block, 16);
+    }
 
     /// <summary>The MPLS label stack, top (outermost) entry first; empty without MPLS. Reads the inline stack, allocates nothing.</summary>
     [UnscopedRef]

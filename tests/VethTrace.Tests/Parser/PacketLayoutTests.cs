@@ -16,7 +16,8 @@ public class PacketLayoutTests
     /// <summary>The fields the first tier writes on every path, so it does not zero them (all the others it zeroes).</summary>
     private static readonly string[] s_writtenByEveryParse =
     [
-        nameof(PacketLayers.Source), nameof(PacketLayers.Destination), nameof(PacketLayers.LinkType), nameof(PacketLayers.NetworkOffset),
+        nameof(PacketLayers.SourceLow), nameof(PacketLayers.SourceHigh), nameof(PacketLayers.DestinationLow), nameof(PacketLayers.DestinationHigh),
+        nameof(PacketLayers.LinkType), nameof(PacketLayers.NetworkOffset),
         nameof(PacketLayers.IpId), nameof(PacketLayers.IpHeaderLength), nameof(PacketLayers.IpTotalLength), nameof(PacketLayers.TransportOffset),
         nameof(PacketLayers.PayloadOffset), nameof(PacketLayers.PayloadLength), nameof(PacketLayers.CapturedPayloadLength),
         nameof(PacketLayers.EtherType), nameof(PacketLayers.Flags), nameof(PacketLayers.Layers), nameof(PacketLayers.IpVersion),
@@ -53,6 +54,12 @@ public class PacketLayoutTests
     public void PacketLayers_FieldsStoredTogether_AreAdjacent()
     {
         PacketLayers l = default;
+        // The addresses: each one 16-byte block, the low half first (an IPv4 address zero-extended is the block), the
+        // destination's right after the source's.
+        Assert.Equal(0, (int)Unsafe.ByteOffset(ref Unsafe.As<PacketLayers, byte>(ref l), ref Unsafe.As<ulong, byte>(ref l.SourceLow)));
+        AssertNext(ref l.SourceLow, ref l.SourceHigh, nameof(l.SourceHigh));
+        AssertNext(ref l.SourceHigh, ref l.DestinationLow, nameof(l.DestinationLow));
+        AssertNext(ref l.DestinationLow, ref l.DestinationHigh, nameof(l.DestinationHigh));
         // Pairs of 4-byte fields, each written with one 8-byte store.
         AssertNext(ref l.LinkType, ref l.NetworkOffset, nameof(l.NetworkOffset));
         AssertNext(ref l.IpId, ref l.IpHeaderLength, nameof(l.IpHeaderLength));
