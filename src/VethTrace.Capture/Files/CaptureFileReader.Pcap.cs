@@ -28,7 +28,7 @@ public sealed partial class CaptureFileReader
         {
             throw new CaptureFileException(new CaptureFileError(_path, _end, $"pcap file header cut short: {_end} of {PcapFormat.FileHeaderLength} bytes"));
         }
-        ReadOnlySpan<byte> header = _buffer.AsSpan(0, PcapFormat.FileHeaderLength);
+        ReadOnlySpan<byte> header = Bytes(0, PcapFormat.FileHeaderLength);
         int snapLength = (int)Math.Min(U32(header[PcapFormat.SnapLengthOffset..]), int.MaxValue);
         // The upper bits of the link type field carry the FCS length (pcap draft section 4).
         var linkType = new LinkType(U32(header[PcapFormat.LinkTypeOffset..]) & 0x03FF_FFFF);
@@ -52,7 +52,7 @@ public sealed partial class CaptureFileReader
             record = default;
             return false;
         }
-        ReadOnlySpan<byte> header = _buffer.AsSpan(start, PcapFormat.RecordHeaderLength);
+        ReadOnlySpan<byte> header = Bytes(start, PcapFormat.RecordHeaderLength);
         uint seconds = U32(header);
         uint fraction = U32(header[4..]);
         uint captured = U32(header[8..]);
@@ -68,7 +68,7 @@ public sealed partial class CaptureFileReader
         }
         long timestamp = seconds * 1_000_000_000L + (_pcapNanoseconds ? fraction : fraction * 1000L);
         _lastTimestampNs = timestamp;
-        record = new CaptureRecord(_buffer.AsSpan(start + PcapFormat.RecordHeaderLength, (int)captured), timestamp, 0, only.LinkType,
+        record = new CaptureRecord(Bytes(start + PcapFormat.RecordHeaderLength, (int)captured), timestamp, 0, only.LinkType,
             (int)Math.Min(original, int.MaxValue), PacketDirection.Unknown, _bufferFileOffset + start, false);
         _start = start + PcapFormat.RecordHeaderLength + (int)captured;
         PacketsRead++;
@@ -84,7 +84,7 @@ public sealed partial class CaptureFileReader
             int left = _end - _start;
             return left == 0 ? false : Fail(offset, $"record header cut short: {left} of {PcapFormat.RecordHeaderLength} bytes");
         }
-        ReadOnlySpan<byte> header = _buffer.AsSpan(_start, PcapFormat.RecordHeaderLength);
+        ReadOnlySpan<byte> header = Bytes(_start, PcapFormat.RecordHeaderLength);
         uint seconds = U32(header);
         uint fraction = U32(header[4..]);
         uint captured = U32(header[8..]);
@@ -125,7 +125,7 @@ public sealed partial class CaptureFileReader
             timestamp = seconds * 1_000_000_000L + (_pcapNanoseconds ? fraction : fraction * 1000L);
         }
         _lastTimestampNs = timestamp;
-        record = new CaptureRecord(_buffer.AsSpan(_start + PcapFormat.RecordHeaderLength, (int)captured), timestamp, 0, only.LinkType,
+        record = new CaptureRecord(Bytes(_start + PcapFormat.RecordHeaderLength, (int)captured), timestamp, 0, only.LinkType,
             (int)Math.Min(original, int.MaxValue), PacketDirection.Unknown, offset, invalid);
         _start += PcapFormat.RecordHeaderLength + (int)captured;
         PacketsRead++;

@@ -20,7 +20,7 @@ public sealed partial class CaptureFileReader
                 int left = _end - _start;
                 return left == 0 ? false : Fail(offset, $"block header cut short: {left} of 12 bytes");
             }
-            ReadOnlySpan<byte> head = _buffer.AsSpan(_start, 12);
+            ReadOnlySpan<byte> head = Bytes(_start, 12);
             uint type = BinaryPrimitives.ReadUInt32LittleEndian(head); // the SHB type is a palindrome
             if (type == PcapngFormat.SectionHeader)
             {
@@ -59,7 +59,7 @@ public sealed partial class CaptureFileReader
             {
                 return Fail(offset, $"block cut short: {_end - _start} of {length} bytes");
             }
-            ReadOnlySpan<byte> block = _buffer.AsSpan(_start, (int)length);
+            ReadOnlySpan<byte> block = Bytes(_start, (int)length);
             uint trailer = U32(block[^4..]);
             if (trailer != length)
             {
@@ -127,7 +127,7 @@ public sealed partial class CaptureFileReader
             record = default;
             return false;
         }
-        ReadOnlySpan<byte> block = _buffer.AsSpan(start, available);
+        ReadOnlySpan<byte> block = Bytes(start, available);
         uint length = U32(block[4..]);
         if (U32(block) != PcapngFormat.BlockType.EnhancedPacket || length > (uint)available || length > MaxBlockLength
             || length < header + fixedLength + 4 || length % 4 != 0)
@@ -162,7 +162,7 @@ public sealed partial class CaptureFileReader
         }
         long timestampNs = declared.Clock.ToNanoseconds(((ulong)U32(body[4..]) << 32) | U32(body[8..]));
         _lastTimestampNs = timestampNs;
-        record = new CaptureRecord(_buffer.AsSpan(start + header + fixedLength, (int)captured), timestampNs, id, declared.LinkType,
+        record = new CaptureRecord(Bytes(start + header + fixedLength, (int)captured), timestampNs, id, declared.LinkType,
             (int)Math.Min(U32(body[16..]), int.MaxValue), direction, _bufferFileOffset + start);
         _start = start + (int)length;
         PacketsRead++;
@@ -315,7 +315,7 @@ public sealed partial class CaptureFileReader
         long timestampNs = declared.Clock.ToNanoseconds(timestamp);
         _lastTimestampNs = timestampNs;
         int dataStart = _start + 8 + fixedLength;
-        record = new CaptureRecord(_buffer.AsSpan(dataStart, (int)captured), timestampNs, id, declared.LinkType,
+        record = new CaptureRecord(Bytes(dataStart, (int)captured), timestampNs, id, declared.LinkType,
             (int)Math.Min(original, int.MaxValue), direction, offset);
         return null;
     }
@@ -346,7 +346,7 @@ public sealed partial class CaptureFileReader
             Note(Irregularity.Empty, offset, original, 0);
         }
         // No timestamp: the previous packet's is the best estimate, and keeps a merge ordered.
-        record = new CaptureRecord(_buffer.AsSpan(_start + 12, captured), _lastTimestampNs, id, _interfaces[id].LinkType,
+        record = new CaptureRecord(Bytes(_start + 12, captured), _lastTimestampNs, id, _interfaces[id].LinkType,
             (int)Math.Min(original, int.MaxValue), PacketDirection.Unknown, offset);
         return null;
     }

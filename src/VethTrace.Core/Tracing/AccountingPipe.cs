@@ -73,8 +73,10 @@ internal sealed class AccountBatch
 /// <see cref="AccountBatch"/>es that cycle between the two (nothing allocated per journey; at most <c>depth</c> full
 /// batches wait, so memory is bounded). One lock per batch, and a side that has to wait sleeps on the lock's monitor
 /// at once instead of spinning and yielding first (<c>BlockingCollection</c>'s semaphore did, and with three threads
-/// on two cores each yield was a context switch). The consumer may stop (its failure): further records are dropped
-/// and the producer never waits for room.
+/// on two cores each yield was a context switch). The accounting is the fastest of replay's three threads, so it would
+/// wait for nearly every batch: a consumer that finds nothing sleeps until half the depth is full, and a producer that
+/// finds no room until half of it is free, each woken once per several batches, not per batch. The consumer may stop
+/// (its failure): further records are dropped and the producer never waits for room.
 /// </summary>
 internal sealed class AccountingPipe : IDisposable
 {
@@ -82,10 +84,20 @@ internal sealed class AccountingPipe : IDisposable
     private readonly Stack<AccountBatch> _free = new();
     private readonly ConcurrentQueue<InterfaceRole[]> _roles = new();
     private readonly int _depth;
+    /// <summary>A consumer that found nothing waits until this many batches are full (or the stream ends).</summary>
+    private readonly int _wakeConsumerAt;
+    /// <summary>A producer waiting for room is woken when the full batches are down to this many.</summary>
+    private readonly int _resumeAt;
     private bool _completed, _stopped, _consumerWaits, _producerWaits;
     private AccountBatch _filling = new();
 
-    public AccountingPipe(int depth = 4) => _depth = depth;
+    public AccountingPipe(int depth = 8)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(depth, 1);
+        _depth = depth;
+        _wakeConsumerAt = Math.Max(1, depth / 2);
+        _resumeAt = depth / 2;
+    }
 
     /// <summary>Producer: the batch to write the next record into, with room for a journey of these parts (the full one sent first).</summary>
     public AccountBatch Room(int steps = 0, int reach = 0, int side = 0)
@@ -139,23 +151,26 @@ internal sealed class AccountingPipe : IDisposable
                 {
                     _free.Push(done);
                     done = null;
-                    if (_producerWaits)
+                    if (_producerWaits && _full.Count <= _resumeAt)
                     {
                         Monitor.PulseAll(_full);
                     }
                 }
-                while (_full.Count == 0 && !_completed && !_stopped)
+                if (_full.Count == 0)
                 {
-                    _consumerWaits = true;
-                    Monitor.Wait(_full);
-                    _consumerWaits = false;
+                    while (_full.Count < _wakeConsumerAt && !_completed && !_stopped)
+                    {
+                        _consumerWaits = true;
+                        Monitor.Wait(_full);
+                        _consumerWaits = false;
+                    }
                 }
                 if (_full.Count == 0 || _stopped)
                 {
                     return;
                 }
                 batch = _full.Dequeue();
-                if (_producerWaits)
+                if (_producerWaits && _full.Count <= _resumeAt)
                 {
                     Monitor.PulseAll(_full);
                 }
@@ -197,7 +212,7 @@ internal sealed class AccountingPipe : IDisposable
                 return batch;
             }
             _full.Enqueue(batch);
-            if (_consumerWaits)
+            if (_consumerWaits && _full.Count >= _wakeConsumerAt)
             {
                 Monitor.PulseAll(_full);
             }

@@ -1097,6 +1097,7 @@ public sealed class Correlator : IObservationSink
         }
         _a.PendingWayDestination = destination;
         _a.PendingWays[_a.PendingWayCount++] = (interfaceId, timestampNs);
+        _ways.Prefetch(in destination, interfaceId);
     }
 
     /// <summary>Writes the ways held in <see cref="AccountState.PendingWays"/> to <see cref="_ways"/>.</summary>

@@ -469,6 +469,22 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
             hash = StableHash.Add(hash, (ulong)value);
             return StableHash.Add(hash, (ulong)(NoPort ? 1 : 0) << 24 | (ulong)Address.Version << 16 | Port);
         }
+
+        /// <summary><see cref="AddTo(ulong)"/> of <see cref="WithoutPort"/> when <paramref name="withoutPort"/>, of this endpoint otherwise.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public ulong AddTo(ulong hash, bool withoutPort)
+        {
+            UInt128 value = Address.Value;
+            hash = StableHash.Add(hash, (ulong)(value >> 64));
+            hash = StableHash.Add(hash, (ulong)value);
+            ulong rest = withoutPort ? 1UL << 24 | (ulong)Address.Version << 16 : (ulong)(NoPort ? 1 : 0) << 24 | (ulong)Address.Version << 16 | Port;
+            return StableHash.Add(hash, rest);
+        }
+
+        /// <summary>Whether this endpoint equals <paramref name="other"/>, or <paramref name="other"/>'s <see cref="WithoutPort"/> when <paramref name="withoutPort"/>.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public bool Is(in Endpoint other, bool withoutPort) =>
+            withoutPort ? NoPort && Port == 0 && Address.Equals(other.Address) : Equals(other);
     }
 
     /// <summary>
@@ -477,18 +493,20 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
     /// </summary>
     private int RowOf(NatKind kind, IpProtocol protocol, in Endpoint insideEndpoint, in Endpoint outsideEndpoint, in Endpoint peerEndpoint, ulong hash)
     {
-        RowEndpoints(kind, in insideEndpoint, in outsideEndpoint, in peerEndpoint, out Endpoint inside, out Endpoint outside, out Endpoint peer);
         int mask = _rowSlots.Length - 1;
         int index = (int)(hash >> 32) & mask;
         while (_rowSlots[index].RowPlusOne != 0)
         {
             ref RowSlot slot = ref _rowSlots[index];
-            if (slot.Hash == hash && RowAt(slot.RowPlusOne - 1).Is(kind, protocol, in inside, in outside, in peer))
+            if (slot.Hash == hash && RowAt(slot.RowPlusOne - 1).IsFor(kind, protocol, in insideEndpoint, in outsideEndpoint, in peerEndpoint))
             {
                 return slot.RowPlusOne - 1;
             }
             index = (index + 1) & mask;
         }
+        // A new row: only here are the row's endpoints made (a translation of a known row compares and hashes the
+        // translation's endpoints as they are, leaving the ports out in place).
+        RowEndpoints(kind, in insideEndpoint, in outsideEndpoint, in peerEndpoint, out Endpoint inside, out Endpoint outside, out Endpoint peer);
         int row = _rowCount;
         if (row < RowsPerChunk)
         {
@@ -540,11 +558,12 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
     }
 
     /// <summary>The hash <see cref="_rowSlots"/> keeps the row of a translation whose first journey was <paramref name="kind"/> by.</summary>
+    /// <remarks>The hash of the row's key (<see cref="RowEndpoints"/>) made from the translation's endpoints without copying them: <see cref="Endpoint.AddTo(ulong, bool)"/>.</remarks>
     private static ulong RowHashOf(NatKind kind, IpProtocol protocol, in Endpoint insideEndpoint, in Endpoint outsideEndpoint, in Endpoint peerEndpoint)
     {
-        RowEndpoints(kind, in insideEndpoint, in outsideEndpoint, in peerEndpoint, out Endpoint inside, out Endpoint outside, out Endpoint peer);
+        bool snat = kind == NatKind.Snat;
         ulong hash = StableHash.Add(StableHash.Seed, (ulong)kind << 8 | protocol.Value);
-        return StableHash.Finish(inside.AddTo(outside.AddTo(peer.AddTo(hash))));
+        return StableHash.Finish(insideEndpoint.AddTo(outsideEndpoint.AddTo(peerEndpoint.AddTo(hash, withoutPort: !snat), withoutPort: snat), withoutPort: snat));
     }
 
     /// <summary>A row's place in <see cref="_rowSlots"/>: the hash of its key, and its index plus one (0: an empty slot).</summary>
@@ -566,11 +585,16 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
 
     private struct Row(RowKey key)
     {
-        /// <summary>A field, not a property: <see cref="Is"/> compares its parts in place, without copying the 100-byte key.</summary>
+        /// <summary>A field, not a property: <see cref="IsFor"/> compares its parts in place, without copying the 100-byte key.</summary>
         public readonly RowKey Key = key;
 
-        public readonly bool Is(NatKind kind, IpProtocol protocol, in Endpoint inside, in Endpoint outside, in Endpoint peer) =>
-            Key.Kind == kind && Key.Protocol == protocol && Key.Inside.Equals(inside) && Key.Outside.Equals(outside) && Key.Peer.Equals(peer);
+        /// <summary>Whether this is the row of a translation with these endpoints whose first journey was <paramref name="kind"/> (<see cref="RowEndpoints"/>, compared in place).</summary>
+        public readonly bool IsFor(NatKind kind, IpProtocol protocol, in Endpoint inside, in Endpoint outside, in Endpoint peer)
+        {
+            bool snat = kind == NatKind.Snat;
+            return Key.Kind == kind && Key.Protocol == protocol && Key.Inside.Is(in inside, withoutPort: snat)
+                && Key.Outside.Is(in outside, withoutPort: snat) && Key.Peer.Is(in peer, withoutPort: !snat);
+        }
         public long Flows;
         public long Packets;
     }

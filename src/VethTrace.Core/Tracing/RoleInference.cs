@@ -303,8 +303,14 @@ internal sealed unsafe class LearntJourneys
     private int _length;
     private int _capacity;
     private readonly List<int> _ends = [];
+    /// <summary>The bytes from the start mapped at once (<see cref="LargeMemory.PopulateWrite"/>); beyond, pages fault in.</summary>
+    private nuint _populated;
+    private const int PopulateAhead = 256 << 10;
 
     public int Count => _ends.Count;
+
+    /// <summary>Where the journeys start, and the bytes from there mapped ahead of the writes (for tests).</summary>
+    internal (nint Address, long Populated) Memory => ((nint)_items, (long)_populated);
 
     ~LearntJourneys() => System.Runtime.InteropServices.NativeMemory.Free(_items);
 
@@ -315,6 +321,15 @@ internal sealed unsafe class LearntJourneys
             int capacity = Math.Max(Math.Max(_capacity * 2, 1024), _length + journey.Length);
             _items = (Observation*)System.Runtime.InteropServices.NativeMemory.Realloc(_items, (nuint)capacity * (nuint)sizeof(Observation));
             _capacity = capacity;
+        }
+        nuint end = (nuint)(_length + journey.Length) * (nuint)sizeof(Observation);
+        if (end > _populated)
+        {
+            // A decision learns up to 100,000 journeys (tens of megabytes, written once): their pages are mapped a
+            // quarter of a megabyte at a time instead of faulting one by one (8,400 faults on the 1M many-flows file).
+            nuint target = Math.Min((nuint)_capacity * (nuint)sizeof(Observation), end + PopulateAhead);
+            LargeMemory.PopulateWrite((byte*)_items + _populated, target - _populated);
+            _populated = target;
         }
         journey.CopyTo(new Span<Observation>(_items + _length, journey.Length));
         _length += journey.Length;
@@ -327,6 +342,7 @@ internal sealed unsafe class LearntJourneys
         System.Runtime.InteropServices.NativeMemory.Free(_items);
         _items = null;
         _length = _capacity = 0;
+        _populated = 0;
         _ends.Clear();
         _ends.TrimExcess();
     }

@@ -149,6 +149,13 @@ internal sealed class PipedOrderer(BatchPipe<Observation> pipe, long slackNs)
     private int _copied = -1;
     private (long TimestampNs, long Order) _tail = (long.MinValue, long.MinValue);
     private long _newest = long.MinValue;
+    /// <summary>The last timestamp of the oldest full batch (long.MaxValue while there is none): it is sent once older than the slack.</summary>
+    private long _headLast = long.MaxValue;
+    /// <summary>
+    /// <see cref="_released"/> lags: the common case (<see cref="Commit"/> without late observations) sends full batches
+    /// without counting their observations released one by one; <see cref="CatchUp"/> counts them when it matters.
+    /// </summary>
+    private bool _behind;
 
     /// <summary>
     /// A batch of in-order observations, and their timestamps beside them: releasing reads one timestamp per
@@ -180,6 +187,10 @@ internal sealed class PipedOrderer(BatchPipe<Observation> pipe, long slackNs)
             if (++_count == _filling.Items.Length)
             {
                 _full.Enqueue(_filling);
+                if (_full.Count == 1)
+                {
+                    _headLast = timestampNs;
+                }
                 _filling = new Held(pipe.Rent(), _spareStamps.TryPop(out long[]? stamps) ? stamps : new long[pipe.BatchSize]);
                 _count = 0;
             }
@@ -195,11 +206,53 @@ internal sealed class PipedOrderer(BatchPipe<Observation> pipe, long slackNs)
         long before = _newest - SlackNs;
         if (_late.Count == 0 && _copied < 0)
         {
-            // The common case, without the general loop: release in-order observations while they are old enough.
-            ReleaseInOrder(before);
+            // The common case, without the general loop: a full batch whose observations are all old enough is sent
+            // whole. Which of the head batch's observations are released matters only once a late observation is to
+            // be placed among them (below), so they are counted then, not one by one here.
+            if (_headLast < before)
+            {
+                SendReleased(before);
+            }
+            _behind = true;
             return;
         }
+        CatchUp(before);
         Release(before);
+        _headLast = _full.Count > 0 ? _full.Peek().Stamps[^1] : long.MaxValue;
+    }
+
+    /// <summary>Sends, oldest first, the full batches whose every observation is older than <paramref name="before"/>.</summary>
+    private void SendReleased(long before)
+    {
+        while (_full.Count > 0)
+        {
+            Held head = _full.Peek();
+            if (head.Stamps[^1] >= before)
+            {
+                _headLast = head.Stamps[^1];
+                return;
+            }
+            _full.Dequeue();
+            pipe.Send(head.Items, head.Items.Length);
+            _spareStamps.Push(head.Stamps);
+            _released = 0;
+        }
+        _headLast = long.MaxValue;
+    }
+
+    /// <summary>
+    /// Counts the in-order observations released while <see cref="_released"/> lagged (<see cref="_behind"/>): the state
+    /// releasing each as it became old enough would have left. <paramref name="before"/> is the bound of the last
+    /// release: a late observation does not move the newest timestamp, and an in-order one is never older than it.
+    /// </summary>
+    private void CatchUp(long before)
+    {
+        if (_behind)
+        {
+            _behind = false;
+            ReleaseInOrder(before);
+            _headLast = _full.Count > 0 ? _full.Peek().Stamps[^1] : long.MaxValue;
+        }
     }
 
     /// <summary><see cref="Release"/> when no late observation waits and the head batch is to be sent whole.</summary>
@@ -236,6 +289,7 @@ internal sealed class PipedOrderer(BatchPipe<Observation> pipe, long slackNs)
     /// <summary>Releases everything (end of input) and sends it; the caller then completes the pipe.</summary>
     public void Flush()
     {
+        CatchUp(_newest - SlackNs);
         Release(long.MaxValue, everything: true);
         if (_copied < 0)
         {

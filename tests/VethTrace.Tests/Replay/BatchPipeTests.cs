@@ -59,6 +59,23 @@ public sealed class BatchPipeTests
         Assert.Equal((count + 7) / 8, collect.Batches); // full batches, and the partial last one
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(8)]
+    public void Consume_AnyDepth_EveryValueInOrder(int depth)
+    {
+        // A producer that finds no room sleeps until half of it is free (none at depth 1): it must still be woken.
+        using var pipe = new BatchPipe<long>(batchSize: 4, depth);
+        Thread producer = Produce(pipe, 50_001);
+        var collect = new Collect { Seen = [] };
+        pipe.Consume(ref collect);
+
+        Assert.True(producer.Join(TimeSpan.FromSeconds(30)), "the producer is still blocked");
+        Assert.Equal(Enumerable.Range(0, 50_001).Select(i => (long)i), collect.Seen);
+    }
+
     [Fact]
     public void Consume_ProducerFailed_RethrowsItsExceptionAfterTheValuesBefore()
     {

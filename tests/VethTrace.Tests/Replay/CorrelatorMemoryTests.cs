@@ -145,7 +145,9 @@ public sealed class CorrelatorMemoryTests
         }
         Assert.Equal(200_000, table.Count);
         long grown = table.Bytes;
-        Assert.InRange(grown, 200_000L * 12, 200_000L * 12 * 2); // 12 bytes a translation at a load of 0.5 to 0.8 (and page rounding)
+        // 16 bytes a translation (a 12-byte slot and its 4-byte row) at a load of 0.4 to 0.8 (shards below 2^17 slots
+        // double), and each shard's two ranges rounded up to whole pages.
+        Assert.InRange(grown, 200_000L * 16, 200_000L * 16 * 5 / 2 + TranslationTable.ShardCount * 2 * 4096);
 
         // At 61 s everything last seen before 31 s (less one unit of rounding) is gone, the rest stays.
         long now = 61 * Second;
