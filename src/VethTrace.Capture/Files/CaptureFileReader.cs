@@ -31,7 +31,7 @@ public sealed partial class CaptureFileReader : IDisposable
     private readonly Stream _stream;
     private readonly string _path;
     private readonly string _baseName;
-    private readonly bool _isPcapng;
+    private bool _isPcapng; // set by ReadHeader, once
     private readonly List<CaptureInterface> _interfaces = [];
     private readonly List<InterfaceFacts> _facts = [];
     // pcapng interface ids are per section: this maps the current section's ids to global ones.
@@ -43,7 +43,8 @@ public sealed partial class CaptureFileReader : IDisposable
     // (a merge, a test suite) would otherwise cost a full collection now and then. Empty when the file is mapped.
     private byte[] _buffer;
     // A regular file of at least MapFilesFrom bytes is mapped instead, a window at a time: the buffer is then the window.
-    private readonly FileStream? _mapped;
+    // Only while this reader holds a read lease on it (ReadLease): null again once another process asks to write it.
+    private FileStream? _mapped;
     private nint _windowAddress;
     private nuint _windowLength;
     private int _start;
@@ -57,11 +58,25 @@ public sealed partial class CaptureFileReader : IDisposable
     private CaptureFileReader(Stream stream, string path, bool compressed, FileStream? mapped = null)
     {
         _stream = stream;
-        _mapped = mapped;
-        _buffer = mapped is null ? ArrayPool<byte>.Shared.Rent(1 << 20) : [];
+        _mapped = mapped is not null && ReadLease.Take(mapped) ? mapped : null;
+        _buffer = _mapped is null ? ArrayPool<byte>.Shared.Rent(1 << 20) : [];
         _path = path;
         _baseName = System.IO.Path.GetFileNameWithoutExtension(StripCompressionSuffix(System.IO.Path.GetFileName(path)));
         IsCompressed = compressed;
+        try
+        {
+            ReadHeader(path);
+        }
+        catch
+        {
+            // The caller closes the file; a window still mapped would keep it open, and its read lease with it.
+            Unmap();
+            throw;
+        }
+    }
+
+    private void ReadHeader(string path)
+    {
         try
         {
             if (!Ensure(4))
@@ -479,6 +494,13 @@ public sealed partial class CaptureFileReader : IDisposable
     /// </summary>
     private bool EnsureMapped(int count)
     {
+        if (!ReadLease.Held(_mapped!))
+        {
+            // Another process opens the file to write or truncates it, and waits until the lease is given up: the bytes
+            // not read yet are read from here on, so that a truncation ends the capture as an end of file would.
+            StopMapping();
+            return Ensure(count);
+        }
         long from = _bufferFileOffset + _start;
         long fileLength = _mapped!.Length;
         long aligned = from & ~(long)(Environment.SystemPageSize - 1);
@@ -500,6 +522,69 @@ public sealed partial class CaptureFileReader : IDisposable
         _start = (int)(from - aligned);
         _end = (int)window;
         return _end - _start >= count;
+    }
+
+    /// <summary>
+    /// Goes on with read(2) from the first byte not read: the window's rest is copied into the read buffer, the stream
+    /// is placed after the window, and the lease is given up (after the window is unmapped, so that the truncation it
+    /// lets through finds no mapping).
+    /// </summary>
+    private void StopMapping()
+    {
+        FileStream file = _mapped!;
+        int rest = _end - _start;
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(Math.Max(1 << 20, rest));
+        if (rest > 0)
+        {
+            Bytes(_start, rest).CopyTo(buffer);
+        }
+        long next = _bufferFileOffset + _end;
+        _bufferFileOffset += _start;
+        Unmap();
+        _mapped = null;
+        _buffer = buffer;
+        _start = 0;
+        _end = rest;
+        file.Seek(next, SeekOrigin.Begin);
+        ReadLease.Release(file);
+        MappingStopped = true;
+    }
+
+    /// <summary>Whether this reader was mapping its file and went on with read(2) because another process asked to write it.</summary>
+    internal bool MappingStopped { get; private set; }
+
+    /// <summary>Whether another process waits to write the mapped file (for the tests: the reader stops mapping at its next window).</summary>
+    internal bool LeaseBreakPending => _mapped is not null && !ReadLease.Held(_mapped);
+
+    /// <summary>
+    /// A Linux read lease (fcntl(2) F_SETLEASE) on a mapped file: a process that opens the file for writing or truncates
+    /// it waits until the lease is given up (at most /proc/sys/fs/lease-break-time, 45 s by default). Without it, a
+    /// truncation under the mapping ends the reader's process with SIGBUS at its next read of the lost pages. The lease
+    /// is taken only when no process has the file open for writing and this one may (the file's owner or
+    /// CAP_LEASE); otherwise the file is read, not mapped. The break is seen by polling the lease at each window (no
+    /// handler: the signal it sends is SIGURG, ignored by default, instead of SIGIO, which would end the process).
+    /// </summary>
+    private static class ReadLease
+    {
+        private const int FSetSig = 10, FSetLease = 1024, FGetLease = 1025, FReadLock = 0, FUnlock = 2, SigUrg = 23;
+
+        public static bool Take(FileStream file)
+        {
+            if (!OperatingSystem.IsLinux())
+            {
+                return false;
+            }
+            int fd = (int)file.SafeFileHandle.DangerousGetHandle();
+            return Fcntl(fd, FSetSig, SigUrg) == 0 && Fcntl(fd, FSetLease, FReadLock) == 0;
+        }
+
+        /// <summary>False once a break is pending (F_GETLEASE then gives the lease type asked for: unlocked).</summary>
+        public static bool Held(FileStream file) => Fcntl((int)file.SafeFileHandle.DangerousGetHandle(), FGetLease, 0) == FReadLock;
+
+        public static void Release(FileStream file) => _ = Fcntl((int)file.SafeFileHandle.DangerousGetHandle(), FSetLease, FUnlock);
+
+        [DllImport("libc", EntryPoint = "fcntl", SetLastError = true)]
+        private static extern int Fcntl(int fd, int command, int argument);
     }
 
     private void Unmap()

@@ -37,6 +37,51 @@ public sealed class MappedReadingTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// Another process truncates the file while it is mapped (a `tcpdump -W` ring coming round to it): its open waits on
+    /// the reader's read lease, the reader goes on with read(2) at its next window, and the truncation then ends the
+    /// capture as a cut file ends: damage at an offset, every packet before it. Without the lease the reader's next
+    /// read of a lost page would end the test process with SIGBUS.
+    /// </summary>
+    [Fact]
+    public void Open_MappedFileTruncatedByAnotherWriter_ReadOnUntilTheCutNoSigbus()
+    {
+        byte[] file = RegularPcapng(110_000);
+        string path = Write(file, "truncated.pcapng");
+        using CaptureFileReader reader = CaptureFileReader.Open(path);
+        Assert.True(reader.IsMapped);
+        int read = 0;
+        while (read < 1_000 && reader.TryReadNext(out _))
+        {
+            read++;
+        }
+        Assert.Equal(1_000, read);
+
+        // A blocking open for writing with O_TRUNC, as fopen(path, "w") does: it waits until the lease is given up.
+        var truncation = new Thread(() => new FileStream(path, FileMode.Truncate, FileAccess.Write).Dispose()) { IsBackground = true };
+        truncation.Start();
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (!reader.LeaseBreakPending && waited.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            Thread.Sleep(5);
+        }
+        Assert.True(reader.LeaseBreakPending, "the writer's open did not ask for the lease");
+        Assert.True(truncation.IsAlive); // it waits for the reader
+
+        while (reader.TryReadNext(out _))
+        {
+            read++;
+        }
+        Assert.True(truncation.Join(TimeSpan.FromSeconds(10)), "the truncation never went through");
+        Assert.True(reader.MappingStopped);
+        Assert.False(reader.IsMapped);
+        Assert.Equal(0, new FileInfo(path).Length);
+        // What was mapped up to the window's end is read; the rest was cut away.
+        Assert.InRange(read, 1_001, 110_000 - 1);
+        Assert.NotNull(reader.Error);
+        Assert.Contains("cut short", reader.Error!.ToString(), StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
