@@ -12,6 +12,56 @@ internal sealed record ReadPacket(byte[] Data, long TimestampNs, int InterfaceId
             record.TimestampInvalid);
 }
 
+/// <summary>
+/// Everything a reader gives for one file (or the one-line error that refused it), for the tests that read a file two
+/// ways and want the same outcome: in one go and by the general path, mapped and read.
+/// </summary>
+internal sealed record ReadOutcome(List<ReadPacket> Packets, CaptureFileError? Error, List<CaptureFileError> Warnings, List<CaptureInterface> Interfaces,
+    long PacketsRead, long InvalidTimestamps, long InOneGo, bool Mapped, string? OpenError)
+{
+    /// <summary>Opens with <paramref name="open"/> and reads to the end, in one go where it can when <paramref name="oneGo"/>.</summary>
+    public static ReadOutcome Of(Func<CaptureFileReader> open, bool oneGo = true)
+    {
+        CaptureFileReader reader;
+        try
+        {
+            reader = open();
+        }
+        catch (CaptureFileException e)
+        {
+            return new ReadOutcome([], null, [], [], 0, 0, 0, false, e.Error.ToString());
+        }
+        using (reader)
+        {
+            reader.ReadsInOneGo = oneGo;
+            List<ReadPacket> packets = CaptureReading.ReadAll(reader);
+            return new ReadOutcome(packets, reader.Error, [.. reader.Warnings], [.. reader.Interfaces], reader.PacketsRead, reader.InvalidTimestamps,
+                reader.RecordsReadInOneGo, reader.IsMapped, null);
+        }
+    }
+
+    /// <summary>Asserts that <paramref name="other"/> opened alike and, when both opened, read the same records, damage, warnings, interfaces and counts.</summary>
+    public void AssertSameAs(ReadOutcome other, string what, string thisWay, string otherWay)
+    {
+        Assert.True(other.OpenError == OpenError, $"{what}: opening differs: {OpenError} / {other.OpenError}");
+        if (OpenError is not null)
+        {
+            return;
+        }
+        Assert.True(other.Packets.Count == Packets.Count, $"{what}: {Packets.Count} records {thisWay}, {other.Packets.Count} {otherWay}");
+        for (int i = 0; i < other.Packets.Count; i++)
+        {
+            ReadPacket a = Packets[i], b = other.Packets[i];
+            Assert.True(a.Data.AsSpan().SequenceEqual(b.Data) && a with { Data = b.Data } == b, $"{what}: record {i} differs: {a} / {b}");
+        }
+        Assert.True(other.Error == Error, $"{what}: error {Error} / {other.Error}");
+        Assert.True(other.Warnings.SequenceEqual(Warnings), $"{what}: warnings {string.Join("; ", Warnings)} / {string.Join("; ", other.Warnings)}");
+        Assert.True(other.Interfaces.SequenceEqual(Interfaces), $"{what}: interfaces differ");
+        Assert.Equal(other.PacketsRead, PacketsRead);
+        Assert.Equal(other.InvalidTimestamps, InvalidTimestamps);
+    }
+}
+
 internal static class CaptureReading
 {
     public static CaptureFileReader Open(byte[] file, string name = "test.pcapng") => CaptureFileReader.Open(new MemoryStream(file), name);
@@ -31,6 +81,33 @@ internal static class CaptureReading
     {
         CaptureFileReader reader = Open(file, name);
         return (ReadAll(reader), reader);
+    }
+
+    /// <summary>The regular files' record sizes: 60 to 156 bytes, the eighth above the snaplen of 150 (read, and counted).</summary>
+    public static int RegularSize(int i) => i == 7 ? 151 : 60 + i % 91;
+
+    /// <summary>A pcapng of <paramref name="count"/> regular records on two interfaces (<see cref="RegularSize"/>, payload <see cref="Payload"/>(size, i)).</summary>
+    public static byte[] RegularPcapng(int count)
+    {
+        var builder = CaptureBuilder.Pcapng().InterfaceDescription(name: "eth0", snapLength: 150, tsResol: 9)
+            .InterfaceDescription(name: "eth1", snapLength: 150, tsResol: 9);
+        for (int i = 0; i < count; i++)
+        {
+            builder.EnhancedPacket((uint)(i % 2), (ulong)i * 1000, Payload(RegularSize(i), i), originalLength: (uint)RegularSize(i) + 1000,
+                flags: i % 3 == 0 ? 1u : null);
+        }
+        return builder.ToArray();
+    }
+
+    /// <summary>The same records in a pcap.</summary>
+    public static byte[] RegularPcap(int count)
+    {
+        var builder = CaptureBuilder.Pcap(snapLength: 150);
+        for (int i = 0; i < count; i++)
+        {
+            builder.PcapRecord((uint)i, (uint)i, Payload(RegularSize(i), i), originalLength: (uint)RegularSize(i) + 1000);
+        }
+        return builder.ToArray();
     }
 
     /// <summary>A recognisable payload: <paramref name="length"/> bytes counting up from <paramref name="seed"/>.</summary>

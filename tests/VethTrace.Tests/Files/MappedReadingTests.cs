@@ -21,7 +21,7 @@ public sealed class MappedReadingTests : IDisposable
     public void Open_LargeRegularFile_MappedAndReadTheSame(bool pcapng)
     {
         // Over 2.5 windows, so records cross window borders.
-        byte[] file = pcapng ? RegularPcapng(110_000) : RegularPcap(110_000);
+        byte[] file = pcapng ? CaptureReading.RegularPcapng(110_000) : CaptureReading.RegularPcap(110_000);
         Assert.True(file.Length > 2 * CaptureFileReader.MapWindowLength + CaptureFileReader.MapWindowLength / 2);
         string path = Write(file, pcapng ? "large.pcapng" : "large.pcap");
 
@@ -33,7 +33,7 @@ public sealed class MappedReadingTests : IDisposable
         Assert.Equal(110_000, packets.Count);
         for (int i = 0; i < packets.Count; i += 997)
         {
-            Assert.Equal(CaptureReading.Payload(Size(i), i), packets[i].Data);
+            Assert.Equal(CaptureReading.Payload(CaptureReading.RegularSize(i), i), packets[i].Data);
         }
     }
 
@@ -46,7 +46,7 @@ public sealed class MappedReadingTests : IDisposable
     [Fact]
     public void Open_MappedFileTruncatedByAnotherWriter_ReadOnUntilTheCutNoSigbus()
     {
-        byte[] file = RegularPcapng(110_000);
+        byte[] file = CaptureReading.RegularPcapng(110_000);
         string path = Write(file, "truncated.pcapng");
         using CaptureFileReader reader = CaptureFileReader.Open(path);
         Assert.True(reader.IsMapped);
@@ -87,7 +87,7 @@ public sealed class MappedReadingTests : IDisposable
     [InlineData(true)]
     public void Open_LargeFileCutShort_SameDamageAtTheSameOffset(bool pcapng)
     {
-        byte[] file = pcapng ? RegularPcapng(80_000) : RegularPcap(80_000);
+        byte[] file = pcapng ? CaptureReading.RegularPcapng(80_000) : CaptureReading.RegularPcap(80_000);
         int window = CaptureFileReader.MapWindowLength;
         // Cut inside a record, at and around a window border, and inside the last record.
         foreach (int length in new[] { window - 7, window, window + 3, 2 * window + 101, file.Length - 1 })
@@ -132,7 +132,7 @@ public sealed class MappedReadingTests : IDisposable
     [Fact]
     public void Open_SmallFile_ReadNotMapped()
     {
-        string path = Write(RegularPcapng(10), "small.pcapng");
+        string path = Write(CaptureReading.RegularPcapng(10), "small.pcapng");
         using CaptureFileReader reader = CaptureFileReader.Open(path);
         Assert.False(reader.IsMapped);
     }
@@ -183,78 +183,23 @@ public sealed class MappedReadingTests : IDisposable
         return path;
     }
 
-    /// <summary>The regular files' record sizes: 60 to 156 bytes, the eighth above the snaplen of 150 (read, and counted).</summary>
-    private static int Size(int i) => i == 7 ? 151 : 60 + i % 91;
-
-    private static byte[] RegularPcapng(int count)
-    {
-        var builder = CaptureBuilder.Pcapng().InterfaceDescription(name: "eth0", snapLength: 150, tsResol: 9)
-            .InterfaceDescription(name: "eth1", snapLength: 150, tsResol: 9);
-        for (int i = 0; i < count; i++)
-        {
-            builder.EnhancedPacket((uint)(i % 2), (ulong)i * 1000, CaptureReading.Payload(Size(i), i), originalLength: (uint)Size(i) + 1000,
-                flags: i % 3 == 0 ? 1u : null);
-        }
-        return builder.ToArray();
-    }
-
-    private static byte[] RegularPcap(int count)
-    {
-        var builder = CaptureBuilder.Pcap(snapLength: 150);
-        for (int i = 0; i < count; i++)
-        {
-            builder.PcapRecord((uint)i, (uint)i, CaptureReading.Payload(Size(i), i), originalLength: (uint)Size(i) + 1000);
-        }
-        return builder.ToArray();
-    }
-
-    private sealed record Outcome(List<ReadPacket> Packets, CaptureFileError? Error, List<CaptureFileError> Warnings, List<CaptureInterface> Interfaces,
-        long PacketsRead, long InvalidTimestamps, bool Mapped);
-
     private static List<ReadPacket> ReadAllOf(CaptureFileReader reader) => CaptureReading.ReadAll(reader);
 
-    private static (Outcome Outcome, string? OpenError) Read(string path, bool map)
-    {
-        CaptureFileReader reader;
-        try
-        {
-            reader = CaptureFileReader.Open(path, map ? 0 : long.MaxValue);
-        }
-        catch (CaptureFileException e)
-        {
-            return (new Outcome([], null, [], [], 0, 0, false), e.Error.ToString());
-        }
-        using (reader)
-        {
-            List<ReadPacket> packets = CaptureReading.ReadAll(reader);
-            return (new Outcome(packets, reader.Error, [.. reader.Warnings], [.. reader.Interfaces], reader.PacketsRead, reader.InvalidTimestamps, reader.IsMapped), null);
-        }
-    }
+    private static ReadOutcome Read(string path, bool map) => ReadOutcome.Of(() => CaptureFileReader.Open(path, map ? 0 : long.MaxValue));
 
     /// <summary>Reads the file mapped and read; asserts the same outcome; returns the records.</summary>
     private static List<ReadPacket> AssertSameOutcome(string path, string what)
     {
-        var (mapped, mappedOpen) = Read(path, map: true);
-        var (read, readOpen) = Read(path, map: false);
-        Assert.True(readOpen == mappedOpen, $"{what}: opening differs: {mappedOpen} / {readOpen}");
-        if (readOpen is not null)
+        ReadOutcome mapped = Read(path, map: true);
+        ReadOutcome read = Read(path, map: false);
+        mapped.AssertSameAs(read, what, "mapped", "read");
+        if (read.OpenError is not null)
         {
             return [];
         }
         // Gzip files are read either way; every other file of 8 bytes or more is mapped when asked.
         Assert.True(mapped.Mapped || new FileInfo(path).Length < 8 || path.EndsWith(".gz", StringComparison.Ordinal), $"{what}: not mapped");
         Assert.False(read.Mapped);
-        Assert.True(read.Packets.Count == mapped.Packets.Count, $"{what}: {mapped.Packets.Count} records mapped, {read.Packets.Count} read");
-        for (int i = 0; i < read.Packets.Count; i++)
-        {
-            ReadPacket a = mapped.Packets[i], b = read.Packets[i];
-            Assert.True(a.Data.AsSpan().SequenceEqual(b.Data) && a with { Data = b.Data } == b, $"{what}: record {i} differs: {a} / {b}");
-        }
-        Assert.True(read.Error == mapped.Error, $"{what}: error {mapped.Error} / {read.Error}");
-        Assert.True(read.Warnings.SequenceEqual(mapped.Warnings), $"{what}: warnings {string.Join("; ", mapped.Warnings)} / {string.Join("; ", read.Warnings)}");
-        Assert.True(read.Interfaces.SequenceEqual(mapped.Interfaces), $"{what}: interfaces differ");
-        Assert.Equal(read.PacketsRead, mapped.PacketsRead);
-        Assert.Equal(read.InvalidTimestamps, mapped.InvalidTimestamps);
         return read.Packets;
     }
 }

@@ -20,7 +20,7 @@ public sealed class ReadInOneGoTests
     [InlineData(true)]
     public void TryReadNext_RegularRecords_ReadInOneGo(bool pcapng)
     {
-        byte[] file = pcapng ? RegularPcapng(50) : RegularPcap(50);
+        byte[] file = pcapng ? CaptureReading.RegularPcapng(50) : CaptureReading.RegularPcap(50);
         using CaptureFileReader reader = CaptureReading.Open(file, pcapng ? "one-go.pcapng" : "one-go.pcap");
         List<ReadPacket> packets = CaptureReading.ReadAll(reader);
         Assert.Equal(50, packets.Count);
@@ -79,13 +79,13 @@ public sealed class ReadInOneGoTests
     public void TryReadNext_FileOfManyReads_SameAsGeneralPath(bool pcapng)
     {
         const int count = 14_000; // about 1.6 MiB: seven reads, the buffer compacted and refilled
-        byte[] file = pcapng ? RegularPcapng(count) : RegularPcap(count);
+        byte[] file = pcapng ? CaptureReading.RegularPcapng(count) : CaptureReading.RegularPcap(count);
         Assert.True(file.Length > 5 * CaptureFileReader.ReadLength);
         List<ReadPacket> packets = AssertSameOutcome(file, pcapng ? "many.pcapng" : "many.pcap", "many reads");
         Assert.Equal(count, packets.Count);
         for (int i = 0; i < count; i++)
         {
-            Assert.Equal(CaptureReading.Payload(Size(i), i), packets[i].Data);
+            Assert.Equal(CaptureReading.Payload(CaptureReading.RegularSize(i), i), packets[i].Data);
         }
     }
 
@@ -105,31 +105,6 @@ public sealed class ReadInOneGoTests
         Assert.True(read > 500, $"only {read} files");
     }
 
-    /// <summary>The regular files' record sizes: 60 to 156 bytes, the eighth above the snaplen of 150 (read, and counted).</summary>
-    private static int Size(int i) => i == 7 ? 151 : 60 + i % 91;
-
-    private static byte[] RegularPcapng(int count)
-    {
-        var builder = CaptureBuilder.Pcapng().InterfaceDescription(name: "eth0", snapLength: 150, tsResol: 9)
-            .InterfaceDescription(name: "eth1", snapLength: 150, tsResol: 9);
-        for (int i = 0; i < count; i++)
-        {
-            builder.EnhancedPacket((uint)(i % 2), (ulong)i * 1000, CaptureReading.Payload(Size(i), i), originalLength: (uint)Size(i) + 1000,
-                flags: i % 3 == 0 ? 1u : null);
-        }
-        return builder.ToArray();
-    }
-
-    private static byte[] RegularPcap(int count)
-    {
-        var builder = CaptureBuilder.Pcap(snapLength: 150);
-        for (int i = 0; i < count; i++)
-        {
-            builder.PcapRecord((uint)i, (uint)i, CaptureReading.Payload(Size(i), i), originalLength: (uint)Size(i) + 1000);
-        }
-        return builder.ToArray();
-    }
-
     private static void Mutate(byte[] original, string name, int seed)
     {
         var random = new Random(seed);
@@ -143,44 +118,10 @@ public sealed class ReadInOneGoTests
     /// <summary>Reads <paramref name="file"/> with and without the one-go path; asserts the same outcome; returns the records.</summary>
     private static List<ReadPacket> AssertSameOutcome(byte[] file, string name, string what)
     {
-        var (fast, fastOpen) = Read(file, name, oneGo: true);
-        var (general, generalOpen) = Read(file, name, oneGo: false);
-        Assert.True(generalOpen == fastOpen, $"{what}: opening differs: {fastOpen} / {generalOpen}");
-        Assert.True(general.Packets.Count == fast.Packets.Count, $"{what}: {fast.Packets.Count} records in one go, {general.Packets.Count} in the general path");
-        for (int i = 0; i < general.Packets.Count; i++)
-        {
-            ReadPacket a = fast.Packets[i], b = general.Packets[i];
-            Assert.True(a.Data.AsSpan().SequenceEqual(b.Data) && a with { Data = b.Data } == b, $"{what}: record {i} differs: {a} / {b}");
-        }
-        Assert.True(general.Error == fast.Error, $"{what}: error {fast.Error} / {general.Error}");
-        Assert.True(general.Warnings.SequenceEqual(fast.Warnings), $"{what}: warnings {string.Join("; ", fast.Warnings)} / {string.Join("; ", general.Warnings)}");
-        Assert.True(general.Interfaces.SequenceEqual(fast.Interfaces), $"{what}: interfaces differ");
-        Assert.Equal(general.PacketsRead, fast.PacketsRead);
-        Assert.Equal(general.InvalidTimestamps, fast.InvalidTimestamps);
+        ReadOutcome fast = ReadOutcome.Of(() => CaptureFileReader.Open(new MemoryStream(file), name), oneGo: true);
+        ReadOutcome general = ReadOutcome.Of(() => CaptureFileReader.Open(new MemoryStream(file), name), oneGo: false);
+        fast.AssertSameAs(general, what, "in one go", "in the general path");
         Assert.Equal(0, general.InOneGo);
         return fast.Packets;
-    }
-
-    private sealed record Outcome(List<ReadPacket> Packets, CaptureFileError? Error, List<CaptureFileError> Warnings, List<CaptureInterface> Interfaces,
-        long PacketsRead, long InvalidTimestamps, long InOneGo);
-
-    private static (Outcome Outcome, string? OpenError) Read(byte[] file, string name, bool oneGo)
-    {
-        CaptureFileReader reader;
-        try
-        {
-            reader = CaptureFileReader.Open(new MemoryStream(file), name);
-        }
-        catch (CaptureFileException e)
-        {
-            return (new Outcome([], null, [], [], 0, 0, 0), e.Error.ToString());
-        }
-        using (reader)
-        {
-            reader.ReadsInOneGo = oneGo;
-            List<ReadPacket> packets = CaptureReading.ReadAll(reader);
-            return (new Outcome(packets, reader.Error, [.. reader.Warnings], [.. reader.Interfaces], reader.PacketsRead, reader.InvalidTimestamps,
-                reader.RecordsReadInOneGo), null);
-        }
     }
 }
