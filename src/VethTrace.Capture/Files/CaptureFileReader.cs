@@ -575,8 +575,29 @@ public sealed partial class CaptureFileReader : IDisposable
                 return false;
             }
             int fd = (int)file.SafeFileHandle.DangerousGetHandle();
-            return Fcntl(fd, FSetSig, SigUrg) == 0 && Fcntl(fd, FSetLease, FReadLock) == 0;
+            if (Fcntl(fd, FSetSig, SigUrg) != 0)
+            {
+                return false;
+            }
+            // EAGAIN: the file is open for writing somewhere. That may be for an instant only: a child forked by a
+            // process that had just written the file holds its descriptor until its exec closes it (the test suite's
+            // threads spawn processes while others write captures). A writer that stays is still found after a few
+            // milliseconds, and the file is then read.
+            for (int attempt = 0; ; attempt++)
+            {
+                if (Fcntl(fd, FSetLease, FReadLock) == 0)
+                {
+                    return true;
+                }
+                if (Marshal.GetLastPInvokeError() != EAgain || attempt == LeaseAttempts - 1)
+                {
+                    return false;
+                }
+                Thread.Sleep(1);
+            }
         }
+
+        private const int EAgain = 11, LeaseAttempts = 5;
 
         /// <summary>False once a break is pending (F_GETLEASE then gives the lease type asked for: unlocked).</summary>
         public static bool Held(FileStream file) => Fcntl((int)file.SafeFileHandle.DangerousGetHandle(), FGetLease, 0) == FReadLock;
