@@ -58,7 +58,7 @@ public sealed class Correlator : IObservationSink
     /// Per-flow reach, for losses (docs/DESIGN.md "Losses"): only flows that may have lost something, since a journey
     /// from the inside that ended at the egress is described by <see cref="_ways"/>. Expired by <see cref="Sweep"/>.
     /// </summary>
-    private readonly Dictionary<FlowKey, FlowReach> _flows = [];
+    private readonly Dictionary<FlowKey, FlowReach> _flows = new(FlowKeyComparer.Instance);
     /// <summary>
     /// The ways to the egress packets showed: (destination, an inside interface a packet to it crossed before the egress)
     /// with the time last shown. A journey to that destination that ended on that interface instead was lost there.
@@ -77,7 +77,7 @@ public sealed class Correlator : IObservationSink
     /// <summary>The flows of the last two journeys finished, with their reach: consecutive journeys mostly share a flow, or
     /// alternate between a connection's two directions (data and acknowledgments).</summary>
     /// <summary>
-    /// The last flow <see cref="HasReach"/> found no reach for (<see cref="AccountState.WithoutReachKnown"/>), until a reach is made:
+    /// The last flows <see cref="HasReach"/> found no reach for (<see cref="AccountState.WithoutReach"/>), until a reach is made:
     /// the journeys of a flow that gets through need none, and each asked the dictionary (a hash of the 56-byte key).
     /// </summary>
     /// <summary>
@@ -105,11 +105,10 @@ public sealed class Correlator : IObservationSink
         public int PendingWayCount;
         public IpAddress PendingWayDestination;
         public (FlowKey Flow, FlowReach? Reach) LastFlow, PreviousFlow;
-        public FlowKey WithoutReach;
-        public bool WithoutReachKnown;
+        public FlowsWithoutReach WithoutReach = new();
         public readonly KnownFlow[] KnownFlows = new KnownFlow[KnownFlowCount];
         public int NextKnownFlow;
-        public readonly List<Observation> ReachPath = [];
+        public PathInterfaces ReachPaths = new();
 
         /// <summary>A copy made on the calling thread (the accounting's, which then owns it), with fresh arrays and list.</summary>
         public AccountState CopyHere()
@@ -117,12 +116,11 @@ public sealed class Correlator : IObservationSink
             var copy = new AccountState
             {
                 LastPath = LastPath, PreviousPath = PreviousPath, PendingWayCount = PendingWayCount, PendingWayDestination = PendingWayDestination,
-                LastFlow = LastFlow, PreviousFlow = PreviousFlow, WithoutReach = WithoutReach, WithoutReachKnown = WithoutReachKnown,
+                LastFlow = LastFlow, PreviousFlow = PreviousFlow, WithoutReach = WithoutReach.CopyHere(), ReachPaths = ReachPaths.CopyHere(),
                 NextKnownFlow = NextKnownFlow,
             };
             PendingWays.CopyTo(copy.PendingWays, 0);
             KnownFlows.CopyTo(copy.KnownFlows, 0);
-            copy.ReachPath.AddRange(ReachPath);
             return copy;
         }
     }
@@ -143,7 +141,7 @@ public sealed class Correlator : IObservationSink
     private readonly Func<int, InterfaceRole> _accountRoleOf;
     /// <summary>The journey being finished as whole observations, for <see cref="Observer"/>.</summary>
     private readonly List<Observation> _whole = [];
-    /// <summary>The last path handed to a <see cref="FlowReach"/> (<see cref="Interfaces"/>).</summary>
+    /// <summary>The paths handed to a <see cref="FlowReach"/>, one array each (<see cref="AccountState.ReachPaths"/>).</summary>
     /// <summary>TCP data of the last two windows, for segmentation matches (docs/DESIGN.md, "Segmentation (GRO and GSO)").</summary>
     private readonly SegmentIndex _segmentIndex;
     private readonly Dictionary<(int From, int To), long> _segmentEdges = [];
@@ -1043,36 +1041,13 @@ public sealed class Correlator : IObservationSink
                 }
                 known.LastSeenNs = Math.Max(known.LastSeenNs, firstNs);
                 known.Closing |= closing;
-                known.Add(Interfaces(path));
+                known.Add(_a.ReachPaths.Of(path));
                 return;
             }
         }
         FlowReach reach = ReachOf(in flow, firstNs, path[0].Role);
         reach.Closing |= closing;
-        reach.Add(Interfaces(path));
-    }
-
-    /// <summary>
-    /// The path's interfaces as observations (all <see cref="FlowReach.Add(List{Observation})"/> reads of them), in
-    /// <see cref="AccountState.ReachPath"/>: kept from the last call when the interfaces are the same (consecutive journeys mostly are).
-    /// </summary>
-    private List<Observation> Interfaces(ReadOnlySpan<Sighting> sightings)
-    {
-        ReadOnlySpan<Observation> known = CollectionsMarshal.AsSpan(_a.ReachPath);
-        bool same = known.Length == sightings.Length;
-        for (int i = 0; same && i < sightings.Length; i++)
-        {
-            same = known[i].Interface == sightings[i].Interface;
-        }
-        if (!same)
-        {
-            _a.ReachPath.Clear();
-            foreach (ref readonly Sighting sighting in sightings)
-            {
-                _a.ReachPath.Add(new Observation(0, sighting.Interface, 0, 0, default, 0));
-            }
-        }
-        return _a.ReachPath;
+        reach.Add(_a.ReachPaths.Of(path));
     }
 
     /// <summary><see cref="EgressWayTable.Saw"/>, held in <see cref="AccountState.PendingWays"/> until <see cref="FlushWays"/>.</summary>
@@ -1119,7 +1094,7 @@ public sealed class Correlator : IObservationSink
             reach = _a.LastFlow.Reach;
             return true;
         }
-        if (_a.WithoutReachKnown && _a.WithoutReach.Equals(flow))
+        if (_a.WithoutReach.Contains(in flow))
         {
             reach = null;
             return false;
@@ -1128,8 +1103,7 @@ public sealed class Correlator : IObservationSink
         {
             return true;
         }
-        _a.WithoutReach = flow;
-        _a.WithoutReachKnown = true;
+        _a.WithoutReach.Add(in flow);
         return false;
     }
 
@@ -1192,7 +1166,7 @@ public sealed class Correlator : IObservationSink
         if (!_flows.TryGetValue(flow, out var reach))
         {
             _flows[flow] = reach = new FlowReach();
-            _a.WithoutReachKnown = false;
+            _a.WithoutReach.Made(in flow);
         }
         _a.PreviousFlow = _a.LastFlow;
         _a.LastFlow = (flow, reach);

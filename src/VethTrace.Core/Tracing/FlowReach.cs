@@ -46,16 +46,21 @@ internal sealed class FlowReach
         }
     }
 
-    public void Add(List<Observation> sightings)
+    /// <summary>
+    /// A journey along <paramref name="path"/> (its interfaces in path order). The array is kept, not copied, when it is the
+    /// longest so far: the caller hands the same array to every flow that took that path and never changes it
+    /// (<see cref="PathInterfaces"/>), so a flow costs no array of its own.
+    /// </summary>
+    public void Add(int[] path)
     {
-        if (sightings.Count > _longest.Length)
+        if (path.Length > _longest.Length)
         {
-            _longest = sightings.Select(s => s.Interface).ToArray();
+            _longest = path;
         }
-        Ended(sightings[^1].Interface);
+        Ended(path[^1]);
     }
 
-    /// <summary><see cref="Add(List{Observation})"/> for a journey seen on one interface.</summary>
+    /// <summary><see cref="Add(int[])"/> for a journey seen on one interface.</summary>
     public void Add(int interfaceId)
     {
         if (_longest.Length == 0)
@@ -64,6 +69,9 @@ internal sealed class FlowReach
         }
         Ended(interfaceId);
     }
+
+    /// <summary>The longest path kept (the array given to <see cref="Add(int[])"/>; for tests).</summary>
+    internal int[] Longest => _longest;
 
     private void Ended(int interfaceId)
     {

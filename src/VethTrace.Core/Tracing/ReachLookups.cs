@@ -1,0 +1,168 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using VethTrace.Flows;
+using VethTrace.Packets;
+
+namespace VethTrace.Tracing;
+
+/// <summary>
+/// Equality of flow keys for the per-flow reach (<see cref="Correlator"/>'s <c>_flows</c>), with a cheaper hash than the
+/// record's own (which combines every field through its type's default comparer, and each address through
+/// <see cref="HashCode"/>): the two addresses' halves, ports, protocol and versions folded by multiply and rotate. A
+/// dictionary's order of enumeration is its order of insertion (and of reuse after removals), never its hash's, so
+/// nothing it reports changes; the record's hash is seeded per process anyway.
+/// </summary>
+internal sealed class FlowKeyComparer : IEqualityComparer<FlowKey>
+{
+    public static readonly FlowKeyComparer Instance = new();
+
+    public bool Equals(FlowKey x, FlowKey y) =>
+        x.SourcePort == y.SourcePort && x.DestinationPort == y.DestinationPort && x.Source.Equals(y.Source)
+        && x.Destination.Equals(y.Destination) && x.Protocol.Value == y.Protocol.Value;
+
+    public int GetHashCode(FlowKey key) => Hash(in key);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int Hash(in FlowKey key)
+    {
+        const ulong K1 = 0x9E3779B97F4A7C15, K2 = 0xC2B2AE3D27D4EB4F, K3 = 0x165667B19E3779F9;
+        UInt128 source = key.Source.Value, destination = key.Destination.Value;
+        ulong rest = key.SourcePort | (ulong)key.DestinationPort << 16 | (ulong)key.Protocol.Value << 32
+            | (ulong)key.Source.Version << 40 | (ulong)key.Destination.Version << 48;
+        ulong h = (ulong)source * K1;
+        h = BitOperations.RotateLeft(h ^ (ulong)(source >> 64) * K2, 31) * K1;
+        h = BitOperations.RotateLeft(h ^ (ulong)destination * K2, 29) * K3;
+        h = BitOperations.RotateLeft(h ^ (ulong)(destination >> 64) * K1, 27) * K2;
+        h = BitOperations.RotateLeft(h ^ rest * K3, 33) * K1;
+        h ^= h >> 29;
+        return (int)h ^ (int)(h >> 32);
+    }
+}
+
+/// <summary>
+/// The flows last found to have no reach (<see cref="Correlator"/>'s <c>HasReach</c>): a journey from the inside that
+/// reached the egress asks whether its flow has a reach, and with many short flows at once (containers taking turns)
+/// the journeys of a few flows alternate, each asking the dictionary and missing (a hash and a cache miss or two).
+/// An answer stays true until a reach is made for that flow (<see cref="Made"/>): a sweep only removes reaches.
+/// </summary>
+internal sealed class FlowsWithoutReach
+{
+    /// <summary>How many are remembered (the oldest replaced).</summary>
+    public const int Capacity = 8;
+
+    private readonly FlowKey[] _flows = new FlowKey[Capacity];
+    private int _count;
+    private int _next;
+
+    public int Count => _count;
+
+    public bool Contains(in FlowKey flow)
+    {
+        for (int i = 0; i < _count; i++)
+        {
+            if (FlowKeyComparer.Instance.Equals(_flows[i], flow))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>The dictionary had no reach for <paramref name="flow"/> (not remembered yet).</summary>
+    public void Add(in FlowKey flow)
+    {
+        _flows[_next] = flow;
+        _next = (_next + 1) % Capacity;
+        _count = Math.Max(_count, _next == 0 ? Capacity : _next);
+    }
+
+    /// <summary>A reach was made for <paramref name="flow"/>: forgotten here if remembered.</summary>
+    public void Made(in FlowKey flow)
+    {
+        for (int i = 0; i < _count; i++)
+        {
+            if (FlowKeyComparer.Instance.Equals(_flows[i], flow))
+            {
+                _flows[i] = default; // no flow with a reach is empty (the empty flow is never accounted for)
+            }
+        }
+    }
+
+    public FlowsWithoutReach CopyHere()
+    {
+        var copy = new FlowsWithoutReach { _count = _count, _next = _next };
+        _flows.CopyTo(copy._flows, 0);
+        return copy;
+    }
+}
+
+/// <summary>
+/// The interfaces of the paths journeys took, one array per path, handed to each <see cref="FlowReach"/> that took it
+/// (<see cref="FlowReach.Add(int[])"/> keeps the array it is given): the last few paths are looked for before a new
+/// array is made. The arrays are never changed.
+/// </summary>
+internal sealed class PathInterfaces
+{
+    public const int Capacity = 8;
+
+    private readonly int[][] _paths = new int[Capacity][];
+    private int _count;
+    private int _last;
+    private int _next;
+
+    /// <summary>The array of <paramref name="sightings"/>' interfaces, in order.</summary>
+    public int[] Of(ReadOnlySpan<Sighting> sightings)
+    {
+        if (_count > 0 && Same(_paths[_last], sightings))
+        {
+            return _paths[_last];
+        }
+        for (int i = 0; i < _count; i++)
+        {
+            if (Same(_paths[i], sightings))
+            {
+                _last = i;
+                return _paths[i];
+            }
+        }
+        var path = new int[sightings.Length];
+        for (int i = 0; i < sightings.Length; i++)
+        {
+            path[i] = sightings[i].Interface;
+        }
+        if (_count < Capacity)
+        {
+            _last = _count++;
+        }
+        else
+        {
+            _last = _next; // the oldest made
+            _next = (_next + 1) % Capacity;
+        }
+        _paths[_last] = path;
+        return path;
+    }
+
+    private static bool Same(int[] path, ReadOnlySpan<Sighting> sightings)
+    {
+        if (path.Length != sightings.Length)
+        {
+            return false;
+        }
+        for (int i = 0; i < path.Length; i++)
+        {
+            if (path[i] != sightings[i].Interface)
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    public PathInterfaces CopyHere()
+    {
+        var copy = new PathInterfaces { _count = _count, _last = _last, _next = _next };
+        _paths.CopyTo(copy._paths, 0);
+        return copy;
+    }
+}
