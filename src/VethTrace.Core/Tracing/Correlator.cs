@@ -74,11 +74,10 @@ public sealed class Correlator : IObservationSink
     /// <summary>The losses of flows already expired, by (flow, last interface).</summary>
     private readonly Dictionary<(FlowKey Flow, int LastSeen), (long Packets, int Inside)> _settledLosses = [];
     private long _nextSweepNs = long.MinValue;
-    /// <summary>The flows of the last two journeys finished, with their reach: consecutive journeys mostly share a flow, or
-    /// alternate between a connection's two directions (data and acknowledgments).</summary>
     /// <summary>
-    /// The last flows <see cref="HasReach"/> found no reach for (<see cref="AccountState.WithoutReach"/>), until a reach is made:
-    /// the journeys of a flow that gets through need none, and each asked the dictionary (a hash of the 56-byte key).
+    /// The flows of the last journeys finished, with their reach or none (<see cref="AccountState.Reaches"/>): consecutive
+    /// journeys mostly share a flow, alternate between a connection's two directions, or (many short flows) between a
+    /// few connections; the journeys of a flow that gets through need no reach, and each asked the dictionary.
     /// </summary>
     /// <summary>
     /// The flow keys last built from ring slots, with whether each is link-scoped (<see cref="Known"/>): a journey's copies
@@ -104,8 +103,7 @@ public sealed class Correlator : IObservationSink
         public readonly (int Interface, long LastNs)[] PendingWays = new (int, long)[8];
         public int PendingWayCount;
         public IpAddress PendingWayDestination;
-        public (FlowKey Flow, FlowReach? Reach) LastFlow, PreviousFlow;
-        public FlowsWithoutReach WithoutReach = new();
+        public RecentReaches Reaches = new();
         public readonly KnownFlow[] KnownFlows = new KnownFlow[KnownFlowCount];
         public int NextKnownFlow;
         public PathInterfaces ReachPaths = new();
@@ -116,7 +114,7 @@ public sealed class Correlator : IObservationSink
             var copy = new AccountState
             {
                 LastPath = LastPath, PreviousPath = PreviousPath, PendingWayCount = PendingWayCount, PendingWayDestination = PendingWayDestination,
-                LastFlow = LastFlow, PreviousFlow = PreviousFlow, WithoutReach = WithoutReach.CopyHere(), ReachPaths = ReachPaths.CopyHere(),
+                Reaches = Reaches.CopyHere(), ReachPaths = ReachPaths.CopyHere(),
                 NextKnownFlow = NextKnownFlow,
             };
             PendingWays.CopyTo(copy.PendingWays, 0);
@@ -577,7 +575,7 @@ public sealed class Correlator : IObservationSink
                 _flows.Remove(flow); // allowed while enumerating (.NET Core 3.0 and later)
             }
         }
-        _a.LastFlow = _a.PreviousFlow = default;
+        _a.Reaches.Clear();
         _ways.Sweep(nowNs, timeouts.OtherNs);
         _nat.Sweep(nowNs, timeouts);
     }
@@ -1089,22 +1087,16 @@ public sealed class Correlator : IObservationSink
 
     private bool HasReach(in FlowKey flow, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out FlowReach? reach)
     {
-        if (_a.LastFlow.Reach is not null && _a.LastFlow.Flow.Equals(flow))
+        int hash = FlowKeyComparer.Hash(in flow);
+        int recent = _a.Reaches.Find(in flow, hash);
+        if (recent >= 0)
         {
-            reach = _a.LastFlow.Reach;
-            return true;
+            reach = _a.Reaches.ReachAt(recent);
+            return reach is not null;
         }
-        if (_a.WithoutReach.Contains(in flow))
-        {
-            reach = null;
-            return false;
-        }
-        if (_flows.TryGetValue(flow, out reach))
-        {
-            return true;
-        }
-        _a.WithoutReach.Add(in flow);
-        return false;
+        _flows.TryGetValue(flow, out reach);
+        _a.Reaches.Set(in flow, hash, reach);
+        return reach is not null;
     }
 
     /// <summary>
@@ -1153,23 +1145,20 @@ public sealed class Correlator : IObservationSink
 
     private FlowReach ReachOf(in FlowKey flow)
     {
-        // Compare with the last two before hashing the 56-byte key.
-        if (_a.LastFlow.Reach is not null && _a.LastFlow.Flow.Equals(flow))
+        // The last few flows before the dictionary.
+        int hash = FlowKeyComparer.Hash(in flow);
+        int recent = _a.Reaches.Find(in flow, hash);
+        if (recent >= 0 && _a.Reaches.ReachAt(recent) is { } known)
         {
-            return _a.LastFlow.Reach;
+            return known;
         }
-        if (_a.PreviousFlow.Reach is not null && _a.PreviousFlow.Flow.Equals(flow))
+        ref FlowReach? slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_flows, flow, out bool exists); // one probe, not two for a new flow
+        if (!exists)
         {
-            (_a.LastFlow, _a.PreviousFlow) = (_a.PreviousFlow, _a.LastFlow);
-            return _a.LastFlow.Reach;
+            slot = new FlowReach();
         }
-        if (!_flows.TryGetValue(flow, out var reach))
-        {
-            _flows[flow] = reach = new FlowReach();
-            _a.WithoutReach.Made(in flow);
-        }
-        _a.PreviousFlow = _a.LastFlow;
-        _a.LastFlow = (flow, reach);
+        FlowReach reach = slot!;
+        _a.Reaches.Set(in flow, hash, reach); // replaces a "none" of this flow
         return reach;
     }
 

@@ -40,58 +40,72 @@ internal sealed class FlowKeyComparer : IEqualityComparer<FlowKey>
 }
 
 /// <summary>
-/// The flows last found to have no reach (<see cref="Correlator"/>'s <c>HasReach</c>): a journey from the inside that
-/// reached the egress asks whether its flow has a reach, and with many short flows at once (containers taking turns)
-/// the journeys of a few flows alternate, each asking the dictionary and missing (a hash and a cache miss or two).
-/// An answer stays true until a reach is made for that flow (<see cref="Made"/>): a sweep only removes reaches.
+/// The reaches of the flows last looked up (<see cref="Correlator"/>'s <c>HasReach</c> and <c>ReachOf</c>), and the flows
+/// last found to have none: with many short flows at once (containers taking turns) the journeys of a few flows
+/// alternate, and each asked the dictionary (a hash, and a cache miss or two in a table of every flow of the last
+/// timeouts). Each entry keeps its key's hash (<see cref="FlowKeyComparer.Hash"/>), so a look-up compares 8 integers
+/// before any key. What it holds is what the dictionary holds: a reach until a sweep removes flows (<see cref="Clear"/>),
+/// "none" until a reach is made for that flow (<see cref="Set"/> replaces the entry).
 /// </summary>
-internal sealed class FlowsWithoutReach
+internal sealed class RecentReaches
 {
-    /// <summary>How many are remembered (the oldest replaced).</summary>
+    /// <summary>How many flows are remembered (the oldest replaced).</summary>
     public const int Capacity = 8;
 
+    private readonly int[] _hashes = new int[Capacity];
     private readonly FlowKey[] _flows = new FlowKey[Capacity];
+    private readonly FlowReach?[] _reaches = new FlowReach?[Capacity];
     private int _count;
     private int _next;
 
     public int Count => _count;
 
-    public bool Contains(in FlowKey flow)
+    /// <summary>The entry's index for <paramref name="flow"/> (whose hash is <paramref name="hash"/>), or -1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int Find(in FlowKey flow, int hash)
     {
         for (int i = 0; i < _count; i++)
         {
-            if (FlowKeyComparer.Instance.Equals(_flows[i], flow))
+            if (_hashes[i] == hash && FlowKeyComparer.Instance.Equals(_flows[i], flow))
             {
-                return true;
+                return i;
             }
         }
-        return false;
+        return -1;
     }
 
-    /// <summary>The dictionary had no reach for <paramref name="flow"/> (not remembered yet).</summary>
-    public void Add(in FlowKey flow)
-    {
-        _flows[_next] = flow;
-        _next = (_next + 1) % Capacity;
-        _count = Math.Max(_count, _next == 0 ? Capacity : _next);
-    }
+    /// <summary>The reach of entry <paramref name="index"/> (null: the flow has none).</summary>
+    public FlowReach? ReachAt(int index) => _reaches[index];
 
-    /// <summary>A reach was made for <paramref name="flow"/>: forgotten here if remembered.</summary>
-    public void Made(in FlowKey flow)
+    /// <summary>Remembers <paramref name="flow"/>'s reach (or that it has none), in its entry if it has one, else the oldest's.</summary>
+    public void Set(in FlowKey flow, int hash, FlowReach? reach)
     {
-        for (int i = 0; i < _count; i++)
+        int index = Find(in flow, hash);
+        if (index < 0)
         {
-            if (FlowKeyComparer.Instance.Equals(_flows[i], flow))
-            {
-                _flows[i] = default; // no flow with a reach is empty (the empty flow is never accounted for)
-            }
+            index = _next;
+            _next = (_next + 1) % Capacity;
+            _count = Math.Min(Capacity, _count + 1);
+            _hashes[index] = hash;
+            _flows[index] = flow;
         }
+        _reaches[index] = reach;
     }
 
-    public FlowsWithoutReach CopyHere()
+    /// <summary>Forgets every entry (a sweep removed reaches).</summary>
+    public void Clear()
     {
-        var copy = new FlowsWithoutReach { _count = _count, _next = _next };
+        _count = 0;
+        _next = 0;
+        Array.Clear(_reaches);
+    }
+
+    public RecentReaches CopyHere()
+    {
+        var copy = new RecentReaches { _count = _count, _next = _next };
+        _hashes.CopyTo(copy._hashes, 0);
         _flows.CopyTo(copy._flows, 0);
+        _reaches.CopyTo(copy._reaches, 0);
         return copy;
     }
 }
