@@ -30,13 +30,10 @@ public sealed class Correlator : IObservationSink
     private readonly SequenceRing<JourneyEntry> _journeys = new();
     private readonly SequenceRing<ObservationSlot> _observations = new();
     /// <summary>
-    /// The hops' figures in the order first seen (the report lists ties in that order), found by <see cref="_hopIndex"/>
+    /// The hops' figures in the order first seen (the report lists ties in that order), found by <see cref="AccountState.HopIndex"/>
     /// for interface ids below <see cref="MaxMatrixInterfaces"/>, else by <see cref="_hopsBeyond"/>.
     /// </summary>
     private readonly List<(int From, int To, LatencyHistogram Histogram, LatencyTimeline Timeline)> _hops = [];
-    /// <summary>One more than the index in <see cref="_hops"/> of hop (from, to) at <c>from * _hopStride + to</c>; 0 for none.</summary>
-    private int[] _hopIndex = [];
-    private int _hopStride;
     private readonly Dictionary<(int From, int To), int> _hopsBeyond = [];
     private const int MaxMatrixInterfaces = 256;
     /// <summary>
@@ -107,6 +104,13 @@ public sealed class Correlator : IObservationSink
         public readonly KnownFlow[] KnownFlows = new KnownFlow[KnownFlowCount];
         public int NextKnownFlow;
         public PathInterfaces ReachPaths = new();
+        /// <summary>
+        /// One more than the index in <see cref="_hops"/> of hop (from, to) at <c>from * HopStride + to</c>; 0 for none. Here,
+        /// not in the correlator's object: there the stride sat among the counters the matching thread writes for every
+        /// journey, and each of the accounting's reads (one per hop) took the line from the other core.
+        /// </summary>
+        public int[] HopIndex = [];
+        public int HopStride;
 
         /// <summary>A copy made on the calling thread (the accounting's, which then owns it), with fresh arrays and list.</summary>
         public AccountState CopyHere()
@@ -115,7 +119,7 @@ public sealed class Correlator : IObservationSink
             {
                 LastPath = LastPath, PreviousPath = PreviousPath, PendingWayCount = PendingWayCount, PendingWayDestination = PendingWayDestination,
                 Reaches = Reaches.CopyHere(), ReachPaths = ReachPaths.CopyHere(),
-                NextKnownFlow = NextKnownFlow,
+                NextKnownFlow = NextKnownFlow, HopIndex = HopIndex, HopStride = HopStride,
             };
             PendingWays.CopyTo(copy.PendingWays, 0);
             KnownFlows.CopyTo(copy.KnownFlows, 0);
@@ -885,9 +889,10 @@ public sealed class Correlator : IObservationSink
     /// <summary>The index in <see cref="_hops"/> of hop (<paramref name="from"/>, <paramref name="to"/>), made when first seen.</summary>
     private int HopOf(int from, int to)
     {
-        if ((uint)from < (uint)_hopStride && (uint)to < (uint)_hopStride)
+        AccountState a = _a;
+        if ((uint)from < (uint)a.HopStride && (uint)to < (uint)a.HopStride)
         {
-            int known = _hopIndex[from * _hopStride + to];
+            int known = a.HopIndex[from * a.HopStride + to];
             if (known > 0)
             {
                 return known - 1;
@@ -901,20 +906,20 @@ public sealed class Correlator : IObservationSink
         int larger = Math.Max(from, to);
         if (larger < MaxMatrixInterfaces)
         {
-            if (larger >= _hopStride)
+            if (larger >= _a.HopStride)
             {
                 // Re-place the hops known in a matrix large enough for the new one.
-                _hopStride = Math.Max(8, (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)larger + 1));
-                _hopIndex = new int[_hopStride * _hopStride];
+                _a.HopStride = Math.Max(8, (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)larger + 1));
+                _a.HopIndex = new int[_a.HopStride * _a.HopStride];
                 for (int i = 0; i < _hops.Count; i++)
                 {
-                    if (_hops[i].From < _hopStride && _hops[i].To < _hopStride)
+                    if (_hops[i].From < _a.HopStride && _hops[i].To < _a.HopStride)
                     {
-                        _hopIndex[_hops[i].From * _hopStride + _hops[i].To] = i + 1;
+                        _a.HopIndex[_hops[i].From * _a.HopStride + _hops[i].To] = i + 1;
                     }
                 }
             }
-            ref int slot = ref _hopIndex[from * _hopStride + to];
+            ref int slot = ref _a.HopIndex[from * _a.HopStride + to];
             if (slot == 0)
             {
                 _hops.Add((from, to, new LatencyHistogram(), new LatencyTimeline(_timelineGrid)));
@@ -1087,8 +1092,14 @@ public sealed class Correlator : IObservationSink
 
     private bool HasReach(in FlowKey flow, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out FlowReach? reach)
     {
+        int recent = _a.Reaches.Last(in flow);
+        if (recent >= 0)
+        {
+            reach = _a.Reaches.ReachAt(recent);
+            return reach is not null;
+        }
         int hash = FlowKeyComparer.Hash(in flow);
-        int recent = _a.Reaches.Find(in flow, hash);
+        recent = _a.Reaches.Find(in flow, hash);
         if (recent >= 0)
         {
             reach = _a.Reaches.ReachAt(recent);
@@ -1146,8 +1157,13 @@ public sealed class Correlator : IObservationSink
     private FlowReach ReachOf(in FlowKey flow)
     {
         // The last few flows before the dictionary.
+        int recent = _a.Reaches.Last(in flow);
+        if (recent >= 0 && _a.Reaches.ReachAt(recent) is { } last)
+        {
+            return last;
+        }
         int hash = FlowKeyComparer.Hash(in flow);
-        int recent = _a.Reaches.Find(in flow, hash);
+        recent = _a.Reaches.Find(in flow, hash);
         if (recent >= 0 && _a.Reaches.ReachAt(recent) is { } known)
         {
             return known;

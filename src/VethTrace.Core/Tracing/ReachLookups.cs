@@ -27,12 +27,13 @@ internal sealed class FlowKeyComparer : IEqualityComparer<FlowKey>
     {
         const ulong K1 = 0x9E3779B97F4A7C15, K2 = 0xC2B2AE3D27D4EB4F, K3 = 0x165667B19E3779F9;
         UInt128 source = key.Source.Value, destination = key.Destination.Value;
+        ulong sourceHigh = Unsafe.Add(ref Unsafe.As<UInt128, ulong>(ref source), 1), destinationHigh = Unsafe.Add(ref Unsafe.As<UInt128, ulong>(ref destination), 1);
         ulong rest = key.SourcePort | (ulong)key.DestinationPort << 16 | (ulong)key.Protocol.Value << 32
             | (ulong)key.Source.Version << 40 | (ulong)key.Destination.Version << 48;
         ulong h = (ulong)source * K1;
-        h = BitOperations.RotateLeft(h ^ (ulong)(source >> 64) * K2, 31) * K1;
+        h = BitOperations.RotateLeft(h ^ sourceHigh * K2, 31) * K1;
         h = BitOperations.RotateLeft(h ^ (ulong)destination * K2, 29) * K3;
-        h = BitOperations.RotateLeft(h ^ (ulong)(destination >> 64) * K1, 27) * K2;
+        h = BitOperations.RotateLeft(h ^ destinationHigh * K1, 27) * K2;
         h = BitOperations.RotateLeft(h ^ rest * K3, 33) * K1;
         h ^= h >> 29;
         return (int)h ^ (int)(h >> 32);
@@ -57,8 +58,38 @@ internal sealed class RecentReaches
     private readonly FlowReach?[] _reaches = new FlowReach?[Capacity];
     private int _count;
     private int _next;
+    /// <summary>
+    /// The entries found or set last and the one before (a long flow's journeys come one after another, or alternate
+    /// between its data and its acknowledgments: no hash needed).
+    /// </summary>
+    private int _last = -1, _previous = -1;
 
     public int Count => _count;
+
+    /// <summary>The index of the entry found or set last, or of the one before, if it is <paramref name="flow"/>'s, else -1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int Last(in FlowKey flow)
+    {
+        if (_last >= 0 && FlowKeyComparer.Instance.Equals(_flows[_last], flow))
+        {
+            return _last;
+        }
+        if (_previous >= 0 && FlowKeyComparer.Instance.Equals(_flows[_previous], flow))
+        {
+            (_last, _previous) = (_previous, _last);
+            return _last;
+        }
+        return -1;
+    }
+
+    private void Touched(int index)
+    {
+        if (index != _last)
+        {
+            _previous = _last;
+            _last = index;
+        }
+    }
 
     /// <summary>The entry's index for <paramref name="flow"/> (whose hash is <paramref name="hash"/>), or -1.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -68,6 +99,7 @@ internal sealed class RecentReaches
         {
             if (_hashes[i] == hash && FlowKeyComparer.Instance.Equals(_flows[i], flow))
             {
+                Touched(i);
                 return i;
             }
         }
@@ -90,6 +122,7 @@ internal sealed class RecentReaches
             _flows[index] = flow;
         }
         _reaches[index] = reach;
+        Touched(index);
     }
 
     /// <summary>Forgets every entry (a sweep removed reaches).</summary>
@@ -97,12 +130,13 @@ internal sealed class RecentReaches
     {
         _count = 0;
         _next = 0;
+        _last = _previous = -1;
         Array.Clear(_reaches);
     }
 
     public RecentReaches CopyHere()
     {
-        var copy = new RecentReaches { _count = _count, _next = _next };
+        var copy = new RecentReaches { _count = _count, _next = _next, _last = _last, _previous = _previous };
         _hashes.CopyTo(copy._hashes, 0);
         _flows.CopyTo(copy._flows, 0);
         _reaches.CopyTo(copy._reaches, 0);
