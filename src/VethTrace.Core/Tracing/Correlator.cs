@@ -29,8 +29,6 @@ public sealed class Correlator : IObservationSink
     private int _openCount;
     private readonly SequenceRing<JourneyEntry> _journeys = new();
     private readonly SequenceRing<ObservationSlot> _observations = new();
-    /// <summary>The flows the slots of <see cref="_observations"/> refer to (<see cref="ObservationSlot.FlowNumber"/>), each stored once while it recurs.</summary>
-    private readonly FlowRing _flowRing = new();
     /// <summary>
     /// The hops' figures in the order first seen (the report lists ties in that order), found by <see cref="_hopIndex"/>
     /// for interface ids below <see cref="MaxMatrixInterfaces"/>, else by <see cref="_hopsBeyond"/>.
@@ -205,7 +203,7 @@ public sealed class Correlator : IObservationSink
     /// The memory its rings and open-journey table hold outside the GC heap (<see cref="LargeBuffer{T}"/>): a memory
     /// benchmark adds it to what the GC counts.
     /// </summary>
-    public long NativeBytes => _open.Bytes + _journeys.Bytes + _observations.Bytes + _flowRing.Bytes + _segmentIndex.Bytes + _nat.Bytes;
+    public long NativeBytes => _open.Bytes + _journeys.Bytes + _observations.Bytes + _segmentIndex.Bytes + _nat.Bytes;
 
     /// <summary>Journeys dropped because a filter selected none of their copies.</summary>
     public long Unselected { get; private set; }
@@ -284,15 +282,8 @@ public sealed class Correlator : IObservationSink
         }
         // Only open journeys refer to the ring, and the oldest of them started no earlier than the oldest kept.
         _observations.DropBefore(_journeys.Count > 0 ? _journeys[_journeys.Head].First : _observations.Tail);
-        long flow = _flowRing.Intern(observation.Flow, out bool linkScoped);
         ref ObservationSlot slot = ref _observations.PushRef(out long sequence);
-        slot.Store(in observation, flow, linkScoped);
-        if ((Observations & (FlowRingDropObservations - 1)) == 0)
-        {
-            // The oldest slot kept decides which flows a slot may still refer to (FlowRing.DropBefore). Its line was written a
-            // window ago (a miss): every so many observations, not on each.
-            _flowRing.DropBefore(_observations[_observations.Head].FlowNumber);
-        }
+        slot.Store(in observation);
         if (observation.IsTcpData)
         {
             _segmentIndex.Add(in observation);
@@ -335,9 +326,6 @@ public sealed class Correlator : IObservationSink
     /// Ends every open journey (end of input, or a live stop), whatever its timestamp: a reader saturates a timestamp
     /// it cannot represent to <see cref="long.MaxValue"/>, and such a journey must still be counted.
     /// </summary>
-    /// <summary>How many observations <see cref="Add"/> stores between two drops of the flows no slot refers to any more.</summary>
-    private const int FlowRingDropObservations = 256;
-
     public void Complete()
     {
         RefreshRoles();
@@ -605,7 +593,7 @@ public sealed class Correlator : IObservationSink
     {
         ref ObservationSlot first = ref _observations[journey.First];
         return observation.TimestampNs - journey.FirstTimestampNs <= LinkWindowNs
-            && _flowRing[first.FlowNumber].ToFlowKey().Equals(observation.Flow)
+            && first.Flow.Equals(observation.Flow)
             && (RoleOf(first.Interface) == InterfaceRole.Egress) == (RoleOf(observation.Interface) == InterfaceRole.Egress);
     }
 
@@ -675,8 +663,7 @@ public sealed class Correlator : IObservationSink
             _ties.Clear();
             for (long sighting = journey.First; sighting >= 0; sighting = _observations[sighting].Next(sighting))
             {
-                ref ObservationSlot slot = ref _observations[sighting];
-                _ties.Add(slot.ToObservation(journey.Fingerprint, in _flowRing[slot.FlowNumber]));
+                _ties.Add(_observations[sighting].ToObservation(journey.Fingerprint));
             }
             _ties.Sort(static (a, b) => a.TimestampNs != b.TimestampNs ? a.TimestampNs.CompareTo(b.TimestampNs) : a.Order.CompareTo(b.Order));
             _inference!.Learn(CollectionsMarshal.AsSpan(_ties));
@@ -834,7 +821,7 @@ public sealed class Correlator : IObservationSink
     {
         for (int i = 0; i < steps.Length; i++)
         {
-            flows[i] = _flowRing[_observations[steps[i].Slot].FlowNumber];
+            flows[i] = _observations[steps[i].Slot].FlowFields;
         }
     }
 
@@ -894,8 +881,7 @@ public sealed class Correlator : IObservationSink
         _whole.Clear();
         foreach (ref readonly Sighting sighting in CollectionsMarshal.AsSpan(sightings))
         {
-            ref ObservationSlot slot = ref _observations[sighting.Slot];
-            _whole.Add(slot.ToObservation(fingerprint, in _flowRing[slot.FlowNumber]) with { TimestampNs = sighting.TimestampNs });
+            _whole.Add(_observations[sighting.Slot].ToObservation(fingerprint) with { TimestampNs = sighting.TimestampNs });
         }
         return _whole;
     }
@@ -995,7 +981,7 @@ public sealed class Correlator : IObservationSink
         Journeys++;
         if (Observer is not null)
         {
-            Observation whole = only.ToObservation(fingerprint, in _flowRing[only.FlowNumber]);
+            Observation whole = only.ToObservation(fingerprint);
             Observer.Journey(new ReadOnlySpan<Observation>(in whole), segmented: false);
         }
         Sighting sighting = only.ToSighting(number, RoleOf(only.Interface));
@@ -1005,11 +991,11 @@ public sealed class Correlator : IObservationSink
             AccountBatch batch = pipe.Room(steps: 1);
             batch.Records[batch.RecordCount++] = new AccountRecord { Kind = AccountKind.Single, StepsFrom = batch.StepCount, Steps = 1, Closing = closing };
             batch.Steps[batch.StepCount] = sighting;
-            batch.Flows[batch.StepCount++] = _flowRing[only.FlowNumber];
+            batch.Flows[batch.StepCount++] = only.FlowFields;
         }
         else
         {
-            AccountSingle(in sighting, in _flowRing[only.FlowNumber], closing);
+            AccountSingle(in sighting, in only.FlowFields, closing);
         }
         return true;
     }
@@ -1437,17 +1423,17 @@ public sealed class Correlator : IObservationSink
     }
 
     /// <summary>
-    /// An observation as the ring keeps it, 56 bytes instead of 128: the flow as its number in the correlator's
-    /// <see cref="FlowRing"/> (a journey's copies and the journeys around it carry a few flows: 40 bytes stored once, not in
-    /// every slot), no fingerprint (the journey's), the link to the journey's next sighting as a distance, the small fields packed.
+    /// An observation as the ring keeps it, 88 bytes instead of 128: the addresses as their halves with one byte for both
+    /// versions (an <see cref="IpAddress"/> pads its version byte to 8), no fingerprint (the journey's), the link to the
+    /// journey's next sighting as a distance, the small fields packed.
     /// </summary>
     private struct ObservationSlot
     {
         private long _timestampNs;
         private long _order;
         private ulong _segmentKey;
-        /// <summary>The flow's number in the correlator's <see cref="FlowRing"/>.</summary>
-        private long _flowNumber;
+        /// <summary>The flow's addresses, ports, protocol and versions, compared as five words.</summary>
+        private FlowBits _flow;
         private uint _tcpSequence;
         private int _tcpPayload;
         private int _length;
@@ -1457,8 +1443,6 @@ public sealed class Correlator : IObservationSink
         private byte _ttl;
         /// <summary><see cref="Observation.Selected"/>, <see cref="Observation.TimestampInvalid"/>, <see cref="Observation.Tunnelled"/>, and the direction above them.</summary>
         private byte _flags;
-        /// <summary><see cref="FlowKey.IsLinkScoped"/> of the flow.</summary>
-        private bool _linkScoped;
 
         public int Interface { get; private set; }
 
@@ -1479,8 +1463,12 @@ public sealed class Correlator : IObservationSink
         /// <summary><see cref="Observation.SequenceEnd"/>.</summary>
         public readonly uint SequenceEnd => _tcpSequence + (uint)_tcpPayload;
 
-        /// <summary>The flow's number in the correlator's <see cref="FlowRing"/>.</summary>
-        public readonly long FlowNumber => _flowNumber;
+        /// <summary>Whether the two sightings carry one flow (the same addresses, ports and protocol).</summary>
+        public readonly bool SameFlow(in ObservationSlot other) => _flow.Equals(in other._flow);
+
+        /// <summary>The flow's fields as stored (<see cref="FlowBits"/>).</summary>
+        [System.Diagnostics.CodeAnalysis.UnscopedRef]
+        public readonly ref readonly FlowBits FlowFields => ref _flow;
 
         /// <summary>What ordering the journey needs of this sighting (numbered <paramref name="number"/>), with its interface's role.</summary>
         [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
@@ -1496,18 +1484,19 @@ public sealed class Correlator : IObservationSink
             TimestampInvalid = (_flags & 2) != 0,
         };
 
-        /// <summary><see cref="FlowKey.IsLinkScoped"/> of the flow.</summary>
-        public readonly bool IsLinkScoped => _linkScoped;
+        /// <summary><see cref="FlowKey.IsLinkScoped"/> of <see cref="Flow"/>, without building the whole key.</summary>
+        public readonly bool IsLinkScoped => _flow.IsLinkScoped;
 
-        /// <summary>Stores <paramref name="observation"/>, whose flow is number <paramref name="flowNumber"/> in the flow ring.</summary>
+        public readonly FlowKey Flow => _flow.ToFlowKey();
+
         [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)] // once per observation
-        public void Store(in Observation observation, long flowNumber, bool linkScoped)
+        public void Store(in Observation observation)
         {
             _timestampNs = observation.TimestampNs;
             _order = observation.Order;
             _segmentKey = observation.SegmentKey;
-            _flowNumber = flowNumber;
-            _linkScoped = linkScoped;
+            FlowKey flow = observation.Flow;
+            _flow.Set(in flow);
             _tcpSequence = observation.TcpSequence;
             _tcpPayload = observation.TcpPayload;
             _length = observation.Length;
@@ -1524,8 +1513,8 @@ public sealed class Correlator : IObservationSink
         /// <summary>The number of the journey's sighting after this one (numbered <paramref name="sequence"/>), or -1.</summary>
         public readonly long Next(long sequence) => _next == 0 ? -1 : sequence + _next;
 
-        /// <summary>The observation stored, with the fingerprint of its journey and its flow (<see cref="FlowNumber"/>'s).</summary>
-        public readonly Observation ToObservation(ulong fingerprint, in FlowBits flow) => new(_timestampNs, Interface, _order, fingerprint, flow.ToFlowKey(), _length,
+        /// <summary>The observation stored, with the fingerprint of its journey.</summary>
+        public readonly Observation ToObservation(ulong fingerprint) => new(_timestampNs, Interface, _order, fingerprint, Flow, _length,
             (_flags & 1) != 0, _segmentKey, _tcpSequence, _tcpPayload, (PacketDirection)(_flags >> 3), (_flags & 2) != 0, _ttl, (_flags & 4) != 0, _tcpFlags);
     }
 
@@ -1591,86 +1580,6 @@ public sealed class Correlator : IObservationSink
                     return default;
             }
         }
-
-        /// <summary>Where <see cref="FlowRing"/> looks for it among the flows it stored last: a mix of the words that differ most between flows.</summary>
-        public readonly int RecentIndex(int shift) =>
-            (int)((SourceLow ^ DestinationLow * 0x9E3779B97F4A7C15UL ^ Rest * 0xC2B2AE3D27D4EB4FUL ^ SourceHigh ^ DestinationHigh) * 0x9E3779B97F4A7C15UL >> shift);
-    }
-
-    /// <summary>
-    /// The flows of the observation ring's slots, numbered in a <see cref="SequenceRing{T}"/>: a slot keeps a flow's number (8
-    /// bytes) instead of the flow (40; the slot went from 88 bytes to 56). A flow met again while among the last
-    /// <see cref="RecentCount"/> stored (by a hash of its fields) and no more than <see cref="ReuseDistance"/> flows back is given
-    /// the number it has; otherwise it is stored again. A journey's copies and the journeys around it carry a few flows (a
-    /// connection's two directions, each before and after NAT), so most observations store none.
-    /// </summary>
-    internal sealed class FlowRing
-    {
-        /// <summary>How many flows back a flow stored may still be given to a new slot.</summary>
-        public const int ReuseDistance = 4096;
-        /// <summary>The flows stored last, one per hash value: a power of two.</summary>
-        public const int RecentCount = 64;
-        private const int RecentShift = 64 - 6;
-
-        private readonly SequenceRing<FlowBits> _ring = new();
-        private readonly Recent[] _recent = new Recent[RecentCount];
-
-        private struct Recent
-        {
-            public FlowBits Bits;
-            /// <summary>The flow's number plus one; 0: none.</summary>
-            public long NumberPlusOne;
-            public bool LinkScoped;
-        }
-
-        /// <summary>The bytes of its chunks (outside the GC heap).</summary>
-        public long Bytes => _ring.Bytes;
-
-        /// <summary>Flows stored so far (the next one's number).</summary>
-        public long Stored => _ring.Tail;
-
-        /// <summary>The oldest flow kept.</summary>
-        public long Oldest => _ring.Head;
-
-        /// <summary>The number of <paramref name="flow"/> for a new slot, stored anew unless met among the last few; with <see cref="FlowKey.IsLinkScoped"/>.</summary>
-        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)] // once per observation
-        public long Intern(in FlowKey flow, out bool linkScoped)
-        {
-            FlowBits bits = default;
-            bits.Set(in flow);
-            ref Recent recent = ref _recent[bits.RecentIndex(RecentShift)];
-            if (recent.NumberPlusOne > _ring.Tail - ReuseDistance && recent.Bits.Equals(in bits))
-            {
-                linkScoped = recent.LinkScoped;
-                return recent.NumberPlusOne - 1;
-            }
-            return Store(in bits, ref recent, out linkScoped);
-        }
-
-        private long Store(in FlowBits bits, ref Recent recent, out bool linkScoped)
-        {
-            _ring.PushRef(out long number) = bits;
-            recent.Bits = bits;
-            recent.NumberPlusOne = number + 1;
-            recent.LinkScoped = linkScoped = bits.IsLinkScoped;
-            return number;
-        }
-
-        /// <summary>The flow numbered <paramref name="number"/>, which a slot still kept refers to.</summary>
-        public ref FlowBits this[long number]
-        {
-            [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-            get => ref _ring[number];
-        }
-
-        /// <summary>
-        /// Forgets the flows no slot can refer to when the oldest slot kept refers to <paramref name="oldestSlotsFlow"/>. A slot
-        /// written when <c>t</c> flows were stored refers to <c>t - ReuseDistance</c> or above (a flow given again) or to
-        /// <c>t</c> (one stored for it); a slot after the oldest was written no earlier, when at least as many were stored, and
-        /// the oldest's own number is at most the count then: every slot kept refers to <paramref name="oldestSlotsFlow"/>
-        /// minus <see cref="ReuseDistance"/> or above.
-        /// </summary>
-        public void DropBefore(long oldestSlotsFlow) => _ring.DropBefore(oldestSlotsFlow - ReuseDistance);
     }
 }
 
