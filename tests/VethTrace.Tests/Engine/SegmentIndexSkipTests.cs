@@ -23,7 +23,10 @@ public sealed class SegmentIndexSkipTests
     [InlineData(6, 70)]    // 70 mod 64 is 6: a bit per id modulo 64 would skip
     [InlineData(6, 63)]
     [InlineData(62, 200)]
-    [InlineData(1, 2)]     // both below 63: the exact bits
+    [InlineData(6, 38)]    // 38 mod 32 is 6: the entries' bits are 32 (ids from 31 share the last), a bit per id modulo 32 would skip
+    [InlineData(30, 31)]
+    [InlineData(40, 45)]   // both share the last bit: never a journey's, the walk is made
+    [InlineData(1, 2)]     // both below 31: the exact bits
     public void FindContinuations_ContinuationOnAnUnvisitedInterface_FoundWhateverItsId(int visited, int continuation)
     {
         var index = new SegmentIndex(windowNs: 1_000_000_000);
@@ -41,6 +44,8 @@ public sealed class SegmentIndexSkipTests
 
     [Theory]
     [InlineData(6, 70)]
+    [InlineData(30, 31)]
+    [InlineData(40, 45)]
     [InlineData(1, 2)]
     public void FindContinuations_JourneyVisitedEveryInterfaceOfTheChain_NoCandidate(int first, int second)
     {
