@@ -6,9 +6,9 @@ namespace VethTrace.Tests.Engine;
 
 /// <summary>
 /// <see cref="SegmentIndex.FindContinuations"/> skips a key's chain when every interface in it is one the journey
-/// visited (a bit per interface id). Whole-host follow has hundreds of interfaces: ids from 63 on share one bit, which
-/// must never let a walk be skipped, or a continuation on veth 70 would be missed by a journey that visited interface 6
-/// (70 mod 64).
+/// visited (a bit per interface id). Whole-host follow has hundreds of interfaces: ids from 31 on share one bit, which
+/// must never let a walk be skipped, or a continuation on veth 38 would be missed by a journey that visited interface 6
+/// (38 mod 32).
 /// </summary>
 public sealed class SegmentIndexSkipTests
 {
