@@ -717,12 +717,13 @@ public sealed class Correlator : IObservationSink
         }
     }
 
-    private bool Visited(in JourneyEntry journey, int interfaceId)
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)] // once per observation of an open journey
+    private bool Visited(in JourneyEntry journey, int interfaceId) =>
+        (uint)interfaceId < 64 ? (journey.VisitedBelow64 & 1UL << interfaceId) != 0 : VisitedAlong(in journey, interfaceId);
+
+    /// <summary><see cref="Visited"/> for an id of 64 or more: along the journey's chain.</summary>
+    private bool VisitedAlong(in JourneyEntry journey, int interfaceId)
     {
-        if ((uint)interfaceId < 64)
-        {
-            return (journey.VisitedBelow64 & 1UL << interfaceId) != 0;
-        }
         for (long sighting = journey.First; sighting >= 0; sighting = _observations[sighting].Next(sighting))
         {
             if (_observations[sighting].Interface == interfaceId)
@@ -1531,19 +1532,27 @@ public sealed class Correlator : IObservationSink
 
         private readonly IpAddress Destination => Address(DestinationHigh, DestinationLow, (byte)(Rest >> 48));
 
-        /// <summary><see cref="FlowKey.IsLinkScoped"/>, without building the whole key.</summary>
+        /// <summary>
+        /// <see cref="FlowKey.IsLinkScoped"/>, read from the words (no address built: once per observation joining a journey):
+        /// <see cref="IpAddress.IsLinkLocal"/> and <see cref="IpAddress.IsLinkScopedMulticast"/> on the halves as stored.
+        /// </summary>
         public readonly bool IsLinkScoped
         {
+            [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
             get
             {
                 if (Protocol == IpProtocol.Igmp.Value)
                 {
                     return true;
                 }
-                IpAddress destination = Destination;
-                return Source.IsLinkLocal || destination.IsLinkLocal || destination.IsLinkScopedMulticast;
+                int sourceVersion = (byte)(Rest >> 40), destinationVersion = (byte)(Rest >> 48);
+                return IsLinkLocal(SourceHigh, SourceLow, sourceVersion) || IsLinkLocal(DestinationHigh, DestinationLow, destinationVersion)
+                    || (destinationVersion == 6 ? DestinationHigh >> 48 is 0xFF01 or 0xFF02 : destinationVersion == 4 && (uint)DestinationLow >> 8 == 0xE00000);
             }
         }
+
+        private static bool IsLinkLocal(ulong high, ulong low, int version) =>
+            version == 6 ? high >> 54 == 0x3FA : version == 4 && (uint)low >> 16 == 0xA9FE;
 
         public readonly FlowKey ToFlowKey() => new(new IpProtocol(Protocol), Source, (ushort)Rest, Destination, (ushort)(Rest >> 16));
 

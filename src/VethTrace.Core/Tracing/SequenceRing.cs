@@ -89,6 +89,7 @@ internal sealed unsafe class SequenceRing<T> : IDisposable
     }
 
     /// <summary>Appends an entry to be written in place through the returned reference (no copy of a whole entry).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)] // once per observation, per ring
     public ref T PushRef(out long sequence)
     {
         sequence = Tail;
@@ -109,7 +110,11 @@ internal sealed unsafe class SequenceRing<T> : IDisposable
     }
 
     /// <summary>How many entries ahead of the tail <see cref="PushRef"/> asks for the memory to be fetched.</summary>
-    private static int WriteAhead => Math.Max(4, 512 / sizeof(T));
+    private static int WriteAhead
+    {
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        get => sizeof(T) >= 128 ? 4 : 512 / sizeof(T);
+    }
 
     /// <summary>Forgets the entries before <paramref name="sequence"/> (at most <see cref="Tail"/>; never moves back).</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)] // per journey and per observation
@@ -155,6 +160,7 @@ internal sealed unsafe class SequenceRing<T> : IDisposable
         }
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)] // once per chunk
     private void TakeChunk(long number)
     {
         if (_chunks == 0)

@@ -6,9 +6,9 @@ namespace VethTrace.Tests.Engine;
 
 /// <summary>
 /// <see cref="SegmentIndex.FindContinuations"/> skips a key's chain when every interface in it is one the journey
-/// visited (a bit per interface id). Whole-host follow has hundreds of interfaces: ids from 63 on share one bit, which
-/// must never let a walk be skipped, or a continuation on veth 70 would be missed by a journey that visited interface 6
-/// (70 mod 64).
+/// visited (a bit per interface id). Whole-host follow has hundreds of interfaces: ids from 31 on share one bit, which
+/// must never let a walk be skipped, or a continuation on veth 38 would be missed by a journey that visited interface 6
+/// (38 mod 32).
 /// </summary>
 public sealed class SegmentIndexSkipTests
 {
@@ -23,7 +23,10 @@ public sealed class SegmentIndexSkipTests
     [InlineData(6, 70)]    // 70 mod 64 is 6: a bit per id modulo 64 would skip
     [InlineData(6, 63)]
     [InlineData(62, 200)]
-    [InlineData(1, 2)]     // both below 63: the exact bits
+    [InlineData(6, 38)]    // 38 mod 32 is 6: the entries' bits are 32 (ids from 31 share the last), a bit per id modulo 32 would skip
+    [InlineData(30, 31)]
+    [InlineData(40, 45)]   // both share the last bit: never a journey's, the walk is made
+    [InlineData(1, 2)]     // both below 31: the exact bits
     public void FindContinuations_ContinuationOnAnUnvisitedInterface_FoundWhateverItsId(int visited, int continuation)
     {
         var index = new SegmentIndex(windowNs: 1_000_000_000);
@@ -41,6 +44,8 @@ public sealed class SegmentIndexSkipTests
 
     [Theory]
     [InlineData(6, 70)]
+    [InlineData(30, 31)]
+    [InlineData(40, 45)]
     [InlineData(1, 2)]
     public void FindContinuations_JourneyVisitedEveryInterfaceOfTheChain_NoCandidate(int first, int second)
     {
