@@ -316,7 +316,7 @@ public static class PacketParser
         // Only the fields from ColdStart on: every field before it is written below.
         ClearCold(ref layers);
         int transportFlags = ReadCommonTransport(frame, protocol, transportStart, segmentLength, transportCaptured, v6: false,
-            takeVxlanPort: false, options, ref layers);
+            takeVxlanPort: false, walkOptions: false, options, ref layers);
         if (transportFlags == NotCommon)
         {
             return false;
@@ -384,7 +384,7 @@ public static class PacketParser
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int ReadCommonTransport(ReadOnlySpan<byte> frame, int protocol, int transportStart, int segmentLength, int transportCaptured,
-        bool v6, bool takeVxlanPort, ParserOptions options, ref PacketLayers layers)
+        bool v6, bool takeVxlanPort, bool walkOptions, ParserOptions options, ref PacketLayers layers)
     {
         ref byte start = ref MemoryMarshal.GetReference(frame);
         PacketFlags flags = 0;
@@ -425,6 +425,10 @@ public static class PacketParser
                 }
                 else if (headerLength > Options)
                 {
+                    if (!walkOptions)
+                    {
+                        return NotCommon;
+                    }
                     flags = ReadTcpOptions(frame.Slice(tcp, headerLength), headerLength, ref layers);
                 }
                 SetPayloadInRange(ref layers, tcp + headerLength, segmentLength - headerLength, transportCaptured - headerLength);
@@ -715,7 +719,7 @@ public static class PacketParser
         int segmentLength = totalLength - headerLength;
 
         int transportFlags = ReadCommonTransport(frame, protocol, transportStart, segmentLength, transportCaptured, v6: etherType == 0x86DD,
-            takeVxlanPort: true, options, ref layers);
+            takeVxlanPort: true, walkOptions: true, options, ref layers);
         if (transportFlags == NotCommon)
         {
             return NotCommon;
