@@ -44,7 +44,7 @@ public static class PacketParser
         // path returns a constant and does not meet the call's path before the caller sees the result: when both paths
         // returned through one test of a bool, the caller's loop spilled the frame and its length on the way and
         // reloaded them at the test, on every packet (docs/performance.md, "Parser round 6").
-        if (linkType.Value == 1 && TryParseCommonAfterLinkInline<EthernetLink>(frame, linkType, options, ref packet))
+        if (linkType.Value == 1 && TryParseCommonAfterLinkInline<EthernetLink>(frame, linkType, options, walkOptions: false, ref packet))
         {
             return ParseOutcome.Complete;
         }
@@ -60,8 +60,9 @@ public static class PacketParser
     {
         bool common = linkType.Value switch
         {
-            113 => TryParseCommonAfterLinkInline<LinuxSllLink>(frame, linkType, options, ref packet),
-            276 => TryParseCommonAfterLinkInline<LinuxSll2Link>(frame, linkType, options, ref packet),
+            1 => IsUntaggedIpv4(frame) && TryParseCommonAfterLink<EthernetLink>(frame, linkType, options, ref packet),
+            113 => TryParseCommonAfterLinkInline<LinuxSllLink>(frame, linkType, options, walkOptions: true, ref packet),
+            276 => TryParseCommonAfterLinkInline<LinuxSll2Link>(frame, linkType, options, walkOptions: true, ref packet),
             _ => false,
         };
         if (common)
@@ -86,6 +87,16 @@ public static class PacketParser
         // OriginalLength is already 0 or at least the frame's length, which ParseGeneral keeps as it is.
         return ParseGeneral(frame, linkType, options, packet.OriginalLength, ref packet);
     }
+
+    /// <summary>
+    /// An Ethernet frame whose EtherType is IPv4 (no VLAN tag) and whose IPv4 header is 20 bytes: the only frames the first
+    /// tier's Ethernet instance can take. Read before the out-of-line call to it, so the frames it cannot take (VLAN, IPv6,
+    /// ARP) do not pay for the call.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool IsUntaggedIpv4(ReadOnlySpan<byte> frame) =>
+        frame.Length >= EthernetHeader.Field.HeaderLength + Ipv4Header.Field.FixedLength
+        && (ReadBigEndian32(ref MemoryMarshal.GetReference(frame), EthernetHeader.Field.EtherType) & 0xFFFF_FF00) == 0x0800_4500;
 
     /// <summary>
     /// A link header of <typeparamref name="TLink"/>'s shape whose EtherType names neither IP nor a VLAN tag nor MPLS nor
@@ -214,7 +225,7 @@ public static class PacketParser
     private static bool TryParseCommonIpv4(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, ref ParsedPacket packet) =>
         linkType.Value switch
         {
-            1 => TryParseCommonAfterLinkInline<EthernetLink>(frame, linkType, options, ref packet),
+            1 => TryParseCommonAfterLinkInline<EthernetLink>(frame, linkType, options, walkOptions: true, ref packet),
             113 => TryParseCommonAfterLink<LinuxSllLink>(frame, linkType, options, ref packet),
             276 => TryParseCommonAfterLink<LinuxSll2Link>(frame, linkType, options, ref packet),
             _ => false,
@@ -273,10 +284,11 @@ public static class PacketParser
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static bool TryParseCommonAfterLink<TLink>(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, ref ParsedPacket packet)
         where TLink : struct, ICommonLink =>
-        TryParseCommonAfterLinkInline<TLink>(frame, linkType, options, ref packet);
+        TryParseCommonAfterLinkInline<TLink>(frame, linkType, options, walkOptions: true, ref packet);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool TryParseCommonAfterLinkInline<TLink>(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, ref ParsedPacket packet)
+    private static bool TryParseCommonAfterLinkInline<TLink>(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, bool walkOptions,
+        ref ParsedPacket packet)
         where TLink : struct, ICommonLink
     {
         int etherType = TLink.EtherType;
@@ -316,7 +328,7 @@ public static class PacketParser
         // Only the fields from ColdStart on: every field before it is written below.
         ClearCold(ref layers);
         int transportFlags = ReadCommonTransport(frame, protocol, transportStart, segmentLength, transportCaptured, v6: false,
-            takeVxlanPort: false, walkOptions: false, options, ref layers);
+            takeVxlanPort: false, walkOptions, options, ref layers);
         if (transportFlags == NotCommon)
         {
             return false;
