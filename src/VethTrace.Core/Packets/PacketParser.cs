@@ -40,7 +40,8 @@ public static class PacketParser
         // fewer in registers.
         packet.OriginalLength = originalLength >= frame.Length ? originalLength : 0;
         // The first tier's Ethernet instance is inlined here, so the packet nearly every capture is made of costs no
-        // call; every other frame (the Linux cooked headers' first tier included) takes the one call below. The success
+        // call; every other frame (the Linux cooked headers' first tier included, and Ethernet TCP with options other than
+        // timestamps, which this instance leaves to the out-of-line one) takes the one call below. The success
         // path returns a constant and does not meet the call's path before the caller sees the result: when both paths
         // returned through one test of a bool, the caller's loop spilled the frame and its length on the way and
         // reloaded them at the test, on every packet (docs/performance.md, "Parser round 6").
@@ -391,8 +392,12 @@ public static class PacketParser
     /// inside both the captured bytes (<paramref name="transportCaptured"/>, at most the IP length) and the segment the IP
     /// header declares (<paramref name="segmentLength"/>), read into <paramref name="layers"/>, which the caller zeroed.
     /// UDP to the VXLAN port is not common unless <paramref name="takeVxlanPort"/> (the caller then reads the tunnel from
-    /// the payload). Returns the flags to add (as a non-negative number; the caller keeps its flags in a register and
-    /// stores them once), or <see cref="NotCommon"/>. Inlined into each tier, so the constant arguments fold away.
+    /// the payload). TCP options other than none or NOP, NOP, Timestamps are not common unless <paramref name="walkOptions"/>:
+    /// the instance inlined into the caller's loop leaves them to an out-of-line one, so that the call that walks them is
+    /// not in the loop (with it there, the loop kept more values across it, in callee-saved registers and on the stack:
+    /// 290 instructions per bulk packet against 272 without; docs/performance.md, "Parser round 7"). Returns the flags to
+    /// add (as a non-negative number; the caller keeps its flags in a register and stores them once), or
+    /// <see cref="NotCommon"/>. Inlined into each tier, so the constant arguments fold away.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int ReadCommonTransport(ReadOnlySpan<byte> frame, int protocol, int transportStart, int segmentLength, int transportCaptured,

@@ -117,8 +117,8 @@ public class CommonShapeTests
     /// <summary>
     /// The first tier, inlined into the caller's loop, takes a TCP header with no options or with NOP, NOP, Timestamps
     /// only; any other layout (a SYN's MSS, SACK permitted, timestamps and window scale here, SACK blocks) goes to the
-    /// second tier, out of line, which walks the options (docs/performance.md, "Parser round 7"). Still the fast path,
-    /// still the general parser's fields, the options read.
+    /// first tier's out-of-line Ethernet instance, which walks the options (docs/performance.md, "Parser round 7"). Still
+    /// the fast path, still the general parser's fields, the options read.
     /// </summary>
     [Fact]
     public void EthernetTcpSyn_OtherOptionsStillOnTheFastPath()
