@@ -40,11 +40,12 @@ public static class PacketParser
         // fewer in registers.
         packet.OriginalLength = originalLength >= frame.Length ? originalLength : 0;
         // The first tier's Ethernet instance is inlined here, so the packet nearly every capture is made of costs no
-        // call; every other frame (the Linux cooked headers' first tier included) takes the one call below. The success
+        // call; every other frame (the Linux cooked headers' first tier included, and Ethernet TCP with options other than
+        // timestamps, which this instance leaves to the out-of-line one) takes the one call below. The success
         // path returns a constant and does not meet the call's path before the caller sees the result: when both paths
         // returned through one test of a bool, the caller's loop spilled the frame and its length on the way and
         // reloaded them at the test, on every packet (docs/performance.md, "Parser round 6").
-        if (linkType.Value == 1 && TryParseCommonAfterLinkInline<EthernetLink>(frame, linkType, options, ref packet))
+        if (linkType.Value == 1 && TryParseCommonAfterLinkInline<EthernetLink>(frame, linkType, options, walkOptions: false, ref packet))
         {
             return ParseOutcome.Complete;
         }
@@ -60,8 +61,9 @@ public static class PacketParser
     {
         bool common = linkType.Value switch
         {
-            113 => TryParseCommonAfterLinkInline<LinuxSllLink>(frame, linkType, options, ref packet),
-            276 => TryParseCommonAfterLinkInline<LinuxSll2Link>(frame, linkType, options, ref packet),
+            1 => IsUntaggedIpv4(frame) && TryParseCommonAfterLink<EthernetLink>(frame, linkType, options, ref packet),
+            113 => TryParseCommonAfterLinkInline<LinuxSllLink>(frame, linkType, options, walkOptions: true, ref packet),
+            276 => TryParseCommonAfterLinkInline<LinuxSll2Link>(frame, linkType, options, walkOptions: true, ref packet),
             _ => false,
         };
         if (common)
@@ -86,6 +88,16 @@ public static class PacketParser
         // OriginalLength is already 0 or at least the frame's length, which ParseGeneral keeps as it is.
         return ParseGeneral(frame, linkType, options, packet.OriginalLength, ref packet);
     }
+
+    /// <summary>
+    /// An Ethernet frame whose EtherType is IPv4 (no VLAN tag) and whose IPv4 header is 20 bytes: the only frames the first
+    /// tier's Ethernet instance can take. Read before the out-of-line call to it, so the frames it cannot take (VLAN, IPv6,
+    /// ARP) do not pay for the call.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool IsUntaggedIpv4(ReadOnlySpan<byte> frame) =>
+        frame.Length >= EthernetHeader.Field.HeaderLength + Ipv4Header.Field.FixedLength
+        && (ReadBigEndian32(ref MemoryMarshal.GetReference(frame), EthernetHeader.Field.EtherType) & 0xFFFF_FF00) == 0x0800_4500;
 
     /// <summary>
     /// A link header of <typeparamref name="TLink"/>'s shape whose EtherType names neither IP nor a VLAN tag nor MPLS nor
@@ -214,7 +226,7 @@ public static class PacketParser
     private static bool TryParseCommonIpv4(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, ref ParsedPacket packet) =>
         linkType.Value switch
         {
-            1 => TryParseCommonAfterLinkInline<EthernetLink>(frame, linkType, options, ref packet),
+            1 => TryParseCommonAfterLinkInline<EthernetLink>(frame, linkType, options, walkOptions: true, ref packet),
             113 => TryParseCommonAfterLink<LinuxSllLink>(frame, linkType, options, ref packet),
             276 => TryParseCommonAfterLink<LinuxSll2Link>(frame, linkType, options, ref packet),
             _ => false,
@@ -273,10 +285,11 @@ public static class PacketParser
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static bool TryParseCommonAfterLink<TLink>(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, ref ParsedPacket packet)
         where TLink : struct, ICommonLink =>
-        TryParseCommonAfterLinkInline<TLink>(frame, linkType, options, ref packet);
+        TryParseCommonAfterLinkInline<TLink>(frame, linkType, options, walkOptions: true, ref packet);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool TryParseCommonAfterLinkInline<TLink>(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, ref ParsedPacket packet)
+    private static bool TryParseCommonAfterLinkInline<TLink>(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, bool walkOptions,
+        ref ParsedPacket packet)
         where TLink : struct, ICommonLink
     {
         int etherType = TLink.EtherType;
@@ -316,7 +329,7 @@ public static class PacketParser
         // Only the fields from ColdStart on: every field before it is written below.
         ClearCold(ref layers);
         int transportFlags = ReadCommonTransport(frame, protocol, transportStart, segmentLength, transportCaptured, v6: false,
-            takeVxlanPort: false, options, ref layers);
+            takeVxlanPort: false, walkOptions, options, ref layers);
         if (transportFlags == NotCommon)
         {
             return false;
@@ -379,12 +392,16 @@ public static class PacketParser
     /// inside both the captured bytes (<paramref name="transportCaptured"/>, at most the IP length) and the segment the IP
     /// header declares (<paramref name="segmentLength"/>), read into <paramref name="layers"/>, which the caller zeroed.
     /// UDP to the VXLAN port is not common unless <paramref name="takeVxlanPort"/> (the caller then reads the tunnel from
-    /// the payload). Returns the flags to add (as a non-negative number; the caller keeps its flags in a register and
-    /// stores them once), or <see cref="NotCommon"/>. Inlined into each tier, so the constant arguments fold away.
+    /// the payload). TCP options other than none or NOP, NOP, Timestamps are not common unless <paramref name="walkOptions"/>:
+    /// the instance inlined into the caller's loop leaves them to an out-of-line one, so that the call that walks them is
+    /// not in the loop (with it there, the loop kept more values across it, in callee-saved registers and on the stack:
+    /// 290 instructions per bulk packet against 272 without; docs/performance.md, "Parser round 7"). Returns the flags to
+    /// add (as a non-negative number; the caller keeps its flags in a register and stores them once), or
+    /// <see cref="NotCommon"/>. Inlined into each tier, so the constant arguments fold away.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int ReadCommonTransport(ReadOnlySpan<byte> frame, int protocol, int transportStart, int segmentLength, int transportCaptured,
-        bool v6, bool takeVxlanPort, ParserOptions options, ref PacketLayers layers)
+        bool v6, bool takeVxlanPort, bool walkOptions, ParserOptions options, ref PacketLayers layers)
     {
         ref byte start = ref MemoryMarshal.GetReference(frame);
         PacketFlags flags = 0;
@@ -425,6 +442,10 @@ public static class PacketParser
                 }
                 else if (headerLength > Options)
                 {
+                    if (!walkOptions)
+                    {
+                        return NotCommon;
+                    }
                     flags = ReadTcpOptions(frame.Slice(tcp, headerLength), headerLength, ref layers);
                 }
                 SetPayloadInRange(ref layers, tcp + headerLength, segmentLength - headerLength, transportCaptured - headerLength);
@@ -715,7 +736,7 @@ public static class PacketParser
         int segmentLength = totalLength - headerLength;
 
         int transportFlags = ReadCommonTransport(frame, protocol, transportStart, segmentLength, transportCaptured, v6: etherType == 0x86DD,
-            takeVxlanPort: true, options, ref layers);
+            takeVxlanPort: true, walkOptions: true, options, ref layers);
         if (transportFlags == NotCommon)
         {
             return NotCommon;

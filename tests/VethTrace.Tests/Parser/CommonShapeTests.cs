@@ -114,6 +114,23 @@ public class CommonShapeTests
         Assert.Equal(common, fast);
     }
 
+    /// <summary>
+    /// The first tier, inlined into the caller's loop, takes a TCP header with no options or with NOP, NOP, Timestamps
+    /// only; any other layout (a SYN's MSS, SACK permitted, timestamps and window scale here, SACK blocks) goes to the
+    /// first tier's out-of-line Ethernet instance, which walks the options (docs/performance.md, "Parser round 7"). Still
+    /// the fast path, still the general parser's fields, the options read.
+    /// </summary>
+    [Fact]
+    public void EthernetTcpSyn_OtherOptionsStillOnTheFastPath()
+    {
+        SamplePacket syn = SamplePackets.Get("eth-ipv4-tcp-syn");
+        Assert.Equal(1, Check(syn.Frame, syn.LinkType, ParserOptions.Default, syn.Name));
+        Assert.Equal(ParseOutcome.Complete, PacketParser.Parse(syn.Frame, syn.LinkType, out ParsedPacket packet));
+        Assert.True(packet.Outer.TcpMss > 0, "MSS read");
+        Assert.True((packet.Outer.Flags & PacketFlags.TcpTimestamps) != 0, "timestamps read");
+        Assert.Equal(0x00a1b2c0u, packet.Outer.TcpTsVal);
+    }
+
     /// <summary>Compares Parse (over a variable full of garbage) with the general parser (over a zeroed one); 1 when the fast path took the frame.</summary>
     private static int Check(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, string what, int originalLength = 0)
     {
