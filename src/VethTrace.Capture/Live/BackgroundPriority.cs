@@ -12,47 +12,62 @@ namespace VethTrace.Capture.Live;
 /// </summary>
 public sealed class BackgroundPriority
 {
-    /// <summary>How far below its own priority a capture or pump thread runs (nice 10: a tenth of a nice-0 thread's weight).</summary>
+    /// <summary>How far below its own priority a capture thread runs (nice 10: a tenth of a nice-0 thread's weight).</summary>
     public const int Nice = 10;
 
     private const int PrioProcess = 0;
+    private const int SchedOther = 0;
+    private const int SchedBatch = 3;
+    /// <summary>SCHED_IDLE (linux/sched.h): runs when nothing else wants the CPU, weight 3 against a nice-0 thread's 1024.</summary>
+    public const int SchedIdle = 5;
 
     private readonly int _thread;
     private readonly int _own;
+    private readonly int _ownPolicy;
     private readonly bool _known;
-    private int _current;
+    private readonly BackgroundPolicy _policy;
+    private bool _lowered;
 
-    private BackgroundPriority(int thread, int own, bool known)
+    private BackgroundPriority(int thread, int own, int ownPolicy, bool known, BackgroundPolicy policy)
     {
         _thread = thread;
         _own = own;
+        _ownPolicy = ownPolicy;
         _known = known;
-        _current = own;
+        _policy = policy;
     }
 
     private static readonly bool CanRaise = Capabilities.CanRaisePriority();
 
+    // EXPERIMENT (session 12): VT_BACKGROUND=nice|idle|idle-all chooses the pump's and capture threads' policies.
+    internal static readonly string Experiment = Environment.GetEnvironmentVariable("VT_BACKGROUND") ?? "idle";
+    internal static BackgroundPolicy PumpPolicy => Experiment == "nice" ? BackgroundPolicy.Nice : BackgroundPolicy.Idle;
+    internal static BackgroundPolicy CapturePolicy => Experiment == "idle-all" ? BackgroundPolicy.Idle : BackgroundPolicy.Nice;
+
     /// <summary>
     /// The calling thread, with its priority as it is now (what <see cref="Boost"/> and <see cref="Restore"/> go back
-    /// to). Without CAP_SYS_NICE a lowered thread could not be raised again, so it is never lowered.
+    /// to). Without CAP_SYS_NICE a lowered thread could not be raised again, so it is never lowered; nor is a thread
+    /// that runs under a real-time or deadline policy (someone chose it).
     /// </summary>
-    public static BackgroundPriority OfCurrentThread()
+    /// <param name="policy">how it is lowered: nice <see cref="Nice"/>, or SCHED_IDLE.</param>
+    public static BackgroundPriority OfCurrentThread(BackgroundPolicy policy = BackgroundPolicy.Nice)
     {
         if (!CanRaise)
         {
-            return new BackgroundPriority(0, 0, false);
+            return new BackgroundPriority(0, 0, SchedOther, false, policy);
         }
         try
         {
             int thread = gettid();
             Marshal.SetLastPInvokeError(0);
             int own = getpriority(PrioProcess, thread);
-            bool known = own != -1 || Marshal.GetLastPInvokeError() == 0;
-            return new BackgroundPriority(thread, known ? own : 0, known);
+            int ownPolicy = sched_getscheduler(thread);
+            bool known = (own != -1 || Marshal.GetLastPInvokeError() == 0) && ownPolicy is SchedOther or SchedBatch;
+            return new BackgroundPriority(thread, known ? own : 0, known ? ownPolicy : SchedOther, known, policy);
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
-            return new BackgroundPriority(0, 0, false);
+            return new BackgroundPriority(0, 0, SchedOther, false, policy);
         }
     }
 
@@ -62,20 +77,30 @@ public sealed class BackgroundPriority
     /// <summary>The thread's own nice value (when it was taken over).</summary>
     public int Own => _own;
 
+    /// <summary>How the thread is lowered.</summary>
+    public BackgroundPolicy Policy => _policy;
+
     /// <summary>Whether the thread runs at its own priority now (boosted, restored, or never lowered).</summary>
-    public bool AtOwn => _current == _own;
+    public bool AtOwn => !Volatile.Read(ref _lowered);
 
-    /// <summary>Below the thread's own priority: nice <see cref="Nice"/>, or its own when that is lower already.</summary>
-    public void Lower() => Set(Math.Max(_own, Nice));
+    /// <summary>
+    /// Below the thread's own priority: under SCHED_IDLE (<see cref="BackgroundPolicy.Idle"/>), or at nice
+    /// <see cref="Nice"/> (its own when that is lower already).
+    /// </summary>
+    public void Lower() => Set(lowered: true);
 
-    /// <summary>Back to the thread's own priority while it catches up.</summary>
-    public void Boost()
+    /// <summary>
+    /// Back to the thread's own priority while it catches up (from any thread: a watcher may raise it); true when it was
+    /// below it until now.
+    /// </summary>
+    public bool Boost()
     {
-        if (_known && _current != _own)
+        if (Set(lowered: false))
         {
             Interlocked.Increment(ref _boosts);
+            return true;
         }
-        Set(_own);
+        return false;
     }
 
     private int _boosts;
@@ -84,18 +109,53 @@ public sealed class BackgroundPriority
     public int Boosts => Volatile.Read(ref _boosts);
 
     /// <summary>The thread's own priority, for good (a pool thread goes back to its pool as it came).</summary>
-    public void Restore() => Set(_own);
+    public void Restore() => Set(lowered: false);
 
-    private void Set(int nice)
+    /// <summary>Moves the thread below or back; true when it was below and now runs at its own priority.</summary>
+    private bool Set(bool lowered)
     {
-        if (!_known || nice == _current)
+        if (!_known)
         {
-            return;
+            return false;
         }
-        // On Linux PRIO_PROCESS with a thread id sets that thread alone (raising it back needs CAP_SYS_NICE, checked above).
-        if (setpriority(PrioProcess, _thread, nice) == 0)
+        lock (this)
         {
-            _current = nice;
+            if (lowered == _lowered)
+            {
+                return false;
+            }
+            bool done;
+            if (_policy == BackgroundPolicy.Idle)
+            {
+                // On Linux a thread id names that thread alone. The kernel keeps the thread's nice value under
+                // SCHED_IDLE, so going back to its own policy brings its own nice back; leaving SCHED_IDLE needs
+                // CAP_SYS_NICE (checked above).
+                var parameter = new SchedParam();
+                done = sched_setscheduler(_thread, lowered ? SchedIdle : _ownPolicy, ref parameter) == 0;
+            }
+            else
+            {
+                // PRIO_PROCESS with a thread id sets that thread alone (raising it back needs CAP_SYS_NICE, checked above).
+                done = setpriority(PrioProcess, _thread, lowered ? Math.Max(_own, Nice) : _own) == 0;
+            }
+            if (done)
+            {
+                _lowered = lowered;
+            }
+            return done && !lowered;
+        }
+    }
+
+    /// <summary>The scheduling policy of thread <paramref name="thread"/> of this process (sched_getscheduler), -1 when unknown.</summary>
+    public static int PolicyOf(int thread)
+    {
+        try
+        {
+            return sched_getscheduler(thread);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return -1;
         }
     }
 
@@ -119,38 +179,148 @@ public sealed class BackgroundPriority
     /// <summary>A pump this long after the one before came late (follow pumps every 100 ms, whole-host follow every 200).</summary>
     public const long LatePumpNs = 500_000_000;
 
+    [StructLayout(LayoutKind.Sequential)]
+    private struct SchedParam
+    {
+        public int Priority;
+    }
+
     [DllImport("libc", SetLastError = true)]
     private static extern int getpriority(int which, int who);
 
     [DllImport("libc", SetLastError = true)]
     private static extern int setpriority(int which, int who, int prio);
 
+    [DllImport("libc", SetLastError = true)]
+    private static extern int sched_getscheduler(int pid);
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int sched_setscheduler(int pid, int policy, ref SchedParam param);
+
     [DllImport("libc")]
     private static extern int gettid();
 }
 
+/// <summary>How a <see cref="BackgroundPriority"/> thread is put below the workload.</summary>
+public enum BackgroundPolicy
+{
+    /// <summary>nice <see cref="BackgroundPriority.Nice"/>: a tenth of a nice-0 thread's CPU weight.</summary>
+    Nice,
+
+    /// <summary>
+    /// SCHED_IDLE: the thread runs on CPU time nothing else wants (weight 3 against 1024), and the scheduler counts a
+    /// CPU that runs only such threads as idle when it places a waking thread of the workload.
+    /// </summary>
+    Idle,
+}
+
 /// <summary>
 /// The priority of the thread that pumps a live capture into its session (the one that calls <see cref="Pumped"/>, taken
-/// at its first pump): below the workload while the pumps come on time, back to its own when one comes late
-/// (<see cref="BackgroundPriority.Paced"/>). Per-hop follow (<see cref="LiveCapture"/>) and whole-host follow
-/// (<see cref="HostCapture"/>) pump the same way.
+/// at its first pump): under SCHED_IDLE while the pumps come on time, so that its matching takes only the CPU the
+/// workload leaves, back to its own when one comes late (<see cref="BackgroundPriority.Paced"/>) or when a capture
+/// thread finds it late (<see cref="Watch"/>: a thread kept off the CPU cannot see that itself until it runs). Per-hop
+/// follow (<see cref="LiveCapture"/>) and whole-host follow (<see cref="HostCapture"/>) pump the same way.
 /// </summary>
-public sealed class PumpPriority
+public sealed class PumpPriority(BackgroundPolicy policy = BackgroundPolicy.Idle)
 {
     private long _lastPumpMs;
+    /// <summary>When the pumping thread last began or ended a pump (Environment.TickCount64), 0 before the first.</summary>
+    private long _markMs;
+    private volatile BackgroundPriority? _priority;
+    private int _watchBoosts;
 
     /// <summary>The pumping thread's priority, null before the first pump.</summary>
-    public BackgroundPriority? Priority { get; private set; }
+    public BackgroundPriority? Priority => _priority;
 
-    /// <summary>At each pump, on the pumping thread.</summary>
+    /// <summary>How the pumping thread is lowered.</summary>
+    public BackgroundPolicy Policy => policy;
+
+    /// <summary>Times a capture thread raised the pumping thread back (<see cref="Watch"/>).</summary>
+    public int WatchBoosts => Volatile.Read(ref _watchBoosts);
+
+    /// <summary>At each pump, on the pumping thread, before it moves anything.</summary>
     public void Pumped()
     {
         long now = Environment.TickCount64;
-        Priority ??= BackgroundPriority.OfCurrentThread();
-        Priority.Paced(_lastPumpMs == 0 ? 0 : (now - _lastPumpMs) * 1_000_000);
+        BackgroundPriority priority = _priority ??= BackgroundPriority.OfCurrentThread(policy);
+        priority.Paced(_lastPumpMs == 0 ? 0 : (now - _lastPumpMs) * 1_000_000);
         _lastPumpMs = now;
+        Volatile.Write(ref _markMs, now);
+    }
+
+    /// <summary>At the end of each pump, on the pumping thread.</summary>
+    public void Done() => Volatile.Write(ref _markMs, Environment.TickCount64);
+
+    /// <summary>
+    /// From another thread (a capture thread after each read of its ring): when the pumping thread is lowered and has
+    /// neither begun nor ended a pump for <see cref="BackgroundPriority.LatePumpNs"/> (it pumps every 100-200 ms and a
+    /// pump takes milliseconds), it is being kept off the CPU while the queues grow: it is raised back now, and goes
+    /// down again at the first pump that comes on time. What the queues hold is so bounded by about the order slack plus
+    /// half a second of packets.
+    /// </summary>
+    public void Watch()
+    {
+        if (_priority is { AtOwn: false } priority)
+        {
+            long mark = Volatile.Read(ref _markMs);
+            if (mark != 0 && Environment.TickCount64 - mark > BackgroundPriority.LatePumpNs / 1_000_000)
+            {
+                if (priority.Boost())
+                {
+                    Interlocked.Increment(ref _watchBoosts);
+                }
+            }
+        }
     }
 
     /// <summary>The pumping thread back to its own priority (the final report is built at it).</summary>
-    public void Restore() => Priority?.Restore();
+    public void Restore() => _priority?.Restore();
+}
+
+/// <summary>
+/// A thread at follow's own priority that looks, every <see cref="EveryMs"/>, whether a capture thread lowered under
+/// SCHED_IDLE has been kept off the CPU (its loop has not come round for <see cref="LateMs"/>, where it polls every 100
+/// ms at most and gathers for 50) or the pumping thread is late (<see cref="PumpPriority.Watch"/>), and raises it back.
+/// A thread under SCHED_IDLE cannot find that out itself while it is not running.
+/// </summary>
+internal sealed class PriorityWatch : IDisposable
+{
+    public const int EveryMs = 50;
+    public const long LateMs = 250;
+
+    private readonly ManualResetEventSlim _stop = new();
+    private readonly Thread _thread;
+
+    private PriorityWatch(Func<HopDevice[]> devices, PumpPriority pump)
+    {
+        _thread = new Thread(() =>
+        {
+            while (!_stop.Wait(EveryMs))
+            {
+                long now = Environment.TickCount64;
+                foreach (HopDevice device in devices())
+                {
+                    if (device.Priority is { AtOwn: false } priority && device.BeatMs != 0 && now - device.BeatMs > LateMs)
+                    {
+                        priority.Boost();
+                    }
+                }
+                pump.Watch();
+            }
+        })
+        { IsBackground = true, Name = "priority watch" };
+    }
+
+    public static PriorityWatch Start(Func<HopDevice[]> devices, PumpPriority pump)
+    {
+        var watch = new PriorityWatch(devices, pump);
+        watch._thread.Start();
+        return watch;
+    }
+
+    public void Dispose()
+    {
+        _stop.Set();
+        _thread.Join();
+    }
 }

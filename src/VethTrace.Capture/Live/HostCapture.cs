@@ -89,6 +89,7 @@ public sealed class HostCapture : IDisposable
             _device.Filter = kernelFilter;
         }
         _device.Arrival = Arrived;
+        _device.AfterRead = _pump.Watch;
         _device.OnPacketArrival += (_, _) => { }; // SharpPcap starts no capture without one; HopDevice bypasses it
     }
 
@@ -210,7 +211,13 @@ public sealed class HostCapture : IDisposable
         ThreadPool.GetMinThreads(out int workers, out int completion);
         ThreadPool.SetMinThreads(Math.Max(workers, Environment.ProcessorCount + 3), completion);
         _device.StartCapture();
+        if (BackgroundPriority.CapturePolicy == BackgroundPolicy.Idle)
+        {
+            _watch ??= PriorityWatch.Start(() => [_device], _pump);
+        }
     }
+
+    private PriorityWatch? _watch;
 
     /// <summary>
     /// Moves what arrived into the correlator, in time order, and the session's clock to the time the ring was last
@@ -225,13 +232,18 @@ public sealed class HostCapture : IDisposable
         {
             _session.Pump(drained);
         }
+        _pump.Done();
     }
 
     /// <summary>The pumping thread's priority: below the workload while it pumps on time.</summary>
-    private readonly PumpPriority _pump = new();
+    private readonly PumpPriority _pump = new(BackgroundPriority.PumpPolicy);
+
+    /// <summary>The pumping thread's priority (null before its first pump).</summary>
+    public PumpPriority PumpPriority => _pump;
 
     public void Stop()
     {
+        _watch?.Dispose();
         _pump.Restore();
         try
         {
@@ -241,6 +253,10 @@ public sealed class HostCapture : IDisposable
         {
         }
         _session.Finish(Now());
+        if (Environment.GetEnvironmentVariable("VT_BACKGROUND_STATS") is not null)
+        {
+            Console.Error.WriteLine($"vt-background {BackgroundPriority.Experiment}: capture boosts {_device.Priority?.Boosts}, pump boosts {_pump.Priority?.Boosts} (by watch {_pump.WatchBoosts}), late {LatePackets}");
+        }
     }
 
     /// <summary>The handle's counters: packets libpcap received (every interface), dropped by the kernel and by the driver.</summary>

@@ -128,6 +128,8 @@ public sealed class LiveCapture : IDisposable
             var linkType = new LinkType((uint)device.LinkType);
             _ownAddresses[id] = device.Interface?.MacAddress is { } mac ? MacAddress(mac.GetAddressBytes()) : 0;
             device.Arrival = (data, ns, originalLength) => Arrived(hop, linkType, data, ns, originalLength);
+            // After each read of its ring, a capture thread raises the pumping thread back if it is kept off the CPU.
+            device.AfterRead = _pump.Watch;
             device.OnPacketArrival += (_, _) => { }; // SharpPcap starts no capture without one; HopDevice bypasses it
             device.OnCaptureStopped += (_, status) =>
             {
@@ -139,6 +141,7 @@ public sealed class LiveCapture : IDisposable
             };
             _devices.Add((target, device, id, linkType));
         }
+        _watched = [.. _devices.Select(d => d.Device)];
         _containerAddresses = [.. targets.Select((t, id) => (t, id)).Where(h => h.t.Role == InterfaceRole.Container && _ownAddresses[h.id] != 0).Select(h => _ownAddresses[h.id])];
     }
 
@@ -164,7 +167,10 @@ public sealed class LiveCapture : IDisposable
             device.Dispose();
         }
         _devices.Clear();
+        _watched = [];
         _lost.Clear();
+        // The capture threads about to start inherit the priority of this (pumping) thread: its own, not SCHED_IDLE.
+        _pump.Restore();
         for (int i = 0; i < targets.Count; i++)
         {
             _targets[i] = targets[i];
@@ -199,7 +205,15 @@ public sealed class LiveCapture : IDisposable
         {
             device.StartCapture();
         }
+        if (BackgroundPriority.CapturePolicy == BackgroundPolicy.Idle)
+        {
+            _watch ??= PriorityWatch.Start(() => _watched, _pump);
+        }
     }
+
+    private PriorityWatch? _watch;
+    /// <summary>The devices capturing now, for the watch thread (replaced, never changed in place).</summary>
+    private volatile HopDevice[] _watched = [];
 
     /// <summary>
     /// Moves what has arrived into the correlator, in time order (<see cref="TraceSession.Pump"/>: the live view lags
@@ -221,11 +235,12 @@ public sealed class LiveCapture : IDisposable
             Volatile.Write(ref _watermarkNs, watermark);
             _session.Pump(watermark);
         }
+        _pump.Done();
     }
 
     private long _watermarkNs;
     /// <summary>The pumping thread's priority: below the workload while it pumps on time.</summary>
-    private readonly PumpPriority _pump = new();
+    private readonly PumpPriority _pump = new(BackgroundPriority.PumpPolicy);
     /// <summary>Per hop, the newest stamp handed on (that hop's capture thread only).</summary>
     private readonly long[] _newestNs;
     private long _behindMaxNs;
@@ -244,6 +259,12 @@ public sealed class LiveCapture : IDisposable
     /// </summary>
     public int PriorityBoosts => _devices.Sum(d => d.Device.Priority?.Boosts ?? 0);
 
+    /// <summary>How many times the pumping thread was raised back from SCHED_IDLE: at a late pump, or by a capture thread that found it late.</summary>
+    public int PumpBoosts => _pump.Priority?.Boosts ?? 0;
+
+    /// <summary>The pumping thread's priority (null before its first pump).</summary>
+    public PumpPriority PumpPriority => _pump;
+
     /// <summary>The priorities of the capture threads started so far (one per hop) and of the pumping thread once it pumped.</summary>
     public IReadOnlyList<BackgroundPriority> ThreadPriorities =>
         [.. _devices.Select(d => d.Device.Priority).OfType<BackgroundPriority>(), .. _pump.Priority is { } pump ? [pump] : Array.Empty<BackgroundPriority>()];
@@ -256,6 +277,7 @@ public sealed class LiveCapture : IDisposable
     public void Stop()
     {
         // The report is built at the thread's own priority.
+        _watch?.Dispose();
         _pump.Restore();
         foreach (var (_, device, _, _) in _devices)
         {
@@ -269,6 +291,10 @@ public sealed class LiveCapture : IDisposable
             }
         }
         _session.Finish(Now());
+        if (Environment.GetEnvironmentVariable("VT_BACKGROUND_STATS") is not null)
+        {
+            Console.Error.WriteLine($"vt-background {BackgroundPriority.Experiment}: capture boosts {PriorityBoosts}, pump boosts {PumpBoosts} (by watch {_pump.WatchBoosts}), late {LatePackets}, out of order max {OutOfOrderMaxNs / 1e6:0.###} ms");
+        }
     }
 
     public IReadOnlyList<HopStatistics> Statistics()
@@ -416,10 +442,23 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
 {
     public HopArrival? Arrival { get; set; }
 
+    /// <summary>Called on the capture thread after each read of the ring (<see cref="PumpPriority.Watch"/>).</summary>
+    public Action? AfterRead { get; set; }
+
+    /// <summary>How the capture thread is lowered.</summary>
+    public BackgroundPolicy Policy { get; set; } = BackgroundPriority.CapturePolicy;
+
     /// <summary>The capture thread's priority (null before it started): below the workload, raised while the ring fills.</summary>
     public BackgroundPriority? Priority { get; private set; }
 
     private long _drainedNs;
+    private long _beatMs;
+
+    /// <summary>
+    /// When the capture loop last came round (Environment.TickCount64): after each poll and each read. A loop that
+    /// has not for longer than its poll wait plus the gathering time is kept off the CPU (<see cref="PriorityWatch"/>).
+    /// </summary>
+    public long BeatMs => Volatile.Read(ref _beatMs);
 
     /// <summary>
     /// The wall-clock time (ns since the epoch, the clock the kernel stamps packets with) at which this loop last began
@@ -466,8 +505,9 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
         PcapHandle handle = Handle;
         bool referenced = false;
         // Below the workload, back to its own priority while the ring fills faster than it is read (BackgroundPriority).
-        BackgroundPriority priority = BackgroundPriority.OfCurrentThread();
+        BackgroundPriority priority = BackgroundPriority.OfCurrentThread(Policy);
         Priority = priority;
+        Volatile.Write(ref _beatMs, Environment.TickCount64);
         try
         {
             priority.Lower();
@@ -479,6 +519,7 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
                 // traffic the poll finds packets waiting and does not sleep, so the thread wakes once per gathering time.
                 int ready = Poll(FileDescriptor, out short events);
                 long polled = WallClockNs();
+                Volatile.Write(ref _beatMs, Environment.TickCount64);
                 if (ready == 0)
                 {
                     // Nothing came for the whole poll: the ring is empty now.
@@ -495,6 +536,8 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
                 if (ready > 0)
                 {
                     int result = ReadAll(pcap, out int read);
+                    Volatile.Write(ref _beatMs, Environment.TickCount64);
+                    AfterRead?.Invoke();
                     if (result == 0)
                     {
                         // Read until empty: whatever was in the ring when the poll returned has been read.

@@ -53,4 +53,107 @@ public sealed class BackgroundPriorityTests
             Assert.Equal(0, boosts);
         }
     }
+
+    /// <summary>The calling thread's scheduling policy as the kernel shows it (/proc/thread-self/sched, "policy").</summary>
+    private static int Policy()
+    {
+        string line = File.ReadLines("/proc/thread-self/sched").First(l => l.StartsWith("policy", StringComparison.Ordinal));
+        return int.Parse(line[(line.IndexOf(':') + 1)..].Trim());
+    }
+
+    [Fact]
+    public void Idle_LowerBoostRestore_SchedIdleThenBackToItsOwnPolicyAndNice()
+    {
+        var seen = new List<(int Policy, int Nice)>();
+        int boosts = -1;
+        bool? atOwnWhenLowered = null;
+        var thread = new Thread(() =>
+        {
+            var priority = BackgroundPriority.OfCurrentThread(BackgroundPolicy.Idle);
+            seen.Add((Policy(), Nice()));
+            priority.Lower();
+            seen.Add((Policy(), Nice()));
+            atOwnWhenLowered = priority.AtOwn;
+            priority.Boost();
+            seen.Add((Policy(), Nice()));
+            priority.Paced(100_000_000); // on time: lowered again
+            seen.Add((Policy(), Nice()));
+            priority.Paced(BackgroundPriority.LatePumpNs + 1); // late: raised back
+            seen.Add((Policy(), Nice()));
+            priority.Lower();
+            priority.Restore();
+            seen.Add((Policy(), Nice()));
+            boosts = priority.Boosts;
+        });
+        thread.Start();
+        thread.Join();
+
+        var own = seen[0];
+        if (Capabilities.CanRaisePriority() && own.Policy == 0)
+        {
+            var idle = (BackgroundPriority.SchedIdle, own.Nice);
+            Assert.Equal([own, idle, own, idle, own, own], seen);
+            Assert.Equal(2, boosts);
+            Assert.False(atOwnWhenLowered);
+            Assert.Equal(-1, BackgroundPriority.PolicyOf(int.MaxValue)); // no such thread
+        }
+        else
+        {
+            Assert.All(seen, p => Assert.Equal(own, p));
+            Assert.Equal(0, boosts);
+        }
+    }
+
+    [Fact]
+    public void PumpPriority_AThreadKeptFromPumping_IsRaisedByAWatcher_AndLoweredAgainOnceItPumpsOnTime()
+    {
+        // The pumping thread pumps once (SCHED_IDLE), then does not pump for longer than a late pump; a watcher (a
+        // capture thread after its read) raises it back meanwhile. Its next pump is late too (it stays raised), the one
+        // after on time lowers it again.
+        var pump = new PumpPriority(BackgroundPolicy.Idle);
+        using var pumped = new ManualResetEventSlim();
+        using var watched = new ManualResetEventSlim();
+        var seen = new List<int>();
+        var thread = new Thread(() =>
+        {
+            pump.Pumped();
+            pump.Done();
+            seen.Add(Policy());
+            pumped.Set();
+            watched.Wait();
+            seen.Add(Policy());
+            pump.Pumped();
+            pump.Done();
+            seen.Add(Policy());
+            Thread.Sleep(50);
+            pump.Pumped();
+            pump.Done();
+            seen.Add(Policy());
+            pump.Restore();
+            seen.Add(Policy());
+        });
+        thread.Start();
+        pumped.Wait();
+        pump.Watch(); // on time: nothing
+        int early = pump.WatchBoosts;
+        Thread.Sleep((int)(BackgroundPriority.LatePumpNs / 1_000_000) + 150);
+        pump.Watch();
+        pump.Watch(); // raised once only
+        int late = pump.WatchBoosts;
+        watched.Set();
+        thread.Join();
+
+        Assert.Equal(0, early);
+        if (Capabilities.CanRaisePriority() && pump.Priority!.ThreadId != 0)
+        {
+            Assert.Equal(1, late);
+            Assert.Equal([BackgroundPriority.SchedIdle, 0, 0, BackgroundPriority.SchedIdle, 0], seen);
+            Assert.Equal(1, pump.Priority.Boosts);
+        }
+        else
+        {
+            Assert.Equal(0, late);
+            Assert.All(seen, p => Assert.Equal(seen[0], p));
+        }
+    }
 }
