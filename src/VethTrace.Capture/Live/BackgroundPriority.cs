@@ -26,7 +26,6 @@ public sealed class BackgroundPriority
     private readonly int _ownPolicy;
     private readonly bool _known;
     private readonly BackgroundPolicy _policy;
-    private bool _lowered;
 
     private BackgroundPriority(int thread, int own, int ownPolicy, bool known, BackgroundPolicy policy)
     {
@@ -38,11 +37,6 @@ public sealed class BackgroundPriority
     }
 
     private static readonly bool CanRaise = Capabilities.CanRaisePriority();
-
-    // EXPERIMENT (session 12): VT_BACKGROUND=nice|idle|idle-all chooses the pump's and capture threads' policies.
-    internal static readonly string Experiment = Environment.GetEnvironmentVariable("VT_BACKGROUND") ?? "idle";
-    internal static BackgroundPolicy PumpPolicy => Experiment == "nice" ? BackgroundPolicy.Nice : BackgroundPolicy.Idle;
-    internal static BackgroundPolicy CapturePolicy => Experiment == "idle-all" ? BackgroundPolicy.Idle : BackgroundPolicy.Nice;
 
     /// <summary>
     /// The calling thread, with its priority as it is now (what <see cref="Boost"/> and <see cref="Restore"/> go back
@@ -81,38 +75,46 @@ public sealed class BackgroundPriority
     public BackgroundPolicy Policy => _policy;
 
     /// <summary>Whether the thread runs at its own priority now (boosted, restored, or never lowered).</summary>
-    public bool AtOwn => !Volatile.Read(ref _lowered);
+    public bool AtOwn => Volatile.Read(ref _level) == LevelOwn;
+
+    /// <summary>Whether the thread runs at its lowest (SCHED_IDLE, or nice <see cref="Nice"/>) now.</summary>
+    public bool AtLowest => Volatile.Read(ref _level) == LevelLowest;
+
+    private const int LevelOwn = 0, LevelNice = 1, LevelLowest = 2;
+    private int _level;
 
     /// <summary>
     /// Below the thread's own priority: under SCHED_IDLE (<see cref="BackgroundPolicy.Idle"/>), or at nice
     /// <see cref="Nice"/> (its own when that is lower already).
     /// </summary>
-    public void Lower() => Set(lowered: true);
+    public void Lower() => Set(LevelLowest);
 
     /// <summary>
     /// Back to the thread's own priority while it catches up (from any thread: a watcher may raise it); true when it was
     /// below it until now.
     /// </summary>
-    public bool Boost()
+    public bool Boost() => Set(LevelOwn);
+
+    /// <summary>
+    /// One step up (from any thread): from SCHED_IDLE to nice <see cref="Nice"/> (where the threads ran before SCHED_IDLE,
+    /// a tenth of a nice-0 thread's weight), from there to its own priority. True when it moved.
+    /// </summary>
+    public bool Raise()
     {
-        if (Set(lowered: false))
-        {
-            Interlocked.Increment(ref _boosts);
-            return true;
-        }
-        return false;
+        int level = Volatile.Read(ref _level);
+        return level != LevelOwn && Set(_policy == BackgroundPolicy.Idle ? level - 1 : LevelOwn);
     }
 
     private int _boosts;
 
-    /// <summary>How many times the thread was raised back to its own priority from below it.</summary>
+    /// <summary>How many times the thread was raised from below its own priority (a step or all the way).</summary>
     public int Boosts => Volatile.Read(ref _boosts);
 
     /// <summary>The thread's own priority, for good (a pool thread goes back to its pool as it came).</summary>
-    public void Restore() => Set(lowered: false);
+    public void Restore() => Set(LevelOwn, counted: false);
 
-    /// <summary>Moves the thread below or back; true when it was below and now runs at its own priority.</summary>
-    private bool Set(bool lowered)
+    /// <summary>Moves the thread to <paramref name="level"/>; true when that raised it.</summary>
+    private bool Set(int level, bool counted = true)
     {
         if (!_known)
         {
@@ -120,29 +122,55 @@ public sealed class BackgroundPriority
         }
         lock (this)
         {
-            if (lowered == _lowered)
+            int from = _level;
+            if (level == from)
             {
                 return false;
             }
-            bool done;
-            if (_policy == BackgroundPolicy.Idle)
+            // On Linux a thread id names that thread alone (PRIO_PROCESS and sched_setscheduler alike); raising it back,
+            // or taking it out of SCHED_IDLE, needs CAP_SYS_NICE (checked above). Under SCHED_IDLE the nice value does not
+            // count; it is set to Nice first, so that leaving SCHED_IDLE for one step up lands there.
+            int nice = level == LevelOwn ? _own : Math.Max(_own, Nice);
+            var parameter = new SchedParam();
+            bool done = setpriority(PrioProcess, _thread, nice) == 0;
+            if (done && _policy == BackgroundPolicy.Idle && (level == LevelLowest) != (from == LevelLowest))
             {
-                // On Linux a thread id names that thread alone. The kernel keeps the thread's nice value under
-                // SCHED_IDLE, so going back to its own policy brings its own nice back; leaving SCHED_IDLE needs
-                // CAP_SYS_NICE (checked above).
+                done = sched_setscheduler(_thread, level == LevelLowest ? SchedIdle : _ownPolicy, ref parameter) == 0;
+            }
+            if (!done)
+            {
+                return false;
+            }
+            Volatile.Write(ref _level, level);
+            if (level < from && counted)
+            {
+                Interlocked.Increment(ref _boosts);
+            }
+            return level < from;
+        }
+    }
+
+    /// <summary>
+    /// Takes the calling thread out of SCHED_IDLE (to SCHED_OTHER, its nice value kept) when it inherited it from the
+    /// thread that started it (a thread starts with its maker's policy), with CAP_SYS_NICE; otherwise nothing.
+    /// </summary>
+    public static void LeaveInheritedIdle()
+    {
+        if (!CanRaise)
+        {
+            return;
+        }
+        try
+        {
+            int thread = gettid();
+            if (sched_getscheduler(thread) == SchedIdle)
+            {
                 var parameter = new SchedParam();
-                done = sched_setscheduler(_thread, lowered ? SchedIdle : _ownPolicy, ref parameter) == 0;
+                sched_setscheduler(thread, SchedOther, ref parameter);
             }
-            else
-            {
-                // PRIO_PROCESS with a thread id sets that thread alone (raising it back needs CAP_SYS_NICE, checked above).
-                done = setpriority(PrioProcess, _thread, lowered ? Math.Max(_own, Nice) : _own) == 0;
-            }
-            if (done)
-            {
-                _lowered = lowered;
-            }
-            return done && !lowered;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
         }
     }
 
@@ -161,14 +189,15 @@ public sealed class BackgroundPriority
 
     /// <summary>
     /// For a thread that pumps every few hundred milliseconds at most: called at each pump, it keeps the thread lowered
-    /// while the pumps come on time and raises it back when one came more than <see cref="LatePumpNs"/> after the one
-    /// before (the thread was kept off the CPU, and what it moves to the correlator is piling up).
+    /// while the pumps come on time and raises it a step (<see cref="Raise"/>) when one came more than
+    /// <see cref="LatePumpNs"/> after the one before (the thread was kept off the CPU, and what it moves to the
+    /// correlator is piling up); one more late pump raises it to its own priority.
     /// </summary>
     public void Paced(long sinceLastPumpNs)
     {
         if (sinceLastPumpNs > LatePumpNs)
         {
-            Boost();
+            Raise();
         }
         else
         {
@@ -228,6 +257,8 @@ public sealed class PumpPriority(BackgroundPolicy policy = BackgroundPolicy.Idle
     private long _markMs;
     private volatile BackgroundPriority? _priority;
     private int _watchBoosts;
+    /// <summary>When <see cref="Watch"/> last raised the pumping thread a step.</summary>
+    private long _raisedMs;
 
     /// <summary>The pumping thread's priority, null before the first pump.</summary>
     public BackgroundPriority? Priority => _priority;
@@ -252,20 +283,24 @@ public sealed class PumpPriority(BackgroundPolicy policy = BackgroundPolicy.Idle
     public void Done() => Volatile.Write(ref _markMs, Environment.TickCount64);
 
     /// <summary>
-    /// From another thread (a capture thread after each read of its ring): when the pumping thread is lowered and has
-    /// neither begun nor ended a pump for <see cref="BackgroundPriority.LatePumpNs"/> (it pumps every 100-200 ms and a
-    /// pump takes milliseconds), it is being kept off the CPU while the queues grow: it is raised back now, and goes
-    /// down again at the first pump that comes on time. What the queues hold is so bounded by about the order slack plus
-    /// half a second of packets.
+    /// From another thread (a capture thread after each read of its ring, the watch thread): when the pumping thread is
+    /// lowered and has neither begun nor ended a pump for <see cref="BackgroundPriority.LatePumpNs"/> (it pumps every
+    /// 100-200 ms and a pump takes milliseconds), it is being kept off the CPU while the queues grow: it is raised a step
+    /// now (from SCHED_IDLE to nice 10), another if it is still late as long after (to its own priority), and goes down
+    /// again at the first pump that comes on time. What the queues hold is so bounded by about the order slack plus a
+    /// second of packets.
     /// </summary>
     public void Watch()
     {
         if (_priority is { AtOwn: false } priority)
         {
-            long mark = Volatile.Read(ref _markMs);
-            if (mark != 0 && Environment.TickCount64 - mark > BackgroundPriority.LatePumpNs / 1_000_000)
+            // Late since its last pump or the last step up: a step up (SCHED_IDLE to nice 10, then to its own).
+            long now = Environment.TickCount64;
+            long mark = Math.Max(Volatile.Read(ref _markMs), Volatile.Read(ref _raisedMs));
+            if (mark != 0 && now - mark > BackgroundPriority.LatePumpNs / 1_000_000)
             {
-                if (priority.Boost())
+                Volatile.Write(ref _raisedMs, now);
+                if (priority.Raise())
                 {
                     Interlocked.Increment(ref _watchBoosts);
                 }
@@ -280,12 +315,13 @@ public sealed class PumpPriority(BackgroundPolicy policy = BackgroundPolicy.Idle
 /// <summary>
 /// A thread at follow's own priority that looks, every <see cref="EveryMs"/>, whether a capture thread lowered under
 /// SCHED_IDLE has been kept off the CPU (its loop has not come round for <see cref="LateMs"/>, where it polls every 100
-/// ms at most and gathers for 50) or the pumping thread is late (<see cref="PumpPriority.Watch"/>), and raises it back.
+/// ms at most and gathers for 50) or the pumping thread is late (<see cref="PumpPriority.Watch"/>), and raises it a step
+/// (<see cref="BackgroundPriority.Raise"/>: to nice 10, and after as long again to its own priority).
 /// A thread under SCHED_IDLE cannot find that out itself while it is not running.
 /// </summary>
 internal sealed class PriorityWatch : IDisposable
 {
-    public const int EveryMs = 50;
+    public const int EveryMs = 100;
     public const long LateMs = 250;
 
     private readonly ManualResetEventSlim _stop = new();
@@ -295,14 +331,18 @@ internal sealed class PriorityWatch : IDisposable
     {
         _thread = new Thread(() =>
         {
+            // At follow's own priority, whichever thread started it.
+            BackgroundPriority.LeaveInheritedIdle();
             while (!_stop.Wait(EveryMs))
             {
                 long now = Environment.TickCount64;
                 foreach (HopDevice device in devices())
                 {
-                    if (device.Priority is { AtOwn: false } priority && device.BeatMs != 0 && now - device.BeatMs > LateMs)
+                    // Late since its loop last came round or since the last step up: a step up.
+                    if (device.Priority is { AtOwn: false } priority && device.BeatMs != 0 && now - Math.Max(device.BeatMs, device.RaisedMs) > LateMs)
                     {
-                        priority.Boost();
+                        device.RaisedMs = now;
+                        priority.Raise();
                     }
                 }
                 pump.Watch();

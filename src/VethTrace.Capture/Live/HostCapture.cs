@@ -211,10 +211,9 @@ public sealed class HostCapture : IDisposable
         ThreadPool.GetMinThreads(out int workers, out int completion);
         ThreadPool.SetMinThreads(Math.Max(workers, Environment.ProcessorCount + 3), completion);
         _device.StartCapture();
-        if (BackgroundPriority.CapturePolicy == BackgroundPolicy.Idle)
-        {
-            _watch ??= PriorityWatch.Start(() => [_device], _pump);
-        }
+        // The capture thread and the pumping thread run under SCHED_IDLE; this thread raises one back that is kept off the CPU.
+        HopDevice[] devices = [_device];
+        _watch ??= PriorityWatch.Start(() => devices, _pump);
     }
 
     private PriorityWatch? _watch;
@@ -236,7 +235,7 @@ public sealed class HostCapture : IDisposable
     }
 
     /// <summary>The pumping thread's priority: below the workload while it pumps on time.</summary>
-    private readonly PumpPriority _pump = new(BackgroundPriority.PumpPolicy);
+    private readonly PumpPriority _pump = new(BackgroundPolicy.Idle);
 
     /// <summary>The pumping thread's priority (null before its first pump).</summary>
     public PumpPriority PumpPriority => _pump;
@@ -244,7 +243,9 @@ public sealed class HostCapture : IDisposable
     public void Stop()
     {
         _watch?.Dispose();
+        _watch = null;
         _pump.Restore();
+        _device.RaiseForStop();
         try
         {
             _device.StopCapture();
@@ -253,10 +254,6 @@ public sealed class HostCapture : IDisposable
         {
         }
         _session.Finish(Now());
-        if (Environment.GetEnvironmentVariable("VT_BACKGROUND_STATS") is not null)
-        {
-            Console.Error.WriteLine($"vt-background {BackgroundPriority.Experiment}: capture boosts {_device.Priority?.Boosts}, pump boosts {_pump.Priority?.Boosts} (by watch {_pump.WatchBoosts}), late {LatePackets}");
-        }
     }
 
     /// <summary>The handle's counters: packets libpcap received (every interface), dropped by the kernel and by the driver.</summary>
@@ -307,6 +304,8 @@ public sealed class HostCapture : IDisposable
 
     public void Dispose()
     {
+        _watch?.Dispose();
+        _watch = null;
         _device.Dispose();
         _promiscuous.Dispose();
     }

@@ -157,6 +157,7 @@ public sealed class LiveCapture : IDisposable
         }
         foreach (var (_, device, _, _) in _devices)
         {
+            device.RaiseForStop();
             try
             {
                 device.StopCapture();
@@ -205,10 +206,8 @@ public sealed class LiveCapture : IDisposable
         {
             device.StartCapture();
         }
-        if (BackgroundPriority.CapturePolicy == BackgroundPolicy.Idle)
-        {
-            _watch ??= PriorityWatch.Start(() => _watched, _pump);
-        }
+        // The capture threads and the pumping thread run under SCHED_IDLE; this thread raises one back that is kept off the CPU.
+        _watch ??= PriorityWatch.Start(() => _watched, _pump);
     }
 
     private PriorityWatch? _watch;
@@ -240,7 +239,7 @@ public sealed class LiveCapture : IDisposable
 
     private long _watermarkNs;
     /// <summary>The pumping thread's priority: below the workload while it pumps on time.</summary>
-    private readonly PumpPriority _pump = new(BackgroundPriority.PumpPolicy);
+    private readonly PumpPriority _pump = new(BackgroundPolicy.Idle);
     /// <summary>Per hop, the newest stamp handed on (that hop's capture thread only).</summary>
     private readonly long[] _newestNs;
     private long _behindMaxNs;
@@ -278,7 +277,12 @@ public sealed class LiveCapture : IDisposable
     {
         // The report is built at the thread's own priority.
         _watch?.Dispose();
+        _watch = null;
         _pump.Restore();
+        foreach (var (_, device, _, _) in _devices)
+        {
+            device.RaiseForStop();
+        }
         foreach (var (_, device, _, _) in _devices)
         {
             try
@@ -291,10 +295,6 @@ public sealed class LiveCapture : IDisposable
             }
         }
         _session.Finish(Now());
-        if (Environment.GetEnvironmentVariable("VT_BACKGROUND_STATS") is not null)
-        {
-            Console.Error.WriteLine($"vt-background {BackgroundPriority.Experiment}: capture boosts {PriorityBoosts}, pump boosts {PumpBoosts} (by watch {_pump.WatchBoosts}), late {LatePackets}, out of order max {OutOfOrderMaxNs / 1e6:0.###} ms");
-        }
     }
 
     public IReadOnlyList<HopStatistics> Statistics()
@@ -318,6 +318,8 @@ public sealed class LiveCapture : IDisposable
 
     public void Dispose()
     {
+        _watch?.Dispose();
+        _watch = null;
         foreach (var (_, device, _, _) in _devices)
         {
             device.Dispose();
@@ -446,10 +448,22 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
     public Action? AfterRead { get; set; }
 
     /// <summary>How the capture thread is lowered.</summary>
-    public BackgroundPolicy Policy { get; set; } = BackgroundPriority.CapturePolicy;
+    public BackgroundPolicy Policy { get; set; } = BackgroundPolicy.Idle;
 
     /// <summary>The capture thread's priority (null before it started): below the workload, raised while the ring fills.</summary>
     public BackgroundPriority? Priority { get; private set; }
+
+    private volatile bool _stopping;
+
+    /// <summary>
+    /// Before a stop: the capture thread back at its own priority for good, so that the last read of its ring (and the
+    /// stop that waits for it) is not left for CPU time the workload does not want.
+    /// </summary>
+    public void RaiseForStop()
+    {
+        _stopping = true;
+        Priority?.Restore();
+    }
 
     private long _drainedNs;
     private long _beatMs;
@@ -459,6 +473,9 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
     /// has not for longer than its poll wait plus the gathering time is kept off the CPU (<see cref="PriorityWatch"/>).
     /// </summary>
     public long BeatMs => Volatile.Read(ref _beatMs);
+
+    /// <summary>When the watch thread last raised this capture thread a step (<see cref="PriorityWatch"/>'s thread only).</summary>
+    internal long RaisedMs { get; set; }
 
     /// <summary>
     /// The wall-clock time (ns since the epoch, the clock the kernel stamps packets with) at which this loop last began
@@ -510,7 +527,10 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
         Volatile.Write(ref _beatMs, Environment.TickCount64);
         try
         {
-            priority.Lower();
+            if (!_stopping)
+            {
+                priority.Lower();
+            }
             handle.DangerousAddRef(ref referenced);
             IntPtr pcap = handle.DangerousGetHandle();
             while (!cancellationToken.IsCancellationRequested)
@@ -559,7 +579,7 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
                         priority.Boost();
                         continue;
                     }
-                    if (read < GatherBelow / 4)
+                    if (read < GatherBelow / 4 && !_stopping)
                     {
                         priority.Lower();
                     }
@@ -567,7 +587,8 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
                 cancellationToken.WaitHandle.WaitOne(LiveCapture.GatherMs);
             }
             // StopCapture: read what the ring still holds, so that every packet the kernel did not count as dropped is
-            // seen. Its pcap_breakloop makes the first read return -2 (and clears itself).
+            // seen, at the thread's own priority. Its pcap_breakloop makes the first read return -2 (and clears itself).
+            priority.Restore();
             for (int attempt = 0; attempt < 2 && ReadAll(pcap, out _) < -1; attempt++)
             {
             }

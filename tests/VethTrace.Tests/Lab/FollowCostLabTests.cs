@@ -75,7 +75,7 @@ public sealed class FollowCostLabTests
                 var clock = Stopwatch.StartNew();
                 if (ringBytes is null)
                 {
-                    // The three capture threads at nice 10, and this one once it has pumped under SCHED_IDLE, at one moment.
+                    // The three capture threads, and this one once it has pumped, all under SCHED_IDLE at one moment.
                     while (!AllLowered(live.ThreadPriorities) && clock.Elapsed < TimeSpan.FromSeconds(5))
                     {
                         Thread.Sleep(100);
