@@ -27,7 +27,7 @@ SECS=${SECS:-8}
 # CPU time of all threads of these processes, in units of 10 us (schedstat: ns on the CPU)
 ticks() { local t=0 a b; for p in "$@"; do [[ $p == 0 ]] && continue; for f in /proc/$p/task/*/schedstat; do read -r a b < $f 2>/dev/null && t=$((t+a/10000)); done; done; echo $t; }
 # time the threads of these processes spent runnable, waiting for a CPU (schedstat's second field), in us
-waits() { local t=0 a b c; for p in "$@"; do for f in /proc/$p/task/*/schedstat; do read -r a b c < $f 2>/dev/null && t=$((t+b/1000)); done; done; echo $t; }
+waits() { local t=0 a b c; for p in "$@"; do for f in /proc/$p/task/*/schedstat; do read -r a b c 2>/dev/null < $f && t=$((t+b/1000)); done; done; echo $t; }
 settings=("$@"); n=${#settings[@]}
 for ((r=1;r<=ROUNDS;r++)); do
   for ((k=0;k<n;k++)); do
