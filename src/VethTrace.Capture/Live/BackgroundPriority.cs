@@ -327,7 +327,7 @@ internal sealed class PriorityWatch : IDisposable
     private readonly ManualResetEventSlim _stop = new();
     private readonly Thread _thread;
 
-    private PriorityWatch(Func<HopDevice[]> devices, PumpPriority pump)
+    private PriorityWatch(Func<IWatchedThread[]> threads, PumpPriority pump)
     {
         _thread = new Thread(() =>
         {
@@ -336,12 +336,12 @@ internal sealed class PriorityWatch : IDisposable
             while (!_stop.Wait(EveryMs))
             {
                 long now = Environment.TickCount64;
-                foreach (HopDevice device in devices())
+                foreach (IWatchedThread watched in threads())
                 {
                     // Late since its loop last came round or since the last step up: a step up.
-                    if (device.Priority is { AtOwn: false } priority && device.BeatMs != 0 && now - Math.Max(device.BeatMs, device.RaisedMs) > LateMs)
+                    if (watched.Priority is { AtOwn: false } priority && watched.BeatMs != 0 && now - Math.Max(watched.BeatMs, watched.RaisedMs) > LateMs)
                     {
-                        device.RaisedMs = now;
+                        watched.RaisedMs = now;
                         priority.Raise();
                     }
                 }
@@ -351,9 +351,9 @@ internal sealed class PriorityWatch : IDisposable
         { IsBackground = true, Name = "priority watch" };
     }
 
-    public static PriorityWatch Start(Func<HopDevice[]> devices, PumpPriority pump)
+    public static PriorityWatch Start(Func<IWatchedThread[]> threads, PumpPriority pump)
     {
-        var watch = new PriorityWatch(devices, pump);
+        var watch = new PriorityWatch(threads, pump);
         watch._thread.Start();
         return watch;
     }
@@ -363,4 +363,17 @@ internal sealed class PriorityWatch : IDisposable
         _stop.Set();
         _thread.Join();
     }
+}
+
+/// <summary>A thread that <see cref="PriorityWatch"/> looks after (a capture thread: <see cref="HopDevice"/>).</summary>
+internal interface IWatchedThread
+{
+    /// <summary>Its priority, null before it started.</summary>
+    BackgroundPriority? Priority { get; }
+
+    /// <summary>When its loop last came round (Environment.TickCount64), 0 before it started.</summary>
+    long BeatMs { get; }
+
+    /// <summary>When the watch last raised it a step (the watch thread's own).</summary>
+    long RaisedMs { get; set; }
 }

@@ -212,7 +212,7 @@ public sealed class HostCapture : IDisposable
         ThreadPool.SetMinThreads(Math.Max(workers, Environment.ProcessorCount + 3), completion);
         _device.StartCapture();
         // The capture thread and the pumping thread run under SCHED_IDLE; this thread raises one back that is kept off the CPU.
-        HopDevice[] devices = [_device];
+        IWatchedThread[] devices = [_device];
         _watch ??= PriorityWatch.Start(() => devices, _pump);
     }
 

@@ -440,7 +440,7 @@ internal delegate void HopArrival(ReadOnlySpan<byte> data, long timestampNs, int
 /// (non-blocking), then lets more gather for <see cref="LiveCapture.GatherMs"/> before it looks again, reading
 /// libpcap's pcap_pkthdr where it lies. A read error (the interface went away) ends the loop as SharpPcap's does.
 /// </summary>
-internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice(pcapInterface)
+internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice(pcapInterface), IWatchedThread
 {
     public HopArrival? Arrival { get; set; }
 
@@ -475,7 +475,7 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
     public long BeatMs => Volatile.Read(ref _beatMs);
 
     /// <summary>When the watch thread last raised this capture thread a step (<see cref="PriorityWatch"/>'s thread only).</summary>
-    internal long RaisedMs { get; set; }
+    public long RaisedMs { get; set; }
 
     /// <summary>
     /// The wall-clock time (ns since the epoch, the clock the kernel stamps packets with) at which this loop last began

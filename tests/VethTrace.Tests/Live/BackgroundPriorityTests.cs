@@ -159,4 +159,77 @@ public sealed class BackgroundPriorityTests
             Assert.All(seen, p => Assert.Equal(seen[0], p));
         }
     }
+
+    private sealed class Stalled : IWatchedThread
+    {
+        public BackgroundPriority? Priority { get; set; }
+        public long BeatMs { get; set; }
+        public long RaisedMs { get; set; }
+    }
+
+    /// <summary>Thread <paramref name="thread"/>'s policy and nice value (/proc/self/task/N/sched and stat).</summary>
+    private static (int Policy, int Nice) Of(int thread)
+    {
+        string line = File.ReadLines($"/proc/self/task/{thread}/sched").First(l => l.StartsWith("policy", StringComparison.Ordinal));
+        string stat = File.ReadAllText($"/proc/self/task/{thread}/stat");
+        return (int.Parse(line[(line.IndexOf(':') + 1)..].Trim()), int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[16]));
+    }
+
+    [Fact]
+    public void PriorityWatch_AThreadUnderSchedIdleWhoseLoopStopsComingRound_RaisedToNiceTenThenToItsOwn()
+    {
+        // A capture thread kept off the CPU cannot raise itself: the watch thread does, one step (SCHED_IDLE to nice
+        // 10) once its loop is LateMs late, the next (its own) when it is as late again. Here the thread blocks instead.
+        var stalled = new Stalled();
+        using var lowered = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var thread = new Thread(() =>
+        {
+            stalled.Priority = BackgroundPriority.OfCurrentThread(BackgroundPolicy.Idle);
+            stalled.Priority.Lower();
+            stalled.BeatMs = Environment.TickCount64;
+            lowered.Set();
+            release.Wait();
+            stalled.Priority.Restore();
+        });
+        thread.Start();
+        lowered.Wait();
+        BackgroundPriority priority = stalled.Priority!;
+        var seen = new List<(int Policy, int Nice)>();
+        if (priority.ThreadId != 0)
+        {
+            seen.Add(Of(priority.ThreadId));
+        }
+        using (PriorityWatch.Start(() => [stalled], new PumpPriority()))
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (priority.ThreadId != 0 && !priority.AtOwn && clock.Elapsed < TimeSpan.FromSeconds(5))
+            {
+                var now = Of(priority.ThreadId);
+                if (now != seen[^1])
+                {
+                    seen.Add(now);
+                }
+                Thread.Sleep(5);
+            }
+            if (priority.ThreadId != 0)
+            {
+                seen.Add(Of(priority.ThreadId));
+            }
+        }
+        release.Set();
+        thread.Join();
+
+        if (priority.ThreadId != 0)
+        {
+            int own = priority.Own;
+            (int, int) idle = (BackgroundPriority.SchedIdle, Math.Max(own, BackgroundPriority.Nice)), step = (0, Math.Max(own, BackgroundPriority.Nice)), back = (0, own);
+            // In this order; the middle state lasts LateMs, so a poller held off the CPU that long could miss it: the
+            // two steps are counted either way.
+            Assert.Equal(idle, seen[0]);
+            Assert.Equal(back, seen[^1]);
+            Assert.All(seen, state => Assert.Contains(state, new[] { idle, step, back }));
+            Assert.Equal(2, priority.Boosts);
+        }
+    }
 }
