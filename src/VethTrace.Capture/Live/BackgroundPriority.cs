@@ -314,15 +314,15 @@ public sealed class PumpPriority(BackgroundPolicy policy = BackgroundPolicy.Idle
 
 /// <summary>
 /// A thread at follow's own priority that looks, every <see cref="EveryMs"/>, whether a capture thread lowered under
-/// SCHED_IDLE has been kept off the CPU (its loop has not come round for <see cref="LateMs"/>, where it polls every 100
-/// ms at most and gathers for 50) or the pumping thread is late (<see cref="PumpPriority.Watch"/>), and raises it a step
+/// SCHED_IDLE has been kept off the CPU (its loop is <see cref="LateMs"/> past the time it was due to come round: the end
+/// of a poll's wait or of a gathering pause, or its last read) or the pumping thread is late (<see cref="PumpPriority.Watch"/>), and raises it a step
 /// (<see cref="BackgroundPriority.Raise"/>: to nice 10, and after as long again to its own priority).
 /// A thread under SCHED_IDLE cannot find that out itself while it is not running.
 /// </summary>
 internal sealed class PriorityWatch : IDisposable
 {
-    public const int EveryMs = 100;
-    public const long LateMs = 250;
+    public const int EveryMs = 50;
+    public const long LateMs = 100;
 
     private readonly ManualResetEventSlim _stop = new();
     private readonly Thread _thread;
@@ -371,7 +371,7 @@ internal interface IWatchedThread
     /// <summary>Its priority, null before it started.</summary>
     BackgroundPriority? Priority { get; }
 
-    /// <summary>When its loop last came round (Environment.TickCount64), 0 before it started.</summary>
+    /// <summary>When its loop is due to come round at the latest (Environment.TickCount64), 0 before it started.</summary>
     long BeatMs { get; }
 
     /// <summary>When the watch last raised it a step (the watch thread's own).</summary>

@@ -469,13 +469,28 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
     private long _beatMs;
 
     /// <summary>
-    /// When the capture loop last came round (Environment.TickCount64): after each poll and each read. A loop that
-    /// has not for longer than its poll wait plus the gathering time is kept off the CPU (<see cref="PriorityWatch"/>).
+    /// When the capture loop is due to come round next at the latest (Environment.TickCount64): now after each poll and
+    /// each read, the end of the wait before a poll or a gathering pause. A loop that is well past it is runnable and
+    /// kept off the CPU (<see cref="PriorityWatch"/>).
     /// </summary>
     public long BeatMs => Volatile.Read(ref _beatMs);
 
     /// <summary>When the watch thread last raised this capture thread a step (<see cref="PriorityWatch"/>'s thread only).</summary>
-    public long RaisedMs { get; set; }
+    public long RaisedMs
+    {
+        get => Volatile.Read(ref _raisedMs);
+        set => Volatile.Write(ref _raisedMs, value);
+    }
+
+    private long _raisedMs;
+
+    /// <summary>
+    /// How long a capture thread stays above SCHED_IDLE after it was raised (by the watch thread, or by a read that found
+    /// its ring filling): under load it would otherwise go back down after its next small read and be kept off the CPU
+    /// again for as long as the watch takes to notice, while the ring fills (an 8 MiB ring holds about 0.9 s of the
+    /// lab's bulk stream per hop).
+    /// </summary>
+    public const long HoldMs = 1000;
 
     /// <summary>
     /// The wall-clock time (ns since the epoch, the clock the kernel stamps packets with) at which this loop last began
@@ -537,6 +552,8 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
             {
                 // Read what is there (the first packet after a quiet spell at once), then let more gather: under steady
                 // traffic the poll finds packets waiting and does not sleep, so the thread wakes once per gathering time.
+                // Coming round again by the end of the poll's wait at the latest (a packet wakes it sooner).
+                Volatile.Write(ref _beatMs, Environment.TickCount64 + PollMs);
                 int ready = Poll(FileDescriptor, out short events);
                 long polled = WallClockNs();
                 Volatile.Write(ref _beatMs, Environment.TickCount64);
@@ -577,13 +594,15 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
                         // The ring fills fast for its size (whole packets, a small ring, or this thread kept off the CPU):
                         // read on at once, as immediate mode would, at the thread's own priority until it has caught up.
                         priority.Boost();
+                        RaisedMs = Environment.TickCount64;
                         continue;
                     }
-                    if (read < GatherBelow / 4 && !_stopping)
+                    if (read < GatherBelow / 4 && !_stopping && Environment.TickCount64 - RaisedMs > HoldMs)
                     {
                         priority.Lower();
                     }
                 }
+                Volatile.Write(ref _beatMs, Environment.TickCount64 + LiveCapture.GatherMs);
                 cancellationToken.WaitHandle.WaitOne(LiveCapture.GatherMs);
             }
             // StopCapture: read what the ring still holds, so that every packet the kernel did not count as dropped is

@@ -179,7 +179,7 @@ public sealed class BackgroundPriorityTests
     public void PriorityWatch_AThreadUnderSchedIdleWhoseLoopStopsComingRound_RaisedToNiceTenThenToItsOwn()
     {
         // A capture thread kept off the CPU cannot raise itself: the watch thread does, one step (SCHED_IDLE to nice
-        // 10) once its loop is LateMs late, the next (its own) when it is as late again. Here the thread blocks instead.
+        // 10) once its loop is LateMs late, the next (its own) when it is as late again after that. Here the thread blocks instead.
         var stalled = new Stalled();
         using var lowered = new ManualResetEventSlim();
         using var release = new ManualResetEventSlim();
