@@ -11,7 +11,8 @@
 #   benchmarks/follow-cost.sh any 3 tcpdump after=/path/to/vethtrace
 #       any: whole-host follow --egress vt-up0 against tcpdump -i any -s 256 -B 32768 -w /dev/null
 #   SECS=8 SETTLE=3 PORT=5316 (defaults) (an iperf3 server on that port is started in the upstream namespace, and stopped)
-# Prints a line per run: CPU, packets, us per packet, iperf3's Gbit/s, kernel drops and, for follow, journeys,
+# Prints a line per run: CPU, packets, us per packet, iperf3's Gbit/s, its CPU per GB sent, its time waiting for a CPU
+# (runnable, not running: schedstat's run delay of the client's and server's threads) per GB, kernel drops and, for follow, journeys,
 # complete and the share seen on every hop. As root, the lab up; only lab addresses are used.
 set -u
 . "${VETHTRACE_LAB_ENV:-/run/vethtrace-lab/env}"
@@ -25,6 +26,8 @@ MODE=$1; ROUNDS=$2; shift 2
 SECS=${SECS:-8}
 # CPU time of all threads of these processes, in units of 10 us (schedstat: ns on the CPU)
 ticks() { local t=0 a b; for p in "$@"; do [[ $p == 0 ]] && continue; for f in /proc/$p/task/*/schedstat; do read -r a b < $f 2>/dev/null && t=$((t+a/10000)); done; done; echo $t; }
+# time the threads of these processes spent runnable, waiting for a CPU (schedstat's second field), in us
+waits() { local t=0 a b c; for p in "$@"; do for f in /proc/$p/task/*/schedstat; do read -r a b c 2>/dev/null < $f && t=$((t+b/1000)); done; done; echo $t; }
 settings=("$@"); n=${#settings[@]}
 for ((r=1;r<=ROUNDS;r++)); do
   for ((k=0;k<n;k++)); do
@@ -50,7 +53,14 @@ for ((r=1;r<=ROUNDS;r++)); do
       sleep 1
     fi
     t0=$(ticks "${pids[@]}" 0)
-    nsenter --net="$C1_NETNS" iperf3 -c "$UPSTREAM_IP" -p "$PORT" -t $SECS -J > $D/$name.iperf.json
+    w0=$(waits $SERVER)
+    nsenter --net="$C1_NETNS" iperf3 -c "$UPSTREAM_IP" -p "$PORT" -t $SECS -J > $D/$name.iperf.json &
+    client=$!; cw=0
+    # the client's time waiting for a CPU, sampled until it ends (its /proc entry goes with it)
+    while kill -0 $client 2>/dev/null; do c=$(waits $(pgrep -P $client) $client); [[ -n $c && $c -gt $cw ]] && cw=$c; sleep 0.2; done
+    wait $client
+    w1=$(waits $SERVER)
+    echo $((w1 - w0 + cw)) > $D/$name.wait
     sleep ${SETTLE:-3}; t1=$(ticks "${pids[@]}" 0)
     for p in "${pids[@]}"; do kill -TERM $p; done; for p in "${pids[@]}"; do wait $p; done
     python3 - "$D" "$name" "$r" $((t1-t0)) "$MODE" <<'PY'
@@ -61,6 +71,8 @@ g = end["sum_sent"]["bits_per_second"] / 1e9
 # iperf3's own CPU (client + server, user + system: the capture's kernel work runs in their context) per GB sent
 cpu = end["cpu_utilization_percent"]
 per_gb = (cpu["host_total"] + cpu["remote_total"]) / 100 * end["sum_sent"]["seconds"] / (end["sum_sent"]["bytes"] / 1e9)
+# iperf3's time runnable but waiting for a CPU (client + server), ms per GB sent: what a tracer's threads on the CPU cost it
+wait_gb = int(open(f"{d}/{name}.wait").read()) / 1000 / (end["sum_sent"]["bytes"] / 1e9)
 if name == "alone":
     pk = drops = 0; extra = ""
 elif name.startswith("tcpdump"):
@@ -81,7 +93,7 @@ else:
     hops = max(len(p["interfaces"]) for p in paths) if paths else 0
     whole = sum(p["journeys"] for p in paths if len(p["interfaces"]) == hops)
     extra = f"journeys {s['journeys']} complete {100*s['complete']/max(1,s['journeys']):.3f}% whole({hops}) {100*whole/max(1,s['journeys']):.3f}%"
-print(f"r{r} {mode} {name:<8} cpu {ticks/1e5:5.3f}s packets {pk:>8} {ticks*10/max(pk,1):6.3f} us/pkt iperf3 {g:6.2f} Gbit/s {per_gb:5.3f} cpu-s/GB drops {drops} {extra}", flush=True)
+print(f"r{r} {mode} {name:<8} cpu {ticks/1e5:5.3f}s packets {pk:>8} {ticks*10/max(pk,1):6.3f} us/pkt iperf3 {g:6.2f} Gbit/s {per_gb:5.3f} cpu-s/GB {wait_gb:6.1f} wait-ms/GB drops {drops} {extra}", flush=True)
 PY
   done
 done

@@ -89,6 +89,7 @@ public sealed class HostCapture : IDisposable
             _device.Filter = kernelFilter;
         }
         _device.Arrival = Arrived;
+        _device.AfterRead = _pump.Watch;
         _device.OnPacketArrival += (_, _) => { }; // SharpPcap starts no capture without one; HopDevice bypasses it
     }
 
@@ -210,7 +211,12 @@ public sealed class HostCapture : IDisposable
         ThreadPool.GetMinThreads(out int workers, out int completion);
         ThreadPool.SetMinThreads(Math.Max(workers, Environment.ProcessorCount + 3), completion);
         _device.StartCapture();
+        // The capture thread and the pumping thread run under SCHED_IDLE; this thread raises one back that is kept off the CPU.
+        IWatchedThread[] devices = [_device];
+        _watch ??= PriorityWatch.Start(() => devices, _pump);
     }
+
+    private PriorityWatch? _watch;
 
     /// <summary>
     /// Moves what arrived into the correlator, in time order, and the session's clock to the time the ring was last
@@ -225,14 +231,21 @@ public sealed class HostCapture : IDisposable
         {
             _session.Pump(drained);
         }
+        _pump.Done();
     }
 
     /// <summary>The pumping thread's priority: below the workload while it pumps on time.</summary>
-    private readonly PumpPriority _pump = new();
+    private readonly PumpPriority _pump = new(BackgroundPolicy.Idle);
+
+    /// <summary>The pumping thread's priority (null before its first pump).</summary>
+    public PumpPriority PumpPriority => _pump;
 
     public void Stop()
     {
+        _watch?.Dispose();
+        _watch = null;
         _pump.Restore();
+        _device.RaiseForStop();
         try
         {
             _device.StopCapture();
@@ -291,6 +304,8 @@ public sealed class HostCapture : IDisposable
 
     public void Dispose()
     {
+        _watch?.Dispose();
+        _watch = null;
         _device.Dispose();
         _promiscuous.Dispose();
     }

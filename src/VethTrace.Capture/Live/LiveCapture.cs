@@ -128,6 +128,8 @@ public sealed class LiveCapture : IDisposable
             var linkType = new LinkType((uint)device.LinkType);
             _ownAddresses[id] = device.Interface?.MacAddress is { } mac ? MacAddress(mac.GetAddressBytes()) : 0;
             device.Arrival = (data, ns, originalLength) => Arrived(hop, linkType, data, ns, originalLength);
+            // After each read of its ring, a capture thread raises the pumping thread back if it is kept off the CPU.
+            device.AfterRead = _pump.Watch;
             device.OnPacketArrival += (_, _) => { }; // SharpPcap starts no capture without one; HopDevice bypasses it
             device.OnCaptureStopped += (_, status) =>
             {
@@ -139,6 +141,7 @@ public sealed class LiveCapture : IDisposable
             };
             _devices.Add((target, device, id, linkType));
         }
+        _watched = [.. _devices.Select(d => d.Device)];
         _containerAddresses = [.. targets.Select((t, id) => (t, id)).Where(h => h.t.Role == InterfaceRole.Container && _ownAddresses[h.id] != 0).Select(h => _ownAddresses[h.id])];
     }
 
@@ -154,6 +157,7 @@ public sealed class LiveCapture : IDisposable
         }
         foreach (var (_, device, _, _) in _devices)
         {
+            device.RaiseForStop();
             try
             {
                 device.StopCapture();
@@ -164,7 +168,10 @@ public sealed class LiveCapture : IDisposable
             device.Dispose();
         }
         _devices.Clear();
+        _watched = [];
         _lost.Clear();
+        // The capture threads about to start inherit the priority of this (pumping) thread: its own, not SCHED_IDLE.
+        _pump.Restore();
         for (int i = 0; i < targets.Count; i++)
         {
             _targets[i] = targets[i];
@@ -199,7 +206,13 @@ public sealed class LiveCapture : IDisposable
         {
             device.StartCapture();
         }
+        // The capture threads and the pumping thread run under SCHED_IDLE; this thread raises one back that is kept off the CPU.
+        _watch ??= PriorityWatch.Start(() => _watched, _pump);
     }
+
+    private PriorityWatch? _watch;
+    /// <summary>The devices capturing now, for the watch thread (replaced, never changed in place).</summary>
+    private volatile HopDevice[] _watched = [];
 
     /// <summary>
     /// Moves what has arrived into the correlator, in time order (<see cref="TraceSession.Pump"/>: the live view lags
@@ -221,11 +234,12 @@ public sealed class LiveCapture : IDisposable
             Volatile.Write(ref _watermarkNs, watermark);
             _session.Pump(watermark);
         }
+        _pump.Done();
     }
 
     private long _watermarkNs;
     /// <summary>The pumping thread's priority: below the workload while it pumps on time.</summary>
-    private readonly PumpPriority _pump = new();
+    private readonly PumpPriority _pump = new(BackgroundPolicy.Idle);
     /// <summary>Per hop, the newest stamp handed on (that hop's capture thread only).</summary>
     private readonly long[] _newestNs;
     private long _behindMaxNs;
@@ -244,6 +258,12 @@ public sealed class LiveCapture : IDisposable
     /// </summary>
     public int PriorityBoosts => _devices.Sum(d => d.Device.Priority?.Boosts ?? 0);
 
+    /// <summary>How many times the pumping thread was raised back from SCHED_IDLE: at a late pump, or by a capture thread that found it late.</summary>
+    public int PumpBoosts => _pump.Priority?.Boosts ?? 0;
+
+    /// <summary>The pumping thread's priority (null before its first pump).</summary>
+    public PumpPriority PumpPriority => _pump;
+
     /// <summary>The priorities of the capture threads started so far (one per hop) and of the pumping thread once it pumped.</summary>
     public IReadOnlyList<BackgroundPriority> ThreadPriorities =>
         [.. _devices.Select(d => d.Device.Priority).OfType<BackgroundPriority>(), .. _pump.Priority is { } pump ? [pump] : Array.Empty<BackgroundPriority>()];
@@ -256,7 +276,13 @@ public sealed class LiveCapture : IDisposable
     public void Stop()
     {
         // The report is built at the thread's own priority.
+        _watch?.Dispose();
+        _watch = null;
         _pump.Restore();
+        foreach (var (_, device, _, _) in _devices)
+        {
+            device.RaiseForStop();
+        }
         foreach (var (_, device, _, _) in _devices)
         {
             try
@@ -292,6 +318,8 @@ public sealed class LiveCapture : IDisposable
 
     public void Dispose()
     {
+        _watch?.Dispose();
+        _watch = null;
         foreach (var (_, device, _, _) in _devices)
         {
             device.Dispose();
@@ -412,14 +440,57 @@ internal delegate void HopArrival(ReadOnlySpan<byte> data, long timestampNs, int
 /// (non-blocking), then lets more gather for <see cref="LiveCapture.GatherMs"/> before it looks again, reading
 /// libpcap's pcap_pkthdr where it lies. A read error (the interface went away) ends the loop as SharpPcap's does.
 /// </summary>
-internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice(pcapInterface)
+internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice(pcapInterface), IWatchedThread
 {
     public HopArrival? Arrival { get; set; }
+
+    /// <summary>Called on the capture thread after each read of the ring (<see cref="PumpPriority.Watch"/>).</summary>
+    public Action? AfterRead { get; set; }
+
+    /// <summary>How the capture thread is lowered.</summary>
+    public BackgroundPolicy Policy { get; set; } = BackgroundPolicy.Idle;
 
     /// <summary>The capture thread's priority (null before it started): below the workload, raised while the ring fills.</summary>
     public BackgroundPriority? Priority { get; private set; }
 
+    private volatile bool _stopping;
+
+    /// <summary>
+    /// Before a stop: the capture thread back at its own priority for good, so that the last read of its ring (and the
+    /// stop that waits for it) is not left for CPU time the workload does not want.
+    /// </summary>
+    public void RaiseForStop()
+    {
+        _stopping = true;
+        Priority?.Restore();
+    }
+
     private long _drainedNs;
+    private long _beatMs;
+
+    /// <summary>
+    /// When the capture loop is due to come round next at the latest (Environment.TickCount64): now after each poll and
+    /// each read, the end of the wait before a poll or a gathering pause. A loop that is well past it is runnable and
+    /// kept off the CPU (<see cref="PriorityWatch"/>).
+    /// </summary>
+    public long BeatMs => Volatile.Read(ref _beatMs);
+
+    /// <summary>When the watch thread last raised this capture thread a step (<see cref="PriorityWatch"/>'s thread only).</summary>
+    public long RaisedMs
+    {
+        get => Volatile.Read(ref _raisedMs);
+        set => Volatile.Write(ref _raisedMs, value);
+    }
+
+    private long _raisedMs;
+
+    /// <summary>
+    /// How long a capture thread stays above SCHED_IDLE after it was raised (by the watch thread, or by a read that found
+    /// its ring filling): under load it would otherwise go back down after its next small read and be kept off the CPU
+    /// again for as long as the watch takes to notice, while the ring fills (an 8 MiB ring holds about 0.9 s of the
+    /// lab's bulk stream per hop).
+    /// </summary>
+    public const long HoldMs = 1000;
 
     /// <summary>
     /// The wall-clock time (ns since the epoch, the clock the kernel stamps packets with) at which this loop last began
@@ -466,19 +537,26 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
         PcapHandle handle = Handle;
         bool referenced = false;
         // Below the workload, back to its own priority while the ring fills faster than it is read (BackgroundPriority).
-        BackgroundPriority priority = BackgroundPriority.OfCurrentThread();
+        BackgroundPriority priority = BackgroundPriority.OfCurrentThread(Policy);
         Priority = priority;
+        Volatile.Write(ref _beatMs, Environment.TickCount64);
         try
         {
-            priority.Lower();
+            if (!_stopping)
+            {
+                priority.Lower();
+            }
             handle.DangerousAddRef(ref referenced);
             IntPtr pcap = handle.DangerousGetHandle();
             while (!cancellationToken.IsCancellationRequested)
             {
                 // Read what is there (the first packet after a quiet spell at once), then let more gather: under steady
                 // traffic the poll finds packets waiting and does not sleep, so the thread wakes once per gathering time.
+                // Coming round again by the end of the poll's wait at the latest (a packet wakes it sooner).
+                Volatile.Write(ref _beatMs, Environment.TickCount64 + PollMs);
                 int ready = Poll(FileDescriptor, out short events);
                 long polled = WallClockNs();
+                Volatile.Write(ref _beatMs, Environment.TickCount64);
                 if (ready == 0)
                 {
                     // Nothing came for the whole poll: the ring is empty now.
@@ -495,6 +573,8 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
                 if (ready > 0)
                 {
                     int result = ReadAll(pcap, out int read);
+                    Volatile.Write(ref _beatMs, Environment.TickCount64);
+                    AfterRead?.Invoke();
                     if (result == 0)
                     {
                         // Read until empty: whatever was in the ring when the poll returned has been read.
@@ -514,17 +594,20 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
                         // The ring fills fast for its size (whole packets, a small ring, or this thread kept off the CPU):
                         // read on at once, as immediate mode would, at the thread's own priority until it has caught up.
                         priority.Boost();
+                        RaisedMs = Environment.TickCount64;
                         continue;
                     }
-                    if (read < GatherBelow / 4)
+                    if (read < GatherBelow / 4 && !_stopping && Environment.TickCount64 - RaisedMs > HoldMs)
                     {
                         priority.Lower();
                     }
                 }
+                Volatile.Write(ref _beatMs, Environment.TickCount64 + LiveCapture.GatherMs);
                 cancellationToken.WaitHandle.WaitOne(LiveCapture.GatherMs);
             }
             // StopCapture: read what the ring still holds, so that every packet the kernel did not count as dropped is
-            // seen. Its pcap_breakloop makes the first read return -2 (and clears itself).
+            // seen, at the thread's own priority. Its pcap_breakloop makes the first read return -2 (and clears itself).
+            priority.Restore();
             for (int attempt = 0; attempt < 2 && ReadAll(pcap, out _) < -1; attempt++)
             {
             }

@@ -93,7 +93,7 @@ public static class FollowCommand
         var bufferSize = new Option<int?>("--buffer-size", "-B")
         {
             Description = $"The libpcap ring per hop, in KiB, as tcpdump -B (default {LiveCapture.DefaultBufferBytes / 1024}; the whole host's one 'any' ring: {HostCapture.DefaultBufferBytes / 1024}); when it fills, the kernel drops packets and follow counts them. " +
-                $"Each hop's ring is read empty, then left to fill for {LiveCapture.GatherMs} ms (at once again when a read found an eighth of it full), so a capture thread wakes per batch, not per packet; the capture and matching threads run at nice {BackgroundPriority.Nice}, below the traffic they observe, back at follow's own priority while a ring fills (with CAP_SYS_NICE, as root)",
+                $"Each hop's ring is read empty, then left to fill for {LiveCapture.GatherMs} ms (at once again when a read found an eighth of it full), so a capture thread wakes per batch, not per packet; the capture and matching threads run under SCHED_IDLE, on CPU time the traffic they observe leaves, back at follow's own priority while a ring fills or the matching falls behind (with CAP_SYS_NICE, as root)",
         };
         bufferSize.Validators.Add(result =>
         {

@@ -21,8 +21,9 @@ public sealed class FollowCostLabTests
     ];
 
     private static void Ping(LabEnvironment lab, int count, string interval) =>
-        // The container's own ping (busybox), run in its namespaces: quicker to start than docker exec.
-        LabEnvironment.Run("nsenter", "-t", lab["C1_PID"], "-m", "-n", "/bin/ping", "-q", "-c", count.ToString(), "-i", interval, "-W", "2", lab["UPSTREAM_IP"]);
+        // The container's own ping (busybox), run in its namespaces: quicker to start than docker exec. Under
+        // SCHED_OTHER: a child of this thread would inherit its SCHED_IDLE once it has pumped.
+        LabEnvironment.Run("chrt", "-o", "0", "nsenter", "-t", lab["C1_PID"], "-m", "-n", "/bin/ping", "-q", "-c", count.ToString(), "-i", interval, "-W", "2", lab["UPSTREAM_IP"]);
 
     [Fact]
     public void Pump_ClockOnTheRingsWatermark_AJourneyIsMatchedWellWithinTheOldTwoSecondsOfSlack()
@@ -74,14 +75,15 @@ public sealed class FollowCostLabTests
                 var clock = Stopwatch.StartNew();
                 if (ringBytes is null)
                 {
-                    // The three capture threads, and this one once it has pumped, all at nice 10 at one moment.
+                    // The three capture threads, and this one once it has pumped, all under SCHED_IDLE at one moment.
                     while (!AllLowered(live.ThreadPriorities) && clock.Elapsed < TimeSpan.FromSeconds(5))
                     {
                         Thread.Sleep(100);
                         live.Pump();
                     }
                     Assert.Equal(4, live.ThreadPriorities.Count);
-                    Assert.True(AllLowered(live.ThreadPriorities), $"nice of the capture and pump threads: {string.Join(", ", live.ThreadPriorities.Select(t => NiceOf(t.ThreadId)))}");
+                    Assert.True(AllLowered(live.ThreadPriorities), $"nice/policy of the capture and pump threads: {string.Join(", ", live.ThreadPriorities.Select(t => $"{NiceOf(t.ThreadId)}/{BackgroundPriority.PolicyOf(t.ThreadId)}"))}");
+                    Assert.Equal(BackgroundPolicy.Idle, live.PumpPriority.Policy);
                 }
                 else
                 {
@@ -100,15 +102,65 @@ public sealed class FollowCostLabTests
         }
         // StopCapture waits 200 ms for a capture thread (SharpPcap's timeout); one in its quiet poll ends up to 100 ms later.
         var stopped = Stopwatch.StartNew();
-        while (threads.Any(t => NiceOf(t.ThreadId) == BackgroundPriority.Nice) && stopped.Elapsed < TimeSpan.FromSeconds(3))
+        while (threads.Any(Lowered) && stopped.Elapsed < TimeSpan.FromSeconds(3))
         {
             Thread.Sleep(50);
         }
         Assert.All(threads, t => Assert.True(NiceOf(t.ThreadId) is null || NiceOf(t.ThreadId) == t.Own, $"thread {t.ThreadId} at nice {NiceOf(t.ThreadId)}, its own {t.Own}"));
+        Assert.All(threads, t => Assert.True(BackgroundPriority.PolicyOf(t.ThreadId) is -1 or 0, $"thread {t.ThreadId} under policy {BackgroundPriority.PolicyOf(t.ThreadId)}"));
     }
 
+    [Fact]
+    public void PumpThread_SchedIdle_KeptFromPumping_RaisedBackByTheCaptureThreads_NoPacketLost()
+    {
+        // The pumping thread (this one) pumps under SCHED_IDLE; when it does not pump for longer than a late pump while
+        // packets come, a capture thread, after its next read, raises it back (it cannot tell itself while it is kept
+        // off the CPU); its first pump on time lowers it again. Nothing is lost to the wait.
+        var lab = LabEnvironment.Load();
+        LabEnvironment.Run("true");
+        var session = new TraceSession(new TraceSessionOptions { Egress = lab["EGRESS_IF"] });
+        using var live = new LiveCapture(HostHops(lab), session);
+        live.Start();
+        var clock = Stopwatch.StartNew();
+        while ((live.PumpPriority.Priority is not { AtOwn: false } || live.ThreadPriorities.Count < 4) && clock.Elapsed < TimeSpan.FromSeconds(5))
+        {
+            Thread.Sleep(100);
+            live.Pump();
+        }
+        BackgroundPriority pump = live.PumpPriority.Priority!;
+        bool managed = pump.ThreadId != 0;
+        if (managed)
+        {
+            Assert.Equal(BackgroundPriority.SchedIdle, BackgroundPriority.PolicyOf(pump.ThreadId));
+        }
+        // No pump for about 1.2 s while pings cross the hops: the capture threads read and find the pump late.
+        Ping(lab, 40, "0.03");
+        int policyWhileKept = BackgroundPriority.PolicyOf(pump.ThreadId);
+        live.Pump(); // late: stays raised
+        Thread.Sleep(100);
+        live.Pump(); // on time: lowered again
+        int policyAfter = BackgroundPriority.PolicyOf(pump.ThreadId);
+        Thread.Sleep(100);
+        live.Stop();
+
+        if (managed)
+        {
+            Assert.True(live.PumpPriority.WatchBoosts >= 1, "no capture thread raised the pumping thread back");
+            Assert.Equal(0, policyWhileKept);
+            Assert.Equal(BackgroundPriority.SchedIdle, policyAfter);
+            Assert.Equal(0, BackgroundPriority.PolicyOf(pump.ThreadId)); // restored at stop
+        }
+        Assert.True(session.Correlator.Journeys >= 40, $"{session.Correlator.Journeys} journeys for 40 pings");
+        Assert.Equal(0, live.LatePackets);
+        Assert.All(live.Statistics(), h => Assert.Equal(0, h.KernelDropped));
+    }
+
+    private static bool Lowered(BackgroundPriority t) => t.Policy == BackgroundPolicy.Idle
+        ? BackgroundPriority.PolicyOf(t.ThreadId) == BackgroundPriority.SchedIdle
+        : NiceOf(t.ThreadId) == BackgroundPriority.Nice;
+
     private static bool AllLowered(IReadOnlyList<BackgroundPriority> threads) =>
-        threads.Count == 4 && threads.All(t => NiceOf(t.ThreadId) == BackgroundPriority.Nice);
+        threads.Count == 4 && threads.All(Lowered);
 
     /// <summary>The nice value of this process's thread <paramref name="thread"/> (/proc/self/task/N/stat, field 19), or null once it ended.</summary>
     private static int? NiceOf(int thread)
