@@ -20,7 +20,10 @@ PACKAGES=(
     chromium                         # headless browser for the HTML report tests (Category=Browser)
     prometheus                       # follow --prometheus lab tests: each starts its own server (PrometheusLabTests)
     podman                           # rootful Podman 4.3 + netavark beside dockerd (tests/lab/podman-up.sh, issue 19)
+    netavark                         # podman's network backend (podman0): named, since podman's "netavark | CNI plugins"
+                                     # dependency is met by containernetworking-plugins below, and podman then uses CNI
     containernetworking-plugins      # bridge + host-local CNI plugins for the CNI node (tests/lab/cni-up.sh, issue 19)
+    debootstrap                      # the container image's Debian root (build/container-image.sh, ContainerImageLabTests)
 )
 
 missing=()

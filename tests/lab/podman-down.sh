@@ -20,6 +20,7 @@ if [[ -f $STATE_DIR/podman-service.pid ]]; then
     fi
     rm -f "$STATE_DIR/podman-service.pid"
 fi
+rm -f /etc/containers/containers.conf.d/50-vethtrace-lab.conf # podman-up.sh's choice of netavark
 UPLINK=$(real_uplink)
 if [[ -n $UPLINK ]]; then
     while iptables -w -t mangle -D FORWARD -i podman0 -o "$UPLINK" -m comment --comment "$GUARD_COMMENT" -j DROP 2>/dev/null; do :; done

@@ -31,6 +31,21 @@ fi
 iptables -w -C FORWARD -o podman0 -m conntrack --ctstate DNAT -m comment --comment "$DNAT_COMMENT" -j ACCEPT 2>/dev/null \
     || iptables -w -A FORWARD -o podman0 -m conntrack --ctstate DNAT -m comment --comment "$DNAT_COMMENT" -j ACCEPT
 
+# The lab's bridge is netavark's podman0 (the tests and the guards above name it). Podman picks its backend once and
+# keeps the choice (/var/lib/containers/storage/defaultNetworkBackend): CNI when netavark was missing or CNI networks
+# were configured at its first use (the CNI node's files in /etc/cni/net.d), so say netavark here; podman-down.sh
+# removes the file.
+BACKEND_CONF=/etc/containers/containers.conf.d/50-vethtrace-lab.conf
+if [[ -x /usr/lib/podman/netavark && ! -f $BACKEND_CONF ]]; then
+    mkdir -p "$(dirname "$BACKEND_CONF")"
+    printf '# written by tests/lab/podman-up.sh, removed by podman-down.sh\n[network]\nnetwork_backend = "netavark"\n' >"$BACKEND_CONF"
+fi
+# A bridge the CNI backend left (cni-podman0) holds podman's 10.88.0.1/16 and its route, so podman0's replies would
+# leave by it: removed when nothing is plugged into it.
+if [[ -f $BACKEND_CONF && -d /sys/class/net/cni-podman0/brif && -z $(ls /sys/class/net/cni-podman0/brif) ]]; then
+    ip link del cni-podman0 && log "removed the CNI backend's empty bridge cni-podman0 (podman now uses netavark's podman0)"
+fi
+
 if ! podman_ok; then
     mkdir -p /run/podman "$STATE_DIR"
     log "starting podman system service on $PODMAN_SOCKET"
