@@ -1107,7 +1107,7 @@ public sealed class Correlator : IObservationSink
             return reach is not null;
         }
         _flows.TryGetValue(flow, out reach);
-        _a.Reaches.Set(in flow, hash, reach);
+        _a.Reaches.SetAt(-1, in flow, hash, reach); // not among them: Find said so above
         return reach is not null;
     }
 
@@ -1175,7 +1175,7 @@ public sealed class Correlator : IObservationSink
             slot = new FlowReach();
         }
         FlowReach reach = slot!;
-        _a.Reaches.Set(in flow, hash, reach); // replaces a "none" of this flow
+        _a.Reaches.SetAt(recent, in flow, hash, reach); // replaces a "none" of this flow (recent: Find's answer above)
         return reach;
     }
 

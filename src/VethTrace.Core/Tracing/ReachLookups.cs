@@ -110,9 +110,14 @@ internal sealed class RecentReaches
     public FlowReach? ReachAt(int index) => _reaches[index];
 
     /// <summary>Remembers <paramref name="flow"/>'s reach (or that it has none), in its entry if it has one, else the oldest's.</summary>
-    public void Set(in FlowKey flow, int hash, FlowReach? reach)
+    public void Set(in FlowKey flow, int hash, FlowReach? reach) => SetAt(Find(in flow, hash), in flow, hash, reach);
+
+    /// <summary>
+    /// <see cref="Set"/> for a caller that has just looked <paramref name="flow"/> up: <paramref name="index"/> is what
+    /// <see cref="Find"/> returned (-1: not here), so the entries are not searched a second time.
+    /// </summary>
+    public void SetAt(int index, in FlowKey flow, int hash, FlowReach? reach)
     {
-        int index = Find(in flow, hash);
         if (index < 0)
         {
             index = _next;
