@@ -374,6 +374,6 @@ internal interface IWatchedThread
     /// <summary>When its loop is due to come round at the latest (Environment.TickCount64), 0 before it started.</summary>
     long BeatMs { get; }
 
-    /// <summary>When the watch last raised it a step (the watch thread's own).</summary>
+    /// <summary>When it was last raised: a step by the watch, or to its own priority by its own read of a filling ring (then held for <see cref="HopDevice.HoldMs"/>).</summary>
     long RaisedMs { get; set; }
 }

@@ -475,7 +475,7 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
     /// </summary>
     public long BeatMs => Volatile.Read(ref _beatMs);
 
-    /// <summary>When the watch thread last raised this capture thread a step (<see cref="PriorityWatch"/>'s thread only).</summary>
+    /// <summary>When this capture thread was last raised: a step by <see cref="PriorityWatch"/>, or to its own priority by a read that found its ring filling.</summary>
     public long RaisedMs
     {
         get => Volatile.Read(ref _raisedMs);
