@@ -15,7 +15,9 @@ namespace VethTrace.Tracing;
 /// 2^32 in its low 32 bits. The home slot is the tag's top bits, so a rebuild places an entry without its fingerprint.
 /// The number is read back relative to the ring's head (<c>oldestOpen</c>): exact while every number in the table lies
 /// within 2^31 of it, which holds because the table is rebuilt (dead entries dropped) whenever the head has moved
-/// <see cref="EpochJourneys"/> since the last rebuild, and a window's open journeys are far fewer than 2^31. A tag is
+/// <see cref="EpochJourneys"/> since the last rebuild: every number in it is then at least the head of that rebuild, and
+/// between two lookups the head moves by at most the journeys open at the first (the tail moves by one per lookup), far
+/// fewer than 2^30 (a window's journeys; 2^30 of them would take 48 GiB of journey ring). A tag is
 /// not the fingerprint: a live entry whose tag matches is confirmed against the journey's own fingerprint (the
 /// caller's ring, through <see cref="IFingerprints"/>), the entry the caller reads next anyway.
 /// </remarks>
