@@ -25,7 +25,7 @@ public sealed class Correlator : IObservationSink
     private readonly CorrelatorOptions _options;
     private readonly Func<int, InterfaceRole> _roleOf;
     /// <summary>The open journey of each fingerprint, as its number in <see cref="_journeys"/>.</summary>
-    private readonly OpenJourneyTable _open = new();
+    private readonly OpenJourneyIndex _open = new();
     private int _openCount;
     private readonly SequenceRing<JourneyEntry> _journeys = new();
     private readonly SequenceRing<ObservationSlot> _observations = new();
@@ -288,8 +288,8 @@ public sealed class Correlator : IObservationSink
         {
             _segmentIndex.Add(in observation);
         }
-        ref long open = ref _open.Find(observation.Fingerprint, _journeys.Head, out bool exists);
-        if (exists)
+        int at = _open.Find(observation.Fingerprint, _journeys.Head, new JourneyFingerprints(_journeys), out long open);
+        if (open >= 0)
         {
             ref JourneyEntry journey = ref _journeys[open];
             bool visited = Visited(in journey, observation.Interface);
@@ -318,6 +318,7 @@ public sealed class Correlator : IObservationSink
         var started = new JourneyEntry { Fingerprint = observation.Fingerprint, FirstTimestampNs = observation.TimestampNs, First = sequence, Last = sequence, Sightings = 1 };
         started.Visit(observation.Interface);
         open = _journeys.Push(in started);
+        _open.Set(at, observation.Fingerprint, open);
         _inference?.Observe(observation.Interface, open);
         _openCount++;
     }
@@ -1375,6 +1376,13 @@ public sealed class Correlator : IObservationSink
             return role is InterfaceRole.Container or InterfaceRole.Egress ? sent : !sent;
         }
         return (int)sightings[0].Role <= (int)sightings[^1].Role;
+    }
+
+    /// <summary>The fingerprints of the journeys in <see cref="_journeys"/>, for <see cref="OpenJourneyIndex.Find"/> to confirm a tag.</summary>
+    private readonly struct JourneyFingerprints(SequenceRing<JourneyEntry> journeys) : OpenJourneyIndex.IFingerprints
+    {
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        public ulong FingerprintOf(long journey) => journeys[journey].Fingerprint;
     }
 
     /// <summary>
