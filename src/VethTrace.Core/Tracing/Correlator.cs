@@ -852,11 +852,12 @@ public sealed class Correlator : IObservationSink
                     hop.Timeline.Record(from.TimestampNs, to.TimestampNs - from.TimestampNs);
                 }
                 // Link-local addresses are never NATed: two link-scoped copies never tell of a translation. Two copies
-                // with one flow tell of none either (the NAT table would find both endpoints unchanged).
-                if (!linkScoped && !flows[i - 1].Equals(in flows[i]))
+                // with one flow tell of none either (the NAT table would find both endpoints unchanged). A pair of flows
+                // the table remembers needs no flow keys built (NatTable.Remembered).
+                if (!linkScoped && !flows[i - 1].Equals(in flows[i]) && !_nat.Remembered(in flows[i - 1], in flows[i], from.TimestampNs, closing))
                 {
                     FlowKey beforeFlow = Known(in flows[i - 1]).Flow;
-                    _nat.Observe(in beforeFlow, in Known(in flows[i]).Flow, from.TimestampNs, closing);
+                    _nat.Observe(in beforeFlow, in Known(in flows[i]).Flow, from.TimestampNs, closing, in flows[i - 1], in flows[i]);
                 }
             }
             PathStats path = PathOf(steps);
