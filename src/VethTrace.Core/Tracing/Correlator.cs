@@ -1122,7 +1122,9 @@ public sealed class Correlator : IObservationSink
         for (int i = 0; i < known.Length; i++)
         {
             ref KnownFlow candidate = ref known[i];
-            if (candidate.Made && candidate.Bits.Equals(in bits))
+            // FlowBits.Equals written out: as a call it was 3-4 % of the accounting thread on multihop-mixed.
+            if (candidate.Bits.SourceLow == bits.SourceLow && candidate.Bits.DestinationLow == bits.DestinationLow && candidate.Bits.Rest == bits.Rest
+                && candidate.Bits.SourceHigh == bits.SourceHigh && candidate.Bits.DestinationHigh == bits.DestinationHigh && candidate.Made)
             {
                 return ref candidate;
             }

@@ -79,6 +79,7 @@ public sealed class LatencyHistogram
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Record(long valueNs)
     {
         int batched = _batched;
