@@ -216,6 +216,17 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
             pending.After = afterBits;
             pending.Epoch = 0;
             pending.Step = StepsQueued + 1;
+            // The other direction's first call (a reply) mostly comes while this step still waits: it is counted into
+            // it (the same translation and row, Fill), not queued as a step of its own.
+            Correlator.FlowBits replyBefore = Reversed(in afterBits), replyAfter = Reversed(in beforeBits);
+            ref Memo reply = ref _memos[MemoIndex(in replyBefore, in replyAfter)];
+            if (!Unsafe.AreSame(ref reply, ref pending))
+            {
+                reply.Before = replyBefore;
+                reply.After = replyAfter;
+                reply.Epoch = 0;
+                reply.Step = StepsQueued + 1;
+            }
         }
         if (sourceChanged)
         {
