@@ -180,7 +180,11 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
         x.SourceLow == y.SourceLow && x.DestinationLow == y.DestinationLow && x.Rest == y.Rest
         && x.SourceHigh == y.SourceHigh && x.DestinationHigh == y.DestinationHigh;
 
-    /// <summary>The general path of <see cref="Observe(in FlowKey, in FlowKey, long, bool)"/>, after <see cref="Remembered"/> said no; <paramref name="beforeBits"/> and <paramref name="afterBits"/> are the same flows as the ring keeps them.</summary>
+    /// <summary>
+    /// The general path of <see cref="Observe(in FlowKey, in FlowKey, long, bool)"/>, called right after
+    /// <see cref="Remembered"/> said no for the same flows (whether it looked them up decides whether this call writes
+    /// their entry); <paramref name="beforeBits"/> and <paramref name="afterBits"/> are the flows as the ring keeps them.
+    /// </summary>
     internal void Observe(in FlowKey before, in FlowKey after, long timestampNs, bool closing, in Correlator.FlowBits beforeBits, in Correlator.FlowBits afterBits)
     {
         // A connection through MASQUERADE repeats its translation journey after journey, its data one way and its
@@ -251,9 +255,10 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
     /// (the translation seen at its time, closing if it closes; the row's packets plus one), without building its flow
     /// keys, hashing the translation or its row, queueing or looking up; or, while its last step still waits, is
     /// counted into that step. An entry is written by a call of one step (an SNAT and a DNAT at once, a hairpin, takes
-    /// the general path every time) and filled when that step is applied, and then the entry of the pair of the other
-    /// direction is filled too (a reply's flows are the request's reversed, in the other order: the same translation,
-    /// the same row).
+    /// the general path every time), with the entry of the pair of the other direction (a reply's flows are the
+    /// request's reversed, in the other order: the same translation, the same row) waiting for the same step; both are
+    /// filled when that step is applied (<see cref="Fill"/>). An entry whose step was applied without filling it (another
+    /// pair took the entry meanwhile) no longer counts as waiting (<see cref="Remembered"/> checks the step still waits).
     /// <para>A place holds only while the table's <see cref="TranslationTable.Epoch"/> is the one it was filled in (no
     /// shard rebuilt, no sweep since: only those move or remove a translation), and the slot's key is checked as well.
     /// The row is that of the translation while it is held: made from its endpoints, which the pair of flows decides,
