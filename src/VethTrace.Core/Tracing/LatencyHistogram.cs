@@ -28,53 +28,102 @@ public sealed class LatencyHistogram
     private readonly long[]?[]?[] _octaves = new long[]?[]?[Octaves + 1];
 
     /// <summary>
-    /// The increments not made yet: <see cref="Record"/> finds a value's bucket and asks the CPU to fetch it, and makes
-    /// the increment <see cref="PendingDepth"/> records later, when the bucket is in cache. A hop's buckets spread over
-    /// tens of kilobytes (exact nanoseconds below 8 µs), so an increment made at once waited for memory (4 % of replay's
-    /// samples, on the increment). Everything that reads the buckets makes the pending increments first.
+    /// The values recorded and not counted yet: <see cref="Record"/> only stores a value, and the values are counted
+    /// <see cref="BatchSize"/> at a time (<see cref="CountBatch"/>): every value's bucket found and asked for first (a
+    /// hop's buckets spread over tens of kilobytes, exact nanoseconds below 8 µs, and an increment made at once waited
+    /// for memory: 4 % of replay's samples once), then the increments, with the count, least, largest and zeros kept in
+    /// registers. Every figure a reader asks for counts what waits first (<see cref="Flush"/>): no reader sees the batch.
     /// </summary>
-    private const int PendingDepth = 8;
-    /// <summary>The pending increments, as (page, bucket): a struct array, so storing a page needs no array type check.</summary>
-    private readonly (long[]? Page, int Bucket)[] _pending = new (long[]?, int)[PendingDepth];
-    private int _pendingNext;
+    private const int BatchSize = 32;
+    private readonly long[] _batch = new long[BatchSize];
+    private int _batched;
+    private long _count, _min = long.MaxValue, _max, _zeros, _bytes;
 
     /// <summary>The bytes of the counts held (pages and page tables), for memory figures.</summary>
-    public long Bytes { get; private set; }
+    public long Bytes
+    {
+        get
+        {
+            Flush();
+            return _bytes;
+        }
+    }
 
-    public long Count { get; private set; }
+    public long Count => _count + _batched;
 
-    public long Min { get; private set; } = long.MaxValue;
+    public long Min
+    {
+        get
+        {
+            Flush();
+            return _min;
+        }
+    }
 
-    public long Max { get; private set; }
+    public long Max
+    {
+        get
+        {
+            Flush();
+            return _max;
+        }
+    }
 
     /// <summary>How many recorded values were exactly 0: a timestamp the kernel reused along the path.</summary>
-    public long Zeros { get; private set; }
+    public long Zeros
+    {
+        get
+        {
+            Flush();
+            return _zeros;
+        }
+    }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Record(long valueNs)
     {
-        if (valueNs < 0)
+        int batched = _batched;
+        _batch[batched] = valueNs;
+        _batched = ++batched;
+        if (batched == BatchSize)
         {
-            valueNs = 0; // a clock step backwards between hops; the hop took no measurable time
+            CountBatch();
         }
-        (int octave, int index) = Locate(valueNs);
-        long[] page = Page(octave, index >> PageBits);
-        int bucket = index & (PageBuckets - 1);
-        Prefetch(page, bucket);
-        int next = _pendingNext;
-        ref (long[]? Page, int Bucket) pending = ref _pending[next];
-        if (pending.Page is { } due)
+    }
+
+    /// <summary>Counts the values waiting in <see cref="_batch"/> and empties it.</summary>
+    private void CountBatch()
+    {
+        int batched = _batched;
+        Span<int> places = stackalloc int[BatchSize];
+        long[] batch = _batch;
+        long min = _min, max = _max, zeros = 0;
+        for (int i = 0; i < batched; i++)
         {
-            due[pending.Bucket]++;
+            long value = batch[i];
+            if (value < 0)
+            {
+                value = 0; // a clock step backwards between hops; the hop took no measurable time
+            }
+            min = Math.Min(min, value);
+            max = Math.Max(max, value);
+            zeros += value == 0 ? 1 : 0;
+            (int octave, int index) = Locate(value);
+            long[] page = Page(octave, index >> PageBits);
+            Prefetch(page, index & (PageBuckets - 1));
+            places[i] = octave << SubBucketBits | index;
         }
-        pending = (page, bucket);
-        _pendingNext = (next + 1) & (PendingDepth - 1);
-        Count++;
-        Min = Math.Min(Min, valueNs);
-        Max = Math.Max(Max, valueNs);
-        if (valueNs == 0)
+        for (int i = 0; i < batched; i++)
         {
-            Zeros++;
+            int place = places[i];
+            int index = place & (SubBuckets - 1);
+            _octaves[place >> SubBucketBits]![index >> PageBits]![index & (PageBuckets - 1)]++;
         }
+        _count += batched;
+        _min = min;
+        _max = max;
+        _zeros += zeros;
+        _batched = 0;
     }
 
     /// <summary>
@@ -92,16 +141,12 @@ public sealed class LatencyHistogram
         }
     }
 
-    /// <summary>Makes the increments <see cref="Record"/> left pending.</summary>
+    /// <summary>Counts the values <see cref="Record"/> left waiting.</summary>
     private void Flush()
     {
-        for (int i = 0; i < PendingDepth; i++)
+        if (_batched > 0)
         {
-            if (_pending[i].Page is { } due)
-            {
-                due[_pending[i].Bucket]++;
-                _pending[i] = default;
-            }
+            CountBatch();
         }
     }
 
@@ -160,10 +205,11 @@ public sealed class LatencyHistogram
                 }
             }
         }
-        Count += other.Count;
-        Zeros += other.Zeros;
-        Min = Math.Min(Min, other.Min);
-        Max = Math.Max(Max, other.Max);
+        Flush();
+        _count += other._count;
+        _zeros += other._zeros;
+        _min = Math.Min(_min, other._min);
+        _max = Math.Max(_max, other._max);
     }
 
     /// <summary>Counts per range, for a histogram: <paramref name="edges"/> are upper bounds in ns, in ascending order.</summary>
@@ -208,13 +254,13 @@ public sealed class LatencyHistogram
         if (pages is null)
         {
             _octaves[octave] = pages = new long[]?[PagesPerOctave];
-            Bytes += PagesPerOctave * sizeof(long);
+            _bytes += PagesPerOctave * sizeof(long);
         }
         long[]? buckets = pages[page];
         if (buckets is null)
         {
             pages[page] = buckets = new long[PageBuckets];
-            Bytes += PageBuckets * sizeof(long);
+            _bytes += PageBuckets * sizeof(long);
         }
         return buckets;
     }

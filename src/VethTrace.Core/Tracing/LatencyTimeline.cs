@@ -266,7 +266,10 @@ public sealed class LatencyTimeline(TimelineGrid grid)
         public void Record(long value)
         {
             int slot = Slot(value);
-            Cover(slot, slot + 1);
+            if ((uint)(slot - _lowestSlot) >= (uint)_slots.Length)
+            {
+                Cover(slot, slot + 1); // outside the slots held (or none held yet)
+            }
             _slots[slot - _lowestSlot]++;
             Count++;
             Min = Math.Min(Min, value);

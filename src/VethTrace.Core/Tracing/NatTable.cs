@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics.X86;
 using VethTrace.Flows;
@@ -106,19 +107,97 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
         }
     }
 
+    /// <summary>
+    /// A packet seen as <paramref name="before"/> and then as <paramref name="after"/> (consecutive sightings of one
+    /// journey) at <paramref name="timestampNs"/>: the translation steps it shows. The correlator asks
+    /// <see cref="Remembered"/> first with the flows as the ring keeps them, and calls
+    /// <see cref="Observe(in FlowKey, in FlowKey, long, bool, in Correlator.FlowBits, in Correlator.FlowBits)"/> when it says no.
+    /// </summary>
     public void Observe(in FlowKey before, in FlowKey after, long timestampNs, bool closing)
+    {
+        Correlator.FlowBits beforeBits = default, afterBits = default;
+        beforeBits.Set(in before);
+        afterBits.Set(in after);
+        if (!Remembered(in beforeBits, in afterBits, timestampNs, closing))
+        {
+            Observe(in before, in after, timestampNs, closing, in beforeBits, in afterBits);
+        }
+    }
+
+    /// <summary>
+    /// Whether the call with these flows was done here at once, from the memo (<see cref="_memos"/>): the pair's step
+    /// still waits (counted into it, as a repeat is), or the place of its translation is known and still holds (the
+    /// translation seen now, its row's packets plus one). False: nothing was done, call <see cref="Observe(in FlowKey, in FlowKey, long, bool, in Correlator.FlowBits, in Correlator.FlowBits)"/>.
+    /// </summary>
+    internal bool Remembered(in Correlator.FlowBits before, in Correlator.FlowBits after, long timestampNs, bool closing)
+    {
+        _memoLookedUp = false;
+        if (_memos.Length == 0 || (_memoShare < MemoUsefulFrom && (++_memoTurn & (MemoSampling - 1)) != 0))
+        {
+            return false;
+        }
+        _memoLookedUp = true;
+        ref Memo known = ref _memos[MemoIndex(in before, in after)];
+        if (Same(in known.Before, in before) && Same(in known.After, in after))
+        {
+            if (known.Epoch == 0)
+            {
+                // Written by this pair's last call, whose step has not been applied (that fills the place): it waits.
+                if (known.Step > StepsQueued - _waitingCount)
+                {
+                    Repeat(known.Step - 1, 1, timestampNs, closing);
+                    _memoShare += 32 - (_memoShare >> 5);
+                    return true;
+                }
+            }
+            else if (_translations.Touch(known.Shard, known.Index, known.Key, known.Epoch, timestampNs, closing))
+            {
+                RowAt(known.Row).Packets++;
+                _memoShare += 32 - (_memoShare >> 5);
+                return true;
+            }
+        }
+        _memoShare -= _memoShare >> 5;
+        return false;
+    }
+
+    /// <summary>
+    /// How many of the last calls looked up (about 32, decaying) the memo served, scaled to 1,024 for all. Below
+    /// <see cref="MemoUsefulFrom"/> (a file of one-packet flows, where every call is a new translation and each look-up
+    /// and entry written cost a cache miss or two: +5 % of the 1M many-flows file's accounting thread) only every
+    /// <see cref="MemoSampling"/>th call looks up and writes an entry, enough to notice when calls repeat again. Only
+    /// what is remembered depends on it, not an answer.
+    /// </summary>
+    private int _memoShare = 1024;
+    private const int MemoUsefulFrom = 32;
+    private const int MemoSampling = 16;
+    private int _memoTurn;
+    /// <summary>Whether the last <see cref="Remembered"/> looked the pair up (then its general path writes the pair's entry).</summary>
+    private bool _memoLookedUp;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool Same(in Correlator.FlowBits x, in Correlator.FlowBits y) =>
+        x.SourceLow == y.SourceLow && x.DestinationLow == y.DestinationLow && x.Rest == y.Rest
+        && x.SourceHigh == y.SourceHigh && x.DestinationHigh == y.DestinationHigh;
+
+    /// <summary>
+    /// The general path of <see cref="Observe(in FlowKey, in FlowKey, long, bool)"/>, called right after
+    /// <see cref="Remembered"/> said no for the same flows (whether it looked them up decides whether this call writes
+    /// their entry); <paramref name="beforeBits"/> and <paramref name="afterBits"/> are the flows as the ring keeps them.
+    /// </summary>
+    internal void Observe(in FlowKey before, in FlowKey after, long timestampNs, bool closing, in Correlator.FlowBits beforeBits, in Correlator.FlowBits afterBits)
     {
         // A connection through MASQUERADE repeats its translation journey after journey, its data one way and its
         // acknowledgments the other: a call with the flows of one of the last two, whose steps still wait, is counted
         // into those steps instead of hashed, queued and looked up again (Repeat).
         if (_recent.Before == before && _recent.After == after && Waiting(in _recent))
         {
-            Repeat(in _recent, timestampNs, closing);
+            Repeat(_recent.FirstStep, _recent.Steps, timestampNs, closing);
             return;
         }
         if (_older.Before == before && _older.After == after && Waiting(in _older) && (_entries is null || _older.Steps == 0))
         {
-            Repeat(in _older, timestampNs, closing);
+            Repeat(_older.FirstStep, _older.Steps, timestampNs, closing);
             (_recent, _older) = (_older, _recent);
             return;
         }
@@ -130,22 +209,141 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
         }
         var (beforeSource, beforeDestination) = Endpoints(before);
         var (afterSource, afterDestination) = Endpoints(after);
-        if (beforeSource != afterSource)
+        bool sourceChanged = beforeSource != afterSource, destinationChanged = beforeDestination != afterDestination;
+        int memo = -1;
+        if (_memoLookedUp && sourceChanged != destinationChanged)
+        {
+            // One step: remember its flows, to be told its translation's place when the step is applied.
+            memo = MemoIndex(in beforeBits, in afterBits);
+            ref Memo pending = ref _memos[memo];
+            pending.Before = beforeBits;
+            pending.After = afterBits;
+            pending.Epoch = 0;
+            pending.Step = StepsQueued + 1;
+            // The other direction's first call (a reply) mostly comes while this step still waits: it is counted into
+            // it (the same translation and row, Fill), not queued as a step of its own.
+            Correlator.FlowBits replyBefore = Reversed(in afterBits), replyAfter = Reversed(in beforeBits);
+            ref Memo reply = ref _memos[MemoIndex(in replyBefore, in replyAfter)];
+            if (!Unsafe.AreSame(ref reply, ref pending))
+            {
+                reply.Before = replyBefore;
+                reply.After = replyAfter;
+                reply.Epoch = 0;
+                reply.Step = StepsQueued + 1;
+            }
+        }
+        if (sourceChanged)
         {
             // Outbound through SNAT, or a reply leaving through DNAT's reverse: inside = before, outside = after.
-            Add(NatKind.Snat, before.Protocol, beforeSource, afterSource, beforeDestination, timestampNs, closing);
+            Add(NatKind.Snat, before.Protocol, beforeSource, afterSource, beforeDestination, timestampNs, closing, memo);
             _recent.Steps++;
         }
-        if (beforeDestination != afterDestination)
+        if (destinationChanged)
         {
             // Inbound through DNAT, or a reply entering through SNAT's reverse: outside = before, inside = after.
-            Add(NatKind.Dnat, before.Protocol, afterDestination, beforeDestination, beforeSource, timestampNs, closing);
+            Add(NatKind.Dnat, before.Protocol, afterDestination, beforeDestination, beforeSource, timestampNs, closing, memo);
             _recent.Steps++;
         }
     }
 
     /// <summary>
-    /// The flows of one of the last two distinct <see cref="Observe"/> calls and the steps it queued (numbered by
+    /// The places of the translations the last calls' steps were applied to, by their pair of flows as the ring keeps
+    /// them (a direct-mapped table, <see cref="MemoIndex(in Correlator.FlowBits, in Correlator.FlowBits)"/>): on multihop-mixed (many short connections from 4 containers
+    /// at once) most calls are a connection's later packets, whose translation exists, but other connections' calls came
+    /// between, so its steps no longer waited for a repeat of the last two (<see cref="Recent"/>). Such a call finds the
+    /// place of its translation and its row here (<see cref="Remembered"/>) and does what applying its step would do
+    /// (the translation seen at its time, closing if it closes; the row's packets plus one), without building its flow
+    /// keys, hashing the translation or its row, queueing or looking up; or, while its last step still waits, is
+    /// counted into that step. An entry is written by a call of one step (an SNAT and a DNAT at once, a hairpin, takes
+    /// the general path every time), with the entry of the pair of the other direction (a reply's flows are the
+    /// request's reversed, in the other order: the same translation, the same row) waiting for the same step; both are
+    /// filled when that step is applied (<see cref="Fill"/>). An entry whose step was applied without filling it (another
+    /// pair took the entry meanwhile) no longer counts as waiting (<see cref="Remembered"/> checks the step still waits).
+    /// <para>A place holds only while the table's <see cref="TranslationTable.Epoch"/> is the one it was filled in (no
+    /// shard rebuilt, no sweep since: only those move or remove a translation), and the slot's key is checked as well.
+    /// The row is that of the translation while it is held: made from its endpoints, which the pair of flows decides,
+    /// and from the kind of its first step, which only a sweep and a new translation can change. Doing a step at once,
+    /// before steps still waiting (<see cref="Delay"/>), changes nothing: its translation exists already, a later time
+    /// and a closing mark are kept whichever comes first, and a row's packets are a sum. Not with <c>detail</c> (the full
+    /// mappings' first times and kinds follow the steps' order).</para>
+    /// </summary>
+    private readonly Memo[] _memos = detail ? [] : new Memo[MemoCount];
+    private const int MemoBits = 8;
+    private const int MemoCount = 1 << MemoBits;
+
+    private struct Memo
+    {
+        public Correlator.FlowBits Before, After;
+        /// <summary>The number of the step (<see cref="StepsQueued"/>) whose application fills the place, while <see cref="Epoch"/> is 0.</summary>
+        public long Step;
+        /// <summary>The table's epoch when the place was filled; 0: not filled (the step <see cref="Step"/> waits).</summary>
+        public long Epoch;
+        public ulong Key;
+        public int Shard, Index, Row;
+    }
+
+    /// <summary>Where in <see cref="_memos"/> the pair (<paramref name="before"/>, <paramref name="after"/>) is kept: the low halves of the four addresses and the other words, multiplied and summed.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int MemoIndex(in Correlator.FlowBits before, in Correlator.FlowBits after)
+    {
+        ulong h = before.SourceLow * 0x9E3779B97F4A7C15 + before.DestinationLow * 0xC2B2AE3D27D4EB4F
+            + after.SourceLow * 0x165667B19E3779F9 + after.DestinationLow * 0x85EBCA77C2B2AE63
+            + (before.Rest ^ BitOperations.RotateLeft(after.Rest, 32) ^ before.SourceHigh ^ after.DestinationHigh) * 0x27D4EB2F165667C5;
+        return (int)(h >> (64 - MemoBits));
+    }
+
+    /// <summary><see cref="MemoIndex(in Correlator.FlowBits, in Correlator.FlowBits)"/> of flow keys.</summary>
+    internal static int MemoIndex(in FlowKey before, in FlowKey after)
+    {
+        Correlator.FlowBits beforeBits = default, afterBits = default;
+        beforeBits.Set(in before);
+        afterBits.Set(in after);
+        return MemoIndex(in beforeBits, in afterBits);
+    }
+
+    /// <summary>The flow the other way: source and destination (addresses, ports, versions) swapped.</summary>
+    private static Correlator.FlowBits Reversed(in Correlator.FlowBits flow)
+    {
+        ulong rest = flow.Rest;
+        return new Correlator.FlowBits
+        {
+            SourceHigh = flow.DestinationHigh, SourceLow = flow.DestinationLow, DestinationHigh = flow.SourceHigh, DestinationLow = flow.SourceLow,
+            // Ports at bits 0-15 and 16-31, protocol 32-39, versions 40-47 and 48-55.
+            Rest = (rest & 0xFFFF) << 16 | (rest >> 16 & 0xFFFF) | (rest & 0xFF_0000_0000) | (rest >> 40 & 0xFF) << 48 | (rest >> 48 & 0xFF) << 40,
+        };
+    }
+
+    /// <summary>
+    /// Fills <paramref name="memo"/>'s place from the slot the table returned last (<paramref name="key"/>, its row
+    /// <paramref name="row"/>), and the entry of the pair of the other direction: its before is this after reversed,
+    /// its after this before reversed. That pair's one step has the same (protocol, inside, outside, peer): an SNAT
+    /// step's inside, outside and peer are the before's source, the after's source and the before's destination, and
+    /// the reversed pair changes the destination from this after's source to this before's source, a DNAT step with
+    /// inside, outside and peer the same three (and the other way round for a DNAT step).
+    /// </summary>
+    private void Fill(ref Memo memo, ulong key, int row)
+    {
+        (int shard, int index) = _translations.LastPlace;
+        long epoch = _translations.Epoch;
+        memo.Shard = shard;
+        memo.Index = index;
+        memo.Key = key;
+        memo.Row = row;
+        memo.Epoch = epoch;
+        Correlator.FlowBits before = Reversed(in memo.After), after = Reversed(in memo.Before);
+        ref Memo reverse = ref _memos[MemoIndex(in before, in after)];
+        reverse.Before = before;
+        reverse.After = after;
+        reverse.Step = 0;
+        reverse.Shard = shard;
+        reverse.Index = index;
+        reverse.Key = key;
+        reverse.Row = row;
+        reverse.Epoch = epoch;
+    }
+
+    /// <summary>
+    /// The flows of one of the last two distinct <see cref="Observe(in FlowKey, in FlowKey, long, bool)"/> calls and the steps it queued (numbered by
     /// <see cref="StepsQueued"/>). A repeat adds one to each of those steps while they still wait: applying a step, then
     /// other translations' steps, then the step again gives the table the same state as applying it once with both
     /// (a translation's time is the latest it was seen at, its closing mark an or, its row's packets a sum, its kind and
@@ -169,12 +367,13 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
     /// <summary>Whether the steps of <paramref name="recent"/> still wait (a call that queued none always "waits").</summary>
     private bool Waiting(in Recent recent) => recent.Steps == 0 || recent.FirstStep >= StepsQueued - _waitingCount;
 
-    private void Repeat(in Recent recent, long timestampNs, bool closing)
+    /// <summary>Counts a call into the <paramref name="steps"/> waiting steps after step number <paramref name="firstStep"/> (<see cref="Recent"/>).</summary>
+    private void Repeat(long firstStep, int steps, long timestampNs, bool closing)
     {
         long oldest = StepsQueued - _waitingCount;
-        for (int i = 0; i < recent.Steps; i++)
+        for (int i = 0; i < steps; i++)
         {
-            int index = _waitingHead + (int)(recent.FirstStep + i - oldest);
+            int index = _waitingHead + (int)(firstStep + i - oldest);
             ref Step step = ref _waiting[index >= Delay ? index - Delay : index];
             step.Repeats++;
             step.Closing |= closing;
@@ -287,7 +486,7 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
     private readonly Step[] _waiting = new Step[Delay];
     private int _waitingHead, _waitingCount;
 
-    private void Add(NatKind kind, IpProtocol protocol, in Endpoint inside, in Endpoint outside, in Endpoint peer, long timestampNs, bool closing)
+    private void Add(NatKind kind, IpProtocol protocol, in Endpoint inside, in Endpoint outside, in Endpoint peer, long timestampNs, bool closing, int memo)
     {
         StepsQueued++;
         ulong hash = StableHash.Add(StableHash.Seed, protocol.Value);
@@ -321,6 +520,8 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
         step.LatestNs = timestampNs;
         step.Repeats = 0;
         step.Closing = closing;
+        step.Memo = memo;
+        step.Number = StepsQueued;
         step.RowHashed = _newShare > SpeculateAbove;
         if (step.RowHashed)
         {
@@ -421,6 +622,14 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
             row = RowOf(first, protocol, in step.Inside, in step.Outside, in step.Peer, rowHash);
         }
         RowAt(row).Packets += packets;
+        if (step.Memo >= 0)
+        {
+            ref Memo memo = ref _memos[step.Memo];
+            if (memo.Step == step.Number && memo.Epoch == 0)
+            {
+                Fill(ref memo, translation.Key, row);
+            }
+        }
         if (_entries is not null)
         {
             var full = (protocol, step.Inside, step.Outside, step.Peer);
@@ -448,6 +657,9 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
         public long EarliestNs, LatestNs;
         /// <summary>How many times the step came again right after itself.</summary>
         public int Repeats;
+        /// <summary>The entry of <see cref="_memos"/> to tell the translation's place, or -1; it is told only if it still waits for this step (<see cref="Number"/>).</summary>
+        public int Memo;
+        public long Number;
         public Endpoint Inside, Outside, Peer;
         public IpProtocol Protocol;
         public NatKind Kind;

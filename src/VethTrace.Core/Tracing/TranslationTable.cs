@@ -87,6 +87,52 @@ internal sealed unsafe class TranslationTable : IDisposable
 
     private Shard? _lastShard;
     private int _lastIndex;
+    private int _lastShardNumber;
+
+    /// <summary>
+    /// Where the slot <see cref="FindOrAdd"/> returned last is: its shard's number and its index there, valid while
+    /// <see cref="Epoch"/> stays the same (<see cref="Touch"/>).
+    /// </summary>
+    public (int Shard, int Index) LastPlace => (_lastShardNumber, _lastIndex);
+
+    /// <summary>
+    /// Changes whenever a slot may have moved or been emptied: a shard rebuilt (<see cref="Resize"/>, growing or
+    /// shrinking) or a <see cref="Sweep"/>. Adding a translation moves none (linear probing only fills an empty slot),
+    /// so a place from <see cref="LastPlace"/> stays the place of its translation until this changes. Never 0.
+    /// </summary>
+    public long Epoch { get; private set; } = 1;
+
+    /// <summary>
+    /// What <see cref="FindOrAdd"/> does to a translation it finds, given its place (<see cref="LastPlace"/>) instead of
+    /// its hash: seen at <paramref name="timestampNs"/>, closing when <paramref name="closing"/>. False (and nothing
+    /// done) unless <paramref name="epoch"/> is still <see cref="Epoch"/> and the slot there still holds
+    /// <paramref name="key"/> (the slot's <see cref="Slot.Key"/> as it was, flags included or not).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool Touch(int shard, int index, ulong key, long epoch, long timestampNs, bool closing)
+    {
+        if (epoch != Epoch)
+        {
+            return false;
+        }
+        Shard held = _shards[shard];
+        if ((uint)index >= (uint)held.Length)
+        {
+            return false;
+        }
+        ref Slot slot = ref held.Slots[index];
+        if (((slot.Key ^ key) & ~FlagBits) != 0 || slot.Key == 0)
+        {
+            return false;
+        }
+        uint seen = Units(timestampNs);
+        if ((int)(seen - slot.LastSeen) > 0)
+        {
+            slot.LastSeen = seen;
+        }
+        slot.Key |= closing ? ClosingBit : 0;
+        return true;
+    }
 
     /// <summary>The resolution of the last times kept.</summary>
     public long UnitNs => 1L << _unitShift;
@@ -152,6 +198,7 @@ internal sealed unsafe class TranslationTable : IDisposable
                 slot.Key |= closing ? ClosingBit : 0;
                 _lastShard = shard;
                 _lastIndex = index;
+                _lastShardNumber = (int)(hash >> ShardShift);
                 return ref slot;
             }
             if (++index == length)
@@ -167,6 +214,7 @@ internal sealed unsafe class TranslationTable : IDisposable
         made.LastSeen = Units(timestampNs);
         _lastShard = shard;
         _lastIndex = index;
+        _lastShardNumber = (int)(hash >> ShardShift);
         return ref made;
     }
 
@@ -191,6 +239,7 @@ internal sealed unsafe class TranslationTable : IDisposable
     public bool Sweep(long nowNs, FlowTimeouts timeouts)
     {
         // A closing TCP translation has the TCP-closing timeout: class Tcp with the closing bit.
+        Epoch++;
         long tcp = timeouts.TcpNs, tcpClosing = timeouts.TcpClosingNs, udp = timeouts.UdpNs, icmp = timeouts.IcmpNs, other = timeouts.OtherNs;
         uint now = (uint)(nowNs >> _unitShift);
         int removedAll = 0;
@@ -357,6 +406,7 @@ internal sealed unsafe class TranslationTable : IDisposable
         GiveBack(ref _spareRows, old.RowRange);
         _shards[shardIndex] = resized;
         _lastShard = null;
+        Epoch++;
         return resized;
     }
 
