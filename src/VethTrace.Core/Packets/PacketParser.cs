@@ -207,6 +207,29 @@ public static class PacketParser
     }
 
     /// <summary>
+    /// The first tier alone (<see cref="TryParseCommonIpv4"/>: Ethernet or Linux cooked v1/v2, IPv4 with a 20-byte header,
+    /// TCP, UDP or ICMP, TCP options walked), or with <paramref name="inlinedOnly"/> the instance that
+    /// <see cref="Parse(ReadOnlySpan{byte}, LinkType, ParserOptions, int, out ParsedPacket)"/> inlines for the link type
+    /// (Ethernet and Linux cooked v2; TCP with no options or NOP, NOP, Timestamps only). True when it took the frame, which
+    /// it then filled as <see cref="ParseGeneral"/> does. For the tests: which tier takes which frame.
+    /// </summary>
+    internal static bool TryParseFirstTier(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, int originalLength, bool inlinedOnly,
+        ref ParsedPacket packet)
+    {
+        packet.OriginalLength = originalLength >= frame.Length ? originalLength : 0;
+        if (!inlinedOnly)
+        {
+            return TryParseCommonIpv4(frame, linkType, options, ref packet);
+        }
+        return linkType.Value switch
+        {
+            1 => TryParseCommonAfterLinkInline<EthernetLink>(frame, linkType, options, walkOptions: false, ref packet),
+            276 => TryParseCommonAfterLinkInline<LinuxSll2Link>(frame, linkType, options, walkOptions: false, ref packet),
+            _ => false,
+        };
+    }
+
+    /// <summary>
     /// The second tier of <see cref="TryParseCommon"/>: the outer stack, and the inner one after VXLAN.
     /// <see cref="ParsedPacket.OriginalLength"/> is set already.
     /// </summary>
