@@ -340,7 +340,6 @@ public static class PacketParser
         ref ParsedPacket packet)
         where TLink : struct, ICommonLink
     {
-        int etherType = TLink.EtherType;
         int ip = TLink.HeaderLength;
         int length = frame.Length;
         int transportStart = ip + Ipv4Header.Field.FixedLength;
