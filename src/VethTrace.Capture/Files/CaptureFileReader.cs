@@ -53,6 +53,11 @@ public sealed partial class CaptureFileReader : IDisposable
     private bool _endOfStream;
     private bool _bigEndian;
     private bool _pcapNanoseconds;
+    // A pcap file's one interface, for TryReadPcapInBuffer (set with the file header).
+    private LinkType _pcapLinkType;
+    private uint _pcapCaptureLimit;
+    private uint _pcapFractionLimit;
+    private int _pcapFractionUnit;
     private long _lastTimestampNs;
 
     private CaptureFileReader(Stream stream, string path, bool compressed, FileStream? mapped = null)

@@ -49,6 +49,12 @@ public static class PacketParser
         {
             return ParseOutcome.Complete;
         }
+        // The same for Linux cooked v2, what `tcpdump -i any` writes: every packet of such a capture took the call below
+        // (docs/performance.md, "Replay reading thread on SLL2").
+        if (linkType.Value == 276 && TryParseCommonAfterLinkInline<LinuxSll2Link>(frame, linkType, options, walkOptions: false, ref packet))
+        {
+            return ParseOutcome.Complete;
+        }
         return ParseOtherShapes(frame, linkType, options, ref packet);
     }
 
@@ -63,7 +69,7 @@ public static class PacketParser
         {
             1 => IsUntaggedIpv4(frame) && TryParseCommonAfterLink<EthernetLink>(frame, linkType, options, ref packet),
             113 => TryParseCommonAfterLinkInline<LinuxSllLink>(frame, linkType, options, walkOptions: true, ref packet),
-            276 => TryParseCommonAfterLinkInline<LinuxSll2Link>(frame, linkType, options, walkOptions: true, ref packet),
+            276 => IsUntaggedIpv4<LinuxSll2Link>(frame) && TryParseCommonAfterLinkInline<LinuxSll2Link>(frame, linkType, options, walkOptions: true, ref packet),
             _ => false,
         };
         if (common)
@@ -95,9 +101,28 @@ public static class PacketParser
     /// ARP) do not pay for the call.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool IsUntaggedIpv4(ReadOnlySpan<byte> frame) =>
-        frame.Length >= EthernetHeader.Field.HeaderLength + Ipv4Header.Field.FixedLength
-        && (ReadBigEndian32(ref MemoryMarshal.GetReference(frame), EthernetHeader.Field.EtherType) & 0xFFFF_FF00) == 0x0800_4500;
+    private static bool IsUntaggedIpv4(ReadOnlySpan<byte> frame) => IsUntaggedIpv4<EthernetLink>(frame);
+
+    /// <summary>The same test after a link header of <typeparamref name="TLink"/>'s shape.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool IsUntaggedIpv4<TLink>(ReadOnlySpan<byte> frame)
+        where TLink : struct, ICommonLink =>
+        frame.Length >= TLink.HeaderLength + Ipv4Header.Field.FixedLength && IsIpv4WithoutOptions<TLink>(ref MemoryMarshal.GetReference(frame));
+
+    /// <summary>
+    /// The link header's EtherType is IPv4 (0x0800, so no VLAN tag) and the byte after the link header holds version 4
+    /// and IHL 5; the frame holds both (the caller checked). Where the EtherType ends the link header (Ethernet, Linux
+    /// cooked v1) it is one load of the three bytes, in network order; Linux cooked v2 keeps its protocol at the header's
+    /// start, 18 bytes before the IP header, so there it is two. The offsets are constants: only one form is compiled.
+    /// (Linux cooked v2 once took the one load too, which read the protocol and the reserved field: no frame ever matched,
+    /// and every one went on to the second tier; docs/performance.md, "Replay reading thread on SLL2".)
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool IsIpv4WithoutOptions<TLink>(ref byte start)
+        where TLink : struct, ICommonLink =>
+        TLink.EtherType + 2 == TLink.HeaderLength
+            ? (ReadBigEndian32(ref start, TLink.EtherType) & 0xFFFF_FF00) == 0x0800_4500
+            : ReadBigEndian16(ref start, TLink.EtherType) == 0x0800 && Unsafe.Add(ref start, TLink.HeaderLength) == 0x45;
 
     /// <summary>
     /// A link header of <typeparamref name="TLink"/>'s shape whose EtherType names neither IP nor a VLAN tag nor MPLS nor
@@ -179,6 +204,29 @@ public static class PacketParser
     {
         packet.OriginalLength = originalLength >= frame.Length ? originalLength : 0;
         return TryParseCommonIpv4(frame, linkType, options, ref packet) || TryParseCommonStacks(frame, linkType, options, ref packet);
+    }
+
+    /// <summary>
+    /// The first tier alone (<see cref="TryParseCommonIpv4"/>: Ethernet or Linux cooked v1/v2, IPv4 with a 20-byte header,
+    /// TCP, UDP or ICMP, TCP options walked), or with <paramref name="inlinedOnly"/> the instance that
+    /// <see cref="Parse(ReadOnlySpan{byte}, LinkType, ParserOptions, int, out ParsedPacket)"/> inlines for the link type
+    /// (Ethernet and Linux cooked v2; TCP with no options or NOP, NOP, Timestamps only). True when it took the frame, which
+    /// it then filled as <see cref="ParseGeneral"/> does. For the tests: which tier takes which frame.
+    /// </summary>
+    internal static bool TryParseFirstTier(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, int originalLength, bool inlinedOnly,
+        ref ParsedPacket packet)
+    {
+        packet.OriginalLength = originalLength >= frame.Length ? originalLength : 0;
+        if (!inlinedOnly)
+        {
+            return TryParseCommonIpv4(frame, linkType, options, ref packet);
+        }
+        return linkType.Value switch
+        {
+            1 => TryParseCommonAfterLinkInline<EthernetLink>(frame, linkType, options, walkOptions: false, ref packet),
+            276 => TryParseCommonAfterLinkInline<LinuxSll2Link>(frame, linkType, options, walkOptions: false, ref packet),
+            _ => false,
+        };
     }
 
     /// <summary>
@@ -292,7 +340,6 @@ public static class PacketParser
         ref ParsedPacket packet)
         where TLink : struct, ICommonLink
     {
-        int etherType = TLink.EtherType;
         int ip = TLink.HeaderLength;
         int length = frame.Length;
         int transportStart = ip + Ipv4Header.Field.FixedLength;
@@ -302,8 +349,8 @@ public static class PacketParser
             return false;
         }
         ref byte start = ref MemoryMarshal.GetReference(frame);
-        // EtherType 0x0800 (no VLAN tag), then version 4 and IHL 5: one load of the three bytes, in network order.
-        if ((ReadBigEndian32(ref start, etherType) & 0xFFFF_FF00) != 0x0800_4500)
+        // EtherType 0x0800 (no VLAN tag), then version 4 and IHL 5.
+        if (!IsIpv4WithoutOptions<TLink>(ref start))
         {
             return false;
         }
