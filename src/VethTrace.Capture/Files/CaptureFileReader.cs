@@ -36,6 +36,8 @@ public sealed partial class CaptureFileReader : IDisposable
     private readonly List<InterfaceFacts> _facts = [];
     // pcapng interface ids are per section: this maps the current section's ids to global ones.
     private readonly List<int> _sectionInterfaces = [];
+    // The same interfaces' facts for TryReadEnhancedPacketInBuffer, by their id in the section (kept beside _sectionInterfaces).
+    private readonly List<SectionInterface> _sectionFacts = [];
     private readonly List<CaptureFileError> _warnings = [];
     private readonly Tally[] _irregular = new Tally[3]; // by Irregularity
 
