@@ -166,18 +166,7 @@ internal sealed unsafe class OpenJourneyIndex
                 live++;
             }
         }
-        int wanted = Math.Max(1024, (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)live * 2));
-        // The spare will do if it is large enough and not so large that clearing it costs more than a new table.
-        if (_spare is not null && _spare.Length >= wanted && _spare.Length <= wanted * 4)
-        {
-            _spare.Span.Clear();
-            Use(_spare);
-        }
-        else
-        {
-            _spare?.Dispose();
-            Use(NewSlots(wanted));
-        }
+        Use(OpenJourneyTable.TableForRebuild(live, Unused, _spare));
         _spare = old;
         _used = 0;
         _epoch = oldestOpen;

@@ -152,18 +152,7 @@ internal sealed unsafe class OpenJourneyTable
                 live++;
             }
         }
-        int wanted = Math.Max(1024, (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)live * 2));
-        // The spare will do if it is large enough and not so large that clearing it costs more than a new table.
-        if (_spare is not null && _spare.Length >= wanted && _spare.Length <= wanted * 4)
-        {
-            _spare.Span.Fill(new Slot { Journey = Unused });
-            Use(_spare);
-        }
-        else
-        {
-            _spare?.Dispose();
-            Use(NewSlots(wanted));
-        }
+        Use(TableForRebuild(live, new Slot { Journey = Unused }, _spare));
         _spare = old;
         _used = 0;
         foreach (ref readonly Slot slot in old.Span)
@@ -179,6 +168,28 @@ internal sealed unsafe class OpenJourneyTable
                 _used++;
             }
         }
+    }
+
+    /// <summary>
+    /// The table a rebuild moves <paramref name="live"/> entries into, every slot <paramref name="empty"/>: twice the
+    /// live entries rounded up to a power of two (1,024 at least). The <paramref name="spare"/> (the table of the rebuild
+    /// before) will do if it is large enough and not so large that clearing it costs more than a new table; otherwise it
+    /// is disposed and a new one made. The caller keeps the table it leaves as the next spare. Shared with
+    /// <see cref="OpenJourneyIndex"/>.
+    /// </summary>
+    internal static LargeBuffer<T> TableForRebuild<T>(int live, T empty, LargeBuffer<T>? spare)
+        where T : unmanaged
+    {
+        int wanted = Math.Max(1024, (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)live * 2));
+        if (spare is not null && spare.Length >= wanted && spare.Length <= wanted * 4)
+        {
+            spare.Span.Fill(empty);
+            return spare;
+        }
+        spare?.Dispose();
+        var table = new LargeBuffer<T>(wanted);
+        table.Span.Fill(empty);
+        return table;
     }
 
     private static LargeBuffer<Slot> NewSlots(int size)
