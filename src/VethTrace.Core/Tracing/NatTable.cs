@@ -332,14 +332,11 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
         memo.Epoch = epoch;
         Correlator.FlowBits before = Reversed(in memo.After), after = Reversed(in memo.Before);
         ref Memo reverse = ref _memos[MemoIndex(in before, in after)];
+        // The same place and row, with the pair reversed (when both pairs share the entry, the reversed pair is kept).
+        reverse = memo;
         reverse.Before = before;
         reverse.After = after;
         reverse.Step = 0;
-        reverse.Shard = shard;
-        reverse.Index = index;
-        reverse.Key = key;
-        reverse.Row = row;
-        reverse.Epoch = epoch;
     }
 
     /// <summary>
