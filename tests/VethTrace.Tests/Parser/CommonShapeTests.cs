@@ -1,4 +1,3 @@
-using System.Reflection;
 using System.Runtime.InteropServices;
 using VethTrace.Packets;
 using VethTrace.Tests.Captures;
@@ -15,10 +14,6 @@ namespace VethTrace.Tests.Parser;
 public class CommonShapeTests
 {
     private const int MutationsPerFrame = 2_000;
-
-    private static readonly FieldInfo[] s_layerFields = typeof(PacketLayers).GetFields(BindingFlags.Public | BindingFlags.Instance);
-    private static readonly FieldInfo[] s_packetFields = typeof(ParsedPacket).GetFields(BindingFlags.Public | BindingFlags.Instance)
-        .Where(f => f.FieldType != typeof(PacketLayers)).ToArray();
 
     [Fact]
     public void SamplesEveryPrefixAndMutation_SameAsGeneralParser()
@@ -142,15 +137,7 @@ public class CommonShapeTests
         ParseOutcome outcome = PacketParser.Parse(frame, linkType, options, originalLength, out actual);
 
         Assert.True(outcome == expectedOutcome, $"{what}: Parse returned {outcome}, the general parser {expectedOutcome}");
-        foreach (FieldInfo field in s_packetFields)
-        {
-            AssertField(field, field.GetValue(expected), field.GetValue(actual), what);
-        }
-        AssertLayers(expected.Outer, actual.Outer, what + ", Outer");
-        if (expected.TunnelDepth > 0)
-        {
-            AssertLayers(expected.Inner, actual.Inner, what + ", Inner");
-        }
+        ParsedPacketAssert.Same(expected, actual, what);
 
         ParsedPacket common = default;
         bool taken = PacketParser.TryParseCommon(frame, linkType, options, originalLength, ref common);
@@ -160,25 +147,5 @@ public class CommonShapeTests
                 $"{what}: the fast path took a frame the general parser ends {expectedOutcome} after {expected.TunnelDepth} tunnels");
         }
         return taken ? 1 : 0;
-    }
-
-    private static void AssertLayers(PacketLayers expected, PacketLayers actual, string what)
-    {
-        foreach (FieldInfo field in s_layerFields)
-        {
-            AssertField(field, field.GetValue(expected), field.GetValue(actual), what);
-        }
-    }
-
-    private static void AssertField(FieldInfo field, object? expected, object? actual, string what)
-    {
-        if (expected is MplsLabelStack expectedStack && actual is MplsLabelStack actualStack)
-        {
-            // An inline array: compare every entry, not only the one field reflection sees.
-            ReadOnlySpan<MplsLabel> e = expectedStack, a = actualStack;
-            Assert.True(e.SequenceEqual(a), $"{what}: {field.Name} is [{string.Join(",", a.ToArray())}], the general parser says [{string.Join(",", e.ToArray())}]");
-            return;
-        }
-        Assert.True(Equals(expected, actual), $"{what}: {field.Name} is {actual}, the general parser says {expected}");
     }
 }

@@ -1,4 +1,3 @@
-using System.Reflection;
 using System.Runtime.InteropServices;
 using VethTrace.Flows;
 using VethTrace.Packets;
@@ -19,10 +18,6 @@ namespace VethTrace.Tests.Parser;
 /// </summary>
 public sealed class Sll2FirstTierTests
 {
-    private static readonly FieldInfo[] s_layerFields = typeof(PacketLayers).GetFields(BindingFlags.Public | BindingFlags.Instance);
-    private static readonly FieldInfo[] s_packetFields = typeof(ParsedPacket).GetFields(BindingFlags.Public | BindingFlags.Instance)
-        .Where(f => f.FieldType != typeof(PacketLayers)).ToArray();
-
     private static byte[] Cooked(byte[] ip, LinuxPacketType type = LinuxPacketType.Outgoing, ushort protocol = EtherIpv4) =>
         Sll2(protocol, ip, interfaceIndex: 8, type);
 
@@ -202,30 +197,7 @@ public sealed class Sll2FirstTierTests
 
     private static void AssertSame(ParsedPacket expected, ParsedPacket actual, string what)
     {
-        foreach (FieldInfo field in s_packetFields)
-        {
-            AssertField(field, field.GetValue(expected), field.GetValue(actual), what);
-        }
-        AssertLayers(expected.Outer, actual.Outer, what + ", Outer");
+        ParsedPacketAssert.Same(expected, actual, what);
         Assert.True(expected.TunnelDepth == 0, $"{what}: a tunnel in a cooked frame");
-    }
-
-    private static void AssertLayers(PacketLayers expected, PacketLayers actual, string what)
-    {
-        foreach (FieldInfo field in s_layerFields)
-        {
-            AssertField(field, field.GetValue(expected), field.GetValue(actual), what);
-        }
-    }
-
-    private static void AssertField(FieldInfo field, object? expected, object? actual, string what)
-    {
-        if (expected is MplsLabelStack expectedStack && actual is MplsLabelStack actualStack)
-        {
-            ReadOnlySpan<MplsLabel> e = expectedStack, a = actualStack;
-            Assert.True(e.SequenceEqual(a), $"{what}: {field.Name} differs");
-            return;
-        }
-        Assert.True(Equals(expected, actual), $"{what}: {field.Name} is {actual}, the general parser says {expected}");
     }
 }
