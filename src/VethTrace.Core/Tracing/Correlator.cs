@@ -15,7 +15,7 @@ namespace VethTrace.Tracing;
 /// <remarks>
 /// Each observation is copied once, into <see cref="_observations"/>, a ring in arrival order; a journey is a small
 /// entry in <see cref="_journeys"/> (a ring in start order, which is also expiry order) that chains its sightings
-/// through the ring. The <see cref="SegmentIndex{TSlots}"/> keeps a 24-byte entry per TCP data packet in a third ring (its fingerprint and slot),
+/// through the ring. The <see cref="SegmentIndex"/> keeps a 48-byte entry per TCP data packet in a third ring,
 /// chained per segment key. Everything a packet writes is read back in the same order a window later, so
 /// the reads stream through memory instead of chasing one pooled object and list per journey (a profile of the
 /// earlier design: 17 % of replay's time in <see cref="Expire"/> alone, waiting for journeys to come back from memory).
@@ -145,7 +145,7 @@ public sealed class Correlator : IObservationSink
     private readonly List<Observation> _whole = [];
     /// <summary>The paths handed to a <see cref="FlowReach"/>, one array each (<see cref="AccountState.ReachPaths"/>).</summary>
     /// <summary>TCP data of the last two windows, for segmentation matches (docs/DESIGN.md, "Segmentation (GRO and GSO)").</summary>
-    private readonly SegmentIndex<ObservationSlots> _segmentIndex;
+    private readonly SegmentIndex _segmentIndex;
     private readonly Dictionary<(int From, int To), long> _segmentEdges = [];
     /// <summary>Decides the roles no name decided, from the first window's journeys; null when roles come only from <c>roleOf</c>.</summary>
     private readonly RoleInference? _inference;
@@ -167,7 +167,7 @@ public sealed class Correlator : IObservationSink
         _roleOf = roleOf;
         _accountRoleOf = AccountRoleOf;
         _nat = new NatTable(options.NatDetail, options.Timeouts, options.NatInUse);
-        _segmentIndex = new SegmentIndex<ObservationSlots>(options.WindowNs, new ObservationSlots(_observations));
+        _segmentIndex = new SegmentIndex(options.WindowNs);
         if (registry is not null)
         {
             _inference = new RoleInference(registry);
@@ -280,18 +280,13 @@ public sealed class Correlator : IObservationSink
             }
             _nextSweepNs = observation.TimestampNs + Math.Max(1, _options.Timeouts.ShortestNs / SweepsPerTimeout);
         }
-        if ((Observations & (SegmentTickObservations - 1)) == 0)
-        {
-            _segmentIndex.Tick(observation.TimestampNs); // after Expire: the journeys still open started within a window
-        }
-        // Open journeys refer to the ring (the oldest of them started no earlier than the oldest kept), and the segment
-        // index to its TCP data (from its oldest entry's on).
-        _observations.DropBefore(Math.Min(_journeys.Count > 0 ? _journeys[_journeys.Head].First : _observations.Tail, _segmentIndex.OldestObservation));
+        // Only open journeys refer to the ring, and the oldest of them started no earlier than the oldest kept.
+        _observations.DropBefore(_journeys.Count > 0 ? _journeys[_journeys.Head].First : _observations.Tail);
         ref ObservationSlot slot = ref _observations.PushRef(out long sequence);
         slot.Store(in observation);
         if (observation.IsTcpData)
         {
-            _segmentIndex.Add(in observation, sequence);
+            _segmentIndex.Add(in observation);
         }
         int at = _open.Find(observation.Fingerprint, _journeys.Head, new JourneyFingerprints(_journeys), out long open);
         if (open >= 0)
@@ -1192,7 +1187,7 @@ public sealed class Correlator : IObservationSink
     /// GRO coalesces segments into one super-packet and GSO cuts one into segments, so one hop's packet is
     /// several packets on the next, with other fingerprints. A TCP journey that overlaps, by sequence range
     /// within the same segment key, TCP data seen on interfaces it did not visit continued there (the
-    /// <see cref="SegmentIndex{TSlots}"/> finds those). Those interfaces are appended (in time order) to the path used for loss
+    /// <see cref="SegmentIndex"/> finds those). Those interfaces are appended (in time order) to the path used for loss
     /// decisions, in <see cref="_scratch"/>; latency histograms keep to exact matches.
     /// </summary>
     private bool FindSegmentContinuation(List<Sighting> sightings, ulong fingerprint)
@@ -1387,31 +1382,6 @@ public sealed class Correlator : IObservationSink
     }
 
     /// <summary>The fingerprints of the journeys in <see cref="_journeys"/>, for <see cref="OpenJourneyIndex.Find"/> to confirm a tag.</summary>
-    /// <summary>How often <see cref="Add"/> lets the segment index forget (<see cref="SegmentIndex{TSlots}.Tick"/>), in observations.</summary>
-    private const int SegmentTickObservations = 4096;
-
-    /// <summary>The observation ring as the segment index reads it.</summary>
-    private readonly struct ObservationSlots(SequenceRing<ObservationSlot> observations) : ISegmentSlots
-    {
-        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        public long TimestampNs(long observation) => observations[observation].TimestampNs;
-
-        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        public long Order(long observation) => observations[observation].Order;
-
-        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        public ulong SegmentKey(long observation) => observations[observation].SegmentKey;
-
-        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        public int Interface(long observation) => observations[observation].Interface;
-
-        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        public uint TcpSequence(long observation) => observations[observation].TcpSequence;
-
-        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-        public uint SequenceEnd(long observation) => observations[observation].SequenceEnd;
-    }
-
     private readonly struct JourneyFingerprints(SequenceRing<JourneyEntry> journeys) : OpenJourneyIndex.IFingerprints
     {
         [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
@@ -1468,8 +1438,6 @@ public sealed class Correlator : IObservationSink
         public int Interface { get; private set; }
 
         public readonly long TimestampNs => _timestampNs;
-
-        public readonly long Order => _order;
 
         public readonly bool Selected => (_flags & 1) != 0;
 

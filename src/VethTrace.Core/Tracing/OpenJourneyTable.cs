@@ -12,7 +12,7 @@ namespace VethTrace.Tracing;
 /// access per journey, a window after the first, to remove it (a quarter of replay's time in a profile).
 /// </summary>
 /// <remarks>
-/// The segment index keeps the last entry of each segment key in one too (<see cref="SegmentIndex{TSlots}"/>): any key whose
+/// The segment index keeps the last entry of each segment key in one too (<see cref="SegmentIndex"/>): any key whose
 /// values are numbers in a ring that forgets its oldest first.
 /// Dead entries keep probe runs long until a rebuild: when used slots pass three quarters of the table, it is
 /// rebuilt from the live entries only (at least two slots per live one), so each insert costs O(1) amortised.

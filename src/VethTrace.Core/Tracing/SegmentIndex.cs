@@ -11,15 +11,9 @@ namespace VethTrace.Tracing;
 /// passes it, so nothing is looked up or removed as entries expire (a dictionary of (first, last) per key cost two
 /// lookups and a removal per TCP data packet, 4 % of replay's samples).
 /// </summary>
-internal sealed class SegmentIndex<TSlots>(long windowNs, TSlots slots)
-    where TSlots : struct, ISegmentSlots
+internal sealed class SegmentIndex(long windowNs)
 {
     private readonly long _windowNs = windowNs;
-    /// <summary>
-    /// The observations the entries point at (the correlator's observation ring): what a search needs of a TCP data packet
-    /// but its fingerprint is read there, not copied into the entry.
-    /// </summary>
-    private readonly TSlots _slots = slots;
     private readonly SequenceRing<SegmentEntry> _segmentEntries = new();
     /// <summary>The last entry of each segment key, as its number in <see cref="_segmentEntries"/>; made when first needed.</summary>
     private OpenJourneyTable? _lastOfKey;
@@ -84,17 +78,14 @@ internal sealed class SegmentIndex<TSlots>(long windowNs, TSlots slots)
         for (int i = _chain.Count - 1; i >= 0; i--)
         {
             ref SegmentEntry candidate = ref _segmentEntries[_chain[i]];
-            long observation = candidate.Observation;
-            long candidateNs = _slots.TimestampNs(observation);
-            int candidateInterface = _slots.Interface(observation);
-            if (Math.Abs(candidateNs - timestampNs) > _windowNs || candidate.Fingerprint == fingerprint
-                || !Overlaps(sequence, sequenceEnd, _slots.TcpSequence(observation), _slots.SequenceEnd(observation))
-                || Visits(sightings, candidateInterface) || Visits(CollectionsMarshal.AsSpan(into), candidateInterface))
+            if (Math.Abs(candidate.TimestampNs - timestampNs) > _windowNs || candidate.Fingerprint == fingerprint
+                || !Overlaps(sequence, sequenceEnd, in candidate) || Visits(sightings, candidate.Interface)
+                || Visits(CollectionsMarshal.AsSpan(into), candidate.Interface))
             {
                 continue;
             }
             // What the extended path needs of a candidate: its time, order and interface.
-            into.Add(new Sighting { TimestampNs = candidateNs, Order = _slots.Order(observation), Slot = -1, Interface = candidateInterface });
+            into.Add(new Sighting { TimestampNs = candidate.TimestampNs, Order = candidate.Order, Slot = -1, Interface = candidate.Interface });
         }
         return into.Count > 0;
     }
@@ -141,14 +132,14 @@ internal sealed class SegmentIndex<TSlots>(long windowNs, TSlots slots)
     }
 
     /// <summary>Whether two sequence ranges share a byte, modulo 2^32 (RFC 9293 section 3.4 comparisons).</summary>
-    private static bool Overlaps(uint sequence, uint sequenceEnd, uint bSequence, uint bSequenceEnd) =>
-        (int)(sequence - bSequenceEnd) < 0 && (int)(bSequence - sequenceEnd) < 0;
+    private static bool Overlaps(uint sequence, uint sequenceEnd, in SegmentEntry b) =>
+        (int)(sequence - b.SequenceEnd) < 0 && (int)(b.TcpSequence - sequenceEnd) < 0;
 
     /// <summary>
     /// Indexes a TCP data packet (in time order), forgetting what is older than two windows every
     /// <see cref="ForgetEvery"/> packets.
     /// </summary>
-    public void Add(in Observation observation, long observationNumber)
+    public void Add(in Observation observation)
     {
         long timestampNs = observation.TimestampNs;
         if (timestampNs < _newestNs)
@@ -178,55 +169,9 @@ internal sealed class SegmentIndex<TSlots>(long windowNs, TSlots slots)
                 _dataInterfacesBelow64 |= 1UL << observation.Interface;
             }
         }
-        if (_segmentEntries.Count == 0)
-        {
-            OldestObservation = observationNumber;
-        }
-        ref SegmentEntry entry = ref _segmentEntries.PushRef(out _);
-        entry.Fingerprint = observation.Fingerprint;
-        entry.Observation = observationNumber;
+        _segmentEntries.PushRef(out _).Set(in observation);
         _newestNs = Math.Max(_newestNs, timestampNs);
     }
-
-    /// <summary>
-    /// The observation of the oldest entry kept (<see cref="long.MaxValue"/>: none): the observation ring must keep it and
-    /// every one after it, since a search reads the entries' packets there.
-    /// </summary>
-    public long OldestObservation { get; private set; } = long.MaxValue;
-
-    /// <summary>
-    /// Forgets what a search can no longer need, also while no TCP data comes (<see cref="Add"/> forgets only as it
-    /// indexes, and the observation ring is held back to <see cref="OldestObservation"/>): called by the correlator every
-    /// few thousand observations, after it ended the journeys a window older than <paramref name="timestampNs"/>. In time
-    /// order, what is two windows older than <paramref name="timestampNs"/> (as <see cref="Add"/> forgets: a journey still
-    /// open started within a window of it and looks back one window from its start). While entries are out of time order
-    /// (follow: packets released late), <see cref="Add"/> keeps forgetting as it always did, and this only what is four
-    /// windows older, so that memory stays bounded when TCP data stops.
-    /// </summary>
-    public void Tick(long timestampNs)
-    {
-        if (_segmentEntries.Count == 0)
-        {
-            return;
-        }
-        if (_segmentEntries.Head > _lastUnordered)
-        {
-            Forget(timestampNs - 2 * _windowNs, inTimeOrder: true);
-        }
-        else
-        {
-            Forget(timestampNs - 4 * _windowNs, inTimeOrder: false);
-        }
-    }
-
-    /// <summary>Drops the entries before <paramref name="keep"/> and notes the observation of the new oldest.</summary>
-    private void DropBefore(long keep)
-    {
-        _segmentEntries.DropBefore(keep);
-        OldestObservation = _segmentEntries.Count > 0 ? _segmentEntries[_segmentEntries.Head].Observation : long.MaxValue;
-    }
-
-    private long TimestampOf(long entry) => _slots.TimestampNs(_segmentEntries[entry].Observation);
 
     /// <summary>
     /// Chains the entries not chained yet that are still in the ring, in arrival order. The chains end as they would have
@@ -243,7 +188,7 @@ internal sealed class SegmentIndex<TSlots>(long windowNs, TSlots slots)
         {
             if (sequence + PrefetchAhead < tail)
             {
-                _lastOfKey.Touch(_slots.SegmentKey(_segmentEntries[sequence + PrefetchAhead].Observation)); // a random access per entry: read ahead
+                _lastOfKey.Touch(_segmentEntries[sequence + PrefetchAhead].SegmentKey); // a random access per entry: read ahead
             }
             Chain(sequence);
         }
@@ -272,14 +217,14 @@ internal sealed class SegmentIndex<TSlots>(long windowNs, TSlots slots)
         long head = _segmentEntries.Head, tail = _segmentEntries.Tail;
         if (!inTimeOrder)
         {
-            while (head < tail && TimestampOf(head) < horizon)
+            while (head < tail && _segmentEntries[head].TimestampNs < horizon)
             {
                 head++;
             }
-            DropBefore(head);
+            _segmentEntries.DropBefore(head);
             return;
         }
-        if (head == tail || TimestampOf(head) >= horizon)
+        if (head == tail || _segmentEntries[head].TimestampNs >= horizon)
         {
             return;
         }
@@ -287,7 +232,7 @@ internal sealed class SegmentIndex<TSlots>(long windowNs, TSlots slots)
         long old = head, step = 1, keep = tail;
         while (old + step < tail)
         {
-            if (TimestampOf(old + step) >= horizon)
+            if (_segmentEntries[old + step].TimestampNs >= horizon)
             {
                 keep = old + step;
                 break;
@@ -298,7 +243,7 @@ internal sealed class SegmentIndex<TSlots>(long windowNs, TSlots slots)
         while (keep - old > 1)
         {
             long middle = old + (keep - old) / 2;
-            if (TimestampOf(middle) < horizon)
+            if (_segmentEntries[middle].TimestampNs < horizon)
             {
                 old = middle;
             }
@@ -307,7 +252,7 @@ internal sealed class SegmentIndex<TSlots>(long windowNs, TSlots slots)
                 keep = middle;
             }
         }
-        DropBefore(keep);
+        _segmentEntries.DropBefore(keep);
     }
 
     private bool IsDataInterface(int interfaceId) =>
@@ -317,22 +262,35 @@ internal sealed class SegmentIndex<TSlots>(long windowNs, TSlots slots)
     private void Chain(long sequence)
     {
         ref SegmentEntry entry = ref _segmentEntries[sequence];
-        ref long last = ref _lastOfKey!.Find(_slots.SegmentKey(entry.Observation), _segmentEntries.Head, out bool exists);
+        ref long last = ref _lastOfKey!.Find(entry.SegmentKey, _segmentEntries.Head, out bool exists);
         entry.LinkTo(sequence, exists ? last : -1);
-        entry.Interfaces = InterfaceBit(_slots.Interface(entry.Observation)) | (exists ? _segmentEntries[last].Interfaces : 0);
+        entry.Interfaces = InterfaceBit(entry.Interface) | (exists ? _segmentEntries[last].Interfaces : 0);
         last = sequence;
     }
 
-    /// <summary>
-    /// A TCP data packet: its fingerprint (which the observation ring does not keep: it is the journey's) and its number in
-    /// the observation ring, where the rest is read; chained per segment key. 24 bytes, 16 written per packet (the link
-    /// and the bits when chained), where a copy of the packet's fields took 56.
-    /// </summary>
+    /// <summary>What a segmentation match needs of a TCP data packet; chained per segment key. 56 bytes (the link as a distance, the interfaces' bits in 32).</summary>
+    [StructLayout(LayoutKind.Auto)]
     private struct SegmentEntry
     {
+        public long TimestampNs;
+        public long Order;
         public ulong Fingerprint;
-        /// <summary>The packet's number in the observation ring.</summary>
-        public long Observation;
+        public ulong SegmentKey;
+        public int Interface;
+        public uint TcpSequence;
+        public uint SequenceEnd;
+
+        /// <summary>Fills the entry in place in the ring (a copy through a temporary stalled on forwarding its stores).</summary>
+        public void Set(in Observation observation)
+        {
+            TimestampNs = observation.TimestampNs;
+            Order = observation.Order;
+            Fingerprint = observation.Fingerprint;
+            SegmentKey = observation.SegmentKey;
+            Interface = observation.Interface;
+            TcpSequence = observation.TcpSequence;
+            SequenceEnd = observation.SequenceEnd;
+        }
 
         /// <summary>How far back the entry before it under the same key is; 0: none.</summary>
         private int _previousDistance;
@@ -346,20 +304,4 @@ internal sealed class SegmentIndex<TSlots>(long windowNs, TSlots slots)
         /// <summary>Links this entry (numbered <paramref name="number"/>) to <paramref name="previous"/> (-1: none), an entry still in the ring.</summary>
         public void LinkTo(long number, long previous) => _previousDistance = previous < 0 ? 0 : checked((int)(number - previous));
     }
-}
-
-/// <summary>What <see cref="SegmentIndex{TSlots}"/> reads of an observation, by its number in the ring that keeps it.</summary>
-internal interface ISegmentSlots
-{
-    long TimestampNs(long observation);
-
-    long Order(long observation);
-
-    ulong SegmentKey(long observation);
-
-    int Interface(long observation);
-
-    uint TcpSequence(long observation);
-
-    uint SequenceEnd(long observation);
 }

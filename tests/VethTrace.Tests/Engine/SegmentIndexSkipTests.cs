@@ -29,7 +29,7 @@ public sealed class SegmentIndexSkipTests
     [InlineData(1, 2)]     // both below 31: the exact bits
     public void FindContinuations_ContinuationOnAnUnvisitedInterface_FoundWhateverItsId(int visited, int continuation)
     {
-        var index = new TestSegments(windowNs: 1_000_000_000);
+        var index = new SegmentIndex(windowNs: 1_000_000_000);
         // A super-packet on the visited interface, then the segments GSO cut it into on the other.
         index.Add(Segment(1_000_000, visited, 1, fingerprint: 11, sequence: 1000, payload: 3000));
         index.Add(Segment(1_010_000, continuation, 2, fingerprint: 12, sequence: 1000, payload: 1500));
@@ -49,7 +49,7 @@ public sealed class SegmentIndexSkipTests
     [InlineData(1, 2)]
     public void FindContinuations_JourneyVisitedEveryInterfaceOfTheChain_NoCandidate(int first, int second)
     {
-        var index = new TestSegments(windowNs: 1_000_000_000);
+        var index = new SegmentIndex(windowNs: 1_000_000_000);
         index.Add(Segment(1_000_000, first, 1, fingerprint: 11, sequence: 1000, payload: 1500));
         index.Add(Segment(1_010_000, second, 2, fingerprint: 11, sequence: 1000, payload: 1500));
         var into = new List<Sighting>();
@@ -70,7 +70,7 @@ public sealed class SegmentIndexSkipTests
     public void FindContinuations_SearchedAgainAfterMoreData_FindsTheNewSegmentsOnce()
     {
         const long window = 1_000_000;
-        var index = new TestSegments(windowNs: window);
+        var index = new SegmentIndex(windowNs: window);
         index.Add(Segment(1_000_000, 1, 1, fingerprint: 11, sequence: 1000, payload: 3000));
         index.Add(Segment(1_010_000, 2, 2, fingerprint: 12, sequence: 1000, payload: 1500));
         Sighting[] first = [new Sighting { TimestampNs = 1_000_000, Order = 1, Slot = 0, Interface = 1 }];
@@ -102,7 +102,7 @@ public sealed class SegmentIndexSkipTests
     [Fact]
     public void FindContinuations_PacketReleasedLate_DoesNotFindWhatTheRingHadForgotten()
     {
-        var index = new TestSegments(windowNs: 1_000_000);
+        var index = new SegmentIndex(windowNs: 1_000_000);
         index.Add(Segment(1_000_000, 2, 1, fingerprint: 12, sequence: 1000, payload: 1500));
         index.Add(Segment(3_500_000, 3, 2, fingerprint: 13, sequence: 90_000, payload: 1500));
         index.Add(Segment(1_200_000, 1, 3, fingerprint: 11, sequence: 1000, payload: 3000));
@@ -110,52 +110,5 @@ public sealed class SegmentIndexSkipTests
         var into = new List<Sighting>();
         Assert.False(index.FindContinuations(1_200_000, 11, Key, 1000, 4000, late, into));
         Assert.Empty(into);
-    }
-
-}
-
-/// <summary>
-/// A <see cref="SegmentIndex{TSlots}"/> over a list of the observations added (the correlator's observation ring keeps them
-/// there), numbered from 0 in the order added, as the ring numbers its slots.
-/// </summary>
-internal sealed class TestSegments
-{
-    private readonly List<Observation> _observations = [];
-    private readonly SegmentIndex<ListSlots> _index;
-
-    public TestSegments(long windowNs) => _index = new SegmentIndex<ListSlots>(windowNs, new ListSlots(_observations));
-
-    /// <summary>Adds an observation as the correlator does: into the ring, and to the index if it is TCP data.</summary>
-    public void Add(Observation observation)
-    {
-        _observations.Add(observation);
-        if (observation.IsTcpData)
-        {
-            _index.Add(observation, _observations.Count - 1);
-        }
-    }
-
-    public void Tick(long timestampNs) => _index.Tick(timestampNs);
-
-    /// <summary>The number of the oldest observation the index still refers to (<see cref="long.MaxValue"/>: none).</summary>
-    public long OldestObservation => _index.OldestObservation;
-
-    public bool FindContinuations(long timestampNs, ulong fingerprint, ulong segmentKey, uint sequence, uint sequenceEnd,
-        ReadOnlySpan<Sighting> sightings, List<Sighting> into) =>
-        _index.FindContinuations(timestampNs, fingerprint, segmentKey, sequence, sequenceEnd, sightings, into);
-
-    private readonly struct ListSlots(List<Observation> observations) : ISegmentSlots
-    {
-        public long TimestampNs(long observation) => observations[(int)observation].TimestampNs;
-
-        public long Order(long observation) => observations[(int)observation].Order;
-
-        public ulong SegmentKey(long observation) => observations[(int)observation].SegmentKey;
-
-        public int Interface(long observation) => observations[(int)observation].Interface;
-
-        public uint TcpSequence(long observation) => observations[(int)observation].TcpSequence;
-
-        public uint SequenceEnd(long observation) => observations[(int)observation].SequenceEnd;
     }
 }
