@@ -54,12 +54,16 @@ public sealed class ReachLookupsTests
     public void RecentReaches_RemembersTheLastEight_NoneReplacedByAReach_ClearForgetsAll()
     {
         var recent = new RecentReaches();
-        FlowKey Key(int i) => Udp(10_000 + i);
-        int HashOf(int i) => FlowKeyComparer.Hash(Key(i));
-        var reaches = Enumerable.Range(0, 12).Select(_ => new FlowReach()).ToArray();
+        Correlator.FlowBits Key(int i)
+        {
+            var bits = new Correlator.FlowBits();
+            bits.Set(Udp(10_000 + i));
+            return bits;
+        }
+        int HashOf(int i) => ReachTable.Hash(Key(i));
         for (int i = 0; i < 12; i++)
         {
-            recent.Set(Key(i), HashOf(i), i % 3 == 0 ? null : reaches[i]);
+            recent.Set(Key(i), HashOf(i), i % 3 == 0 ? -1 : 100 + i);
         }
         Assert.Equal(RecentReaches.Capacity, recent.Count);
         for (int i = 0; i < 12; i++)
@@ -71,20 +75,24 @@ public sealed class ReachLookupsTests
                 continue;
             }
             Assert.True(index >= 0);
-            Assert.Same(i % 3 == 0 ? null : reaches[i], recent.ReachAt(index));
+            Assert.Equal(i % 3 == 0 ? -1 : 100 + i, recent.ReachAt(index));
         }
         // Flow 9 had none: a reach made for it replaces that entry (no second entry, nothing else forgotten).
-        var made = new FlowReach();
-        recent.Set(Key(9), HashOf(9), made);
-        Assert.Same(made, recent.ReachAt(recent.Find(Key(9), HashOf(9))));
+        recent.Set(Key(9), HashOf(9), 7);
+        Assert.Equal(7, recent.ReachAt(recent.Find(Key(9), HashOf(9))));
         Assert.True(recent.Find(Key(4), HashOf(4)) >= 0);
         // A key with the same hash is not the same flow.
         Assert.Equal(-1, recent.Find(Key(100), HashOf(9)));
+        // The last two touched are found without a hash.
+        Assert.True(recent.Last(Key(4)) >= 0);
+        Assert.True(recent.Last(Key(9)) >= 0);
+        Assert.Equal(-1, recent.Last(Key(8)));
         var copy = recent.CopyHere();
         recent.Clear();
         Assert.Equal(0, recent.Count);
         Assert.Equal(-1, recent.Find(Key(9), HashOf(9)));
-        Assert.Same(made, copy.ReachAt(copy.Find(Key(9), HashOf(9))));
+        Assert.Equal(-1, recent.Last(Key(9)));
+        Assert.Equal(7, copy.ReachAt(copy.Find(Key(9), HashOf(9))));
     }
 
     [Fact]
@@ -116,7 +124,7 @@ public sealed class ReachLookupsTests
         Assert.Same(first.Longest, second.Longest);
         first.Add(paths.Of(Path(0, 1)));
         Assert.Same(again, first.Longest); // a shorter path does not replace the longest
-        Assert.Equal([(3, 1L), (1, 1L)], first.EndedAt);
+        Assert.Equal([(3, 1L), (1, 1L)], first.EndedAt());
         Assert.True(first.IsShortOf(1));
         Assert.False(first.IsShortOf(3));
     }
