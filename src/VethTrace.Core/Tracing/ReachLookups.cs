@@ -162,25 +162,33 @@ internal sealed class RecentReaches
 /// </para>
 /// <para>
 /// Chained buckets like the dictionary's (one-based heads, a next index per entry), a power of two of them (the hash's
-/// high bits mixed in), as many buckets as entries. An index stays its flow's until the flow is removed.
+/// high bits mixed in), as many buckets as entries. Each entry's hash and next index sit in an array of their own
+/// (8 bytes an entry), its flow and reach in another: a look-up of a flow not held (every new flow's) reads a bucket and
+/// links, and an entry only when a hash matches. An index stays its flow's until the flow is removed.
 /// </para>
 /// </summary>
 internal sealed class ReachTable
 {
-    private struct Entry
+    /// <summary>An entry's hash and chain, apart from its flow and reach: a look-up that misses (a new flow) reads these 8 bytes, not a 96-byte entry.</summary>
+    private struct Link
     {
-        public Correlator.FlowBits Key;
         public int Hash;
         /// <summary>The next entry of the bucket's chain, or -1; a free entry: <see cref="FreeTop"/> minus the next free one.</summary>
         public int Next;
+    }
+
+    private struct Entry
+    {
+        public Correlator.FlowBits Key;
         public FlowReach Reach;
     }
 
-    /// <summary>A free entry's <see cref="Entry.Next"/> is <c>FreeTop - next free</c> (-1 ends): at most -2, never a chain's.</summary>
+    /// <summary>A free entry's <see cref="Link.Next"/> is <c>FreeTop - next free</c> (-1 ends): at most -2, never a chain's.</summary>
     private const int FreeTop = -3;
     private const int InitialCapacity = 16;
 
     private int[] _buckets = new int[InitialCapacity];
+    private Link[] _links = new Link[InitialCapacity];
     private Entry[] _entries = new Entry[InitialCapacity];
     private int _count;
     private int _freeList = -1;
@@ -196,7 +204,7 @@ internal sealed class ReachTable
     internal int Capacity => _entries.Length;
 
     /// <summary>Whether entry <paramref name="index"/> (below <see cref="End"/>) holds a flow.</summary>
-    public bool Holds(int index) => _entries[index].Next >= -1;
+    public bool Holds(int index) => _links[index].Next >= -1;
 
     public ref readonly Correlator.FlowBits KeyAt(int index) => ref _entries[index].Key;
 
@@ -224,16 +232,16 @@ internal sealed class ReachTable
     /// <summary>The index of <paramref name="flow"/>'s entry (its hash <paramref name="hash"/>), or -1.</summary>
     public int Find(in Correlator.FlowBits flow, int hash)
     {
-        Entry[] entries = _entries;
+        Link[] links = _links;
         int i = _buckets[hash & (_buckets.Length - 1)] - 1;
-        while ((uint)i < (uint)entries.Length)
+        while ((uint)i < (uint)links.Length)
         {
-            ref Entry entry = ref entries[i];
-            if (entry.Hash == hash && Same(in entry.Key, in flow))
+            ref Link link = ref links[i];
+            if (link.Hash == hash && Same(in _entries[i].Key, in flow))
             {
                 return i;
             }
-            i = entry.Next;
+            i = link.Next;
         }
         return -1;
     }
@@ -254,7 +262,7 @@ internal sealed class ReachTable
         if (_freeCount > 0)
         {
             index = _freeList;
-            _freeList = FreeTop - _entries[index].Next;
+            _freeList = FreeTop - _links[index].Next;
             _freeCount--;
         }
         else
@@ -268,9 +276,8 @@ internal sealed class ReachTable
         ref int bucket = ref _buckets[hash & (_buckets.Length - 1)];
         ref Entry entry = ref _entries[index];
         entry.Key = flow;
-        entry.Hash = hash;
-        entry.Next = bucket - 1;
         entry.Reach = default;
+        _links[index] = new Link { Hash = hash, Next = bucket - 1 };
         bucket = index + 1;
         added = true;
         return index;
@@ -279,24 +286,24 @@ internal sealed class ReachTable
     /// <summary>Removes the flow at <paramref name="index"/> (which must hold one): its entry becomes the next one given out.</summary>
     public void RemoveAt(int index)
     {
-        ref Entry entry = ref _entries[index];
-        ref int bucket = ref _buckets[entry.Hash & (_buckets.Length - 1)];
+        ref Link link = ref _links[index];
+        ref int bucket = ref _buckets[link.Hash & (_buckets.Length - 1)];
         int i = bucket - 1, previous = -1;
         while (i != index)
         {
             previous = i;
-            i = _entries[i].Next;
+            i = _links[i].Next;
         }
         if (previous < 0)
         {
-            bucket = entry.Next + 1;
+            bucket = link.Next + 1;
         }
         else
         {
-            _entries[previous].Next = entry.Next;
+            _links[previous].Next = link.Next;
         }
-        entry.Next = FreeTop - _freeList;
-        entry.Reach = default; // let the paths and end counts go
+        link.Next = FreeTop - _freeList;
+        _entries[index].Reach = default; // let the paths and end counts go
         _freeList = index;
         _freeCount++;
     }
@@ -307,14 +314,17 @@ internal sealed class ReachTable
         int size = _entries.Length * 2;
         var entries = new Entry[size];
         Array.Copy(_entries, entries, _count);
+        var links = new Link[size];
         var buckets = new int[size];
         for (int i = 0; i < _count; i++)
         {
-            ref int bucket = ref buckets[entries[i].Hash & (size - 1)];
-            entries[i].Next = bucket - 1;
+            int hash = _links[i].Hash;
+            ref int bucket = ref buckets[hash & (size - 1)];
+            links[i] = new Link { Hash = hash, Next = bucket - 1 };
             bucket = i + 1;
         }
         _entries = entries;
+        _links = links;
         _buckets = buckets;
     }
 }
