@@ -7,41 +7,6 @@ using VethTrace.Packets;
 namespace VethTrace.Tracing;
 
 /// <summary>
-/// Equality of flow keys for the per-flow reach (<see cref="Correlator"/>'s <c>_flows</c>), with a cheaper hash than the
-/// record's own (which combines every field through its type's default comparer, and each address through
-/// <see cref="HashCode"/>): the two addresses' halves, ports, protocol and versions folded by multiply and rotate. A
-/// dictionary's order of enumeration is its order of insertion (and of reuse after removals), never its hash's, so
-/// nothing it reports changes; the record's hash is seeded per process anyway.
-/// </summary>
-internal sealed class FlowKeyComparer : IEqualityComparer<FlowKey>
-{
-    public static readonly FlowKeyComparer Instance = new();
-
-    public bool Equals(FlowKey x, FlowKey y) =>
-        x.SourcePort == y.SourcePort && x.DestinationPort == y.DestinationPort && x.Source.Equals(y.Source)
-        && x.Destination.Equals(y.Destination) && x.Protocol.Value == y.Protocol.Value;
-
-    public int GetHashCode(FlowKey key) => Hash(in key);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static int Hash(in FlowKey key)
-    {
-        const ulong K1 = 0x9E3779B97F4A7C15, K2 = 0xC2B2AE3D27D4EB4F, K3 = 0x165667B19E3779F9;
-        UInt128 source = key.Source.Value, destination = key.Destination.Value;
-        ulong sourceHigh = Unsafe.Add(ref Unsafe.As<UInt128, ulong>(ref source), 1), destinationHigh = Unsafe.Add(ref Unsafe.As<UInt128, ulong>(ref destination), 1);
-        ulong rest = key.SourcePort | (ulong)key.DestinationPort << 16 | (ulong)key.Protocol.Value << 32
-            | (ulong)key.Source.Version << 40 | (ulong)key.Destination.Version << 48;
-        ulong h = (ulong)source * K1;
-        h = BitOperations.RotateLeft(h ^ sourceHigh * K2, 31) * K1;
-        h = BitOperations.RotateLeft(h ^ (ulong)destination * K2, 29) * K3;
-        h = BitOperations.RotateLeft(h ^ destinationHigh * K1, 27) * K2;
-        h = BitOperations.RotateLeft(h ^ rest * K3, 33) * K1;
-        h ^= h >> 29;
-        return (int)h ^ (int)(h >> 32);
-    }
-}
-
-/// <summary>
 /// The reaches of the flows last looked up (<see cref="Correlator"/>'s <c>HasReach</c> and <c>ReachOf</c>), as their
 /// entries' indexes in the <see cref="ReachTable"/>, and the flows last found to have none: with many short flows at once
 /// (containers taking turns) the journeys of a few flows alternate, and each asked the table (a hash, and a cache miss
@@ -170,7 +135,7 @@ internal sealed class RecentReaches
 /// </summary>
 internal sealed class ReachTable
 {
-    /// <summary>An entry's hash and chain, apart from its flow and reach: a look-up that misses (a new flow) reads these 8 bytes, not a 96-byte entry.</summary>
+    /// <summary>An entry's hash and chain, apart from its flow and reach: a look-up that misses (a new flow) reads these 8 bytes, not an 80-byte entry.</summary>
     private struct Link
     {
         public int Hash;
