@@ -488,29 +488,12 @@ public sealed class Correlator : IObservationSink
         batch.SideCount += side.Length;
     }
 
-    private const int ReachBucketAhead = 8, ReachChainAhead = 4, ReachPrefetchRing = 16;
-
     /// <summary>The accounting thread: what a batch of records asks, in order.</summary>
     private void Account(AccountBatch batch)
     {
         ReadOnlySpan<AccountRecord> records = batch.Records.AsSpan(0, batch.RecordCount);
-        Span<int> hashes = stackalloc int[ReachPrefetchRing];
-        for (int k = 0; k < records.Length; k++)
+        foreach (ref readonly AccountRecord record in records)
         {
-            // The reach table's bucket of the journey's flow ReachBucketAhead journeys ahead, its chain ReachChainAhead
-            // ahead (hints only: a journey whose reach the recent ones hold, or that needs none, wastes them).
-            if (k + ReachBucketAhead < records.Length && records[k + ReachBucketAhead].Kind is AccountKind.Journey or AccountKind.Single)
-            {
-                int hash = ReachTable.Hash(in batch.Flows[records[k + ReachBucketAhead].StepsFrom]);
-                hashes[(k + ReachBucketAhead) & (ReachPrefetchRing - 1)] = hash;
-                _flows.PrefetchBucket(hash);
-            }
-            if (k + ReachChainAhead < records.Length && records[k + ReachChainAhead].Kind is AccountKind.Journey or AccountKind.Single
-                && k + ReachChainAhead >= ReachBucketAhead)
-            {
-                _flows.PrefetchChain(hashes[(k + ReachChainAhead) & (ReachPrefetchRing - 1)]);
-            }
-            ref readonly AccountRecord record = ref records[k];
             switch (record.Kind)
             {
                 case AccountKind.Single:

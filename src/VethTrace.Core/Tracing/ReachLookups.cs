@@ -1,6 +1,5 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics.X86;
 using VethTrace.Flows;
 using VethTrace.Packets;
 
@@ -210,32 +209,6 @@ internal sealed class ReachTable
             i = link.Next;
         }
         return -1;
-    }
-
-    /// <summary>Asks the cache for the bucket of a flow whose hash is <paramref name="hash"/> (a hint: nothing read).</summary>
-    public unsafe void PrefetchBucket(int hash)
-    {
-        if (Sse.IsSupported)
-        {
-            Sse.Prefetch0(Unsafe.AsPointer(ref _buckets[hash & (_buckets.Length - 1)]));
-        }
-    }
-
-    /// <summary>
-    /// Reads the bucket of a flow whose hash is <paramref name="hash"/> (asked for by <see cref="PrefetchBucket"/> a few
-    /// journeys before) and asks the cache for its first entry's link and flow: what <see cref="Find"/> will read.
-    /// </summary>
-    public unsafe void PrefetchChain(int hash)
-    {
-        if (Sse.IsSupported)
-        {
-            int head = _buckets[hash & (_buckets.Length - 1)] - 1;
-            if ((uint)head < (uint)_links.Length)
-            {
-                Sse.Prefetch0(Unsafe.AsPointer(ref _links[head]));
-                Sse.Prefetch0(Unsafe.AsPointer(ref _entries[head]));
-            }
-        }
     }
 
     /// <summary>
