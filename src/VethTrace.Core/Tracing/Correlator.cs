@@ -55,7 +55,12 @@ public sealed class Correlator : IObservationSink
     /// Per-flow reach, for losses (docs/DESIGN.md "Losses"): only flows that may have lost something, since a journey
     /// from the inside that ended at the egress is described by <see cref="_ways"/>. Expired by <see cref="Sweep"/>.
     /// </summary>
-    private readonly Dictionary<FlowKey, FlowReach> _flows = new(FlowKeyComparer.Instance);
+    /// <remarks>
+    /// Keyed by the flow's words as the ring keeps them, each reach inline (<see cref="ReachTable"/>), enumerated in the
+    /// order a <c>Dictionary&lt;FlowKey, FlowReach&gt;</c> would give (insertion, removed entries reused last-removed
+    /// first): the settled losses and the report follow it.
+    /// </remarks>
+    private readonly ReachTable _flows = new();
     /// <summary>
     /// The ways to the egress packets showed: (destination, an inside interface a packet to it crossed before the egress)
     /// with the time last shown. A journey to that destination that ended on that interface instead was lost there.
@@ -359,9 +364,12 @@ public sealed class Correlator : IObservationSink
         var hops = _hops.Select(h => new HopReport(h.From, h.To, h.Histogram) { Timeline = h.Timeline }).OrderByDescending(h => h.Histogram.Count).ToList();
         var paths = _paths.Values.OrderByDescending(p => p.Journeys).ToList();
         var lostBy = new Dictionary<(FlowKey Flow, int LastSeen), (long Packets, int Inside)>(_settledLosses);
-        foreach (var (flow, reach) in _flows)
+        for (int i = 0; i < _flows.End; i++)
         {
-            Settle(in flow, reach, lostBy);
+            if (_flows.Holds(i))
+            {
+                Settle(_flows.KeyAt(i).ToFlowKey(), ref _flows.ReachAt(i), lostBy);
+            }
         }
         var losses = lostBy.Select(l => new LossReport(l.Key.Flow, l.Key.LastSeen, l.Value.Packets) { Inside = l.Value.Inside }).ToList();
         long lost = losses.Sum(l => l.Packets);
@@ -545,18 +553,32 @@ public sealed class Correlator : IObservationSink
     /// outright, where no packet of the flow got further; and, in follow, those that ended on the inside when the host
     /// routes their destination out of the egress (<see cref="CorrelatorOptions.EgressRoutes"/>), though nothing showed the way.
     /// </summary>
-    private void Settle(in FlowKey flow, FlowReach reach, Dictionary<(FlowKey Flow, int LastSeen), (long Packets, int Inside)> lost)
+    private void Settle(in FlowKey flow, ref readonly FlowReach reach, Dictionary<(FlowKey Flow, int LastSeen), (long Packets, int Inside)> lost)
     {
-        foreach (var (lastInterface, count) in reach.EndedAt)
+        // The interfaces journeys ended on, in order of the first to end there.
+        if (reach.FirstEnd >= 0)
         {
-            if (reach.IsShortOf(lastInterface)
-                || reach.StartsInside && AccountRoleOf(lastInterface) != InterfaceRole.Egress && _ways.Contains(flow.Destination, lastInterface)
-                || reach.StartsInside && IsInside(AccountRoleOf(lastInterface)) && _options.EgressRoutes?.LeavesByEgress(flow.Destination) == true)
+            SettleEnd(in flow, in reach, reach.FirstEnd, reach.FirstEndCount, lost);
+        }
+        if (reach.OtherEnds is { } others)
+        {
+            foreach (var (lastInterface, count) in others)
             {
-                // Without an accounting thread the registry's roles as they are now, as before; with one, its copy.
-                lost[(flow, lastInterface)] = (lost.GetValueOrDefault((flow, lastInterface)).Packets + count,
-                    reach.Innermost(_accounting is null ? _roleOf : _accountRoleOf));
+                SettleEnd(in flow, in reach, lastInterface, count, lost);
             }
+        }
+    }
+
+    private void SettleEnd(in FlowKey flow, ref readonly FlowReach reach, int lastInterface, long count,
+        Dictionary<(FlowKey Flow, int LastSeen), (long Packets, int Inside)> lost)
+    {
+        if (reach.IsShortOf(lastInterface)
+            || reach.StartsInside && AccountRoleOf(lastInterface) != InterfaceRole.Egress && _ways.Contains(flow.Destination, lastInterface)
+            || reach.StartsInside && IsInside(AccountRoleOf(lastInterface)) && _options.EgressRoutes?.LeavesByEgress(flow.Destination) == true)
+        {
+            // Without an accounting thread the registry's roles as they are now, as before; with one, its copy.
+            lost[(flow, lastInterface)] = (lost.GetValueOrDefault((flow, lastInterface)).Packets + count,
+                reach.Innermost(_accounting is null ? _roleOf : _accountRoleOf));
         }
     }
 
@@ -572,12 +594,17 @@ public sealed class Correlator : IObservationSink
     {
         FlowTimeouts timeouts = _options.Timeouts;
         FlushWays();
-        foreach (var (flow, reach) in _flows)
+        for (int i = 0; i < _flows.End; i++)
         {
-            if (nowNs - reach.LastSeenNs > timeouts.For(flow.Protocol, reach.Closing))
+            if (!_flows.Holds(i))
             {
-                Settle(in flow, reach, _settledLosses);
-                _flows.Remove(flow); // allowed while enumerating (.NET Core 3.0 and later)
+                continue;
+            }
+            ref FlowReach reach = ref _flows.ReachAt(i);
+            if (nowNs - reach.LastSeenNs > timeouts.For(new IpProtocol((byte)(_flows.KeyAt(i).Rest >> 32)), reach.Closing))
+            {
+                Settle(_flows.KeyAt(i).ToFlowKey(), in reach, _settledLosses);
+                _flows.RemoveAt(i); // in index order, as a dictionary's removals while enumerating: the same entries freed in the same order
             }
         }
         _a.Reaches.Clear();
@@ -874,7 +901,7 @@ public sealed class Correlator : IObservationSink
         }
         if (!entry.IsEmpty && !linkScoped)
         {
-            Reached(in entry, reachPath.Length > 0 ? reachPath : steps, closing);
+            Reached(in entry, in flows[0], reachPath.Length > 0 ? reachPath : steps, closing);
         }
     }
 
@@ -1010,7 +1037,7 @@ public sealed class Correlator : IObservationSink
         ref KnownFlow known = ref Known(in flow);
         if (!known.Flow.IsEmpty && !known.LinkScoped)
         {
-            FlowReach reach = ReachOf(in known.Flow, only.TimestampNs, only.Role);
+            ref FlowReach reach = ref ReachOf(in flow, only.TimestampNs, only.Role);
             reach.Closing |= closing;
             reach.Add(only.Interface);
         }
@@ -1022,7 +1049,7 @@ public sealed class Correlator : IObservationSink
     /// state of its own, unless its flow has some already (an earlier journey ended short); any other journey is
     /// kept in its flow's <see cref="FlowReach"/>.
     /// </summary>
-    private void Reached(in FlowKey flow, ReadOnlySpan<Sighting> path, bool closing)
+    private void Reached(in FlowKey flow, in FlowBits bits, ReadOnlySpan<Sighting> path, bool closing)
     {
         long firstNs = path[0].TimestampNs;
         if (IsInside(path[0].Role) && path[^1].Role == InterfaceRole.Egress)
@@ -1041,17 +1068,19 @@ public sealed class Correlator : IObservationSink
                         SawWay(flow.Destination, path[i].Interface, firstNs);
                     }
                 }
-                if (!HasReach(in flow, out FlowReach? known))
+                int held = HasReach(in bits);
+                if (held < 0)
                 {
                     return;
                 }
+                ref FlowReach known = ref _flows.ReachAt(held);
                 known.LastSeenNs = Math.Max(known.LastSeenNs, firstNs);
                 known.Closing |= closing;
                 known.Add(_a.ReachPaths.Of(path));
                 return;
             }
         }
-        FlowReach reach = ReachOf(in flow, firstNs, path[0].Role);
+        ref FlowReach reach = ref ReachOf(in bits, firstNs, path[0].Role);
         reach.Closing |= closing;
         reach.Add(_a.ReachPaths.Of(path));
     }
@@ -1093,24 +1122,23 @@ public sealed class Correlator : IObservationSink
 
     private static bool IsInside(InterfaceRole role) => role is InterfaceRole.Container or InterfaceRole.Veth or InterfaceRole.Bridge;
 
-    private bool HasReach(in FlowKey flow, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out FlowReach? reach)
+    /// <summary>The index in <see cref="_flows"/> of <paramref name="flow"/>'s reach, or -1 when it has none.</summary>
+    private int HasReach(in FlowBits flow)
     {
         int recent = _a.Reaches.Last(in flow);
         if (recent >= 0)
         {
-            reach = _a.Reaches.ReachAt(recent);
-            return reach is not null;
+            return _a.Reaches.ReachAt(recent);
         }
-        int hash = FlowKeyComparer.Hash(in flow);
+        int hash = ReachTable.Hash(in flow);
         recent = _a.Reaches.Find(in flow, hash);
         if (recent >= 0)
         {
-            reach = _a.Reaches.ReachAt(recent);
-            return reach is not null;
+            return _a.Reaches.ReachAt(recent);
         }
-        _flows.TryGetValue(flow, out reach);
+        int reach = _flows.Find(in flow, hash);
         _a.Reaches.SetAt(-1, in flow, hash, reach); // not among them: Find said so above
-        return reach is not null;
+        return reach;
     }
 
     /// <summary>
@@ -1148,37 +1176,33 @@ public sealed class Correlator : IObservationSink
     }
 
     /// <summary>The reach of <paramref name="flow"/>, made on its first journey (which says whether it starts on the inside).</summary>
-    private FlowReach ReachOf(in FlowKey flow, long firstNs, InterfaceRole firstRole)
+    private ref FlowReach ReachOf(in FlowBits flow, long firstNs, InterfaceRole firstRole)
     {
-        FlowReach reach = ReachOf(in flow);
+        ref FlowReach reach = ref _flows.ReachAt(ReachOf(in flow));
         if (reach.LastSeenNs == 0)
         {
             reach.StartsInside = IsInside(firstRole);
         }
         reach.LastSeenNs = Math.Max(reach.LastSeenNs, firstNs);
-        return reach;
+        return ref reach;
     }
 
-    private FlowReach ReachOf(in FlowKey flow)
+    /// <summary>The index in <see cref="_flows"/> of <paramref name="flow"/>'s reach, made (no journey yet) when it has none.</summary>
+    private int ReachOf(in FlowBits flow)
     {
-        // The last few flows before the dictionary.
+        // The last few flows before the table.
         int recent = _a.Reaches.Last(in flow);
-        if (recent >= 0 && _a.Reaches.ReachAt(recent) is { } last)
+        if (recent >= 0 && _a.Reaches.ReachAt(recent) is >= 0 and int last)
         {
             return last;
         }
-        int hash = FlowKeyComparer.Hash(in flow);
+        int hash = ReachTable.Hash(in flow);
         recent = _a.Reaches.Find(in flow, hash);
-        if (recent >= 0 && _a.Reaches.ReachAt(recent) is { } known)
+        if (recent >= 0 && _a.Reaches.ReachAt(recent) is >= 0 and int known)
         {
             return known;
         }
-        ref FlowReach? slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_flows, flow, out bool exists); // one probe, not two for a new flow
-        if (!exists)
-        {
-            slot = new FlowReach();
-        }
-        FlowReach reach = slot!;
+        int reach = _flows.FindOrAdd(in flow, hash, out _); // one probe, not two for a new flow
         _a.Reaches.SetAt(recent, in flow, hash, reach); // replaces a "none" of this flow (recent: Find's answer above)
         return reach;
     }

@@ -7,43 +7,54 @@ namespace VethTrace.Tracing;
 /// interface it ended on (<see cref="Correlator"/>, docs/DESIGN.md "Losses"). Kept until the flow has been idle
 /// for its protocol's timeout (<see cref="FlowTimeouts"/>).
 /// </summary>
-internal sealed class FlowReach
+/// <remarks>
+/// A struct held inline in its entry of <see cref="ReachTable"/> (session 14): as a class every inbound flow of many
+/// short flows allocated one, and the collections that moved them were ~3 % of the accounting thread. The default value
+/// is a flow with no journey yet.
+/// </remarks>
+internal struct FlowReach
 {
-    private int[] _longest = [];
-    /// <summary>Journeys of a flow mostly end on one interface: the first such interface and count inline, others in a dictionary made when needed.</summary>
-    private int _firstEnd = -1;
+    /// <summary>The longest path; null: none yet (an empty path).</summary>
+    private int[]? _longest;
+    /// <summary>Journeys of a flow mostly end on one interface: the first such interface (plus one; 0: none) and count inline, others in a dictionary made when needed.</summary>
+    private int _firstEndPlusOne;
     private long _firstEndCount;
     private Dictionary<int, long>? _otherEnds;
 
     /// <summary>The first sighting time of the flow's latest journey.</summary>
-    public long LastSeenNs { get; set; }
+    public long LastSeenNs;
 
     /// <summary>A TCP FIN or RST went by: the closing timeout applies.</summary>
-    public bool Closing { get; set; }
+    public bool Closing;
 
     /// <summary>The flow's first journey started on a container, veth or bridge (not the egress or a tunnel).</summary>
-    public bool StartsInside { get; set; }
+    public bool StartsInside;
 
-    /// <summary>A journey of the flow reached an egress after the inside.</summary>
-    public bool ReachedEgress { get; set; }
+    /// <summary>The interface the first journey to end ended on, or -1 (none yet).</summary>
+    public readonly int FirstEnd => _firstEndPlusOne - 1;
 
-    /// <summary>How many journeys ended on each interface, in order of the first to end there.</summary>
-    public IEnumerable<(int Interface, long Count)> EndedAt
+    /// <summary>How many journeys ended on <see cref="FirstEnd"/>.</summary>
+    public readonly long FirstEndCount => _firstEndCount;
+
+    /// <summary>How many journeys ended on each other interface, in order of the first to end there (null: none).</summary>
+    public readonly Dictionary<int, long>? OtherEnds => _otherEnds;
+
+    /// <summary>How many journeys ended on each interface, in order of the first to end there (for tests).</summary>
+    internal readonly List<(int Interface, long Count)> EndedAt()
     {
-        get
+        var ends = new List<(int, long)>();
+        if (_firstEndPlusOne > 0)
         {
-            if (_firstEnd >= 0)
+            ends.Add((FirstEnd, _firstEndCount));
+        }
+        if (_otherEnds is not null)
+        {
+            foreach (var (interfaceId, count) in _otherEnds)
             {
-                yield return (_firstEnd, _firstEndCount);
-            }
-            if (_otherEnds is not null)
-            {
-                foreach (var (interfaceId, count) in _otherEnds)
-                {
-                    yield return (interfaceId, count);
-                }
+                ends.Add((interfaceId, count));
             }
         }
+        return ends;
     }
 
     /// <summary>
@@ -53,7 +64,7 @@ internal sealed class FlowReach
     /// </summary>
     public void Add(int[] path)
     {
-        if (path.Length > _longest.Length)
+        if (path.Length > (_longest?.Length ?? 0))
         {
             _longest = path;
         }
@@ -63,7 +74,7 @@ internal sealed class FlowReach
     /// <summary><see cref="Add(int[])"/> for a journey seen on one interface.</summary>
     public void Add(int interfaceId)
     {
-        if (_longest.Length == 0)
+        if (_longest is null || _longest.Length == 0)
         {
             _longest = [interfaceId];
         }
@@ -71,13 +82,13 @@ internal sealed class FlowReach
     }
 
     /// <summary>The longest path kept (the array given to <see cref="Add(int[])"/>; for tests).</summary>
-    internal int[] Longest => _longest;
+    internal readonly int[] Longest => _longest ?? [];
 
     private void Ended(int interfaceId)
     {
-        if (_firstEnd < 0 || _firstEnd == interfaceId)
+        if (_firstEndPlusOne == 0 || _firstEndPlusOne == interfaceId + 1)
         {
-            _firstEnd = interfaceId;
+            _firstEndPlusOne = interfaceId + 1;
             _firstEndCount++;
             return;
         }
@@ -89,10 +100,10 @@ internal sealed class FlowReach
     /// The interface of the longest path nearest the container (a container's own interface, else a veth), or -1 when it
     /// crossed neither: whose flow this is, for a loss counted per container (<see cref="LossReport.Inside"/>).
     /// </summary>
-    public int Innermost(Func<int, InterfaceRole> roleOf)
+    public readonly int Innermost(Func<int, InterfaceRole> roleOf)
     {
         int best = -1;
-        foreach (int id in _longest)
+        foreach (int id in Longest)
         {
             InterfaceRole role = roleOf(id);
             if (role == InterfaceRole.Container)
@@ -108,9 +119,10 @@ internal sealed class FlowReach
     }
 
     /// <summary>True when the longest path goes on past <paramref name="interfaceId"/>.</summary>
-    public bool IsShortOf(int interfaceId)
+    public readonly bool IsShortOf(int interfaceId)
     {
-        int position = Array.IndexOf(_longest, interfaceId);
-        return position >= 0 && position < _longest.Length - 1;
+        int[] longest = Longest;
+        int position = Array.IndexOf(longest, interfaceId);
+        return position >= 0 && position < longest.Length - 1;
     }
 }

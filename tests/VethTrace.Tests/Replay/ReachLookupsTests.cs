@@ -5,7 +5,7 @@ using VethTrace.Tracing;
 namespace VethTrace.Tests.Replay;
 
 /// <summary>
-/// The accounting's look-ups for many short flows (session 12): <see cref="FlowKeyComparer"/>, <see cref="RecentReaches"/>
+/// The accounting's look-ups for many short flows (session 12; keyed by the ring's words since session 14): <see cref="ReachTable"/>'s keys, <see cref="RecentReaches"/>
 /// (the reaches, and the flows without one, of the last flows looked up), <see cref="PathInterfaces"/> (one array per
 /// path, kept by every <see cref="FlowReach"/> that took it), and the correlator's losses through them.
 /// </summary>
@@ -17,8 +17,16 @@ public sealed class ReachLookupsTests
         new(IpProtocol.Udp, IpAddress.Parse(source), (ushort)sourcePort, IpAddress.Parse(destination), 53);
 
     [Fact]
-    public void FlowKeyComparer_AgreesWithTheKeysOwnEquality_AndSpreadsPorts()
+    public void ReachTableKeys_AgreeWithTheFlowKeysOwnEquality_RoundTrip_AndSpreadPorts()
     {
+        // The reach table is keyed by the ring's words (Correlator.FlowBits) where the dictionary it replaced was keyed by
+        // the FlowKey built from them: the same flows must be one entry, different flows two, and the key reported the same.
+        static Correlator.FlowBits BitsOf(FlowKey key)
+        {
+            var bits = new Correlator.FlowBits();
+            bits.Set(key);
+            return bits;
+        }
         var random = new Random(12);
         var keys = new List<FlowKey>();
         for (int i = 0; i < 2_000; i++)
@@ -31,35 +39,42 @@ public sealed class ReachLookupsTests
         }
         foreach (FlowKey a in keys.Take(300))
         {
+            Assert.Equal(a, BitsOf(a).ToFlowKey());
             foreach (FlowKey b in keys.Take(300))
             {
-                Assert.Equal(a.Equals(b), FlowKeyComparer.Instance.Equals(a, b));
+                Assert.Equal(a.Equals(b), ReachTable.Same(BitsOf(a), BitsOf(b)));
                 if (a.Equals(b))
                 {
-                    Assert.Equal(FlowKeyComparer.Instance.GetHashCode(a), FlowKeyComparer.Instance.GetHashCode(b));
+                    Assert.Equal(ReachTable.Hash(BitsOf(a)), ReachTable.Hash(BitsOf(b)));
                 }
             }
         }
         // Keys that differ in one port only (a container's short flows) get distinct hashes, and distinct low bits.
-        var hashes = Enumerable.Range(0, 65_536).Select(p => FlowKeyComparer.Hash(Udp(p))).ToList();
+        var hashes = Enumerable.Range(0, 65_536).Select(p => ReachTable.Hash(BitsOf(Udp(p)))).ToList();
         Assert.True(hashes.Distinct().Count() >= 65_530);
         Assert.True(hashes.Select(h => h & 0xFFFF).Distinct().Count() > 40_000); // random would give ~41,400
+        // A flow and its reverse differ.
+        Assert.NotEqual(ReachTable.Hash(BitsOf(Udp(40_000))), ReachTable.Hash(BitsOf(Udp(40_000).Reversed)));
         // A v4 address and a v6 address with the same low bits are different keys.
         var v4 = new FlowKey(IpProtocol.Udp, IpAddress.FromV4(1), 1, IpAddress.FromV4(2), 2);
         var v6 = new FlowKey(IpProtocol.Udp, IpAddress.FromV6(0, 1), 1, IpAddress.FromV6(0, 2), 2);
-        Assert.False(FlowKeyComparer.Instance.Equals(v4, v6));
+        Assert.False(ReachTable.Same(BitsOf(v4), BitsOf(v6)));
     }
 
     [Fact]
     public void RecentReaches_RemembersTheLastEight_NoneReplacedByAReach_ClearForgetsAll()
     {
         var recent = new RecentReaches();
-        FlowKey Key(int i) => Udp(10_000 + i);
-        int HashOf(int i) => FlowKeyComparer.Hash(Key(i));
-        var reaches = Enumerable.Range(0, 12).Select(_ => new FlowReach()).ToArray();
+        Correlator.FlowBits Key(int i)
+        {
+            var bits = new Correlator.FlowBits();
+            bits.Set(Udp(10_000 + i));
+            return bits;
+        }
+        int HashOf(int i) => ReachTable.Hash(Key(i));
         for (int i = 0; i < 12; i++)
         {
-            recent.Set(Key(i), HashOf(i), i % 3 == 0 ? null : reaches[i]);
+            recent.Set(Key(i), HashOf(i), i % 3 == 0 ? -1 : 100 + i);
         }
         Assert.Equal(RecentReaches.Capacity, recent.Count);
         for (int i = 0; i < 12; i++)
@@ -71,20 +86,24 @@ public sealed class ReachLookupsTests
                 continue;
             }
             Assert.True(index >= 0);
-            Assert.Same(i % 3 == 0 ? null : reaches[i], recent.ReachAt(index));
+            Assert.Equal(i % 3 == 0 ? -1 : 100 + i, recent.ReachAt(index));
         }
         // Flow 9 had none: a reach made for it replaces that entry (no second entry, nothing else forgotten).
-        var made = new FlowReach();
-        recent.Set(Key(9), HashOf(9), made);
-        Assert.Same(made, recent.ReachAt(recent.Find(Key(9), HashOf(9))));
+        recent.Set(Key(9), HashOf(9), 7);
+        Assert.Equal(7, recent.ReachAt(recent.Find(Key(9), HashOf(9))));
         Assert.True(recent.Find(Key(4), HashOf(4)) >= 0);
         // A key with the same hash is not the same flow.
         Assert.Equal(-1, recent.Find(Key(100), HashOf(9)));
+        // The last two touched are found without a hash.
+        Assert.True(recent.Last(Key(4)) >= 0);
+        Assert.True(recent.Last(Key(9)) >= 0);
+        Assert.Equal(-1, recent.Last(Key(8)));
         var copy = recent.CopyHere();
         recent.Clear();
         Assert.Equal(0, recent.Count);
         Assert.Equal(-1, recent.Find(Key(9), HashOf(9)));
-        Assert.Same(made, copy.ReachAt(copy.Find(Key(9), HashOf(9))));
+        Assert.Equal(-1, recent.Last(Key(9)));
+        Assert.Equal(7, copy.ReachAt(copy.Find(Key(9), HashOf(9))));
     }
 
     [Fact]
@@ -116,7 +135,7 @@ public sealed class ReachLookupsTests
         Assert.Same(first.Longest, second.Longest);
         first.Add(paths.Of(Path(0, 1)));
         Assert.Same(again, first.Longest); // a shorter path does not replace the longest
-        Assert.Equal([(3, 1L), (1, 1L)], first.EndedAt);
+        Assert.Equal([(3, 1L), (1, 1L)], first.EndedAt());
         Assert.True(first.IsShortOf(1));
         Assert.False(first.IsShortOf(3));
     }
