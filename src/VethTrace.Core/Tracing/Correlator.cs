@@ -601,7 +601,7 @@ public sealed class Correlator : IObservationSink
                 continue;
             }
             ref FlowReach reach = ref _flows.ReachAt(i);
-            if (nowNs - reach.LastSeenNs > timeouts.For(new IpProtocol((byte)(_flows.KeyAt(i).Rest >> 32)), reach.Closing))
+            if (nowNs - reach.LastSeenNs > timeouts.For(new IpProtocol(_flows.KeyAt(i).Protocol), reach.Closing))
             {
                 Settle(_flows.KeyAt(i).ToFlowKey(), in reach, _settledLosses);
                 _flows.RemoveAt(i); // in index order, as a dictionary's removals while enumerating: the same entries freed in the same order
@@ -1557,11 +1557,13 @@ public sealed class Correlator : IObservationSink
                 | (ulong)flow.Source.Version << 40 | (ulong)flow.Destination.Version << 48;
         }
 
+        /// <summary>The five words compared (inlined: the reach table, the NAT memo and the recent reaches compare keys this way on every look-up).</summary>
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
         public readonly bool Equals(in FlowBits other) =>
             SourceLow == other.SourceLow && DestinationLow == other.DestinationLow && Rest == other.Rest
             && SourceHigh == other.SourceHigh && DestinationHigh == other.DestinationHigh;
 
-        private readonly byte Protocol => (byte)(Rest >> 32);
+        public readonly byte Protocol => (byte)(Rest >> 32);
 
         private readonly IpAddress Source => Address(SourceHigh, SourceLow, (byte)(Rest >> 40));
 

@@ -138,7 +138,7 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
         }
         _memoLookedUp = true;
         ref Memo known = ref _memos[MemoIndex(in before, in after)];
-        if (Same(in known.Before, in before) && Same(in known.After, in after))
+        if (known.Before.Equals(in before) && known.After.Equals(in after))
         {
             if (known.Epoch == 0)
             {
@@ -174,11 +174,6 @@ internal sealed unsafe class NatTable(bool detail, FlowTimeouts timeouts, bool i
     private int _memoTurn;
     /// <summary>Whether the last <see cref="Remembered"/> looked the pair up (then its general path writes the pair's entry).</summary>
     private bool _memoLookedUp;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool Same(in Correlator.FlowBits x, in Correlator.FlowBits y) =>
-        x.SourceLow == y.SourceLow && x.DestinationLow == y.DestinationLow && x.Rest == y.Rest
-        && x.SourceHigh == y.SourceHigh && x.DestinationHigh == y.DestinationHigh;
 
     /// <summary>
     /// The general path of <see cref="Observe(in FlowKey, in FlowKey, long, bool)"/>, called right after

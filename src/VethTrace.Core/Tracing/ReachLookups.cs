@@ -36,11 +36,11 @@ internal sealed class RecentReaches
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int Last(in Correlator.FlowBits flow)
     {
-        if (_last >= 0 && ReachTable.Same(in _flows[_last], in flow))
+        if (_last >= 0 && _flows[_last].Equals(in flow))
         {
             return _last;
         }
-        if (_previous >= 0 && ReachTable.Same(in _flows[_previous], in flow))
+        if (_previous >= 0 && _flows[_previous].Equals(in flow))
         {
             (_last, _previous) = (_previous, _last);
             return _last;
@@ -63,7 +63,7 @@ internal sealed class RecentReaches
     {
         for (int i = 0; i < _count; i++)
         {
-            if (_hashes[i] == hash && ReachTable.Same(in _flows[i], in flow))
+            if (_hashes[i] == hash && _flows[i].Equals(in flow))
             {
                 Touched(i);
                 return i;
@@ -176,11 +176,6 @@ internal sealed class ReachTable
     /// <summary>The reach of the flow at <paramref name="index"/>, in place (valid until the next insertion: growth moves the entries' array).</summary>
     public ref FlowReach ReachAt(int index) => ref _entries[index].Reach;
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static bool Same(in Correlator.FlowBits a, in Correlator.FlowBits b) =>
-        a.SourceLow == b.SourceLow && a.DestinationLow == b.DestinationLow && a.Rest == b.Rest
-        && a.SourceHigh == b.SourceHigh && a.DestinationHigh == b.DestinationHigh;
-
     /// <summary>The flow's hash: its five words folded by multiply and rotate (the destination rotated, so a flow and its reverse differ).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int Hash(in Correlator.FlowBits flow)
@@ -202,7 +197,7 @@ internal sealed class ReachTable
         while ((uint)i < (uint)links.Length)
         {
             ref Link link = ref links[i];
-            if (link.Hash == hash && Same(in _entries[i].Key, in flow))
+            if (link.Hash == hash && _entries[i].Key.Equals(in flow))
             {
                 return i;
             }
