@@ -61,9 +61,16 @@ public sealed class ParserPasses
     /// VethTrace: <see cref="PacketParser.Parse(ReadOnlySpan{byte}, LinkType, ParserOptions, int, out ParsedPacket)"/>, every
     /// layer, with the record's original length as replay and follow pass it.
     /// </summary>
+    // NoInlining on both: each pass is a method of its own, as replay's reading loop is. Inlined into a caller (a
+    // BenchmarkDotNet benchmark method is one), the loop, the parser's first tier and its helpers exceeded the JIT's
+    // inlining budget of that caller, and the helpers marked AggressiveInlining (ClearBlock, StoreTwo,
+    // ReadCommonTransport, ...) became calls on every packet: 25.8 ns a packet instead of 15.0 (docs/performance.md,
+    // "BenchmarkDotNet, quiet", session 14). `vethtrace bench` calls the passes through delegates, so they were roots already.
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public ulong VethTrace() => VethTracePass(fingerprint: false);
 
     /// <summary>VethTrace's parser and the NAT-invariant fingerprint, as replay and follow run them.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public ulong VethTraceAndFingerprint() => VethTracePass(fingerprint: true);
 
     // Inlined into both callers with a constant argument, so each gets a loop without the test.
