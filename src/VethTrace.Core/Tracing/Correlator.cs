@@ -1151,9 +1151,8 @@ public sealed class Correlator : IObservationSink
         for (int i = 0; i < known.Length; i++)
         {
             ref KnownFlow candidate = ref known[i];
-            // FlowBits.Equals written out: as a call it was 3-4 % of the accounting thread on multihop-mixed.
-            if (candidate.Bits.SourceLow == bits.SourceLow && candidate.Bits.DestinationLow == bits.DestinationLow && candidate.Bits.Rest == bits.Rest
-                && candidate.Bits.SourceHigh == bits.SourceHigh && candidate.Bits.DestinationHigh == bits.DestinationHigh && candidate.Made)
+            // FlowBits.Equals is inlined (AggressiveInlining): as a call it was 3-4 % of the accounting thread on multihop-mixed.
+            if (candidate.Bits.Equals(in bits) && candidate.Made)
             {
                 return ref candidate;
             }
