@@ -30,26 +30,29 @@ public readonly record struct FlowKey(IpProtocol Protocol, IpAddress Source, ush
         {
             return default;
         }
-        ushort sourcePort = 0;
-        ushort destinationPort = 0;
+        uint ports = PortsOf(in layers);
+        return new FlowKey(layers.Protocol, layers.Source, (ushort)ports, layers.Destination, (ushort)(ports >> 16));
+    }
+
+    /// <summary>
+    /// The key's ports of <paramref name="layers"/> (a packet with a network layer): the source port in the low 16 bits,
+    /// the destination port in the high 16. TCP and UDP ports; an ICMP echo's identifier on the request's source side or
+    /// the reply's destination side; 0 otherwise. <see cref="From(in PacketLayers)"/> and the observation's packed flow
+    /// (<c>Correlator.FlowBits</c>, written straight from the layers) both take them from here.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static uint PortsOf(in PacketLayers layers)
+    {
         if (layers.IsTcp || layers.IsUdp)
         {
-            sourcePort = layers.SourcePort;
-            destinationPort = layers.DestinationPort;
+            return layers.SourcePort | (uint)layers.DestinationPort << 16;
         }
-        else if (layers.IsIcmp && IcmpHeader.HasIdentifier(layers.IpVersion == 6, layers.IcmpType))
+        if (layers.IsIcmp && IcmpHeader.HasIdentifier(layers.IpVersion == 6, layers.IcmpType))
         {
             bool isRequest = layers.IcmpType is IcmpHeader.V4Type.EchoRequest or IcmpHeader.V4Type.Timestamp or IcmpHeader.V6Type.EchoRequest;
-            if (isRequest)
-            {
-                sourcePort = layers.IcmpIdentifier;
-            }
-            else
-            {
-                destinationPort = layers.IcmpIdentifier;
-            }
+            return isRequest ? layers.IcmpIdentifier : (uint)layers.IcmpIdentifier << 16;
         }
-        return new FlowKey(layers.Protocol, layers.Source, sourcePort, layers.Destination, destinationPort);
+        return 0;
     }
 
     public bool IsEmpty => Source.IsNone;

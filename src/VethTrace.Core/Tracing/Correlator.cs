@@ -621,7 +621,7 @@ public sealed class Correlator : IObservationSink
     {
         ref ObservationSlot first = ref _observations[journey.First];
         return observation.TimestampNs - journey.FirstTimestampNs <= LinkWindowNs
-            && first.Flow.Equals(observation.Flow)
+            && first.FlowFields.Equals(in observation.FlowFields)
             && (RoleOf(first.Interface) == InterfaceRole.Egress) == (RoleOf(observation.Interface) == InterfaceRole.Egress);
     }
 
@@ -1509,8 +1509,7 @@ public sealed class Correlator : IObservationSink
             _timestampNs = observation.TimestampNs;
             _order = observation.Order;
             _segmentKey = observation.SegmentKey;
-            FlowKey flow = observation.Flow;
-            _flow.Set(in flow);
+            _flow = observation.FlowFields; // packed on the reading thread: copied, not converted
             _tcpSequence = observation.TcpSequence;
             _tcpPayload = observation.TcpPayload;
             _length = observation.Length;
@@ -1528,19 +1527,57 @@ public sealed class Correlator : IObservationSink
         public readonly long Next(long sequence) => _next == 0 ? -1 : sequence + _next;
 
         /// <summary>The observation stored, with the fingerprint of its journey.</summary>
-        public readonly Observation ToObservation(ulong fingerprint) => new(_timestampNs, Interface, _order, fingerprint, Flow, _length,
-            (_flags & 1) != 0, _segmentKey, _tcpSequence, _tcpPayload, (PacketDirection)(_flags >> 3), (_flags & 2) != 0, _ttl, (_flags & 4) != 0, _tcpFlags);
+        public readonly Observation ToObservation(ulong fingerprint)
+        {
+            var observation = new Observation(_timestampNs, Interface, _order, fingerprint, default, _length,
+                (_flags & 1) != 0, _segmentKey, _tcpSequence, _tcpPayload, (PacketDirection)(_flags >> 3), (_flags & 2) != 0, _ttl, (_flags & 4) != 0, _tcpFlags);
+            observation.SetFlowFields(in _flow);
+            return observation;
+        }
     }
 
     /// <summary>
     /// A flow key as the ring keeps it, 40 bytes instead of 56: the addresses as their halves, the ports, protocol and both
     /// IP versions in one word, so two flows compare as five words (<see cref="Equals(in FlowBits)"/>).
     /// </summary>
-    internal struct FlowBits
+    /// <remarks>
+    /// The halves in <see cref="PacketLayers"/>' order (each address low half first, the source first), so that
+    /// <see cref="Set(in PacketLayers)"/> copies the parser's 32 bytes of addresses as one block. An observation carries
+    /// its flow in this form from the reading thread (<see cref="Observation"/>), and the ring slot copies it as it is.
+    /// </remarks>
+    internal struct FlowBits : IEquatable<FlowBits>
     {
-        public ulong SourceHigh, SourceLow, DestinationHigh, DestinationLow;
+        public ulong SourceLow, SourceHigh, DestinationLow, DestinationHigh;
         /// <summary>Source port (bits 0-15), destination port (16-31), protocol (32-39), the source's IP version (40-47), the destination's (48-55).</summary>
         public ulong Rest;
+
+        /// <summary>
+        /// The flow of <paramref name="layers"/> (a packet's innermost stack) in place, as <see cref="Set(in FlowKey)"/> of
+        /// <see cref="FlowKey.From(in PacketLayers)"/> stores it, without building the key: the addresses' halves as the
+        /// parser left them, the ports as <see cref="FlowKey.PortsOf"/> picks them, both versions the stack's. All zero
+        /// without a network layer (the empty key's bits).
+        /// </summary>
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        public void Set(in PacketLayers layers)
+        {
+            if (!layers.Has(LayerSet.Network))
+            {
+                this = default;
+                return;
+            }
+            System.Runtime.CompilerServices.Unsafe.As<ulong, AddressBlock>(ref SourceLow) =
+                System.Runtime.CompilerServices.Unsafe.As<ulong, AddressBlock>(ref System.Runtime.CompilerServices.Unsafe.AsRef(in layers.SourceLow));
+            ulong version = layers.IpVersion;
+            Rest = FlowKey.PortsOf(in layers) | (ulong)layers.Protocol.Value << 32 | version << 40 | version << 48;
+        }
+
+        /// <summary>The four address halves, as one 32-byte copy.</summary>
+        private struct AddressBlock
+        {
+#pragma warning disable CS0649 // copied whole, never read field by field
+            public ulong A, B, C, D;
+#pragma warning restore CS0649
+        }
 
         /// <summary>Stores <paramref name="flow"/> in place (in the ring: no temporary to copy).</summary>
         [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
@@ -1561,6 +1598,12 @@ public sealed class Correlator : IObservationSink
         public readonly bool Equals(in FlowBits other) =>
             SourceLow == other.SourceLow && DestinationLow == other.DestinationLow && Rest == other.Rest
             && SourceHigh == other.SourceHigh && DestinationHigh == other.DestinationHigh;
+
+        public readonly bool Equals(FlowBits other) => Equals(in other);
+
+        public override readonly bool Equals(object? obj) => obj is FlowBits other && Equals(in other);
+
+        public override readonly int GetHashCode() => HashCode.Combine(SourceLow, SourceHigh, DestinationLow, DestinationHigh, Rest);
 
         public readonly byte Protocol => (byte)(Rest >> 32);
 
