@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using VethTrace.Flows;
 using VethTrace.Packets;
 
@@ -128,8 +129,9 @@ internal sealed class RecentReaches
 /// <para>
 /// Chained buckets like the dictionary's (one-based heads, a next index per entry), a power of two of them (the hash's
 /// high bits mixed in), as many buckets as entries. Each entry's hash and next index sit in an array of their own
-/// (8 bytes an entry), its flow and reach in another: a look-up of a flow not held (every new flow's) reads a bucket and
-/// links, and an entry only when a hash matches. An index stays its flow's until the flow is removed.
+/// (8 bytes an entry), its flow and reach in another, and a byte per bucket says which classes of hash its chain holds:
+/// a look-up of a flow not held (every new flow's) mostly ends at that byte, else reads a bucket and links, and an entry
+/// only when a hash matches. An index stays its flow's until the flow is removed.
 /// </para>
 /// </summary>
 internal sealed class ReachTable
@@ -153,6 +155,12 @@ internal sealed class ReachTable
     private const int InitialCapacity = 16;
 
     private int[] _buckets = new int[InitialCapacity];
+    /// <summary>
+    /// Per bucket, one bit for each class of the hashes its chain holds (<see cref="TagOf"/>: the hash's top three bits):
+    /// a look-up of a flow not held (most look-ups: every new flow, and every flow whose journeys all reach the egress)
+    /// mostly ends here, on a byte per bucket that stays in cache, instead of on the bucket's and its chain's lines.
+    /// </summary>
+    private byte[] _tags = new byte[InitialCapacity];
     private Link[] _links = new Link[InitialCapacity];
     private Entry[] _entries = new Entry[InitialCapacity];
     private int _count;
@@ -189,11 +197,73 @@ internal sealed class ReachTable
         return (int)(h >> 32);
     }
 
+    /// <summary>
+    /// The first of a look-up's two read-aheads (<see cref="Correlator"/>'s accounting loop, a few records ahead): the
+    /// tag byte and the bucket of <paramref name="hash"/>. Hints only: nothing is read, and a table that grows before the
+    /// look-up loses them.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public unsafe void PrefetchBucket(int hash)
+    {
+        if (System.Runtime.Intrinsics.X86.Sse.IsSupported)
+        {
+            int[] buckets = _buckets;
+            byte[] tags = _tags;
+            int home = hash & (buckets.Length - 1);
+            if ((uint)home < (uint)tags.Length)
+            {
+                System.Runtime.Intrinsics.X86.Sse.Prefetch0(Unsafe.AsPointer(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(tags), home)));
+                System.Runtime.Intrinsics.X86.Sse.Prefetch0(Unsafe.AsPointer(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(buckets), home)));
+            }
+        }
+    }
+
+    /// <summary>
+    /// The second read-ahead, once <see cref="PrefetchBucket"/>'s lines have come: the link and the key of the bucket's
+    /// first entry (a look-up's two further dependent misses), when the tag says the chain may hold the flow.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public unsafe void PrefetchFirst(int hash)
+    {
+        if (System.Runtime.Intrinsics.X86.Sse.IsSupported)
+        {
+            int[] buckets = _buckets;
+            byte[] tags = _tags;
+            int home = hash & (buckets.Length - 1);
+            if ((uint)home >= (uint)tags.Length || (tags[home] & TagOf(hash)) == 0)
+            {
+                return; // the look-up will end at the tag
+            }
+            int i = buckets[home] - 1;
+            Link[] links = _links;
+            Entry[] entries = _entries;
+            if ((uint)i < (uint)links.Length && (uint)i < (uint)entries.Length)
+            {
+                System.Runtime.Intrinsics.X86.Sse.Prefetch0(Unsafe.AsPointer(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(links), i)));
+                byte* key = (byte*)Unsafe.AsPointer(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(entries), i));
+                System.Runtime.Intrinsics.X86.Sse.Prefetch0(key);
+                System.Runtime.Intrinsics.X86.Sse.Prefetch0(key + sizeof(Correlator.FlowBits) - 1);
+            }
+        }
+    }
+
+    /// <summary>The bit of <see cref="_tags"/> for a hash: one of 8 classes by its top bits (the bucket is chosen by its low bits).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static byte TagOf(int hash) => (byte)(1 << (int)((uint)hash >> 29));
+
+    /// <summary>Whether a look-up of <paramref name="hash"/> goes past its bucket's tag (for tests: the tags after removals).</summary>
+    internal bool MayHold(int hash) => (_tags[hash & (_buckets.Length - 1)] & TagOf(hash)) != 0;
+
     /// <summary>The index of <paramref name="flow"/>'s entry (its hash <paramref name="hash"/>), or -1.</summary>
     public int Find(in Correlator.FlowBits flow, int hash)
     {
+        int home = hash & (_buckets.Length - 1);
+        if ((_tags[home] & TagOf(hash)) == 0)
+        {
+            return -1; // no entry of this class in the bucket's chain
+        }
         Link[] links = _links;
-        int i = _buckets[hash & (_buckets.Length - 1)] - 1;
+        int i = _buckets[home] - 1;
         while ((uint)i < (uint)links.Length)
         {
             ref Link link = ref links[i];
@@ -233,7 +303,9 @@ internal sealed class ReachTable
             }
             index = _count++;
         }
-        ref int bucket = ref _buckets[hash & (_buckets.Length - 1)];
+        int home = hash & (_buckets.Length - 1);
+        ref int bucket = ref _buckets[home];
+        _tags[home] |= TagOf(hash);
         ref Entry entry = ref _entries[index];
         entry.Key = flow;
         entry.Reach = default;
@@ -247,7 +319,8 @@ internal sealed class ReachTable
     public void RemoveAt(int index)
     {
         ref Link link = ref _links[index];
-        ref int bucket = ref _buckets[link.Hash & (_buckets.Length - 1)];
+        int home = link.Hash & (_buckets.Length - 1);
+        ref int bucket = ref _buckets[home];
         int i = bucket - 1, previous = -1;
         while (i != index)
         {
@@ -262,6 +335,12 @@ internal sealed class ReachTable
         {
             _links[previous].Next = link.Next;
         }
+        byte tags = 0; // the classes left in the chain
+        for (int rest = bucket - 1; rest >= 0; rest = _links[rest].Next)
+        {
+            tags |= TagOf(_links[rest].Hash);
+        }
+        _tags[home] = tags;
         link.Next = FreeTop - _freeList;
         _entries[index].Reach = default; // let the paths and end counts go
         _freeList = index;
@@ -276,16 +355,19 @@ internal sealed class ReachTable
         Array.Copy(_entries, entries, _count);
         var links = new Link[size];
         var buckets = new int[size];
+        var tags = new byte[size];
         for (int i = 0; i < _count; i++)
         {
             int hash = _links[i].Hash;
             ref int bucket = ref buckets[hash & (size - 1)];
             links[i] = new Link { Hash = hash, Next = bucket - 1 };
             bucket = i + 1;
+            tags[hash & (size - 1)] |= TagOf(hash);
         }
         _entries = entries;
         _links = links;
         _buckets = buckets;
+        _tags = tags;
     }
 }
 

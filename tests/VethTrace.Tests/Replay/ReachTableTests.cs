@@ -159,6 +159,41 @@ public sealed class ReachTableTests
     }
 
     [Fact]
+    public void ReachTable_Tags_SetForEveryFlowHeld_ClearedWhenTheLastOfTheirClassLeavesTheBucket()
+    {
+        // A look-up of a flow not held ends at its bucket's tag byte (session 15): the tags must cover every flow held
+        // (or Find would miss one: the differential test above) and must drop a class once no flow of it is left in the
+        // bucket (or every look-up there would go on to the chain, as before the tags).
+        var table = new ReachTable();
+        const int Flows = 5_000;
+        var hashes = new int[Flows];
+        for (int n = 0; n < Flows; n++)
+        {
+            Correlator.FlowBits bits = Bits(n);
+            hashes[n] = ReachTable.Hash(bits);
+            table.FindOrAdd(bits, hashes[n], out _);
+        }
+        Assert.All(hashes, hash => Assert.True(table.MayHold(hash)));
+        int absentPast = Enumerable.Range(Flows, Flows).Count(n => table.MayHold(ReachTable.Hash(Bits(n))));
+        Assert.InRange(absentPast, 1, Flows * 3 / 4); // a table as full as its buckets: most absent flows stop at the tag
+        for (int i = 0; i < Flows; i += 2)
+        {
+            table.RemoveAt(i);
+        }
+        for (int i = 1; i < Flows; i += 2)
+        {
+            Assert.True(table.MayHold(hashes[i]));
+            Assert.Equal(i, table.Find(Bits(i), hashes[i]));
+        }
+        for (int i = 1; i < Flows; i += 2)
+        {
+            table.RemoveAt(i);
+        }
+        Assert.Equal(0, table.Count);
+        Assert.All(hashes, hash => Assert.False(table.MayHold(hash)));
+    }
+
+    [Fact]
     public void Correlator_LossesOfSweptAndReusedReaches_ReportedInTheDictionarysOrder()
     {
         // Six UDP flows f0..f5 from one container each lose a journey at the bridge (interface 2) after a flow showed the way
