@@ -81,13 +81,9 @@ public record struct Observation(
     public static ulong SegmentKeyOf(in PacketLayers layers)
     {
         const TcpFlags mayDiffer = TcpFlags.Cwr | TcpFlags.Fin | TcpFlags.Psh;
-        // One 128-bit multiply of the two words, each xored with its key (StableHash.Finish(StableHash.Add(Seed, i)), i = 6, 7),
-        // then the avalanche, as PacketFingerprint.Mix does. The first word's top 16 bits are clear and its key's are not,
-        // so the product is never zero and the timestamps always count.
-        ulong product = PacketFingerprint.Fold(
-            ((ulong)layers.TcpAcknowledgment << 16 | (ushort)(layers.TcpFlags & ~mayDiffer)) ^ 0x0B3846CF8FFE272FUL,
-            ((ulong)layers.TcpTsVal << 32 | layers.TcpTsEcr) ^ 0x069D203FA878E767UL);
-        return StableHash.Finish(product) | 1;
+        ulong hash = StableHash.Add(StableHash.Seed, (ulong)layers.TcpAcknowledgment << 16 | (ushort)(layers.TcpFlags & ~mayDiffer));
+        hash = StableHash.Add(hash, (ulong)layers.TcpTsVal << 32 | layers.TcpTsEcr);
+        return StableHash.Finish(hash) | 1;
     }
 
     public readonly bool IsTcpData => SegmentKey != 0;
