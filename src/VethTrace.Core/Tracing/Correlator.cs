@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using VethTrace.Flows;
 using VethTrace.Packets;
@@ -493,25 +492,8 @@ public sealed class Correlator : IObservationSink
     private void Account(AccountBatch batch)
     {
         ReadOnlySpan<AccountRecord> records = batch.Records.AsSpan(0, batch.RecordCount);
-        // The reach table's look-up (HasReach, ReachOf) is three dependent misses on a table of every flow of the last
-        // timeouts (bucket, link, entry): read ahead for the entry flow of the journey ReachAhead records on, in two
-        // stages (the bucket far ahead, its first entry when the bucket's line is in). Hashes kept in a small ring.
-        Span<int> hashes = stackalloc int[ReachAhead];
-        for (int ahead = 0; ahead < Math.Min(ReachAhead, records.Length); ahead++)
+        foreach (ref readonly AccountRecord record in records)
         {
-            hashes[ahead] = ReachPrefetchBucket(batch, in records[ahead]);
-        }
-        for (int r = 0; r < records.Length; r++)
-        {
-            ref readonly AccountRecord record = ref records[r];
-            if (r + ReachNear < records.Length)
-            {
-                _flows.PrefetchFirst(hashes[(r + ReachNear) & (ReachAhead - 1)]);
-            }
-            if (r + ReachAhead < records.Length)
-            {
-                hashes[r & (ReachAhead - 1)] = ReachPrefetchBucket(batch, in records[r + ReachAhead]);
-            }
             switch (record.Kind)
             {
                 case AccountKind.Single:
@@ -529,22 +511,6 @@ public sealed class Correlator : IObservationSink
                     break;
             }
         }
-    }
-
-    /// <summary>Records ahead whose entry flow's reach bucket is prefetched (a power of two), and how far ahead its first entry is.</summary>
-    private const int ReachAhead = 8, ReachNear = 4;
-
-    /// <summary>The reach-table hash of a journey record's entry flow, its bucket prefetched; 0 (bucket 0, harmless) for other records.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private int ReachPrefetchBucket(AccountBatch batch, in AccountRecord record)
-    {
-        if (record.Kind is not (AccountKind.Single or AccountKind.Journey))
-        {
-            return 0;
-        }
-        int hash = ReachTable.Hash(in batch.Flows[record.StepsFrom]);
-        _flows.PrefetchBucket(hash);
-        return hash;
     }
 
     /// <summary>Copies the roles of the interfaces seen from <c>roleOf</c> (<see cref="_roles"/>).</summary>

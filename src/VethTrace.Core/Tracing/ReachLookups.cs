@@ -1,6 +1,5 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using VethTrace.Flows;
 using VethTrace.Packets;
 
@@ -195,56 +194,6 @@ internal sealed class ReachTable
         h ^= h >> 29;
         h *= K1;
         return (int)(h >> 32);
-    }
-
-    /// <summary>
-    /// The first of a look-up's two read-aheads (<see cref="Correlator"/>'s accounting loop, a few records ahead): the
-    /// tag byte and the bucket of <paramref name="hash"/>. Hints only: nothing is read, and a table that grows before the
-    /// look-up loses them.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public unsafe void PrefetchBucket(int hash)
-    {
-        if (System.Runtime.Intrinsics.X86.Sse.IsSupported)
-        {
-            int[] buckets = _buckets;
-            byte[] tags = _tags;
-            int home = hash & (buckets.Length - 1);
-            if ((uint)home < (uint)tags.Length)
-            {
-                System.Runtime.Intrinsics.X86.Sse.Prefetch0(Unsafe.AsPointer(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(tags), home)));
-                System.Runtime.Intrinsics.X86.Sse.Prefetch0(Unsafe.AsPointer(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(buckets), home)));
-            }
-        }
-    }
-
-    /// <summary>
-    /// The second read-ahead, once <see cref="PrefetchBucket"/>'s lines have come: the link and the key of the bucket's
-    /// first entry (a look-up's two further dependent misses), when the tag says the chain may hold the flow.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public unsafe void PrefetchFirst(int hash)
-    {
-        if (System.Runtime.Intrinsics.X86.Sse.IsSupported)
-        {
-            int[] buckets = _buckets;
-            byte[] tags = _tags;
-            int home = hash & (buckets.Length - 1);
-            if ((uint)home >= (uint)tags.Length || (tags[home] & TagOf(hash)) == 0)
-            {
-                return; // the look-up will end at the tag
-            }
-            int i = buckets[home] - 1;
-            Link[] links = _links;
-            Entry[] entries = _entries;
-            if ((uint)i < (uint)links.Length && (uint)i < (uint)entries.Length)
-            {
-                System.Runtime.Intrinsics.X86.Sse.Prefetch0(Unsafe.AsPointer(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(links), i)));
-                byte* key = (byte*)Unsafe.AsPointer(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(entries), i));
-                System.Runtime.Intrinsics.X86.Sse.Prefetch0(key);
-                System.Runtime.Intrinsics.X86.Sse.Prefetch0(key + sizeof(Correlator.FlowBits) - 1);
-            }
-        }
     }
 
     /// <summary>The bit of <see cref="_tags"/> for a hash: one of 8 classes by its top bits (the bucket is chosen by its low bits).</summary>
