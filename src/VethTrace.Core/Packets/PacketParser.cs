@@ -401,7 +401,9 @@ public static class PacketParser
         StoreTwo(ref layers.LinkType, linkType.Value, (uint)ip, ref layers.NetworkOffset);
         StoreTwo(ref layers.IpId, ReadBigEndian16(ref start, ip + Ipv4Header.Field.Identification), Ipv4Header.Field.FixedLength, ref layers.IpHeaderLength);
         StoreTwo(ref layers.IpTotalLength, (uint)totalLength, (uint)transportStart, ref layers.TransportOffset);
-        PacketFlags flags = (PacketFlags)((uint)transportFlags | networkFlags);
+        // Kept as a uint, not a PacketFlags (a ushort): a 32-bit value needs no zero-extension before the shift below.
+        uint flags = (uint)transportFlags | networkFlags;
+        Debug.Assert(flags <= ushort.MaxValue);
         // EtherType, Flags, Layers, IpVersion, then TTL and protocol as the header has them (byte 8, then 9).
         Debug.Assert(Unsafe.ByteOffset(ref Unsafe.As<EtherType, byte>(ref layers.EtherType), ref Unsafe.As<IpProtocol, byte>(ref layers.Protocol)) == 7);
         Unsafe.WriteUnaligned(ref Unsafe.As<EtherType, byte>(ref layers.EtherType),
@@ -475,9 +477,10 @@ public static class PacketParser
             // The data offset, the flags and the window.
             uint offsetFlagsAndWindow = ReadBigEndian32(ref start, tcp + TcpHeader.Field.DataOffsetAndFlags);
             int headerLength = (int)(offsetFlagsAndWindow >> 28) * 4;
+            int optionsLength = headerLength - TcpHeader.Field.FixedLength;
             // Data offset below 5 words (malformed), past the segment (malformed) or past the capture (truncated): one
             // unsigned compare, as the captured bytes are at most the segment (and at least the fixed header, checked above).
-            if ((uint)(headerLength - TcpHeader.Field.FixedLength) > (uint)(transportCaptured - TcpHeader.Field.FixedLength))
+            if ((uint)optionsLength > (uint)(transportCaptured - TcpHeader.Field.FixedLength))
             {
                 return NotCommon;
             }
@@ -487,7 +490,7 @@ public static class PacketParser
             StorePorts(ref start, tcp, ref layers);
             Unsafe.WriteUnaligned(ref Unsafe.As<uint, byte>(ref layers.TcpAcknowledgment), ReadBigEndian64(ref start, tcp + TcpHeader.Field.Sequence));
             Unsafe.WriteUnaligned(ref Unsafe.As<ushort, byte>(ref layers.TcpWindow), offsetFlagsAndWindow & 0x01FF_FFFF);
-            Unsafe.WriteUnaligned(ref layers.TcpHeaderLength, (ushort)(headerLength | (headerLength - TcpHeader.Field.FixedLength) << 8));
+            Unsafe.WriteUnaligned(ref layers.TcpHeaderLength, (ushort)(headerLength | optionsLength << 8));
             // The options are captured whole (checked above). NOP, NOP, Timestamps, the layout of nearly every
             // segment of an established Linux connection (RFC 7323 appendix A), is read here, as ReadTcpOptions
             // reads it, without the call; any other is walked there.
@@ -616,6 +619,14 @@ public static class PacketParser
             Unsafe.InitBlockUnaligned(ref cold, 0, (uint)coldSize);
             return;
         }
+        if (Vector256.IsHardwareAccelerated && coldSize % Vector256<byte>.Count == 0 && coldSize <= 4 * Vector256<byte>.Count)
+        {
+            ClearBlock256(ref cold, 0, coldSize);
+            ClearBlock256(ref cold, 1, coldSize);
+            ClearBlock256(ref cold, 2, coldSize);
+            ClearBlock256(ref cold, 3, coldSize);
+            return;
+        }
         ClearBlock(ref cold, 0, coldSize);
         ClearBlock(ref cold, 1, coldSize);
         ClearBlock(ref cold, 2, coldSize);
@@ -624,6 +635,17 @@ public static class PacketParser
         ClearBlock(ref cold, 5, coldSize);
         ClearBlock(ref cold, 6, coldSize);
         ClearBlock(ref cold, 7, coldSize);
+    }
+
+    /// <summary>The <paramref name="block"/>th 32 bytes of <paramref name="size"/>, a multiple of 32; nothing past the end.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ClearBlock256(ref byte bytes, int block, int size)
+    {
+        int offset = block * Vector256<byte>.Count;
+        if (offset < size)
+        {
+            Vector256<byte>.Zero.StoreUnsafe(ref bytes, (nuint)offset);
+        }
     }
 
     /// <summary>
