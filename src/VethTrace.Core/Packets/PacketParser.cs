@@ -377,7 +377,6 @@ public static class PacketParser
         int beyond = totalLength - captured;
         int trailing = beyond >> 31;
         int transportCaptured = captured + (beyond & trailing) - Ipv4Header.Field.FixedLength;
-        int segmentLength = totalLength - Ipv4Header.Field.FixedLength;
         // The network layer's flags, made now so that only they stay live, not what they are made of: DF (bit 14 of the
         // flags and offset, PacketFlags.DontFragment bit 2), IpLengthBeyondCapture (bit 3) from the sign of -beyond and
         // TrailingBytes (bit 4) from the sign of beyond.
@@ -389,8 +388,8 @@ public static class PacketParser
         ref PacketLayers layers = ref packet.Outer;
         // Only the fields from ColdStart on: every field before it is written below.
         ClearCold(ref layers);
-        int transportFlags = ReadCommonTransport(frame, protocol, transportStart, segmentLength, transportCaptured, v6: false,
-            takeVxlanPort: false, walkOptions, options, ref layers);
+        int transportFlags = ReadCommonTransport(frame, protocol, transportStart, totalLength, Ipv4Header.Field.FixedLength, transportCaptured,
+            networkFlags, v6: false, takeVxlanPort: false, walkOptions, options, ref layers);
         if (transportFlags == NotCommon)
         {
             return false;
@@ -401,8 +400,9 @@ public static class PacketParser
         StoreTwo(ref layers.LinkType, linkType.Value, (uint)ip, ref layers.NetworkOffset);
         StoreTwo(ref layers.IpId, ReadBigEndian16(ref start, ip + Ipv4Header.Field.Identification), Ipv4Header.Field.FixedLength, ref layers.IpHeaderLength);
         StoreTwo(ref layers.IpTotalLength, (uint)totalLength, (uint)transportStart, ref layers.TransportOffset);
-        // Kept as a uint, not a PacketFlags (a ushort): a 32-bit value needs no zero-extension before the shift below.
-        uint flags = (uint)transportFlags | networkFlags;
+        // The network layer's flags and the transport's, as a uint, not a PacketFlags (a ushort): a 32-bit value needs no
+        // zero-extension before the shift below.
+        uint flags = (uint)transportFlags;
         Debug.Assert(flags <= ushort.MaxValue);
         // EtherType, Flags, Layers, IpVersion, then TTL and protocol as the header has them (byte 8, then 9).
         Debug.Assert(Unsafe.ByteOffset(ref Unsafe.As<EtherType, byte>(ref layers.EtherType), ref Unsafe.As<IpProtocol, byte>(ref layers.Protocol)) == 7);
@@ -449,23 +449,28 @@ public static class PacketParser
 
     /// <summary>
     /// The transport header of both tiers of <see cref="TryParseCommon"/>: TCP (header captured whole), UDP or ICMP/ICMPv6,
-    /// inside both the captured bytes (<paramref name="transportCaptured"/>, at most the IP length) and the segment the IP
-    /// header declares (<paramref name="segmentLength"/>), read into <paramref name="layers"/>, which the caller zeroed.
+    /// inside both the captured bytes (<paramref name="transportCaptured"/>: what the capture holds of the IP length after
+    /// the IP header, so at most the segment) and the segment the IP header declares (<paramref name="ipLength"/> less
+    /// <paramref name="ipHeaderLength"/>), read into <paramref name="layers"/>, which the caller zeroed.
     /// UDP to the VXLAN port is not common unless <paramref name="takeVxlanPort"/> (the caller then reads the tunnel from
     /// the payload). TCP options other than none or NOP, NOP, Timestamps are not common unless <paramref name="walkOptions"/>:
     /// the instance inlined into the caller's loop leaves them to an out-of-line one, so that the call that walks them is
     /// not in the loop (with it there, the loop kept more values across it, in callee-saved registers and on the stack:
-    /// 290 instructions per bulk packet against 272 without; docs/performance.md, "Parser round 7"). Returns the flags to
-    /// add (as a non-negative number; the caller keeps its flags in a register and stores them once), or
-    /// <see cref="NotCommon"/>. Inlined into each tier, so the constant arguments fold away.
+    /// 290 instructions per bulk packet against 272 without; docs/performance.md, "Parser round 7"). Returns
+    /// <paramref name="networkFlags"/> with the transport's flags added (as a non-negative number; the caller keeps its
+    /// flags in a register and stores them once), or <see cref="NotCommon"/>. Inlined into each tier, so the constant
+    /// arguments fold away.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int ReadCommonTransport(ReadOnlySpan<byte> frame, int protocol, int transportStart, int segmentLength, int transportCaptured,
-        bool v6, bool takeVxlanPort, bool walkOptions, ParserOptions options, ref PacketLayers layers)
+    private static int ReadCommonTransport(ReadOnlySpan<byte> frame, int protocol, int transportStart, int ipLength, int ipHeaderLength,
+        int transportCaptured, uint networkFlags, bool v6, bool takeVxlanPort, bool walkOptions, ParserOptions options, ref PacketLayers layers)
     {
-        Debug.Assert(transportCaptured <= segmentLength);
+        // The segment the IP header declares is ipLength - ipHeaderLength, written out where it is used rather than held in
+        // a local: the first tier's path through the inlined code then keeps one value fewer live (it was spilled to the
+        // stack and read back).
+        Debug.Assert(transportCaptured <= ipLength - ipHeaderLength);
         ref byte start = ref MemoryMarshal.GetReference(frame);
-        PacketFlags flags = 0;
+        uint flags = networkFlags;
         // An if chain with TCP first, not a switch: the switch's compares put TCP behind two others (6 instructions, 2 here).
         if (protocol == 6) // TCP
         {
@@ -500,7 +505,7 @@ public static class PacketParser
             {
                 // TSval, then TSecr: one load, one store (TcpTsEcr is declared first).
                 Unsafe.WriteUnaligned(ref Unsafe.As<uint, byte>(ref layers.TcpTsEcr), ReadBigEndian64(ref start, tcp + Options + 4));
-                flags = PacketFlags.TcpTimestamps;
+                flags |= (uint)PacketFlags.TcpTimestamps;
             }
             else if (headerLength > Options)
             {
@@ -508,9 +513,9 @@ public static class PacketParser
                 {
                     return NotCommon;
                 }
-                flags = ReadTcpOptions(frame.Slice(tcp, headerLength), headerLength, ref layers);
+                flags |= (uint)ReadTcpOptions(frame.Slice(tcp, headerLength), headerLength, ref layers);
             }
-            SetPayloadWithin(ref layers, tcp + headerLength, segmentLength - headerLength, transportCaptured - headerLength);
+            SetPayloadWithin(ref layers, tcp + headerLength, ipLength - ipHeaderLength - headerLength, transportCaptured - headerLength);
         }
         else if (protocol == 17) // UDP
         {
@@ -526,11 +531,11 @@ public static class PacketParser
             }
             StorePorts(ref start, udp, ref layers);
             layers.UdpLength = (ushort)udpLength;
-            if (udpLength != segmentLength)
+            if (udpLength != ipLength - ipHeaderLength)
             {
-                flags = PacketFlags.UdpLengthMismatch;
+                flags |= (uint)PacketFlags.UdpLengthMismatch;
             }
-            SetPayloadInRange(ref layers, udp + UdpHeader.Field.HeaderLength, Math.Min(udpLength, segmentLength) - UdpHeader.Field.HeaderLength,
+            SetPayloadInRange(ref layers, udp + UdpHeader.Field.HeaderLength, Math.Min(udpLength, ipLength - ipHeaderLength) - UdpHeader.Field.HeaderLength,
                 transportCaptured - UdpHeader.Field.HeaderLength);
         }
         else if (protocol is 1 or 58) // ICMP, ICMPv6 (the general parser reads either after either IP version, as this does)
@@ -549,7 +554,7 @@ public static class PacketParser
                 layers.IcmpIdentifier = ReadBigEndian16(ref start, icmp + IcmpHeader.Field.Identifier);
                 layers.IcmpSequence = ReadBigEndian16(ref start, icmp + IcmpHeader.Field.Sequence);
             }
-            SetPayloadWithin(ref layers, icmp + IcmpHeader.Field.HeaderLength, segmentLength - IcmpHeader.Field.HeaderLength,
+            SetPayloadWithin(ref layers, icmp + IcmpHeader.Field.HeaderLength, ipLength - ipHeaderLength - IcmpHeader.Field.HeaderLength,
                 transportCaptured - IcmpHeader.Field.HeaderLength);
         }
         else
@@ -812,10 +817,9 @@ public static class PacketParser
         }
         int transportStart = ip + headerLength;
         int transportCaptured = Math.Min(totalLength, captured) - headerLength;
-        int segmentLength = totalLength - headerLength;
 
-        int transportFlags = ReadCommonTransport(frame, protocol, transportStart, segmentLength, transportCaptured, v6: etherType == 0x86DD,
-            takeVxlanPort: true, walkOptions: true, options, ref layers);
+        int transportFlags = ReadCommonTransport(frame, protocol, transportStart, totalLength, headerLength, transportCaptured, networkFlags: 0,
+            v6: etherType == 0x86DD, takeVxlanPort: true, walkOptions: true, options, ref layers);
         if (transportFlags == NotCommon)
         {
             return NotCommon;
