@@ -624,14 +624,6 @@ public static class PacketParser
             Unsafe.InitBlockUnaligned(ref cold, 0, (uint)coldSize);
             return;
         }
-        if (Vector256.IsHardwareAccelerated && coldSize % Vector256<byte>.Count == 0 && coldSize <= 4 * Vector256<byte>.Count)
-        {
-            ClearBlock256(ref cold, 0, coldSize);
-            ClearBlock256(ref cold, 1, coldSize);
-            ClearBlock256(ref cold, 2, coldSize);
-            ClearBlock256(ref cold, 3, coldSize);
-            return;
-        }
         ClearBlock(ref cold, 0, coldSize);
         ClearBlock(ref cold, 1, coldSize);
         ClearBlock(ref cold, 2, coldSize);
@@ -640,17 +632,6 @@ public static class PacketParser
         ClearBlock(ref cold, 5, coldSize);
         ClearBlock(ref cold, 6, coldSize);
         ClearBlock(ref cold, 7, coldSize);
-    }
-
-    /// <summary>The <paramref name="block"/>th 32 bytes of <paramref name="size"/>, a multiple of 32; nothing past the end.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ClearBlock256(ref byte bytes, int block, int size)
-    {
-        int offset = block * Vector256<byte>.Count;
-        if (offset < size)
-        {
-            Vector256<byte>.Zero.StoreUnsafe(ref bytes, (nuint)offset);
-        }
     }
 
     /// <summary>
