@@ -361,22 +361,36 @@ public static class PacketParser
         {
             return false;
         }
-        int captured = length - ip;
-        // An IP length past the original length too (not only past the capture): the frame contradicts its record.
-        // OriginalLength is 0 when unknown, so the unsigned difference is huge and the compare false then.
-        if (totalLength > captured && (uint)(packet.OriginalLength - length) < (uint)(totalLength - captured))
+        // An IP length past the original length (not only past the capture): the frame contradicts its record. That is an
+        // IP length beyond what the original length leaves after the link header; OriginalLength is 0 when unknown (then
+        // 0 - ip is a huge unsigned number and nothing is beyond it) or at least the frame's length (then an IP length
+        // within the capture is within it too, so the test need not ask first whether the capture cut the packet).
+        if ((uint)totalLength > (uint)(packet.OriginalLength - ip))
         {
             return false;
         }
-        int transportCaptured = Math.Min(totalLength, captured) - Ipv4Header.Field.FixedLength;
-        int segmentLength = totalLength - Ipv4Header.Field.FixedLength;
+        // Whether the snaplen cut the packet goes either way from one packet to the next (in a bulk transfer the data
+        // segments are cut and the ACKs are not), so the decisions that depend on it are arithmetic, not branches (callgrind's
+        // branch simulation had those branches mispredicted on about one bulk packet in six; measured, `Parse` gained about
+        // 2 %: docs/performance.md, "Parser round 8"). `beyond` is
+        // the IP length past the captured bytes: > 0 when the capture cut the packet, < 0 when bytes follow it (padding).
+        int captured = length - ip;
+        int beyond = totalLength - captured;
+        int trailing = beyond >> 31;
+        int transportCaptured = captured + (beyond & trailing) - Ipv4Header.Field.FixedLength;
+        // The network layer's flags, made now so that only they stay live, not what they are made of: DF (bit 14 of the
+        // flags and offset, PacketFlags.DontFragment bit 2), IpLengthBeyondCapture (bit 3) from the sign of -beyond and
+        // TrailingBytes (bit 4) from the sign of beyond.
+        Debug.Assert((int)PacketFlags.DontFragment == 0x4000 >> 12);
+        Debug.Assert((int)PacketFlags.IpLengthBeyondCapture == 8 && (int)PacketFlags.TrailingBytes == 16);
+        uint networkFlags = ((flagsAndOffset >> 12) & (uint)PacketFlags.DontFragment) | (uint)(((-beyond >> 31) & 8) | (trailing & 16));
         byte protocol = Unsafe.Add(ref start, ip + Ipv4Header.Field.Protocol);
 
         ref PacketLayers layers = ref packet.Outer;
         // Only the fields from ColdStart on: every field before it is written below.
         ClearCold(ref layers);
-        int transportFlags = ReadCommonTransport(frame, protocol, transportStart, segmentLength, transportCaptured, v6: false,
-            takeVxlanPort: false, walkOptions, options, ref layers);
+        int transportFlags = ReadCommonTransport(frame, protocol, transportStart, totalLength, Ipv4Header.Field.FixedLength, transportCaptured,
+            networkFlags, v6: false, takeVxlanPort: false, walkOptions, options, ref layers);
         if (transportFlags == NotCommon)
         {
             return false;
@@ -387,10 +401,10 @@ public static class PacketParser
         StoreTwo(ref layers.LinkType, linkType.Value, (uint)ip, ref layers.NetworkOffset);
         StoreTwo(ref layers.IpId, ReadBigEndian16(ref start, ip + Ipv4Header.Field.Identification), Ipv4Header.Field.FixedLength, ref layers.IpHeaderLength);
         StoreTwo(ref layers.IpTotalLength, (uint)totalLength, (uint)transportStart, ref layers.TransportOffset);
-        // DF is bit 14 of the flags and offset, PacketFlags.DontFragment bit 2: a shift and a mask, no branch.
-        Debug.Assert((int)PacketFlags.DontFragment == 0x4000 >> 12);
-        PacketFlags flags = (PacketFlags)transportFlags | (PacketFlags)((flagsAndOffset >> 12) & (uint)PacketFlags.DontFragment)
-            | (totalLength > captured ? PacketFlags.IpLengthBeyondCapture : totalLength < captured ? PacketFlags.TrailingBytes : 0);
+        // The network layer's flags and the transport's, as a uint, not a PacketFlags (a ushort): a 32-bit value needs no
+        // zero-extension before the shift below.
+        uint flags = (uint)transportFlags;
+        Debug.Assert(flags <= ushort.MaxValue);
         // EtherType, Flags, Layers, IpVersion, then TTL and protocol as the header has them (byte 8, then 9).
         Debug.Assert(Unsafe.ByteOffset(ref Unsafe.As<EtherType, byte>(ref layers.EtherType), ref Unsafe.As<IpProtocol, byte>(ref layers.Protocol)) == 7);
         Unsafe.WriteUnaligned(ref Unsafe.As<EtherType, byte>(ref layers.EtherType),
@@ -436,112 +450,117 @@ public static class PacketParser
 
     /// <summary>
     /// The transport header of both tiers of <see cref="TryParseCommon"/>: TCP (header captured whole), UDP or ICMP/ICMPv6,
-    /// inside both the captured bytes (<paramref name="transportCaptured"/>, at most the IP length) and the segment the IP
-    /// header declares (<paramref name="segmentLength"/>), read into <paramref name="layers"/>, which the caller zeroed.
+    /// inside both the captured bytes (<paramref name="transportCaptured"/>: what the capture holds of the IP length after
+    /// the IP header, so at most the segment) and the segment the IP header declares (<paramref name="ipLength"/> less
+    /// <paramref name="ipHeaderLength"/>), read into <paramref name="layers"/>, which the caller zeroed.
     /// UDP to the VXLAN port is not common unless <paramref name="takeVxlanPort"/> (the caller then reads the tunnel from
     /// the payload). TCP options other than none or NOP, NOP, Timestamps are not common unless <paramref name="walkOptions"/>:
     /// the instance inlined into the caller's loop leaves them to an out-of-line one, so that the call that walks them is
     /// not in the loop (with it there, the loop kept more values across it, in callee-saved registers and on the stack:
-    /// 290 instructions per bulk packet against 272 without; docs/performance.md, "Parser round 7"). Returns the flags to
-    /// add (as a non-negative number; the caller keeps its flags in a register and stores them once), or
-    /// <see cref="NotCommon"/>. Inlined into each tier, so the constant arguments fold away.
+    /// 290 instructions per bulk packet against 272 without; docs/performance.md, "Parser round 7"). Returns
+    /// <paramref name="networkFlags"/> with the transport's flags added (as a non-negative number; the caller keeps its
+    /// flags in a register and stores them once), or <see cref="NotCommon"/>. Inlined into each tier, so the constant
+    /// arguments fold away.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int ReadCommonTransport(ReadOnlySpan<byte> frame, int protocol, int transportStart, int segmentLength, int transportCaptured,
-        bool v6, bool takeVxlanPort, bool walkOptions, ParserOptions options, ref PacketLayers layers)
+    private static int ReadCommonTransport(ReadOnlySpan<byte> frame, int protocol, int transportStart, int ipLength, int ipHeaderLength,
+        int transportCaptured, uint networkFlags, bool v6, bool takeVxlanPort, bool walkOptions, ParserOptions options, ref PacketLayers layers)
     {
+        // The segment the IP header declares is ipLength - ipHeaderLength, written out where it is used rather than held in
+        // a local: the first tier's path through the inlined code then keeps one value fewer live (it was spilled to the
+        // stack and read back).
+        Debug.Assert(transportCaptured <= ipLength - ipHeaderLength);
         ref byte start = ref MemoryMarshal.GetReference(frame);
-        PacketFlags flags = 0;
-        switch (protocol)
+        uint flags = networkFlags;
+        // An if chain with TCP first, not a switch: the switch's compares put TCP behind two others (6 instructions, 2 here).
+        if (protocol == 6) // TCP
         {
-            case 6: // TCP
+            if (transportCaptured < TcpHeader.Field.FixedLength)
             {
-                if (transportCaptured < TcpHeader.Field.FixedLength)
-                {
-                    return NotCommon;
-                }
-                int tcp = transportStart;
-                // The data offset, the flags and the window.
-                uint offsetFlagsAndWindow = ReadBigEndian32(ref start, tcp + TcpHeader.Field.DataOffsetAndFlags);
-                int headerLength = (int)(offsetFlagsAndWindow >> 28) * 4;
-                // Data offset below 5 words (malformed), past the segment (malformed) or past the capture (truncated).
-                if (headerLength < TcpHeader.Field.FixedLength || headerLength > segmentLength || headerLength > transportCaptured)
-                {
-                    return NotCommon;
-                }
-                // Each pair with one load and one store (PacketLayers declares them for it): the ports (destination,
-                // then source), the acknowledgment and sequence numbers, the window and the flags (the data offset
-                // masked off), the header and options lengths.
-                StorePorts(ref start, tcp, ref layers);
-                Unsafe.WriteUnaligned(ref Unsafe.As<uint, byte>(ref layers.TcpAcknowledgment), ReadBigEndian64(ref start, tcp + TcpHeader.Field.Sequence));
-                Unsafe.WriteUnaligned(ref Unsafe.As<ushort, byte>(ref layers.TcpWindow), offsetFlagsAndWindow & 0x01FF_FFFF);
-                Unsafe.WriteUnaligned(ref layers.TcpHeaderLength, (ushort)(headerLength | (headerLength - TcpHeader.Field.FixedLength) << 8));
-                // The options are captured whole (checked above). NOP, NOP, Timestamps, the layout of nearly every
-                // segment of an established Linux connection (RFC 7323 appendix A), is read here, as ReadTcpOptions
-                // reads it, without the call; any other is walked there.
-                const int Options = TcpHeader.Field.FixedLength;
-                if (headerLength == Options + TcpHeader.AlignedTimestampsLength
-                    && ReadBigEndian32(ref start, tcp + Options) == TcpHeader.AlignedTimestampsPrefix)
-                {
-                    // TSval, then TSecr: one load, one store (TcpTsEcr is declared first).
-                    Unsafe.WriteUnaligned(ref Unsafe.As<uint, byte>(ref layers.TcpTsEcr), ReadBigEndian64(ref start, tcp + Options + 4));
-                    flags = PacketFlags.TcpTimestamps;
-                }
-                else if (headerLength > Options)
-                {
-                    if (!walkOptions)
-                    {
-                        return NotCommon;
-                    }
-                    flags = ReadTcpOptions(frame.Slice(tcp, headerLength), headerLength, ref layers);
-                }
-                SetPayloadInRange(ref layers, tcp + headerLength, segmentLength - headerLength, transportCaptured - headerLength);
-                break;
-            }
-            case 17: // UDP
-            {
-                int udp = transportStart;
-                ushort destinationPort = ReadBigEndian16(ref start, udp + UdpHeader.Field.DestinationPort);
-                int udpLength = ReadBigEndian16(ref start, udp + UdpHeader.Field.Length);
-                // Captured and declared header (the caller's length check covers the captured frame, not the IP length);
-                // a UDP length below the header is malformed.
-                if (transportCaptured < UdpHeader.Field.HeaderLength || udpLength < UdpHeader.Field.HeaderLength
-                    || (!takeVxlanPort && destinationPort == options.VxlanPort && options.VxlanPort != 0))
-                {
-                    return NotCommon;
-                }
-                StorePorts(ref start, udp, ref layers);
-                layers.UdpLength = (ushort)udpLength;
-                if (udpLength != segmentLength)
-                {
-                    flags = PacketFlags.UdpLengthMismatch;
-                }
-                SetPayloadInRange(ref layers, udp + UdpHeader.Field.HeaderLength, Math.Min(udpLength, segmentLength) - UdpHeader.Field.HeaderLength,
-                    transportCaptured - UdpHeader.Field.HeaderLength);
-                break;
-            }
-            case 1: // ICMP
-            case 58: // ICMPv6 (the general parser reads either after either IP version, as this does)
-            {
-                if (transportCaptured < IcmpHeader.Field.HeaderLength || segmentLength < IcmpHeader.Field.HeaderLength)
-                {
-                    return NotCommon;
-                }
-                int icmp = transportStart;
-                byte type = Unsafe.Add(ref start, icmp + IcmpHeader.Field.Type);
-                layers.IcmpType = type;
-                layers.IcmpCode = Unsafe.Add(ref start, icmp + IcmpHeader.Field.Code);
-                if (IcmpHeader.HasIdentifier(v6, type))
-                {
-                    layers.IcmpIdentifier = ReadBigEndian16(ref start, icmp + IcmpHeader.Field.Identifier);
-                    layers.IcmpSequence = ReadBigEndian16(ref start, icmp + IcmpHeader.Field.Sequence);
-                }
-                SetPayloadInRange(ref layers, icmp + IcmpHeader.Field.HeaderLength, segmentLength - IcmpHeader.Field.HeaderLength,
-                    transportCaptured - IcmpHeader.Field.HeaderLength);
-                break;
-            }
-            default:
                 return NotCommon;
+            }
+            int tcp = transportStart;
+            // The data offset, the flags and the window.
+            uint offsetFlagsAndWindow = ReadBigEndian32(ref start, tcp + TcpHeader.Field.DataOffsetAndFlags);
+            int headerLength = (int)(offsetFlagsAndWindow >> 28) * 4;
+            int optionsLength = headerLength - TcpHeader.Field.FixedLength;
+            // Data offset below 5 words (malformed), past the segment (malformed) or past the capture (truncated): one
+            // unsigned compare, as the captured bytes are at most the segment (and at least the fixed header, checked above).
+            if ((uint)optionsLength > (uint)(transportCaptured - TcpHeader.Field.FixedLength))
+            {
+                return NotCommon;
+            }
+            // Each pair with one load and one store (PacketLayers declares them for it): the ports (destination,
+            // then source), the acknowledgment and sequence numbers, the window and the flags (the data offset
+            // masked off), the header and options lengths.
+            StorePorts(ref start, tcp, ref layers);
+            Unsafe.WriteUnaligned(ref Unsafe.As<uint, byte>(ref layers.TcpAcknowledgment), ReadBigEndian64(ref start, tcp + TcpHeader.Field.Sequence));
+            Unsafe.WriteUnaligned(ref Unsafe.As<ushort, byte>(ref layers.TcpWindow), offsetFlagsAndWindow & 0x01FF_FFFF);
+            Unsafe.WriteUnaligned(ref layers.TcpHeaderLength, (ushort)(headerLength | optionsLength << 8));
+            // The options are captured whole (checked above). NOP, NOP, Timestamps, the layout of nearly every
+            // segment of an established Linux connection (RFC 7323 appendix A), is read here, as ReadTcpOptions
+            // reads it, without the call; any other is walked there.
+            const int Options = TcpHeader.Field.FixedLength;
+            if (headerLength == Options + TcpHeader.AlignedTimestampsLength
+                && ReadBigEndian32(ref start, tcp + Options) == TcpHeader.AlignedTimestampsPrefix)
+            {
+                // TSval, then TSecr: one load, one store (TcpTsEcr is declared first).
+                Unsafe.WriteUnaligned(ref Unsafe.As<uint, byte>(ref layers.TcpTsEcr), ReadBigEndian64(ref start, tcp + Options + 4));
+                flags |= (uint)PacketFlags.TcpTimestamps;
+            }
+            else if (headerLength > Options)
+            {
+                if (!walkOptions)
+                {
+                    return NotCommon;
+                }
+                flags |= (uint)ReadTcpOptions(frame.Slice(tcp, headerLength), headerLength, ref layers);
+            }
+            SetPayloadWithin(ref layers, tcp + headerLength, ipLength - ipHeaderLength - headerLength, transportCaptured - headerLength);
+        }
+        else if (protocol == 17) // UDP
+        {
+            int udp = transportStart;
+            ushort destinationPort = ReadBigEndian16(ref start, udp + UdpHeader.Field.DestinationPort);
+            int udpLength = ReadBigEndian16(ref start, udp + UdpHeader.Field.Length);
+            // Captured and declared header (the caller's length check covers the captured frame, not the IP length);
+            // a UDP length below the header is malformed.
+            if (transportCaptured < UdpHeader.Field.HeaderLength || udpLength < UdpHeader.Field.HeaderLength
+                || (!takeVxlanPort && destinationPort == options.VxlanPort && options.VxlanPort != 0))
+            {
+                return NotCommon;
+            }
+            StorePorts(ref start, udp, ref layers);
+            layers.UdpLength = (ushort)udpLength;
+            if (udpLength != ipLength - ipHeaderLength)
+            {
+                flags |= (uint)PacketFlags.UdpLengthMismatch;
+            }
+            SetPayloadInRange(ref layers, udp + UdpHeader.Field.HeaderLength, Math.Min(udpLength, ipLength - ipHeaderLength) - UdpHeader.Field.HeaderLength,
+                transportCaptured - UdpHeader.Field.HeaderLength);
+        }
+        else if (protocol is 1 or 58) // ICMP, ICMPv6 (the general parser reads either after either IP version, as this does)
+        {
+            // The captured bytes are at most the segment, so this covers the segment too.
+            if (transportCaptured < IcmpHeader.Field.HeaderLength)
+            {
+                return NotCommon;
+            }
+            int icmp = transportStart;
+            byte type = Unsafe.Add(ref start, icmp + IcmpHeader.Field.Type);
+            layers.IcmpType = type;
+            layers.IcmpCode = Unsafe.Add(ref start, icmp + IcmpHeader.Field.Code);
+            if (IcmpHeader.HasIdentifier(v6, type))
+            {
+                layers.IcmpIdentifier = ReadBigEndian16(ref start, icmp + IcmpHeader.Field.Identifier);
+                layers.IcmpSequence = ReadBigEndian16(ref start, icmp + IcmpHeader.Field.Sequence);
+            }
+            SetPayloadWithin(ref layers, icmp + IcmpHeader.Field.HeaderLength, ipLength - ipHeaderLength - IcmpHeader.Field.HeaderLength,
+                transportCaptured - IcmpHeader.Field.HeaderLength);
+        }
+        else
+        {
+            return NotCommon;
         }
         return (int)flags;
     }
@@ -780,10 +799,9 @@ public static class PacketParser
         }
         int transportStart = ip + headerLength;
         int transportCaptured = Math.Min(totalLength, captured) - headerLength;
-        int segmentLength = totalLength - headerLength;
 
-        int transportFlags = ReadCommonTransport(frame, protocol, transportStart, segmentLength, transportCaptured, v6: etherType == 0x86DD,
-            takeVxlanPort: true, walkOptions: true, options, ref layers);
+        int transportFlags = ReadCommonTransport(frame, protocol, transportStart, totalLength, headerLength, transportCaptured, networkFlags: 0,
+            v6: etherType == 0x86DD, takeVxlanPort: true, walkOptions: true, options, ref layers);
         if (transportFlags == NotCommon)
         {
             return NotCommon;
@@ -1442,6 +1460,18 @@ public static class PacketParser
         Debug.Assert(declaredLength >= 0 && capturedLength >= 0);
         StoreTwo(ref layers.PayloadOffset, (uint)offset, (uint)declaredLength, ref layers.PayloadLength);
         layers.CapturedPayloadLength = Math.Min(capturedLength, declaredLength);
+    }
+
+    /// <summary>
+    /// <see cref="SetPayloadInRange"/> where the captured length is also known to be at most the declared one (TCP and ICMP
+    /// in the fast path: the captured transport bytes are at most the segment, and the same header is taken from both).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void SetPayloadWithin(ref PacketLayers layers, int offset, int declaredLength, int capturedLength)
+    {
+        Debug.Assert(capturedLength >= 0 && capturedLength <= declaredLength);
+        StoreTwo(ref layers.PayloadOffset, (uint)offset, (uint)declaredLength, ref layers.PayloadLength);
+        layers.CapturedPayloadLength = capturedLength;
     }
 
     private static void SetPayload(ref PacketLayers layers, int offset, int declaredLength, int capturedLength)

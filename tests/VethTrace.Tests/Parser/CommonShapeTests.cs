@@ -126,6 +126,49 @@ public class CommonShapeTests
         Assert.Equal(0x00a1b2c0u, packet.Outer.TcpTsVal);
     }
 
+    /// <summary>
+    /// The inlined first tier decides without branches whether the capture cut the packet (IpLengthBeyondCapture), bytes
+    /// follow it (TrailingBytes) or the IP length is beyond the record's original length too (the general parser's
+    /// IpLengthBeyondFrame), and how much of the segment was captured (docs/performance.md, "Parser round 8"). For IP lengths
+    /// short of, equal to and beyond the frame's, with the original length unknown, the frame's, just enough, one short
+    /// and huge: every field equals the general parser's, and the inlined instance takes exactly the frames the general
+    /// parser completes without IpLengthBeyondFrame.
+    /// </summary>
+    [Fact]
+    public void EthernetIpv4Tcp_IpLengthAgainstCaptureAndRecord_SameAsGeneralParser()
+    {
+        byte[] whole = SamplePackets.Get("eth-ipv4-tcp-data").Frame;
+        int held = whole.Length - 14;
+        int inlinedTaken = 0;
+        foreach (int delta in new[] { -(held - 40), -13, -1, 0, 1, 2, 7, 1000, 65535 - held })
+        {
+            byte[] frame = (byte[])whole.Clone();
+            int totalLength = held + delta;
+            frame[16] = (byte)(totalLength >> 8);
+            frame[17] = (byte)totalLength;
+            foreach (int originalLength in new[] { 0, frame.Length, frame.Length + Math.Max(delta, 0), frame.Length + delta - 1, int.MaxValue })
+            {
+                string what = $"IP length {totalLength} for {held} bytes held, original length {originalLength}";
+                Check(frame, LinkType.Ethernet, ParserOptions.Default, what, originalLength);
+                ParsedPacket general = default;
+                PacketParser.ParseGeneral(frame, LinkType.Ethernet, ParserOptions.Default, originalLength, ref general);
+                ParsedPacket inlined = default;
+                bool taken = PacketParser.TryParseFirstTier(frame, LinkType.Ethernet, ParserOptions.Default, originalLength, inlinedOnly: true, ref inlined);
+                bool beyondFrame = (general.Outer.Flags & PacketFlags.IpLengthBeyondFrame) != 0;
+                Assert.True(taken == (general.Outcome == ParseOutcome.Complete && !beyondFrame), $"{what}: inlined tier took it: {taken}");
+                if (taken)
+                {
+                    inlinedTaken++;
+                    ParsedPacketAssert.Same(general, inlined, what);
+                    Assert.Equal(delta > 0, (inlined.Outer.Flags & PacketFlags.IpLengthBeyondCapture) != 0);
+                    Assert.Equal(delta < 0, (inlined.Outer.Flags & PacketFlags.TrailingBytes) != 0);
+                    Assert.Equal(Math.Min(totalLength, held) - 20 - inlined.Outer.TcpHeaderLength, inlined.Outer.CapturedPayloadLength);
+                }
+            }
+        }
+        Assert.True(inlinedTaken >= 20, $"the inlined tier took only {inlinedTaken} frames");
+    }
+
     /// <summary>Compares Parse (over a variable full of garbage) with the general parser (over a zeroed one); 1 when the fast path took the frame.</summary>
     private static int Check(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, string what, int originalLength = 0)
     {
