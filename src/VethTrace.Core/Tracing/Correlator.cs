@@ -108,6 +108,8 @@ public sealed class Correlator : IObservationSink
         public RecentReaches Reaches = new();
         public readonly KnownFlow[] KnownFlows = new KnownFlow[KnownFlowCount];
         public int NextKnownFlow;
+        /// <summary>Flow keys built because none of <see cref="KnownFlows"/> had the flow: how many flows the accounting meets.</summary>
+        public long KnownMisses;
         public PathInterfaces ReachPaths = new();
         /// <summary>
         /// One more than the index in <see cref="_hops"/> of hop (from, to) at <c>from * HopStride + to</c>; 0 for none. Here,
@@ -437,9 +439,50 @@ public sealed class Correlator : IObservationSink
     /// (docs/performance.md, "Replay matching thread (session 10, match16e)"). Starting later changes no answer: the
     /// journeys accounted for until then were accounted for where they finished, in the same order.
     /// </summary>
-    public void StartAccountingWithFirstMultiHopJourney() => _accountingWanted = Observer is null;
+    public void StartAccountingWithFirstMultiHopJourney(bool whenHeavy = false)
+    {
+        _accountingWanted = Observer is null;
+        _accountingWhenHeavy = whenHeavy;
+        _trialFrom = -1;
+    }
 
     private bool _accountingWanted;
+
+    /// <summary>
+    /// Start the accounting thread only once the accounting proves heavy (<see cref="AccountingPays"/>): on two cores a
+    /// third busy thread costs the captures of a few long flows CPU and gains them no time (docs/performance.md, "The
+    /// accounting thread on 2 cores, again").
+    /// </summary>
+    private bool _accountingWhenHeavy;
+
+    /// <summary>Multi-hop journeys per look at the accounting's weight, and the flow keys built per journey above which it is heavy (1 in 16).</summary>
+    internal const int AccountingTrialJourneys = 1 << 15, AccountingHeavyShift = 4;
+
+    private long _trialFrom = -1, _trialMissesFrom;
+
+    /// <summary>
+    /// Whether to start the accounting thread now: at once, unless <see cref="_accountingWhenHeavy"/>; then when, over the
+    /// last <see cref="AccountingTrialJourneys"/> multi-hop journeys accounted here, the accounting met a new flow (a key
+    /// built, <see cref="AccountState.KnownMisses"/>) at least once in 16 journeys: many short flows (containers' requests,
+    /// many-flows files) make its work comparable to the matching's, a few long ones (a bulk transfer) leave it light.
+    /// Looked at again every window, so a capture whose flows change later still gets the thread; never stopped once
+    /// started. The answers are the same either way.
+    /// </summary>
+    private bool AccountingPays()
+    {
+        if (!_accountingWhenHeavy)
+        {
+            return true;
+        }
+        if (_trialFrom < 0 || MultiHopJourneys - _trialFrom >= AccountingTrialJourneys)
+        {
+            bool heavy = _trialFrom >= 0 && (_a.KnownMisses - _trialMissesFrom) << AccountingHeavyShift >= MultiHopJourneys - _trialFrom;
+            _trialFrom = MultiHopJourneys;
+            _trialMissesFrom = _a.KnownMisses;
+            return heavy;
+        }
+        return false;
+    }
 
     /// <summary>
     /// Waits until the accounting thread has accounted for every journey finished so far, and ends it: from then on
@@ -814,7 +857,7 @@ public sealed class Correlator : IObservationSink
         if (sightings.Count > 1)
         {
             MultiHopJourneys++;
-            if (_accountingWanted && _accounting is null)
+            if (_accountingWanted && _accounting is null && AccountingPays())
             {
                 StartAccounting(); // this journey is the first sent to the thread
             }
@@ -1157,6 +1200,7 @@ public sealed class Correlator : IObservationSink
                 return ref candidate;
             }
         }
+        _a.KnownMisses++;
         ref KnownFlow made = ref known[_a.NextKnownFlow];
         _a.NextKnownFlow = (_a.NextKnownFlow + 1) & (KnownFlowCount - 1);
         made.Bits = bits;

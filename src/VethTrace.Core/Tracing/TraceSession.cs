@@ -115,7 +115,7 @@ public sealed class TraceSession
         var matching = new Matching(Correlator);
         if (Options.AccountingThread)
         {
-            Correlator.StartAccountingWithFirstMultiHopJourney();
+            Correlator.StartAccountingWithFirstMultiHopJourney(Options.AccountingThreadWhenHeavy);
         }
         try
         {

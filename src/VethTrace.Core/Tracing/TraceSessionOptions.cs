@@ -77,6 +77,17 @@ public sealed record TraceSessionOptions
 
     private static bool DefaultAccountingThread { get; } =
         Environment.ProcessorCount > 1 && Environment.GetEnvironmentVariable("VETHTRACE_ACCOUNTING_THREAD") != "0";
+
+    /// <summary>
+    /// With <see cref="AccountingThread"/>: start the thread only once the accounting proves heavy (many flows), not with
+    /// the first multi-hop journey. On by default with two processors, where a third busy thread cost the captures of a
+    /// few long flows 5-9 % of CPU for no gain in time, while the many-flow captures need it (docs/performance.md, "The
+    /// accounting thread on 2 cores, again"). <c>VETHTRACE_ACCOUNTING_THREAD=1</c> starts it at once, as before.
+    /// </summary>
+    public bool AccountingThreadWhenHeavy { get; init; } = DefaultAccountingThreadWhenHeavy;
+
+    private static bool DefaultAccountingThreadWhenHeavy { get; } =
+        Environment.ProcessorCount <= 2 && Environment.GetEnvironmentVariable("VETHTRACE_ACCOUNTING_THREAD") != "1";
 }
 
 /// <summary>Decides whether one copy of a packet is selected (a compiled pcap-filter expression, in practice).</summary>

@@ -36,7 +36,12 @@ public sealed class AccountingThreadTests
     {
         string path = CaptureCorpus.PathOf(name);
         string[] files = name.EndsWith('/') ? [.. Directory.GetFiles(path, "*.pcap").Order(StringComparer.Ordinal)] : [path];
-        FileTraceResult result = FileTrace.Run(files, new TraceSessionOptions { AccountingThread = accountingThread, FlowTimeouts = timeouts, NatDetail = true });
+        // AccountingThreadWhenHeavy off: the thread starts with the first multi-hop journey (these captures are far too small
+        // for the weight test of two-core machines ever to start it).
+        FileTraceResult result = FileTrace.Run(files, new TraceSessionOptions
+        {
+            AccountingThread = accountingThread, AccountingThreadWhenHeavy = false, FlowTimeouts = timeouts, NatDetail = true,
+        });
         var output = new StringWriter();
         ReplayJson.Write(output, result.Report!, result.Interfaces!.Names, result.Interfaces);
         return output.ToString();
@@ -82,6 +87,59 @@ public sealed class AccountingThreadTests
         Assert.Equal(5, report.MultiHopJourneys);
         Assert.Equal(5, report.Hops.Single(h => h.From == 0 && h.To == 1).Histogram.Count);
         Assert.Equal(3, report.Hops.Single(h => h.From == 2 && h.To == 3).Histogram.Count); // journeys 1, 4 and 5 reached the egress
+    }
+
+    /// <summary>
+    /// <paramref name="journeys"/> two-hop journeys, 10 µs apart, each of its own flow (<paramref name="distinctFlows"/>:
+    /// many short flows, as containers' requests) or all of one (a bulk transfer).
+    /// </summary>
+    private static CorrelationReport TwoHopJourneys(Correlator correlator, int journeys, bool distinctFlows)
+    {
+        long order = 0;
+        for (int j = 0; j < journeys; j++)
+        {
+            ushort port = distinctFlows ? (ushort)(1024 + j % 60_000) : (ushort)40_000;
+            var flow = new FlowKey(IpProtocol.Udp, IpAddress.FromV4(0xAC11_0002u + (uint)(j / 60_000)), port, IpAddress.Parse("198.51.100.2"), 53);
+            for (int hop = 0; hop < 2; hop++)
+            {
+                correlator.Add(new Observation(1_000_000 + j * 10_000L + hop * 1_000, hop, order++, (ulong)j + 1, flow, 100));
+            }
+        }
+        correlator.Complete();
+        if (correlator.AccountingThread)
+        {
+            correlator.StopAccounting();
+        }
+        return correlator.Report();
+    }
+
+    [Fact]
+    public void AccountingThread_WhenHeavy_StartsForManyFlows_NotForOneLongOne_SameReport()
+    {
+        // Two cores (TraceSessionOptions.AccountingThreadWhenHeavy): the thread starts only once, over a window of multi-hop
+        // journeys, the accounting met a new flow at least once in 16. One flow's journeys never start it; a new flow per
+        // journey starts it after the first window. Either way the report is the one thread gives.
+        const int Journeys = 3 * Correlator.AccountingTrialJourneys + 100;
+        foreach (bool distinct in new[] { false, true })
+        {
+            var heavyOnly = new Correlator(new CorrelatorOptions(), CorrelatorTests.RoleToEgress);
+            heavyOnly.StartAccountingWithFirstMultiHopJourney(whenHeavy: true);
+            CorrelationReport adaptive = TwoHopJourneys(heavyOnly, Journeys, distinct);
+            Assert.Equal(distinct, heavyOnly.AccountingThreadStarted);
+
+            var inline = new Correlator(new CorrelatorOptions(), CorrelatorTests.RoleToEgress);
+            CorrelationReport one = TwoHopJourneys(inline, Journeys, distinct);
+            Assert.False(inline.AccountingThreadStarted);
+            Assert.Equal((long)Journeys, adaptive.MultiHopJourneys);
+            Assert.Equal((one.Journeys, one.MultiHopJourneys, one.Lost), (adaptive.Journeys, adaptive.MultiHopJourneys, adaptive.Lost));
+            Assert.Equal(one.Hops.Single().Histogram.Count, adaptive.Hops.Single().Histogram.Count);
+            Assert.Equal(one.Hops.Single().Histogram.Percentile(50), adaptive.Hops.Single().Histogram.Percentile(50));
+
+            var atOnce = new Correlator(new CorrelatorOptions(), CorrelatorTests.RoleToEgress);
+            atOnce.StartAccountingWithFirstMultiHopJourney();
+            TwoHopJourneys(atOnce, 10, distinct);
+            Assert.True(atOnce.AccountingThreadStarted); // without whenHeavy: with the first multi-hop journey, as before
+        }
     }
 
     [Fact]
