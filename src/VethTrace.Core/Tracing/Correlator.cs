@@ -439,6 +439,8 @@ public sealed class Correlator : IObservationSink
     /// (docs/performance.md, "Replay matching thread (session 10, match16e)"). Starting later changes no answer: the
     /// journeys accounted for until then were accounted for where they finished, in the same order.
     /// </summary>
+    /// <param name="whenHeavy">Not with the first multi-hop journey but once the accounting proves heavy
+    /// (<see cref="AccountingPays"/>; <see cref="TraceSessionOptions.AccountingThreadWhenHeavy"/>, two processors).</param>
     public void StartAccountingWithFirstMultiHopJourney(bool whenHeavy = false)
     {
         _accountingWanted = Observer is null;

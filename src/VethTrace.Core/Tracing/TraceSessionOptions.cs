@@ -71,7 +71,8 @@ public sealed record TraceSessionOptions
     /// it starts with the first journey on two or more hops): on two cores it took a third off the longest thread but not
     /// the CPU sum; in session 10's quiet runs it led on the `-i any`, mixed and many-flows captures every time, and on the
     /// per-interface iperf3 capture it led in one A/B and trailed in the next (docs/performance.md, "Replay matching
-    /// thread (session 10, match16e)"). The environment variable <c>VETHTRACE_ACCOUNTING_THREAD=0</c> turns it off.
+    /// thread (session 10, match16e)"). The environment variable <c>VETHTRACE_ACCOUNTING_THREAD=0</c> turns it off. With
+    /// two processors it starts later, once the accounting proves heavy (<see cref="AccountingThreadWhenHeavy"/>).
     /// </summary>
     public bool AccountingThread { get; init; } = DefaultAccountingThread;
 
