@@ -14,6 +14,13 @@ namespace VethTrace.Capture.Live;
 /// interface not attached is counted (<see cref="OtherPackets"/>) and dropped before parsing. A detached interface keeps
 /// its id, name and counts: what was measured on it stays in the report. Bridges are made promiscuous
 /// (<see cref="PromiscuousBridges"/>), which <c>any</c> does not do.
+/// <para>
+/// An interface that has appeared but is not decided yet (<see cref="Expect"/>: netlink said so, the thread that
+/// attaches has not looked) has its packets held (<see cref="HeldMax"/>, <see cref="HeldBytesMax"/>, at most
+/// <see cref="HoldNs"/>), and the time order waits for them: attached, they are traced as if it had been attached when
+/// they came (a new container's first packets, sent as its process starts, while the attaching thread is kept off the
+/// CPU on a busy host); declined (<see cref="Decline"/>) or held too long, they are counted as other packets.
+/// </para>
 /// </summary>
 public sealed class HostCapture : IDisposable
 {
@@ -38,6 +45,22 @@ public sealed class HostCapture : IDisposable
     /// </summary>
     public const long OrderSlackNs = 100_000_000;
 
+    /// <summary>Packets held at most for interfaces not decided yet (<see cref="Expect"/>); past it they are other packets.</summary>
+    public const int HeldMax = 4096;
+
+    /// <summary>Bytes held at most for interfaces not decided yet (the captured bytes of the packets held).</summary>
+    public const int HeldBytesMax = 4 * 1024 * 1024;
+
+    /// <summary>
+    /// How long a packet is held for its interface to be attached or declined (by the newest time the capture has seen):
+    /// the attaching thread looks at every link change, and at least every 0.2 s; the engine's name for a new veth is
+    /// awaited 0.8 s in selective runs. Longer, and the packet is counted as another interface's.
+    /// </summary>
+    public const long HoldNs = 2_000_000_000;
+
+    /// <summary>A slot of <see cref="_flat"/>/<see cref="_high"/>: the interface appeared and is not decided yet.</summary>
+    private const int Expected = -1;
+
     /// <summary>How long the capture thread's poll waits after a quiet spell (the watermark moves on at least this often).</summary>
     private const int QuietPollMs = 100;
 
@@ -55,6 +78,17 @@ public sealed class HostCapture : IDisposable
     private readonly PromiscuousBridges _promiscuous = new();
     private readonly long[] _packets = new long[MaxInterfaces];
     private readonly Dictionary<int, int> _attachedByIndex = [];
+    /// <summary>Serialises the writers of the ifindex map: the attaching thread and the link watcher's (<see cref="Expect"/>).</summary>
+    private readonly Lock _mapLock = new();
+    /// <summary>Packets of interfaces not decided yet, in the order read (capture thread only, and <see cref="Stop"/> after it).</summary>
+    private readonly List<HeldPacket> _held = [];
+    private int _heldBytes;
+    /// <summary>The oldest stamp held (long.MaxValue: none): written by the capture thread before its watermark moves past it.</summary>
+    private long _heldOldestNs = long.MaxValue;
+    /// <summary>Set when an expected interface is attached or declined: the capture thread looks at what it holds.</summary>
+    private volatile bool _heldDecided;
+    private long _heldTraced;
+    private long _heldDropped;
     private readonly List<string> _displayNames = [];
     /// <summary>ifindex → interface id + 1 (0: not attached); replaced, never changed in place, so the capture thread needs no lock.</summary>
     private volatile int[] _flat = new int[256];
@@ -89,7 +123,8 @@ public sealed class HostCapture : IDisposable
             _device.Filter = kernelFilter;
         }
         _device.Arrival = Arrived;
-        _device.AfterRead = _pump.Watch;
+        _device.AfterRead = AfterRead;
+        _device.QuietPoll = TraceHeld;
         _device.OnPacketArrival += (_, _) => { }; // SharpPcap starts no capture without one; HopDevice bypasses it
     }
 
@@ -110,6 +145,66 @@ public sealed class HostCapture : IDisposable
 
     /// <summary>Packets more than <see cref="OrderSlackNs"/> out of order: their journeys may have been matched without them.</summary>
     public long LatePackets => Volatile.Read(ref _late);
+
+    /// <summary>Packets held while their interface was not decided yet, then traced when it was attached.</summary>
+    public long HeldThenTraced => Interlocked.Read(ref _heldTraced);
+
+    /// <summary>
+    /// Packets of an interface not decided yet that could not be held (<see cref="HeldMax"/>, <see cref="HeldBytesMax"/>)
+    /// or waited longer than <see cref="HoldNs"/>: counted as other packets (so are those of a declined interface).
+    /// </summary>
+    public long HeldDropped => Interlocked.Read(ref _heldDropped);
+
+    /// <summary>
+    /// Says that interface <paramref name="ifindex"/> has appeared and may be attached soon (from any thread: the link
+    /// watcher's, as the kernel says so). Until it is attached or declined, its packets are held and the time order
+    /// waits for them (<see cref="HoldNs"/> at most). Nothing happens for an interface attached now. Returns whether it is
+    /// expected from now on.
+    /// </summary>
+    public bool Expect(int ifindex)
+    {
+        lock (_mapLock)
+        {
+            if (Slot(ifindex) != 0)
+            {
+                return false;
+            }
+            Map(ifindex, Expected);
+            return true;
+        }
+    }
+
+    /// <summary>An interface <see cref="Expect"/> announced will not be attached: what is held of it is counted as other packets.</summary>
+    public void Decline(int ifindex)
+    {
+        lock (_mapLock)
+        {
+            if (Slot(ifindex) == Expected)
+            {
+                Map(ifindex, 0);
+                _heldDecided = true;
+            }
+        }
+    }
+
+    /// <summary>Whether <see cref="Expect"/> announced this interface and it is neither attached nor declined yet.</summary>
+    public bool IsExpected(int ifindex) => Slot(ifindex) == Expected;
+
+    /// <summary>The interfaces announced by <see cref="Expect"/> and not decided yet.</summary>
+    public IReadOnlyList<int> ExpectedIndexes()
+    {
+        var indexes = new List<int>();
+        int[] flat = _flat;
+        for (int i = 0; i < flat.Length; i++)
+        {
+            if (flat[i] == Expected)
+            {
+                indexes.Add(i);
+            }
+        }
+        indexes.AddRange(_high.Where(p => p.Value == Expected).Select(p => p.Key));
+        return indexes;
+    }
 
     /// <summary>Interfaces not captured because <see cref="MaxInterfaces"/> was reached.</summary>
     public int Refused => _refused;
@@ -155,7 +250,14 @@ public sealed class HostCapture : IDisposable
             problem = $"{name} could not be made promiscuous ({error}): its copies of bridged frames will be missing";
         }
         _attachedByIndex[ifindex] = id;
-        Map(ifindex, id + 1);
+        lock (_mapLock)
+        {
+            if (Slot(ifindex) == Expected)
+            {
+                _heldDecided = true;
+            }
+            Map(ifindex, id + 1);
+        }
         return id;
     }
 
@@ -166,7 +268,10 @@ public sealed class HostCapture : IDisposable
         {
             return null;
         }
-        Map(ifindex, 0);
+        lock (_mapLock)
+        {
+            Map(ifindex, 0);
+        }
         _promiscuous.Remove(ifindex);
         return id;
     }
@@ -178,6 +283,14 @@ public sealed class HostCapture : IDisposable
         _session.Interfaces.Replace(id, name, role, RoleSource.Topology);
     }
 
+    /// <summary>The map's slot for an ifindex: interface id + 1, <see cref="Expected"/>, or 0.</summary>
+    private int Slot(int ifindex)
+    {
+        int[] flat = _flat;
+        return (uint)ifindex < (uint)flat.Length ? flat[ifindex] : ifindex >= FlatIndexes ? _high.GetValueOrDefault(ifindex) : 0;
+    }
+
+    /// <summary>Under <see cref="_mapLock"/>.</summary>
     private void Map(int ifindex, int value)
     {
         if ((uint)ifindex < FlatIndexes)
@@ -229,10 +342,18 @@ public sealed class HostCapture : IDisposable
         long drained = _device.DrainedNs;
         if (drained > 0)
         {
-            _session.Pump(drained);
+            _session.Pump(WatermarkFor(drained, Volatile.Read(ref _heldOldestNs)));
         }
         _pump.Done();
     }
+
+    /// <summary>
+    /// The clock handed to the session: the time the ring was last read empty, held back while a packet is held for an
+    /// interface not decided yet, so that the orderer lets go of nothing after it (the session releases what is stamped
+    /// up to the clock less the slack, and a sixteenth of it more).
+    /// </summary>
+    internal static long WatermarkFor(long drainedNs, long heldOldestNs) =>
+        heldOldestNs == long.MaxValue ? drainedNs : Math.Min(drainedNs, heldOldestNs + OrderSlackNs / 2);
 
     /// <summary>The pumping thread's priority: below the workload while it pumps on time.</summary>
     private readonly PumpPriority _pump = new(BackgroundPolicy.Idle);
@@ -253,6 +374,9 @@ public sealed class HostCapture : IDisposable
         catch (PcapException)
         {
         }
+        // The capture thread has ended: what it still holds is decided here (attached ones traced, the rest other).
+        _heldDecided = true;
+        TraceHeld(stopping: true);
         _session.Finish(Now());
     }
 
@@ -272,13 +396,15 @@ public sealed class HostCapture : IDisposable
         int ifindex = (int)BinaryPrimitives.ReadUInt32BigEndian(data.Slice(Sll2InterfaceIndex, 4));
         int[] flat = _flat;
         int slot = (uint)ifindex < (uint)flat.Length ? flat[ifindex] : ifindex >= FlatIndexes ? _high.GetValueOrDefault(ifindex) : 0;
-        if (slot == 0)
+        if (slot <= 0)
         {
-            Interlocked.Increment(ref _other);
+            if (slot == 0 || !Hold(ifindex, data, ns, originalLength))
+            {
+                Interlocked.Increment(ref _other);
+            }
             return;
         }
         int id = slot - 1;
-        _packets[id]++; // one writer: the capture thread
         // How far behind what the orderer may have let go (the newest stamp before it, the watermark) this one comes.
         long behind = Math.Max(_newestNs, _device.DrainedNs) - ns;
         if (behind > 0)
@@ -296,10 +422,110 @@ public sealed class HostCapture : IDisposable
         {
             _newestNs = ns;
         }
+        Deliver(_feed, id, data, ns, originalLength);
+    }
+
+    private void Deliver(PacketFeed feed, int id, ReadOnlySpan<byte> data, long ns, int originalLength)
+    {
+        _packets[id]++; // one writer: the capture thread
         // The kernel's own word on the direction: sent on that interface, or received on it.
         PacketDirection direction = data[Sll2PacketType] == PacketOutgoing ? PacketDirection.Outbound : PacketDirection.Inbound;
         Sink?.Write(id, LinkType.LinuxSll2, ns, data, originalLength, direction);
-        _feed.Arrive(id, ns, data, originalLength, LinkType.LinuxSll2, direction);
+        feed.Arrive(id, ns, data, originalLength, LinkType.LinuxSll2, direction);
+    }
+
+    private readonly record struct HeldPacket(int Ifindex, long Ns, byte[] Data, int Length, int OriginalLength);
+
+    /// <summary>
+    /// The feed the held packets are traced through, opened with the first (capture thread). Not the ring's own: that
+    /// feed's queue is in time order and has gone on past them, while these are older than what it holds since; a queue of
+    /// their own, filled in the order they were read, is merged with it by time (<see cref="ArrivalMerge"/>).
+    /// </summary>
+    private PacketFeed? _heldFeed;
+
+    /// <summary>Keeps a copy of a packet of an interface not decided yet (capture thread); false when there is no room.</summary>
+    private bool Hold(int ifindex, ReadOnlySpan<byte> data, long ns, int originalLength)
+    {
+        if (_held.Count >= HeldMax || _heldBytes + data.Length > HeldBytesMax)
+        {
+            Interlocked.Increment(ref _heldDropped);
+            return false;
+        }
+        byte[] copy = System.Buffers.ArrayPool<byte>.Shared.Rent(data.Length);
+        data.CopyTo(copy);
+        _held.Add(new HeldPacket(ifindex, ns, copy, data.Length, originalLength));
+        _heldBytes += data.Length;
+        if (ns < _heldOldestNs)
+        {
+            // Before the watermark moves past it (DrainedNs is written after this read of the ring).
+            Volatile.Write(ref _heldOldestNs, ns);
+        }
+        if (ns > _newestNs)
+        {
+            _newestNs = ns;
+        }
+        return true;
+    }
+
+    private void AfterRead()
+    {
+        _pump.Watch();
+        TraceHeld();
+    }
+
+    private void TraceHeld() => TraceHeld(stopping: false);
+
+    /// <summary>
+    /// On the capture thread after each read and quiet poll (and at the stop, after it has ended): goes through the held
+    /// packets in the order they were read, tracing those whose interface was attached and counting as other packets
+    /// those declined or held longer than <see cref="HoldNs"/>, up to the first still waiting for its interface: it and
+    /// what came after it wait on, so the held packets reach their feed's queue in time order.
+    /// </summary>
+    private void TraceHeld(bool stopping)
+    {
+        if (_held.Count == 0)
+        {
+            return;
+        }
+        long now = Math.Max(_newestNs, _device.DrainedNs);
+        if (!_heldDecided && !stopping && now - Volatile.Read(ref _heldOldestNs) <= HoldNs)
+        {
+            return;
+        }
+        _heldDecided = false;
+        int done = 0;
+        for (; done < _held.Count; done++)
+        {
+            HeldPacket held = _held[done];
+            int slot = Slot(held.Ifindex);
+            if (slot == Expected && !stopping && now - held.Ns <= HoldNs)
+            {
+                break;
+            }
+            if (slot > 0)
+            {
+                _heldFeed ??= _session.OpenConcurrentFeed(OrderSlackNs);
+                Deliver(_heldFeed, slot - 1, held.Data.AsSpan(0, held.Length), held.Ns, held.OriginalLength);
+                Interlocked.Increment(ref _heldTraced);
+            }
+            else
+            {
+                if (slot == Expected)
+                {
+                    Interlocked.Increment(ref _heldDropped);
+                }
+                Interlocked.Increment(ref _other);
+            }
+            _heldBytes -= held.Length;
+            System.Buffers.ArrayPool<byte>.Shared.Return(held.Data);
+        }
+        _held.RemoveRange(0, done);
+        long oldest = long.MaxValue;
+        foreach (HeldPacket held in _held)
+        {
+            oldest = Math.Min(oldest, held.Ns);
+        }
+        Volatile.Write(ref _heldOldestNs, oldest);
     }
 
     public void Dispose()

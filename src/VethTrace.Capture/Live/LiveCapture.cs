@@ -447,6 +447,9 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
     /// <summary>Called on the capture thread after each read of the ring (<see cref="PumpPriority.Watch"/>).</summary>
     public Action? AfterRead { get; set; }
 
+    /// <summary>Called on the capture thread when a poll found nothing for its whole wait (the ring is empty).</summary>
+    public Action? QuietPoll { get; set; }
+
     /// <summary>How the capture thread is lowered.</summary>
     public BackgroundPolicy Policy { get; set; } = BackgroundPolicy.Idle;
 
@@ -560,6 +563,7 @@ internal sealed class HopDevice(PcapInterface pcapInterface) : LibPcapLiveDevice
                 if (ready == 0)
                 {
                     // Nothing came for the whole poll: the ring is empty now.
+                    QuietPoll?.Invoke();
                     Volatile.Write(ref _drainedNs, polled);
                 }
                 if ((events & (PollError | PollHangUp | PollInvalid)) != 0)

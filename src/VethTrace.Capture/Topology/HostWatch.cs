@@ -88,25 +88,48 @@ public sealed class HostWatch : IDisposable
         var wanted = new List<HostLink>();
         foreach (NetlinkLink link in links)
         {
-            if (link.Kind == "bridge")
+            string? master = link.MasterIndex is int m ? bridges.GetValueOrDefault(m) : null;
+            if (RoleOf(link, master is not null, _egress) is { } role)
             {
-                wanted.Add(new HostLink(link.Index, link.Name, InterfaceRole.Bridge, null));
-            }
-            else if (link.Kind == "veth" && link.MasterIndex is int master && bridges.TryGetValue(master, out string? bridge))
-            {
-                wanted.Add(new HostLink(link.Index, link.Name, InterfaceRole.Veth, bridge));
-            }
-            else if (link.Name == _egress)
-            {
-                wanted.Add(new HostLink(link.Index, link.Name, InterfaceRole.Egress, null));
-            }
-            else if (HostInterfaceListing.IsTunnelKind(link.Kind))
-            {
-                // flannel.1, Docker's vx-…, any VXLAN or Geneve device: the kind says so, whatever its name.
-                wanted.Add(new HostLink(link.Index, link.Name, InterfaceRole.Tunnel, link.MasterIndex is int m ? bridges.GetValueOrDefault(m) : null));
+                wanted.Add(new HostLink(link.Index, link.Name, role, role is InterfaceRole.Veth or InterfaceRole.Tunnel ? master : null));
             }
         }
         return wanted;
+    }
+
+    /// <summary>
+    /// Whether whole-host capture wants a link, and as what: every bridge, every veth whose master is a bridge
+    /// (<paramref name="masterIsBridge"/>), the egress, and every tunnel device; null for the rest.
+    /// </summary>
+    public static InterfaceRole? RoleOf(NetlinkLink link, bool masterIsBridge, string? egress) =>
+        link.Kind == "bridge" ? InterfaceRole.Bridge
+        : link.Kind == "veth" && masterIsBridge ? InterfaceRole.Veth
+        : link.Name == egress ? InterfaceRole.Egress
+        // flannel.1, Docker's vx-…, any VXLAN or Geneve device: the kind says so, whatever its name.
+        : HostInterfaceListing.IsTunnelKind(link.Kind) ? InterfaceRole.Tunnel
+        : null;
+
+    /// <summary>
+    /// Calls <paramref name="appeared"/> on the link watcher's thread, as soon as netlink says so, with the ifindex of each
+    /// link that <see cref="Wanted"/> would now list and that was added or changed (a veth created, or joining a bridge):
+    /// before the thread that calls <see cref="Wanted"/> comes round, which on a busy host can be a while.
+    /// </summary>
+    public void OnWantedLink(Action<int> appeared)
+    {
+        ArgumentNullException.ThrowIfNull(appeared);
+        _links.Seen = change =>
+        {
+            if (change.Kind == LinkChangeKind.Removed)
+            {
+                return;
+            }
+            NetlinkLink link = change.Link;
+            bool masterIsBridge = link.MasterIndex is int master && _links.KindOf(master) == "bridge";
+            if (RoleOf(link, masterIsBridge, _egress) is not null)
+            {
+                appeared(link.Index);
+            }
+        };
     }
 
     /// <summary>

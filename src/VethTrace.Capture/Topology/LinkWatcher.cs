@@ -102,6 +102,22 @@ public sealed class LinkWatcher : IDisposable
     public bool IsReading => _reader.IsAlive;
 
     /// <summary>
+    /// Called on the reader thread with each change, as soon as it is read (the table already holds it), before it is
+    /// queued for <see cref="Changes"/>: for a consumer that must act before the thread reading the queue comes round
+    /// (whole-host capture holds a new veth's packets from here). It must be quick and must not throw.
+    /// </summary>
+    public Action<LinkChange>? Seen { get; set; }
+
+    /// <summary>The kind (IFLA_INFO_KIND) of link <paramref name="index"/> as the table holds it now; null when unknown.</summary>
+    public string? KindOf(int index)
+    {
+        lock (_tableLock)
+        {
+            return _table.Find(index)?.Kind;
+        }
+    }
+
+    /// <summary>
     /// Parses one notification datagram: RTM_NEWLINK and RTM_DELLINK of family AF_UNSPEC. The bridge driver also
     /// sends RTM_NEWLINK/RTM_DELLINK of family AF_BRIDGE to this group for port events (a port leaving a bridge is an
     /// AF_BRIDGE RTM_DELLINK of a link that still exists): those are skipped. Returns the messages that were malformed.
@@ -257,6 +273,13 @@ public sealed class LinkWatcher : IDisposable
     /// <summary>Hands the changes to the queue, waiting while it is full (the kernel queue then takes the slack).</summary>
     private void Deliver(List<LinkChange> changes)
     {
+        if (Seen is { } seen)
+        {
+            foreach (LinkChange change in changes)
+            {
+                seen(change);
+            }
+        }
         foreach (LinkChange change in changes)
         {
             while (!_changes.Writer.TryWrite(change))

@@ -242,6 +242,9 @@ public static class WholeHostFollow
 
         private ExitCode Follow(CancellationToken cancel)
         {
+            // A veth (or bridge) that appears is expected by the capture as netlink says so: its packets are held until
+            // this thread, which a busy host can keep off the CPU a while, attaches it (they are then traced) or not.
+            watch.OnWantedLink(index => capture.Expect(index));
             // The container map first (up to 3 s), so the interfaces present at the start are attached with their names.
             var loading = Stopwatch.StartNew();
             while (!watch.Loaded && loading.Elapsed < TimeSpan.FromSeconds(3) && !cancel.IsCancellationRequested)
@@ -462,6 +465,17 @@ public static class WholeHostFollow
             foreach (int index in _pending.Keys.Where(i => !present.Contains(i)).ToList())
             {
                 _pending.Remove(index);
+            }
+            // Links announced to the capture and looked at here, but not attached and not waiting for their name (another
+            // container's, in a selective run): what it holds of them is let go. One announced after the look above is
+            // left to the next.
+            var looked = wanted.Select(l => l.Index).ToHashSet();
+            foreach (int index in capture.ExpectedIndexes())
+            {
+                if (looked.Contains(index) && !capture.IsAttached(index) && !_pending.ContainsKey(index))
+                {
+                    capture.Decline(index);
+                }
             }
             UpdateSelection();
         }
@@ -788,7 +802,7 @@ public static class WholeHostFollow
                     })));
                 }
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{{\"type\":\"capture\",\"interface\":\"any\",\"packets\":{received},\"kernel_dropped\":{dropped},\"interface_dropped\":{ifDropped},\"other_interfaces_packets\":{capture.OtherPackets},\"out_of_order_max_us\":{capture.OutOfOrderMaxNs / 1e3:0.###},\"late_packets\":{capture.LatePackets}}}"));
+                    $"{{\"type\":\"capture\",\"interface\":\"any\",\"packets\":{received},\"kernel_dropped\":{dropped},\"interface_dropped\":{ifDropped},\"other_interfaces_packets\":{capture.OtherPackets},\"out_of_order_max_us\":{capture.OutOfOrderMaxNs / 1e3:0.###},\"late_packets\":{capture.LatePackets},\"held_then_traced\":{capture.HeldThenTraced},\"held_dropped\":{capture.HeldDropped}}}"));
                 return;
             }
             output.WriteLine();
@@ -803,6 +817,12 @@ public static class WholeHostFollow
             }
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"  any: {received} received, {Math.Max(0, dropped)} dropped by the kernel; {capture.OtherPackets} on other interfaces (not traced); at most {capture.OutOfOrderMaxNs / 1e3:0.#} µs out of time order"));
+            if (capture.HeldThenTraced > 0 || capture.HeldDropped > 0)
+            {
+                // Said only when it happened: packets of an interface that had appeared and was not attached yet.
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"  {capture.HeldThenTraced} packets held for new interfaces until they were attached, then traced; {capture.HeldDropped} held and let go (not attached within {HostCapture.HoldNs / 1e9:0.#} s, or no room)"));
+            }
             if (_recording is not null)
             {
                 output.WriteLine();

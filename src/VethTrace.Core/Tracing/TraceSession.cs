@@ -158,6 +158,9 @@ public sealed class TraceSession
         return feed;
     }
 
+    /// <summary>Observations the live orderer (<see cref="Pump"/>) received later than its slack allows (0: the correlator saw exact time order).</summary>
+    internal long PumpOvertaken => _pumped?.Overtaken ?? 0;
+
     /// <summary>
     /// Moves what the concurrent feeds queued into the correlator in time order, and moves the clock to
     /// <paramref name="nowNs"/> (live handles stamp with the real-time clock, which goes on when traffic pauses).

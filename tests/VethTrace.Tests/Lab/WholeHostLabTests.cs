@@ -126,6 +126,11 @@ public sealed class WholeHostLabTests
             Assert.Equal(5, container.GetProperty("packets_in").GetInt64());
             var capture = Assert.Single(records, r => Type(r) == "capture" && r.GetProperty("interface").GetString() == veth);
             Assert.False(capture.GetProperty("attached").GetBoolean());
+            // Its veth was announced by netlink as it joined the bridge; whatever came before the attach was held and
+            // traced (held_then_traced: 0 when the attach came first, as on an idle host), none let go.
+            var any = Assert.Single(records, r => Type(r) == "capture" && r.GetProperty("interface").GetString() == "any");
+            Assert.Equal(0, any.GetProperty("held_dropped").GetInt64());
+            Assert.Equal(JsonValueKind.Number, any.GetProperty("held_then_traced").ValueKind);
             // Every frame the veth carried while attached: the ten marked pings, and the new container's own (ARP, ND).
             Assert.True(capture.GetProperty("packets").GetInt64() >= 10, capture.ToString());
             Assert.Contains(records, r => Type(r) == "path" && r.GetProperty("container").GetString() == name && r.GetProperty("journeys").GetInt64() == 5);
