@@ -187,6 +187,9 @@ public sealed class HostCapture : IDisposable
         }
     }
 
+    /// <summary>Packets held now (for the tests: read from another thread than the capture's, so only an indication).</summary>
+    internal int HeldNow => _held.Count;
+
     /// <summary>Whether <see cref="Expect"/> announced this interface and it is neither attached nor declined yet.</summary>
     public bool IsExpected(int ifindex) => Slot(ifindex) == Expected;
 

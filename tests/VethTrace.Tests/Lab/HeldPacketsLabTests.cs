@@ -60,6 +60,18 @@ public sealed class HeldPacketsLabTests : IDisposable
         }
     }
 
+    /// <summary>Pumps until <paramref name="done"/> holds, or <paramref name="limit"/> passes (the capture threads run below the rest: a busy CI host delays them).</summary>
+    private static bool PumpUntil(HostCapture capture, Func<bool> done, TimeSpan limit)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!done() && clock.Elapsed < limit)
+        {
+            Thread.Sleep(50);
+            capture.Pump();
+        }
+        return done();
+    }
+
     private static (HostCapture Capture, TraceSession Session) Open()
     {
         var session = new TraceSession(new TraceSessionOptions());
@@ -79,6 +91,7 @@ public sealed class HeldPacketsLabTests : IDisposable
             Assert.True(capture.IsExpected(ifindex));
             Ping();
             // The pump goes on meanwhile: the clock must wait for what is held, or the orderer would let go past it.
+            Assert.True(PumpUntil(capture, () => capture.HeldNow >= 6, TimeSpan.FromSeconds(5)), $"{capture.HeldNow} held");
             PumpFor(capture, TimeSpan.FromSeconds(0.5));
             int? id = capture.Attach(ifindex, Host, InterfaceRole.Veth, out _);
             PumpFor(capture, TimeSpan.FromSeconds(0.5));
@@ -112,7 +125,8 @@ public sealed class HeldPacketsLabTests : IDisposable
             int ifindex = IndexOf(Host);
             capture.Start();
             Ping();
-            PumpFor(capture, TimeSpan.FromSeconds(0.5));
+            // The kernel filter passes the pings only: every other packet is one of them.
+            Assert.True(PumpUntil(capture, () => capture.OtherPackets >= 6, TimeSpan.FromSeconds(5)), $"{capture.OtherPackets} other packets");
             int? id = capture.Attach(ifindex, Host, InterfaceRole.Veth, out _);
             Ping();
             PumpFor(capture, TimeSpan.FromSeconds(0.3));
@@ -121,7 +135,7 @@ public sealed class HeldPacketsLabTests : IDisposable
             Assert.Equal(6, capture.PacketsOf(id!.Value));
             Assert.Equal(0, capture.HeldThenTraced);
             Assert.Equal(6, session.Packets);
-            Assert.True(capture.OtherPackets >= 6, $"{capture.OtherPackets} other packets");
+            Assert.Equal(6, capture.OtherPackets);
         }
     }
 
@@ -135,13 +149,13 @@ public sealed class HeldPacketsLabTests : IDisposable
             capture.Start();
             capture.Expect(ifindex);
             Ping();
-            PumpFor(capture, TimeSpan.FromSeconds(0.3));
+            Assert.True(PumpUntil(capture, () => capture.HeldNow >= 6, TimeSpan.FromSeconds(5)), $"{capture.HeldNow} held");
             long otherBefore = capture.OtherPackets;
             capture.Decline(ifindex);
             Assert.False(capture.IsExpected(ifindex));
-            // The capture thread lets go of them at its next read or quiet poll (at most 0.1 s).
-            PumpFor(capture, TimeSpan.FromSeconds(0.4));
-            Assert.True(capture.OtherPackets >= otherBefore + 6, $"{capture.OtherPackets - otherBefore} let go");
+            // The capture thread lets go of them at its next read or quiet poll (every 0.1 s on an idle host).
+            Assert.True(PumpUntil(capture, () => capture.OtherPackets >= otherBefore + 6, TimeSpan.FromSeconds(5)),
+                $"{capture.OtherPackets - otherBefore} let go");
             int? id = capture.Attach(ifindex, Host, InterfaceRole.Veth, out _);
             PumpFor(capture, TimeSpan.FromSeconds(0.2));
             capture.Stop();
@@ -163,9 +177,9 @@ public sealed class HeldPacketsLabTests : IDisposable
             capture.Expect(ifindex);
             Ping();
             // Held for HoldNs (2 s) by the capture's clock, which quiet polls move on (every 0.1 s).
-            PumpFor(capture, TimeSpan.FromSeconds(0.5));
+            Assert.True(PumpUntil(capture, () => capture.HeldNow >= 6, TimeSpan.FromSeconds(5)), $"{capture.HeldNow} held");
             Assert.Equal(0, capture.HeldDropped);
-            PumpFor(capture, TimeSpan.FromSeconds(2.5));
+            Assert.True(PumpUntil(capture, () => capture.HeldDropped >= 6, TimeSpan.FromSeconds(6)), $"{capture.HeldDropped} let go");
             Assert.Equal(6, capture.HeldDropped);
             capture.Stop();
             Assert.Equal(0, session.Packets);
