@@ -229,7 +229,14 @@ public sealed class HostCapture : IDisposable
     /// null (with <paramref name="problem"/>) when it cannot be captured (too many interfaces; a bridge that cannot be
     /// made promiscuous is captured, with the problem said).
     /// </summary>
-    public int? Attach(int ifindex, string name, InterfaceRole role, out string? problem)
+    public int? Attach(int ifindex, string name, InterfaceRole role, out string? problem) => Attach(ifindex, name, role, beforeCapture: null, out problem);
+
+    /// <summary>
+    /// <see cref="Attach(int, string, InterfaceRole, out string?)"/>, with <paramref name="beforeCapture"/> called with the
+    /// new interface id before the capture thread can hand on a packet of it (a recording's interface block, which must
+    /// exist before the first packet written for it, held ones included).
+    /// </summary>
+    public int? Attach(int ifindex, string name, InterfaceRole role, Action<int>? beforeCapture, out string? problem)
     {
         problem = null;
         if (_attachedByIndex.TryGetValue(ifindex, out int known))
@@ -253,6 +260,7 @@ public sealed class HostCapture : IDisposable
             problem = $"{name} could not be made promiscuous ({error}): its copies of bridged frames will be missing";
         }
         _attachedByIndex[ifindex] = id;
+        beforeCapture?.Invoke(id);
         lock (_mapLock)
         {
             if (Slot(ifindex) == Expected)

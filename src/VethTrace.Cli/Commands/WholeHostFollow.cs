@@ -533,7 +533,9 @@ public static class WholeHostFollow
                 return;
             }
             string name = owner is null ? link.Name : $"{link.Name}({owner.ContainerName})";
-            int? id = capture.Attach(link.Index, name, link.Role, out string? problem);
+            // The recording's interface block first: the capture thread writes the interface's packets (those held while
+            // it was expected among them) as soon as it is attached.
+            int? id = capture.Attach(link.Index, name, link.Role, _recording is null ? null : captured => _recording.Attached(captured, name, link.Role, owner), out string? problem);
             if (problem is not null)
             {
                 Event($"warning: {problem}", "warning", name, owner?.ContainerName, problem);
@@ -549,7 +551,6 @@ public static class WholeHostFollow
                 _awaitingChanged = true;
                 _unseen[attachedId] = owner.ContainerName;
             }
-            _recording?.Attached(attachedId, name, link.Role, owner);
             if (!initial && announce)
             {
                 AnnounceAttached(name, link.Role, owner);

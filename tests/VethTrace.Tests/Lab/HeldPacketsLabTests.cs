@@ -114,6 +114,51 @@ public sealed class HeldPacketsLabTests : IDisposable
         }
     }
 
+    /// <summary>A recording's view: each packet's interface id and stamp, and whether its interface block existed first.</summary>
+    private sealed class RecordingSink : IPacketSink
+    {
+        public readonly System.Collections.Concurrent.ConcurrentQueue<(int Id, long Ns)> Written = new();
+        public volatile int Declared = -1;
+        public int WrittenBeforeDeclared;
+
+        public void Write(int hop, VethTrace.Packets.LinkType linkType, long timestampNs, ReadOnlySpan<byte> data, int originalLength, VethTrace.Packets.PacketDirection direction)
+        {
+            if (Declared != hop)
+            {
+                Interlocked.Increment(ref WrittenBeforeDeclared);
+            }
+            Written.Enqueue((hop, timestampNs));
+        }
+    }
+
+    [Fact]
+    public void Expected_ThenAttached_HeldPacketsRecordedAfterTheInterfaceIsDeclared()
+    {
+        // record: the held packets are written too, with the interface's id, and only after the callback that adds its
+        // interface block (before it, the first packets of a new veth were written for an interface the file did not have).
+        var (capture, session) = Open();
+        var sink = new RecordingSink();
+        capture.Sink = sink;
+        using (capture)
+        {
+            int ifindex = IndexOf(Host);
+            capture.Start();
+            capture.Expect(ifindex);
+            Ping();
+            Assert.True(PumpUntil(capture, () => capture.HeldNow >= 6, TimeSpan.FromSeconds(5)), $"{capture.HeldNow} held");
+            Assert.Empty(sink.Written);
+            int? id = capture.Attach(ifindex, Host, InterfaceRole.Veth, declared => { Thread.Sleep(200); sink.Declared = declared; }, out _);
+            Assert.True(PumpUntil(capture, () => sink.Written.Count >= 6, TimeSpan.FromSeconds(5)), $"{sink.Written.Count} written");
+            capture.Stop();
+
+            Assert.Equal(0, sink.WrittenBeforeDeclared);
+            Assert.Equal(6, sink.Written.Count(w => w.Id == id));
+            // In the order they were read: the stamps of the held packets do not go back.
+            long[] stamps = [.. sink.Written.Select(w => w.Ns)];
+            Assert.Equal(stamps.Order(), stamps);
+        }
+    }
+
     [Fact]
     public void NotExpected_PacketsBeforeTheAttach_AreOtherInterfaces()
     {
