@@ -112,15 +112,17 @@ public sealed class HostWatch : IDisposable
     /// <summary>
     /// Calls <paramref name="appeared"/> on the link watcher's thread, as soon as netlink says so, with the ifindex of each
     /// link that <see cref="Wanted"/> would now list and that was added or changed (a veth created, or joining a bridge):
-    /// before the thread that calls <see cref="Wanted"/> comes round, which on a busy host can be a while.
+    /// before the thread that calls <see cref="Wanted"/> comes round, which on a busy host can be a while; and
+    /// <paramref name="gone"/> with the ifindex of each link that left the namespace.
     /// </summary>
-    public void OnWantedLink(Action<int> appeared)
+    public void OnWantedLink(Action<int> appeared, Action<int>? gone = null)
     {
         ArgumentNullException.ThrowIfNull(appeared);
         _links.Seen = change =>
         {
             if (change.Kind == LinkChangeKind.Removed)
             {
+                gone?.Invoke(change.Index);
                 return;
             }
             NetlinkLink link = change.Link;

@@ -244,7 +244,8 @@ public static class WholeHostFollow
         {
             // A veth (or bridge) that appears is expected by the capture as netlink says so: its packets are held until
             // this thread, which a busy host can keep off the CPU a while, attaches it (they are then traced) or not.
-            watch.OnWantedLink(index => capture.Expect(index));
+            // One that goes before it was decided (a container gone at once) is let go at once.
+            watch.OnWantedLink(index => capture.Expect(index), index => capture.Decline(index));
             // The container map first (up to 3 s), so the interfaces present at the start are attached with their names.
             var loading = Stopwatch.StartNew();
             while (!watch.Loaded && loading.Elapsed < TimeSpan.FromSeconds(3) && !cancel.IsCancellationRequested)

@@ -240,7 +240,8 @@ public sealed class HeldPacketsLabTests : IDisposable
         LabEnvironment.TryRun("ip", "link", "del", veth);
         using var watch = HostWatch.Start((VethTrace.Capture.Docker.DockerClient?)null, egress: null);
         var announced = new System.Collections.Concurrent.ConcurrentQueue<int>();
-        watch.OnWantedLink(announced.Enqueue);
+        var gone = new System.Collections.Concurrent.ConcurrentQueue<int>();
+        watch.OnWantedLink(announced.Enqueue, gone.Enqueue);
         try
         {
             LabEnvironment.Run("bash", "-c", $"ip link add {bridge} type bridge; ip link add {veth} type veth peer name {vethPeer}");
@@ -259,6 +260,14 @@ public sealed class HeldPacketsLabTests : IDisposable
             // Announced while the changes still wait in the queue Wanted() takes them from.
             Assert.True(watch.WaitForLinkChange(TimeSpan.Zero, CancellationToken.None));
             Assert.Contains(watch.Wanted(), l => l.Index == vethIndex && l.Role == InterfaceRole.Veth && l.Master == bridge);
+            // And said gone when it is deleted (a container removed before its veth was decided).
+            LabEnvironment.Run("ip", "link", "del", veth);
+            clock.Restart();
+            while (!gone.Contains(vethIndex) && clock.Elapsed < TimeSpan.FromSeconds(3))
+            {
+                Thread.Sleep(10);
+            }
+            Assert.Contains(vethIndex, gone);
         }
         finally
         {
