@@ -1647,6 +1647,20 @@ public sealed class Correlator : IObservationSink
 
         public readonly bool Equals(FlowBits other) => Equals(in other);
 
+        /// <summary>The source's bits of <see cref="Rest"/>: its port and its IP version.</summary>
+        private const ulong SourceRest = 0xFFFFUL | 0xFFUL << 40;
+
+        /// <summary>The destination's bits of <see cref="Rest"/>: its port and its IP version.</summary>
+        private const ulong DestinationRest = 0xFFFFUL << 16 | 0xFFUL << 48;
+
+        /// <summary>The same source address and port as <paramref name="other"/>'s (as the keys' Source and SourcePort compare), without building keys.</summary>
+        public readonly bool SameSource(in FlowBits other) =>
+            SourceLow == other.SourceLow && SourceHigh == other.SourceHigh && ((Rest ^ other.Rest) & SourceRest) == 0;
+
+        /// <summary>The same destination address and port as <paramref name="other"/>'s, without building keys.</summary>
+        public readonly bool SameDestination(in FlowBits other) =>
+            DestinationLow == other.DestinationLow && DestinationHigh == other.DestinationHigh && ((Rest ^ other.Rest) & DestinationRest) == 0;
+
         public override readonly bool Equals(object? obj) => obj is FlowBits other && Equals(in other);
 
         public override readonly int GetHashCode() => HashCode.Combine(SourceLow, SourceHigh, DestinationLow, DestinationHigh, Rest);

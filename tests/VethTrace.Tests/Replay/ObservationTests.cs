@@ -87,8 +87,8 @@ public sealed class ObservationTests
         Assert.True(default(Correlator.FlowBits).Equals(in observation.FlowFields));
     }
 
-    public static TheoryData<string> Keys => new()
-    {
+    private static readonly string[] KeyTexts =
+    [
         "tcp 192.0.2.9 43512 93.184.216.34 80",
         "udp fd00:dead:beef::2 40000 2001:db8::1 53",
         "icmp 172.17.0.2 2828 93.184.216.34 0",
@@ -99,7 +99,9 @@ public sealed class ObservationTests
         "tcp 0.0.0.0 0 255.255.255.255 65535",
         "udp :: 65535 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 1",
         "empty",
-    };
+    ];
+
+    public static TheoryData<string> Keys => new(KeyTexts);
 
     /// <summary>A key set on an observation (constructor, <c>with</c>) reads back unchanged through the packed form.</summary>
     [Theory]
@@ -117,6 +119,40 @@ public sealed class ObservationTests
         Assert.Equal(key.IsLinkScoped, built.Flow.IsLinkScoped);
         Assert.Equal(key.ToString(), built.Flow.ToString());
         Assert.True(Packed(key).Equals(in built.FlowFields));
+    }
+
+    /// <summary>
+    /// SameSource/SameDestination on the packed flows answer as the keys' address and port comparisons do (role inference's
+    /// NAT test uses them instead of building keys): every pair of the keys above, and rewrites of one side only.
+    /// </summary>
+    [Fact]
+    public void SameSourceAndDestination_OnPackedFlows_AsTheKeysCompare()
+    {
+        var keys = KeyTexts.Select(KeyOf).ToList();
+        FlowKey v4 = KeyOf("udp 192.0.2.9 1 192.0.2.10 2");
+        keys.AddRange([
+            v4,
+            KeyOf("udp ::c000:209 1 ::c000:20a 2"), // the same numbers as IPv6
+            KeyOf("udp 198.51.100.1 1 192.0.2.10 2"), // source address rewritten (MASQUERADE)
+            KeyOf("udp 192.0.2.9 40001 192.0.2.10 2"), // source port rewritten
+            KeyOf("udp 192.0.2.9 1 172.17.0.2 2"), // destination rewritten (DNAT)
+            KeyOf("udp 192.0.2.9 1 192.0.2.10 8080"),
+            KeyOf("tcp 192.0.2.9 1 192.0.2.10 2"), // another protocol: neither side differs
+        ]);
+        int pairs = 0;
+        foreach (FlowKey a in keys)
+        {
+            foreach (FlowKey b in keys)
+            {
+                Correlator.FlowBits x = Packed(a), y = Packed(b);
+                Assert.Equal(a.Source == b.Source && a.SourcePort == b.SourcePort, x.SameSource(in y));
+                Assert.Equal(a.Destination == b.Destination && a.DestinationPort == b.DestinationPort, x.SameDestination(in y));
+                pairs++;
+            }
+        }
+        Assert.Equal(keys.Count * keys.Count, pairs);
+        Assert.False(Packed(v4).SameSource(Packed(KeyOf("udp 198.51.100.1 1 192.0.2.10 2"))));
+        Assert.True(Packed(v4).SameDestination(Packed(KeyOf("udp 198.51.100.1 1 192.0.2.10 2"))));
     }
 
     /// <summary>Observations are equal when their keys are: an IPv4 address and the IPv6 one with the same number differ, as do swapped ports.</summary>
