@@ -389,9 +389,9 @@ public static class PacketParser
         ref PacketLayers layers = ref packet.Outer;
         // Only the fields from ColdStart on: every field before it is written below.
         ClearCold(ref layers);
-        int transportFlags = ReadCommonTransport(frame, protocol, transportStart, totalLength, Ipv4Header.Field.FixedLength, transportCaptured,
-            networkFlags, v6: false, takeVxlanPort: false, walkOptions, options, ref layers);
-        if (transportFlags == NotCommon)
+        uint flags = networkFlags;
+        if (!ReadCommonTransport(frame, protocol, transportStart, totalLength, Ipv4Header.Field.FixedLength, transportCaptured,
+            ref flags, v6: false, takeVxlanPort: false, walkOptions, options, ref layers))
         {
             return false;
         }
@@ -403,7 +403,6 @@ public static class PacketParser
         StoreTwo(ref layers.IpTotalLength, (uint)totalLength, (uint)transportStart, ref layers.TransportOffset);
         // The network layer's flags and the transport's, as a uint, not a PacketFlags (a ushort): a 32-bit value needs no
         // zero-extension before the shift below.
-        uint flags = (uint)transportFlags;
         Debug.Assert(flags <= ushort.MaxValue);
         // EtherType, Flags, Layers, IpVersion, then TTL and protocol as the header has them (byte 8, then 9).
         Debug.Assert(Unsafe.ByteOffset(ref Unsafe.As<EtherType, byte>(ref layers.EtherType), ref Unsafe.As<IpProtocol, byte>(ref layers.Protocol)) == 7);
@@ -457,27 +456,28 @@ public static class PacketParser
     /// the payload). TCP options other than none or NOP, NOP, Timestamps are not common unless <paramref name="walkOptions"/>:
     /// the instance inlined into the caller's loop leaves them to an out-of-line one, so that the call that walks them is
     /// not in the loop (with it there, the loop kept more values across it, in callee-saved registers and on the stack:
-    /// 290 instructions per bulk packet against 272 without; docs/performance.md, "Parser round 7"). Returns
-    /// <paramref name="networkFlags"/> with the transport's flags added (as a non-negative number; the caller keeps its
-    /// flags in a register and stores them once), or <see cref="NotCommon"/>. Inlined into each tier, so the constant
-    /// arguments fold away.
+    /// 290 instructions per bulk packet against 272 without; docs/performance.md, "Parser round 7"). Adds the
+    /// transport's flags to <paramref name="flags"/> (the caller's network flags: it keeps them in a register and stores
+    /// them once) and returns true, or returns false. A bool, not the flags or -1: every return is then a constant, so
+    /// the inlined success path jumps to the caller's success path without a test of the result (with -1 for "not
+    /// common", both paths met at a compare of the flags with -1; docs/performance.md, "Parser round 9"). Inlined into
+    /// each tier, so the constant arguments fold away.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int ReadCommonTransport(ReadOnlySpan<byte> frame, int protocol, int transportStart, int ipLength, int ipHeaderLength,
-        int transportCaptured, uint networkFlags, bool v6, bool takeVxlanPort, bool walkOptions, ParserOptions options, ref PacketLayers layers)
+    private static bool ReadCommonTransport(ReadOnlySpan<byte> frame, int protocol, int transportStart, int ipLength, int ipHeaderLength,
+        int transportCaptured, ref uint flags, bool v6, bool takeVxlanPort, bool walkOptions, ParserOptions options, ref PacketLayers layers)
     {
         // The segment the IP header declares is ipLength - ipHeaderLength, written out where it is used rather than held in
         // a local: the first tier's path through the inlined code then keeps one value fewer live (it was spilled to the
         // stack and read back).
         Debug.Assert(transportCaptured <= ipLength - ipHeaderLength);
         ref byte start = ref MemoryMarshal.GetReference(frame);
-        uint flags = networkFlags;
         // An if chain with TCP first, not a switch: the switch's compares put TCP behind two others (6 instructions, 2 here).
         if (protocol == 6) // TCP
         {
             if (transportCaptured < TcpHeader.Field.FixedLength)
             {
-                return NotCommon;
+                return false;
             }
             int tcp = transportStart;
             // The data offset, the flags and the window.
@@ -488,7 +488,7 @@ public static class PacketParser
             // unsigned compare, as the captured bytes are at most the segment (and at least the fixed header, checked above).
             if ((uint)optionsLength > (uint)(transportCaptured - TcpHeader.Field.FixedLength))
             {
-                return NotCommon;
+                return false;
             }
             // Each pair with one load and one store (PacketLayers declares them for it): the ports (destination,
             // then source), the acknowledgment and sequence numbers, the window and the flags (the data offset
@@ -512,7 +512,7 @@ public static class PacketParser
             {
                 if (!walkOptions)
                 {
-                    return NotCommon;
+                    return false;
                 }
                 flags |= (uint)ReadTcpOptions(frame.Slice(tcp, headerLength), headerLength, ref layers);
             }
@@ -528,7 +528,7 @@ public static class PacketParser
             if (transportCaptured < UdpHeader.Field.HeaderLength || udpLength < UdpHeader.Field.HeaderLength
                 || (!takeVxlanPort && destinationPort == options.VxlanPort && options.VxlanPort != 0))
             {
-                return NotCommon;
+                return false;
             }
             StorePorts(ref start, udp, ref layers);
             layers.UdpLength = (ushort)udpLength;
@@ -544,7 +544,7 @@ public static class PacketParser
             // The captured bytes are at most the segment, so this covers the segment too.
             if (transportCaptured < IcmpHeader.Field.HeaderLength)
             {
-                return NotCommon;
+                return false;
             }
             int icmp = transportStart;
             byte type = Unsafe.Add(ref start, icmp + IcmpHeader.Field.Type);
@@ -560,9 +560,9 @@ public static class PacketParser
         }
         else
         {
-            return NotCommon;
+            return false;
         }
-        return (int)flags;
+        return true;
     }
 
     /// <summary>
@@ -800,9 +800,9 @@ public static class PacketParser
         int transportStart = ip + headerLength;
         int transportCaptured = Math.Min(totalLength, captured) - headerLength;
 
-        int transportFlags = ReadCommonTransport(frame, protocol, transportStart, totalLength, headerLength, transportCaptured, networkFlags: 0,
-            v6: etherType == 0x86DD, takeVxlanPort: true, walkOptions: true, options, ref layers);
-        if (transportFlags == NotCommon)
+        uint transportFlags = 0;
+        if (!ReadCommonTransport(frame, protocol, transportStart, totalLength, headerLength, transportCaptured, ref transportFlags,
+            v6: etherType == 0x86DD, takeVxlanPort: true, walkOptions: true, options, ref layers))
         {
             return NotCommon;
         }
