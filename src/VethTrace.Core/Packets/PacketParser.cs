@@ -513,12 +513,11 @@ public static class PacketParser
             }
             // Each pair with one load and one store (PacketLayers declares them for it): the ports (destination,
             // then source), the acknowledgment and sequence numbers, the window and the flags (the data offset
-            // masked off). The header and options lengths with a store each: joining them took a shift and an or.
+            // masked off), the header and options lengths.
             StorePorts(ref start, tcp, ref layers);
             Unsafe.WriteUnaligned(ref Unsafe.As<uint, byte>(ref layers.TcpAcknowledgment), ReadBigEndian64(ref start, tcp + TcpHeader.Field.Sequence));
             Unsafe.WriteUnaligned(ref Unsafe.As<ushort, byte>(ref layers.TcpWindow), offsetFlagsAndWindow & 0x01FF_FFFF);
-            layers.TcpHeaderLength = (byte)headerLength;
-            layers.TcpOptionsLength = (byte)optionsLength;
+            Unsafe.WriteUnaligned(ref layers.TcpHeaderLength, (ushort)(headerLength | optionsLength << 8));
             // The options are captured whole (checked above). NOP, NOP, Timestamps, the layout of nearly every
             // segment of an established Linux connection (RFC 7323 appendix A), is read here, as ReadTcpOptions
             // reads it, without the call; any other is walked there.
@@ -1480,9 +1479,7 @@ public static class PacketParser
     private static void SetPayloadInRange(ref PacketLayers layers, int offset, int declaredLength, int capturedLength)
     {
         Debug.Assert(declaredLength >= 0 && capturedLength >= 0);
-        // Two stores, as in SetPayloadWithin.
-        layers.PayloadOffset = offset;
-        layers.PayloadLength = declaredLength;
+        StoreTwo(ref layers.PayloadOffset, (uint)offset, (uint)declaredLength, ref layers.PayloadLength);
         layers.CapturedPayloadLength = Math.Min(capturedLength, declaredLength);
     }
 
@@ -1494,10 +1491,7 @@ public static class PacketParser
     private static void SetPayloadWithin(ref PacketLayers layers, int offset, int declaredLength, int capturedLength)
     {
         Debug.Assert(capturedLength >= 0 && capturedLength <= declaredLength);
-        // Two stores, not StoreTwo's one: neither value is a constant, and joining them took a move, a shift and an or
-        // (docs/performance.md, "Parser round 9").
-        layers.PayloadOffset = offset;
-        layers.PayloadLength = declaredLength;
+        StoreTwo(ref layers.PayloadOffset, (uint)offset, (uint)declaredLength, ref layers.PayloadLength);
         layers.CapturedPayloadLength = capturedLength;
     }
 

@@ -72,6 +72,7 @@ public class PacketLayoutTests
         AssertNext(ref l.TcpTsEcr, ref l.TcpTsVal, nameof(l.TcpTsVal));
         AssertNext(ref l.DestinationPort, ref l.SourcePort, nameof(l.SourcePort));
         AssertNext(ref l.TcpWindow, ref l.TcpFlags, nameof(l.TcpFlags));
+        AssertNext(ref l.TcpHeaderLength, ref l.TcpOptionsLength, nameof(l.TcpOptionsLength));
         // One 8-byte run: EtherType, Flags, Layers, IpVersion, then TTL and protocol in the IPv4 header's order.
         AssertNext(ref l.EtherType, ref l.Flags, nameof(l.Flags));
         AssertNext(ref l.Flags, ref l.Layers, nameof(l.Layers));
