@@ -354,10 +354,14 @@ public static class PacketParser
         {
             return false;
         }
-        uint flagsAndOffset = ReadBigEndian16(ref start, ip + Ipv4Header.Field.FlagsAndFragmentOffset);
+        // The flags and fragment offset as the two bytes lie in memory, not byte-swapped (the swap of a 16-bit load cost
+        // one instruction more): the fragment bits (0x3FFF big-endian) are 0xFF3F of the little-endian read, DF (0x4000)
+        // its bit 6.
+        uint flagsAndOffset = Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref start, ip + Ipv4Header.Field.FlagsAndFragmentOffset));
+        Debug.Assert(BitConverter.IsLittleEndian);
         int totalLength = ReadBigEndian16(ref start, ip + Ipv4Header.Field.TotalLength);
         // Not a fragment (MF clear, offset 0), and a length of at least the header (zero is big TCP: the general path).
-        if ((flagsAndOffset & 0x3FFF) != 0 || totalLength < Ipv4Header.Field.FixedLength)
+        if ((flagsAndOffset & 0xFF3F) != 0 || totalLength < Ipv4Header.Field.FixedLength)
         {
             return false;
         }
@@ -378,32 +382,31 @@ public static class PacketParser
         int beyond = totalLength - captured;
         int trailing = beyond >> 31;
         int transportCaptured = captured + (beyond & trailing) - Ipv4Header.Field.FixedLength;
-        // The network layer's flags, made now so that only they stay live, not what they are made of: DF (bit 14 of the
-        // flags and offset, PacketFlags.DontFragment bit 2), IpLengthBeyondCapture (bit 3) from the sign of -beyond and
+        // The network layer's flags, made now so that only they stay live, not what they are made of: DF (bit 6 of the
+        // little-endian flags and offset, PacketFlags.DontFragment bit 2), IpLengthBeyondCapture (bit 3) from the sign of -beyond and
         // TrailingBytes (bit 4) from the sign of beyond.
-        Debug.Assert((int)PacketFlags.DontFragment == 0x4000 >> 12);
+        Debug.Assert((int)PacketFlags.DontFragment == 0x40 >> 4);
         Debug.Assert((int)PacketFlags.IpLengthBeyondCapture == 8 && (int)PacketFlags.TrailingBytes == 16);
-        uint networkFlags = ((flagsAndOffset >> 12) & (uint)PacketFlags.DontFragment) | (uint)(((-beyond >> 31) & 8) | (trailing & 16));
+        uint networkFlags = ((flagsAndOffset >> 4) & (uint)PacketFlags.DontFragment) | (uint)(((-beyond >> 31) & 8) | (trailing & 16));
         byte protocol = Unsafe.Add(ref start, ip + Ipv4Header.Field.Protocol);
 
         ref PacketLayers layers = ref packet.Outer;
         // Only the fields from ColdStart on: every field before it is written below.
         ClearCold(ref layers);
-        int transportFlags = ReadCommonTransport(frame, protocol, transportStart, totalLength, Ipv4Header.Field.FixedLength, transportCaptured,
-            networkFlags, v6: false, takeVxlanPort: false, walkOptions, options, ref layers);
-        if (transportFlags == NotCommon)
+        uint flags = networkFlags;
+        if (!ReadCommonTransport(frame, protocol, transportStart, totalLength, Ipv4Header.Field.FixedLength, transportCaptured,
+            ref flags, v6: false, takeVxlanPort: false, walkOptions, options, ref layers))
         {
             return false;
         }
         TLink.ReadFields(ref start, ref layers);
         layers.SetV4Addresses(ReadBigEndian32(ref start, ip + Ipv4Header.Field.Source), ReadBigEndian32(ref start, ip + Ipv4Header.Field.Destination));
         // Pairs and runs of adjacent fields, one store each (the order of PacketLayers' fields is made for this).
-        StoreTwo(ref layers.LinkType, linkType.Value, (uint)ip, ref layers.NetworkOffset);
-        StoreTwo(ref layers.IpId, ReadBigEndian16(ref start, ip + Ipv4Header.Field.Identification), Ipv4Header.Field.FixedLength, ref layers.IpHeaderLength);
-        StoreTwo(ref layers.IpTotalLength, (uint)totalLength, (uint)transportStart, ref layers.TransportOffset);
+        StoreFour(ref layers.LinkType, linkType.Value, (uint)ip, Ipv4Header.Field.FixedLength, (uint)transportStart, ref layers.TransportOffset);
+        layers.IpId = ReadBigEndian16(ref start, ip + Ipv4Header.Field.Identification);
+        layers.IpTotalLength = totalLength;
         // The network layer's flags and the transport's, as a uint, not a PacketFlags (a ushort): a 32-bit value needs no
         // zero-extension before the shift below.
-        uint flags = (uint)transportFlags;
         Debug.Assert(flags <= ushort.MaxValue);
         // EtherType, Flags, Layers, IpVersion, then TTL and protocol as the header has them (byte 8, then 9).
         Debug.Assert(Unsafe.ByteOffset(ref Unsafe.As<EtherType, byte>(ref layers.EtherType), ref Unsafe.As<IpProtocol, byte>(ref layers.Protocol)) == 7);
@@ -435,16 +438,33 @@ public static class PacketParser
     }
 
     /// <summary>
+    /// Stores four adjacent 4-byte fields, <paramref name="first"/> to <paramref name="fourth"/>, with one 16-byte store
+    /// (a constant one when the four values are: the first tier's link type and offsets). PacketLayoutTests check the
+    /// run this is used for; <paramref name="fourth"/> is only there to say which fields are written.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreFour<TFirst, TFourth>(ref TFirst first, uint a, uint b, uint c, uint d, ref TFourth fourth)
+        where TFirst : unmanaged
+        where TFourth : unmanaged
+    {
+        Debug.Assert(Unsafe.SizeOf<TFirst>() == 4 && Unsafe.SizeOf<TFourth>() == 4
+            && Unsafe.ByteOffset(ref Unsafe.As<TFirst, byte>(ref first), ref Unsafe.As<TFourth, byte>(ref fourth)) == 12);
+        Vector128.Create(a, b, c, d).AsByte().StoreUnsafe(ref Unsafe.As<TFirst, byte>(ref first));
+    }
+
+    /// <summary>
     /// The end of a parse that went through: <see cref="ParseLayer.Payload"/>, <see cref="ParseOutcome.Complete"/>, no tunnel
-    /// (<see cref="ParsedPacket.TunnelDepth"/> and <see cref="ParsedPacket.Vni"/> 0), nothing required, in two 8-byte
-    /// stores (the fields are declared in this order for it), and the captured length.
+    /// (<see cref="ParsedPacket.TunnelDepth"/> and <see cref="ParsedPacket.Vni"/> 0), nothing required, in one 16-byte
+    /// store of a constant (the fields are declared in this order for it), and the captured length.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void SetCompleteWithoutTunnel(ref ParsedPacket packet, int capturedLength)
     {
         Debug.Assert(Unsafe.ByteOffset(ref Unsafe.As<ParseLayer, byte>(ref packet.StoppedAt), ref Unsafe.As<uint, byte>(ref packet.Vni)) == 4);
-        Unsafe.WriteUnaligned(ref Unsafe.As<ParseLayer, byte>(ref packet.StoppedAt), (ulong)ParseLayer.Payload | (ulong)ParseOutcome.Complete << 8);
-        StoreTwo(ref packet.Required, 0, 0, ref packet.Available);
+        Debug.Assert(Unsafe.ByteOffset(ref Unsafe.As<ParseLayer, byte>(ref packet.StoppedAt), ref Unsafe.As<int, byte>(ref packet.Available)) == 12);
+        // StoppedAt, Outcome, TunnelDepth and Vni, then Required and Available: 16 bytes of a constant, one store.
+        Vector128.Create((ulong)ParseLayer.Payload | (ulong)ParseOutcome.Complete << 8, 0UL).AsByte()
+            .StoreUnsafe(ref Unsafe.As<ParseLayer, byte>(ref packet.StoppedAt));
         packet.CapturedLength = capturedLength;
     }
 
@@ -457,27 +477,28 @@ public static class PacketParser
     /// the payload). TCP options other than none or NOP, NOP, Timestamps are not common unless <paramref name="walkOptions"/>:
     /// the instance inlined into the caller's loop leaves them to an out-of-line one, so that the call that walks them is
     /// not in the loop (with it there, the loop kept more values across it, in callee-saved registers and on the stack:
-    /// 290 instructions per bulk packet against 272 without; docs/performance.md, "Parser round 7"). Returns
-    /// <paramref name="networkFlags"/> with the transport's flags added (as a non-negative number; the caller keeps its
-    /// flags in a register and stores them once), or <see cref="NotCommon"/>. Inlined into each tier, so the constant
-    /// arguments fold away.
+    /// 290 instructions per bulk packet against 272 without; docs/performance.md, "Parser round 7"). Adds the
+    /// transport's flags to <paramref name="flags"/> (the caller's network flags: it keeps them in a register and stores
+    /// them once) and returns true, or returns false. A bool, not the flags or -1: every return is then a constant, so
+    /// the inlined success path jumps to the caller's success path without a test of the result (with -1 for "not
+    /// common", both paths met at a compare of the flags with -1; docs/performance.md, "Parser round 9"). Inlined into
+    /// each tier, so the constant arguments fold away.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int ReadCommonTransport(ReadOnlySpan<byte> frame, int protocol, int transportStart, int ipLength, int ipHeaderLength,
-        int transportCaptured, uint networkFlags, bool v6, bool takeVxlanPort, bool walkOptions, ParserOptions options, ref PacketLayers layers)
+    private static bool ReadCommonTransport(ReadOnlySpan<byte> frame, int protocol, int transportStart, int ipLength, int ipHeaderLength,
+        int transportCaptured, ref uint flags, bool v6, bool takeVxlanPort, bool walkOptions, ParserOptions options, ref PacketLayers layers)
     {
         // The segment the IP header declares is ipLength - ipHeaderLength, written out where it is used rather than held in
         // a local: the first tier's path through the inlined code then keeps one value fewer live (it was spilled to the
         // stack and read back).
         Debug.Assert(transportCaptured <= ipLength - ipHeaderLength);
         ref byte start = ref MemoryMarshal.GetReference(frame);
-        uint flags = networkFlags;
         // An if chain with TCP first, not a switch: the switch's compares put TCP behind two others (6 instructions, 2 here).
         if (protocol == 6) // TCP
         {
             if (transportCaptured < TcpHeader.Field.FixedLength)
             {
-                return NotCommon;
+                return false;
             }
             int tcp = transportStart;
             // The data offset, the flags and the window.
@@ -488,7 +509,7 @@ public static class PacketParser
             // unsigned compare, as the captured bytes are at most the segment (and at least the fixed header, checked above).
             if ((uint)optionsLength > (uint)(transportCaptured - TcpHeader.Field.FixedLength))
             {
-                return NotCommon;
+                return false;
             }
             // Each pair with one load and one store (PacketLayers declares them for it): the ports (destination,
             // then source), the acknowledgment and sequence numbers, the window and the flags (the data offset
@@ -512,7 +533,7 @@ public static class PacketParser
             {
                 if (!walkOptions)
                 {
-                    return NotCommon;
+                    return false;
                 }
                 flags |= (uint)ReadTcpOptions(frame.Slice(tcp, headerLength), headerLength, ref layers);
             }
@@ -528,7 +549,7 @@ public static class PacketParser
             if (transportCaptured < UdpHeader.Field.HeaderLength || udpLength < UdpHeader.Field.HeaderLength
                 || (!takeVxlanPort && destinationPort == options.VxlanPort && options.VxlanPort != 0))
             {
-                return NotCommon;
+                return false;
             }
             StorePorts(ref start, udp, ref layers);
             layers.UdpLength = (ushort)udpLength;
@@ -544,7 +565,7 @@ public static class PacketParser
             // The captured bytes are at most the segment, so this covers the segment too.
             if (transportCaptured < IcmpHeader.Field.HeaderLength)
             {
-                return NotCommon;
+                return false;
             }
             int icmp = transportStart;
             byte type = Unsafe.Add(ref start, icmp + IcmpHeader.Field.Type);
@@ -560,9 +581,9 @@ public static class PacketParser
         }
         else
         {
-            return NotCommon;
+            return false;
         }
-        return (int)flags;
+        return true;
     }
 
     /// <summary>
@@ -800,9 +821,9 @@ public static class PacketParser
         int transportStart = ip + headerLength;
         int transportCaptured = Math.Min(totalLength, captured) - headerLength;
 
-        int transportFlags = ReadCommonTransport(frame, protocol, transportStart, totalLength, headerLength, transportCaptured, networkFlags: 0,
-            v6: etherType == 0x86DD, takeVxlanPort: true, walkOptions: true, options, ref layers);
-        if (transportFlags == NotCommon)
+        uint transportFlags = 0;
+        if (!ReadCommonTransport(frame, protocol, transportStart, totalLength, headerLength, transportCaptured, ref transportFlags,
+            v6: etherType == 0x86DD, takeVxlanPort: true, walkOptions: true, options, ref layers))
         {
             return NotCommon;
         }

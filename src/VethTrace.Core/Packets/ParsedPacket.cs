@@ -118,18 +118,21 @@ public struct PacketLayers
     public ulong DestinationLow;
     /// <summary>The high 64 bits of <see cref="Destination"/> (0 for IPv4).</summary>
     public ulong DestinationHigh;
+    // The four fields that are constants for a link type's IPv4 without options (the link type, where the network and
+    // transport headers start, the IP header's length), in one 16-byte block: the first tier writes them with one
+    // store of a constant (docs/performance.md, "Parser round 9").
     public LinkType LinkType;
     public int NetworkOffset;
-    /// <summary>IPv4 identification, or the identification of an IPv6 fragment header.</summary>
-    public uint IpId;
     /// <summary>IPv4 header with options, or IPv6 header with all extension headers.</summary>
     public int IpHeaderLength;
+    public int TransportOffset;
+    /// <summary>IPv4 identification, or the identification of an IPv6 fragment header.</summary>
+    public uint IpId;
     /// <summary>
     /// The IP packet's length as declared (IPv6: 40 + payload length), or the frame's from the network header on when the
     /// field was zero (<see cref="PacketFlags.IpLengthFromCapture"/>).
     /// </summary>
     public int IpTotalLength;
-    public int TransportOffset;
     public int PayloadOffset;
     /// <summary>
     /// The payload length the headers declare: TCP data, the ICMP body, a fragment's data, or UDP data (on a first

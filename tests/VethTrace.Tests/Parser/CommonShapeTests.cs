@@ -169,6 +169,45 @@ public class CommonShapeTests
         Assert.True(inlinedTaken >= 20, $"the inlined tier took only {inlinedTaken} frames");
     }
 
+    /// <summary>
+    /// The inlined first tier reads the IPv4 flags and fragment offset without byte-swapping them (the fragment mask is
+    /// 0xFF3F and DF bit 6 of the little-endian value): each of the 16 bits alone, and DF with each of the others, gives
+    /// every field the general parser gives, the inlined tier takes exactly the frames that are not fragments (the
+    /// reserved bit and DF alone), and DontFragment is DF's bit.
+    /// </summary>
+    [Fact]
+    public void EthernetIpv4Tcp_EachFlagsAndOffsetBit_SameAsGeneralParser()
+    {
+        byte[] whole = SamplePackets.Get("eth-ipv4-tcp-data").Frame;
+        int taken = 0;
+        for (int bit = -1; bit < 16; bit++)
+        {
+            foreach (int extra in new[] { 0, 0x4000 })
+            {
+                int value = (bit < 0 ? 0 : 1 << bit) | extra;
+                byte[] frame = (byte[])whole.Clone();
+                frame[20] = (byte)(value >> 8);
+                frame[21] = (byte)value;
+                string what = $"flags and offset 0x{value:X4}";
+                Check(frame, LinkType.Ethernet, ParserOptions.Default, what, frame.Length);
+                ParsedPacket general = default;
+                PacketParser.ParseGeneral(frame, LinkType.Ethernet, ParserOptions.Default, frame.Length, ref general);
+                ParsedPacket inlined = default;
+                bool inlinedTook = PacketParser.TryParseFirstTier(frame, LinkType.Ethernet, ParserOptions.Default, frame.Length, inlinedOnly: true, ref inlined);
+                Assert.True(inlinedTook == ((value & 0x3FFF) == 0), $"{what}: inlined tier took it: {inlinedTook}");
+                if (inlinedTook)
+                {
+                    taken++;
+                    ParsedPacketAssert.Same(general, inlined, what);
+                    Assert.Equal((value & 0x4000) != 0, (inlined.Outer.Flags & PacketFlags.DontFragment) != 0);
+                    Assert.Equal(0, (int)(inlined.Outer.Flags & (PacketFlags.Fragment | PacketFlags.MoreFragments)));
+                }
+            }
+        }
+        // No bit and DF (twice each: as the bit and as the extra), the reserved bit alone and with DF.
+        Assert.Equal(6, taken);
+    }
+
     /// <summary>Compares Parse (over a variable full of garbage) with the general parser (over a zeroed one); 1 when the fast path took the frame.</summary>
     private static int Check(ReadOnlySpan<byte> frame, LinkType linkType, ParserOptions options, string what, int originalLength = 0)
     {

@@ -60,10 +60,12 @@ public class PacketLayoutTests
         AssertNext(ref l.SourceLow, ref l.SourceHigh, nameof(l.SourceHigh));
         AssertNext(ref l.SourceHigh, ref l.DestinationLow, nameof(l.DestinationLow));
         AssertNext(ref l.DestinationLow, ref l.DestinationHigh, nameof(l.DestinationHigh));
-        // Pairs of 4-byte fields, each written with one 8-byte store.
+        // The four 4-byte fields that are constants for IPv4 without options after a given link header, one 16-byte
+        // store of a constant in the first tier: the link type, the network offset, the IP header length, the transport offset.
         AssertNext(ref l.LinkType, ref l.NetworkOffset, nameof(l.NetworkOffset));
-        AssertNext(ref l.IpId, ref l.IpHeaderLength, nameof(l.IpHeaderLength));
-        AssertNext(ref l.IpTotalLength, ref l.TransportOffset, nameof(l.TransportOffset));
+        AssertNext(ref l.NetworkOffset, ref l.IpHeaderLength, nameof(l.IpHeaderLength));
+        AssertNext(ref l.IpHeaderLength, ref l.TransportOffset, nameof(l.TransportOffset));
+        // Pairs of 4-byte fields, each written with one 8-byte store.
         AssertNext(ref l.PayloadOffset, ref l.PayloadLength, nameof(l.PayloadLength));
         // Big-endian reads of two header fields, stored little-endian: the field later in the header comes first.
         AssertNext(ref l.TcpAcknowledgment, ref l.TcpSequence, nameof(l.TcpSequence));
@@ -88,6 +90,8 @@ public class PacketLayoutTests
         AssertNext(ref p.Outcome, ref p.TunnelDepth, nameof(p.TunnelDepth));
         Assert.Equal(4, (int)Unsafe.ByteOffset(ref Unsafe.As<ParseLayer, byte>(ref p.StoppedAt), ref Unsafe.As<uint, byte>(ref p.Vni)));
         AssertNext(ref p.Required, ref p.Available, nameof(p.Available));
+        // StoppedAt through Available: 16 bytes, one store of a constant on the first tier's success path.
+        Assert.Equal(8, (int)Unsafe.ByteOffset(ref Unsafe.As<ParseLayer, byte>(ref p.StoppedAt), ref Unsafe.As<int, byte>(ref p.Required)));
     }
 
     private static void AssertNext<TFirst, TSecond>(ref TFirst first, ref TSecond second, string name)
