@@ -213,6 +213,8 @@ public static class WholeHostFollow
         private readonly ContainerOwners _owners = new();
         private readonly Dictionary<int, (string Name, InterfaceRole Role, string? Container)> _attached = [];
         private readonly Dictionary<int, DateTime> _pending = [];
+        /// <summary>Selective runs: veths not named yet, since when (they may be a target's: held, not declined, for <see cref="OwnerWait"/>).</summary>
+        private readonly Dictionary<int, DateTime> _unnamed = [];
         private readonly List<string> _events = [];
         private readonly Stopwatch _clock = new();
         private HostRecording? _recording;
@@ -389,13 +391,34 @@ public static class WholeHostFollow
             var present = new HashSet<int>();
             var selectedBridges = new HashSet<string>(StringComparer.Ordinal);
             var veths = new List<(HostLink Link, VethContainer? Owner)>();
+            // Selective runs: veths not named yet and younger than OwnerWait, and the bridges they are on, are left undecided
+            // (the capture holds their packets): a target's container sends its first packets before its engine names it.
+            var undecided = new HashSet<int>();
+            var undecidedBridges = new HashSet<string>(StringComparer.Ordinal);
             foreach (HostLink link in wanted.Where(l => l.Role == InterfaceRole.Veth))
             {
                 VethContainer? owner = watch.OwnerOf(link.Index);
                 if (settings.Selective && (owner is null || !Selected(owner)))
                 {
+                    if (owner is null && !initial)
+                    {
+                        if (!_unnamed.TryGetValue(link.Index, out DateTime first))
+                        {
+                            _unnamed[link.Index] = first = DateTime.UtcNow;
+                            watch.RequestLookup(link.Index);
+                        }
+                        if (DateTime.UtcNow - first < OwnerWait)
+                        {
+                            undecided.Add(link.Index);
+                            if (link.Master is { } master)
+                            {
+                                undecidedBridges.Add(master);
+                            }
+                        }
+                    }
                     continue;
                 }
+                _unnamed.Remove(link.Index);
                 veths.Add((link, owner));
                 if (link.Master is { } bridge)
                 {
@@ -470,13 +493,19 @@ public static class WholeHostFollow
             // Links announced to the capture and looked at here, but not attached and not waiting for their name (another
             // container's, in a selective run): what it holds of them is let go. One announced after the look above is
             // left to the next.
-            var looked = wanted.Select(l => l.Index).ToHashSet();
+            var looked = wanted.Where(l => !undecided.Contains(l.Index) && !(l.Role == InterfaceRole.Bridge && undecidedBridges.Contains(l.Name)))
+                .Select(l => l.Index).ToHashSet();
             foreach (int index in capture.ExpectedIndexes())
             {
                 if (looked.Contains(index) && !capture.IsAttached(index) && !_pending.ContainsKey(index))
                 {
                     capture.Decline(index);
                 }
+            }
+            var wantedIndexes = wanted.Select(l => l.Index).ToHashSet();
+            foreach (int index in _unnamed.Keys.Where(i => !wantedIndexes.Contains(i)).ToList())
+            {
+                _unnamed.Remove(index);
             }
             UpdateSelection();
         }

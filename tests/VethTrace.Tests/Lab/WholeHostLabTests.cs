@@ -142,6 +142,45 @@ public sealed class WholeHostLabTests
     }
 
     [Fact]
+    public async Task FollowNetwork_ContainerStartedDuringTheRun_ItsFirstPingBeforeItWasNamedIsTraced()
+    {
+        // A selective run (--network, several targets) attaches a new veth only once its engine names the container (the
+        // name decides whether it is selected), and the container's first ping, sent as its process starts, comes before
+        // that: the veth (and its bridge) are left undecided for up to 0.8 s, their packets held, and traced once attached.
+        var lab = LabEnvironment.Load();
+        const string network = "host16-net", name = "host16-member";
+        LabEnvironment.TryRun("docker", "rm", "-f", name);
+        LabEnvironment.TryRun("docker", "network", "rm", network);
+        try
+        {
+            LabEnvironment.Run("docker", "network", "create", "--subnet", "10.216.16.0/24", network);
+            var output = new TimedWriter();
+            var error = new StringWriter();
+            var follow = Task.Run(() => VethTraceCommand.Run(
+                ["follow", "--network", network, "--egress", lab["EGRESS_IF"], "--duration", "9s", "--format", "json", "--filter", Marked], output, error));
+            Assert.True(output.WaitFor("\"type\":\"start\"", TimeSpan.FromSeconds(20)), $"follow did not start: {error}");
+            LabEnvironment.Run("docker", "run", "-d", "--name", name, "--network", network, lab["IMAGE"], "sh", "-c",
+                $"ping -c 1 -s 321 -W 2 {lab["UPSTREAM_IP"]} >/dev/null; sleep 1; ping -c 4 -i 0.2 -s 321 -W 2 {lab["UPSTREAM_IP"]} >/dev/null; sleep 120");
+            ExitCode code = await follow.WaitAsync(TimeSpan.FromSeconds(40));
+            Assert.True(code == ExitCode.Success, $"exit {code}: {error}");
+            var records = Records(output.ToString());
+
+            Assert.Contains(records, r => Type(r) == "event" && r.GetProperty("event").GetString() == "attached" && Text(r, "container") == name);
+            var container = Assert.Single(records, r => Type(r) == "container" && r.GetProperty("name").GetString() == name);
+            Assert.Equal(5, container.GetProperty("packets_out").GetInt64());
+            Assert.Equal(5, container.GetProperty("packets_in").GetInt64());
+            var any = Assert.Single(records, r => Type(r) == "capture" && r.GetProperty("interface").GetString() == "any");
+            Assert.True(any.GetProperty("held_then_traced").GetInt64() > 0, any.ToString());
+            Assert.Equal(0, any.GetProperty("late_packets").GetInt64());
+        }
+        finally
+        {
+            LabEnvironment.TryRun("docker", "rm", "-f", name);
+            LabEnvironment.TryRun("docker", "network", "rm", network);
+        }
+    }
+
+    [Fact]
     public async Task FollowSeveralTargetsAndNetwork_SelectOnlyThoseContainers()
     {
         var lab = LabEnvironment.Load();
