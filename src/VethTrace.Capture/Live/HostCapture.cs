@@ -294,7 +294,8 @@ public sealed class HostCapture : IDisposable
         _session.Interfaces.Replace(id, name, role, RoleSource.Topology);
     }
 
-    /// <summary>The map's slot for an ifindex: interface id + 1, <see cref="Expected"/>, or 0.</summary>
+    /// <summary>The map's slot for an ifindex: interface id + 1, <see cref="Expected"/>, or 0 (every packet: inlined).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private int Slot(int ifindex)
     {
         int[] flat = _flat;
@@ -405,8 +406,7 @@ public sealed class HostCapture : IDisposable
             return;
         }
         int ifindex = (int)BinaryPrimitives.ReadUInt32BigEndian(data.Slice(Sll2InterfaceIndex, 4));
-        int[] flat = _flat;
-        int slot = (uint)ifindex < (uint)flat.Length ? flat[ifindex] : ifindex >= FlatIndexes ? _high.GetValueOrDefault(ifindex) : 0;
+        int slot = Slot(ifindex);
         if (slot <= 0)
         {
             if (slot == 0 || !Hold(ifindex, data, ns, originalLength))

@@ -402,12 +402,7 @@ public static class WholeHostFollow
                 {
                     if (owner is null && !initial)
                     {
-                        if (!_unnamed.TryGetValue(link.Index, out DateTime first))
-                        {
-                            _unnamed[link.Index] = first = DateTime.UtcNow;
-                            watch.RequestLookup(link.Index);
-                        }
-                        if (DateTime.UtcNow - first < OwnerWait)
+                        if (DateTime.UtcNow - AwaitingName(_unnamed, link.Index) < OwnerWait)
                         {
                             undecided.Add(link.Index);
                             if (link.Master is { } master)
@@ -441,11 +436,7 @@ public static class WholeHostFollow
                 if (owner is null && !capture.IsAttached(link.Index))
                 {
                     // A veth seen before its container's start event: ask, and wait a little for the name.
-                    if (!_pending.TryGetValue(link.Index, out DateTime first))
-                    {
-                        _pending[link.Index] = first = DateTime.UtcNow;
-                        watch.RequestLookup(link.Index);
-                    }
+                    DateTime first = AwaitingName(_pending, link.Index);
                     if (!initial && DateTime.UtcNow - first < OwnerWait)
                     {
                         if (!settings.Selective && _recording is null)
@@ -508,6 +499,17 @@ public static class WholeHostFollow
                 _unnamed.Remove(index);
             }
             UpdateSelection();
+        }
+
+        /// <summary>When a veth without a name was first seen (now, the first time: its container is then asked for).</summary>
+        private DateTime AwaitingName(Dictionary<int, DateTime> since, int index)
+        {
+            if (!since.TryGetValue(index, out DateTime first))
+            {
+                since[index] = first = DateTime.UtcNow;
+                watch.RequestLookup(index);
+            }
+            return first;
         }
 
         private bool Selected(VethContainer owner)

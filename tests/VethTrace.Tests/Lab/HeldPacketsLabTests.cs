@@ -72,6 +72,22 @@ public sealed class HeldPacketsLabTests : IDisposable
         return done();
     }
 
+    /// <summary>
+    /// Starts the capture with the pair's host end expected, sends the three pings and waits until the capture thread
+    /// holds their six packets (the pump going on meanwhile: the clock must wait for what is held, or the orderer would
+    /// let go past it). Returns the host end's ifindex.
+    /// </summary>
+    private static int StartExpectedAndHoldSix(HostCapture capture)
+    {
+        int ifindex = IndexOf(Host);
+        capture.Start();
+        Assert.True(capture.Expect(ifindex));
+        Assert.True(capture.IsExpected(ifindex));
+        Ping();
+        Assert.True(PumpUntil(capture, () => capture.HeldNow >= 6, TimeSpan.FromSeconds(5)), $"{capture.HeldNow} held");
+        return ifindex;
+    }
+
     private static (HostCapture Capture, TraceSession Session) Open()
     {
         var session = new TraceSession(new TraceSessionOptions());
@@ -85,13 +101,7 @@ public sealed class HeldPacketsLabTests : IDisposable
         var (capture, session) = Open();
         using (capture)
         {
-            int ifindex = IndexOf(Host);
-            capture.Start();
-            Assert.True(capture.Expect(ifindex));
-            Assert.True(capture.IsExpected(ifindex));
-            Ping();
-            // The pump goes on meanwhile: the clock must wait for what is held, or the orderer would let go past it.
-            Assert.True(PumpUntil(capture, () => capture.HeldNow >= 6, TimeSpan.FromSeconds(5)), $"{capture.HeldNow} held");
+            int ifindex = StartExpectedAndHoldSix(capture);
             PumpFor(capture, TimeSpan.FromSeconds(0.5));
             int? id = capture.Attach(ifindex, Host, InterfaceRole.Veth, out _);
             PumpFor(capture, TimeSpan.FromSeconds(0.5));
@@ -141,11 +151,7 @@ public sealed class HeldPacketsLabTests : IDisposable
         capture.Sink = sink;
         using (capture)
         {
-            int ifindex = IndexOf(Host);
-            capture.Start();
-            capture.Expect(ifindex);
-            Ping();
-            Assert.True(PumpUntil(capture, () => capture.HeldNow >= 6, TimeSpan.FromSeconds(5)), $"{capture.HeldNow} held");
+            int ifindex = StartExpectedAndHoldSix(capture);
             Assert.Empty(sink.Written);
             int? id = capture.Attach(ifindex, Host, InterfaceRole.Veth, declared => { Thread.Sleep(200); sink.Declared = declared; }, out _);
             Assert.True(PumpUntil(capture, () => sink.Written.Count >= 6, TimeSpan.FromSeconds(5)), $"{sink.Written.Count} written");
@@ -190,11 +196,7 @@ public sealed class HeldPacketsLabTests : IDisposable
         var (capture, session) = Open();
         using (capture)
         {
-            int ifindex = IndexOf(Host);
-            capture.Start();
-            capture.Expect(ifindex);
-            Ping();
-            Assert.True(PumpUntil(capture, () => capture.HeldNow >= 6, TimeSpan.FromSeconds(5)), $"{capture.HeldNow} held");
+            int ifindex = StartExpectedAndHoldSix(capture);
             long otherBefore = capture.OtherPackets;
             capture.Decline(ifindex);
             Assert.False(capture.IsExpected(ifindex));
@@ -217,12 +219,8 @@ public sealed class HeldPacketsLabTests : IDisposable
         var (capture, session) = Open();
         using (capture)
         {
-            int ifindex = IndexOf(Host);
-            capture.Start();
-            capture.Expect(ifindex);
-            Ping();
+            int ifindex = StartExpectedAndHoldSix(capture);
             // Held for HoldNs (2 s) by the capture's clock, which quiet polls move on (every 0.1 s).
-            Assert.True(PumpUntil(capture, () => capture.HeldNow >= 6, TimeSpan.FromSeconds(5)), $"{capture.HeldNow} held");
             Assert.Equal(0, capture.HeldDropped);
             Assert.True(PumpUntil(capture, () => capture.HeldDropped >= 6, TimeSpan.FromSeconds(6)), $"{capture.HeldDropped} let go");
             Assert.Equal(6, capture.HeldDropped);
